@@ -1,0 +1,270 @@
+//! The check-in and connect endpoints' use-cases.
+
+use crate::identity::Evidence;
+use crate::ports::{
+    AuthenticateRecord, InventoryFields, InventoryKind, ResultOutcome, TokenUpdateRecord,
+};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
+use mamori_protocol::checkin::{CheckinMessage, Ident};
+use mamori_protocol::connect::{CommandStatus, ConnectRequest};
+
+/// An answer to a device: HTTP 200 with this body (empty means "nothing").
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DeviceReply {
+    /// Response body (an XML plist, or empty).
+    pub body: Vec<u8>,
+}
+
+impl Services {
+    /// Handles one check-in message.
+    pub async fn checkin(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let msg = mamori_protocol::checkin::parse_checkin(body).map_err(|e| {
+            tracing::warn!(reason = %e, "check-in message refused");
+            CoreError::BadRequest(format!("invalid check-in message: {e}"))
+        })?;
+        let (cert, _) = self.device_certificate(ev, body).await?;
+        let now = self.clock.now();
+        match msg {
+            CheckinMessage::Authenticate {
+                udid,
+                enrollment_id,
+                topic,
+                serial_number,
+                model,
+                model_name,
+                device_name,
+                os_version,
+                build_version,
+                product_name,
+                ..
+            } => {
+                let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
+                Self::authorize_device(&cert, &key, true)?;
+                let rec = AuthenticateRecord {
+                    device: key.clone(),
+                    enrollment_id,
+                    topic,
+                    fields: InventoryFields {
+                        serial_number,
+                        model,
+                        model_name,
+                        product_name,
+                        device_name,
+                        os_version,
+                        build_version,
+                    },
+                    now,
+                };
+                self.store.authenticate(&rec).await?;
+                if cert.device.is_none() {
+                    self.store.bind_certificate(&cert.fingerprint, &key).await?;
+                }
+                tracing::info!(device = %key, "device authenticated");
+                Ok(DeviceReply::default())
+            }
+            CheckinMessage::TokenUpdate {
+                ident,
+                topic,
+                token,
+                push_magic,
+                unlock_token,
+                ..
+            } => {
+                let key = device_key(&ident)?;
+                Self::authorize_device(&cert, &key, false)?;
+                let sealed_unlock = match &unlock_token {
+                    Some(tok) => Some(
+                        self.pki
+                            .secret_box
+                            .seal(tok, Some(key.as_str().as_bytes()))
+                            .map_err(|e| CoreError::Internal(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let rec = TokenUpdateRecord {
+                    device: key.clone(),
+                    user_id: ident.user_id.clone(),
+                    push_token: token,
+                    push_magic,
+                    topic,
+                    sealed_unlock_token: sealed_unlock,
+                    now,
+                };
+                if !self.store.token_update(&rec).await? {
+                    tracing::warn!(device = %key, "TokenUpdate for a device that is not enrolled");
+                    return Err(CoreError::Forbidden("device is not enrolled".into()));
+                }
+                tracing::info!(device = %key, user_channel = ident.user_id.is_some(), "token update");
+                Ok(DeviceReply::default())
+            }
+            CheckinMessage::CheckOut { ident, .. } => {
+                let key = device_key(&ident)?;
+                Self::authorize_device(&cert, &key, false)?;
+                if ident.user_id.is_some() {
+                    tracing::info!(device = %key, "user channel checked out");
+                    return Ok(DeviceReply::default());
+                }
+                self.store.check_out(&key, now).await?;
+                let revoked = self.store.revoke_device_certificates(&key, now).await?;
+                tracing::info!(device = %key, revoked, "device checked out");
+                Ok(DeviceReply::default())
+            }
+            CheckinMessage::UserAuthenticate { ident, .. } => {
+                let key = device_key(&ident)?;
+                Self::authorize_device(&cert, &key, false)?;
+                // An empty DigestChallenge tells the device no AuthToken is
+                // needed for this user (Apple: User Authenticate).
+                Ok(DeviceReply {
+                    body: plist_dict(&[("DigestChallenge", "")])?,
+                })
+            }
+            other => {
+                if let Some(ident) = other.ident() {
+                    let key = device_key(ident)?;
+                    Self::authorize_device(&cert, &key, false)?;
+                }
+                let kind = other.message_type();
+                tracing::warn!(message_type = %kind, "unsupported check-in message type");
+                Err(CoreError::BadRequest(format!(
+                    "unsupported check-in message type {kind}"
+                )))
+            }
+        }
+    }
+
+    /// Handles one connect request: records the result it carries and
+    /// returns the next command, if any.
+    pub async fn connect(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let req = mamori_protocol::connect::parse_connect(body).map_err(|e| {
+            tracing::warn!(reason = %e, "connect request refused");
+            CoreError::BadRequest(format!("invalid connect request: {e}"))
+        })?;
+        let (cert, _) = self.device_certificate(ev, body).await?;
+        let key = device_key(&req.ident)?;
+        Self::authorize_device(&cert, &key, false)?;
+        let now = self.clock.now();
+        match self.store.device(&key).await? {
+            Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
+            _ => {
+                tracing::warn!(device = %key, "connect from a device that is not enrolled");
+                return Err(CoreError::Forbidden("device is not enrolled".into()));
+            }
+        }
+        if req.ident.user_id.is_some() {
+            // The user channel has no queue of its own yet: nothing to send.
+            self.store.touch(&key, now).await?;
+            return Ok(DeviceReply::default());
+        }
+        if req.status != CommandStatus::Idle {
+            self.record_result(&key, &req).await?;
+        }
+        self.store.touch(&key, now).await?;
+        let include_not_now = req.status == CommandStatus::Idle;
+        match self.store.next_command(&key, include_not_now, now).await? {
+            Some(cmd) => {
+                tracing::debug!(device = %key, command = %cmd.command_uuid, "command delivered");
+                Ok(DeviceReply { body: cmd.payload })
+            }
+            None => Ok(DeviceReply::default()),
+        }
+    }
+
+    async fn record_result(&self, key: &DeviceKey, req: &ConnectRequest) -> CoreResult<()> {
+        let Some(uuid) = &req.command_uuid else {
+            return Err(CoreError::BadRequest("CommandUUID missing".into()));
+        };
+        let uuid = CommandUuid::parse(uuid)
+            .map_err(|e| CoreError::BadRequest(format!("invalid CommandUUID: {e}")))?;
+        let state = match req.status {
+            CommandStatus::Acknowledged => CommandState::Acknowledged,
+            CommandStatus::Error => CommandState::Error,
+            CommandStatus::CommandFormatError => CommandState::CommandFormatError,
+            CommandStatus::NotNow => CommandState::NotNow,
+            CommandStatus::Idle => return Ok(()),
+        };
+        let now = self.clock.now();
+        let outcome = self
+            .store
+            .record_result(
+                key,
+                &uuid,
+                state,
+                &req.result,
+                req.error_chain.as_ref(),
+                now,
+            )
+            .await?;
+        match outcome {
+            ResultOutcome::Recorded { request_type } => {
+                if state == CommandState::Acknowledged {
+                    self.update_inventory(key, &request_type, &req.result)
+                        .await?;
+                }
+                tracing::info!(device = %key, command = %uuid, status = state.as_str(), "command result");
+            }
+            ResultOutcome::UnknownCommand => {
+                tracing::warn!(device = %key, command = %uuid, "result for a command this device was not given");
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_inventory(
+        &self,
+        key: &DeviceKey,
+        request_type: &str,
+        result: &serde_json::Value,
+    ) -> CoreResult<()> {
+        let (kind, raw) = match request_type {
+            "DeviceInformation" => (
+                InventoryKind::DeviceInformation,
+                result.get("QueryResponses"),
+            ),
+            "SecurityInfo" => (InventoryKind::SecurityInfo, result.get("SecurityInfo")),
+            _ => return Ok(()),
+        };
+        let Some(raw) = raw.filter(|v| v.is_object()) else {
+            tracing::warn!(device = %key, request_type, "inventory result without its dictionary; kept the last good one");
+            return Ok(());
+        };
+        let s = |k: &str| raw.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let fields = if kind == InventoryKind::DeviceInformation {
+            InventoryFields {
+                serial_number: s("SerialNumber"),
+                model: s("Model"),
+                model_name: s("ModelName"),
+                product_name: s("ProductName"),
+                device_name: s("DeviceName"),
+                os_version: s("OSVersion"),
+                build_version: s("BuildVersion"),
+            }
+        } else {
+            InventoryFields::default()
+        };
+        self.store.set_inventory(key, kind, raw, &fields).await?;
+        Ok(())
+    }
+}
+
+fn device_key(ident: &Ident) -> CoreResult<DeviceKey> {
+    device_key_of(ident.udid.as_deref(), ident.enrollment_id.as_deref())
+}
+
+fn device_key_of(udid: Option<&str>, enrollment_id: Option<&str>) -> CoreResult<DeviceKey> {
+    let raw = udid.or(enrollment_id).ok_or_else(|| {
+        CoreError::BadRequest("message names neither UDID nor EnrollmentID".into())
+    })?;
+    DeviceKey::parse(raw).map_err(|e| CoreError::BadRequest(e.to_string()))
+}
+
+fn plist_dict(pairs: &[(&str, &str)]) -> CoreResult<Vec<u8>> {
+    let mut d = plist::Dictionary::new();
+    for (k, v) in pairs {
+        d.insert((*k).to_owned(), plist::Value::String((*v).to_owned()));
+    }
+    let mut out = Vec::new();
+    plist::to_writer_xml(&mut out, &plist::Value::Dictionary(d))
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok(out)
+}

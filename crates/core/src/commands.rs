@@ -1,0 +1,115 @@
+//! Queueing commands and reading their results.
+
+use crate::ports::NewCommand;
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus};
+
+/// Most devices one enqueue request may target.
+pub const MAX_TARGETS: usize = 50_000;
+
+/// One queued command.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Queued {
+    /// Target device.
+    pub udid: DeviceKey,
+    /// The command UUID for that device.
+    pub command_uuid: CommandUuid,
+}
+
+impl Services {
+    /// Validates the command against Apple's schema, queues one copy per
+    /// device (all or nothing) and, when `push` is set, wakes the devices.
+    pub async fn enqueue_command(
+        &self,
+        devices: &[String],
+        command: &serde_json::Value,
+        push: bool,
+    ) -> CoreResult<Vec<Queued>> {
+        if devices.is_empty() {
+            return Err(CoreError::BadRequest("devices must not be empty".into()));
+        }
+        if devices.len() > MAX_TARGETS {
+            return Err(CoreError::BadRequest(format!(
+                "at most {MAX_TARGETS} devices per request"
+            )));
+        }
+        let dict = mamori_protocol::schema::validate_command(command)
+            .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
+        let request_type = dict
+            .get("RequestType")
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+            .to_owned();
+        let keys = self.enrolled_keys(devices).await?;
+        let mut queued = Vec::with_capacity(keys.len());
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let uuid = CommandUuid::new_random();
+            let payload = mamori_protocol::command::encode_command(uuid.as_str(), dict.clone());
+            if payload.is_empty() {
+                return Err(CoreError::Internal("command could not be encoded".into()));
+            }
+            rows.push(NewCommand {
+                command_uuid: uuid.clone(),
+                device: key.clone(),
+                request_type: request_type.clone(),
+                payload,
+            });
+            queued.push(Queued {
+                udid: key,
+                command_uuid: uuid,
+            });
+        }
+        self.store.enqueue(&rows, self.clock.now()).await?;
+        tracing::info!(request_type, devices = queued.len(), push, "command queued");
+        if push {
+            self.push_devices(queued.iter().map(|q| q.udid.clone()).collect());
+        }
+        Ok(queued)
+    }
+
+    /// Wakes devices through APNs without blocking the caller.
+    pub fn push_devices(&self, devices: Vec<DeviceKey>) {
+        let store = self.store.clone();
+        let pusher = self.pusher.clone();
+        tokio::spawn(async move {
+            match store.push_targets(&devices).await {
+                Ok(targets) => {
+                    let sent = pusher.push(&targets).await;
+                    tracing::debug!(targets = targets.len(), sent, "push sent");
+                }
+                Err(e) => tracing::error!(cause = %e, "push targets could not be read"),
+            }
+        });
+    }
+
+    async fn enrolled_keys(&self, devices: &[String]) -> CoreResult<Vec<DeviceKey>> {
+        let mut keys = Vec::with_capacity(devices.len());
+        let mut seen = std::collections::HashSet::with_capacity(devices.len());
+        for raw in devices {
+            let key = DeviceKey::parse(raw)
+                .map_err(|e| CoreError::BadRequest(format!("device {raw:?}: {e}")))?;
+            if !seen.insert(key.clone()) {
+                return Err(CoreError::BadRequest(format!("device {key} listed twice")));
+            }
+            keys.push(key);
+        }
+        for key in &keys {
+            match self.store.device(key).await? {
+                Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
+                _ => return Err(CoreError::NotFound(format!("device {key} is not enrolled"))),
+            }
+        }
+        Ok(keys)
+    }
+
+    /// A command's state and result.
+    pub async fn command_status(&self, uuid: &str) -> CoreResult<CommandRecord> {
+        let uuid = CommandUuid::parse(uuid)
+            .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
+        self.store
+            .command(&uuid)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such command".into()))
+    }
+}

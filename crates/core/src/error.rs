@@ -1,0 +1,36 @@
+//! The service layer's error: what kind of failure, a message safe to show the
+//! client, and (for internal failures) a cause that only goes to the log.
+
+use crate::ports::StoreError;
+
+/// A use-case failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The request is malformed or violates the schema; the text says why.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or invalid credentials.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Authenticated but not allowed; the text is safe to show.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A failure inside the server; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.0)
+    }
+}
+
+/// Result of a use-case.
+pub type CoreResult<T> = Result<T, CoreError>;

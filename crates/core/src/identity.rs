@@ -1,0 +1,114 @@
+//! Device identity: a request is from device X only if it carries a
+//! certificate that chains to Mamori's device CA, was issued and recorded by
+//! Mamori, is unrevoked, and is bound to enrollment X. The certificate comes
+//! from the `Mdm-Signature` header (a detached CMS signature over the body) or
+//! from the TLS client certificate.
+
+use crate::{CoreError, CoreResult, Services};
+use base64::Engine;
+use mamori_domain::{DeviceCertificate, DeviceKey};
+
+/// What the transport saw of the client's identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence<'a> {
+    /// The `Mdm-Signature` header, when present.
+    pub mdm_signature: Option<&'a str>,
+    /// The TLS client certificate (DER), when one was presented.
+    pub tls_peer: Option<&'a [u8]>,
+}
+
+/// The largest Mdm-Signature header accepted (base64 text).
+const MAX_SIGNATURE_LEN: usize = 16 * 1024;
+
+impl Services {
+    /// Finds and checks the device certificate behind a request. Fails with
+    /// Unauthorized when none is presented or it is not one of ours.
+    pub async fn device_certificate(
+        &self,
+        ev: Evidence<'_>,
+        body: &[u8],
+    ) -> CoreResult<(DeviceCertificate, Vec<u8>)> {
+        let cert_der = match (ev.mdm_signature, ev.tls_peer) {
+            (Some(sig), _) => signer_of(sig, body)?,
+            (None, Some(peer)) => peer.to_vec(),
+            (None, None) => {
+                tracing::warn!("device request without a certificate or Mdm-Signature");
+                return Err(CoreError::Unauthorized);
+            }
+        };
+        let now = self.clock.now();
+        let parsed = self
+            .pki
+            .device_ca
+            .verify_issued(&cert_der, now)
+            .map_err(|e| {
+                tracing::warn!(reason = %e, "device certificate refused");
+                CoreError::Unauthorized
+            })?;
+        let Some(record) = self
+            .store
+            .certificate(&parsed.fingerprint_sha256_hex)
+            .await?
+        else {
+            tracing::warn!(
+                fingerprint = %parsed.fingerprint_sha256_hex,
+                "device certificate chains to our CA but was never recorded"
+            );
+            return Err(CoreError::Unauthorized);
+        };
+        if record.revoked_at.is_some() {
+            tracing::warn!(fingerprint = %record.fingerprint, "revoked device certificate used");
+            return Err(CoreError::Unauthorized);
+        }
+        Ok((record, cert_der))
+    }
+
+    /// Checks that the certificate may speak for `claimed`. An unbound
+    /// certificate may only Authenticate (which binds it).
+    pub fn authorize_device(
+        cert: &DeviceCertificate,
+        claimed: &DeviceKey,
+        authenticating: bool,
+    ) -> CoreResult<()> {
+        match &cert.device {
+            Some(bound) if bound == claimed => Ok(()),
+            None if authenticating => Ok(()),
+            Some(bound) => {
+                tracing::warn!(
+                    fingerprint = %cert.fingerprint, bound = %bound, claimed = %claimed,
+                    "forged device identity: certificate belongs to another enrollment"
+                );
+                Err(CoreError::Forbidden(
+                    "certificate does not belong to this device".into(),
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    fingerprint = %cert.fingerprint, claimed = %claimed,
+                    "certificate used before Authenticate bound it"
+                );
+                Err(CoreError::Forbidden("device is not enrolled".into()))
+            }
+        }
+    }
+}
+
+fn signer_of(header: &str, body: &[u8]) -> CoreResult<Vec<u8>> {
+    if header.len() > MAX_SIGNATURE_LEN {
+        return Err(CoreError::BadRequest(
+            "Mdm-Signature header too large".into(),
+        ));
+    }
+    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|_| {
+            tracing::warn!("Mdm-Signature is not base64");
+            CoreError::BadRequest("Mdm-Signature is not valid base64".into())
+        })?;
+    let verified = mamori_protocol::cms::verify_signed_data(&der, Some(body)).map_err(|e| {
+        tracing::warn!(reason = %e, "Mdm-Signature does not verify");
+        CoreError::Unauthorized
+    })?;
+    Ok(verified.signer_cert_der)
+}

@@ -1,0 +1,73 @@
+//! Mamori's service layer: the use-cases (enroll, check in, queue commands,
+//! authenticate administrators) and the narrow ports they need. Handlers call
+//! these; these call the ports. No HTTP, no SQL.
+
+pub mod checkin;
+pub mod commands;
+pub mod enroll;
+pub mod error;
+pub mod identity;
+pub mod pki;
+pub mod ports;
+pub mod push;
+pub mod scep;
+pub mod tokens;
+
+pub use error::{CoreError, CoreResult};
+
+use pki::Pki;
+use ports::{Clock, Pusher, Store};
+use std::sync::Arc;
+
+/// Settings the use-cases need.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Base URL devices use, e.g. `https://mdm.example.com:8443`.
+    pub public_url: String,
+    /// APNs topic written into enrollment profiles.
+    pub push_topic: String,
+    /// Organisation name shown in profiles.
+    pub organization: String,
+    /// Accept SCEP envelopes encrypted with single DES (old clients).
+    pub allow_single_des: bool,
+    /// Validity of issued device identity certificates, in days.
+    pub device_cert_days: u32,
+    /// Default lifetime of API tokens, in days.
+    pub token_ttl_days: u32,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "https://localhost:8443".into(),
+            push_topic: "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000".into(),
+            organization: "Mamori".into(),
+            allow_single_des: true,
+            device_cert_days: 365,
+            token_ttl_days: 90,
+        }
+    }
+}
+
+/// Everything a use-case may touch, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Key material.
+    pub pki: Arc<Pki>,
+    /// Settings.
+    pub config: Arc<CoreConfig>,
+    /// Push delivery.
+    pub pusher: Arc<dyn Pusher>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,277 @@
+//! The narrow storage and delivery ports the services depend on. Each consumer
+//! asks for the smallest trait it needs; `Store` bundles them for wiring.
+//! Implementations live in `mamori-store` (SQLite now, PostgreSQL next).
+//!
+//! Contract: "not found" is `Ok(None)` / `Ok(false)`; `Err` always means the
+//! backend failed.
+
+use async_trait::async_trait;
+use mamori_domain::{
+    ApiToken, CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey,
+    EnrollmentProfile, ProfileId, TokenId,
+};
+use time::OffsetDateTime;
+
+/// A storage backend failure. The text is for the log, never for a client.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(pub String);
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Enrollment profiles and their SCEP challenges.
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// Records a new profile.
+    async fn insert_profile(&self, profile: &EnrollmentProfile) -> StoreResult<()>;
+    /// Atomically spends one use of the challenge whose SHA-256 is given:
+    /// succeeds only when the profile exists, is not expired at `now` and has
+    /// uses left. Returns the profile id when a use was spent.
+    async fn consume_challenge(
+        &self,
+        challenge_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ProfileId>>;
+}
+
+/// Device identity certificates issued by the CA.
+#[async_trait]
+pub trait CertStore: Send + Sync {
+    /// Records an issued certificate.
+    async fn insert_certificate(&self, cert: &DeviceCertificate) -> StoreResult<()>;
+    /// Looks a certificate up by SHA-256 fingerprint.
+    async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>>;
+    /// Binds a certificate to the enrollment that authenticated with it.
+    async fn bind_certificate(&self, fingerprint: &str, device: &DeviceKey) -> StoreResult<()>;
+    /// Revokes every unrevoked certificate bound to the device; returns how many.
+    async fn revoke_device_certificates(
+        &self,
+        device: &DeviceKey,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+}
+
+/// What an Authenticate message establishes.
+#[derive(Debug, Clone)]
+pub struct AuthenticateRecord {
+    /// Enrollment identity.
+    pub device: DeviceKey,
+    /// Set for user enrollments.
+    pub enrollment_id: Option<String>,
+    /// APNs topic.
+    pub topic: String,
+    /// Inventory fields Authenticate carries.
+    pub fields: InventoryFields,
+    /// Time of the message.
+    pub now: OffsetDateTime,
+}
+
+/// Inventory fields kept as typed, searchable columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InventoryFields {
+    /// Serial number.
+    pub serial_number: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Model name.
+    pub model_name: Option<String>,
+    /// Product name.
+    pub product_name: Option<String>,
+    /// Device name.
+    pub device_name: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+    /// OS build.
+    pub build_version: Option<String>,
+}
+
+/// What a TokenUpdate establishes.
+#[derive(Debug, Clone)]
+pub struct TokenUpdateRecord {
+    /// Enrollment identity.
+    pub device: DeviceKey,
+    /// Set when the message came on a user channel.
+    pub user_id: Option<String>,
+    /// APNs device token.
+    pub push_token: Vec<u8>,
+    /// PushMagic to send in pushes.
+    pub push_magic: String,
+    /// APNs topic.
+    pub topic: String,
+    /// UnlockToken sealed with the server's secret box, when the device sent one.
+    pub sealed_unlock_token: Option<Vec<u8>>,
+    /// Time of the message.
+    pub now: OffsetDateTime,
+}
+
+/// Which inventory result a command produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryKind {
+    /// DeviceInformation QueryResponses.
+    DeviceInformation,
+    /// SecurityInfo.
+    SecurityInfo,
+}
+
+/// Where a device can be reached by push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// Enrollment identity.
+    pub device: DeviceKey,
+    /// APNs device token.
+    pub token: Vec<u8>,
+    /// PushMagic.
+    pub push_magic: String,
+    /// APNs topic.
+    pub topic: String,
+}
+
+/// Enrollments and their inventory.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Creates or resets the enrollment on Authenticate (the queue of a
+    /// previous enrollment of the same device is cleared).
+    async fn authenticate(&self, rec: &AuthenticateRecord) -> StoreResult<()>;
+    /// Stores push credentials; false when the device is unknown.
+    async fn token_update(&self, rec: &TokenUpdateRecord) -> StoreResult<bool>;
+    /// Ends the enrollment and clears its queue; false when unknown.
+    async fn check_out(&self, device: &DeviceKey, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Records that the device was seen.
+    async fn touch(&self, device: &DeviceKey, now: OffsetDateTime) -> StoreResult<()>;
+    /// One device.
+    async fn device(&self, device: &DeviceKey) -> StoreResult<Option<Device>>;
+    /// A page of devices ordered by identifier, starting after `after`.
+    async fn list_devices(&self, after: Option<&DeviceKey>, limit: u32)
+        -> StoreResult<Vec<Device>>;
+    /// Push targets of enrolled, push-ready devices among the given ones.
+    async fn push_targets(&self, devices: &[DeviceKey]) -> StoreResult<Vec<PushTarget>>;
+    /// Stores an inventory result (raw JSON plus typed fields).
+    async fn set_inventory(
+        &self,
+        device: &DeviceKey,
+        kind: InventoryKind,
+        raw: &serde_json::Value,
+        fields: &InventoryFields,
+    ) -> StoreResult<()>;
+}
+
+/// A command to queue for one device.
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    /// Command UUID (unique per device and command).
+    pub command_uuid: CommandUuid,
+    /// Target device.
+    pub device: DeviceKey,
+    /// RequestType.
+    pub request_type: String,
+    /// The encoded plist the device will receive.
+    pub payload: Vec<u8>,
+}
+
+/// A command being delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveredCommand {
+    /// Command UUID.
+    pub command_uuid: CommandUuid,
+    /// The encoded plist.
+    pub payload: Vec<u8>,
+}
+
+/// Outcome of recording a device's answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Stored; carries the command's RequestType.
+    Recorded { request_type: String },
+    /// No such command is outstanding for this device.
+    UnknownCommand,
+}
+
+/// The command queue.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Queues commands (all or nothing).
+    async fn enqueue(&self, commands: &[NewCommand], now: OffsetDateTime) -> StoreResult<()>;
+    /// Marks the oldest eligible command Delivered and returns it. NotNow
+    /// commands are eligible only when `include_not_now` (the device is Idle).
+    async fn next_command(
+        &self,
+        device: &DeviceKey,
+        include_not_now: bool,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeliveredCommand>>;
+    /// Records the device's answer.
+    async fn record_result(
+        &self,
+        device: &DeviceKey,
+        command: &CommandUuid,
+        state: CommandState,
+        result: &serde_json::Value,
+        error_chain: Option<&serde_json::Value>,
+        now: OffsetDateTime,
+    ) -> StoreResult<ResultOutcome>;
+    /// Every per-device record of a command UUID.
+    async fn command(&self, command: &CommandUuid) -> StoreResult<Option<CommandRecord>>;
+}
+
+/// Administrator API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Records a token with the hash of its secret.
+    async fn insert_token(&self, token: &ApiToken, secret_hash: &str) -> StoreResult<()>;
+    /// A token and its secret hash.
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<(ApiToken, String)>>;
+    /// Records a successful use.
+    async fn touch_token(&self, id: &TokenId, now: OffsetDateTime) -> StoreResult<()>;
+    /// Revokes a token; false when unknown.
+    async fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Every token.
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+}
+
+/// Sealed secrets (already encrypted by the caller) stored by name.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Stores or replaces a sealed secret.
+    async fn put_secret(&self, name: &str, sealed: &[u8], now: OffsetDateTime) -> StoreResult<()>;
+    /// Reads a sealed secret.
+    async fn secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// Every port at once, for wiring.
+pub trait Store:
+    ProfileStore + CertStore + DeviceStore + QueueStore + TokenStore + SecretStore
+{
+}
+impl<T> Store for T where
+    T: ProfileStore + CertStore + DeviceStore + QueueStore + TokenStore + SecretStore
+{
+}
+
+/// Sends APNs notifications.
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    /// Pushes to each target; returns how many were accepted by APNs.
+    async fn push(&self, targets: &[PushTarget]) -> usize;
+    /// Installs the MDM push certificate and key (PEM); returns its topic.
+    /// The error text is safe to show the administrator.
+    fn configure(&self, cert_pem: &str, key_pem: &str) -> Result<String, String>;
+    /// The topic of the installed certificate, if any.
+    fn topic(&self) -> Option<String>;
+}
+
+/// A clock, so tests can move time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

@@ -1,0 +1,217 @@
+//! SCEP (RFC 8894) use-cases: hand out the CA/RA certificates and turn a
+//! PKIOperation into a signed device identity certificate.
+//!
+//! Security shape: the RA key is the only key that decrypts attacker-supplied
+//! envelopes (through aws-lc-rs, constant time); the CA key only ever signs
+//! certificates built from values we checked.
+
+use crate::{CoreError, CoreResult, Services};
+use mamori_crypto::certs::{CertProfile, IssueRequest};
+use mamori_domain::{DeviceCertificate, DeviceKey};
+use mamori_protocol::scep::{self, FailInfo, MessageType, PkiMessage};
+use time::Duration;
+
+const BAD_MESSAGE_CHECK: FailInfo = FailInfo::BadMessageCheck;
+const BAD_REQUEST: FailInfo = FailInfo::BadRequest;
+const BAD_CERT_ID: FailInfo = FailInfo::BadCertId;
+
+/// What the CA certificate request returns.
+#[derive(Debug)]
+pub struct CaCertResponse {
+    /// `application/x-x509-ca-ra-cert` (degenerate PKCS#7 with CA and RA).
+    pub body: Vec<u8>,
+}
+
+impl Services {
+    /// GetCACaps.
+    pub fn scep_ca_caps(&self) -> &'static str {
+        scep::CA_CAPS
+    }
+
+    /// GetCACert: the CA and the RA certificate, as a certs-only PKCS#7.
+    pub fn scep_ca_certs(&self) -> CoreResult<CaCertResponse> {
+        let body = mamori_protocol::cms::degenerate_certs_only(&[
+            self.pki.device_ca.cert_der.clone(),
+            self.pki.ra_cert.clone(),
+        ])
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(CaCertResponse { body })
+    }
+
+    /// PKIOperation: returns the CertRep message (success or failure).
+    /// Malformed input that cannot even be answered with a CertRep is a
+    /// BadRequest.
+    pub async fn scep_pki_operation(&self, der: &[u8]) -> CoreResult<Vec<u8>> {
+        let msg = scep::parse_pki_message(der).map_err(|e| {
+            tracing::warn!(reason = %e, "SCEP message refused");
+            CoreError::BadRequest("malformed SCEP message".into())
+        })?;
+        match self.issue_for(&msg).await {
+            Ok(rep) => Ok(rep),
+            Err(Refusal::Fail(info, why)) => {
+                tracing::warn!(
+                    transaction = %msg.transaction_id, reason = %why, fail_info = info.code(),
+                    "SCEP request refused"
+                );
+                scep::build_cert_rep_failure(&msg, info, &self.pki.ra_cert, &self.pki.ra_key)
+                    .map_err(|e| CoreError::Internal(e.to_string()))
+            }
+            Err(Refusal::Core(e)) => Err(e),
+        }
+    }
+
+    async fn issue_for(&self, msg: &PkiMessage) -> Result<Vec<u8>, Refusal> {
+        let kind = msg.message_type;
+        if kind != MessageType::PkcsReq && kind != MessageType::RenewalReq {
+            return Err(Refusal::Fail(BAD_REQUEST, format!("message type {kind:?}")));
+        }
+        let ra_key = &self.pki.ra_key;
+        let (csr_der, alg) = mamori_protocol::cms::decrypt_enveloped(
+            &msg.enveloped_der,
+            &self.pki.ra_cert,
+            self.config.allow_single_des,
+            |ct| ra_key.decrypt_pkcs1v15(ct),
+        )
+        .map_err(|e| Refusal::Fail(BAD_MESSAGE_CHECK, format!("envelope: {e}")))?;
+        let csr = mamori_protocol::csr::parse_csr(&csr_der)
+            .map_err(|e| Refusal::Fail(BAD_REQUEST, format!("CSR: {e}")))?;
+        let origin = if kind == MessageType::RenewalReq {
+            self.renewal_origin(&msg.signer_cert_der).await?
+        } else {
+            self.challenge_origin(csr.challenge_password.as_deref())
+                .await?
+        };
+        let cert = self
+            .issue_device_cert(&csr.subject_cn, &csr.spki_der, origin)
+            .await?;
+        scep::build_cert_rep_success(msg, &cert, alg, &self.pki.ra_cert, ra_key)
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))
+    }
+
+    async fn challenge_origin(&self, challenge: Option<&str>) -> Result<Origin, Refusal> {
+        let Some(challenge) = challenge else {
+            return Err(Refusal::Fail(BAD_REQUEST, "no challenge password".into()));
+        };
+        let hash = mamori_crypto::sha256_hex(challenge.as_bytes());
+        match self.store.consume_challenge(&hash, self.clock.now()).await {
+            Ok(Some(profile)) => Ok(Origin {
+                profile: Some(profile),
+                device: None,
+                renewed_from: None,
+            }),
+            Ok(None) => Err(Refusal::Fail(
+                BAD_REQUEST,
+                "challenge unknown, expired or used up".into(),
+            )),
+            Err(e) => Err(Refusal::Core(e.into())),
+        }
+    }
+
+    /// A renewal must be signed by a live identity certificate of ours; the
+    /// new certificate belongs to the same enrollment.
+    async fn renewal_origin(&self, signer: &[u8]) -> Result<Origin, Refusal> {
+        let now = self.clock.now();
+        let parsed = self
+            .pki
+            .device_ca
+            .verify_issued(signer, now)
+            .map_err(|e| Refusal::Fail(BAD_CERT_ID, format!("renewal signer: {e}")))?;
+        let record = self
+            .store
+            .certificate(&parsed.fingerprint_sha256_hex)
+            .await
+            .map_err(|e| Refusal::Core(e.into()))?;
+        match record {
+            Some(r) if r.revoked_at.is_none() => Ok(Origin {
+                profile: None,
+                device: r.device,
+                renewed_from: Some(r.fingerprint),
+            }),
+            _ => Err(Refusal::Fail(
+                BAD_CERT_ID,
+                "renewal signer unknown or revoked".into(),
+            )),
+        }
+    }
+
+    async fn issue_device_cert(
+        &self,
+        cn: &Option<String>,
+        spki: &[u8],
+        origin: Origin,
+    ) -> Result<Vec<u8>, Refusal> {
+        let now = self.clock.now();
+        let mut serial = mamori_crypto::random_bytes(16);
+        if let Some(first) = serial.first_mut() {
+            *first &= 0x7f;
+        }
+        let req = IssueRequest {
+            subject_cn: sanitize_cn(cn.as_deref()),
+            spki_der: spki.to_vec(),
+            serial: serial.clone(),
+            not_before: now - Duration::minutes(5),
+            not_after: now + Duration::days(i64::from(self.config.device_cert_days)),
+            profile: CertProfile::DeviceIdentity,
+        };
+        let der = self
+            .pki
+            .device_ca
+            .issue(&req)
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
+        let record = DeviceCertificate {
+            fingerprint: mamori_crypto::sha256_hex(&der),
+            serial: hex::encode(&serial),
+            profile_id: origin.profile,
+            device: origin.device,
+            renewed_from: origin.renewed_from,
+            not_after: req.not_after,
+            issued_at: now,
+            revoked_at: None,
+        };
+        self.store
+            .insert_certificate(&record)
+            .await
+            .map_err(|e| Refusal::Core(e.into()))?;
+        tracing::info!(fingerprint = %record.fingerprint, "device identity certificate issued");
+        Ok(der)
+    }
+}
+
+struct Origin {
+    profile: Option<String>,
+    device: Option<DeviceKey>,
+    renewed_from: Option<String>,
+}
+
+enum Refusal {
+    Fail(FailInfo, String),
+    Core(CoreError),
+}
+
+/// Keeps a CSR's common name printable and short; the certificate's identity
+/// is its fingerprint, not this name.
+fn sanitize_cn(cn: Option<&str>) -> String {
+    let clean: String = cn
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || " -_.:@".contains(*c))
+        .take(64)
+        .collect();
+    if clean.trim().is_empty() {
+        "Mamori device".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_cn;
+
+    #[test]
+    fn cn_is_sanitized() {
+        assert_eq!(sanitize_cn(None), "Mamori device");
+        assert_eq!(sanitize_cn(Some("<script>x")), "scriptx");
+        assert_eq!(sanitize_cn(Some(&"a".repeat(100))).len(), 64);
+    }
+}

@@ -1,0 +1,213 @@
+//! The device listener's routes: SCEP, check-in and connect. Thin: extract,
+//! call the service, map the answer.
+
+use crate::error::DeviceError;
+use crate::tls::PeerCertificate;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use base64::Engine;
+use mamori_core::identity::Evidence;
+use mamori_core::{CoreError, Services};
+
+/// Largest check-in message accepted.
+pub const CHECKIN_LIMIT: usize = 256 * 1024;
+/// Largest connect request (command results such as app lists can be big).
+pub const CONNECT_LIMIT: usize = 8 * 1024 * 1024;
+/// Largest SCEP message.
+pub const SCEP_LIMIT: usize = 64 * 1024;
+
+/// Routes devices use. Nothing administrative is reachable here.
+pub fn router(services: Services) -> Router {
+    Router::new()
+        .route(
+            "/scep",
+            get(scep_get)
+                .post(scep_post)
+                .layer(DefaultBodyLimit::max(SCEP_LIMIT)),
+        )
+        .route(
+            "/cgi-bin/pkiclient.exe",
+            get(scep_get)
+                .post(scep_post)
+                .layer(DefaultBodyLimit::max(SCEP_LIMIT)),
+        )
+        .route(
+            "/mdm/checkin",
+            put(checkin)
+                .post(checkin)
+                .layer(DefaultBodyLimit::max(CHECKIN_LIMIT)),
+        )
+        .route(
+            "/mdm/connect",
+            put(connect)
+                .post(connect)
+                .layer(DefaultBodyLimit::max(CONNECT_LIMIT)),
+        )
+        .fallback(not_found)
+        .with_state(services)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+fn evidence<'a>(headers: &'a HeaderMap, peer: &'a PeerCertificate) -> Evidence<'a> {
+    Evidence {
+        mdm_signature: headers.get("Mdm-Signature").and_then(|v| v.to_str().ok()),
+        tls_peer: peer.0.as_deref().map(Vec::as_slice),
+    }
+}
+
+fn peer_of(req_ext: Option<axum::Extension<PeerCertificate>>) -> PeerCertificate {
+    req_ext.map(|e| e.0).unwrap_or_default()
+}
+
+async fn checkin(
+    State(s): State<Services>,
+    peer: Option<axum::Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, DeviceError> {
+    let peer = peer_of(peer);
+    let reply = s.checkin(evidence(&headers, &peer), &body).await?;
+    Ok(plist_reply(reply.body))
+}
+
+async fn connect(
+    State(s): State<Services>,
+    peer: Option<axum::Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, DeviceError> {
+    let peer = peer_of(peer);
+    let reply = s.connect(evidence(&headers, &peer), &body).await?;
+    Ok(plist_reply(reply.body))
+}
+
+fn plist_reply(body: Vec<u8>) -> Response {
+    if body.is_empty() {
+        return StatusCode::OK.into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// Query parameters of a SCEP request, decoded by hand: `message` is base64
+/// whose `+` must not become a space.
+struct ScepQuery {
+    operation: Option<String>,
+    message: Option<String>,
+}
+
+fn parse_scep_query(raw: Option<&str>) -> ScepQuery {
+    let mut q = ScepQuery {
+        operation: None,
+        message: None,
+    };
+    for pair in raw.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = urlencoding::decode(v)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        match k {
+            "operation" => q.operation = Some(v),
+            "message" => q.message = Some(v),
+            _ => {}
+        }
+    }
+    q
+}
+
+fn decode_message(m: &str) -> Result<Vec<u8>, CoreError> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let clean: String = m
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() || *c == ' ')
+        .map(|c| if c == ' ' { '+' } else { c })
+        .collect();
+    STANDARD
+        .decode(&clean)
+        .or_else(|_| URL_SAFE.decode(&clean))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(clean.trim_end_matches('=')))
+        .map_err(|_| CoreError::BadRequest("SCEP message is not valid base64".into()))
+}
+
+async fn scep_get(
+    State(s): State<Services>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, DeviceError> {
+    let q = parse_scep_query(raw.as_deref());
+    scep_dispatch(&s, q, None).await
+}
+
+async fn scep_post(
+    State(s): State<Services>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, DeviceError> {
+    let q = parse_scep_query(raw.as_deref());
+    scep_dispatch(&s, q, Some(body)).await
+}
+
+async fn scep_dispatch(
+    s: &Services,
+    q: ScepQuery,
+    body: Option<Bytes>,
+) -> Result<Response, DeviceError> {
+    match q.operation.as_deref() {
+        Some("GetCACaps") => {
+            Ok(([(header::CONTENT_TYPE, "text/plain")], s.scep_ca_caps()).into_response())
+        }
+        Some("GetCACert") => {
+            let certs = s.scep_ca_certs()?;
+            Ok((
+                [(header::CONTENT_TYPE, "application/x-x509-ca-ra-cert")],
+                certs.body,
+            )
+                .into_response())
+        }
+        Some("PKIOperation") => {
+            let der = match (body, q.message) {
+                (Some(b), _) if !b.is_empty() => b.to_vec(),
+                (_, Some(m)) => decode_message(&m)?,
+                _ => {
+                    tracing::warn!("SCEP PKIOperation without a message");
+                    return Err(CoreError::BadRequest("PKIOperation needs a message".into()).into());
+                }
+            };
+            let rep = s.scep_pki_operation(&der).await?;
+            Ok(([(header::CONTENT_TYPE, "application/x-pki-message")], rep).into_response())
+        }
+        other => {
+            tracing::warn!(operation = ?other, "unknown SCEP operation");
+            Err(CoreError::BadRequest("unknown SCEP operation".into()).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scep_query_keeps_plus_signs() {
+        let q = parse_scep_query(Some("operation=PKIOperation&message=ab+c%2Bd%3D"));
+        assert_eq!(q.operation.as_deref(), Some("PKIOperation"));
+        assert_eq!(q.message.as_deref(), Some("ab+c+d="));
+    }
+
+    #[test]
+    fn message_accepts_standard_and_url_safe_base64() {
+        let bytes = vec![0xfb, 0xff, 0xfe, 0x01];
+        let std = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+        assert_eq!(decode_message(&std).unwrap(), bytes);
+        assert_eq!(decode_message(&url).unwrap(), bytes);
+        assert_eq!(decode_message(&std.replace('+', " ")).unwrap(), bytes);
+        assert!(decode_message("!!!").is_err());
+    }
+}

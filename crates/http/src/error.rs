@@ -1,0 +1,62 @@
+//! Mapping service errors to HTTP responses: the client gets a status and a
+//! safe message; internal causes go to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mamori_core::CoreError;
+
+/// An error answered to an administrator (JSON body).
+#[derive(Debug)]
+pub struct ApiError(pub CoreError);
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        Self(e)
+    }
+}
+
+fn status_and_message(e: &CoreError) -> (StatusCode, String) {
+    match e {
+        CoreError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+        CoreError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication required".into()),
+        CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+        CoreError::Internal(cause) => {
+            tracing::error!(cause = %cause, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = status_and_message(&self.0);
+        let mut resp = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// An error answered to a device (plain text).
+#[derive(Debug)]
+pub struct DeviceError(pub CoreError);
+
+impl From<CoreError> for DeviceError {
+    fn from(e: CoreError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for DeviceError {
+    fn into_response(self) -> Response {
+        let (status, message) = status_and_message(&self.0);
+        (status, message).into_response()
+    }
+}

@@ -1,0 +1,9 @@
+//! Mamori's HTTP layer: the device listener (SCEP, check-in, connect) and the
+//! admin listener (REST API), each served over TLS. Handlers are thin; the
+//! service layer decides.
+
+pub mod admin;
+pub mod auth;
+pub mod device;
+pub mod error;
+pub mod tls;

@@ -1,0 +1,106 @@
+//! Serving an axum router over TLS with hyper, handing the TLS client
+//! certificate (if any) to handlers as a request extension.
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// The TLS client certificate the peer presented (DER), if any.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificate(pub Option<Arc<Vec<u8>>>);
+
+/// The peer's socket address.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Longest a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until the task is dropped.
+pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) {
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(cause = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %addr, cause = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %addr, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.as_ref().to_vec()));
+            let peer = PeerCertificate(peer);
+            let svc = router.map_request(move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut().insert(peer.clone());
+                req.extensions_mut().insert(PeerAddr(addr));
+                req
+            });
+            let hyper_svc = TowerToHyperService::new(svc);
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .max_buf_size(64 * 1024)
+                .header_read_timeout(Duration::from_secs(30));
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), hyper_svc).await {
+                tracing::debug!(peer = %addr, cause = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Builds a rustls server configuration. When `client_ca` is given, clients
+/// may (but need not) present a certificate chaining to it.
+pub fn server_config(
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+    client_ca: Option<rustls_pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca)?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}

@@ -1,0 +1,187 @@
+//! Wiring: open the store, load keys, build the services, start both
+//! listeners. Used by `mamori serve` and by the integration tests.
+
+use crate::config::Config;
+use crate::keys;
+use anyhow::Context;
+use mamori_core::ports::{Clock, Pusher, Store, SystemClock};
+use mamori_core::{CoreConfig, Services};
+use mamori_store::SqliteStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct Running {
+    /// Where the device listener is bound.
+    pub device_addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    /// The services (tests reach into the store through them).
+    pub services: Services,
+    /// SHA-256 fingerprint of the device CA.
+    pub ca_fingerprint: String,
+    /// The TLS CA written to the data directory, when self-generated.
+    pub tls_ca_path: Option<PathBuf>,
+    /// The public URL devices are told to use.
+    pub public_url: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops both listeners.
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The database file inside a data directory.
+pub fn db_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("mamori.db")
+}
+
+/// Opens the data directory's database (creating it and running migrations).
+pub async fn open_store(data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    keys::ensure_dir(data_dir)?;
+    SqliteStore::open(&db_path(data_dir))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database: {e}"))
+}
+
+fn public_host(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some(end) = authority.strip_prefix('[').and_then(|a| a.split_once(']')) {
+        return end.0.to_owned();
+    }
+    authority.split(':').next().unwrap_or("").to_owned()
+}
+
+/// `https://localhost:PORT` for a wildcard bind, else the bound address.
+fn default_public_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("https://localhost:{}", addr.port())
+    } else {
+        format!("https://{addr}")
+    }
+}
+
+/// Builds the services on a data directory (no listeners).
+/// `manage_tls` is false for CLI commands, which must not reissue the TLS
+/// certificate of a running server.
+pub async fn build_services(
+    config: &Config,
+    public_url: &str,
+    pusher: Arc<dyn Pusher>,
+    manage_tls: bool,
+) -> anyhow::Result<(Services, keys::TlsMaterial)> {
+    keys::ensure_dir(&config.data_dir)?;
+    let host = public_host(public_url);
+    let (pki, tls) = keys::bootstrap(
+        &config.data_dir,
+        manage_tls.then_some(host.as_str()),
+        config.tls.as_ref(),
+    )?;
+    let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir).await?);
+    let core = CoreConfig {
+        public_url: public_url.to_owned(),
+        push_topic: config
+            .push_topic
+            .clone()
+            .unwrap_or_else(|| CoreConfig::default().push_topic),
+        organization: config.organization.clone(),
+        allow_single_des: config.allow_single_des,
+        device_cert_days: config.device_cert_days,
+        token_ttl_days: 90,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let services = Services {
+        store,
+        pki: Arc::new(pki),
+        config: Arc::new(core),
+        pusher,
+        clock,
+    };
+    Ok((services, tls))
+}
+
+fn apns_pusher(config: &Config) -> anyhow::Result<Arc<dyn Pusher>> {
+    let mut roots = Vec::new();
+    if let Some(p) = &config.apns_ca {
+        let pem =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        for der in keys::pem_certs(&pem)? {
+            roots.push(CertificateDer::from(der));
+        }
+    }
+    Ok(Arc::new(mamori_push::ApnsPusher::new(
+        &config.apns_url,
+        roots,
+    )?))
+}
+
+/// Starts the server: binds both listeners and returns at once.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let device_listener = TcpListener::bind(config.device_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.device_addr))?;
+    let admin_listener = TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.admin_addr))?;
+    let device_addr = device_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(device_addr));
+    let (services, tls) = build_services(config, &public_url, apns_pusher(config)?, true).await?;
+    if let Some(topic) = services.load_push_certificate().await? {
+        tracing::info!(topic = %topic, "push certificate loaded");
+    }
+    let chain: Vec<CertificateDer<'static>> = tls
+        .chain
+        .iter()
+        .cloned()
+        .map(CertificateDer::from)
+        .collect();
+    let key = || {
+        PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("TLS key: {e:?}"))
+    };
+    let device_ca = CertificateDer::from(services.pki.device_ca.cert_der.clone());
+    let device_tls = mamori_http::tls::server_config(chain.clone(), key()?, Some(device_ca))?;
+    let admin_tls = mamori_http::tls::server_config(chain, key()?, None)?;
+    let device_router = mamori_http::device::router(services.clone());
+    let admin_router = mamori_http::admin::router(services.clone());
+    let tasks = vec![
+        tokio::spawn(mamori_http::tls::serve_tls(
+            device_listener,
+            tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
+            device_router,
+        )),
+        tokio::spawn(mamori_http::tls::serve_tls(
+            admin_listener,
+            tokio_rustls::TlsAcceptor::from(Arc::new(admin_tls)),
+            admin_router,
+        )),
+    ];
+    let tls_ca_path = config
+        .tls
+        .is_none()
+        .then(|| config.data_dir.join("tls-ca.pem"));
+    Ok(Running {
+        device_addr,
+        admin_addr,
+        ca_fingerprint: services.pki.device_ca.fingerprint_sha256_hex(),
+        services,
+        tls_ca_path,
+        public_url,
+        tasks,
+    })
+}

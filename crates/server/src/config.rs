@@ -1,0 +1,204 @@
+//! Configuration: defaults, then a TOML file, then environment variables,
+//! then command-line flags (clap reads the `MAMORI_*` variables for each flag).
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Flags shared by `serve` (all optional: unset means "next layer down").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file [default: DATA_DIR/mamori.toml when present]
+    #[arg(long, env = "MAMORI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, keys, certificates) [default: ./mamori-data]
+    #[arg(long, env = "MAMORI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Device listener (SCEP, check-in, connect) [default: 0.0.0.0:8443]
+    #[arg(long, env = "MAMORI_DEVICE_ADDR")]
+    pub device_addr: Option<SocketAddr>,
+    /// Admin listener (REST API); keep it on an internal interface [default: 127.0.0.1:8444]
+    #[arg(long, env = "MAMORI_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// URL devices are told to use, e.g. https://mdm.example.com:8443 [default: https://localhost:PORT]
+    #[arg(long, env = "MAMORI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM) to use instead of the generated one
+    #[arg(long, env = "MAMORI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8 RSA) for --tls-cert
+    #[arg(long, env = "MAMORI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// APNs base URL [default: https://api.push.apple.com]
+    #[arg(long, env = "MAMORI_APNS_URL")]
+    pub apns_url: Option<String>,
+    /// Extra root certificate (PEM) trusted for the APNs connection (tests, proxies)
+    #[arg(long, env = "MAMORI_APNS_CA")]
+    pub apns_ca: Option<PathBuf>,
+    /// APNs topic written to profiles until a push certificate is installed
+    #[arg(long, env = "MAMORI_PUSH_TOPIC")]
+    pub push_topic: Option<String>,
+    /// Organisation name shown in enrollment profiles [default: Mamori]
+    #[arg(long, env = "MAMORI_ORGANIZATION")]
+    pub organization: Option<String>,
+    /// Refuse SCEP requests encrypted with single DES [default: accepted]
+    #[arg(long, env = "MAMORI_DISABLE_SINGLE_DES")]
+    pub disable_single_des: Option<bool>,
+    /// Validity of device identity certificates in days [default: 365]
+    #[arg(long, env = "MAMORI_DEVICE_CERT_DAYS")]
+    pub device_cert_days: Option<u32>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "MAMORI_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file's shape: the same keys as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    device_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    apns_url: Option<String>,
+    apns_ca: Option<PathBuf>,
+    push_topic: Option<String>,
+    organization: Option<String>,
+    disable_single_des: Option<bool>,
+    device_cert_days: Option<u32>,
+    log_format: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Device listener address.
+    pub device_addr: SocketAddr,
+    /// Admin listener address.
+    pub admin_addr: SocketAddr,
+    /// Public URL (None: derived from the device listener's port).
+    pub public_url: Option<String>,
+    /// Operator-supplied TLS certificate and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// APNs base URL.
+    pub apns_url: String,
+    /// Extra APNs root.
+    pub apns_ca: Option<PathBuf>,
+    /// Fallback push topic.
+    pub push_topic: Option<String>,
+    /// Organisation.
+    pub organization: String,
+    /// Accept single DES.
+    pub allow_single_des: bool,
+    /// Device certificate validity.
+    pub device_cert_days: u32,
+    /// Log format.
+    pub log_format: String,
+}
+
+impl Config {
+    /// Resolves the layers.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let default_dir = PathBuf::from("mamori-data");
+        let file_path = args.config.clone().or_else(|| {
+            let dir = args.data_dir.clone().unwrap_or_else(|| default_dir.clone());
+            let p = dir.join("mamori.toml");
+            p.exists().then_some(p)
+        });
+        let file = match &file_path {
+            Some(p) => read_file_config(p)?,
+            None => FileConfig::default(),
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key must be given together"),
+        };
+        let days = args
+            .device_cert_days
+            .or(file.device_cert_days)
+            .unwrap_or(365);
+        anyhow::ensure!(
+            (1..=3650).contains(&days),
+            "device_cert_days must be 1-3650"
+        );
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or(default_dir),
+            device_addr: args
+                .device_addr
+                .or(file.device_addr)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            admin_addr: args
+                .admin_addr
+                .or(file.admin_addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8444))),
+            public_url: args.public_url.clone().or(file.public_url),
+            tls,
+            apns_url: args
+                .apns_url
+                .clone()
+                .or(file.apns_url)
+                .unwrap_or_else(|| "https://api.push.apple.com".into()),
+            apns_ca: args.apns_ca.clone().or(file.apns_ca),
+            push_topic: args.push_topic.clone().or(file.push_topic),
+            organization: args
+                .organization
+                .clone()
+                .or(file.organization)
+                .unwrap_or_else(|| "Mamori".into()),
+            allow_single_des: !args
+                .disable_single_des
+                .or(file.disable_single_des)
+                .unwrap_or(false),
+            device_cert_days: days,
+            log_format: args
+                .log_format
+                .clone()
+                .or(file.log_format)
+                .unwrap_or_else(|| "text".into()),
+        })
+    }
+}
+
+fn read_file_config(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read configuration file {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", p.display()))
+}
+
+/// Warns about `MAMORI_*` variables nobody reads (typos).
+pub fn warn_unknown_env() {
+    const KNOWN: &[&str] = &[
+        "MAMORI_CONFIG",
+        "MAMORI_DATA_DIR",
+        "MAMORI_DEVICE_ADDR",
+        "MAMORI_ADMIN_ADDR",
+        "MAMORI_PUBLIC_URL",
+        "MAMORI_TLS_CERT",
+        "MAMORI_TLS_KEY",
+        "MAMORI_APNS_URL",
+        "MAMORI_APNS_CA",
+        "MAMORI_PUSH_TOPIC",
+        "MAMORI_ORGANIZATION",
+        "MAMORI_DISABLE_SINGLE_DES",
+        "MAMORI_DEVICE_CERT_DAYS",
+        "MAMORI_LOG_FORMAT",
+    ];
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMORI_") && !KNOWN.contains(&k.as_str()) {
+            tracing::warn!(variable = %k, "unknown MAMORI_ environment variable ignored");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The data directory's key material: created at first start with 0600
+//! permissions, loaded afterwards. Private keys never leave these files except
+//! into memory.
+
+use anyhow::{bail, Context};
+use mamori_core::pki::Pki;
+use mamori_crypto::certs::{CertAuthority, CertProfile, IssueRequest};
+use mamori_crypto::{RsaPrivateKey, SecretBox};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+/// TLS material for the listeners.
+pub struct TlsMaterial {
+    /// Chain, leaf first (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// Leaf key (PKCS#8 PEM).
+    pub key_pem: Zeroizing<String>,
+}
+
+/// Creates the directory (0700) if missing.
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        set_mode(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set permissions on {}", p.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Writes a secret file readable by the owner only.
+fn write_private(p: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(p)
+        .with_context(|| format!("cannot create {}", p.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Refuses key files others can read.
+#[cfg(unix)]
+fn check_private(p: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other users (mode {:o}); run: chmod 600 {}",
+            p.display(),
+            mode & 0o777,
+            p.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+fn read_key(p: &Path) -> anyhow::Result<RsaPrivateKey> {
+    check_private(p)?;
+    let pem = Zeroizing::new(
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+    );
+    RsaPrivateKey::from_pkcs8_pem(&pem).with_context(|| format!("invalid key in {}", p.display()))
+}
+
+fn read_pem_cert(p: &Path) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let mut certs = pem_certs(&pem)?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", p.display());
+    }
+    Ok(certs.remove(0))
+}
+
+/// Every CERTIFICATE block of a PEM text, as DER.
+pub fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| {
+            c.map(|c| c.as_ref().to_vec())
+                .map_err(|e| anyhow::anyhow!("PEM: {e:?}"))
+        })
+        .collect()
+}
+
+/// PEM of one DER certificate.
+pub fn cert_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Loads a CA from `name.pem`/`name.key`, generating it on first start.
+fn load_or_create_ca(dir: &Path, name: &str, cn: &str) -> anyhow::Result<CertAuthority> {
+    let (cert_p, key_p) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    match (cert_p.exists(), key_p.exists()) {
+        (true, true) => {
+            let key = read_key(&key_p)?;
+            let cert_der = read_pem_cert(&cert_p)?;
+            Ok(CertAuthority { cert_der, key })
+        }
+        (false, false) => {
+            let ca = CertAuthority::generate(cn, 20)?;
+            write_private(&key_p, ca.key.to_pkcs8_pem().as_bytes())?;
+            std::fs::write(&cert_p, cert_pem(&ca.cert_der))?;
+            tracing::info!(file = %cert_p.display(), "generated {cn}");
+            Ok(ca)
+        }
+        _ => bail!(
+            "{} and {} must both exist or both be absent",
+            cert_p.display(),
+            key_p.display()
+        ),
+    }
+}
+
+fn serial() -> Vec<u8> {
+    let mut s = mamori_crypto::random_bytes(16);
+    if let Some(b) = s.first_mut() {
+        *b &= 0x7f;
+    }
+    s
+}
+
+/// Loads or issues a leaf certificate signed by `ca`.
+fn load_or_issue(
+    dir: &Path,
+    name: &str,
+    ca: &CertAuthority,
+    cn: &str,
+    profile: CertProfile,
+    years: i64,
+) -> anyhow::Result<(Vec<u8>, RsaPrivateKey)> {
+    let (cert_p, key_p) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    if cert_p.exists() && key_p.exists() {
+        return Ok((read_pem_cert(&cert_p)?, read_key(&key_p)?));
+    }
+    let key = RsaPrivateKey::generate_2048()?;
+    let now = OffsetDateTime::now_utc();
+    let der = ca.issue(&IssueRequest {
+        subject_cn: cn.into(),
+        spki_der: key.public_key_spki_der(),
+        serial: serial(),
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::days(365 * years),
+        profile,
+    })?;
+    let _ = std::fs::remove_file(&key_p);
+    write_private(&key_p, key.to_pkcs8_pem().as_bytes())?;
+    std::fs::write(&cert_p, cert_pem(&der))?;
+    Ok((der, key))
+}
+
+/// The master key that seals secrets in the database.
+fn load_or_create_master(dir: &Path) -> anyhow::Result<SecretBox> {
+    let p = dir.join("master.key");
+    if p.exists() {
+        check_private(&p)?;
+        let text = Zeroizing::new(std::fs::read_to_string(&p)?);
+        let raw = Zeroizing::new(hex::decode(text.trim()).context("master.key is not hex")?);
+        return SecretBox::from_slice(&raw).context("master.key must hold 32 bytes");
+    }
+    let key = SecretBox::generate_key()?;
+    write_private(&p, hex::encode(key.as_slice()).as_bytes())?;
+    Ok(SecretBox::new(key))
+}
+
+/// Host names and addresses the generated TLS certificate must cover.
+fn tls_names(public_host: &str) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns = vec!["localhost".to_owned()];
+    let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+    match public_host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+        Ok(_) => {}
+        Err(_) if public_host != "localhost" && !public_host.is_empty() => {
+            dns.push(public_host.to_owned())
+        }
+        Err(_) => {}
+    }
+    (dns, ips)
+}
+
+/// Loads or creates every key the server needs.
+pub fn bootstrap(
+    dir: &Path,
+    public_host: Option<&str>,
+    tls: Option<&(PathBuf, PathBuf)>,
+) -> anyhow::Result<(Pki, TlsMaterial)> {
+    let device_ca = load_or_create_ca(dir, "device-ca", "Mamori Device CA")?;
+    let (ra_cert, ra_key) = load_or_issue(
+        dir,
+        "scep-ra",
+        &device_ca,
+        "Mamori SCEP RA",
+        CertProfile::ScepRa,
+        10,
+    )?;
+    let (tls_mat, tls_root, signer_cert, signer_key, chain) = match tls {
+        Some((cert_p, key_p)) => {
+            let pem = std::fs::read_to_string(cert_p)
+                .with_context(|| format!("cannot read {}", cert_p.display()))?;
+            let chain = pem_certs(&pem)?;
+            let Some(leaf) = chain.first().cloned() else {
+                bail!("no certificate in {}", cert_p.display());
+            };
+            let key = read_key(key_p)?;
+            let mat = TlsMaterial {
+                chain: chain.clone(),
+                key_pem: key.to_pkcs8_pem(),
+            };
+            (mat, None, leaf, key, chain[1..].to_vec())
+        }
+        None => {
+            let tls_ca = load_or_create_ca(dir, "tls-ca", "Mamori TLS CA")?;
+            // The server passes its public host so a changed host gets a new
+            // certificate; CLI commands pass None and leave TLS alone.
+            let (dns, ips) = tls_names(public_host.unwrap_or("localhost"));
+            let marker = dir.join("tls.hosts");
+            let wanted = format!("{dns:?} {ips:?}");
+            let current = std::fs::read_to_string(&marker).ok();
+            if public_host.is_some() && current.as_deref() != Some(wanted.as_str()) {
+                let _ = std::fs::remove_file(dir.join("tls.pem"));
+                let _ = std::fs::remove_file(dir.join("tls.key"));
+            }
+            let profile = CertProfile::TlsServer {
+                dns_names: dns.clone(),
+                ip_addrs: ips.clone(),
+            };
+            let (leaf, key) = load_or_issue(
+                dir,
+                "tls",
+                &tls_ca,
+                dns.last().map_or("localhost", String::as_str),
+                profile,
+                2,
+            )?;
+            if public_host.is_some() {
+                std::fs::write(&marker, wanted)?;
+            }
+            let mat = TlsMaterial {
+                chain: vec![leaf.clone(), tls_ca.cert_der.clone()],
+                key_pem: key.to_pkcs8_pem(),
+            };
+            (
+                mat,
+                Some(tls_ca.cert_der.clone()),
+                leaf,
+                key,
+                vec![tls_ca.cert_der],
+            )
+        }
+    };
+    let pki = Pki {
+        device_ca,
+        ra_cert,
+        ra_key,
+        signer_cert,
+        signer_key,
+        signer_chain: chain,
+        tls_root,
+        secret_box: load_or_create_master(dir)?,
+    };
+    Ok((pki, tls_mat))
+}

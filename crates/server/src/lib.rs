@@ -1,0 +1,6 @@
+//! The `mamori` binary's library half: configuration, key bootstrap and
+//! wiring, so integration tests start exactly what `mamori serve` starts.
+
+pub mod app;
+pub mod config;
+pub mod keys;
