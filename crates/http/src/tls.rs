@@ -75,8 +75,8 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Rou
     }
 }
 
-/// Builds a rustls server configuration. When `client_ca` is given, clients
-/// may (but need not) present a certificate chaining to it.
+/// Builds a rustls server configuration. With `client_ca`, clients may (but
+/// need not) present a certificate; see [`DeviceCertVerifier`].
 pub fn server_config(
     chain: Vec<rustls_pki_types::CertificateDer<'static>>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
@@ -87,20 +87,86 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca)?;
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
+            let hint = mamori_crypto::certs::parse_cert(ca.as_ref())
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+                .subject_der;
+            builder.with_client_cert_verifier(Arc::new(DeviceCertVerifier {
                 provider,
-            )
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+                hints: vec![rustls::DistinguishedName::from(hint)],
+            }))
         }
         None => builder.with_no_client_auth(),
     };
     let mut cfg = builder.with_single_cert(chain, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// Asks for a client certificate (naming the device CA as the acceptable
+/// issuer), checks the client holds its key (the handshake signature), and
+/// leaves every trust decision to the service layer, which verifies the
+/// chain, validity, revocation and binding — so a foreign, expired or
+/// revoked certificate gets a clear 401 and a log line instead of a bare
+/// TLS alert.
+#[derive(Debug)]
+pub struct DeviceCertVerifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    hints: Vec<rustls::DistinguishedName>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for DeviceCertVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }

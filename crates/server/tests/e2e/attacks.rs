@@ -1,0 +1,235 @@
+//! Attacks on device identity and on the admin surface: each must be refused
+//! and change nothing.
+
+use crate::common::spawn_app;
+use mamori_sim::{Credentials, DeviceKind, Identity, SimDevice, SimOptions};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_act_as_another() {
+    let app = spawn_app().await;
+    let mut a = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mut b = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let b_udid = b.udid().to_owned();
+    let q = app
+        .enqueue(
+            &[&b_udid],
+            json!({"RequestType": "DeviceLock", "Message": "x"}),
+        )
+        .await;
+    let b_cmd = &q[0].1;
+
+    // A's valid certificate, B's UDID: fetching B's commands is refused.
+    a.claim_udid(Some(b_udid.clone()));
+    let err = a.connect_idle().await.expect_err("forged identity");
+    assert_eq!(err.status(), Some(403));
+    assert_eq!(app.command(b_cmd).await["status"], "Queued");
+
+    // ... and so is answering B's command in B's name.
+    let mut forged = plist::Dictionary::new();
+    forged.insert("UDID".into(), b_udid.clone().into());
+    forged.insert("Status".into(), "Acknowledged".into());
+    forged.insert("CommandUUID".into(), b_cmd.clone().into());
+    let r = a.connect_raw(forged).await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(app.command(b_cmd).await["status"], "Queued");
+
+    // ... and re-Authenticating as B with A's certificate.
+    let mut auth = plist::Dictionary::new();
+    auth.insert("MessageType".into(), "Authenticate".into());
+    auth.insert("UDID".into(), b_udid.clone().into());
+    auth.insert("Topic".into(), b.profile().unwrap().topic.clone().into());
+    let mut body = Vec::new();
+    plist::to_writer_xml(&mut body, &plist::Value::Dictionary(auth)).unwrap();
+    let r = a.checkin_raw(body, None).await.unwrap();
+    assert_eq!(r.status, 403);
+
+    // In its own name, A cannot answer B's command either: it is not A's.
+    a.claim_udid(None);
+    let mut own = plist::Dictionary::new();
+    own.insert("UDID".into(), a.udid().to_owned().into());
+    own.insert("Status".into(), "Acknowledged".into());
+    own.insert("CommandUUID".into(), b_cmd.clone().into());
+    let r = a.connect_raw(own).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(app.command(b_cmd).await["status"], "Queued");
+
+    // B itself still gets its command.
+    let cmd = b.connect_idle().await.unwrap().expect("B's command");
+    assert_eq!(cmd.command_uuid, *b_cmd);
+    let (_, d) = app.get(&format!("/api/v1/devices/{b_udid}")).await;
+    assert_eq!(d["status"], "enrolled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_not_issued_here_are_refused() {
+    let app = spawn_app().await;
+    let other = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+
+    // A certificate from another Mamori's CA (valid, just not ours).
+    let foreign = other
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    dev.set_credentials(foreign.credentials().unwrap());
+    let err = dev.connect_idle().await.expect_err("foreign CA");
+    assert_eq!(err.status(), Some(401));
+
+    // A self-signed certificate.
+    let key = mamori_crypto::RsaPrivateKey::generate_2048().unwrap();
+    let cert_der = mamori_crypto::certs::self_signed_cert(&key, "attacker").unwrap();
+    dev.set_credentials(Credentials { cert_der, key });
+    let err = dev.connect_idle().await.expect_err("self-signed");
+    assert_eq!(err.status(), Some(401));
+    for mode in [Identity::Mtls, Identity::Anonymous] {
+        dev.set_identity(mode);
+        let err = dev.connect_idle().await.expect_err("refused");
+        assert_eq!(err.status(), Some(401), "{mode:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_are_not_on_the_device_listener_and_vice_versa() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/devices", "/api/v1/openapi.yaml", "/healthz"] {
+        let r = app
+            .http
+            .get(app.device_url(path))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} on the device listener");
+    }
+    let r = app
+        .http
+        .post(app.device_url("/api/v1/commands"))
+        .bearer_auth(&app.token)
+        .json(&json!({"devices": ["X"], "command": {"RequestType": "ProfileList"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for path in ["/mdm/connect", "/mdm/checkin", "/scep"] {
+        let r = app.http.put(app.admin_url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path} on the admin listener");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
+    let app = spawn_app().await;
+    let get = |token: String| {
+        let http = app.http.clone();
+        let url = app.admin_url("/api/v1/devices");
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get(app.token.clone()).await, 200);
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(get("mamori_0000000000000000_wrong".into()).await, 401);
+    let tampered = format!("{}x", app.token);
+    assert_eq!(get(tampered).await, 401);
+
+    // Revoked through the API: refused on the very next request.
+    let r = app
+        .post("/api/v1/tokens", json!({"name": "temp", "role": "viewer"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(get(secret.clone()).await, 200);
+    let id = created["token"]["id"].as_str().unwrap();
+    let r = app
+        .http
+        .delete(app.admin_url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(get(secret).await, 401);
+
+    // Expired.
+    let (tok, secret) = app
+        .running
+        .services
+        .create_token("short", "owner", Some(1))
+        .await
+        .unwrap();
+    let store = &app.running.services.store;
+    let (mut stored, hash) = store.token(&tok.id).await.unwrap().unwrap();
+    stored.id = mamori_domain::TokenId::parse("expired0000000001").unwrap();
+    stored.expires_at = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    store.insert_token(&stored, &hash).await.unwrap();
+    let expired_secret = secret.replace(tok.id.as_str(), "expired0000000001");
+    assert_eq!(get(expired_secret).await, 401);
+
+    // A viewer reads devices but cannot queue commands or mint tokens.
+    let (_, viewer) = app
+        .running
+        .services
+        .create_token("viewer", "viewer", None)
+        .await
+        .unwrap();
+    assert_eq!(get(viewer.clone()).await, 200);
+    let r = app
+        .http
+        .post(app.admin_url("/api/v1/commands"))
+        .bearer_auth(&viewer)
+        .json(&json!({"devices": ["A"], "command": {"RequestType": "EraseDevice"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .http
+        .post(app.admin_url("/api/v1/tokens"))
+        .bearer_auth(&viewer)
+        .json(&json!({"name": "escalate", "role": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_enroll_without_a_valid_challenge() {
+    let app = spawn_app().await;
+    let profile = app.profile(json!({})).await;
+    let text = String::from_utf8_lossy(
+        &mamori_protocol::cms::verify_signed_data(&profile, None)
+            .unwrap()
+            .content,
+    )
+    .into_owned();
+    let p = mamori_sim::DeviceProfile::parse(text.as_bytes()).unwrap();
+    let challenge = p.scep_challenge.clone().unwrap();
+    let forged = text.replace(&challenge, "guessed-challenge-000000000000000");
+    let mut dev = SimDevice::new(DeviceKind::IPhone, SimOptions::default());
+    assert!(dev
+        .enroll(forged.as_bytes(), Some(&app.tls_ca_pem))
+        .await
+        .is_err());
+    let (_, list) = app.get("/api/v1/devices").await;
+    assert!(list["devices"].as_array().unwrap().is_empty());
+}

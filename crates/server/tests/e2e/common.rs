@@ -1,0 +1,149 @@
+//! spawn_app and helpers shared by the end-to-end tests.
+
+use mamori::app::{self, Running};
+use mamori::config::{Config, ServeArgs};
+use mamori_sim::{DeviceKind, SimDevice, SimOptions};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tempfile::TempDir;
+
+/// A running server with an owner token and an HTTP client trusting its CA.
+pub struct TestApp {
+    pub running: Running,
+    pub dir: TempDir,
+    pub token: String,
+    pub tls_ca_pem: Vec<u8>,
+    pub http: reqwest::Client,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config::resolve(&ServeArgs {
+        data_dir: Some(dir.join("data")),
+        device_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServeArgs::default()
+    })
+    .unwrap()
+}
+
+pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for der in mamori::keys::pem_certs(std::str::from_utf8(ca_pem).unwrap()).unwrap() {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .build()
+        .unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let running = app::start(&config).await.unwrap();
+    let (_, token) = running
+        .services
+        .create_token("e2e owner", "owner", None)
+        .await
+        .unwrap();
+    let tls_ca_pem = std::fs::read(running.tls_ca_path.as_ref().unwrap()).unwrap();
+    let http = client_trusting(&tls_ca_pem);
+    TestApp {
+        running,
+        dir,
+        token,
+        tls_ca_pem,
+        http,
+    }
+}
+
+impl TestApp {
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.running.admin_addr, path)
+    }
+
+    pub fn device_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.running.device_addr, path)
+    }
+
+    /// POST JSON to the admin API with the owner token.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.admin_url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET JSON from the admin API with the owner token.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.admin_url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A fresh enrollment profile.
+    pub async fn profile(&self, body: Value) -> Vec<u8> {
+        let r = self.post("/api/v1/enrollment-profiles", body).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/x-apple-aspen-config"
+        );
+        r.bytes().await.unwrap().to_vec()
+    }
+
+    /// A simulated device enrolled with a new single-use profile.
+    pub async fn enrolled(&self, kind: DeviceKind, opts: SimOptions) -> SimDevice {
+        let profile = self.profile(json!({})).await;
+        let mut dev = SimDevice::new(kind, opts);
+        dev.enroll(&profile, Some(&self.tls_ca_pem)).await.unwrap();
+        dev
+    }
+
+    /// Queues a command without pushing; returns the device → UUID map.
+    pub async fn enqueue(&self, devices: &[&str], command: Value) -> Vec<(String, String)> {
+        let r = self
+            .post(
+                "/api/v1/commands?push=false",
+                json!({ "devices": devices, "command": command }),
+            )
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "enqueue failed: {body}");
+        body["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["udid"].as_str().unwrap().to_owned(),
+                    c["command_uuid"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn command(&self, uuid: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/commands/{uuid}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}

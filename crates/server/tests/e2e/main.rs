@@ -1,0 +1,11 @@
+//! End-to-end tests: the real server (as `mamori serve` wires it) on loopback
+//! over real TLS with a real SQLite database in a temporary directory, driven
+//! by the device simulator and by an administrator's HTTP client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod attacks;
+mod bad_input;
+mod common;
+mod enrollment;
+mod interop;
+mod queue;
