@@ -4,7 +4,7 @@
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_crypto::DigestAlg;
-use mamori_domain::EnrollmentProfile;
+use mamori_domain::{EnrollmentLink, EnrollmentProfile};
 use mamori_protocol::mobileconfig::{build_enrollment_profile, EnrollmentProfileParams};
 use time::Duration;
 
@@ -20,6 +20,35 @@ pub struct ProfileRequest {
     pub ttl_hours: Option<u32>,
 }
 
+/// What an administrator asks for when creating a download link.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Sign downloaded profiles (default true).
+    pub signed: Option<bool>,
+    /// Downloads allowed (default 1).
+    pub max_uses: Option<u32>,
+    /// Lifetime of the link in hours (default 24).
+    pub ttl_hours: Option<u32>,
+}
+
+/// A created download link; the URL holds the secret and is shown once.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreatedLink {
+    /// Link identifier.
+    pub id: String,
+    /// The URL to open on the device.
+    pub url: String,
+    /// Downloads allowed.
+    pub max_uses: u32,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// Lifetime of the challenge in a profile downloaded through a link.
+const DOWNLOADED_PROFILE_TTL_HOURS: u32 = 1;
+
 /// Upper bounds on a profile's challenge.
 pub const MAX_USES: u32 = 100_000;
 /// Longest challenge lifetime: 90 days.
@@ -28,21 +57,26 @@ pub const MAX_TTL_HOURS: u32 = 24 * 90;
 /// OID id-data.
 const ID_DATA: &str = "1.2.840.113549.1.7.1";
 
+fn check_limits(max_uses: Option<u32>, ttl_hours: Option<u32>) -> CoreResult<(u32, u32)> {
+    let max_uses = max_uses.unwrap_or(1);
+    let ttl_hours = ttl_hours.unwrap_or(24);
+    if max_uses == 0 || max_uses > MAX_USES {
+        return Err(CoreError::BadRequest(format!(
+            "max_uses must be 1-{MAX_USES}"
+        )));
+    }
+    if ttl_hours == 0 || ttl_hours > MAX_TTL_HOURS {
+        return Err(CoreError::BadRequest(format!(
+            "ttl_hours must be 1-{MAX_TTL_HOURS}"
+        )));
+    }
+    Ok((max_uses, ttl_hours))
+}
+
 impl Services {
     /// Creates an enrollment profile and returns the `.mobileconfig` bytes.
     pub async fn create_enrollment_profile(&self, req: &ProfileRequest) -> CoreResult<Vec<u8>> {
-        let max_uses = req.max_uses.unwrap_or(1);
-        let ttl_hours = req.ttl_hours.unwrap_or(24);
-        if max_uses == 0 || max_uses > MAX_USES {
-            return Err(CoreError::BadRequest(format!(
-                "max_uses must be 1-{MAX_USES}"
-            )));
-        }
-        if ttl_hours == 0 || ttl_hours > MAX_TTL_HOURS {
-            return Err(CoreError::BadRequest(format!(
-                "ttl_hours must be 1-{MAX_TTL_HOURS}"
-            )));
-        }
+        let (max_uses, ttl_hours) = check_limits(req.max_uses, req.ttl_hours)?;
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(mamori_crypto::random_bytes(24));
         let now = self.clock.now();
@@ -65,6 +99,54 @@ impl Services {
         } else {
             Ok(xml)
         }
+    }
+
+    /// Creates a secret download link for enrollment profiles.
+    pub async fn create_enrollment_link(&self, req: &LinkRequest) -> CoreResult<CreatedLink> {
+        let (max_uses, ttl_hours) = check_limits(req.max_uses, req.ttl_hours)?;
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(mamori_crypto::random_bytes(32));
+        let now = self.clock.now();
+        let link = EnrollmentLink {
+            id: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            secret_hash: mamori_crypto::sha256_hex(secret.as_bytes()),
+            max_uses,
+            uses: 0,
+            signed: req.signed.unwrap_or(true),
+            created_at: now,
+            expires_at: now + Duration::hours(i64::from(ttl_hours)),
+        };
+        self.store.insert_link(&link).await?;
+        tracing::info!(link = %link.id, max_uses, ttl_hours, "enrollment link created");
+        let base = self.config.public_url.trim_end_matches('/');
+        Ok(CreatedLink {
+            id: link.id,
+            url: format!("{base}/enroll/{secret}"),
+            max_uses,
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// A device downloads a profile through a link: each download gets its
+    /// own single-use challenge. Unknown, expired and used-up links look the
+    /// same (NotFound).
+    pub async fn download_enrollment_profile(&self, secret: &str) -> CoreResult<Vec<u8>> {
+        let not_found = || CoreError::NotFound("no such enrollment link".into());
+        if secret.is_empty() || secret.len() > 128 {
+            return Err(not_found());
+        }
+        let hash = mamori_crypto::sha256_hex(secret.as_bytes());
+        let Some(link) = self.store.consume_link(&hash, self.clock.now()).await? else {
+            tracing::warn!("enrollment link unknown, expired or used up");
+            return Err(not_found());
+        };
+        tracing::info!(link = %link.id, uses = link.uses, "enrollment profile downloaded");
+        self.create_enrollment_profile(&ProfileRequest {
+            signed: Some(link.signed),
+            max_uses: Some(1),
+            ttl_hours: Some(DOWNLOADED_PROFILE_TTL_HOURS),
+        })
+        .await
     }
 
     fn profile_params(&self, uuid: uuid::Uuid, challenge: String) -> EnrollmentProfileParams {

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use mamori_domain::{
     ApiToken, CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey,
-    EnrollmentProfile, ProfileId, TokenId,
+    EnrollmentLink, EnrollmentProfile, ProfileId, TokenId,
 };
 use time::OffsetDateTime;
 
@@ -33,6 +33,15 @@ pub trait ProfileStore: Send + Sync {
         challenge_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<ProfileId>>;
+    /// Records a new enrollment link.
+    async fn insert_link(&self, link: &EnrollmentLink) -> StoreResult<()>;
+    /// Atomically spends one download of the link whose secret hash is given
+    /// (exists, unexpired, uses left); returns it when a use was spent.
+    async fn consume_link(
+        &self,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<EnrollmentLink>>;
 }
 
 /// Device identity certificates issued by the CA.

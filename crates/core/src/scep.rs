@@ -141,10 +141,8 @@ impl Services {
         origin: Origin,
     ) -> Result<Vec<u8>, Refusal> {
         let now = self.clock.now();
-        let mut serial = mamori_crypto::random_bytes(16);
-        if let Some(first) = serial.first_mut() {
-            *first &= 0x7f;
-        }
+        let serial = mamori_crypto::random_serial()
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
         let req = IssueRequest {
             subject_cn: sanitize_cn(cn.as_deref()),
             spki_der: spki.to_vec(),

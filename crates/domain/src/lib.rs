@@ -7,6 +7,6 @@ mod model;
 
 pub use ids::{CommandUuid, DeviceKey, IdError, TokenId};
 pub use model::{
-    ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentProfile,
-    EnrollmentStatus, ProfileId,
+    ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
+    EnrollmentProfile, EnrollmentStatus, ProfileId,
 };

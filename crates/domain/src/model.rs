@@ -170,6 +170,26 @@ pub struct EnrollmentProfile {
     pub expires_at: OffsetDateTime,
 }
 
+/// A secret download link for enrollment profiles (the secret itself is only
+/// ever held hashed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentLink {
+    /// Random identifier.
+    pub id: String,
+    /// SHA-256 of the link secret.
+    pub secret_hash: String,
+    /// How many profiles may be downloaded.
+    pub max_uses: u32,
+    /// Downloads so far.
+    pub uses: u32,
+    /// Whether downloaded profiles are signed.
+    pub signed: bool,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// After this the link is refused.
+    pub expires_at: OffsetDateTime,
+}
+
 /// A device identity certificate Mamori issued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceCertificate {

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use mamori_core::enroll::ProfileRequest;
+use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
 use serde::Deserialize;
@@ -27,6 +27,11 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     (
         "POST",
         "/api/v1/enrollment-profiles",
+        Some(Permission::EnrollmentWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/enrollment-links",
         Some(Permission::EnrollmentWrite),
     ),
     ("GET", "/api/v1/devices", Some(Permission::DevicesRead)),
@@ -61,6 +66,7 @@ pub fn router(services: Services) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/api/v1/enrollment-profiles", post(create_profile))
+        .route("/api/v1/enrollment-links", post(create_link))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{udid}", get(get_device))
         .route("/api/v1/commands", post(enqueue))
@@ -121,6 +127,18 @@ async fn create_profile(
         bytes,
     )
         .into_response())
+}
+
+async fn create_link(
+    State(s): State<Services>,
+    admin: Admin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin.require(Permission::EnrollmentWrite)?;
+    let req: LinkRequest = json_body(&headers, &body)?;
+    let link = s.create_enrollment_link(&req).await?;
+    Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,4 +307,32 @@ async fn put_push_cert(
         .set_push_certificate(&req.certificate_pem, &req.private_key_pem)
         .await?;
     Ok(Json(json!({ "topic": topic })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{OPENAPI, ROUTES};
+
+    /// Every admin route is described in the OpenAPI document, under its
+    /// method; a route added without documentation fails here.
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI).unwrap();
+        for (method, path, _) in ROUTES {
+            let ops = &doc["paths"][path];
+            assert!(ops.is_object(), "{path} missing from docs/openapi.yaml");
+            assert!(
+                ops[method.to_lowercase()].is_object(),
+                "{method} {path} missing from docs/openapi.yaml"
+            );
+        }
+        let documented = doc["paths"].as_object().unwrap();
+        for path in documented.keys() {
+            assert!(
+                ROUTES.iter().any(|(_, p, _)| p == path),
+                "{path} is documented but not routed"
+            );
+        }
+    }
 }

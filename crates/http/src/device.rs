@@ -47,12 +47,32 @@ pub fn router(services: Services) -> Router {
                 .post(connect)
                 .layer(DefaultBodyLimit::max(CONNECT_LIMIT)),
         )
+        .route("/enroll/{secret}", get(download_profile))
         .fallback(not_found)
         .with_state(services)
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+async fn download_profile(
+    State(s): State<Services>,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+) -> Result<Response, DeviceError> {
+    let bytes = s.download_enrollment_profile(&secret).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"mamori-enroll.mobileconfig\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 fn evidence<'a>(headers: &'a HeaderMap, peer: &'a PeerCertificate) -> Evidence<'a> {

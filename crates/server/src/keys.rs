@@ -149,14 +149,6 @@ fn load_or_create_ca(dir: &Path, name: &str, cn: &str) -> anyhow::Result<CertAut
     }
 }
 
-fn serial() -> Vec<u8> {
-    let mut s = mamori_crypto::random_bytes(16);
-    if let Some(b) = s.first_mut() {
-        *b &= 0x7f;
-    }
-    s
-}
-
 /// Loads or issues a leaf certificate signed by `ca`.
 fn load_or_issue(
     dir: &Path,
@@ -178,7 +170,7 @@ fn load_or_issue(
     let der = ca.issue(&IssueRequest {
         subject_cn: cn.into(),
         spki_der: key.public_key_spki_der(),
-        serial: serial(),
+        serial: mamori_crypto::random_serial()?,
         not_before: now - Duration::hours(1),
         not_after: now + Duration::days(365 * years),
         profile,

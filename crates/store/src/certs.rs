@@ -3,7 +3,7 @@
 use crate::{db, from_opt_ts, from_ts, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{CertStore, ProfileStore, StoreError, StoreResult};
-use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentProfile, ProfileId};
+use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -45,6 +45,55 @@ impl ProfileStore for SqliteStore {
         .map_err(db)?;
         row.map(|r| r.try_get::<String, _>("id").map_err(db))
             .transpose()
+    }
+
+    async fn insert_link(&self, l: &EnrollmentLink) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_links (id, secret_hash, max_uses, uses, signed, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&l.id)
+        .bind(&l.secret_hash)
+        .bind(i64::from(l.max_uses))
+        .bind(i64::from(l.uses))
+        .bind(l.signed)
+        .bind(ts(l.created_at))
+        .bind(ts(l.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn consume_link(
+        &self,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<EnrollmentLink>> {
+        let row = sqlx::query(
+            "UPDATE enrollment_links SET uses = uses + 1
+             WHERE secret_hash = ? AND uses < max_uses AND expires_at > ?
+             RETURNING *",
+        )
+        .bind(secret_hash)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(r) = row else { return Ok(None) };
+        let count = |c: &str| -> StoreResult<u32> {
+            let v: i64 = r.try_get(c).map_err(db)?;
+            u32::try_from(v).map_err(|e| StoreError(e.to_string()))
+        };
+        Ok(Some(EnrollmentLink {
+            id: r.try_get("id").map_err(db)?,
+            secret_hash: r.try_get("secret_hash").map_err(db)?,
+            max_uses: count("max_uses")?,
+            uses: count("uses")?,
+            signed: r.try_get("signed").map_err(db)?,
+            created_at: from_ts(r.try_get("created_at").map_err(db)?)?,
+            expires_at: from_ts(r.try_get("expires_at").map_err(db)?)?,
+        }))
     }
 }
 

@@ -233,3 +233,25 @@ async fn a_device_cannot_enroll_without_a_valid_challenge() {
     let (_, list) = app.get("/api/v1/devices").await;
     assert!(list["devices"].as_array().unwrap().is_empty());
 }
+
+/// Every admin route the router declares is reachable on the admin listener
+/// and refuses anonymous callers, except the two public ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_demands_a_token() {
+    let app = spawn_app().await;
+    for (method, path, permission) in mamori_http::admin::ROUTES {
+        let concrete = path
+            .replace("{udid}", "SOME-UDID")
+            .replace("{command_uuid}", "SOME-UUID")
+            .replace("{id}", "someid");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app
+            .http
+            .request(method.clone(), app.admin_url(&concrete))
+            .send()
+            .await
+            .unwrap();
+        let expected = if permission.is_some() { 401 } else { 200 };
+        assert_eq!(r.status().as_u16(), expected, "{method} {path}");
+    }
+}

@@ -181,3 +181,44 @@ async fn signed_profile_verifies_and_carries_the_mdm_payload() {
     let tls_ca = std::fs::read_to_string(app.dir.path().join("data/tls-ca.pem")).unwrap();
     assert_eq!(p.root_certs, mamori::keys::pem_certs(&tls_ca).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_download_profiles_through_a_limited_link() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/enrollment-links",
+            json!({"max_uses": 2, "signed": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let link: serde_json::Value = r.json().await.unwrap();
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.running.public_url));
+    assert!(url.contains("/enroll/"));
+
+    let mut challenges = Vec::new();
+    for _ in 0..2 {
+        let r = app.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/x-apple-aspen-config"
+        );
+        let profile = r.bytes().await.unwrap().to_vec();
+        let p = mamori_sim::DeviceProfile::parse(&profile).unwrap();
+        challenges.push(p.scep_challenge.clone().unwrap());
+        let mut dev = SimDevice::new(DeviceKind::IPhone, SimOptions::default());
+        dev.enroll(&profile, None).await.unwrap();
+    }
+    assert_ne!(
+        challenges[0], challenges[1],
+        "each download has its own challenge"
+    );
+    // Used up; and a guessed link looks the same.
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+    let guessed = app.device_url("/enroll/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(app.http.get(&guessed).send().await.unwrap().status(), 404);
+    let (_, list) = app.get("/api/v1/devices").await;
+    assert_eq!(list["devices"].as_array().unwrap().len(), 2);
+}

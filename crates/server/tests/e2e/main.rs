@@ -5,6 +5,7 @@
 
 mod attacks;
 mod bad_input;
+mod cli;
 mod common;
 mod enrollment;
 mod interop;

@@ -1,0 +1,161 @@
+//! The `mamori` binary as an operator runs it: `serve` with its documented
+//! flags and environment, `token create` printing the token last.
+
+use crate::common::client_trusting;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mamori");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `mamori serve` and waits (bounded) for its banner.
+fn serve(dir: &std::path::Path, device: u16, admin: u16) -> (Server, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--device-addr")
+        .arg(format!("127.0.0.1:{device}"))
+        .env("MAMORI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+        .env("MAMORI_PUBLIC_URL", format!("https://127.0.0.1:{device}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("mamori token create");
+        lines.push(line);
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    (server, lines)
+}
+
+#[test]
+fn serve_help_documents_the_operator_flags_and_variables() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--data-dir",
+        "--device-addr",
+        "--admin-addr",
+        "--public-url",
+        "MAMORI_DATA_DIR",
+        "MAMORI_DEVICE_ADDR",
+        "MAMORI_ADMIN_ADDR",
+        "MAMORI_PUBLIC_URL",
+        "--config",
+    ] {
+        assert!(help.contains(needle), "serve --help lacks {needle}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fresh");
+    let (device, admin) = (free_port(), free_port());
+    let (_server, banner) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve(&dir, device, admin)
+    })
+    .await
+    .unwrap();
+    let text = banner.join("\n");
+    assert!(text.contains(&format!("127.0.0.1:{device}")), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{admin}")), "{text}");
+    assert!(text.contains("fingerprint"), "{text}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in [
+            "device-ca.key",
+            "scep-ra.key",
+            "tls-ca.key",
+            "tls.key",
+            "master.key",
+        ] {
+            let mode = std::fs::metadata(dir.join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    assert!(dir.join("mamori.db").exists());
+
+    let out = Command::new(BIN)
+        .args(["token", "create", "--name", "first admin", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("mamori_"), "{stdout}");
+
+    let ca = std::fs::read(dir.join("tls-ca.pem")).unwrap();
+    let http = client_trusting(&ca);
+    let url = format!("https://127.0.0.1:{admin}/api/v1/devices");
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn a_key_file_others_can_read_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let (device, admin) = (free_port(), free_port());
+    drop(serve(&dir, device, admin));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("device-ca.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = Command::new(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--device-addr")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("readable by other users"), "{err}");
+    }
+}
