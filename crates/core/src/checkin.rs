@@ -106,6 +106,7 @@ impl Services {
                     return Ok(DeviceReply::default());
                 }
                 self.store.check_out(&key, now).await?;
+                self.store.delete_secret(&bootstrap_name(&key)).await?;
                 let revoked = self.store.revoke_device_certificates(&key, now).await?;
                 tracing::info!(device = %key, revoked, "device checked out");
                 Ok(DeviceReply::default())
@@ -117,6 +118,48 @@ impl Services {
                 // needed for this user (Apple: User Authenticate).
                 Ok(DeviceReply {
                     body: plist_dict(&[("DigestChallenge", "")])?,
+                })
+            }
+            CheckinMessage::SetBootstrapToken { ident, token } => {
+                let key = device_key(&ident)?;
+                Self::authorize_device(&cert, &key, false)?;
+                self.require_enrolled(&key).await?;
+                let sealed = self
+                    .pki
+                    .secret_box
+                    .seal(
+                        token.as_deref().unwrap_or_default(),
+                        Some(bootstrap_name(&key).as_bytes()),
+                    )
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.store
+                    .put_secret(&bootstrap_name(&key), &sealed, now)
+                    .await?;
+                tracing::info!(device = %key, cleared = token.is_none(), "bootstrap token escrowed");
+                Ok(DeviceReply::default())
+            }
+            CheckinMessage::GetBootstrapToken { ident } => {
+                let key = device_key(&ident)?;
+                Self::authorize_device(&cert, &key, false)?;
+                self.require_enrolled(&key).await?;
+                let name = bootstrap_name(&key);
+                let token = match self.store.secret(&name).await? {
+                    Some(sealed) => self
+                        .pki
+                        .secret_box
+                        .open(&sealed, Some(name.as_bytes()))
+                        .map_err(|e| CoreError::Internal(e.to_string()))?
+                        .to_vec(),
+                    None => Vec::new(),
+                };
+                tracing::info!(device = %key, found = !token.is_empty(), "bootstrap token requested");
+                if token.is_empty() {
+                    return Ok(DeviceReply::default());
+                }
+                let mut d = plist::Dictionary::new();
+                d.insert("BootstrapToken".into(), plist::Value::Data(token));
+                Ok(DeviceReply {
+                    body: plist_value(plist::Value::Dictionary(d))?,
                 })
             }
             other => {
@@ -144,13 +187,7 @@ impl Services {
         let key = device_key(&req.ident)?;
         Self::authorize_device(&cert, &key, false)?;
         let now = self.clock.now();
-        match self.store.device(&key).await? {
-            Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
-            _ => {
-                tracing::warn!(device = %key, "connect from a device that is not enrolled");
-                return Err(CoreError::Forbidden("device is not enrolled".into()));
-            }
-        }
+        self.require_enrolled(&key).await?;
         if req.ident.user_id.is_some() {
             // The user channel has no queue of its own yet: nothing to send.
             self.store.touch(&key, now).await?;
@@ -167,6 +204,16 @@ impl Services {
                 Ok(DeviceReply { body: cmd.payload })
             }
             None => Ok(DeviceReply::default()),
+        }
+    }
+
+    async fn require_enrolled(&self, key: &DeviceKey) -> CoreResult<()> {
+        match self.store.device(key).await? {
+            Some(d) if d.status != EnrollmentStatus::CheckedOut => Ok(()),
+            _ => {
+                tracing::warn!(device = %key, "request from a device that is not enrolled");
+                Err(CoreError::Forbidden("device is not enrolled".into()))
+            }
         }
     }
 
@@ -263,8 +310,16 @@ fn plist_dict(pairs: &[(&str, &str)]) -> CoreResult<Vec<u8>> {
     for (k, v) in pairs {
         d.insert((*k).to_owned(), plist::Value::String((*v).to_owned()));
     }
+    plist_value(plist::Value::Dictionary(d))
+}
+
+fn plist_value(v: plist::Value) -> CoreResult<Vec<u8>> {
     let mut out = Vec::new();
-    plist::to_writer_xml(&mut out, &plist::Value::Dictionary(d))
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    plist::to_writer_xml(&mut out, &v).map_err(|e| CoreError::Internal(e.to_string()))?;
     Ok(out)
+}
+
+/// Name under which a device's bootstrap token is kept sealed.
+fn bootstrap_name(key: &DeviceKey) -> String {
+    format!("bootstrap-token:{key}")
 }

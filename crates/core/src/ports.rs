@@ -245,6 +245,8 @@ pub trait SecretStore: Send + Sync {
     async fn put_secret(&self, name: &str, sealed: &[u8], now: OffsetDateTime) -> StoreResult<()>;
     /// Reads a sealed secret.
     async fn secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Deletes a sealed secret; false when there was none.
+    async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
 }
 
 /// Every port at once, for wiring.

@@ -107,4 +107,13 @@ impl SecretStore for SqliteStore {
         row.map(|r| r.try_get::<Vec<u8>, _>("sealed").map_err(db))
             .transpose()
     }
+
+    async fn delete_secret(&self, name: &str) -> StoreResult<bool> {
+        let res = sqlx::query("DELETE FROM secrets WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(res.rows_affected() == 1)
+    }
 }

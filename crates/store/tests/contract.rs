@@ -374,4 +374,7 @@ async fn tokens_and_secrets() {
     s.put_secret("x", b"one", now()).await.unwrap();
     s.put_secret("x", b"two", now()).await.unwrap();
     assert_eq!(s.secret("x").await.unwrap().unwrap(), b"two");
+    assert!(s.delete_secret("x").await.unwrap());
+    assert!(!s.delete_secret("x").await.unwrap());
+    assert!(s.secret("x").await.unwrap().is_none());
 }

@@ -153,3 +153,92 @@ async fn check_out_ends_the_enrollment_and_revokes_the_identity() {
         .await;
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_profile_then_profile_list_shows_it() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.udid().to_owned();
+    let mut inner = plist::Dictionary::new();
+    inner.insert("PayloadType".into(), "Configuration".into());
+    inner.insert("PayloadVersion".into(), 1.into());
+    inner.insert("PayloadIdentifier".into(), "com.example.wifi".into());
+    inner.insert(
+        "PayloadUUID".into(),
+        "9A1F5F1E-5C3B-4B8E-9E55-0C2B1E7A5D11".into(),
+    );
+    inner.insert("PayloadDisplayName".into(), "Office Wi-Fi".into());
+    inner.insert("PayloadContent".into(), plist::Value::Array(vec![]));
+    let mut xml = Vec::new();
+    plist::to_writer_xml(&mut xml, &plist::Value::Dictionary(inner)).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let install = app
+        .enqueue(
+            &[&udid],
+            json!({"RequestType": "InstallProfile", "Payload": payload}),
+        )
+        .await;
+    let list = app
+        .enqueue(&[&udid], json!({"RequestType": "ProfileList"}))
+        .await;
+    dev.run_queue().await.unwrap();
+    assert_eq!(app.command(&install[0].1).await["status"], "Acknowledged");
+    let listed = app.command(&list[0].1).await;
+    let ids: Vec<&str> = listed["result"]["ProfileList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["PayloadIdentifier"].as_str())
+        .collect();
+    assert!(ids.contains(&"com.example.wifi"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_token_is_escrowed_sealed_and_only_returned_to_its_device() {
+    let app = spawn_app().await;
+    let mut mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
+    let mut other = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
+    let udid = mac.udid().to_owned();
+    let secret = b"bootstrap-token-0123456789-distinctive".to_vec();
+    let msg = |kind: &str, token: Option<Vec<u8>>| {
+        let mut d = plist::Dictionary::new();
+        d.insert("MessageType".into(), kind.into());
+        d.insert("UDID".into(), udid.clone().into());
+        if let Some(t) = token {
+            d.insert("BootstrapToken".into(), plist::Value::Data(t));
+        }
+        let mut out = Vec::new();
+        plist::to_writer_xml(&mut out, &plist::Value::Dictionary(d)).unwrap();
+        out
+    };
+    let get = msg("GetBootstrapToken", None);
+    let r = mac.checkin_raw(get.clone(), None).await.unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0), "nothing escrowed yet");
+    let r = mac
+        .checkin_raw(msg("SetBootstrapToken", Some(secret.clone())), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = mac.checkin_raw(get.clone(), None).await.unwrap();
+    assert_eq!(r.status, 200);
+    let v = plist::Value::from_reader(std::io::Cursor::new(&r.body)).unwrap();
+    assert_eq!(
+        v.as_dictionary().unwrap()["BootstrapToken"].as_data(),
+        Some(secret.as_slice())
+    );
+    // Another device asking in this device's name is refused.
+    other.claim_udid(Some(udid.clone()));
+    let r = other.checkin_raw(get, None).await.unwrap();
+    assert_eq!(r.status, 403);
+    // At rest it is sealed: the raw database does not contain it.
+    for f in ["mamori.db", "mamori.db-wal"] {
+        let raw = std::fs::read(app.dir.path().join("data").join(f)).unwrap_or_default();
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_slice()),
+            "{f}"
+        );
+    }
+}
