@@ -9,4 +9,5 @@ mod cli;
 mod common;
 mod enrollment;
 mod interop;
+mod push;
 mod queue;
