@@ -58,6 +58,12 @@ impl Services {
                 };
                 self.store.authenticate(&rec).await?;
                 if cert.device.is_none() {
+                    // A new identity for this enrollment: certificates of an
+                    // earlier enrollment of the same device stop working.
+                    let revoked = self.store.revoke_device_certificates(&key, now).await?;
+                    if revoked > 0 {
+                        tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
+                    }
                     self.store.bind_certificate(&cert.fingerprint, &key).await?;
                 }
                 tracing::info!(device = %key, "device authenticated");

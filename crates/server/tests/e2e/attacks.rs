@@ -255,3 +255,22 @@ async fn every_admin_route_demands_a_token() {
         assert_eq!(r.status().as_u16(), expected, "{method} {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_enrollment_retires_the_previous_identity() {
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let old = dev.credentials().unwrap();
+    // The same device enrolls again with a new profile (new SCEP identity).
+    let profile = app.profile(json!({})).await;
+    let info = dev.info().clone();
+    let mut again = SimDevice::with_info(info, SimOptions::default());
+    again.enroll(&profile, Some(&app.tls_ca_pem)).await.unwrap();
+    assert!(again.connect_idle().await.unwrap().is_none());
+    // Whoever still holds the old certificate is locked out.
+    dev.set_credentials(old);
+    let err = dev.connect_idle().await.expect_err("old identity");
+    assert_eq!(err.status(), Some(401));
+}
