@@ -61,10 +61,12 @@ impl Services {
                     // A new identity for this enrollment: certificates of an
                     // earlier enrollment of the same device stop working.
                     let revoked = self.store.revoke_device_certificates(&key, now).await?;
+                    self.identities.forget_device(&key);
                     if revoked > 0 {
                         tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
                     }
                     self.store.bind_certificate(&cert.fingerprint, &key).await?;
+                    self.identities.forget_fingerprint(&cert.fingerprint);
                 }
                 tracing::info!(device = %key, "device authenticated");
                 Ok(DeviceReply::default())
@@ -114,6 +116,7 @@ impl Services {
                 self.store.check_out(&key, now).await?;
                 self.store.delete_secret(&bootstrap_name(&key)).await?;
                 let revoked = self.store.revoke_device_certificates(&key, now).await?;
+                self.identities.forget_device(&key);
                 tracing::info!(device = %key, revoked, "device checked out");
                 Ok(DeviceReply::default())
             }
@@ -191,18 +194,20 @@ impl Services {
         })?;
         let (cert, _) = self.device_certificate(ev, body).await?;
         let key = device_key(&req.ident)?;
+        // A certificate bound to this enrollment and unrevoked means the
+        // enrollment is live: CheckOut and re-enrollment revoke certificates.
         Self::authorize_device(&cert, &key, false)?;
         let now = self.clock.now();
-        self.require_enrolled(&key).await?;
+        if self.identities.should_touch(&key) {
+            self.store.touch(&key, now).await?;
+        }
         if req.ident.user_id.is_some() {
             // The user channel has no queue of its own yet: nothing to send.
-            self.store.touch(&key, now).await?;
             return Ok(DeviceReply::default());
         }
         if req.status != CommandStatus::Idle {
             self.record_result(&key, &req).await?;
         }
-        self.store.touch(&key, now).await?;
         let include_not_now = req.status == CommandStatus::Idle;
         match self.store.next_command(&key, include_not_now, now).await? {
             Some(cmd) => {

@@ -37,6 +37,12 @@ impl Services {
             }
         };
         let now = self.clock.now();
+        let der_hash = mamori_crypto::sha256(&cert_der);
+        if let Some(rec) = self.identities.get(&der_hash) {
+            if rec.not_after > now {
+                return Ok((rec, cert_der));
+            }
+        }
         let parsed = self
             .pki
             .device_ca
@@ -59,6 +65,9 @@ impl Services {
         if record.revoked_at.is_some() {
             tracing::warn!(fingerprint = %record.fingerprint, "revoked device certificate used");
             return Err(CoreError::Unauthorized);
+        }
+        if record.device.is_some() {
+            self.identities.put(der_hash, record.clone());
         }
         Ok((record, cert_der))
     }

@@ -2,6 +2,7 @@
 //! authenticate administrators) and the narrow ports they need. Handlers call
 //! these; these call the ports. No HTTP, no SQL.
 
+pub mod cache;
 pub mod checkin;
 pub mod commands;
 pub mod enroll;
@@ -62,6 +63,8 @@ pub struct Services {
     pub pusher: Arc<dyn Pusher>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Verified device identities (see [`cache`]).
+    pub identities: Arc<cache::IdentityCache>,
 }
 
 impl std::fmt::Debug for Services {

@@ -107,6 +107,7 @@ pub async fn build_services(
         config: Arc::new(core),
         pusher,
         clock,
+        identities: Arc::default(),
     };
     Ok((services, tls))
 }

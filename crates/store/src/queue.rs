@@ -37,21 +37,26 @@ impl QueueStore for SqliteStore {
         include_not_now: bool,
         now: OffsetDateTime,
     ) -> StoreResult<Option<DeliveredCommand>> {
+        // Read first: an idle device with an empty queue (the common case)
+        // costs one indexed read and no write transaction.
         let row = sqlx::query(
-            "UPDATE commands SET state = 'Delivered', updated_at = ?
-             WHERE seq = (SELECT seq FROM commands
-                          WHERE udid = ? AND (state IN ('Queued', 'Delivered')
-                                              OR (? AND state = 'NotNow'))
-                          ORDER BY seq LIMIT 1)
-             RETURNING command_uuid, payload",
+            "SELECT seq, command_uuid, payload FROM commands
+             WHERE udid = ? AND (state IN ('Queued', 'Delivered') OR (? AND state = 'NotNow'))
+             ORDER BY seq LIMIT 1",
         )
-        .bind(ts(now))
         .bind(device.as_str())
         .bind(include_not_now)
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
         let Some(r) = row else { return Ok(None) };
+        let seq: i64 = r.try_get("seq").map_err(db)?;
+        sqlx::query("UPDATE commands SET state = 'Delivered', updated_at = ? WHERE seq = ? AND state IN ('Queued', 'Delivered', 'NotNow')")
+            .bind(ts(now))
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         let uuid: String = r.try_get("command_uuid").map_err(db)?;
         Ok(Some(DeliveredCommand {
             command_uuid: CommandUuid::parse(&uuid).map_err(|e| StoreError(e.to_string()))?,
