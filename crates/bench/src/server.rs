@@ -1,0 +1,284 @@
+//! The server under test: a `mamori serve` child process on two free
+//! loopback ports, killed when [`Server`] is dropped, and an admin client.
+
+use anyhow::{anyhow, bail, Context};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The log filter the server runs with, so that logging does not dominate
+/// the measured CPU time.
+pub const SERVER_RUST_LOG: &str = "warn";
+
+/// How long the server may take to start (it generates its keys first).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `mamori serve`; dropping it kills and reaps the process.
+pub struct Server {
+    child: Mutex<Child>,
+    pid: u32,
+    /// The server's data directory.
+    pub data_dir: PathBuf,
+    /// Where the server's stdout and stderr go.
+    pub log_path: PathBuf,
+    /// Device listener.
+    pub device_addr: SocketAddr,
+    /// Admin listener.
+    pub admin_addr: SocketAddr,
+    /// `DATA_DIR/tls-ca.pem`.
+    pub tls_ca_pem: Vec<u8>,
+    /// Admin client trusting the TLS CA.
+    pub http: reqwest::Client,
+    /// Owner API token.
+    pub token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let child = match self.child.get_mut() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago (bound, read, released).
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// An HTTPS client trusting only the PEM certificates in `ca_pem`.
+pub fn client_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.context("bad certificate in tls-ca.pem")?)?;
+    }
+    if roots.is_empty() {
+        bail!("no certificate in tls-ca.pem");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .timeout(Duration::from_secs(600))
+        .build()?)
+}
+
+/// The last `max` bytes of the server log, for error messages.
+pub fn log_tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
+}
+
+impl Server {
+    /// Starts `server_bin serve` with its data in `work_dir/data`, waits for
+    /// the admin listener's `/healthz`, and creates an owner token with
+    /// `server_bin token create`.
+    pub async fn start(server_bin: &Path, work_dir: &Path) -> anyhow::Result<Self> {
+        let data_dir = work_dir.join("data");
+        let log_path = work_dir.join("server.log");
+        let device_addr = free_port()?;
+        let admin_addr = free_port()?;
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let child = Command::new(server_bin)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--device-addr")
+            .arg(device_addr.to_string())
+            .arg("--admin-addr")
+            .arg(admin_addr.to_string())
+            .arg("--public-url")
+            .arg(format!("https://{device_addr}"))
+            .env("RUST_LOG", SERVER_RUST_LOG)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", server_bin.display()))?;
+        let mut server = Self {
+            pid: child.id(),
+            child: Mutex::new(child),
+            data_dir,
+            log_path,
+            device_addr,
+            admin_addr,
+            tls_ca_pem: Vec::new(),
+            http: reqwest::Client::new(),
+            token: String::new(),
+        };
+        server.wait_healthy().await?;
+        server.token = server.create_token(server_bin)?;
+        Ok(server)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Fails if the server has exited.
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        let exited = self
+            .child
+            .lock()
+            .map_err(|_| anyhow!("server child lock poisoned"))?
+            .try_wait()?;
+        if let Some(status) = exited {
+            bail!(
+                "the server exited ({status}); end of {}:\n{}",
+                self.log_path.display(),
+                log_tail(&self.log_path, 4000)
+            );
+        }
+        Ok(())
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let ca_path = self.data_dir.join("tls-ca.pem");
+        let url = format!("https://{}/healthz", self.admin_addr);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last_error = String::from("tls-ca.pem not written yet");
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if let Ok(pem) = std::fs::read(&ca_path) {
+                match client_trusting(&pem) {
+                    Ok(http) => match http.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            self.tls_ca_pem = pem;
+                            self.http = http;
+                            return Ok(());
+                        }
+                        Ok(r) => last_error = format!("/healthz answered {}", r.status()),
+                        Err(e) => last_error = format!("/healthz: {e}"),
+                    },
+                    // The file may be half written.
+                    Err(e) => last_error = format!("{}: {e:#}", ca_path.display()),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "the server did not become healthy within {}s ({last_error}); end of {}:\n{}",
+            START_TIMEOUT.as_secs(),
+            self.log_path.display(),
+            log_tail(&self.log_path, 4000)
+        )
+    }
+
+    fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
+        let out = Command::new(server_bin)
+            .args(["token", "create", "--name", "bench", "--data-dir"])
+            .arg(&self.data_dir)
+            .env("RUST_LOG", SERVER_RUST_LOG)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run `token create`")?;
+        if !out.status.success() {
+            bail!(
+                "`token create` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8(out.stdout).context("`token create` printed non-UTF-8")?;
+        stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("`token create` printed no token"))
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.admin_addr, path)
+    }
+
+    /// An unsigned enrollment profile whose challenge allows `max_uses`
+    /// enrollments.
+    pub async fn enrollment_profile(&self, max_uses: usize) -> anyhow::Result<Vec<u8>> {
+        let r = self
+            .http
+            .post(self.admin_url("/api/v1/enrollment-profiles"))
+            .bearer_auth(&self.token)
+            .json(&json!({ "signed": false, "max_uses": max_uses, "ttl_hours": 24 }))
+            .send()
+            .await
+            .context("POST /api/v1/enrollment-profiles")?;
+        let status = r.status();
+        let body = r.bytes().await?.to_vec();
+        if !status.is_success() {
+            bail!(
+                "POST /api/v1/enrollment-profiles: {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(body)
+    }
+
+    /// Queues `command` for every device in one API call without pushing;
+    /// returns how many commands were queued.
+    pub async fn enqueue(&self, udids: &[String], command: Value) -> anyhow::Result<usize> {
+        let r = self
+            .http
+            .post(self.admin_url("/api/v1/commands?push=false"))
+            .bearer_auth(&self.token)
+            .json(&json!({ "devices": udids, "command": command }))
+            .send()
+            .await
+            .context("POST /api/v1/commands")?;
+        let status = r.status();
+        let body: Value = r.json().await.context("POST /api/v1/commands: body")?;
+        if !status.is_success() {
+            bail!("POST /api/v1/commands: {status}: {body}");
+        }
+        body["commands"]
+            .as_array()
+            .map(Vec::len)
+            .ok_or_else(|| anyhow!("POST /api/v1/commands: no `commands` array in {body}"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_loopback() {
+        let a = free_port().unwrap();
+        assert!(a.ip().is_loopback());
+        assert_ne!(a.port(), 0);
+    }
+
+    #[test]
+    fn log_tail_respects_char_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        std::fs::write(&p, "ab守り").unwrap();
+        assert_eq!(log_tail(&p, 3), "り");
+        assert_eq!(log_tail(&p, 100), "ab守り");
+        assert_eq!(log_tail(&dir.path().join("missing"), 10), "");
+    }
+
+    #[test]
+    fn client_needs_a_certificate() {
+        assert!(client_trusting(b"").is_err());
+    }
+}
