@@ -99,6 +99,10 @@ pub fn server_config(
     };
     let mut cfg = builder.with_single_cert(chain, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Devices woken by a push open a new connection per session: stateless
+    // session tickets (keys rotated by rustls) let them resume without a
+    // full RSA handshake, and cost the server no memory per device.
+    cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(cfg)
 }
 

@@ -274,3 +274,65 @@ async fn re_enrollment_retires_the_previous_identity() {
     let err = dev.connect_idle().await.expect_err("old identity");
     assert_eq!(err.status(), Some(401));
 }
+
+/// A resumed TLS session (session ticket) still carries the device's client
+/// certificate: mTLS devices stay authenticated, and nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_tls_sessions_keep_the_client_identity() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let dev = app
+        .enrolled(
+            DeviceKind::IPhone,
+            SimOptions {
+                identity: Some(Identity::Mtls),
+                ..SimOptions::default()
+            },
+        )
+        .await;
+    let creds = dev.credentials().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for der in mamori::keys::pem_certs(std::str::from_utf8(&app.tls_ca_pem).unwrap()).unwrap() {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(creds.key.to_pkcs8_pem().as_bytes())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![creds.cert_der.clone().into()], key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let body = format!(
+        "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>\
+         <key>UDID</key><string>{}</string></dict></plist>",
+        dev.udid()
+    );
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(app.running.device_addr)
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let req = format!(
+            "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        let _ = tls.read_to_end(&mut resp).await;
+        let resp = String::from_utf8_lossy(&resp).into_owned();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        kinds.push(tls.get_ref().1.handshake_kind());
+        // Let the server's session ticket arrive before the next connection.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(kinds[0], Some(rustls::HandshakeKind::Full));
+    assert_eq!(kinds[1], Some(rustls::HandshakeKind::Resumed));
+}
