@@ -1,0 +1,80 @@
+//! Schema migrations: the SQL files under `migrations/sqlite/`, embedded and
+//! applied in order, each in its own transaction. The applied version is kept
+//! in `PRAGMA user_version`.
+//!
+//! Databases created by the earlier sqlx-based backend record their applied
+//! migrations in `_sqlx_migrations` and leave `user_version` at 0; on first
+//! open the highest successfully applied version found there is adopted.
+
+use crate::{db, StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+/// Every migration, by version, in order.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_core.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_enrollment_links.sql"),
+    ),
+];
+
+/// Brings the schema up to date.
+pub(crate) fn run(conn: &mut Connection) -> StoreResult<()> {
+    adopt_sqlx_history(conn)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    for &(version, sql) in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let current = user_version(&tx)?;
+        if current > latest {
+            return Err(StoreError(format!(
+                "database schema version {current} is newer than this server ({latest})"
+            )));
+        }
+        if current < version {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError(format!("migration {version}: {e}")))?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+    }
+    Ok(())
+}
+
+fn user_version(c: &Connection) -> StoreResult<i64> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)
+}
+
+/// Sets `user_version` from sqlx's migration table when it exists and
+/// `user_version` was never set.
+fn adopt_sqlx_history(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    if user_version(&tx)? == 0 {
+        let has_table = tx
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(db)?
+            .is_some();
+        if has_table {
+            let applied: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            tx.pragma_update(None, "user_version", applied)
+                .map_err(db)?;
+        }
+    }
+    tx.commit().map_err(db)
+}

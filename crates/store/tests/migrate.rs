@@ -1,0 +1,89 @@
+//! Schema migrations: fresh databases, reopening, and databases created by the
+//! earlier sqlx-based backend (`_sqlx_migrations`, `user_version` 0).
+#![allow(clippy::unwrap_used)]
+
+use mamori_core::ports::SecretStore;
+use mamori_store::SqliteStore;
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+const CORE: &str = include_str!("../migrations/sqlite/0001_core.sql");
+const LINKS: &str = include_str!("../migrations/sqlite/0002_enrollment_links.sql");
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn user_version(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Builds a database the way sqlx's migrator left it, with `applied` migrations.
+fn sqlx_era_db(path: &std::path::Path, applied: &[(i64, &str)]) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE _sqlx_migrations (
+             version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+             success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .unwrap();
+    for (v, sql) in applied {
+        c.execute_batch(sql).unwrap();
+        c.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (?, 'm', TRUE, x'00', 1)",
+            [v],
+        )
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO secrets (name, sealed, updated_at) VALUES ('old', x'0102', 1)",
+        [],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn fresh_database_migrates_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    s.put_secret("k", b"v", now()).await.unwrap();
+    s.close().await;
+    assert!(s.secret("k").await.is_err(), "closed store must fail");
+    assert_eq!(user_version(&path), 2);
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(s.secret("k").await.unwrap(), Some(b"v".to_vec()));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn sqlx_era_database_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    sqlx_era_db(&path, &[(1, CORE), (2, LINKS)]);
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(s.secret("old").await.unwrap(), Some(vec![1, 2]));
+    s.close().await;
+    assert_eq!(user_version(&path), 2);
+}
+
+#[tokio::test]
+async fn sqlx_era_database_gets_missing_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    sqlx_era_db(&path, &[(1, CORE)]);
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(s.secret("old").await.unwrap(), Some(vec![1, 2]));
+    s.close().await;
+    assert_eq!(user_version(&path), 2);
+    let c = Connection::open(&path).unwrap();
+    let links: i64 = c
+        .query_row("SELECT COUNT(*) FROM enrollment_links", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(links, 0);
+}
