@@ -28,11 +28,14 @@ impl Services {
         scep::CA_CAPS
     }
 
-    /// GetCACert: the CA and the RA certificate, as a certs-only PKCS#7.
+    /// GetCACert: the RA and the CA certificate, as a certs-only PKCS#7.
+    /// The RA comes first: clients that simply encrypt to the first
+    /// certificate then reach the RA key, the only one that decrypts
+    /// requests (clients that choose by key usage find it either way).
     pub fn scep_ca_certs(&self) -> CoreResult<CaCertResponse> {
         let body = mamori_protocol::cms::degenerate_certs_only(&[
-            self.pki.device_ca.cert_der.clone(),
             self.pki.ra_cert.clone(),
+            self.pki.device_ca.cert_der.clone(),
         ])
         .map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(CaCertResponse { body })
