@@ -21,6 +21,9 @@ pub enum CoreError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The body is in a media type this endpoint does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A failure inside the server; the cause is logged, never shown.
     #[error("internal error")]
     Internal(String),

@@ -6,12 +6,14 @@
 //! `der`/`x509-cert`/`spki` crates and certificates are built with `rcgen`.
 
 pub mod certs;
+mod ec;
 mod error;
 mod hash;
 mod rsa;
 mod secretbox;
 mod verify;
 
+pub use ec::EcPrivateKey;
 pub use error::{CryptoError, Result};
 pub use hash::{
     constant_time_eq, random_bytes, random_serial, sha1, sha256, sha256_hex, try_random_bytes,

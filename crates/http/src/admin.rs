@@ -95,9 +95,11 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct.starts_with("application/json") {
-            return Err(
-                CoreError::BadRequest("Content-Type must be application/json".into()).into(),
-            );
+            tracing::warn!(content_type = %ct, "admin request body is not JSON");
+            return Err(CoreError::UnsupportedMediaType(
+                "Content-Type must be application/json".into(),
+            )
+            .into());
         }
     }
     if body.iter().all(u8::is_ascii_whitespace) {

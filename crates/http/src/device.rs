@@ -86,12 +86,33 @@ fn peer_of(req_ext: Option<axum::Extension<PeerCertificate>>) -> PeerCertificate
     req_ext.map(|e| e.0).unwrap_or_default()
 }
 
+/// Refuses bodies that are plainly not property lists. Apple clients send
+/// `application/x-apple-aspen-mdm-checkin`, `application/x-apple-aspen-mdm`,
+/// an XML type, or no Content-Type at all; all of those are read.
+fn plist_content_type(headers: &HeaderMap) -> Result<(), DeviceError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let refused = [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/",
+    ];
+    if refused.iter().any(|r| ct.starts_with(r)) {
+        tracing::warn!(content_type = %ct, "device message is not a property list");
+        return Err(CoreError::UnsupportedMediaType("expected a property list".into()).into());
+    }
+    Ok(())
+}
+
 async fn checkin(
     State(s): State<Services>,
     peer: Option<axum::Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
+    plist_content_type(&headers)?;
     let peer = peer_of(peer);
     let reply = s.checkin(evidence(&headers, &peer), &body).await?;
     Ok(plist_reply(reply.body))
@@ -103,6 +124,7 @@ async fn connect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
+    plist_content_type(&headers)?;
     let peer = peer_of(peer);
     let reply = s.connect(evidence(&headers, &peer), &body).await?;
     Ok(plist_reply(reply.body))

@@ -23,6 +23,7 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
         CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
         CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+        CoreError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),
         CoreError::Internal(cause) => {
             tracing::error!(cause = %cause, "internal error");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())

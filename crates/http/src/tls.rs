@@ -75,14 +75,32 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Rou
     }
 }
 
-/// Builds a rustls server configuration. With `client_ca`, clients may (but
-/// need not) present a certificate; see [`DeviceCertVerifier`].
+/// A certificate chain (leaf first) and its private key.
+pub type ServerCert = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
+/// Builds a rustls server configuration serving the first certificate whose
+/// key can sign with a scheme the client offers (list an ECDSA certificate
+/// before an RSA one: its handshake costs the server far less). With
+/// `client_ca`, clients may (but need not) present a certificate; see
+/// [`DeviceCertVerifier`].
 pub fn server_config(
-    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
-    key: rustls_pki_types::PrivateKeyDer<'static>,
+    certs: Vec<ServerCert>,
     client_ca: Option<rustls_pki_types::CertificateDer<'static>>,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let keys = certs
+        .into_iter()
+        .map(|(chain, key)| {
+            let signer = provider.key_provider.load_private_key(key)?;
+            Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))
+        })
+        .collect::<Result<Vec<_>, rustls::Error>>()?;
+    if keys.is_empty() {
+        return Err(rustls::Error::General("no server certificate".into()));
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
@@ -97,13 +115,32 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(chain, key)?;
+    let mut cfg = builder.with_cert_resolver(Arc::new(BySignatureScheme(keys)));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Devices woken by a push open a new connection per session: stateless
     // session tickets (keys rotated by rustls) let them resume without a
-    // full RSA handshake, and cost the server no memory per device.
+    // full handshake, and cost the server no memory per device.
     cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(cfg)
+}
+
+/// Picks the first certificate whose key can sign with a scheme the client
+/// offers; falls back to the last one.
+#[derive(Debug)]
+struct BySignatureScheme(Vec<Arc<rustls::sign::CertifiedKey>>);
+
+impl rustls::server::ResolvesServerCert for BySignatureScheme {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let offered = hello.signature_schemes();
+        self.0
+            .iter()
+            .find(|k| k.key.choose_scheme(offered).is_some())
+            .or_else(|| self.0.last())
+            .cloned()
+    }
 }
 
 /// Asks for a client certificate (naming the device CA as the acceptable

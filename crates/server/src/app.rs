@@ -145,19 +145,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(topic) = services.load_push_certificate().await? {
         tracing::info!(topic = %topic, "push certificate loaded");
     }
-    let chain: Vec<CertificateDer<'static>> = tls
-        .chain
-        .iter()
-        .cloned()
-        .map(CertificateDer::from)
-        .collect();
-    let key = || {
-        PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
-            .map_err(|e| anyhow::anyhow!("TLS key: {e:?}"))
+    let certs = || -> anyhow::Result<Vec<mamori_http::tls::ServerCert>> {
+        tls.certs
+            .iter()
+            .map(|(chain, key_pem)| {
+                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("TLS key: {e:?}"))?;
+                Ok((
+                    chain.iter().cloned().map(CertificateDer::from).collect(),
+                    key,
+                ))
+            })
+            .collect()
     };
     let device_ca = CertificateDer::from(services.pki.device_ca.cert_der.clone());
-    let device_tls = mamori_http::tls::server_config(chain.clone(), key()?, Some(device_ca))?;
-    let admin_tls = mamori_http::tls::server_config(chain, key()?, None)?;
+    let device_tls = mamori_http::tls::server_config(certs()?, Some(device_ca))?;
+    let admin_tls = mamori_http::tls::server_config(certs()?, None)?;
     let device_router = mamori_http::device::router(services.clone());
     let admin_router = mamori_http::admin::router(services.clone());
     let tasks = vec![

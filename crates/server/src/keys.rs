@@ -5,19 +5,18 @@
 use anyhow::{bail, Context};
 use mamori_core::pki::Pki;
 use mamori_crypto::certs::{CertAuthority, CertProfile, IssueRequest};
-use mamori_crypto::{RsaPrivateKey, SecretBox};
+use mamori_crypto::{EcPrivateKey, RsaPrivateKey, SecretBox};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-/// TLS material for the listeners.
+/// TLS material for the listeners: one or more certificates for the same
+/// names, in order of preference.
 pub struct TlsMaterial {
-    /// Chain, leaf first (DER).
-    pub chain: Vec<Vec<u8>>,
-    /// Leaf key (PKCS#8 PEM).
-    pub key_pem: Zeroizing<String>,
+    /// Each certificate: chain (leaf first, DER) and key (PKCS#8 PEM).
+    pub certs: Vec<(Vec<Vec<u8>>, Zeroizing<String>)>,
 }
 
 /// Creates the directory (0700) if missing.
@@ -225,70 +224,127 @@ pub fn bootstrap(
         CertProfile::ScepRa,
         10,
     )?;
-    let (tls_mat, tls_root, signer_cert, signer_key, chain) = match tls {
-        Some((cert_p, key_p)) => {
-            let pem = std::fs::read_to_string(cert_p)
-                .with_context(|| format!("cannot read {}", cert_p.display()))?;
-            let chain = pem_certs(&pem)?;
-            let Some(leaf) = chain.first().cloned() else {
-                bail!("no certificate in {}", cert_p.display());
-            };
-            let key = read_key(key_p)?;
-            let mat = TlsMaterial {
-                chain: chain.clone(),
-                key_pem: key.to_pkcs8_pem(),
-            };
-            (mat, None, leaf, key, chain[1..].to_vec())
-        }
-        None => {
-            let tls_ca = load_or_create_ca(dir, "tls-ca", "Mamori TLS CA")?;
-            // The server passes its public host so a changed host gets a new
-            // certificate; CLI commands pass None and leave TLS alone.
-            let (dns, ips) = tls_names(public_host.unwrap_or("localhost"));
-            let marker = dir.join("tls.hosts");
-            let wanted = format!("{dns:?} {ips:?}");
-            let current = std::fs::read_to_string(&marker).ok();
-            if public_host.is_some() && current.as_deref() != Some(wanted.as_str()) {
-                let _ = std::fs::remove_file(dir.join("tls.pem"));
-                let _ = std::fs::remove_file(dir.join("tls.key"));
-            }
-            let profile = CertProfile::TlsServer {
-                dns_names: dns.clone(),
-                ip_addrs: ips.clone(),
-            };
-            let (leaf, key) = load_or_issue(
-                dir,
-                "tls",
-                &tls_ca,
-                dns.last().map_or("localhost", String::as_str),
-                profile,
-                2,
-            )?;
-            if public_host.is_some() {
-                std::fs::write(&marker, wanted)?;
-            }
-            let mat = TlsMaterial {
-                chain: vec![leaf.clone(), tls_ca.cert_der.clone()],
-                key_pem: key.to_pkcs8_pem(),
-            };
-            (
-                mat,
-                Some(tls_ca.cert_der.clone()),
-                leaf,
-                key,
-                vec![tls_ca.cert_der],
-            )
-        }
+    let tls = match tls {
+        Some((cert_p, key_p)) => operator_tls(cert_p, key_p)?,
+        None => self_generated_tls(dir, public_host)?,
     };
     let pki = Pki {
         device_ca,
         ra_cert,
         ra_key,
-        signer_cert,
-        signer_key,
-        signer_chain: chain,
-        tls_root,
+        signer_cert: tls.signer_cert,
+        signer_key: tls.signer_key,
+        signer_chain: tls.signer_chain,
+        tls_root: tls.root,
         secret_box: load_or_create_master(dir)?,
     };
-    Ok((pki, tls_mat))
+    Ok((pki, tls.material))
+}
+
+/// The TLS side of the bootstrap.
+struct Tls {
+    material: TlsMaterial,
+    /// The self-generated TLS CA (shipped in profiles), if any.
+    root: Option<Vec<u8>>,
+    /// The RSA server certificate that also signs enrollment profiles.
+    signer_cert: Vec<u8>,
+    signer_key: RsaPrivateKey,
+    signer_chain: Vec<Vec<u8>>,
+}
+
+/// An operator-supplied certificate chain and RSA key.
+fn operator_tls(cert_p: &Path, key_p: &Path) -> anyhow::Result<Tls> {
+    let pem = std::fs::read_to_string(cert_p)
+        .with_context(|| format!("cannot read {}", cert_p.display()))?;
+    let chain = pem_certs(&pem)?;
+    let Some(leaf) = chain.first().cloned() else {
+        bail!("no certificate in {}", cert_p.display());
+    };
+    let key = read_key(key_p)?;
+    Ok(Tls {
+        material: TlsMaterial {
+            certs: vec![(chain.clone(), key.to_pkcs8_pem())],
+        },
+        root: None,
+        signer_cert: leaf,
+        signer_key: key,
+        signer_chain: chain[1..].to_vec(),
+    })
+}
+
+/// The generated TLS CA with two server certificates for the same names: an
+/// ECDSA P-256 one (cheap handshakes) and an RSA one (older clients, and the
+/// signer of enrollment profiles). The server passes its public host so a
+/// changed host gets new certificates; CLI commands pass None and leave TLS
+/// alone.
+fn self_generated_tls(dir: &Path, public_host: Option<&str>) -> anyhow::Result<Tls> {
+    let tls_ca = load_or_create_ca(dir, "tls-ca", "Mamori TLS CA")?;
+    let (dns, ips) = tls_names(public_host.unwrap_or("localhost"));
+    let marker = dir.join("tls.hosts");
+    let wanted = format!("{dns:?} {ips:?}");
+    let current = std::fs::read_to_string(&marker).ok();
+    if public_host.is_some() && current.as_deref() != Some(wanted.as_str()) {
+        for f in ["tls.pem", "tls.key", "tls-ec.pem", "tls-ec.key"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+    let cn = dns.last().map_or("localhost", String::as_str).to_owned();
+    let profile = || CertProfile::TlsServer {
+        dns_names: dns.clone(),
+        ip_addrs: ips.clone(),
+    };
+    let (leaf, key) = load_or_issue(dir, "tls", &tls_ca, &cn, profile(), 2)?;
+    let (ec_leaf, ec_key) = load_or_issue_ec(dir, "tls-ec", &tls_ca, &cn, profile(), 2)?;
+    if public_host.is_some() {
+        std::fs::write(&marker, wanted)?;
+    }
+    let ca = tls_ca.cert_der;
+    Ok(Tls {
+        material: TlsMaterial {
+            certs: vec![
+                (vec![ec_leaf, ca.clone()], ec_key.to_pkcs8_pem()),
+                (vec![leaf.clone(), ca.clone()], key.to_pkcs8_pem()),
+            ],
+        },
+        root: Some(ca.clone()),
+        signer_cert: leaf,
+        signer_key: key,
+        signer_chain: vec![ca],
+    })
+}
+
+/// Loads or issues an ECDSA P-256 leaf certificate signed by `ca`.
+fn load_or_issue_ec(
+    dir: &Path,
+    name: &str,
+    ca: &CertAuthority,
+    cn: &str,
+    profile: CertProfile,
+    years: i64,
+) -> anyhow::Result<(Vec<u8>, EcPrivateKey)> {
+    let (cert_p, key_p) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    if cert_p.exists() && key_p.exists() {
+        check_private(&key_p)?;
+        let pem = Zeroizing::new(std::fs::read_to_string(&key_p)?);
+        let key = EcPrivateKey::from_pkcs8_pem(&pem)
+            .with_context(|| format!("invalid key in {}", key_p.display()))?;
+        return Ok((read_pem_cert(&cert_p)?, key));
+    }
+    let key = EcPrivateKey::generate_p256()?;
+    let now = OffsetDateTime::now_utc();
+    let der = ca.issue(&IssueRequest {
+        subject_cn: cn.into(),
+        spki_der: key.public_key_spki_der(),
+        serial: mamori_crypto::random_serial()?,
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::days(365 * years),
+        profile,
+    })?;
+    let _ = std::fs::remove_file(&key_p);
+    write_private(&key_p, key.to_pkcs8_pem().as_bytes())?;
+    std::fs::write(&cert_p, cert_pem(&der))?;
+    Ok((der, key))
 }

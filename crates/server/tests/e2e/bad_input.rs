@@ -210,7 +210,7 @@ async fn invalid_commands_are_refused_and_queue_nothing() {
         }
     };
     assert_eq!(raw("application/json", "{not json").await, 400);
-    assert_eq!(raw("text/plain", "{}").await, 400);
+    assert_eq!(raw("text/plain", "{}").await, 415);
     let r = app
         .http
         .post(app.admin_url("/api/v1/commands"))
@@ -250,4 +250,40 @@ async fn invalid_profile_requests_and_unknown_resources() {
     assert_eq!(app.get("/api/v1/nothing-here").await.0, 404);
     let (status, _) = app.get("/api/v1/devices?limit=abc").await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_bodies_that_are_not_property_lists_are_refused_by_type() {
+    let app = spawn_app().await;
+    let dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mut idle = plist::Dictionary::new();
+    idle.insert("UDID".into(), dev.udid().to_owned().into());
+    idle.insert("Status".into(), "Idle".into());
+    let body = plist_bytes(idle);
+    let sig = dev
+        .mdm_signature(&body, mamori_sim::DigestAlg::Sha256)
+        .unwrap();
+    let send = |ct: Option<&'static str>| {
+        let req = app
+            .http
+            .put(app.device_url("/mdm/connect"))
+            .header("Mdm-Signature", sig.clone())
+            .body(body.clone());
+        let req = match ct {
+            Some(ct) => req.header("content-type", ct),
+            None => req,
+        };
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(Some("application/json")).await, 415);
+    assert_eq!(send(Some("application/x-www-form-urlencoded")).await, 415);
+    for ok in [
+        None,
+        Some("application/x-apple-aspen-mdm"),
+        Some("application/xml"),
+    ] {
+        assert_eq!(send(ok).await, 200, "{ok:?}");
+    }
 }

@@ -222,3 +222,34 @@ async fn devices_download_profiles_through_a_limited_link() {
     let (_, list) = app.get("/api/v1/devices").await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 2);
 }
+
+/// Modern clients get the ECDSA server certificate (cheap handshakes); it
+/// chains to the same TLS CA the profiles carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_listener_serves_an_ecdsa_certificate_from_the_tls_ca() {
+    let app = spawn_app().await;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in mamori::keys::pem_certs(std::str::from_utf8(&app.tls_ca_pem).unwrap()).unwrap() {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(app.running.device_addr)
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let parsed = mamori_crypto::certs::parse_cert(leaf.as_ref()).unwrap();
+    assert_eq!(
+        mamori_crypto::public_key_kind(&parsed.spki_der).unwrap(),
+        mamori_crypto::KeyKind::EcP256
+    );
+}
