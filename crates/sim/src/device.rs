@@ -122,7 +122,18 @@ pub struct SimDevice {
     scep_caps: Vec<String>,
     anon_client: Option<reqwest::Client>,
     mtls_client: Option<reqwest::Client>,
+    /// TLS session caches that outlive connections, as a real device's do
+    /// (separate for connections with and without the client certificate).
+    anon_sessions: TlsSessions,
+    mtls_sessions: TlsSessions,
     erased: bool,
+}
+
+/// A device's TLS session cache (for resumption with session tickets).
+pub(crate) type TlsSessions = std::sync::Arc<rustls::client::ClientSessionMemoryCache>;
+
+fn new_sessions() -> TlsSessions {
+    std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(16))
 }
 
 impl SimDevice {
@@ -152,6 +163,8 @@ impl SimDevice {
             scep_caps: Vec::new(),
             anon_client: None,
             mtls_client: None,
+            anon_sessions: new_sessions(),
+            mtls_sessions: new_sessions(),
             erased: false,
         }
     }
@@ -215,6 +228,7 @@ impl SimDevice {
     pub fn set_credentials(&mut self, credentials: Credentials) {
         self.credentials = Some(credentials);
         self.mtls_client = None;
+        self.mtls_sessions = new_sessions();
     }
 
     /// Makes the device send `udid` instead of its own UDID (`None`: stop

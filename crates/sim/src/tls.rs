@@ -66,6 +66,7 @@ pub(crate) fn build_client(
     client: Option<&Credentials>,
     timeout: Duration,
     user_agent: &str,
+    sessions: Option<crate::device::TlsSessions>,
 ) -> Result<reqwest::Client> {
     let mut store = rustls::RootCertStore::empty();
     for der in roots {
@@ -89,6 +90,9 @@ pub(crate) fn build_client(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let Some(store) = sessions {
+        config.resumption = rustls::client::Resumption::store(store);
+    }
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
         .timeout(timeout)
@@ -124,6 +128,7 @@ mod tests {
             }),
             Duration::from_secs(5),
             "test",
+            None,
         );
         assert!(client.is_ok());
     }

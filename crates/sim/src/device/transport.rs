@@ -92,7 +92,18 @@ impl SimDevice {
         } else {
             None
         };
-        let client = build_client(&self.tls_roots, creds, self.options.timeout, &ua)?;
+        let sessions = if mtls {
+            self.mtls_sessions.clone()
+        } else {
+            self.anon_sessions.clone()
+        };
+        let client = build_client(
+            &self.tls_roots,
+            creds,
+            self.options.timeout,
+            &ua,
+            Some(sessions),
+        )?;
         *slot = Some(client.clone());
         Ok(client)
     }
