@@ -79,10 +79,14 @@ struct Args {
     keep: Option<PathBuf>,
     /// Keep each device's TLS connection open across phases (HTTP
     /// keep-alive). Default: like a real device woken by a push, each device
-    /// opens a new TLS connection (full handshake) for each session and
-    /// closes it afterwards
+    /// opens a new TLS connection for each session and closes it afterwards
+    /// (resuming its previous TLS session, as devices do)
     #[arg(long)]
     keep_alive: bool,
+    /// Devices do not resume TLS sessions: every new connection is a full
+    /// handshake (the server's worst case)
+    #[arg(long)]
+    no_tls_resumption: bool,
 }
 
 /// Where the server's data and log live for the run.
@@ -245,7 +249,15 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let start_memory = procfs::memory(server.pid())?;
 
     let devices: Vec<SimDevice> = (0..n)
-        .map(|_| SimDevice::new(DeviceKind::IPhone, SimOptions::default()))
+        .map(|_| {
+            SimDevice::new(
+                DeviceKind::IPhone,
+                SimOptions {
+                    tls_resumption: !args.no_tls_resumption,
+                    ..SimOptions::default()
+                },
+            )
+        })
         .collect();
     let mut rows = Vec::new();
 
@@ -397,10 +409,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     );
     println!(
         "connections: {}",
-        if keep_alive {
-            "kept open across phases (HTTP keep-alive)"
-        } else {
-            "a new TLS connection (full handshake) per device session, closed afterwards"
+        match (keep_alive, args.no_tls_resumption) {
+            (true, _) => "kept open across phases (HTTP keep-alive)",
+            (false, false) => {
+                "a new TLS connection per device session, closed afterwards; TLS sessions resumed"
+            }
+            (false, true) => {
+                "a new TLS connection per device session, closed afterwards; full handshake every time"
+            }
         }
     );
     println!(

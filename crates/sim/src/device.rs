@@ -60,6 +60,9 @@ pub struct SimOptions {
     pub max_commands: usize,
     /// `User-Agent` (`None`: `MDM/1.0` on iPhone, `MDM-OSX/1.0` on Mac).
     pub user_agent: Option<String>,
+    /// Resume TLS sessions across connections (session tickets), as real
+    /// devices do. Default true.
+    pub tls_resumption: bool,
 }
 
 impl Default for SimOptions {
@@ -73,6 +76,7 @@ impl Default for SimOptions {
             timeout: Duration::from_secs(30),
             max_commands: 1000,
             user_agent: None,
+            tls_resumption: true,
         }
     }
 }

@@ -102,7 +102,7 @@ impl SimDevice {
             creds,
             self.options.timeout,
             &ua,
-            Some(sessions),
+            self.options.tls_resumption.then_some(sessions),
         )?;
         *slot = Some(client.clone());
         Ok(client)
