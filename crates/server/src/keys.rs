@@ -148,34 +148,80 @@ fn load_or_create_ca(dir: &Path, name: &str, cn: &str) -> anyhow::Result<CertAut
     }
 }
 
-/// Loads or issues a leaf certificate signed by `ca`.
-fn load_or_issue(
+/// A private key type a leaf certificate can be issued for.
+trait LeafKey: Sized {
+    fn generate() -> anyhow::Result<Self>;
+    fn from_pem(pem: &str) -> anyhow::Result<Self>;
+    fn spki(&self) -> Vec<u8>;
+    fn pem(&self) -> Zeroizing<String>;
+}
+
+impl LeafKey for RsaPrivateKey {
+    fn generate() -> anyhow::Result<Self> {
+        Ok(Self::generate_2048()?)
+    }
+    fn from_pem(pem: &str) -> anyhow::Result<Self> {
+        Ok(Self::from_pkcs8_pem(pem)?)
+    }
+    fn spki(&self) -> Vec<u8> {
+        self.public_key_spki_der()
+    }
+    fn pem(&self) -> Zeroizing<String> {
+        self.to_pkcs8_pem()
+    }
+}
+
+impl LeafKey for EcPrivateKey {
+    fn generate() -> anyhow::Result<Self> {
+        Ok(Self::generate_p256()?)
+    }
+    fn from_pem(pem: &str) -> anyhow::Result<Self> {
+        Ok(Self::from_pkcs8_pem(pem)?)
+    }
+    fn spki(&self) -> Vec<u8> {
+        self.public_key_spki_der()
+    }
+    fn pem(&self) -> Zeroizing<String> {
+        self.to_pkcs8_pem()
+    }
+}
+
+/// Loads a leaf certificate and its key from `name.pem`/`name.key`, or
+/// generates a key and has `ca` issue the certificate.
+fn load_or_issue<K: LeafKey>(
     dir: &Path,
     name: &str,
     ca: &CertAuthority,
     cn: &str,
     profile: CertProfile,
     years: i64,
-) -> anyhow::Result<(Vec<u8>, RsaPrivateKey)> {
+) -> anyhow::Result<(Vec<u8>, K)> {
     let (cert_p, key_p) = (
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key")),
     );
     if cert_p.exists() && key_p.exists() {
-        return Ok((read_pem_cert(&cert_p)?, read_key(&key_p)?));
+        check_private(&key_p)?;
+        let pem = Zeroizing::new(
+            std::fs::read_to_string(&key_p)
+                .with_context(|| format!("cannot read {}", key_p.display()))?,
+        );
+        let key =
+            K::from_pem(&pem).with_context(|| format!("invalid key in {}", key_p.display()))?;
+        return Ok((read_pem_cert(&cert_p)?, key));
     }
-    let key = RsaPrivateKey::generate_2048()?;
+    let key = K::generate()?;
     let now = OffsetDateTime::now_utc();
     let der = ca.issue(&IssueRequest {
         subject_cn: cn.into(),
-        spki_der: key.public_key_spki_der(),
+        spki_der: key.spki(),
         serial: mamori_crypto::random_serial()?,
         not_before: now - Duration::hours(1),
         not_after: now + Duration::days(365 * years),
         profile,
     })?;
     let _ = std::fs::remove_file(&key_p);
-    write_private(&key_p, key.to_pkcs8_pem().as_bytes())?;
+    write_private(&key_p, key.pem().as_bytes())?;
     std::fs::write(&cert_p, cert_pem(&der))?;
     Ok((der, key))
 }
@@ -293,8 +339,9 @@ fn self_generated_tls(dir: &Path, public_host: Option<&str>) -> anyhow::Result<T
         dns_names: dns.clone(),
         ip_addrs: ips.clone(),
     };
-    let (leaf, key) = load_or_issue(dir, "tls", &tls_ca, &cn, profile(), 2)?;
-    let (ec_leaf, ec_key) = load_or_issue_ec(dir, "tls-ec", &tls_ca, &cn, profile(), 2)?;
+    let (leaf, key) = load_or_issue::<RsaPrivateKey>(dir, "tls", &tls_ca, &cn, profile(), 2)?;
+    let (ec_leaf, ec_key) =
+        load_or_issue::<EcPrivateKey>(dir, "tls-ec", &tls_ca, &cn, profile(), 2)?;
     if public_host.is_some() {
         std::fs::write(&marker, wanted)?;
     }
@@ -311,40 +358,4 @@ fn self_generated_tls(dir: &Path, public_host: Option<&str>) -> anyhow::Result<T
         signer_key: key,
         signer_chain: vec![ca],
     })
-}
-
-/// Loads or issues an ECDSA P-256 leaf certificate signed by `ca`.
-fn load_or_issue_ec(
-    dir: &Path,
-    name: &str,
-    ca: &CertAuthority,
-    cn: &str,
-    profile: CertProfile,
-    years: i64,
-) -> anyhow::Result<(Vec<u8>, EcPrivateKey)> {
-    let (cert_p, key_p) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    );
-    if cert_p.exists() && key_p.exists() {
-        check_private(&key_p)?;
-        let pem = Zeroizing::new(std::fs::read_to_string(&key_p)?);
-        let key = EcPrivateKey::from_pkcs8_pem(&pem)
-            .with_context(|| format!("invalid key in {}", key_p.display()))?;
-        return Ok((read_pem_cert(&cert_p)?, key));
-    }
-    let key = EcPrivateKey::generate_p256()?;
-    let now = OffsetDateTime::now_utc();
-    let der = ca.issue(&IssueRequest {
-        subject_cn: cn.into(),
-        spki_der: key.public_key_spki_der(),
-        serial: mamori_crypto::random_serial()?,
-        not_before: now - Duration::hours(1),
-        not_after: now + Duration::days(365 * years),
-        profile,
-    })?;
-    let _ = std::fs::remove_file(&key_p);
-    write_private(&key_p, key.to_pkcs8_pem().as_bytes())?;
-    std::fs::write(&cert_p, cert_pem(&der))?;
-    Ok((der, key))
 }
