@@ -336,3 +336,60 @@ async fn resumed_tls_sessions_keep_the_client_identity() {
     assert_eq!(kinds[0], Some(rustls::HandshakeKind::Full));
     assert_eq!(kinds[1], Some(rustls::HandshakeKind::Resumed));
 }
+
+/// A certificate of ours that has expired (or is not yet valid) is refused,
+/// even when it is recorded and bound to the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_device_certificates_are_refused() {
+    use mamori_crypto::certs::{CertProfile, IssueRequest};
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let key = mamori_crypto::RsaPrivateKey::generate_2048().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let services = &app.running.services;
+    for (from, to) in [
+        (
+            now - time::Duration::days(10),
+            now - time::Duration::days(1),
+        ),
+        (
+            now + time::Duration::days(1),
+            now + time::Duration::days(10),
+        ),
+    ] {
+        let der = services
+            .pki
+            .device_ca
+            .issue(&IssueRequest {
+                subject_cn: "stale".into(),
+                spki_der: key.public_key_spki_der(),
+                serial: mamori_crypto::random_serial().unwrap(),
+                not_before: from,
+                not_after: to,
+                profile: CertProfile::DeviceIdentity,
+            })
+            .unwrap();
+        services
+            .store
+            .insert_certificate(&mamori_domain::DeviceCertificate {
+                fingerprint: mamori_crypto::sha256_hex(&der),
+                serial: "00".into(),
+                profile_id: None,
+                device: Some(mamori_domain::DeviceKey::parse(dev.udid()).unwrap()),
+                renewed_from: None,
+                not_after: to,
+                issued_at: from,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        dev.set_credentials(Credentials {
+            cert_der: der,
+            key: key.clone(),
+        });
+        let err = dev.connect_idle().await.expect_err("outside validity");
+        assert_eq!(err.status(), Some(401));
+    }
+}
