@@ -287,3 +287,45 @@ async fn device_bodies_that_are_not_property_lists_are_refused_by_type() {
         assert_eq!(send(ok).await, 200, "{ok:?}");
     }
 }
+
+/// Mutated and random device messages: every one gets a 4xx, none a 5xx, and
+/// the device still works afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_device_messages_never_get_a_server_error() {
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mut idle = plist::Dictionary::new();
+    idle.insert("UDID".into(), dev.udid().to_owned().into());
+    idle.insert("Status".into(), "Idle".into());
+    let valid = plist_bytes(idle);
+    let sig = dev
+        .mdm_signature(&valid, mamori_sim::DigestAlg::Sha256)
+        .unwrap();
+    let random = mamori_crypto::random_bytes(4 * 300);
+    for i in 0..300 {
+        let r = &random[i * 4..i * 4 + 4];
+        let mut body = valid.clone();
+        let pos = usize::from(u16::from_le_bytes([r[0], r[1]])) % body.len();
+        body[pos] ^= r[2] | 1;
+        if r[3] % 3 == 0 {
+            body.truncate(pos.max(1));
+        }
+        let path = [
+            "/mdm/connect",
+            "/mdm/checkin",
+            "/scep?operation=PKIOperation",
+        ][i % 3];
+        let mut req = app.http.put(app.device_url(path)).body(body.clone());
+        if i % 2 == 0 {
+            req = req.header("Mdm-Signature", sig.clone());
+        }
+        if path.starts_with("/scep") {
+            req = app.http.post(app.device_url(path)).body(body);
+        }
+        let status = req.send().await.unwrap().status().as_u16();
+        assert!((400..500).contains(&status), "{path}: {status}");
+    }
+    assert!(dev.connect_idle().await.unwrap().is_none());
+}
