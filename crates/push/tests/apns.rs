@@ -2,203 +2,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::HeaderMap;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use mamori_core::ports::{PushTarget, Pusher};
 use mamori_domain::DeviceKey;
 use mamori_push::{ApnsPusher, PushCredentials, PushError};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use mamori_testkit::apns::{new_topic, Ca, Reply, StandIn};
+use rcgen::KeyPair;
+use rustls_pki_types::CertificateDer;
 
-const UID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
-
-/// A CA and a key it certified.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
-    }
-
-    /// A push certificate with `UID=<uid>` (none when `uid` is `None`).
-    fn push_cert(&self, uid: Option<&str>) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "APSP:test-push-cert");
-        if let Some(uid) = uid {
-            params
-                .distinguished_name
-                .push(DnType::CustomDnType(UID.to_vec()), uid);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// A TLS server certificate for 127.0.0.1.
-    fn server_cert(&self) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (
-            cert.der().clone(),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-    }
-}
-
-fn new_topic() -> String {
-    format!("com.apple.mgmt.External.{}", uuid::Uuid::new_v4())
-}
-
-/// One request the stand-in received.
-#[derive(Debug)]
-struct Recorded {
-    method: String,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-    client_cert: Option<CertificateDer<'static>>,
-}
-
-/// A local stand-in for APNs: HTTP/2 only, client certificate required.
-struct StandIn {
-    base_url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl StandIn {
-    /// Serves with a certificate from `server_ca`, accepting clients whose
-    /// certificate `client_ca` issued; answers 400 BadDeviceToken for the
-    /// hex tokens in `bad_tokens`, 200 otherwise.
-    async fn start(server_ca: &Ca, client_ca: &Ca, bad_tokens: HashSet<String>) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = RootCertStore::empty();
-        roots.add(client_ca.der()).unwrap();
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .unwrap();
-        let (cert, key) = server_ca.server_cert();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![cert], key)
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let bad_tokens = Arc::new(bad_tokens);
-
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let acceptor = acceptor.clone();
-                let recorded = recorded.clone();
-                let bad_tokens = bad_tokens.clone();
-                tokio::spawn(async move {
-                    // A refused handshake (no or untrusted client cert) ends here.
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let client_cert = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
-                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let recorded = recorded.clone();
-                        let bad_tokens = bad_tokens.clone();
-                        let client_cert = client_cert.clone();
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_owned();
-                            let headers = req.headers().clone();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let token = path.rsplit('/').next().unwrap_or_default().to_owned();
-                            recorded.lock().unwrap().push(Recorded {
-                                method,
-                                path,
-                                headers,
-                                body,
-                                client_cert,
-                            });
-                            let response = if bad_tokens.contains(&token) {
-                                Response::builder()
-                                    .status(StatusCode::BAD_REQUEST)
-                                    .header("apns-id", uuid::Uuid::new_v4().to_string())
-                                    .body(Full::new(Bytes::from_static(
-                                        br#"{"reason":"BadDeviceToken"}"#,
-                                    )))
-                            } else {
-                                Response::builder()
-                                    .status(StatusCode::OK)
-                                    .header("apns-id", uuid::Uuid::new_v4().to_string())
-                                    .body(Full::new(Bytes::new()))
-                            };
-                            Ok::<_, hyper::Error>(response.unwrap())
-                        }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            base_url: format!("https://127.0.0.1:{port}"),
-            requests,
-            task,
-        }
-    }
-
-    fn take(&self) -> Vec<Recorded> {
-        std::mem::take(&mut *self.requests.lock().unwrap())
-    }
+/// Answers 400 BadDeviceToken for the given hex tokens.
+fn bad_tokens<const N: usize>(tokens: [String; N]) -> HashMap<String, Reply> {
+    tokens
+        .into_iter()
+        .map(|t| (t, Reply::bad_device_token()))
+        .collect()
 }
 
 fn targets(topic: &str, n: u8) -> Vec<PushTarget> {
@@ -236,7 +55,7 @@ fn setup() -> Setup {
 }
 
 fn pusher(s: &Setup, stand_in: &StandIn) -> ApnsPusher {
-    ApnsPusher::new(&stand_in.base_url, vec![s.server_ca.der()]).unwrap()
+    ApnsPusher::new(&stand_in.url, vec![s.server_ca.der()]).unwrap()
 }
 
 fn pem_der(pem: &str) -> CertificateDer<'static> {
@@ -247,7 +66,7 @@ fn pem_der(pem: &str) -> CertificateDer<'static> {
 #[tokio::test]
 async fn pushes_every_target_over_http2_with_the_push_certificate() {
     let s = setup();
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::new()).await;
+    let stand_in = StandIn::start(&s.server_ca, &s.apple).await;
     let pusher = pusher(&s, &stand_in);
     pusher
         .set_credentials(PushCredentials::parse(&s.cert_pem, &s.key_pem).unwrap())
@@ -282,8 +101,8 @@ async fn pushes_every_target_over_http2_with_the_push_certificate() {
 async fn counts_only_the_notifications_apns_accepts() {
     let s = setup();
     let targets = targets(&s.topic, 3);
-    let bad = HashSet::from([hex::encode(&targets[1].token)]);
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, bad).await;
+    let bad = bad_tokens([hex::encode(&targets[1].token)]);
+    let stand_in = StandIn::start_with(&s.server_ca, &s.apple, bad).await;
     let pusher = pusher(&s, &stand_in);
     pusher
         .set_credentials(PushCredentials::parse(&s.cert_pem, &s.key_pem).unwrap())
@@ -296,7 +115,7 @@ async fn counts_only_the_notifications_apns_accepts() {
 #[tokio::test]
 async fn without_credentials_nothing_is_sent_until_configured() {
     let s = setup();
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::new()).await;
+    let stand_in = StandIn::start(&s.server_ca, &s.apple).await;
     let pusher = pusher(&s, &stand_in);
     let targets = targets(&s.topic, 3);
 
@@ -320,7 +139,7 @@ async fn without_credentials_nothing_is_sent_until_configured() {
 #[tokio::test]
 async fn credentials_are_hot_swapped() {
     let s = setup();
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::new()).await;
+    let stand_in = StandIn::start(&s.server_ca, &s.apple).await;
     let pusher = pusher(&s, &stand_in);
     pusher
         .set_credentials(PushCredentials::parse(&s.cert_pem, &s.key_pem).unwrap())
@@ -351,9 +170,9 @@ async fn refuses_an_untrusted_apns_server() {
     let (logs, subscriber) = capture_logs();
     let _guard = tracing::subscriber::set_default(subscriber);
     let s = setup();
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::new()).await;
+    let stand_in = StandIn::start(&s.server_ca, &s.apple).await;
     let other_root = Ca::new("Someone else");
-    let pusher = ApnsPusher::new(&stand_in.base_url, vec![other_root.der()]).unwrap();
+    let pusher = ApnsPusher::new(&stand_in.url, vec![other_root.der()]).unwrap();
     pusher
         .set_credentials(PushCredentials::parse(&s.cert_pem, &s.key_pem).unwrap())
         .unwrap();
@@ -368,7 +187,7 @@ async fn refuses_an_untrusted_apns_server() {
 #[tokio::test]
 async fn a_push_certificate_apns_does_not_trust_is_refused() {
     let s = setup();
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::new()).await;
+    let stand_in = StandIn::start(&s.server_ca, &s.apple).await;
     let pusher = pusher(&s, &stand_in);
     let rogue = Ca::new("Not Apple");
     let (cert, key) = rogue.push_cert(Some(&s.topic));
@@ -390,7 +209,7 @@ fn parse_extracts_topic_and_expiry() {
     assert_eq!(creds.cert_pem(), s.cert_pem);
 
     // A chain (leaf first) is accepted; the topic is the leaf's.
-    let chain = format!("{}{}", s.cert_pem, s.apple.cert.pem());
+    let chain = format!("{}{}", s.cert_pem, s.apple.pem());
     assert_eq!(
         PushCredentials::parse(&chain, &s.key_pem).unwrap().topic(),
         s.topic
@@ -488,7 +307,7 @@ async fn refusals_are_logged_without_the_token_or_push_magic() {
     let s = setup();
     let targets = targets(&s.topic, 2);
     let bad_hex = hex::encode(&targets[0].token);
-    let stand_in = StandIn::start(&s.server_ca, &s.apple, HashSet::from([bad_hex.clone()])).await;
+    let stand_in = StandIn::start_with(&s.server_ca, &s.apple, bad_tokens([bad_hex.clone()])).await;
     let pusher = pusher(&s, &stand_in);
     assert_eq!(pusher.push(&targets).await, 0);
     pusher

@@ -3,177 +3,25 @@
 //! for APNs, the certificate kept sealed across a restart.
 
 use crate::common::{client_trusting, test_config, TestApp};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::HeaderMap;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use mamori::config::Config;
 use mamori_sim::{DeviceKind, SimDevice, SimOptions};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use mamori_testkit::apns::{new_topic, Ca, Recorded, StandIn};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// OID of the `UID` attribute (0.9.2342.19200300.100.1.1).
-const UID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
 
 /// The test "Apple" CA: signs the stand-in's TLS certificate and the push
 /// certificates, and is the only client CA the stand-in accepts.
-struct Apple {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+type Apple = Ca;
+
+fn new_apple() -> Apple {
+    Ca::new("Test Apple CA")
 }
 
-impl Apple {
-    fn new() -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Test Apple CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
-    }
-
-    /// A push certificate for `topic`: (certificate PEM, key PEM).
-    fn push_cert(&self, topic: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "APSP:e2e-push");
-        params
-            .distinguished_name
-            .push(DnType::CustomDnType(UID.to_vec()), topic);
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// One request the stand-in received.
-struct Recorded {
-    method: String,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-    client_cert: Option<CertificateDer<'static>>,
-}
-
-/// APNs stand-in: HTTP/2 only, client certificate from [`Apple`] required,
+/// The APNs stand-in, serving and accepting certificates from `apple`;
 /// answers 200 to everything and records it.
-struct StandIn {
-    url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl StandIn {
-    async fn start(apple: &Apple) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(apple.cert.der().clone()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &apple.cert, &apple.key)
-            .unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![server.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let client_cert = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
-                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (recorded, client_cert) = (recorded.clone(), client_cert.clone());
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_owned();
-                            let headers = req.headers().clone();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            recorded.lock().unwrap().push(Recorded {
-                                method,
-                                path,
-                                headers,
-                                body,
-                                client_cert,
-                            });
-                            let response = Response::builder()
-                                .header("apns-id", uuid::Uuid::new_v4().to_string())
-                                .body(Full::new(Bytes::new()))
-                                .unwrap();
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            url,
-            requests,
-            task,
-        }
-    }
-
-    /// Waits (at most 5 s) until `n` requests arrived, then takes them all.
-    async fn wait_for(&self, n: usize) -> Vec<Recorded> {
-        for _ in 0..100 {
-            if self.requests.lock().unwrap().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        std::mem::take(&mut *self.requests.lock().unwrap())
-    }
-
-    /// Waits a short while and returns how many requests arrived meanwhile.
-    async fn quiet_count(&self) -> usize {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        std::mem::take(&mut *self.requests.lock().unwrap()).len()
-    }
+async fn start_stand_in(apple: &Apple) -> StandIn {
+    StandIn::start(apple, apple).await
 }
 
 /// Starts the real server with APNs pointed at the stand-in; returns the app
@@ -181,7 +29,7 @@ impl StandIn {
 async fn spawn_app_with_apns(stand_in: &StandIn, apple: &Apple) -> (TestApp, Config) {
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("apns-ca.pem");
-    std::fs::write(&ca_path, apple.cert.pem()).unwrap();
+    std::fs::write(&ca_path, apple.pem()).unwrap();
     let mut config = test_config(dir.path());
     config.apns_url = stand_in.url.clone();
     config.apns_ca = Some(ca_path);
@@ -246,18 +94,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_wake_devices_through_apns_with_the_installed_certificate() {
-    let apple = Apple::new();
-    let stand_in = StandIn::start(&apple).await;
+    let apple = new_apple();
+    let stand_in = start_stand_in(&apple).await;
     let (app, config) = spawn_app_with_apns(&stand_in, &apple).await;
-    let topic = format!("com.apple.mgmt.External.{}", uuid::Uuid::new_v4());
-    let (cert_pem, key_pem) = apple.push_cert(&topic);
+    let topic = new_topic();
+    let (cert_pem, key_pem) = apple.push_cert(Some(&topic));
     let push_cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
 
     // Install; then refusals leave the installed certificate in place.
     let (status, body) = put_push_cert(&app, &cert_pem, &key_pem).await;
     assert_eq!((status, body), (200, json!({ "topic": topic })));
-    let other_topic = format!("com.apple.mgmt.External.{}", uuid::Uuid::new_v4());
-    let (other_cert, _) = apple.push_cert(&other_topic);
+    let other_topic = new_topic();
+    let (other_cert, _) = apple.push_cert(Some(&other_topic));
     let (status, body) = put_push_cert(&app, &other_cert, &key_pem).await;
     assert_eq!(status, 400, "mismatched key: {body}");
     let (status, body) = put_push_cert(&app, "garbage", "more garbage").await;
