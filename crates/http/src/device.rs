@@ -213,7 +213,10 @@ async fn scep_dispatch(
         }
         Some("PKIOperation") => {
             let der = match (body, q.message) {
-                (Some(b), _) if !b.is_empty() => b.to_vec(),
+                // DER starts with a SEQUENCE tag; a few clients POST the
+                // message base64-encoded instead.
+                (Some(b), _) if b.first() == Some(&0x30) => b.to_vec(),
+                (Some(b), _) if !b.is_empty() => decode_message(&String::from_utf8_lossy(&b))?,
                 (_, Some(m)) => decode_message(&m)?,
                 _ => {
                     tracing::warn!("SCEP PKIOperation without a message");

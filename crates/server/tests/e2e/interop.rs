@@ -189,3 +189,51 @@ async fn openssl_made_mdm_signatures_with_sha1_and_sha256_are_accepted() {
         assert_eq!(r.status(), 401);
     }
 }
+
+/// Some SCEP clients POST the PKIOperation message base64-encoded rather
+/// than binary; both reach the same answer (here: a refusal CertRep for an
+/// unknown challenge, which proves the message was read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scep_post_accepts_binary_and_base64_bodies() {
+    use mamori_crypto::certs::self_signed_cert;
+    use mamori_crypto::{DigestAlg, RsaPrivateKey};
+    use mamori_protocol::cms::ContentEncryptionAlg;
+    use mamori_protocol::scep::{build_pki_request, parse_cert_rep, CertRepOutcome, MessageType};
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.device_url("/scep?operation=GetCACert"))
+        .send()
+        .await
+        .unwrap();
+    let certs = mamori_protocol::cms::certs_from_degenerate(&r.bytes().await.unwrap()).unwrap();
+    let ra = certs[0].clone();
+    let key = RsaPrivateKey::generate_2048().unwrap();
+    let signer = self_signed_cert(&key, "client").unwrap();
+    let csr = mamori_protocol::csr::build_csr(&key, "client", Some("not-a-challenge")).unwrap();
+    let msg = build_pki_request(
+        MessageType::PkcsReq,
+        &csr,
+        &signer,
+        &key,
+        &ra,
+        ContentEncryptionAlg::Aes128Cbc,
+        DigestAlg::Sha256,
+        "TX1",
+    )
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&msg);
+    for body in [msg.clone(), b64.into_bytes()] {
+        let r = app
+            .http
+            .post(app.device_url("/scep?operation=PKIOperation"))
+            .header("content-type", "application/x-pki-message")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let rep = parse_cert_rep(&r.bytes().await.unwrap(), &signer, &key).unwrap();
+        assert!(matches!(rep, CertRepOutcome::Failure { .. }), "{rep:?}");
+    }
+}
