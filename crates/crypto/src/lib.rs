@@ -9,6 +9,7 @@ pub mod certs;
 mod ec;
 mod error;
 mod hash;
+pub mod password;
 mod rsa;
 mod secretbox;
 mod verify;
