@@ -80,12 +80,13 @@ fn check_private(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_key(p: &Path) -> anyhow::Result<RsaPrivateKey> {
+/// Reads a private key file, refusing one that others can read.
+fn read_key<K: LeafKey>(p: &Path) -> anyhow::Result<K> {
     check_private(p)?;
     let pem = Zeroizing::new(
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
     );
-    RsaPrivateKey::from_pkcs8_pem(&pem).with_context(|| format!("invalid key in {}", p.display()))
+    K::from_pem(&pem).with_context(|| format!("invalid key in {}", p.display()))
 }
 
 fn read_pem_cert(p: &Path) -> anyhow::Result<Vec<u8>> {
@@ -201,14 +202,7 @@ fn load_or_issue<K: LeafKey>(
         dir.join(format!("{name}.key")),
     );
     if cert_p.exists() && key_p.exists() {
-        check_private(&key_p)?;
-        let pem = Zeroizing::new(
-            std::fs::read_to_string(&key_p)
-                .with_context(|| format!("cannot read {}", key_p.display()))?,
-        );
-        let key =
-            K::from_pem(&pem).with_context(|| format!("invalid key in {}", key_p.display()))?;
-        return Ok((read_pem_cert(&cert_p)?, key));
+        return Ok((read_pem_cert(&cert_p)?, read_key(&key_p)?));
     }
     let key = K::generate()?;
     let now = OffsetDateTime::now_utc();
@@ -306,7 +300,7 @@ fn operator_tls(cert_p: &Path, key_p: &Path) -> anyhow::Result<Tls> {
     let Some(leaf) = chain.first().cloned() else {
         bail!("no certificate in {}", cert_p.display());
     };
-    let key = read_key(key_p)?;
+    let key: RsaPrivateKey = read_key(key_p)?;
     Ok(Tls {
         material: TlsMaterial {
             certs: vec![(chain.clone(), key.to_pkcs8_pem())],
