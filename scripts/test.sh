@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every Mamori test. Installs what the tests need first, from Debian's
 # packages: the `scep` package (micromdm's independent SCEP client,
-# /usr/bin/scepclient) and openssl. Safe to run again; installs only what is
-# missing.
+# /usr/bin/scepclient), openssl, and OpenSSL's headers with pkg-config (the
+# WebAuthn library, webauthn-rs, builds against the system OpenSSL). Safe to
+# run again; installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v scepclient >/dev/null 2>&1 || need+=(scep)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

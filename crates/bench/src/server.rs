@@ -184,7 +184,37 @@ impl Server {
 
     fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
         let out = Command::new(server_bin)
-            .args(["token", "create", "--name", "bench", "--data-dir"])
+            .args([
+                "admin",
+                "create",
+                "--name",
+                "bench",
+                "--role",
+                "owner",
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .env("RUST_LOG", SERVER_RUST_LOG)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run `admin create`")?;
+        if !out.status.success() {
+            bail!(
+                "`admin create` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = Command::new(server_bin)
+            .args([
+                "token",
+                "create",
+                "--admin",
+                "bench",
+                "--name",
+                "bench",
+                "--data-dir",
+            ])
             .arg(&self.data_dir)
             .env("RUST_LOG", SERVER_RUST_LOG)
             .stdin(Stdio::null())

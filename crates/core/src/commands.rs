@@ -1,8 +1,9 @@
 //! Queueing commands and reading their results.
 
+use crate::auth::{Actor, ClientContext};
 use crate::ports::NewCommand;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus};
+use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 
 /// Most devices one enqueue request may target.
 pub const MAX_TARGETS: usize = 50_000;
@@ -16,9 +17,74 @@ pub struct Queued {
     pub command_uuid: CommandUuid,
 }
 
+/// Commands a helpdesk may send (lock, lost mode, locate, sound).
+pub const HELPDESK_COMMANDS: &[&str] = &[
+    "DeviceLock",
+    "EnableLostMode",
+    "DisableLostMode",
+    "PlayLostModeSound",
+    "DeviceLocation",
+];
+
+/// Commands that destroy data or remove protection: they need a recent
+/// step-up in an interactive session.
+pub const DESTRUCTIVE_COMMANDS: &[&str] =
+    &["EraseDevice", "ClearPasscode", "ClearRestrictionsPassword"];
+
 impl Services {
     /// Validates the command against Apple's schema, queues one copy per
     /// device (all or nothing) and, when `push` is set, wakes the devices.
+    /// Queues a command on behalf of an administrator: helpdesk actions need
+    /// `device_actions`, anything else `commands_write`; destructive commands
+    /// need a recent step-up. Audited.
+    pub async fn enqueue_command_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        devices: &[String],
+        command: &serde_json::Value,
+        push: bool,
+    ) -> CoreResult<Vec<Queued>> {
+        let request_type = command
+            .get("RequestType")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let needed = if HELPDESK_COMMANDS.contains(&request_type) {
+            Permission::DeviceActions
+        } else {
+            Permission::CommandsWrite
+        };
+        if !actor.allows(needed) {
+            self.audit(self.audit_event(
+                &actor.label(),
+                ctx,
+                "command.queue",
+                Some(request_type),
+                "denied",
+                Some(format!("needs {needed}")),
+            ))
+            .await?;
+            return Err(CoreError::Forbidden(format!(
+                "{request_type} needs the {needed} permission"
+            )));
+        }
+        if DESTRUCTIVE_COMMANDS.contains(&request_type) {
+            self.require_step_up(actor)?;
+        }
+        let queued = self.enqueue_command(devices, command, push).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "command.queue",
+            Some(request_type),
+            "success",
+            Some(format!("devices={}", queued.len())),
+        ))
+        .await?;
+        Ok(queued)
+    }
+
+    /// Queues a command for devices (no permission checks: callers decide).
     pub async fn enqueue_command(
         &self,
         devices: &[String],

@@ -12,6 +12,16 @@ pub enum CoreError {
     /// No or invalid credentials.
     #[error("authentication required")]
     Unauthorized,
+    /// A login step failed; the same text whatever the reason (unknown
+    /// account, wrong password, wrong code, locked, disabled).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The caller must slow down; retry after this many seconds.
+    #[error("too many attempts")]
+    TooManyRequests(u64),
+    /// The action needs a recent re-authentication in an interactive session.
+    #[error("this action needs a recent re-authentication (POST /api/v1/auth/step-up)")]
+    StepUpRequired,
     /// Authenticated but not allowed; the text is safe to show.
     #[error("{0}")]
     Forbidden(String),

@@ -2,6 +2,7 @@
 //! authenticate administrators) and the narrow ports they need. Handlers call
 //! these; these call the ports. No HTTP, no SQL.
 
+pub mod auth;
 pub mod cache;
 pub mod checkin;
 pub mod commands;
@@ -35,6 +36,8 @@ pub struct CoreConfig {
     pub device_cert_days: u32,
     /// Default lifetime of API tokens, in days.
     pub token_ttl_days: u32,
+    /// Administrator authentication policy.
+    pub auth: auth::AuthPolicy,
 }
 
 impl Default for CoreConfig {
@@ -46,6 +49,7 @@ impl Default for CoreConfig {
             allow_single_des: true,
             device_cert_days: 365,
             token_ttl_days: 90,
+            auth: auth::AuthPolicy::default(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Verified device identities (see [`cache`]).
     pub identities: Arc<cache::IdentityCache>,
+    /// Administrator authentication state.
+    pub auth: Arc<auth::AuthState>,
 }
 
 impl std::fmt::Debug for Services {

@@ -7,8 +7,9 @@
 
 use async_trait::async_trait;
 use mamori_domain::{
-    ApiToken, CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey,
-    EnrollmentLink, EnrollmentProfile, ProfileId, TokenId,
+    AdminAccount, AdminCredentials, AdminId, AdminSession, ApiToken, AuditEvent, AuditRecord,
+    CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey, EnrollmentLink,
+    EnrollmentProfile, ProfileId, Role, SessionId, TokenId, WebauthnCredential,
 };
 use time::OffsetDateTime;
 
@@ -232,10 +233,137 @@ pub trait TokenStore: Send + Sync {
     async fn token(&self, id: &TokenId) -> StoreResult<Option<(ApiToken, String)>>;
     /// Records a successful use.
     async fn touch_token(&self, id: &TokenId, now: OffsetDateTime) -> StoreResult<()>;
-    /// Revokes a token; false when unknown.
+    /// Revokes a token; false when unknown or already revoked.
     async fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> StoreResult<bool>;
-    /// Every token.
-    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    /// Every token, or only those of one account; oldest first.
+    async fn list_tokens(&self, admin: Option<&AdminId>) -> StoreResult<Vec<ApiToken>>;
+}
+
+/// Administrator accounts, their factors and their sessions.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Records a new account; false when the name is taken.
+    async fn insert_admin(
+        &self,
+        admin: &AdminAccount,
+        credentials: &AdminCredentials,
+    ) -> StoreResult<bool>;
+    /// An account by ID.
+    async fn admin(&self, id: &AdminId) -> StoreResult<Option<AdminAccount>>;
+    /// An account by login name (exact match).
+    async fn admin_by_name(&self, name: &str) -> StoreResult<Option<AdminAccount>>;
+    /// Every account, by name.
+    async fn list_admins(&self) -> StoreResult<Vec<AdminAccount>>;
+    /// An account's secrets.
+    async fn admin_credentials(&self, id: &AdminId) -> StoreResult<Option<AdminCredentials>>;
+    /// Replaces the password hash and the must-change flag.
+    async fn set_password(
+        &self,
+        id: &AdminId,
+        password_hash: &str,
+        must_change: bool,
+    ) -> StoreResult<()>;
+    /// Stores (or clears) a TOTP secret offered for enrollment.
+    async fn set_totp_pending(&self, id: &AdminId, sealed: Option<&[u8]>) -> StoreResult<()>;
+    /// Makes the pending TOTP secret the enrolled one, with its first
+    /// accepted step, and clears the pending one. False when none was pending.
+    async fn activate_totp(&self, id: &AdminId, step: u64) -> StoreResult<bool>;
+    /// Replay protection: records `step` as the last accepted TOTP step only
+    /// if it is later than the stored one (atomically); false otherwise.
+    async fn advance_totp_step(&self, id: &AdminId, step: u64) -> StoreResult<bool>;
+    /// Adds one failed login; returns the new count of consecutive failures.
+    async fn add_login_failure(&self, id: &AdminId) -> StoreResult<u32>;
+    /// Sets the backoff end and the lock (None clears).
+    async fn set_login_block(
+        &self,
+        id: &AdminId,
+        throttled_until: Option<OffsetDateTime>,
+        locked_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    /// Unlocks: clears the lock, the backoff and the failure count.
+    async fn unlock_admin(&self, id: &AdminId) -> StoreResult<()>;
+    /// Records a completed login: clears failures, sets time and source.
+    async fn record_login(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        source: &str,
+    ) -> StoreResult<()>;
+    /// Changes the role.
+    async fn set_role(&self, id: &AdminId, role: Role) -> StoreResult<()>;
+    /// Disables the account and, in the same transaction, revokes all its
+    /// sessions and tokens. Returns (sessions, tokens) revoked; `None` when
+    /// the account was already disabled or does not exist.
+    async fn disable_admin(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<Option<(u64, u64)>>;
+    /// Re-enables a disabled account (its old sessions and tokens stay
+    /// revoked); false when it was not disabled.
+    async fn enable_admin(&self, id: &AdminId) -> StoreResult<bool>;
+    /// Replaces the account's recovery codes (SHA-256 hashes).
+    async fn replace_recovery_codes(&self, id: &AdminId, hashes: &[String]) -> StoreResult<()>;
+    /// Spends an unused recovery code; false when none matches.
+    async fn use_recovery_code(
+        &self,
+        id: &AdminId,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Unused recovery codes left.
+    async fn recovery_codes_left(&self, id: &AdminId) -> StoreResult<u32>;
+    /// Records a WebAuthn credential; false when its ID is already registered.
+    async fn insert_webauthn(&self, credential: &WebauthnCredential) -> StoreResult<bool>;
+    /// The account's WebAuthn credentials, oldest first.
+    async fn webauthn_credentials(&self, id: &AdminId) -> StoreResult<Vec<WebauthnCredential>>;
+    /// Stores a credential's updated data (signature counter) and use time.
+    async fn update_webauthn(
+        &self,
+        credential_id: &str,
+        data: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Records a session with the SHA-256 of its secret.
+    async fn insert_session(&self, session: &AdminSession, secret_hash: &str) -> StoreResult<()>;
+    /// The session whose secret has this hash (revoked or not).
+    async fn session_by_secret(&self, secret_hash: &str) -> StoreResult<Option<AdminSession>>;
+    /// Records activity on a session.
+    async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()>;
+    /// Records a re-authentication.
+    async fn set_session_step_up(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()>;
+    /// Revokes one session of an account; false when it is unknown, not the
+    /// account's, or already revoked.
+    async fn revoke_session(
+        &self,
+        admin: &AdminId,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of an account, except `keep`; returns how
+    /// many.
+    async fn revoke_admin_sessions(
+        &self,
+        admin: &AdminId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// The account's unrevoked, unexpired sessions, newest first.
+    async fn list_sessions(
+        &self,
+        admin: &AdminId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<AdminSession>>;
+}
+
+/// The audit trail: append-only.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one record; returns its sequence number.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
+    /// Records after `after` (sequence number), oldest first.
+    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Sealed secrets (already encrypted by the caller) stored by name.
@@ -251,11 +379,25 @@ pub trait SecretStore: Send + Sync {
 
 /// Every port at once, for wiring.
 pub trait Store:
-    ProfileStore + CertStore + DeviceStore + QueueStore + TokenStore + SecretStore
+    ProfileStore
+    + CertStore
+    + DeviceStore
+    + QueueStore
+    + TokenStore
+    + SecretStore
+    + AdminStore
+    + AuditStore
 {
 }
 impl<T> Store for T where
-    T: ProfileStore + CertStore + DeviceStore + QueueStore + TokenStore + SecretStore
+    T: ProfileStore
+        + CertStore
+        + DeviceStore
+        + QueueStore
+        + TokenStore
+        + SecretStore
+        + AdminStore
+        + AuditStore
 {
 }
 

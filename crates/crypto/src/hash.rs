@@ -18,6 +18,15 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// HMAC-SHA256 of `data` under `key` (aws-lc-rs).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&k, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 /// `n` bytes from the aws-lc CSPRNG, reporting RNG failure as an error.
 pub fn try_random_bytes(n: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; n];

@@ -18,7 +18,8 @@ mod verify;
 pub use ec::EcPrivateKey;
 pub use error::{CryptoError, Result};
 pub use hash::{
-    constant_time_eq, random_bytes, random_serial, sha1, sha256, sha256_hex, try_random_bytes,
+    constant_time_eq, hmac_sha256, random_bytes, random_serial, sha1, sha256, sha256_hex,
+    try_random_bytes,
 };
 pub use rsa::{encrypt_pkcs1v15, DigestAlg, RsaPrivateKey};
 pub use secretbox::SecretBox;

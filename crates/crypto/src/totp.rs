@@ -37,6 +37,17 @@ pub fn totp_uri(secret: &[u8], issuer: &str, account: &str) -> String {
     )
 }
 
+/// The code an authenticator app shows at Unix time `unix` (for the device
+/// simulator and tests; the server only ever verifies).
+pub fn totp_code(secret: &[u8], unix: u64) -> String {
+    totp(secret).generate(unix)
+}
+
+/// Decodes a base32 secret as [`totp_secret_base32`] prints it.
+pub fn decode_totp_secret(base32: &str) -> Option<Vec<u8>> {
+    totp_rs::Secret::Encoded(base32.to_owned()).to_bytes().ok()
+}
+
 /// Checks `code` at Unix time `now`. Returns the time step it matched when
 /// it is valid and later than `last_step` (the step of the last accepted
 /// code, which the caller stores); `None` for a wrong, stale or replayed

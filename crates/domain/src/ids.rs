@@ -96,6 +96,18 @@ string_id!(
     "token id",
     64
 );
+string_id!(
+    /// The identifier of an administrator account (random, never reused).
+    AdminId,
+    "administrator id",
+    64
+);
+string_id!(
+    /// The public identifier of an administrator session (not its secret).
+    SessionId,
+    "session id",
+    64
+);
 
 impl CommandUuid {
     /// A fresh random (v4) command UUID in Apple's upper-case form.

@@ -2,10 +2,16 @@
 //! an enrollment and a command move through, and the records the service layer
 //! hands around. No I/O happens here.
 
+mod admin;
 mod ids;
 mod model;
 
-pub use ids::{CommandUuid, DeviceKey, IdError, TokenId};
+pub use admin::{
+    AdminAccount, AdminCredentials, AdminSession, AuditEvent, AuditRecord, Permission, Role,
+    SessionStage, WebauthnCredential,
+};
+
+pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, SessionId, TokenId};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
     EnrollmentProfile, EnrollmentStatus, ProfileId,

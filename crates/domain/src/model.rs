@@ -1,6 +1,6 @@
 //! Records the service layer reads and writes through the storage ports.
 
-use crate::{CommandUuid, DeviceKey, TokenId};
+use crate::{AdminId, CommandUuid, DeviceKey, Permission, Role, TokenId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -218,8 +218,12 @@ pub struct ApiToken {
     pub id: TokenId,
     /// Human name (who or what uses it).
     pub name: String,
-    /// Role granted.
-    pub role: String,
+    /// The administrator account that owns it; it dies with the account.
+    pub admin_id: AdminId,
+    /// Role granted (never more than the owner's).
+    pub role: Role,
+    /// Optional narrower scope: only these permissions of the role.
+    pub scope: Option<Vec<Permission>>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -232,4 +236,12 @@ pub struct ApiToken {
     /// Revocation time.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl ApiToken {
+    /// Whether the token grants `p`: its role holds it and its scope, if any,
+    /// names it.
+    pub fn allows(&self, p: Permission) -> bool {
+        self.role.allows(p) && self.scope.as_ref().is_none_or(|s| s.contains(&p))
+    }
 }

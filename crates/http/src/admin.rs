@@ -1,16 +1,19 @@
 //! The admin listener's REST API (described in docs/openapi.yaml).
 
-use crate::auth::{Admin, Permission};
+use crate::auth::{Access, Guard};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Extension;
 use axum::{Json, Router};
+use mamori_core::auth::{Actor, ClientContext};
 use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
+use mamori_domain::Permission;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,63 +23,287 @@ pub const ADMIN_LIMIT: usize = 2 * 1024 * 1024;
 /// The OpenAPI document served at /api/v1/openapi.yaml.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
 
-/// Every admin route: method, path, and the permission it needs (None: public).
-pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("GET", "/healthz", None),
-    ("GET", "/api/v1/openapi.yaml", None),
-    (
-        "POST",
-        "/api/v1/enrollment-profiles",
-        Some(Permission::EnrollmentWrite),
-    ),
-    (
-        "POST",
-        "/api/v1/enrollment-links",
-        Some(Permission::EnrollmentWrite),
-    ),
-    ("GET", "/api/v1/devices", Some(Permission::DevicesRead)),
-    (
-        "GET",
-        "/api/v1/devices/{udid}",
-        Some(Permission::DevicesRead),
-    ),
-    ("POST", "/api/v1/commands", Some(Permission::CommandsWrite)),
-    (
-        "GET",
-        "/api/v1/commands/{command_uuid}",
-        Some(Permission::CommandsRead),
-    ),
-    ("GET", "/api/v1/tokens", Some(Permission::TokensManage)),
-    ("POST", "/api/v1/tokens", Some(Permission::TokensManage)),
-    (
-        "DELETE",
-        "/api/v1/tokens/{id}",
-        Some(Permission::TokensManage),
-    ),
-    (
-        "PUT",
-        "/api/v1/push-certificate",
-        Some(Permission::SettingsWrite),
-    ),
-];
+/// One admin route: method, path, who may call it, and its handler.
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path pattern (axum syntax).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    handler: MethodRouter<Services>,
+}
+
+fn r(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<Services>,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+/// Every admin route. The router is built from this table only, so a route
+/// cannot exist without a declared access rule.
+pub fn table() -> Vec<Route> {
+    use Access::{AnySession, FullSession, Public, SecondFactor};
+    use Permission as P;
+    let perm = Access::Permission;
+    vec![
+        r("GET", "/healthz", Public, get(|| async { "ok" })),
+        r("GET", "/api/v1/openapi.yaml", Public, get(openapi)),
+        // Login and sessions.
+        r("POST", "/api/v1/auth/login", Public, post(session::login)),
+        r(
+            "POST",
+            "/api/v1/auth/totp",
+            SecondFactor,
+            post(session::login_totp),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/recovery",
+            SecondFactor,
+            post(session::login_recovery),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/login/start",
+            SecondFactor,
+            post(session::webauthn_login_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/login/finish",
+            SecondFactor,
+            post(session::webauthn_login_finish),
+        ),
+        r(
+            "GET",
+            "/api/v1/auth/session",
+            AnySession,
+            get(session::whoami),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/logout",
+            AnySession,
+            post(session::logout),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/password",
+            AnySession,
+            post(session::change_password),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/totp/enroll",
+            AnySession,
+            post(session::totp_enroll),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/totp/confirm",
+            AnySession,
+            post(session::totp_confirm),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/register/start",
+            AnySession,
+            post(session::webauthn_register_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/register/finish",
+            AnySession,
+            post(session::webauthn_register_finish),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up",
+            FullSession,
+            post(session::step_up),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up/webauthn/start",
+            FullSession,
+            post(session::step_up_webauthn_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up/webauthn/finish",
+            FullSession,
+            post(session::step_up_webauthn_finish),
+        ),
+        r(
+            "GET",
+            "/api/v1/auth/sessions",
+            FullSession,
+            get(session::list_sessions),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/sessions/{id}",
+            FullSession,
+            delete(session::revoke_session),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/sessions/revoke-all",
+            FullSession,
+            post(session::revoke_all_sessions),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/recovery-codes",
+            FullSession,
+            post(session::recovery_codes),
+        ),
+        // Accounts.
+        r(
+            "GET",
+            "/api/v1/admins",
+            perm(P::AccountsManage),
+            get(accounts::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins",
+            perm(P::AccountsManage),
+            post(accounts::create),
+        ),
+        r(
+            "PUT",
+            "/api/v1/admins/{name}/role",
+            perm(P::AccountsManage),
+            put(accounts::set_role),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/disable",
+            perm(P::AccountsManage),
+            post(accounts::disable),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/enable",
+            perm(P::AccountsManage),
+            post(accounts::enable),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/unlock",
+            perm(P::AccountsManage),
+            post(accounts::unlock),
+        ),
+        r(
+            "GET",
+            "/api/v1/tokens",
+            perm(P::TokensOwn),
+            get(accounts::list_tokens),
+        ),
+        r(
+            "POST",
+            "/api/v1/tokens",
+            perm(P::TokensOwn),
+            post(accounts::create_token),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tokens/{id}",
+            perm(P::TokensOwn),
+            delete(accounts::revoke_token),
+        ),
+        r(
+            "GET",
+            "/api/v1/audit",
+            perm(P::AuditRead),
+            get(accounts::audit),
+        ),
+        // Devices.
+        r(
+            "POST",
+            "/api/v1/enrollment-profiles",
+            perm(P::EnrollmentWrite),
+            post(create_profile),
+        ),
+        r(
+            "POST",
+            "/api/v1/enrollment-links",
+            perm(P::EnrollmentWrite),
+            post(create_link),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices",
+            perm(P::DevicesRead),
+            get(list_devices),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/{udid}",
+            perm(P::DevicesRead),
+            get(get_device),
+        ),
+        // Helpdesk actions need device_actions; anything else commands_write
+        // (checked by the service, per command).
+        r(
+            "POST",
+            "/api/v1/commands",
+            perm(P::DeviceActions),
+            post(enqueue),
+        ),
+        r(
+            "GET",
+            "/api/v1/commands/{command_uuid}",
+            perm(P::CommandsRead),
+            get(command_status),
+        ),
+        r(
+            "PUT",
+            "/api/v1/push-certificate",
+            perm(P::SettingsWrite),
+            put(put_push_cert),
+        ),
+    ]
+}
+
+/// Every admin route's method, path and access (for tests and docs).
+pub fn routes() -> Vec<(&'static str, &'static str, Access)> {
+    table()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
+}
+
+mod accounts;
+mod session;
 
 /// Routes administrators use.
 pub fn router(services: Services) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/openapi.yaml", get(openapi))
-        .route("/api/v1/enrollment-profiles", post(create_profile))
-        .route("/api/v1/enrollment-links", post(create_link))
-        .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/devices/{udid}", get(get_device))
-        .route("/api/v1/commands", post(enqueue))
-        .route("/api/v1/commands/{command_uuid}", get(command_status))
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{id}", delete(revoke_token))
-        .route(
-            "/api/v1/push-certificate",
-            axum::routing::put(put_push_cert),
-        )
+    let mut router = Router::new();
+    for route in table() {
+        let guard = Guard {
+            services: services.clone(),
+            access: route.access,
+        };
+        router = router.route(
+            route.path,
+            route.handler.layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::auth::guard,
+            )),
+        );
+    }
+    router
         .fallback(|| async { ApiError(CoreError::NotFound("no such route".into())) })
         .layer(DefaultBodyLimit::max(ADMIN_LIMIT))
         .with_state(services)
@@ -88,7 +315,7 @@ async fn openapi() -> Response {
 
 /// Parses a JSON body; an empty body gives the default. A Content-Type other
 /// than JSON is refused.
-fn json_body<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiError> {
@@ -111,11 +338,9 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(
 
 async fn create_profile(
     State(s): State<Services>,
-    admin: Admin,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::EnrollmentWrite)?;
     let req: ProfileRequest = json_body(&headers, &body)?;
     let bytes = s.create_enrollment_profile(&req).await?;
     Ok((
@@ -133,11 +358,9 @@ async fn create_profile(
 
 async fn create_link(
     State(s): State<Services>,
-    admin: Admin,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::EnrollmentWrite)?;
     let req: LinkRequest = json_body(&headers, &body)?;
     let link = s.create_enrollment_link(&req).await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
@@ -151,10 +374,8 @@ struct Page {
 
 async fn list_devices(
     State(s): State<Services>,
-    admin: Admin,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::DevicesRead)?;
     let after = page
         .after
         .as_deref()
@@ -175,10 +396,8 @@ async fn list_devices(
 
 async fn get_device(
     State(s): State<Services>,
-    admin: Admin,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::DevicesRead)?;
     let key = DeviceKey::parse(&udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let device = s
         .store
@@ -205,25 +424,29 @@ struct PushFlag {
 
 async fn enqueue(
     State(s): State<Services>,
-    admin: Admin,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     Query(flag): Query<PushFlag>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::CommandsWrite)?;
     let req: EnqueueBody = json_body(&headers, &body)?;
     let queued = s
-        .enqueue_command(&req.devices, &req.command, flag.push.unwrap_or(true))
+        .enqueue_command_by(
+            &actor,
+            &ctx,
+            &req.devices,
+            &req.command,
+            flag.push.unwrap_or(true),
+        )
         .await?;
     Ok((StatusCode::OK, Json(json!({ "commands": queued }))).into_response())
 }
 
 async fn command_status(
     State(s): State<Services>,
-    admin: Admin,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::CommandsRead)?;
     let r = s.command_status(&uuid).await?;
     Ok(Json(json!({
         "command_uuid": r.command_uuid,
@@ -244,52 +467,6 @@ async fn command_status(
     .into_response())
 }
 
-async fn list_tokens(State(s): State<Services>, admin: Admin) -> Result<Response, ApiError> {
-    admin.require(Permission::TokensManage)?;
-    let tokens = s.store.list_tokens().await.map_err(CoreError::from)?;
-    Ok(Json(json!({ "tokens": tokens })).into_response())
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    name: String,
-    role: Option<String>,
-    ttl_days: Option<u32>,
-}
-
-async fn create_token(
-    State(s): State<Services>,
-    admin: Admin,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    admin.require(Permission::TokensManage)?;
-    let req: NewToken = json_body(&headers, &body)?;
-    let (token, secret) = s
-        .create_token(
-            &req.name,
-            req.role.as_deref().unwrap_or("viewer"),
-            req.ttl_days,
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "secret": secret })),
-    )
-        .into_response())
-}
-
-async fn revoke_token(
-    State(s): State<Services>,
-    admin: Admin,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    admin.require(Permission::TokensManage)?;
-    s.revoke_token(&id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushCertBody {
@@ -299,29 +476,39 @@ struct PushCertBody {
 
 async fn put_push_cert(
     State(s): State<Services>,
-    admin: Admin,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.require(Permission::SettingsWrite)?;
     let req: PushCertBody = json_body(&headers, &body)?;
     let topic = s
         .set_push_certificate(&req.certificate_pem, &req.private_key_pem)
         .await?;
+    s.audit(s.audit_event(
+        &actor.label(),
+        &ctx,
+        "settings.push_certificate",
+        Some(&topic),
+        "success",
+        None,
+    ))
+    .await?;
     Ok(Json(json!({ "topic": topic })).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{OPENAPI, ROUTES};
+    use super::{routes, OPENAPI};
 
     /// Every admin route is described in the OpenAPI document, under its
     /// method; a route added without documentation fails here.
     #[test]
     fn every_route_is_in_the_openapi_document() {
         let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI).unwrap();
-        for (method, path, _) in ROUTES {
+        let routes = routes();
+        for (method, path, _) in &routes {
             let ops = &doc["paths"][path];
             assert!(ops.is_object(), "{path} missing from docs/openapi.yaml");
             assert!(
@@ -332,7 +519,7 @@ mod tests {
         let documented = doc["paths"].as_object().unwrap();
         for path in documented.keys() {
             assert!(
-                ROUTES.iter().any(|(_, p, _)| p == path),
+                routes.iter().any(|(_, p, _)| p == path),
                 "{path} is documented but not routed"
             );
         }

@@ -1,77 +1,227 @@
-//! Admin authentication and authorization. Every admin route declares the
-//! permission it needs; roles map to permissions; anything not granted is
-//! denied.
+//! Admin authentication and authorization, enforced from the route table:
+//! every admin route is declared with its [`Access`] in
+//! [`crate::admin::table`], and the router is built only from that table,
+//! so a route cannot exist without a declared access rule. Deny by default.
+//!
+//! The guard runs before each handler: it reads the session cookie or the
+//! bearer token, checks the stage or permission the route needs, demands the
+//! CSRF token on state-changing cookie requests, and hands the handler the
+//! [`Actor`] and the [`ClientContext`]. Denials are logged and audited.
 
 use crate::error::ApiError;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use mamori_core::tokens::Principal;
+use crate::tls::PeerAddr;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mamori_core::auth::{Actor, ClientContext, SessionCookie};
 use mamori_core::{CoreError, Services};
+use mamori_domain::{Permission, SessionStage};
 
-/// What an admin route needs.
+/// The session cookie. `__Host-` makes browsers insist on Secure, Path=/
+/// and no Domain.
+pub const SESSION_COOKIE: &str = "__Host-mamori_session";
+/// The header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What a route demands of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Read devices and inventory.
-    DevicesRead,
-    /// Read commands and results.
-    CommandsRead,
-    /// Queue commands.
-    CommandsWrite,
-    /// Create enrollment profiles.
-    EnrollmentWrite,
-    /// Change server settings (push certificate).
-    SettingsWrite,
-    /// Create, list and revoke API tokens.
-    TokensManage,
+pub enum Access {
+    /// Anyone (health, the API description, the login itself).
+    Public,
+    /// A session waiting for its second factor.
+    SecondFactor,
+    /// A session at any stage (finish setup, log out, change password).
+    AnySession,
+    /// A fully authenticated session (not a token).
+    FullSession,
+    /// A full session or a token holding the permission.
+    Permission(Permission),
 }
 
-/// Whether a role holds a permission. Unknown roles hold nothing.
-pub fn role_allows(role: &str, p: Permission) -> bool {
-    use Permission::*;
-    match role {
-        "owner" => true,
-        "device_admin" => matches!(
-            p,
-            DevicesRead | CommandsRead | CommandsWrite | EnrollmentWrite | SettingsWrite
-        ),
-        "helpdesk" | "security_officer" | "viewer" => matches!(p, DevicesRead | CommandsRead),
-        _ => false,
+/// The session secret the request came with (for the CSRF token).
+#[derive(Debug, Clone)]
+pub struct SessionSecret(pub String);
+
+/// The per-route guard's state.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub services: Services,
+    pub access: Access,
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The client context of a request.
+pub(crate) fn client_context(req: &Request) -> ClientContext {
+    let source = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|a| a.0.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect());
+    let request_id = hex::encode(mamori_crypto::random_bytes(8));
+    ClientContext {
+        source,
+        user_agent,
+        request_id: Some(request_id),
     }
 }
 
-/// An authenticated administrator (bearer token).
-#[derive(Debug, Clone)]
-pub struct Admin(pub Principal);
+/// Runs before every admin handler.
+pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+    let ctx = client_context(&req);
+    let request_id = ctx.request_id.clone().unwrap_or_default();
+    let result = authorize(&g, &mut req, &ctx).await;
+    let mut resp = match result {
+        Ok(()) => {
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
 
-impl Admin {
-    /// Fails with 403 unless the caller's role grants `p`.
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if role_allows(&self.0.role, p) {
-            Ok(())
-        } else {
-            tracing::warn!(token = %self.0.token_id, role = %self.0.role, permission = ?p, "permission denied");
-            Err(CoreError::Forbidden("permission denied".into()).into())
+async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<(), ApiError> {
+    if g.access == Access::Public {
+        return Ok(());
+    }
+    let s = &g.services;
+    let method = req.method().clone();
+    let route = format!("{} {}", req.method(), req.uri().path());
+    let headers = req.headers();
+    let sent_csrf = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let cookie = cookie_value(headers, SESSION_COOKIE).map(str::to_owned);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        });
+    let (actor, secret) = if let Some(token) = bearer {
+        (s.authenticate_token(&token, ctx).await?, None)
+    } else if let Some(secret) = cookie {
+        (s.authenticate_session(&secret, ctx).await?, Some(secret))
+    } else {
+        tracing::warn!(%route, source = %ctx.source, "admin request without credentials");
+        return Err(CoreError::Unauthorized.into());
+    };
+    // A cookie rides along on any request the browser makes: state changes
+    // must also prove they come from our own pages.
+    if let Some(secret) = &secret {
+        if !matches!(method, Method::GET | Method::HEAD) {
+            let expected = s.auth.csrf_token(secret);
+            if !mamori_crypto::constant_time_eq(sent_csrf.as_bytes(), expected.as_bytes()) {
+                deny(s, &actor, ctx, &route, "missing or wrong CSRF token").await?;
+                return Err(CoreError::Forbidden("missing or wrong CSRF token".into()).into());
+            }
         }
     }
+    let stage = actor.stage();
+    let verdict: Result<(), CoreError> = match g.access {
+        Access::Public => Ok(()),
+        Access::SecondFactor => match stage {
+            Some(SessionStage::SecondFactor) => Ok(()),
+            Some(_) => Err(CoreError::Conflict(
+                "no login is waiting for a second factor".into(),
+            )),
+            None => Err(CoreError::Forbidden(
+                "this route is for interactive sessions".into(),
+            )),
+        },
+        Access::AnySession => match stage {
+            Some(_) => Ok(()),
+            None => Err(CoreError::Forbidden(
+                "this route is for interactive sessions".into(),
+            )),
+        },
+        Access::FullSession => match stage {
+            Some(SessionStage::Full) => Ok(()),
+            Some(_) => Err(CoreError::Unauthorized),
+            None => Err(CoreError::Forbidden(
+                "this route is for interactive sessions".into(),
+            )),
+        },
+        Access::Permission(p) => match stage {
+            Some(SessionStage::Full) | None if actor.allows(p) => Ok(()),
+            // Password accepted but the login is not finished: nothing yet.
+            Some(SessionStage::SecondFactor | SessionStage::Setup) => Err(CoreError::Unauthorized),
+            _ => Err(CoreError::Forbidden("permission denied".into())),
+        },
+    };
+    if let Err(e) = verdict {
+        if matches!(e, CoreError::Forbidden(_)) {
+            deny(s, &actor, ctx, &route, "permission denied").await?;
+        }
+        return Err(e.into());
+    }
+    if let Some(secret) = secret {
+        req.extensions_mut().insert(SessionSecret(secret));
+    }
+    req.extensions_mut().insert(actor);
+    Ok(())
 }
 
-impl FromRequestParts<Services> for Admin {
-    type Rejection = ApiError;
+async fn deny(
+    s: &Services,
+    actor: &Actor,
+    ctx: &ClientContext,
+    route: &str,
+    why: &str,
+) -> Result<(), ApiError> {
+    tracing::warn!(actor = %actor.label(), %route, why, "admin request denied");
+    s.audit(s.audit_event(
+        &actor.label(),
+        ctx,
+        "access.denied",
+        Some(route),
+        "denied",
+        Some(why.to_owned()),
+    ))
+    .await?;
+    Ok(())
+}
 
-    async fn from_request_parts(parts: &mut Parts, s: &Services) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        else {
-            tracing::warn!(path = %parts.uri.path(), "admin request without bearer token");
-            return Err(CoreError::Unauthorized.into());
-        };
-        let principal = s.authenticate_token(token.trim()).await?;
-        Ok(Admin(principal))
-    }
+/// The Set-Cookie header for a session.
+pub(crate) fn set_cookie(cookie: &SessionCookie, now: time::OffsetDateTime) -> HeaderValue {
+    let max_age = (cookie.expires_at - now).whole_seconds().max(0);
+    let v = format!(
+        "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+        cookie.secret
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The Set-Cookie header that removes the session cookie.
+pub(crate) fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-mamori_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+    )
 }

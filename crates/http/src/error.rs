@@ -20,6 +20,12 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
     match e {
         CoreError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
         CoreError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication required".into()),
+        CoreError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid credentials".into()),
+        CoreError::TooManyRequests(_) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many attempts; try again later".into(),
+        ),
+        CoreError::StepUpRequired => (StatusCode::FORBIDDEN, e.to_string()),
         CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
         CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
@@ -34,7 +40,20 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = status_and_message(&self.0);
-        let mut resp = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut resp = match &self.0 {
+            CoreError::StepUpRequired => (
+                status,
+                Json(serde_json::json!({ "error": message, "code": "step_up_required" })),
+            )
+                .into_response(),
+            _ => (status, Json(serde_json::json!({ "error": message }))).into_response(),
+        };
+        if let CoreError::TooManyRequests(secs) = &self.0 {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(&1).to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

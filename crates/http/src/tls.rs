@@ -25,6 +25,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the task is dropped.
 pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) {
+    serve_tls_from(listener, acceptor, router, None).await;
+}
+
+/// Accepts connections until the task is dropped; with `allow`, a connection
+/// from an address outside every listed network is closed before TLS.
+pub async fn serve_tls_from(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    allow: Option<Arc<Vec<ipnet::IpNet>>>,
+) {
     loop {
         let (tcp, addr) = match listener.accept().await {
             Ok(c) => c,
@@ -34,6 +45,14 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Rou
                 continue;
             }
         };
+        if let Some(nets) = &allow {
+            let ip = addr.ip().to_canonical();
+            if !nets.iter().any(|n| n.contains(&ip)) {
+                tracing::warn!(peer = %addr, "connection from outside the admin allow-list refused");
+                drop(tcp);
+                continue;
+            }
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {

@@ -78,6 +78,7 @@ fn default_public_url(addr: SocketAddr) -> String {
 pub async fn build_services(
     config: &Config,
     public_url: &str,
+    admin_url: &str,
     pusher: Arc<dyn Pusher>,
     manage_tls: bool,
 ) -> anyhow::Result<(Services, keys::TlsMaterial)> {
@@ -99,7 +100,15 @@ pub async fn build_services(
         allow_single_des: config.allow_single_des,
         device_cert_days: config.device_cert_days,
         token_ttl_days: 90,
+        auth: mamori_core::auth::AuthPolicy {
+            admin_url: admin_url.to_owned(),
+            ..config.auth.clone()
+        },
     };
+    let auth = Arc::new(mamori_core::auth::AuthState::new(
+        admin_url,
+        &config.organization,
+    ));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let services = Services {
         store,
@@ -108,8 +117,25 @@ pub async fn build_services(
         pusher,
         clock,
         identities: Arc::default(),
+        auth,
     };
     Ok((services, tls))
+}
+
+/// The account-hygiene job: at start and then hourly, reports (and by
+/// policy disables) administrator accounts unused for too long.
+async fn hygiene(services: Services) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match services.sweep_stale_admins().await {
+            Ok(names) if !names.is_empty() => {
+                tracing::warn!(accounts = ?names, "stale administrator accounts");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "administrator hygiene job failed"),
+        }
+    }
 }
 
 fn apns_pusher(config: &Config) -> anyhow::Result<Arc<dyn Pusher>> {
@@ -141,7 +167,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(device_addr));
-    let (services, tls) = build_services(config, &public_url, apns_pusher(config)?, true).await?;
+    let admin_url = config
+        .admin_url
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", admin_addr.port()));
+    let (services, tls) =
+        build_services(config, &public_url, &admin_url, apns_pusher(config)?, true).await?;
+    if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
+        tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
+    }
     if let Some(topic) = services.load_push_certificate().await? {
         tracing::info!(topic = %topic, "push certificate loaded");
     }
@@ -169,11 +203,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
             device_router,
         )),
-        tokio::spawn(mamori_http::tls::serve_tls(
+        tokio::spawn(mamori_http::tls::serve_tls_from(
             admin_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(admin_tls)),
             admin_router,
+            config.admin_allow.clone().map(Arc::new),
         )),
+        tokio::spawn(hygiene(services.clone())),
     ];
     let tls_ca_path = config
         .tls

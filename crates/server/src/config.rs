@@ -51,6 +51,30 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "MAMORI_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// URL administrators use for the admin listener; its host is the WebAuthn relying party [default: https://localhost:ADMIN_PORT]
+    #[arg(long, env = "MAMORI_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    /// Source networks allowed on the admin listener, comma-separated CIDRs [default: any]
+    #[arg(long, env = "MAMORI_ADMIN_ALLOW")]
+    pub admin_allow: Option<String>,
+    /// Minutes of inactivity after which an admin session ends [default: 15]
+    #[arg(long, env = "MAMORI_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<u32>,
+    /// Hours after login at which an admin session ends regardless [default: 8]
+    #[arg(long, env = "MAMORI_SESSION_HOURS")]
+    pub session_hours: Option<u32>,
+    /// Consecutive failed logins that lock an admin account [default: 10]
+    #[arg(long, env = "MAMORI_LOCKOUT_THRESHOLD")]
+    pub lockout_threshold: Option<u32>,
+    /// Days without login after which an admin account is stale [default: 30]
+    #[arg(long, env = "MAMORI_STALE_ADMIN_DAYS")]
+    pub stale_admin_days: Option<u32>,
+    /// Disable stale admin accounts automatically [default: true]
+    #[arg(long, env = "MAMORI_DISABLE_STALE_ADMINS")]
+    pub disable_stale_admins: Option<bool>,
+    /// Roles that must log in with WebAuthn, comma-separated [default: owner,security_officer]
+    #[arg(long, env = "MAMORI_WEBAUTHN_ROLES")]
+    pub webauthn_roles: Option<String>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -70,6 +94,14 @@ struct FileConfig {
     disable_single_des: Option<bool>,
     device_cert_days: Option<u32>,
     log_format: Option<String>,
+    admin_url: Option<String>,
+    admin_allow: Option<String>,
+    session_idle_minutes: Option<u32>,
+    session_hours: Option<u32>,
+    lockout_threshold: Option<u32>,
+    stale_admin_days: Option<u32>,
+    disable_stale_admins: Option<bool>,
+    webauthn_roles: Option<String>,
 }
 
 /// The resolved configuration.
@@ -99,6 +131,12 @@ pub struct Config {
     pub device_cert_days: u32,
     /// Log format.
     pub log_format: String,
+    /// Admin URL (None: derived from the admin listener's port).
+    pub admin_url: Option<String>,
+    /// Networks allowed on the admin listener (None: any).
+    pub admin_allow: Option<Vec<ipnet::IpNet>>,
+    /// Administrator authentication policy (admin_url filled in at start).
+    pub auth: mamori_core::auth::AuthPolicy,
 }
 
 impl Config {
@@ -130,7 +168,60 @@ impl Config {
             (1..=3650).contains(&days),
             "device_cert_days must be 1-3650"
         );
+        let mut auth = mamori_core::auth::AuthPolicy::default();
+        if let Some(m) = args.session_idle_minutes.or(file.session_idle_minutes) {
+            anyhow::ensure!(
+                (1..=1440).contains(&m),
+                "session_idle_minutes must be 1-1440"
+            );
+            auth.session_idle = time::Duration::minutes(i64::from(m));
+        }
+        if let Some(h) = args.session_hours.or(file.session_hours) {
+            anyhow::ensure!((1..=168).contains(&h), "session_hours must be 1-168");
+            auth.session_absolute = time::Duration::hours(i64::from(h));
+        }
+        if let Some(n) = args.lockout_threshold.or(file.lockout_threshold) {
+            anyhow::ensure!((3..=1000).contains(&n), "lockout_threshold must be 3-1000");
+            auth.lock_after = n;
+        }
+        if let Some(d) = args.stale_admin_days.or(file.stale_admin_days) {
+            anyhow::ensure!((1..=3650).contains(&d), "stale_admin_days must be 1-3650");
+            auth.stale_after_days = d;
+        }
+        if let Some(b) = args.disable_stale_admins.or(file.disable_stale_admins) {
+            auth.disable_stale = b;
+        }
+        if let Some(list) = args.webauthn_roles.clone().or(file.webauthn_roles) {
+            auth.webauthn_roles = list
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && *r != "none")
+                .map(|r| {
+                    mamori_domain::Role::parse(r)
+                        .with_context(|| format!("webauthn_roles: unknown role {r:?}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        let admin_allow = match args.admin_allow.clone().or(file.admin_allow) {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| {
+                        n.parse::<ipnet::IpNet>()
+                            .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .with_context(|| {
+                                format!("admin_allow: {n:?} is not a network (CIDR) or address")
+                            })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+        };
         Ok(Self {
+            admin_url: args.admin_url.clone().or(file.admin_url),
+            admin_allow,
+            auth,
             data_dir: args
                 .data_dir
                 .clone()

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run the server (device listener and admin listener).
     Serve(Box<ServeArgs>),
+    /// Manage administrator accounts.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Manage admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -40,17 +43,69 @@ struct DataDir {
 }
 
 #[derive(Debug, Subcommand)]
-enum TokenCmd {
-    /// Create a token; the token is printed once, as the last line.
+enum AdminCmd {
+    /// Create an account; its one-time password is printed once, as the last
+    /// line. It must be changed, and a second factor enrolled, at first login.
     Create {
         #[command(flatten)]
         dir: DataDir,
-        /// Who or what uses the token
+        /// Login name (a-z, 0-9, '.', '_', '-')
         #[arg(long)]
         name: String,
         /// Role: viewer, helpdesk, device_admin, security_officer, owner
-        #[arg(long, default_value = "owner")]
+        #[arg(long)]
         role: String,
+    },
+    /// List accounts: role, factors, last login and source, tokens, state.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Disable an account: its sessions and tokens stop working at once.
+    Disable {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+        /// Why (kept in the audit log)
+        #[arg(long, default_value = "disabled from the command line")]
+        reason: String,
+    },
+    /// Re-enable a disabled account (old sessions and tokens stay revoked).
+    Enable {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+    },
+    /// Unlock an account locked by failed logins.
+    Unlock {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token for an account; the token is printed once, as the
+    /// last line.
+    Create {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The account that owns the token (it dies with the account)
+        #[arg(long)]
+        admin: String,
+        /// Who or what uses the token
+        #[arg(long)]
+        name: String,
+        /// Role, at most the account's [default: the account's role]
+        #[arg(long)]
+        role: Option<String>,
+        /// Narrower scope: permission names, comma-separated
+        #[arg(long)]
+        scope: Option<String>,
         /// Lifetime in days [default: 90]
         #[arg(long)]
         ttl_days: Option<u32>,
@@ -126,6 +181,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args).await,
+        Command::Admin(cmd) => {
+            init_logging(false);
+            admin(cmd).await
+        }
         Command::Token(cmd) => {
             init_logging(false);
             token(cmd).await
@@ -192,7 +251,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  TLS CA (self-generated): {}", p.display());
     }
     println!(
-        "Create the first API token with:\n  mamori token create --data-dir {} --name NAME",
+        "Create the first owner with:\n  mamori admin create --data-dir {} --name NAME --role owner",
         config.data_dir.display()
     );
     tokio::signal::ctrl_c().await.ok();
@@ -213,35 +272,148 @@ async fn offline_services(
     })?;
     let url = public_url.unwrap_or_else(|| "https://localhost:8443".into());
     let pusher = std::sync::Arc::new(mamori_push::ApnsPusher::new(&config.apns_url, Vec::new())?);
-    let (s, _) = app::build_services(&config, &url, pusher, false).await?;
+    let admin_url = config
+        .admin_url
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", config.admin_addr.port()));
+    let (s, _) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
     Ok(s)
 }
 
+fn cli_context() -> mamori_core::auth::ClientContext {
+    mamori_core::auth::ClientContext {
+        source: "local".into(),
+        user_agent: None,
+        request_id: None,
+    }
+}
+
+fn fmt_time(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
+    use mamori_core::auth::CLI_ACTOR;
+    let ctx = cli_context();
+    let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
+    match cmd {
+        AdminCmd::Create { dir, name, role } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let role = mamori_domain::Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner")
+            })?;
+            let created = s
+                .create_admin(CLI_ACTOR, &ctx, &name, role)
+                .await
+                .map_err(err)?;
+            let factor = if s.config.auth.requires_webauthn(role) {
+                "a passkey or security key (WebAuthn)"
+            } else {
+                "a second factor (TOTP app or passkey)"
+            };
+            println!(
+                "Created administrator {} (role {}). At first login the password must be changed and {factor} enrolled.",
+                created.admin.name, created.admin.role
+            );
+            println!("One-time password (shown only now):");
+            println!("{}", created.one_time_password);
+        }
+        AdminCmd::List { dir } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            println!("NAME\tROLE\tFACTORS\tLAST LOGIN\tLAST SOURCE\tTOKENS\tSTATE");
+            for a in s.admin_inventory().await.map_err(err)? {
+                let state = if a.admin.disabled_at.is_some() {
+                    "disabled"
+                } else if a.admin.locked_at.is_some() {
+                    "locked"
+                } else if a.stale {
+                    "stale"
+                } else {
+                    "active"
+                };
+                let factors = if a.factors.is_empty() {
+                    "none".to_owned()
+                } else {
+                    a.factors.join(",")
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    a.admin.name,
+                    a.admin.role,
+                    factors,
+                    fmt_time(a.admin.last_login_at),
+                    a.admin.last_login_source.as_deref().unwrap_or("-"),
+                    a.token_count,
+                    state
+                );
+            }
+        }
+        AdminCmd::Disable { dir, name, reason } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let (sessions, tokens) = s
+                .disable_admin(CLI_ACTOR, &ctx, &name, &reason)
+                .await
+                .map_err(err)?;
+            println!("administrator {name} disabled; {sessions} session(s) and {tokens} token(s) revoked");
+        }
+        AdminCmd::Enable { dir, name } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            s.enable_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+            println!("administrator {name} enabled");
+        }
+        AdminCmd::Unlock { dir, name } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            s.unlock_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+            println!("administrator {name} unlocked");
+        }
+    }
+    Ok(())
+}
+
 async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
+    let ctx = cli_context();
+    let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     match cmd {
         TokenCmd::Create {
             dir,
+            admin,
             name,
             role,
+            scope,
             ttl_days,
         } => {
             let s = offline_services(&dir.data_dir, None).await?;
+            let owner = s.admin_named(&admin).await.map_err(err)?;
+            let req = mamori_core::tokens::TokenRequest {
+                name,
+                role,
+                scope: scope.map(|l| l.split(',').map(|p| p.trim().to_owned()).collect()),
+                ttl_days,
+            };
             let (t, secret) = s
-                .create_token(&name, &role, ttl_days)
+                .create_token_for(mamori_core::auth::CLI_ACTOR, &ctx, &owner, &req)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(err)?;
             println!(
-                "Created API token {} ({}, role {}), expires {}.",
-                t.id, t.name, t.role, t.expires_at
+                "Created API token {} ({}, owner {}, role {}), expires {}.",
+                t.id, t.name, owner.name, t.role, t.expires_at
             );
             println!("It is shown only now; store it in a secret manager:");
             println!("{secret}");
         }
         TokenCmd::List { dir } => {
             let store = app::open_store(&dir.data_dir).await?;
-            use mamori_core::ports::TokenStore;
+            use mamori_core::ports::{AdminStore, TokenStore};
+            let admins = store
+                .list_admins()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             for t in store
-                .list_tokens()
+                .list_tokens(None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {
@@ -250,17 +422,28 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
+                let owner = admins
+                    .iter()
+                    .find(|a| a.id == t.admin_id)
+                    .map_or("?", |a| a.name.as_str());
                 println!(
-                    "{}\t{}\t{}\t{}\texpires {}",
-                    t.id, t.name, t.role, state, t.expires_at
+                    "{}\t{}\towner {}\t{}\t{}\texpires {}\tlast used {}",
+                    t.id,
+                    t.name,
+                    owner,
+                    t.role,
+                    state,
+                    t.expires_at,
+                    fmt_time(t.last_used_at)
                 );
             }
         }
         TokenCmd::Revoke { dir, id } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.revoke_token(&id)
+            let id = mamori_domain::TokenId::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            s.revoke_token_as(mamori_core::auth::CLI_ACTOR, &ctx, &id)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(err)?;
             println!("token {id} revoked");
         }
     }

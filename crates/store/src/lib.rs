@@ -19,6 +19,8 @@
 //! `enqueue`, `push_targets`) run on `tokio::task::spawn_blocking` with an
 //! owned connection guard so they never stall a runtime thread for long.
 
+mod admins;
+mod audit;
 mod certs;
 mod devices;
 mod migrate;

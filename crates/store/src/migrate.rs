@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_enrollment_links.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_admins.sql")),
 ];
 
 /// Brings the schema up to date.

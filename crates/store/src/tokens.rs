@@ -3,16 +3,20 @@
 use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{SecretStore, StoreError, StoreResult, TokenStore};
-use mamori_domain::{ApiToken, TokenId};
+use mamori_domain::{AdminId, ApiToken, Permission, Role, TokenId};
 use rusqlite::{params, Row};
 use time::OffsetDateTime;
 
 fn token_from_row(r: &Row<'_>) -> StoreResult<ApiToken> {
     let id: String = col(r, "id")?;
+    let admin_id: String = col(r, "admin_id")?;
+    let role: String = col(r, "role")?;
     Ok(ApiToken {
         id: TokenId::parse(&id).map_err(|e| StoreError(e.to_string()))?,
         name: col(r, "name")?,
-        role: col(r, "role")?,
+        admin_id: AdminId::parse(&admin_id).map_err(|e| StoreError(e.to_string()))?,
+        role: Role::parse(&role).ok_or_else(|| StoreError(format!("unknown role {role:?}")))?,
+        scope: scope_from_col(col(r, "scope")?)?,
         created_at: from_ts(col(r, "created_at")?)?,
         expires_at: from_ts(col(r, "expires_at")?)?,
         last_used_at: from_opt_ts(col(r, "last_used_at")?)?,
@@ -20,21 +24,51 @@ fn token_from_row(r: &Row<'_>) -> StoreResult<ApiToken> {
     })
 }
 
+/// A scope as stored: a JSON array of permission names.
+fn scope_to_col(scope: Option<&[Permission]>) -> StoreResult<Option<String>> {
+    scope
+        .map(|s| {
+            let names: Vec<&str> = s.iter().map(|p| p.as_str()).collect();
+            serde_json::to_string(&names).map_err(|e| StoreError(e.to_string()))
+        })
+        .transpose()
+}
+
+/// Parses a stored scope; an unknown permission name is an error.
+fn scope_from_col(v: Option<String>) -> StoreResult<Option<Vec<Permission>>> {
+    v.map(|s| {
+        let names: Vec<String> = serde_json::from_str(&s).map_err(|e| StoreError(e.to_string()))?;
+        names
+            .iter()
+            .map(|n| {
+                Permission::parse(n).ok_or_else(|| StoreError(format!("unknown permission {n:?}")))
+            })
+            .collect()
+    })
+    .transpose()
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, t: &ApiToken, secret_hash: &str) -> StoreResult<()> {
+        let scope = scope_to_col(t.scope.as_deref())?;
         self.write(|c| {
             exec(
                 c,
-                "INSERT INTO api_tokens (id, name, role, secret_hash, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_tokens
+                 (id, name, admin_id, role, scope, secret_hash, created_at, expires_at, last_used_at, revoked_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     t.id.as_str(),
                     t.name,
-                    t.role,
+                    t.admin_id.as_str(),
+                    t.role.as_str(),
+                    scope,
                     secret_hash,
                     ts(t.created_at),
-                    ts(t.expires_at)
+                    ts(t.expires_at),
+                    t.last_used_at.map(ts),
+                    t.revoked_at.map(ts)
                 ],
             )
         })
@@ -79,14 +113,20 @@ impl TokenStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        self.read(|c| {
-            query_all(
+    async fn list_tokens(&self, admin: Option<&AdminId>) -> StoreResult<Vec<ApiToken>> {
+        self.read(|c| match admin {
+            None => query_all(
                 c,
                 "SELECT * FROM api_tokens ORDER BY created_at, id",
                 [],
                 token_from_row,
-            )
+            ),
+            Some(a) => query_all(
+                c,
+                "SELECT * FROM api_tokens WHERE admin_id = ? ORDER BY created_at, id",
+                [a.as_str()],
+                token_from_row,
+            ),
         })
         .await
     }

@@ -5,6 +5,7 @@
 use mamori_core::ports::*;
 use mamori_domain::*;
 use mamori_store::SqliteStore;
+use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -345,17 +346,95 @@ async fn queue_order_not_now_and_ownership() {
     assert!(s.command(&u("C9")).await.unwrap().is_none());
 }
 
+fn aid(s: &str) -> AdminId {
+    AdminId::parse(s).unwrap()
+}
+
+fn sid(s: &str) -> SessionId {
+    SessionId::parse(s).unwrap()
+}
+
+fn admin(id: &str, name: &str, role: Role) -> AdminAccount {
+    AdminAccount {
+        id: aid(id),
+        name: name.into(),
+        role,
+        must_change_password: true,
+        created_at: now(),
+        last_login_at: None,
+        last_login_source: None,
+        failed_logins: 0,
+        throttled_until: None,
+        locked_at: None,
+        disabled_at: None,
+        disabled_reason: None,
+        totp_enrolled: false,
+    }
+}
+
+fn password(hash: &str) -> AdminCredentials {
+    AdminCredentials {
+        password_hash: hash.into(),
+        ..AdminCredentials::default()
+    }
+}
+
+/// Inserts an owner account `id` named after it.
+async fn add_admin(s: &dyn Store, id: &str) -> AdminAccount {
+    let a = admin(id, &format!("name-{id}"), Role::Owner);
+    assert!(s.insert_admin(&a, &password("ph")).await.unwrap());
+    a
+}
+
+fn token(id: &str, owner: &str, created: OffsetDateTime) -> ApiToken {
+    ApiToken {
+        id: TokenId::parse(id).unwrap(),
+        name: format!("token {id}"),
+        admin_id: aid(owner),
+        role: Role::DeviceAdmin,
+        scope: None,
+        created_at: created,
+        expires_at: created + Duration::days(1),
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+fn session(id: &str, owner: &str, created: OffsetDateTime, ttl: Duration) -> AdminSession {
+    AdminSession {
+        id: sid(id),
+        admin_id: aid(owner),
+        stage: SessionStage::Full,
+        created_at: created,
+        last_seen_at: created,
+        expires_at: created + ttl,
+        source: "192.0.2.1".into(),
+        client_hash: "ua".into(),
+        step_up_at: None,
+        revoked_at: None,
+    }
+}
+
+fn event(action: &str, at: OffsetDateTime) -> AuditEvent {
+    AuditEvent {
+        at,
+        actor: "admin:alice".into(),
+        source: Some("192.0.2.1".into()),
+        action: action.into(),
+        target: None,
+        outcome: "success".into(),
+        request_id: Some("req-1".into()),
+        detail: None,
+    }
+}
+
 #[tokio::test]
 async fn tokens_and_secrets() {
     let (s, _d) = sqlite().await;
+    add_admin(&*s, "a1").await;
     let t = ApiToken {
-        id: TokenId::parse("abc").unwrap(),
-        name: "n".into(),
-        role: "owner".into(),
-        created_at: now(),
-        expires_at: now() + Duration::days(1),
-        last_used_at: None,
-        revoked_at: None,
+        scope: Some(vec![Permission::DevicesRead, Permission::CommandsRead]),
+        ..token("abc", "a1", now())
     };
     s.insert_token(&t, "hash").await.unwrap();
     assert_eq!(
@@ -369,7 +448,13 @@ async fn tokens_and_secrets() {
     );
     assert!(s.revoke_token(&t.id, now()).await.unwrap());
     assert!(!s.revoke_token(&t.id, now()).await.unwrap());
-    assert_eq!(s.list_tokens().await.unwrap().len(), 1);
+    assert_eq!(s.list_tokens(None).await.unwrap().len(), 1);
+    assert!(
+        s.insert_token(&token("orphan", "nobody", now()), "h")
+            .await
+            .is_err(),
+        "a token needs an owning account"
+    );
     assert!(s.secret("x").await.unwrap().is_none());
     s.put_secret("x", b"one", now()).await.unwrap();
     s.put_secret("x", b"two", now()).await.unwrap();
@@ -377,4 +462,467 @@ async fn tokens_and_secrets() {
     assert!(s.delete_secret("x").await.unwrap());
     assert!(!s.delete_secret("x").await.unwrap());
     assert!(s.secret("x").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tokens_list_by_owner_oldest_first() {
+    let (s, _d) = sqlite().await;
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    let later = now() + Duration::minutes(1);
+    s.insert_token(&token("t3", "a1", later), "h3")
+        .await
+        .unwrap();
+    s.insert_token(&token("t2", "a2", now()), "h2")
+        .await
+        .unwrap();
+    s.insert_token(&token("t1", "a1", now()), "h1")
+        .await
+        .unwrap();
+    let ids = |v: Vec<ApiToken>| v.into_iter().map(|t| t.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_tokens(None).await.unwrap()), ["t1", "t2", "t3"]);
+    assert_eq!(
+        ids(s.list_tokens(Some(&aid("a1"))).await.unwrap()),
+        ["t1", "t3"]
+    );
+    assert_eq!(ids(s.list_tokens(Some(&aid("a2"))).await.unwrap()), ["t2"]);
+    assert!(s.list_tokens(Some(&aid("a3"))).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn admins_insert_lookup_and_unique_names() {
+    let (s, _d) = sqlite().await;
+    let a = admin("a1", "alice", Role::Owner);
+    let creds = AdminCredentials {
+        password_hash: "$argon2id$x".into(),
+        totp_sealed: None,
+        totp_pending_sealed: Some(vec![1, 2]),
+        totp_last_step: None,
+    };
+    assert!(s.insert_admin(&a, &creds).await.unwrap());
+    assert!(
+        !s.insert_admin(&admin("a2", "alice", Role::Viewer), &password("x"))
+            .await
+            .unwrap(),
+        "names are unique"
+    );
+    assert!(s.admin(&aid("a2")).await.unwrap().is_none());
+    assert!(s
+        .insert_admin(&admin("a3", "bob", Role::Viewer), &password("x"))
+        .await
+        .unwrap());
+    assert_eq!(s.admin(&aid("a1")).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.admin_by_name("alice").await.unwrap(), Some(a.clone()));
+    assert!(
+        s.admin_by_name("Alice").await.unwrap().is_none(),
+        "exact match"
+    );
+    assert_eq!(s.admin_credentials(&aid("a1")).await.unwrap(), Some(creds));
+    assert!(s.admin_credentials(&aid("zz")).await.unwrap().is_none());
+    let names: Vec<_> = s
+        .list_admins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    s.set_password(&aid("a1"), "new-hash", false).await.unwrap();
+    s.set_role(&aid("a1"), Role::SecurityOfficer).await.unwrap();
+    let got = s.admin(&aid("a1")).await.unwrap().unwrap();
+    assert!(!got.must_change_password);
+    assert_eq!(got.role, Role::SecurityOfficer);
+    assert_eq!(
+        s.admin_credentials(&aid("a1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+}
+
+#[tokio::test]
+async fn unknown_stored_role_is_an_error() {
+    let (s, d) = sqlite().await;
+    add_admin(&*s, "a1").await;
+    Connection::open(d.path().join("t.db"))
+        .unwrap()
+        .execute("UPDATE admins SET role = 'root' WHERE id = 'a1'", [])
+        .unwrap();
+    assert!(s.admin(&aid("a1")).await.is_err());
+    assert!(s.list_admins().await.is_err());
+}
+
+#[tokio::test]
+async fn totp_enrollment_and_replay_protection() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    assert!(!s.activate_totp(&a, 10).await.unwrap(), "nothing pending");
+    s.set_totp_pending(&a, Some(&[7, 7])).await.unwrap();
+    let c = s.admin_credentials(&a).await.unwrap().unwrap();
+    assert_eq!(c.totp_pending_sealed, Some(vec![7, 7]));
+    assert!(!s.admin(&a).await.unwrap().unwrap().totp_enrolled);
+    assert!(s.activate_totp(&a, 100).await.unwrap());
+    let c = s.admin_credentials(&a).await.unwrap().unwrap();
+    assert_eq!(c.totp_sealed, Some(vec![7, 7]));
+    assert_eq!(c.totp_pending_sealed, None);
+    assert_eq!(c.totp_last_step, Some(100));
+    assert!(s.admin(&a).await.unwrap().unwrap().totp_enrolled);
+    assert!(
+        !s.activate_totp(&a, 200).await.unwrap(),
+        "pending was cleared"
+    );
+
+    assert!(
+        !s.advance_totp_step(&a, 100).await.unwrap(),
+        "the activation step is spent"
+    );
+    assert!(s.advance_totp_step(&a, 101).await.unwrap());
+    assert!(!s.advance_totp_step(&a, 101).await.unwrap(), "replay");
+    assert!(!s.advance_totp_step(&a, 99).await.unwrap(), "older step");
+    assert!(s.advance_totp_step(&a, 105).await.unwrap());
+    assert!(!s.advance_totp_step(&aid("zz"), 1).await.unwrap());
+
+    // A fresh account (no step yet) accepts its first step once.
+    add_admin(&*s, "a2").await;
+    assert!(s.advance_totp_step(&aid("a2"), 5).await.unwrap());
+    assert!(!s.advance_totp_step(&aid("a2"), 5).await.unwrap());
+
+    // Clearing a pending offer.
+    s.set_totp_pending(&a, Some(&[8])).await.unwrap();
+    s.set_totp_pending(&a, None).await.unwrap();
+    assert!(!s.activate_totp(&a, 300).await.unwrap());
+}
+
+#[tokio::test]
+async fn login_failures_blocks_unlock_and_login() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    assert_eq!(s.add_login_failure(&a).await.unwrap(), 1);
+    assert_eq!(s.add_login_failure(&a).await.unwrap(), 2);
+    assert_eq!(s.add_login_failure(&aid("zz")).await.unwrap(), 0);
+    let until = now() + Duration::minutes(5);
+    s.set_login_block(&a, Some(until), Some(now()))
+        .await
+        .unwrap();
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (got.failed_logins, got.throttled_until, got.locked_at),
+        (2, Some(until), Some(now()))
+    );
+    s.set_login_block(&a, Some(until), None).await.unwrap();
+    assert_eq!(s.admin(&a).await.unwrap().unwrap().locked_at, None);
+    s.set_login_block(&a, None, Some(now())).await.unwrap();
+    s.unlock_admin(&a).await.unwrap();
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (got.failed_logins, got.throttled_until, got.locked_at),
+        (0, None, None)
+    );
+
+    s.add_login_failure(&a).await.unwrap();
+    s.set_login_block(&a, Some(until), None).await.unwrap();
+    s.record_login(&a, now(), "198.51.100.7").await.unwrap();
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, 0);
+    assert_eq!(got.throttled_until, None);
+    assert_eq!(got.last_login_at, Some(now()));
+    assert_eq!(got.last_login_source.as_deref(), Some("198.51.100.7"));
+}
+
+#[tokio::test]
+async fn disable_revokes_sessions_and_tokens_together() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    let ttl = Duration::hours(1);
+    s.insert_session(&session("s1", "a1", now(), ttl), "sh1")
+        .await
+        .unwrap();
+    s.insert_session(&session("s2", "a1", now(), ttl), "sh2")
+        .await
+        .unwrap();
+    s.insert_session(&session("s3", "a1", now(), ttl), "sh3")
+        .await
+        .unwrap();
+    assert!(s.revoke_session(&a, &sid("s3"), now()).await.unwrap());
+    s.insert_session(&session("other", "a2", now(), ttl), "sho")
+        .await
+        .unwrap();
+    s.insert_token(&token("t1", "a1", now()), "h1")
+        .await
+        .unwrap();
+    s.insert_token(&token("t2", "a2", now()), "h2")
+        .await
+        .unwrap();
+
+    let later = now() + Duration::minutes(1);
+    assert_eq!(
+        s.disable_admin(&a, later, "offboarded").await.unwrap(),
+        Some((2, 1))
+    );
+    assert_eq!(
+        s.disable_admin(&a, later, "again").await.unwrap(),
+        None,
+        "already disabled"
+    );
+    assert_eq!(s.disable_admin(&aid("zz"), later, "x").await.unwrap(), None);
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!(got.disabled_at, Some(later));
+    assert_eq!(got.disabled_reason.as_deref(), Some("offboarded"));
+    for h in ["sh1", "sh2"] {
+        let sess = s.session_by_secret(h).await.unwrap().unwrap();
+        assert_eq!(sess.revoked_at, Some(later));
+    }
+    assert_eq!(
+        s.session_by_secret("sh3")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(now()),
+        "an already revoked session keeps its revocation time"
+    );
+    assert_eq!(
+        s.token(&TokenId::parse("t1").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked_at,
+        Some(later)
+    );
+    // The other account is untouched.
+    assert!(s
+        .session_by_secret("sho")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    assert!(s
+        .token(&TokenId::parse("t2").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .revoked_at
+        .is_none());
+    assert!(s
+        .admin(&aid("a2"))
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+
+    assert!(s.enable_admin(&a).await.unwrap());
+    assert!(!s.enable_admin(&a).await.unwrap(), "not disabled");
+    assert!(!s.enable_admin(&aid("a2")).await.unwrap());
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!((got.disabled_at, got.disabled_reason), (None, None));
+    assert!(
+        s.list_sessions(&a, now()).await.unwrap().is_empty(),
+        "sessions stay revoked after re-enabling"
+    );
+    assert!(s
+        .token(&TokenId::parse("t1").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .revoked_at
+        .is_some());
+}
+
+#[tokio::test]
+async fn recovery_codes_work_once() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 0);
+    let codes: Vec<String> = ["c1", "c2", "c3"].map(String::from).to_vec();
+    s.replace_recovery_codes(&a, &codes).await.unwrap();
+    s.replace_recovery_codes(&aid("a2"), &["c1".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 3);
+    assert!(s.use_recovery_code(&a, "c2", now()).await.unwrap());
+    assert!(!s.use_recovery_code(&a, "c2", now()).await.unwrap(), "once");
+    assert!(!s.use_recovery_code(&a, "nope", now()).await.unwrap());
+    assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 2);
+    assert_eq!(
+        s.recovery_codes_left(&aid("a2")).await.unwrap(),
+        1,
+        "codes are per account"
+    );
+    // Replacing drops the old codes, used or not.
+    s.replace_recovery_codes(&a, &["c4".to_string(), "c2".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 2);
+    assert!(!s.use_recovery_code(&a, "c1", now()).await.unwrap());
+    assert!(s.use_recovery_code(&a, "c2", now()).await.unwrap());
+    // All or nothing: a duplicate in the batch leaves the old set in place.
+    assert!(s
+        .replace_recovery_codes(&a, &["c5".to_string(), "c5".to_string()])
+        .await
+        .is_err());
+    assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 1);
+    assert!(s.use_recovery_code(&a, "c4", now()).await.unwrap());
+}
+
+#[tokio::test]
+async fn webauthn_credentials_register_and_update() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    let cred = |id: &str, owner: &str, at: OffsetDateTime| WebauthnCredential {
+        id: id.into(),
+        admin_id: aid(owner),
+        name: format!("key {id}"),
+        data: "{}".into(),
+        created_at: at,
+        last_used_at: None,
+    };
+    let later = now() + Duration::minutes(1);
+    assert!(s.insert_webauthn(&cred("k2", "a1", later)).await.unwrap());
+    assert!(s.insert_webauthn(&cred("k1", "a1", now())).await.unwrap());
+    assert!(s.insert_webauthn(&cred("k3", "a2", now())).await.unwrap());
+    assert!(
+        !s.insert_webauthn(&cred("k1", "a2", now())).await.unwrap(),
+        "credential IDs are unique across accounts"
+    );
+    let got = s.webauthn_credentials(&a).await.unwrap();
+    assert_eq!(got, vec![cred("k1", "a1", now()), cred("k2", "a1", later)]);
+    s.update_webauthn("k1", r#"{"counter":5}"#, later)
+        .await
+        .unwrap();
+    let got = s.webauthn_credentials(&a).await.unwrap();
+    assert_eq!(got[0].data, r#"{"counter":5}"#);
+    assert_eq!(got[0].last_used_at, Some(later));
+    assert!(got[1].last_used_at.is_none());
+    assert!(s.webauthn_credentials(&aid("zz")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_lifecycle() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    let ttl = Duration::hours(1);
+    let first = AdminSession {
+        stage: SessionStage::SecondFactor,
+        ..session("s1", "a1", now(), ttl)
+    };
+    s.insert_session(&first, "sh1").await.unwrap();
+    assert_eq!(
+        s.session_by_secret("sh1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(s.session_by_secret("nope").await.unwrap().is_none());
+    assert!(
+        s.insert_session(&session("s9", "a1", now(), ttl), "sh1")
+            .await
+            .is_err(),
+        "secret hashes are unique"
+    );
+
+    let t1 = now() + Duration::minutes(1);
+    s.touch_session(&sid("s1"), t1).await.unwrap();
+    s.set_session_step_up(&sid("s1"), t1).await.unwrap();
+    let got = s.session_by_secret("sh1").await.unwrap().unwrap();
+    assert_eq!((got.last_seen_at, got.step_up_at), (t1, Some(t1)));
+
+    s.insert_session(&session("s2", "a1", t1, ttl), "sh2")
+        .await
+        .unwrap();
+    s.insert_session(&session("s3", "a1", t1, ttl), "sh3")
+        .await
+        .unwrap();
+    s.insert_session(&session("old", "a1", now(), Duration::seconds(30)), "sho")
+        .await
+        .unwrap();
+    s.insert_session(&session("x1", "a2", now(), ttl), "shx")
+        .await
+        .unwrap();
+    let ids = |v: Vec<AdminSession>| v.into_iter().map(|s| s.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_sessions(&a, t1).await.unwrap()),
+        ["s2", "s3", "s1"],
+        "newest first, expired left out"
+    );
+
+    assert!(
+        !s.revoke_session(&aid("a2"), &sid("s1"), t1).await.unwrap(),
+        "not the account's session"
+    );
+    assert!(s.revoke_session(&a, &sid("s1"), t1).await.unwrap());
+    assert!(!s.revoke_session(&a, &sid("s1"), t1).await.unwrap());
+    assert!(!s.revoke_session(&a, &sid("zz"), t1).await.unwrap());
+    let revoked = s.session_by_secret("sh1").await.unwrap().unwrap();
+    assert_eq!(
+        revoked.revoked_at,
+        Some(t1),
+        "revoked sessions are still found"
+    );
+    assert_eq!(ids(s.list_sessions(&a, t1).await.unwrap()), ["s2", "s3"]);
+
+    // Keep s2; s3 and the expired-but-unrevoked one are revoked.
+    assert_eq!(
+        s.revoke_admin_sessions(&a, Some(&sid("s2")), t1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(ids(s.list_sessions(&a, t1).await.unwrap()), ["s2"]);
+    assert_eq!(s.revoke_admin_sessions(&a, None, t1).await.unwrap(), 1);
+    assert!(s.list_sessions(&a, t1).await.unwrap().is_empty());
+    assert_eq!(
+        ids(s.list_sessions(&aid("a2"), t1).await.unwrap()),
+        ["x1"],
+        "other accounts are untouched"
+    );
+}
+
+#[tokio::test]
+async fn audit_log_appends_pages_and_refuses_rewrites() {
+    let (s, d) = sqlite().await;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        let e = AuditEvent {
+            target: Some(format!("t{i}")),
+            detail: (i == 0).then(|| "first".to_string()),
+            ..event("auth.login", now() + Duration::seconds(i))
+        };
+        seqs.push(s.append_audit(&e).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    let all = s.list_audit(0, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), seqs);
+    assert_eq!(all[0].event.detail.as_deref(), Some("first"));
+    assert_eq!(all[4].event.at, now() + Duration::seconds(4));
+    assert_eq!(all[4].event.target.as_deref(), Some("t4"));
+    let page = s.list_audit(seqs[1], 2).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), &seqs[2..4]);
+    assert!(s.list_audit(seqs[4], 10).await.unwrap().is_empty());
+
+    // SQLite-specific: the database itself refuses to rewrite history.
+    let raw = Connection::open(d.path().join("t.db")).unwrap();
+    let err = raw
+        .execute("UPDATE audit_log SET actor = 'someone else'", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = raw.execute("DELETE FROM audit_log", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    assert_eq!(s.list_audit(0, 100).await.unwrap(), all);
 }

@@ -1,14 +1,18 @@
 //! Schema migrations: fresh databases, reopening, and databases created by the
-//! earlier sqlx-based backend (`_sqlx_migrations`, `user_version` 0).
+//! earlier sqlx-based backend (`_sqlx_migrations`, `user_version` 0), and
+//! the move to named administrator accounts (version 3).
 #![allow(clippy::unwrap_used)]
 
-use mamori_core::ports::SecretStore;
+use mamori_core::ports::{SecretStore, TokenStore};
+use mamori_domain::TokenId;
 use mamori_store::SqliteStore;
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
 const CORE: &str = include_str!("../migrations/sqlite/0001_core.sql");
 const LINKS: &str = include_str!("../migrations/sqlite/0002_enrollment_links.sql");
+/// The latest schema version.
+const LATEST: i64 = 3;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -55,7 +59,7 @@ async fn fresh_database_migrates_and_reopens() {
     s.put_secret("k", b"v", now()).await.unwrap();
     s.close().await;
     assert!(s.secret("k").await.is_err(), "closed store must fail");
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), LATEST);
     let s = SqliteStore::open(&path).await.unwrap();
     assert_eq!(s.secret("k").await.unwrap(), Some(b"v".to_vec()));
     s.close().await;
@@ -69,7 +73,7 @@ async fn sqlx_era_database_keeps_its_data() {
     let s = SqliteStore::open(&path).await.unwrap();
     assert_eq!(s.secret("old").await.unwrap(), Some(vec![1, 2]));
     s.close().await;
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), LATEST);
 }
 
 #[tokio::test]
@@ -80,10 +84,57 @@ async fn sqlx_era_database_gets_missing_migrations() {
     let s = SqliteStore::open(&path).await.unwrap();
     assert_eq!(s.secret("old").await.unwrap(), Some(vec![1, 2]));
     s.close().await;
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), LATEST);
     let c = Connection::open(&path).unwrap();
     let links: i64 = c
         .query_row("SELECT COUNT(*) FROM enrollment_links", [], |r| r.get(0))
         .unwrap();
     assert_eq!(links, 0);
+}
+
+/// A database at version 2 (before administrator accounts) holding one
+/// ownerless API token.
+fn version_2_db_with_token(path: &std::path::Path) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(CORE).unwrap();
+    c.execute_batch(LINKS).unwrap();
+    c.pragma_update(None, "user_version", 2).unwrap();
+    c.execute(
+        "INSERT INTO api_tokens (id, name, role, secret_hash, created_at, expires_at)
+         VALUES ('old', 'legacy', 'owner', 'hash', 1, 4000000000)",
+        [],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn ownerless_tokens_are_dropped_by_version_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    version_2_db_with_token(&path);
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert!(
+        s.token(&TokenId::parse("old").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "a token without an owner must never authenticate again"
+    );
+    assert!(s.list_tokens(None).await.unwrap().is_empty());
+    s.close().await;
+    assert_eq!(user_version(&path), 3);
+    let c = Connection::open(&path).unwrap();
+    let tokens: i64 = c
+        .query_row("SELECT COUNT(*) FROM api_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tokens, 0);
+    // The rebuilt table requires an owner that exists.
+    c.pragma_update(None, "foreign_keys", "ON").unwrap();
+    assert!(c
+        .execute(
+            "INSERT INTO api_tokens (id, name, admin_id, role, secret_hash, created_at, expires_at)
+             VALUES ('new', 'n', 'ghost', 'owner', 'h', 1, 2)",
+            [],
+        )
+        .is_err());
 }

@@ -1,7 +1,7 @@
 //! Attacks on device identity and on the admin surface: each must be refused
 //! and change nothing.
 
-use crate::common::spawn_app;
+use crate::common::{role_token, spawn_app};
 use mamori_sim::{Credentials, DeviceKind, Identity, SimDevice, SimOptions};
 use serde_json::json;
 
@@ -151,14 +151,10 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
     assert_eq!(get(tampered).await, 401);
 
     // Revoked through the API: refused on the very next request.
-    let r = app
-        .post("/api/v1/tokens", json!({"name": "temp", "role": "viewer"}))
-        .await;
-    assert_eq!(r.status(), 201);
-    let created: serde_json::Value = r.json().await.unwrap();
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let services = &app.running.services;
+    let secret = role_token(services, "temp", "viewer").await;
     assert_eq!(get(secret.clone()).await, 200);
-    let id = created["token"]["id"].as_str().unwrap();
+    let id = secret.split('_').nth(1).unwrap().to_owned();
     let r = app
         .http
         .delete(app.admin_url(&format!("/api/v1/tokens/{id}")))
@@ -170,13 +166,18 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
     assert_eq!(get(secret).await, 401);
 
     // Expired.
-    let (tok, secret) = app
-        .running
-        .services
-        .create_token("short", "owner", Some(1))
+    let ctx = mamori_core::auth::ClientContext::default();
+    let owner = services.admin_named("e2e-owner").await.unwrap();
+    let req = mamori_core::tokens::TokenRequest {
+        name: "short".into(),
+        ttl_days: Some(1),
+        ..Default::default()
+    };
+    let (tok, secret) = services
+        .create_token_for("test", &ctx, &owner, &req)
         .await
         .unwrap();
-    let store = &app.running.services.store;
+    let store = &services.store;
     let (mut stored, hash) = store.token(&tok.id).await.unwrap().unwrap();
     stored.id = mamori_domain::TokenId::parse("expired0000000001").unwrap();
     stored.expires_at = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
@@ -185,12 +186,7 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
     assert_eq!(get(expired_secret).await, 401);
 
     // A viewer reads devices but cannot queue commands or mint tokens.
-    let (_, viewer) = app
-        .running
-        .services
-        .create_token("viewer", "viewer", None)
-        .await
-        .unwrap();
+    let viewer = role_token(services, "viewer-1", "viewer").await;
     assert_eq!(get(viewer.clone()).await, 200);
     let r = app
         .http
@@ -209,6 +205,15 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 403);
+    // Even the owner's token cannot mint tokens: that needs a person who
+    // just re-authenticated.
+    let r = app
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "minted", "role": "viewer"}),
+        )
+        .await;
     assert_eq!(r.status(), 403);
 }
 
@@ -239,11 +244,12 @@ async fn a_device_cannot_enroll_without_a_valid_challenge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_demands_a_token() {
     let app = spawn_app().await;
-    for (method, path, permission) in mamori_http::admin::ROUTES {
+    for (method, path, access) in mamori_http::admin::routes() {
         let concrete = path
             .replace("{udid}", "SOME-UDID")
             .replace("{command_uuid}", "SOME-UUID")
-            .replace("{id}", "someid");
+            .replace("{id}", "someid")
+            .replace("{name}", "someone");
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let r = app
             .http
@@ -251,8 +257,20 @@ async fn every_admin_route_demands_a_token() {
             .send()
             .await
             .unwrap();
-        let expected = if permission.is_some() { 401 } else { 200 };
-        assert_eq!(r.status().as_u16(), expected, "{method} {path}");
+        let status = r.status().as_u16();
+        if access == mamori_http::auth::Access::Public {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            // The login answers a bad login, not a missing one.
+            let expected = if path == "/api/v1/auth/login" {
+                401
+            } else {
+                200
+            };
+            assert_eq!(status, expected, "{method} {path}");
+            assert_ne!(body["error"], "authentication required", "{method} {path}");
+        } else {
+            assert_eq!(status, 401, "{method} {path}");
+        }
     }
 }
 

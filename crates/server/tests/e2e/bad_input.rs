@@ -309,7 +309,7 @@ async fn mutated_device_messages_never_get_a_server_error() {
         let mut body = valid.clone();
         let pos = usize::from(u16::from_le_bytes([r[0], r[1]])) % body.len();
         body[pos] ^= r[2] | 1;
-        if r[3] % 3 == 0 {
+        if r[3].is_multiple_of(3) {
             body.truncate(pos.max(1));
         }
         let path = [

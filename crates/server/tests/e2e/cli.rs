@@ -47,7 +47,7 @@ fn serve(dir: &std::path::Path, device: u16, admin: u16) -> (Server, Vec<String>
     let deadline = Instant::now() + Duration::from_secs(60);
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        let done = line.contains("mamori token create");
+        let done = line.contains("mamori admin create");
         lines.push(line);
         if done || Instant::now() > deadline {
             break;
@@ -115,11 +115,55 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
     assert!(dir.join("mamori.db").exists());
 
     let out = Command::new(BIN)
-        .args(["token", "create", "--name", "first admin", "--data-dir"])
+        .args([
+            "admin",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "owner",
+            "--data-dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let otp = stdout.lines().last().unwrap().trim().to_owned();
+    assert_eq!(otp.len(), 29, "{stdout}");
+    let out = Command::new(BIN)
+        .args(["admin", "list", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("alice\towner\tnone\t-\t-\t0\tactive"),
+        "{listing}"
+    );
+
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "create",
+            "--admin",
+            "alice",
+            "--name",
+            "automation",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().last().unwrap().trim().to_owned();
     assert!(token.starts_with("mamori_"), "{stdout}");
@@ -130,6 +174,21 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
     let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Offboarding from the command line: the token dies on the next request.
+    let out = Command::new(BIN)
+        .args(["admin", "disable", "alice", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 token(s) revoked"));
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
 

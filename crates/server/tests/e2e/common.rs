@@ -45,15 +45,41 @@ pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
         .unwrap()
 }
 
-pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let running = app::start(&config).await.unwrap();
-    let (_, token) = running
-        .services
-        .create_token("e2e owner", "owner", None)
+/// An API token of a new account (named after `name`) with `role`.
+pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> String {
+    let ctx = mamori_core::auth::ClientContext::default();
+    let role = mamori_domain::Role::parse(role).unwrap();
+    let admin = match s.admin_named(name).await {
+        Ok(a) => a,
+        Err(_) => {
+            s.create_admin("test", &ctx, name, role)
+                .await
+                .unwrap()
+                .admin
+        }
+    };
+    let req = mamori_core::tokens::TokenRequest {
+        name: format!("{name} token"),
+        role: Some(role.as_str().to_owned()),
+        ..Default::default()
+    };
+    s.create_token_for("test", &ctx, &admin, &req)
         .await
-        .unwrap();
+        .unwrap()
+        .1
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// A server whose configuration `adjust` changed first.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let running = app::start(&config).await.unwrap();
+    let token = role_token(&running.services, "e2e-owner", "owner").await;
     let tls_ca_pem = std::fs::read(running.tls_ca_path.as_ref().unwrap()).unwrap();
     let http = client_trusting(&tls_ca_pem);
     TestApp {

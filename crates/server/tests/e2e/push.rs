@@ -34,11 +34,7 @@ async fn spawn_app_with_apns(stand_in: &StandIn, apple: &Apple) -> (TestApp, Con
     config.apns_url = stand_in.url.clone();
     config.apns_ca = Some(ca_path);
     let running = mamori::app::start(&config).await.unwrap();
-    let (_, token) = running
-        .services
-        .create_token("e2e push owner", "owner", None)
-        .await
-        .unwrap();
+    let token = super::common::role_token(&running.services, "e2e-push-owner", "owner").await;
     let tls_ca_pem = std::fs::read(running.tls_ca_path.as_ref().unwrap()).unwrap();
     let http = client_trusting(&tls_ca_pem);
     let app = TestApp {

@@ -1,0 +1,420 @@
+//! Administrator accounts: creation (with a one-time password), inventory,
+//! role changes, disable/enable, unlock, and the stale-account job.
+
+use super::{Actor, ClientContext};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AdminAccount, AdminCredentials, AdminId, Role};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+/// Who performs an account operation from the command line (root on the
+/// server's host, with the data directory).
+pub const CLI_ACTOR: &str = "cli";
+
+/// A new account and its one-time password (shown once).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewAdmin {
+    /// The account.
+    pub admin: AdminAccount,
+    /// The one-time password; it must be changed at first login.
+    pub one_time_password: String,
+}
+
+/// One line of the account inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminSummary {
+    /// The account.
+    #[serde(flatten)]
+    pub admin: AdminAccount,
+    /// Enrolled factors: `totp`, `webauthn`.
+    pub factors: Vec<&'static str>,
+    /// Registered WebAuthn credentials.
+    pub webauthn_credentials: usize,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+    /// Live (unrevoked, unexpired) API tokens.
+    pub token_count: usize,
+    /// Unused for longer than the policy allows.
+    pub stale: bool,
+    /// The role must log in with WebAuthn.
+    pub webauthn_required: bool,
+}
+
+/// Checks a login name: 1-64 of `a-z 0-9 . _ -`, starting with a letter.
+pub(crate) fn check_name(name: &str) -> CoreResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::BadRequest(
+            "name must be 1-64 characters a-z, 0-9, '.', '_' or '-', starting with a letter".into(),
+        ))
+    }
+}
+
+/// A random one-time password: 24 characters of base32 in groups of four
+/// (120 bits).
+fn one_time_password() -> CoreResult<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes =
+        mamori_crypto::try_random_bytes(24).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    Ok(chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-"))
+}
+
+impl Services {
+    /// Creates an account with a one-time password that must be changed at
+    /// first login, where a second factor must also be enrolled. `actor` is
+    /// the audit label of who creates it.
+    pub async fn create_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+        role: Role,
+    ) -> CoreResult<NewAdmin> {
+        let name = name.trim();
+        check_name(name)?;
+        let password = one_time_password()?;
+        let hash = hash_password(&password).await?;
+        let admin = AdminAccount {
+            id: AdminId::parse(&uuid::Uuid::new_v4().to_string())
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            name: name.to_owned(),
+            role,
+            must_change_password: true,
+            created_at: self.now(),
+            last_login_at: None,
+            last_login_source: None,
+            failed_logins: 0,
+            throttled_until: None,
+            locked_at: None,
+            disabled_at: None,
+            disabled_reason: None,
+            totp_enrolled: false,
+        };
+        let creds = AdminCredentials {
+            password_hash: hash,
+            ..AdminCredentials::default()
+        };
+        if !self.store.insert_admin(&admin, &creds).await? {
+            self.audit(self.audit_event(
+                actor,
+                ctx,
+                "admin.create",
+                Some(name),
+                "failure",
+                Some("name taken".into()),
+            ))
+            .await?;
+            return Err(CoreError::Conflict(format!(
+                "an administrator named {name} exists"
+            )));
+        }
+        self.auth.throttle.forget(&format!("name:{name}"));
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.create",
+            Some(name),
+            "success",
+            Some(format!("role={role}")),
+        ))
+        .await?;
+        tracing::info!(admin = %name, %role, "administrator account created");
+        Ok(NewAdmin {
+            admin,
+            one_time_password: password,
+        })
+    }
+
+    /// Creates an account through the API: needs a recent step-up.
+    pub async fn create_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+        role: &str,
+    ) -> CoreResult<NewAdmin> {
+        self.require_step_up(actor)?;
+        let role = parse_role(role)?;
+        self.create_admin(&actor.label(), ctx, name, role).await
+    }
+
+    /// An account by name.
+    pub async fn admin_named(&self, name: &str) -> CoreResult<AdminAccount> {
+        self.store
+            .admin_by_name(name.trim())
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such administrator".into()))
+    }
+
+    /// The account inventory.
+    pub async fn admin_inventory(&self) -> CoreResult<Vec<AdminSummary>> {
+        let now = self.now();
+        let tokens = self.store.list_tokens(None).await?;
+        let mut out = Vec::new();
+        for admin in self.store.list_admins().await? {
+            let creds = self.store.webauthn_credentials(&admin.id).await?;
+            let mut factors = Vec::new();
+            if admin.totp_enrolled {
+                factors.push("totp");
+            }
+            if !creds.is_empty() {
+                factors.push("webauthn");
+            }
+            let token_count = tokens
+                .iter()
+                .filter(|t| t.admin_id == admin.id && t.revoked_at.is_none() && t.expires_at > now)
+                .count();
+            out.push(AdminSummary {
+                stale: self.is_stale(&admin, now),
+                webauthn_required: self.config.auth.requires_webauthn(admin.role),
+                recovery_codes_left: self.store.recovery_codes_left(&admin.id).await?,
+                webauthn_credentials: creds.len(),
+                factors,
+                token_count,
+                admin,
+            });
+        }
+        Ok(out)
+    }
+
+    fn is_stale(&self, admin: &AdminAccount, now: OffsetDateTime) -> bool {
+        let last = admin.last_login_at.unwrap_or(admin.created_at);
+        admin.disabled_at.is_none()
+            && now - last > Duration::days(i64::from(self.config.auth.stale_after_days))
+    }
+
+    /// Disables an account: its sessions and tokens are revoked in the same
+    /// transaction, so the very next request of any of them fails.
+    /// Returns (sessions, tokens) revoked.
+    pub async fn disable_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+        reason: &str,
+    ) -> CoreResult<(u64, u64)> {
+        let admin = self.admin_named(name).await?;
+        if admin.role == Role::Owner && admin.disabled_at.is_none() {
+            let owners = self
+                .store
+                .list_admins()
+                .await?
+                .into_iter()
+                .filter(|a| a.role == Role::Owner && a.disabled_at.is_none())
+                .count();
+            if owners <= 1 && actor != CLI_ACTOR {
+                return Err(CoreError::Conflict(
+                    "this is the last enabled owner; create another owner first".into(),
+                ));
+            }
+        }
+        let reason = reason.chars().take(200).collect::<String>();
+        let revoked = self
+            .store
+            .disable_admin(&admin.id, self.now(), &reason)
+            .await?
+            .ok_or_else(|| CoreError::Conflict("the administrator is already disabled".into()))?;
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.disable",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "reason={reason}; sessions revoked={}; tokens revoked={}",
+                revoked.0, revoked.1
+            )),
+        ))
+        .await?;
+        tracing::info!(admin = %admin.name, sessions = revoked.0, tokens = revoked.1, "administrator disabled");
+        Ok(revoked)
+    }
+
+    /// Disables an account through the API (never one's own).
+    pub async fn disable_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+        reason: &str,
+    ) -> CoreResult<(u64, u64)> {
+        if actor.admin.name == name.trim() {
+            return Err(CoreError::Conflict(
+                "an administrator cannot disable their own account; ask another owner".into(),
+            ));
+        }
+        self.disable_admin(&actor.label(), ctx, name, reason).await
+    }
+
+    /// Re-enables a disabled account (its old sessions and tokens stay dead).
+    pub async fn enable_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<()> {
+        let admin = self.admin_named(name).await?;
+        if !self.store.enable_admin(&admin.id).await? {
+            return Err(CoreError::Conflict(
+                "the administrator is not disabled".into(),
+            ));
+        }
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.enable",
+            Some(&admin.name),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Unlocks an account locked by failed logins.
+    pub async fn unlock_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<()> {
+        let admin = self.admin_named(name).await?;
+        self.store.unlock_admin(&admin.id).await?;
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.unlock",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "failed logins before unlock={}",
+                admin.failed_logins
+            )),
+        ))
+        .await?;
+        tracing::info!(admin = %admin.name, "administrator unlocked");
+        Ok(())
+    }
+
+    /// Changes an account's role (step-up; never one's own; the last owner
+    /// stays an owner). Effective on the account's next request.
+    pub async fn set_admin_role(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+        role: &str,
+    ) -> CoreResult<AdminAccount> {
+        self.require_step_up(actor)?;
+        let role = parse_role(role)?;
+        let mut admin = self.admin_named(name).await?;
+        if admin.id == actor.admin.id {
+            return Err(CoreError::Conflict(
+                "an administrator cannot change their own role".into(),
+            ));
+        }
+        if admin.role == Role::Owner && role != Role::Owner {
+            let owners = self
+                .store
+                .list_admins()
+                .await?
+                .into_iter()
+                .filter(|a| a.role == Role::Owner && a.disabled_at.is_none())
+                .count();
+            if owners <= 1 {
+                return Err(CoreError::Conflict("this is the last enabled owner".into()));
+            }
+        }
+        self.store.set_role(&admin.id, role).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "admin.role",
+            Some(&admin.name),
+            "success",
+            Some(format!("{} -> {role}", admin.role)),
+        ))
+        .await?;
+        admin.role = role;
+        Ok(admin)
+    }
+
+    /// The hygiene job: reports accounts unused for longer than the policy
+    /// allows and, when the policy says so, disables them. Returns the names.
+    pub async fn sweep_stale_admins(&self) -> CoreResult<Vec<String>> {
+        let now = self.now();
+        let mut stale = Vec::new();
+        for admin in self.store.list_admins().await? {
+            if !self.is_stale(&admin, now) {
+                continue;
+            }
+            tracing::warn!(admin = %admin.name, "administrator account unused for {} days", self.config.auth.stale_after_days);
+            if self.config.auth.disable_stale {
+                let reason = format!("unused for {} days", self.config.auth.stale_after_days);
+                if let Some(revoked) = self.store.disable_admin(&admin.id, now, &reason).await? {
+                    self.audit(self.audit_event(
+                        "system",
+                        &ClientContext::default(),
+                        "admin.disable",
+                        Some(&admin.name),
+                        "success",
+                        Some(format!(
+                            "reason={reason}; sessions revoked={}; tokens revoked={}",
+                            revoked.0, revoked.1
+                        )),
+                    ))
+                    .await?;
+                }
+            }
+            stale.push(admin.name);
+        }
+        Ok(stale)
+    }
+}
+
+pub(crate) fn parse_role(role: &str) -> CoreResult<Role> {
+    Role::parse(role).ok_or_else(|| {
+        CoreError::BadRequest(format!(
+            "unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner"
+        ))
+    })
+}
+
+/// argon2id off the async runtime.
+pub(crate) async fn hash_password(password: &str) -> CoreResult<String> {
+    let p = zeroize::Zeroizing::new(password.to_owned());
+    tokio::task::spawn_blocking(move || mamori_crypto::password::hash_password(&p))
+        .await
+        .map_err(|e| CoreError::Internal(e.to_string()))?
+        .map_err(|e| CoreError::Internal(e.to_string()))
+}
+
+/// Password verification off the async runtime; `None` hash does the same
+/// work against a dummy (unknown account).
+pub(crate) async fn verify_password(password: &str, hash: Option<String>) -> CoreResult<bool> {
+    let p = zeroize::Zeroizing::new(password.to_owned());
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => mamori_crypto::password::verify_password(&p, &h),
+        None => {
+            mamori_crypto::password::verify_password_dummy(&p);
+            false
+        }
+    })
+    .await
+    .map_err(|e| CoreError::Internal(e.to_string()))
+}

@@ -1,0 +1,954 @@
+//! The login: password first, then a second factor (TOTP, WebAuthn or a
+//! recovery code); sessions, their checks on every request, step-up,
+//! logout and password changes.
+//!
+//! Uniformity: an unknown name, a wrong password, a disabled or locked
+//! account all answer "invalid credentials" after the same argon2 work;
+//! backoff answers 429 for known and unknown names alike.
+
+use super::accounts::{hash_password, verify_password};
+use super::throttle::backoff;
+use super::webauthn::Ceremony;
+use super::{Actor, ClientContext, Via};
+use crate::{CoreError, CoreResult, Services};
+use base64::Engine;
+use mamori_domain::{AdminAccount, AdminSession, SessionId, SessionStage};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
+
+/// A session that is not yet fully authenticated lasts at most this long.
+const PARTIAL_SESSION: Duration = Duration::minutes(10);
+/// Session activity is written at most this often.
+const TOUCH_EVERY: Duration = Duration::seconds(15);
+
+/// A new session secret for the cookie, and the CSRF token that goes with it.
+#[derive(Debug, Clone)]
+pub struct SessionCookie {
+    /// The cookie value.
+    pub secret: String,
+    /// The CSRF token state-changing requests must send.
+    pub csrf_token: String,
+    /// Absolute end of the session.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a login stands, for the client.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginOutcome {
+    /// The session's stage.
+    pub stage: SessionStage,
+    /// Second factors the account may use now (stage `second_factor`).
+    pub methods: Vec<&'static str>,
+    /// What must be done before the session is full (stage `setup`):
+    /// `change_password`, `enroll_webauthn`, `enroll_second_factor`.
+    pub required: Vec<&'static str>,
+    /// The CSRF token for state-changing requests.
+    pub csrf_token: String,
+}
+
+impl Services {
+    /// Step one: name and password. Opens a session that can do nothing but
+    /// finish the login.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let now = self.now();
+        let policy = &self.config.auth;
+        if let Some(wait) = self.auth.throttle.wait(&source_key(ctx), now) {
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.login",
+                None,
+                "denied",
+                Some("source throttled".into()),
+            ))
+            .await?;
+            return Err(CoreError::TooManyRequests(wait));
+        }
+        let name = name.trim().to_ascii_lowercase();
+        let target = super::accounts::check_name(&name)
+            .is_ok()
+            .then_some(name.as_str());
+        let Some(admin) = self.store.admin_by_name(&name).await? else {
+            let key = format!("name:{name}");
+            if let Some(wait) = self.auth.throttle.wait(&key, now) {
+                return Err(CoreError::TooManyRequests(wait));
+            }
+            verify_password(password, None).await?;
+            self.auth
+                .throttle
+                .failure(&key, now, policy.backoff_after, policy.max_backoff);
+            self.source_failure(ctx, now);
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.login",
+                target,
+                "failure",
+                Some("unknown name".into()),
+            ))
+            .await?;
+            return Err(CoreError::InvalidCredentials);
+        };
+        if let Some(until) = admin.throttled_until.filter(|t| *t > now) {
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.login",
+                target,
+                "denied",
+                Some("account backoff".into()),
+            ))
+            .await?;
+            return Err(CoreError::TooManyRequests(
+                u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1,
+            ));
+        }
+        let creds = self
+            .store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let ok = verify_password(password, Some(creds.password_hash.clone())).await?;
+        if !Self::account_usable(&admin) {
+            let why = if admin.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "locked"
+            };
+            self.source_failure(ctx, now);
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.login",
+                target,
+                "failure",
+                Some(format!("account {why}")),
+            ))
+            .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        if !ok {
+            self.factor_failure(&admin, ctx, "auth.login", "wrong password")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        if mamori_crypto::password::needs_rehash(&creds.password_hash) {
+            let h = hash_password(password).await?;
+            self.store
+                .set_password(&admin.id, &h, admin.must_change_password)
+                .await?;
+        }
+        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
+        let stage = if admin.totp_enrolled || has_webauthn {
+            SessionStage::SecondFactor
+        } else {
+            // First login: nothing to check a second factor against yet;
+            // the session can only enroll one (and change the password).
+            SessionStage::Setup
+        };
+        let (session, cookie) = self.open_session(&admin, stage, ctx, None).await?;
+        self.audit(self.audit_event(
+            &format!("admin:{}", admin.name),
+            ctx,
+            "auth.password",
+            Some(&admin.name),
+            "success",
+            Some(format!("session={} stage={}", session.id, stage.as_str())),
+        ))
+        .await?;
+        let outcome = self
+            .outcome(&admin, stage, has_webauthn, &cookie.csrf_token)
+            .await?;
+        Ok((outcome, cookie))
+    }
+
+    /// Checks a session cookie on a request: known, unrevoked, within its
+    /// idle and absolute limits, from the same client, account enabled.
+    pub async fn authenticate_session(
+        &self,
+        secret: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<Actor> {
+        let now = self.now();
+        let hash = mamori_crypto::sha256_hex(secret.as_bytes());
+        let Some(session) = self.store.session_by_secret(&hash).await? else {
+            tracing::warn!(source = %ctx.source, "unknown session cookie");
+            return Err(CoreError::Unauthorized);
+        };
+        if session.revoked_at.is_some() {
+            tracing::warn!(session = %session.id, source = %ctx.source, "revoked session used");
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.session",
+                Some(session.id.as_str()),
+                "denied",
+                Some("revoked session".into()),
+            ))
+            .await?;
+            return Err(CoreError::Unauthorized);
+        }
+        if now >= session.expires_at || now - session.last_seen_at > self.config.auth.session_idle {
+            tracing::info!(session = %session.id, "session expired");
+            return Err(CoreError::Unauthorized);
+        }
+        let moved = self.config.auth.bind_session_to_source && session.source != ctx.source;
+        if moved || session.client_hash != ctx.client_hash() {
+            // A session cookie showing up elsewhere is treated as stolen.
+            self.store
+                .revoke_session(&session.admin_id, &session.id, now)
+                .await?;
+            self.audit(
+                self.audit_event(
+                    "anonymous",
+                    ctx,
+                    "auth.session",
+                    Some(session.id.as_str()),
+                    "denied",
+                    Some(
+                        if moved {
+                            "session used from another address; revoked"
+                        } else {
+                            "session used by another client; revoked"
+                        }
+                        .into(),
+                    ),
+                ),
+            )
+            .await?;
+            return Err(CoreError::Unauthorized);
+        }
+        let Some(admin) = self.store.admin(&session.admin_id).await? else {
+            return Err(CoreError::Unauthorized);
+        };
+        if admin.disabled_at.is_some() {
+            return Err(CoreError::Unauthorized);
+        }
+        if now - session.last_seen_at > TOUCH_EVERY {
+            self.store.touch_session(&session.id, now).await?;
+        }
+        Ok(Actor {
+            admin,
+            via: Via::Session(session),
+        })
+    }
+
+    /// Step two with a TOTP code.
+    pub async fn login_totp(
+        &self,
+        actor: &Actor,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let session = second_factor_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        if self.config.auth.requires_webauthn(admin.role) {
+            self.audit(self.audit_event(
+                &actor.label(),
+                ctx,
+                "auth.totp",
+                Some(&admin.name),
+                "denied",
+                Some("role requires WebAuthn".into()),
+            ))
+            .await?;
+            return Err(CoreError::Forbidden(
+                "this role must log in with a passkey or security key".into(),
+            ));
+        }
+        if !self.check_totp(&admin, code).await? {
+            self.factor_failure(&admin, ctx, "auth.totp", "wrong or replayed code")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.finish_login(&admin, session, ctx, "totp").await
+    }
+
+    /// Step two with a recovery code (each works once). Where the role
+    /// requires WebAuthn the session may then only register a new one.
+    pub async fn login_recovery(
+        &self,
+        actor: &Actor,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let session = second_factor_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let hash = recovery_hash(code);
+        if !self
+            .store
+            .use_recovery_code(&admin.id, &hash, self.now())
+            .await?
+        {
+            self.factor_failure(&admin, ctx, "auth.recovery_code", "wrong or used code")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        let left = self.store.recovery_codes_left(&admin.id).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.recovery_code",
+            Some(&admin.name),
+            "success",
+            Some(format!("codes left={left}")),
+        ))
+        .await?;
+        if self.config.auth.requires_webauthn(admin.role) {
+            let (new, cookie) = self
+                .rotate(&admin, session, SessionStage::Setup, ctx)
+                .await?;
+            let outcome = self
+                .outcome(&admin, new.stage, false, &cookie.csrf_token)
+                .await?;
+            return Ok((
+                LoginOutcome {
+                    required: vec!["enroll_webauthn"],
+                    ..outcome
+                },
+                cookie,
+            ));
+        }
+        self.finish_login(&admin, session, ctx, "recovery_code")
+            .await
+    }
+
+    /// Step two with WebAuthn, part one: the challenge.
+    pub async fn webauthn_login_start(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+        let session = second_factor_session(actor)?;
+        self.webauthn_challenge(actor, &session.id).await
+    }
+
+    /// Step two with WebAuthn, part two: the authenticator's answer.
+    pub async fn webauthn_login_finish(
+        &self,
+        actor: &Actor,
+        credential: &serde_json::Value,
+        ctx: &ClientContext,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let session = second_factor_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        if !self
+            .webauthn_verify(&admin, &session.id, credential)
+            .await?
+        {
+            self.factor_failure(&admin, ctx, "auth.webauthn", "assertion refused")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.finish_login(&admin, session, ctx, "webauthn").await
+    }
+
+    /// Re-authentication with password and TOTP code (roles that require
+    /// WebAuthn must use [`Self::step_up_webauthn_finish`]).
+    pub async fn step_up_totp(
+        &self,
+        actor: &Actor,
+        password: &str,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<()> {
+        let session = full_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        if self.config.auth.requires_webauthn(admin.role) {
+            return Err(CoreError::Forbidden(
+                "this role re-authenticates with a passkey or security key".into(),
+            ));
+        }
+        let creds = self
+            .store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let ok = verify_password(password, Some(creds.password_hash)).await?
+            && self.check_totp(&admin, code).await?;
+        if !ok {
+            self.factor_failure(&admin, ctx, "auth.step_up", "wrong password or code")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.store
+            .set_session_step_up(&session.id, self.now())
+            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.step_up",
+            Some(&admin.name),
+            "success",
+            Some("totp".into()),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Re-authentication with WebAuthn, part one.
+    pub async fn step_up_webauthn_start(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+        let session = full_session(actor)?;
+        self.webauthn_challenge(actor, &session.id).await
+    }
+
+    /// Re-authentication with WebAuthn, part two.
+    pub async fn step_up_webauthn_finish(
+        &self,
+        actor: &Actor,
+        credential: &serde_json::Value,
+        ctx: &ClientContext,
+    ) -> CoreResult<()> {
+        let session = full_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        if !self
+            .webauthn_verify(&admin, &session.id, credential)
+            .await?
+        {
+            self.factor_failure(&admin, ctx, "auth.step_up", "assertion refused")
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.store
+            .set_session_step_up(&session.id, self.now())
+            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.step_up",
+            Some(&admin.name),
+            "success",
+            Some("webauthn".into()),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<()> {
+        let Via::Session(s) = &actor.via else {
+            return Err(CoreError::BadRequest(
+                "logout ends a session; revoke tokens instead".into(),
+            ));
+        };
+        self.store
+            .revoke_session(&actor.admin.id, &s.id, self.now())
+            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.logout",
+            Some(s.id.as_str()),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// The caller's live sessions.
+    pub async fn own_sessions(&self, actor: &Actor) -> CoreResult<Vec<AdminSession>> {
+        Ok(self
+            .store
+            .list_sessions(&actor.admin.id, self.now())
+            .await?)
+    }
+
+    /// Revokes one of the caller's sessions.
+    pub async fn revoke_own_session(
+        &self,
+        actor: &Actor,
+        id: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<()> {
+        let id = SessionId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        if !self
+            .store
+            .revoke_session(&actor.admin.id, &id, self.now())
+            .await?
+        {
+            return Err(CoreError::NotFound("no such live session".into()));
+        }
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.session_revoke",
+            Some(id.as_str()),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes all of the caller's sessions (including the current one).
+    pub async fn revoke_own_sessions(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
+        let n = self
+            .store
+            .revoke_admin_sessions(&actor.admin.id, None, self.now())
+            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.session_revoke_all",
+            Some(&actor.admin.name),
+            "success",
+            Some(format!("revoked={n}")),
+        ))
+        .await?;
+        Ok(n)
+    }
+
+    /// Changes the caller's password (current one required). Other sessions
+    /// end. In a setup session this may complete the setup, which returns a
+    /// new, full session.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<Option<(LoginOutcome, SessionCookie)>> {
+        let Via::Session(session) = &actor.via else {
+            return Err(CoreError::Forbidden(
+                "passwords are changed in a session".into(),
+            ));
+        };
+        if session.stage == SessionStage::SecondFactor {
+            return Err(CoreError::Forbidden("finish the login first".into()));
+        }
+        let admin = self.fresh_admin(actor).await?;
+        let creds = self
+            .store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        if !verify_password(current, Some(creds.password_hash)).await? {
+            self.factor_failure(
+                &admin,
+                ctx,
+                "auth.password_change",
+                "wrong current password",
+            )
+            .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        if current == new {
+            return Err(CoreError::BadRequest(
+                "the new password must differ from the current one".into(),
+            ));
+        }
+        mamori_crypto::password::check_password_policy(new, &[&admin.name])
+            .map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        let hash = hash_password(new).await?;
+        self.store.set_password(&admin.id, &hash, false).await?;
+        let ended = self
+            .store
+            .revoke_admin_sessions(&admin.id, Some(&session.id), self.now())
+            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "auth.password_change",
+            Some(&admin.name),
+            "success",
+            Some(format!("other sessions ended={ended}")),
+        ))
+        .await?;
+        let admin = self.fresh_admin(actor).await?;
+        self.maybe_finish_setup(&admin, session, ctx).await
+    }
+
+    /// Completes a setup session once its requirements are met.
+    pub(crate) async fn maybe_finish_setup(
+        &self,
+        admin: &AdminAccount,
+        session: &AdminSession,
+        ctx: &ClientContext,
+    ) -> CoreResult<Option<(LoginOutcome, SessionCookie)>> {
+        if session.stage != SessionStage::Setup {
+            return Ok(None);
+        }
+        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
+        if !self.setup_required(admin, has_webauthn).is_empty() {
+            return Ok(None);
+        }
+        self.finish_login(admin, session, ctx, "setup")
+            .await
+            .map(Some)
+    }
+
+    /// What a setup session still needs.
+    fn setup_required(&self, admin: &AdminAccount, has_webauthn: bool) -> Vec<&'static str> {
+        let mut required = Vec::new();
+        if admin.must_change_password {
+            required.push("change_password");
+        }
+        if self.config.auth.requires_webauthn(admin.role) {
+            if !has_webauthn {
+                required.push("enroll_webauthn");
+            }
+        } else if !has_webauthn && !admin.totp_enrolled {
+            required.push("enroll_second_factor");
+        }
+        required
+    }
+
+    /// Describes a session stage to the client.
+    pub async fn login_outcome(
+        &self,
+        admin: &AdminAccount,
+        stage: SessionStage,
+        has_webauthn: bool,
+        csrf_token: &str,
+    ) -> CoreResult<LoginOutcome> {
+        self.outcome(admin, stage, has_webauthn, csrf_token).await
+    }
+
+    /// The account's passkeys (public part).
+    pub async fn passkeys_of(&self, admin: &AdminAccount) -> CoreResult<Vec<Passkey>> {
+        self.passkeys(admin).await
+    }
+
+    pub(crate) async fn outcome(
+        &self,
+        admin: &AdminAccount,
+        stage: SessionStage,
+        has_webauthn: bool,
+        csrf_token: &str,
+    ) -> CoreResult<LoginOutcome> {
+        let mut methods = Vec::new();
+        if stage == SessionStage::SecondFactor {
+            if has_webauthn {
+                methods.push("webauthn");
+            }
+            if admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role) {
+                methods.push("totp");
+            }
+            if self.store.recovery_codes_left(&admin.id).await? > 0 {
+                methods.push("recovery_code");
+            }
+        }
+        let required = if stage == SessionStage::Setup {
+            self.setup_required(admin, has_webauthn)
+        } else {
+            Vec::new()
+        };
+        Ok(LoginOutcome {
+            stage,
+            methods,
+            required,
+            csrf_token: csrf_token.to_owned(),
+        })
+    }
+
+    /// The second factor passed: a new session (fresh secret: no fixation),
+    /// full unless the password must still be changed.
+    async fn finish_login(
+        &self,
+        admin: &AdminAccount,
+        old: &AdminSession,
+        ctx: &ClientContext,
+        method: &str,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
+        let stage = if self.setup_required(admin, has_webauthn).is_empty() {
+            SessionStage::Full
+        } else {
+            SessionStage::Setup
+        };
+        let (new, cookie) = self.rotate(admin, old, stage, ctx).await?;
+        if stage == SessionStage::Full {
+            self.store
+                .record_login(&admin.id, self.now(), &ctx.source)
+                .await?;
+        }
+        self.audit(self.audit_event(
+            &format!("admin:{}", admin.name),
+            ctx,
+            "auth.login",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "method={method} session={} stage={}",
+                new.id,
+                stage.as_str()
+            )),
+        ))
+        .await?;
+        let outcome = self
+            .outcome(admin, stage, has_webauthn, &cookie.csrf_token)
+            .await?;
+        Ok((outcome, cookie))
+    }
+
+    /// Replaces `old` with a new session at `stage`.
+    async fn rotate(
+        &self,
+        admin: &AdminAccount,
+        old: &AdminSession,
+        stage: SessionStage,
+        ctx: &ClientContext,
+    ) -> CoreResult<(AdminSession, SessionCookie)> {
+        self.store
+            .revoke_session(&admin.id, &old.id, self.now())
+            .await?;
+        let step_up = (stage == SessionStage::Full).then(|| self.now());
+        self.open_session(admin, stage, ctx, step_up).await
+    }
+
+    /// Stores a new session and makes its cookie.
+    async fn open_session(
+        &self,
+        admin: &AdminAccount,
+        stage: SessionStage,
+        ctx: &ClientContext,
+        step_up_at: Option<OffsetDateTime>,
+    ) -> CoreResult<(AdminSession, SessionCookie)> {
+        let now = self.now();
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        let lifetime = if stage == SessionStage::Full {
+            self.config.auth.session_absolute
+        } else {
+            PARTIAL_SESSION
+        };
+        let session = AdminSession {
+            id: SessionId::parse(&hex::encode(
+                mamori_crypto::try_random_bytes(16)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+            ))
+            .map_err(|e| CoreError::Internal(e.to_string()))?,
+            admin_id: admin.id.clone(),
+            stage,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + lifetime,
+            source: ctx.source.clone(),
+            client_hash: ctx.client_hash(),
+            step_up_at,
+            revoked_at: None,
+        };
+        self.store
+            .insert_session(&session, &mamori_crypto::sha256_hex(secret.as_bytes()))
+            .await?;
+        let cookie = SessionCookie {
+            csrf_token: self.auth.csrf_token(&secret),
+            secret,
+            expires_at: session.expires_at,
+        };
+        Ok((session, cookie))
+    }
+
+    /// The account as stored now (a request's copy may be seconds old).
+    pub(crate) async fn fresh_admin(&self, actor: &Actor) -> CoreResult<AdminAccount> {
+        let admin = self
+            .store
+            .admin(&actor.admin.id)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        if !Self::account_usable(&admin) {
+            return Err(CoreError::InvalidCredentials);
+        }
+        Ok(admin)
+    }
+
+    /// Checks a TOTP code against the enrolled secret, with replay
+    /// protection (the step is advanced atomically in the store).
+    pub(crate) async fn check_totp(&self, admin: &AdminAccount, code: &str) -> CoreResult<bool> {
+        let creds = self
+            .store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let Some(sealed) = creds.totp_sealed else {
+            return Ok(false);
+        };
+        let secret = self
+            .pki
+            .secret_box
+            .open(&sealed, Some(totp_aad(admin).as_bytes()))
+            .map_err(|e| CoreError::Internal(format!("TOTP secret: {e}")))?;
+        let now = u64::try_from(self.now().unix_timestamp()).unwrap_or(0);
+        let Some(step) = mamori_crypto::totp::verify_totp(&secret, code, now, creds.totp_last_step)
+        else {
+            return Ok(false);
+        };
+        Ok(self.store.advance_totp_step(&admin.id, step).await?)
+    }
+
+    /// Starts a WebAuthn assertion for the account's credentials.
+    async fn webauthn_challenge(
+        &self,
+        actor: &Actor,
+        session: &SessionId,
+    ) -> CoreResult<serde_json::Value> {
+        let rp = self.auth.ceremonies.rp()?;
+        let passkeys = self.passkeys(&actor.admin).await?;
+        if passkeys.is_empty() {
+            return Err(CoreError::Conflict(
+                "no passkey or security key is registered".into(),
+            ));
+        }
+        let (challenge, state) = rp
+            .start_passkey_authentication(&passkeys)
+            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        self.auth
+            .ceremonies
+            .put(session, Ceremony::Authenticate(Box::new(state)));
+        serde_json::to_value(challenge).map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Verifies a WebAuthn assertion against the session's pending challenge
+    /// and records the credential's new counter. False when refused.
+    async fn webauthn_verify(
+        &self,
+        admin: &AdminAccount,
+        session: &SessionId,
+        credential: &serde_json::Value,
+    ) -> CoreResult<bool> {
+        let rp = self.auth.ceremonies.rp()?;
+        let Some(Ceremony::Authenticate(state)) = self.auth.ceremonies.take(session) else {
+            return Err(CoreError::Conflict(
+                "no WebAuthn challenge is pending; start again".into(),
+            ));
+        };
+        let Ok(cred) = serde_json::from_value::<PublicKeyCredential>(credential.clone()) else {
+            return Err(CoreError::BadRequest(
+                "malformed WebAuthn credential".into(),
+            ));
+        };
+        let result = match rp.finish_passkey_authentication(&cred, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(admin = %admin.name, error = %e, "WebAuthn assertion refused");
+                return Ok(false);
+            }
+        };
+        let stored = self.store.webauthn_credentials(&admin.id).await?;
+        for c in stored {
+            let Ok(mut pk) = serde_json::from_str::<Passkey>(&c.data) else {
+                continue;
+            };
+            if pk.update_credential(&result).is_some() {
+                let data =
+                    serde_json::to_string(&pk).map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.store.update_webauthn(&c.id, &data, self.now()).await?;
+                return Ok(true);
+            }
+        }
+        // The assertion verified against a credential the account no longer has.
+        Ok(false)
+    }
+
+    /// The account's passkeys.
+    pub(crate) async fn passkeys(&self, admin: &AdminAccount) -> CoreResult<Vec<Passkey>> {
+        let mut out = Vec::new();
+        for c in self.store.webauthn_credentials(&admin.id).await? {
+            match serde_json::from_str::<Passkey>(&c.data) {
+                Ok(pk) => out.push(pk),
+                Err(e) => {
+                    tracing::error!(credential = %c.id, error = %e, "stored WebAuthn credential unreadable")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A failed factor: count it (backoff, then lock), slow the source, audit.
+    async fn factor_failure(
+        &self,
+        admin: &AdminAccount,
+        ctx: &ClientContext,
+        action: &str,
+        reason: &str,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let policy = &self.config.auth;
+        let n = self.store.add_login_failure(&admin.id).await?;
+        self.source_failure(ctx, now);
+        let lock = n >= policy.lock_after;
+        let until = backoff(n, policy.backoff_after, policy.max_backoff).map(|d| now + d);
+        self.store
+            .set_login_block(
+                &admin.id,
+                until,
+                if lock {
+                    Some(admin.locked_at.unwrap_or(now))
+                } else {
+                    None
+                },
+            )
+            .await?;
+        self.audit(self.audit_event(
+            "anonymous",
+            ctx,
+            action,
+            Some(&admin.name),
+            "failure",
+            Some(format!("{reason}; consecutive failures={n}")),
+        ))
+        .await?;
+        if lock && admin.locked_at.is_none() {
+            tracing::warn!(admin = %admin.name, failures = n, "administrator account locked");
+            self.audit(self.audit_event(
+                "system",
+                ctx,
+                "admin.lock",
+                Some(&admin.name),
+                "success",
+                Some(format!("after {n} consecutive failures")),
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn source_failure(&self, ctx: &ClientContext, now: OffsetDateTime) {
+        let p = &self.config.auth;
+        self.auth
+            .throttle
+            .failure(&source_key(ctx), now, p.source_free_failures, p.max_backoff);
+    }
+}
+
+fn source_key(ctx: &ClientContext) -> String {
+    format!("source:{}", ctx.source)
+}
+
+fn second_factor_session(actor: &Actor) -> CoreResult<&AdminSession> {
+    match &actor.via {
+        Via::Session(s) if s.stage == SessionStage::SecondFactor => Ok(s),
+        _ => Err(CoreError::Conflict(
+            "no login is waiting for a second factor".into(),
+        )),
+    }
+}
+
+fn full_session(actor: &Actor) -> CoreResult<&AdminSession> {
+    match &actor.via {
+        Via::Session(s) if s.stage == SessionStage::Full => Ok(s),
+        _ => Err(CoreError::Forbidden(
+            "re-authentication happens in a logged-in session".into(),
+        )),
+    }
+}
+
+/// Additional data binding a sealed TOTP secret to its account.
+pub(crate) fn totp_aad(admin: &AdminAccount) -> String {
+    format!("totp:{}", admin.id)
+}
+
+/// Recovery codes are compared by SHA-256 of their normalised form (lower
+/// case, no separators); at 80 random bits a slow hash adds nothing.
+pub(crate) fn recovery_hash(code: &str) -> String {
+    let norm: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    mamori_crypto::sha256_hex(norm.as_bytes())
+}

@@ -1,0 +1,294 @@
+//! Enrolling second factors: TOTP (with recovery codes) and WebAuthn
+//! credentials. Enrollment needs a fresh login: a setup session (minutes
+//! old, right after the password) or a full session that stepped up.
+
+use super::login::{recovery_hash, totp_aad, LoginOutcome, SessionCookie};
+use super::webauthn::Ceremony;
+use super::{Actor, ClientContext, Via};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AdminSession, SessionStage, WebauthnCredential};
+use serde::Serialize;
+use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, Uuid};
+
+/// Recovery codes issued at once.
+pub const RECOVERY_CODES: usize = 10;
+
+/// A TOTP secret offered for enrollment.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpEnrollment {
+    /// Base32 secret to type into an authenticator app.
+    pub secret: String,
+    /// `otpauth://` URI (for a QR code).
+    pub uri: String,
+}
+
+/// A WebAuthn challenge (the browser's `navigator.credentials` options).
+#[derive(Debug, Clone, Serialize)]
+pub struct WebauthnChallenge {
+    /// The options, as webauthn-rs serialises them.
+    #[serde(flatten)]
+    pub options: serde_json::Value,
+}
+
+/// What enrolling a factor returns: recovery codes (when new ones were
+/// made) and, when the enrollment completed a setup session, the new session.
+#[derive(Debug, Clone, Default)]
+pub struct Enrolled {
+    /// New recovery codes, shown once.
+    pub recovery_codes: Vec<String>,
+    /// The full session that replaces the setup session.
+    pub session: Option<(LoginOutcome, SessionCookie)>,
+}
+
+impl Services {
+    /// The session, if it may enroll a factor now.
+    fn enrolling_session<'a>(&self, actor: &'a Actor) -> CoreResult<&'a AdminSession> {
+        match &actor.via {
+            Via::Session(s) if s.stage == SessionStage::Setup => Ok(s),
+            Via::Session(s) if s.stage == SessionStage::Full => {
+                self.require_step_up(actor)?;
+                Ok(s)
+            }
+            _ => Err(CoreError::Forbidden(
+                "factors are enrolled in a logged-in session".into(),
+            )),
+        }
+    }
+
+    /// Offers a new TOTP secret (replacing any offer not yet confirmed).
+    pub async fn totp_enroll_start(&self, actor: &Actor) -> CoreResult<TotpEnrollment> {
+        self.enrolling_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let secret = mamori_crypto::totp::generate_totp_secret()
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self
+            .pki
+            .secret_box
+            .seal(&secret, Some(totp_aad(&admin).as_bytes()))
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store
+            .set_totp_pending(&admin.id, Some(&sealed))
+            .await?;
+        Ok(TotpEnrollment {
+            secret: mamori_crypto::totp::totp_secret_base32(&secret),
+            uri: mamori_crypto::totp::totp_uri(&secret, &self.config.organization, &admin.name),
+        })
+    }
+
+    /// Confirms the offered TOTP secret with a code from the app.
+    pub async fn totp_enroll_confirm(
+        &self,
+        actor: &Actor,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<Enrolled> {
+        let session = self.enrolling_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let creds = self
+            .store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let Some(sealed) = creds.totp_pending_sealed else {
+            return Err(CoreError::Conflict(
+                "start the TOTP enrollment first".into(),
+            ));
+        };
+        let secret = self
+            .pki
+            .secret_box
+            .open(&sealed, Some(totp_aad(&admin).as_bytes()))
+            .map_err(|e| CoreError::Internal(format!("TOTP secret: {e}")))?;
+        let now = u64::try_from(self.now().unix_timestamp()).unwrap_or(0);
+        let Some(step) = mamori_crypto::totp::verify_totp(&secret, code, now, None) else {
+            self.audit(self.audit_event(
+                &actor.label(),
+                ctx,
+                "mfa.totp_enroll",
+                Some(&admin.name),
+                "failure",
+                Some("wrong code".into()),
+            ))
+            .await?;
+            return Err(CoreError::BadRequest(
+                "the code does not match; check the app's clock and try again".into(),
+            ));
+        };
+        if !self.store.activate_totp(&admin.id, step).await? {
+            return Err(CoreError::Conflict(
+                "start the TOTP enrollment first".into(),
+            ));
+        }
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "mfa.totp_enroll",
+            Some(&admin.name),
+            "success",
+            None,
+        ))
+        .await?;
+        self.after_enrollment(actor, session, ctx).await
+    }
+
+    /// Replaces the caller's recovery codes (step-up).
+    pub async fn regenerate_recovery_codes(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+    ) -> CoreResult<Vec<String>> {
+        self.require_step_up(actor)?;
+        let codes = self.new_recovery_codes(actor).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "mfa.recovery_codes",
+            Some(&actor.admin.name),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(codes)
+    }
+
+    /// Starts registering a passkey or security key.
+    pub async fn webauthn_register_start(&self, actor: &Actor) -> CoreResult<WebauthnChallenge> {
+        let session = self.enrolling_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let rp = self.auth.ceremonies.rp()?;
+        let uuid = Uuid::parse_str(admin.id.as_str())
+            .map_err(|e| CoreError::Internal(format!("account id: {e}")))?;
+        let exclude: Vec<CredentialID> = self
+            .passkeys(&admin)
+            .await?
+            .iter()
+            .map(|p| p.cred_id().clone())
+            .collect();
+        let (options, state) = rp
+            .start_passkey_registration(uuid, &admin.name, &admin.name, Some(exclude))
+            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        self.auth
+            .ceremonies
+            .put(&session.id, Ceremony::Register(Box::new(state)));
+        Ok(WebauthnChallenge {
+            options: serde_json::to_value(options)
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+        })
+    }
+
+    /// Finishes registering: verifies the attestation and stores the key.
+    pub async fn webauthn_register_finish(
+        &self,
+        actor: &Actor,
+        name: &str,
+        credential: &serde_json::Value,
+        ctx: &ClientContext,
+    ) -> CoreResult<(WebauthnCredential, Enrolled)> {
+        let session = self.enrolling_session(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let rp = self.auth.ceremonies.rp()?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(CoreError::BadRequest(
+                "the key's name must be 1-64 printable characters".into(),
+            ));
+        }
+        let Some(Ceremony::Register(state)) = self.auth.ceremonies.take(&session.id) else {
+            return Err(CoreError::Conflict(
+                "no WebAuthn registration is pending; start again".into(),
+            ));
+        };
+        let Ok(reg) = serde_json::from_value::<RegisterPublicKeyCredential>(credential.clone())
+        else {
+            return Err(CoreError::BadRequest(
+                "malformed WebAuthn credential".into(),
+            ));
+        };
+        let passkey = match rp.finish_passkey_registration(&reg, &state) {
+            Ok(p) => p,
+            Err(e) => {
+                self.audit(self.audit_event(
+                    &actor.label(),
+                    ctx,
+                    "mfa.webauthn_register",
+                    Some(&admin.name),
+                    "failure",
+                    Some(format!("{e}")),
+                ))
+                .await?;
+                return Err(CoreError::BadRequest(
+                    "the authenticator's answer was refused".into(),
+                ));
+            }
+        };
+        let cred = WebauthnCredential {
+            id: {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(passkey.cred_id().as_slice())
+            },
+            admin_id: admin.id.clone(),
+            name: name.to_owned(),
+            data: serde_json::to_string(&passkey)
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            created_at: self.now(),
+            last_used_at: None,
+        };
+        if !self.store.insert_webauthn(&cred).await? {
+            return Err(CoreError::Conflict(
+                "this credential is already registered".into(),
+            ));
+        }
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "mfa.webauthn_register",
+            Some(&admin.name),
+            "success",
+            Some(format!("key={name}")),
+        ))
+        .await?;
+        let enrolled = self.after_enrollment(actor, session, ctx).await?;
+        Ok((cred, enrolled))
+    }
+
+    /// After a factor is enrolled: first factor → recovery codes; a setup
+    /// session whose requirements are now met → a full session.
+    async fn after_enrollment(
+        &self,
+        actor: &Actor,
+        session: &AdminSession,
+        ctx: &ClientContext,
+    ) -> CoreResult<Enrolled> {
+        let mut out = Enrolled::default();
+        if self.store.recovery_codes_left(&actor.admin.id).await? == 0 {
+            out.recovery_codes = self.new_recovery_codes(actor).await?;
+        }
+        let admin = self.fresh_admin(actor).await?;
+        out.session = self.maybe_finish_setup(&admin, session, ctx).await?;
+        Ok(out)
+    }
+
+    async fn new_recovery_codes(&self, actor: &Actor) -> CoreResult<Vec<String>> {
+        let mut codes = Vec::with_capacity(RECOVERY_CODES);
+        let mut hashes = Vec::with_capacity(RECOVERY_CODES);
+        for _ in 0..RECOVERY_CODES {
+            let raw = mamori_crypto::try_random_bytes(10)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let hexed = hex::encode(raw);
+            let code = format!(
+                "{}-{}-{}-{}",
+                &hexed[0..5],
+                &hexed[5..10],
+                &hexed[10..15],
+                &hexed[15..20]
+            );
+            hashes.push(recovery_hash(&code));
+            codes.push(code);
+        }
+        self.store
+            .replace_recovery_codes(&actor.admin.id, &hashes)
+            .await?;
+        Ok(codes)
+    }
+}

@@ -1,0 +1,238 @@
+//! Administrators: accounts, the login (password, then a second factor),
+//! server-side sessions, step-up, throttling and API tokens bound to accounts.
+//!
+//! Every request on the admin listener is made by an [`Actor`]: an account
+//! reached through a session cookie or through one of its API tokens. Nothing
+//! of a disabled account works: disabling revokes its sessions and tokens in
+//! one transaction, and every request re-reads the account.
+
+mod accounts;
+mod login;
+mod mfa;
+mod throttle;
+mod webauthn;
+
+pub(crate) use accounts::parse_role;
+pub use accounts::{AdminSummary, NewAdmin, CLI_ACTOR};
+pub use login::{LoginOutcome, SessionCookie};
+pub use mfa::{Enrolled, TotpEnrollment, WebauthnChallenge};
+pub use throttle::SourceThrottle;
+pub use webauthn::Ceremonies;
+
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{
+    AdminAccount, AdminSession, ApiToken, AuditEvent, Permission, Role, SessionStage,
+};
+use time::{Duration, OffsetDateTime};
+
+/// How administrators authenticate: timeouts, thresholds, required factors.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, whatever the activity.
+    pub session_absolute: Duration,
+    /// A step-up (re-authentication) is good for this long.
+    pub step_up_window: Duration,
+    /// A session works only from the address it was created from.
+    pub bind_session_to_source: bool,
+    /// Consecutive failures after which each further attempt on the account
+    /// waits (1 s, 2 s, 4 s, ... up to `max_backoff`).
+    pub backoff_after: u32,
+    /// Consecutive failures after which the account is locked until unlocked.
+    pub lock_after: u32,
+    /// Longest per-account or per-source wait.
+    pub max_backoff: Duration,
+    /// Failures from one source address before it is slowed down.
+    pub source_free_failures: u32,
+    /// Accounts unused this many days are reported as stale.
+    pub stale_after_days: u32,
+    /// Stale accounts are disabled by the hygiene job.
+    pub disable_stale: bool,
+    /// Roles whose members must log in with WebAuthn (phishing-resistant).
+    pub webauthn_roles: Vec<Role>,
+    /// The URL administrators reach the admin listener at (WebAuthn origin;
+    /// its host is the relying-party ID).
+    pub admin_url: String,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::minutes(15),
+            session_absolute: Duration::hours(8),
+            step_up_window: Duration::minutes(5),
+            bind_session_to_source: true,
+            backoff_after: 3,
+            lock_after: 10,
+            max_backoff: Duration::minutes(15),
+            source_free_failures: 10,
+            stale_after_days: 30,
+            disable_stale: true,
+            webauthn_roles: vec![Role::Owner, Role::SecurityOfficer],
+            admin_url: "https://localhost:9443".into(),
+        }
+    }
+}
+
+impl AuthPolicy {
+    /// Whether members of `role` must use WebAuthn.
+    pub fn requires_webauthn(&self, role: Role) -> bool {
+        self.webauthn_roles.contains(&role)
+    }
+}
+
+/// Where a request comes from, for throttling, session binding and audit.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    /// Source IP address.
+    pub source: String,
+    /// The User-Agent header, if any.
+    pub user_agent: Option<String>,
+    /// The request's ID.
+    pub request_id: Option<String>,
+}
+
+impl ClientContext {
+    /// SHA-256 of the User-Agent (sessions are bound to it).
+    pub(crate) fn client_hash(&self) -> String {
+        mamori_crypto::sha256_hex(self.user_agent.as_deref().unwrap_or("").as_bytes())
+    }
+}
+
+/// How an actor authenticated.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A session cookie.
+    Session(AdminSession),
+    /// An API token.
+    Token(ApiToken),
+}
+
+/// An authenticated caller of the admin API.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The account.
+    pub admin: AdminAccount,
+    /// The credential used.
+    pub via: Via,
+}
+
+impl Actor {
+    /// Whether the actor may do what `p` covers: a full session of a role
+    /// holding it, or a token whose role and scope hold it (and whose
+    /// account's role still does).
+    pub fn allows(&self, p: Permission) -> bool {
+        match &self.via {
+            Via::Session(s) => s.stage == SessionStage::Full && self.admin.role.allows(p),
+            Via::Token(t) => t.allows(p) && self.admin.role.allows(p),
+        }
+    }
+
+    /// The session stage, for session actors.
+    pub fn stage(&self) -> Option<SessionStage> {
+        match &self.via {
+            Via::Session(s) => Some(s.stage),
+            Via::Token(_) => None,
+        }
+    }
+
+    /// How the actor appears in the audit log.
+    pub fn label(&self) -> String {
+        match &self.via {
+            Via::Session(_) => format!("admin:{}", self.admin.name),
+            Via::Token(t) => format!("token:{}:{}", t.id, self.admin.name),
+        }
+    }
+}
+
+impl Services {
+    /// Appends an audit record. A record that cannot be written fails the
+    /// call (the audit-log issue makes every action fail closed on it).
+    pub async fn audit(&self, event: AuditEvent) -> CoreResult<()> {
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// Builds an audit event stamped now.
+    pub fn audit_event(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: self.clock.now(),
+            actor: actor.to_owned(),
+            source: (!ctx.source.is_empty()).then(|| ctx.source.clone()),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            outcome: outcome.to_owned(),
+            request_id: ctx.request_id.clone(),
+            detail,
+        }
+    }
+
+    /// Demands a recent re-authentication: dangerous actions (wipe, role
+    /// changes, token creation, personal-data export) need an interactive
+    /// session that stepped up within the policy's window. Tokens never can.
+    pub fn require_step_up(&self, actor: &Actor) -> CoreResult<()> {
+        let now = self.clock.now();
+        match &actor.via {
+            Via::Session(s)
+                if s.stage == SessionStage::Full
+                    && s.step_up_at
+                        .is_some_and(|t| now - t <= self.config.auth.step_up_window) =>
+            {
+                Ok(())
+            }
+            _ => Err(CoreError::StepUpRequired),
+        }
+    }
+
+    /// Whether the account may log in right now (not disabled, not locked).
+    pub(crate) fn account_usable(admin: &AdminAccount) -> bool {
+        admin.disabled_at.is_none() && admin.locked_at.is_none()
+    }
+
+    /// Now.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+/// Process-wide authentication state: throttles, pending WebAuthn
+/// ceremonies, the CSRF key.
+#[derive(Debug)]
+pub struct AuthState {
+    /// Failure counters per source address and per unknown login name.
+    pub throttle: SourceThrottle,
+    /// WebAuthn relying party and pending ceremonies.
+    pub ceremonies: Ceremonies,
+    csrf_key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl AuthState {
+    /// State for a server reached at `admin_url`.
+    pub fn new(admin_url: &str, organization: &str) -> Self {
+        Self {
+            throttle: SourceThrottle::default(),
+            ceremonies: Ceremonies::new(admin_url, organization),
+            csrf_key: zeroize::Zeroizing::new(mamori_crypto::random_bytes(32)),
+        }
+    }
+
+    /// The CSRF token of a session: an HMAC of the session secret under a
+    /// per-process key, so it needs no storage and cannot be computed
+    /// without the cookie.
+    pub fn csrf_token(&self, session_secret: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mamori_crypto::hmac_sha256(
+            &self.csrf_key,
+            session_secret.as_bytes(),
+        ))
+    }
+}

@@ -1,0 +1,186 @@
+//! Administrator accounts, API tokens and the audit log.
+
+use super::json_body;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::tokens::TokenRequest;
+use mamori_core::{CoreError, Services};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewAdminBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RoleBody {
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError> {
+    let admins = s.admin_inventory().await?;
+    Ok(Json(json!({ "admins": admins })).into_response())
+}
+
+pub(super) async fn create(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewAdminBody = json_body(&headers, &body)?;
+    let created = s
+        .create_admin_by(&actor, &ctx, &req.name, &req.role)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub(super) async fn set_role(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: RoleBody = json_body(&headers, &body)?;
+    let admin = s.set_admin_role(&actor, &ctx, &name, &req.role).await?;
+    Ok(Json(admin).into_response())
+}
+
+pub(super) async fn disable(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ReasonBody = json_body(&headers, &body)?;
+    let reason = req.reason.unwrap_or_else(|| "disabled by an owner".into());
+    let (sessions, tokens) = s.disable_admin_by(&actor, &ctx, &name, &reason).await?;
+    Ok(Json(json!({ "sessions_revoked": sessions, "tokens_revoked": tokens })).into_response())
+}
+
+pub(super) async fn enable(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    s.enable_admin(&actor.label(), &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn unlock(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    s.unlock_admin(&actor.label(), &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AllFlag {
+    all: Option<bool>,
+}
+
+pub(super) async fn list_tokens(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Query(flag): Query<AllFlag>,
+) -> Result<Response, ApiError> {
+    let tokens = s.list_tokens(&actor, flag.all.unwrap_or(false)).await?;
+    Ok(Json(json!({ "tokens": tokens })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewToken {
+    #[serde(default)]
+    name: String,
+    role: Option<String>,
+    scope: Option<Vec<String>>,
+    ttl_days: Option<u32>,
+}
+
+pub(super) async fn create_token(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewToken = json_body(&headers, &body)?;
+    let (token, secret) = s
+        .create_token(
+            &actor,
+            &ctx,
+            &TokenRequest {
+                name: req.name,
+                role: req.role,
+                scope: req.scope,
+                ttl_days: req.ttl_days,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "secret": secret })),
+    )
+        .into_response())
+}
+
+pub(super) async fn revoke_token(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.revoke_token(&actor, &ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AuditPage {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn audit(
+    State(s): State<Services>,
+    Query(page): Query<AuditPage>,
+) -> Result<Response, ApiError> {
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let records = s
+        .store
+        .list_audit(page.after.unwrap_or(0), limit)
+        .await
+        .map_err(CoreError::from)?;
+    let next = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(json!({ "records": records, "next_after": next })).into_response())
+}

@@ -1,0 +1,330 @@
+//! Login, second factor, sessions, step-up and factor enrollment.
+
+use super::json_body;
+use crate::auth::{clear_cookie, set_cookie, SessionSecret};
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mamori_core::auth::{Actor, ClientContext, LoginOutcome, SessionCookie};
+use mamori_core::{CoreError, Services};
+use mamori_domain::Permission;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CodeBody {
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StepUpBody {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CredentialBody {
+    #[serde(default)]
+    credential: serde_json::Value,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordBody {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+}
+
+/// A login step's answer: the outcome, and the new session cookie.
+fn logged_in(
+    s: &Services,
+    outcome: LoginOutcome,
+    cookie: &SessionCookie,
+    extra: serde_json::Value,
+) -> Response {
+    let mut body = serde_json::to_value(&outcome).unwrap_or_else(|_| json!({}));
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
+    resp
+}
+
+pub(super) async fn login(
+    State(s): State<Services>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: LoginBody = json_body(&headers, &body)?;
+    let (outcome, cookie) = s.login(&req.name, &req.password, &ctx).await?;
+    Ok(logged_in(&s, outcome, &cookie, json!({})))
+}
+
+pub(super) async fn login_totp(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CodeBody = json_body(&headers, &body)?;
+    let (outcome, cookie) = s.login_totp(&actor, &req.code, &ctx).await?;
+    Ok(logged_in(&s, outcome, &cookie, json!({})))
+}
+
+pub(super) async fn login_recovery(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CodeBody = json_body(&headers, &body)?;
+    let (outcome, cookie) = s.login_recovery(&actor, &req.code, &ctx).await?;
+    Ok(logged_in(&s, outcome, &cookie, json!({})))
+}
+
+pub(super) async fn webauthn_login_start(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.webauthn_login_start(&actor).await?).into_response())
+}
+
+pub(super) async fn webauthn_login_finish(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CredentialBody = json_body(&headers, &body)?;
+    let (outcome, cookie) = s
+        .webauthn_login_finish(&actor, &req.credential, &ctx)
+        .await?;
+    Ok(logged_in(&s, outcome, &cookie, json!({})))
+}
+
+pub(super) async fn whoami(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    secret: Option<Extension<SessionSecret>>,
+) -> Result<Response, ApiError> {
+    let admin = &actor.admin;
+    let session = match &actor.via {
+        mamori_core::auth::Via::Session(sess) => sess.clone(),
+        mamori_core::auth::Via::Token(_) => {
+            return Err(
+                CoreError::Forbidden("this route is for interactive sessions".into()).into(),
+            )
+        }
+    };
+    let has_webauthn = !s.passkeys_of(admin).await?.is_empty();
+    let csrf = secret
+        .map(|Extension(SessionSecret(sec))| s.auth.csrf_token(&sec))
+        .unwrap_or_default();
+    let outcome = s
+        .login_outcome(admin, session.stage, has_webauthn, &csrf)
+        .await?;
+    let permissions: Vec<&str> = if session.stage == mamori_domain::SessionStage::Full {
+        Permission::ALL
+            .iter()
+            .filter(|p| actor.allows(**p))
+            .map(|p| p.as_str())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({
+        "name": admin.name,
+        "role": admin.role,
+        "permissions": permissions,
+        "session": session,
+        "stage": outcome.stage,
+        "methods": outcome.methods,
+        "required": outcome.required,
+        "csrf_token": outcome.csrf_token,
+    }))
+    .into_response())
+}
+
+pub(super) async fn logout(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+) -> Result<Response, ApiError> {
+    s.logout(&actor, &ctx).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
+    Ok(resp)
+}
+
+pub(super) async fn change_password(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: PasswordBody = json_body(&headers, &body)?;
+    match s
+        .change_password(&actor, &req.current, &req.new, &ctx)
+        .await?
+    {
+        Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, json!({}))),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+pub(super) async fn totp_enroll(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.totp_enroll_start(&actor).await?).into_response())
+}
+
+pub(super) async fn totp_confirm(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CodeBody = json_body(&headers, &body)?;
+    let enrolled = s.totp_enroll_confirm(&actor, &req.code, &ctx).await?;
+    let extra = json!({ "recovery_codes": enrolled.recovery_codes });
+    match enrolled.session {
+        Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, extra)),
+        None => Ok(Json(extra).into_response()),
+    }
+}
+
+pub(super) async fn webauthn_register_start(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.webauthn_register_start(&actor).await?).into_response())
+}
+
+pub(super) async fn webauthn_register_finish(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CredentialBody = json_body(&headers, &body)?;
+    let name = req.name.unwrap_or_else(|| "passkey".into());
+    let (cred, enrolled) = s
+        .webauthn_register_finish(&actor, &name, &req.credential, &ctx)
+        .await?;
+    let extra = json!({ "credential": cred, "recovery_codes": enrolled.recovery_codes });
+    match enrolled.session {
+        Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, extra)),
+        None => Ok((StatusCode::CREATED, Json(extra)).into_response()),
+    }
+}
+
+pub(super) async fn step_up(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: StepUpBody = json_body(&headers, &body)?;
+    s.step_up_totp(&actor, &req.password, &req.code, &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn step_up_webauthn_start(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.step_up_webauthn_start(&actor).await?).into_response())
+}
+
+pub(super) async fn step_up_webauthn_finish(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CredentialBody = json_body(&headers, &body)?;
+    s.step_up_webauthn_finish(&actor, &req.credential, &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn list_sessions(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    let current = match &actor.via {
+        mamori_core::auth::Via::Session(sess) => Some(sess.id.clone()),
+        mamori_core::auth::Via::Token(_) => None,
+    };
+    let sessions = s.own_sessions(&actor).await?;
+    Ok(Json(json!({ "sessions": sessions, "current": current })).into_response())
+}
+
+pub(super) async fn revoke_session(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.revoke_own_session(&actor, &id, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn revoke_all_sessions(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+) -> Result<Response, ApiError> {
+    let n = s.revoke_own_sessions(&actor, &ctx).await?;
+    let mut resp = Json(json!({ "revoked": n })).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
+    Ok(resp)
+}
+
+pub(super) async fn recovery_codes(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+) -> Result<Response, ApiError> {
+    let codes = s.regenerate_recovery_codes(&actor, &ctx).await?;
+    Ok(Json(json!({ "recovery_codes": codes })).into_response())
+}

@@ -1,0 +1,735 @@
+//! Administrators over the real API: the complete login flow (password,
+//! TOTP, WebAuthn with a software authenticator, recovery codes), sessions,
+//! CSRF, step-up, brute force, offboarding, and the attacks on each.
+
+use crate::common::{role_token, spawn_app, spawn_with, TestApp};
+use mamori_core::auth::ClientContext;
+use mamori_domain::Role;
+use serde_json::{json, Value};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+
+/// A strong password the policy accepts.
+pub const PASSWORD: &str = "violet-anchor-tundra-93-plover";
+const UA: &str = "mamori-e2e/1";
+
+/// A browser-like client: keeps the session cookie and the CSRF token.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub ua: String,
+    pub send_csrf: bool,
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            http: app.http.clone(),
+            base: format!("https://{}", app.running.admin_addr),
+            cookie: None,
+            csrf: None,
+            ua: UA.into(),
+            send_csrf: true,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("user-agent", &self.ua);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let (Some(t), true) = (&self.csrf, self.send_csrf) {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        if let Some(set) = r.headers().get("set-cookie") {
+            let v = set.to_str().unwrap();
+            assert!(
+                v.contains("Secure") && v.contains("HttpOnly") && v.contains("SameSite=Strict"),
+                "{v}"
+            );
+            let pair = v.split(';').next().unwrap().to_owned();
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if let Some(t) = body["csrf_token"].as_str() {
+            self.csrf = Some(t.to_owned());
+        }
+        (status, body)
+    }
+
+    pub async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn delete(&mut self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+fn origin(app: &TestApp) -> Url {
+    Url::parse(&format!(
+        "https://localhost:{}",
+        app.running.admin_addr.port()
+    ))
+    .unwrap()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The TOTP code of the step after the current one (accepted with one step
+/// of skew, and always later than a code used for the current step).
+fn next_code(secret: &[u8]) -> String {
+    mamori_crypto::totp::totp_code(secret, now_unix() + 30)
+}
+
+async fn create(app: &TestApp, name: &str, role: Role) -> String {
+    app.running
+        .services
+        .create_admin("test", &ClientContext::default(), name, role)
+        .await
+        .unwrap()
+        .one_time_password
+}
+
+/// First login of a TOTP account: one-time password, new password, TOTP.
+/// Returns the full session and the TOTP secret.
+async fn onboard_totp(app: &TestApp, name: &str, role: Role) -> (Browser, Vec<u8>, Vec<String>) {
+    let otp = create(app, name, role).await;
+    let mut b = Browser::new(app);
+    let (st, body) = b
+        .post("/api/v1/auth/login", json!({"name": name, "password": otp}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "setup");
+    assert_eq!(
+        body["required"],
+        json!(["change_password", "enroll_second_factor"])
+    );
+    // Nothing else works yet.
+    assert_eq!(b.get("/api/v1/devices").await.0, 401);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": otp, "new": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, en) = b.post("/api/v1/auth/totp/enroll", json!({})).await;
+    assert_eq!(st, 200, "{en}");
+    assert!(en["uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let secret = mamori_crypto::totp::decode_totp_secret(en["secret"].as_str().unwrap()).unwrap();
+    let code = mamori_crypto::totp::totp_code(&secret, now_unix());
+    let (st, body) = b
+        .post("/api/v1/auth/totp/confirm", json!({"code": code}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    let codes: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (b, secret, codes)
+}
+
+/// First login of a WebAuthn account, registering a software passkey.
+async fn onboard_webauthn(app: &TestApp, name: &str, role: Role) -> (Browser, SoftPasskey) {
+    let otp = create(app, name, role).await;
+    let mut b = Browser::new(app);
+    let (st, body) = b
+        .post("/api/v1/auth/login", json!({"name": name, "password": otp}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["required"],
+        json!(["change_password", "enroll_webauthn"])
+    );
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": otp, "new": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let mut key = SoftPasskey::new(true);
+    let (st, options) = b
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    assert_eq!(st, 200, "{options}");
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = key.do_registration(origin(app), options).unwrap();
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "laptop passkey", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
+    (b, key)
+}
+
+async fn login_webauthn(app: &TestApp, name: &str, key: &mut SoftPasskey) -> Browser {
+    let mut b = Browser::new(app);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": name, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "second_factor");
+    assert_eq!(body["methods"], json!(["webauthn", "recovery_code"]));
+    let (st, options) = b.post("/api/v1/auth/webauthn/login/start", json!({})).await;
+    assert_eq!(st, 200, "{options}");
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let assertion = key.do_authentication(origin(app), options).unwrap();
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/webauthn/login/finish",
+            json!({"credential": assertion}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_onboards_with_a_passkey_and_logs_in_with_it() {
+    let app = spawn_app().await;
+    let (mut b, mut key) = onboard_webauthn(&app, "olivia", Role::Owner).await;
+    let (st, me) = b.get("/api/v1/auth/session").await;
+    assert_eq!(st, 200);
+    assert_eq!(me["role"], "owner");
+    assert_eq!(me["stage"], "full");
+    assert!(!me["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("personal_data_read")));
+    let (st, list) = b.get("/api/v1/admins").await;
+    assert_eq!(st, 200);
+    let olivia = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "olivia")
+        .unwrap()
+        .clone();
+    assert_eq!(olivia["factors"], json!(["webauthn"]));
+    assert_eq!(olivia["webauthn_required"], true);
+    assert_eq!(olivia["last_login_source"], "127.0.0.1");
+    assert_eq!(b.post("/api/v1/auth/logout", json!({})).await.0, 204);
+
+    // Second login with the passkey.
+    let mut b = login_webauthn(&app, "olivia", &mut key).await;
+    assert_eq!(b.get("/api/v1/admins").await.0, 200);
+
+    // A role that requires WebAuthn cannot fall back to TOTP.
+    let mut t = Browser::new(&app);
+    t.post(
+        "/api/v1/auth/login",
+        json!({"name": "olivia", "password": PASSWORD}),
+    )
+    .await;
+    let (st, _) = t.post("/api/v1/auth/totp", json!({"code": "123456"})).await;
+    assert_eq!(st, 403);
+
+    // Step-up with the passkey, then mint a token.
+    let (st, options) = b
+        .post("/api/v1/auth/step-up/webauthn/start", json!({}))
+        .await;
+    assert_eq!(st, 200);
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let assertion = key.do_authentication(origin(&app), options).unwrap();
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/step-up/webauthn/finish",
+            json!({"credential": assertion}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, tok) = b
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "ci", "role": "viewer", "ttl_days": 7}),
+        )
+        .await;
+    assert_eq!(st, 201, "{tok}");
+    assert_eq!(tok["token"]["role"], "viewer");
+
+    // A passkey answer for another challenge (replayed) is refused.
+    let (_, options) = b
+        .post("/api/v1/auth/step-up/webauthn/start", json!({}))
+        .await;
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let _fresh = key.do_authentication(origin(&app), options).unwrap();
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/step-up/webauthn/finish",
+            json!({"credential": assertion}),
+        )
+        .await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_login_needs_the_second_factor_and_refuses_replays() {
+    let app = spawn_app().await;
+    let (mut b, secret, recovery) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
+    assert_eq!(b.get("/api/v1/devices").await.0, 200);
+    let stolen_cookie = b.cookie.clone();
+    assert_eq!(b.post("/api/v1/auth/logout", json!({})).await.0, 204);
+    assert!(b.cookie.is_none());
+
+    // A cookie stolen before the logout is dead.
+    let mut thief = Browser::new(&app);
+    thief.cookie = stolen_cookie;
+    assert_eq!(thief.get("/api/v1/devices").await.0, 401);
+
+    // Password alone opens nothing.
+    let mut b = Browser::new(&app);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "dana", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["stage"], "second_factor");
+    assert_eq!(body["methods"], json!(["totp", "recovery_code"]));
+    for path in ["/api/v1/devices", "/api/v1/admins", "/api/v1/auth/sessions"] {
+        assert_eq!(b.get(path).await.0, 401, "{path}");
+    }
+    assert_eq!(
+        b.post("/api/v1/auth/totp", json!({"code": "000000"}))
+            .await
+            .0,
+        401
+    );
+    let code = next_code(&secret);
+    let (st, body) = b.post("/api/v1/auth/totp", json!({"code": code})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(b.get("/api/v1/devices").await.0, 200);
+
+    // The same code again, in a new login: replay refused.
+    let mut again = Browser::new(&app);
+    again
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "dana", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        again
+            .post("/api/v1/auth/totp", json!({"code": code}))
+            .await
+            .0,
+        401
+    );
+
+    // A recovery code works once.
+    let (st, body) = again
+        .post("/api/v1/auth/recovery", json!({"code": recovery[0]}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    let mut third = Browser::new(&app);
+    third
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "dana", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        third
+            .post("/api/v1/auth/recovery", json!({"code": recovery[0]}))
+            .await
+            .0,
+        401
+    );
+
+    // Sessions are listed and revoked one by one.
+    let (st, list) = again.get("/api/v1/auth/sessions").await;
+    assert_eq!(st, 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert!(sessions.len() >= 2, "{list}");
+    let (_, me) = b.get("/api/v1/auth/session").await;
+    let other = me["session"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(list["current"].as_str().unwrap(), other);
+    assert!(sessions.iter().any(|s| s["id"] == other.as_str()));
+    assert_eq!(
+        again
+            .delete(&format!("/api/v1/auth/sessions/{other}"))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(b.get("/api/v1/devices").await.0, 401, "the revoked session");
+    assert_eq!(again.get("/api/v1/devices").await.0, 200);
+    // ... or all at once.
+    assert_eq!(
+        again
+            .post("/api/v1/auth/sessions/revoke-all", json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(again.get("/api/v1/devices").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_need_the_csrf_token_and_sessions_stay_with_their_client() {
+    let app = spawn_app().await;
+    let (mut b, _, _) = onboard_totp(&app, "hana", Role::Helpdesk).await;
+    b.send_csrf = false;
+    let (st, body) = b.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(st, 403, "{body}");
+    let real = b.csrf.clone();
+    b.csrf = Some("forged".into());
+    b.send_csrf = true;
+    assert_eq!(b.post("/api/v1/auth/logout", json!({})).await.0, 403);
+    b.csrf = real;
+    // Reads need no CSRF token; the session is still alive.
+    assert_eq!(b.get("/api/v1/devices").await.0, 200);
+
+    // The cookie replayed by another client (other User-Agent) is treated
+    // as stolen: refused, and the session is revoked for everyone.
+    let mut thief = Browser::new(&app);
+    thief.cookie = b.cookie.clone();
+    thief.ua = "curl/8".into();
+    assert_eq!(thief.get("/api/v1/devices").await.0, 401);
+    assert_eq!(b.get("/api/v1/devices").await.0, 401);
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    assert!(audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "auth.session" && r["outcome"] == "denied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_actions_need_a_fresh_step_up() {
+    let app = spawn_with(|c| c.auth.step_up_window = time::Duration::seconds(2)).await;
+    let (mut b, secret, _) = onboard_totp(&app, "dora", Role::DeviceAdmin).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (st, body) = b.post("/api/v1/tokens", json!({"name": "late"})).await;
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(body["code"], "step_up_required");
+    let erase = json!({"devices": ["X"], "command": {"RequestType": "EraseDevice"}});
+    assert_eq!(
+        b.post("/api/v1/commands", erase.clone()).await.1["code"],
+        "step_up_required"
+    );
+    // A wrong password or code is refused.
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/step-up",
+            json!({"password": "wrong", "code": next_code(&secret)}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/step-up",
+            json!({"password": PASSWORD, "code": next_code(&secret)}),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = b.post("/api/v1/tokens", json!({"name": "fresh"})).await;
+    assert_eq!(st, 201, "{body}");
+    // A device admin cannot mint an owner token.
+    let (st, _) = b
+        .post("/api/v1/tokens", json!({"name": "up", "role": "owner"}))
+        .await;
+    assert_eq!(st, 403);
+    // With a fresh step-up, erase gets past authorization (no such device).
+    assert_eq!(b.post("/api/v1/commands", erase).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_an_administrator_kills_session_and_token_at_once() {
+    let app = spawn_app().await;
+    let (mut b, _, _) = onboard_totp(&app, "ken", Role::Helpdesk).await;
+    let token = role_token(&app.running.services, "ken", "helpdesk").await;
+    let devices = app.admin_url("/api/v1/devices");
+    let status = |t: String| {
+        let http = app.http.clone();
+        let url = devices.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(b.get("/api/v1/devices").await.0, 200);
+    assert_eq!(status(token.clone()).await, 200);
+
+    let r = app
+        .post(
+            "/api/v1/admins/ken/disable",
+            json!({"reason": "left the company"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report, json!({"sessions_revoked": 1, "tokens_revoked": 1}));
+    assert_eq!(b.get("/api/v1/devices").await.0, 401);
+    assert_eq!(status(token).await, 401);
+    // The password no longer logs in, and looks like any wrong password.
+    let mut again = Browser::new(&app);
+    let (st, body) = again
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "ken", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!((st, body), (401, json!({"error": "invalid credentials"})));
+    let (_, list) = app.get("/api/v1/admins").await;
+    let ken = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "ken")
+        .unwrap()
+        .clone();
+    assert_eq!(ken["disabled_reason"], "left the company");
+    assert_eq!(ken["token_count"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_backs_off_and_unknown_names_look_the_same() {
+    let app = spawn_app().await;
+    create(&app, "bob", Role::Viewer).await;
+    let mut b = Browser::new(&app);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(
+            b.post(
+                "/api/v1/auth/login",
+                json!({"name": "bob", "password": "nope-nope-nope"}),
+            )
+            .await,
+        );
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == (401, json!({"error": "invalid credentials"}))),
+        "{answers:?}"
+    );
+    // After three failures the account waits before the next attempt.
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "bob", "password": "nope-nope-nope"}),
+        )
+        .await;
+    assert_eq!(st, 429);
+    // An unknown name gets exactly the same answers.
+    let mut unknown = Vec::new();
+    for _ in 0..4 {
+        unknown.push(
+            b.post(
+                "/api/v1/auth/login",
+                json!({"name": "nobody", "password": "nope-nope-nope"}),
+            )
+            .await
+            .0,
+        );
+    }
+    assert_eq!(unknown, vec![401, 401, 401, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_lock_the_account_until_an_audited_unlock() {
+    let app = spawn_with(|c| {
+        c.auth.backoff_after = 1000;
+        c.auth.source_free_failures = 1000;
+    })
+    .await;
+    let otp = create(&app, "lee", Role::Viewer).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..10 {
+        let (st, _) = b
+            .post(
+                "/api/v1/auth/login",
+                json!({"name": "lee", "password": "wrong-wrong-wrong"}),
+            )
+            .await;
+        assert_eq!(st, 401);
+    }
+    // Locked: even the right password is refused, with the same answer.
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "lee", "password": otp}),
+        )
+        .await;
+    assert_eq!((st, body), (401, json!({"error": "invalid credentials"})));
+    let (_, list) = app.get("/api/v1/admins").await;
+    let lee = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "lee")
+        .unwrap()
+        .clone();
+    assert!(lee["locked_at"].is_string(), "{lee}");
+
+    let r = app.post("/api/v1/admins/lee/unlock", json!({})).await;
+    assert_eq!(r.status(), 204);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "lee", "password": otp}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let records = audit["records"].as_array().unwrap();
+    let lock = records
+        .iter()
+        .find(|r| r["action"] == "admin.lock")
+        .expect("lock audited");
+    assert_eq!(lock["target"], "lee");
+    let unlock = records
+        .iter()
+        .find(|r| r["action"] == "admin.unlock")
+        .expect("unlock audited");
+    assert_eq!(unlock["target"], "lee");
+    assert!(unlock["actor"].as_str().unwrap().starts_with("token:"));
+    assert_eq!(unlock["source"], "127.0.0.1");
+    assert_eq!(unlock["outcome"], "success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_trying_many_names_is_slowed_down() {
+    let app = spawn_with(|c| c.auth.source_free_failures = 5).await;
+    let mut b = Browser::new(&app);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (st, _) = b
+            .post(
+                "/api/v1/auth/login",
+                json!({"name": format!("user{i}"), "password": "guess-guess-guess"}),
+            )
+            .await;
+        statuses.push(st);
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_accounts_are_reported_and_disabled() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    create(&app, "old", Role::Helpdesk).await;
+    let old = s.admin_named("old").await.unwrap();
+    // Backdate the account: created and last used 40 days ago.
+    let mut aged = old.clone();
+    aged.id = mamori_domain::AdminId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    aged.name = "aged".into();
+    aged.created_at = time::OffsetDateTime::now_utc() - time::Duration::days(40);
+    let creds = s.store.admin_credentials(&old.id).await.unwrap().unwrap();
+    assert!(s.store.insert_admin(&aged, &creds).await.unwrap());
+    let token = role_token(s, "aged", "helpdesk").await;
+    let (_, list) = app.get("/api/v1/admins").await;
+    let row = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "aged")
+        .unwrap()
+        .clone();
+    assert_eq!(row["stale"], true);
+
+    let swept = s.sweep_stale_admins().await.unwrap();
+    assert_eq!(swept, vec!["aged".to_owned()]);
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (_, list) = app.get("/api/v1/admins").await;
+    let row = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "aged")
+        .unwrap()
+        .clone();
+    assert_eq!(row["disabled_reason"], "unused for 30 days");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_serves_only_its_allow_list() {
+    let app = spawn_with(|c| c.admin_allow = Some(vec!["10.0.0.0/8".parse().unwrap()])).await;
+    let r = app.http.get(app.admin_url("/healthz")).send().await;
+    assert!(r.is_err(), "a loopback client is outside 10.0.0.0/8");
+    let app = spawn_with(|c| c.admin_allow = Some(vec!["127.0.0.0/8".parse().unwrap()])).await;
+    let r = app
+        .http
+        .get(app.admin_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_admin_route_is_served_on_the_device_listener() {
+    let app = spawn_app().await;
+    for (method, path, _) in mamori_http::admin::routes() {
+        let concrete = path.replace('{', "x").replace('}', "");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app
+            .http
+            .request(method.clone(), app.device_url(&concrete))
+            .bearer_auth(&app.token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{method} {path} on the device listener");
+    }
+}

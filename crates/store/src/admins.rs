@@ -1,0 +1,605 @@
+//! Administrator accounts, their second factors (TOTP, recovery codes,
+//! WebAuthn) and their server-side sessions.
+
+use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
+use async_trait::async_trait;
+use mamori_core::ports::{AdminStore, StoreError, StoreResult};
+use mamori_domain::{
+    AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, SessionStage,
+    WebauthnCredential,
+};
+use rusqlite::{params, Row};
+use time::OffsetDateTime;
+
+/// The columns of an [`AdminAccount`] (never the secrets), as a string
+/// literal so it can be `concat!`ed into whole statements.
+macro_rules! admin_select {
+    () => {
+        "SELECT id, name, role, must_change_password, created_at, last_login_at,
+                last_login_source, failed_logins, throttled_until, locked_at,
+                disabled_at, disabled_reason, totp_sealed IS NOT NULL AS totp_enrolled
+         FROM admins"
+    };
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn admin_id(r: &Row<'_>, name: &str) -> StoreResult<AdminId> {
+    let v: String = col(r, name)?;
+    AdminId::parse(&v).map_err(err)
+}
+
+fn session_id(r: &Row<'_>) -> StoreResult<SessionId> {
+    let v: String = col(r, "id")?;
+    SessionId::parse(&v).map_err(err)
+}
+
+fn u32_col(r: &Row<'_>, name: &str) -> StoreResult<u32> {
+    let v: i64 = col(r, name)?;
+    u32::try_from(v).map_err(err)
+}
+
+/// A TOTP step as stored (SQL integers are signed).
+fn step_to_col(step: u64) -> StoreResult<i64> {
+    i64::try_from(step).map_err(err)
+}
+
+fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
+    let role: String = col(r, "role")?;
+    Ok(AdminAccount {
+        id: admin_id(r, "id")?,
+        name: col(r, "name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError(format!("unknown role {role:?}")))?,
+        must_change_password: col(r, "must_change_password")?,
+        created_at: from_ts(col(r, "created_at")?)?,
+        last_login_at: from_opt_ts(col(r, "last_login_at")?)?,
+        last_login_source: col(r, "last_login_source")?,
+        failed_logins: u32_col(r, "failed_logins")?,
+        throttled_until: from_opt_ts(col(r, "throttled_until")?)?,
+        locked_at: from_opt_ts(col(r, "locked_at")?)?,
+        disabled_at: from_opt_ts(col(r, "disabled_at")?)?,
+        disabled_reason: col(r, "disabled_reason")?,
+        totp_enrolled: col(r, "totp_enrolled")?,
+    })
+}
+
+fn credentials_from_row(r: &Row<'_>) -> StoreResult<AdminCredentials> {
+    let step: Option<i64> = col(r, "totp_last_step")?;
+    Ok(AdminCredentials {
+        password_hash: col(r, "password_hash")?,
+        totp_sealed: col(r, "totp_sealed")?,
+        totp_pending_sealed: col(r, "totp_pending_sealed")?,
+        totp_last_step: step.map(u64::try_from).transpose().map_err(err)?,
+    })
+}
+
+fn webauthn_from_row(r: &Row<'_>) -> StoreResult<WebauthnCredential> {
+    Ok(WebauthnCredential {
+        id: col(r, "id")?,
+        admin_id: admin_id(r, "admin_id")?,
+        name: col(r, "name")?,
+        data: col(r, "data")?,
+        created_at: from_ts(col(r, "created_at")?)?,
+        last_used_at: from_opt_ts(col(r, "last_used_at")?)?,
+    })
+}
+
+fn session_from_row(r: &Row<'_>) -> StoreResult<AdminSession> {
+    let stage: String = col(r, "stage")?;
+    Ok(AdminSession {
+        id: session_id(r)?,
+        admin_id: admin_id(r, "admin_id")?,
+        stage: SessionStage::parse(&stage)
+            .ok_or_else(|| StoreError(format!("unknown session stage {stage:?}")))?,
+        created_at: from_ts(col(r, "created_at")?)?,
+        last_seen_at: from_ts(col(r, "last_seen_at")?)?,
+        expires_at: from_ts(col(r, "expires_at")?)?,
+        source: col(r, "source")?,
+        client_hash: col(r, "client_hash")?,
+        step_up_at: from_opt_ts(col(r, "step_up_at")?)?,
+        revoked_at: from_opt_ts(col(r, "revoked_at")?)?,
+    })
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn insert_admin(&self, a: &AdminAccount, cr: &AdminCredentials) -> StoreResult<bool> {
+        let step = cr.totp_last_step.map(step_to_col).transpose()?;
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "INSERT INTO admins
+                     (id, name, role, password_hash, must_change_password, created_at,
+                      last_login_at, last_login_source, failed_logins, throttled_until,
+                      locked_at, disabled_at, disabled_reason, totp_sealed,
+                      totp_pending_sealed, totp_last_step)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (name) DO NOTHING",
+                    params![
+                        a.id.as_str(),
+                        a.name,
+                        a.role.as_str(),
+                        cr.password_hash,
+                        a.must_change_password,
+                        ts(a.created_at),
+                        a.last_login_at.map(ts),
+                        a.last_login_source,
+                        i64::from(a.failed_logins),
+                        a.throttled_until.map(ts),
+                        a.locked_at.map(ts),
+                        a.disabled_at.map(ts),
+                        a.disabled_reason,
+                        cr.totp_sealed,
+                        cr.totp_pending_sealed,
+                        step
+                    ],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn admin(&self, id: &AdminId) -> StoreResult<Option<AdminAccount>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                concat!(admin_select!(), " WHERE id = ?"),
+                [id.as_str()],
+                admin_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn admin_by_name(&self, name: &str) -> StoreResult<Option<AdminAccount>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                concat!(admin_select!(), " WHERE name = ?"),
+                [name],
+                admin_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn list_admins(&self) -> StoreResult<Vec<AdminAccount>> {
+        self.read(|c| {
+            query_all(
+                c,
+                concat!(admin_select!(), " ORDER BY name"),
+                [],
+                admin_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn admin_credentials(&self, id: &AdminId) -> StoreResult<Option<AdminCredentials>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT password_hash, totp_sealed, totp_pending_sealed, totp_last_step
+                 FROM admins WHERE id = ?",
+                [id.as_str()],
+                credentials_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn set_password(
+        &self,
+        id: &AdminId,
+        password_hash: &str,
+        must_change: bool,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins SET password_hash = ?, must_change_password = ? WHERE id = ?",
+                params![password_hash, must_change, id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn set_totp_pending(&self, id: &AdminId, sealed: Option<&[u8]>) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins SET totp_pending_sealed = ? WHERE id = ?",
+                params![sealed, id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn activate_totp(&self, id: &AdminId, step: u64) -> StoreResult<bool> {
+        let step = step_to_col(step)?;
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins
+                     SET totp_sealed = totp_pending_sealed, totp_pending_sealed = NULL,
+                         totp_last_step = ?
+                     WHERE id = ? AND totp_pending_sealed IS NOT NULL",
+                    params![step, id.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn advance_totp_step(&self, id: &AdminId, step: u64) -> StoreResult<bool> {
+        // One statement: two logins racing with the same code cannot both win.
+        let step = step_to_col(step)?;
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins SET totp_last_step = ?
+                     WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                    params![step, id.as_str(), step],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn add_login_failure(&self, id: &AdminId) -> StoreResult<u32> {
+        let n = self
+            .write(|c| {
+                query_opt(
+                    c,
+                    "UPDATE admins SET failed_logins = failed_logins + 1 WHERE id = ?
+                     RETURNING failed_logins",
+                    [id.as_str()],
+                    |r| u32_col(r, "failed_logins"),
+                )
+            })
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn set_login_block(
+        &self,
+        id: &AdminId,
+        throttled_until: Option<OffsetDateTime>,
+        locked_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins SET throttled_until = ?, locked_at = ? WHERE id = ?",
+                params![throttled_until.map(ts), locked_at.map(ts), id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn unlock_admin(&self, id: &AdminId) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins SET locked_at = NULL, throttled_until = NULL, failed_logins = 0
+                 WHERE id = ?",
+                [id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn record_login(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        source: &str,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins
+                 SET failed_logins = 0, throttled_until = NULL,
+                     last_login_at = ?, last_login_source = ?
+                 WHERE id = ?",
+                params![ts(now), source, id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn set_role(&self, id: &AdminId, role: Role) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admins SET role = ? WHERE id = ?",
+                params![role.as_str(), id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn disable_admin(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<Option<(u64, u64)>> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let disabled = exec(
+                &tx,
+                "UPDATE admins SET disabled_at = ?, disabled_reason = ?
+                 WHERE id = ? AND disabled_at IS NULL",
+                params![ts(now), reason, id.as_str()],
+            )?;
+            if disabled == 0 {
+                // Dropping the transaction rolls it back (nothing was changed).
+                return Ok(None);
+            }
+            let sessions = exec(
+                &tx,
+                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            let tokens = exec(
+                &tx,
+                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            tx.commit().map_err(db)?;
+            Ok(Some((sessions as u64, tokens as u64)))
+        })
+        .await
+    }
+
+    async fn enable_admin(&self, id: &AdminId) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins SET disabled_at = NULL, disabled_reason = NULL
+                     WHERE id = ? AND disabled_at IS NOT NULL",
+                    [id.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn replace_recovery_codes(&self, id: &AdminId, hashes: &[String]) -> StoreResult<()> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            exec(
+                &tx,
+                "DELETE FROM admin_recovery_codes WHERE admin_id = ?",
+                [id.as_str()],
+            )?;
+            for h in hashes {
+                exec(
+                    &tx,
+                    "INSERT INTO admin_recovery_codes (admin_id, code_hash) VALUES (?, ?)",
+                    [id.as_str(), h.as_str()],
+                )?;
+            }
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        id: &AdminId,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admin_recovery_codes SET used_at = ?
+                     WHERE admin_id = ? AND code_hash = ? AND used_at IS NULL",
+                    params![ts(now), id.as_str(), hash],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn recovery_codes_left(&self, id: &AdminId) -> StoreResult<u32> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT COUNT(*) AS n FROM admin_recovery_codes
+                 WHERE admin_id = ? AND used_at IS NULL",
+                [id.as_str()],
+                |r| u32_col(r, "n"),
+            )
+        })
+        .await
+        .map(Option::unwrap_or_default)
+    }
+
+    async fn insert_webauthn(&self, w: &WebauthnCredential) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "INSERT INTO admin_webauthn (id, admin_id, name, data, created_at, last_used_at)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![
+                        w.id,
+                        w.admin_id.as_str(),
+                        w.name,
+                        w.data,
+                        ts(w.created_at),
+                        w.last_used_at.map(ts)
+                    ],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn webauthn_credentials(&self, id: &AdminId) -> StoreResult<Vec<WebauthnCredential>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM admin_webauthn WHERE admin_id = ? ORDER BY created_at, id",
+                [id.as_str()],
+                webauthn_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_webauthn(
+        &self,
+        credential_id: &str,
+        data: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admin_webauthn SET data = ?, last_used_at = ? WHERE id = ?",
+                params![data, ts(now), credential_id],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: &AdminSession, secret_hash: &str) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "INSERT INTO admin_sessions
+                 (id, secret_hash, admin_id, stage, created_at, last_seen_at, expires_at,
+                  source, client_hash, step_up_at, revoked_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    s.id.as_str(),
+                    secret_hash,
+                    s.admin_id.as_str(),
+                    s.stage.as_str(),
+                    ts(s.created_at),
+                    ts(s.last_seen_at),
+                    ts(s.expires_at),
+                    s.source,
+                    s.client_hash,
+                    s.step_up_at.map(ts),
+                    s.revoked_at.map(ts)
+                ],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn session_by_secret(&self, secret_hash: &str) -> StoreResult<Option<AdminSession>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM admin_sessions WHERE secret_hash = ?",
+                [secret_hash],
+                session_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admin_sessions SET last_seen_at = ? WHERE id = ?",
+                params![ts(now), id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn set_session_step_up(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE admin_sessions SET step_up_at = ? WHERE id = ?",
+                params![ts(now), id.as_str()],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_session(
+        &self,
+        admin: &AdminId,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admin_sessions SET revoked_at = ?
+                     WHERE id = ? AND admin_id = ? AND revoked_at IS NULL",
+                    params![ts(now), id.as_str(), admin.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_admin_sessions(
+        &self,
+        admin: &AdminId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        // Session IDs are never empty, so "" keeps nothing.
+        let keep = keep.map_or("", SessionId::as_str);
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admin_sessions SET revoked_at = ?
+                     WHERE admin_id = ? AND revoked_at IS NULL AND id <> ?",
+                    params![ts(now), admin.as_str(), keep],
+                )
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn list_sessions(
+        &self,
+        admin: &AdminId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<AdminSession>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM admin_sessions
+                 WHERE admin_id = ? AND revoked_at IS NULL AND expires_at > ?
+                 ORDER BY created_at DESC, id",
+                params![admin.as_str(), ts(now)],
+                session_from_row,
+            )
+        })
+        .await
+    }
+}
