@@ -5,6 +5,7 @@
 
 mod admins;
 mod attacks;
+mod authz;
 mod bad_input;
 mod cli;
 mod common;
