@@ -256,13 +256,30 @@ pub trait AdminStore: Send + Sync {
     async fn list_admins(&self) -> StoreResult<Vec<AdminAccount>>;
     /// An account's secrets.
     async fn admin_credentials(&self, id: &AdminId) -> StoreResult<Option<AdminCredentials>>;
-    /// Replaces the password hash and the must-change flag.
+    /// Replaces the password hash and the must-change flag; `now` is when
+    /// the password was set.
     async fn set_password(
         &self,
         id: &AdminId,
         password_hash: &str,
         must_change: bool,
+        now: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Resets an account that lost its factors, in one transaction: a new
+    /// one-time password (must be changed), no TOTP, no WebAuthn
+    /// credentials, no recovery codes, no lock, and every session and token
+    /// revoked. Returns (sessions, tokens) revoked; `None` for no account.
+    async fn reset_admin(
+        &self,
+        id: &AdminId,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(u64, u64)>>;
+    /// Removes the enrolled TOTP secret; false when none was enrolled.
+    async fn clear_totp(&self, id: &AdminId) -> StoreResult<bool>;
+    /// Removes one of the account's WebAuthn credentials; false when the
+    /// account has no credential with that ID.
+    async fn delete_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool>;
     /// Stores (or clears) a TOTP secret offered for enrollment.
     async fn set_totp_pending(&self, id: &AdminId, sealed: Option<&[u8]>) -> StoreResult<()>;
     /// Makes the pending TOTP secret the enrolled one, with its first

@@ -183,6 +183,9 @@ pub struct AdminAccount {
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the password was last set (a one-time password expires).
+    #[serde(with = "time::serde::rfc3339")]
+    pub password_set_at: OffsetDateTime,
     /// Last completed (password and second factor) login.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,

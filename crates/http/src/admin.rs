@@ -162,6 +162,24 @@ pub fn table() -> Vec<Route> {
             post(session::revoke_all_sessions),
         ),
         r(
+            "GET",
+            "/api/v1/auth/factors",
+            FullSession,
+            get(session::factors),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/totp",
+            FullSession,
+            delete(session::remove_totp),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/webauthn/{id}",
+            FullSession,
+            delete(session::remove_webauthn),
+        ),
+        r(
             "POST",
             "/api/v1/auth/recovery-codes",
             FullSession,
@@ -197,6 +215,12 @@ pub fn table() -> Vec<Route> {
             "/api/v1/admins/{name}/enable",
             perm(P::AccountsManage),
             post(accounts::enable),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/reset",
+            perm(P::AccountsManage),
+            post(accounts::reset),
         ),
         r(
             "POST",

@@ -78,6 +78,14 @@ enum AdminCmd {
         /// Login name
         name: String,
     },
+    /// Reset an account that lost its second factor: new one-time password
+    /// (printed last), factors removed, sessions and tokens revoked.
+    Reset {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+    },
     /// Unlock an account locked by failed logins.
     Unlock {
         #[command(flatten)]
@@ -364,6 +372,16 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             s.enable_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} enabled");
+        }
+        AdminCmd::Reset { dir, name } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let (created, (sessions, tokens)) =
+                s.reset_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+            println!(
+                "Administrator {name} reset: factors removed, {sessions} session(s) and {tokens} token(s) revoked. At the next login the password must be changed and a factor enrolled."
+            );
+            println!("One-time password (shown only now):");
+            println!("{}", created.one_time_password);
         }
         AdminCmd::Unlock { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;

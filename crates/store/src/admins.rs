@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 /// literal so it can be `concat!`ed into whole statements.
 macro_rules! admin_select {
     () => {
-        "SELECT id, name, role, must_change_password, created_at, last_login_at,
+        "SELECT id, name, role, must_change_password, created_at, password_set_at, last_login_at,
                 last_login_source, failed_logins, throttled_until, locked_at,
                 disabled_at, disabled_reason, totp_sealed IS NOT NULL AS totp_enrolled
          FROM admins"
@@ -54,6 +54,7 @@ fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
         role: Role::parse(&role).ok_or_else(|| StoreError(format!("unknown role {role:?}")))?,
         must_change_password: col(r, "must_change_password")?,
         created_at: from_ts(col(r, "created_at")?)?,
+        password_set_at: from_ts(col(r, "password_set_at")?)?,
         last_login_at: from_opt_ts(col(r, "last_login_at")?)?,
         last_login_source: col(r, "last_login_source")?,
         failed_logins: u32_col(r, "failed_logins")?,
@@ -115,8 +116,8 @@ impl AdminStore for SqliteStore {
                      (id, name, role, password_hash, must_change_password, created_at,
                       last_login_at, last_login_source, failed_logins, throttled_until,
                       locked_at, disabled_at, disabled_reason, totp_sealed,
-                      totp_pending_sealed, totp_last_step)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      totp_pending_sealed, totp_last_step, password_set_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT (name) DO NOTHING",
                     params![
                         a.id.as_str(),
@@ -134,7 +135,8 @@ impl AdminStore for SqliteStore {
                         a.disabled_reason,
                         cr.totp_sealed,
                         cr.totp_pending_sealed,
-                        step
+                        step,
+                        ts(a.password_set_at)
                     ],
                 )
             })
@@ -196,16 +198,92 @@ impl AdminStore for SqliteStore {
         id: &AdminId,
         password_hash: &str,
         must_change: bool,
+        now: OffsetDateTime,
     ) -> StoreResult<()> {
         self.write(|c| {
             exec(
                 c,
-                "UPDATE admins SET password_hash = ?, must_change_password = ? WHERE id = ?",
-                params![password_hash, must_change, id.as_str()],
+                "UPDATE admins SET password_hash = ?, must_change_password = ?, password_set_at = ?
+                 WHERE id = ?",
+                params![password_hash, must_change, ts(now), id.as_str()],
             )
         })
         .await?;
         Ok(())
+    }
+
+    async fn reset_admin(
+        &self,
+        id: &AdminId,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(u64, u64)>> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let n = exec(
+                &tx,
+                "UPDATE admins SET password_hash = ?, must_change_password = 1,
+                        password_set_at = ?, totp_sealed = NULL, totp_pending_sealed = NULL,
+                        totp_last_step = NULL, failed_logins = 0, throttled_until = NULL,
+                        locked_at = NULL
+                 WHERE id = ?",
+                params![password_hash, ts(now), id.as_str()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            exec(
+                &tx,
+                "DELETE FROM admin_webauthn WHERE admin_id = ?",
+                [id.as_str()],
+            )?;
+            exec(
+                &tx,
+                "DELETE FROM admin_recovery_codes WHERE admin_id = ?",
+                [id.as_str()],
+            )?;
+            let sessions = exec(
+                &tx,
+                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            let tokens = exec(
+                &tx,
+                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            tx.commit().map_err(db)?;
+            Ok(Some((sessions as u64, tokens as u64)))
+        })
+        .await
+    }
+
+    async fn clear_totp(&self, id: &AdminId) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins SET totp_sealed = NULL, totp_pending_sealed = NULL,
+                            totp_last_step = NULL
+                     WHERE id = ? AND totp_sealed IS NOT NULL",
+                    [id.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn delete_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "DELETE FROM admin_webauthn WHERE admin_id = ? AND id = ?",
+                    params![admin.as_str(), credential_id],
+                )
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     async fn set_totp_pending(&self, id: &AdminId, sealed: Option<&[u8]>) -> StoreResult<()> {

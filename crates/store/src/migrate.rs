@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_enrollment_links.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_admins.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_password_set_at.sql"),
+    ),
 ];
 
 /// Brings the schema up to date.

@@ -361,6 +361,7 @@ fn admin(id: &str, name: &str, role: Role) -> AdminAccount {
         role,
         must_change_password: true,
         created_at: now(),
+        password_set_at: now(),
         last_login_at: None,
         last_login_source: None,
         failed_logins: 0,
@@ -528,10 +529,13 @@ async fn admins_insert_lookup_and_unique_names() {
         .collect();
     assert_eq!(names, ["alice", "bob"]);
 
-    s.set_password(&aid("a1"), "new-hash", false).await.unwrap();
+    s.set_password(&aid("a1"), "new-hash", false, now() + Duration::hours(1))
+        .await
+        .unwrap();
     s.set_role(&aid("a1"), Role::SecurityOfficer).await.unwrap();
     let got = s.admin(&aid("a1")).await.unwrap().unwrap();
     assert!(!got.must_change_password);
+    assert_eq!(got.password_set_at, now() + Duration::hours(1));
     assert_eq!(got.role, Role::SecurityOfficer);
     assert_eq!(
         s.admin_credentials(&aid("a1"))
@@ -925,4 +929,98 @@ async fn audit_log_appends_pages_and_refuses_rewrites() {
     let err = raw.execute("DELETE FROM audit_log", []).unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     assert_eq!(s.list_audit(0, 100).await.unwrap(), all);
+}
+
+#[tokio::test]
+async fn reset_clears_factors_and_revokes_everything_at_once() {
+    let (s, _d) = sqlite().await;
+    s.insert_admin(&admin("r1", "rita", Role::Helpdesk), &password("h"))
+        .await
+        .unwrap();
+    s.set_totp_pending(&aid("r1"), Some(b"sealed"))
+        .await
+        .unwrap();
+    assert!(s.activate_totp(&aid("r1"), 7).await.unwrap());
+    s.replace_recovery_codes(&aid("r1"), &["c1".into(), "c2".into()])
+        .await
+        .unwrap();
+    let cred = WebauthnCredential {
+        id: "cred-r1".into(),
+        admin_id: aid("r1"),
+        name: "key".into(),
+        data: "{}".into(),
+        created_at: now(),
+        last_used_at: None,
+    };
+    assert!(s.insert_webauthn(&cred).await.unwrap());
+    let session = AdminSession {
+        id: SessionId::parse("sess-r1").unwrap(),
+        admin_id: aid("r1"),
+        stage: SessionStage::Full,
+        created_at: now(),
+        last_seen_at: now(),
+        expires_at: now() + Duration::hours(8),
+        source: "10.0.0.1".into(),
+        client_hash: "ua".into(),
+        step_up_at: None,
+        revoked_at: None,
+    };
+    s.insert_session(&session, "secret-r1").await.unwrap();
+    assert_eq!(s.add_login_failure(&aid("r1")).await.unwrap(), 1);
+    s.set_login_block(&aid("r1"), None, Some(now()))
+        .await
+        .unwrap();
+
+    let later = now() + Duration::days(1);
+    assert_eq!(
+        s.reset_admin(&aid("r1"), "new-hash", later).await.unwrap(),
+        Some((1, 0))
+    );
+    let a = s.admin(&aid("r1")).await.unwrap().unwrap();
+    assert!(a.must_change_password && !a.totp_enrolled);
+    assert_eq!((a.failed_logins, a.locked_at), (0, None));
+    assert_eq!(a.password_set_at, later);
+    let c = s.admin_credentials(&aid("r1")).await.unwrap().unwrap();
+    assert_eq!(c.password_hash, "new-hash");
+    assert_eq!((c.totp_sealed, c.totp_last_step), (None, None));
+    assert!(s.webauthn_credentials(&aid("r1")).await.unwrap().is_empty());
+    assert_eq!(s.recovery_codes_left(&aid("r1")).await.unwrap(), 0);
+    assert!(s
+        .session_by_secret("secret-r1")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert_eq!(s.reset_admin(&aid("zz"), "h", later).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn factors_are_removed_one_by_one() {
+    let (s, _d) = sqlite().await;
+    for (id, name) in [("f1", "fay"), ("f2", "flo")] {
+        s.insert_admin(&admin(id, name, Role::Owner), &password("h"))
+            .await
+            .unwrap();
+    }
+    assert!(!s.clear_totp(&aid("f1")).await.unwrap());
+    s.set_totp_pending(&aid("f1"), Some(b"sealed"))
+        .await
+        .unwrap();
+    assert!(s.activate_totp(&aid("f1"), 3).await.unwrap());
+    assert!(s.clear_totp(&aid("f1")).await.unwrap());
+    assert!(!s.admin(&aid("f1")).await.unwrap().unwrap().totp_enrolled);
+    let cred = WebauthnCredential {
+        id: "cred-f1".into(),
+        admin_id: aid("f1"),
+        name: "key".into(),
+        data: "{}".into(),
+        created_at: now(),
+        last_used_at: None,
+    };
+    assert!(s.insert_webauthn(&cred).await.unwrap());
+    // Another account cannot delete it.
+    assert!(!s.delete_webauthn(&aid("f2"), "cred-f1").await.unwrap());
+    assert!(s.delete_webauthn(&aid("f1"), "cred-f1").await.unwrap());
+    assert!(!s.delete_webauthn(&aid("f1"), "cred-f1").await.unwrap());
 }

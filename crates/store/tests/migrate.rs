@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 const CORE: &str = include_str!("../migrations/sqlite/0001_core.sql");
 const LINKS: &str = include_str!("../migrations/sqlite/0002_enrollment_links.sql");
 /// The latest schema version.
-const LATEST: i64 = 3;
+const LATEST: i64 = 4;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -122,7 +122,7 @@ async fn ownerless_tokens_are_dropped_by_version_3() {
     );
     assert!(s.list_tokens(None).await.unwrap().is_empty());
     s.close().await;
-    assert_eq!(user_version(&path), 3);
+    assert_eq!(user_version(&path), LATEST);
     let c = Connection::open(&path).unwrap();
     let tokens: i64 = c
         .query_row("SELECT COUNT(*) FROM api_tokens", [], |r| r.get(0))

@@ -96,6 +96,7 @@ impl Services {
             role,
             must_change_password: true,
             created_at: self.now(),
+            password_set_at: self.now(),
             last_login_at: None,
             last_login_source: None,
             failed_logins: 0,
@@ -259,6 +260,64 @@ impl Services {
             ));
         }
         self.disable_admin(&actor.label(), ctx, name, reason).await
+    }
+
+    /// Resets an account whose owner lost their factors (or whose factors
+    /// may be compromised): new one-time password, factors and recovery
+    /// codes removed, lock cleared, every session and token revoked — in one
+    /// transaction. At the next login the password must be changed and a
+    /// factor enrolled again.
+    pub async fn reset_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<(NewAdmin, (u64, u64))> {
+        let admin = self.admin_named(name).await?;
+        let password = one_time_password()?;
+        let hash = hash_password(&password).await?;
+        let revoked = self
+            .store
+            .reset_admin(&admin.id, &hash, self.now())
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such administrator".into()))?;
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.reset",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "factors removed; sessions revoked={}; tokens revoked={}",
+                revoked.0, revoked.1
+            )),
+        ))
+        .await?;
+        tracing::info!(admin = %admin.name, "administrator reset");
+        let admin = self.admin_named(name).await?;
+        Ok((
+            NewAdmin {
+                admin,
+                one_time_password: password,
+            },
+            revoked,
+        ))
+    }
+
+    /// Resets another account through the API (step-up; never one's own).
+    pub async fn reset_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<(NewAdmin, (u64, u64))> {
+        self.require_step_up(actor)?;
+        if actor.admin.name == name.trim() {
+            return Err(CoreError::Conflict(
+                "an administrator cannot reset their own account; ask another owner".into(),
+            ));
+        }
+        self.reset_admin(&actor.label(), ctx, name).await
     }
 
     /// Re-enables a disabled account (its old sessions and tokens stay dead).

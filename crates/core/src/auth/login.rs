@@ -19,6 +19,8 @@ use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
 /// A session that is not yet fully authenticated lasts at most this long.
 const PARTIAL_SESSION: Duration = Duration::minutes(10);
+/// A one-time password (set by someone else) stops working after this long.
+pub const ONE_TIME_PASSWORD_TTL: Duration = Duration::hours(72);
 /// Session activity is written at most this often.
 const TOUCH_EVERY: Duration = Duration::seconds(15);
 
@@ -138,10 +140,27 @@ impl Services {
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
+        if admin.must_change_password && now - admin.password_set_at > ONE_TIME_PASSWORD_TTL {
+            self.audit(self.audit_event(
+                "anonymous",
+                ctx,
+                "auth.login",
+                target,
+                "failure",
+                Some("one-time password expired".into()),
+            ))
+            .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
         if mamori_crypto::password::needs_rehash(&creds.password_hash) {
             let h = hash_password(password).await?;
             self.store
-                .set_password(&admin.id, &h, admin.must_change_password)
+                .set_password(
+                    &admin.id,
+                    &h,
+                    admin.must_change_password,
+                    admin.password_set_at,
+                )
                 .await?;
         }
         let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
@@ -543,7 +562,9 @@ impl Services {
         mamori_crypto::password::check_password_policy(new, &[&admin.name])
             .map_err(|e| CoreError::BadRequest(e.to_string()))?;
         let hash = hash_password(new).await?;
-        self.store.set_password(&admin.id, &hash, false).await?;
+        self.store
+            .set_password(&admin.id, &hash, false, self.now())
+            .await?;
         let ended = self
             .store
             .revoke_admin_sessions(&admin.id, Some(&session.id), self.now())

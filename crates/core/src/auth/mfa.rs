@@ -40,7 +40,98 @@ pub struct Enrolled {
     pub session: Option<(LoginOutcome, SessionCookie)>,
 }
 
+/// An account's factors, for its owner.
+#[derive(Debug, Clone, Serialize)]
+pub struct Factors {
+    /// A TOTP app is enrolled.
+    pub totp: bool,
+    /// Registered passkeys and security keys.
+    pub webauthn: Vec<WebauthnCredential>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+    /// The role must log in with WebAuthn.
+    pub webauthn_required: bool,
+}
+
 impl Services {
+    /// The caller's factors.
+    pub async fn own_factors(&self, actor: &Actor) -> CoreResult<Factors> {
+        let admin = self.fresh_admin(actor).await?;
+        Ok(Factors {
+            totp: admin.totp_enrolled,
+            webauthn: self.store.webauthn_credentials(&admin.id).await?,
+            recovery_codes_left: self.store.recovery_codes_left(&admin.id).await?,
+            webauthn_required: self.config.auth.requires_webauthn(admin.role),
+        })
+    }
+
+    /// Removes the caller's TOTP app (step-up), unless it is the last
+    /// factor that lets the account log in.
+    pub async fn remove_totp(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<()> {
+        self.require_step_up(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let keys = self.store.webauthn_credentials(&admin.id).await?.len();
+        if keys == 0 {
+            return Err(CoreError::Conflict(
+                "this is the account's only second factor; enroll another one first".into(),
+            ));
+        }
+        if !self.store.clear_totp(&admin.id).await? {
+            return Err(CoreError::NotFound("no TOTP app is enrolled".into()));
+        }
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "mfa.totp_remove",
+            Some(&admin.name),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Removes one of the caller's WebAuthn credentials (step-up), unless
+    /// the account could then no longer log in.
+    pub async fn remove_webauthn(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        credential_id: &str,
+    ) -> CoreResult<()> {
+        self.require_step_up(actor)?;
+        let admin = self.fresh_admin(actor).await?;
+        let keys = self.store.webauthn_credentials(&admin.id).await?;
+        if !keys.iter().any(|k| k.id == credential_id) {
+            return Err(CoreError::NotFound("no such key".into()));
+        }
+        let others = keys.len() - 1;
+        let left_usable = if self.config.auth.requires_webauthn(admin.role) {
+            others > 0
+        } else {
+            others > 0 || admin.totp_enrolled
+        };
+        if !left_usable {
+            return Err(CoreError::Conflict(
+                "this is the account's only usable second factor; register another one first"
+                    .into(),
+            ));
+        }
+        if !self.store.delete_webauthn(&admin.id, credential_id).await? {
+            return Err(CoreError::NotFound("no such key".into()));
+        }
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "mfa.webauthn_remove",
+            Some(&admin.name),
+            "success",
+            None,
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// The session, if it may enroll a factor now.
     fn enrolling_session<'a>(&self, actor: &'a Actor) -> CoreResult<&'a AdminSession> {
         match &actor.via {

@@ -14,8 +14,9 @@ mod webauthn;
 
 pub(crate) use accounts::parse_role;
 pub use accounts::{AdminSummary, NewAdmin, CLI_ACTOR};
+pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
-pub use mfa::{Enrolled, TotpEnrollment, WebauthnChallenge};
+pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};
 pub use throttle::SourceThrottle;
 pub use webauthn::Ceremonies;
 

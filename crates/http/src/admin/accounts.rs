@@ -92,6 +92,22 @@ pub(super) async fn enable(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+pub(super) async fn reset(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let (created, (sessions, tokens)) = s.reset_admin_by(&actor, &ctx, &name).await?;
+    Ok(Json(json!({
+        "admin": created.admin,
+        "one_time_password": created.one_time_password,
+        "sessions_revoked": sessions,
+        "tokens_revoked": tokens,
+    }))
+    .into_response())
+}
+
 pub(super) async fn unlock(
     State(s): State<Services>,
     Extension(actor): Extension<Actor>,

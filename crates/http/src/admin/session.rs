@@ -328,3 +328,29 @@ pub(super) async fn recovery_codes(
     let codes = s.regenerate_recovery_codes(&actor, &ctx).await?;
     Ok(Json(json!({ "recovery_codes": codes })).into_response())
 }
+
+pub(super) async fn factors(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.own_factors(&actor).await?).into_response())
+}
+
+pub(super) async fn remove_totp(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+) -> Result<Response, ApiError> {
+    s.remove_totp(&actor, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn remove_webauthn(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.remove_webauthn(&actor, &ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -733,3 +733,248 @@ async fn no_admin_route_is_served_on_the_device_listener() {
         assert_eq!(r.status(), 404, "{method} {path} on the device listener");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_factor_is_reset_by_another_owner_and_enrolled_again() {
+    let app = spawn_app().await;
+    let (mut ken, _, _) = onboard_totp(&app, "ken", Role::Helpdesk).await;
+    let r = app.post("/api/v1/admins/ken/reset", json!({})).await;
+    // A token cannot reset (it needs a person who just re-authenticated).
+    assert_eq!(r.status(), 403);
+    let (mut owner, _) = onboard_webauthn(&app, "olga", Role::Owner).await;
+    let (st, body) = owner.post("/api/v1/admins/ken/reset", json!({})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["sessions_revoked"], 1);
+    let otp = body["one_time_password"].as_str().unwrap().to_owned();
+    // The old session is gone, the old password and factor too.
+    assert_eq!(ken.get("/api/v1/devices").await.0, 401);
+    let mut b = Browser::new(&app);
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "ken", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "ken", "password": otp}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["stage"], "setup");
+    assert_eq!(
+        body["required"],
+        json!(["change_password", "enroll_second_factor"])
+    );
+    // An owner cannot reset themselves.
+    let (st, _) = owner.post("/api/v1/admins/olga/reset", json!({})).await;
+    assert_eq!(st, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_password_expires() {
+    let app = spawn_app().await;
+    let otp = create(&app, "late", Role::Viewer).await;
+    let s = &app.running.services;
+    let a = s.admin_named("late").await.unwrap();
+    let hash = s
+        .store
+        .admin_credentials(&a.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(73);
+    s.store
+        .set_password(&a.id, &hash, true, issued)
+        .await
+        .unwrap();
+    let mut b = Browser::new(&app);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "late", "password": otp}),
+        )
+        .await;
+    assert_eq!((st, body), (401, json!({"error": "invalid credentials"})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factors_are_listed_and_the_last_one_cannot_be_removed() {
+    let app = spawn_app().await;
+    let (mut b, _, _) = onboard_totp(&app, "fumi", Role::DeviceAdmin).await;
+    // The only factor stays.
+    assert_eq!(b.delete("/api/v1/auth/totp").await.0, 409);
+    // Add a passkey (the login counts as a fresh step-up), then drop TOTP.
+    let mut key = SoftPasskey::new(true);
+    let (_, options) = b
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = key.do_registration(origin(&app), options).unwrap();
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "yubikey", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    assert!(
+        body["recovery_codes"].as_array().unwrap().is_empty(),
+        "codes exist already"
+    );
+    let (st, f) = b.get("/api/v1/auth/factors").await;
+    assert_eq!(st, 200);
+    assert_eq!(f["totp"], true);
+    assert_eq!(f["webauthn"][0]["name"], "yubikey");
+    assert!(
+        f["webauthn"][0].get("data").is_none(),
+        "key material is not shown"
+    );
+    assert_eq!(b.delete("/api/v1/auth/totp").await.0, 204);
+    let id = f["webauthn"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        b.delete(&format!("/api/v1/auth/webauthn/{id}")).await.0,
+        409
+    );
+    // Now the passkey is how this account logs in.
+    let mut again = login_webauthn(&app, "fumi", &mut key).await;
+    assert_eq!(again.get("/api/v1/devices").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_changes_take_effect_on_the_next_request() {
+    let app = spawn_app().await;
+    let (mut owner, _) = onboard_webauthn(&app, "omar", Role::Owner).await;
+    let (mut h, _, _) = onboard_totp(&app, "hiro", Role::Helpdesk).await;
+    let token = role_token(&app.running.services, "hiro", "helpdesk").await;
+    let lock = json!({"devices": ["UNKNOWN"], "command": {"RequestType": "DeviceLock"}});
+    let queue = |t: String| {
+        let http = app.http.clone();
+        let url = app.admin_url("/api/v1/commands");
+        let lock = lock.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(t)
+                .json(&lock)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(queue(token.clone()).await, 404, "allowed, no such device");
+    let (st, body) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/hiro/role",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        queue(token).await,
+        403,
+        "the token's role is capped by the account's"
+    );
+    assert_eq!(h.post("/api/v1/commands", lock.clone()).await.0, 403);
+    assert_eq!(h.get("/api/v1/devices").await.0, 200);
+    // Nobody changes their own role; the last owner stays an owner.
+    let (st, _) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/omar/role",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (st, _) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/hiro/role",
+            Some(json!({"role": "root"})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let change = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "admin.role")
+        .unwrap()
+        .clone();
+    assert_eq!(change["actor"], "admin:omar");
+    assert_eq!(change["detail"], "helpdesk -> viewer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_when_idle_when_old_and_when_the_password_changes() {
+    let app = spawn_app().await;
+    let (mut a, _, _) = onboard_totp(&app, "ida", Role::Viewer).await;
+    let s = &app.running.services;
+    let id = |b: &Browser| {
+        let secret = b
+            .cookie
+            .as_ref()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        mamori_crypto::sha256_hex(secret.as_bytes())
+    };
+    // Idle for 16 minutes (policy: 15).
+    let sess = s.store.session_by_secret(&id(&a)).await.unwrap().unwrap();
+    let idle = time::OffsetDateTime::now_utc() - time::Duration::minutes(16);
+    s.store.touch_session(&sess.id, idle).await.unwrap();
+    assert_eq!(a.get("/api/v1/devices").await.0, 401);
+
+    // Past its absolute end, however active.
+    let (mut c, secret, _) = onboard_totp(&app, "ivo", Role::Viewer).await;
+    let sess = s.store.session_by_secret(&id(&c)).await.unwrap().unwrap();
+    let mut old = sess.clone();
+    old.id = mamori_domain::SessionId::parse("expired-session-1").unwrap();
+    old.expires_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let old_secret = "old-secret-for-the-test";
+    s.store
+        .insert_session(&old, &mamori_crypto::sha256_hex(old_secret.as_bytes()))
+        .await
+        .unwrap();
+    let mut stale = Browser::new(&app);
+    stale.cookie = Some(format!("__Host-mamori_session={old_secret}"));
+    assert_eq!(stale.get("/api/v1/devices").await.0, 401);
+
+    // A password change ends the account's other sessions.
+    let mut second = Browser::new(&app);
+    second
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "ivo", "password": PASSWORD}),
+        )
+        .await;
+    let (st, _) = second
+        .post("/api/v1/auth/totp", json!({"code": next_code(&secret)}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = c
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": PASSWORD, "new": "quartz-meadow-lantern-58-heron"}),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(second.get("/api/v1/devices").await.0, 401);
+    assert_eq!(c.get("/api/v1/devices").await.0, 200);
+    // A weak new password is refused.
+    let (st, body) = c
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": "quartz-meadow-lantern-58-heron", "new": "password1234"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+}

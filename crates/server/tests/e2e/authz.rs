@@ -85,7 +85,8 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             | "/api/v1/auth/sessions/revoke-all"
             | "/api/v1/auth/recovery-codes",
         ) => FullSession,
-        ("GET", "/api/v1/auth/sessions") => FullSession,
+        ("GET", "/api/v1/auth/sessions" | "/api/v1/auth/factors") => FullSession,
+        ("DELETE", "/api/v1/auth/totp" | "/api/v1/auth/webauthn/{id}") => FullSession,
         ("DELETE", "/api/v1/auth/sessions/{id}") => FullSession,
         ("GET" | "POST", "/api/v1/admins") => perm(P::AccountsManage),
         ("PUT", "/api/v1/admins/{name}/role") => perm(P::AccountsManage),
@@ -93,6 +94,7 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             "POST",
             "/api/v1/admins/{name}/disable"
             | "/api/v1/admins/{name}/enable"
+            | "/api/v1/admins/{name}/reset"
             | "/api/v1/admins/{name}/unlock",
         ) => perm(P::AccountsManage),
         ("GET" | "POST", "/api/v1/tokens") => perm(P::TokensOwn),
