@@ -251,6 +251,10 @@ pub enum SessionStage {
     /// code used where the role requires WebAuthn) or the password changed
     /// before anything else.
     Setup,
+    /// A recovery code was used where the role requires WebAuthn: the
+    /// session may only register a new WebAuthn key (and change the
+    /// password).
+    Recovery,
     /// Fully authenticated.
     Full,
 }
@@ -261,6 +265,7 @@ impl SessionStage {
         match self {
             SessionStage::SecondFactor => "second_factor",
             SessionStage::Setup => "setup",
+            SessionStage::Recovery => "recovery",
             SessionStage::Full => "full",
         }
     }
@@ -270,6 +275,7 @@ impl SessionStage {
         match s {
             "second_factor" => Some(SessionStage::SecondFactor),
             "setup" => Some(SessionStage::Setup),
+            "recovery" => Some(SessionStage::Recovery),
             "full" => Some(SessionStage::Full),
             _ => None,
         }

@@ -171,9 +171,11 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
         },
         Access::Permission(p) => match stage {
             Some(SessionStage::Full) | None if actor.allows(p) => Ok(()),
+            Some(SessionStage::Full) | None => {
+                Err(CoreError::Forbidden("permission denied".into()))
+            }
             // Password accepted but the login is not finished: nothing yet.
-            Some(SessionStage::SecondFactor | SessionStage::Setup) => Err(CoreError::Unauthorized),
-            _ => Err(CoreError::Forbidden("permission denied".into())),
+            Some(_) => Err(CoreError::Unauthorized),
         },
     };
     if let Err(e) = verdict {

@@ -123,16 +123,10 @@ impl Services {
             } else {
                 "locked"
             };
-            self.source_failure(ctx, now);
-            self.audit(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.login",
-                target,
-                "failure",
-                Some(format!("account {why}")),
-            ))
-            .await?;
+            // Counted like any failure, so the backoff a disabled or locked
+            // account shows is the same as an unknown or active one's.
+            self.factor_failure(&admin, ctx, "auth.login", &format!("account {why}"))
+                .await?;
             return Err(CoreError::InvalidCredentials);
         }
         if !ok {
@@ -181,9 +175,7 @@ impl Services {
             Some(format!("session={} stage={}", session.id, stage.as_str())),
         ))
         .await?;
-        let outcome = self
-            .outcome(&admin, stage, has_webauthn, &cookie.csrf_token)
-            .await?;
+        let outcome = self.outcome(&admin, &session, &cookie.csrf_token).await?;
         Ok((outcome, cookie))
     }
 
@@ -320,19 +312,13 @@ impl Services {
         ))
         .await?;
         if self.config.auth.requires_webauthn(admin.role) {
+            // A recovery code is phishable: for a role that must use
+            // WebAuthn it only opens a session that registers a new key.
             let (new, cookie) = self
-                .rotate(&admin, session, SessionStage::Setup, ctx)
+                .rotate(&admin, session, SessionStage::Recovery, ctx)
                 .await?;
-            let outcome = self
-                .outcome(&admin, new.stage, false, &cookie.csrf_token)
-                .await?;
-            return Ok((
-                LoginOutcome {
-                    required: vec!["enroll_webauthn"],
-                    ..outcome
-                },
-                cookie,
-            ));
+            let outcome = self.outcome(&admin, &new, &cookie.csrf_token).await?;
+            return Ok((outcome, cookie));
         }
         self.finish_login(&admin, session, ctx, "recovery_code")
             .await
@@ -579,21 +565,36 @@ impl Services {
         ))
         .await?;
         let admin = self.fresh_admin(actor).await?;
-        self.maybe_finish_setup(&admin, session, ctx).await
+        self.maybe_finish_setup(&admin, session, ctx, false).await
     }
 
-    /// Completes a setup session once its requirements are met.
+    /// Completes a setup or recovery session once its requirements are met.
+    /// A recovery session ends only with a WebAuthn key registered in it
+    /// (`registered_webauthn`); if the password must still be changed, it
+    /// becomes a setup session.
     pub(crate) async fn maybe_finish_setup(
         &self,
         admin: &AdminAccount,
         session: &AdminSession,
         ctx: &ClientContext,
+        registered_webauthn: bool,
     ) -> CoreResult<Option<(LoginOutcome, SessionCookie)>> {
-        if session.stage != SessionStage::Setup {
-            return Ok(None);
+        match session.stage {
+            SessionStage::Setup => {}
+            SessionStage::Recovery if registered_webauthn => {
+                if admin.must_change_password {
+                    let (new, cookie) = self
+                        .rotate(admin, session, SessionStage::Setup, ctx)
+                        .await?;
+                    let outcome = self.outcome(admin, &new, &cookie.csrf_token).await?;
+                    return Ok(Some((outcome, cookie)));
+                }
+            }
+            _ => return Ok(None),
         }
-        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
-        if !self.setup_required(admin, has_webauthn).is_empty() {
+        if !self.requirements(admin, Some(session)).await?.is_empty()
+            && session.stage == SessionStage::Setup
+        {
             return Ok(None);
         }
         self.finish_login(admin, session, ctx, "setup")
@@ -601,8 +602,16 @@ impl Services {
             .map(Some)
     }
 
-    /// What a setup session still needs.
-    fn setup_required(&self, admin: &AdminAccount, has_webauthn: bool) -> Vec<&'static str> {
+    /// What a session of `admin` still needs before it is full. A recovery
+    /// session always needs a new WebAuthn key.
+    async fn requirements(
+        &self,
+        admin: &AdminAccount,
+        session: Option<&AdminSession>,
+    ) -> CoreResult<Vec<&'static str>> {
+        let recovery = session.is_some_and(|s| s.stage == SessionStage::Recovery);
+        let has_webauthn =
+            !recovery && !self.store.webauthn_credentials(&admin.id).await?.is_empty();
         let mut required = Vec::new();
         if admin.must_change_password {
             required.push("change_password");
@@ -614,18 +623,17 @@ impl Services {
         } else if !has_webauthn && !admin.totp_enrolled {
             required.push("enroll_second_factor");
         }
-        required
+        Ok(required)
     }
 
-    /// Describes a session stage to the client.
+    /// Describes a session to its client.
     pub async fn login_outcome(
         &self,
         admin: &AdminAccount,
-        stage: SessionStage,
-        has_webauthn: bool,
+        session: &AdminSession,
         csrf_token: &str,
     ) -> CoreResult<LoginOutcome> {
-        self.outcome(admin, stage, has_webauthn, csrf_token).await
+        self.outcome(admin, session, csrf_token).await
     }
 
     /// The account's passkeys (public part).
@@ -636,13 +644,13 @@ impl Services {
     pub(crate) async fn outcome(
         &self,
         admin: &AdminAccount,
-        stage: SessionStage,
-        has_webauthn: bool,
+        session: &AdminSession,
         csrf_token: &str,
     ) -> CoreResult<LoginOutcome> {
+        let stage = session.stage;
         let mut methods = Vec::new();
         if stage == SessionStage::SecondFactor {
-            if has_webauthn {
+            if !self.store.webauthn_credentials(&admin.id).await?.is_empty() {
                 methods.push("webauthn");
             }
             if admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role) {
@@ -652,8 +660,8 @@ impl Services {
                 methods.push("recovery_code");
             }
         }
-        let required = if stage == SessionStage::Setup {
-            self.setup_required(admin, has_webauthn)
+        let required = if matches!(stage, SessionStage::Setup | SessionStage::Recovery) {
+            self.requirements(admin, Some(session)).await?
         } else {
             Vec::new()
         };
@@ -674,8 +682,13 @@ impl Services {
         ctx: &ClientContext,
         method: &str,
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
-        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
-        let stage = if self.setup_required(admin, has_webauthn).is_empty() {
+        // A recovery session reaches here only once its new key is registered.
+        let required = if old.stage == SessionStage::Recovery {
+            Vec::new()
+        } else {
+            self.requirements(admin, Some(old)).await?
+        };
+        let stage = if required.is_empty() {
             SessionStage::Full
         } else {
             SessionStage::Setup
@@ -699,9 +712,7 @@ impl Services {
             )),
         ))
         .await?;
-        let outcome = self
-            .outcome(admin, stage, has_webauthn, &cookie.csrf_token)
-            .await?;
+        let outcome = self.outcome(admin, &new, &cookie.csrf_token).await?;
         Ok((outcome, cookie))
     }
 

@@ -135,7 +135,9 @@ impl Services {
     /// The session, if it may enroll a factor now.
     fn enrolling_session<'a>(&self, actor: &'a Actor) -> CoreResult<&'a AdminSession> {
         match &actor.via {
-            Via::Session(s) if s.stage == SessionStage::Setup => Ok(s),
+            Via::Session(s) if matches!(s.stage, SessionStage::Setup | SessionStage::Recovery) => {
+                Ok(s)
+            }
             Via::Session(s) if s.stage == SessionStage::Full => {
                 self.require_step_up(actor)?;
                 Ok(s)
@@ -219,7 +221,7 @@ impl Services {
             None,
         ))
         .await?;
-        self.after_enrollment(actor, session, ctx).await
+        self.after_enrollment(actor, session, ctx, false).await
     }
 
     /// Replaces the caller's recovery codes (step-up).
@@ -339,7 +341,7 @@ impl Services {
             Some(format!("key={name}")),
         ))
         .await?;
-        let enrolled = self.after_enrollment(actor, session, ctx).await?;
+        let enrolled = self.after_enrollment(actor, session, ctx, true).await?;
         Ok((cred, enrolled))
     }
 
@@ -350,13 +352,16 @@ impl Services {
         actor: &Actor,
         session: &AdminSession,
         ctx: &ClientContext,
+        registered_webauthn: bool,
     ) -> CoreResult<Enrolled> {
         let mut out = Enrolled::default();
         if self.store.recovery_codes_left(&actor.admin.id).await? == 0 {
             out.recovery_codes = self.new_recovery_codes(actor).await?;
         }
         let admin = self.fresh_admin(actor).await?;
-        out.session = self.maybe_finish_setup(&admin, session, ctx).await?;
+        out.session = self
+            .maybe_finish_setup(&admin, session, ctx, registered_webauthn)
+            .await?;
         Ok(out)
     }
 

@@ -146,13 +146,10 @@ pub(super) async fn whoami(
             )
         }
     };
-    let has_webauthn = !s.passkeys_of(admin).await?.is_empty();
     let csrf = secret
         .map(|Extension(SessionSecret(sec))| s.auth.csrf_token(&sec))
         .unwrap_or_default();
-    let outcome = s
-        .login_outcome(admin, session.stage, has_webauthn, &csrf)
-        .await?;
+    let outcome = s.login_outcome(admin, &session, &csrf).await?;
     let permissions: Vec<&str> = if session.stage == mamori_domain::SessionStage::Full {
         Permission::ALL
             .iter()

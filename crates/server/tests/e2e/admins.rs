@@ -978,3 +978,72 @@ async fn sessions_end_when_idle_when_old_and_when_the_password_changes() {
         .await;
     assert_eq!(st, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
+    let app = spawn_app().await;
+    let otp = create(&app, "rin", Role::Owner).await;
+    // Onboard by hand to keep the recovery codes.
+    let mut b = Browser::new(&app);
+    b.post(
+        "/api/v1/auth/login",
+        json!({"name": "rin", "password": otp}),
+    )
+    .await;
+    b.post(
+        "/api/v1/auth/password",
+        json!({"current": otp, "new": PASSWORD}),
+    )
+    .await;
+    let mut lost = SoftPasskey::new(true);
+    let (_, options) = b
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = lost.do_registration(origin(&app), options).unwrap();
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "old phone", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let code = body["recovery_codes"][0].as_str().unwrap().to_owned();
+
+    // The passkey is lost; the recovery code opens a recovery session only.
+    let mut r = Browser::new(&app);
+    r.post(
+        "/api/v1/auth/login",
+        json!({"name": "rin", "password": PASSWORD}),
+    )
+    .await;
+    let (st, body) = r.post("/api/v1/auth/recovery", json!({"code": code})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "recovery");
+    assert_eq!(body["required"], json!(["enroll_webauthn"]));
+    assert_eq!(r.get("/api/v1/admins").await.0, 401);
+    // Changing the password does not finish it: the old key does not count.
+    let (st, _) = r
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": PASSWORD, "new": "quartz-meadow-lantern-58-heron"}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(r.get("/api/v1/admins").await.0, 401);
+    let mut new_key = SoftPasskey::new(true);
+    let (_, options) = r
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = new_key.do_registration(origin(&app), options).unwrap();
+    let (st, body) = r
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "new phone", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    assert_eq!(r.get("/api/v1/admins").await.0, 200);
+}

@@ -218,9 +218,14 @@ async fn invalid_commands_are_refused_and_queue_nothing() {
         .header("content-type", "application/json")
         .body(vec![b' '; 3 * 1024 * 1024])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        .await;
+    // The server answers 413 without reading the rest; the client may see
+    // the answer or, still writing, the closed connection. Either way the
+    // body was refused (accepted, it would have given 400).
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+    }
     // Nothing was queued by any of it.
     assert!(dev.connect_idle().await.unwrap().is_none());
 }
