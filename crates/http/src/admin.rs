@@ -362,11 +362,26 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(
 
 async fn create_profile(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ProfileRequest = json_body(&headers, &body)?;
     let bytes = s.create_enrollment_profile(&req).await?;
+    s.audit(s.audit_event(
+        &actor.label(),
+        &ctx,
+        "enrollment.profile_create",
+        None,
+        "success",
+        Some(format!(
+            "max_uses={} ttl_hours={}",
+            req.max_uses.unwrap_or(1),
+            req.ttl_hours.unwrap_or(24)
+        )),
+    ))
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
@@ -382,11 +397,22 @@ async fn create_profile(
 
 async fn create_link(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: LinkRequest = json_body(&headers, &body)?;
     let link = s.create_enrollment_link(&req).await?;
+    s.audit(s.audit_event(
+        &actor.label(),
+        &ctx,
+        "enrollment.link_create",
+        Some(&link.id),
+        "success",
+        Some(format!("max_uses={}", link.max_uses)),
+    ))
+    .await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 

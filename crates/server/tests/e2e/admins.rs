@@ -1047,3 +1047,58 @@ async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     assert_eq!(body["stage"], "full");
     assert_eq!(r.get("/api/v1/admins").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_token_holds_only_its_scope() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let owner = s.admin_named("e2e-owner").await.unwrap();
+    let ctx = ClientContext::default();
+    let req = mamori_core::tokens::TokenRequest {
+        name: "inventory sync".into(),
+        scope: Some(vec!["devices_read".into()]),
+        ..Default::default()
+    };
+    let (tok, secret) = s
+        .create_token_for("test", &ctx, &owner, &req)
+        .await
+        .unwrap();
+    assert_eq!(tok.role, Role::Owner);
+    let get = |path: &str| {
+        let r = app
+            .http
+            .get(app.admin_url(path))
+            .bearer_auth(&secret)
+            .send();
+        async move { r.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get("/api/v1/devices").await, 200);
+    assert_eq!(get("/api/v1/admins").await, 403);
+    assert_eq!(get("/api/v1/audit").await, 403);
+    // A scope naming a permission outside the role is refused.
+    let viewer = s
+        .create_admin("test", &ctx, "vic", Role::Viewer)
+        .await
+        .unwrap()
+        .admin;
+    let bad = mamori_core::tokens::TokenRequest {
+        name: "escalate".into(),
+        scope: Some(vec!["accounts_manage".into()]),
+        ..Default::default()
+    };
+    assert!(s
+        .create_token_for("test", &ctx, &viewer, &bad)
+        .await
+        .is_err());
+    // last_used_at is recorded.
+    let (_, list) = app.get("/api/v1/tokens?all=true").await;
+    let row = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == tok.id.as_str())
+        .unwrap()
+        .clone();
+    assert!(row["last_used_at"].is_string(), "{row}");
+    assert_eq!(row["scope"], json!(["devices_read"]));
+}
