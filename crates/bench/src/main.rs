@@ -11,7 +11,12 @@
 //! The simulated devices run in this process and compete with the server
 //! for the CPUs (each generates an RSA-2048 key during enrollment), so wall
 //! times depend on the client too; the server CPU figures do not.
+//!
+//! With `--login-timing` it measures something else instead: whether a
+//! failed login for an unknown administrator name takes as long as one for
+//! a real account (see [`login_timing`]).
 
+mod login_timing;
 mod procfs;
 mod report;
 mod server;
@@ -55,7 +60,9 @@ const SETTLE: Duration = Duration::from_millis(300);
         has every device connect, fetch and answer it, then has every device poll idle. \
         Prints per phase: wall time, the server's CPU time (utime+stime from /proc/PID/stat) \
         in total and per device, and the server's RSS (VmRSS), next to the targets. \
-        Exits non-zero only on errors, not on missed targets."
+        Exits non-zero only on errors, not on missed targets. \
+        With --login-timing: compares failed logins for real accounts (wrong password) with \
+        logins for unknown names instead (latency on the client, server CPU per attempt)."
 )]
 struct Args {
     /// The `mamori` server binary to benchmark (e.g. target/release/mamori)
@@ -87,6 +94,18 @@ struct Args {
     /// handshake (the server's worst case)
     #[arg(long)]
     no_tls_resumption: bool,
+    /// Instead of the device benchmark: time failed logins for real
+    /// administrator accounts (wrong password) against logins for names that
+    /// match no account, alternately, one at a time, each from a loopback
+    /// source address of its own group of 8 (127.0.0.2, ...) so that no
+    /// throttling kicks in
+    #[arg(long, conflicts_with_all = ["devices", "concurrency", "idle_polls", "keep_alive", "no_tls_resumption"])]
+    login_timing: bool,
+    /// --login-timing: real accounts to create; each gets 2 wrong passwords,
+    /// and twice as many unknown names are tried once each
+    #[arg(long, value_name = "K", default_value_t = 40, requires = "login_timing",
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    login_accounts: u32,
 }
 
 /// Where the server's data and log live for the run.
@@ -130,7 +149,13 @@ async fn main() -> std::process::ExitCode {
     // preconfigured; the clients that talk to the server bring their own.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = tokio::select! {
-        r = run(&args) => r,
+        r = async {
+            if args.login_timing {
+                run_login_timing(&args).await
+            } else {
+                run(&args).await
+            }
+        } => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     // `run` has returned (or been dropped): the server is killed and the
@@ -217,6 +242,41 @@ where
 /// without client certificate.)
 fn disconnect(dev: &mut SimDevice, profile: &[u8], tls_ca: &[u8]) -> anyhow::Result<()> {
     dev.load_profile(profile, Some(tls_ca))?;
+    Ok(())
+}
+
+async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
+    let server_bin = std::fs::canonicalize(&args.server_bin)
+        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let work = WorkDir::new(args.keep.as_ref())?;
+    eprintln!(
+        "starting {} serve (RUST_LOG={}) in {}",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        work.path().display()
+    );
+    let server = Server::start(&server_bin, work.path()).await?;
+    let report = login_timing::measure(&server, &server_bin, args.login_accounts as usize).await?;
+    println!(
+        "mamori-bench --login-timing: failed administrator logins, real account vs unknown name"
+    );
+    println!(
+        "command:  {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!("machine:  {}", procfs::machine_description());
+    println!(
+        "server:   {} (RUST_LOG={}; POST https://{}/api/v1/auth/login; log in {})",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        server.admin_addr,
+        server.log_path.display()
+    );
+    print!("{report}");
+    if let WorkDir::Kept(dir) = &work {
+        println!("data directory and server log kept in {}", dir.display());
+    }
+    drop(server);
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! machine.
 
 use anyhow::{anyhow, Context};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when that fails, which is
@@ -113,6 +114,59 @@ impl CpuSample {
     }
 }
 
+/// Run time of each thread of a process in nanoseconds (the first field of
+/// `/proc/PID/task/TID/schedstat`), by thread id: far finer than the clock
+/// ticks of `/proc/PID/stat`, for timing single requests. A thread that
+/// exits between two readings is missing from the second.
+pub fn thread_cpu_ns(pid: u32) -> anyhow::Result<HashMap<u32, u64>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))? {
+        let entry = entry?;
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path().join("schedstat");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let ns = parse_schedstat_ns(&text)
+                    .with_context(|| format!("cannot parse {}", path.display()))?;
+                out.insert(tid, ns);
+            }
+            // The thread exited after the directory was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    Ok(out)
+}
+
+/// The run time (first field, ns) of a `schedstat` line.
+pub fn parse_schedstat_ns(schedstat: &str) -> anyhow::Result<u64> {
+    let first = schedstat
+        .split_whitespace()
+        .next()
+        .ok_or_else(|| anyhow!("empty schedstat"))?;
+    first
+        .parse::<u64>()
+        .map_err(|e| anyhow!("run time {first:?}: {e}"))
+}
+
+/// CPU time the threads used between two [`thread_cpu_ns`] readings, in ns,
+/// and whether a thread exited in between (its share is then missing).
+pub fn thread_cpu_delta(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> (u64, bool) {
+    let used = after
+        .iter()
+        .map(|(tid, &ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    let exited = before.keys().any(|tid| !after.contains_key(tid));
+    (used, exited)
+}
+
 /// Converts clock ticks to a duration.
 pub fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
     Duration::from_secs_f64(ticks as f64 / per_second.max(1) as f64)
@@ -176,10 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn parses_schedstat_and_diffs_threads() {
+        assert_eq!(parse_schedstat_ns("804747 0 2\n").unwrap(), 804_747);
+        assert!(parse_schedstat_ns("").is_err());
+        assert!(parse_schedstat_ns("x 0 2").is_err());
+        let before = HashMap::from([(1, 100), (2, 50), (3, 7)]);
+        let after = HashMap::from([(1, 160), (2, 50), (4, 30)]);
+        // 60 from thread 1, 0 from 2, 30 from the new thread 4; 3 exited.
+        assert_eq!(thread_cpu_delta(&before, &after), (90, true));
+        assert_eq!(thread_cpu_delta(&after, &after), (0, false));
+    }
+
+    #[test]
     fn reads_own_process() {
         let pid = std::process::id();
         cpu_ticks(pid).unwrap();
         assert!(memory(pid).unwrap().rss_kib > 0);
+        assert!(!thread_cpu_ns(pid).unwrap().is_empty());
         assert!(clock_ticks_per_second() > 0);
         assert!(machine_description().contains("CPUs"));
         assert_eq!(ticks_to_duration(150, 100), Duration::from_millis(1500));

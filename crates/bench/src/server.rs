@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -57,6 +57,19 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 
 /// An HTTPS client trusting only the PEM certificates in `ca_pem`.
 pub fn client_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder_trusting(ca_pem)?.build()?)
+}
+
+/// An HTTPS client trusting only the PEM certificates in `ca_pem` whose
+/// connections come from `source` (any 127.0.0.0/8 address is loopback on
+/// Linux, so the server sees a different peer address per client).
+pub fn client_from(ca_pem: &[u8], source: IpAddr) -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder_trusting(ca_pem)?
+        .local_address(source)
+        .build()?)
+}
+
+fn client_builder_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.context("bad certificate in tls-ca.pem")?)?;
@@ -71,8 +84,7 @@ pub fn client_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::Client> {
         .with_no_client_auth();
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(cfg)
-        .timeout(Duration::from_secs(600))
-        .build()?)
+        .timeout(Duration::from_secs(600)))
 }
 
 /// The last `max` bytes of the server log, for error messages.
@@ -182,15 +194,17 @@ impl Server {
         )
     }
 
-    fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
+    /// Creates an administrator account with `server_bin admin create`
+    /// (its one-time password is not kept).
+    pub fn create_admin(&self, server_bin: &Path, name: &str, role: &str) -> anyhow::Result<()> {
         let out = Command::new(server_bin)
             .args([
                 "admin",
                 "create",
                 "--name",
-                "bench",
+                name,
                 "--role",
-                "owner",
+                role,
                 "--data-dir",
             ])
             .arg(&self.data_dir)
@@ -200,11 +214,16 @@ impl Server {
             .context("cannot run `admin create`")?;
         if !out.status.success() {
             bail!(
-                "`admin create` failed ({}): {}",
+                "`admin create --name {name}` failed ({}): {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        Ok(())
+    }
+
+    fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
+        self.create_admin(server_bin, "bench", "owner")?;
         let out = Command::new(server_bin)
             .args([
                 "token",
