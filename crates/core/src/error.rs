@@ -35,6 +35,9 @@ pub enum CoreError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A failure inside the server; the cause is logged, never shown.
+    /// Rows of an import that were refused: (line, reason). Nothing was stored.
+    #[error("{} rows refused; nothing was imported", .0.len())]
+    Rows(Vec<(usize, String)>),
     #[error("internal error")]
     Internal(String),
 }

@@ -9,11 +9,13 @@ pub mod commands;
 pub mod enroll;
 pub mod error;
 pub mod identity;
+pub mod people;
 pub mod pki;
 pub mod ports;
 pub mod push;
 pub mod scep;
 pub mod tokens;
+pub mod vault;
 
 pub use error::{CoreError, CoreResult};
 
@@ -38,6 +40,9 @@ pub struct CoreConfig {
     pub token_ttl_days: u32,
     /// Administrator authentication policy.
     pub auth: auth::AuthPolicy,
+    /// Departed people are purged this many days after departure (0: at
+    /// the next run of the retention job).
+    pub people_retention_days: u32,
 }
 
 impl Default for CoreConfig {
@@ -50,6 +55,7 @@ impl Default for CoreConfig {
             device_cert_days: 365,
             token_ttl_days: 90,
             auth: auth::AuthPolicy::default(),
+            people_retention_days: 30,
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct Services {
     pub identities: Arc<cache::IdentityCache>,
     /// Administrator authentication state.
     pub auth: Arc<auth::AuthState>,
+    /// Master keys wrapping personal-data keys.
+    pub vault: Arc<dyn vault::KeyProvider>,
 }
 
 impl std::fmt::Debug for Services {

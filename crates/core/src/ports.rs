@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use mamori_domain::{
     AdminAccount, AdminCredentials, AdminId, AdminSession, ApiToken, AuditEvent, AuditRecord,
     CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey, EnrollmentLink,
-    EnrollmentProfile, ProfileId, Role, SessionId, TokenId, WebauthnCredential,
+    EnrollmentProfile, PersonId, PersonRecord, ProfileId, Role, SessionId, TokenId,
+    WebauthnCredential,
 };
 use time::OffsetDateTime;
 
@@ -374,6 +375,92 @@ pub trait AdminStore: Send + Sync {
     ) -> StoreResult<Vec<AdminSession>>;
 }
 
+/// Which blind index a lookup uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonIndex {
+    /// The e-mail's index.
+    Email,
+    /// The user ID's index.
+    UserId,
+}
+
+/// Why a batch of people was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeopleConflict {
+    /// Row `row` (0-based in the batch) has an e-mail or user ID index
+    /// already taken (by a stored person or an earlier row of the batch).
+    Duplicate {
+        /// Row in the batch.
+        row: usize,
+        /// Which index.
+        index: PersonIndex,
+    },
+}
+
+/// The people directory (personal fields only ever sealed).
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    /// Stores a batch of new people in one transaction: all or none. A
+    /// taken blind index is `Ok(Err(..))` naming the first such row.
+    async fn insert_people(
+        &self,
+        people: &[PersonRecord],
+    ) -> StoreResult<Result<(), PeopleConflict>>;
+    /// Replaces a person's sealed fields, indexes, status and times (not the
+    /// key). `Ok(Err(..))` when the new index is another person's; `Ok(Ok(false))`
+    /// when the person does not exist.
+    async fn update_person(
+        &self,
+        person: &PersonRecord,
+    ) -> StoreResult<Result<bool, PeopleConflict>>;
+    /// A person by pseudonymous ID.
+    async fn person(&self, id: &PersonId) -> StoreResult<Option<PersonRecord>>;
+    /// A person by blind index.
+    async fn person_by_index(
+        &self,
+        index: PersonIndex,
+        hash: &str,
+    ) -> StoreResult<Option<PersonRecord>>;
+    /// People ordered by ID, after `after`, at most `limit`.
+    async fn list_people(
+        &self,
+        after: Option<&PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonRecord>>;
+    /// Number of people.
+    async fn count_people(&self) -> StoreResult<u64>;
+    /// Assigns a device to a person, or unassigns it (`None`); false when
+    /// the device does not exist.
+    async fn assign_device(
+        &self,
+        device: &DeviceKey,
+        person: Option<&PersonId>,
+    ) -> StoreResult<bool>;
+    /// The devices assigned to a person.
+    async fn person_devices(&self, id: &PersonId) -> StoreResult<Vec<DeviceKey>>;
+    /// The devices assigned to each of `ids` (same order).
+    async fn people_devices(&self, ids: &[PersonId]) -> StoreResult<Vec<Vec<DeviceKey>>>;
+    /// The person a device is assigned to.
+    async fn device_person(&self, device: &DeviceKey) -> StoreResult<Option<PersonId>>;
+    /// Departed people whose departure is at or before `before`, oldest
+    /// first, at most `limit`.
+    async fn people_due_for_purge(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonId>>;
+    /// Purges people in one transaction: their data keys (crypto-shredding
+    /// every copy of their sealed fields), their rows, their device and
+    /// account links; leaves a tombstone (ID, time) each. Returns how many
+    /// existed.
+    async fn purge_people(&self, ids: &[PersonId], now: OffsetDateTime) -> StoreResult<u64>;
+    /// Whether `id` was purged (a tombstone exists).
+    async fn is_purged(&self, id: &PersonId) -> StoreResult<bool>;
+    /// Moves the write-ahead log into the database file and truncates it,
+    /// so deleted data does not linger in the WAL.
+    async fn checkpoint(&self) -> StoreResult<()>;
+}
+
 /// The audit trail: append-only.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -404,6 +491,7 @@ pub trait Store:
     + SecretStore
     + AdminStore
     + AuditStore
+    + PeopleStore
 {
 }
 impl<T> Store for T where
@@ -415,6 +503,7 @@ impl<T> Store for T where
         + SecretStore
         + AdminStore
         + AuditStore
+        + PeopleStore
 {
 }
 

@@ -21,6 +21,9 @@ pub enum Permission {
     CommandsWrite,
     /// Enrollment profiles and links.
     EnrollmentWrite,
+    /// Add, import and change people and assign devices to them (writes
+    /// personal data without reading it back).
+    PeopleWrite,
     /// Read personal data in plaintext (each read is recorded).
     PersonalDataRead,
     /// Read the audit log, alerts and incidents.
@@ -41,6 +44,7 @@ impl Permission {
         Permission::DeviceActions,
         Permission::CommandsWrite,
         Permission::EnrollmentWrite,
+        Permission::PeopleWrite,
         Permission::PersonalDataRead,
         Permission::AuditRead,
         Permission::AccountsManage,
@@ -56,6 +60,7 @@ impl Permission {
             Permission::DeviceActions => "device_actions",
             Permission::CommandsWrite => "commands_write",
             Permission::EnrollmentWrite => "enrollment_write",
+            Permission::PeopleWrite => "people_write",
             Permission::PersonalDataRead => "personal_data_read",
             Permission::AuditRead => "audit_read",
             Permission::AccountsManage => "accounts_manage",
@@ -133,11 +138,13 @@ impl Role {
                 DeviceActions,
                 CommandsWrite,
                 EnrollmentWrite,
+                PeopleWrite,
                 TokensOwn,
             ],
             Role::SecurityOfficer => &[
                 DevicesRead,
                 CommandsRead,
+                PeopleWrite,
                 PersonalDataRead,
                 AuditRead,
                 TokensOwn,
@@ -148,6 +155,7 @@ impl Role {
                 DeviceActions,
                 CommandsWrite,
                 EnrollmentWrite,
+                PeopleWrite,
                 AuditRead,
                 AccountsManage,
                 TokensOwn,

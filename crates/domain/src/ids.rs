@@ -103,6 +103,12 @@ string_id!(
     64
 );
 string_id!(
+    /// A person's pseudonymous identifier (random; reveals nothing).
+    PersonId,
+    "person id",
+    64
+);
+string_id!(
     /// The public identifier of an administrator session (not its secret).
     SessionId,
     "session id",

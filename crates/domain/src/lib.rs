@@ -5,14 +5,16 @@
 mod admin;
 mod ids;
 mod model;
+mod people;
 
 pub use admin::{
     AdminAccount, AdminCredentials, AdminSession, AuditEvent, AuditRecord, Permission, Role,
     SessionStage, WebauthnCredential,
 };
 
-pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, SessionId, TokenId};
+pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
     EnrollmentProfile, EnrollmentStatus, ProfileId,
 };
+pub use people::{EmploymentStatus, PersonRecord, PersonView, PersonalFields};

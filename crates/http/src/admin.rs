@@ -291,6 +291,68 @@ pub fn table() -> Vec<Route> {
             perm(P::CommandsRead),
             get(command_status),
         ),
+        // People (personal fields only ever sealed; plaintext is its own
+        // permission and every read is recorded).
+        r(
+            "GET",
+            "/api/v1/people",
+            perm(P::DevicesRead),
+            get(people::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/people",
+            perm(P::PeopleWrite),
+            post(people::create),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/import",
+            perm(P::PeopleWrite),
+            post(people::import).layer(DefaultBodyLimit::max(people::IMPORT_LIMIT)),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/lookup",
+            perm(P::PeopleWrite),
+            get(people::lookup),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/personal-data",
+            perm(P::PersonalDataRead),
+            get(people::list_plain),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/{id}",
+            perm(P::DevicesRead),
+            get(people::get),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/people/{id}",
+            perm(P::PeopleWrite),
+            axum::routing::patch(people::update),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/{id}/personal-data",
+            perm(P::PersonalDataRead),
+            get(people::get_plain),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/{id}/purge",
+            perm(P::PeopleWrite),
+            post(people::purge),
+        ),
+        r(
+            "PUT",
+            "/api/v1/devices/{udid}/person",
+            perm(P::PeopleWrite),
+            put(people::assign),
+        ),
         r(
             "PUT",
             "/api/v1/push-certificate",
@@ -309,6 +371,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, Access)> {
 }
 
 mod accounts;
+mod people;
 mod session;
 
 /// Routes administrators use.

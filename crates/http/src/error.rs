@@ -26,6 +26,7 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
             "too many attempts; try again later".into(),
         ),
         CoreError::StepUpRequired => (StatusCode::FORBIDDEN, e.to_string()),
+        CoreError::Rows(_) => (StatusCode::BAD_REQUEST, e.to_string()),
         CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
         CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
@@ -46,6 +47,17 @@ impl IntoResponse for ApiError {
                 Json(serde_json::json!({ "error": message, "code": "step_up_required" })),
             )
                 .into_response(),
+            CoreError::Rows(rows) => {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(line, error)| serde_json::json!({ "line": line, "error": error }))
+                    .collect();
+                (
+                    status,
+                    Json(serde_json::json!({ "error": message, "rows": rows })),
+                )
+                    .into_response()
+            }
             _ => (status, Json(serde_json::json!({ "error": message }))).into_response(),
         };
         if let CoreError::TooManyRequests(secs) = &self.0 {

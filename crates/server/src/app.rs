@@ -84,7 +84,7 @@ pub async fn build_services(
 ) -> anyhow::Result<(Services, keys::TlsMaterial)> {
     keys::ensure_dir(&config.data_dir)?;
     let host = public_host(public_url);
-    let (pki, tls) = keys::bootstrap(
+    let (pki, tls, master) = keys::bootstrap(
         &config.data_dir,
         manage_tls.then_some(host.as_str()),
         config.tls.as_ref(),
@@ -104,6 +104,7 @@ pub async fn build_services(
             admin_url: admin_url.to_owned(),
             ..config.auth.clone()
         },
+        people_retention_days: config.people_retention_days,
     };
     let auth = Arc::new(mamori_core::auth::AuthState::new(
         admin_url,
@@ -118,16 +119,27 @@ pub async fn build_services(
         clock,
         identities: Arc::default(),
         auth,
+        vault: Arc::new(mamori_core::vault::LocalKeyring::new(&[master])?),
     };
+    services.check_master_key().await.map_err(|e| match e {
+        // At start-up the operator needs the cause itself.
+        mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
+        other => anyhow::anyhow!("{other}"),
+    })?;
     Ok((services, tls))
 }
 
-/// The account-hygiene job: at start and then hourly, reports (and by
-/// policy disables) administrator accounts unused for too long.
+/// The hourly jobs (also at start): account hygiene — administrator
+/// accounts unused for too long are reported and, by policy, disabled — and
+/// retention — departed people past the retention period are purged.
 async fn hygiene(services: Services) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        let ctx = mamori_core::auth::ClientContext::default();
+        if let Err(e) = services.purge_due_people("system", &ctx).await {
+            tracing::error!(error = %e, "retention job failed");
+        }
         match services.sweep_stale_admins().await {
             Ok(names) if !names.is_empty() => {
                 tracing::warn!(accounts = ?names, "stale administrator accounts");

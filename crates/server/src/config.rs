@@ -75,6 +75,9 @@ pub struct ServeArgs {
     /// Roles that must log in with WebAuthn, comma-separated [default: owner,security_officer]
     #[arg(long, env = "MAMORI_WEBAUTHN_ROLES")]
     pub webauthn_roles: Option<String>,
+    /// Days after departure at which a person's data is purged (0: at once) [default: 30]
+    #[arg(long, env = "MAMORI_PEOPLE_RETENTION_DAYS")]
+    pub people_retention_days: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -102,6 +105,7 @@ struct FileConfig {
     stale_admin_days: Option<u32>,
     disable_stale_admins: Option<bool>,
     webauthn_roles: Option<String>,
+    people_retention_days: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -137,6 +141,8 @@ pub struct Config {
     pub admin_allow: Option<Vec<ipnet::IpNet>>,
     /// Administrator authentication policy (admin_url filled in at start).
     pub auth: mamori_core::auth::AuthPolicy,
+    /// Days after departure at which a person is purged.
+    pub people_retention_days: u32,
 }
 
 impl Config {
@@ -218,7 +224,16 @@ impl Config {
                     .collect::<anyhow::Result<Vec<_>>>()?,
             ),
         };
+        let people_retention_days = args
+            .people_retention_days
+            .or(file.people_retention_days)
+            .unwrap_or(30);
+        anyhow::ensure!(
+            people_retention_days <= 3650,
+            "people_retention_days must be 0-3650"
+        );
         Ok(Self {
+            people_retention_days,
             admin_url: args.admin_url.clone().or(file.admin_url),
             admin_allow,
             auth,
@@ -280,6 +295,8 @@ pub fn known_env() -> Vec<String> {
     <Probe as clap::CommandFactory>::command()
         .get_arguments()
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        // Read by the key bootstrap, never a flag (a flag would show in `ps`).
+        .chain(std::iter::once(crate::keys::MASTER_KEY_ENV.to_owned()))
         .collect()
 }
 

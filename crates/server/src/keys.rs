@@ -220,18 +220,60 @@ fn load_or_issue<K: LeafKey>(
     Ok((der, key))
 }
 
-/// The master key that seals secrets in the database.
-fn load_or_create_master(dir: &Path) -> anyhow::Result<SecretBox> {
+/// The environment variable that may carry the master key (64 hex digits)
+/// instead of `master.key`.
+pub const MASTER_KEY_ENV: &str = "MAMORI_MASTER_KEY";
+
+fn parse_master(text: &str, what: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let raw = Zeroizing::new(
+        hex::decode(text.trim()).with_context(|| format!("{what} is not 64 hex digits"))?,
+    );
+    anyhow::ensure!(raw.len() == 32, "{what} must hold 32 bytes (64 hex digits)");
+    Ok(raw)
+}
+
+/// The master key: it seals secrets in the database and wraps every
+/// person's data key. From `MAMORI_MASTER_KEY` or `master.key` (0600),
+/// created at the first start. It is never created next to an existing
+/// database: a lost key is reported, not silently replaced (everything
+/// sealed with the old one would be unreadable).
+fn load_or_create_master(dir: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let p = dir.join("master.key");
-    if p.exists() {
+    let from_env = match std::env::var(MASTER_KEY_ENV) {
+        Ok(v) if !v.trim().is_empty() => Some(parse_master(&v, MASTER_KEY_ENV)?),
+        _ => None,
+    };
+    let from_file = if p.exists() {
         check_private(&p)?;
         let text = Zeroizing::new(std::fs::read_to_string(&p)?);
-        let raw = Zeroizing::new(hex::decode(text.trim()).context("master.key is not hex")?);
-        return SecretBox::from_slice(&raw).context("master.key must hold 32 bytes");
+        Some(parse_master(&text, "master.key")?)
+    } else {
+        None
+    };
+    match (from_env, from_file) {
+        (Some(e), Some(f)) => {
+            anyhow::ensure!(
+                mamori_crypto::constant_time_eq(&e, &f),
+                "{MASTER_KEY_ENV} and {} hold different keys; keep only the right one",
+                p.display()
+            );
+            Ok(e)
+        }
+        (Some(e), None) => Ok(e),
+        (None, Some(f)) => Ok(f),
+        (None, None) => {
+            anyhow::ensure!(
+                !dir.join("mamori.db").exists(),
+                "the master key is missing ({} not found, {MASTER_KEY_ENV} not set) but the \
+                 database exists: personal data and the secrets sealed in it cannot be read \
+                 without it. Restore master.key from your key backup, or set {MASTER_KEY_ENV}.",
+                p.display()
+            );
+            let key = SecretBox::generate_key()?;
+            write_private(&p, hex::encode(key.as_slice()).as_bytes())?;
+            Ok(Zeroizing::new(key.to_vec()))
+        }
     }
-    let key = SecretBox::generate_key()?;
-    write_private(&p, hex::encode(key.as_slice()).as_bytes())?;
-    Ok(SecretBox::new(key))
 }
 
 /// Host names and addresses the generated TLS certificate must cover.
@@ -254,7 +296,8 @@ pub fn bootstrap(
     dir: &Path,
     public_host: Option<&str>,
     tls: Option<&(PathBuf, PathBuf)>,
-) -> anyhow::Result<(Pki, TlsMaterial)> {
+) -> anyhow::Result<(Pki, TlsMaterial, Zeroizing<Vec<u8>>)> {
+    let master = load_or_create_master(dir)?;
     let device_ca = load_or_create_ca(dir, "device-ca", "Mamori Device CA")?;
     let (ra_cert, ra_key) = load_or_issue(
         dir,
@@ -276,9 +319,9 @@ pub fn bootstrap(
         signer_key: tls.signer_key,
         signer_chain: tls.signer_chain,
         tls_root: tls.root,
-        secret_box: load_or_create_master(dir)?,
+        secret_box: SecretBox::from_slice(&master)?,
     };
-    Ok((pki, tls.material))
+    Ok((pki, tls.material, master))
 }
 
 /// The TLS side of the bootstrap.

@@ -27,6 +27,9 @@ enum Command {
     /// Manage admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The people directory (personal fields are stored only encrypted).
+    #[command(subcommand)]
+    People(PeopleCmd),
     /// Create an enrollment profile (.mobileconfig).
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -133,6 +136,59 @@ enum TokenCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum PeopleCmd {
+    /// Import people from a CSV file (header: name,user_id,email and
+    /// optionally department,phone,status). All or nothing: any bad line
+    /// refuses the file and every bad line is listed.
+    Import {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The CSV file
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Add one person.
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Full name
+        #[arg(long)]
+        name: String,
+        /// Company user ID
+        #[arg(long)]
+        user_id: String,
+        /// Company e-mail
+        #[arg(long)]
+        email: String,
+        /// Department
+        #[arg(long)]
+        department: Option<String>,
+        /// Phone
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// List people, pseudonymously (ID, status, devices).
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Purge departed people: their data key is destroyed (every copy of
+    /// their data becomes unreadable), their rows deleted, a tombstone kept.
+    Purge {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Everyone past the retention period (what the hourly job does)
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        due: bool,
+        /// Retention period in days for --due [default: the server's, 30]
+        #[arg(long, requires = "due")]
+        retention_days: Option<u32>,
+        /// One departed person, now
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ProfileCmd {
     /// Write a new enrollment profile to a file.
     Create {
@@ -196,6 +252,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(cmd) => {
             init_logging(false);
             token(cmd).await
+        }
+        Command::People(cmd) => {
+            init_logging(false);
+            people(cmd).await
         }
         Command::Profile(ProfileCmd::Create {
             dir,
@@ -387,6 +447,102 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             s.unlock_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} unlocked");
+        }
+    }
+    Ok(())
+}
+
+async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
+    use mamori_core::auth::CLI_ACTOR;
+    let ctx = cli_context();
+    match cmd {
+        PeopleCmd::Import { dir, file } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match s.import_people_csv(CLI_ACTOR, &ctx, &data).await {
+                Ok(n) => println!("imported {n} people"),
+                Err(mamori_core::CoreError::Rows(rows)) => {
+                    for (line, error) in &rows {
+                        eprintln!("{}:{line}: {error}", file.display());
+                    }
+                    anyhow::bail!("{} lines refused; nothing was imported", rows.len());
+                }
+                Err(e) => anyhow::bail!("{e}"),
+            }
+        }
+        PeopleCmd::Add {
+            dir,
+            name,
+            user_id,
+            email,
+            department,
+            phone,
+        } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let input = mamori_core::people::PersonInput {
+                name: Some(name),
+                user_id: Some(user_id),
+                email: Some(email),
+                department,
+                phone,
+                status: None,
+            };
+            let p = s
+                .create_person(CLI_ACTOR, &ctx, &input)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("added person {}", p.id);
+        }
+        PeopleCmd::Purge {
+            dir,
+            due,
+            retention_days,
+            id,
+        } => {
+            let mut s = offline_services(&dir.data_dir, None).await?;
+            if let Some(days) = retention_days {
+                let mut cfg = (*s.config).clone();
+                cfg.people_retention_days = days;
+                s.config = std::sync::Arc::new(cfg);
+            }
+            if due {
+                let n = s
+                    .purge_due_people(CLI_ACTOR, &ctx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("purged {n} people");
+            } else if let Some(id) = id {
+                s.purge_person_now(CLI_ACTOR, &ctx, &id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("purged person {id}");
+            }
+        }
+        PeopleCmd::List { dir } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let mut after: Option<String> = None;
+            println!("ID\tSTATUS\tDEPARTED\tDEVICES");
+            loop {
+                let page = s
+                    .list_people(after.as_deref(), 1000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for p in &page {
+                    let devices: Vec<&str> = p.devices.iter().map(|d| d.as_str()).collect();
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        p.id,
+                        p.status,
+                        fmt_time(p.departed_at),
+                        devices.join(",")
+                    );
+                }
+                if page.len() < 1000 {
+                    break;
+                }
+                after = page.last().map(|p| p.id.to_string());
+            }
         }
     }
     Ok(())

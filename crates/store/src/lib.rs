@@ -24,6 +24,7 @@ mod audit;
 mod certs;
 mod devices;
 mod migrate;
+mod people;
 mod queue;
 mod tokens;
 

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_password_set_at.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_people.sql")),
 ];
 
 /// Brings the schema up to date.

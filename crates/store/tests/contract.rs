@@ -1024,3 +1024,424 @@ async fn factors_are_removed_one_by_one() {
     assert!(s.delete_webauthn(&aid("f1"), "cred-f1").await.unwrap());
     assert!(!s.delete_webauthn(&aid("f1"), "cred-f1").await.unwrap());
 }
+
+fn pid(s: &str) -> PersonId {
+    PersonId::parse(s).unwrap()
+}
+
+fn person(id: &str, email: &str, user_id: &str) -> PersonRecord {
+    PersonRecord {
+        id: pid(id),
+        status: EmploymentStatus::Active,
+        departed_at: None,
+        created_at: now(),
+        updated_at: now(),
+        key_id: "mk1".into(),
+        wrapped_key: format!("wrapped-{id}").into_bytes(),
+        sealed: format!("sealed-{id}").into_bytes(),
+        email_index: email.into(),
+        user_id_index: user_id.into(),
+    }
+}
+
+fn dup(row: usize, index: PersonIndex) -> Result<(), PeopleConflict> {
+    Err(PeopleConflict::Duplicate { row, index })
+}
+
+#[tokio::test]
+async fn people_round_trip_and_lookups() {
+    let (s, _d) = sqlite().await;
+    let mut p = person("p1", "e1", "u1");
+    p.status = EmploymentStatus::Departed;
+    p.departed_at = Some(now() + Duration::days(3));
+    p.updated_at = now() + Duration::days(4);
+    assert_eq!(
+        s.insert_people(std::slice::from_ref(&p)).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(s.insert_people(&[]).await.unwrap(), Ok(()));
+    assert_eq!(s.person(&pid("p1")).await.unwrap(), Some(p.clone()));
+    assert_eq!(s.person(&pid("p2")).await.unwrap(), None);
+    assert_eq!(
+        s.person_by_index(PersonIndex::Email, "e1").await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        s.person_by_index(PersonIndex::UserId, "u1").await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        s.person_by_index(PersonIndex::Email, "u1").await.unwrap(),
+        None,
+        "indexes are looked up in their own column"
+    );
+    assert_eq!(
+        s.person_by_index(PersonIndex::UserId, "e1").await.unwrap(),
+        None
+    );
+    assert_eq!(s.count_people().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn people_batch_with_an_in_batch_duplicate_stores_nothing() {
+    let (s, _d) = sqlite().await;
+    let batch = [
+        person("p1", "e1", "u1"),
+        person("p2", "e2", "u2"),
+        person("p3", "e1", "u3"),
+    ];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(2, PersonIndex::Email)
+    );
+    let batch = [
+        person("p1", "e1", "u1"),
+        person("p2", "e2", "u1"),
+        person("p3", "e3", "u3"),
+    ];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(1, PersonIndex::UserId)
+    );
+    assert_eq!(s.count_people().await.unwrap(), 0);
+    assert!(s.person(&pid("p1")).await.unwrap().is_none());
+    assert!(s.list_people(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn people_batch_colliding_with_a_stored_person_stores_nothing() {
+    let (s, _d) = sqlite().await;
+    let stored = person("p0", "e0", "u0");
+    s.insert_people(std::slice::from_ref(&stored))
+        .await
+        .unwrap()
+        .unwrap();
+    let batch = [
+        person("p1", "e1", "u1"),
+        person("p2", "e2", "u2"),
+        person("p3", "e3", "u0"),
+        person("p4", "e4", "u4"),
+    ];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(2, PersonIndex::UserId)
+    );
+    let batch = [
+        person("p1", "e1", "u1"),
+        person("p2", "e2", "u2"),
+        person("p3", "e0", "u3"),
+    ];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(2, PersonIndex::Email)
+    );
+    assert_eq!(s.count_people().await.unwrap(), 1);
+    assert!(s.person(&pid("p1")).await.unwrap().is_none());
+    assert_eq!(s.person(&pid("p0")).await.unwrap(), Some(stored));
+
+    // The first offending row is named, whichever kind of collision it is.
+    let batch = [
+        person("p1", "e1", "u1"),
+        person("p2", "e0", "u2"),
+        person("p3", "e1", "u3"),
+    ];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(1, PersonIndex::Email)
+    );
+    // E-mail is reported before user ID.
+    let batch = [person("p1", "e1", "u1"), person("p2", "e0", "u1")];
+    assert_eq!(
+        s.insert_people(&batch).await.unwrap(),
+        dup(1, PersonIndex::Email)
+    );
+    assert_eq!(s.count_people().await.unwrap(), 1);
+    // A repeated ID is not an index conflict but still stores nothing.
+    let batch = [person("p1", "e1", "u1"), person("p0", "e9", "u9")];
+    assert!(s.insert_people(&batch).await.is_err());
+    assert_eq!(s.count_people().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn people_large_batch_stores_all_and_pages_in_order() {
+    let (s, _d) = sqlite().await;
+    let batch: Vec<PersonRecord> = (0..1_000)
+        .rev()
+        .map(|i| person(&format!("p{i:04}"), &format!("e{i}"), &format!("u{i}")))
+        .collect();
+    assert_eq!(s.insert_people(&batch).await.unwrap(), Ok(()));
+    assert_eq!(s.count_people().await.unwrap(), 1_000);
+
+    let mut seen = Vec::new();
+    let mut after: Option<PersonId> = None;
+    loop {
+        let page = s.list_people(after.as_ref(), 300).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 300);
+        after = page.last().map(|p| p.id.clone());
+        seen.extend(page);
+    }
+    let mut expected = batch.clone();
+    expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(seen, expected);
+    assert_eq!(
+        s.list_people(Some(&pid("p0997")), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id.as_str().to_owned())
+            .collect::<Vec<_>>(),
+        ["p0998", "p0999"]
+    );
+}
+
+#[tokio::test]
+async fn update_person_replaces_fields_but_not_creation_or_key() {
+    let (s, _d) = sqlite().await;
+    let batch = [person("p1", "e1", "u1"), person("p2", "e2", "u2")];
+    s.insert_people(&batch).await.unwrap().unwrap();
+
+    let mut changed = person("p1", "e1-new", "u1-new");
+    changed.status = EmploymentStatus::Departed;
+    changed.departed_at = Some(now() + Duration::days(1));
+    changed.updated_at = now() + Duration::days(1);
+    changed.sealed = b"resealed".to_vec();
+    changed.created_at = now() + Duration::days(9);
+    changed.key_id = "mk2".into();
+    changed.wrapped_key = b"other".to_vec();
+    assert_eq!(s.update_person(&changed).await.unwrap(), Ok(true));
+    let got = s.person(&pid("p1")).await.unwrap().unwrap();
+    assert_eq!(got.status, EmploymentStatus::Departed);
+    assert_eq!(got.departed_at, changed.departed_at);
+    assert_eq!(got.updated_at, changed.updated_at);
+    assert_eq!(got.sealed, b"resealed");
+    assert_eq!(got.email_index, "e1-new");
+    assert_eq!(got.user_id_index, "u1-new");
+    assert_eq!(got.created_at, now(), "creation time is kept");
+    assert_eq!(got.key_id, "mk1", "the key is kept");
+    assert_eq!(got.wrapped_key, b"wrapped-p1");
+    assert!(s
+        .person_by_index(PersonIndex::Email, "e1")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.person_by_index(PersonIndex::UserId, "u1-new")
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(pid("p1"))
+    );
+
+    // Back to active: the departure time is cleared; the same indexes are fine.
+    let mut back = got.clone();
+    back.status = EmploymentStatus::OnLeave;
+    back.departed_at = None;
+    assert_eq!(s.update_person(&back).await.unwrap(), Ok(true));
+    assert_eq!(s.person(&pid("p1")).await.unwrap(), Some(back.clone()));
+
+    // Another person's index: refused, nothing changed.
+    let mut clash = back.clone();
+    clash.email_index = "e2".into();
+    clash.sealed = b"nope".to_vec();
+    assert_eq!(
+        s.update_person(&clash).await.unwrap(),
+        Err(PeopleConflict::Duplicate {
+            row: 0,
+            index: PersonIndex::Email
+        })
+    );
+    let mut clash = back.clone();
+    clash.user_id_index = "u2".into();
+    assert_eq!(
+        s.update_person(&clash).await.unwrap(),
+        Err(PeopleConflict::Duplicate {
+            row: 0,
+            index: PersonIndex::UserId
+        })
+    );
+    assert_eq!(s.person(&pid("p1")).await.unwrap(), Some(back));
+
+    assert_eq!(
+        s.update_person(&person("ghost", "e9", "u9")).await.unwrap(),
+        Ok(false)
+    );
+    assert_eq!(s.count_people().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn unknown_stored_employment_status_is_an_error() {
+    let (s, d) = sqlite().await;
+    s.insert_people(&[person("p1", "e1", "u1")])
+        .await
+        .unwrap()
+        .unwrap();
+    Connection::open(d.path().join("t.db"))
+        .unwrap()
+        .execute("UPDATE people SET status = 'retired' WHERE id = 'p1'", [])
+        .unwrap();
+    assert!(s.person(&pid("p1")).await.is_err());
+    assert!(s.person_by_index(PersonIndex::Email, "e1").await.is_err());
+    assert!(s.list_people(None, 10).await.is_err());
+}
+
+#[tokio::test]
+async fn devices_are_assigned_to_people() {
+    let (s, _d) = sqlite().await;
+    for udid in ["DEV1", "DEV2", "DEV3", "DEV4"] {
+        enroll(&*s, udid).await;
+    }
+    s.insert_people(&[
+        person("p1", "e1", "u1"),
+        person("p2", "e2", "u2"),
+        person("p3", "e3", "u3"),
+    ])
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(s
+        .assign_device(&key("DEV2"), Some(&pid("p1")))
+        .await
+        .unwrap());
+    assert!(s
+        .assign_device(&key("DEV1"), Some(&pid("p1")))
+        .await
+        .unwrap());
+    assert!(s
+        .assign_device(&key("DEV3"), Some(&pid("p2")))
+        .await
+        .unwrap());
+    assert!(
+        !s.assign_device(&key("GHOST"), Some(&pid("p1")))
+            .await
+            .unwrap(),
+        "no such device"
+    );
+    let e = s
+        .assign_device(&key("DEV4"), Some(&pid("nobody")))
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("no such person"), "{e}");
+    assert_eq!(s.device_person(&key("DEV4")).await.unwrap(), None);
+
+    assert_eq!(
+        s.person_devices(&pid("p1")).await.unwrap(),
+        [key("DEV1"), key("DEV2")]
+    );
+    assert_eq!(s.person_devices(&pid("p3")).await.unwrap(), []);
+    assert_eq!(
+        s.device_person(&key("DEV3")).await.unwrap(),
+        Some(pid("p2"))
+    );
+    assert_eq!(s.device_person(&key("GHOST")).await.unwrap(), None);
+    assert_eq!(
+        s.people_devices(&[pid("p2"), pid("p3"), pid("p1"), pid("nobody"), pid("p2")])
+            .await
+            .unwrap(),
+        vec![
+            vec![key("DEV3")],
+            vec![],
+            vec![key("DEV1"), key("DEV2")],
+            vec![],
+            vec![key("DEV3")],
+        ]
+    );
+    assert!(s.people_devices(&[]).await.unwrap().is_empty());
+
+    // Reassigning moves the device; None unassigns it.
+    assert!(s
+        .assign_device(&key("DEV3"), Some(&pid("p1")))
+        .await
+        .unwrap());
+    assert!(s.person_devices(&pid("p2")).await.unwrap().is_empty());
+    assert!(s.assign_device(&key("DEV1"), None).await.unwrap());
+    assert_eq!(s.device_person(&key("DEV1")).await.unwrap(), None);
+    assert_eq!(
+        s.person_devices(&pid("p1")).await.unwrap(),
+        [key("DEV2"), key("DEV3")]
+    );
+    assert!(!s.assign_device(&key("GHOST"), None).await.unwrap());
+}
+
+#[tokio::test]
+async fn people_devices_spans_many_chunks() {
+    let (s, _d) = sqlite().await;
+    let batch: Vec<PersonRecord> = (0..1_200)
+        .map(|i| person(&format!("p{i:04}"), &format!("e{i}"), &format!("u{i}")))
+        .collect();
+    s.insert_people(&batch).await.unwrap().unwrap();
+    for (udid, p) in [("DEVA", "p0003"), ("DEVB", "p0700"), ("DEVC", "p1199")] {
+        enroll(&*s, udid).await;
+        assert!(s.assign_device(&key(udid), Some(&pid(p))).await.unwrap());
+    }
+    let ids: Vec<PersonId> = batch.iter().map(|p| p.id.clone()).rev().collect();
+    let got = s.people_devices(&ids).await.unwrap();
+    assert_eq!(got.len(), 1_200);
+    for (id, devices) in ids.iter().zip(&got) {
+        let expected = match id.as_str() {
+            "p0003" => vec![key("DEVA")],
+            "p0700" => vec![key("DEVB")],
+            "p1199" => vec![key("DEVC")],
+            _ => vec![],
+        };
+        assert_eq!(devices, &expected, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn purge_destroys_keys_rows_and_links_and_leaves_tombstones() {
+    let (s, _d) = sqlite().await;
+    enroll(&*s, "DEVP").await;
+    let mut gone = person("p1", "e1", "u1");
+    gone.status = EmploymentStatus::Departed;
+    gone.departed_at = Some(now() - Duration::days(40));
+    let mut recent = person("p2", "e2", "u2");
+    recent.status = EmploymentStatus::Departed;
+    recent.departed_at = Some(now() - Duration::days(1));
+    let mut older = person("p3", "e3", "u3");
+    older.status = EmploymentStatus::Departed;
+    older.departed_at = Some(now() - Duration::days(50));
+    s.insert_people(&[gone, recent, older, person("p4", "e4", "u4")])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .assign_device(&key("DEVP"), Some(&pid("p1")))
+        .await
+        .unwrap());
+    let due = s
+        .people_due_for_purge(now() - Duration::days(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(due, vec![pid("p3"), pid("p1")], "oldest departure first");
+    assert_eq!(
+        s.people_due_for_purge(now() - Duration::days(30), 1)
+            .await
+            .unwrap(),
+        vec![pid("p3")]
+    );
+    let purged = s
+        .purge_people(&[pid("p1"), pid("p3"), pid("nobody")], now())
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    assert!(s.person(&pid("p1")).await.unwrap().is_none());
+    assert!(s.is_purged(&pid("p1")).await.unwrap());
+    assert!(!s.is_purged(&pid("p2")).await.unwrap());
+    assert!(!s.is_purged(&pid("nobody")).await.unwrap());
+    assert_eq!(s.device_person(&key("DEVP")).await.unwrap(), None);
+    assert_eq!(s.count_people().await.unwrap(), 2);
+    s.checkpoint().await.unwrap();
+    // The key row is gone, not just the person row.
+    let raw = rusqlite::Connection::open(_d.path().join("t.db")).unwrap();
+    let keys: i64 = raw
+        .query_row(
+            "SELECT COUNT(*) FROM person_keys WHERE person_id IN ('p1', 'p3')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 0);
+}

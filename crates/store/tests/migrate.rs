@@ -3,16 +3,18 @@
 //! the move to named administrator accounts (version 3).
 #![allow(clippy::unwrap_used)]
 
-use mamori_core::ports::{SecretStore, TokenStore};
-use mamori_domain::TokenId;
+use mamori_core::ports::{AdminStore, DeviceStore, PeopleStore, SecretStore, TokenStore};
+use mamori_domain::{AdminId, DeviceKey, TokenId};
 use mamori_store::SqliteStore;
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
 const CORE: &str = include_str!("../migrations/sqlite/0001_core.sql");
 const LINKS: &str = include_str!("../migrations/sqlite/0002_enrollment_links.sql");
+const ADMINS: &str = include_str!("../migrations/sqlite/0003_admins.sql");
+const PASSWORD_SET_AT: &str = include_str!("../migrations/sqlite/0004_password_set_at.sql");
 /// The latest schema version.
-const LATEST: i64 = 4;
+const LATEST: i64 = 5;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -136,5 +138,62 @@ async fn ownerless_tokens_are_dropped_by_version_3() {
              VALUES ('new', 'n', 'ghost', 'owner', 'h', 1, 2)",
             [],
         )
+        .is_err());
+}
+
+#[tokio::test]
+async fn version_4_database_gets_the_people_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        for sql in [CORE, LINKS, ADMINS, PASSWORD_SET_AT] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute_batch(
+            "INSERT INTO devices (udid, status, topic, enrolled_at, last_seen_at)
+                 VALUES ('DEV1', 'enrolled', 't', 1, 1);
+             INSERT INTO admins (id, name, role, password_hash, must_change_password,
+                 created_at, password_set_at)
+                 VALUES ('a1', 'alice', 'owner', 'h', 0, 1, 1);",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).await.unwrap();
+    let dev = DeviceKey::parse("DEV1").unwrap();
+    assert!(s.device(&dev).await.unwrap().is_some(), "devices are kept");
+    assert_eq!(s.device_person(&dev).await.unwrap(), None);
+    assert!(s
+        .admin(&AdminId::parse("a1").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.count_people().await.unwrap(), 0);
+    s.close().await;
+    assert_eq!(user_version(&path), LATEST);
+    let c = Connection::open(&path).unwrap();
+    for table in ["people", "person_keys", "people_tombstones"] {
+        let n: i64 = c
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    let admin_person: Option<String> = c
+        .query_row("SELECT person_id FROM admins WHERE id = 'a1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(admin_person, None);
+    // The new columns reference people.
+    c.pragma_update(None, "foreign_keys", "ON").unwrap();
+    assert!(c
+        .execute(
+            "UPDATE devices SET person_id = 'ghost' WHERE udid = 'DEV1'",
+            []
+        )
+        .is_err());
+    assert!(c
+        .execute("UPDATE admins SET person_id = 'ghost' WHERE id = 'a1'", [])
         .is_err());
 }

@@ -28,11 +28,13 @@ fn expected_permissions(role: Role) -> &'static [&'static str] {
             "device_actions",
             "commands_write",
             "enrollment_write",
+            "people_write",
             "tokens_own",
         ],
         Role::SecurityOfficer => &[
             "devices_read",
             "commands_read",
+            "people_write",
             "personal_data_read",
             "audit_read",
             "tokens_own",
@@ -43,6 +45,7 @@ fn expected_permissions(role: Role) -> &'static [&'static str] {
             "device_actions",
             "commands_write",
             "enrollment_write",
+            "people_write",
             "audit_read",
             "accounts_manage",
             "tokens_own",
@@ -107,6 +110,16 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ("POST", "/api/v1/commands") => perm(P::DeviceActions),
         ("GET", "/api/v1/commands/{command_uuid}") => perm(P::CommandsRead),
         ("PUT", "/api/v1/push-certificate") => perm(P::SettingsWrite),
+        ("GET", "/api/v1/people" | "/api/v1/people/{id}") => perm(P::DevicesRead),
+        ("POST", "/api/v1/people" | "/api/v1/people/import" | "/api/v1/people/{id}/purge") => {
+            perm(P::PeopleWrite)
+        }
+        ("PATCH", "/api/v1/people/{id}") => perm(P::PeopleWrite),
+        ("GET", "/api/v1/people/lookup") => perm(P::PeopleWrite),
+        ("GET", "/api/v1/people/personal-data" | "/api/v1/people/{id}/personal-data") => {
+            perm(P::PersonalDataRead)
+        }
+        ("PUT", "/api/v1/devices/{udid}/person") => perm(P::PeopleWrite),
         _ => return None,
     })
 }

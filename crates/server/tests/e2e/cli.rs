@@ -218,3 +218,48 @@ fn a_key_file_others_can_read_stops_the_server() {
         assert!(err.contains("readable by other users"), "{err}");
     }
 }
+
+#[test]
+fn people_are_imported_and_listed_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "name,user_id,email,phone\nAiko Tanaka,atanaka,aiko@example.jp,+81 3 1111 2222\nKen Mori,kmori,ken@example.jp,\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["people", "import", "--file", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 people"));
+    // A file with a bad line: refused whole, the line named, nothing added.
+    std::fs::write(
+        &csv,
+        "name,user_id,email\nYui Abe,yabe,yui@example.jp\nNo Mail,nomail,\n",
+    )
+    .unwrap();
+    let out = run(&["people", "import", "--file", csv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("people.csv:3: email is required"), "{err}");
+    let out = run(&["people", "list"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listing.lines().count(),
+        3,
+        "header and two people: {listing}"
+    );
+    assert!(!listing.contains("Tanaka") && !listing.contains("example.jp"));
+}

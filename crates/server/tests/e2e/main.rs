@@ -11,5 +11,6 @@ mod cli;
 mod common;
 mod enrollment;
 mod interop;
+mod people;
 mod push;
 mod queue;

@@ -1,0 +1,196 @@
+//! Envelope encryption of personal data.
+//!
+//! Each person has a random 256-bit data key; their personal fields are
+//! sealed with it (AES-256-GCM, RustCrypto, random 96-bit nonce, the
+//! person's ID as associated data). The data key is wrapped by a master key
+//! that never enters the database, through the [`KeyProvider`] trait (a
+//! local key file or environment variable now; a KMS can implement the same
+//! trait). Destroying a person's wrapped data key makes every copy of their
+//! ciphertext — database, WAL, backups, replicas — unreadable.
+//!
+//! Exact-match lookups (e-mail, user ID) go through keyed blind indexes:
+//! HMAC-SHA256 under an index key that is itself stored only wrapped by the
+//! master key.
+
+use crate::{CoreError, CoreResult};
+use mamori_crypto::SecretBox;
+use zeroize::Zeroizing;
+
+/// Wraps and unwraps data keys with master keys it alone holds.
+pub trait KeyProvider: Send + Sync {
+    /// ID of the master key new data keys are wrapped with.
+    fn current_id(&self) -> String;
+    /// Wraps `key` (bound to `aad`) with the current master key; returns
+    /// the master key's ID and the wrapped key.
+    fn wrap(&self, key: &[u8], aad: &[u8]) -> CoreResult<(String, Vec<u8>)>;
+    /// Unwraps a key wrapped by master key `id`. An unknown ID, a wrong key
+    /// or tampered bytes are an error.
+    fn unwrap(&self, id: &str, wrapped: &[u8], aad: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>>;
+    /// Whether master key `id` is loaded.
+    fn has(&self, id: &str) -> bool;
+}
+
+/// Master keys held in memory (from a key file or the environment). The
+/// first is current; the others only unwrap (during a rotation).
+pub struct LocalKeyring {
+    keys: Vec<(String, SecretBox)>,
+}
+
+impl std::fmt::Debug for LocalKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("LocalKeyring").field("ids", &ids).finish()
+    }
+}
+
+/// Derives the key-wrapping key from a master secret (domain separation:
+/// the same master secret also seals other secrets).
+fn derive(master: &[u8], label: &str) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(mamori_crypto::hmac_sha256(master, label.as_bytes()))
+}
+
+impl LocalKeyring {
+    /// A keyring from master secrets (32 bytes each), current first. Empty
+    /// is refused.
+    pub fn new(masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<Self> {
+        if masters.is_empty() {
+            return Err(CoreError::Internal("no master key".into()));
+        }
+        let mut keys = Vec::new();
+        for m in masters {
+            if m.len() != 32 {
+                return Err(CoreError::Internal("a master key must be 32 bytes".into()));
+            }
+            keys.push((
+                Self::key_id(m),
+                SecretBox::new(derive(m, "mamori/wrap-data-keys/v1")),
+            ));
+        }
+        Ok(Self { keys })
+    }
+
+    /// The public ID of a master secret: 16 hex digits of an HMAC under
+    /// it (identifies the key, reveals nothing about it).
+    pub fn key_id(master: &[u8]) -> String {
+        hex::encode(&mamori_crypto::hmac_sha256(master, b"mamori/key-id/v1")[..8])
+    }
+}
+
+impl KeyProvider for LocalKeyring {
+    fn current_id(&self) -> String {
+        self.keys.first().map(|k| k.0.clone()).unwrap_or_default()
+    }
+
+    fn wrap(&self, key: &[u8], aad: &[u8]) -> CoreResult<(String, Vec<u8>)> {
+        let (id, b) = self
+            .keys
+            .first()
+            .ok_or_else(|| CoreError::Internal("no master key".into()))?;
+        let wrapped = b
+            .seal(key, Some(aad))
+            .map_err(|e| CoreError::Internal(format!("wrap: {e}")))?;
+        Ok((id.clone(), wrapped))
+    }
+
+    fn unwrap(&self, id: &str, wrapped: &[u8], aad: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>> {
+        let (_, b) = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == id)
+            .ok_or_else(|| CoreError::Internal(format!("master key {id} is not loaded")))?;
+        b.open(wrapped, Some(aad)).map_err(|_| {
+            CoreError::Internal(format!("data key does not open under master key {id}"))
+        })
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == id)
+    }
+}
+
+/// A person's data key, in memory only.
+pub struct DataKey(SecretBox);
+
+impl DataKey {
+    /// A fresh random data key and its raw bytes (to be wrapped).
+    pub fn generate() -> CoreResult<(Self, Zeroizing<Vec<u8>>)> {
+        let raw = Zeroizing::new(
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        Ok((Self::from_raw(&raw)?, raw))
+    }
+
+    /// A data key from its raw bytes.
+    pub fn from_raw(raw: &[u8]) -> CoreResult<Self> {
+        SecretBox::from_slice(raw)
+            .map(Self)
+            .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Seals `plaintext` bound to `aad`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> CoreResult<Vec<u8>> {
+        self.0
+            .seal(plaintext, Some(aad))
+            .map_err(|e| CoreError::Internal(format!("seal: {e}")))
+    }
+
+    /// Opens what [`Self::seal`] made with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>> {
+        self.0.open(sealed, Some(aad)).map_err(|_| {
+            CoreError::Internal("personal data does not open under its data key".into())
+        })
+    }
+}
+
+/// The keyed blind index of a normalised value.
+pub fn blind_index(index_key: &[u8], kind: &str, value: &str) -> String {
+    let mut msg = Vec::with_capacity(kind.len() + 1 + value.len());
+    msg.extend_from_slice(kind.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(value.as_bytes());
+    hex::encode(mamori_crypto::hmac_sha256(index_key, &msg))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn master(b: u8) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(vec![b; 32])
+    }
+
+    #[test]
+    fn wraps_with_the_current_key_and_unwraps_with_any_loaded_one() {
+        let old = LocalKeyring::new(&[master(1)]).unwrap();
+        let (id1, w1) = old.wrap(b"data-key-bytes", b"person:1").unwrap();
+        let both = LocalKeyring::new(&[master(2), master(1)]).unwrap();
+        assert_ne!(both.current_id(), id1);
+        assert_eq!(
+            &*both.unwrap(&id1, &w1, b"person:1").unwrap(),
+            b"data-key-bytes"
+        );
+        // Wrong associated data, unknown key, other key: all refused.
+        assert!(both.unwrap(&id1, &w1, b"person:2").is_err());
+        assert!(both.unwrap("0000000000000000", &w1, b"person:1").is_err());
+        let other = LocalKeyring::new(&[master(3)]).unwrap();
+        assert!(other.unwrap(&id1, &w1, b"person:1").is_err());
+        assert!(LocalKeyring::new(&[]).is_err());
+        assert!(LocalKeyring::new(&[Zeroizing::new(vec![0; 31])]).is_err());
+    }
+
+    #[test]
+    fn data_keys_seal_and_blind_indexes_are_keyed() {
+        let (k, raw) = DataKey::generate().unwrap();
+        let sealed = k.seal(b"Taro Yamada", b"p1").unwrap();
+        assert!(!sealed.windows(5).any(|w| w == b"Taro "));
+        let again = DataKey::from_raw(&raw).unwrap();
+        assert_eq!(&*again.open(&sealed, b"p1").unwrap(), b"Taro Yamada");
+        assert!(again.open(&sealed, b"p2").is_err());
+        let a = blind_index(&[1; 32], "email", "taro@example.com");
+        assert_eq!(a, blind_index(&[1; 32], "email", "taro@example.com"));
+        assert_ne!(a, blind_index(&[2; 32], "email", "taro@example.com"));
+        assert_ne!(a, blind_index(&[1; 32], "user_id", "taro@example.com"));
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,165 @@
+//! The people directory.
+
+use super::json_body;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::people::PersonInput;
+use mamori_core::{CoreError, Services};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Largest CSV import body (200,000 people of ~300 bytes).
+pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn next_after<T>(items: &[T], limit: u32, id: impl Fn(&T) -> String) -> Option<String> {
+    (items.len() == limit as usize)
+        .then(|| items.last().map(id))
+        .flatten()
+}
+
+pub(super) async fn list(
+    State(s): State<Services>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let people = s.list_people(page.after.as_deref(), limit).await?;
+    let next = next_after(&people, limit, |p| p.id.to_string());
+    Ok(Json(json!({ "people": people, "next_after": next })).into_response())
+}
+
+pub(super) async fn list_plain(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let people = s
+        .list_people_plain(&actor, &ctx, page.after.as_deref(), limit)
+        .await?;
+    let next = next_after(&people, limit, |p| p.view.id.to_string());
+    Ok(Json(json!({ "people": people, "next_after": next })).into_response())
+}
+
+pub(super) async fn create(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: PersonInput = json_body(&headers, &body)?;
+    let person = s.create_person(&actor.label(), &ctx, &input).await?;
+    Ok((StatusCode::CREATED, Json(person)).into_response())
+}
+
+pub(super) async fn import(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("text/csv") {
+        return Err(CoreError::UnsupportedMediaType("Content-Type must be text/csv".into()).into());
+    }
+    let n = s.import_people_csv(&actor.label(), &ctx, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
+}
+
+pub(super) async fn get(
+    State(s): State<Services>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.person(&id).await?).into_response())
+}
+
+pub(super) async fn get_plain(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.person_plain(&actor, &ctx, &id).await?).into_response())
+}
+
+pub(super) async fn update(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: PersonInput = json_body(&headers, &body)?;
+    Ok(Json(s.update_person(&actor.label(), &ctx, &id, &input).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Lookup {
+    email: Option<String>,
+    user_id: Option<String>,
+}
+
+pub(super) async fn lookup(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Query(q): Query<Lookup>,
+) -> Result<Response, ApiError> {
+    let person = s
+        .lookup_person(
+            &actor.label(),
+            &ctx,
+            q.email.as_deref(),
+            q.user_id.as_deref(),
+        )
+        .await?;
+    Ok(Json(person).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Assign {
+    person_id: Option<String>,
+}
+
+pub(super) async fn assign(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(udid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Assign = json_body(&headers, &body)?;
+    s.assign_device(&actor.label(), &ctx, &udid, req.person_id.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn purge(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.require_step_up(&actor)?;
+    s.purge_person_now(&actor.label(), &ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,567 @@
+//! The people directory over the real API: CSV import, pseudonymous views,
+//! plaintext only for the personal-data permission (each read recorded),
+//! assignment rules, and the attacks: raw database and WAL scanned for
+//! personal data, a viewer asking for plaintext, a wrong or missing master
+//! key at start.
+
+use crate::common::{role_token, spawn_app, test_config, TestApp};
+use serde_json::{json, Value};
+
+/// A synthetic person `i`: distinctive strings that cannot occur by chance.
+pub fn synthetic(i: usize) -> (String, String, String, String) {
+    (
+        format!("Zephyrine Quillfeather {i:05}"),
+        format!("zquill{i:05}"),
+        format!("zephyrine.quillfeather.{i:05}@mamori-corp.example"),
+        format!("+81-3-5550-{i:05}"),
+    )
+}
+
+pub fn csv_of(range: std::ops::Range<usize>) -> String {
+    let mut out = String::from("name,user_id,email,department,phone,status\n");
+    for i in range {
+        let (name, user, email, phone) = synthetic(i);
+        out.push_str(&format!("{name},{user},{email},Sales,{phone},active\n"));
+    }
+    out
+}
+
+pub async fn import(app: &TestApp, token: &str, csv: String) -> (u16, Value) {
+    let r = app
+        .http
+        .post(app.admin_url("/api/v1/people/import"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .get(app.admin_url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file of the database (main file, WAL, shared memory).
+fn db_files(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+    let dir = app.dir.path().join("data");
+    ["mamori.db", "mamori.db-wal", "mamori.db-shm"]
+        .iter()
+        .filter_map(|f| {
+            std::fs::read(dir.join(f))
+                .ok()
+                .map(|b| ((*f).to_owned(), b))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_database_file_holds_no_personal_data() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    let (st, body) = import(&app, &admin, csv_of(0..1000)).await;
+    assert_eq!(
+        (st, body.clone()),
+        (201, json!({"imported": 1000})),
+        "{body}"
+    );
+    // Lookups, a change and plaintext reads also went through the store.
+    let (_, _, email, _) = synthetic(7);
+    let (st, found) = get(
+        &app,
+        &admin,
+        &format!("/api/v1/people/lookup?email={email}"),
+    )
+    .await;
+    assert_eq!(st, 200, "{found}");
+    let officer = role_token(s, "officer", "security_officer").await;
+    let id = found["id"].as_str().unwrap().to_owned();
+    let (st, plain) = get(
+        &app,
+        &officer,
+        &format!("/api/v1/people/{id}/personal-data"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(plain["email"], email.as_str());
+
+    let files = db_files(&app);
+    assert!(
+        files.iter().any(|(n, _)| n == "mamori.db-wal"),
+        "WAL present"
+    );
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert!(
+        total > 100_000,
+        "the files hold the 1,000 people ({total} bytes)"
+    );
+    // Every synthetic name, user ID, e-mail and phone contains one of these
+    // fragments; none may appear anywhere in any file.
+    for (file, bytes) in &files {
+        for fragment in ["Quillfeather", "zquill", "mamori-corp", "+81-3-5550-"] {
+            assert!(!contains(bytes, fragment), "{fragment} found in {file}");
+        }
+    }
+    // The fragments are what the people's data looks like (the check
+    // would find them if they were there).
+    let (name, user, email, phone) = synthetic(999);
+    assert!(name.contains("Quillfeather") && user.contains("zquill"));
+    assert!(email.contains("mamori-corp") && phone.contains("+81-3-5550-"));
+    // Nor do the names ever come out of the pseudonymous views or the audit.
+    let (_, list) = get(&app, &admin, "/api/v1/people?limit=1000").await;
+    assert_eq!(list["people"].as_array().unwrap().len(), 1000);
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    for text in [list.to_string(), audit.to_string()] {
+        assert!(!text.contains("Quillfeather") && !text.contains("mamori-corp"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_needs_the_personal_data_permission_and_every_read_is_recorded() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..5)).await.0, 201);
+    let (_, list) = get(&app, &admin, "/api/v1/people").await;
+    let people = list["people"].as_array().unwrap();
+    assert_eq!(people.len(), 5);
+    assert!(people[0].get("name").is_none() && people[0].get("email").is_none());
+    let id = people[0]["id"].as_str().unwrap().to_owned();
+
+    for role in ["viewer", "helpdesk", "device_admin", "owner"] {
+        let t = role_token(s, &format!("no-pd-{role}"), role).await;
+        for path in [
+            format!("/api/v1/people/{id}/personal-data"),
+            "/api/v1/people/personal-data".to_owned(),
+        ] {
+            assert_eq!(get(&app, &t, &path).await.0, 403, "{role} {path}");
+        }
+    }
+    let officer = role_token(s, "officer", "security_officer").await;
+    let (st, one) = get(
+        &app,
+        &officer,
+        &format!("/api/v1/people/{id}/personal-data"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(one["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("Zephyrine Quillfeather"));
+    let (st, page) = get(&app, &officer, "/api/v1/people/personal-data?limit=3").await;
+    assert_eq!(st, 200);
+    assert_eq!(page["people"].as_array().unwrap().len(), 3);
+
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let reads: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "people.read")
+        .collect();
+    assert_eq!(reads.len(), 4, "one record per person read");
+    assert!(reads
+        .iter()
+        .all(|r| r["actor"].as_str().unwrap().ends_with(":officer")));
+    assert!(reads
+        .iter()
+        .all(|r| r["detail"] == "fields=name,user_id,email,department,phone"));
+    assert_eq!(reads[0]["target"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_imports_are_refused_whole_with_every_bad_line_named() {
+    let app = spawn_app().await;
+    let admin = role_token(&app.running.services, "dir-admin", "device_admin").await;
+    let count = |app: &TestApp| {
+        let s = app.running.services.clone();
+        async move { s.store.count_people().await.unwrap() }
+    };
+    assert_eq!(import(&app, &admin, csv_of(0..3)).await.0, 201);
+    let mut bad = csv_of(10..14);
+    let (name, user, email, phone) = synthetic(11);
+    bad.push_str(&format!(
+        "{name} again,{user}x,{email},Sales,{phone},active\n"
+    )); // line 6: e-mail of line 3
+    bad.push_str("No Mail,nomail,,Sales,,active\n"); // line 7
+    bad.push_str("Bad Status,badstatus,bad@mamori-corp.example,,,retired\n"); // line 8
+    bad.push_str("Short,row\n"); // line 9
+    let (_, _, taken, _) = synthetic(1);
+    bad.push_str(&format!("Dup Of Stored,dupstored,{taken},,,active\n")); // line 10
+    let (st, body) = import(&app, &admin, bad).await;
+    assert_eq!(st, 400, "{body}");
+    let lines: Vec<u64> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![6, 7, 8, 9], "{body}");
+    assert!(
+        !body.to_string().contains("mamori-corp"),
+        "values are not echoed"
+    );
+    assert_eq!(count(&app).await, 3, "nothing of the file was stored");
+    // The file without its bad lines still collides with a stored person.
+    let mut dup = csv_of(20..22);
+    dup.push_str(&format!("Dup Of Stored,dupstored,{taken},,,active\n"));
+    let (st, body) = import(&app, &admin, dup).await;
+    assert_eq!(st, 400);
+    assert_eq!(body["rows"][0]["line"], 4);
+    assert_eq!(body["rows"][0]["error"], "a person with this email exists");
+    assert_eq!(count(&app).await, 3);
+    // Malformed headers and content types.
+    assert_eq!(import(&app, &admin, "nom,mail\nx,y\n".into()).await.0, 400);
+    assert_eq!(
+        import(&app, &admin, "name,user_id\nx,y\n".into()).await.0,
+        400
+    );
+    let r = app
+        .http
+        .post(app.admin_url("/api/v1/people/import"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(count(&app).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_are_added_changed_looked_up_and_given_devices() {
+    use mamori_sim::{DeviceKind, SimOptions};
+    let app = spawn_app().await;
+    let admin = role_token(&app.running.services, "dir-admin", "device_admin").await;
+    let post = |path: &str, body: Value| {
+        let r = app
+            .http
+            .post(app.admin_url(path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, hana) = post(
+        "/api/v1/people",
+        json!({"name": "Hana Sato", "user_id": "hsato", "email": "Hana.Sato@Example.JP", "phone": "+81 90 1234 5678"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{hana}");
+    assert_eq!(hana["status"], "active");
+    let id = hana["id"].as_str().unwrap().to_owned();
+    // Same e-mail (any case) or user ID again: refused.
+    let (st, _) = post(
+        "/api/v1/people",
+        json!({"name": "Other", "user_id": "other", "email": "hana.sato@example.jp"}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    let (st, _) = post(
+        "/api/v1/people",
+        json!({"name": "Other", "user_id": "HSATO", "email": "o@example.jp"}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    for bad in [
+        json!({"name": "", "user_id": "x", "email": "x@example.jp"}),
+        json!({"name": "X", "user_id": "x", "email": "not-an-address"}),
+        json!({"name": "X", "user_id": "x y", "email": "x@example.jp"}),
+        json!({"name": "X", "user_id": "x", "email": "x@example.jp", "phone": "call me"}),
+        json!({"name": "X", "user_id": "x", "email": "x@example.jp", "status": "fired"}),
+        json!({"name": "X", "user_id": "x", "email": "x@example.jp", "salary": 1}),
+    ] {
+        assert_eq!(post("/api/v1/people", bad.clone()).await.0, 400, "{bad}");
+    }
+    // Lookup by e-mail (normalised) and user ID.
+    let (st, found) = get(
+        &app,
+        &admin,
+        "/api/v1/people/lookup?email=HANA.SATO@example.jp",
+    )
+    .await;
+    assert_eq!((st, found["id"].clone()), (200, json!(id)));
+    let (st, _) = get(&app, &admin, "/api/v1/people/lookup?user_id=hsato").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        get(
+            &app,
+            &admin,
+            "/api/v1/people/lookup?email=nobody@example.jp"
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(get(&app, &admin, "/api/v1/people/lookup").await.0, 400);
+
+    // A device is assigned, shows up on the person, and moves.
+    let dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.info().udid.clone();
+    let put = |path: String, body: Value| {
+        let r = app
+            .http
+            .put(app.admin_url(&path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send();
+        async move { r.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        put(
+            format!("/api/v1/devices/{udid}/person"),
+            json!({"person_id": id})
+        )
+        .await,
+        204
+    );
+    let (_, p) = get(&app, &admin, &format!("/api/v1/people/{id}")).await;
+    assert_eq!(p["devices"], json!([udid]));
+    assert_eq!(
+        put(
+            "/api/v1/devices/NO-SUCH-DEVICE/person".into(),
+            json!({"person_id": id})
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        put(
+            format!("/api/v1/devices/{udid}/person"),
+            json!({"person_id": "ffffffffffffffffffffffffffffffff"})
+        )
+        .await,
+        404
+    );
+
+    // Departed: no new devices.
+    let r = app
+        .http
+        .patch(app.admin_url(&format!("/api/v1/people/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({"status": "departed", "department": "Finance"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], "departed");
+    assert!(p["departed_at"].is_string());
+    assert_eq!(
+        put(
+            format!("/api/v1/devices/{udid}/person"),
+            json!({"person_id": id})
+        )
+        .await,
+        409
+    );
+    assert_eq!(
+        put(
+            format!("/api/v1/devices/{udid}/person"),
+            json!({"person_id": null})
+        )
+        .await,
+        204
+    );
+    let officer = role_token(&app.running.services, "officer", "security_officer").await;
+    let (_, plain) = get(
+        &app,
+        &officer,
+        &format!("/api/v1/people/{id}/personal-data"),
+    )
+    .await;
+    assert_eq!(plain["department"], "Finance");
+    assert_eq!(plain["email"], "hana.sato@example.jp");
+    assert_eq!(plain["devices"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
+    let app = spawn_app().await;
+    let admin = role_token(&app.running.services, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..2)).await.0, 201);
+    let data = app.dir.path().join("data");
+    let config = test_config(app.dir.path());
+    let TestApp { running, dir, .. } = app;
+    running.shutdown();
+
+    let key_path = data.join("master.key");
+    let right = std::fs::read(&key_path).unwrap();
+    // A different key.
+    std::fs::write(&key_path, hex::encode([7u8; 32])).unwrap();
+    let err = mamori::app::start(&config).await.err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("master key does not open"),
+        "{err:#}"
+    );
+    // No key at all next to an existing database.
+    std::fs::remove_file(&key_path).unwrap();
+    let err = mamori::app::start(&config).await.err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("master key is missing"),
+        "{err:#}"
+    );
+    assert!(!key_path.exists(), "no new key was made");
+    // The right key again: the server starts and the data reads.
+    std::fs::write(&key_path, &right).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let running = mamori::app::start(&config).await.unwrap();
+    let s = &running.services;
+    let ctx = mamori_core::auth::ClientContext::default();
+    let (_, _, email, _) = synthetic(1);
+    let found = s
+        .lookup_person("test", &ctx, Some(&email), None)
+        .await
+        .unwrap();
+    // A change opens and reseals the fields: the data key unwraps.
+    let input = mamori_core::people::PersonInput {
+        department: Some("Legal".into()),
+        ..Default::default()
+    };
+    s.update_person("test", &ctx, found.id.as_str(), &input)
+        .await
+        .unwrap();
+    assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
+    running.shutdown();
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
+    let app = crate::common::spawn_with(|c| c.people_retention_days = 0).await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..10)).await.0, 201);
+    let ctx = mamori_core::auth::ClientContext::default();
+    let (_, _, email, _) = synthetic(3);
+    let leaver = s
+        .lookup_person("test", &ctx, Some(&email), None)
+        .await
+        .unwrap();
+    let (_, _, email, _) = synthetic(4);
+    let stayer = s
+        .lookup_person("test", &ctx, Some(&email), None)
+        .await
+        .unwrap();
+    let departed = mamori_core::people::PersonInput {
+        status: Some("departed".into()),
+        ..Default::default()
+    };
+    s.update_person("test", &ctx, leaver.id.as_str(), &departed)
+        .await
+        .unwrap();
+    let rec = s.store.person(&leaver.id).await.unwrap().unwrap();
+    // What an attacker holding an old copy would look for.
+    let sealed = rec.sealed[12..44].to_vec();
+    let wrapped = rec.wrapped_key[12..44].to_vec();
+    let in_files = |needle: &[u8]| {
+        db_files(&app)
+            .iter()
+            .any(|(_, b)| b.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(
+        in_files(&sealed) && in_files(&wrapped),
+        "present before the purge"
+    );
+
+    assert_eq!(s.purge_due_people("test", &ctx).await.unwrap(), 1);
+    assert!(
+        !in_files(&sealed),
+        "sealed fields left in the database or WAL"
+    );
+    assert!(!in_files(&wrapped), "data key left in the database or WAL");
+    assert!(s.store.is_purged(&leaver.id).await.unwrap());
+    let (st, _) = get(&app, &admin, &format!("/api/v1/people/{}", leaver.id)).await;
+    assert_eq!(st, 404);
+    assert_eq!(s.store.count_people().await.unwrap(), 9);
+    assert_eq!(
+        get(&app, &admin, &format!("/api/v1/people/{}", stayer.id))
+            .await
+            .0,
+        200
+    );
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let purge = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "people.purge")
+        .unwrap()
+        .clone();
+    assert_eq!(purge["target"], leaver.id.as_str());
+    // Nothing else is due.
+    assert_eq!(s.purge_due_people("test", &ctx).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_departed_people_past_retention_are_purged() {
+    let app = spawn_app().await; // retention: 30 days
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..3)).await.0, 201);
+    let ctx = mamori_core::auth::ClientContext::default();
+    let (_, _, email, _) = synthetic(0);
+    let p = s
+        .lookup_person("test", &ctx, Some(&email), None)
+        .await
+        .unwrap();
+    let departed = mamori_core::people::PersonInput {
+        status: Some("departed".into()),
+        ..Default::default()
+    };
+    s.update_person("test", &ctx, p.id.as_str(), &departed)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.purge_due_people("test", &ctx).await.unwrap(),
+        0,
+        "left today"
+    );
+    // Purge now by hand: a token cannot (step-up), an active person cannot be.
+    let r = app
+        .http
+        .post(app.admin_url(&format!("/api/v1/people/{}/purge", p.id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, _, email, _) = synthetic(1);
+    let active = s
+        .lookup_person("test", &ctx, Some(&email), None)
+        .await
+        .unwrap();
+    assert!(s
+        .purge_person_now("test", &ctx, active.id.as_str())
+        .await
+        .is_err());
+    s.purge_person_now("test", &ctx, p.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
+}

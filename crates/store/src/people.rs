@@ -1,0 +1,421 @@
+//! The people directory: pseudonymous people rows (personal fields sealed,
+//! blind indexes for exact-match lookup), their wrapped data keys (in their
+//! own table so a purge can destroy them) and device assignments.
+
+use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
+use async_trait::async_trait;
+use mamori_core::ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
+use mamori_domain::{DeviceKey, EmploymentStatus, PersonId, PersonRecord};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, Row, TransactionBehavior};
+use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
+
+/// The columns of a [`PersonRecord`] (the row joined with its key), as a
+/// string literal so it can be `concat!`ed into whole statements.
+macro_rules! person_select {
+    () => {
+        "SELECT p.id, p.status, p.departed_at, p.created_at, p.updated_at, p.sealed,
+                p.email_index, p.user_id_index, k.key_id, k.wrapped_key
+         FROM people p JOIN person_keys k ON k.person_id = p.id"
+    };
+}
+
+/// Most IDs bound in one `IN (...)` list.
+const IN_CHUNK: usize = 500;
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn person_id(v: &str) -> StoreResult<PersonId> {
+    PersonId::parse(v).map_err(err)
+}
+
+fn device_key(v: &str) -> StoreResult<DeviceKey> {
+    DeviceKey::parse(v).map_err(err)
+}
+
+fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
+    let id: String = col(r, "id")?;
+    let status: String = col(r, "status")?;
+    Ok(PersonRecord {
+        id: person_id(&id)?,
+        status: EmploymentStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("unknown employment status {status:?}")))?,
+        departed_at: from_opt_ts(col(r, "departed_at")?)?,
+        created_at: from_ts(col(r, "created_at")?)?,
+        updated_at: from_ts(col(r, "updated_at")?)?,
+        key_id: col(r, "key_id")?,
+        wrapped_key: col(r, "wrapped_key")?,
+        sealed: col(r, "sealed")?,
+        email_index: col(r, "email_index")?,
+        user_id_index: col(r, "user_id_index")?,
+    })
+}
+
+/// Whether the statement failed on a UNIQUE constraint (not the primary key).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == ErrorCode::ConstraintViolation
+                && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// Which of `rec`'s blind indexes another person (not `rec.id`) already
+/// holds, e-mail first; `None` when neither.
+fn taken_index(c: &Connection, rec: &PersonRecord) -> StoreResult<Option<PersonIndex>> {
+    let taken = |sql: &str, hash: &str| {
+        query_opt(c, sql, params![hash, rec.id.as_str()], |_| Ok(())).map(|o| o.is_some())
+    };
+    if taken(
+        "SELECT 1 FROM people WHERE email_index = ? AND id <> ?",
+        &rec.email_index,
+    )? {
+        return Ok(Some(PersonIndex::Email));
+    }
+    if taken(
+        "SELECT 1 FROM people WHERE user_id_index = ? AND id <> ?",
+        &rec.user_id_index,
+    )? {
+        return Ok(Some(PersonIndex::UserId));
+    }
+    Ok(None)
+}
+
+/// The first row of the batch that repeats an earlier row's index, if any.
+fn first_in_batch_duplicate(people: &[PersonRecord]) -> Option<usize> {
+    let mut emails = HashSet::with_capacity(people.len());
+    let mut user_ids = HashSet::with_capacity(people.len());
+    people.iter().position(|p| {
+        let dup_email = !emails.insert(p.email_index.as_str());
+        let dup_user = !user_ids.insert(p.user_id_index.as_str());
+        dup_email || dup_user
+    })
+}
+
+/// Inserts a batch in one transaction, committed only when every row went
+/// in; otherwise names the first row whose index is taken.
+fn insert_batch(
+    c: &mut Connection,
+    people: &[PersonRecord],
+) -> StoreResult<Result<(), PeopleConflict>> {
+    // A row repeating an earlier row's index must fail; rows after it need
+    // not be tried (an earlier row may still collide with a stored person,
+    // and that one is the first offender).
+    let in_batch = first_in_batch_duplicate(people);
+    let upto = in_batch.map_or(people.len(), |i| i + 1);
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    {
+        let mut person = tx
+            .prepare_cached(
+                "INSERT INTO people
+                 (id, status, departed_at, created_at, updated_at, sealed, email_index,
+                  user_id_index)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(db)?;
+        let mut key = tx
+            .prepare_cached(
+                "INSERT INTO person_keys (person_id, key_id, wrapped_key) VALUES (?, ?, ?)",
+            )
+            .map_err(db)?;
+        for (row, p) in people[..upto].iter().enumerate() {
+            let inserted = person.execute(params![
+                p.id.as_str(),
+                p.status.as_str(),
+                p.departed_at.map(ts),
+                ts(p.created_at),
+                ts(p.updated_at),
+                p.sealed,
+                p.email_index,
+                p.user_id_index
+            ]);
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    // Dropping the transaction rolls back every earlier row.
+                    return match taken_index(&tx, p)? {
+                        Some(index) => Ok(Err(PeopleConflict::Duplicate { row, index })),
+                        None => Err(db(e)),
+                    };
+                }
+                Err(e) => return Err(db(e)),
+            }
+            key.execute(params![p.id.as_str(), p.key_id, p.wrapped_key])
+                .map_err(db)?;
+        }
+    }
+    if let Some(row) = in_batch {
+        // The repeating row's insert must have failed above; never commit.
+        return Err(StoreError(format!(
+            "batch row {row} repeats an earlier row's index but was not refused"
+        )));
+    }
+    tx.commit().map_err(db)?;
+    Ok(Ok(()))
+}
+
+#[async_trait]
+impl PeopleStore for SqliteStore {
+    async fn insert_people(
+        &self,
+        people: &[PersonRecord],
+    ) -> StoreResult<Result<(), PeopleConflict>> {
+        if people.is_empty() {
+            return Ok(Ok(()));
+        }
+        let people = people.to_vec();
+        self.write_blocking(move |c| insert_batch(c, &people)).await
+    }
+
+    async fn update_person(&self, rec: &PersonRecord) -> StoreResult<Result<bool, PeopleConflict>> {
+        self.write(|c| {
+            let updated = c
+                .prepare_cached(
+                    "UPDATE people SET sealed = ?, email_index = ?, user_id_index = ?,
+                            status = ?, departed_at = ?, updated_at = ?
+                     WHERE id = ?",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        rec.sealed,
+                        rec.email_index,
+                        rec.user_id_index,
+                        rec.status.as_str(),
+                        rec.departed_at.map(ts),
+                        ts(rec.updated_at),
+                        rec.id.as_str()
+                    ])
+                });
+            match updated {
+                Ok(n) => Ok(Ok(n == 1)),
+                Err(e) if is_unique_violation(&e) => match taken_index(c, rec)? {
+                    Some(index) => Ok(Err(PeopleConflict::Duplicate { row: 0, index })),
+                    None => Err(db(e)),
+                },
+                Err(e) => Err(db(e)),
+            }
+        })
+        .await
+    }
+
+    async fn person(&self, id: &PersonId) -> StoreResult<Option<PersonRecord>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                concat!(person_select!(), " WHERE p.id = ?"),
+                [id.as_str()],
+                person_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn person_by_index(
+        &self,
+        index: PersonIndex,
+        hash: &str,
+    ) -> StoreResult<Option<PersonRecord>> {
+        let sql = match index {
+            PersonIndex::Email => concat!(person_select!(), " WHERE p.email_index = ?"),
+            PersonIndex::UserId => concat!(person_select!(), " WHERE p.user_id_index = ?"),
+        };
+        self.read(|c| query_opt(c, sql, [hash], person_from_row))
+            .await
+    }
+
+    async fn list_people(
+        &self,
+        after: Option<&PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonRecord>> {
+        let after = after.map_or(String::new(), |p| p.as_str().to_owned());
+        self.read_blocking(move |c| {
+            query_all(
+                c,
+                concat!(person_select!(), " WHERE p.id > ? ORDER BY p.id LIMIT ?"),
+                params![after, i64::from(limit)],
+                person_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn count_people(&self) -> StoreResult<u64> {
+        let n = self
+            .read(|c| {
+                query_opt(c, "SELECT COUNT(*) AS n FROM people", [], |r| {
+                    col::<i64>(r, "n")
+                })
+            })
+            .await?;
+        u64::try_from(n.unwrap_or(0)).map_err(err)
+    }
+
+    async fn assign_device(
+        &self,
+        device: &DeviceKey,
+        person: Option<&PersonId>,
+    ) -> StoreResult<bool> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            if let Some(p) = person {
+                let exists = query_opt(
+                    &tx,
+                    "SELECT 1 FROM people WHERE id = ?",
+                    [p.as_str()],
+                    |_| Ok(()),
+                )?;
+                if exists.is_none() {
+                    return Err(StoreError(format!(
+                        "cannot assign device {device} to person {p}: no such person"
+                    )));
+                }
+            }
+            let n = exec(
+                &tx,
+                "UPDATE devices SET person_id = ? WHERE udid = ?",
+                params![person.map(PersonId::as_str), device.as_str()],
+            )?;
+            tx.commit().map_err(db)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn person_devices(&self, id: &PersonId) -> StoreResult<Vec<DeviceKey>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT udid FROM devices WHERE person_id = ? ORDER BY udid",
+                [id.as_str()],
+                |r| device_key(&col::<String>(r, "udid")?),
+            )
+        })
+        .await
+    }
+
+    async fn people_devices(&self, ids: &[PersonId]) -> StoreResult<Vec<Vec<DeviceKey>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(|p| p.as_str().to_owned()).collect();
+        self.read_blocking(move |c| {
+            let mut by_person: HashMap<String, Vec<DeviceKey>> = HashMap::new();
+            let unique: Vec<&String> = {
+                let mut seen = HashSet::with_capacity(ids.len());
+                ids.iter().filter(|i| seen.insert(i.as_str())).collect()
+            };
+            for chunk in unique.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT person_id, udid FROM devices WHERE person_id IN ({marks})
+                     ORDER BY person_id, udid"
+                );
+                for (person, udid) in query_all(c, &sql, params_from_iter(chunk), |r| {
+                    Ok((col::<String>(r, "person_id")?, col::<String>(r, "udid")?))
+                })? {
+                    by_person
+                        .entry(person)
+                        .or_default()
+                        .push(device_key(&udid)?);
+                }
+            }
+            Ok(ids
+                .iter()
+                .map(|i| by_person.get(i).cloned().unwrap_or_default())
+                .collect())
+        })
+        .await
+    }
+
+    async fn device_person(&self, device: &DeviceKey) -> StoreResult<Option<PersonId>> {
+        let id = self
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT person_id FROM devices WHERE udid = ?",
+                    [device.as_str()],
+                    |r| col::<Option<String>>(r, "person_id"),
+                )
+            })
+            .await?;
+        id.flatten().as_deref().map(person_id).transpose()
+    }
+
+    async fn people_due_for_purge(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonId>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT id FROM people WHERE status = 'departed' AND departed_at <= ?
+                 ORDER BY departed_at, id LIMIT ?",
+                params![ts(before), i64::from(limit)],
+                |r| person_id(&col::<String>(r, "id")?),
+            )
+        })
+        .await
+    }
+
+    async fn purge_people(&self, ids: &[PersonId], now: OffsetDateTime) -> StoreResult<u64> {
+        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        self.write_blocking(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let mut purged = 0u64;
+            for id in &ids {
+                exec(
+                    &tx,
+                    "UPDATE devices SET person_id = NULL WHERE person_id = ?",
+                    [id],
+                )?;
+                exec(
+                    &tx,
+                    "UPDATE admins SET person_id = NULL WHERE person_id = ?",
+                    [id],
+                )?;
+                exec(&tx, "DELETE FROM person_keys WHERE person_id = ?", [id])?;
+                let n = exec(&tx, "DELETE FROM people WHERE id = ?", [id])?;
+                if n == 1 {
+                    exec(
+                        &tx,
+                        "INSERT INTO people_tombstones (id, purged_at) VALUES (?, ?)
+                         ON CONFLICT (id) DO NOTHING",
+                        params![id, ts(now)],
+                    )?;
+                    purged += 1;
+                }
+            }
+            tx.commit().map_err(db)?;
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn is_purged(&self, id: &PersonId) -> StoreResult<bool> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT 1 AS found FROM people_tombstones WHERE id = ?",
+                [id.as_str()],
+                |_| Ok(()),
+            )
+        })
+        .await
+        .map(|o| o.is_some())
+    }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        self.write_blocking(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(db)
+        })
+        .await
+    }
+}
