@@ -60,6 +60,21 @@ pub struct PersonPlain {
     pub phone: Option<String>,
 }
 
+/// Whether a person's sealed fields from a backup can be read today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readability {
+    /// The live directory still holds the person's data key and it opens
+    /// the backup's fields.
+    Readable,
+    /// The person was purged since: their data key is destroyed.
+    Purged,
+    /// The live directory does not know the person (no key).
+    NoKey,
+    /// A key exists but does not open these fields.
+    Mismatch,
+}
+
 /// One refused row of an import (1-based, after the header; the text never
 /// repeats the row's values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -695,6 +710,30 @@ impl Services {
         .await?;
         let devices = self.store.person_devices(&r.id).await?;
         Ok(view(&r, devices))
+    }
+
+    /// Whether sealed fields taken from a backup open with the data keys
+    /// the live directory holds now (backups carry no data keys).
+    pub async fn backup_readability(
+        &self,
+        id: &PersonId,
+        sealed: &[u8],
+    ) -> CoreResult<Readability> {
+        let Some(live) = self.store.person(id).await? else {
+            return Ok(if self.store.is_purged(id).await? {
+                Readability::Purged
+            } else {
+                Readability::NoKey
+            });
+        };
+        let raw = self
+            .vault
+            .unwrap(&live.key_id, &live.wrapped_key, &key_aad(id))?;
+        let key = DataKey::from_raw(&raw)?;
+        Ok(match key.open(sealed, &person_aad(id)) {
+            Ok(_) => Readability::Readable,
+            Err(_) => Readability::Mismatch,
+        })
     }
 
     /// The retention job: purges every departed person whose departure is

@@ -51,6 +51,9 @@ pub enum CryptoError {
     /// The system random number generator failed.
     #[error("random number generator failure")]
     Rng,
+    /// Reading or writing a stream failed.
+    #[error("I/O error: {0}")]
+    Io(String),
 }
 
 impl From<der::Error> for CryptoError {

@@ -12,6 +12,7 @@ mod hash;
 pub mod password;
 mod rsa;
 mod secretbox;
+pub mod stream;
 pub mod totp;
 mod verify;
 

@@ -2,5 +2,6 @@
 //! wiring, so integration tests start exactly what `mamori serve` starts.
 
 pub mod app;
+pub mod backup;
 pub mod config;
 pub mod keys;

@@ -21,6 +21,7 @@
 
 mod admins;
 mod audit;
+mod backup;
 mod certs;
 mod devices;
 mod migrate;
@@ -28,6 +29,7 @@ mod people;
 mod queue;
 mod tokens;
 
+pub use backup::{read_snapshot, schema_version, SnapshotSummary};
 use mamori_core::ports::{StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row};

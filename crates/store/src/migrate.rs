@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_people.sql")),
 ];
 
+/// The newest schema version.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
 /// Brings the schema up to date.
 pub(crate) fn run(conn: &mut Connection) -> StoreResult<()> {
     adopt_sqlx_history(conn)?;

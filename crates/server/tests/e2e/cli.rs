@@ -263,3 +263,50 @@ fn people_are_imported_and_listed_from_the_command_line() {
     );
     assert!(!listing.contains("Tanaka") && !listing.contains("example.jp"));
 }
+
+#[test]
+fn backups_are_created_and_verified_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "name,user_id,email\nAiko Tanaka,atanaka,aiko@example.jp\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["people", "import", "--file", csv.to_str().unwrap()])
+        .status
+        .success());
+    let file = tmp.path().join("b.mbk");
+    let out = run(&["backup", "create", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no data keys"));
+    let out = run(&["backup", "restore", file.to_str().unwrap(), "--verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("integrity ok"), "{text}");
+    assert!(
+        text.contains("people 1: readable with today's keys 1"),
+        "{text}"
+    );
+    // Without --verify nothing is restored.
+    assert!(!run(&["backup", "restore", file.to_str().unwrap()])
+        .status
+        .success());
+}

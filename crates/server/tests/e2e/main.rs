@@ -6,6 +6,7 @@
 mod admins;
 mod attacks;
 mod authz;
+mod backup;
 mod bad_input;
 mod cli;
 mod common;
