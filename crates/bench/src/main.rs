@@ -15,8 +15,13 @@
 //! With `--login-timing` it measures something else instead: whether a
 //! failed login for an unknown administrator name takes as long as one for
 //! a real account (see [`login_timing`]).
+//!
+//! With `--people N` it measures the people directory instead: import of N
+//! synthetic people, lookups by e-mail, pages of 100, and the purge of the
+//! departed tenth with `mamori people purge --due` (see [`people`]).
 
 mod login_timing;
+mod people;
 mod procfs;
 mod report;
 mod server;
@@ -62,7 +67,11 @@ const SETTLE: Duration = Duration::from_millis(300);
         in total and per device, and the server's RSS (VmRSS), next to the targets. \
         Exits non-zero only on errors, not on missed targets. \
         With --login-timing: compares failed logins for real accounts (wrong password) with \
-        logins for unknown names instead (latency on the client, server CPU per attempt)."
+        logins for unknown names instead (latency on the client, server CPU per attempt). \
+        With --people N: the people directory instead (server started with \
+        --people-retention-days 0): imports N synthetic people (every 10th departed) over the \
+        API, times lookups by e-mail and pages of 100, then purges the departed ones with \
+        `SERVER_BIN people purge --due` on the running server's data directory."
 )]
 struct Args {
     /// The `mamori` server binary to benchmark (e.g. target/release/mamori)
@@ -106,6 +115,32 @@ struct Args {
     #[arg(long, value_name = "K", default_value_t = 40, requires = "login_timing",
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     login_accounts: u32,
+    /// Instead of the device benchmark: the people directory. Starts the
+    /// server with --people-retention-days 0, imports N synthetic people
+    /// over the API (POST /api/v1/people/import, CSV; every 10th departed),
+    /// times lookups by e-mail one at a time, walks the list a page of 100
+    /// at a time, then runs `SERVER_BIN people purge --due --retention-days
+    /// 0` on the running server's data directory (and once more with
+    /// nothing due, as a baseline) and checks the result over the API.
+    /// Targets: lookup ≤ 1 ms, purge of 10,000 ≤ 10 s
+    #[arg(long, value_name = "N",
+          conflicts_with_all = ["devices", "concurrency", "idle_polls", "keep_alive", "no_tls_resumption", "login_timing"],
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    people: Option<u32>,
+    /// --people: rows per import request (the server takes at most 200,000
+    /// and 64 MiB per request)
+    #[arg(long, value_name = "ROWS", default_value_t = 10_000, requires = "people",
+          value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    people_batch: u32,
+    /// --people: timed lookups by e-mail (random existing people, after 20
+    /// untimed ones)
+    #[arg(long, value_name = "K", default_value_t = 1000, requires = "people",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    people_lookups: u32,
+    /// --people: timed pages of 100 (fewer if the list ends first)
+    #[arg(long, value_name = "P", default_value_t = 200, requires = "people",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    people_pages: u32,
 }
 
 /// Where the server's data and log live for the run.
@@ -152,6 +187,8 @@ async fn main() -> std::process::ExitCode {
         r = async {
             if args.login_timing {
                 run_login_timing(&args).await
+            } else if let Some(n) = args.people {
+                run_people(&args, n as usize).await
             } else {
                 run(&args).await
             }
@@ -273,6 +310,60 @@ async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
         server.log_path.display()
     );
     print!("{report}");
+    if let WorkDir::Kept(dir) = &work {
+        println!("data directory and server log kept in {}", dir.display());
+    }
+    drop(server);
+    Ok(())
+}
+
+async fn run_people(args: &Args, n: usize) -> anyhow::Result<()> {
+    let server_bin = std::fs::canonicalize(&args.server_bin)
+        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let work = WorkDir::new(args.keep.as_ref())?;
+    eprintln!(
+        "starting {} serve {} (RUST_LOG={}) in {}",
+        server_bin.display(),
+        people::SERVE_ARGS.join(" "),
+        server::SERVER_RUST_LOG,
+        work.path().display()
+    );
+    let server = Server::start_with(&server_bin, work.path(), &people::SERVE_ARGS).await?;
+    let plan = people::Plan {
+        people: n,
+        batch: args.people_batch as usize,
+        lookups: args.people_lookups as usize,
+        pages: args.people_pages as usize,
+    };
+    let figures = people::measure(&server, &server_bin, plan).await?;
+    println!(
+        "mamori-bench --people: {n} synthetic people ({} departed), {} lookups by e-mail, \
+         up to {} pages of {}",
+        people::departed_count(n),
+        plan.lookups,
+        plan.pages,
+        people::PAGE_SIZE
+    );
+    println!(
+        "command:  {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!("machine:  {}", procfs::machine_description());
+    println!(
+        "server:   {} serve {} (RUST_LOG={}; admin listener {}; log in {})",
+        server_bin.display(),
+        people::SERVE_ARGS.join(" "),
+        server::SERVER_RUST_LOG,
+        server.admin_addr,
+        server.log_path.display()
+    );
+    println!(
+        "purge:    {} people purge --due --retention-days 0 --data-dir {} (while the server runs)",
+        server_bin.display(),
+        server.data_dir.display()
+    );
+    println!();
+    print!("{}", people::report(&figures));
     if let WorkDir::Kept(dir) = &work {
         println!("data directory and server log kept in {}", dir.display());
     }

@@ -102,6 +102,15 @@ impl Server {
     /// the admin listener's `/healthz`, and creates an owner token with
     /// `server_bin token create`.
     pub async fn start(server_bin: &Path, work_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(server_bin, work_dir, &[]).await
+    }
+
+    /// [`Server::start`] with `extra_args` appended to `serve`'s arguments.
+    pub async fn start_with(
+        server_bin: &Path,
+        work_dir: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let data_dir = work_dir.join("data");
         let log_path = work_dir.join("server.log");
         let device_addr = free_port()?;
@@ -118,6 +127,7 @@ impl Server {
             .arg(admin_addr.to_string())
             .arg("--public-url")
             .arg(format!("https://{device_addr}"))
+            .args(extra_args)
             .env("RUST_LOG", SERVER_RUST_LOG)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -255,7 +265,8 @@ impl Server {
             .ok_or_else(|| anyhow!("`token create` printed no token"))
     }
 
-    fn admin_url(&self, path: &str) -> String {
+    /// `https://ADMIN_ADDR{path}`.
+    pub fn admin_url(&self, path: &str) -> String {
         format!("https://{}{}", self.admin_addr, path)
     }
 
