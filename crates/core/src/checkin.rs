@@ -259,6 +259,7 @@ impl Services {
                     self.update_inventory(key, &request_type, &req.result)
                         .await?;
                 }
+                self.after_result(key, &uuid, state).await?;
                 tracing::info!(device = %key, command = %uuid, status = state.as_str(), "command result");
             }
             ResultOutcome::UnknownCommand => {

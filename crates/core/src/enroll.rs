@@ -169,7 +169,7 @@ impl Services {
             check_out_when_removed: true,
             access_rights: 8191,
             organization: self.config.organization.clone(),
-            profile_identifier: format!("com.mamori.enrollment.{id}"),
+            profile_identifier: profile_identifier(&id),
             profile_uuid: uuid,
             scep_payload_uuid: new_uuid(),
             mdm_payload_uuid: new_uuid(),
@@ -192,4 +192,9 @@ impl Services {
         )
         .map_err(|e| CoreError::Internal(e.to_string()))
     }
+}
+
+/// The `PayloadIdentifier` of the enrollment profile with this ID.
+pub fn profile_identifier(profile_id: &str) -> String {
+    format!("com.mamori.enrollment.{profile_id}")
 }

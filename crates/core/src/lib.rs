@@ -9,6 +9,7 @@ pub mod commands;
 pub mod enroll;
 pub mod error;
 pub mod identity;
+pub mod offboard;
 pub mod people;
 pub mod pki;
 pub mod ports;

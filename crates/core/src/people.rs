@@ -487,7 +487,7 @@ impl Services {
         Ok(recs.iter().zip(devices).map(|(r, d)| view(r, d)).collect())
     }
 
-    async fn record(&self, id: &str) -> CoreResult<PersonRecord> {
+    pub(crate) async fn record(&self, id: &str) -> CoreResult<PersonRecord> {
         let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         self.store
             .person(&id)

@@ -55,6 +55,8 @@ pub trait CertStore: Send + Sync {
     async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>>;
     /// Binds a certificate to the enrollment that authenticated with it.
     async fn bind_certificate(&self, fingerprint: &str, device: &DeviceKey) -> StoreResult<()>;
+    /// Every certificate bound to the device (revoked or not), newest first.
+    async fn device_certificates(&self, device: &DeviceKey) -> StoreResult<Vec<DeviceCertificate>>;
     /// Revokes every unrevoked certificate bound to the device; returns how many.
     async fn revoke_device_certificates(
         &self,
@@ -456,6 +458,38 @@ pub trait PeopleStore: Send + Sync {
     async fn purge_people(&self, ids: &[PersonId], now: OffsetDateTime) -> StoreResult<u64>;
     /// Whether `id` was purged (a tombstone exists).
     async fn is_purged(&self, id: &PersonId) -> StoreResult<bool>;
+    /// Links an administrator account to the person it belongs to (or
+    /// unlinks it); false when the account does not exist.
+    async fn link_admin_person(
+        &self,
+        admin: &AdminId,
+        person: Option<&PersonId>,
+    ) -> StoreResult<bool>;
+    /// In one transaction: marks the person departed (keeping an earlier
+    /// departure time), disables every enabled administrator account
+    /// linked to them and revokes those accounts' sessions and tokens.
+    /// Returns, per account disabled, (id, name, sessions revoked, tokens
+    /// revoked); `None` when the person does not exist.
+    async fn offboard_person(
+        &self,
+        id: &PersonId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Vec<(AdminId, String, u64, u64)>>>;
+    /// Marks a device as leaving management: `command` is the last command
+    /// it gets; when it answers it (or at `deadline`) its certificates are
+    /// revoked. `None` clears the mark.
+    async fn set_device_offboarding(
+        &self,
+        device: &DeviceKey,
+        mark: Option<(&CommandUuid, OffsetDateTime)>,
+    ) -> StoreResult<()>;
+    /// The device's offboarding command and deadline, if it is leaving.
+    async fn device_offboarding(
+        &self,
+        device: &DeviceKey,
+    ) -> StoreResult<Option<(CommandUuid, OffsetDateTime)>>;
+    /// Devices whose offboarding deadline has passed.
+    async fn offboarding_overdue(&self, now: OffsetDateTime) -> StoreResult<Vec<DeviceKey>>;
     /// Moves the write-ahead log into the database file and truncates it,
     /// so deleted data does not linger in the WAL.
     async fn checkpoint(&self) -> StoreResult<()>;

@@ -343,6 +343,18 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "POST",
+            "/api/v1/people/{id}/offboard",
+            perm(P::PeopleWrite),
+            post(people::offboard),
+        ),
+        r(
+            "PUT",
+            "/api/v1/admins/{name}/person",
+            perm(P::AccountsManage),
+            put(people::link_admin),
+        ),
+        r(
+            "POST",
             "/api/v1/people/{id}/purge",
             perm(P::PeopleWrite),
             post(people::purge),

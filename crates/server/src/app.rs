@@ -140,6 +140,9 @@ async fn hygiene(services: Services) {
         if let Err(e) = services.purge_due_people("system", &ctx).await {
             tracing::error!(error = %e, "retention job failed");
         }
+        if let Err(e) = services.retire_overdue_devices().await {
+            tracing::error!(error = %e, "offboarding job failed");
+        }
         match services.sweep_stale_admins().await {
             Ok(names) if !names.is_empty() => {
                 tracing::warn!(accounts = ?names, "stale administrator accounts");

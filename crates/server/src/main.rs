@@ -92,6 +92,17 @@ enum AdminCmd {
         /// Login name
         name: String,
     },
+    /// Link an account to the person it belongs to, so that offboarding
+    /// the person closes the account.
+    Link {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+        /// The person's ID
+        #[arg(long)]
+        person: String,
+    },
     /// Unlock an account locked by failed logins.
     Unlock {
         #[command(flatten)]
@@ -174,6 +185,15 @@ enum PeopleCmd {
     List {
         #[command(flatten)]
         dir: DataDir,
+    },
+    /// Offboard a person in one step: departed, their administrator
+    /// accounts disabled (sessions and tokens revoked), their devices
+    /// taken out of management. Prints what was revoked.
+    Offboard {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The person's ID
+        id: String,
     },
     /// Purge departed people: their data key is destroyed (every copy of
     /// their data becomes unreadable), their rows deleted, a tombstone kept.
@@ -474,6 +494,13 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
             println!("One-time password (shown only now):");
             println!("{}", created.one_time_password);
         }
+        AdminCmd::Link { dir, name, person } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            s.link_admin_person(CLI_ACTOR, &ctx, &name, Some(&person))
+                .await
+                .map_err(err)?;
+            println!("administrator {name} linked to person {person}");
+        }
         AdminCmd::Unlock { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
             s.unlock_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
@@ -560,6 +587,14 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added person {}", p.id);
+        }
+        PeopleCmd::Offboard { dir, id } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let report = s
+                .offboard_person(CLI_ACTOR, &ctx, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         PeopleCmd::Purge {
             dir,

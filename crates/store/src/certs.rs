@@ -1,6 +1,6 @@
 //! Enrollment profiles (SCEP challenges) and issued device certificates.
 
-use crate::{col, exec, from_opt_ts, from_ts, query_opt, ts, SqliteStore};
+use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{CertStore, ProfileStore, StoreError, StoreResult};
 use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
@@ -168,6 +168,18 @@ impl CertStore for SqliteStore {
         })
         .await?;
         Ok(())
+    }
+
+    async fn device_certificates(&self, device: &DeviceKey) -> StoreResult<Vec<DeviceCertificate>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM device_certificates WHERE device = ? ORDER BY issued_at DESC, fingerprint",
+                [device.as_str()],
+                cert_from_row,
+            )
+        })
+        .await
     }
 
     async fn revoke_device_certificates(

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_password_set_at.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_people.sql")),
+    (6, include_str!("../migrations/sqlite/0006_offboarding.sql")),
 ];
 
 /// The newest schema version.

@@ -5,7 +5,7 @@
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
-use mamori_domain::{DeviceKey, EmploymentStatus, PersonId, PersonRecord};
+use mamori_domain::{AdminId, CommandUuid, DeviceKey, EmploymentStatus, PersonId, PersonRecord};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Row, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -415,6 +415,137 @@ impl PeopleStore for SqliteStore {
         self.write_blocking(|c| {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .map_err(db)
+        })
+        .await
+    }
+
+    async fn link_admin_person(
+        &self,
+        admin: &AdminId,
+        person: Option<&PersonId>,
+    ) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins SET person_id = ? WHERE id = ?",
+                    params![person.map(PersonId::as_str), admin.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn offboard_person(
+        &self,
+        id: &PersonId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Vec<(AdminId, String, u64, u64)>>> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let n = exec(
+                &tx,
+                "UPDATE people SET status = 'departed',
+                        departed_at = COALESCE(departed_at, ?), updated_at = ?
+                 WHERE id = ?",
+                params![ts(now), ts(now), id.as_str()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let admins = query_all(
+                &tx,
+                "SELECT id, name FROM admins WHERE person_id = ? AND disabled_at IS NULL ORDER BY name",
+                [id.as_str()],
+                |r| Ok((col::<String>(r, "id")?, col::<String>(r, "name")?)),
+            )?;
+            let mut out = Vec::new();
+            for (admin, name) in admins {
+                exec(
+                    &tx,
+                    "UPDATE admins SET disabled_at = ?, disabled_reason = 'offboarded' WHERE id = ?",
+                    params![ts(now), admin],
+                )?;
+                let sessions = exec(
+                    &tx,
+                    "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                    params![ts(now), admin],
+                )?;
+                let tokens = exec(
+                    &tx,
+                    "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                    params![ts(now), admin],
+                )?;
+                out.push((
+                    AdminId::parse(&admin).map_err(err)?,
+                    name,
+                    sessions as u64,
+                    tokens as u64,
+                ));
+            }
+            tx.commit().map_err(db)?;
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    async fn set_device_offboarding(
+        &self,
+        device: &DeviceKey,
+        mark: Option<(&CommandUuid, OffsetDateTime)>,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            exec(
+                c,
+                "UPDATE devices SET offboard_command = ?, offboard_deadline = ? WHERE udid = ?",
+                params![
+                    mark.map(|m| m.0.as_str()),
+                    mark.map(|m| ts(m.1)),
+                    device.as_str()
+                ],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn device_offboarding(
+        &self,
+        device: &DeviceKey,
+    ) -> StoreResult<Option<(CommandUuid, OffsetDateTime)>> {
+        let row = self
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT offboard_command, offboard_deadline FROM devices WHERE udid = ?",
+                    [device.as_str()],
+                    |r| {
+                        Ok((
+                            col::<Option<String>>(r, "offboard_command")?,
+                            col::<Option<i64>>(r, "offboard_deadline")?,
+                        ))
+                    },
+                )
+            })
+            .await?;
+        match row {
+            Some((Some(cmd), Some(deadline))) => Ok(Some((
+                CommandUuid::parse(&cmd).map_err(err)?,
+                from_ts(deadline)?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn offboarding_overdue(&self, now: OffsetDateTime) -> StoreResult<Vec<DeviceKey>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT udid FROM devices WHERE offboard_deadline IS NOT NULL AND offboard_deadline <= ?
+                 ORDER BY udid",
+                [ts(now)],
+                |r| device_key(&col::<String>(r, "udid")?),
+            )
         })
         .await
     }

@@ -1445,3 +1445,108 @@ async fn purge_destroys_keys_rows_and_links_and_leaves_tombstones() {
         .unwrap();
     assert_eq!(keys, 0);
 }
+
+#[tokio::test]
+async fn offboarding_closes_linked_accounts_and_marks_devices() {
+    let (s, _d) = sqlite().await;
+    enroll(&*s, "DEVO").await;
+    s.insert_people(&[person("po", "eo", "uo"), person("px", "ex", "ux")])
+        .await
+        .unwrap()
+        .unwrap();
+    let a = add_admin(&*s, "ao").await;
+    let other = add_admin(&*s, "ax").await;
+    assert!(s.link_admin_person(&a.id, Some(&pid("po"))).await.unwrap());
+    assert!(!s
+        .link_admin_person(&aid("ghost"), Some(&pid("po")))
+        .await
+        .unwrap());
+    s.insert_token(&token("tok-ao", "ao", now()), "h1")
+        .await
+        .unwrap();
+    s.insert_token(&token("tok-ax", "ax", now()), "h2")
+        .await
+        .unwrap();
+
+    let closed = s.offboard_person(&pid("po"), now()).await.unwrap().unwrap();
+    assert_eq!(closed, vec![(a.id.clone(), a.name.clone(), 0, 1)]);
+    let p = s.person(&pid("po")).await.unwrap().unwrap();
+    assert_eq!(p.status, EmploymentStatus::Departed);
+    assert_eq!(p.departed_at, Some(now()));
+    assert!(s.admin(&a.id).await.unwrap().unwrap().disabled_at.is_some());
+    assert!(s
+        .admin(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+    assert!(s
+        .token(&TokenId::parse("tok-ax").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .revoked_at
+        .is_none());
+    // Again: nothing more to close, the first departure time is kept.
+    let later = now() + Duration::days(2);
+    assert_eq!(
+        s.offboard_person(&pid("po"), later).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        s.person(&pid("po")).await.unwrap().unwrap().departed_at,
+        Some(now())
+    );
+    assert_eq!(
+        s.offboard_person(&pid("nobody"), now()).await.unwrap(),
+        None
+    );
+
+    let cmd = CommandUuid::parse("CMD-OFF").unwrap();
+    assert_eq!(s.device_offboarding(&key("DEVO")).await.unwrap(), None);
+    s.set_device_offboarding(&key("DEVO"), Some((&cmd, now() + Duration::days(7))))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.device_offboarding(&key("DEVO")).await.unwrap(),
+        Some((cmd.clone(), now() + Duration::days(7)))
+    );
+    assert!(s.offboarding_overdue(now()).await.unwrap().is_empty());
+    assert_eq!(
+        s.offboarding_overdue(now() + Duration::days(8))
+            .await
+            .unwrap(),
+        vec![key("DEVO")]
+    );
+    s.set_device_offboarding(&key("DEVO"), None).await.unwrap();
+    assert_eq!(s.device_offboarding(&key("DEVO")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_device_lists_its_certificates_newest_first() {
+    let (s, _d) = sqlite().await;
+    for (fp, day) in [("fa", 1), ("fb", 2)] {
+        let c = DeviceCertificate {
+            fingerprint: fp.into(),
+            serial: fp.into(),
+            profile_id: None,
+            device: None,
+            renewed_from: None,
+            not_after: now() + Duration::days(30),
+            issued_at: now() + Duration::days(day),
+            revoked_at: None,
+        };
+        s.insert_certificate(&c).await.unwrap();
+        s.bind_certificate(fp, &key("DEVC")).await.unwrap();
+    }
+    let certs = s.device_certificates(&key("DEVC")).await.unwrap();
+    let fps: Vec<&str> = certs.iter().map(|c| c.fingerprint.as_str()).collect();
+    assert_eq!(fps, ["fb", "fa"]);
+    assert!(s
+        .device_certificates(&key("NONE"))
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -163,3 +163,26 @@ pub(super) async fn purge(
     s.purge_person_now(&actor.label(), &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+pub(super) async fn offboard(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.offboard_person(&actor.label(), &ctx, &id).await?).into_response())
+}
+
+pub(super) async fn link_admin(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Assign = json_body(&headers, &body)?;
+    s.link_admin_person(&actor.label(), &ctx, &name, req.person_id.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -111,7 +111,7 @@ fn next_code(secret: &[u8]) -> String {
     mamori_crypto::totp::totp_code(secret, now_unix() + 30)
 }
 
-async fn create(app: &TestApp, name: &str, role: Role) -> String {
+pub async fn create(app: &TestApp, name: &str, role: Role) -> String {
     app.running
         .services
         .create_admin("test", &ClientContext::default(), name, role)
@@ -122,7 +122,11 @@ async fn create(app: &TestApp, name: &str, role: Role) -> String {
 
 /// First login of a TOTP account: one-time password, new password, TOTP.
 /// Returns the full session and the TOTP secret.
-async fn onboard_totp(app: &TestApp, name: &str, role: Role) -> (Browser, Vec<u8>, Vec<String>) {
+pub async fn onboard_totp(
+    app: &TestApp,
+    name: &str,
+    role: Role,
+) -> (Browser, Vec<u8>, Vec<String>) {
     let otp = create(app, name, role).await;
     let mut b = Browser::new(app);
     let (st, body) = b

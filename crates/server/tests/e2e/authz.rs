@@ -111,9 +111,14 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ("GET", "/api/v1/commands/{command_uuid}") => perm(P::CommandsRead),
         ("PUT", "/api/v1/push-certificate") => perm(P::SettingsWrite),
         ("GET", "/api/v1/people" | "/api/v1/people/{id}") => perm(P::DevicesRead),
-        ("POST", "/api/v1/people" | "/api/v1/people/import" | "/api/v1/people/{id}/purge") => {
-            perm(P::PeopleWrite)
-        }
+        (
+            "POST",
+            "/api/v1/people"
+            | "/api/v1/people/import"
+            | "/api/v1/people/{id}/purge"
+            | "/api/v1/people/{id}/offboard",
+        ) => perm(P::PeopleWrite),
+        ("PUT", "/api/v1/admins/{name}/person") => perm(P::AccountsManage),
         ("PATCH", "/api/v1/people/{id}") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/lookup") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/personal-data" | "/api/v1/people/{id}/personal-data") => {

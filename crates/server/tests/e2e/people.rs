@@ -565,3 +565,131 @@ async fn only_departed_people_past_retention_are_purged() {
         .unwrap();
     assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_closes_accounts_and_takes_devices_out_in_one_step() {
+    use mamori_sim::{CommandStatus, DeviceKind, SimOptions};
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let directory = role_token(s, "dir-admin", "device_admin").await;
+    let post = |path: String, token: String, body: Value| {
+        let r = app
+            .http
+            .post(app.admin_url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, taro) = post(
+        "/api/v1/people".into(),
+        directory.clone(),
+        json!({"name": "Taro Suzuki", "user_id": "tsuzuki", "email": "taro@example.jp"}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let person = taro["id"].as_str().unwrap().to_owned();
+    // Taro is also a helpdesk administrator, with a session and a token.
+    let (mut session, _, _) =
+        crate::admins::onboard_totp(&app, "taro", mamori_domain::Role::Helpdesk).await;
+    let token = role_token(s, "taro", "helpdesk").await;
+    let r = app
+        .http
+        .put(app.admin_url("/api/v1/admins/taro/person"))
+        .bearer_auth(&app.token)
+        .json(&json!({"person_id": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // And has a phone.
+    let mut phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = phone.info().udid.clone();
+    let r = app
+        .http
+        .put(app.admin_url(&format!("/api/v1/devices/{udid}/person")))
+        .bearer_auth(&directory)
+        .json(&json!({"person_id": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(session.get("/api/v1/devices").await.0, 200);
+
+    let (st, report) = post(
+        format!("/api/v1/people/{person}/offboard"),
+        directory.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(
+        report["accounts"],
+        json!([{"name": "taro", "sessions_revoked": 1, "tokens_revoked": 1}])
+    );
+    assert_eq!(report["devices"][0]["udid"], udid.as_str());
+    let command = report["devices"][0]["command_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(report["devices"][0]["revoke_deadline"].is_string());
+    // The account is closed on its very next request, session and token.
+    assert_eq!(session.get("/api/v1/devices").await.0, 401);
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (_, p) = get(&app, &directory, &format!("/api/v1/people/{person}")).await;
+    assert_eq!(p["status"], "departed");
+
+    // The phone collects RemoveProfile for its enrollment profile, answers,
+    // and is out: its certificate no longer works.
+    let creds = phone.credentials();
+    let handled = phone.run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert_eq!(handled[0].request_type, "RemoveProfile");
+    assert_eq!(handled[0].command_uuid, command);
+    assert_eq!(handled[0].status, CommandStatus::Acknowledged);
+    // Its certificate is revoked (the CheckOut that followed was already
+    // refused), and the device is no longer enrolled.
+    drop(creds);
+    let key = mamori_domain::DeviceKey::parse(&udid).unwrap();
+    let certs = s.store.device_certificates(&key).await.unwrap();
+    assert!(!certs.is_empty() && certs.iter().all(|c| c.revoked_at.is_some()));
+    let (_, dev) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_ne!(dev["status"], "enrolled", "{dev}");
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "people.offboard",
+        "admin.disable",
+        "device.offboard",
+        "device.retire",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+    // Offboarding again changes nothing more.
+    let (st, again) = post(
+        format!("/api/v1/people/{person}/offboard"),
+        directory,
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(again["accounts"], json!([]));
+}

@@ -1,0 +1,310 @@
+//! Offboarding a person in one step: departed, their administrator
+//! accounts disabled with every session and token revoked (one
+//! transaction), and each of their devices taken out of management.
+//!
+//! A device gets `RemoveProfile` for its enrollment profile — the MDM
+//! profile, so the device unenrolls and drops every profile Mamori
+//! installed (Wi-Fi, VPN, restrictions). Its identity certificates are
+//! revoked the moment it answers that command, or at the end of a grace
+//! period if it never comes back: revoking them first would leave the
+//! company's profiles on a departed person's device for good. A device
+//! whose enrollment profile is unknown, or that is no longer enrolled,
+//! has its certificates revoked at once.
+
+use crate::auth::ClientContext;
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+/// How long an offboarded device has to collect its removal command
+/// before its certificates are revoked anyway.
+pub const OFFBOARD_GRACE: Duration = Duration::days(7);
+
+/// An administrator account closed by an offboarding.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountClosed {
+    /// Login name.
+    pub name: String,
+    /// Sessions revoked.
+    pub sessions_revoked: u64,
+    /// API tokens revoked.
+    pub tokens_revoked: u64,
+}
+
+/// What happened to one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceOffboarded {
+    /// The device.
+    pub udid: DeviceKey,
+    /// `RemoveProfile` queued (its UUID), when the device could get it.
+    pub command_uuid: Option<CommandUuid>,
+    /// Certificates revoked now.
+    pub certificates_revoked: u64,
+    /// When the certificates are revoked if the device never answers.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoke_deadline: Option<OffsetDateTime>,
+}
+
+/// Everything an offboarding revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct OffboardReport {
+    /// The person (pseudonymous).
+    pub person: String,
+    /// Departure time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub departed_at: Option<OffsetDateTime>,
+    /// Administrator accounts disabled.
+    pub accounts: Vec<AccountClosed>,
+    /// Devices.
+    pub devices: Vec<DeviceOffboarded>,
+}
+
+impl Services {
+    /// Links an administrator account to the person it belongs to (so
+    /// offboarding the person closes the account); `None` unlinks.
+    pub async fn link_admin_person(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        admin: &str,
+        person: Option<&str>,
+    ) -> CoreResult<()> {
+        let account = self.admin_named(admin).await?;
+        let person = match person {
+            Some(p) => Some(self.record(p).await?.id),
+            None => None,
+        };
+        if !self
+            .store
+            .link_admin_person(&account.id, person.as_ref())
+            .await?
+        {
+            return Err(CoreError::NotFound("no such administrator".into()));
+        }
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "admin.link_person",
+            Some(&account.name),
+            "success",
+            Some(format!(
+                "person={}",
+                person.as_ref().map_or("none", |p| p.as_str())
+            )),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Offboards a person (see the module documentation).
+    pub async fn offboard_person(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        id: &str,
+    ) -> CoreResult<OffboardReport> {
+        let rec = self.record(id).await?;
+        let now = self.clock.now();
+        let closed = self
+            .store
+            .offboard_person(&rec.id, now)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such person".into()))?;
+        let mut accounts = Vec::new();
+        for (_, name, sessions, tokens) in closed {
+            self.audit(self.audit_event(
+                actor,
+                ctx,
+                "admin.disable",
+                Some(&name),
+                "success",
+                Some(format!(
+                    "reason=offboarded; sessions revoked={sessions}; tokens revoked={tokens}"
+                )),
+            ))
+            .await?;
+            accounts.push(AccountClosed {
+                name,
+                sessions_revoked: sessions,
+                tokens_revoked: tokens,
+            });
+        }
+        let mut devices = Vec::new();
+        for device in self.store.person_devices(&rec.id).await? {
+            devices.push(self.offboard_device(actor, ctx, &device, now).await?);
+        }
+        let departed_at = self
+            .store
+            .person(&rec.id)
+            .await?
+            .and_then(|r| r.departed_at);
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "people.offboard",
+            Some(rec.id.as_str()),
+            "success",
+            Some(format!(
+                "accounts={} devices={}",
+                accounts.len(),
+                devices.len()
+            )),
+        ))
+        .await?;
+        tracing::info!(person = %rec.id, accounts = accounts.len(), devices = devices.len(), "person offboarded");
+        Ok(OffboardReport {
+            person: rec.id.to_string(),
+            departed_at,
+            accounts,
+            devices,
+        })
+    }
+
+    async fn offboard_device(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        device: &DeviceKey,
+        now: OffsetDateTime,
+    ) -> CoreResult<DeviceOffboarded> {
+        let enrolled = self
+            .store
+            .device(device)
+            .await?
+            .is_some_and(|d| d.status == EnrollmentStatus::Enrolled);
+        let identifier = if enrolled {
+            self.enrollment_profile_identifier(device).await?
+        } else {
+            None
+        };
+        let Some(identifier) = identifier else {
+            let revoked = self.retire_device(actor, ctx, device, "offboarded").await?;
+            return Ok(DeviceOffboarded {
+                udid: device.clone(),
+                command_uuid: None,
+                certificates_revoked: revoked,
+                revoke_deadline: None,
+            });
+        };
+        let command = serde_json::json!({"RequestType": "RemoveProfile", "Identifier": identifier});
+        let queued = self
+            .enqueue_command(&[device.to_string()], &command, true)
+            .await?;
+        let uuid = queued
+            .into_iter()
+            .next()
+            .map(|q| q.command_uuid)
+            .ok_or_else(|| CoreError::Internal("RemoveProfile not queued".into()))?;
+        let deadline = now + OFFBOARD_GRACE;
+        self.store
+            .set_device_offboarding(device, Some((&uuid, deadline)))
+            .await?;
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "device.offboard",
+            Some(device.as_str()),
+            "success",
+            Some(format!(
+                "RemoveProfile {uuid} queued; certificates revoked on answer"
+            )),
+        ))
+        .await?;
+        Ok(DeviceOffboarded {
+            udid: device.clone(),
+            command_uuid: Some(uuid),
+            certificates_revoked: 0,
+            revoke_deadline: Some(deadline),
+        })
+    }
+
+    /// The `PayloadIdentifier` of the enrollment profile the device
+    /// enrolled with: from the profile that obtained its certificate,
+    /// following renewals back.
+    async fn enrollment_profile_identifier(
+        &self,
+        device: &DeviceKey,
+    ) -> CoreResult<Option<String>> {
+        for cert in self.store.device_certificates(device).await? {
+            let mut current = Some(cert);
+            for _ in 0..32 {
+                let Some(c) = current else { break };
+                if let Some(p) = &c.profile_id {
+                    return Ok(Some(crate::enroll::profile_identifier(p)));
+                }
+                current = match &c.renewed_from {
+                    Some(fp) => self.store.certificate(fp).await?,
+                    None => None,
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes a device out for good: certificates revoked (its next request
+    /// is refused), identity cache forgotten, offboarding mark cleared.
+    pub async fn retire_device(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        device: &DeviceKey,
+        reason: &str,
+    ) -> CoreResult<u64> {
+        let revoked = self
+            .store
+            .revoke_device_certificates(device, self.clock.now())
+            .await?;
+        self.identities.forget_device(device);
+        self.store.set_device_offboarding(device, None).await?;
+        self.store.check_out(device, self.clock.now()).await?;
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "device.retire",
+            Some(device.as_str()),
+            "success",
+            Some(format!("reason={reason}; certificates revoked={revoked}")),
+        ))
+        .await?;
+        Ok(revoked)
+    }
+
+    /// Called when a device answers a command: the answer to its
+    /// offboarding command (anything but NotNow) retires it.
+    pub(crate) async fn after_result(
+        &self,
+        device: &DeviceKey,
+        command: &CommandUuid,
+        state: CommandState,
+    ) -> CoreResult<()> {
+        if state == CommandState::NotNow {
+            return Ok(());
+        }
+        if let Some((pending, _)) = self.store.device_offboarding(device).await? {
+            if &pending == command {
+                let ctx = ClientContext::default();
+                self.retire_device(
+                    "system",
+                    &ctx,
+                    device,
+                    &format!("offboarding command answered ({})", state.as_str()),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hourly job: devices that never collected their offboarding
+    /// command within the grace period are retired anyway.
+    pub async fn retire_overdue_devices(&self) -> CoreResult<usize> {
+        let ctx = ClientContext::default();
+        let overdue = self.store.offboarding_overdue(self.clock.now()).await?;
+        for d in &overdue {
+            self.retire_device("system", &ctx, d, "offboarding grace period over")
+                .await?;
+        }
+        Ok(overdue.len())
+    }
+}
