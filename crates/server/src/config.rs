@@ -284,6 +284,21 @@ fn read_file_config(p: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid configuration file {}", p.display()))
 }
 
+impl ServeArgs {
+    /// The settings the `MAMORI_*` environment variables give (what `serve`
+    /// would read with no flags), for the administration commands.
+    pub fn from_env() -> anyhow::Result<Self> {
+        #[derive(clap::Parser)]
+        struct Probe {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        <Probe as clap::Parser>::try_parse_from(["mamori"])
+            .map(|p| p.serve)
+            .map_err(|e| anyhow::anyhow!("invalid MAMORI_* environment variable: {e}"))
+    }
+}
+
 /// The environment variables the `serve` flags read, from their clap
 /// definitions (so this list cannot drift from the flags).
 pub fn known_env() -> Vec<String> {

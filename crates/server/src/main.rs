@@ -384,10 +384,14 @@ async fn offline_services(
     data_dir: &std::path::Path,
     public_url: Option<String>,
 ) -> anyhow::Result<mamori_core::Services> {
+    // The same layers as `serve`: environment, then the data directory's
+    // mamori.toml, then defaults; the command's own flags on top.
+    let env = ServeArgs::from_env()?;
+    let public_url = public_url.or_else(|| env.public_url.clone());
     let config = Config::resolve(&ServeArgs {
         data_dir: Some(data_dir.to_path_buf()),
         public_url: public_url.clone(),
-        ..ServeArgs::default()
+        ..env
     })?;
     let url = public_url.unwrap_or_else(|| "https://localhost:8443".into());
     let pusher = std::sync::Arc::new(mamori_push::ApnsPusher::new(&config.apns_url, Vec::new())?);

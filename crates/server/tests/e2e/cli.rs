@@ -310,3 +310,42 @@ fn backups_are_created_and_verified_from_the_command_line() {
         .status
         .success());
 }
+
+#[test]
+fn administration_commands_read_the_same_environment_as_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "name,user_id,email,status\nGone Person,gone,gone@example.jp,departed\nStays,stays,stays@example.jp,active\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(args).arg("--data-dir").arg(&dir);
+        if let Some(days) = env {
+            c.env("MAMORI_PEOPLE_RETENTION_DAYS", days);
+        }
+        c.output().unwrap()
+    };
+    assert!(
+        run(&["people", "import", "--file", csv.to_str().unwrap()], None)
+            .status
+            .success()
+    );
+    let out = run(&["people", "purge", "--due"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("purged 0 people"),
+        "30 days by default"
+    );
+    let out = run(&["people", "purge", "--due"], Some("0"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("purged 1 people"));
+    let out = run(&["people", "purge", "--due"], Some("not-a-number"));
+    assert!(!out.status.success());
+}
