@@ -15,8 +15,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-/// Name of the sealed blind-index key in the secret store.
-const INDEX_KEY: &str = "people-index-key";
+/// Name of the sealed blind-index key in the secret store (its presence
+/// means the database holds personal data).
+pub const INDEX_KEY: &str = "people-index-key";
+/// A known value sealed with the master key at first start: a different
+/// master key fails to open it.
+const MASTER_CHECK: &str = "master-key-check";
+const MASTER_CHECK_TEXT: &[u8] = b"mamori master key check v1";
 /// Associated data binding the wrapped index key.
 const INDEX_KEY_AAD: &[u8] = b"mamori/people-index-key";
 /// Most people one import may carry.
@@ -185,14 +190,42 @@ fn key_aad(id: &PersonId) -> Vec<u8> {
 }
 
 impl Services {
-    /// Refuses to run with a master key that does not open this database's
-    /// personal data (called at start).
+    /// Refuses to run with keys that do not open this database: the master
+    /// key (sealed secrets; checked against a value sealed at first start)
+    /// and the people key (personal data; checked against the blind-index
+    /// key). Called at start.
     pub async fn check_master_key(&self) -> CoreResult<()> {
+        match self.store.secret(MASTER_CHECK).await? {
+            Some(sealed) => {
+                let ok = self
+                    .pki
+                    .secret_box
+                    .open(&sealed, Some(MASTER_CHECK.as_bytes()))
+                    .is_ok_and(|v| v.as_slice() == MASTER_CHECK_TEXT);
+                if !ok {
+                    return Err(CoreError::Internal(
+                        "the master key (master.key / MAMORI_MASTER_KEY) does not open this \
+                         database's sealed secrets; start with the key the data was written with"
+                            .into(),
+                    ));
+                }
+            }
+            None => {
+                let sealed = self
+                    .pki
+                    .secret_box
+                    .seal(MASTER_CHECK_TEXT, Some(MASTER_CHECK.as_bytes()))
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.store
+                    .put_secret(MASTER_CHECK, &sealed, self.clock.now())
+                    .await?;
+            }
+        }
         if let Some(wrapped) = self.store.secret(INDEX_KEY).await? {
             self.open_index_key(&wrapped).map_err(|_| {
                 CoreError::Internal(
-                    "the master key does not open this database's personal data; \
-                     start with the master key the data was written with"
+                    "the people key (people.key / MAMORI_PEOPLE_KEY) does not open this \
+                     database's personal data; start with the key the data was written with"
                         .into(),
                 )
             })?;
@@ -209,6 +242,66 @@ impl Services {
         let id = std::str::from_utf8(&stored[..pos])
             .map_err(|_| CoreError::Internal("index key record malformed".into()))?;
         self.vault.unwrap(id, &stored[pos + 1..], INDEX_KEY_AAD)
+    }
+
+    /// Master-key rotation: re-wraps every person's data key (and the
+    /// blind-index key) that is not yet under the current master key, in
+    /// batches. The personal fields themselves are untouched. Returns how
+    /// many data keys were re-wrapped.
+    pub async fn rewrap_data_keys(&self, actor: &str, ctx: &ClientContext) -> CoreResult<u64> {
+        let current = self.vault.current_id();
+        if let Some(stored) = self.store.secret(INDEX_KEY).await? {
+            let pos = stored.iter().position(|b| *b == 0).unwrap_or(0);
+            if stored[..pos] != *current.as_bytes() {
+                let raw = self.open_index_key(&stored)?;
+                let (id, wrapped) = self.vault.wrap(&raw, INDEX_KEY_AAD)?;
+                let mut rec = id.into_bytes();
+                rec.push(0);
+                rec.extend_from_slice(&wrapped);
+                self.store
+                    .put_secret(INDEX_KEY, &rec, self.clock.now())
+                    .await?;
+            }
+        }
+        let mut total = 0;
+        loop {
+            let batch = self.store.person_keys_not_under(&current, 1000).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut out = Vec::with_capacity(batch.len());
+            for (person, old, wrapped) in batch {
+                let raw = self.vault.unwrap(&old, &wrapped, &key_aad(&person))?;
+                let (new, rewrapped) = self.vault.wrap(&raw, &key_aad(&person))?;
+                out.push((person, old, new, rewrapped));
+            }
+            let n = self.store.rewrap_person_keys(&out).await?;
+            if n == 0 {
+                // Every row changed under us (another rotation?): stop
+                // rather than spin; the caller checks what is left.
+                break;
+            }
+            total += n;
+        }
+        self.audit(self.audit_event(
+            actor,
+            ctx,
+            "keys.rewrap",
+            None,
+            "success",
+            Some(format!("master key={current} data keys re-wrapped={total}")),
+        ))
+        .await?;
+        Ok(total)
+    }
+
+    /// Data keys still wrapped by another master key than the current one.
+    pub async fn data_keys_not_current(&self) -> CoreResult<usize> {
+        Ok(self
+            .store
+            .person_keys_not_under(&self.vault.current_id(), 1)
+            .await?
+            .len())
     }
 
     /// The blind-index key, created on first use.

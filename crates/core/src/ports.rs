@@ -490,6 +490,20 @@ pub trait PeopleStore: Send + Sync {
     ) -> StoreResult<Option<(CommandUuid, OffsetDateTime)>>;
     /// Devices whose offboarding deadline has passed.
     async fn offboarding_overdue(&self, now: OffsetDateTime) -> StoreResult<Vec<DeviceKey>>;
+    /// Data keys wrapped by a master key other than `current`: (person,
+    /// master key ID, wrapped key), at most `limit`.
+    async fn person_keys_not_under(
+        &self,
+        current: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(PersonId, String, Vec<u8>)>>;
+    /// Stores re-wrapped data keys: (person, old master key ID, new master
+    /// key ID, new wrapped key), each only if still wrapped by the old one.
+    /// Returns how many were replaced.
+    async fn rewrap_person_keys(
+        &self,
+        keys: &[(PersonId, String, String, Vec<u8>)],
+    ) -> StoreResult<u64>;
     /// Moves the write-ahead log into the database file and truncates it,
     /// so deleted data does not linger in the WAL.
     async fn checkpoint(&self) -> StoreResult<()>;

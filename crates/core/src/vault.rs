@@ -31,15 +31,17 @@ pub trait KeyProvider: Send + Sync {
 }
 
 /// Master keys held in memory (from a key file or the environment). The
-/// first is current; the others only unwrap (during a rotation).
+/// first is current; the others only unwrap (during a rotation). The set
+/// can be replaced while the server runs (a rotation reloads the file).
 pub struct LocalKeyring {
-    keys: Vec<(String, SecretBox)>,
+    keys: std::sync::RwLock<Vec<(String, SecretBox)>>,
 }
 
 impl std::fmt::Debug for LocalKeyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("LocalKeyring").field("ids", &ids).finish()
+        f.debug_struct("LocalKeyring")
+            .field("ids", &self.ids())
+            .finish()
     }
 }
 
@@ -53,6 +55,12 @@ impl LocalKeyring {
     /// A keyring from master secrets (32 bytes each), current first. Empty
     /// is refused.
     pub fn new(masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<Self> {
+        Ok(Self {
+            keys: std::sync::RwLock::new(Self::boxes(masters)?),
+        })
+    }
+
+    fn boxes(masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<Vec<(String, SecretBox)>> {
         if masters.is_empty() {
             return Err(CoreError::Internal("no master key".into()));
         }
@@ -66,7 +74,22 @@ impl LocalKeyring {
                 SecretBox::new(derive(m, "mamori/wrap-data-keys/v1")),
             ));
         }
-        Ok(Self { keys })
+        Ok(keys)
+    }
+
+    /// Replaces the keys (current first), e.g. after a rotation rewrote the
+    /// key file. Wraps in flight finish with the old set.
+    pub fn replace(&self, masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<()> {
+        let boxes = Self::boxes(masters)?;
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        *keys = boxes;
+        Ok(())
+    }
+
+    /// The IDs of the loaded keys, current first.
+    pub fn ids(&self) -> Vec<String> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.iter().map(|(id, _)| id.clone()).collect()
     }
 
     /// The public ID of a master secret: 16 hex digits of an HMAC under
@@ -78,12 +101,12 @@ impl LocalKeyring {
 
 impl KeyProvider for LocalKeyring {
     fn current_id(&self) -> String {
-        self.keys.first().map(|k| k.0.clone()).unwrap_or_default()
+        self.ids().into_iter().next().unwrap_or_default()
     }
 
     fn wrap(&self, key: &[u8], aad: &[u8]) -> CoreResult<(String, Vec<u8>)> {
-        let (id, b) = self
-            .keys
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let (id, b) = keys
             .first()
             .ok_or_else(|| CoreError::Internal("no master key".into()))?;
         let wrapped = b
@@ -93,8 +116,8 @@ impl KeyProvider for LocalKeyring {
     }
 
     fn unwrap(&self, id: &str, wrapped: &[u8], aad: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>> {
-        let (_, b) = self
-            .keys
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let (_, b) = keys
             .iter()
             .find(|(k, _)| k == id)
             .ok_or_else(|| CoreError::Internal(format!("master key {id} is not loaded")))?;
@@ -104,7 +127,7 @@ impl KeyProvider for LocalKeyring {
     }
 
     fn has(&self, id: &str) -> bool {
-        self.keys.iter().any(|(k, _)| k == id)
+        self.ids().iter().any(|k| k == id)
     }
 }
 
@@ -176,6 +199,10 @@ mod tests {
         let other = LocalKeyring::new(&[master(3)]).unwrap();
         assert!(other.unwrap(&id1, &w1, b"person:1").is_err());
         assert!(LocalKeyring::new(&[]).is_err());
+        // Replacing the set: the old key stops unwrapping.
+        both.replace(&[master(2)]).unwrap();
+        assert!(both.unwrap(&id1, &w1, b"person:1").is_err());
+        assert_eq!(both.ids().len(), 1);
         assert!(LocalKeyring::new(&[Zeroizing::new(vec![0; 31])]).is_err());
     }
 

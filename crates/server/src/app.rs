@@ -81,15 +81,24 @@ pub async fn build_services(
     admin_url: &str,
     pusher: Arc<dyn Pusher>,
     manage_tls: bool,
-) -> anyhow::Result<(Services, keys::TlsMaterial)> {
+) -> anyhow::Result<(Services, keys::TlsMaterial, Keyring)> {
     keys::ensure_dir(&config.data_dir)?;
     let host = public_host(public_url);
-    let (pki, tls, master) = keys::bootstrap(
+    let (pki, tls) = keys::bootstrap(
         &config.data_dir,
         manage_tls.then_some(host.as_str()),
         config.tls.as_ref(),
     )?;
     let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir).await?);
+    let holds_personal_data = store
+        .secret(mamori_core::people::INDEX_KEY)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_some();
+    let (people_keys, source) = keys::load_people_keys(&config.data_dir, holds_personal_data)?;
+    let ring = Arc::new(
+        mamori_core::vault::LocalKeyring::new(&people_keys).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let core = CoreConfig {
         public_url: public_url.to_owned(),
         push_topic: config
@@ -119,15 +128,57 @@ pub async fn build_services(
         clock,
         identities: Arc::default(),
         auth,
-        vault: Arc::new(mamori_core::vault::LocalKeyring::new(&[master])?),
+        vault: ring.clone(),
     };
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
         other => anyhow::anyhow!("{other}"),
     })?;
-    Ok((services, tls))
+    Ok((services, tls, Keyring { ring, source }))
 }
+
+/// The people key ring in use and where it came from.
+pub struct Keyring {
+    /// The keys (shared with the services).
+    pub ring: Arc<mamori_core::vault::LocalKeyring>,
+    /// File or environment.
+    pub source: keys::KeySource,
+}
+
+/// Follows `people.key`: when a rotation rewrites it, the running server
+/// loads the new ring within seconds (no restart, no downtime).
+async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::vault::LocalKeyring>) {
+    let path = dir.join(keys::PEOPLE_KEY_FILE);
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = stamp(&path);
+    let mut tick = tokio::time::interval(KEY_POLL);
+    loop {
+        tick.tick().await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        match keys::read_people_key_file(&dir) {
+            Ok(Some(k)) => match ring.replace(&k) {
+                Ok(()) => {
+                    seen = now;
+                    tracing::info!(keys = ?ring.ids(), "people key ring reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "people.key is invalid; keeping the loaded keys")
+                }
+            },
+            Ok(None) => tracing::error!("people.key disappeared; keeping the loaded keys"),
+            Err(e) => {
+                tracing::error!(error = %e, "people.key is unreadable; keeping the loaded keys")
+            }
+        }
+    }
+}
+
+/// How often the server looks at `people.key` for a rotation.
+pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The hourly jobs (also at start): account hygiene — administrator
 /// accounts unused for too long are reported and, by policy, disabled — and
@@ -186,7 +237,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .admin_url
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", admin_addr.port()));
-    let (services, tls) =
+    let (services, tls, keyring) =
         build_services(config, &public_url, &admin_url, apns_pusher(config)?, true).await?;
     if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
         tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
@@ -226,6 +277,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         )),
         tokio::spawn(hygiene(services.clone())),
     ];
+    let mut tasks = tasks;
+    if keyring.source == keys::KeySource::File {
+        tasks.push(tokio::spawn(watch_people_keys(
+            config.data_dir.clone(),
+            keyring.ring.clone(),
+        )));
+    }
     let tls_ca_path = config
         .tls
         .is_none()

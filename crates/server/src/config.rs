@@ -311,7 +311,10 @@ pub fn known_env() -> Vec<String> {
         .get_arguments()
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         // Read by the key bootstrap, never a flag (a flag would show in `ps`).
-        .chain(std::iter::once(crate::keys::MASTER_KEY_ENV.to_owned()))
+        .chain([
+            crate::keys::MASTER_KEY_ENV.to_owned(),
+            crate::keys::PEOPLE_KEY_ENV.to_owned(),
+        ])
         .collect()
 }
 

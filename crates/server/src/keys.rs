@@ -276,6 +276,89 @@ fn load_or_create_master(dir: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     }
 }
 
+/// The environment variable that may carry the people key ring: hex keys,
+/// comma-separated, current first.
+pub const PEOPLE_KEY_ENV: &str = "MAMORI_PEOPLE_KEY";
+/// The people key ring file: one hex key per line, current first.
+pub const PEOPLE_KEY_FILE: &str = "people.key";
+
+/// Where the people keys came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `people.key` in the data directory.
+    File,
+    /// `MAMORI_PEOPLE_KEY`.
+    Environment,
+}
+
+fn parse_ring(text: &str, what: &str, sep: char) -> anyhow::Result<Vec<Zeroizing<Vec<u8>>>> {
+    let keys = text
+        .split(sep)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| parse_master(l, what))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!keys.is_empty(), "{what} holds no key");
+    Ok(keys)
+}
+
+/// Reads the people key ring file (checking its permissions).
+pub fn read_people_key_file(dir: &Path) -> anyhow::Result<Option<Vec<Zeroizing<Vec<u8>>>>> {
+    let p = dir.join(PEOPLE_KEY_FILE);
+    if !p.exists() {
+        return Ok(None);
+    }
+    check_private(&p)?;
+    let text = Zeroizing::new(std::fs::read_to_string(&p)?);
+    parse_ring(&text, PEOPLE_KEY_FILE, '\n').map(Some)
+}
+
+/// The people key ring: the master keys that wrap every person's data key
+/// (never stored in the database). From `MAMORI_PEOPLE_KEY` or
+/// `people.key` (0600), created when neither exists and the database holds
+/// no personal data yet; a missing ring next to personal data is refused.
+pub fn load_people_keys(
+    dir: &Path,
+    holds_personal_data: bool,
+) -> anyhow::Result<(Vec<Zeroizing<Vec<u8>>>, KeySource)> {
+    if let Ok(v) = std::env::var(PEOPLE_KEY_ENV) {
+        if !v.trim().is_empty() {
+            let keys = parse_ring(&Zeroizing::new(v), PEOPLE_KEY_ENV, ',')?;
+            return Ok((keys, KeySource::Environment));
+        }
+    }
+    if let Some(keys) = read_people_key_file(dir)? {
+        return Ok((keys, KeySource::File));
+    }
+    anyhow::ensure!(
+        !holds_personal_data,
+        "the people key is missing ({} not found, {PEOPLE_KEY_ENV} not set) but the database \
+         holds personal data that cannot be read without it. Restore {PEOPLE_KEY_FILE} from your \
+         key backup, or set {PEOPLE_KEY_ENV}.",
+        dir.join(PEOPLE_KEY_FILE).display()
+    );
+    let key = Zeroizing::new(SecretBox::generate_key()?.to_vec());
+    write_people_keys(dir, std::slice::from_ref(&key))?;
+    Ok((vec![key], KeySource::File))
+}
+
+/// Writes the people key ring (current first) atomically, mode 0600.
+pub fn write_people_keys(dir: &Path, keys: &[Zeroizing<Vec<u8>>]) -> anyhow::Result<()> {
+    let text = Zeroizing::new(
+        keys.iter()
+            .map(|k| hex::encode(k.as_slice()))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
+    let tmp = dir.join(format!("{PEOPLE_KEY_FILE}.new"));
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, dir.join(PEOPLE_KEY_FILE))
+        .with_context(|| format!("cannot replace {PEOPLE_KEY_FILE}"))?;
+    Ok(())
+}
+
 /// Host names and addresses the generated TLS certificate must cover.
 fn tls_names(public_host: &str) -> (Vec<String>, Vec<IpAddr>) {
     let mut dns = vec!["localhost".to_owned()];
@@ -296,7 +379,7 @@ pub fn bootstrap(
     dir: &Path,
     public_host: Option<&str>,
     tls: Option<&(PathBuf, PathBuf)>,
-) -> anyhow::Result<(Pki, TlsMaterial, Zeroizing<Vec<u8>>)> {
+) -> anyhow::Result<(Pki, TlsMaterial)> {
     let master = load_or_create_master(dir)?;
     let device_ca = load_or_create_ca(dir, "device-ca", "Mamori Device CA")?;
     let (ra_cert, ra_key) = load_or_issue(
@@ -321,7 +404,7 @@ pub fn bootstrap(
         tls_root: tls.root,
         secret_box: SecretBox::from_slice(&master)?,
     };
-    Ok((pki, tls.material, master))
+    Ok((pki, tls.material))
 }
 
 /// The TLS side of the bootstrap.
@@ -394,5 +477,97 @@ fn self_generated_tls(dir: &Path, public_host: Option<&str>) -> anyhow::Result<T
         signer_cert: leaf,
         signer_key: key,
         signer_chain: vec![ca],
+    })
+}
+
+/// What a rotation of the people key did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// IDs of the keys retired.
+    pub retired: Vec<String>,
+    /// ID of the new key.
+    pub current: String,
+    /// Data keys re-wrapped.
+    pub rewrapped: u64,
+    /// Where the retired keys were put (backups made before the rotation
+    /// need them; archive offline or destroy).
+    pub retired_file: PathBuf,
+}
+
+/// Rotates the people key without downtime: a new key is put first in
+/// `people.key`; after a pause long enough for every running server to
+/// reload it (they then unwrap with either key and wrap new data keys with
+/// the new one), every data key and the blind-index key are re-wrapped
+/// under it; then the old keys leave `people.key` for a separate
+/// retired-keys file.
+pub async fn rotate_people_key(
+    services: &mamori_core::Services,
+    ring: &mamori_core::vault::LocalKeyring,
+    dir: &Path,
+    settle: std::time::Duration,
+) -> anyhow::Result<Rotation> {
+    let ctx = mamori_core::auth::ClientContext {
+        source: "local".into(),
+        user_agent: None,
+        request_id: None,
+    };
+    let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
+    let old = read_people_key_file(dir)?.with_context(|| {
+        format!("{PEOPLE_KEY_FILE} not found; rotate the key in {PEOPLE_KEY_ENV} by hand")
+    })?;
+    let retired: Vec<String> = old
+        .iter()
+        .map(|k| mamori_core::vault::LocalKeyring::key_id(k))
+        .collect();
+    let new = Zeroizing::new(SecretBox::generate_key()?.to_vec());
+    let current = mamori_core::vault::LocalKeyring::key_id(&new);
+    let mut both = vec![new.clone()];
+    both.extend(old.iter().cloned());
+    write_people_keys(dir, &both)?;
+    ring.replace(&both).map_err(err)?;
+    // Every running server must know the new key before anything is
+    // wrapped with it: wait for them to reload (they poll every 2 s).
+    tokio::time::sleep(settle).await;
+    let mut rewrapped = services.rewrap_data_keys("cli", &ctx).await.map_err(err)?;
+    // A last pass for data keys a server wrapped just before it reloaded.
+    rewrapped += services.rewrap_data_keys("cli", &ctx).await.map_err(err)?;
+    let left = services.data_keys_not_current().await.map_err(err)?;
+    anyhow::ensure!(
+        left == 0,
+        "some data keys are still wrapped by the old key; {PEOPLE_KEY_FILE} keeps both keys — run the rotation again"
+    );
+    let retired_file = dir.join(format!(
+        "{PEOPLE_KEY_FILE}.retired-{}",
+        services.clock.now().unix_timestamp()
+    ));
+    let text = Zeroizing::new(
+        old.iter()
+            .map(|k| hex::encode(k.as_slice()))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
+    write_private(&retired_file, text.as_bytes())?;
+    write_people_keys(dir, std::slice::from_ref(&new))?;
+    ring.replace(std::slice::from_ref(&new)).map_err(err)?;
+    services
+        .audit(services.audit_event(
+            "cli",
+            &ctx,
+            "keys.rotate",
+            Some(&current),
+            "success",
+            Some(format!(
+                "retired={} data keys re-wrapped={rewrapped}",
+                retired.join(",")
+            )),
+        ))
+        .await
+        .map_err(err)?;
+    Ok(Rotation {
+        retired,
+        current,
+        rewrapped,
+        retired_file,
     })
 }

@@ -33,6 +33,9 @@ enum Command {
     /// Encrypted backups of the database (never holding data keys).
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// The keys that protect personal data.
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Create an enrollment profile (.mobileconfig).
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -212,6 +215,20 @@ enum PeopleCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Rotate the people key (people.key) without downtime: every data key
+    /// is re-wrapped under a new key; the old one moves to a retired-keys
+    /// file (backups made before the rotation need it).
+    Rotate {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Seconds to wait for running servers to load the new key
+        #[arg(long, default_value_t = 6)]
+        settle_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BackupCmd {
     /// Write an encrypted, consistent backup (safe while the server runs).
     /// It holds no person's data key: restored, personal data opens only
@@ -308,6 +325,32 @@ async fn main() -> anyhow::Result<()> {
             init_logging(false);
             backup(cmd).await
         }
+        Command::Keys(KeysCmd::Rotate { dir, settle_secs }) => {
+            init_logging(false);
+            let (s, ring) = offline_services_with_ring(&dir.data_dir).await?;
+            anyhow::ensure!(
+                ring.source == mamori::keys::KeySource::File,
+                "the people key comes from MAMORI_PEOPLE_KEY: rotate it there (new key first, then the old one, comma-separated), re-run with both, then drop the old one"
+            );
+            let r = mamori::keys::rotate_people_key(
+                &s,
+                &ring.ring,
+                &dir.data_dir,
+                std::time::Duration::from_secs(settle_secs),
+            )
+            .await?;
+            println!(
+                "people key rotated: current {}, retired {}; {} data keys re-wrapped",
+                r.current,
+                r.retired.join(","),
+                r.rewrapped
+            );
+            println!(
+                "The retired key is in {} (mode 0600): backups made before now need it. Archive it offline, or delete it to make those backups unreadable.",
+                r.retired_file.display()
+            );
+            Ok(())
+        }
         Command::Profile(ProfileCmd::Create {
             dir,
             public_url,
@@ -379,6 +422,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Services and the people key ring over the data directory.
+async fn offline_services_with_ring(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(mamori_core::Services, app::Keyring)> {
+    let env = ServeArgs::from_env()?;
+    let config = Config::resolve(&ServeArgs {
+        data_dir: Some(data_dir.to_path_buf()),
+        ..env
+    })?;
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "https://localhost:8443".into());
+    let pusher = std::sync::Arc::new(mamori_push::ApnsPusher::new(&config.apns_url, Vec::new())?);
+    let admin_url = config
+        .admin_url
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", config.admin_addr.port()));
+    let (s, _, ring) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
+    Ok((s, ring))
+}
+
 /// Services over the data directory for CLI commands (no listeners).
 async fn offline_services(
     data_dir: &std::path::Path,
@@ -399,7 +464,7 @@ async fn offline_services(
         .admin_url
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", config.admin_addr.port()));
-    let (s, _) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
+    let (s, _, _) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
     Ok(s)
 }
 

@@ -549,4 +549,52 @@ impl PeopleStore for SqliteStore {
         })
         .await
     }
+
+    async fn person_keys_not_under(
+        &self,
+        current: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(PersonId, String, Vec<u8>)>> {
+        let current = current.to_owned();
+        self.read_blocking(move |c| {
+            query_all(
+                c,
+                "SELECT person_id, key_id, wrapped_key FROM person_keys WHERE key_id <> ?
+                 ORDER BY person_id LIMIT ?",
+                params![current, i64::from(limit)],
+                |r| {
+                    Ok((
+                        person_id(&col::<String>(r, "person_id")?)?,
+                        col::<String>(r, "key_id")?,
+                        col::<Vec<u8>>(r, "wrapped_key")?,
+                    ))
+                },
+            )
+        })
+        .await
+    }
+
+    async fn rewrap_person_keys(
+        &self,
+        keys: &[(PersonId, String, String, Vec<u8>)],
+    ) -> StoreResult<u64> {
+        let keys: Vec<(String, String, String, Vec<u8>)> = keys
+            .iter()
+            .map(|(p, old, new, w)| (p.as_str().to_owned(), old.clone(), new.clone(), w.clone()))
+            .collect();
+        self.write_blocking(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let mut n = 0u64;
+            for (person, old, new, wrapped) in &keys {
+                n += exec(
+                    &tx,
+                    "UPDATE person_keys SET key_id = ?, wrapped_key = ? WHERE person_id = ? AND key_id = ?",
+                    params![new, wrapped, person, old],
+                )? as u64;
+            }
+            tx.commit().map_err(db)?;
+            Ok(n)
+        })
+        .await
+    }
 }

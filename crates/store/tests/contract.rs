@@ -1550,3 +1550,36 @@ async fn a_device_lists_its_certificates_newest_first() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn data_keys_are_rewrapped_only_from_the_expected_key() {
+    let (s, _d) = sqlite().await;
+    s.insert_people(&[person("r1", "e1", "u1"), person("r2", "e2", "u2")])
+        .await
+        .unwrap()
+        .unwrap();
+    let left = s.person_keys_not_under("mk2", 10).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert_eq!(
+        left[0],
+        (pid("r1"), "mk1".to_owned(), b"wrapped-r1".to_vec())
+    );
+    let n = s
+        .rewrap_person_keys(&[
+            (pid("r1"), "mk1".into(), "mk2".into(), b"new-r1".to_vec()),
+            // Stale: r2 is not wrapped by "mk9"; nothing changes.
+            (pid("r2"), "mk9".into(), "mk2".into(), b"new-r2".to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let r1 = s.person(&pid("r1")).await.unwrap().unwrap();
+    assert_eq!(
+        (r1.key_id.as_str(), r1.wrapped_key.as_slice()),
+        ("mk2", &b"new-r1"[..])
+    );
+    assert_eq!(
+        s.person_keys_not_under("mk2", 10).await.unwrap(),
+        vec![(pid("r2"), "mk1".to_owned(), b"wrapped-r2".to_vec())]
+    );
+}
