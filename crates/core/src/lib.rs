@@ -2,6 +2,7 @@
 //! authenticate administrators) and the narrow ports they need. Handlers call
 //! these; these call the ports. No HTTP, no SQL.
 
+pub mod approvals;
 pub mod auth;
 pub mod cache;
 pub mod checkin;
@@ -44,6 +45,8 @@ pub struct CoreConfig {
     /// Departed people are purged this many days after departure (0: at
     /// the next run of the retention job).
     pub people_retention_days: u32,
+    /// What offboarding does to a person's devices.
+    pub offboard_action: offboard::OffboardAction,
 }
 
 impl Default for CoreConfig {
@@ -57,6 +60,7 @@ impl Default for CoreConfig {
             token_ttl_days: 90,
             auth: auth::AuthPolicy::default(),
             people_retention_days: 30,
+            offboard_action: offboard::OffboardAction::RemoveManagement,
         }
     }
 }

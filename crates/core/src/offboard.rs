@@ -17,6 +17,27 @@ use mamori_domain::{CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
+/// What offboarding does to a person's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffboardAction {
+    /// `RemoveProfile` of the enrollment profile (the device unenrolls).
+    RemoveManagement,
+    /// `EraseDevice`, once a second administrator approves.
+    Erase,
+}
+
+impl OffboardAction {
+    /// Parses `remove_management` or `erase`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "remove_management" => Some(Self::RemoveManagement),
+            "erase" => Some(Self::Erase),
+            _ => None,
+        }
+    }
+}
+
 /// How long an offboarded device has to collect its removal command
 /// before its certificates are revoked anyway.
 pub const OFFBOARD_GRACE: Duration = Duration::days(7);
@@ -58,6 +79,9 @@ pub struct OffboardReport {
     pub accounts: Vec<AccountClosed>,
     /// Devices.
     pub devices: Vec<DeviceOffboarded>,
+    /// With the erase policy: the request waiting for a second
+    /// administrator (the devices are erased once approved).
+    pub erase_approval: Option<String>,
 }
 
 impl Services {
@@ -97,13 +121,18 @@ impl Services {
         Ok(())
     }
 
-    /// Offboards a person (see the module documentation).
+    /// Offboards a person (see the module documentation). `action`
+    /// overrides the configured policy; `requester` is the administrator
+    /// asking (an erase then needs another one to approve).
     pub async fn offboard_person(
         &self,
         actor: &str,
+        requester: Option<&mamori_domain::AdminId>,
         ctx: &ClientContext,
         id: &str,
+        action: Option<OffboardAction>,
     ) -> CoreResult<OffboardReport> {
+        let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let now = self.clock.now();
         let closed = self
@@ -131,9 +160,39 @@ impl Services {
             });
         }
         let mut devices = Vec::new();
+        let mut to_erase = Vec::new();
         for device in self.store.person_devices(&rec.id).await? {
+            let enrolled = self
+                .store
+                .device(&device)
+                .await?
+                .is_some_and(|d| d.status == EnrollmentStatus::Enrolled);
+            if action == OffboardAction::Erase && enrolled {
+                to_erase.push(device.clone());
+                devices.push(DeviceOffboarded {
+                    udid: device,
+                    command_uuid: None,
+                    certificates_revoked: 0,
+                    revoke_deadline: None,
+                });
+                continue;
+            }
             devices.push(self.offboard_device(actor, ctx, &device, now).await?);
         }
+        let erase_approval = if to_erase.is_empty() {
+            None
+        } else {
+            let a = self
+                .request_erase(
+                    actor,
+                    requester,
+                    ctx,
+                    to_erase,
+                    &format!("offboarding of {}", rec.id),
+                )
+                .await?;
+            Some(a.id)
+        };
         let departed_at = self
             .store
             .person(&rec.id)
@@ -158,6 +217,7 @@ impl Services {
             departed_at,
             accounts,
             devices,
+            erase_approval,
         })
     }
 

@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 use mamori_domain::{
-    AdminAccount, AdminCredentials, AdminId, AdminSession, ApiToken, AuditEvent, AuditRecord,
-    CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey, EnrollmentLink,
-    EnrollmentProfile, PersonId, PersonRecord, ProfileId, Role, SessionId, TokenId,
-    WebauthnCredential,
+    AdminAccount, AdminCredentials, AdminId, AdminSession, ApiToken, Approval, ApprovalStatus,
+    AuditEvent, AuditRecord, CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate,
+    DeviceKey, EnrollmentLink, EnrollmentProfile, PersonId, PersonRecord, ProfileId, Role,
+    SessionId, TokenId, WebauthnCredential,
 };
 use time::OffsetDateTime;
 
@@ -509,6 +509,26 @@ pub trait PeopleStore: Send + Sync {
     async fn checkpoint(&self) -> StoreResult<()>;
 }
 
+/// Requests waiting for a second administrator.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Records a new request.
+    async fn insert_approval(&self, approval: &Approval) -> StoreResult<()>;
+    /// A request by ID.
+    async fn approval(&self, id: &str) -> StoreResult<Option<Approval>>;
+    /// Pending, unexpired requests, oldest first.
+    async fn pending_approvals(&self, now: OffsetDateTime) -> StoreResult<Vec<Approval>>;
+    /// Decides a request atomically: only a pending, unexpired one changes.
+    /// False otherwise.
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        decided_by: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
 /// The audit trail: append-only.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -540,6 +560,7 @@ pub trait Store:
     + AdminStore
     + AuditStore
     + PeopleStore
+    + ApprovalStore
 {
 }
 impl<T> Store for T where
@@ -552,6 +573,7 @@ impl<T> Store for T where
         + AdminStore
         + AuditStore
         + PeopleStore
+        + ApprovalStore
 {
 }
 

@@ -3,6 +3,7 @@
 //! hands around. No I/O happens here.
 
 mod admin;
+mod approval;
 mod ids;
 mod model;
 mod people;
@@ -12,6 +13,7 @@ pub use admin::{
     SessionStage, WebauthnCredential,
 };
 
+pub use approval::{Approval, ApprovalStatus};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,

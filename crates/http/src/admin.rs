@@ -348,6 +348,24 @@ pub fn table() -> Vec<Route> {
             post(people::offboard),
         ),
         r(
+            "GET",
+            "/api/v1/approvals",
+            perm(P::CommandsWrite),
+            get(people::approvals),
+        ),
+        r(
+            "POST",
+            "/api/v1/approvals/{id}/approve",
+            perm(P::CommandsWrite),
+            post(people::approve),
+        ),
+        r(
+            "POST",
+            "/api/v1/approvals/{id}/reject",
+            perm(P::CommandsWrite),
+            post(people::reject),
+        ),
+        r(
             "PUT",
             "/api/v1/admins/{name}/person",
             perm(P::AccountsManage),

@@ -114,6 +114,7 @@ pub async fn build_services(
             ..config.auth.clone()
         },
         people_retention_days: config.people_retention_days,
+        offboard_action: config.offboard_action,
     };
     let auth = Arc::new(mamori_core::auth::AuthState::new(
         admin_url,

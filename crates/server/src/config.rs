@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// Days after departure at which a person's data is purged (0: at once) [default: 30]
     #[arg(long, env = "MAMORI_PEOPLE_RETENTION_DAYS")]
     pub people_retention_days: Option<u32>,
+    /// What offboarding does to devices: remove_management, or erase (after a second administrator approves) [default: remove_management]
+    #[arg(long, env = "MAMORI_OFFBOARD_ACTION")]
+    pub offboard_action: Option<String>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -106,6 +109,7 @@ struct FileConfig {
     disable_stale_admins: Option<bool>,
     webauthn_roles: Option<String>,
     people_retention_days: Option<u32>,
+    offboard_action: Option<String>,
 }
 
 /// The resolved configuration.
@@ -143,6 +147,8 @@ pub struct Config {
     pub auth: mamori_core::auth::AuthPolicy,
     /// Days after departure at which a person is purged.
     pub people_retention_days: u32,
+    /// What offboarding does to devices.
+    pub offboard_action: mamori_core::offboard::OffboardAction,
 }
 
 impl Config {
@@ -232,7 +238,16 @@ impl Config {
             people_retention_days <= 3650,
             "people_retention_days must be 0-3650"
         );
+        let offboard_action = match args.offboard_action.clone().or(file.offboard_action) {
+            None => mamori_core::offboard::OffboardAction::RemoveManagement,
+            Some(a) => {
+                mamori_core::offboard::OffboardAction::parse(a.trim()).with_context(|| {
+                    format!("offboard_action must be remove_management or erase, not {a:?}")
+                })?
+            }
+        };
         Ok(Self {
+            offboard_action,
             people_retention_days,
             admin_url: args.admin_url.clone().or(file.admin_url),
             admin_allow,

@@ -197,6 +197,10 @@ enum PeopleCmd {
         dir: DataDir,
         /// The person's ID
         id: String,
+        /// Erase the devices (after a second administrator approves)
+        /// instead of removing management [default: the server's policy]
+        #[arg(long)]
+        erase: bool,
     },
     /// Purge departed people: their data key is destroyed (every copy of
     /// their data becomes unreadable), their rows deleted, a tombstone kept.
@@ -657,10 +661,11 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added person {}", p.id);
         }
-        PeopleCmd::Offboard { dir, id } => {
+        PeopleCmd::Offboard { dir, id, erase } => {
             let s = offline_services(&dir.data_dir, None).await?;
+            let action = erase.then_some(mamori_core::offboard::OffboardAction::Erase);
             let report = s
-                .offboard_person(CLI_ACTOR, &ctx, &id)
+                .offboard_person(CLI_ACTOR, None, &ctx, &id, action)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -20,6 +20,7 @@
 //! owned connection guard so they never stall a runtime thread for long.
 
 mod admins;
+mod approvals;
 mod audit;
 mod backup;
 mod certs;

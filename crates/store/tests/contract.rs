@@ -1583,3 +1583,50 @@ async fn data_keys_are_rewrapped_only_from_the_expected_key() {
         vec![(pid("r2"), "mk1".to_owned(), b"wrapped-r2".to_vec())]
     );
 }
+
+#[tokio::test]
+async fn approvals_are_decided_once_and_expire() {
+    let (s, _d) = sqlite().await;
+    let a = Approval {
+        id: "ap1".into(),
+        action: "erase_devices".into(),
+        devices: vec![key("D1"), key("D2")],
+        reason: "offboarding".into(),
+        requested_by: "admin:dana".into(),
+        requested_by_admin: Some("a-dana".into()),
+        requested_at: now(),
+        expires_at: now() + Duration::hours(24),
+        status: ApprovalStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+    };
+    s.insert_approval(&a).await.unwrap();
+    let mut b = a.clone();
+    b.id = "ap2".into();
+    b.expires_at = now() + Duration::hours(1);
+    s.insert_approval(&b).await.unwrap();
+    assert_eq!(s.approval("ap1").await.unwrap().unwrap(), a);
+    assert_eq!(s.pending_approvals(now()).await.unwrap().len(), 2);
+    let later = now() + Duration::hours(2);
+    assert_eq!(s.pending_approvals(later).await.unwrap(), vec![a.clone()]);
+    assert!(
+        !s.decide_approval("ap2", ApprovalStatus::Approved, "admin:omar", later)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(s
+        .decide_approval("ap1", ApprovalStatus::Approved, "admin:omar", later)
+        .await
+        .unwrap());
+    assert!(
+        !s.decide_approval("ap1", ApprovalStatus::Rejected, "admin:omar", later)
+            .await
+            .unwrap(),
+        "decided once"
+    );
+    let got = s.approval("ap1").await.unwrap().unwrap();
+    assert_eq!(got.status, ApprovalStatus::Approved);
+    assert_eq!(got.decided_by.as_deref(), Some("admin:omar"));
+    assert!(s.approval("nope").await.unwrap().is_none());
+}

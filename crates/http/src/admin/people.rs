@@ -164,13 +164,55 @@ pub(super) async fn purge(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OffboardBody {
+    device_action: Option<String>,
+}
+
 pub(super) async fn offboard(
     State(s): State<Services>,
     Extension(actor): Extension<Actor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.offboard_person(&actor.label(), &ctx, &id).await?).into_response())
+    let req: OffboardBody = json_body(&headers, &body)?;
+    let action = match req.device_action.as_deref() {
+        None => None,
+        Some(a) => Some(
+            mamori_core::offboard::OffboardAction::parse(a).ok_or_else(|| {
+                CoreError::BadRequest("device_action must be remove_management or erase".into())
+            })?,
+        ),
+    };
+    let report = s
+        .offboard_person(&actor.label(), Some(&actor.admin.id), &ctx, &id, action)
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+pub(super) async fn approvals(State(s): State<Services>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "approvals": s.pending_approvals().await? })).into_response())
+}
+
+pub(super) async fn approve(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.approve(&actor, &ctx, &id).await?).into_response())
+}
+
+pub(super) async fn reject(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.reject(&actor, &ctx, &id).await?).into_response())
 }
 
 pub(super) async fn link_admin(

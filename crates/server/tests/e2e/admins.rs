@@ -36,7 +36,7 @@ impl Browser {
         }
     }
 
-    async fn send(
+    pub async fn send(
         &mut self,
         method: reqwest::Method,
         path: &str,
@@ -168,7 +168,7 @@ pub async fn onboard_totp(
 }
 
 /// First login of a WebAuthn account, registering a software passkey.
-async fn onboard_webauthn(app: &TestApp, name: &str, role: Role) -> (Browser, SoftPasskey) {
+pub async fn onboard_webauthn(app: &TestApp, name: &str, role: Role) -> (Browser, SoftPasskey) {
     let otp = create(app, name, role).await;
     let mut b = Browser::new(app);
     let (st, body) = b

@@ -119,6 +119,10 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             | "/api/v1/people/{id}/offboard",
         ) => perm(P::PeopleWrite),
         ("PUT", "/api/v1/admins/{name}/person") => perm(P::AccountsManage),
+        ("GET", "/api/v1/approvals") => perm(P::CommandsWrite),
+        ("POST", "/api/v1/approvals/{id}/approve" | "/api/v1/approvals/{id}/reject") => {
+            perm(P::CommandsWrite)
+        }
         ("PATCH", "/api/v1/people/{id}") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/lookup") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/personal-data" | "/api/v1/people/{id}/personal-data") => {

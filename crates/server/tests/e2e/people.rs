@@ -798,3 +798,97 @@ async fn the_people_key_rotates_while_the_server_runs() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("not loaded"), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_an_offboarded_persons_devices_needs_a_second_administrator() {
+    use mamori_sim::{DeviceKind, SimOptions};
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let (mut dana, _, _) =
+        crate::admins::onboard_totp(&app, "dana", mamori_domain::Role::DeviceAdmin).await;
+    let (st, p) = dana
+        .post(
+            "/api/v1/people",
+            json!({"name": "Mei Ito", "user_id": "mito", "email": "mei@example.jp"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    let person = p["id"].as_str().unwrap().to_owned();
+    let mut phones = Vec::new();
+    for kind in [DeviceKind::IPhone, DeviceKind::Mac] {
+        let dev = app.enrolled(kind, SimOptions::default()).await;
+        let udid = dev.info().udid.clone();
+        let (st, _) = dana
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/devices/{udid}/person"),
+                Some(json!({"person_id": person})),
+            )
+            .await;
+        assert_eq!(st, 204);
+        phones.push(dev);
+    }
+    let (st, report) = dana
+        .post(
+            &format!("/api/v1/people/{person}/offboard"),
+            json!({"device_action": "erase"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{report}");
+    let approval = report["erase_approval"].as_str().unwrap().to_owned();
+    assert!(report["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["command_uuid"].is_null()));
+    // Nothing is queued yet.
+    for dev in &mut phones {
+        assert!(dev.connect_idle().await.unwrap().is_none());
+    }
+    let (_, pending) = app.get("/api/v1/approvals").await;
+    assert_eq!(pending["approvals"][0]["id"], approval.as_str());
+    assert_eq!(
+        pending["approvals"][0]["devices"].as_array().unwrap().len(),
+        2
+    );
+    // The asker cannot approve their own request; a token cannot at all.
+    let (st, _) = dana
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403);
+    let r = app
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_eq!(r.status(), 403);
+    // A second administrator approves: the devices are erased and retired.
+    let (mut omar, _) =
+        crate::admins::onboard_webauthn(&app, "omar", mamori_domain::Role::Owner).await;
+    let (st, done) = omar
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert_eq!(done["approval"]["status"], "approved");
+    assert_eq!(done["commands"].as_array().unwrap().len(), 2);
+    let (st, _) = omar
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 409, "decided once");
+    for dev in &mut phones {
+        let handled = dev.run_queue().await.unwrap();
+        assert_eq!(handled.len(), 1);
+        assert_eq!(handled[0].request_type, "EraseDevice");
+        let key = mamori_domain::DeviceKey::parse(&dev.info().udid).unwrap();
+        let certs = s.store.device_certificates(&key).await.unwrap();
+        assert!(certs.iter().all(|c| c.revoked_at.is_some()));
+    }
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in ["approval.request", "approval.approve", "device.retire"] {
+        assert!(actions.contains(&a), "{a}: {actions:?}");
+    }
+}

@@ -1,0 +1,108 @@
+//! Requests waiting for a second administrator.
+
+use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
+use async_trait::async_trait;
+use mamori_core::ports::{ApprovalStore, StoreError, StoreResult};
+use mamori_domain::{Approval, ApprovalStatus, DeviceKey};
+use rusqlite::{params, Row};
+use time::OffsetDateTime;
+
+fn approval_from_row(r: &Row<'_>) -> StoreResult<Approval> {
+    let devices: String = col(r, "devices")?;
+    let devices: Vec<String> =
+        serde_json::from_str(&devices).map_err(|e| StoreError(e.to_string()))?;
+    let status: String = col(r, "status")?;
+    Ok(Approval {
+        id: col(r, "id")?,
+        action: col(r, "action")?,
+        devices: devices
+            .iter()
+            .map(|d| DeviceKey::parse(d).map_err(|e| StoreError(e.to_string())))
+            .collect::<StoreResult<_>>()?,
+        reason: col(r, "reason")?,
+        requested_by: col(r, "requested_by")?,
+        requested_by_admin: col(r, "requested_by_admin")?,
+        requested_at: from_ts(col(r, "requested_at")?)?,
+        expires_at: from_ts(col(r, "expires_at")?)?,
+        status: ApprovalStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("unknown approval status {status:?}")))?,
+        decided_by: col(r, "decided_by")?,
+        decided_at: from_opt_ts(col(r, "decided_at")?)?,
+    })
+}
+
+#[async_trait]
+impl ApprovalStore for SqliteStore {
+    async fn insert_approval(&self, a: &Approval) -> StoreResult<()> {
+        let devices: Vec<&str> = a.devices.iter().map(DeviceKey::as_str).collect();
+        let devices = serde_json::to_string(&devices).map_err(|e| StoreError(e.to_string()))?;
+        self.write(|c| {
+            exec(
+                c,
+                "INSERT INTO approvals (id, action, devices, reason, requested_by,
+                    requested_by_admin, requested_at, expires_at, status, decided_by, decided_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    a.id,
+                    a.action,
+                    devices,
+                    a.reason,
+                    a.requested_by,
+                    a.requested_by_admin,
+                    ts(a.requested_at),
+                    ts(a.expires_at),
+                    a.status.as_str(),
+                    a.decided_by,
+                    a.decided_at.map(ts)
+                ],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM approvals WHERE id = ?",
+                [id],
+                approval_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn pending_approvals(&self, now: OffsetDateTime) -> StoreResult<Vec<Approval>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM approvals WHERE status = 'pending' AND expires_at > ?
+                 ORDER BY requested_at, id",
+                [ts(now)],
+                approval_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        decided_by: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?
+                     WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                    params![status.as_str(), decided_by, ts(now), id, ts(now)],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+}
