@@ -41,6 +41,9 @@ impl Services {
             } => {
                 let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
                 Self::authorize_device(&cert, &key, true)?;
+                let device_name = device_name
+                    .map(|n| self.seal_device_text(&key, "device_name", &n))
+                    .transpose()?;
                 let rec = AuthenticateRecord {
                     device: key.clone(),
                     enrollment_id,
@@ -242,16 +245,12 @@ impl Services {
             CommandStatus::Idle => return Ok(()),
         };
         let now = self.clock.now();
+        // A result may name the user, locate the device or list its apps:
+        // stored sealed, bound to the device and the command.
+        let sealed = self.seal_device_json(key, &format!("result/{uuid}"), &req.result)?;
         let outcome = self
             .store
-            .record_result(
-                key,
-                &uuid,
-                state,
-                &req.result,
-                req.error_chain.as_ref(),
-                now,
-            )
+            .record_result(key, &uuid, state, &sealed, req.error_chain.as_ref(), now)
             .await?;
         match outcome {
             ResultOutcome::Recorded { request_type } => {
@@ -294,12 +293,23 @@ impl Services {
                 model: s("Model"),
                 model_name: s("ModelName"),
                 product_name: s("ProductName"),
-                device_name: s("DeviceName"),
+                device_name: s("DeviceName")
+                    .map(|n| self.seal_device_text(key, "device_name", &n))
+                    .transpose()?,
                 os_version: s("OSVersion"),
                 build_version: s("BuildVersion"),
             }
         } else {
             InventoryFields::default()
+        };
+        // The DeviceInformation answer names the device's user and may hold
+        // a phone number: stored sealed. SecurityInfo holds none.
+        let sealed;
+        let raw = if kind == InventoryKind::DeviceInformation {
+            sealed = self.seal_device_json(key, "device_information", raw)?;
+            &sealed
+        } else {
+            raw
         };
         self.store.set_inventory(key, kind, raw, &fields).await?;
         Ok(())

@@ -173,9 +173,17 @@ impl Services {
     pub async fn command_status(&self, uuid: &str) -> CoreResult<CommandRecord> {
         let uuid = CommandUuid::parse(uuid)
             .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
-        self.store
+        let mut r = self
+            .store
             .command(&uuid)
             .await?
-            .ok_or_else(|| CoreError::NotFound("no such command".into()))
+            .ok_or_else(|| CoreError::NotFound("no such command".into()))?;
+        // Results are stored sealed (they may name the user, locate the
+        // device, list apps); opened here, for administrators.
+        r.result = r
+            .result
+            .take()
+            .and_then(|v| self.open_device_json(&r.udid, &format!("result/{}", r.command_uuid), v));
+        Ok(r)
     }
 }

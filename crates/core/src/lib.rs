@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod checkin;
 pub mod commands;
+pub mod devices;
 pub mod enroll;
 pub mod error;
 pub mod identity;

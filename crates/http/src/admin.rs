@@ -526,11 +526,7 @@ async fn list_devices(
         .transpose()
         .map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let devices = s
-        .store
-        .list_devices(after.as_ref(), limit)
-        .await
-        .map_err(CoreError::from)?;
+    let devices = s.devices_page(after.as_ref(), limit).await?;
     let next = (devices.len() == limit as usize)
         .then(|| devices.last().map(|d| d.udid.to_string()))
         .flatten();
@@ -543,10 +539,8 @@ async fn get_device(
 ) -> Result<Response, ApiError> {
     let key = DeviceKey::parse(&udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let device = s
-        .store
         .device(&key)
-        .await
-        .map_err(CoreError::from)?
+        .await?
         .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
     Ok(Json(device).into_response())
 }

@@ -892,3 +892,42 @@ async fn erasing_an_offboarded_persons_devices_needs_a_second_administrator() {
         assert!(actions.contains(&a), "{a}: {actions:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_device_says_about_its_user_is_sealed_at_rest() {
+    use mamori_sim::{DeviceInfo, DeviceKind, SimDevice, SimOptions};
+    let app = spawn_app().await;
+    let mut info = DeviceInfo::random(DeviceKind::IPhone);
+    info.device_name = "Zephyrine Quillfeather's iPhone".into();
+    let profile = app.profile(json!({})).await;
+    let mut dev = SimDevice::with_info(info, SimOptions::default());
+    dev.enroll(&profile, Some(&app.tls_ca_pem)).await.unwrap();
+    let udid = dev.info().udid.clone();
+    app.enqueue(
+        &[&udid],
+        json!({"RequestType": "DeviceInformation", "Queries": ["DeviceName", "OSVersion", "SerialNumber"]}),
+    )
+    .await;
+    let handled = dev.run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1);
+    // Administrators see the name; the database files do not hold it.
+    let (st, d) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(d["device_name"], "Zephyrine Quillfeather's iPhone");
+    assert_eq!(
+        d["device_information"]["DeviceName"],
+        "Zephyrine Quillfeather's iPhone"
+    );
+    assert!(
+        d["os_version"].is_string(),
+        "typed fields stay readable: {d}"
+    );
+    let (_, list) = app.get("/api/v1/devices").await;
+    assert_eq!(
+        list["devices"][0]["device_name"],
+        "Zephyrine Quillfeather's iPhone"
+    );
+    for (file, bytes) in db_files(&app) {
+        assert!(!contains(&bytes, "Quillfeather"), "device name in {file}");
+    }
+}
