@@ -261,3 +261,90 @@ pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow
     }
     Ok(v)
 }
+
+/// What `backup restore --into` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    /// The new data directory.
+    pub into: std::path::PathBuf,
+    /// People restored and readable (their data keys came from the live
+    /// database).
+    pub people: u64,
+    /// People removed: purged since the backup (or unknown), unreadable.
+    pub removed: u64,
+    /// Key and certificate files copied from the live data directory.
+    pub files_copied: usize,
+}
+
+/// Restores `file` into a new data directory `into` (absent or empty): the
+/// database from the backup, the key and certificate files from the live
+/// data directory, and the people's data keys from the live database —
+/// people purged since the backup stay gone. Start a server on `into` to
+/// use it.
+pub async fn restore_into(
+    services: &Services,
+    data_dir: &Path,
+    file: &Path,
+    into: &Path,
+) -> anyhow::Result<Restored> {
+    let checked = verify(services, data_dir, file).await?;
+    anyhow::ensure!(
+        !into.exists() || std::fs::read_dir(into)?.next().is_none(),
+        "{} is not empty; restore into a new directory",
+        into.display()
+    );
+    crate::keys::ensure_dir(into)?;
+    let mut files_copied = 0;
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted =
+            (name.ends_with(".key") || name.ends_with(".pem")) && entry.file_type()?.is_file();
+        if wanted {
+            let to = into.join(&name);
+            std::fs::copy(entry.path(), &to).with_context(|| format!("cannot copy {name}"))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(entry.path())?.permissions().mode() & 0o777;
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))?;
+            }
+            files_copied += 1;
+        }
+    }
+    let db = crate::app::db_path(into);
+    {
+        let mut r = BufReader::new(std::fs::File::open(file)?);
+        let (key_id, wrapped, _, h) = read_header(&mut r)?;
+        let file_key = services
+            .vault
+            .unwrap(&key_id, &wrapped, FILE_KEY_AAD)
+            .map_err(|_| anyhow::anyhow!("the backup's key does not open"))?;
+        let key: [u8; 32] = file_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the backup's key has the wrong length"))?;
+        let key = Zeroizing::new(key);
+        let mut w = BufWriter::new(private_file(&db)?);
+        mamori_crypto::stream::decrypt_stream(&key, &h, &mut r, &mut w)
+            .map_err(|_| anyhow::anyhow!("the backup is damaged or was altered"))?;
+        w.flush()?;
+    }
+    // Bring the schema up to date, then give people their live keys.
+    let store = mamori_store::SqliteStore::open(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("the restored database does not open: {e}"))?;
+    store.close().await;
+    let live = crate::app::db_path(data_dir);
+    let (people, removed) =
+        tokio::task::spawn_blocking(move || mamori_store::adopt_live_data_keys(&db, &live))
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot attach the live data keys: {e}"))?;
+    tracing::info!(into = %into.display(), people, removed, devices = checked.devices, "backup restored");
+    Ok(Restored {
+        into: into.to_path_buf(),
+        people,
+        removed,
+        files_copied,
+    })
+}

@@ -243,16 +243,21 @@ enum BackupCmd {
         /// The backup file to write (must not exist)
         file: PathBuf,
     },
-    /// Restore a backup into a scratch location and check it: integrity,
-    /// schema, and which people in it are still readable.
+    /// Check a backup (--verify: restored into a scratch location that is
+    /// removed: integrity, schema, which people are still readable), or
+    /// restore it into a new data directory (--into DIR) with the live
+    /// installation's keys; people purged since the backup stay gone.
     Restore {
         #[command(flatten)]
         dir: DataDir,
         /// The backup file
         file: PathBuf,
-        /// Check only, into a scratch location that is removed afterwards
-        #[arg(long, required = true)]
+        /// Check only
+        #[arg(long, conflicts_with = "into", required_unless_present = "into")]
         verify: bool,
+        /// Restore into this new (absent or empty) data directory
+        #[arg(long)]
+        into: Option<PathBuf>,
     },
 }
 
@@ -597,8 +602,28 @@ async fn backup(cmd: BackupCmd) -> anyhow::Result<()> {
                 c.key_id
             );
         }
-        BackupCmd::Restore { dir, file, verify } => {
-            anyhow::ensure!(verify, "only --verify is supported");
+        BackupCmd::Restore {
+            dir,
+            file,
+            into: Some(into),
+            ..
+        } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            let r = mamori::backup::restore_into(&s, &dir.data_dir, &file, &into).await?;
+            println!(
+                "backup {} restored into {}: {} people readable, {} purged since (removed), {} key and certificate files copied",
+                file.display(),
+                r.into.display(),
+                r.people,
+                r.removed,
+                r.files_copied
+            );
+            println!(
+                "Start it with: mamori serve --data-dir {}",
+                r.into.display()
+            );
+        }
+        BackupCmd::Restore { dir, file, .. } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let v = mamori::backup::verify(&s, &dir.data_dir, &file).await?;
             println!(

@@ -30,7 +30,7 @@ mod people;
 mod queue;
 mod tokens;
 
-pub use backup::{read_snapshot, schema_version, SnapshotSummary};
+pub use backup::{adopt_live_data_keys, read_snapshot, schema_version, SnapshotSummary};
 use mamori_core::ports::{StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row};
