@@ -35,6 +35,10 @@ pub enum CoreError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A failure inside the server; the cause is logged, never shown.
+    /// The audit log cannot be written, so the action was not carried out
+    /// (fail closed).
+    #[error("the audit log cannot be written; nothing was done")]
+    AuditUnavailable,
     /// Rows of an import that were refused: (line, reason). Nothing was stored.
     #[error("{} rows refused; nothing was imported", .0.len())]
     Rows(Vec<(usize, String)>),

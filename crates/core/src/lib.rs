@@ -3,6 +3,7 @@
 //! these; these call the ports. No HTTP, no SQL.
 
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod checkin;

@@ -26,6 +26,8 @@ pub struct Pki {
     pub tls_root: Option<Vec<u8>>,
     /// Seals secrets stored in the database (UnlockTokens, push key).
     pub secret_box: SecretBox,
+    /// Signs audit-log checkpoints (ECDSA P-256).
+    pub audit_key: mamori_crypto::EcPrivateKey,
 }
 
 impl std::fmt::Debug for Pki {

@@ -529,13 +529,26 @@ pub trait ApprovalStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-/// The audit trail: append-only.
+/// The audit trail: append-only, hash-chained (see [`crate::audit`]).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends one record; returns its sequence number.
+    /// Appends one record, linked to the last one
+    /// ([`crate::audit::record_hash`]); returns its sequence number.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
     /// Records after `after` (sequence number), oldest first.
     async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Records with their chain links, after `after`, oldest first.
+    async fn audit_chain(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::audit::ChainedRecord>>;
+    /// The newest chained record's sequence number and hash.
+    async fn last_audit_hash(&self) -> StoreResult<Option<(i64, Vec<u8>)>>;
+    /// Stores a signed checkpoint.
+    async fn insert_audit_checkpoint(&self, c: &crate::audit::Checkpoint) -> StoreResult<()>;
+    /// Every checkpoint, oldest first.
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
 }
 
 /// Sealed secrets (already encrypted by the caller) stored by name.

@@ -69,6 +69,15 @@ impl EcPrivateKey {
     pub fn public_key_spki_der(&self) -> Vec<u8> {
         self.spki.clone()
     }
+
+    /// ECDSA P-256 with SHA-256 signature (ASN.1 DER) of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.pkcs8)
+            .map_err(|_| CryptoError::InvalidKey("not a P-256 PKCS#8 key".into()))?;
+        pair.sign(&SystemRandom::new(), msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| CryptoError::Signing)
+    }
 }
 
 #[cfg(test)]

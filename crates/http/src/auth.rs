@@ -184,6 +184,22 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
         }
         return Err(e.into());
     }
+    // Fail closed: a change is recorded before it is made; if the record
+    // cannot be written, the change is not made.
+    if !matches!(method, Method::GET | Method::HEAD) {
+        let event = s.audit_event(
+            &actor.label(),
+            ctx,
+            "api.request",
+            Some(&route),
+            "attempt",
+            None,
+        );
+        if let Err(e) = s.audit(event).await {
+            tracing::error!(error = %e, %route, "audit append failed; request refused");
+            return Err(CoreError::AuditUnavailable.into());
+        }
+    }
     if let Some(secret) = secret {
         req.extensions_mut().insert(SessionSecret(secret));
     }

@@ -27,6 +27,10 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
         ),
         CoreError::StepUpRequired => (StatusCode::FORBIDDEN, e.to_string()),
         CoreError::Rows(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        CoreError::AuditUnavailable => {
+            tracing::error!("audit log unwritable: request refused");
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         CoreError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
         CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),

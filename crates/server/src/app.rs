@@ -195,6 +195,9 @@ async fn hygiene(services: Services) {
         if let Err(e) = services.retire_overdue_devices().await {
             tracing::error!(error = %e, "offboarding job failed");
         }
+        if let Err(e) = services.audit_checkpoint().await {
+            tracing::error!(error = %e, "audit checkpoint failed");
+        }
         match services.sweep_stale_admins().await {
             Ok(names) if !names.is_empty() => {
                 tracing::warn!(accounts = ?names, "stale administrator accounts");

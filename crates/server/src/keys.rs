@@ -359,6 +359,32 @@ pub fn write_people_keys(dir: &Path, keys: &[Zeroizing<Vec<u8>>]) -> anyhow::Res
     Ok(())
 }
 
+/// The key that signs audit checkpoints (`audit.key`, 0600) and its public
+/// key (`audit-public.pem`, for verifying evidence offline).
+fn load_or_create_audit_key(dir: &Path) -> anyhow::Result<EcPrivateKey> {
+    let p = dir.join("audit.key");
+    let key = if p.exists() {
+        read_key::<EcPrivateKey>(&p)?
+    } else {
+        let k = EcPrivateKey::generate_p256()?;
+        write_private(&p, k.to_pkcs8_pem().as_bytes())?;
+        k
+    };
+    let public = dir.join("audit-public.pem");
+    if !public.exists() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key.public_key_spki_der());
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(chunk));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        std::fs::write(&public, pem)?;
+    }
+    Ok(key)
+}
+
 /// Host names and addresses the generated TLS certificate must cover.
 fn tls_names(public_host: &str) -> (Vec<String>, Vec<IpAddr>) {
     let mut dns = vec!["localhost".to_owned()];
@@ -403,6 +429,7 @@ pub fn bootstrap(
         signer_chain: tls.signer_chain,
         tls_root: tls.root,
         secret_box: SecretBox::from_slice(&master)?,
+        audit_key: load_or_create_audit_key(dir)?,
     };
     Ok((pki, tls.material))
 }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_people.sql")),
     (6, include_str!("../migrations/sqlite/0006_offboarding.sql")),
     (7, include_str!("../migrations/sqlite/0007_approvals.sql")),
+    (8, include_str!("../migrations/sqlite/0008_audit_chain.sql")),
 ];
 
 /// The newest schema version.

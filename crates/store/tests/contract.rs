@@ -1630,3 +1630,45 @@ async fn approvals_are_decided_once_and_expire() {
     assert_eq!(got.decided_by.as_deref(), Some("admin:omar"));
     assert!(s.approval("nope").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn audit_records_are_chained_and_checkpoints_kept() {
+    let (s, _d) = sqlite().await;
+    let ev = |action: &str| AuditEvent {
+        at: now(),
+        actor: "system".into(),
+        source: None,
+        action: action.into(),
+        target: None,
+        outcome: "success".into(),
+        request_id: None,
+        detail: None,
+    };
+    assert_eq!(s.last_audit_hash().await.unwrap(), None);
+    for a in ["one", "two", "three"] {
+        s.append_audit(&ev(a)).await.unwrap();
+    }
+    let chain = s.audit_chain(0, 10).await.unwrap();
+    assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        chain[0].prev_hash.as_deref(),
+        Some(&mamori_core::audit::GENESIS[..])
+    );
+    assert_eq!(chain[1].prev_hash, chain[0].hash);
+    assert_eq!(chain[2].prev_hash, chain[1].hash);
+    let expected = mamori_core::audit::record_hash(chain[0].hash.as_ref().unwrap(), 2, &ev("two"));
+    assert_eq!(chain[1].hash.as_deref(), Some(&expected[..]));
+    assert_eq!(
+        s.last_audit_hash().await.unwrap(),
+        Some((3, chain[2].hash.clone().unwrap()))
+    );
+    let cp = mamori_core::audit::Checkpoint {
+        seq: 3,
+        hash: chain[2].hash.clone().unwrap(),
+        at: 1,
+        signature: vec![1, 2, 3],
+    };
+    s.insert_audit_checkpoint(&cp).await.unwrap();
+    s.insert_audit_checkpoint(&cp).await.unwrap();
+    assert_eq!(s.audit_checkpoints().await.unwrap(), vec![cp]);
+}

@@ -390,3 +390,45 @@ fn the_people_key_is_rotated_from_the_command_line() {
     let out = run(&["backup", "restore", file.to_str().unwrap(), "--verify"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("readable with today's keys 1"));
 }
+
+#[test]
+fn audit_verify_from_the_command_line_names_a_tampered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "name,user_id,email\nAiko Tanaka,atanaka,aiko@example.jp\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["people", "import", "--file", csv.to_str().unwrap()])
+        .status
+        .success());
+    let out = run(&["audit", "checkpoint"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoint signed at record"));
+    let out = run(&["audit", "verify"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit log intact"));
+    let c = rusqlite::Connection::open(dir.join("mamori.db")).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET detail = 'people=0' WHERE action = 'people.import';",
+    )
+    .unwrap();
+    drop(c);
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("AUDIT LOG TAMPERED: record 1 was altered"),
+        "{text}"
+    );
+}

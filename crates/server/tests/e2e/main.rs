@@ -5,6 +5,7 @@
 
 mod admins;
 mod attacks;
+mod audit;
 mod authz;
 mod backup;
 mod bad_input;

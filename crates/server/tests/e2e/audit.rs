@@ -1,0 +1,156 @@
+//! The audit log: hash chain and signed checkpoints (edit, delete, reorder
+//! or truncate a record in the database file → `audit verify` names it),
+//! and fail-closed (an unwritable audit log stops the action).
+
+use crate::common::{role_token, spawn_app, TestApp};
+use crate::people::{csv_of, import};
+use serde_json::json;
+
+fn raw(app: &TestApp) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(app.dir.path().join("data").join("mamori.db")).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c
+}
+
+async fn fault(app: &TestApp) -> Option<String> {
+    app.running.services.verify_audit().await.unwrap().fault
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_the_audit_log_is_named() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    for i in 0..4 {
+        assert_eq!(import(&app, &admin, csv_of(i * 5..i * 5 + 5)).await.0, 201);
+    }
+    s.audit_checkpoint().await.unwrap().unwrap();
+    let v = s.verify_audit().await.unwrap();
+    assert_eq!((v.fault.clone(), v.checkpoints), (None, 1), "{v:?}");
+    assert!(v.records >= 10, "{v:?}");
+    let last: i64 = raw(&app)
+        .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+
+    // An attacker with the database file drops the append-only triggers...
+    let c = raw(&app);
+    c.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+        .unwrap();
+    // ...and edits a record.
+    let actor: String = c
+        .query_row("SELECT actor FROM audit_log WHERE seq = 5", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute(
+        "UPDATE audit_log SET actor = 'admin:nobody' WHERE seq = 5",
+        [],
+    )
+    .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(f.contains("record 5 was altered"), "{f}");
+    c.execute("UPDATE audit_log SET actor = ? WHERE seq = 5", [&actor])
+        .unwrap();
+    assert_eq!(fault(&app).await, None);
+
+    // Reorders two records (swaps everything but their positions).
+    c.execute_batch(
+        "CREATE TEMP TABLE a AS SELECT * FROM audit_log WHERE seq IN (3, 4);
+         UPDATE audit_log SET (at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash) =
+           (SELECT at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash
+            FROM temp.a WHERE temp.a.seq = 7 - audit_log.seq)
+         WHERE seq IN (3, 4);",
+    )
+    .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(f.contains("record 3"), "{f}");
+    c.execute_batch(
+        "UPDATE audit_log SET (at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash) =
+           (SELECT at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash
+            FROM temp.a WHERE temp.a.seq = audit_log.seq)
+         WHERE seq IN (3, 4);",
+    )
+    .unwrap();
+    assert_eq!(fault(&app).await, None);
+
+    // Deletes a record in the middle.
+    c.execute("DELETE FROM audit_log WHERE seq = 7", [])
+        .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(f.contains("record 7 is missing"), "{f}");
+
+    // Cuts records off the end, past the signed checkpoint.
+    c.execute("DELETE FROM audit_log WHERE seq >= ?", [last - 1])
+        .unwrap();
+    c.execute("DELETE FROM audit_log WHERE seq = 7", [])
+        .unwrap();
+    let v = s.verify_audit().await.unwrap();
+    let f = v.fault.unwrap();
+    assert!(
+        f.contains("record 7 is missing") || f.contains("signed in a checkpoint"),
+        "{f}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_tail_is_caught_by_the_signed_checkpoint() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..3)).await.0, 201);
+    let pinned = s.audit_checkpoint().await.unwrap().unwrap();
+    assert_eq!(s.audit_checkpoint().await.unwrap(), None, "nothing new");
+    let c = raw(&app);
+    c.execute_batch("DROP TRIGGER audit_log_no_delete;")
+        .unwrap();
+    c.execute("DELETE FROM audit_log WHERE seq >= ?", [pinned - 1])
+        .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(f.contains(&format!("record {pinned}")), "{f}");
+    assert!(f.contains("missing"), "{f}");
+    // A forged checkpoint (no valid signature) is refused too.
+    c.execute_batch("DROP TRIGGER audit_checkpoints_no_update;")
+        .unwrap();
+    c.execute("UPDATE audit_checkpoints SET signature = x'00'", [])
+        .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(f.contains("missing") || f.contains("bad signature"), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_audit_log_stops_the_action() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..2)).await.0, 201);
+    let victim = role_token(s, "victim", "viewer").await;
+    let c = raw(&app);
+    c.execute_batch(
+        "CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit store unwritable'); END;",
+    )
+    .unwrap();
+    let (st, body) = import(&app, &admin, csv_of(10..12)).await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(
+        body["error"],
+        "the audit log cannot be written; nothing was done"
+    );
+    let r = app
+        .post("/api/v1/admins/victim/disable", json!({"reason": "test"}))
+        .await;
+    assert_eq!(r.status(), 503);
+    // Nothing changed.
+    assert_eq!(s.store.count_people().await.unwrap(), 2);
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .bearer_auth(&victim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the account was not disabled");
+    c.execute_batch("DROP TRIGGER audit_blocked;").unwrap();
+    assert_eq!(import(&app, &admin, csv_of(10..12)).await.0, 201);
+    assert_eq!(fault(&app).await, None);
+}
