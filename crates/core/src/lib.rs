@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod checkin;
 pub mod commands;
+pub mod detect;
 pub mod devices;
 pub mod enroll;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod people;
 pub mod pki;
 pub mod ports;
 pub mod push;
+pub mod report;
 pub mod scep;
 pub mod tokens;
 pub mod vault;
@@ -49,6 +51,8 @@ pub struct CoreConfig {
     pub people_retention_days: u32,
     /// What offboarding does to a person's devices.
     pub offboard_action: offboard::OffboardAction,
+    /// Detection rules.
+    pub detection: detect::DetectionPolicy,
 }
 
 impl Default for CoreConfig {
@@ -63,6 +67,7 @@ impl Default for CoreConfig {
             auth: auth::AuthPolicy::default(),
             people_retention_days: 30,
             offboard_action: offboard::OffboardAction::RemoveManagement,
+            detection: detect::DetectionPolicy::default(),
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct Services {
     pub auth: Arc<auth::AuthState>,
     /// Master keys wrapping personal-data keys.
     pub vault: Arc<dyn vault::KeyProvider>,
+    /// Detection state (sliding windows).
+    pub detector: Arc<detect::Detector>,
 }
 
 impl std::fmt::Debug for Services {

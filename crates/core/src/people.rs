@@ -602,18 +602,22 @@ impl Services {
         ctx: &ClientContext,
         people: &[PersonId],
     ) -> CoreResult<()> {
+        let mut seqs = Vec::with_capacity(people.len());
         for id in people {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "people.read",
-                Some(id.as_str()),
-                "success",
-                Some(format!("fields={PERSONAL_FIELDS}")),
-            ))
-            .await?;
+            let seq = self
+                .store
+                .append_audit(&self.audit_event(
+                    &actor.label(),
+                    ctx,
+                    "people.read",
+                    Some(id.as_str()),
+                    "success",
+                    Some(format!("fields={PERSONAL_FIELDS}")),
+                ))
+                .await?;
+            seqs.push(seq);
         }
-        Ok(())
+        self.observe_personal_reads(actor, ctx, &seqs).await
     }
 
     fn require_personal_data(&self, actor: &Actor) -> CoreResult<()> {

@@ -549,6 +549,15 @@ pub trait AuditStore: Send + Sync {
     async fn insert_audit_checkpoint(&self, c: &crate::audit::Checkpoint) -> StoreResult<()>;
     /// Every checkpoint, oldest first.
     async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
+    /// Records of the given actions in [from, to), optionally of one actor,
+    /// oldest first.
+    async fn audit_by_action(
+        &self,
+        actions: &[&str],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        actor: Option<&str>,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Sealed secrets (already encrypted by the caller) stored by name.

@@ -252,6 +252,12 @@ pub fn table() -> Vec<Route> {
             perm(P::AuditRead),
             get(accounts::audit),
         ),
+        r(
+            "GET",
+            "/api/v1/reports/breach-scope",
+            perm(P::AuditRead),
+            get(accounts::breach_scope),
+        ),
         // Devices.
         r(
             "POST",

@@ -115,6 +115,10 @@ pub async fn build_services(
         },
         people_retention_days: config.people_retention_days,
         offboard_action: config.offboard_action,
+        detection: mamori_core::detect::DetectionPolicy {
+            bulk_read_threshold: config.bulk_read_threshold,
+            ..Default::default()
+        },
     };
     let auth = Arc::new(mamori_core::auth::AuthState::new(
         admin_url,
@@ -130,6 +134,7 @@ pub async fn build_services(
         identities: Arc::default(),
         auth,
         vault: ring.clone(),
+        detector: Arc::default(),
     };
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// What offboarding does to devices: remove_management, or erase (after a second administrator approves) [default: remove_management]
     #[arg(long, env = "MAMORI_OFFBOARD_ACTION")]
     pub offboard_action: Option<String>,
+    /// People one actor may read in plaintext within a minute before an alert fires and the actor is suspended [default: 300]
+    #[arg(long, env = "MAMORI_BULK_READ_THRESHOLD")]
+    pub bulk_read_threshold: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -110,6 +113,7 @@ struct FileConfig {
     webauthn_roles: Option<String>,
     people_retention_days: Option<u32>,
     offboard_action: Option<String>,
+    bulk_read_threshold: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -149,6 +153,8 @@ pub struct Config {
     pub people_retention_days: u32,
     /// What offboarding does to devices.
     pub offboard_action: mamori_core::offboard::OffboardAction,
+    /// Bulk personal-data read alert threshold (people per minute).
+    pub bulk_read_threshold: usize,
 }
 
 impl Config {
@@ -246,7 +252,16 @@ impl Config {
                 })?
             }
         };
+        let bulk_read_threshold = args
+            .bulk_read_threshold
+            .or(file.bulk_read_threshold)
+            .unwrap_or(300);
+        anyhow::ensure!(
+            (2..=1_000_000).contains(&bulk_read_threshold),
+            "bulk_read_threshold must be 2-1000000"
+        );
         Ok(Self {
+            bulk_read_threshold: bulk_read_threshold as usize,
             offboard_action,
             people_retention_days,
             admin_url: args.admin_url.clone().or(file.admin_url),

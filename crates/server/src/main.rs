@@ -235,6 +235,21 @@ enum AuditCmd {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// The breach-scope report: whose personal data was read or exported,
+    /// which fields, by whom, in a window (JSON).
+    BreachScope {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Window start (RFC 3339) [default: 30 days before --to]
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end (RFC 3339) [default: now]
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this actor (audit label, e.g. token:ID:name or admin:name)
+        #[arg(long)]
+        actor: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,6 +385,32 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Audit(AuditCmd::BreachScope {
+            dir,
+            from,
+            to,
+            actor,
+        }) => {
+            init_logging(false);
+            let s = offline_services(&dir.data_dir, None).await?;
+            let parse = |v: Option<String>,
+                         what: &str|
+             -> anyhow::Result<Option<time::OffsetDateTime>> {
+                v.map(|t| {
+                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                        .with_context(|| format!("--{what} must be an RFC 3339 time"))
+                })
+                .transpose()
+            };
+            let to = parse(to, "to")?.unwrap_or_else(|| s.clock.now() + time::Duration::seconds(1));
+            let from = parse(from, "from")?.unwrap_or_else(|| to - time::Duration::days(30));
+            let report = s
+                .breach_scope("cli", &cli_context(), from, to, actor.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
         }
         Command::Audit(AuditCmd::Checkpoint { dir }) => {
             init_logging(false);

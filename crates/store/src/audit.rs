@@ -144,4 +144,39 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
+
+    async fn audit_by_action(
+        &self,
+        actions: &[&str],
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+        actor: Option<&str>,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let actions: Vec<String> = actions.iter().map(|a| (*a).to_owned()).collect();
+        let actor = actor.map(str::to_owned);
+        self.read_blocking(move |c| {
+            let mut out = Vec::new();
+            for action in &actions {
+                let mut recs = match &actor {
+                    Some(a) => query_all(
+                        c,
+                        "SELECT * FROM audit_log WHERE action = ? AND at >= ? AND at < ? AND actor = ?
+                         ORDER BY seq",
+                        params![action, ts(from), ts(to), a],
+                        audit_from_row,
+                    )?,
+                    None => query_all(
+                        c,
+                        "SELECT * FROM audit_log WHERE action = ? AND at >= ? AND at < ? ORDER BY seq",
+                        params![action, ts(from), ts(to)],
+                        audit_from_row,
+                    )?,
+                };
+                out.append(&mut recs);
+            }
+            out.sort_by_key(|r| r.seq);
+            Ok(out)
+        })
+        .await
+    }
 }

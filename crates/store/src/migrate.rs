@@ -25,6 +25,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_offboarding.sql")),
     (7, include_str!("../migrations/sqlite/0007_approvals.sql")),
     (8, include_str!("../migrations/sqlite/0008_audit_chain.sql")),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_audit_action_index.sql"),
+    ),
 ];
 
 /// The newest schema version.

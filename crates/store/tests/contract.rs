@@ -1672,3 +1672,55 @@ async fn audit_records_are_chained_and_checkpoints_kept() {
     s.insert_audit_checkpoint(&cp).await.unwrap();
     assert_eq!(s.audit_checkpoints().await.unwrap(), vec![cp]);
 }
+
+#[tokio::test]
+async fn audit_records_are_found_by_action_time_and_actor() {
+    let (s, _d) = sqlite().await;
+    let ev = |action: &str, actor: &str, at: OffsetDateTime| AuditEvent {
+        at,
+        actor: actor.into(),
+        source: None,
+        action: action.into(),
+        target: Some("p1".into()),
+        outcome: "success".into(),
+        request_id: None,
+        detail: Some("fields=name".into()),
+    };
+    s.append_audit(&ev("people.read", "a", now()))
+        .await
+        .unwrap();
+    s.append_audit(&ev("people.lookup", "a", now()))
+        .await
+        .unwrap();
+    s.append_audit(&ev("people.read", "b", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    s.append_audit(&ev("people.export", "a", now() + Duration::hours(2)))
+        .await
+        .unwrap();
+    let all = s
+        .audit_by_action(
+            &["people.read", "people.export"],
+            now(),
+            now() + Duration::days(1),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3, 4]);
+    let a = s
+        .audit_by_action(
+            &["people.read", "people.export"],
+            now(),
+            now() + Duration::days(1),
+            Some("a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 4]);
+    let window = s
+        .audit_by_action(&["people.read"], now(), now() + Duration::hours(1), None)
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1, "the end is exclusive");
+}

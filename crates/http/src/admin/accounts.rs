@@ -200,3 +200,38 @@ pub(super) async fn audit(
         .flatten();
     Ok(Json(json!({ "records": records, "next_after": next })).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ScopeQuery {
+    from: Option<String>,
+    to: Option<String>,
+    actor: Option<String>,
+}
+
+fn rfc3339(v: Option<&str>, what: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    v.map(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
+            |_| {
+                ApiError(CoreError::BadRequest(format!(
+                    "{what} must be an RFC 3339 time"
+                )))
+            },
+        )
+    })
+    .transpose()
+}
+
+pub(super) async fn breach_scope(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Query(q): Query<ScopeQuery>,
+) -> Result<Response, ApiError> {
+    let to = rfc3339(q.to.as_deref(), "to")?
+        .unwrap_or_else(|| s.clock.now() + time::Duration::seconds(1));
+    let from = rfc3339(q.from.as_deref(), "from")?.unwrap_or_else(|| to - time::Duration::days(30));
+    let report = s
+        .breach_scope(&actor.label(), &ctx, from, to, q.actor.as_deref())
+        .await?;
+    Ok(Json(report).into_response())
+}

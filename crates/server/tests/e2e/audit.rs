@@ -154,3 +154,100 @@ async fn an_unwritable_audit_log_stops_the_action() {
     assert_eq!(import(&app, &admin, csv_of(10..12)).await.0, 201);
     assert_eq!(fault(&app).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
+    let app = spawn_app().await; // alert at 300 people a minute
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(
+        import(&app, &admin, crate::people::csv_of(0..600)).await.0,
+        201
+    );
+    let insider = role_token(s, "insider", "security_officer").await;
+    let label = format!("token:{}:insider", insider.split('_').nth(1).unwrap());
+    let get = |path: String, token: String| {
+        let r = app.http.get(app.admin_url(&path)).bearer_auth(token).send();
+        async move {
+            let r = r.await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    // 250 people: under the threshold, delivered.
+    let (st, page) = get(
+        "/api/v1/people/personal-data?limit=250".into(),
+        insider.clone(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let after = page["next_after"].as_str().unwrap().to_owned();
+    // 250 more within the minute: the alert fires, nothing is delivered,
+    // and the token is suspended.
+    let (st, body) = get(
+        format!("/api/v1/people/personal-data?limit=250&after={after}"),
+        insider.clone(),
+    )
+    .await;
+    assert_eq!(st, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("suspended"));
+    let (st, _) = get("/api/v1/devices".into(), insider.clone()).await;
+    assert_eq!(st, 401, "the token is revoked");
+    let mut alerts = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let (_, page) = app
+            .get(&format!("/api/v1/audit?limit=1000&after={after_seq}"))
+            .await;
+        let recs = page["records"].as_array().unwrap().clone();
+        if recs.is_empty() {
+            break;
+        }
+        after_seq = recs.last().unwrap()["seq"].as_i64().unwrap();
+        alerts.extend(recs.into_iter().filter(|r| {
+            r["action"] == "alert.bulk_personal_data_read" || r["action"] == "actor.suspend"
+        }));
+    }
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[0]["target"], label.as_str());
+    assert!(alerts[0]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("severity=high reads=500"));
+
+    // The scope: exactly the 500 people, every field, one actor.
+    let (st, report) = app
+        .get(&format!("/api/v1/reports/breach-scope?actor={label}"))
+        .await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(report["people_affected"], 500);
+    assert_eq!(report["records"], 500);
+    for f in ["name", "user_id", "email", "department", "phone"] {
+        assert_eq!(report["by_field"][f], 500, "{f}");
+    }
+    assert_eq!(
+        report["by_actor"],
+        json!([{"actor": label, "people": 500, "reads": 500}])
+    );
+    let (_, all) = app.get("/api/v1/people?limit=1000").await;
+    let mut first_500: Vec<String> = all["people"].as_array().unwrap()[..500]
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut reported: Vec<String> = report["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["person"].as_str().unwrap().to_owned())
+        .collect();
+    first_500.sort();
+    reported.sort();
+    assert_eq!(reported, first_500);
+    // Another window holds nothing; a bad window is refused.
+    let (_, empty) = app
+        .get("/api/v1/reports/breach-scope?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z")
+        .await;
+    assert_eq!(empty["people_affected"], 0);
+    let (st, _) = app.get("/api/v1/reports/breach-scope?from=yesterday").await;
+    assert_eq!(st, 400);
+}
