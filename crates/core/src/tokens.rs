@@ -155,6 +155,24 @@ impl Services {
         let now = self.clock.now();
         let admin = self.store.admin(&token.admin_id).await?;
         let dead = token.revoked_at.is_some() || token.expires_at <= now;
+        if let Some(owner) = admin.as_ref().filter(|a| a.disabled_at.is_some()) {
+            // Detection: someone still holds the token of a closed account
+            // (an offboarded insider, or whoever took it).
+            tracing::warn!(token = %id, source = %ctx.source, "ALERT: token of a disabled account used");
+            self.audit(self.audit_event(
+                "system",
+                ctx,
+                "alert.token_after_offboarding",
+                Some(&format!("token:{id}")),
+                "alert",
+                Some(format!(
+                    "severity=high owner={} disabled ({})",
+                    owner.name,
+                    owner.disabled_reason.as_deref().unwrap_or("no reason given")
+                )),
+            ))
+            .await?;
+        }
         let Some(admin) = admin.filter(|a| a.disabled_at.is_none() && !dead) else {
             tracing::warn!(token = %id, source = %ctx.source, "revoked, expired or orphaned API token used");
             self.audit(

@@ -924,6 +924,22 @@ impl Services {
             Some(format!("{reason}; consecutive failures={n}")),
         ))
         .await?;
+        if action != "auth.login" && n == policy.backoff_after {
+            // The password was right but the second factor keeps failing:
+            // the password is probably known to someone else.
+            tracing::warn!(admin = %admin.name, failures = n, "ALERT: repeated second-factor failures");
+            self.audit(self.audit_event(
+                "system",
+                ctx,
+                "alert.mfa_failures",
+                Some(&admin.name),
+                "alert",
+                Some(format!(
+                    "severity=high consecutive failures={n} at {action}"
+                )),
+            ))
+            .await?;
+        }
         if lock && admin.locked_at.is_none() {
             tracing::warn!(admin = %admin.name, failures = n, "administrator account locked");
             self.audit(self.audit_event(

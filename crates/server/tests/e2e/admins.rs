@@ -1106,3 +1106,34 @@ async fn a_scoped_token_holds_only_its_scope() {
     assert!(row["last_used_at"].is_string(), "{row}");
     assert_eq!(row["scope"], json!(["devices_read"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_second_factor_failures_raise_an_alert() {
+    let app = spawn_app().await;
+    let (_, _, _) = onboard_totp(&app, "mika", Role::Helpdesk).await;
+    let mut b = Browser::new(&app);
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "mika", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            b.post("/api/v1/auth/totp", json!({"code": "000000"}))
+                .await
+                .0,
+            401
+        );
+    }
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let alerts: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "alert.mfa_failures")
+        .collect();
+    assert_eq!(alerts.len(), 1, "one alert per burst");
+    assert_eq!(alerts[0]["target"], "mika");
+}

@@ -664,6 +664,20 @@ async fn offboarding_closes_accounts_and_takes_devices_out_in_one_step() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // ...and that use of the dead token raised an alert.
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let alert = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "alert.token_after_offboarding")
+        .expect("alert")
+        .clone();
+    assert_eq!(
+        alert["detail"],
+        "severity=high owner=taro disabled (offboarded)"
+    );
+    assert_eq!(alert["source"], "127.0.0.1");
     let (_, p) = get(&app, &directory, &format!("/api/v1/people/{person}")).await;
     assert_eq!(p["status"], "departed");
 
