@@ -211,7 +211,61 @@ impl ChainVerifier {
     }
 }
 
+/// A configured audit sink, as administrators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkInfo {
+    /// Name.
+    pub name: String,
+    /// `webhook`, `syslog+tls` or `syslog+tcp`.
+    pub kind: String,
+    /// Where it sends (no credentials).
+    pub target: String,
+}
+
+/// A sink's delivery status.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkStatus {
+    /// The sink.
+    #[serde(flatten)]
+    pub sink: SinkInfo,
+    /// Last record delivered.
+    pub delivered_seq: i64,
+    /// Records not yet delivered.
+    pub behind: i64,
+    /// Last delivery.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<time::OffsetDateTime>,
+    /// Failing since (None: healthy).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<time::OffsetDateTime>,
+    /// Last failure.
+    pub last_error: Option<String>,
+}
+
 impl Services {
+    /// Where each configured audit sink stands.
+    pub async fn audit_sink_status(&self) -> CoreResult<Vec<SinkStatus>> {
+        let last = self
+            .store
+            .last_audit_hash()
+            .await?
+            .map_or(0, |(seq, _)| seq);
+        let mut out = Vec::with_capacity(self.config.audit_sinks.len());
+        for sink in &self.config.audit_sinks {
+            let state = self.store.sink_state(&sink.name).await?;
+            let delivered = state.as_ref().map_or(0, |s| s.delivered_seq);
+            out.push(SinkStatus {
+                sink: sink.clone(),
+                delivered_seq: delivered,
+                behind: (last - delivered).max(0),
+                delivered_at: state.as_ref().and_then(|s| s.delivered_at),
+                failing_since: state.as_ref().and_then(|s| s.failing_since),
+                last_error: state.and_then(|s| s.last_error),
+            });
+        }
+        Ok(out)
+    }
+
     /// Signs a checkpoint of the newest record, if it is newer than the
     /// last checkpoint. Returns its sequence number.
     pub async fn audit_checkpoint(&self) -> CoreResult<Option<i64>> {

@@ -53,6 +53,8 @@ pub struct CoreConfig {
     pub offboard_action: offboard::OffboardAction,
     /// Detection rules.
     pub detection: detect::DetectionPolicy,
+    /// The configured audit sinks (for the status listing).
+    pub audit_sinks: Vec<audit::SinkInfo>,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +70,7 @@ impl Default for CoreConfig {
             people_retention_days: 30,
             offboard_action: offboard::OffboardAction::RemoveManagement,
             detection: detect::DetectionPolicy::default(),
+            audit_sinks: Vec::new(),
         }
     }
 }

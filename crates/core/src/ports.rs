@@ -560,6 +560,31 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditRecord>>;
 }
 
+/// Where each audit sink (syslog, webhook) stands: the last record it
+/// acknowledged, so a sink that was down resumes from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkState {
+    /// The sink's configured name.
+    pub name: String,
+    /// Sequence number of the last record delivered (0: none yet).
+    pub delivered_seq: i64,
+    /// When a batch was last delivered.
+    pub delivered_at: Option<OffsetDateTime>,
+    /// Since when deliveries fail (None: healthy).
+    pub failing_since: Option<OffsetDateTime>,
+    /// The last failure, for administrators ("HTTP 503", "connection refused").
+    pub last_error: Option<String>,
+}
+
+/// Delivery cursors of the audit sinks.
+#[async_trait]
+pub trait SinkStore: Send + Sync {
+    /// One sink's state (None: never run).
+    async fn sink_state(&self, name: &str) -> StoreResult<Option<SinkState>>;
+    /// Stores a sink's state. The cursor never moves backwards.
+    async fn save_sink_state(&self, state: &SinkState) -> StoreResult<()>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -583,6 +608,7 @@ pub trait Store:
     + AuditStore
     + PeopleStore
     + ApprovalStore
+    + SinkStore
 {
 }
 impl<T> Store for T where
@@ -596,6 +622,7 @@ impl<T> Store for T where
         + AuditStore
         + PeopleStore
         + ApprovalStore
+        + SinkStore
 {
 }
 

@@ -254,6 +254,12 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/audit/sinks",
+            perm(P::AuditRead),
+            get(accounts::audit_sinks),
+        ),
+        r(
+            "GET",
             "/api/v1/reports/breach-scope",
             perm(P::AuditRead),
             get(accounts::breach_scope),

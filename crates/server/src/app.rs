@@ -119,6 +119,14 @@ pub async fn build_services(
             bulk_read_threshold: config.bulk_read_threshold,
             ..Default::default()
         },
+        audit_sinks: sink_targets(config)?
+            .into_iter()
+            .map(|(name, t)| mamori_core::audit::SinkInfo {
+                name,
+                kind: t.kind().to_owned(),
+                target: t.describe(),
+            })
+            .collect(),
     };
     let auth = Arc::new(mamori_core::auth::AuthState::new(
         admin_url,
@@ -142,6 +150,54 @@ pub async fn build_services(
         other => anyhow::anyhow!("{other}"),
     })?;
     Ok((services, tls, Keyring { ring, source }))
+}
+
+/// The configured audit sinks with their targets (webhook keys loaded or
+/// created in the data directory).
+fn sink_targets(config: &Config) -> anyhow::Result<Vec<(String, mamori_sinks::Target)>> {
+    config
+        .audit_sinks
+        .iter()
+        .map(|spec| {
+            let secret = if spec.needs_secret() {
+                Some(Arc::new(keys::load_or_create_sink_secret(
+                    &config.data_dir,
+                    &spec.name,
+                )?))
+            } else {
+                None
+            };
+            Ok((spec.name.clone(), spec.target(secret)?))
+        })
+        .collect()
+}
+
+/// How audit sinks run (tests shorten the delays).
+pub fn sink_options(config: &Config, public_url: &str) -> anyhow::Result<mamori_sinks::RunOptions> {
+    let mut extra = Vec::new();
+    if let Some(p) = &config.audit_sink_ca {
+        let pem =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        for der in keys::pem_certs(&pem)? {
+            extra.push(CertificateDer::from(der));
+        }
+    }
+    let host = public_host(public_url);
+    Ok(mamori_sinks::RunOptions {
+        poll: config.audit_sink_poll,
+        batch: 500,
+        backoff: config
+            .audit_sink_poll
+            .min(std::time::Duration::from_secs(1)),
+        max_backoff: config.audit_sink_max_backoff.max(config.audit_sink_poll),
+        timeout: std::time::Duration::from_secs(10),
+        hostname: if host.is_empty() {
+            "mamori".into()
+        } else {
+            host
+        },
+        roots: Arc::new(mamori_sinks::tls_roots(extra)),
+    })
 }
 
 /// The people key ring in use and where it came from.
@@ -287,6 +343,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokio::spawn(hygiene(services.clone())),
     ];
     let mut tasks = tasks;
+    if !config.audit_sinks.is_empty() {
+        let opts = sink_options(config, &public_url)?;
+        for (name, target) in sink_targets(config)? {
+            tasks.push(tokio::spawn(mamori_sinks::run(
+                services.store.clone(),
+                name,
+                target,
+                opts.clone(),
+            )));
+        }
+    }
     if keyring.source == keys::KeySource::File {
         tasks.push(tokio::spawn(watch_people_keys(
             config.data_dir.clone(),

@@ -84,6 +84,12 @@ pub struct ServeArgs {
     /// People one actor may read in plaintext within a minute before an alert fires and the actor is suspended [default: 300]
     #[arg(long, env = "MAMORI_BULK_READ_THRESHOLD")]
     pub bulk_read_threshold: Option<u32>,
+    /// Audit sinks, comma-separated NAME=URL: https://... (HMAC-signed webhook; the key is DATA_DIR/audit-sink-NAME.key), syslog+tls://HOST:PORT (RFC 5424 over TLS); to loopback only also http://... and syslog+tcp://HOST:PORT [default: none]
+    #[arg(long, env = "MAMORI_AUDIT_SINKS")]
+    pub audit_sinks: Option<String>,
+    /// Extra CA certificates (PEM) trusted for TLS audit sinks, besides the system's
+    #[arg(long, env = "MAMORI_AUDIT_SINK_CA")]
+    pub audit_sink_ca: Option<PathBuf>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -114,6 +120,8 @@ struct FileConfig {
     people_retention_days: Option<u32>,
     offboard_action: Option<String>,
     bulk_read_threshold: Option<u32>,
+    audit_sinks: Option<String>,
+    audit_sink_ca: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -155,6 +163,14 @@ pub struct Config {
     pub offboard_action: mamori_core::offboard::OffboardAction,
     /// Bulk personal-data read alert threshold (people per minute).
     pub bulk_read_threshold: usize,
+    /// Where the audit log is streamed.
+    pub audit_sinks: Vec<mamori_sinks::SinkSpec>,
+    /// Extra trust anchors for TLS sinks.
+    pub audit_sink_ca: Option<PathBuf>,
+    /// How often an idle sink looks for new records (1 s; tests shorten it).
+    pub audit_sink_poll: std::time::Duration,
+    /// Longest retry delay of a failing sink (60 s; tests shorten it).
+    pub audit_sink_max_backoff: std::time::Duration,
 }
 
 impl Config {
@@ -260,7 +276,15 @@ impl Config {
             (2..=1_000_000).contains(&bulk_read_threshold),
             "bulk_read_threshold must be 2-1000000"
         );
+        let audit_sinks = match args.audit_sinks.clone().or(file.audit_sinks) {
+            None => Vec::new(),
+            Some(list) => mamori_sinks::SinkSpec::parse_list(&list)?,
+        };
         Ok(Self {
+            audit_sinks,
+            audit_sink_ca: args.audit_sink_ca.clone().or(file.audit_sink_ca),
+            audit_sink_poll: std::time::Duration::from_secs(1),
+            audit_sink_max_backoff: std::time::Duration::from_secs(60),
             bulk_read_threshold: bulk_read_threshold as usize,
             offboard_action,
             people_retention_days,

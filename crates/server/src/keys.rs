@@ -598,3 +598,21 @@ pub async fn rotate_people_key(
         retired_file,
     })
 }
+
+/// The HMAC key of webhook audit sink `name`: `audit-sink-NAME.key` (64 hex
+/// digits, 0600), created at the first start; the receiver is given a copy
+/// to check the `X-Mamori-Signature` header.
+pub fn load_or_create_sink_secret(dir: &Path, name: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let p = dir.join(format!("audit-sink-{name}.key"));
+    if p.exists() {
+        check_private(&p)?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+        );
+        return parse_master(&text, &p.display().to_string());
+    }
+    let key = Zeroizing::new(mamori_crypto::try_random_bytes(32)?);
+    write_private(&p, hex::encode(key.as_slice()).as_bytes())?;
+    tracing::info!(sink = %name, file = %p.display(), "webhook signing key created; give the receiver a copy");
+    Ok(key)
+}

@@ -28,6 +28,7 @@ mod devices;
 mod migrate;
 mod people;
 mod queue;
+mod sinks;
 mod tokens;
 
 pub use backup::{adopt_live_data_keys, read_snapshot, schema_version, SnapshotSummary};

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_audit_action_index.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_audit_sinks.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -1724,3 +1724,35 @@ async fn audit_records_are_found_by_action_time_and_actor() {
         .unwrap();
     assert_eq!(window.len(), 1, "the end is exclusive");
 }
+
+#[tokio::test]
+async fn a_sink_cursor_survives_and_never_moves_backwards() {
+    let (s, _d) = sqlite().await;
+    assert_eq!(s.sink_state("siem").await.unwrap(), None);
+    let mut st = SinkState {
+        name: "siem".into(),
+        delivered_seq: 0,
+        delivered_at: None,
+        failing_since: Some(now()),
+        last_error: Some("connection refused".into()),
+    };
+    s.save_sink_state(&st).await.unwrap();
+    assert_eq!(s.sink_state("siem").await.unwrap(), Some(st.clone()));
+    st.delivered_seq = 40;
+    st.delivered_at = Some(now());
+    st.failing_since = None;
+    st.last_error = None;
+    s.save_sink_state(&st).await.unwrap();
+    // A late writer with an older cursor does not rewind it.
+    s.save_sink_state(&SinkState {
+        delivered_seq: 12,
+        ..st.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.sink_state("siem").await.unwrap().unwrap().delivered_seq,
+        40
+    );
+    assert_eq!(s.sink_state("other").await.unwrap(), None);
+}

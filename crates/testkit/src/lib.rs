@@ -4,3 +4,4 @@
 //! message saying what could not be set up), which is what a test wants.
 
 pub mod apns;
+pub mod sink;

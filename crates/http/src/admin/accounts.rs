@@ -201,6 +201,11 @@ pub(super) async fn audit(
     Ok(Json(json!({ "records": records, "next_after": next })).into_response())
 }
 
+/// Where each audit sink stands (delivered, behind, failing since).
+pub(super) async fn audit_sinks(State(s): State<Services>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "sinks": s.audit_sink_status().await? })).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct ScopeQuery {
     from: Option<String>,

@@ -102,7 +102,9 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ) => perm(P::AccountsManage),
         ("GET" | "POST", "/api/v1/tokens") => perm(P::TokensOwn),
         ("DELETE", "/api/v1/tokens/{id}") => perm(P::TokensOwn),
-        ("GET", "/api/v1/audit" | "/api/v1/reports/breach-scope") => perm(P::AuditRead),
+        ("GET", "/api/v1/audit" | "/api/v1/audit/sinks" | "/api/v1/reports/breach-scope") => {
+            perm(P::AuditRead)
+        }
         ("POST", "/api/v1/enrollment-profiles" | "/api/v1/enrollment-links") => {
             perm(P::EnrollmentWrite)
         }

@@ -16,3 +16,4 @@ mod interop;
 mod people;
 mod push;
 mod queue;
+mod sinks;
