@@ -49,6 +49,33 @@ pub fn checkpoint_message(seq: i64, hash: &[u8], at: i64) -> Vec<u8> {
     m
 }
 
+/// What a truncation mark signs.
+pub fn truncation_message(up_to_seq: i64, hash: &[u8], at: i64, before_at: i64) -> Vec<u8> {
+    let mut m = b"mamori-audit-truncation-v1\0".to_vec();
+    m.extend_from_slice(&up_to_seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m.extend_from_slice(&at.to_be_bytes());
+    m.extend_from_slice(&before_at.to_be_bytes());
+    m
+}
+
+/// A signed "truncated up to" mark: records up to `up_to_seq` (older than
+/// `before_at`) were removed by retention; the first remaining record
+/// links to `hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// Last removed record.
+    pub up_to_seq: i64,
+    /// Its hash.
+    pub hash: Vec<u8>,
+    /// When the mark was made (Unix seconds).
+    pub at: i64,
+    /// The retention cut-off (Unix seconds).
+    pub before_at: i64,
+    /// ECDSA P-256 signature over [`truncation_message`].
+    pub signature: Vec<u8>,
+}
+
 /// One stored record with its chain links.
 #[derive(Debug, Clone)]
 pub struct ChainedRecord {
@@ -84,6 +111,8 @@ pub struct Verification {
     pub unchained: u64,
     /// Checkpoints whose signature and record matched.
     pub checkpoints: u64,
+    /// Records removed by retention up to this sequence number (signed mark).
+    pub truncated_up_to: Option<i64>,
     /// The first problem, naming the record; None when intact.
     pub fault: Option<String>,
 }
@@ -116,12 +145,27 @@ impl ChainVerifier {
         }
     }
 
+    /// Starts after a (verified) truncation mark: the first record must be
+    /// `seq + 1` and link to `hash`.
+    pub fn after_truncation(mut self, seq: i64, hash: &[u8]) -> Self {
+        self.last_seq = Some(seq);
+        self.expected_prev = Some(hash.to_vec());
+        self
+    }
+
     /// Checks the next record; stops at the first fault.
     pub fn push(&mut self, r: &ChainedRecord) {
         if self.fault.is_some() {
             return;
         }
         self.records += 1;
+        if self.last_seq.is_none() && r.seq != 1 {
+            self.fault = Some(format!(
+                "records 1-{} are missing and no signed truncation mark covers them",
+                r.seq - 1
+            ));
+            return;
+        }
         if let Some(last) = self.last_seq {
             if r.seq != last + 1 {
                 self.fault = Some(format!(
@@ -300,21 +344,48 @@ impl Services {
 
     /// Proves the audit chain intact, or names the first bad record.
     pub async fn verify_audit(&self) -> CoreResult<Verification> {
-        let points = self.store.audit_checkpoints().await?;
+        let spki = self.pki.audit_key.public_key_spki_der();
+        let marks = self.store.audit_truncations().await?;
+        let mut fault = None;
+        for m in &marks {
+            if mamori_crypto::verify_signature(
+                &spki,
+                mamori_crypto::SignatureAlg::EcdsaP256Sha256,
+                &truncation_message(m.up_to_seq, &m.hash, m.at, m.before_at),
+                &m.signature,
+            )
+            .is_err()
+            {
+                fault = Some(format!(
+                    "the truncation mark at record {} has a bad signature (records were removed \
+                     without the audit key)",
+                    m.up_to_seq
+                ));
+                break;
+            }
+        }
+        let cut = marks.last();
+        let points: Vec<Checkpoint> = self
+            .store
+            .audit_checkpoints()
+            .await?
+            .into_iter()
+            .filter(|p| cut.is_none_or(|m| p.seq > m.up_to_seq))
+            .collect();
         let mut v = ChainVerifier::new(points.iter().map(|p| p.seq));
-        let mut after = 0;
-        loop {
+        if let Some(m) = cut {
+            v = v.after_truncation(m.up_to_seq, &m.hash);
+        }
+        v.fault = fault;
+        let mut after = cut.map_or(0, |m| m.up_to_seq);
+        while v.fault.is_none() {
             let page = self.store.audit_chain(after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for r in &page {
                 v.push(r);
             }
-            if v.fault.is_some() {
-                break;
-            }
         }
-        let spki = self.pki.audit_key.public_key_spki_der();
         let checkpoints = if v.fault.is_none() {
             v.check_points(&points, &spki)
         } else {
@@ -324,8 +395,114 @@ impl Services {
             records: v.records,
             unchained: v.unchained,
             checkpoints,
+            truncated_up_to: cut.map(|m| m.up_to_seq),
             fault: v.fault,
         })
+    }
+
+    /// Retention: removes the records older than `days` days, behind a
+    /// signed "truncated up to" mark. Never removes records a sink has not
+    /// delivered yet, and refuses when the part to remove does not verify
+    /// (removing it would hide tampering). Returns the records removed.
+    pub async fn apply_audit_retention(&self, days: u32) -> CoreResult<u64> {
+        let before = self.clock.now() - time::Duration::days(i64::from(days));
+        self.truncate_audit_before(before).await
+    }
+
+    /// Removes the records written before `before` (see
+    /// [`Self::apply_audit_retention`]).
+    pub async fn truncate_audit_before(&self, before: time::OffsetDateTime) -> CoreResult<u64> {
+        let now = self.clock.now();
+        let Some((mut seq, mut hash)) = self.store.last_audit_before(before).await? else {
+            return Ok(0);
+        };
+        for sink in &self.config.audit_sinks {
+            let delivered = self
+                .store
+                .sink_state(&sink.name)
+                .await?
+                .map_or(0, |s| s.delivered_seq);
+            if delivered < seq {
+                tracing::warn!(sink = %sink.name, delivered, "audit retention waits for a sink");
+                seq = delivered;
+            }
+        }
+        let marks = self.store.audit_truncations().await?;
+        let start = marks.last().map(|m| (m.up_to_seq, m.hash.clone()));
+        if seq <= start.as_ref().map_or(0, |s| s.0) {
+            return Ok(0);
+        }
+        // Check the part to remove, and take the hash of its last record.
+        let mut v = ChainVerifier::new([]);
+        if let Some((s, h)) = &start {
+            v = v.after_truncation(*s, h);
+        }
+        let mut after = start.as_ref().map_or(0, |s| s.0);
+        'walk: while v.fault.is_none() {
+            let page = self.store.audit_chain(after, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in &page {
+                if r.seq > seq {
+                    break 'walk;
+                }
+                v.push(r);
+                if r.seq == seq {
+                    if let Some(h) = &r.hash {
+                        hash.clone_from(h);
+                    }
+                }
+                after = r.seq;
+            }
+        }
+        if let Some(fault) = v.fault {
+            tracing::error!(%fault, "audit retention refused: the records to remove do not verify");
+            self.audit(AuditEvent {
+                at: now,
+                actor: "system".into(),
+                source: None,
+                action: "alert.audit_chain_broken".into(),
+                target: None,
+                outcome: "alert".into(),
+                request_id: None,
+                detail: Some(format!("severity=high retention refused: {fault}")),
+            })
+            .await?;
+            return Err(CoreError::Internal(format!(
+                "audit retention refused: {fault}"
+            )));
+        }
+        let at = now.unix_timestamp();
+        let before_at = before.unix_timestamp();
+        let signature = self
+            .pki
+            .audit_key
+            .sign(&truncation_message(seq, &hash, at, before_at))
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.audit(AuditEvent {
+            at: now,
+            actor: "system".into(),
+            source: None,
+            action: "audit.truncate".into(),
+            target: None,
+            outcome: "success".into(),
+            request_id: None,
+            detail: Some(format!("up_to={seq} before={before_at}")),
+        })
+        .await?;
+        let removed = self
+            .store
+            .truncate_audit(&Truncation {
+                up_to_seq: seq,
+                hash,
+                at,
+                before_at,
+                signature,
+            })
+            .await?;
+        tracing::info!(up_to = seq, removed, "audit retention applied");
+        Ok(removed)
     }
 }
 
@@ -383,6 +560,17 @@ mod tests {
         let mut deleted = good.clone();
         deleted.remove(3);
         assert!(verify(&deleted).unwrap().contains("record 4 is missing"));
+        assert!(verify(&good[2..])
+            .unwrap()
+            .contains("records 1-2 are missing and no signed truncation mark covers them"));
+        // After a mark for record 2, records 3.. verify; a gap after it does not.
+        let resume = |from: usize| {
+            let mut v = ChainVerifier::new([]).after_truncation(2, good[1].hash.as_ref().unwrap());
+            good[from..].iter().for_each(|r| v.push(r));
+            v.fault
+        };
+        assert_eq!(resume(2), None);
+        assert!(resume(3).unwrap().contains("record 3 is missing"));
         let mut swapped = good.clone();
         let (a, b) = (swapped[1].clone(), swapped[2].clone());
         swapped[1] = ChainedRecord { seq: 2, ..b };

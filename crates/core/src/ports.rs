@@ -585,6 +585,22 @@ pub trait SinkStore: Send + Sync {
     async fn save_sink_state(&self, state: &SinkState) -> StoreResult<()>;
 }
 
+/// Retention of the audit log: records leave it only from its start and
+/// only up to a signed mark (see [`crate::audit::Truncation`]).
+#[async_trait]
+pub trait AuditRetentionStore: Send + Sync {
+    /// The newest chained record written before `before`.
+    async fn last_audit_before(
+        &self,
+        before: OffsetDateTime,
+    ) -> StoreResult<Option<(i64, Vec<u8>)>>;
+    /// Every truncation mark, oldest first.
+    async fn audit_truncations(&self) -> StoreResult<Vec<crate::audit::Truncation>>;
+    /// Stores the mark, then removes the records it covers (in batches, so
+    /// appends are not held up); returns how many were removed.
+    async fn truncate_audit(&self, mark: &crate::audit::Truncation) -> StoreResult<u64>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -609,6 +625,7 @@ pub trait Store:
     + PeopleStore
     + ApprovalStore
     + SinkStore
+    + AuditRetentionStore
 {
 }
 impl<T> Store for T where
@@ -623,6 +640,7 @@ impl<T> Store for T where
         + PeopleStore
         + ApprovalStore
         + SinkStore
+        + AuditRetentionStore
 {
 }
 

@@ -244,8 +244,9 @@ pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The hourly jobs (also at start): account hygiene — administrator
 /// accounts unused for too long are reported and, by policy, disabled — and
-/// retention — departed people past the retention period are purged.
-async fn hygiene(services: Services) {
+/// retention — departed people past the retention period are purged, audit
+/// records past `--audit-retention-days` removed behind a signed mark.
+async fn hygiene(services: Services, audit_retention_days: Option<u32>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
@@ -258,6 +259,11 @@ async fn hygiene(services: Services) {
         }
         if let Err(e) = services.audit_checkpoint().await {
             tracing::error!(error = %e, "audit checkpoint failed");
+        }
+        if let Some(days) = audit_retention_days {
+            if let Err(e) = services.apply_audit_retention(days).await {
+                tracing::error!(error = %e, "audit retention failed");
+            }
         }
         match services.sweep_stale_admins().await {
             Ok(names) if !names.is_empty() => {
@@ -340,7 +346,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             admin_router,
             config.admin_allow.clone().map(Arc::new),
         )),
-        tokio::spawn(hygiene(services.clone())),
+        tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
     ];
     let mut tasks = tasks;
     if !config.audit_sinks.is_empty() {

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) trusted for TLS audit sinks, besides the system's
     #[arg(long, env = "MAMORI_AUDIT_SINK_CA")]
     pub audit_sink_ca: Option<PathBuf>,
+    /// Remove audit records older than this many days (hourly, behind a signed "truncated up to" mark; never records a sink has not delivered) [default: keep forever]
+    #[arg(long, env = "MAMORI_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -122,6 +125,7 @@ struct FileConfig {
     bulk_read_threshold: Option<u32>,
     audit_sinks: Option<String>,
     audit_sink_ca: Option<PathBuf>,
+    audit_retention_days: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -171,6 +175,8 @@ pub struct Config {
     pub audit_sink_poll: std::time::Duration,
     /// Longest retry delay of a failing sink (60 s; tests shorten it).
     pub audit_sink_max_backoff: std::time::Duration,
+    /// Audit retention in days (None: forever).
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Config {
@@ -280,7 +286,15 @@ impl Config {
             None => Vec::new(),
             Some(list) => mamori_sinks::SinkSpec::parse_list(&list)?,
         };
+        let audit_retention_days = args.audit_retention_days.or(file.audit_retention_days);
+        if let Some(d) = audit_retention_days {
+            anyhow::ensure!(
+                (1..=36_500).contains(&d),
+                "audit_retention_days must be 1-36500"
+            );
+        }
         Ok(Self {
+            audit_retention_days,
             audit_sinks,
             audit_sink_ca: args.audit_sink_ca.clone().or(file.audit_sink_ca),
             audit_sink_poll: std::time::Duration::from_secs(1),

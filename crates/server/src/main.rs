@@ -378,6 +378,11 @@ async fn main() -> anyhow::Result<()> {
                         "audit log intact: {} records checked ({} written before the chain began), {} signed checkpoints verified",
                         v.records, v.unchained, v.checkpoints
                     );
+                    if let Some(up_to) = v.truncated_up_to {
+                        println!(
+                            "records 1-{up_to} were removed by retention (signed truncation mark verified)"
+                        );
+                    }
                     Ok(())
                 }
                 Some(f) => {

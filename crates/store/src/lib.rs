@@ -22,6 +22,7 @@
 mod admins;
 mod approvals;
 mod audit;
+mod audit_retention;
 mod backup;
 mod certs;
 mod devices;

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_audit_sinks.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/sqlite/0012_audit_retention.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -251,3 +251,89 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
     let (st, _) = app.get("/api/v1/reports/breach-scope?from=yesterday").await;
     assert_eq!(st, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_records_only_behind_a_signed_mark() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    for _ in 0..3 {
+        app.profile(json!({})).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let cutoff = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        app.profile(json!({})).await;
+    }
+    let before_cut: i64 = raw(&app)
+        .query_row(
+            "SELECT MAX(seq) FROM audit_log WHERE at < ?",
+            [cutoff.unix_timestamp()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let removed = s.truncate_audit_before(cutoff).await.unwrap();
+    assert_eq!(removed, before_cut as u64);
+    let v = s.verify_audit().await.unwrap();
+    assert_eq!(
+        (v.fault.clone(), v.truncated_up_to),
+        (None, Some(before_cut)),
+        "{v:?}"
+    );
+    let first: i64 = raw(&app)
+        .query_row("SELECT MIN(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(first, before_cut + 1);
+    // The truncation itself is on record.
+    let (what, detail): (String, String) = raw(&app)
+        .query_row(
+            "SELECT action, detail FROM audit_log WHERE action = 'audit.truncate'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(what, "audit.truncate");
+    assert!(detail.contains(&format!("up_to={before_cut}")), "{detail}");
+    // Nothing newer than the mark can be deleted, even from the file.
+    let err = raw(&app)
+        .execute("DELETE FROM audit_log WHERE seq = ?", [first])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    // A mark forged without the audit key lets the file delete records,
+    // but `audit verify` names the forgery.
+    let c = raw(&app);
+    c.execute(
+        "INSERT INTO audit_truncations (up_to_seq, hash, at, before_at, signature)
+         VALUES (?, zeroblob(32), 0, 0, x'3006020101020101')",
+        [first + 2],
+    )
+    .unwrap();
+    c.execute("DELETE FROM audit_log WHERE seq <= ?", [first + 2])
+        .unwrap();
+    let f = fault(&app).await.unwrap();
+    assert!(
+        f.contains(&format!(
+            "truncation mark at record {} has a bad signature",
+            first + 2
+        )),
+        "{f}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_never_removes_what_a_sink_has_not_delivered() {
+    let app = crate::common::spawn_with(|c| {
+        c.audit_sinks =
+            mamori_sinks::SinkSpec::parse_list("down=https://127.0.0.1:1/hook").unwrap();
+    })
+    .await;
+    let s = &app.running.services;
+    app.profile(json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let removed = s
+        .truncate_audit_before(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert_eq!(s.verify_audit().await.unwrap().truncated_up_to, None);
+}
