@@ -1,17 +1,64 @@
-//! The two-person rule: a dangerous action (erasing devices) that one
-//! administrator asks for is carried out only when a second administrator
-//! — another account, holding `commands_write`, freshly re-authenticated —
-//! approves it. Requests expire; every step is audited.
+//! The two-person rule: a dangerous action that one administrator asks for
+//! is carried out only when a second administrator — another account,
+//! holding the permission the action needs, freshly re-authenticated —
+//! approves it. Covered: erasing devices (offboarding with the erase
+//! action, or an EraseDevice for more devices than the policy allows at
+//! once), granting the owner role, exporting personal data. Requests expire;
+//! every step is audited.
 
 use crate::auth::{Actor, ClientContext};
 use crate::offboard::OFFBOARD_GRACE;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{AdminId, Approval, ApprovalStatus, DeviceKey, Permission};
+use mamori_domain::{AdminId, Approval, ApprovalStatus, DeviceKey, Permission, Role};
 use serde::Serialize;
 use time::Duration;
 
 /// How long a request waits for its second administrator.
 pub const APPROVAL_TTL: Duration = Duration::hours(24);
+
+/// How long an approved export can be downloaded.
+pub const EXPORT_TTL: Duration = Duration::hours(24);
+
+/// A dangerous action that needs a second administrator.
+#[derive(Debug, Clone)]
+pub enum Dangerous {
+    /// Erase these devices with this EraseDevice command.
+    EraseDevices {
+        /// The devices.
+        devices: Vec<DeviceKey>,
+        /// The command (with its options, e.g. a Mac's PIN).
+        command: serde_json::Value,
+    },
+    /// Make this account an owner.
+    GrantOwner {
+        /// The account's name.
+        admin: String,
+    },
+    /// Export these personal-data fields of every person.
+    ExportPersonalData {
+        /// The fields.
+        fields: Vec<String>,
+    },
+}
+
+impl Dangerous {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::EraseDevices { .. } => "erase_devices",
+            Self::GrantOwner { .. } => "grant_owner",
+            Self::ExportPersonalData { .. } => "export_personal_data",
+        }
+    }
+}
+
+/// The permission a second administrator needs to decide `action`.
+pub fn decider_permission(action: &str) -> Permission {
+    match action {
+        "grant_owner" => Permission::AccountsManage,
+        "export_personal_data" => Permission::PersonalDataRead,
+        _ => Permission::CommandsWrite,
+    }
+}
 
 /// What an approval carried out.
 #[derive(Debug, Clone, Serialize)]
@@ -23,24 +70,35 @@ pub struct Approved {
 }
 
 impl Services {
-    /// Asks for the devices to be erased; nothing happens until a second
+    /// Asks for a dangerous action; nothing happens until a second
     /// administrator approves.
-    pub(crate) async fn request_erase(
+    pub(crate) async fn request_approval(
         &self,
         actor: &str,
         requester: Option<&AdminId>,
         ctx: &ClientContext,
-        devices: Vec<DeviceKey>,
+        what: Dangerous,
         reason: &str,
     ) -> CoreResult<Approval> {
         let now = self.clock.now();
+        let action = what.action();
+        let (devices, params) = match what {
+            Dangerous::EraseDevices { devices, command } => {
+                (devices, serde_json::json!({ "command": command }))
+            }
+            Dangerous::GrantOwner { admin } => (Vec::new(), serde_json::json!({ "admin": admin })),
+            Dangerous::ExportPersonalData { fields } => {
+                (Vec::new(), serde_json::json!({ "fields": fields }))
+            }
+        };
         let approval = Approval {
             id: hex::encode(
                 mamori_crypto::try_random_bytes(12)
                     .map_err(|e| CoreError::Internal(e.to_string()))?,
             ),
-            action: "erase_devices".into(),
+            action: action.into(),
             devices,
+            params,
             reason: reason.to_owned(),
             requested_by: actor.to_owned(),
             requested_by_admin: requester.map(|a| a.to_string()),
@@ -49,8 +107,9 @@ impl Services {
             status: ApprovalStatus::Pending,
             decided_by: None,
             decided_at: None,
+            used_at: None,
         };
-        self.store.insert_approval(&approval).await?;
+        // Recorded first: no request exists that the log does not show.
         self.audit(self.audit_event(
             actor,
             ctx,
@@ -58,24 +117,39 @@ impl Services {
             Some(&approval.id),
             "success",
             Some(format!(
-                "erase_devices devices={} reason={reason}",
+                "{action} devices={} reason={reason}",
                 approval.devices.len()
             )),
         ))
         .await?;
+        self.store.insert_approval(&approval).await?;
+        tracing::info!(id = %approval.id, action, "waiting for a second administrator");
         Ok(approval)
     }
 
-    /// Requests waiting for a second administrator.
-    pub async fn pending_approvals(&self) -> CoreResult<Vec<Approval>> {
-        Ok(self.store.pending_approvals(self.clock.now()).await?)
+    /// Requests waiting for a second administrator that `actor` may
+    /// decide (or made).
+    pub async fn pending_approvals(&self, actor: &Actor) -> CoreResult<Vec<Approval>> {
+        Ok(self
+            .store
+            .pending_approvals(self.clock.now())
+            .await?
+            .into_iter()
+            .filter(|a| {
+                actor.allows(decider_permission(&a.action))
+                    || a.requested_by_admin.as_deref() == Some(actor.admin.id.as_str())
+            })
+            .collect())
     }
 
     fn may_decide(&self, actor: &Actor, approval: &Approval) -> CoreResult<()> {
-        self.require_step_up(actor)?;
-        if !actor.allows(Permission::CommandsWrite) {
-            return Err(CoreError::Forbidden("deciding needs commands_write".into()));
+        let needed = decider_permission(&approval.action);
+        if !actor.allows(needed) {
+            return Err(CoreError::Forbidden(format!(
+                "deciding this request needs {needed}"
+            )));
         }
+        self.require_step_up(actor)?;
         if approval.requested_by_admin.as_deref() == Some(actor.admin.id.as_str()) {
             return Err(CoreError::Forbidden(
                 "the second administrator must be another person".into(),
@@ -107,6 +181,10 @@ impl Services {
     ) -> CoreResult<Approved> {
         let a = self.pending(id).await?;
         self.may_decide(actor, &a)?;
+        if a.action == "grant_owner" {
+            // Still possible? Checked before the request is marked approved.
+            self.grant_target(&a).await?;
+        }
         let now = self.clock.now();
         if !self
             .store
@@ -126,6 +204,34 @@ impl Services {
             Some(format!("requested by {}", a.requested_by)),
         ))
         .await?;
+        let commands = match a.action.as_str() {
+            "erase_devices" => self.carry_out_erase(actor, ctx, &a).await?,
+            "grant_owner" => {
+                self.carry_out_grant_owner(actor, ctx, &a).await?;
+                Vec::new()
+            }
+            // The requester downloads it (once, for a limited time).
+            _ => Vec::new(),
+        };
+        let approval = self
+            .store
+            .approval(&a.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("approval vanished".into()))?;
+        Ok(Approved { approval, commands })
+    }
+
+    async fn carry_out_erase(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<Vec<(DeviceKey, String)>> {
+        let now = self.clock.now();
+        let command = match a.params.get("command") {
+            Some(c) if c.is_object() => c.clone(),
+            _ => serde_json::json!({"RequestType": "EraseDevice"}),
+        };
         let mut commands = Vec::new();
         for device in &a.devices {
             let enrolled = self
@@ -144,11 +250,7 @@ impl Services {
                 continue;
             }
             let queued = self
-                .enqueue_command(
-                    &[device.to_string()],
-                    &serde_json::json!({"RequestType": "EraseDevice"}),
-                    true,
-                )
+                .enqueue_command(&[device.to_string()], &command, true)
                 .await?;
             for q in queued {
                 // The device is retired once it answers (or after the grace).
@@ -167,12 +269,43 @@ impl Services {
                 commands.push((q.udid, q.command_uuid.to_string()));
             }
         }
-        let approval = self
-            .store
-            .approval(&a.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("approval vanished".into()))?;
-        Ok(Approved { approval, commands })
+        Ok(commands)
+    }
+
+    async fn grant_target(&self, a: &Approval) -> CoreResult<mamori_domain::AdminAccount> {
+        let name = a
+            .params
+            .get("admin")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| CoreError::Internal("grant_owner without an account".into()))?;
+        let admin = self.admin_named(name).await?;
+        if admin.disabled_at.is_some() {
+            return Err(CoreError::Conflict(format!("{name} is disabled")));
+        }
+        Ok(admin)
+    }
+
+    async fn carry_out_grant_owner(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<()> {
+        let admin = self.grant_target(a).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "admin.role",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "{} -> owner; approval={} requested by {}",
+                admin.role, a.id, a.requested_by
+            )),
+        ))
+        .await?;
+        self.store.set_role(&admin.id, Role::Owner).await?;
+        Ok(())
     }
 
     /// Refuses a request.

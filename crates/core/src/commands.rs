@@ -17,6 +17,15 @@ pub struct Queued {
     pub command_uuid: CommandUuid,
 }
 
+/// What queuing a command did.
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    /// Queued for every device.
+    Queued(Vec<Queued>),
+    /// Waiting for a second administrator (an erase of many devices).
+    AwaitingApproval(Box<mamori_domain::Approval>),
+}
+
 /// Commands a helpdesk may send (lock, lost mode, locate, sound).
 pub const HELPDESK_COMMANDS: &[&str] = &[
     "DeviceLock",
@@ -44,7 +53,7 @@ impl Services {
         devices: &[String],
         command: &serde_json::Value,
         push: bool,
-    ) -> CoreResult<Vec<Queued>> {
+    ) -> CoreResult<Enqueued> {
         let request_type = command
             .get("RequestType")
             .and_then(serde_json::Value::as_str)
@@ -71,6 +80,26 @@ impl Services {
         if DESTRUCTIVE_COMMANDS.contains(&request_type) {
             self.require_step_up(actor)?;
         }
+        if request_type == "EraseDevice" && devices.len() > self.config.erase_approval_threshold {
+            // Checked now, carried out when a second administrator approves.
+            mamori_protocol::schema::validate_command(command)
+                .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
+            let keys = self.enrolled_keys(devices).await?;
+            let n = keys.len();
+            let approval = self
+                .request_approval(
+                    &actor.label(),
+                    Some(&actor.admin.id),
+                    ctx,
+                    crate::approvals::Dangerous::EraseDevices {
+                        devices: keys,
+                        command: command.clone(),
+                    },
+                    &format!("EraseDevice for {n} devices"),
+                )
+                .await?;
+            return Ok(Enqueued::AwaitingApproval(Box::new(approval)));
+        }
         let queued = self.enqueue_command(devices, command, push).await?;
         self.audit(self.audit_event(
             &actor.label(),
@@ -81,7 +110,7 @@ impl Services {
             Some(format!("devices={}", queued.len())),
         ))
         .await?;
-        Ok(queued)
+        Ok(Enqueued::Queued(queued))
     }
 
     /// Queues a command for devices (no permission checks: callers decide).

@@ -12,6 +12,7 @@ pub mod detect;
 pub mod devices;
 pub mod enroll;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod offboard;
 pub mod people;
@@ -55,6 +56,9 @@ pub struct CoreConfig {
     pub detection: detect::DetectionPolicy,
     /// The configured audit sinks (for the status listing).
     pub audit_sinks: Vec<audit::SinkInfo>,
+    /// An EraseDevice for more devices than this waits for a second
+    /// administrator.
+    pub erase_approval_threshold: usize,
 }
 
 impl Default for CoreConfig {
@@ -71,6 +75,7 @@ impl Default for CoreConfig {
             offboard_action: offboard::OffboardAction::RemoveManagement,
             detection: detect::DetectionPolicy::default(),
             audit_sinks: Vec::new(),
+            erase_approval_threshold: 1,
         }
     }
 }

@@ -183,11 +183,14 @@ impl Services {
             None
         } else {
             let a = self
-                .request_erase(
+                .request_approval(
                     actor,
                     requester,
                     ctx,
-                    to_erase,
+                    crate::approvals::Dangerous::EraseDevices {
+                        devices: to_erase,
+                        command: serde_json::json!({"RequestType": "EraseDevice"}),
+                    },
                     &format!("offboarding of {}", rec.id),
                 )
                 .await?;

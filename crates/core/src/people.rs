@@ -360,7 +360,7 @@ impl Services {
     }
 
     /// Opens a person's fields.
-    fn open_fields(&self, r: &PersonRecord) -> CoreResult<PersonalFields> {
+    pub(crate) fn open_fields(&self, r: &PersonRecord) -> CoreResult<PersonalFields> {
         let raw = self
             .vault
             .unwrap(&r.key_id, &r.wrapped_key, &key_aad(&r.id))?;

@@ -527,6 +527,9 @@ pub trait ApprovalStore: Send + Sync {
         decided_by: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Marks an approved request used (an export downloaded), atomically:
+    /// false when it is not approved or was used already.
+    async fn use_approval(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
 }
 
 /// The audit trail: append-only, hash-chained (see [`crate::audit`]).

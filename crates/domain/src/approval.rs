@@ -43,10 +43,13 @@ impl ApprovalStatus {
 pub struct Approval {
     /// Random identifier.
     pub id: String,
-    /// What is asked: `erase_devices`.
+    /// What is asked: `erase_devices`, `grant_owner`, `export_personal_data`.
     pub action: String,
     /// The devices it applies to.
     pub devices: Vec<DeviceKey>,
+    /// What else the action needs (the erase command with its options, the
+    /// account to make owner, the fields to export); `null` when nothing.
+    pub params: serde_json::Value,
     /// Why (e.g. `offboarding of <person id>`).
     pub reason: String,
     /// Who asked (audit label).
@@ -67,4 +70,7 @@ pub struct Approval {
     /// When.
     #[serde(with = "time::serde::rfc3339::option")]
     pub decided_at: Option<OffsetDateTime>,
+    /// When an approved export was downloaded (once).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub used_at: Option<OffsetDateTime>,
 }

@@ -20,6 +20,14 @@ use serde_json::json;
 /// Largest admin request body.
 pub const ADMIN_LIMIT: usize = 2 * 1024 * 1024;
 
+/// Who may see and decide requests of the two-person rule (each request
+/// further needs the permission of its action).
+const DECIDERS: Access = Access::AnyPermission(&[
+    Permission::CommandsWrite,
+    Permission::AccountsManage,
+    Permission::PersonalDataRead,
+]);
+
 /// The OpenAPI document served at /api/v1/openapi.yaml.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
 
@@ -348,6 +356,18 @@ pub fn table() -> Vec<Route> {
             axum::routing::patch(people::update),
         ),
         r(
+            "POST",
+            "/api/v1/people/exports",
+            perm(P::PersonalDataRead),
+            post(people::request_export),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/exports/{id}",
+            perm(P::PersonalDataRead),
+            get(people::download_export),
+        ),
+        r(
             "GET",
             "/api/v1/people/{id}/personal-data",
             perm(P::PersonalDataRead),
@@ -359,22 +379,17 @@ pub fn table() -> Vec<Route> {
             perm(P::PeopleWrite),
             post(people::offboard),
         ),
-        r(
-            "GET",
-            "/api/v1/approvals",
-            perm(P::CommandsWrite),
-            get(people::approvals),
-        ),
+        r("GET", "/api/v1/approvals", DECIDERS, get(people::approvals)),
         r(
             "POST",
             "/api/v1/approvals/{id}/approve",
-            perm(P::CommandsWrite),
+            DECIDERS,
             post(people::approve),
         ),
         r(
             "POST",
             "/api/v1/approvals/{id}/reject",
-            perm(P::CommandsWrite),
+            DECIDERS,
             post(people::reject),
         ),
         r(
@@ -589,7 +604,14 @@ async fn enqueue(
             flag.push.unwrap_or(true),
         )
         .await?;
-    Ok((StatusCode::OK, Json(json!({ "commands": queued }))).into_response())
+    Ok(match queued {
+        mamori_core::commands::Enqueued::Queued(q) => {
+            (StatusCode::OK, Json(json!({ "commands": q }))).into_response()
+        }
+        mamori_core::commands::Enqueued::AwaitingApproval(a) => {
+            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+        }
+    })
 }
 
 async fn command_status(

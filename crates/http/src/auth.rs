@@ -37,6 +37,9 @@ pub enum Access {
     FullSession,
     /// A full session or a token holding the permission.
     Permission(Permission),
+    /// A full session or a token holding any of the permissions (the
+    /// handler narrows further, e.g. approvals by their action).
+    AnyPermission(&'static [Permission]),
 }
 
 /// The session secret the request came with (for the CSRF token).
@@ -175,6 +178,13 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
                 Err(CoreError::Forbidden("permission denied".into()))
             }
             // Password accepted but the login is not finished: nothing yet.
+            Some(_) => Err(CoreError::Unauthorized),
+        },
+        Access::AnyPermission(ps) => match stage {
+            Some(SessionStage::Full) | None if ps.iter().any(|p| actor.allows(*p)) => Ok(()),
+            Some(SessionStage::Full) | None => {
+                Err(CoreError::Forbidden("permission denied".into()))
+            }
             Some(_) => Err(CoreError::Unauthorized),
         },
     };

@@ -119,6 +119,7 @@ pub async fn build_services(
             bulk_read_threshold: config.bulk_read_threshold,
             ..Default::default()
         },
+        erase_approval_threshold: config.erase_approval_threshold,
         audit_sinks: sink_targets(config)?
             .into_iter()
             .map(|(name, t)| mamori_core::audit::SinkInfo {

@@ -93,6 +93,9 @@ pub struct ServeArgs {
     /// Remove audit records older than this many days (hourly, behind a signed "truncated up to" mark; never records a sink has not delivered) [default: keep forever]
     #[arg(long, env = "MAMORI_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
+    /// An EraseDevice for more devices than this waits for a second administrator's approval [default: 1]
+    #[arg(long, env = "MAMORI_ERASE_APPROVAL_THRESHOLD")]
+    pub erase_approval_threshold: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -126,6 +129,7 @@ struct FileConfig {
     audit_sinks: Option<String>,
     audit_sink_ca: Option<PathBuf>,
     audit_retention_days: Option<u32>,
+    erase_approval_threshold: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -177,6 +181,8 @@ pub struct Config {
     pub audit_sink_max_backoff: std::time::Duration,
     /// Audit retention in days (None: forever).
     pub audit_retention_days: Option<u32>,
+    /// Erases of more devices than this need a second administrator.
+    pub erase_approval_threshold: usize,
 }
 
 impl Config {
@@ -293,7 +299,16 @@ impl Config {
                 "audit_retention_days must be 1-36500"
             );
         }
+        let erase_approval_threshold = args
+            .erase_approval_threshold
+            .or(file.erase_approval_threshold)
+            .unwrap_or(1);
+        anyhow::ensure!(
+            (1..=50_000).contains(&erase_approval_threshold),
+            "erase_approval_threshold must be 1-50000"
+        );
         Ok(Self {
+            erase_approval_threshold: erase_approval_threshold as usize,
             audit_retention_days,
             audit_sinks,
             audit_sink_ca: args.audit_sink_ca.clone().or(file.audit_sink_ca),

@@ -28,6 +28,11 @@ fn approval_from_row(r: &Row<'_>) -> StoreResult<Approval> {
             .ok_or_else(|| StoreError(format!("unknown approval status {status:?}")))?,
         decided_by: col(r, "decided_by")?,
         decided_at: from_opt_ts(col(r, "decided_at")?)?,
+        params: match col::<Option<String>>(r, "params")? {
+            Some(p) => serde_json::from_str(&p).map_err(|e| StoreError(e.to_string()))?,
+            None => serde_json::Value::Null,
+        },
+        used_at: from_opt_ts(col(r, "used_at")?)?,
     })
 }
 
@@ -36,12 +41,17 @@ impl ApprovalStore for SqliteStore {
     async fn insert_approval(&self, a: &Approval) -> StoreResult<()> {
         let devices: Vec<&str> = a.devices.iter().map(DeviceKey::as_str).collect();
         let devices = serde_json::to_string(&devices).map_err(|e| StoreError(e.to_string()))?;
+        let p = (!a.params.is_null())
+            .then(|| serde_json::to_string(&a.params))
+            .transpose()
+            .map_err(|e| StoreError(e.to_string()))?;
         self.write(|c| {
             exec(
                 c,
                 "INSERT INTO approvals (id, action, devices, reason, requested_by,
-                    requested_by_admin, requested_at, expires_at, status, decided_by, decided_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    requested_by_admin, requested_at, expires_at, status, decided_by, decided_at,
+                    params, used_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     a.id,
                     a.action,
@@ -53,7 +63,9 @@ impl ApprovalStore for SqliteStore {
                     ts(a.expires_at),
                     a.status.as_str(),
                     a.decided_by,
-                    a.decided_at.map(ts)
+                    a.decided_at.map(ts),
+                    p,
+                    a.used_at.map(ts)
                 ],
             )
         })
@@ -100,6 +112,20 @@ impl ApprovalStore for SqliteStore {
                     "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?
                      WHERE id = ? AND status = 'pending' AND expires_at > ?",
                     params![status.as_str(), decided_by, ts(now), id, ts(now)],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn use_approval(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE approvals SET used_at = ?
+                     WHERE id = ? AND status = 'approved' AND used_at IS NULL",
+                    params![ts(now), id],
                 )
             })
             .await?;

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/sqlite/0012_audit_retention.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/sqlite/0013_approval_params.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -1591,6 +1591,7 @@ async fn approvals_are_decided_once_and_expire() {
         id: "ap1".into(),
         action: "erase_devices".into(),
         devices: vec![key("D1"), key("D2")],
+        params: json!({"command": {"RequestType": "EraseDevice"}}),
         reason: "offboarding".into(),
         requested_by: "admin:dana".into(),
         requested_by_admin: Some("a-dana".into()),
@@ -1599,6 +1600,7 @@ async fn approvals_are_decided_once_and_expire() {
         status: ApprovalStatus::Pending,
         decided_by: None,
         decided_at: None,
+        used_at: None,
     };
     s.insert_approval(&a).await.unwrap();
     let mut b = a.clone();
@@ -1629,6 +1631,15 @@ async fn approvals_are_decided_once_and_expire() {
     assert_eq!(got.status, ApprovalStatus::Approved);
     assert_eq!(got.decided_by.as_deref(), Some("admin:omar"));
     assert!(s.approval("nope").await.unwrap().is_none());
+    // An approved request is used once; a pending or unknown one never.
+    assert!(!s.use_approval("ap2", later).await.unwrap(), "not approved");
+    assert!(s.use_approval("ap1", later).await.unwrap());
+    assert!(!s.use_approval("ap1", later).await.unwrap(), "used once");
+    assert_eq!(
+        s.approval("ap1").await.unwrap().unwrap().used_at,
+        Some(later)
+    );
+    assert!(!s.use_approval("nope", later).await.unwrap());
 }
 
 #[tokio::test]

@@ -20,6 +20,15 @@ pub struct NewAdmin {
     pub one_time_password: String,
 }
 
+/// What a role change did.
+#[derive(Debug, Clone)]
+pub enum RoleChange {
+    /// Changed.
+    Changed(AdminAccount),
+    /// Waiting for a second owner (a grant of the owner role).
+    AwaitingApproval(Box<mamori_domain::Approval>),
+}
+
 /// One line of the account inventory.
 #[derive(Debug, Clone, Serialize)]
 pub struct AdminSummary {
@@ -151,6 +160,13 @@ impl Services {
     ) -> CoreResult<NewAdmin> {
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
+        if role == Role::Owner {
+            return Err(CoreError::Conflict(
+                "create the account with another role, then grant it owner: that needs a \
+                 second owner's approval"
+                    .into(),
+            ));
+        }
         self.create_admin(&actor.label(), ctx, name, role).await
     }
 
@@ -371,14 +387,15 @@ impl Services {
     }
 
     /// Changes an account's role (step-up; never one's own; the last owner
-    /// stays an owner). Effective on the account's next request.
+    /// stays an owner). Effective on the account's next request. Making
+    /// someone an owner waits for a second owner's approval.
     pub async fn set_admin_role(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
         role: &str,
-    ) -> CoreResult<AdminAccount> {
+    ) -> CoreResult<RoleChange> {
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
         let mut admin = self.admin_named(name).await?;
@@ -386,6 +403,23 @@ impl Services {
             return Err(CoreError::Conflict(
                 "an administrator cannot change their own role".into(),
             ));
+        }
+        if role == Role::Owner && admin.role != Role::Owner {
+            if admin.disabled_at.is_some() {
+                return Err(CoreError::Conflict(format!("{} is disabled", admin.name)));
+            }
+            let approval = self
+                .request_approval(
+                    &actor.label(),
+                    Some(&actor.admin.id),
+                    ctx,
+                    crate::approvals::Dangerous::GrantOwner {
+                        admin: admin.name.clone(),
+                    },
+                    &format!("make {} an owner", admin.name),
+                )
+                .await?;
+            return Ok(RoleChange::AwaitingApproval(Box::new(approval)));
         }
         if admin.role == Role::Owner && role != Role::Owner {
             let owners = self
@@ -410,7 +444,7 @@ impl Services {
         ))
         .await?;
         admin.role = role;
-        Ok(admin)
+        Ok(RoleChange::Changed(admin))
     }
 
     /// The hygiene job: reports accounts unused for longer than the policy

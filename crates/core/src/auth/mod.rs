@@ -13,7 +13,7 @@ mod throttle;
 mod webauthn;
 
 pub(crate) use accounts::parse_role;
-pub use accounts::{AdminSummary, NewAdmin, CLI_ACTOR};
+pub use accounts::{AdminSummary, NewAdmin, RoleChange, CLI_ACTOR};
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
 pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};

@@ -64,8 +64,14 @@ pub(super) async fn set_role(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: RoleBody = json_body(&headers, &body)?;
-    let admin = s.set_admin_role(&actor, &ctx, &name, &req.role).await?;
-    Ok(Json(admin).into_response())
+    Ok(
+        match s.set_admin_role(&actor, &ctx, &name, &req.role).await? {
+            mamori_core::auth::RoleChange::Changed(admin) => Json(admin).into_response(),
+            mamori_core::auth::RoleChange::AwaitingApproval(a) => {
+                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+            }
+        },
+    )
 }
 
 pub(super) async fn disable(

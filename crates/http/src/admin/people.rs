@@ -52,6 +52,50 @@ pub(super) async fn list_plain(
     Ok(Json(json!({ "people": people, "next_after": next })).into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportBody {
+    fields: Option<Vec<String>>,
+}
+
+/// Asks for an export of personal data (waits for a second security
+/// officer).
+pub(super) async fn request_export(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ExportBody = json_body(&headers, &body)?;
+    let a = s
+        .request_export(&actor, &ctx, req.fields.as_deref())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response())
+}
+
+/// The approved export, once, to its requester.
+pub(super) async fn download_export(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let csv = s.download_export(&actor, &ctx, &id).await?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"mamori-people-export.csv\"".to_owned(),
+            ),
+        ],
+        csv.to_vec(),
+    )
+        .into_response())
+}
+
 pub(super) async fn create(
     State(s): State<Services>,
     Extension(actor): Extension<Actor>,
@@ -193,8 +237,11 @@ pub(super) async fn offboard(
     Ok(Json(report).into_response())
 }
 
-pub(super) async fn approvals(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "approvals": s.pending_approvals().await? })).into_response())
+pub(super) async fn approvals(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "approvals": s.pending_approvals(&actor).await? })).into_response())
 }
 
 pub(super) async fn approve(

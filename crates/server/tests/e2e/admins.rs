@@ -81,6 +81,21 @@ impl Browser {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// The raw response (for bodies that are not JSON).
+    pub async fn raw(&mut self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("user-agent", &self.ua);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = &self.csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.send().await.unwrap()
+    }
+
     pub async fn get(&mut self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
     }

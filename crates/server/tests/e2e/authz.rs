@@ -121,13 +121,16 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             | "/api/v1/people/{id}/offboard",
         ) => perm(P::PeopleWrite),
         ("PUT", "/api/v1/admins/{name}/person") => perm(P::AccountsManage),
-        ("GET", "/api/v1/approvals") => perm(P::CommandsWrite),
-        ("POST", "/api/v1/approvals/{id}/approve" | "/api/v1/approvals/{id}/reject") => {
-            perm(P::CommandsWrite)
+        ("GET", "/api/v1/approvals")
+        | ("POST", "/api/v1/approvals/{id}/approve" | "/api/v1/approvals/{id}/reject") => {
+            AnyPermission(&[P::CommandsWrite, P::AccountsManage, P::PersonalDataRead])
         }
         ("PATCH", "/api/v1/people/{id}") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/lookup") => perm(P::PeopleWrite),
         ("GET", "/api/v1/people/personal-data" | "/api/v1/people/{id}/personal-data") => {
+            perm(P::PersonalDataRead)
+        }
+        ("POST", "/api/v1/people/exports") | ("GET", "/api/v1/people/exports/{id}") => {
             perm(P::PersonalDataRead)
         }
         ("PUT", "/api/v1/devices/{udid}/person") => perm(P::PeopleWrite),
@@ -173,6 +176,16 @@ fn expected(access: Access, caller: &Caller) -> Verdict {
         Caller::Token(role, _) => match access {
             Access::Public => Allowed,
             Access::SecondFactor | Access::AnySession | Access::FullSession => Forbidden,
+            Access::AnyPermission(ps) => {
+                if ps
+                    .iter()
+                    .any(|p| expected_permissions(*role).contains(&p.as_str()))
+                {
+                    Allowed
+                } else {
+                    Forbidden
+                }
+            }
             Access::Permission(p) => {
                 if expected_permissions(*role).contains(&p.as_str()) {
                     Allowed
@@ -184,6 +197,16 @@ fn expected(access: Access, caller: &Caller) -> Verdict {
         Caller::Session(role) => match access {
             Access::Public | Access::AnySession | Access::FullSession => Allowed,
             Access::SecondFactor => NotWaiting,
+            Access::AnyPermission(ps) => {
+                if ps
+                    .iter()
+                    .any(|p| expected_permissions(*role).contains(&p.as_str()))
+                {
+                    Allowed
+                } else {
+                    Forbidden
+                }
+            }
             Access::Permission(p) => {
                 if expected_permissions(*role).contains(&p.as_str()) {
                     Allowed
@@ -194,7 +217,7 @@ fn expected(access: Access, caller: &Caller) -> Verdict {
         },
         Caller::HalfLoggedIn => match access {
             Access::Public | Access::SecondFactor | Access::AnySession => Allowed,
-            Access::FullSession | Access::Permission(_) => Unauthorized,
+            Access::FullSession | Access::Permission(_) | Access::AnyPermission(_) => Unauthorized,
         },
     }
 }
