@@ -76,6 +76,22 @@ impl Detector {
 }
 
 impl Services {
+    /// Revokes every session and token of an account (suspension).
+    pub(crate) async fn revoke_everything_of(
+        &self,
+        admin: &mamori_domain::AdminId,
+        now: OffsetDateTime,
+    ) -> CoreResult<(u64, u64)> {
+        let sessions = self.store.revoke_admin_sessions(admin, None, now).await?;
+        let mut tokens = 0;
+        for t in self.store.list_tokens(Some(admin)).await? {
+            if t.revoked_at.is_none() && self.store.revoke_token(&t.id, now).await? {
+                tokens += 1;
+            }
+        }
+        Ok((sessions, tokens))
+    }
+
     /// Feeds personal-data reads to the bulk-read rule; when it fires, the
     /// alert is recorded, the actor suspended (by policy) and the request
     /// refused.
@@ -118,16 +134,7 @@ impl Services {
                 format!("token {} revoked", t.id)
             }
             Via::Session(_) => {
-                let sessions = self
-                    .store
-                    .revoke_admin_sessions(&actor.admin.id, None, now)
-                    .await?;
-                let mut tokens = 0;
-                for t in self.store.list_tokens(Some(&actor.admin.id)).await? {
-                    if t.revoked_at.is_none() && self.store.revoke_token(&t.id, now).await? {
-                        tokens += 1;
-                    }
-                }
+                let (sessions, tokens) = self.revoke_everything_of(&actor.admin.id, now).await?;
                 format!("sessions revoked={sessions} tokens revoked={tokens}")
             }
         };

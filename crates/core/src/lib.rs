@@ -2,6 +2,7 @@
 //! authenticate administrators) and the narrow ports they need. Handlers call
 //! these; these call the ports. No HTTP, no SQL.
 
+pub mod anomaly;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
@@ -54,6 +55,8 @@ pub struct CoreConfig {
     pub offboard_action: offboard::OffboardAction,
     /// Detection rules.
     pub detection: detect::DetectionPolicy,
+    /// Anomaly rules on the audit stream.
+    pub anomaly: anomaly::AnomalyPolicy,
     /// The configured audit sinks (for the status listing).
     pub audit_sinks: Vec<audit::SinkInfo>,
     /// An EraseDevice for more devices than this waits for a second
@@ -74,6 +77,7 @@ impl Default for CoreConfig {
             people_retention_days: 30,
             offboard_action: offboard::OffboardAction::RemoveManagement,
             detection: detect::DetectionPolicy::default(),
+            anomaly: anomaly::AnomalyPolicy::default(),
             audit_sinks: Vec::new(),
             erase_approval_threshold: 1,
         }

@@ -120,6 +120,7 @@ pub async fn build_services(
             ..Default::default()
         },
         erase_approval_threshold: config.erase_approval_threshold,
+        anomaly: config.anomaly.clone(),
         audit_sinks: sink_targets(config)?
             .into_iter()
             .map(|(name, t)| mamori_core::audit::SinkInfo {
@@ -348,6 +349,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.admin_allow.clone().map(Arc::new),
         )),
         tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
+        tokio::spawn(services.clone().run_anomaly_detection()),
     ];
     let mut tasks = tasks;
     if !config.audit_sinks.is_empty() {

@@ -96,6 +96,21 @@ pub struct ServeArgs {
     /// An EraseDevice for more devices than this waits for a second administrator's approval [default: 1]
     #[arg(long, env = "MAMORI_ERASE_APPROVAL_THRESHOLD")]
     pub erase_approval_threshold: Option<u32>,
+    /// Alert when an administrator or token acts from a network (/24, /64) it never used before [default: true]
+    #[arg(long, env = "MAMORI_ALERT_NEW_NETWORK")]
+    pub alert_new_network: Option<bool>,
+    /// Alert when an administrator logs in at an hour they never log in at [default: true]
+    #[arg(long, env = "MAMORI_ALERT_OFF_HOURS")]
+    pub alert_off_hours: Option<bool>,
+    /// Alert when one actor locks, erases or unenrolls this many devices within 10 minutes; 0 turns the rule off [default: 20]
+    #[arg(long, env = "MAMORI_ALERT_MASS_COMMAND_DEVICES")]
+    pub alert_mass_command_devices: Option<u32>,
+    /// Suspend the actor (revoke its sessions and tokens) when the mass-command alert fires [default: false]
+    #[arg(long, env = "MAMORI_SUSPEND_ON_MASS_COMMAND")]
+    pub suspend_on_mass_command: Option<bool>,
+    /// Alert when an actor's personal-data reads in a day exceed this many times its own daily average (and 100); 0 turns the rule off [default: 5]
+    #[arg(long, env = "MAMORI_ALERT_READ_BASELINE_FACTOR")]
+    pub alert_read_baseline_factor: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -130,6 +145,11 @@ struct FileConfig {
     audit_sink_ca: Option<PathBuf>,
     audit_retention_days: Option<u32>,
     erase_approval_threshold: Option<u32>,
+    alert_new_network: Option<bool>,
+    alert_off_hours: Option<bool>,
+    alert_mass_command_devices: Option<u32>,
+    suspend_on_mass_command: Option<bool>,
+    alert_read_baseline_factor: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -183,6 +203,8 @@ pub struct Config {
     pub audit_retention_days: Option<u32>,
     /// Erases of more devices than this need a second administrator.
     pub erase_approval_threshold: usize,
+    /// Anomaly rules on the audit stream.
+    pub anomaly: mamori_core::anomaly::AnomalyPolicy,
 }
 
 impl Config {
@@ -307,7 +329,33 @@ impl Config {
             (1..=50_000).contains(&erase_approval_threshold),
             "erase_approval_threshold must be 1-50000"
         );
+        let mut anomaly = mamori_core::anomaly::AnomalyPolicy::default();
+        if let Some(b) = args.alert_new_network.or(file.alert_new_network) {
+            anomaly.new_network = b;
+        }
+        if let Some(b) = args.alert_off_hours.or(file.alert_off_hours) {
+            anomaly.off_hours = b;
+        }
+        if let Some(n) = args
+            .alert_mass_command_devices
+            .or(file.alert_mass_command_devices)
+        {
+            anomaly.mass_command_devices = n as usize;
+        }
+        if let Some(b) = args
+            .suspend_on_mass_command
+            .or(file.suspend_on_mass_command)
+        {
+            anomaly.suspend_on_mass_command = b;
+        }
+        if let Some(n) = args
+            .alert_read_baseline_factor
+            .or(file.alert_read_baseline_factor)
+        {
+            anomaly.read_baseline_factor = n;
+        }
         Ok(Self {
+            anomaly,
             erase_approval_threshold: erase_approval_threshold as usize,
             audit_retention_days,
             audit_sinks,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admins;
+mod anomaly;
 mod approvals;
 mod attacks;
 mod audit;
