@@ -16,9 +16,33 @@ pub struct DeviceReply {
     pub body: Vec<u8>,
 }
 
+/// Whether an error means the device's request was refused (rather than
+/// the server failing).
+fn is_rejection(e: &CoreError) -> bool {
+    matches!(
+        e,
+        CoreError::Unauthorized
+            | CoreError::Forbidden(_)
+            | CoreError::BadRequest(_)
+            | CoreError::NotFound(_)
+    )
+}
+
 impl Services {
-    /// Handles one check-in message.
+    /// Handles one check-in message; a refused one is audited.
     pub async fn checkin(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let source = ev.source;
+        let r = self.checkin_inner(ev, body).await;
+        if let Err(e) = &r {
+            if is_rejection(e) {
+                self.device_rejected(source, "checkin", e).await;
+            }
+        }
+        r
+    }
+
+    async fn checkin_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let source = ev.source;
         let msg = mamori_protocol::checkin::parse_checkin(body).map_err(|e| {
             tracing::warn!(reason = %e, "check-in message refused");
             CoreError::BadRequest(format!("invalid check-in message: {e}"))
@@ -41,6 +65,19 @@ impl Services {
             } => {
                 let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
                 Self::authorize_device(&cert, &key, true)?;
+                self.observe_device_source(&key, source).await?;
+                // Recorded before it takes effect (fail closed).
+                self.audit(self.device_event(
+                    &key,
+                    source,
+                    "device.enroll",
+                    Some(format!(
+                        "identity={}{}",
+                        &cert.fingerprint.get(..16).unwrap_or(&cert.fingerprint),
+                        if cert.device.is_none() { " new" } else { "" }
+                    )),
+                ))
+                .await?;
                 let device_name = device_name
                     .map(|n| self.seal_device_text(&key, "device_name", &n))
                     .transpose()?;
@@ -116,6 +153,8 @@ impl Services {
                     tracing::info!(device = %key, "user channel checked out");
                     return Ok(DeviceReply::default());
                 }
+                self.audit(self.device_event(&key, source, "device.checkout", None))
+                    .await?;
                 self.store.check_out(&key, now).await?;
                 self.store.delete_secret(&bootstrap_name(&key)).await?;
                 let revoked = self.store.revoke_device_certificates(&key, now).await?;
@@ -136,6 +175,22 @@ impl Services {
                 let key = device_key(&ident)?;
                 Self::authorize_device(&cert, &key, false)?;
                 self.require_enrolled(&key).await?;
+                self.audit(
+                    self.device_event(
+                        &key,
+                        source,
+                        "device.bootstrap_token",
+                        Some(
+                            if token.is_none() {
+                                "cleared"
+                            } else {
+                                "escrowed"
+                            }
+                            .into(),
+                        ),
+                    ),
+                )
+                .await?;
                 let sealed = self
                     .pki
                     .secret_box
@@ -154,6 +209,13 @@ impl Services {
                 let key = device_key(&ident)?;
                 Self::authorize_device(&cert, &key, false)?;
                 self.require_enrolled(&key).await?;
+                self.audit(self.device_event(
+                    &key,
+                    source,
+                    "device.bootstrap_token",
+                    Some("requested".into()),
+                ))
+                .await?;
                 let name = bootstrap_name(&key);
                 let token = match self.store.secret(&name).await? {
                     Some(sealed) => self
@@ -189,8 +251,20 @@ impl Services {
     }
 
     /// Handles one connect request: records the result it carries and
-    /// returns the next command, if any.
+    /// returns the next command, if any. A refused one is audited.
     pub async fn connect(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let source = ev.source;
+        let r = self.connect_inner(ev, body).await;
+        if let Err(e) = &r {
+            if is_rejection(e) {
+                self.device_rejected(source, "connect", e).await;
+            }
+        }
+        r
+    }
+
+    async fn connect_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
+        let source = ev.source;
         let req = mamori_protocol::connect::parse_connect(body).map_err(|e| {
             tracing::warn!(reason = %e, "connect request refused");
             CoreError::BadRequest(format!("invalid connect request: {e}"))
@@ -200,6 +274,7 @@ impl Services {
         // A certificate bound to this enrollment and unrevoked means the
         // enrollment is live: CheckOut and re-enrollment revoke certificates.
         Self::authorize_device(&cert, &key, false)?;
+        self.observe_device_source(&key, source).await?;
         let now = self.clock.now();
         if self.identities.should_touch(&key) {
             self.store.touch(&key, now).await?;
@@ -209,7 +284,7 @@ impl Services {
             return Ok(DeviceReply::default());
         }
         if req.status != CommandStatus::Idle {
-            self.record_result(&key, &req).await?;
+            self.record_result(&key, &req, source).await?;
         }
         let include_not_now = req.status == CommandStatus::Idle;
         match self.store.next_command(&key, include_not_now, now).await? {
@@ -231,7 +306,12 @@ impl Services {
         }
     }
 
-    async fn record_result(&self, key: &DeviceKey, req: &ConnectRequest) -> CoreResult<()> {
+    async fn record_result(
+        &self,
+        key: &DeviceKey,
+        req: &ConnectRequest,
+        source: Option<std::net::IpAddr>,
+    ) -> CoreResult<()> {
         let Some(uuid) = &req.command_uuid else {
             return Err(CoreError::BadRequest("CommandUUID missing".into()));
         };
@@ -254,6 +334,20 @@ impl Services {
             .await?;
         match outcome {
             ResultOutcome::Recorded { request_type } => {
+                let mut event = self.device_event(
+                    key,
+                    source,
+                    "command.result",
+                    Some(format!(
+                        "status={} request_type={request_type}",
+                        state.as_str()
+                    )),
+                );
+                event.target = Some(uuid.to_string());
+                if state == CommandState::Error {
+                    event.outcome = "failure".into();
+                }
+                self.audit(event).await?;
                 if state == CommandState::Acknowledged {
                     self.update_inventory(key, &request_type, &req.result)
                         .await?;

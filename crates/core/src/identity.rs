@@ -15,6 +15,8 @@ pub struct Evidence<'a> {
     pub mdm_signature: Option<&'a str>,
     /// The TLS client certificate (DER), when one was presented.
     pub tls_peer: Option<&'a [u8]>,
+    /// Where the request came from.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// The largest Mdm-Signature header accepted (base64 text).

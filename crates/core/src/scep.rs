@@ -44,18 +44,46 @@ impl Services {
     /// PKIOperation: returns the CertRep message (success or failure).
     /// Malformed input that cannot even be answered with a CertRep is a
     /// BadRequest.
-    pub async fn scep_pki_operation(&self, der: &[u8]) -> CoreResult<Vec<u8>> {
-        let msg = scep::parse_pki_message(der).map_err(|e| {
-            tracing::warn!(reason = %e, "SCEP message refused");
-            CoreError::BadRequest("malformed SCEP message".into())
-        })?;
+    /// Refusals are audited (rate-limited per source), issuances too.
+    pub async fn scep_pki_operation(
+        &self,
+        der: &[u8],
+        source: Option<std::net::IpAddr>,
+    ) -> CoreResult<Vec<u8>> {
+        let msg = match scep::parse_pki_message(der) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(reason = %e, "SCEP message refused");
+                let err = CoreError::BadRequest("malformed SCEP message".into());
+                self.device_rejected(source, "scep", &err).await;
+                return Err(err);
+            }
+        };
         match self.issue_for(&msg).await {
-            Ok(rep) => Ok(rep),
+            Ok(rep) => {
+                self.audit(mamori_domain::AuditEvent {
+                    at: self.clock.now(),
+                    actor: "anonymous".into(),
+                    source: source.map(|s| s.to_string()),
+                    action: "device.certificate_issue".into(),
+                    target: None,
+                    outcome: "success".into(),
+                    request_id: None,
+                    detail: Some(format!(
+                        "scep transaction={}",
+                        msg.transaction_id.chars().take(64).collect::<String>()
+                    )),
+                })
+                .await?;
+                Ok(rep)
+            }
             Err(Refusal::Fail(info, why)) => {
                 tracing::warn!(
                     transaction = %msg.transaction_id, reason = %why, fail_info = info.code(),
                     "SCEP request refused"
                 );
+                self.device_rejected(source, "scep", &CoreError::BadRequest(why.clone()))
+                    .await;
                 scep::build_cert_rep_failure(&msg, info, &self.pki.ra_cert, &self.pki.ra_key)
                     .map_err(|e| CoreError::Internal(e.to_string()))
             }

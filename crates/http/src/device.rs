@@ -2,7 +2,7 @@
 //! call the service, map the answer.
 
 use crate::error::DeviceError;
-use crate::tls::PeerCertificate;
+use crate::tls::{PeerAddr, PeerCertificate};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -75,10 +75,15 @@ async fn download_profile(
         .into_response())
 }
 
-fn evidence<'a>(headers: &'a HeaderMap, peer: &'a PeerCertificate) -> Evidence<'a> {
+fn evidence<'a>(
+    headers: &'a HeaderMap,
+    peer: &'a PeerCertificate,
+    addr: Option<axum::Extension<PeerAddr>>,
+) -> Evidence<'a> {
     Evidence {
         mdm_signature: headers.get("Mdm-Signature").and_then(|v| v.to_str().ok()),
         tls_peer: peer.0.as_deref().map(Vec::as_slice),
+        source: addr.map(|a| a.0 .0.ip()),
     }
 }
 
@@ -109,24 +114,26 @@ fn plist_content_type(headers: &HeaderMap) -> Result<(), DeviceError> {
 async fn checkin(
     State(s): State<Services>,
     peer: Option<axum::Extension<PeerCertificate>>,
+    addr: Option<axum::Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     plist_content_type(&headers)?;
     let peer = peer_of(peer);
-    let reply = s.checkin(evidence(&headers, &peer), &body).await?;
+    let reply = s.checkin(evidence(&headers, &peer, addr), &body).await?;
     Ok(plist_reply(reply.body))
 }
 
 async fn connect(
     State(s): State<Services>,
     peer: Option<axum::Extension<PeerCertificate>>,
+    addr: Option<axum::Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     plist_content_type(&headers)?;
     let peer = peer_of(peer);
-    let reply = s.connect(evidence(&headers, &peer), &body).await?;
+    let reply = s.connect(evidence(&headers, &peer, addr), &body).await?;
     Ok(plist_reply(reply.body))
 }
 
@@ -179,25 +186,28 @@ fn decode_message(m: &str) -> Result<Vec<u8>, CoreError> {
 
 async fn scep_get(
     State(s): State<Services>,
+    addr: Option<axum::Extension<PeerAddr>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, DeviceError> {
     let q = parse_scep_query(raw.as_deref());
-    scep_dispatch(&s, q, None).await
+    scep_dispatch(&s, q, None, addr.map(|a| a.0 .0.ip())).await
 }
 
 async fn scep_post(
     State(s): State<Services>,
+    addr: Option<axum::Extension<PeerAddr>>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     let q = parse_scep_query(raw.as_deref());
-    scep_dispatch(&s, q, Some(body)).await
+    scep_dispatch(&s, q, Some(body), addr.map(|a| a.0 .0.ip())).await
 }
 
 async fn scep_dispatch(
     s: &Services,
     q: ScepQuery,
     body: Option<Bytes>,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Response, DeviceError> {
     match q.operation.as_deref() {
         Some("GetCACaps") => {
@@ -223,7 +233,7 @@ async fn scep_dispatch(
                     return Err(CoreError::BadRequest("PKIOperation needs a message".into()).into());
                 }
             };
-            let rep = s.scep_pki_operation(&der).await?;
+            let rep = s.scep_pki_operation(&der, source).await?;
             Ok(([(header::CONTENT_TYPE, "application/x-pki-message")], rep).into_response())
         }
         other => {

@@ -237,6 +237,20 @@ async fn a_device_cannot_enroll_without_a_valid_challenge() {
         .is_err());
     let (_, list) = app.get("/api/v1/devices").await;
     assert!(list["devices"].as_array().unwrap().is_empty());
+    // The guess is on record.
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let refused = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "device.rejected")
+        .unwrap()
+        .clone();
+    assert_eq!(refused["source"], "127.0.0.1");
+    assert_eq!(
+        refused["detail"],
+        "scep: challenge unknown, expired or used up"
+    );
 }
 
 /// Every admin route the router declares is reachable on the admin listener

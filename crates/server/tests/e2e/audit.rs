@@ -337,3 +337,60 @@ async fn retention_never_removes_what_a_sink_has_not_delivered() {
     assert_eq!(removed, 0);
     assert_eq!(s.verify_audit().await.unwrap().truncated_up_to, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_devices_do_and_what_is_refused_to_them_is_on_record() {
+    let app = spawn_app().await;
+    let mut a = app
+        .enrolled(
+            mamori_sim::DeviceKind::IPhone,
+            mamori_sim::SimOptions::default(),
+        )
+        .await;
+    let b = app
+        .enrolled(
+            mamori_sim::DeviceKind::IPhone,
+            mamori_sim::SimOptions::default(),
+        )
+        .await;
+    let udid = a.udid().to_owned();
+    let q = app
+        .enqueue(
+            &[&udid],
+            json!({"RequestType": "DeviceInformation", "Queries": ["OSVersion"]}),
+        )
+        .await;
+    a.run_queue().await.unwrap();
+    // A's certificate claiming B's identity: refused, and recorded.
+    a.claim_udid(Some(b.udid().to_owned()));
+    assert_eq!(a.connect_idle().await.unwrap_err().status(), Some(403));
+    a.claim_udid(None);
+    a.check_out().await.unwrap();
+
+    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
+    let recs = audit["records"].as_array().unwrap();
+    let find = |action: &str, target: &str| {
+        recs.iter()
+            .find(|r| r["action"] == action && r["target"] == target)
+            .unwrap_or_else(|| panic!("no {action} for {target}"))
+            .clone()
+    };
+    let enroll = find("device.enroll", &udid);
+    assert_eq!(enroll["actor"], format!("device:{udid}"));
+    assert_eq!(enroll["source"], "127.0.0.1");
+    let result = find("command.result", &q[0].1);
+    assert_eq!(result["actor"], format!("device:{udid}"));
+    assert_eq!(
+        result["detail"],
+        "status=Acknowledged request_type=DeviceInformation"
+    );
+    let refused = recs
+        .iter()
+        .find(|r| r["action"] == "device.rejected")
+        .unwrap();
+    assert_eq!(refused["outcome"], "denied");
+    assert_eq!(refused["source"], "127.0.0.1");
+    assert!(refused["detail"].as_str().unwrap().starts_with("connect: "));
+    find("device.checkout", &udid);
+    assert_eq!(fault(&app).await, None);
+}
