@@ -295,7 +295,11 @@ impl Services {
                 a.detail
             )),
         };
-        Ok(self.store.append_audit(&event).await?)
+        let seq = self.store.append_audit(&event).await?;
+        if a.severity == "high" {
+            self.incident_for_alert(seq, a.rule, &a.actor).await?;
+        }
+        Ok(seq)
     }
 
     /// Suspends an actor by its audit label: a token is revoked; an

@@ -266,20 +266,24 @@ impl Services {
             evidence.last().copied().unwrap_or(0),
         );
         tracing::warn!(actor = %actor.label(), reads = evidence.len(), "ALERT: bulk personal-data reads");
-        self.audit(self.audit_event(
-            "system",
-            ctx,
-            "alert.bulk_personal_data_read",
-            Some(&actor.label()),
-            "alert",
-            Some(format!(
-                "severity=high reads={} window={}s evidence=records {first}-{last}",
-                evidence.len(),
-                policy.bulk_read_window.whole_seconds()
-            )),
-        ))
-        .await?;
+        let alert_seq = self
+            .store
+            .append_audit(&self.audit_event(
+                "system",
+                ctx,
+                "alert.bulk_personal_data_read",
+                Some(&actor.label()),
+                "alert",
+                Some(format!(
+                    "severity=high reads={} window={}s evidence=records {first}-{last}",
+                    evidence.len(),
+                    policy.bulk_read_window.whole_seconds()
+                )),
+            ))
+            .await?;
         if !policy.suspend_on_bulk_read {
+            self.incident_for_alert(alert_seq, "bulk_personal_data_read", &actor.label())
+                .await?;
             return Ok(());
         }
         let now = self.clock.now();
@@ -302,6 +306,8 @@ impl Services {
             Some(format!("reason=bulk personal-data reads; {what}")),
         ))
         .await?;
+        self.incident_for_alert(alert_seq, "bulk_personal_data_read", &actor.label())
+            .await?;
         Err(CoreError::Forbidden(
             "suspended: bulk reads of personal data; a security officer has been alerted".into(),
         ))

@@ -604,6 +604,37 @@ pub trait AuditRetentionStore: Send + Sync {
     async fn truncate_audit(&self, mark: &crate::audit::Truncation) -> StoreResult<u64>;
 }
 
+/// Incidents and the people they affect.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Records a new incident; false when one for the same alert exists.
+    async fn insert_incident(&self, i: &mamori_domain::Incident) -> StoreResult<bool>;
+    /// One incident.
+    async fn incident(&self, id: &str) -> StoreResult<Option<mamori_domain::Incident>>;
+    /// Every incident, newest first.
+    async fn list_incidents(&self) -> StoreResult<Vec<mamori_domain::Incident>>;
+    /// Replaces an incident's changeable parts (title, status, window,
+    /// actor, discovery time, facts, updated_at).
+    async fn update_incident(&self, i: &mamori_domain::Incident) -> StoreResult<bool>;
+    /// Sets who is affected: adds new people, updates the fields of known
+    /// ones (keeping when they were notified), removes people no longer in
+    /// scope who were not notified.
+    async fn set_incident_people(
+        &self,
+        id: &str,
+        people: &[(String, Vec<String>)],
+    ) -> StoreResult<()>;
+    /// The people affected, by pseudonymous ID.
+    async fn incident_people(&self, id: &str) -> StoreResult<Vec<mamori_domain::AffectedPerson>>;
+    /// Marks people (all when None) notified; returns how many changed.
+    async fn mark_notified(
+        &self,
+        id: &str,
+        people: Option<&[String]>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -629,6 +660,7 @@ pub trait Store:
     + ApprovalStore
     + SinkStore
     + AuditRetentionStore
+    + IncidentStore
 {
 }
 impl<T> Store for T where
@@ -644,6 +676,7 @@ impl<T> Store for T where
         + ApprovalStore
         + SinkStore
         + AuditRetentionStore
+        + IncidentStore
 {
 }
 

@@ -34,6 +34,8 @@ pub enum Permission {
     TokensOwn,
     /// Change server settings (push certificate, ...).
     SettingsWrite,
+    /// Open and run incidents (scope, classification, notifications).
+    IncidentsManage,
 }
 
 impl Permission {
@@ -50,6 +52,7 @@ impl Permission {
         Permission::AccountsManage,
         Permission::TokensOwn,
         Permission::SettingsWrite,
+        Permission::IncidentsManage,
     ];
 
     /// The wire name (`devices_read`, ...).
@@ -66,6 +69,7 @@ impl Permission {
             Permission::AccountsManage => "accounts_manage",
             Permission::TokensOwn => "tokens_own",
             Permission::SettingsWrite => "settings_write",
+            Permission::IncidentsManage => "incidents_manage",
         }
     }
 
@@ -147,6 +151,7 @@ impl Role {
                 PeopleWrite,
                 PersonalDataRead,
                 AuditRead,
+                IncidentsManage,
                 TokensOwn,
             ],
             Role::Owner => &[
@@ -160,6 +165,7 @@ impl Role {
                 AccountsManage,
                 TokensOwn,
                 SettingsWrite,
+                IncidentsManage,
             ],
         }
     }

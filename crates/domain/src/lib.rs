@@ -5,6 +5,7 @@
 mod admin;
 mod approval;
 mod ids;
+mod incident;
 mod model;
 mod people;
 
@@ -15,6 +16,7 @@ pub use admin::{
 
 pub use approval::{Approval, ApprovalStatus};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
+pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
     EnrollmentProfile, EnrollmentStatus, ProfileId,

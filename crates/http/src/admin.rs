@@ -262,6 +262,54 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/incidents",
+            perm(P::AuditRead),
+            get(incidents::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents",
+            perm(P::IncidentsManage),
+            post(incidents::open),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}",
+            perm(P::AuditRead),
+            get(incidents::get_one),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/incidents/{id}",
+            perm(P::IncidentsManage),
+            axum::routing::patch(incidents::update),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents/{id}/scope",
+            perm(P::IncidentsManage),
+            post(incidents::refresh_scope),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}/people",
+            perm(P::AuditRead),
+            get(incidents::people),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents/{id}/notifications",
+            perm(P::IncidentsManage),
+            post(incidents::notify),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}/evidence",
+            perm(P::AuditRead),
+            get(incidents::evidence),
+        ),
+        r(
+            "GET",
             "/api/v1/audit/sinks",
             perm(P::AuditRead),
             get(accounts::audit_sinks),
@@ -428,6 +476,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, Access)> {
 }
 
 mod accounts;
+mod incidents;
 mod people;
 mod session;
 

@@ -225,9 +225,19 @@ enum PeopleCmd {
 enum AuditCmd {
     /// Prove the audit chain intact (every link, every hash, every signed
     /// checkpoint), or name the first bad record. Exits 1 on a fault.
+    /// With --bundle, verify an incident's evidence bundle offline instead
+    /// (no data directory needed).
     Verify {
         #[command(flatten)]
         dir: DataDir,
+        /// An evidence bundle (GET /api/v1/incidents/ID/evidence) to verify
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<std::path::PathBuf>,
+        /// The audit public key the bundle must be signed with
+        /// (audit-public.pem from the server's data directory); without it
+        /// the key in the bundle is used and its fingerprint shown
+        #[arg(long, value_name = "PEM", requires = "bundle")]
+        public_key: Option<std::path::PathBuf>,
     },
     /// Sign a checkpoint of the newest record now (the server does it
     /// hourly).
@@ -368,7 +378,15 @@ async fn main() -> anyhow::Result<()> {
             init_logging(false);
             backup(cmd).await
         }
-        Command::Audit(AuditCmd::Verify { dir }) => {
+        Command::Audit(AuditCmd::Verify {
+            bundle: Some(bundle),
+            public_key,
+            ..
+        }) => {
+            init_logging(false);
+            verify_bundle_file(&bundle, public_key.as_deref())
+        }
+        Command::Audit(AuditCmd::Verify { dir, .. }) => {
             init_logging(false);
             let s = offline_services(&dir.data_dir, None).await?;
             let v = s.verify_audit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -919,4 +937,63 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `mamori audit verify --bundle`: offline, from the file alone.
+fn verify_bundle_file(
+    bundle: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let bytes =
+        std::fs::read(bundle).with_context(|| format!("cannot read {}", bundle.display()))?;
+    let trusted = match public_key {
+        Some(p) => {
+            let pem = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let b64: String = pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<Vec<_>>()
+                .concat();
+            use base64::Engine;
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .with_context(|| format!("{} is not a PEM public key", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    match mamori_core::evidence::verify_bundle(&bytes, trusted.as_deref()) {
+        Ok(r) => {
+            println!(
+                "evidence bundle intact: records {}-{} ({} records), {} signatures verified",
+                r.first_seq, r.last_seq, r.records, r.signatures
+            );
+            println!("incident: {}", r.incident);
+            println!(
+                "scope: {} people affected, {} access records; by field: {}",
+                r.scope.people_affected,
+                r.scope.records,
+                r.scope
+                    .by_field
+                    .iter()
+                    .map(|(f, n)| format!("{f}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if trusted.is_none() {
+                println!(
+                    "signed by the audit key with SHA-256 fingerprint {} (compare it with your copy of audit-public.pem, or pass --public-key)",
+                    r.key_fingerprint
+                );
+            }
+            Ok(())
+        }
+        Err(f) => {
+            println!("EVIDENCE BUNDLE INVALID: {f}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/sqlite/0013_approval_params.sql"),
     ),
+    (14, include_str!("../migrations/sqlite/0014_incidents.sql")),
 ];
 
 /// The newest schema version.

@@ -1767,3 +1767,65 @@ async fn a_sink_cursor_survives_and_never_moves_backwards() {
     );
     assert_eq!(s.sink_state("other").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn incidents_keep_who_was_told_when_their_scope_changes() {
+    let (s, _d) = sqlite().await;
+    let i = Incident {
+        id: "inc1".into(),
+        title: "Bulk read".into(),
+        status: IncidentStatus::Open,
+        opened_at: now(),
+        opened_by: "system".into(),
+        alert_seq: Some(42),
+        discovered_at: now(),
+        window_from: now() - Duration::days(1),
+        window_to: now(),
+        actor: Some("token:t:x".into()),
+        facts: IncidentFacts::default(),
+        updated_at: now(),
+    };
+    assert!(s.insert_incident(&i).await.unwrap());
+    let again = Incident {
+        id: "inc2".into(),
+        ..i.clone()
+    };
+    assert!(!s.insert_incident(&again).await.unwrap(), "one per alert");
+    assert_eq!(s.incident("inc1").await.unwrap().unwrap(), i);
+    let fields = |f: &[&str]| f.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    s.set_incident_people(
+        "inc1",
+        &[
+            ("p1".into(), fields(&["email"])),
+            ("p2".into(), fields(&["name", "email"])),
+            ("p3".into(), fields(&["phone"])),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.mark_notified("inc1", Some(&["p1".into(), "p9".into()]), now())
+            .await
+            .unwrap(),
+        1
+    );
+    // Rescoped: p2 gains a field, p3 (never told) drops out, p1 (told)
+    // stays even though the new scope misses it.
+    s.set_incident_people(
+        "inc1",
+        &[("p2".into(), fields(&["name", "email", "phone"]))],
+    )
+    .await
+    .unwrap();
+    let people = s.incident_people("inc1").await.unwrap();
+    assert_eq!(people.len(), 2);
+    assert_eq!(people[0].person, "p1");
+    assert_eq!(people[0].notified_at, Some(now()));
+    assert_eq!(people[1].fields, fields(&["name", "email", "phone"]));
+    assert_eq!(s.mark_notified("inc1", None, now()).await.unwrap(), 1);
+    let mut changed = i.clone();
+    changed.status = IncidentStatus::Reported;
+    changed.facts.misuse_intent = true;
+    assert!(s.update_incident(&changed).await.unwrap());
+    assert_eq!(s.list_incidents().await.unwrap(), vec![changed]);
+}

@@ -243,6 +243,12 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
     first_500.sort();
     reported.sort();
     assert_eq!(reported, first_500);
+    // The alert opened an incident with exactly that scope; its evidence
+    // bundle proves it offline.
+    crate::incidents::the_alerts_incident_holds_the_scope_and_its_evidence(
+        &app, &label, &first_500,
+    )
+    .await;
     // Another window holds nothing; a bad window is refused.
     let (_, empty) = app
         .get("/api/v1/reports/breach-scope?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z")

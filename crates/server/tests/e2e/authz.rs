@@ -37,6 +37,7 @@ fn expected_permissions(role: Role) -> &'static [&'static str] {
             "people_write",
             "personal_data_read",
             "audit_read",
+            "incidents_manage",
             "tokens_own",
         ],
         Role::Owner => &[
@@ -50,6 +51,7 @@ fn expected_permissions(role: Role) -> &'static [&'static str] {
             "accounts_manage",
             "tokens_own",
             "settings_write",
+            "incidents_manage",
         ],
     }
 }
@@ -104,6 +106,18 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ("DELETE", "/api/v1/tokens/{id}") => perm(P::TokensOwn),
         ("GET", "/api/v1/audit" | "/api/v1/audit/sinks" | "/api/v1/reports/breach-scope") => {
             perm(P::AuditRead)
+        }
+        (
+            "GET",
+            "/api/v1/incidents"
+            | "/api/v1/incidents/{id}"
+            | "/api/v1/incidents/{id}/people"
+            | "/api/v1/incidents/{id}/evidence",
+        ) => perm(P::AuditRead),
+        ("POST", "/api/v1/incidents")
+        | ("PATCH", "/api/v1/incidents/{id}")
+        | ("POST", "/api/v1/incidents/{id}/scope" | "/api/v1/incidents/{id}/notifications") => {
+            perm(P::IncidentsManage)
         }
         ("POST", "/api/v1/enrollment-profiles" | "/api/v1/enrollment-links") => {
             perm(P::EnrollmentWrite)
