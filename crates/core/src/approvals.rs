@@ -234,11 +234,7 @@ impl Services {
         };
         let mut commands = Vec::new();
         for device in &a.devices {
-            let enrolled = self
-                .store
-                .device(device)
-                .await?
-                .is_some_and(|d| d.status == mamori_domain::EnrollmentStatus::Enrolled);
+            let enrolled = self.is_enrolled(device).await?;
             if !enrolled {
                 self.retire_device(
                     &actor.label(),

@@ -85,6 +85,15 @@ pub struct OffboardReport {
 }
 
 impl Services {
+    /// Whether the device is enrolled now.
+    pub(crate) async fn is_enrolled(&self, device: &DeviceKey) -> CoreResult<bool> {
+        Ok(self
+            .store
+            .device(device)
+            .await?
+            .is_some_and(|d| d.status == EnrollmentStatus::Enrolled))
+    }
+
     /// Links an administrator account to the person it belongs to (so
     /// offboarding the person closes the account); `None` unlinks.
     pub async fn link_admin_person(
@@ -162,11 +171,7 @@ impl Services {
         let mut devices = Vec::new();
         let mut to_erase = Vec::new();
         for device in self.store.person_devices(&rec.id).await? {
-            let enrolled = self
-                .store
-                .device(&device)
-                .await?
-                .is_some_and(|d| d.status == EnrollmentStatus::Enrolled);
+            let enrolled = self.is_enrolled(&device).await?;
             if action == OffboardAction::Erase && enrolled {
                 to_erase.push(device.clone());
                 devices.push(DeviceOffboarded {
@@ -231,11 +236,7 @@ impl Services {
         device: &DeviceKey,
         now: OffsetDateTime,
     ) -> CoreResult<DeviceOffboarded> {
-        let enrolled = self
-            .store
-            .device(device)
-            .await?
-            .is_some_and(|d| d.status == EnrollmentStatus::Enrolled);
+        let enrolled = self.is_enrolled(device).await?;
         let identifier = if enrolled {
             self.enrollment_profile_identifier(device).await?
         } else {

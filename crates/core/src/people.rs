@@ -254,10 +254,7 @@ impl Services {
             let pos = stored.iter().position(|b| *b == 0).unwrap_or(0);
             if stored[..pos] != *current.as_bytes() {
                 let raw = self.open_index_key(&stored)?;
-                let (id, wrapped) = self.vault.wrap(&raw, INDEX_KEY_AAD)?;
-                let mut rec = id.into_bytes();
-                rec.push(0);
-                rec.extend_from_slice(&wrapped);
+                let rec = self.wrap_index_key(&raw)?;
                 self.store
                     .put_secret(INDEX_KEY, &rec, self.clock.now())
                     .await?;
@@ -304,6 +301,16 @@ impl Services {
             .len())
     }
 
+    /// The stored form of the blind-index key: `<master key id>\0<wrapped>`
+    /// (read by `open_index_key`).
+    fn wrap_index_key(&self, raw: &[u8]) -> CoreResult<Vec<u8>> {
+        let (id, wrapped) = self.vault.wrap(raw, INDEX_KEY_AAD)?;
+        let mut rec = id.into_bytes();
+        rec.push(0);
+        rec.extend_from_slice(&wrapped);
+        Ok(rec)
+    }
+
     /// The blind-index key, created on first use.
     async fn index_key(&self) -> CoreResult<Zeroizing<Vec<u8>>> {
         if let Some(stored) = self.store.secret(INDEX_KEY).await? {
@@ -312,10 +319,7 @@ impl Services {
         let raw = Zeroizing::new(
             mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
-        let (id, wrapped) = self.vault.wrap(&raw, INDEX_KEY_AAD)?;
-        let mut stored = id.into_bytes();
-        stored.push(0);
-        stored.extend_from_slice(&wrapped);
+        let stored = self.wrap_index_key(&raw)?;
         self.store
             .put_secret(INDEX_KEY, &stored, self.clock.now())
             .await?;

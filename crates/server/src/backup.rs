@@ -191,10 +191,9 @@ pub async fn create(
     })
 }
 
-/// Restores `file` into a scratch directory (removed afterwards), checks
-/// its integrity and schema, and checks which people in it are readable
-/// with the data keys the live directory holds now.
-pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow::Result<Verified> {
+/// Decrypts backup `file` into `dest` (created readable by the owner
+/// only); returns when the backup was made.
+fn decrypt_into(services: &Services, file: &Path, dest: &Path) -> anyhow::Result<i64> {
     let mut r = BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
     );
@@ -211,15 +210,31 @@ pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow
         .try_into()
         .map_err(|_| anyhow::anyhow!("the backup's key has the wrong length"))?;
     let key = Zeroizing::new(key);
+    let mut w = BufWriter::new(private_file(dest)?);
+    mamori_crypto::stream::decrypt_stream(&key, &h, &mut r, &mut w).map_err(|_| {
+        anyhow::anyhow!("the backup is damaged or was altered (a chunk does not authenticate)")
+    })?;
+    w.flush()?;
+    Ok(created_at)
+}
+
+/// Restores `file` into a scratch directory (removed afterwards), checks
+/// its integrity and schema, and checks which people in it are readable
+/// with the data keys the live directory holds now.
+pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow::Result<Verified> {
+    Ok(check(services, data_dir, file).await?.0)
+}
+
+/// As [`verify`], handing back the scratch directory with the checked
+/// database (`restored.db`) in it.
+async fn check(
+    services: &Services,
+    data_dir: &Path,
+    file: &Path,
+) -> anyhow::Result<(Verified, tempfile::TempDir)> {
     let scratch = tempfile::tempdir_in(data_dir).context("cannot make a scratch directory")?;
     let restored = scratch.path().join("restored.db");
-    {
-        let mut w = BufWriter::new(private_file(&restored)?);
-        mamori_crypto::stream::decrypt_stream(&key, &h, &mut r, &mut w).map_err(|_| {
-            anyhow::anyhow!("the backup is damaged or was altered (a chunk does not authenticate)")
-        })?;
-        w.flush()?;
-    }
+    let created_at = decrypt_into(services, file, &restored)?;
     let path = restored.clone();
     let summary = tokio::task::spawn_blocking(move || mamori_store::read_snapshot(&path))
         .await?
@@ -259,7 +274,7 @@ pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow
             Readability::Mismatch => v.mismatch += 1,
         }
     }
-    Ok(v)
+    Ok((v, scratch))
 }
 
 /// What `backup restore --into` did.
@@ -287,7 +302,7 @@ pub async fn restore_into(
     file: &Path,
     into: &Path,
 ) -> anyhow::Result<Restored> {
-    let checked = verify(services, data_dir, file).await?;
+    let (checked, scratch) = check(services, data_dir, file).await?;
     anyhow::ensure!(
         !into.exists() || std::fs::read_dir(into)?.next().is_none(),
         "{} is not empty; restore into a new directory",
@@ -313,23 +328,10 @@ pub async fn restore_into(
         }
     }
     let db = crate::app::db_path(into);
-    {
-        let mut r = BufReader::new(std::fs::File::open(file)?);
-        let (key_id, wrapped, _, h) = read_header(&mut r)?;
-        let file_key = services
-            .vault
-            .unwrap(&key_id, &wrapped, FILE_KEY_AAD)
-            .map_err(|_| anyhow::anyhow!("the backup's key does not open"))?;
-        let key: [u8; 32] = file_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the backup's key has the wrong length"))?;
-        let key = Zeroizing::new(key);
-        let mut w = BufWriter::new(private_file(&db)?);
-        mamori_crypto::stream::decrypt_stream(&key, &h, &mut r, &mut w)
-            .map_err(|_| anyhow::anyhow!("the backup is damaged or was altered"))?;
-        w.flush()?;
-    }
+    // The database just checked (owner-only, like its scratch copy).
+    std::fs::copy(scratch.path().join("restored.db"), &db)
+        .context("cannot write the restored database")?;
+    drop(scratch);
     // Bring the schema up to date, then give people their live keys.
     let store = mamori_store::SqliteStore::open(&db)
         .await

@@ -450,7 +450,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys(KeysCmd::Rotate { dir, settle_secs }) => {
             init_logging(false);
-            let (s, ring) = offline_services_with_ring(&dir.data_dir).await?;
+            let (s, ring) = offline_services_with_ring(&dir.data_dir, None).await?;
             anyhow::ensure!(
                 ring.source == mamori::keys::KeySource::File,
                 "the people key comes from MAMORI_PEOPLE_KEY: rotate it there (new key first, then the old one, comma-separated), re-run with both, then drop the old one"
@@ -548,10 +548,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Services and the people key ring over the data directory.
 async fn offline_services_with_ring(
     data_dir: &std::path::Path,
+    public_url: Option<String>,
 ) -> anyhow::Result<(mamori_core::Services, app::Keyring)> {
+    // The same layers as `serve`: environment, then the data directory's
+    // mamori.toml, then defaults; the command's own flags on top.
     let env = ServeArgs::from_env()?;
     let config = Config::resolve(&ServeArgs {
         data_dir: Some(data_dir.to_path_buf()),
+        public_url: public_url.or_else(|| env.public_url.clone()),
         ..env
     })?;
     let url = config
@@ -572,23 +576,7 @@ async fn offline_services(
     data_dir: &std::path::Path,
     public_url: Option<String>,
 ) -> anyhow::Result<mamori_core::Services> {
-    // The same layers as `serve`: environment, then the data directory's
-    // mamori.toml, then defaults; the command's own flags on top.
-    let env = ServeArgs::from_env()?;
-    let public_url = public_url.or_else(|| env.public_url.clone());
-    let config = Config::resolve(&ServeArgs {
-        data_dir: Some(data_dir.to_path_buf()),
-        public_url: public_url.clone(),
-        ..env
-    })?;
-    let url = public_url.unwrap_or_else(|| "https://localhost:8443".into());
-    let pusher = std::sync::Arc::new(mamori_push::ApnsPusher::new(&config.apns_url, Vec::new())?);
-    let admin_url = config
-        .admin_url
-        .clone()
-        .unwrap_or_else(|| format!("https://localhost:{}", config.admin_addr.port()));
-    let (s, _, _) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
-    Ok(s)
+    Ok(offline_services_with_ring(data_dir, public_url).await?.0)
 }
 
 fn cli_context() -> mamori_core::auth::ClientContext {

@@ -170,6 +170,17 @@ impl Services {
         self.create_admin(&actor.label(), ctx, name, role).await
     }
 
+    /// How many enabled owners there are (the last one is kept).
+    async fn enabled_owners(&self) -> CoreResult<usize> {
+        Ok(self
+            .store
+            .list_admins()
+            .await?
+            .into_iter()
+            .filter(|a| a.role == Role::Owner && a.disabled_at.is_none())
+            .count())
+    }
+
     /// An account by name.
     pub async fn admin_named(&self, name: &str) -> CoreResult<AdminAccount> {
         self.store
@@ -227,13 +238,7 @@ impl Services {
     ) -> CoreResult<(u64, u64)> {
         let admin = self.admin_named(name).await?;
         if admin.role == Role::Owner && admin.disabled_at.is_none() {
-            let owners = self
-                .store
-                .list_admins()
-                .await?
-                .into_iter()
-                .filter(|a| a.role == Role::Owner && a.disabled_at.is_none())
-                .count();
+            let owners = self.enabled_owners().await?;
             if owners <= 1 && actor != CLI_ACTOR {
                 return Err(CoreError::Conflict(
                     "this is the last enabled owner; create another owner first".into(),
@@ -422,13 +427,7 @@ impl Services {
             return Ok(RoleChange::AwaitingApproval(Box::new(approval)));
         }
         if admin.role == Role::Owner && role != Role::Owner {
-            let owners = self
-                .store
-                .list_admins()
-                .await?
-                .into_iter()
-                .filter(|a| a.role == Role::Owner && a.disabled_at.is_none())
-                .count();
+            let owners = self.enabled_owners().await?;
             if owners <= 1 {
                 return Err(CoreError::Conflict("this is the last enabled owner".into()));
             }

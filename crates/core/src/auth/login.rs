@@ -111,11 +111,7 @@ impl Services {
                 u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1,
             ));
         }
-        let creds = self
-            .store
-            .admin_credentials(&admin.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let creds = self.credentials_of(&admin).await?;
         let ok = verify_password(password, Some(creds.password_hash.clone())).await?;
         if !Self::account_usable(&admin) {
             let why = if admin.disabled_at.is_some() {
@@ -366,11 +362,7 @@ impl Services {
                 "this role re-authenticates with a passkey or security key".into(),
             ));
         }
-        let creds = self
-            .store
-            .admin_credentials(&admin.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let creds = self.credentials_of(&admin).await?;
         let ok = verify_password(password, Some(creds.password_hash)).await?
             && self.check_totp(&admin, code).await?;
         if !ok {
@@ -525,11 +517,7 @@ impl Services {
             return Err(CoreError::Forbidden("finish the login first".into()));
         }
         let admin = self.fresh_admin(actor).await?;
-        let creds = self
-            .store
-            .admin_credentials(&admin.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let creds = self.credentials_of(&admin).await?;
         if !verify_password(current, Some(creds.password_hash)).await? {
             self.factor_failure(
                 &admin,
@@ -791,11 +779,7 @@ impl Services {
     /// Checks a TOTP code against the enrolled secret, with replay
     /// protection (the step is advanced atomically in the store).
     pub(crate) async fn check_totp(&self, admin: &AdminAccount, code: &str) -> CoreResult<bool> {
-        let creds = self
-            .store
-            .admin_credentials(&admin.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let creds = self.credentials_of(admin).await?;
         let Some(sealed) = creds.totp_sealed else {
             return Ok(false);
         };

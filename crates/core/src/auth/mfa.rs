@@ -177,11 +177,7 @@ impl Services {
     ) -> CoreResult<Enrolled> {
         let session = self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
-        let creds = self
-            .store
-            .admin_credentials(&admin.id)
-            .await?
-            .ok_or_else(|| CoreError::Internal("account without credentials".into()))?;
+        let creds = self.credentials_of(&admin).await?;
         let Some(sealed) = creds.totp_pending_sealed else {
             return Err(CoreError::Conflict(
                 "start the TOTP enrollment first".into(),

@@ -194,6 +194,17 @@ impl Services {
         }
     }
 
+    /// An account's credentials (every account has them).
+    pub(crate) async fn credentials_of(
+        &self,
+        admin: &AdminAccount,
+    ) -> CoreResult<mamori_domain::AdminCredentials> {
+        self.store
+            .admin_credentials(&admin.id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("account without credentials".into()))
+    }
+
     /// Whether the account may log in right now (not disabled, not locked).
     pub(crate) fn account_usable(admin: &AdminAccount) -> bool {
         admin.disabled_at.is_none() && admin.locked_at.is_none()
