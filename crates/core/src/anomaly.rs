@@ -28,9 +28,11 @@ pub struct AnomalyPolicy {
     pub new_network: bool,
     /// Events an actor needs on record before new networks are alerted.
     pub new_network_min_history: u32,
-    /// Alert on a login at an hour when the actor never logs in.
+    /// Alert on a login (administrators) or a use (tokens) at an hour when
+    /// the actor is never active.
     pub off_hours: bool,
-    /// Logins an actor needs on record before hours are judged.
+    /// Logins (uses, for tokens) an actor needs on record before hours are
+    /// judged.
     pub off_hours_min_logins: u32,
     /// Devices one actor may lock/erase/unenrol within `mass_window`
     /// before an alert fires (0: rule off).
@@ -169,34 +171,38 @@ impl Profiles {
             }
             prof.events = prof.events.saturating_add(1);
         }
-        match e.action.as_str() {
-            "auth.login" => {
-                let h = usize::from(e.at.hour());
-                let quiet = [(h + 23) % 24, h, (h + 1) % 24]
-                    .iter()
-                    .all(|i| prof.login_hours[*i] == 0);
-                let day = e.at.date();
-                if alerting
-                    && p.off_hours
-                    && quiet
-                    && prof.logins >= p.off_hours_min_logins
-                    && prof.off_hours_alerted != Some(day)
-                {
-                    prof.off_hours_alerted = Some(day);
-                    out.push(Alert {
-                        rule: "off_hours",
-                        severity: "medium",
-                        actor: e.actor.clone(),
-                        evidence: vec![r.seq],
-                        detail: format!(
-                            "login at {h:02}:00 UTC; none of its {} logins on record were within an hour of that",
-                            prof.logins
-                        ),
-                    });
-                }
-                prof.login_hours[h] = prof.login_hours[h].saturating_add(1);
-                prof.logins = prof.logins.saturating_add(1);
+        // Hours: an administrator's logins; a token's every use (scripts
+        // run on schedules, so a token at a new hour stands out).
+        let token = e.actor.starts_with("token:");
+        if token || e.action == "auth.login" {
+            let h = usize::from(e.at.hour());
+            let quiet = [(h + 23) % 24, h, (h + 1) % 24]
+                .iter()
+                .all(|i| prof.login_hours[*i] == 0);
+            let day = e.at.date();
+            if alerting
+                && p.off_hours
+                && quiet
+                && prof.logins >= p.off_hours_min_logins
+                && prof.off_hours_alerted != Some(day)
+            {
+                prof.off_hours_alerted = Some(day);
+                let what = if token { "use" } else { "login" };
+                out.push(Alert {
+                    rule: "off_hours",
+                    severity: "medium",
+                    actor: e.actor.clone(),
+                    evidence: vec![r.seq],
+                    detail: format!(
+                        "{what} at {h:02}:00 UTC; none of its {} {what}s on record were within an hour of that",
+                        prof.logins
+                    ),
+                });
             }
+            prof.login_hours[h] = prof.login_hours[h].saturating_add(1);
+            prof.logins = prof.logins.saturating_add(1);
+        }
+        match e.action.as_str() {
             "people.read" | "people.export" => {
                 let day = e.at.date();
                 let oldest = day - Duration::days(p.learn_days);
@@ -508,6 +514,32 @@ mod tests {
                 true
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_token_used_at_an_unusual_hour_fires() {
+        let p = AnomalyPolicy::default();
+        let mut prof = Profiles::default();
+        for d in 0..10 {
+            let at = t0() + Duration::days(d);
+            prof.observe(
+                &rec(d, at, "token:t1:ci", "api.request", "10.0.0.1"),
+                &p,
+                false,
+            );
+        }
+        let night = t0() + Duration::days(10) + Duration::hours(12);
+        let a = prof.observe(
+            &rec(30, night, "token:t1:ci", "people.read", "10.0.0.1"),
+            &p,
+            true,
+        );
+        assert_eq!(a.len(), 1);
+        assert!(
+            a[0].detail.starts_with("use at 21:00 UTC"),
+            "{}",
+            a[0].detail
+        );
     }
 
     #[test]
