@@ -19,7 +19,13 @@
 //! With `--people N` it measures the people directory instead: import of N
 //! synthetic people, lookups by e-mail, pages of 100, and the purge of the
 //! departed tenth with `mamori people purge --due` (see [`people`]).
+//!
+//! With `--audit N` it measures the audit log instead: the append rate
+//! through the store, `mamori audit verify` over N chained records, and
+//! the breach-scope report over them through the CLI and the API (see
+//! [`audit`]).
 
+mod audit;
 mod login_timing;
 mod people;
 mod procfs;
@@ -71,7 +77,12 @@ const SETTLE: Duration = Duration::from_millis(300);
         With --people N: the people directory instead (server started with \
         --people-retention-days 0): imports N synthetic people (every 10th departed) over the \
         API, times lookups by e-mail and pages of 100, then purges the departed ones with \
-        `SERVER_BIN people purge --due` on the running server's data directory."
+        `SERVER_BIN people purge --due` on the running server's data directory. \
+        With --audit N: the audit log instead: append rate through the store \
+        (AuditStore::append_audit on the data directory's SqliteStore), then a chained \
+        N-record log, `SERVER_BIN audit verify` over it, and the breach-scope report for \
+        1 day, 30 days, 365 days and one actor over 365 days through \
+        `SERVER_BIN audit breach-scope` and GET /api/v1/reports/breach-scope."
 )]
 struct Args {
     /// The `mamori` server binary to benchmark (e.g. target/release/mamori)
@@ -141,6 +152,32 @@ struct Args {
     #[arg(long, value_name = "P", default_value_t = 200, requires = "people",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     people_pages: u32,
+    /// Instead of the device benchmark: the audit log with N records
+    /// (default 10,000,000). Times `AuditStore::append_audit` on the data
+    /// directory's SqliteStore (records/s), writes the rest of a chained
+    /// N-record log (10 % people.read over 100,000 people, 300 actors, 365
+    /// days), then times `SERVER_BIN audit verify` and the breach-scope
+    /// report (1 day, 30 days, 365 days, one actor) through the CLI and the
+    /// API. Target: breach-scope under 2 s. Needs about 270 bytes of disk
+    /// per record in the temporary directory (2.6 GiB for 10,000,000).
+    /// Build the benchmark and SERVER_BIN from the same tree
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000000",
+          conflicts_with_all = ["devices", "concurrency", "idle_polls", "keep_alive", "no_tls_resumption", "login_timing", "people"],
+          value_parser = clap::value_parser!(u64).range(8..=200_000_000))]
+    audit: Option<u64>,
+    /// --audit: records appended through the store per timed append phase
+    /// (three phases; at most N/4 each)
+    #[arg(long, value_name = "M", default_value_t = 100_000, requires = "audit",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    audit_append: u64,
+    /// --audit: tasks appending at once in the concurrent append phase
+    #[arg(long, value_name = "T", default_value_t = 16, requires = "audit",
+          value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    audit_tasks: u32,
+    /// --audit: runs of each breach-scope query (CLI and API)
+    #[arg(long, value_name = "R", default_value_t = 3, requires = "audit",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    audit_runs: u32,
 }
 
 /// Where the server's data and log live for the run.
@@ -189,6 +226,8 @@ async fn main() -> std::process::ExitCode {
                 run_login_timing(&args).await
             } else if let Some(n) = args.people {
                 run_people(&args, n as usize).await
+            } else if let Some(n) = args.audit {
+                run_audit(&args, n).await
             } else {
                 run(&args).await
             }
@@ -368,6 +407,45 @@ async fn run_people(args: &Args, n: usize) -> anyhow::Result<()> {
         println!("data directory and server log kept in {}", dir.display());
     }
     drop(server);
+    Ok(())
+}
+
+async fn run_audit(args: &Args, n: u64) -> anyhow::Result<()> {
+    let server_bin = std::fs::canonicalize(&args.server_bin)
+        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let work = WorkDir::new(args.keep.as_ref())?;
+    let plan = audit::Plan {
+        records: n,
+        append: args.audit_append,
+        tasks: args.audit_tasks as usize,
+        runs: args.audit_runs as usize,
+    };
+    eprintln!(
+        "audit log benchmark with {n} records in {}",
+        work.path().display()
+    );
+    let figures = audit::measure(&server_bin, work.path(), plan).await?;
+    println!(
+        "mamori-bench --audit: {n} chained audit records; append rate through the store, \
+         `mamori audit verify`, breach-scope over {} days",
+        audit::DAYS
+    );
+    println!(
+        "command:  {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!("machine:  {}", procfs::machine_description());
+    println!(
+        "server:   {} (RUST_LOG={}; data directory {})",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        work.path().join("data").display()
+    );
+    println!();
+    print!("{}", audit::report(&figures));
+    if let WorkDir::Kept(dir) = &work {
+        println!("data directory and server logs kept in {}", dir.display());
+    }
     Ok(())
 }
 

@@ -111,8 +111,35 @@ impl Server {
         work_dir: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        let mut server = Self::launch(server_bin, work_dir, extra_args, "server.log").await?;
+        server.token = server.create_token(server_bin)?;
+        Ok(server)
+    }
+
+    /// Starts `server_bin serve` again on the data directory of an earlier
+    /// [`Server::start`] in `work_dir` (logging to `work_dir/log_name`),
+    /// with the owner token that start created.
+    pub async fn restart(
+        server_bin: &Path,
+        work_dir: &Path,
+        token: &str,
+        log_name: &str,
+    ) -> anyhow::Result<Self> {
+        let mut server = Self::launch(server_bin, work_dir, &[], log_name).await?;
+        server.token = token.to_owned();
+        Ok(server)
+    }
+
+    /// Starts `server_bin serve` with its data in `work_dir/data` and waits
+    /// for `/healthz` (no token yet).
+    async fn launch(
+        server_bin: &Path,
+        work_dir: &Path,
+        extra_args: &[&str],
+        log_name: &str,
+    ) -> anyhow::Result<Self> {
         let data_dir = work_dir.join("data");
-        let log_path = work_dir.join("server.log");
+        let log_path = work_dir.join(log_name);
         let device_addr = free_port()?;
         let admin_addr = free_port()?;
         let log = std::fs::File::create(&log_path)
@@ -146,7 +173,6 @@ impl Server {
             token: String::new(),
         };
         server.wait_healthy().await?;
-        server.token = server.create_token(server_bin)?;
         Ok(server)
     }
 

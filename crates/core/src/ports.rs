@@ -561,6 +561,19 @@ pub trait AuditStore: Send + Sync {
         to: OffsetDateTime,
         actor: Option<&str>,
     ) -> StoreResult<Vec<AuditRecord>>;
+    /// Feeds `into` every record of the given actions in [from, to),
+    /// optionally of one actor — only the columns of
+    /// [`crate::report::Access`], in no particular order — and hands it
+    /// back. For the breach-scope report over millions of records: no
+    /// record is materialised on the way.
+    async fn scan_audit_access(
+        &self,
+        actions: &[&str],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        actor: Option<&str>,
+        into: crate::report::ScopeBuilder,
+    ) -> StoreResult<crate::report::ScopeBuilder>;
 }
 
 /// Where each audit sink (syslog, webhook) stands: the last record it

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0013_approval_params.sql"),
     ),
     (14, include_str!("../migrations/sqlite/0014_incidents.sql")),
+    (
+        15,
+        include_str!("../migrations/sqlite/0015_audit_access_index.sql"),
+    ),
 ];
 
 /// The newest schema version.
