@@ -340,7 +340,16 @@ impl Services {
     ) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
         let scope = self
-            .breach_scope(actor, ctx, i.window_from, i.window_to, i.actor.as_deref())
+            .breach_scope(
+                actor,
+                ctx,
+                i.window_from,
+                i.window_to,
+                &crate::report::ScopeFilter {
+                    actor: i.actor.clone(),
+                    ..Default::default()
+                },
+            )
             .await?;
         let people: Vec<(String, Vec<String>)> = scope
             .people

@@ -562,7 +562,7 @@ pub trait AuditStore: Send + Sync {
         actor: Option<&str>,
     ) -> StoreResult<Vec<AuditRecord>>;
     /// Feeds `into` every record of the given actions in [from, to),
-    /// optionally of one actor — only the columns of
+    /// narrowed by `filter` (one actor, an actor prefix) — only the columns of
     /// [`crate::report::Access`], in no particular order — and hands it
     /// back. For the breach-scope report over millions of records: no
     /// record is materialised on the way.
@@ -571,7 +571,7 @@ pub trait AuditStore: Send + Sync {
         actions: &[&str],
         from: OffsetDateTime,
         to: OffsetDateTime,
-        actor: Option<&str>,
+        filter: &crate::report::AccessFilter,
         into: crate::report::ScopeBuilder,
     ) -> StoreResult<crate::report::ScopeBuilder>;
 }

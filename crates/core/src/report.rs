@@ -60,6 +60,10 @@ pub struct BreachScope {
     pub to: OffsetDateTime,
     /// The actor filter, if any.
     pub actor: Option<String>,
+    /// The token filter (token ID), if any.
+    pub token: Option<String>,
+    /// The network filter (CIDR), if any.
+    pub network: Option<String>,
     /// Access records in scope.
     pub records: usize,
     /// Distinct people affected.
@@ -87,6 +91,86 @@ pub struct Access<'a> {
     pub target: Option<&'a str>,
     /// `fields=a,b,c`.
     pub detail: Option<&'a str>,
+    /// Source address (only when [`AccessFilter::with_source`] asked).
+    pub source: Option<&'a str>,
+}
+
+/// Which access records the store walks besides the action and window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessFilter {
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Actors in [start, end): `token:ID:` to `token:ID;` is one token,
+    /// whatever its account's name.
+    pub actor_range: Option<(String, String)>,
+    /// Hand over the source address too (it is not in the covering index:
+    /// a network filter costs a table lookup per record).
+    pub with_source: bool,
+}
+
+/// A network in CIDR notation (or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parses `10.0.0.0/8`, `2001:db8::/32` or a single address.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Self { addr, prefix })
+    }
+
+    /// Whether `source` (an address as the audit log holds it) is inside.
+    pub fn contains(&self, source: &str) -> bool {
+        let Ok(ip) = source.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => (
+                u128::from(u32::from(n)) << 96,
+                u128::from(u32::from(i)) << 96,
+                self.prefix,
+            ),
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(i)) => {
+                (u128::from(n), u128::from(i), self.prefix)
+            }
+            _ => return false,
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(bits))
+        };
+        a & mask == b & mask
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// What a breach-scope report covers besides its window.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeFilter {
+    /// One actor (audit label, e.g. `admin:taro`, `token:ID:name`).
+    pub actor: Option<String>,
+    /// One API token, by ID (whichever account it belongs to).
+    pub token: Option<String>,
+    /// Requests from this network.
+    pub network: Option<Network>,
 }
 
 /// A person's ID as a map key, up to [`INLINE_KEY`] bytes inline
@@ -159,6 +243,8 @@ pub struct ScopeBuilder {
     /// The detail of the previous record (most records have the same).
     last_detail: u32,
     rows: Vec<Row>,
+    /// Only records from this network count.
+    network: Option<Network>,
 }
 
 /// Keeps the smaller first-seen sequence number of `id` in `list`, or adds
@@ -182,8 +268,21 @@ fn next_id<T>(list: &[T]) -> u32 {
 }
 
 impl ScopeBuilder {
+    /// A builder counting only records whose source is inside `network`.
+    pub fn within(network: Network) -> Self {
+        Self {
+            network: Some(network),
+            ..Self::default()
+        }
+    }
+
     /// Accounts for one access record.
     pub fn add(&mut self, a: Access<'_>) {
+        if let Some(n) = &self.network {
+            if !a.source.is_some_and(|s| n.contains(s)) {
+                return;
+            }
+        }
         self.records += 1;
         let Some(person) = a.target else {
             return;
@@ -339,6 +438,8 @@ impl ScopeBuilder {
             from,
             to,
             actor: actor.map(str::to_owned),
+            token: None,
+            network: self.network.map(|n| n.to_string()),
             records: self.records,
             people_affected: people.len(),
             by_field,
@@ -356,31 +457,56 @@ impl Services {
         ctx: &ClientContext,
         from: OffsetDateTime,
         to: OffsetDateTime,
-        actor: Option<&str>,
+        filter: &ScopeFilter,
     ) -> CoreResult<BreachScope> {
         if to <= from {
             return Err(CoreError::BadRequest(
                 "the window must end after it starts".into(),
             ));
         }
-        let report = self
+        if let Some(t) = &filter.token {
+            mamori_domain::TokenId::parse(t)
+                .map_err(|_| CoreError::BadRequest("token: not a token ID".into()))?;
+        }
+        let access = AccessFilter {
+            actor: filter.actor.clone(),
+            actor_range: filter
+                .token
+                .as_ref()
+                .map(|t| (format!("token:{t}:"), format!("token:{t};"))),
+            with_source: filter.network.is_some(),
+        };
+        let builder = filter
+            .network
+            .map_or_else(ScopeBuilder::default, ScopeBuilder::within);
+        let mut report = self
             .store
-            .scan_audit_access(
-                PERSONAL_DATA_ACTIONS,
-                from,
-                to,
-                actor,
-                ScopeBuilder::default(),
-            )
+            .scan_audit_access(PERSONAL_DATA_ACTIONS, from, to, &access, builder)
             .await?
-            .finish(from, to, actor);
+            .finish(from, to, filter.actor.as_deref());
+        report.token.clone_from(&filter.token);
+        let mut what = Vec::new();
+        if let Some(a) = &filter.actor {
+            what.push(format!("actor={a}"));
+        }
+        if let Some(t) = &filter.token {
+            what.push(format!("token={t}"));
+        }
+        if let Some(n) = &filter.network {
+            what.push(format!("network={n}"));
+        }
         self.audit(self.audit_event(
             requester,
             ctx,
             "report.breach_scope",
-            actor,
+            filter.actor.as_deref(),
             "success",
-            Some(format!("people affected={}", report.people_affected)),
+            Some(format!(
+                "people affected={}{}{}",
+                report.people_affected,
+                if what.is_empty() { "" } else { " " },
+                what.join(" ")
+            )),
         ))
         .await?;
         Ok(report)
@@ -453,6 +579,8 @@ mod tests {
             from,
             to,
             actor: None,
+            token: None,
+            network: None,
             records: records.len(),
             people_affected: people.len(),
             by_field,
@@ -477,6 +605,7 @@ mod tests {
                 actor: &r.actor,
                 target: r.target.as_deref(),
                 detail: r.detail.as_deref(),
+                source: None,
             });
         }
         b.finish(from, to, None)
@@ -546,6 +675,24 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let n = Network::parse("203.0.113.0/24").unwrap();
+        assert!(n.contains("203.0.113.77"));
+        assert!(!n.contains("203.0.114.1"));
+        assert!(!n.contains("2001:db8::1"));
+        assert!(!n.contains("local"));
+        let one = Network::parse("10.1.2.3").unwrap();
+        assert!(one.contains("10.1.2.3") && !one.contains("10.1.2.4"));
+        let v6 = Network::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1") && !v6.contains("2001:db9::1"));
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains("192.0.2.1"));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
+            assert!(Network::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(n.to_string(), "203.0.113.0/24");
     }
 
     #[test]

@@ -259,6 +259,12 @@ enum AuditCmd {
         /// Only this actor (audit label, e.g. token:ID:name or admin:name)
         #[arg(long)]
         actor: Option<String>,
+        /// Only this API token (its ID), whichever account it belongs to
+        #[arg(long)]
+        token: Option<String>,
+        /// Only requests from this network (CIDR, e.g. 203.0.113.0/24) or address
+        #[arg(long)]
+        network: Option<String>,
     },
 }
 
@@ -414,6 +420,8 @@ async fn main() -> anyhow::Result<()> {
             from,
             to,
             actor,
+            token,
+            network,
         }) => {
             init_logging(false);
             let s = offline_services(&dir.data_dir, None).await?;
@@ -428,8 +436,20 @@ async fn main() -> anyhow::Result<()> {
             };
             let to = parse(to, "to")?.unwrap_or_else(|| s.clock.now() + time::Duration::seconds(1));
             let from = parse(from, "from")?.unwrap_or_else(|| to - time::Duration::days(30));
+            let network = network
+                .map(|n| {
+                    mamori_core::report::Network::parse(&n).with_context(|| {
+                        format!("--network {n:?} is not an address or CIDR network")
+                    })
+                })
+                .transpose()?;
+            let filter = mamori_core::report::ScopeFilter {
+                actor,
+                token,
+                network,
+            };
             let report = s
-                .breach_scope("cli", &cli_context(), from, to, actor.as_deref())
+                .breach_scope("cli", &cli_context(), from, to, &filter)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);

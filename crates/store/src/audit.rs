@@ -7,7 +7,7 @@ use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::audit::{record_hash, ChainedRecord, Checkpoint, GENESIS};
 use mamori_core::ports::{AuditStore, StoreResult};
-use mamori_core::report::{Access, ScopeBuilder};
+use mamori_core::report::{Access, AccessFilter, ScopeBuilder};
 use mamori_domain::{AuditEvent, AuditRecord};
 use rusqlite::types::FromSql;
 use rusqlite::{params, Row};
@@ -205,29 +205,38 @@ impl AuditStore for SqliteStore {
         actions: &[&str],
         from: time::OffsetDateTime,
         to: time::OffsetDateTime,
-        actor: Option<&str>,
+        filter: &AccessFilter,
         mut into: ScopeBuilder,
     ) -> StoreResult<ScopeBuilder> {
         let actions: Vec<String> = actions.iter().map(|a| (*a).to_owned()).collect();
-        let actor = actor.map(str::to_owned);
+        let filter = filter.clone();
         // Every column read is in `audit_log_access` (0015): the walk never
-        // touches the table. Rows go to `into` as they are read.
+        // touches the table — unless the source is wanted (a network
+        // filter). Rows go to `into` as they are read.
         self.read_blocking(move |c| {
+            let mut sql = String::from("SELECT seq, at, actor, target, detail");
+            sql.push_str(if filter.with_source {
+                ", source"
+            } else {
+                ", NULL AS source"
+            });
+            sql.push_str(" FROM audit_log WHERE action = ? AND at >= ? AND at < ?");
+            let mut extra: Vec<String> = Vec::new();
+            if let Some(a) = &filter.actor {
+                sql.push_str(" AND actor = ?");
+                extra.push(a.clone());
+            }
+            if let Some((start, end)) = &filter.actor_range {
+                sql.push_str(" AND actor >= ? AND actor < ?");
+                extra.push(start.clone());
+                extra.push(end.clone());
+            }
             for action in &actions {
-                let mut stmt = c
-                    .prepare_cached(if actor.is_some() {
-                        "SELECT seq, at, actor, target, detail FROM audit_log
-                         WHERE action = ? AND at >= ? AND at < ? AND actor = ?"
-                    } else {
-                        "SELECT seq, at, actor, target, detail FROM audit_log
-                         WHERE action = ? AND at >= ? AND at < ?"
-                    })
-                    .map_err(db)?;
-                let mut rows = match &actor {
-                    Some(a) => stmt.query(params![action, ts(from), ts(to), a]),
-                    None => stmt.query(params![action, ts(from), ts(to)]),
-                }
-                .map_err(db)?;
+                let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+                let mut values: Vec<rusqlite::types::Value> =
+                    vec![action.clone().into(), ts(from).into(), ts(to).into()];
+                values.extend(extra.iter().cloned().map(rusqlite::types::Value::from));
+                let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(db)?;
                 while let Some(r) = rows.next().map_err(db)? {
                     let text = |i| {
                         r.get_ref(i)
@@ -240,6 +249,7 @@ impl AuditStore for SqliteStore {
                         actor: text(2)?.unwrap_or_default(),
                         target: text(3)?,
                         detail: text(4)?,
+                        source: text(5)?,
                     });
                 }
             }
@@ -289,7 +299,10 @@ mod tests {
                 &["people.read", "people.export"],
                 from,
                 to,
-                actor,
+                &AccessFilter {
+                    actor: actor.map(str::to_owned),
+                    ..AccessFilter::default()
+                },
                 ScopeBuilder::default(),
             )
             .await

@@ -217,6 +217,8 @@ pub(super) struct ScopeQuery {
     from: Option<String>,
     to: Option<String>,
     actor: Option<String>,
+    token: Option<String>,
+    network: Option<String>,
 }
 
 fn rfc3339(v: Option<&str>, what: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
@@ -241,8 +243,24 @@ pub(super) async fn breach_scope(
     let to = rfc3339(q.to.as_deref(), "to")?
         .unwrap_or_else(|| s.clock.now() + time::Duration::seconds(1));
     let from = rfc3339(q.from.as_deref(), "from")?.unwrap_or_else(|| to - time::Duration::days(30));
+    let network = q
+        .network
+        .as_deref()
+        .map(|n| {
+            mamori_core::report::Network::parse(n).ok_or_else(|| {
+                ApiError(CoreError::BadRequest(
+                    "network must be an address or a network in CIDR notation".into(),
+                ))
+            })
+        })
+        .transpose()?;
+    let filter = mamori_core::report::ScopeFilter {
+        actor: q.actor.filter(|a| !a.is_empty()),
+        token: q.token.filter(|t| !t.is_empty()),
+        network,
+    };
     let report = s
-        .breach_scope(&actor.label(), &ctx, from, to, q.actor.as_deref())
+        .breach_scope(&actor.label(), &ctx, from, to, &filter)
         .await?;
     Ok(Json(report).into_response())
 }

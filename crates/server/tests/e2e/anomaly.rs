@@ -3,7 +3,7 @@
 //! devices at once raises `alert.mass_command` (high) and, by policy, is
 //! suspended.
 
-use crate::common::{role_token, spawn_with, TestApp};
+use crate::common::{client_from, role_token, spawn_with, TestApp};
 use mamori_sim::{DeviceKind, SimOptions};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -29,28 +29,6 @@ async fn wait_for_record(app: &TestApp, action: &str, target: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A client whose connections come from `source` (any 127/8 address
-/// reaches the loopback listener).
-fn client_from(app: &TestApp, source: &str) -> reqwest::Client {
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for der in mamori::keys::pem_certs(std::str::from_utf8(&app.tls_ca_pem).unwrap()).unwrap() {
-        roots
-            .add(rustls_pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(cfg)
-        .local_address(source.parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap()
 }
 
 fn fast(c: &mut mamori::config::Config) {

@@ -400,3 +400,58 @@ async fn what_devices_do_and_what_is_refused_to_them_is_on_record() {
     find("device.checkout", &udid);
     assert_eq!(fault(&app).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breach_scope_narrows_to_one_token_or_one_network() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "dir-admin", "device_admin").await;
+    assert_eq!(import(&app, &admin, csv_of(0..5)).await.0, 201);
+    let (_, all) = app.get("/api/v1/people?limit=10").await;
+    let ids: Vec<String> = all["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let alice = role_token(s, "alice", "security_officer").await;
+    let bob = role_token(s, "bob", "security_officer").await;
+    let read = |token: String, from: &'static str, id: String| {
+        let http = crate::common::client_from(&app, from);
+        let url = app.admin_url(&format!("/api/v1/people/{id}/personal-data"));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for id in &ids[..3] {
+        read(alice.clone(), "127.0.0.1", id.clone()).await;
+    }
+    for id in &ids[3..] {
+        read(bob.clone(), "127.0.1.1", id.clone()).await;
+    }
+    let alice_id = alice.split('_').nth(1).unwrap();
+    let (st, r) = app
+        .get(&format!("/api/v1/reports/breach-scope?token={alice_id}"))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["people_affected"], 3);
+    assert_eq!(r["token"], alice_id);
+    let (_, r) = app
+        .get("/api/v1/reports/breach-scope?network=127.0.1.0/24")
+        .await;
+    assert_eq!(r["people_affected"], 2, "{r}");
+    assert_eq!(r["network"], "127.0.1.0/24");
+    assert_eq!(
+        r["by_actor"][0]["actor"],
+        format!("token:{}:bob", bob.split('_').nth(1).unwrap())
+    );
+    let (_, r) = app.get("/api/v1/reports/breach-scope").await;
+    assert_eq!(r["people_affected"], 5);
+    for bad in ["network=127.0.0.0/99", "network=somewhere", "token=x%20y"] {
+        let (st, _) = app
+            .get(&format!("/api/v1/reports/breach-scope?{bad}"))
+            .await;
+        assert_eq!(st, 400, "{bad}");
+    }
+}
