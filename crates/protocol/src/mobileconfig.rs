@@ -1,4 +1,5 @@
-//! Enrollment profile (`.mobileconfig`) generation.
+//! Configuration profile (`.mobileconfig`) generation: the enrollment
+//! profile, and profiles built from policies ([`build_configuration_profile`]).
 //!
 //! The profile contains, in order: an optional `com.apple.security.root`
 //! payload (the TLS CA, so the device trusts the server), a
@@ -313,6 +314,89 @@ pub fn build_enrollment_profile(params: &EnrollmentProfileParams) -> Result<Vec<
     to_xml_bytes(&plist::Value::Dictionary(top))
 }
 
+/// One payload of a configuration profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadSpec {
+    /// `PayloadType`, e.g. `com.apple.wifi.managed`.
+    pub payload_type: String,
+    /// `PayloadIdentifier`.
+    pub identifier: String,
+    /// `PayloadUUID`.
+    pub uuid: Uuid,
+    /// `PayloadDisplayName`.
+    pub display_name: String,
+    /// The payload's own keys, already validated
+    /// ([`crate::schema::validate_payload`]).
+    pub content: plist::Dictionary,
+}
+
+/// Inputs for [`build_configuration_profile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigurationProfile {
+    /// Top-level `PayloadIdentifier` (stable: a new version replaces the
+    /// installed one).
+    pub identifier: String,
+    /// Top-level `PayloadUUID` (changes with each version).
+    pub uuid: Uuid,
+    /// `PayloadDisplayName`.
+    pub display_name: String,
+    /// `PayloadDescription` (empty: omitted).
+    pub description: String,
+    /// `PayloadOrganization`.
+    pub organization: String,
+    /// The payloads.
+    pub payloads: Vec<PayloadSpec>,
+}
+
+/// Build an unsigned configuration profile (XML plist), every payload and
+/// the top level checked against Apple's schema.
+pub fn build_configuration_profile(p: &ConfigurationProfile) -> Result<Vec<u8>, PlistError> {
+    if p.identifier.trim().is_empty() {
+        return Err(invalid("PayloadIdentifier", "must not be empty"));
+    }
+    if p.payloads.is_empty() {
+        return Err(invalid(
+            "PayloadContent",
+            "a profile needs at least one payload",
+        ));
+    }
+    let mut uuids = vec![p.uuid];
+    let mut content = Vec::with_capacity(p.payloads.len());
+    for (i, spec) in p.payloads.iter().enumerate() {
+        if uuids.contains(&spec.uuid) {
+            return Err(invalid("PayloadUUID", "payload UUIDs must be distinct"));
+        }
+        uuids.push(spec.uuid);
+        let mut d = common(
+            &spec.payload_type,
+            spec.identifier.clone(),
+            &spec.uuid,
+            &spec.display_name,
+            &p.organization,
+        );
+        for (k, v) in &spec.content {
+            d.insert(k.clone(), v.clone());
+        }
+        check_payload(&d, &spec.payload_type, &format!("PayloadContent[{i}]"))?;
+        content.push(plist::Value::Dictionary(d));
+    }
+    let mut top = common(
+        "Configuration",
+        p.identifier.clone(),
+        &p.uuid,
+        &p.display_name,
+        &p.organization,
+    );
+    if !p.description.is_empty() {
+        top.insert("PayloadDescription".into(), s(&p.description));
+    }
+    top.insert("PayloadContent".into(), plist::Value::Array(content));
+    let top_schema = profile_schema("TopLevel")
+        .ok_or_else(|| SchemaError::Load("no embedded TopLevel profile schema".to_owned()))?;
+    check_plist_dict(&top, &top_schema.keys, "", STRICT)?;
+    to_xml_bytes(&plist::Value::Dictionary(top))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -487,5 +571,117 @@ mod tests {
                 path: "P.Bogus".into()
             }
         );
+    }
+
+    #[test]
+    fn policy_payloads_are_checked_against_apples_schema_and_errors_name_the_key() {
+        use crate::schema::{validate_payload, SchemaError};
+        use serde_json::json;
+        let ok = validate_payload(
+            "com.apple.mobiledevice.passwordpolicy",
+            &json!({"forcePIN": true, "minLength": 8, "maxFailedAttempts": 6}),
+        )
+        .unwrap();
+        assert_eq!(ok.get("minLength"), Some(&plist::Value::Integer(8.into())));
+        let out_of_range = validate_payload(
+            "com.apple.mobiledevice.passwordpolicy",
+            &json!({"maxFailedAttempts": 20}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            out_of_range.to_string(),
+            "com.apple.mobiledevice.passwordpolicy.maxFailedAttempts: 20 is out of range (2–11)"
+        );
+        let wrong = validate_payload(
+            "com.apple.mobiledevice.passwordpolicy",
+            &json!({"forcePIN": "yes"}),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(wrong, SchemaError::WrongType { ref path, .. } if path.ends_with("forcePIN"))
+        );
+        let unknown = validate_payload(
+            "com.apple.applicationaccess",
+            &json!({"allowEverything": true}),
+        )
+        .unwrap_err();
+        assert!(
+            unknown.to_string().contains("allowEverything: unknown key"),
+            "{unknown}"
+        );
+        let missing =
+            validate_payload("com.apple.vpn.managed", &json!({"VPNType": "IKEv2"})).unwrap_err();
+        assert!(missing.to_string().contains("UserDefinedName"), "{missing}");
+        let builder =
+            validate_payload("com.apple.wifi.managed", &json!({"PayloadUUID": "x"})).unwrap_err();
+        assert!(builder.to_string().contains("set by Mamori"), "{builder}");
+        let not_allowed = validate_payload(
+            "com.apple.wifi.managed",
+            &json!({"SSID_STR": "Corp", "EncryptionType": "ROT13"}),
+        )
+        .unwrap_err();
+        assert!(
+            not_allowed.to_string().contains("EncryptionType"),
+            "{not_allowed}"
+        );
+    }
+
+    #[test]
+    fn a_configuration_profile_holds_validated_payloads_with_stable_identifiers() {
+        use crate::schema::validate_payload;
+        use serde_json::json;
+        let wifi = validate_payload(
+            "com.apple.wifi.managed",
+            &json!({"SSID_STR": "Corp", "EncryptionType": "WPA2", "Password": "s3cret-pass", "AutoJoin": true}),
+        )
+        .unwrap();
+        let pass = validate_payload(
+            "com.apple.mobiledevice.passwordpolicy",
+            &json!({"forcePIN": true, "minLength": 8}),
+        )
+        .unwrap();
+        let uuid = Uuid::new_v4();
+        let p = ConfigurationProfile {
+            identifier: "com.mamori.policy.wifi-corp".into(),
+            uuid,
+            display_name: "Corporate Wi-Fi".into(),
+            description: "Managed by Mamori".into(),
+            organization: "Acme".into(),
+            payloads: vec![
+                PayloadSpec {
+                    payload_type: "com.apple.wifi.managed".into(),
+                    identifier: "com.mamori.policy.wifi-corp.wifi".into(),
+                    uuid: Uuid::new_v4(),
+                    display_name: "Wi-Fi".into(),
+                    content: wifi,
+                },
+                PayloadSpec {
+                    payload_type: "com.apple.mobiledevice.passwordpolicy".into(),
+                    identifier: "com.mamori.policy.wifi-corp.passcode".into(),
+                    uuid: Uuid::new_v4(),
+                    display_name: "Passcode".into(),
+                    content: pass,
+                },
+            ],
+        };
+        let xml = build_configuration_profile(&p).unwrap();
+        let v: plist::Value = plist::from_bytes(&xml).unwrap();
+        let top = v.as_dictionary().unwrap();
+        assert_eq!(top["PayloadType"].as_string(), Some("Configuration"));
+        assert_eq!(
+            top["PayloadUUID"].as_string(),
+            Some(uuid.hyphenated().to_string().to_ascii_uppercase().as_str())
+        );
+        let payloads = top["PayloadContent"].as_array().unwrap();
+        assert_eq!(payloads.len(), 2);
+        let w = payloads[0].as_dictionary().unwrap();
+        assert_eq!(w["SSID_STR"].as_string(), Some("Corp"));
+        assert_eq!(w["PayloadOrganization"].as_string(), Some("Acme"));
+        let mut dup = p.clone();
+        dup.payloads[1].uuid = dup.payloads[0].uuid;
+        assert!(build_configuration_profile(&dup).is_err());
+        let mut empty = p;
+        empty.payloads.clear();
+        assert!(build_configuration_profile(&empty).is_err());
     }
 }

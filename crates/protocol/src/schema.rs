@@ -227,6 +227,8 @@ pub struct KeySchema {
     pub os_dependent: bool,
     /// Allowed values (empty: unrestricted).
     pub rangelist: Vec<RangeValue>,
+    /// Allowed numeric range, inclusive (`range: {min, max}`).
+    pub range: (Option<f64>, Option<f64>),
     /// Nested keys (dictionary members, array item type, or documented values).
     pub subkeys: Vec<KeySchema>,
 }
@@ -285,9 +287,19 @@ struct RawKey {
     #[serde(default)]
     rangelist: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
+    range: Option<RawRange>,
+    #[serde(default)]
     subkeys: Vec<RawKey>,
     #[serde(default, rename = "supportedOS")]
     supported_os: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawRange {
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
 }
 
 fn convert_key(raw: &RawKey, path: &str) -> Result<KeySchema, String> {
@@ -316,6 +328,7 @@ fn convert_key(raw: &RawKey, path: &str) -> Result<KeySchema, String> {
         required: raw.presence.as_deref() == Some("required"),
         os_dependent: raw.supported_os.is_some(),
         rangelist,
+        range: raw.range.as_ref().map_or((None, None), |r| (r.min, r.max)),
         subkeys,
     })
 }
@@ -459,7 +472,22 @@ fn check_str_range(s: &str, schema: &KeySchema, path: &str) -> Result<(), Schema
     }
 }
 
+/// `range: {min, max}` (inclusive).
+fn check_min_max(v: f64, schema: &KeySchema, path: &str) -> Result<(), SchemaError> {
+    let (min, max) = schema.range;
+    if min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m) {
+        let show = |b: Option<f64>| b.map_or_else(|| "…".to_owned(), |x| x.to_string());
+        return Err(SchemaError::Invalid {
+            path: path.to_owned(),
+            message: format!("{v} is out of range ({}–{})", show(min), show(max)),
+        });
+    }
+    Ok(())
+}
+
 fn check_int_range(i: i128, schema: &KeySchema, path: &str) -> Result<(), SchemaError> {
+    #[allow(clippy::cast_precision_loss)]
+    check_min_max(i as f64, schema, path)?;
     if schema.rangelist.is_empty() || schema.rangelist.iter().any(|r| r.matches_int(i)) {
         Ok(())
     } else {
@@ -547,6 +575,49 @@ pub fn validate_command(json: &Json) -> Result<plist::Dictionary, SchemaError> {
     Ok(out)
 }
 
+/// The keys the profile builder sets on every payload itself.
+pub const BUILDER_KEYS: &[&str] = &[
+    "PayloadType",
+    "PayloadVersion",
+    "PayloadIdentifier",
+    "PayloadUUID",
+    "PayloadDisplayName",
+    "PayloadDescription",
+    "PayloadOrganization",
+];
+
+/// Validate a profile payload's own keys (JSON, without the `Payload…`
+/// keys the builder adds) against Apple's schema for `payload_type`, and
+/// convert them to plist values. Errors name the key
+/// (`com.apple.wifi.managed.SSID_STR: required key missing`).
+pub fn validate_payload(payload_type: &str, json: &Json) -> Result<plist::Dictionary, SchemaError> {
+    let obj = json.as_object().ok_or_else(|| SchemaError::WrongType {
+        path: payload_type.to_owned(),
+        expected: "dictionary",
+    })?;
+    if let Some(k) = obj.keys().find(|k| BUILDER_KEYS.contains(&k.as_str())) {
+        return Err(SchemaError::Invalid {
+            path: join(payload_type, k),
+            message: "set by Mamori, not by the policy".into(),
+        });
+    }
+    let schema = registry()?.profiles.get(payload_type).ok_or_else(|| {
+        SchemaError::Load(format!("no embedded profile schema for {payload_type}"))
+    })?;
+    let keys: Vec<KeySchema> = schema
+        .keys
+        .iter()
+        .filter(|k| !BUILDER_KEYS.contains(&k.name.as_str()))
+        .cloned()
+        .collect();
+    json_dict_to_plist(
+        obj.iter().map(|(k, v)| (k.as_str(), v)),
+        &keys,
+        payload_type,
+        false,
+    )
+}
+
 /// `open_if_unspecified`: an empty key list means "anything goes" (nested
 /// dictionaries) rather than "no keys allowed" (commands without payloadkeys).
 fn json_dict_to_plist<'a>(
@@ -618,6 +689,7 @@ fn json_to_typed(
         }
         ValueType::Real => {
             let f = value.as_f64().ok_or_else(wrong)?;
+            check_min_max(f, schema, path)?;
             plist::Value::Real(f)
         }
         ValueType::Boolean => plist::Value::Boolean(value.as_bool().ok_or_else(wrong)?),
@@ -1091,7 +1163,9 @@ const CHECKIN_YAMLS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Embedded profile payload schemas used by the enrollment profile builder.
+/// Embedded profile payload schemas: those of the enrollment profile, and
+/// the payloads policies are built from (passcode, restrictions, Wi-Fi,
+/// VPN).
 const PROFILE_YAMLS: &[(&str, &str)] = &[
     (
         "CommonPayloadKeys.yaml",
@@ -1112,6 +1186,22 @@ const PROFILE_YAMLS: &[(&str, &str)] = &[
     (
         "com.apple.security.scep.yaml",
         include_str!("../apple-schema/mdm/profiles/com.apple.security.scep.yaml"),
+    ),
+    (
+        "com.apple.mobiledevice.passwordpolicy.yaml",
+        include_str!("../apple-schema/mdm/profiles/com.apple.mobiledevice.passwordpolicy.yaml"),
+    ),
+    (
+        "com.apple.applicationaccess.yaml",
+        include_str!("../apple-schema/mdm/profiles/com.apple.applicationaccess.yaml"),
+    ),
+    (
+        "com.apple.wifi.managed.yaml",
+        include_str!("../apple-schema/mdm/profiles/com.apple.wifi.managed.yaml"),
+    ),
+    (
+        "com.apple.vpn.managed.yaml",
+        include_str!("../apple-schema/mdm/profiles/com.apple.vpn.managed.yaml"),
     ),
 ];
 
