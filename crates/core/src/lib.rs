@@ -20,6 +20,7 @@ pub mod incidents;
 pub mod offboard;
 pub mod people;
 pub mod pki;
+pub mod policies;
 pub mod ports;
 pub mod push;
 pub mod report;

@@ -648,6 +648,34 @@ pub trait IncidentStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
+/// Policies and their sealed secrets.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Adds a policy; false when the name is taken.
+    async fn insert_policy(
+        &self,
+        p: &mamori_domain::Policy,
+        sealed_secrets: Option<&[u8]>,
+    ) -> StoreResult<bool>;
+    /// One policy with its sealed secrets.
+    async fn policy(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(mamori_domain::Policy, Option<Vec<u8>>)>>;
+    /// Every policy, by name.
+    async fn list_policies(&self) -> StoreResult<Vec<mamori_domain::Policy>>;
+    /// Replaces a policy if its stored version is `expected_version`
+    /// (false otherwise, or when the new name is taken).
+    async fn update_policy(
+        &self,
+        p: &mamori_domain::Policy,
+        sealed_secrets: Option<&[u8]>,
+        expected_version: i64,
+    ) -> StoreResult<bool>;
+    /// Deletes a policy; false when there was none.
+    async fn delete_policy(&self, id: &str) -> StoreResult<bool>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -674,6 +702,7 @@ pub trait Store:
     + SinkStore
     + AuditRetentionStore
     + IncidentStore
+    + PolicyStore
 {
 }
 impl<T> Store for T where
@@ -690,6 +719,7 @@ impl<T> Store for T where
         + SinkStore
         + AuditRetentionStore
         + IncidentStore
+        + PolicyStore
 {
 }
 

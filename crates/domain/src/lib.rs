@@ -8,6 +8,7 @@ mod ids;
 mod incident;
 mod model;
 mod people;
+mod policy;
 
 pub use admin::{
     AdminAccount, AdminCredentials, AdminSession, AuditEvent, AuditRecord, Permission, Role,
@@ -22,3 +23,4 @@ pub use model::{
     EnrollmentProfile, EnrollmentStatus, ProfileId,
 };
 pub use people::{EmploymentStatus, PersonRecord, PersonView, PersonalFields};
+pub use policy::{Policy, PolicyKind};

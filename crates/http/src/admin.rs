@@ -262,6 +262,36 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/policies",
+            perm(P::DevicesRead),
+            get(policies::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/policies",
+            perm(P::CommandsWrite),
+            post(policies::create),
+        ),
+        r(
+            "GET",
+            "/api/v1/policies/{id}",
+            perm(P::DevicesRead),
+            get(policies::get_one),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/policies/{id}",
+            perm(P::CommandsWrite),
+            axum::routing::patch(policies::update),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/policies/{id}",
+            perm(P::CommandsWrite),
+            delete(policies::delete_one),
+        ),
+        r(
+            "GET",
             "/api/v1/incidents",
             perm(P::AuditRead),
             get(incidents::list),
@@ -478,6 +508,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, Access)> {
 mod accounts;
 mod incidents;
 mod people;
+mod policies;
 mod session;
 
 /// Routes administrators use.

@@ -29,6 +29,7 @@ mod devices;
 mod incidents;
 mod migrate;
 mod people;
+mod policies;
 mod queue;
 mod sinks;
 mod tokens;

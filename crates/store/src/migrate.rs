@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/sqlite/0015_audit_access_index.sql"),
     ),
+    (16, include_str!("../migrations/sqlite/0016_policies.sql")),
 ];
 
 /// The newest schema version.

@@ -1829,3 +1829,52 @@ async fn incidents_keep_who_was_told_when_their_scope_changes() {
     assert!(s.update_incident(&changed).await.unwrap());
     assert_eq!(s.list_incidents().await.unwrap(), vec![changed]);
 }
+
+#[tokio::test]
+async fn policies_keep_unique_names_and_change_only_from_the_version_read() {
+    let (s, _d) = sqlite().await;
+    let p = Policy {
+        id: "pol1".into(),
+        name: "Corp Wi-Fi".into(),
+        kind: PolicyKind::Wifi,
+        settings: json!({"SSID_STR": "Corp"}),
+        secrets: vec!["/Password".into()],
+        version: 1,
+        profile_identifier: "com.mamori.policy.pol1".into(),
+        payload_uuid: "A".into(),
+        profile_uuid: "B".into(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    assert!(s.insert_policy(&p, Some(&[1, 2, 3])).await.unwrap());
+    let twin = Policy {
+        id: "pol2".into(),
+        ..p.clone()
+    };
+    assert!(!s.insert_policy(&twin, None).await.unwrap(), "name taken");
+    assert_eq!(
+        s.policy("pol1").await.unwrap(),
+        Some((p.clone(), Some(vec![1, 2, 3])))
+    );
+    let mut v2 = p.clone();
+    v2.version = 2;
+    v2.profile_uuid = "C".into();
+    v2.secrets.clear();
+    assert!(s.update_policy(&v2, None, 1).await.unwrap());
+    assert!(!s.update_policy(&v2, None, 1).await.unwrap(), "stale version");
+    assert_eq!(s.policy("pol1").await.unwrap(), Some((v2.clone(), None)));
+    let other = Policy {
+        id: "pol3".into(),
+        name: "Passcode".into(),
+        kind: PolicyKind::Passcode,
+        ..p.clone()
+    };
+    assert!(s.insert_policy(&other, None).await.unwrap());
+    let mut rename = other.clone();
+    rename.name = "Corp Wi-Fi".into();
+    rename.version = 2;
+    assert!(!s.update_policy(&rename, None, 1).await.unwrap(), "name taken");
+    assert_eq!(s.list_policies().await.unwrap().len(), 2);
+    assert!(s.delete_policy("pol1").await.unwrap());
+    assert!(!s.delete_policy("pol1").await.unwrap());
+}

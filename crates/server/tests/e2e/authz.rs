@@ -119,6 +119,10 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         | ("POST", "/api/v1/incidents/{id}/scope" | "/api/v1/incidents/{id}/notifications") => {
             perm(P::IncidentsManage)
         }
+        ("GET", "/api/v1/policies" | "/api/v1/policies/{id}") => perm(P::DevicesRead),
+        ("POST", "/api/v1/policies") | ("PATCH" | "DELETE", "/api/v1/policies/{id}") => {
+            perm(P::CommandsWrite)
+        }
         ("POST", "/api/v1/enrollment-profiles" | "/api/v1/enrollment-links") => {
             perm(P::EnrollmentWrite)
         }

@@ -17,6 +17,7 @@ mod enrollment;
 mod incidents;
 mod interop;
 mod people;
+mod policies;
 mod push;
 mod queue;
 mod sinks;
