@@ -290,7 +290,9 @@ impl Services {
         match self.store.next_command(&key, include_not_now, now).await? {
             Some(cmd) => {
                 tracing::debug!(device = %key, command = %cmd.command_uuid, "command delivered");
-                Ok(DeviceReply { body: cmd.payload })
+                Ok(DeviceReply {
+                    body: self.open_command(&cmd.command_uuid, cmd.payload)?,
+                })
             }
             None => Ok(DeviceReply::default()),
         }

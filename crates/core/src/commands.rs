@@ -17,6 +17,38 @@ pub struct Queued {
     pub command_uuid: CommandUuid,
 }
 
+/// Queued command payloads are sealed at rest with the master key (bound
+/// to the command UUID): a command may carry a Wi-Fi password in a
+/// profile, a lock PIN, a phone number. Marked so that payloads queued
+/// before sealing existed still go out.
+const SEALED_COMMAND: &[u8] = b"mamori-sealed-command-v1\0";
+
+impl Services {
+    pub(crate) fn seal_command(&self, uuid: &CommandUuid, payload: &[u8]) -> CoreResult<Vec<u8>> {
+        let mut out = SEALED_COMMAND.to_vec();
+        out.extend(
+            self.pki
+                .secret_box
+                .seal(payload, Some(uuid.as_str().as_bytes()))
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        Ok(out)
+    }
+
+    /// The plist to send (opens a sealed payload).
+    pub(crate) fn open_command(&self, uuid: &CommandUuid, stored: Vec<u8>) -> CoreResult<Vec<u8>> {
+        match stored.strip_prefix(SEALED_COMMAND) {
+            Some(sealed) => Ok(self
+                .pki
+                .secret_box
+                .open(sealed, Some(uuid.as_str().as_bytes()))
+                .map_err(|e| CoreError::Internal(format!("queued command does not open: {e}")))?
+                .to_vec()),
+            None => Ok(stored),
+        }
+    }
+}
+
 /// What queuing a command did.
 #[derive(Debug, Clone)]
 pub enum Enqueued {
@@ -145,10 +177,10 @@ impl Services {
                 return Err(CoreError::Internal("command could not be encoded".into()));
             }
             rows.push(NewCommand {
+                payload: self.seal_command(&uuid, &payload)?,
                 command_uuid: uuid.clone(),
                 device: key.clone(),
                 request_type: request_type.clone(),
-                payload,
             });
             queued.push(Queued {
                 udid: key,

@@ -1861,7 +1861,10 @@ async fn policies_keep_unique_names_and_change_only_from_the_version_read() {
     v2.profile_uuid = "C".into();
     v2.secrets.clear();
     assert!(s.update_policy(&v2, None, 1).await.unwrap());
-    assert!(!s.update_policy(&v2, None, 1).await.unwrap(), "stale version");
+    assert!(
+        !s.update_policy(&v2, None, 1).await.unwrap(),
+        "stale version"
+    );
     assert_eq!(s.policy("pol1").await.unwrap(), Some((v2.clone(), None)));
     let other = Policy {
         id: "pol3".into(),
@@ -1873,7 +1876,10 @@ async fn policies_keep_unique_names_and_change_only_from_the_version_read() {
     let mut rename = other.clone();
     rename.name = "Corp Wi-Fi".into();
     rename.version = 2;
-    assert!(!s.update_policy(&rename, None, 1).await.unwrap(), "name taken");
+    assert!(
+        !s.update_policy(&rename, None, 1).await.unwrap(),
+        "name taken"
+    );
     assert_eq!(s.list_policies().await.unwrap().len(), 2);
     assert!(s.delete_policy("pol1").await.unwrap());
     assert!(!s.delete_policy("pol1").await.unwrap());

@@ -57,7 +57,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 /// Every file of the database (main file, WAL, shared memory).
-fn db_files(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+pub fn db_files(app: &TestApp) -> Vec<(String, Vec<u8>)> {
     let dir = app.dir.path().join("data");
     ["mamori.db", "mamori.db-wal", "mamori.db-shm"]
         .iter()

@@ -242,3 +242,31 @@ async fn bootstrap_token_is_escrowed_sealed_and_only_returned_to_its_device() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_command_is_sealed_at_rest_and_arrives_intact() {
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.udid().to_owned();
+    let phone = "+81-3-5550-8642";
+    let message = "Found? Call Quillfeather at";
+    app.enqueue(
+        &[&udid],
+        json!({"RequestType": "DeviceLock", "Message": message, "PhoneNumber": phone}),
+    )
+    .await;
+    for (name, bytes) in crate::people::db_files(&app) {
+        for needle in [phone, message] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{name} holds {needle:?}"
+            );
+        }
+    }
+    let cmd = dev.connect_idle().await.unwrap().unwrap();
+    assert_eq!(cmd.request_type, "DeviceLock");
+    let got = cmd.command.get("PhoneNumber").and_then(|v| v.as_string());
+    assert_eq!(got, Some(phone));
+}
