@@ -15,6 +15,7 @@ pub mod enroll;
 pub mod error;
 pub mod evidence;
 pub mod export;
+pub mod groups;
 pub mod identity;
 pub mod incidents;
 pub mod offboard;

@@ -345,6 +345,7 @@ impl Services {
         if state == CommandState::NotNow {
             return Ok(());
         }
+        self.profile_result(command, state).await?;
         if let Some((pending, _)) = self.store.device_offboarding(device).await? {
             if &pending == command {
                 let ctx = ClientContext::default();

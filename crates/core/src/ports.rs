@@ -676,6 +676,42 @@ pub trait PolicyStore: Send + Sync {
     async fn delete_policy(&self, id: &str) -> StoreResult<bool>;
 }
 
+/// Device groups, their policies, and the profiles on each device.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Adds a group; false when the name is taken.
+    async fn insert_group(&self, g: &mamori_domain::DeviceGroup) -> StoreResult<bool>;
+    /// Every group with its members and policies, by name.
+    async fn list_groups(&self) -> StoreResult<Vec<mamori_domain::DeviceGroup>>;
+    /// Deletes a group (members and assignments too); false when none.
+    async fn delete_group(&self, id: &str) -> StoreResult<bool>;
+    /// Adds and removes static members.
+    async fn change_group_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> StoreResult<()>;
+    /// Replaces the policies assigned to a group.
+    async fn set_group_policies(&self, id: &str, policies: &[String]) -> StoreResult<()>;
+    /// Every device-profile row.
+    async fn device_profiles(&self) -> StoreResult<Vec<mamori_domain::DeviceProfile>>;
+    /// One device's profile rows.
+    async fn profiles_of_device(
+        &self,
+        udid: &str,
+    ) -> StoreResult<Vec<mamori_domain::DeviceProfile>>;
+    /// Inserts or replaces rows (in one transaction).
+    async fn put_device_profiles(&self, rows: &[mamori_domain::DeviceProfile]) -> StoreResult<()>;
+    /// The row whose command is `command_uuid`.
+    async fn device_profile_by_command(
+        &self,
+        command_uuid: &str,
+    ) -> StoreResult<Option<mamori_domain::DeviceProfile>>;
+    /// Removes a row.
+    async fn delete_device_profile(&self, udid: &str, profile_identifier: &str) -> StoreResult<()>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -703,6 +739,7 @@ pub trait Store:
     + AuditRetentionStore
     + IncidentStore
     + PolicyStore
+    + GroupStore
 {
 }
 impl<T> Store for T where
@@ -720,6 +757,7 @@ impl<T> Store for T where
         + AuditRetentionStore
         + IncidentStore
         + PolicyStore
+        + GroupStore
 {
 }
 

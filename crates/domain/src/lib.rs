@@ -4,6 +4,7 @@
 
 mod admin;
 mod approval;
+mod group;
 mod ids;
 mod incident;
 mod model;
@@ -16,6 +17,7 @@ pub use admin::{
 };
 
 pub use approval::{Approval, ApprovalStatus};
+pub use group::{DeviceGroup, DeviceProfile, GroupRule, ProfileState};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};
 pub use model::{

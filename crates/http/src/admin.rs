@@ -262,6 +262,54 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/groups",
+            perm(P::DevicesRead),
+            get(groups::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/groups",
+            perm(P::CommandsWrite),
+            post(groups::create),
+        ),
+        r(
+            "GET",
+            "/api/v1/groups/{id}",
+            perm(P::DevicesRead),
+            get(groups::get_one),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/groups/{id}",
+            perm(P::CommandsWrite),
+            delete(groups::delete_one),
+        ),
+        r(
+            "POST",
+            "/api/v1/groups/{id}/devices",
+            perm(P::CommandsWrite),
+            post(groups::members),
+        ),
+        r(
+            "PUT",
+            "/api/v1/groups/{id}/policies",
+            perm(P::CommandsWrite),
+            put(groups::policies),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/{udid}/profiles",
+            perm(P::DevicesRead),
+            get(groups::device_profiles),
+        ),
+        r(
+            "POST",
+            "/api/v1/reconcile",
+            perm(P::CommandsWrite),
+            post(groups::reconcile),
+        ),
+        r(
+            "GET",
             "/api/v1/policies",
             perm(P::DevicesRead),
             get(policies::list),
@@ -506,6 +554,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, Access)> {
 }
 
 mod accounts;
+mod groups;
 mod incidents;
 mod people;
 mod policies;

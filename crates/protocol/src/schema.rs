@@ -763,6 +763,32 @@ impl PlistCheck {
     }
 }
 
+/// Check a command dictionary built as plist (`RequestType` plus its keys)
+/// against Apple's schema for that command.
+pub fn check_command_dict(dict: &plist::Dictionary) -> Result<(), SchemaError> {
+    let rt = dict
+        .get("RequestType")
+        .and_then(plist::Value::as_string)
+        .ok_or_else(|| SchemaError::MissingKey {
+            path: "Command.RequestType".to_owned(),
+        })?;
+    let schema = registry()?
+        .commands
+        .get(rt)
+        .ok_or_else(|| SchemaError::UnknownRequestType(rt.to_owned()))?;
+    let mut rest = dict.clone();
+    rest.remove("RequestType");
+    check_plist_dict(
+        &rest,
+        &schema.keys,
+        "Command",
+        PlistCheck {
+            reject_unknown: true,
+            unconditional_required_only: false,
+        },
+    )
+}
+
 /// Check a plist dictionary against a key list. `path` prefixes error paths
 /// (empty for none).
 pub(crate) fn check_plist_dict(

@@ -241,6 +241,10 @@ async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::vault::LocalKeyr
     }
 }
 
+/// Commands one reconciliation pass queues at most (the rest wait for the
+/// next pass: no command storms).
+pub const RECONCILE_BATCH: usize = 5000;
+
 /// How often the server looks at `people.key` for a rotation.
 pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -350,6 +354,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         )),
         tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
         tokio::spawn(services.clone().run_anomaly_detection()),
+        tokio::spawn(
+            services
+                .clone()
+                .run_reconciler(config.reconcile_every, RECONCILE_BATCH),
+        ),
     ];
     let mut tasks = tasks;
     if !config.audit_sinks.is_empty() {

@@ -205,6 +205,8 @@ pub struct Config {
     pub erase_approval_threshold: usize,
     /// Anomaly rules on the audit stream.
     pub anomaly: mamori_core::anomaly::AnomalyPolicy,
+    /// How often policy profiles are reconciled (60 s; tests change it).
+    pub reconcile_every: std::time::Duration,
 }
 
 impl Config {
@@ -355,6 +357,7 @@ impl Config {
             anomaly.read_baseline_factor = n;
         }
         Ok(Self {
+            reconcile_every: std::time::Duration::from_secs(60),
             anomaly,
             erase_approval_threshold: erase_approval_threshold as usize,
             audit_retention_days,

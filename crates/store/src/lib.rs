@@ -26,6 +26,7 @@ mod audit_retention;
 mod backup;
 mod certs;
 mod devices;
+mod groups;
 mod incidents;
 mod migrate;
 mod people;

@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0015_audit_access_index.sql"),
     ),
     (16, include_str!("../migrations/sqlite/0016_policies.sql")),
+    (17, include_str!("../migrations/sqlite/0017_groups.sql")),
 ];
 
 /// The newest schema version.

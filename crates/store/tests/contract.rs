@@ -1884,3 +1884,85 @@ async fn policies_keep_unique_names_and_change_only_from_the_version_read() {
     assert!(s.delete_policy("pol1").await.unwrap());
     assert!(!s.delete_policy("pol1").await.unwrap());
 }
+
+#[tokio::test]
+async fn groups_hold_members_and_policies_and_profile_rows_follow_commands() {
+    let (s, _d) = sqlite().await;
+    let g = DeviceGroup {
+        id: "g1".into(),
+        name: "Fleet".into(),
+        rule: None,
+        members: vec![],
+        policies: vec![],
+        created_at: now(),
+    };
+    assert!(s.insert_group(&g).await.unwrap());
+    assert!(!s
+        .insert_group(&DeviceGroup {
+            id: "g2".into(),
+            ..g.clone()
+        })
+        .await
+        .unwrap());
+    let dynamic = DeviceGroup {
+        id: "g3".into(),
+        name: "Macs".into(),
+        rule: Some(GroupRule {
+            model: Some("Mac".into()),
+            ..GroupRule::default()
+        }),
+        ..g.clone()
+    };
+    assert!(s.insert_group(&dynamic).await.unwrap());
+    s.change_group_members("g1", &["D1".into(), "D2".into(), "D1".into()], &[])
+        .await
+        .unwrap();
+    s.change_group_members("g1", &[], &["D2".into()])
+        .await
+        .unwrap();
+    s.set_group_policies("g1", &["p1".into(), "p2".into()])
+        .await
+        .unwrap();
+    s.set_group_policies("g1", &["p2".into()]).await.unwrap();
+    let all = s.list_groups().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let fleet = all.iter().find(|x| x.id == "g1").unwrap();
+    assert_eq!(fleet.members, vec!["D1".to_owned()]);
+    assert_eq!(fleet.policies, vec!["p2".to_owned()]);
+    assert_eq!(
+        all.iter().find(|x| x.id == "g3").unwrap().rule,
+        dynamic.rule
+    );
+    let row = DeviceProfile {
+        udid: "D1".into(),
+        profile_identifier: "com.mamori.policy.p2".into(),
+        policy_id: "p2".into(),
+        profile_uuid: "U1".into(),
+        state: ProfileState::Installing,
+        command_uuid: Some("C1".into()),
+        attempts: 0,
+        retry_at: None,
+        updated_at: now(),
+    };
+    s.put_device_profiles(std::slice::from_ref(&row))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.device_profile_by_command("C1").await.unwrap(),
+        Some(row.clone())
+    );
+    let installed = DeviceProfile {
+        state: ProfileState::Installed,
+        ..row.clone()
+    };
+    s.put_device_profiles(std::slice::from_ref(&installed))
+        .await
+        .unwrap();
+    assert_eq!(s.profiles_of_device("D1").await.unwrap(), vec![installed]);
+    s.delete_device_profile("D1", "com.mamori.policy.p2")
+        .await
+        .unwrap();
+    assert!(s.device_profiles().await.unwrap().is_empty());
+    assert!(s.delete_group("g1").await.unwrap());
+    assert!(!s.delete_group("g1").await.unwrap());
+}

@@ -14,6 +14,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod enrollment;
+mod groups;
 mod incidents;
 mod interop;
 mod people;

@@ -1,0 +1,103 @@
+//! Device groups, policy assignment and the profiles on each device.
+
+use super::json_body;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::groups::GroupInput;
+use mamori_core::Services;
+use serde::Deserialize;
+use serde_json::json;
+
+pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "groups": s.groups().await? })).into_response())
+}
+
+pub(super) async fn create(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: GroupInput = json_body(&headers, &body)?;
+    let g = s.create_group(&actor.label(), &ctx, &input).await?;
+    Ok((StatusCode::CREATED, Json(g)).into_response())
+}
+
+pub(super) async fn get_one(
+    State(s): State<Services>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.group(&id).await?).into_response())
+}
+
+pub(super) async fn delete_one(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.delete_group(&actor.label(), &ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MembersBody {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+pub(super) async fn members(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: MembersBody = json_body(&headers, &body)?;
+    let g = s
+        .change_group_members(&actor.label(), &ctx, &id, &b.add, &b.remove)
+        .await?;
+    Ok(Json(g).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PoliciesBody {
+    policies: Vec<String>,
+}
+
+pub(super) async fn policies(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: PoliciesBody = json_body(&headers, &body)?;
+    let g = s
+        .set_group_policies(&actor.label(), &ctx, &id, &b.policies)
+        .await?;
+    Ok(Json(g).into_response())
+}
+
+pub(super) async fn device_profiles(
+    State(s): State<Services>,
+    Path(udid): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "profiles": s.device_profiles(&udid).await? })).into_response())
+}
+
+pub(super) async fn reconcile(State(s): State<Services>) -> Result<Response, ApiError> {
+    Ok(Json(s.reconcile_once(5000).await?).into_response())
+}
