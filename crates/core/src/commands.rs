@@ -15,6 +15,22 @@ pub struct Queued {
     pub udid: DeviceKey,
     /// The command UUID for that device.
     pub command_uuid: CommandUuid,
+    /// The six-digit PIN a Mac was locked with (generated when none was
+    /// given): shown this once; it stays sealed in the queued command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+}
+
+/// A random six-digit PIN (uniform: rejection sampling).
+fn six_digit_pin() -> CoreResult<String> {
+    loop {
+        let b =
+            mamori_crypto::try_random_bytes(4).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if v < 4_294_000_000 {
+            return Ok(format!("{:06}", v % 1_000_000));
+        }
+    }
 }
 
 /// Queued command payloads are sealed at rest with the master key (bound
@@ -24,6 +40,40 @@ pub struct Queued {
 const SEALED_COMMAND: &[u8] = b"mamori-sealed-command-v1\0";
 
 impl Services {
+    /// Whether the device is a Mac (by its inventory).
+    async fn is_mac(&self, key: &DeviceKey) -> CoreResult<bool> {
+        Ok(self.store.device(key).await?.is_some_and(|d| {
+            d.model.as_deref().is_some_and(|m| m.contains("Mac"))
+                || d.product_name
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("Mac"))
+        }))
+    }
+
+    /// The device's UnlockToken (stored sealed when it sent one).
+    async fn unlock_token(&self, key: &DeviceKey) -> CoreResult<Vec<u8>> {
+        let sealed = self.store.sealed_unlock_token(key).await?.ok_or_else(|| {
+            CoreError::Conflict(format!(
+                "{key} sent no UnlockToken: its passcode cannot be cleared remotely"
+            ))
+        })?;
+        Ok(self
+            .pki
+            .secret_box
+            .open(&sealed, Some(key.as_str().as_bytes()))
+            .map_err(|e| CoreError::Internal(format!("unlock token does not open: {e}")))?
+            .to_vec())
+    }
+
+    /// A device's commands, newest first (results are read one by one).
+    pub async fn device_commands(&self, udid: &str) -> CoreResult<Vec<CommandRecord>> {
+        let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        if self.store.device(&key).await?.is_none() {
+            return Err(CoreError::NotFound("no such device".into()));
+        }
+        Ok(self.store.device_commands(&key, 200).await?)
+    }
+
     pub(crate) fn seal_command(&self, uuid: &CommandUuid, payload: &[u8]) -> CoreResult<Vec<u8>> {
         let mut out = SEALED_COMMAND.to_vec();
         out.extend(
@@ -160,19 +210,54 @@ impl Services {
                 "at most {MAX_TARGETS} devices per request"
             )));
         }
-        let dict = mamori_protocol::schema::validate_command(command)
+        // ClearPasscode carries the device's UnlockToken, which only Mamori
+        // holds: filled in per device (validated with a placeholder).
+        let clear_passcode =
+            command.get("RequestType").and_then(|v| v.as_str()) == Some("ClearPasscode");
+        let checked = if clear_passcode {
+            if command.get("UnlockToken").is_some() {
+                return Err(CoreError::BadRequest(
+                    "invalid command: UnlockToken is filled in by Mamori".into(),
+                ));
+            }
+            let mut c = command.clone();
+            if let Some(o) = c.as_object_mut() {
+                o.insert(
+                    "UnlockToken".into(),
+                    serde_json::Value::String("AA==".into()),
+                );
+            }
+            c
+        } else {
+            command.clone()
+        };
+        let dict = mamori_protocol::schema::validate_command(&checked)
             .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
         let request_type = dict
             .get("RequestType")
             .and_then(|v| v.as_string())
             .unwrap_or_default()
             .to_owned();
+        let mac_lock = request_type == "DeviceLock" && !dict.contains_key("PIN");
         let keys = self.enrolled_keys(devices).await?;
         let mut queued = Vec::with_capacity(keys.len());
         let mut rows = Vec::with_capacity(keys.len());
         for key in keys {
             let uuid = CommandUuid::new_random();
-            let payload = mamori_protocol::command::encode_command(uuid.as_str(), dict.clone());
+            let mut d = dict.clone();
+            let mut pin = None;
+            if mac_lock && self.is_mac(&key).await? {
+                let p = six_digit_pin()?;
+                d.insert("PIN".into(), plist::Value::String(p.clone()));
+                pin = Some(p);
+            }
+            if clear_passcode {
+                d.insert(
+                    "UnlockToken".into(),
+                    plist::Value::Data(self.unlock_token(&key).await?),
+                );
+            }
+            let payload = mamori_protocol::command::encode_command(uuid.as_str(), d);
             if payload.is_empty() {
                 return Err(CoreError::Internal("command could not be encoded".into()));
             }
@@ -185,6 +270,7 @@ impl Services {
             queued.push(Queued {
                 udid: key,
                 command_uuid: uuid,
+                pin,
             });
         }
         self.store.enqueue(&rows, self.clock.now()).await?;

@@ -159,6 +159,8 @@ pub trait DeviceStore: Send + Sync {
         -> StoreResult<Vec<Device>>;
     /// Push targets of enrolled, push-ready devices among the given ones.
     async fn push_targets(&self, devices: &[DeviceKey]) -> StoreResult<Vec<PushTarget>>;
+    /// The device's UnlockToken as stored (sealed), if it sent one.
+    async fn sealed_unlock_token(&self, device: &DeviceKey) -> StoreResult<Option<Vec<u8>>>;
     /// Stores an inventory result (raw JSON plus typed fields).
     async fn set_inventory(
         &self,
@@ -225,6 +227,12 @@ pub trait QueueStore: Send + Sync {
     ) -> StoreResult<ResultOutcome>;
     /// Every per-device record of a command UUID.
     async fn command(&self, command: &CommandUuid) -> StoreResult<Option<CommandRecord>>;
+    /// A device's commands, newest first (results left out).
+    async fn device_commands(
+        &self,
+        device: &DeviceKey,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>>;
 }
 
 /// Administrator API tokens.

@@ -298,6 +298,12 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/devices/{udid}/commands",
+            perm(P::CommandsRead),
+            get(device_commands),
+        ),
+        r(
+            "GET",
             "/api/v1/devices/{udid}/profiles",
             perm(P::DevicesRead),
             get(groups::device_profiles),
@@ -741,6 +747,13 @@ async fn enqueue(
             (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
         }
     })
+}
+
+async fn device_commands(
+    State(s): State<Services>,
+    Path(udid): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "commands": s.device_commands(&udid).await? })).into_response())
 }
 
 async fn command_status(

@@ -239,6 +239,20 @@ pub struct DeviceState {
     pub not_now_remaining: usize,
     /// APNs device token (sent in `TokenUpdate`, reported as `PushToken`).
     pub push_token: Vec<u8>,
+    /// Lost mode (`EnableLostMode` / `DisableLostMode`).
+    pub lost_mode: bool,
+    /// The lost-mode message shown on the lock screen.
+    pub lost_message: Option<String>,
+    /// `PlayLostModeSound` commands acknowledged.
+    pub lost_sounds: u32,
+    /// The PIN a Mac was locked with (`DeviceLock` with `PIN`).
+    pub lock_pin: Option<String>,
+    /// The UnlockToken the device sent; `ClearPasscode` must carry it.
+    pub unlock_token: Option<Vec<u8>>,
+    /// `ClearPasscode` commands acknowledged.
+    pub passcode_clears: u32,
+    /// Where the device is (reported by `DeviceLocation` in lost mode).
+    pub location: (f64, f64),
 }
 
 impl DeviceState {
@@ -269,8 +283,70 @@ pub fn builtin_response(info: &DeviceInfo, state: &mut DeviceState, cmd: &Comman
         "RemoveProfile" => remove_profile(state, cmd),
         "InstalledApplicationList" => installed_apps(state, cmd),
         "DeviceLock" => {
+            if info.is_mac() {
+                // A Mac needs a six-digit PIN to unlock it afterwards.
+                match cmd.get("PIN").and_then(Value::as_string) {
+                    Some(pin) if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) => {
+                        state.lock_pin = Some(pin.to_owned());
+                    }
+                    _ => return Response::CommandFormatError,
+                }
+            }
             state.locked = true;
             Response::ack()
+        }
+        "EnableLostMode" => {
+            if info.is_mac() {
+                return Response::unknown_request_type();
+            }
+            state.lost_mode = true;
+            state.lost_message = cmd
+                .get("Message")
+                .and_then(Value::as_string)
+                .map(str::to_owned);
+            Response::ack()
+        }
+        "DisableLostMode" => {
+            state.lost_mode = false;
+            state.lost_message = None;
+            Response::ack()
+        }
+        "PlayLostModeSound" | "DeviceLocation" if !state.lost_mode => {
+            Response::Error(vec![ErrorChainItem::new(
+                12067,
+                "MCMDMErrorDomain",
+                "The device is not in Lost Mode.",
+            )])
+        }
+        "PlayLostModeSound" => {
+            state.lost_sounds += 1;
+            Response::ack()
+        }
+        "DeviceLocation" => {
+            let mut d = Dictionary::new();
+            d.insert("Latitude".into(), Value::Real(state.location.0));
+            d.insert("Longitude".into(), Value::Real(state.location.1));
+            d.insert("HorizontalAccuracy".into(), Value::Real(12.0));
+            d.insert("VerticalAccuracy".into(), Value::Real(8.0));
+            d.insert("Altitude".into(), Value::Real(40.0));
+            d.insert("Speed".into(), Value::Real(0.0));
+            d.insert("Course".into(), Value::Real(0.0));
+            d.insert("Timestamp".into(), s("2026-11-24T09:30:00Z"));
+            Response::Acknowledged(d)
+        }
+        "ClearPasscode" => {
+            let given = cmd.get("UnlockToken").and_then(Value::as_data);
+            match (&state.unlock_token, given) {
+                (Some(want), Some(got)) if want.as_slice() == got => {
+                    state.passcode_clears += 1;
+                    Response::ack()
+                }
+                _ => Response::Error(vec![ErrorChainItem::new(
+                    12021,
+                    "MCMDMErrorDomain",
+                    "The unlock token is invalid.",
+                )]),
+            }
         }
         "RestartDevice" => {
             state.restarts += 1;

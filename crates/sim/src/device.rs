@@ -148,12 +148,14 @@ impl SimDevice {
 
     /// A new, unenrolled device with the given hardware identity.
     pub fn with_info(info: DeviceInfo, options: SimOptions) -> Self {
+        let unlock_token = info.is_ios().then(|| mamori_crypto::random_bytes(64));
         let state = DeviceState {
             apps: InstalledApp::defaults_for(&info),
             push_token: mamori_crypto::random_bytes(32),
+            unlock_token: unlock_token.clone(),
+            location: (35.6812, 139.7671),
             ..DeviceState::default()
         };
-        let unlock_token = info.is_ios().then(|| mamori_crypto::random_bytes(64));
         Self {
             info,
             options,

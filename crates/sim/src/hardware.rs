@@ -107,6 +107,11 @@ impl DeviceInfo {
     pub fn is_ios(&self) -> bool {
         self.kind == DeviceKind::IPhone
     }
+
+    /// A Mac.
+    pub fn is_mac(&self) -> bool {
+        self.kind == DeviceKind::Mac
+    }
 }
 
 fn random_hex_upper(bytes: usize) -> String {

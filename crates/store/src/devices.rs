@@ -187,6 +187,19 @@ impl DeviceStore for SqliteStore {
         .await
     }
 
+    async fn sealed_unlock_token(&self, device: &DeviceKey) -> StoreResult<Option<Vec<u8>>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT unlock_token FROM devices WHERE udid = ?",
+                [device.as_str()],
+                |r| col::<Option<Vec<u8>>>(r, "unlock_token"),
+            )
+        })
+        .await
+        .map(Option::flatten)
+    }
+
     async fn push_targets(&self, devices: &[DeviceKey]) -> StoreResult<Vec<PushTarget>> {
         if devices.is_empty() {
             return Ok(Vec::new());

@@ -122,6 +122,39 @@ impl QueueStore for SqliteStore {
         })
     }
 
+    async fn device_commands(
+        &self,
+        device: &DeviceKey,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>> {
+        let device = device.clone();
+        self.read(move |c| {
+            crate::query_all(
+                c,
+                "SELECT command_uuid, udid, request_type, state, queued_at, updated_at, error_chain
+                 FROM commands WHERE udid = ? ORDER BY queued_at DESC, seq DESC LIMIT ?",
+                params![device.as_str(), i64::from(limit)],
+                |r| {
+                    let state: String = col(r, "state")?;
+                    let uuid: String = col(r, "command_uuid")?;
+                    Ok(CommandRecord {
+                        command_uuid: CommandUuid::parse(&uuid)
+                            .map_err(|e| StoreError(e.to_string()))?,
+                        udid: device.clone(),
+                        request_type: col(r, "request_type")?,
+                        state: CommandState::parse(&state)
+                            .ok_or_else(|| StoreError(format!("unknown command state {state}")))?,
+                        queued_at: from_ts(col(r, "queued_at")?)?,
+                        updated_at: from_ts(col(r, "updated_at")?)?,
+                        result: None,
+                        error_chain: json_col(col(r, "error_chain")?)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
     async fn command(&self, command: &CommandUuid) -> StoreResult<Option<CommandRecord>> {
         self.read(|c| {
             query_opt(

@@ -134,7 +134,9 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         }
         ("GET", "/api/v1/devices" | "/api/v1/devices/{udid}") => perm(P::DevicesRead),
         ("POST", "/api/v1/commands") => perm(P::DeviceActions),
-        ("GET", "/api/v1/commands/{command_uuid}") => perm(P::CommandsRead),
+        ("GET", "/api/v1/commands/{command_uuid}" | "/api/v1/devices/{udid}/commands") => {
+            perm(P::CommandsRead)
+        }
         ("PUT", "/api/v1/push-certificate") => perm(P::SettingsWrite),
         ("GET", "/api/v1/people" | "/api/v1/people/{id}") => perm(P::DevicesRead),
         (

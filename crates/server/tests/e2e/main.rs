@@ -3,6 +3,7 @@
 //! by the device simulator and by an administrator's HTTP client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod actions;
 mod admins;
 mod anomaly;
 mod approvals;
