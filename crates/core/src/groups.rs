@@ -216,6 +216,7 @@ impl Services {
             .map(|p| (p.id.clone(), p))
             .collect();
         let groups = self.store.list_groups().await?;
+        let rules = self.compliance_rules().await?;
         let statics: Vec<(HashSet<&str>, &DeviceGroup)> = groups
             .iter()
             .filter(|g| g.rule.is_none())
@@ -244,24 +245,30 @@ impl Services {
             {
                 report.devices += 1;
                 let udid = d.udid.as_str();
-                // Desired: identifier → policy.
-                let mut desired: BTreeMap<&str, &Policy> = BTreeMap::new();
-                for g in &groups {
-                    let member = match &g.rule {
+                // Desired: identifier → policy, from the groups it is in —
+                // without the sensitive ones (Wi-Fi, VPN) while it is
+                // quarantined for non-compliance.
+                let mine: Vec<&DeviceGroup> = groups
+                    .iter()
+                    .filter(|g| match &g.rule {
                         None => statics
                             .iter()
                             .any(|(m, sg)| sg.id == g.id && m.contains(udid)),
-                        Some(rule) => rule.matches(
-                            d.model.as_deref(),
-                            d.product_name.as_deref(),
-                            d.os_version.as_deref(),
-                        ),
-                    };
-                    if member {
-                        for pid in &g.policies {
-                            if let Some(p) = policies.get(pid) {
-                                desired.insert(p.profile_identifier.as_str(), p);
+                        Some(_) => crate::compliance::is_member(g, d),
+                    })
+                    .collect();
+                let my_rules: Vec<&crate::compliance::ComplianceRules> =
+                    mine.iter().filter_map(|g| rules.get(&g.id)).collect();
+                let quarantined = my_rules.iter().any(|r| r.quarantine)
+                    && !self.device_compliance(d, &my_rules, now).compliant;
+                let mut desired: BTreeMap<&str, &Policy> = BTreeMap::new();
+                for g in &mine {
+                    for pid in &g.policies {
+                        if let Some(p) = policies.get(pid) {
+                            if quarantined && crate::compliance::is_sensitive(p.kind) {
+                                continue;
                             }
+                            desired.insert(p.profile_identifier.as_str(), p);
                         }
                     }
                 }

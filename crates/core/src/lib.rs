@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod checkin;
 pub mod commands;
+pub mod compliance;
 pub mod detect;
 pub mod devices;
 pub mod enroll;
@@ -66,6 +67,8 @@ pub struct CoreConfig {
     /// An EraseDevice for more devices than this waits for a second
     /// administrator.
     pub erase_approval_threshold: usize,
+    /// OS versions known to be vulnerable.
+    pub vulnerable_os: std::sync::Arc<compliance::VulnerableOs>,
 }
 
 impl Default for CoreConfig {
@@ -84,6 +87,7 @@ impl Default for CoreConfig {
             anomaly: anomaly::AnomalyPolicy::default(),
             audit_sinks: Vec::new(),
             erase_approval_threshold: 1,
+            vulnerable_os: std::sync::Arc::new(compliance::VulnerableOs::shipped()),
         }
     }
 }

@@ -720,6 +720,19 @@ pub trait GroupStore: Send + Sync {
     async fn delete_device_profile(&self, udid: &str, profile_identifier: &str) -> StoreResult<()>;
 }
 
+/// Compliance rules per group (JSON, read by `crate::compliance`).
+#[async_trait]
+pub trait ComplianceStore: Send + Sync {
+    /// Sets or (None) clears a group's rules.
+    async fn set_group_compliance(
+        &self,
+        group: &str,
+        rules: Option<&serde_json::Value>,
+    ) -> StoreResult<()>;
+    /// Every group's rules.
+    async fn group_compliance(&self) -> StoreResult<Vec<(String, serde_json::Value)>>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -748,6 +761,7 @@ pub trait Store:
     + IncidentStore
     + PolicyStore
     + GroupStore
+    + ComplianceStore
 {
 }
 impl<T> Store for T where
@@ -766,6 +780,7 @@ impl<T> Store for T where
         + IncidentStore
         + PolicyStore
         + GroupStore
+        + ComplianceStore
 {
 }
 

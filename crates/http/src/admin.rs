@@ -303,6 +303,18 @@ pub fn table() -> Vec<Route> {
             get(device_commands),
         ),
         r(
+            "PUT",
+            "/api/v1/groups/{id}/compliance",
+            perm(P::CommandsWrite),
+            put(groups::compliance),
+        ),
+        r(
+            "GET",
+            "/api/v1/reports/compliance",
+            perm(P::DevicesRead),
+            get(groups::compliance_report),
+        ),
+        r(
             "GET",
             "/api/v1/devices/{udid}/profiles",
             perm(P::DevicesRead),

@@ -120,6 +120,7 @@ pub async fn build_services(
             ..Default::default()
         },
         erase_approval_threshold: config.erase_approval_threshold,
+        vulnerable_os: Arc::new(vulnerable_os_list(&config.data_dir)?),
         anomaly: config.anomaly.clone(),
         audit_sinks: sink_targets(config)?
             .into_iter()
@@ -152,6 +153,23 @@ pub async fn build_services(
         other => anyhow::anyhow!("{other}"),
     })?;
     Ok((services, tls, Keyring { ring, source }))
+}
+
+/// The vulnerable-OS list: `DATA_DIR/vulnerable-os.json` when the operator
+/// put one there (a newer list), else the one shipped with this build.
+fn vulnerable_os_list(
+    dir: &std::path::Path,
+) -> anyhow::Result<mamori_core::compliance::VulnerableOs> {
+    let p = dir.join("vulnerable-os.json");
+    if !p.exists() {
+        return Ok(mamori_core::compliance::VulnerableOs::shipped());
+    }
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    let list = mamori_core::compliance::VulnerableOs::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{} is invalid: {e}", p.display()))?;
+    tracing::info!(updated = %list.updated, entries = list.entries.len(), "vulnerable-OS list loaded from the data directory");
+    Ok(list)
 }
 
 /// The configured audit sinks with their targets (webhook keys loaded or

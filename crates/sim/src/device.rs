@@ -177,6 +177,11 @@ impl SimDevice {
 
     // ----- accessors -------------------------------------------------------
 
+    /// Installs an OS update: the device reports `version` from now on.
+    pub fn set_os_version(&mut self, version: &str) {
+        self.info.os_version = version.to_owned();
+    }
+
     /// The hardware identity.
     pub fn info(&self) -> &DeviceInfo {
         &self.info

@@ -25,6 +25,7 @@ mod audit;
 mod audit_retention;
 mod backup;
 mod certs;
+mod compliance;
 mod devices;
 mod groups;
 mod incidents;

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (16, include_str!("../migrations/sqlite/0016_policies.sql")),
     (17, include_str!("../migrations/sqlite/0017_groups.sql")),
+    (18, include_str!("../migrations/sqlite/0018_compliance.sql")),
 ];
 
 /// The newest schema version.

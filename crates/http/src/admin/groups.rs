@@ -101,3 +101,21 @@ pub(super) async fn device_profiles(
 pub(super) async fn reconcile(State(s): State<Services>) -> Result<Response, ApiError> {
     Ok(Json(s.reconcile_once(5000).await?).into_response())
 }
+
+pub(super) async fn compliance(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let rules: Option<mamori_core::compliance::ComplianceRules> = json_body(&headers, &body)?;
+    s.set_group_compliance(&actor.label(), &ctx, &id, rules.as_ref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn compliance_report(State(s): State<Services>) -> Result<Response, ApiError> {
+    Ok(Json(s.compliance_report().await?).into_response())
+}

@@ -125,7 +125,10 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         }
         ("POST", "/api/v1/groups" | "/api/v1/groups/{id}/devices" | "/api/v1/reconcile")
         | ("DELETE", "/api/v1/groups/{id}")
-        | ("PUT", "/api/v1/groups/{id}/policies") => perm(P::CommandsWrite),
+        | ("PUT", "/api/v1/groups/{id}/policies" | "/api/v1/groups/{id}/compliance") => {
+            perm(P::CommandsWrite)
+        }
+        ("GET", "/api/v1/reports/compliance") => perm(P::DevicesRead),
         ("POST", "/api/v1/policies") | ("PATCH" | "DELETE", "/api/v1/policies/{id}") => {
             perm(P::CommandsWrite)
         }

@@ -14,6 +14,7 @@ mod backup;
 mod bad_input;
 mod cli;
 mod common;
+mod compliance;
 mod enrollment;
 mod groups;
 mod incidents;
