@@ -125,7 +125,18 @@ impl Server {
         token: &str,
         log_name: &str,
     ) -> anyhow::Result<Self> {
-        let mut server = Self::launch(server_bin, work_dir, &[], log_name).await?;
+        Self::restart_with(server_bin, work_dir, token, log_name, &[]).await
+    }
+
+    /// [`Server::restart`] with `extra_args` appended to `serve`'s arguments.
+    pub async fn restart_with(
+        server_bin: &Path,
+        work_dir: &Path,
+        token: &str,
+        log_name: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut server = Self::launch(server_bin, work_dir, extra_args, log_name).await?;
         server.token = token.to_owned();
         Ok(server)
     }

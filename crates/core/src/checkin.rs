@@ -370,6 +370,9 @@ impl Services {
         request_type: &str,
         result: &serde_json::Value,
     ) -> CoreResult<()> {
+        if request_type == "InstalledApplicationList" {
+            return self.update_apps(key, result).await;
+        }
         let (kind, raw) = match request_type {
             "DeviceInformation" => (
                 InventoryKind::DeviceInformation,
@@ -408,6 +411,41 @@ impl Services {
             raw
         };
         self.store.set_inventory(key, kind, raw, &fields).await?;
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Stores the application list; a malformed or partial answer (no
+    /// list, an item without its Identifier) keeps the last good one.
+    async fn update_apps(&self, key: &DeviceKey, result: &serde_json::Value) -> CoreResult<()> {
+        let Some(list) = result
+            .get("InstalledApplicationList")
+            .and_then(serde_json::Value::as_array)
+        else {
+            tracing::warn!(device = %key, "InstalledApplicationList without its list; kept the last good one");
+            return Ok(());
+        };
+        let text = |a: &serde_json::Value, k: &str| {
+            a.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let apps: Option<Vec<crate::ports::InstalledApp>> = list
+            .iter()
+            .map(|a| {
+                Some(crate::ports::InstalledApp {
+                    bundle_id: text(a, "Identifier").filter(|i| !i.is_empty())?,
+                    name: text(a, "Name"),
+                    version: text(a, "ShortVersion").or_else(|| text(a, "Version")),
+                })
+            })
+            .collect();
+        let Some(apps) = apps else {
+            tracing::warn!(device = %key, "InstalledApplicationList item without an Identifier; kept the last good list");
+            return Ok(());
+        };
+        self.store.set_device_apps(key, &apps).await?;
         Ok(())
     }
 }

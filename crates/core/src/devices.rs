@@ -83,7 +83,7 @@ impl Services {
         }
     }
 
-    fn open_device(&self, mut d: Device) -> Device {
+    pub(crate) fn open_device(&self, mut d: Device) -> Device {
         d.device_name = d
             .device_name
             .take()

@@ -19,6 +19,7 @@ pub mod export;
 pub mod groups;
 pub mod identity;
 pub mod incidents;
+pub mod inventory;
 pub mod offboard;
 pub mod people;
 pub mod pki;

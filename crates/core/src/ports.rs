@@ -733,6 +733,42 @@ pub trait ComplianceStore: Send + Sync {
     async fn group_compliance(&self) -> StoreResult<Vec<(String, serde_json::Value)>>;
 }
 
+/// One installed application.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstalledApp {
+    /// Bundle identifier.
+    pub bundle_id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Version (short version when reported).
+    pub version: Option<String>,
+}
+
+/// Installed applications and the inventory refresh schedule.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    /// Replaces a device's application list.
+    async fn set_device_apps(&self, device: &DeviceKey, apps: &[InstalledApp]) -> StoreResult<()>;
+    /// A device's applications.
+    async fn device_apps(&self, device: &DeviceKey) -> StoreResult<Vec<InstalledApp>>;
+    /// Devices with an application whose bundle ID is `app` or whose name
+    /// contains it (case-insensitive).
+    async fn devices_with_app(&self, app: &str) -> StoreResult<Vec<DeviceKey>>;
+    /// Enrolled devices whose inventory was never asked for, or last
+    /// before `before`; at most `limit`.
+    async fn inventory_due(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DeviceKey>>;
+    /// Notes that the inventory of these devices was asked for now.
+    async fn mark_inventory_requested(
+        &self,
+        devices: &[DeviceKey],
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -762,6 +798,7 @@ pub trait Store:
     + PolicyStore
     + GroupStore
     + ComplianceStore
+    + InventoryStore
 {
 }
 impl<T> Store for T where
@@ -781,6 +818,7 @@ impl<T> Store for T where
         + PolicyStore
         + GroupStore
         + ComplianceStore
+        + InventoryStore
 {
 }
 

@@ -316,6 +316,18 @@ pub fn table() -> Vec<Route> {
         ),
         r(
             "GET",
+            "/api/v1/devices/search",
+            perm(P::DevicesRead),
+            get(groups::search_devices),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/{udid}/apps",
+            perm(P::DevicesRead),
+            get(groups::device_apps),
+        ),
+        r(
+            "GET",
             "/api/v1/devices/{udid}/profiles",
             perm(P::DevicesRead),
             get(groups::device_profiles),

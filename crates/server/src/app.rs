@@ -377,6 +377,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 .clone()
                 .run_reconciler(config.reconcile_every, RECONCILE_BATCH),
         ),
+        // Inventory: a pass every 5 minutes (new devices within minutes of
+        // enrolling), each device once a day.
+        tokio::spawn(services.clone().run_inventory_refresh(
+            std::time::Duration::from_secs(300),
+            time::Duration::hours(24),
+        )),
     ];
     let mut tasks = tasks;
     if !config.audit_sinks.is_empty() {

@@ -29,6 +29,7 @@ mod compliance;
 mod devices;
 mod groups;
 mod incidents;
+mod inventory;
 mod migrate;
 mod people;
 mod policies;

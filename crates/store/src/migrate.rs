@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../migrations/sqlite/0016_policies.sql")),
     (17, include_str!("../migrations/sqlite/0017_groups.sql")),
     (18, include_str!("../migrations/sqlite/0018_compliance.sql")),
+    (19, include_str!("../migrations/sqlite/0019_inventory.sql")),
 ];
 
 /// The newest schema version.

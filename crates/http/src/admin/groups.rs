@@ -119,3 +119,17 @@ pub(super) async fn compliance(
 pub(super) async fn compliance_report(State(s): State<Services>) -> Result<Response, ApiError> {
     Ok(Json(s.compliance_report().await?).into_response())
 }
+
+pub(super) async fn search_devices(
+    State(s): State<Services>,
+    axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "devices": s.search_devices(&q).await? })).into_response())
+}
+
+pub(super) async fn device_apps(
+    State(s): State<Services>,
+    Path(udid): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "apps": s.device_apps(&udid).await? })).into_response())
+}

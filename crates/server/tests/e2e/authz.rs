@@ -120,9 +120,14 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             perm(P::IncidentsManage)
         }
         ("GET", "/api/v1/policies" | "/api/v1/policies/{id}") => perm(P::DevicesRead),
-        ("GET", "/api/v1/groups" | "/api/v1/groups/{id}" | "/api/v1/devices/{udid}/profiles") => {
-            perm(P::DevicesRead)
-        }
+        (
+            "GET",
+            "/api/v1/groups"
+            | "/api/v1/groups/{id}"
+            | "/api/v1/devices/{udid}/profiles"
+            | "/api/v1/devices/search"
+            | "/api/v1/devices/{udid}/apps",
+        ) => perm(P::DevicesRead),
         ("POST", "/api/v1/groups" | "/api/v1/groups/{id}/devices" | "/api/v1/reconcile")
         | ("DELETE", "/api/v1/groups/{id}")
         | ("PUT", "/api/v1/groups/{id}/policies" | "/api/v1/groups/{id}/compliance") => {

@@ -19,6 +19,7 @@ mod enrollment;
 mod groups;
 mod incidents;
 mod interop;
+mod inventory;
 mod people;
 mod policies;
 mod push;
