@@ -373,6 +373,9 @@ impl Services {
         if request_type == "InstalledApplicationList" {
             return self.update_apps(key, result).await;
         }
+        if request_type == "ProfileList" {
+            return self.profiles_reported(key, result).await;
+        }
         let (kind, raw) = match request_type {
             "DeviceInformation" => (
                 InventoryKind::DeviceInformation,

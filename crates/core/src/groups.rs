@@ -463,6 +463,45 @@ impl Services {
         Ok(())
     }
 
+    /// A device's ProfileList: a policy profile Mamori counts as installed
+    /// but the device no longer has (the user removed it, a restore) is
+    /// forgotten, so the next pass installs it again. A malformed answer
+    /// changes nothing.
+    pub(crate) async fn profiles_reported(
+        &self,
+        device: &DeviceKey,
+        result: &serde_json::Value,
+    ) -> CoreResult<()> {
+        let Some(list) = result
+            .get("ProfileList")
+            .and_then(serde_json::Value::as_array)
+        else {
+            tracing::warn!(device = %device, "ProfileList without its list; ignored");
+            return Ok(());
+        };
+        let present: HashSet<(&str, &str)> = list
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.get("PayloadIdentifier")?.as_str()?,
+                    p.get("PayloadUUID")?.as_str()?,
+                ))
+            })
+            .collect();
+        let idents: HashSet<&str> = present.iter().map(|(i, _)| *i).collect();
+        for row in self.store.profiles_of_device(device.as_str()).await? {
+            if row.state == ProfileState::Installed
+                && !idents.contains(row.profile_identifier.as_str())
+            {
+                tracing::warn!(device = %device, profile = %row.profile_identifier, "policy profile missing from the device; it will be installed again");
+                self.store
+                    .delete_device_profile(&row.udid, &row.profile_identifier)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reconciles forever (spawn it).
     pub async fn run_reconciler(self, every: std::time::Duration, batch: usize) {
         let mut tick = tokio::time::interval(every);

@@ -219,3 +219,49 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         .iter()
         .any(|r| r["action"] == "policy.reconcile"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_the_user_removed_is_installed_again_after_profile_list() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let mut d = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let (_, pass) = post(
+        &app,
+        "/api/v1/policies",
+        json!({"name": "Passcode", "kind": "passcode", "settings": {"forcePIN": true}}),
+    )
+    .await;
+    let (_, g) = post(&app, "/api/v1/groups", json!({"name": "All"})).await;
+    let gid = g["id"].as_str().unwrap();
+    post(
+        &app,
+        &format!("/api/v1/groups/{gid}/devices"),
+        json!({"add": [d.udid()]}),
+    )
+    .await;
+    put(
+        &app,
+        &format!("/api/v1/groups/{gid}/policies"),
+        json!({"policies": [pass["id"]]}),
+    )
+    .await;
+    assert_eq!(s.reconcile_once(100).await.unwrap().installs, 1);
+    d.run_queue().await.unwrap();
+    let ident = format!("com.mamori.policy.{}", pass["id"].as_str().unwrap());
+    assert_eq!(installed(&d), vec![ident.clone()]);
+    // The user removes it; Mamori learns it from the next ProfileList.
+    d.state_mut().profiles.retain(|p| p.identifier != ident);
+    assert_eq!(
+        s.reconcile_once(100).await.unwrap().installs,
+        0,
+        "not known yet"
+    );
+    app.enqueue(&[d.udid()], json!({"RequestType": "ProfileList"}))
+        .await;
+    d.run_queue().await.unwrap();
+    assert_eq!(s.reconcile_once(100).await.unwrap().installs, 1);
+    d.run_queue().await.unwrap();
+    assert_eq!(installed(&d), vec![ident]);
+}
