@@ -268,6 +268,14 @@ impl Services {
                             if quarantined && crate::compliance::is_sensitive(p.kind) {
                                 continue;
                             }
+                            if !p.platforms.is_empty()
+                                && !p
+                                    .platforms
+                                    .iter()
+                                    .any(|x| x == crate::compliance::platform_of(d))
+                            {
+                                continue;
+                            }
                             desired.insert(p.profile_identifier.as_str(), p);
                         }
                     }

@@ -36,6 +36,10 @@ pub struct PolicyInput {
     pub kind: String,
     /// The payload's keys (Apple's names), e.g. `{"minLength": 8}`.
     pub settings: Json,
+    /// Platforms it is for (`iOS`, `macOS`, `tvOS`, `visionOS`,
+    /// `watchOS`); keys that do not exist there are refused. Default: any.
+    #[serde(default)]
+    pub platforms: Vec<String>,
 }
 
 /// Changes to a policy.
@@ -46,6 +50,8 @@ pub struct PolicyChange {
     pub name: Option<String>,
     /// New settings (replace the old; secrets left out are kept).
     pub settings: Option<Json>,
+    /// New platforms.
+    pub platforms: Option<Vec<String>>,
 }
 
 fn escape(key: &str) -> String {
@@ -104,6 +110,30 @@ fn insert_secrets(v: &mut Json, secrets: &BTreeMap<String, Json>) {
             map.insert(key, value.clone());
         }
     }
+}
+
+const PLATFORMS: &[&str] = &["iOS", "macOS", "tvOS", "visionOS", "watchOS"];
+
+fn check_platforms(
+    kind: PolicyKind,
+    platforms: &[String],
+    settings: &Json,
+) -> CoreResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in platforms {
+        if !PLATFORMS.contains(&p.as_str()) {
+            return Err(CoreError::BadRequest(format!(
+                "platforms: unknown platform {p:?}; platforms: {}",
+                PLATFORMS.join(", ")
+            )));
+        }
+        mamori_protocol::schema::check_payload_platform(kind.payload_type(), settings, p)
+            .map_err(|e| CoreError::BadRequest(format!("invalid settings: {e}")))?;
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 fn check_name(name: &str) -> CoreResult<String> {
@@ -185,6 +215,7 @@ impl Services {
             CoreError::BadRequest("kind must be passcode, restrictions, wifi or vpn".into())
         })?;
         let (settings, secrets) = Self::checked_settings(kind, &input.settings, BTreeMap::new())?;
+        let platforms = check_platforms(kind, &input.platforms, &input.settings)?;
         let id = hex::encode(
             mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
@@ -198,6 +229,7 @@ impl Services {
             kind,
             settings,
             secrets: secrets.keys().cloned().collect(),
+            platforms,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -259,6 +291,11 @@ impl Services {
             p.secrets = secrets.keys().cloned().collect();
             new_sealed = self.seal_secrets(&p.id, &secrets)?;
         }
+        if let Some(platforms) = &change.platforms {
+            p.platforms = platforms.clone();
+        }
+        // The (new) settings must exist on every (new) platform.
+        p.platforms = check_platforms(p.kind, &p.platforms, &p.settings)?;
         p.version += 1;
         p.profile_uuid = uuid_upper(uuid::Uuid::new_v4());
         p.updated_at = self.clock.now();

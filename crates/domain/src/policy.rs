@@ -67,6 +67,9 @@ pub struct Policy {
     pub settings: serde_json::Value,
     /// JSON pointers of the secret values held sealed (never returned).
     pub secrets: Vec<String>,
+    /// Platforms it is for (`iOS`, `macOS`, ...); empty: every platform
+    /// the payload exists on. Devices of other platforms do not get it.
+    pub platforms: Vec<String>,
     /// Bumped on every change.
     pub version: i64,
     /// The profile's `PayloadIdentifier` (stable).

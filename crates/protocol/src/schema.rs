@@ -229,6 +229,9 @@ pub struct KeySchema {
     pub rangelist: Vec<RangeValue>,
     /// Allowed numeric range, inclusive (`range: {min, max}`).
     pub range: (Option<f64>, Option<f64>),
+    /// Platforms where the key does not exist (`supportedOS: {P:
+    /// {introduced: n/a}}`).
+    pub unsupported_on: Vec<String>,
     /// Nested keys (dictionary members, array item type, or documented values).
     pub subkeys: Vec<KeySchema>,
 }
@@ -253,6 +256,8 @@ pub struct CommandSchema {
     pub keys: Vec<KeySchema>,
     /// Response keys (`responsekeys`).
     pub response_keys: Vec<KeySchema>,
+    /// Platforms the whole payload does not exist on.
+    pub unsupported_on: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -275,6 +280,22 @@ struct RawPayload {
     requesttype: Option<String>,
     #[serde(default)]
     payloadtype: Option<String>,
+    #[serde(default, rename = "supportedOS")]
+    supported_os: Option<serde_yaml_ng::Value>,
+}
+
+/// Platforms a `supportedOS` map marks `introduced: n/a`.
+fn unsupported_platforms(v: Option<&serde_yaml_ng::Value>) -> Vec<String> {
+    let Some(serde_yaml_ng::Value::Mapping(m)) = v else {
+        return Vec::new();
+    };
+    m.iter()
+        .filter_map(|(k, v)| {
+            let platform = k.as_str()?;
+            let introduced = v.get("introduced")?.as_str()?;
+            (introduced == "n/a").then(|| platform.to_owned())
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -327,6 +348,7 @@ fn convert_key(raw: &RawKey, path: &str) -> Result<KeySchema, String> {
         value_type,
         required: raw.presence.as_deref() == Some("required"),
         os_dependent: raw.supported_os.is_some(),
+        unsupported_on: unsupported_platforms(raw.supported_os.as_ref()),
         rangelist,
         range: raw.range.as_ref().map_or((None, None), |r| (r.min, r.max)),
         subkeys,
@@ -350,6 +372,7 @@ fn parse_doc(file: &'static str, text: &str, profile: bool) -> Result<CommandSch
         file,
         keys: convert(&raw.payloadkeys)?,
         response_keys: convert(&raw.responsekeys)?,
+        unsupported_on: unsupported_platforms(raw.payload.supported_os.as_ref()),
     })
 }
 
@@ -616,6 +639,37 @@ pub fn validate_payload(payload_type: &str, json: &Json) -> Result<plist::Dictio
         payload_type,
         false,
     )
+}
+
+/// Refuses a payload, or a key of it, that does not exist on `platform`
+/// (`iOS`, `macOS`, `tvOS`, `visionOS`, `watchOS`), naming the key.
+pub fn check_payload_platform(
+    payload_type: &str,
+    json: &Json,
+    platform: &str,
+) -> Result<(), SchemaError> {
+    let schema = registry()?.profiles.get(payload_type).ok_or_else(|| {
+        SchemaError::Load(format!("no embedded profile schema for {payload_type}"))
+    })?;
+    if schema.unsupported_on.iter().any(|p| p == platform) {
+        return Err(SchemaError::Invalid {
+            path: payload_type.to_owned(),
+            message: format!("not supported on {platform}"),
+        });
+    }
+    if let Some(obj) = json.as_object() {
+        for k in obj.keys() {
+            if let Some(ks) = schema.keys.iter().find(|s| s.name == *k) {
+                if ks.unsupported_on.iter().any(|p| p == platform) {
+                    return Err(SchemaError::Invalid {
+                        path: join(payload_type, k),
+                        message: format!("not supported on {platform}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `open_if_unspecified`: an empty key list means "anything goes" (nested

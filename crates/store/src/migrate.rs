@@ -50,6 +50,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../migrations/sqlite/0017_groups.sql")),
     (18, include_str!("../migrations/sqlite/0018_compliance.sql")),
     (19, include_str!("../migrations/sqlite/0019_inventory.sql")),
+    (
+        20,
+        include_str!("../migrations/sqlite/0020_policy_platforms.sql"),
+    ),
 ];
 
 /// The newest schema version.

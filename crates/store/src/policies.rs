@@ -17,6 +17,8 @@ fn policy_from_row(r: &Row<'_>) -> StoreResult<Policy> {
             .ok_or_else(|| StoreError(format!("unknown policy kind {kind:?}")))?,
         settings: serde_json::from_str(&settings).map_err(|e| StoreError(e.to_string()))?,
         secrets: serde_json::from_str(&pointers).map_err(|e| StoreError(e.to_string()))?,
+        platforms: serde_json::from_str(&col::<String>(r, "platforms")?)
+            .map_err(|e| StoreError(e.to_string()))?,
         version: col(r, "version")?,
         profile_identifier: col(r, "profile_identifier")?,
         payload_uuid: col(r, "payload_uuid")?,
@@ -34,13 +36,15 @@ fn json(v: &serde_json::Value) -> StoreResult<String> {
 impl PolicyStore for SqliteStore {
     async fn insert_policy(&self, p: &Policy, sealed: Option<&[u8]>) -> StoreResult<bool> {
         let (settings, pointers) = (json(&p.settings)?, json(&serde_json::json!(p.secrets))?);
+        let platforms = json(&serde_json::json!(p.platforms))?;
         let n = self
             .write(|c| {
                 exec(
                     c,
                     "INSERT INTO policies (id, name, kind, settings, secret_pointers, sealed_secrets,
-                        version, profile_identifier, payload_uuid, profile_uuid, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        version, profile_identifier, payload_uuid, profile_uuid, created_at, updated_at,
+                        platforms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT DO NOTHING",
                     params![
                         p.id,
@@ -54,7 +58,8 @@ impl PolicyStore for SqliteStore {
                         p.payload_uuid,
                         p.profile_uuid,
                         ts(p.created_at),
-                        ts(p.updated_at)
+                        ts(p.updated_at),
+                        platforms
                     ],
                 )
             })
@@ -90,6 +95,7 @@ impl PolicyStore for SqliteStore {
         expected_version: i64,
     ) -> StoreResult<bool> {
         let (settings, pointers) = (json(&p.settings)?, json(&serde_json::json!(p.secrets))?);
+        let platforms = json(&serde_json::json!(p.platforms))?;
         let n = self
             .write(|c| {
                 // A taken name fails the UNIQUE constraint: reported as "not
@@ -107,7 +113,8 @@ impl PolicyStore for SqliteStore {
                 exec(
                     c,
                     "UPDATE policies SET name = ?, settings = ?, secret_pointers = ?,
-                        sealed_secrets = ?, version = ?, profile_uuid = ?, updated_at = ?
+                        sealed_secrets = ?, version = ?, profile_uuid = ?, updated_at = ?,
+                        platforms = ?
                      WHERE id = ? AND version = ?",
                     params![
                         p.name,
@@ -117,6 +124,7 @@ impl PolicyStore for SqliteStore {
                         p.version,
                         p.profile_uuid,
                         ts(p.updated_at),
+                        platforms,
                         p.id,
                         expected_version
                     ],

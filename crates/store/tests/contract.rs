@@ -1839,6 +1839,7 @@ async fn policies_keep_unique_names_and_change_only_from_the_version_read() {
         kind: PolicyKind::Wifi,
         settings: json!({"SSID_STR": "Corp"}),
         secrets: vec!["/Password".into()],
+        platforms: vec!["iOS".into()],
         version: 1,
         profile_identifier: "com.mamori.policy.pol1".into(),
         payload_uuid: "A".into(),

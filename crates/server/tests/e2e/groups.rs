@@ -211,6 +211,17 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
     .await;
     let r = s.reconcile_once(5000).await.unwrap();
     assert_eq!(r.installs, 10, "{r:?}");
+    // A policy for iPhones only reaches the group's 39 iPhones.
+    let (st, ios) = post(&app, "/api/v1/policies", json!({"name": "iPhone apps", "kind": "restrictions", "platforms": ["iOS"], "settings": {"allowAppInstallation": false}})).await;
+    assert_eq!(st, 201, "{ios}");
+    put(
+        &app,
+        &format!("/api/v1/groups/{gid}/policies"),
+        json!({"policies": [pass["id"], wifi["id"], ios["id"]]}),
+    )
+    .await;
+    let r = s.reconcile_once(5000).await.unwrap();
+    assert_eq!(r.installs, 39, "{r:?}");
     // Batches are bounded: nothing more than asked is queued.
     let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
     assert!(audit["records"]

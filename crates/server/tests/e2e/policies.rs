@@ -93,6 +93,44 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
     )
     .await;
     assert_eq!(st, 400);
+    // A key that does not exist on a target platform: 400 naming it.
+    let (st, e) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "Mac apps", "kind": "restrictions", "platforms": ["macOS"], "settings": {"allowAppInstallation": false}}))).await;
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("allowAppInstallation: not supported on macOS"),
+        "{e}"
+    );
+    let (st, e) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "TV passcode", "kind": "passcode", "platforms": ["tvOS"], "settings": {}}))).await;
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("not supported on tvOS"),
+        "{e}"
+    );
+    let (st, e) = send(
+        &app,
+        post.clone(),
+        "/api/v1/policies",
+        Some(json!({"name": "x", "kind": "passcode", "platforms": ["Windows"], "settings": {}})),
+    )
+    .await;
+    assert_eq!(st, 400, "{e}");
+    let (st, p) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "iPhone apps", "kind": "restrictions", "platforms": ["iOS"], "settings": {"allowAppInstallation": false}}))).await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(p["platforms"], json!(["iOS"]));
+    let (st, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/policies/{}", p["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
     let (_, list) = app.get("/api/v1/policies").await;
     assert_eq!(list["policies"].as_array().unwrap().len(), 3);
 
