@@ -266,15 +266,22 @@ pub fn evaluate(
     }
 }
 
+/// Devices of the people in each department-ruled group's department:
+/// group ID → UDIDs.
+pub type DepartmentDevices = HashMap<String, std::collections::HashSet<String>>;
+
 /// Whether a device belongs to a group (listed, or matching its rule).
-pub fn is_member(g: &mamori_domain::DeviceGroup, d: &Device) -> bool {
+pub fn is_member(g: &mamori_domain::DeviceGroup, d: &Device, dept: &DepartmentDevices) -> bool {
     match &g.rule {
         None => g.members.iter().any(|m| m == d.udid.as_str()),
-        Some(rule) => rule.matches(
-            d.model.as_deref(),
-            d.product_name.as_deref(),
-            d.os_version.as_deref(),
-        ),
+        Some(rule) => {
+            rule.matches(
+                d.model.as_deref(),
+                d.product_name.as_deref(),
+                d.os_version.as_deref(),
+            ) && (rule.department.is_none()
+                || dept.get(&g.id).is_some_and(|s| s.contains(d.udid.as_str())))
+        }
     }
 }
 
@@ -340,6 +347,31 @@ impl Services {
         evaluate(d, supervised, rules, &self.config.vulnerable_os, now)
     }
 
+    /// For every group whose rule names a department: the devices of the
+    /// people in it.
+    pub(crate) async fn department_devices(
+        &self,
+        groups: &[mamori_domain::DeviceGroup],
+    ) -> CoreResult<DepartmentDevices> {
+        let mut out = DepartmentDevices::new();
+        for g in groups {
+            let Some(dep) = g.rule.as_ref().and_then(|r| r.department.as_deref()) else {
+                continue;
+            };
+            let people = self.people_in_department(dep).await?;
+            let devices = self.store.people_devices(&people).await?;
+            out.insert(
+                g.id.clone(),
+                devices
+                    .into_iter()
+                    .flatten()
+                    .map(|k| k.to_string())
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
     /// Every group's compliance rules.
     pub(crate) async fn compliance_rules(&self) -> CoreResult<HashMap<String, ComplianceRules>> {
         let mut out = HashMap::new();
@@ -356,6 +388,7 @@ impl Services {
         let now = self.clock.now();
         let rules = self.compliance_rules().await?;
         let groups = self.store.list_groups().await?;
+        let dept = self.department_devices(&groups).await?;
         let vuln = &self.config.vulnerable_os;
         let mut report = ComplianceReport {
             at: now,
@@ -377,7 +410,7 @@ impl Services {
             {
                 let mine: Vec<&ComplianceRules> = groups
                     .iter()
-                    .filter(|g| is_member(g, d))
+                    .filter(|g| is_member(g, d, &dept))
                     .filter_map(|g| rules.get(&g.id))
                     .collect();
                 let c = self.device_compliance(d, &mine, now);

@@ -217,6 +217,7 @@ impl Services {
             .collect();
         let groups = self.store.list_groups().await?;
         let rules = self.compliance_rules().await?;
+        let dept = self.department_devices(&groups).await?;
         let statics: Vec<(HashSet<&str>, &DeviceGroup)> = groups
             .iter()
             .filter(|g| g.rule.is_none())
@@ -254,7 +255,7 @@ impl Services {
                         None => statics
                             .iter()
                             .any(|(m, sg)| sg.id == g.id && m.contains(udid)),
-                        Some(_) => crate::compliance::is_member(g, d),
+                        Some(_) => crate::compliance::is_member(g, d, &dept),
                     })
                     .collect();
                 let my_rules: Vec<&crate::compliance::ComplianceRules> =
@@ -539,6 +540,7 @@ mod tests {
             model: Some("iphone".into()),
             os_version: Some("17.".into()),
             product: None,
+            department: None,
         };
         assert!(r.matches(Some("iPhone"), Some("iPhone15,2"), Some("17.4.1")));
         assert!(!r.matches(Some("iPhone"), None, Some("16.7")));

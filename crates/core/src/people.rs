@@ -29,6 +29,15 @@ pub const MAX_IMPORT_ROWS: usize = 200_000;
 /// The personal fields, as named in the API, CSV and audit records.
 pub const PERSONAL_FIELDS: &str = "name,user_id,email,department,phone";
 
+/// The department's blind index (`""` when there is none): trimmed and
+/// case-folded, so "Sales" and " sales" are one department.
+pub fn department_index(key: &[u8], department: Option<&str>) -> String {
+    match department.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) => blind_index(key, "department", &d.to_lowercase()),
+        None => String::new(),
+    }
+}
+
 /// A new person, or changes to one, as the API takes them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,6 +362,7 @@ impl Services {
             sealed: key.seal(&json, &person_aad(&id))?,
             email_index: blind_index(index_key, "email", &fields.email),
             user_id_index: blind_index(index_key, "user_id", &fields.user_id.to_lowercase()),
+            department_index: Some(department_index(index_key, fields.department.as_deref())),
             id,
             status,
             departed_at: (status == EmploymentStatus::Departed).then_some(now),
@@ -782,6 +792,7 @@ impl Services {
         r.sealed = dk.seal(&json, &person_aad(&r.id))?;
         r.email_index = blind_index(&key, "email", &f.email);
         r.user_id_index = blind_index(&key, "user_id", &f.user_id.to_lowercase());
+        r.department_index = Some(department_index(&key, f.department.as_deref()));
         r.updated_at = now;
         match self.store.update_person(&r).await? {
             Ok(true) => {}
@@ -943,5 +954,50 @@ impl Services {
         ))
         .await?;
         Ok(())
+    }
+}
+
+impl Services {
+    /// The people in a department (by its blind index; nobody is
+    /// decrypted).
+    pub(crate) async fn people_in_department(&self, department: &str) -> CoreResult<Vec<PersonId>> {
+        let key = self.index_key().await?;
+        let idx = department_index(&key, Some(department));
+        if idx.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.people_in_department(&idx).await?)
+    }
+
+    /// Indexes the departments of people stored before the index existed
+    /// (run at start; recorded as one system record, no plaintext leaves).
+    pub async fn index_departments(&self) -> CoreResult<usize> {
+        let key = self.index_key().await?;
+        let mut done = 0;
+        loop {
+            let batch = self.store.people_without_department_index(500).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for r in &batch {
+                let f = self.open_fields(r)?;
+                self.store
+                    .set_department_index(&r.id, &department_index(&key, f.department.as_deref()))
+                    .await?;
+            }
+            done += batch.len();
+        }
+        if done > 0 {
+            self.audit(self.audit_event(
+                "system",
+                &ClientContext::default(),
+                "people.index",
+                None,
+                "success",
+                Some(format!("department index built for {done} people")),
+            ))
+            .await?;
+        }
+        Ok(done)
     }
 }

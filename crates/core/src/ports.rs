@@ -769,6 +769,17 @@ pub trait InventoryStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// The department blind index of people (dynamic groups by department).
+#[async_trait]
+pub trait DepartmentStore: Send + Sync {
+    /// People whose department index is `index`.
+    async fn people_in_department(&self, index: &str) -> StoreResult<Vec<PersonId>>;
+    /// People not indexed yet (with their keys), at most `limit`.
+    async fn people_without_department_index(&self, limit: u32) -> StoreResult<Vec<PersonRecord>>;
+    /// Sets a person's department index (`""`: indexed, no department).
+    async fn set_department_index(&self, person: &PersonId, index: &str) -> StoreResult<()>;
+}
+
 /// Sealed secrets (already encrypted by the caller) stored by name.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -799,6 +810,7 @@ pub trait Store:
     + GroupStore
     + ComplianceStore
     + InventoryStore
+    + DepartmentStore
 {
 }
 impl<T> Store for T where
@@ -819,6 +831,7 @@ impl<T> Store for T where
         + GroupStore
         + ComplianceStore
         + InventoryStore
+        + DepartmentStore
 {
 }
 

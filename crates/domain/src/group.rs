@@ -17,10 +17,15 @@ pub struct GroupRule {
     /// The OS version starts with this (e.g. `17.`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
+    /// The device's assigned person is in this department (matched
+    /// through the department's blind index; case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
 }
 
 impl GroupRule {
-    /// Whether a device with these inventory fields matches.
+    /// Whether a device with these inventory fields matches (the
+    /// department condition is checked by the caller, who knows people).
     pub fn matches(
         &self,
         model: Option<&str>,

@@ -96,6 +96,9 @@ pub struct PersonRecord {
     pub email_index: String,
     /// HMAC blind index of the normalised user ID.
     pub user_id_index: String,
+    /// HMAC blind index of the normalised department (for dynamic device
+    /// groups); None when there is none, or not indexed yet.
+    pub department_index: Option<String>,
 }
 
 /// What anyone with device access may see of a person.

@@ -337,6 +337,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
         tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
     }
+    match services.index_departments().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(people = n, "department index built"),
+        Err(e) => tracing::error!(error = %e, "department index not built"),
+    }
     if let Some(topic) = services.load_push_certificate().await? {
         tracing::info!(topic = %topic, "push certificate loaded");
     }

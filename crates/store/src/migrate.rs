@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../migrations/sqlite/0020_policy_platforms.sql"),
     ),
+    (
+        21,
+        include_str!("../migrations/sqlite/0021_department_index.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -12,13 +12,14 @@ use time::OffsetDateTime;
 
 /// The columns of a [`PersonRecord`] (the row joined with its key), as a
 /// string literal so it can be `concat!`ed into whole statements.
-macro_rules! person_select {
+macro_rules! person_select_sql {
     () => {
         "SELECT p.id, p.status, p.departed_at, p.created_at, p.updated_at, p.sealed,
-                p.email_index, p.user_id_index, k.key_id, k.wrapped_key
+                p.email_index, p.user_id_index, p.department_index, k.key_id, k.wrapped_key
          FROM people p JOIN person_keys k ON k.person_id = p.id"
     };
 }
+pub(crate) use person_select_sql;
 
 /// Most IDs bound in one `IN (...)` list.
 const IN_CHUNK: usize = 500;
@@ -35,7 +36,7 @@ fn device_key(v: &str) -> StoreResult<DeviceKey> {
     DeviceKey::parse(v).map_err(err)
 }
 
-fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
+pub(crate) fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
     let id: String = col(r, "id")?;
     let status: String = col(r, "status")?;
     Ok(PersonRecord {
@@ -50,6 +51,7 @@ fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
         sealed: col(r, "sealed")?,
         email_index: col(r, "email_index")?,
         user_id_index: col(r, "user_id_index")?,
+        department_index: col(r, "department_index")?,
     })
 }
 
@@ -114,8 +116,8 @@ fn insert_batch(
             .prepare_cached(
                 "INSERT INTO people
                  (id, status, departed_at, created_at, updated_at, sealed, email_index,
-                  user_id_index)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  user_id_index, department_index)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .map_err(db)?;
         let mut key = tx
@@ -132,7 +134,8 @@ fn insert_batch(
                 ts(p.updated_at),
                 p.sealed,
                 p.email_index,
-                p.user_id_index
+                p.user_id_index,
+                p.department_index
             ]);
             match inserted {
                 Ok(_) => {}
@@ -177,7 +180,7 @@ impl PeopleStore for SqliteStore {
             let updated = c
                 .prepare_cached(
                     "UPDATE people SET sealed = ?, email_index = ?, user_id_index = ?,
-                            status = ?, departed_at = ?, updated_at = ?
+                            department_index = ?, status = ?, departed_at = ?, updated_at = ?
                      WHERE id = ?",
                 )
                 .and_then(|mut s| {
@@ -185,6 +188,7 @@ impl PeopleStore for SqliteStore {
                         rec.sealed,
                         rec.email_index,
                         rec.user_id_index,
+                        rec.department_index,
                         rec.status.as_str(),
                         rec.departed_at.map(ts),
                         ts(rec.updated_at),
@@ -207,7 +211,7 @@ impl PeopleStore for SqliteStore {
         self.read(|c| {
             query_opt(
                 c,
-                concat!(person_select!(), " WHERE p.id = ?"),
+                concat!(person_select_sql!(), " WHERE p.id = ?"),
                 [id.as_str()],
                 person_from_row,
             )
@@ -221,8 +225,8 @@ impl PeopleStore for SqliteStore {
         hash: &str,
     ) -> StoreResult<Option<PersonRecord>> {
         let sql = match index {
-            PersonIndex::Email => concat!(person_select!(), " WHERE p.email_index = ?"),
-            PersonIndex::UserId => concat!(person_select!(), " WHERE p.user_id_index = ?"),
+            PersonIndex::Email => concat!(person_select_sql!(), " WHERE p.email_index = ?"),
+            PersonIndex::UserId => concat!(person_select_sql!(), " WHERE p.user_id_index = ?"),
         };
         self.read(|c| query_opt(c, sql, [hash], person_from_row))
             .await
@@ -237,7 +241,10 @@ impl PeopleStore for SqliteStore {
         self.read_blocking(move |c| {
             query_all(
                 c,
-                concat!(person_select!(), " WHERE p.id > ? ORDER BY p.id LIMIT ?"),
+                concat!(
+                    person_select_sql!(),
+                    " WHERE p.id > ? ORDER BY p.id LIMIT ?"
+                ),
                 params![after, i64::from(limit)],
                 person_from_row,
             )

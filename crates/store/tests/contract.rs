@@ -1041,6 +1041,7 @@ fn person(id: &str, email: &str, user_id: &str) -> PersonRecord {
         sealed: format!("sealed-{id}").into_bytes(),
         email_index: email.into(),
         user_id_index: user_id.into(),
+        department_index: None,
     }
 }
 

@@ -276,3 +276,68 @@ async fn a_profile_the_user_removed_is_installed_again_after_profile_list() {
     d.run_queue().await.unwrap();
     assert_eq!(installed(&d), vec![ident]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_group_follows_the_people_its_devices_are_assigned_to() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let mut sales_phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mut eng_phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let person = |name: &str, dept: &str, udid: String| {
+        let app = &app;
+        let body = json!({"name": name, "user_id": name.to_lowercase(), "email": format!("{}@example.jp", name.to_lowercase()), "department": dept});
+        async move {
+            let (st, p) = post(app, "/api/v1/people", body).await;
+            assert_eq!(st, 201, "{p}");
+            let id = p["id"].as_str().unwrap().to_owned();
+            assert_eq!(
+                put(
+                    app,
+                    &format!("/api/v1/devices/{udid}/person"),
+                    json!({"person_id": id})
+                )
+                .await
+                .0,
+                204
+            );
+        }
+    };
+    person("Aiko", "Sales", sales_phone.udid().to_owned()).await;
+    person("Ben", "Engineering", eng_phone.udid().to_owned()).await;
+    let (_, pass) = post(
+        &app,
+        "/api/v1/policies",
+        json!({"name": "Sales passcode", "kind": "passcode", "settings": {"minLength": 6}}),
+    )
+    .await;
+    let (st, g) = post(
+        &app,
+        "/api/v1/groups",
+        json!({"name": "Sales", "rule": {"department": " sales "}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{g}");
+    put(
+        &app,
+        &format!("/api/v1/groups/{}/policies", g["id"].as_str().unwrap()),
+        json!({"policies": [pass["id"]]}),
+    )
+    .await;
+    let r = s.reconcile_once(100).await.unwrap();
+    assert_eq!(r.installs, 1, "{r:?}");
+    assert_eq!(sales_phone.run_queue().await.unwrap().len(), 1);
+    assert!(eng_phone.run_queue().await.unwrap().is_empty());
+    // People stored before the index existed are indexed at start.
+    let c = rusqlite::Connection::open(app.dir.path().join("data/mamori.db")).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    c.execute("UPDATE people SET department_index = NULL", [])
+        .unwrap();
+    assert_eq!(s.index_departments().await.unwrap(), 2);
+    assert_eq!(s.index_departments().await.unwrap(), 0);
+    let r = s.reconcile_once(100).await.unwrap();
+    assert_eq!((r.installs, r.removals), (0, 0), "{r:?}");
+}
