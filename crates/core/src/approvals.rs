@@ -92,10 +92,7 @@ impl Services {
             }
         };
         let approval = Approval {
-            id: hex::encode(
-                mamori_crypto::try_random_bytes(12)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
-            ),
+            id: crate::random_id()?,
             action: action.into(),
             devices,
             params,

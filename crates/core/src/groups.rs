@@ -49,16 +49,6 @@ fn backoff(attempts: i64) -> Duration {
     Duration::minutes(minutes).min(MAX_BACKOFF)
 }
 
-fn check_group_name(name: &str) -> CoreResult<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(CoreError::BadRequest(
-            "name must be 1-100 characters without control characters".into(),
-        ));
-    }
-    Ok(n.to_owned())
-}
-
 impl Services {
     /// Adds a group.
     pub async fn create_group(
@@ -67,12 +57,9 @@ impl Services {
         ctx: &ClientContext,
         input: &GroupInput,
     ) -> CoreResult<DeviceGroup> {
-        let name = check_group_name(&input.name)?;
+        let name = crate::check_display_name(&input.name)?;
         let g = DeviceGroup {
-            id: hex::encode(
-                mamori_crypto::try_random_bytes(12)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
-            ),
+            id: crate::random_id()?,
             name,
             rule: input.rule.clone(),
             members: Vec::new(),

@@ -227,12 +227,6 @@ pub fn deadlines(i: &Incident, now: OffsetDateTime) -> Deadlines {
     }
 }
 
-fn new_id() -> CoreResult<String> {
-    Ok(hex::encode(
-        mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.to_string()))?,
-    ))
-}
-
 impl Services {
     /// Opens an incident by hand and attaches its scope.
     pub async fn open_incident(
@@ -256,7 +250,7 @@ impl Services {
             ));
         }
         let i = Incident {
-            id: new_id()?,
+            id: crate::random_id()?,
             title: title.to_owned(),
             status: IncidentStatus::Open,
             opened_at: now,
@@ -292,7 +286,7 @@ impl Services {
     ) -> CoreResult<()> {
         let now = self.clock.now();
         let i = Incident {
-            id: new_id()?,
+            id: crate::random_id()?,
             title: format!("Alert {rule}: {actor}"),
             status: IncidentStatus::Open,
             opened_at: now,

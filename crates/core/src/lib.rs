@@ -37,6 +37,26 @@ use pki::Pki;
 use ports::{Clock, Pusher, Store};
 use std::sync::Arc;
 
+/// A random record identifier: 96 bits, hex (approvals, groups,
+/// incidents, policies).
+pub(crate) fn random_id() -> CoreResult<String> {
+    Ok(hex::encode(
+        mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.to_string()))?,
+    ))
+}
+
+/// A display name given by an administrator (groups, policies): trimmed,
+/// 1-100 characters, no control characters.
+pub(crate) fn check_display_name(name: &str) -> CoreResult<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(CoreError::BadRequest(
+            "name must be 1-100 characters without control characters".into(),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
 /// Settings the use-cases need.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {

@@ -136,16 +136,6 @@ fn check_platforms(
     Ok(out)
 }
 
-fn check_name(name: &str) -> CoreResult<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(CoreError::BadRequest(
-            "name must be 1-100 characters without control characters".into(),
-        ));
-    }
-    Ok(n.to_owned())
-}
-
 fn uuid_upper(u: uuid::Uuid) -> String {
     u.hyphenated().to_string().to_ascii_uppercase()
 }
@@ -210,15 +200,13 @@ impl Services {
         ctx: &ClientContext,
         input: &PolicyInput,
     ) -> CoreResult<Policy> {
-        let name = check_name(&input.name)?;
+        let name = crate::check_display_name(&input.name)?;
         let kind = PolicyKind::parse(&input.kind).ok_or_else(|| {
             CoreError::BadRequest("kind must be passcode, restrictions, wifi or vpn".into())
         })?;
         let (settings, secrets) = Self::checked_settings(kind, &input.settings, BTreeMap::new())?;
         let platforms = check_platforms(kind, &input.platforms, &input.settings)?;
-        let id = hex::encode(
-            mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.to_string()))?,
-        );
+        let id = crate::random_id()?;
         let now = self.clock.now();
         let policy = Policy {
             profile_identifier: format!("com.mamori.policy.{id}"),
@@ -281,7 +269,7 @@ impl Services {
             .ok_or_else(|| CoreError::NotFound("no such policy".into()))?;
         let mut p = old.clone();
         if let Some(n) = &change.name {
-            p.name = check_name(n)?;
+            p.name = crate::check_display_name(n)?;
         }
         let mut new_sealed = sealed.clone();
         if let Some(settings) = &change.settings {
