@@ -42,12 +42,11 @@ const SEALED_COMMAND: &[u8] = b"mamori-sealed-command-v1\0";
 impl Services {
     /// Whether the device is a Mac (by its inventory).
     async fn is_mac(&self, key: &DeviceKey) -> CoreResult<bool> {
-        Ok(self.store.device(key).await?.is_some_and(|d| {
-            d.model.as_deref().is_some_and(|m| m.contains("Mac"))
-                || d.product_name
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("Mac"))
-        }))
+        Ok(self
+            .store
+            .device(key)
+            .await?
+            .is_some_and(|d| crate::compliance::platform_of(&d) == "macOS"))
     }
 
     /// The device's UnlockToken (stored sealed when it sent one).
