@@ -124,7 +124,7 @@ impl Detector {
         seqs: &[i64],
         policy: &DetectionPolicy,
     ) -> Option<Vec<i64>> {
-        let mut map = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.reads);
         if map.len() > 10_000 {
             map.retain(|_, q| {
                 q.back()

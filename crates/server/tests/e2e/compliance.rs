@@ -7,15 +7,7 @@ use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use serde_json::{json, Value};
 
 async fn put(app: &TestApp, path: &str, body: Value) -> u16 {
-    app.http
-        .put(app.admin_url(path))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.send(reqwest::Method::PUT, path, Some(body)).await.0
 }
 
 fn has(d: &SimDevice, ident: &str) -> bool {

@@ -9,22 +9,11 @@ use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use serde_json::{json, Value};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app.post(path, body).await;
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
+    app.send(reqwest::Method::POST, path, Some(body)).await
 }
 
 async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .http
-        .put(app.admin_url(path))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
+    app.send(reqwest::Method::PUT, path, Some(body)).await
 }
 
 fn installed(d: &SimDevice) -> Vec<String> {

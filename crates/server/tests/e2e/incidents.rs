@@ -23,16 +23,7 @@ fn verify(bundle: &std::path::Path, key: Option<&std::path::Path>) -> (bool, Str
 }
 
 async fn patch(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .http
-        .patch(app.admin_url(path))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
+    app.send(reqwest::Method::PATCH, path, Some(body)).await
 }
 
 /// Called from the insider test (`audit.rs`) once its 500 reads were

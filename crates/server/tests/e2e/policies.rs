@@ -3,26 +3,8 @@
 //! versions that keep the profile's identity, and a profile built from
 //! them that holds the secret for the device.
 
-use crate::common::{role_token, spawn_app, TestApp};
-use serde_json::{json, Value};
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app
-        .http
-        .request(method, app.admin_url(path))
-        .bearer_auth(&app.token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
+use crate::common::{role_token, spawn_app};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_are_validated_and_their_secrets_never_leave() {
@@ -46,13 +28,13 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
             json!({"VPNType": "IKEv2", "UserDefinedName": "Office", "IKEv2": {"RemoteAddress": "vpn.example.com", "RemoteIdentifier": "vpn.example.com", "LocalIdentifier": "client", "AuthenticationMethod": "SharedSecret", "SharedSecret": "ike-secret-9Q"}}),
         ),
     ] {
-        let (st, p) = send(
-            &app,
-            post.clone(),
-            "/api/v1/policies",
-            Some(json!({"name": name, "kind": kind, "settings": settings})),
-        )
-        .await;
+        let (st, p) = app
+            .send(
+                post.clone(),
+                "/api/v1/policies",
+                Some(json!({"name": name, "kind": kind, "settings": settings})),
+            )
+            .await;
         assert_eq!(st, 201, "{kind}: {p}");
     }
     // Invalid: out of range, wrong type, unknown key, unknown kind — each
@@ -75,26 +57,26 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
             "EncryptionType",
         ),
     ] {
-        let (st, e) = send(
-            &app,
-            post.clone(),
-            "/api/v1/policies",
-            Some(json!({"name": format!("bad {key}"), "kind": kind, "settings": settings})),
-        )
-        .await;
+        let (st, e) = app
+            .send(
+                post.clone(),
+                "/api/v1/policies",
+                Some(json!({"name": format!("bad {key}"), "kind": kind, "settings": settings})),
+            )
+            .await;
         assert_eq!(st, 400, "{key}");
         assert!(e["error"].as_str().unwrap().contains(key), "{e}");
     }
-    let (st, _) = send(
-        &app,
-        post.clone(),
-        "/api/v1/policies",
-        Some(json!({"name": "x", "kind": "firewall", "settings": {}})),
-    )
-    .await;
+    let (st, _) = app
+        .send(
+            post.clone(),
+            "/api/v1/policies",
+            Some(json!({"name": "x", "kind": "firewall", "settings": {}})),
+        )
+        .await;
     assert_eq!(st, 400);
     // A key that does not exist on a target platform: 400 naming it.
-    let (st, e) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "Mac apps", "kind": "restrictions", "platforms": ["macOS"], "settings": {"allowAppInstallation": false}}))).await;
+    let (st, e) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "Mac apps", "kind": "restrictions", "platforms": ["macOS"], "settings": {"allowAppInstallation": false}}))).await;
     assert_eq!(st, 400);
     assert!(
         e["error"]
@@ -103,7 +85,7 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
             .contains("allowAppInstallation: not supported on macOS"),
         "{e}"
     );
-    let (st, e) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "TV passcode", "kind": "passcode", "platforms": ["tvOS"], "settings": {}}))).await;
+    let (st, e) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "TV passcode", "kind": "passcode", "platforms": ["tvOS"], "settings": {}}))).await;
     assert_eq!(st, 400);
     assert!(
         e["error"]
@@ -112,31 +94,33 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
             .contains("not supported on tvOS"),
         "{e}"
     );
-    let (st, e) = send(
-        &app,
-        post.clone(),
-        "/api/v1/policies",
-        Some(json!({"name": "x", "kind": "passcode", "platforms": ["Windows"], "settings": {}})),
-    )
-    .await;
+    let (st, e) = app
+        .send(
+            post.clone(),
+            "/api/v1/policies",
+            Some(
+                json!({"name": "x", "kind": "passcode", "platforms": ["Windows"], "settings": {}}),
+            ),
+        )
+        .await;
     assert_eq!(st, 400, "{e}");
-    let (st, p) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "iPhone apps", "kind": "restrictions", "platforms": ["iOS"], "settings": {"allowAppInstallation": false}}))).await;
+    let (st, p) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "iPhone apps", "kind": "restrictions", "platforms": ["iOS"], "settings": {"allowAppInstallation": false}}))).await;
     assert_eq!(st, 201, "{p}");
     assert_eq!(p["platforms"], json!(["iOS"]));
-    let (st, _) = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/policies/{}", p["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let (st, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/policies/{}", p["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(st, 204);
     let (_, list) = app.get("/api/v1/policies").await;
     assert_eq!(list["policies"].as_array().unwrap().len(), 3);
 
     // A Wi-Fi password: stored sealed, never returned.
     let password = "Wifi-Secret-Zx81-pass";
-    let (st, wifi) = send(&app, post.clone(), "/api/v1/policies", Some(json!({"name": "Corp Wi-Fi", "kind": "wifi", "settings": {"SSID_STR": "Corp", "EncryptionType": "WPA2", "Password": password, "AutoJoin": true}}))).await;
+    let (st, wifi) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "Corp Wi-Fi", "kind": "wifi", "settings": {"SSID_STR": "Corp", "EncryptionType": "WPA2", "Password": password, "AutoJoin": true}}))).await;
     assert_eq!(st, 201, "{wifi}");
     assert_eq!(wifi["secrets"], json!(["/Password"]));
     assert!(!wifi.to_string().contains(password));
@@ -184,8 +168,7 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
 
     // A change leaving the password out keeps it; a new version, same
     // identity; null clears it.
-    let (st, v2) = send(
-        &app,
+    let (st, v2) = app.send(
         reqwest::Method::PATCH,
         &format!("/api/v1/policies/{id}"),
         Some(
@@ -200,8 +183,7 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
     assert_eq!(v2["secrets"], json!(["/Password"]));
     let xml = s.policy_profile(&id).await.unwrap();
     assert!(String::from_utf8_lossy(&xml).contains(password));
-    let (st, v3) = send(
-        &app,
+    let (st, v3) = app.send(
         reqwest::Method::PATCH,
         &format!("/api/v1/policies/{id}"),
         Some(json!({"settings": {"SSID_STR": "Corp", "EncryptionType": "None", "Password": null}})),
@@ -210,26 +192,26 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
     assert_eq!(st, 200, "{v3}");
     assert_eq!(v3["secrets"], json!([]));
     // A bad change changes nothing.
-    let (st, _) = send(
-        &app,
-        reqwest::Method::PATCH,
-        &format!("/api/v1/policies/{id}"),
-        Some(json!({"settings": {"SSID_STR": 5}})),
-    )
-    .await;
+    let (st, _) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/policies/{id}"),
+            Some(json!({"settings": {"SSID_STR": 5}})),
+        )
+        .await;
     assert_eq!(st, 400);
     assert_eq!(
         app.get(&format!("/api/v1/policies/{id}")).await.1["version"],
         3
     );
     // Names are unique; viewers read but do not write; delete.
-    let (st, _) = send(
-        &app,
-        post.clone(),
-        "/api/v1/policies",
-        Some(json!({"name": "Corp Wi-Fi", "kind": "passcode", "settings": {}})),
-    )
-    .await;
+    let (st, _) = app
+        .send(
+            post.clone(),
+            "/api/v1/policies",
+            Some(json!({"name": "Corp Wi-Fi", "kind": "passcode", "settings": {}})),
+        )
+        .await;
     assert_eq!(st, 409);
     let viewer = role_token(s, "vera", "viewer").await;
     let r = app
@@ -249,13 +231,13 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (st, _) = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/policies/{id}"),
-        None,
-    )
-    .await;
+    let (st, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/policies/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(st, 204);
     assert_eq!(app.get(&format!("/api/v1/policies/{id}")).await.0, 404);
     let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
