@@ -266,21 +266,31 @@ pub fn evaluate(
     }
 }
 
-/// Devices of the people in each department-ruled group's department:
-/// group ID → UDIDs.
-pub type DepartmentDevices = HashMap<String, std::collections::HashSet<String>>;
+/// Who is in which group, built once per pass: the listed members of
+/// static groups and, for rules naming a department, the devices of the
+/// people in it (group ID → UDIDs).
+#[derive(Debug, Default)]
+pub struct Membership {
+    listed: HashMap<String, std::collections::HashSet<String>>,
+    department: HashMap<String, std::collections::HashSet<String>>,
+}
 
-/// Whether a device belongs to a group (listed, or matching its rule).
-pub fn is_member(g: &mamori_domain::DeviceGroup, d: &Device, dept: &DepartmentDevices) -> bool {
-    match &g.rule {
-        None => g.members.iter().any(|m| m == d.udid.as_str()),
-        Some(rule) => {
-            rule.matches(
-                d.model.as_deref(),
-                d.product_name.as_deref(),
-                d.os_version.as_deref(),
-            ) && (rule.department.is_none()
-                || dept.get(&g.id).is_some_and(|s| s.contains(d.udid.as_str())))
+impl Membership {
+    /// Whether a device belongs to a group (listed, or matching its rule).
+    pub fn contains(&self, g: &mamori_domain::DeviceGroup, d: &Device) -> bool {
+        let udid = d.udid.as_str();
+        let within = |m: &HashMap<String, std::collections::HashSet<String>>| {
+            m.get(&g.id).is_some_and(|s| s.contains(udid))
+        };
+        match &g.rule {
+            None => within(&self.listed),
+            Some(rule) => {
+                rule.matches(
+                    d.model.as_deref(),
+                    d.product_name.as_deref(),
+                    d.os_version.as_deref(),
+                ) && (rule.department.is_none() || within(&self.department))
+            }
         }
     }
 }
@@ -347,27 +357,32 @@ impl Services {
         evaluate(d, supervised, rules, &self.config.vulnerable_os, now)
     }
 
-    /// For every group whose rule names a department: the devices of the
-    /// people in it.
-    pub(crate) async fn department_devices(
+    /// The membership index of these groups.
+    pub(crate) async fn membership(
         &self,
         groups: &[mamori_domain::DeviceGroup],
-    ) -> CoreResult<DepartmentDevices> {
-        let mut out = DepartmentDevices::new();
+    ) -> CoreResult<Membership> {
+        let mut out = Membership::default();
         for g in groups {
-            let Some(dep) = g.rule.as_ref().and_then(|r| r.department.as_deref()) else {
-                continue;
-            };
-            let people = self.people_in_department(dep).await?;
-            let devices = self.store.people_devices(&people).await?;
-            out.insert(
-                g.id.clone(),
-                devices
-                    .into_iter()
-                    .flatten()
-                    .map(|k| k.to_string())
-                    .collect(),
-            );
+            match g.rule.as_ref().map(|r| r.department.as_deref()) {
+                None => {
+                    out.listed
+                        .insert(g.id.clone(), g.members.iter().cloned().collect());
+                }
+                Some(Some(dep)) => {
+                    let people = self.people_in_department(dep).await?;
+                    let devices = self.store.people_devices(&people).await?;
+                    out.department.insert(
+                        g.id.clone(),
+                        devices
+                            .into_iter()
+                            .flatten()
+                            .map(|k| k.to_string())
+                            .collect(),
+                    );
+                }
+                Some(None) => {}
+            }
         }
         Ok(out)
     }
@@ -388,7 +403,7 @@ impl Services {
         let now = self.clock.now();
         let rules = self.compliance_rules().await?;
         let groups = self.store.list_groups().await?;
-        let dept = self.department_devices(&groups).await?;
+        let membership = self.membership(&groups).await?;
         let vuln = &self.config.vulnerable_os;
         let mut report = ComplianceReport {
             at: now,
@@ -410,7 +425,7 @@ impl Services {
             {
                 let mine: Vec<&ComplianceRules> = groups
                     .iter()
-                    .filter(|g| is_member(g, d, &dept))
+                    .filter(|g| membership.contains(g, d))
                     .filter_map(|g| rules.get(&g.id))
                     .collect();
                 let c = self.device_compliance(d, &mine, now);

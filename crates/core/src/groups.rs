@@ -204,12 +204,7 @@ impl Services {
             .collect();
         let groups = self.store.list_groups().await?;
         let rules = self.compliance_rules().await?;
-        let dept = self.department_devices(&groups).await?;
-        let statics: Vec<(HashSet<&str>, &DeviceGroup)> = groups
-            .iter()
-            .filter(|g| g.rule.is_none())
-            .map(|g| (g.members.iter().map(String::as_str).collect(), g))
-            .collect();
+        let membership = self.membership(&groups).await?;
         let mut rows: HashMap<String, BTreeMap<String, DeviceProfile>> = HashMap::new();
         for r in self.store.device_profiles().await? {
             rows.entry(r.udid.clone())
@@ -238,12 +233,7 @@ impl Services {
                 // quarantined for non-compliance.
                 let mine: Vec<&DeviceGroup> = groups
                     .iter()
-                    .filter(|g| match &g.rule {
-                        None => statics
-                            .iter()
-                            .any(|(m, sg)| sg.id == g.id && m.contains(udid)),
-                        Some(_) => crate::compliance::is_member(g, d, &dept),
-                    })
+                    .filter(|g| membership.contains(g, d))
                     .collect();
                 let my_rules: Vec<&crate::compliance::ComplianceRules> =
                     mine.iter().filter_map(|g| rules.get(&g.id)).collect();
@@ -475,16 +465,16 @@ impl Services {
             tracing::warn!(device = %device, "ProfileList without its list; ignored");
             return Ok(());
         };
-        let present: HashSet<(&str, &str)> = list
+        // Entries count when they carry both an identifier and a UUID.
+        let idents: HashSet<&str> = list
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.get("PayloadIdentifier")?.as_str()?,
-                    p.get("PayloadUUID")?.as_str()?,
-                ))
+            .filter(|p| {
+                p.get("PayloadUUID")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some()
             })
+            .filter_map(|p| p.get("PayloadIdentifier")?.as_str())
             .collect();
-        let idents: HashSet<&str> = present.iter().map(|(i, _)| *i).collect();
         for row in self.store.profiles_of_device(device.as_str()).await? {
             if row.state == ProfileState::Installed
                 && !idents.contains(row.profile_identifier.as_str())
