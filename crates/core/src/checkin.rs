@@ -33,12 +33,7 @@ impl Services {
     pub async fn checkin(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
         let source = ev.source;
         let r = self.checkin_inner(ev, body).await;
-        if let Err(e) = &r {
-            if is_rejection(e) {
-                self.device_rejected(source, "checkin", e).await;
-            }
-        }
-        r
+        self.note_refusal(source, "checkin", r).await
     }
 
     async fn checkin_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
@@ -255,9 +250,19 @@ impl Services {
     pub async fn connect(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
         let source = ev.source;
         let r = self.connect_inner(ev, body).await;
+        self.note_refusal(source, "connect", r).await
+    }
+
+    /// Records a refused device request (the answer stays what it was).
+    async fn note_refusal(
+        &self,
+        source: Option<std::net::IpAddr>,
+        what: &str,
+        r: CoreResult<DeviceReply>,
+    ) -> CoreResult<DeviceReply> {
         if let Err(e) = &r {
             if is_rejection(e) {
-                self.device_rejected(source, "connect", e).await;
+                self.device_rejected(source, what, e).await;
             }
         }
         r

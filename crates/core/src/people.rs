@@ -972,13 +972,14 @@ impl Services {
     /// Indexes the departments of people stored before the index existed
     /// (run at start; recorded as one system record, no plaintext leaves).
     pub async fn index_departments(&self) -> CoreResult<usize> {
+        let mut batch = self.store.people_without_department_index(500).await?;
+        if batch.is_empty() {
+            // Nothing to do: the index key is not even read (nor created).
+            return Ok(0);
+        }
         let key = self.index_key().await?;
         let mut done = 0;
-        loop {
-            let batch = self.store.people_without_department_index(500).await?;
-            if batch.is_empty() {
-                break;
-            }
+        while !batch.is_empty() {
             for r in &batch {
                 let f = self.open_fields(r)?;
                 self.store
@@ -986,18 +987,17 @@ impl Services {
                     .await?;
             }
             done += batch.len();
+            batch = self.store.people_without_department_index(500).await?;
         }
-        if done > 0 {
-            self.audit(self.audit_event(
-                "system",
-                &ClientContext::default(),
-                "people.index",
-                None,
-                "success",
-                Some(format!("department index built for {done} people")),
-            ))
-            .await?;
-        }
+        self.audit(self.audit_event(
+            "system",
+            &ClientContext::default(),
+            "people.index",
+            None,
+            "success",
+            Some(format!("department index built for {done} people")),
+        ))
+        .await?;
         Ok(done)
     }
 }
