@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mamori");
 
+/// Runs `mamori ARGS --data-dir DIR` and waits for it.
+fn mamori_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -229,14 +239,7 @@ fn people_are_imported_and_listed_from_the_command_line() {
         "name,user_id,email,phone\nAiko Tanaka,atanaka,aiko@example.jp,+81 3 1111 2222\nKen Mori,kmori,ken@example.jp,\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mamori_in(&dir, args);
     let out = run(&["people", "import", "--file", csv.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -274,14 +277,7 @@ fn backups_are_created_and_verified_from_the_command_line() {
         "name,user_id,email\nAiko Tanaka,atanaka,aiko@example.jp\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mamori_in(&dir, args);
     assert!(run(&["people", "import", "--file", csv.to_str().unwrap()])
         .status
         .success());
@@ -360,14 +356,7 @@ fn the_people_key_is_rotated_from_the_command_line() {
         "name,user_id,email\nAiko Tanaka,atanaka,aiko@example.jp\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mamori_in(&dir, args);
     assert!(run(&["people", "import", "--file", csv.to_str().unwrap()])
         .status
         .success());
@@ -401,14 +390,7 @@ fn audit_verify_from_the_command_line_names_a_tampered_record() {
         "name,user_id,email\nAiko Tanaka,atanaka,aiko@example.jp\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mamori_in(&dir, args);
     assert!(run(&["people", "import", "--file", csv.to_str().unwrap()])
         .status
         .success());
