@@ -451,10 +451,8 @@ async fn state_changes_need_the_csrf_token_and_sessions_stay_with_their_client()
     thief.ua = "curl/8".into();
     assert_eq!(thief.get("/api/v1/devices").await.0, 401);
     assert_eq!(b.get("/api/v1/devices").await.0, 401);
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    assert!(audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    assert!(audit
         .iter()
         .any(|r| r["action"] == "auth.session" && r["outcome"] == "denied"));
 }
@@ -641,8 +639,8 @@ async fn repeated_failures_lock_the_account_until_an_audited_unlock() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let records = audit["records"].as_array().unwrap();
+    let audit = app.audit_records().await;
+    let records = audit;
     let lock = records
         .iter()
         .find(|r| r["action"] == "admin.lock")
@@ -918,10 +916,8 @@ async fn role_changes_take_effect_on_the_next_request() {
         )
         .await;
     assert_eq!(st, 400);
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let change = audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    let change = audit
         .iter()
         .find(|r| r["action"] == "admin.role")
         .unwrap()
@@ -1142,10 +1138,8 @@ async fn repeated_second_factor_failures_raise_an_alert() {
             401
         );
     }
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let alerts: Vec<&Value> = audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    let alerts: Vec<&Value> = audit
         .iter()
         .filter(|r| r["action"] == "alert.mfa_failures")
         .collect();

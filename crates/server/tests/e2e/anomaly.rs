@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 async fn records(app: &TestApp) -> Vec<Value> {
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    audit["records"].as_array().unwrap().clone()
+    let audit = app.audit_records().await;
+    audit.clone()
 }
 
 async fn wait_for_record(app: &TestApp, action: &str, target: &str) -> Value {

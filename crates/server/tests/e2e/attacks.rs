@@ -238,10 +238,8 @@ async fn a_device_cannot_enroll_without_a_valid_challenge() {
     let (_, list) = app.get("/api/v1/devices").await;
     assert!(list["devices"].as_array().unwrap().is_empty());
     // The guess is on record.
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let refused = audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    let refused = audit
         .iter()
         .find(|r| r["action"] == "device.rejected")
         .unwrap()

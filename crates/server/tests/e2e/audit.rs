@@ -373,8 +373,8 @@ async fn what_devices_do_and_what_is_refused_to_them_is_on_record() {
     a.claim_udid(None);
     a.check_out().await.unwrap();
 
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let recs = audit["records"].as_array().unwrap();
+    let audit = app.audit_records().await;
+    let recs = audit;
     let find = |action: &str, target: &str| {
         recs.iter()
             .find(|r| r["action"] == action && r["target"] == target)

@@ -112,6 +112,13 @@ impl TestApp {
     }
 
     /// GET JSON from the admin API with the owner token.
+    /// The first 1,000 audit records (as the owner reads them).
+    pub async fn audit_records(&self) -> Vec<Value> {
+        let (st, audit) = self.get("/api/v1/audit?limit=1000").await;
+        assert_eq!(st, 200, "{audit}");
+        audit["records"].as_array().unwrap().clone()
+    }
+
     /// Any method to the admin API with the owner token: status and JSON
     /// body (Null when there is none).
     pub async fn send(

@@ -212,12 +212,8 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
     let r = s.reconcile_once(5000).await.unwrap();
     assert_eq!(r.installs, 39, "{r:?}");
     // Batches are bounded: nothing more than asked is queued.
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    assert!(audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["action"] == "policy.reconcile"));
+    let audit = app.audit_records().await;
+    assert!(audit.iter().any(|r| r["action"] == "policy.reconcile"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

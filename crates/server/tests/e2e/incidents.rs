@@ -199,10 +199,8 @@ async fn an_incident_opened_by_hand_is_checked_and_classified() {
     let (st, _) = app.get("/api/v1/incidents/nope").await;
     assert_eq!(st, 404);
     // Every step is on record.
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let actions: Vec<&str> = audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    let actions: Vec<&str> = audit
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();

@@ -240,10 +240,8 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
         .await;
     assert_eq!(st, 204);
     assert_eq!(app.get(&format!("/api/v1/policies/{id}")).await.0, 404);
-    let (_, audit) = app.get("/api/v1/audit?limit=1000").await;
-    let actions: Vec<&str> = audit["records"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_records().await;
+    let actions: Vec<&str> = audit
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();
