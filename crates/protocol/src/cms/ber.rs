@@ -7,6 +7,11 @@
 //! input, so exact bytes (certificates, DER signed attributes) are preserved.
 //! Constructed context-specific strings (e.g. `[0] IMPLICIT OCTET STRING`)
 //! cannot be recognised here; callers merge them (see [`implicit_octets`]).
+//!
+//! Strict about structure: every byte an element's header reads and every
+//! definite length stays inside the element's parent; an indefinite-length
+//! element ends with its end-of-contents marker (`00 00`) inside its
+//! parent's bounds; a tag-0 element anywhere else is refused.
 
 use der::asn1::AnyRef;
 use der::{Decode, Tag, Tagged};
@@ -42,19 +47,24 @@ struct Header {
     len: Option<usize>,
 }
 
-fn byte_at(input: &[u8], pos: usize) -> Result<u8> {
+/// The byte at `pos`, which must lie before `end` (the end of the element
+/// being read, never beyond the input).
+fn byte_within(input: &[u8], pos: usize, end: usize) -> Result<u8> {
+    if pos >= end {
+        return Err(err("truncated"));
+    }
     input.get(pos).copied().ok_or_else(|| err("truncated"))
 }
 
+/// Reads one identifier and length at `*pos`; every byte read, and the
+/// content a definite length announces, lie before `end`.
 fn read_header(input: &[u8], pos: &mut usize, end: usize) -> Result<Header> {
-    if *pos >= end {
-        return Err(err("truncated"));
-    }
-    let tag = byte_at(input, *pos)?;
+    let end = end.min(input.len());
+    let tag = byte_within(input, *pos, end)?;
     if tag & 0x1f == 0x1f {
         return Err(err("high tag numbers are not supported"));
     }
-    let first = byte_at(input, *pos + 1)?;
+    let first = byte_within(input, *pos + 1, end)?;
     *pos += 2;
     let len = match first {
         0x80 if tag & CONSTRUCTED != 0 => None,
@@ -64,7 +74,7 @@ fn read_header(input: &[u8], pos: &mut usize, end: usize) -> Result<Header> {
             let n = usize::from(first & 0x7f);
             let mut len = 0usize;
             for i in 0..n {
-                len = (len << 8) | usize::from(byte_at(input, *pos + i)?);
+                len = (len << 8) | usize::from(byte_within(input, *pos + i, end)?);
             }
             *pos += n;
             Some(len)
@@ -72,7 +82,8 @@ fn read_header(input: &[u8], pos: &mut usize, end: usize) -> Result<Header> {
         _ => return Err(err("length too large")),
     };
     if let Some(l) = len {
-        if *pos > end || l > end - *pos {
+        // `*pos <= end`: every byte read so far was before `end`.
+        if l > end - *pos {
             return Err(err("length exceeds enclosing element"));
         }
     }
@@ -104,8 +115,17 @@ fn convert(
         return Err(err("nesting too deep"));
     }
     let h = read_header(input, pos, end)?;
+    if h.tag & !CONSTRUCTED == 0 {
+        // Tag 0 is the end-of-contents marker: it only closes an
+        // indefinite-length element (see below), it is never an element.
+        return Err(err(
+            "end-of-contents marker outside an indefinite-length element",
+        ));
+    }
     if h.tag & CONSTRUCTED == 0 {
-        let len = h.len.unwrap_or(0);
+        let len = h
+            .len
+            .ok_or_else(|| err("indefinite length on a primitive"))?;
         let content = input
             .get(*pos..*pos + len)
             .ok_or_else(|| err("truncated"))?;
@@ -120,9 +140,17 @@ fn convert(
             while *pos < child_end {
                 convert(input, pos, child_end, &mut content, depth + 1)?;
             }
+            if *pos != child_end {
+                return Err(err("element overruns its parent"));
+            }
         }
+        // The children, then the end-of-contents marker (`00 00`), all
+        // inside the parent's bounds (`end`).
         None => loop {
-            if byte_at(input, *pos)? == 0 && byte_at(input, *pos + 1)? == 0 {
+            if byte_within(input, *pos, end)? == 0 {
+                if byte_within(input, *pos + 1, end)? != 0 {
+                    return Err(err("end-of-contents marker with a length"));
+                }
                 *pos += 2;
                 break;
             }
@@ -223,5 +251,120 @@ mod tests {
         }
         let deep: Vec<u8> = std::iter::repeat_n([0x30u8, 0x80], 200).flatten().collect();
         assert!(to_der(&deep).is_err());
+    }
+
+    #[test]
+    fn end_of_contents_must_close_inside_the_parent() {
+        // The inner indefinite SEQUENCE's marker lies past the outer
+        // definite SEQUENCE (3 bytes): once normalised to `30 02 30 00`.
+        assert!(to_der(&[0x30, 0x03, 0x30, 0x80, 0x00, 0x00]).is_err());
+        // Same, one level deeper and with content before the marker.
+        assert!(
+            to_der(&[0x30, 0x06, 0x30, 0x05, 0x30, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00]).is_err()
+        );
+        // A definite parent whose indefinite child is closed inside it is legal.
+        assert_eq!(
+            to_der(&[0x30, 0x04, 0x30, 0x80, 0x00, 0x00]).unwrap(),
+            [0x30, 0x02, 0x30, 0x00]
+        );
+    }
+
+    #[test]
+    fn end_of_contents_is_never_an_element() {
+        for bad in [
+            // EOC as a whole input, in a definite SEQUENCE, constructed.
+            &[0x00, 0x00][..],
+            &[0x30, 0x02, 0x00, 0x00],
+            &[0x30, 0x04, 0x02, 0x00, 0x00, 0x00],
+            &[0x20, 0x00],
+            // An EOC marker with a length.
+            &[0x30, 0x80, 0x00, 0x01, 0x00, 0x00, 0x00],
+            // An indefinite OCTET STRING closed by `00 01`.
+            &[0x24, 0x80, 0x04, 0x01, 0x61, 0x00, 0x01],
+        ] {
+            assert!(to_der(bad).is_err(), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn headers_and_lengths_stay_inside_the_parent() {
+        for bad in [
+            // The child's length byte lies past the parent's one byte.
+            &[0x30, 0x01, 0x04, 0x00][..],
+            // The child's long-form length bytes lie past the parent.
+            &[0x30, 0x02, 0x04, 0x82, 0x00, 0x00],
+            // Truncated long-form lengths.
+            &[0x04, 0x81],
+            &[0x04, 0x82, 0x01],
+            &[0x30, 0x84, 0xff, 0xff],
+            // Lengths past the end of the input or of the parent.
+            &[0x04, 0x82, 0x01, 0x00, 0x00],
+            &[0x30, 0x03, 0x04, 0x02, 0x61],
+            &[0x30, 0x80, 0x04, 0x05, 0x61, 0x00, 0x00],
+            // A primitive in an indefinite parent running over the marker.
+            &[0x30, 0x80, 0x04, 0x03, 0x61, 0x00, 0x00],
+            // Indefinite element never closed inside a definite one.
+            &[0x30, 0x03, 0x30, 0x80, 0x05],
+            // A huge length (would overflow 32-bit arithmetic).
+            &[0x04, 0x84, 0xff, 0xff, 0xff, 0xff, 0x00],
+        ] {
+            assert!(to_der(bad).is_err(), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn legal_nested_indefinite_forms_normalise() {
+        // SEQUENCE(indef) { SEQUENCE(indef) { INTEGER 5 } }
+        let ber = [
+            0x30, 0x80, 0x30, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            to_der(&ber).unwrap(),
+            [0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x05]
+        );
+        // Definite { indefinite { constructed OCTET STRING (indef) { "a", "b" } }, NULL }
+        let ber = [
+            0x30, 0x0e, 0x30, 0x80, 0x24, 0x80, 0x04, 0x01, b'a', 0x04, 0x01, b'b', 0x00, 0x00,
+            0x00, 0x00, 0x05, 0x00,
+        ];
+        assert!(
+            to_der(&ber).is_err(),
+            "the outer length is 14, the content 16"
+        );
+        let mut ber = ber;
+        ber[1] = 0x10;
+        assert_eq!(
+            to_der(&ber).unwrap(),
+            [0x30, 0x08, 0x30, 0x04, 0x04, 0x02, b'a', b'b', 0x05, 0x00]
+        );
+        // A constructed OCTET STRING nested in a constructed OCTET STRING.
+        let ber = [
+            0x24, 0x80, 0x24, 0x80, 0x04, 0x01, b'x', 0x00, 0x00, 0x04, 0x01, b'y', 0x00, 0x00,
+        ];
+        assert_eq!(to_der(&ber).unwrap(), [0x04, 0x02, b'x', b'y']);
+        // Empty indefinite elements.
+        assert_eq!(to_der(&[0x30, 0x80, 0x00, 0x00]).unwrap(), [0x30, 0x00]);
+        assert_eq!(to_der(&[0xa0, 0x80, 0x00, 0x00]).unwrap(), [0xa0, 0x00]);
+    }
+
+    #[test]
+    fn nesting_is_bounded_in_definite_forms_too() {
+        // Nested definite SEQUENCEs (each header 2 bytes, short-form
+        // lengths): refused past MAX_DEPTH, not by running out of stack.
+        let n = MAX_DEPTH + 10;
+        let mut der = Vec::new();
+        for i in 0..n {
+            der.push(0x30);
+            der.push(u8::try_from(2 * (n - 1 - i)).unwrap());
+        }
+        assert!(to_der(&der).is_err());
+        // Just within the limit it normalises to itself.
+        let n = MAX_DEPTH;
+        let mut der = Vec::new();
+        for i in 0..n {
+            der.push(0x30);
+            der.push(u8::try_from(2 * (n - 1 - i)).unwrap());
+        }
+        assert_eq!(to_der(&der).unwrap(), der);
     }
 }
