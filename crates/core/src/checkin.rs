@@ -5,7 +5,7 @@ use crate::ports::{
     AuthenticateRecord, InventoryFields, InventoryKind, ResultOutcome, TokenUpdateRecord,
 };
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
+use mamori_domain::{log_safe, CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
 use mamori_protocol::checkin::{CheckinMessage, Ident};
 use mamori_protocol::connect::{CommandStatus, ConnectRequest};
 
@@ -38,11 +38,13 @@ impl Services {
 
     async fn checkin_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
         let source = ev.source;
+        // Authenticate the raw bytes before decoding them: a client that
+        // holds no certificate of ours never reaches the plist decoder.
+        let (cert, _) = self.device_certificate(ev, body).await?;
         let msg = mamori_protocol::checkin::parse_checkin(body).map_err(|e| {
-            tracing::warn!(reason = %e, "check-in message refused");
+            tracing::warn!(reason = %log_safe(&e.to_string()), fingerprint = %cert.fingerprint, "check-in message refused");
             CoreError::BadRequest(format!("invalid check-in message: {e}"))
         })?;
-        let (cert, _) = self.device_certificate(ev, body).await?;
         let now = self.clock.now();
         match msg {
             CheckinMessage::Authenticate {
@@ -237,7 +239,7 @@ impl Services {
                     Self::authorize_device(&cert, &key, false)?;
                 }
                 let kind = other.message_type();
-                tracing::warn!(message_type = %kind, "unsupported check-in message type");
+                tracing::warn!(message_type = %log_safe(kind), "unsupported check-in message type");
                 Err(CoreError::BadRequest(format!(
                     "unsupported check-in message type {kind}"
                 )))
@@ -270,11 +272,12 @@ impl Services {
 
     async fn connect_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
         let source = ev.source;
+        // As for check-in: the certificate first, the decoder second.
+        let (cert, _) = self.device_certificate(ev, body).await?;
         let req = mamori_protocol::connect::parse_connect(body).map_err(|e| {
-            tracing::warn!(reason = %e, "connect request refused");
+            tracing::warn!(reason = %log_safe(&e.to_string()), fingerprint = %cert.fingerprint, "connect request refused");
             CoreError::BadRequest(format!("invalid connect request: {e}"))
         })?;
-        let (cert, _) = self.device_certificate(ev, body).await?;
         let key = device_key(&req.ident)?;
         // A certificate bound to this enrollment and unrevoked means the
         // enrollment is live: CheckOut and re-enrollment revoke certificates.

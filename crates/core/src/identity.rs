@@ -50,7 +50,7 @@ impl Services {
             .device_ca
             .verify_issued(&cert_der, now)
             .map_err(|e| {
-                tracing::warn!(reason = %e, "device certificate refused");
+                tracing::warn!(reason = %mamori_domain::log_safe(&e.to_string()), "device certificate refused");
                 CoreError::Unauthorized
             })?;
         let Some(record) = self
@@ -118,7 +118,7 @@ fn signer_of(header: &str, body: &[u8]) -> CoreResult<Vec<u8>> {
             CoreError::BadRequest("Mdm-Signature is not valid base64".into())
         })?;
     let verified = mamori_protocol::cms::verify_signed_data(&der, Some(body)).map_err(|e| {
-        tracing::warn!(reason = %e, "Mdm-Signature does not verify");
+        tracing::warn!(reason = %mamori_domain::log_safe(&e.to_string()), "Mdm-Signature does not verify");
         CoreError::Unauthorized
     })?;
     Ok(verified.signer_cert_der)

@@ -7,6 +7,7 @@ mod approval;
 mod group;
 mod ids;
 mod incident;
+mod logsafe;
 mod model;
 mod people;
 mod policy;
@@ -20,6 +21,7 @@ pub use approval::{Approval, ApprovalStatus};
 pub use group::{DeviceGroup, DeviceProfile, GroupRule, ProfileState};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};
+pub use logsafe::{log_safe, LogSafe};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
     EnrollmentProfile, EnrollmentStatus, ProfileId,

@@ -6,11 +6,14 @@
 //! The crate is pure: no file or network I/O at run time (Apple's schema is
 //! embedded at compile time from `apple-schema/`).
 
+pub mod bounded;
 pub mod checkin;
 pub mod cms;
 pub mod command;
 pub mod connect;
 pub mod csr;
+#[cfg(any(test, feature = "test-payloads"))]
+pub mod hostile;
 pub mod mobileconfig;
 pub mod plistjson;
 pub mod scep;

@@ -19,7 +19,6 @@
 //! as strings; schema-guided conversion (strings → data/date where the schema
 //! says so) lives in [`crate::schema`].
 
-use std::io::Cursor;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
@@ -48,6 +47,13 @@ pub enum PlistError {
     /// Arrays/dictionaries nested deeper than [`MAX_PLIST_DEPTH`].
     #[error("plist nested deeper than {0} levels")]
     TooDeep(usize),
+    /// More values than the limit (a shared binary object counts each time
+    /// it is referenced).
+    #[error("plist holds more than {0} values")]
+    TooManyValues(usize),
+    /// More bytes of strings, keys and data than the limit.
+    #[error("plist holds more than {0} bytes of text and data")]
+    TooMuchText(usize),
     /// The plist root is not a dictionary.
     #[error("plist root is not a dictionary")]
     NotADictionary,
@@ -208,43 +214,17 @@ pub(crate) fn number_to_plist(n: &serde_json::Number) -> plist::Value {
 
 /// Maximum array/dictionary nesting accepted by [`parse_plist_dict`]. Real MDM
 /// messages nest a handful of levels; the cap keeps the recursive conversion
-/// and validation code (and `Drop`) from exhausting the stack.
-pub const MAX_PLIST_DEPTH: usize = 64;
-
-/// Nesting depth of a value (scalars: 0), computed without recursion and
-/// without looking further than `limit + 1` levels.
-fn depth_exceeds(value: &plist::Value, limit: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &plist::Value>> = match v {
-            plist::Value::Array(items) => Box::new(items.iter()),
-            plist::Value::Dictionary(d) => Box::new(d.values()),
-            _ => continue,
-        };
-        if depth + 1 > limit {
-            return true;
-        }
-        stack.extend(children.map(|c| (c, depth + 1)));
-    }
-    false
-}
-
-/// Drop a (possibly very deep) value without recursion.
-fn dismantle(value: plist::Value) {
-    let mut work = vec![value];
-    while let Some(v) = work.pop() {
-        match v {
-            plist::Value::Array(items) => work.extend(items),
-            plist::Value::Dictionary(d) => work.extend(d.into_iter().map(|(_, v)| v)),
-            _ => {}
-        }
-    }
-}
+/// and validation code (and `Drop`) far from the stack's end.
+pub const MAX_PLIST_DEPTH: usize = crate::bounded::PlistLimits::MAX_DEPTH;
 
 /// Parse an XML or binary plist whose root must be a dictionary.
 ///
 /// `max_len` caps the input size in bytes; larger bodies are rejected before
-/// any parsing happens. Nesting is limited to [`MAX_PLIST_DEPTH`].
+/// any parsing happens. While decoding, nesting is limited to
+/// [`MAX_PLIST_DEPTH`] and the number of values and bytes of text to what a
+/// body of `max_len` bytes can honestly hold ([`PlistLimits::for_body`]).
+///
+/// [`PlistLimits::for_body`]: crate::bounded::PlistLimits::for_body
 pub fn parse_plist_dict(bytes: &[u8], max_len: usize) -> Result<plist::Dictionary, PlistError> {
     if bytes.len() > max_len {
         return Err(PlistError::TooLarge {
@@ -255,20 +235,7 @@ pub fn parse_plist_dict(bytes: &[u8], max_len: usize) -> Result<plist::Dictionar
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(PlistError::Empty);
     }
-    let value = if bytes.starts_with(b"bplist") {
-        plist::Value::from_reader(Cursor::new(bytes))
-    } else {
-        plist::Value::from_reader_xml(Cursor::new(bytes))
-    }
-    .map_err(|e| PlistError::Malformed(e.to_string()))?;
-    if depth_exceeds(&value, MAX_PLIST_DEPTH) {
-        dismantle(value);
-        return Err(PlistError::TooDeep(MAX_PLIST_DEPTH));
-    }
-    match value {
-        plist::Value::Dictionary(d) => Ok(d),
-        _ => Err(PlistError::NotADictionary),
-    }
+    crate::bounded::decode_dict(bytes, crate::bounded::PlistLimits::for_body(max_len))
 }
 
 /// Serialise a plist value as an XML plist document.

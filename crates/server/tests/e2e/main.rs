@@ -17,6 +17,7 @@ mod common;
 mod compliance;
 mod enrollment;
 mod groups;
+mod hostile;
 mod incidents;
 mod interop;
 mod inventory;

@@ -1,0 +1,179 @@
+//! Bodies built to crash the server (nesting that overflows a recursive
+//! decoder's stack, binary plists whose shared references expand to
+//! billions of values) sent to the device listener: by a client with no
+//! certificate, and by an enrolled device signing them with its own
+//! identity. Each gets a 4xx; the server stays up and keeps serving.
+
+use crate::common::{client_trusting, spawn_app};
+use mamori_protocol::hostile::{deep_binary, deep_xml, in_message, laughs};
+use mamori_sim::{DeviceKind, Identity, SimDevice, SimOptions};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mamori");
+
+/// Every payload class with its name. `udid` goes into the message-shaped
+/// one, so that a server reading the message type first would meet it.
+fn payloads(udid: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("40,000 nested XML arrays", deep_xml(40_000)),
+        ("30,000 nested XML arrays", deep_xml(30_000)),
+        (
+            "42,000 nested binary arrays ending in an error",
+            deep_binary(42_000, true),
+        ),
+        ("binary plist expanding to 10^10 values", laughs(5, 100)),
+        ("binary plist expanding to 1.6x10^9 values", laughs(3, 1170)),
+        (
+            "check-in naming the device, 10^8 values inside",
+            in_message(udid, 4, 100),
+        ),
+    ]
+}
+
+/// Sends every payload to check-in and connect: anonymously (401, the
+/// body is never decoded) and signed by `dev` (400, or 413 above the
+/// check-in size limit).
+async fn send_all(dev: &mut SimDevice) {
+    let udid = dev.udid().to_owned();
+    for (name, body) in payloads(&udid) {
+        let r = dev
+            .connect_raw_bytes(body.clone(), Some(Identity::Anonymous))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "anonymous connect: {name}");
+        let r = dev
+            .checkin_raw(body.clone(), Some(Identity::Anonymous))
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.status, 401 | 413),
+            "anonymous check-in: {name}: {}",
+            r.status
+        );
+        let r = dev.connect_raw_bytes(body.clone(), None).await.unwrap();
+        assert_eq!(r.status, 400, "signed connect: {name}");
+        let r = dev.checkin_raw(body, None).await.unwrap();
+        assert!(
+            matches!(r.status, 400 | 413),
+            "signed check-in: {name}: {}",
+            r.status
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_payloads_get_a_4xx_and_the_device_listener_stays_up() {
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    send_all(&mut dev).await;
+    // Nothing changed and the device is still served.
+    assert!(dev.connect_idle().await.unwrap().is_none());
+    let (_, d) = app.get(&format!("/api/v1/devices/{}", dev.udid())).await;
+    assert_eq!(d["status"], "enrolled");
+}
+
+/// `mamori serve` started by `sh` with its data segment (heap and anonymous
+/// mappings) limited to 256 MiB; killed when dropped.
+struct Limited(Child);
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve_limited(dir: &std::path::Path, device: u16, admin: u16) -> Limited {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -d 262144 && exec \"$0\" serve \"$@\"")
+        .arg(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--device-addr")
+        .arg(format!("127.0.0.1:{device}"))
+        .arg("--admin-addr")
+        .arg(format!("127.0.0.1:{admin}"))
+        .arg("--public-url")
+        .arg(format!("https://127.0.0.1:{device}"))
+        .env("RUST_LOG", "warn")
+        .env("MALLOC_ARENA_MAX", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Limited(child);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains("mamori admin create") || Instant::now() > deadline {
+            break;
+        }
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_256_mib_memory_limit_the_server_survives_every_payload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (device, admin) = (free_port(), free_port());
+    let mut server = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve_limited(&dir, device, admin)
+    })
+    .await
+    .unwrap();
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "server did not start"
+    );
+
+    // An enrollment profile from the host's CLI, and a device enrolled with it.
+    let profile_path = tmp.path().join("enroll.mobileconfig");
+    let out = Command::new(BIN)
+        .args(["profile", "create", "--data-dir"])
+        .arg(&dir)
+        .arg("--public-url")
+        .arg(format!("https://127.0.0.1:{device}"))
+        .arg("--out")
+        .arg(&profile_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tls_ca = std::fs::read(dir.join("tls-ca.pem")).unwrap();
+    let mut dev = SimDevice::new(DeviceKind::IPhone, SimOptions::default());
+    dev.enroll(&std::fs::read(&profile_path).unwrap(), Some(&tls_ca))
+        .await
+        .unwrap();
+
+    send_all(&mut dev).await;
+
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the server died under the memory limit"
+    );
+    assert!(dev.connect_idle().await.unwrap().is_none());
+    let health = client_trusting(&tls_ca)
+        .get(format!("https://127.0.0.1:{admin}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
