@@ -27,3 +27,5 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+# Every fuzz target briefly, from the committed seeds (scripts/fuzz.sh).
+./scripts/fuzz.sh 8

@@ -165,6 +165,11 @@ impl Server {
             .arg(admin_addr.to_string())
             .arg("--public-url")
             .arg(format!("https://{device_addr}"))
+            // Every simulated device comes from 127.0.0.1, and with
+            // --keep-alive each holds its connection across phases.
+            .args(["--max-connections-per-ip", "100000"])
+            .args(["--max-connections", "100000"])
+            .args(["--idle-timeout-secs", "3600"])
             .args(extra_args)
             .env("RUST_LOG", SERVER_RUST_LOG)
             .stdin(Stdio::null())

@@ -1,14 +1,18 @@
 //! Serving an axum router over TLS with hyper, handing the TLS client
 //! certificate (if any) to handlers as a request extension.
 
+use crate::conn::{
+    AcceptBackoff, ConnState, Limits, LogThrottle, Permit, TimedBody, TrackedBody, Tracker,
+};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -20,77 +24,190 @@ pub struct PeerCertificate(pub Option<Arc<Vec<u8>>>);
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Longest a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams one HTTP/2 client may have open at once.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Largest request header block (HTTP/2; HTTP/1 is bounded by its 64 KiB
+/// read buffer). An `Mdm-Signature` header is a few KiB.
+pub const H2_MAX_HEADER_LIST_SIZE: u32 = 32 * 1024;
+/// Streams a client may reset before the server accepted them, at once
+/// (rapid reset, CVE-2023-44487): more is a protocol error ending the
+/// connection.
+pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server may reset because of client errors before it ends
+/// the connection.
+pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 128;
+/// Response bytes buffered per HTTP/2 stream for a slow reader.
+pub const H2_MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
 /// Accepts connections until the task is dropped.
-pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) {
-    serve_tls_from(listener, acceptor, router, None).await;
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    limits: Limits,
+) {
+    serve_tls_from(listener, acceptor, router, None, limits).await;
 }
 
 /// Accepts connections until the task is dropped; with `allow`, a connection
 /// from an address outside every listed network is closed before TLS.
+/// `limits` caps the connections held (in total and per source address) and
+/// bounds every phase of each connection; a connection over a cap is closed
+/// before TLS. Refusals and accept errors are logged at most once a second,
+/// with a count; accept errors (a full descriptor table) back off from
+/// 10 ms to 1 s.
 pub async fn serve_tls_from(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     allow: Option<Arc<Vec<ipnet::IpNet>>>,
+    limits: Limits,
 ) {
+    let limits = Arc::new(limits);
+    let tracker = Tracker::new(&limits);
+    let builder = Arc::new(http_builder(&limits));
+    let mut backoff = AcceptBackoff::default();
+    let second = Duration::from_secs(1);
+    let mut accept_log = LogThrottle::new(second);
+    let mut allow_log = LogThrottle::new(second);
+    let mut cap_log = LogThrottle::new(second);
     loop {
         let (tcp, addr) = match listener.accept().await {
-            Ok(c) => c,
+            Ok(c) => {
+                backoff.succeeded();
+                c
+            }
             Err(e) => {
-                tracing::warn!(cause = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let wait = backoff.failed();
+                if let Some(n) = accept_log.hit(std::time::Instant::now()) {
+                    tracing::warn!(cause = %e, failures = n, retry_ms = wait.as_millis() as u64, "accept failed");
+                }
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };
         if let Some(nets) = &allow {
             let ip = addr.ip().to_canonical();
             if !nets.iter().any(|n| n.contains(&ip)) {
-                tracing::warn!(peer = %addr, "connection from outside the admin allow-list refused");
                 drop(tcp);
+                if let Some(n) = allow_log.hit(std::time::Instant::now()) {
+                    tracing::warn!(peer = %addr, refused = n, "connection from outside the admin allow-list refused");
+                }
                 continue;
             }
         }
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %addr, cause = %e, "TLS handshake failed");
-                    return;
+        let permit = match tracker.try_acquire(addr.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                drop(tcp);
+                if let Some(n) = cap_log.hit(std::time::Instant::now()) {
+                    let limit = match why {
+                        crate::conn::Refusal::Total => "max_connections",
+                        crate::conn::Refusal::PerSource => "max_connections_per_ip",
+                    };
+                    tracing::warn!(peer = %addr, refused = n, limit, held = tracker.total(), "connection refused: too many connections");
                 }
-                Err(_) => {
-                    tracing::debug!(peer = %addr, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let peer = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::new(c.as_ref().to_vec()));
-            let peer = PeerCertificate(peer);
-            let svc = router.map_request(move |mut req: axum::extract::Request<_>| {
-                req.extensions_mut().insert(peer.clone());
-                req.extensions_mut().insert(PeerAddr(addr));
-                req
-            });
-            let hyper_svc = TowerToHyperService::new(svc);
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .max_buf_size(64 * 1024)
-                .header_read_timeout(Duration::from_secs(30));
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), hyper_svc).await {
+                continue;
+            }
+        };
+        tokio::spawn(serve_connection(
+            tcp,
+            addr,
+            acceptor.clone(),
+            router.clone(),
+            limits.clone(),
+            builder.clone(),
+            permit,
+        ));
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings of a listener.
+fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(64 * 1024)
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESET_STREAMS)
+        .max_send_buf_size(H2_MAX_SEND_BUF_SIZE);
+    builder
+}
+
+/// One connection: TLS handshake within its timeout, then HTTP until the
+/// client leaves, the connection has been idle for the idle timeout or a
+/// request body was too slow; a connection asked to close has the close
+/// grace to finish, then is dropped. `_permit` holds its slot.
+async fn serve_connection(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    acceptor: TlsAcceptor,
+    router: Router,
+    limits: Arc<Limits>,
+    builder: Arc<Builder<TokioExecutor>>,
+    _permit: Permit,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %addr, cause = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %addr, "TLS handshake timed out");
+            return;
+        }
+    };
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Arc::new(c.as_ref().to_vec()));
+    let peer = PeerCertificate(peer);
+    let state = ConnState::new();
+    let svc = {
+        let state = state.clone();
+        let limits = limits.clone();
+        hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let in_flight = state.begin();
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(peer.clone());
+            parts.extensions.insert(PeerAddr(addr));
+            let req =
+                http::Request::from_parts(parts, TimedBody::new(body, &limits, state.clone()));
+            let router = router.clone();
+            async move {
+                let res = router.oneshot(req).await?;
+                Ok::<_, Infallible>(res.map(|b| TrackedBody::new(b, in_flight)))
+            }
+        })
+    };
+    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+    let reason = tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
                 tracing::debug!(peer = %addr, cause = %e, "connection ended with an error");
             }
-        });
+            return;
+        }
+        reason = state.should_close(limits.idle_timeout) => reason,
+    };
+    tracing::debug!(peer = %addr, ?reason, "closing connection");
+    conn.as_mut().graceful_shutdown();
+    match tokio::time::timeout(limits.close_grace, conn).await {
+        Ok(Err(e)) => tracing::debug!(peer = %addr, cause = %e, "connection ended with an error"),
+        Ok(Ok(())) => {}
+        Err(_) => tracing::debug!(peer = %addr, "connection dropped after the close grace"),
     }
 }
 

@@ -9,7 +9,7 @@
 //! byte-for-byte. Malformed input yields [`PkiError::Der`], never a panic.
 //! All RSA private-key operations are delegated to `mamori-crypto`.
 
-mod ber;
+pub(crate) mod ber;
 mod enveloped;
 mod raw;
 mod signed;

@@ -13,6 +13,8 @@ pub mod command;
 pub mod connect;
 pub mod csr;
 #[cfg(any(test, feature = "test-payloads"))]
+pub mod fuzzing;
+#[cfg(any(test, feature = "test-payloads"))]
 pub mod hostile;
 pub mod mobileconfig;
 pub mod plistjson;

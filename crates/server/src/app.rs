@@ -314,6 +314,33 @@ fn apns_pusher(config: &Config) -> anyhow::Result<Arc<dyn Pusher>> {
     )?))
 }
 
+/// The listeners' limits, with the connection caps lowered to what the
+/// open-file limit can hold.
+fn listener_limits(config: &Config) -> (mamori_http::conn::Limits, mamori_http::conn::Limits) {
+    let (mut device, mut admin) = (config.device_limits.clone(), config.admin_limits.clone());
+    if let Some(n) = open_file_limit() {
+        if mamori_http::conn::fit_to_descriptors(&mut device, &mut admin, n) {
+            tracing::warn!(
+                open_files = n,
+                max_connections = device.max_connections,
+                admin_max_connections = admin.max_connections,
+                "the open-file limit cannot hold the configured connection caps; caps lowered \
+                 (raise the limit, e.g. LimitNOFILE=8192 in the systemd unit)"
+            );
+        }
+    }
+    (device, admin)
+}
+
+/// The soft open-file limit (Linux: `/proc/self/limits`), if known.
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// Starts the server: binds both listeners and returns at once.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let device_listener = TcpListener::bind(config.device_addr)
@@ -361,6 +388,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let device_ca = CertificateDer::from(services.pki.device_ca.cert_der.clone());
     let device_tls = mamori_http::tls::server_config(certs()?, Some(device_ca))?;
     let admin_tls = mamori_http::tls::server_config(certs()?, None)?;
+    let (device_limits, admin_limits) = listener_limits(config);
     let device_router = mamori_http::device::router(services.clone());
     let admin_router = mamori_http::admin::router(services.clone());
     let tasks = vec![
@@ -368,12 +396,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             device_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
             device_router,
+            device_limits,
         )),
         tokio::spawn(mamori_http::tls::serve_tls_from(
             admin_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(admin_tls)),
             admin_router,
             config.admin_allow.clone().map(Arc::new),
+            admin_limits,
         )),
         tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
         tokio::spawn(services.clone().run_anomaly_detection()),

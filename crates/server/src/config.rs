@@ -111,6 +111,24 @@ pub struct ServeArgs {
     /// Alert when an actor's personal-data reads in a day exceed this many times its own daily average (and 100); 0 turns the rule off [default: 5]
     #[arg(long, env = "MAMORI_ALERT_READ_BASELINE_FACTOR")]
     pub alert_read_baseline_factor: Option<u32>,
+    /// Connections the device listener holds at once; more are closed before TLS [default: 4096]
+    #[arg(long, env = "MAMORI_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections the device listener holds at once from one source address (IPv4 address or IPv6 /64; devices behind one NAT share it) [default: 256]
+    #[arg(long, env = "MAMORI_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Connections the admin listener holds at once [default: 256]
+    #[arg(long, env = "MAMORI_ADMIN_MAX_CONNECTIONS")]
+    pub admin_max_connections: Option<usize>,
+    /// Connections the admin listener holds at once from one source address [default: 64]
+    #[arg(long, env = "MAMORI_ADMIN_MAX_CONNECTIONS_PER_IP")]
+    pub admin_max_connections_per_ip: Option<usize>,
+    /// Seconds a connection with no request in flight stays open (both listeners, HTTP/1.1 and HTTP/2) [default: 30]
+    #[arg(long, env = "MAMORI_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a client has for a request's headers, and for its body beyond 1 s per 16 KiB received (both listeners) [default: 30]
+    #[arg(long, env = "MAMORI_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
 }
 
 /// The TOML file's shape: the same keys as the flags, in snake_case.
@@ -150,6 +168,12 @@ struct FileConfig {
     alert_mass_command_devices: Option<u32>,
     suspend_on_mass_command: Option<bool>,
     alert_read_baseline_factor: Option<u32>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    admin_max_connections: Option<usize>,
+    admin_max_connections_per_ip: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -207,6 +231,10 @@ pub struct Config {
     pub anomaly: mamori_core::anomaly::AnomalyPolicy,
     /// How often policy profiles are reconciled (60 s; tests change it).
     pub reconcile_every: std::time::Duration,
+    /// Connection caps and timeouts of the device listener.
+    pub device_limits: mamori_http::conn::Limits,
+    /// Connection caps and timeouts of the admin listener.
+    pub admin_limits: mamori_http::conn::Limits,
 }
 
 impl Config {
@@ -222,6 +250,7 @@ impl Config {
             Some(p) => read_file_config(p)?,
             None => FileConfig::default(),
         };
+        let (device_limits, admin_limits) = listener_limits(args, &file)?;
         let tls = match (
             args.tls_cert.clone().or(file.tls_cert),
             args.tls_key.clone().or(file.tls_key),
@@ -357,6 +386,8 @@ impl Config {
             anomaly.read_baseline_factor = n;
         }
         Ok(Self {
+            device_limits,
+            admin_limits,
             reconcile_every: std::time::Duration::from_secs(60),
             anomaly,
             erase_approval_threshold: erase_approval_threshold as usize,
@@ -410,6 +441,73 @@ impl Config {
                 .unwrap_or_else(|| "text".into()),
         })
     }
+}
+
+/// The device and admin listeners' connection limits.
+fn listener_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<(mamori_http::conn::Limits, mamori_http::conn::Limits)> {
+    use mamori_http::conn::Limits;
+    use std::time::Duration;
+    let cap = |flag: Option<usize>, file: Option<usize>, name: &str, default: usize| {
+        let n = flag.or(file).unwrap_or(default);
+        anyhow::ensure!((1..=1_000_000).contains(&n), "{name} must be 1-1000000");
+        Ok(n)
+    };
+    let secs = |flag: Option<u64>, file: Option<u64>, name: &str| {
+        let n = flag.or(file).unwrap_or(30);
+        anyhow::ensure!((1..=3600).contains(&n), "{name} must be 1-3600");
+        Ok(Duration::from_secs(n))
+    };
+    let idle = secs(
+        args.idle_timeout_secs,
+        file.idle_timeout_secs,
+        "idle_timeout_secs",
+    )?;
+    let request = secs(
+        args.request_timeout_secs,
+        file.request_timeout_secs,
+        "request_timeout_secs",
+    )?;
+    let (d, a) = (Limits::device(), Limits::admin());
+    let device = Limits {
+        max_connections: cap(
+            args.max_connections,
+            file.max_connections,
+            "max_connections",
+            d.max_connections,
+        )?,
+        max_connections_per_ip: cap(
+            args.max_connections_per_ip,
+            file.max_connections_per_ip,
+            "max_connections_per_ip",
+            d.max_connections_per_ip,
+        )?,
+        idle_timeout: idle,
+        header_timeout: request,
+        body_timeout: request,
+        ..d
+    };
+    let admin = Limits {
+        max_connections: cap(
+            args.admin_max_connections,
+            file.admin_max_connections,
+            "admin_max_connections",
+            a.max_connections,
+        )?,
+        max_connections_per_ip: cap(
+            args.admin_max_connections_per_ip,
+            file.admin_max_connections_per_ip,
+            "admin_max_connections_per_ip",
+            a.max_connections_per_ip,
+        )?,
+        idle_timeout: idle,
+        header_timeout: request,
+        body_timeout: request,
+        ..a
+    };
+    Ok((device, admin))
 }
 
 fn read_file_config(p: &Path) -> anyhow::Result<FileConfig> {

@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod compliance;
+mod connections;
 mod enrollment;
 mod groups;
 mod hostile;
