@@ -35,6 +35,14 @@ pub trait ProfileStore: Send + Sync {
         challenge_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<ProfileId>>;
+    /// The profile whose challenge has this SHA-256, if it is unexpired at
+    /// `now` and has uses left. Spends nothing (see
+    /// [`CertStore::record_issuance`]).
+    async fn challenge_profile(
+        &self,
+        challenge_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ProfileId>>;
     /// Records a new enrollment link.
     async fn insert_link(&self, link: &EnrollmentLink) -> StoreResult<()>;
     /// Atomically spends one download of the link whose secret hash is given
@@ -51,6 +59,18 @@ pub trait ProfileStore: Send + Sync {
 pub trait CertStore: Send + Sync {
     /// Records an issued certificate.
     async fn insert_certificate(&self, cert: &DeviceCertificate) -> StoreResult<()>;
+    /// Records a SCEP issuance, all of it in one transaction: spends one use
+    /// of the enrollment profile `spend` when given (it must exist, be
+    /// unexpired at `now` and have uses left), inserts the certificate and
+    /// appends the audit record. `Ok(false)`: no use was left to spend, and
+    /// nothing was written; on `Err` nothing was written either.
+    async fn record_issuance(
+        &self,
+        spend: Option<&str>,
+        cert: &DeviceCertificate,
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Looks a certificate up by SHA-256 fingerprint.
     async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>>;
     /// Binds a certificate to the enrollment that authenticated with it.

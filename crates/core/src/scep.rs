@@ -7,7 +7,8 @@
 
 use crate::{CoreError, CoreResult, Services};
 use mamori_crypto::certs::{CertProfile, IssueRequest};
-use mamori_domain::{DeviceCertificate, DeviceKey};
+use mamori_domain::{log_safe, DeviceCertificate, DeviceKey};
+use mamori_protocol::cms::PkiError;
 use mamori_protocol::scep::{self, FailInfo, MessageType, PkiMessage};
 use time::Duration;
 
@@ -42,9 +43,14 @@ impl Services {
     }
 
     /// PKIOperation: returns the CertRep message (success or failure).
-    /// Malformed input that cannot even be answered with a CertRep is a
-    /// BadRequest.
+    /// Malformed input that cannot even be answered with a CertRep (such as
+    /// a transactionID the reply could not echo) is a BadRequest.
     /// Refusals are audited (rate-limited per source), issuances too.
+    ///
+    /// Order: everything is checked and the reply is built first; only then
+    /// does one store transaction spend the challenge use, record the
+    /// certificate and append the audit record. A refusal or failure before
+    /// that leaves nothing behind, and the transaction is all or nothing.
     pub async fn scep_pki_operation(
         &self,
         der: &[u8],
@@ -53,34 +59,25 @@ impl Services {
         let msg = match scep::parse_pki_message(der) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(reason = %e, "SCEP message refused");
+                let reason = e.to_string();
+                match &e {
+                    PkiError::TransactionId(raw) => tracing::warn!(
+                        transaction = %log_safe(raw), reason = %log_safe(&reason),
+                        "SCEP message refused"
+                    ),
+                    _ => tracing::warn!(reason = %log_safe(&reason), "SCEP message refused"),
+                }
                 let err = CoreError::BadRequest("malformed SCEP message".into());
                 self.device_rejected(source, "scep", &err).await;
                 return Err(err);
             }
         };
-        match self.issue_for(&msg).await {
-            Ok(rep) => {
-                self.audit(mamori_domain::AuditEvent {
-                    at: self.clock.now(),
-                    actor: "anonymous".into(),
-                    source: source.map(|s| s.to_string()),
-                    action: "device.certificate_issue".into(),
-                    target: None,
-                    outcome: "success".into(),
-                    request_id: None,
-                    detail: Some(format!(
-                        "scep transaction={}",
-                        msg.transaction_id.chars().take(64).collect::<String>()
-                    )),
-                })
-                .await?;
-                Ok(rep)
-            }
+        match self.issue_for(&msg, source).await {
+            Ok(rep) => Ok(rep),
             Err(Refusal::Fail(info, why)) => {
                 tracing::warn!(
-                    transaction = %msg.transaction_id, reason = %why, fail_info = info.code(),
-                    "SCEP request refused"
+                    transaction = %log_safe(&msg.transaction_id), reason = %log_safe(&why),
+                    fail_info = info.code(), "SCEP request refused"
                 );
                 self.device_rejected(source, "scep", &CoreError::BadRequest(why.clone()))
                     .await;
@@ -91,7 +88,11 @@ impl Services {
         }
     }
 
-    async fn issue_for(&self, msg: &PkiMessage) -> Result<Vec<u8>, Refusal> {
+    async fn issue_for(
+        &self,
+        msg: &PkiMessage,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Vec<u8>, Refusal> {
         let kind = msg.message_type;
         if kind != MessageType::PkcsReq && kind != MessageType::RenewalReq {
             return Err(Refusal::Fail(BAD_REQUEST, format!("message type {kind:?}")));
@@ -112,19 +113,51 @@ impl Services {
             self.challenge_origin(csr.challenge_password.as_deref())
                 .await?
         };
-        let cert = self
-            .issue_device_cert(&csr.subject_cn, &csr.spki_der, origin)
-            .await?;
-        scep::build_cert_rep_success(msg, &cert, alg, &self.pki.ra_cert, ra_key)
-            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))
+        let (der, record) = self.sign_device_cert(&csr.subject_cn, &csr.spki_der, &origin)?;
+        // Built before anything is recorded: a reply that cannot be built
+        // leaves no certificate and no spent challenge behind.
+        let rep = scep::build_cert_rep_success(msg, &der, alg, &self.pki.ra_cert, ra_key)
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
+        let event = mamori_domain::AuditEvent {
+            at: self.clock.now(),
+            actor: "anonymous".into(),
+            source: source.map(|s| s.to_string()),
+            action: "device.certificate_issue".into(),
+            target: None,
+            outcome: "success".into(),
+            request_id: None,
+            detail: Some(format!(
+                "scep transaction={}",
+                msg.transaction_id.chars().take(64).collect::<String>()
+            )),
+        };
+        let spent = self
+            .store
+            .record_issuance(origin.profile.as_deref(), &record, &event, record.issued_at)
+            .await
+            .map_err(|e| Refusal::Core(e.into()))?;
+        if !spent {
+            // The last use went to a concurrent request since the check.
+            return Err(Refusal::Fail(
+                BAD_REQUEST,
+                "challenge unknown, expired or used up".into(),
+            ));
+        }
+        tracing::info!(
+            fingerprint = %record.fingerprint, transaction = %log_safe(&msg.transaction_id),
+            "device identity certificate issued"
+        );
+        Ok(rep)
     }
 
+    /// The enrollment profile of the challenge, if it has a use left. The
+    /// use is spent only with the issuance ([`crate::ports::CertStore::record_issuance`]).
     async fn challenge_origin(&self, challenge: Option<&str>) -> Result<Origin, Refusal> {
         let Some(challenge) = challenge else {
             return Err(Refusal::Fail(BAD_REQUEST, "no challenge password".into()));
         };
         let hash = mamori_crypto::sha256_hex(challenge.as_bytes());
-        match self.store.consume_challenge(&hash, self.clock.now()).await {
+        match self.store.challenge_profile(&hash, self.clock.now()).await {
             Ok(Some(profile)) => Ok(Origin {
                 profile: Some(profile),
                 device: None,
@@ -165,12 +198,13 @@ impl Services {
         }
     }
 
-    async fn issue_device_cert(
+    /// Signs the certificate (in memory only) and the record to store.
+    fn sign_device_cert(
         &self,
         cn: &Option<String>,
         spki: &[u8],
-        origin: Origin,
-    ) -> Result<Vec<u8>, Refusal> {
+        origin: &Origin,
+    ) -> Result<(Vec<u8>, DeviceCertificate), Refusal> {
         let now = self.clock.now();
         let serial = mamori_crypto::random_serial()
             .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
@@ -190,19 +224,14 @@ impl Services {
         let record = DeviceCertificate {
             fingerprint: mamori_crypto::sha256_hex(&der),
             serial: hex::encode(&serial),
-            profile_id: origin.profile,
-            device: origin.device,
-            renewed_from: origin.renewed_from,
+            profile_id: origin.profile.clone(),
+            device: origin.device.clone(),
+            renewed_from: origin.renewed_from.clone(),
             not_after: req.not_after,
             issued_at: now,
             revoked_at: None,
         };
-        self.store
-            .insert_certificate(&record)
-            .await
-            .map_err(|e| Refusal::Core(e.into()))?;
-        tracing::info!(fingerprint = %record.fingerprint, "device identity certificate issued");
-        Ok(der)
+        Ok((der, record))
     }
 }
 

@@ -12,6 +12,7 @@ use axum::Router;
 use base64::Engine;
 use mamori_core::identity::Evidence;
 use mamori_core::{CoreError, Services};
+use mamori_domain::log_safe;
 
 /// Largest check-in message accepted.
 pub const CHECKIN_LIMIT: usize = 256 * 1024;
@@ -105,7 +106,7 @@ fn plist_content_type(headers: &HeaderMap) -> Result<(), DeviceError> {
         "multipart/",
     ];
     if refused.iter().any(|r| ct.starts_with(r)) {
-        tracing::warn!(content_type = %ct, "device message is not a property list");
+        tracing::warn!(content_type = %log_safe(&ct), "device message is not a property list");
         return Err(CoreError::UnsupportedMediaType("expected a property list".into()).into());
     }
     Ok(())
@@ -237,7 +238,10 @@ async fn scep_dispatch(
             Ok(([(header::CONTENT_TYPE, "application/x-pki-message")], rep).into_response())
         }
         other => {
-            tracing::warn!(operation = ?other, "unknown SCEP operation");
+            tracing::warn!(
+                operation = %log_safe(other.unwrap_or("(none)")),
+                "unknown SCEP operation"
+            );
             Err(CoreError::BadRequest("unknown SCEP operation".into()).into())
         }
     }

@@ -36,7 +36,8 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
         CoreError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),
         CoreError::Internal(cause) => {
-            tracing::error!(cause = %cause, "internal error");
+            // The cause may quote what a client sent: escaped.
+            tracing::error!(cause = %mamori_domain::log_safe(cause), "internal error");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         }
     }

@@ -73,6 +73,12 @@ pub enum PkiError {
     /// A SCEP message is malformed or semantically invalid.
     #[error("invalid SCEP message: {0}")]
     Scep(String),
+    /// The SCEP transactionID cannot be echoed in a CertRep (which demands a
+    /// PrintableString of 1 to 256 characters). Carries the value as
+    /// received, for the log only (print it escaped, never raw); the message
+    /// does not include it.
+    #[error("invalid SCEP message: transactionID is not a PrintableString of 1 to 256 characters")]
+    TransactionId(String),
     /// Error from the crypto crate.
     #[error(transparent)]
     Crypto(#[from] CryptoError),

@@ -222,14 +222,16 @@ pub fn parse_pki_message(der: &[u8]) -> Result<PkiMessage> {
     if message_type == MessageType::CertRep {
         return Err(scep_err("CertRep is not a request"));
     }
+    // Everything the reply echoes or needs is checked here, so that any
+    // parsed request can be answered: a server that issues first and builds
+    // the CertRep afterwards must not find out then that it cannot.
     let transaction_id = text_attr(&v, &oids::TRANSACTION_ID, "transactionID")?;
-    if transaction_id.is_empty() || transaction_id.len() > MAX_TRANSACTION_ID {
-        return Err(scep_err("transactionID has invalid length"));
-    }
+    check_transaction_id(&transaction_id)?;
     let sender_nonce = nonce_attr(&v, &oids::SENDER_NONCE, "senderNonce")?;
     if v.content.is_empty() {
         return Err(PkiError::Content("request has empty content"));
     }
+    check_reply_recipient(&v.signer_cert_der)?;
     Ok(PkiMessage {
         message_type,
         transaction_id,
@@ -240,8 +242,43 @@ pub fn parse_pki_message(der: &[u8]) -> Result<PkiMessage> {
     })
 }
 
+/// A transactionID the CertRep can echo: RFC 8894 makes it a
+/// PrintableString (1 to [`MAX_TRANSACTION_ID`] characters, none of them a
+/// control character).
+fn check_transaction_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_TRANSACTION_ID || PrintableStringRef::new(id).is_err() {
+        return Err(PkiError::TransactionId(id.to_owned()));
+    }
+    Ok(())
+}
+
+/// The reply is encrypted to the request's signer certificate (RSA key
+/// transport): its key must take that, which a trial encryption shows.
+fn check_reply_recipient(signer_cert_der: &[u8]) -> Result<()> {
+    // Read as `encrypt_enveloped` reads it.
+    let cert = x509_cert::Certificate::from_der(signer_cert_der)?;
+    let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
+    mamori_crypto::encrypt_pkcs1v15(&spki, &[0u8; 32])
+        .map(drop)
+        .map_err(|_| {
+            PkiError::UnsupportedAlgorithm(
+                "the signer's key cannot receive the reply (RSA key transport)".into(),
+            )
+        })
+}
+
 fn printable(s: &str) -> Result<Any> {
     Ok(Any::encode_from(&PrintableStringRef::new(s)?)?)
+}
+
+/// A transactionID as a client sends it: a PrintableString, as RFC 8894
+/// demands; text outside that alphabet goes as a UTF8String (some clients
+/// do that; a server refuses it, which is how tests send one).
+fn transaction_id_attr(s: &str) -> Result<Any> {
+    match PrintableStringRef::new(s) {
+        Ok(p) => Ok(Any::encode_from(&p)?),
+        Err(_) => Ok(Any::encode_from(&der::asn1::Utf8StringRef::new(s)?)?),
+    }
 }
 
 fn octets(b: &[u8]) -> Result<Any> {
@@ -380,7 +417,7 @@ pub(crate) fn build_request_with(
             oids::MESSAGE_TYPE,
             printable(&p.message_type.code().to_string())?,
         ),
-        (oids::TRANSACTION_ID, printable(p.transaction_id)?),
+        (oids::TRANSACTION_ID, transaction_id_attr(p.transaction_id)?),
         (oids::SENDER_NONCE, octets(&random_bytes(NONCE_LEN))?),
     ];
     let params = crate::cms::SignParams {

@@ -37,44 +37,50 @@ fn audit_from_row(r: &Row<'_>) -> StoreResult<AuditRecord> {
     })
 }
 
+/// Appends `e` to the chain inside the caller's transaction on the writer
+/// connection (held: nothing can append between reading the last link and
+/// inserting the new record); returns its sequence number.
+pub(crate) fn append_chained(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> StoreResult<i64> {
+    let last = query_opt(
+        tx,
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
+    )?;
+    let (seq, prev) = match last {
+        Some((s, Some(h))) => (s + 1, h),
+        Some((s, None)) => (s + 1, GENESIS.to_vec()),
+        None => (1, GENESIS.to_vec()),
+    };
+    let hash = record_hash(&prev, seq, e);
+    exec(
+        tx,
+        "INSERT INTO audit_log
+            (seq, at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            seq,
+            ts(e.at),
+            e.actor,
+            e.source,
+            e.action,
+            e.target,
+            e.outcome,
+            e.request_id,
+            e.detail,
+            prev,
+            hash.as_slice()
+        ],
+    )?;
+    Ok(seq)
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<i64> {
         self.write(|c| {
-            // The writer connection is held: nothing can append between
-            // reading the last link and inserting the new record.
             let tx = c.transaction().map_err(db)?;
-            let last = query_opt(
-                &tx,
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
-            )?;
-            let (seq, prev) = match last {
-                Some((s, Some(h))) => (s + 1, h),
-                Some((s, None)) => (s + 1, GENESIS.to_vec()),
-                None => (1, GENESIS.to_vec()),
-            };
-            let hash = record_hash(&prev, seq, e);
-            exec(
-                &tx,
-                "INSERT INTO audit_log
-                    (seq, at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    seq,
-                    ts(e.at),
-                    e.actor,
-                    e.source,
-                    e.action,
-                    e.target,
-                    e.outcome,
-                    e.request_id,
-                    e.detail,
-                    prev,
-                    hash.as_slice()
-                ],
-            )?;
+            let seq = append_chained(&tx, e)?;
             tx.commit().map_err(db)?;
             Ok(seq)
         })

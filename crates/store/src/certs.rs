@@ -1,10 +1,12 @@
 //! Enrollment profiles (SCEP challenges) and issued device certificates.
 
-use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
+use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{CertStore, ProfileStore, StoreError, StoreResult};
-use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
-use rusqlite::{params, Row};
+use mamori_domain::{
+    AuditEvent, DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId,
+};
+use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -42,6 +44,23 @@ impl ProfileStore for SqliteStore {
                 "UPDATE enrollment_profiles SET uses = uses + 1
                  WHERE challenge_hash = ? AND uses < max_uses AND expires_at > ?
                  RETURNING id",
+                params![challenge_hash, ts(now)],
+                |r| col::<String>(r, "id"),
+            )
+        })
+        .await
+    }
+
+    async fn challenge_profile(
+        &self,
+        challenge_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ProfileId>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT id FROM enrollment_profiles
+                 WHERE challenge_hash = ? AND uses < max_uses AND expires_at > ?",
                 params![challenge_hash, ts(now)],
                 |r| col::<String>(r, "id"),
             )
@@ -121,29 +140,59 @@ fn cert_from_row(r: &Row<'_>) -> StoreResult<DeviceCertificate> {
     })
 }
 
+fn insert_cert(conn: &Connection, c: &DeviceCertificate) -> StoreResult<usize> {
+    exec(
+        conn,
+        "INSERT INTO device_certificates
+         (fingerprint, serial, profile_id, device, renewed_from, not_after, issued_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            c.fingerprint,
+            c.serial,
+            c.profile_id,
+            c.device.as_ref().map(DeviceKey::as_str),
+            c.renewed_from,
+            ts(c.not_after),
+            ts(c.issued_at),
+            c.revoked_at.map(ts)
+        ],
+    )
+}
+
 #[async_trait]
 impl CertStore for SqliteStore {
     async fn insert_certificate(&self, c: &DeviceCertificate) -> StoreResult<()> {
-        self.write(|conn| {
-            exec(
-                conn,
-                "INSERT INTO device_certificates
-                 (fingerprint, serial, profile_id, device, renewed_from, not_after, issued_at, revoked_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    c.fingerprint,
-                    c.serial,
-                    c.profile_id,
-                    c.device.as_ref().map(DeviceKey::as_str),
-                    c.renewed_from,
-                    ts(c.not_after),
-                    ts(c.issued_at),
-                    c.revoked_at.map(ts)
-                ],
-            )
-        })
-        .await?;
+        self.write(|conn| insert_cert(conn, c)).await?;
         Ok(())
+    }
+
+    async fn record_issuance(
+        &self,
+        spend: Option<&str>,
+        cert: &DeviceCertificate,
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.write(|c| {
+            // Dropped without commit on any early return: rolled back.
+            let tx = c.transaction().map_err(db)?;
+            if let Some(profile) = spend {
+                let spent = exec(
+                    &tx,
+                    "UPDATE enrollment_profiles SET uses = uses + 1
+                     WHERE id = ? AND uses < max_uses AND expires_at > ?",
+                    params![profile, ts(now)],
+                )?;
+                if spent != 1 {
+                    return Ok(false);
+                }
+            }
+            insert_cert(&tx, cert)?;
+            crate::audit::append_chained(&tx, audit)?;
+            tx.commit().map_err(db)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>> {

@@ -167,6 +167,130 @@ async fn certificates_bind_and_revoke() {
     );
 }
 
+/// SCEP issuance: the challenge use, the certificate and the audit record
+/// are written together or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scep_issuance_is_one_transaction() {
+    let (s, _d) = sqlite().await;
+    let cert = |fp: &str, profile: Option<&str>| DeviceCertificate {
+        fingerprint: fp.into(),
+        serial: "01".into(),
+        profile_id: profile.map(str::to_owned),
+        device: None,
+        renewed_from: None,
+        not_after: now() + Duration::days(1),
+        issued_at: now(),
+        revoked_at: None,
+    };
+    let event = |n: &str| AuditEvent {
+        at: now(),
+        actor: "anonymous".into(),
+        source: None,
+        action: "device.certificate_issue".into(),
+        target: None,
+        outcome: "success".into(),
+        request_id: None,
+        detail: Some(n.into()),
+    };
+    let audit_len = |s: Arc<SqliteStore>| async move { s.list_audit(0, 1000).await.unwrap().len() };
+    s.insert_profile(&profile("p1", "h1", 2, Duration::hours(1)))
+        .await
+        .unwrap();
+
+    // Looking a challenge up spends nothing.
+    for _ in 0..3 {
+        assert_eq!(
+            s.challenge_profile("h1", now()).await.unwrap().as_deref(),
+            Some("p1")
+        );
+    }
+    assert_eq!(s.challenge_profile("nope", now()).await.unwrap(), None);
+
+    assert!(s
+        .record_issuance(Some("p1"), &cert("fpA", Some("p1")), &event("a"), now())
+        .await
+        .unwrap());
+    assert!(s.certificate("fpA").await.unwrap().is_some());
+    assert_eq!(audit_len(s.clone()).await, 1);
+
+    // A failure inside the transaction (a duplicate fingerprint) leaves
+    // the challenge use unspent and no audit record.
+    assert!(s
+        .record_issuance(Some("p1"), &cert("fpA", Some("p1")), &event("dup"), now())
+        .await
+        .is_err());
+    assert_eq!(audit_len(s.clone()).await, 1);
+    assert_eq!(
+        s.challenge_profile("h1", now()).await.unwrap().as_deref(),
+        Some("p1"),
+        "the failed issuance spent no use"
+    );
+    assert!(s
+        .record_issuance(Some("p1"), &cert("fpB", Some("p1")), &event("b"), now())
+        .await
+        .unwrap());
+
+    // Used up: nothing is written.
+    assert_eq!(s.challenge_profile("h1", now()).await.unwrap(), None);
+    assert!(!s
+        .record_issuance(Some("p1"), &cert("fpC", Some("p1")), &event("c"), now())
+        .await
+        .unwrap());
+    assert!(s.certificate("fpC").await.unwrap().is_none());
+    assert_eq!(audit_len(s.clone()).await, 2);
+    // Unknown or expired profiles spend nothing either.
+    assert!(!s
+        .record_issuance(Some("nope"), &cert("fpD", None), &event("d"), now())
+        .await
+        .unwrap());
+    assert!(!s
+        .record_issuance(
+            Some("p1"),
+            &cert("fpE", None),
+            &event("e"),
+            now() + Duration::hours(2)
+        )
+        .await
+        .unwrap());
+    // A renewal spends no challenge.
+    assert!(s
+        .record_issuance(None, &cert("fpR", None), &event("r"), now())
+        .await
+        .unwrap());
+    assert!(s.certificate("fpR").await.unwrap().is_some());
+    let audit = s.list_audit(0, 1000).await.unwrap();
+    let details: Vec<_> = audit
+        .iter()
+        .filter_map(|r| r.event.detail.clone())
+        .collect();
+    assert_eq!(details, ["a", "b", "r"]);
+
+    // Concurrent issuances spend exactly the uses there are.
+    s.insert_profile(&profile("p5", "h5", 5, Duration::hours(1)))
+        .await
+        .unwrap();
+    let tries = (0..20).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.record_issuance(
+                Some("p5"),
+                &cert(&format!("fp5-{i}"), Some("p5")),
+                &event("p5"),
+                now(),
+            )
+            .await
+            .unwrap()
+        })
+    });
+    let won = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(won, 5);
+    assert_eq!(audit_len(s.clone()).await, 3 + 5);
+}
+
 #[tokio::test]
 async fn enrollment_lifecycle_and_inventory() {
     let (s, _d) = sqlite().await;

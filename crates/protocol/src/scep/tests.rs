@@ -346,3 +346,116 @@ fn pkcsreq_with_ber_envelope() {
         CertRepOutcome::Success { .. }
     ));
 }
+
+/// A PKCSReq whose transactionID attribute is `tid` exactly as given.
+fn request_with_transaction_id(tid: Any) -> Vec<u8> {
+    let key = keys::client();
+    let signer = self_signed_cert(&key, "c").unwrap();
+    let csr = build_csr(&key, "d", Some("challenge")).unwrap();
+    let enveloped =
+        encrypt_enveloped(&csr, &keys::ra_cert(), ContentEncryptionAlg::Aes128Cbc).unwrap();
+    let attrs = [
+        (oids::MESSAGE_TYPE, printable("19").unwrap()),
+        (oids::TRANSACTION_ID, tid),
+        (oids::SENDER_NONCE, octets(&[7u8; 16]).unwrap()),
+    ];
+    let params = crate::cms::SignParams {
+        content: &enveloped,
+        detached: false,
+        content_type: crate::cms::oids::DATA,
+        signer_cert_der: &signer,
+        digest: DigestAlg::Sha256,
+        extra_signed_attrs: &attrs,
+        extra_certs: &[],
+    };
+    crate::cms::build_signed(&params, &|d| key.sign_pkcs1(DigestAlg::Sha256, d)).unwrap()
+}
+
+fn utf8(s: &str) -> Any {
+    Any::encode_from(&der::asn1::Utf8StringRef::new(s).unwrap()).unwrap()
+}
+
+/// A transactionID the CertRep could not echo as a PrintableString is
+/// refused when the request is parsed, before anything is issued (it used
+/// to pass, and building the reply after issuance failed).
+#[test]
+fn transaction_ids_the_reply_cannot_echo_are_refused_at_parse() {
+    let forged = "x\n2026-12-06T00:00:00Z  INFO device authenticated device=FORGED\u{1b}[31m";
+    let long = "A".repeat(MAX_TRANSACTION_ID + 1);
+    for tid in [
+        utf8("TX_1"),
+        utf8("tx@example"),
+        utf8(forged),
+        utf8("トランザクション"),
+        utf8(&long),
+        // Tagged PrintableString, but holding characters it cannot hold.
+        Any::new(Tag::PrintableString, forged.as_bytes()).unwrap(),
+        Any::new(Tag::PrintableString, b"".as_slice()).unwrap(),
+        Any::new(Tag::Ia5String, b"a*b".as_slice()).unwrap(),
+    ] {
+        let req = request_with_transaction_id(tid.clone());
+        match parse_pki_message(&req) {
+            Err(PkiError::TransactionId(raw)) => {
+                assert_eq!(raw.as_bytes(), tid.value());
+                assert!(!PkiError::TransactionId(raw).to_string().contains('\n'));
+            }
+            other => panic!("{tid:?}: {other:?}"),
+        }
+    }
+}
+
+/// Every request that parses can be answered, success or failure, whatever
+/// text type carried its transactionID.
+#[test]
+fn every_parsed_request_can_be_answered() {
+    let key = keys::client();
+    let printable_all = "AZaz09 '()+,-./:=?";
+    let long = "A".repeat(MAX_TRANSACTION_ID);
+    for tid in [
+        utf8("TX1"),
+        utf8(printable_all),
+        Any::new(Tag::Ia5String, b"ia5-tx".as_slice()).unwrap(),
+        printable(&long).unwrap(),
+    ] {
+        let req = request_with_transaction_id(tid.clone());
+        let (msg, _, rep) = serve(&req).unwrap();
+        assert_eq!(msg.transaction_id.as_bytes(), tid.value());
+        let v = verify_signed_data(&rep, None).unwrap();
+        assert_eq!(
+            text_attr(&v, &oids::TRANSACTION_ID, "t").unwrap(),
+            msg.transaction_id
+        );
+        assert!(matches!(
+            parse_cert_rep(&rep, &msg.signer_cert_der, &key).unwrap(),
+            CertRepOutcome::Success { .. }
+        ));
+        build_cert_rep_failure(&msg, FailInfo::BadRequest, &keys::ra_cert(), &keys::ra()).unwrap();
+    }
+}
+
+/// The reply is encrypted to the signer: a certificate whose key cannot
+/// take RSA key transport (here an EC key) is refused before issuance.
+#[test]
+fn reply_recipient_must_take_rsa_key_transport() {
+    let ec = mamori_crypto::EcPrivateKey::generate_p256().unwrap();
+    let ec_cert = issue(ec.public_key_spki_der(), "ec-device");
+    assert!(matches!(
+        check_reply_recipient(&ec_cert),
+        Err(PkiError::UnsupportedAlgorithm(_))
+    ));
+    check_reply_recipient(&keys::client_cert()).unwrap();
+    assert!(check_reply_recipient(b"junk").is_err());
+}
+
+/// The client builder sends a transactionID outside PrintableString as a
+/// UTF8String (that is how a test sends one); printable ones stay printable.
+#[test]
+fn client_builder_encodes_transaction_ids() {
+    assert_eq!(
+        transaction_id_attr("TX1").unwrap().tag(),
+        Tag::PrintableString
+    );
+    let odd = transaction_id_attr("TX_1\n").unwrap();
+    assert_eq!(odd.tag(), Tag::Utf8String);
+    assert_eq!(odd.value(), b"TX_1\n");
+}

@@ -26,4 +26,5 @@ mod people;
 mod policies;
 mod push;
 mod queue;
+mod scep_input;
 mod sinks;
