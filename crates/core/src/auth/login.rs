@@ -947,8 +947,9 @@ impl Services {
     }
 }
 
+/// Throttled per source network: an IPv6 client by its /64.
 fn source_key(ctx: &ClientContext) -> String {
-    format!("source:{}", ctx.source)
+    format!("source:{}", super::throttle::source_network(&ctx.source))
 }
 
 fn second_factor_session(actor: &Actor) -> CoreResult<&AdminSession> {
