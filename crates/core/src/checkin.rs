@@ -2,10 +2,13 @@
 
 use crate::identity::Evidence;
 use crate::ports::{
-    AuthenticateRecord, InventoryFields, InventoryKind, ResultOutcome, TokenUpdateRecord,
+    AuthenticateRecord, InventoryFields, InventoryKind, PendingPush, ResultOutcome,
+    TokenUpdateRecord,
 };
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{log_safe, CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
+use mamori_domain::{
+    log_safe, CommandState, CommandUuid, DeviceCertificate, DeviceKey, EnrollmentStatus,
+};
 use mamori_protocol::checkin::{CheckinMessage, Ident};
 use mamori_protocol::connect::{CommandStatus, ConnectRequest};
 
@@ -63,23 +66,11 @@ impl Services {
                 let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
                 Self::authorize_device(&cert, &key, true)?;
                 self.observe_device_source(&key, source).await?;
-                // Recorded before it takes effect (fail closed).
-                self.audit(self.device_event(
-                    &key,
-                    source,
-                    "device.enroll",
-                    Some(format!(
-                        "identity={}{}",
-                        &cert.fingerprint.get(..16).unwrap_or(&cert.fingerprint),
-                        if cert.device.is_none() { " new" } else { "" }
-                    )),
-                ))
-                .await?;
                 let device_name = device_name
                     .map(|n| self.seal_device_text(&key, "device_name", &n))
                     .transpose()?;
                 let rec = AuthenticateRecord {
-                    device: key.clone(),
+                    device: key,
                     enrollment_id,
                     topic,
                     fields: InventoryFields {
@@ -93,19 +84,7 @@ impl Services {
                     },
                     now,
                 };
-                self.store.authenticate(&rec).await?;
-                if cert.device.is_none() {
-                    // A new identity for this enrollment: certificates of an
-                    // earlier enrollment of the same device stop working.
-                    let revoked = self.store.revoke_device_certificates(&key, now).await?;
-                    self.identities.forget_device(&key);
-                    if revoked > 0 {
-                        tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
-                    }
-                    self.store.bind_certificate(&cert.fingerprint, &key).await?;
-                    self.identities.forget_fingerprint(&cert.fingerprint);
-                }
-                tracing::info!(device = %key, "device authenticated");
+                self.authenticate(&cert, rec, source).await?;
                 Ok(DeviceReply::default())
             }
             CheckinMessage::TokenUpdate {
@@ -117,7 +96,13 @@ impl Services {
                 ..
             } => {
                 let key = device_key(&ident)?;
-                Self::authorize_device(&cert, &key, false)?;
+                let held = match ident.user_id {
+                    None => self.held_for(&cert, &key).await?,
+                    Some(_) => None,
+                };
+                if held.is_none() {
+                    Self::authorize_device(&cert, &key, false)?;
+                }
                 let sealed_unlock = match &unlock_token {
                     Some(tok) => Some(
                         self.pki
@@ -127,6 +112,15 @@ impl Services {
                     ),
                     None => None,
                 };
+                if held.is_some() {
+                    let push = PendingPush {
+                        token,
+                        magic: push_magic,
+                        sealed_unlock_token: sealed_unlock,
+                    };
+                    self.held_token_update(&cert, push).await?;
+                    return Ok(DeviceReply::default());
+                }
                 let rec = TokenUpdateRecord {
                     device: key.clone(),
                     user_id: ident.user_id.clone(),
@@ -145,6 +139,11 @@ impl Services {
             }
             CheckinMessage::CheckOut { ident, .. } => {
                 let key = device_key(&ident)?;
+                if let Some(held) = self.held_for(&cert, &key).await? {
+                    self.held_checked_out(&held).await?;
+                    tracing::info!(device = %key, "held identity checked out");
+                    return Ok(DeviceReply::default());
+                }
                 Self::authorize_device(&cert, &key, false)?;
                 if ident.user_id.is_some() {
                     tracing::info!(device = %key, "user channel checked out");
@@ -279,6 +278,11 @@ impl Services {
             CoreError::BadRequest(format!("invalid connect request: {e}"))
         })?;
         let key = device_key(&req.ident)?;
+        if self.held_for(&cert, &key).await?.is_some() {
+            // A held identity (`crate::reenroll`) receives nothing.
+            tracing::debug!(device = %key, "connect from a held identity: nothing to send");
+            return Ok(DeviceReply::default());
+        }
         // A certificate bound to this enrollment and unrevoked means the
         // enrollment is live: CheckOut and re-enrollment revoke certificates.
         Self::authorize_device(&cert, &key, false)?;
@@ -304,6 +308,48 @@ impl Services {
             }
             None => Ok(DeviceReply::default()),
         }
+    }
+
+    /// Records an Authenticate. A new identity for an enrollment whose
+    /// current identity is live is held for approval instead
+    /// (`crate::reenroll`); otherwise the enrollment starts afresh with it.
+    async fn authenticate(
+        &self,
+        cert: &DeviceCertificate,
+        rec: AuthenticateRecord,
+        source: Option<std::net::IpAddr>,
+    ) -> CoreResult<()> {
+        let key = rec.device.clone();
+        let new_identity = cert.device.is_none();
+        if new_identity && self.enrollment_is_live(&key).await? {
+            return self.hold_reenrollment(cert, rec, source).await;
+        }
+        // Recorded before it takes effect (fail closed).
+        self.audit(self.device_event(
+            &key,
+            source,
+            "device.enroll",
+            Some(format!(
+                "identity={}{}",
+                &cert.fingerprint.get(..16).unwrap_or(&cert.fingerprint),
+                if new_identity { " new" } else { "" }
+            )),
+        ))
+        .await?;
+        self.store.authenticate(&rec).await?;
+        if new_identity {
+            // The earlier enrollment has ended (nothing live): whatever
+            // certificates it left stop working.
+            let revoked = self.store.revoke_device_certificates(&key, rec.now).await?;
+            self.identities.forget_device(&key);
+            if revoked > 0 {
+                tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
+            }
+            self.store.bind_certificate(&cert.fingerprint, &key).await?;
+            self.identities.forget_fingerprint(&cert.fingerprint);
+        }
+        tracing::info!(device = %key, "device authenticated");
+        Ok(())
     }
 
     async fn require_enrolled(&self, key: &DeviceKey) -> CoreResult<()> {
@@ -363,6 +409,9 @@ impl Services {
                         .await?;
                 }
                 self.after_result(key, &uuid, state).await?;
+                if state == CommandState::Acknowledged && request_type == "EraseDevice" {
+                    self.erased(key).await?;
+                }
                 tracing::info!(device = %key, command = %uuid, status = state.as_str(), "command result");
             }
             ResultOutcome::UnknownCommand => {

@@ -26,6 +26,7 @@ pub mod pki;
 pub mod policies;
 pub mod ports;
 pub mod push;
+pub mod reenroll;
 pub mod report;
 pub mod scep;
 pub mod tokens;

@@ -811,6 +811,55 @@ pub trait SecretStore: Send + Sync {
     async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
 }
 
+/// A device identity held back from an enrollment whose previous identity
+/// is still live (see `crate::reenroll`).
+#[derive(Debug, Clone)]
+pub struct PendingReenrollment {
+    /// SHA-256 fingerprint of the held certificate.
+    pub fingerprint: String,
+    /// What its Authenticate message would have recorded.
+    pub authenticate: AuthenticateRecord,
+    /// Where the Authenticate came from.
+    pub source: Option<String>,
+    /// What its TokenUpdate sent, if it has sent one.
+    pub push: Option<PendingPush>,
+}
+
+/// Push credentials of a held identity (applied on approval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPush {
+    /// APNs device token.
+    pub token: Vec<u8>,
+    /// PushMagic.
+    pub magic: String,
+    /// UnlockToken, sealed.
+    pub sealed_unlock_token: Option<Vec<u8>>,
+}
+
+/// Held re-enrollments.
+#[async_trait]
+pub trait ReenrollmentStore: Send + Sync {
+    /// Holds an identity (replacing an earlier hold of the same one).
+    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<()>;
+    /// Records the push credentials a held identity sent; `Ok(false)` when
+    /// that identity is not held.
+    async fn set_held_push(&self, fingerprint: &str, push: &PendingPush) -> StoreResult<bool>;
+    /// One held identity, by certificate fingerprint.
+    async fn held_reenrollment(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<PendingReenrollment>>;
+    /// Every held identity (of one device when given), oldest first.
+    async fn held_reenrollments(
+        &self,
+        device: Option<&DeviceKey>,
+    ) -> StoreResult<Vec<PendingReenrollment>>;
+    /// Forgets a held identity; `Ok(false)` when it was not held.
+    async fn release_reenrollment(&self, fingerprint: &str) -> StoreResult<bool>;
+    /// Revokes a held identity's certificate and forgets it, together.
+    async fn revoke_held(&self, fingerprint: &str, now: OffsetDateTime) -> StoreResult<bool>;
+}
+
 /// Every port at once, for wiring.
 pub trait Store:
     ProfileStore
@@ -831,6 +880,7 @@ pub trait Store:
     + ComplianceStore
     + InventoryStore
     + DepartmentStore
+    + ReenrollmentStore
 {
 }
 impl<T> Store for T where
@@ -852,6 +902,7 @@ impl<T> Store for T where
         + ComplianceStore
         + InventoryStore
         + DepartmentStore
+        + ReenrollmentStore
 {
 }
 

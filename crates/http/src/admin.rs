@@ -560,6 +560,25 @@ pub fn table() -> Vec<Route> {
             perm(P::PeopleWrite),
             post(people::purge),
         ),
+        // Re-enrollments held because the device's identity was live.
+        r(
+            "GET",
+            "/api/v1/reenrollments",
+            perm(P::DevicesRead),
+            get(reenroll::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/devices/{udid}/reenrollment/approve",
+            perm(P::EnrollmentWrite),
+            post(reenroll::approve),
+        ),
+        r(
+            "POST",
+            "/api/v1/devices/{udid}/reenrollment/deny",
+            perm(P::EnrollmentWrite),
+            post(reenroll::deny),
+        ),
         r(
             "PUT",
             "/api/v1/devices/{udid}/person",
@@ -588,6 +607,7 @@ mod groups;
 mod incidents;
 mod people;
 mod policies;
+mod reenroll;
 mod session;
 
 /// Routes administrators use.

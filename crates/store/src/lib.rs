@@ -35,6 +35,7 @@ mod migrate;
 mod people;
 mod policies;
 mod queue;
+mod reenroll;
 mod sinks;
 mod tokens;
 

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         21,
         include_str!("../migrations/sqlite/0021_department_index.sql"),
     ),
+    (
+        22,
+        include_str!("../migrations/sqlite/0022_pending_reenrollments.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -299,6 +299,15 @@ async fn re_enrollment_retires_the_previous_identity() {
     let mut again = SimDevice::with_info(info, SimOptions::default());
     again.enroll(&profile, Some(&app.tls_ca_pem)).await.unwrap();
     assert!(again.connect_idle().await.unwrap().is_none());
+    // The old identity is live, so the new one waits for an administrator
+    // (reenroll.rs); once approved, the old one is retired.
+    let r = app
+        .post(
+            &format!("/api/v1/devices/{}/reenrollment/approve", again.udid()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     // Whoever still holds the old certificate is locked out.
     dev.set_credentials(old);
     let err = dev.connect_idle().await.expect_err("old identity");

@@ -140,6 +140,12 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ("POST", "/api/v1/enrollment-profiles" | "/api/v1/enrollment-links") => {
             perm(P::EnrollmentWrite)
         }
+        ("GET", "/api/v1/reenrollments") => perm(P::DevicesRead),
+        (
+            "POST",
+            "/api/v1/devices/{udid}/reenrollment/approve"
+            | "/api/v1/devices/{udid}/reenrollment/deny",
+        ) => perm(P::EnrollmentWrite),
         ("GET", "/api/v1/devices" | "/api/v1/devices/{udid}") => perm(P::DevicesRead),
         ("POST", "/api/v1/commands") => perm(P::DeviceActions),
         ("GET", "/api/v1/commands/{command_uuid}" | "/api/v1/devices/{udid}/commands") => {

@@ -26,5 +26,6 @@ mod people;
 mod policies;
 mod push;
 mod queue;
+mod reenroll;
 mod scep_input;
 mod sinks;

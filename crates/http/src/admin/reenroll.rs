@@ -1,0 +1,63 @@
+//! Held re-enrollments (`mamori_core::reenroll`): list, approve, deny.
+
+use super::json_body;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::{CoreError, Services};
+use mamori_domain::DeviceKey;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Names the held identity when a device has several.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+fn device(udid: &str) -> Result<DeviceKey, ApiError> {
+    DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()).into())
+}
+
+pub(super) async fn list(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    let held = s.held_identities(&actor, None).await?;
+    Ok(Json(json!({ "reenrollments": held })).into_response())
+}
+
+pub(super) async fn approve(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(udid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d: Decision = json_body(&headers, &body)?;
+    let done = s
+        .approve_reenrollment(&actor, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+        .await?;
+    Ok(Json(done).into_response())
+}
+
+pub(super) async fn deny(
+    State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
+    Path(udid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d: Decision = json_body(&headers, &body)?;
+    s.deny_reenrollment(&actor, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

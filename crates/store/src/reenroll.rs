@@ -1,0 +1,181 @@
+//! Device identities held back from a live enrollment until an
+//! administrator decides (`mamori_core::reenroll`).
+
+use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
+use async_trait::async_trait;
+use mamori_core::ports::{
+    AuthenticateRecord, InventoryFields, PendingPush, PendingReenrollment, ReenrollmentStore,
+    StoreError, StoreResult,
+};
+use mamori_domain::DeviceKey;
+use rusqlite::{params, Row};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+fn fields_json(f: &InventoryFields) -> String {
+    json!({
+        "serial_number": f.serial_number,
+        "model": f.model,
+        "model_name": f.model_name,
+        "product_name": f.product_name,
+        "device_name": f.device_name,
+        "os_version": f.os_version,
+        "build_version": f.build_version,
+    })
+    .to_string()
+}
+
+fn fields_from(text: &str) -> StoreResult<InventoryFields> {
+    let v: Value = serde_json::from_str(text).map_err(|e| StoreError(e.to_string()))?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(InventoryFields {
+        serial_number: s("serial_number"),
+        model: s("model"),
+        model_name: s("model_name"),
+        product_name: s("product_name"),
+        device_name: s("device_name"),
+        os_version: s("os_version"),
+        build_version: s("build_version"),
+    })
+}
+
+fn held_from_row(r: &Row<'_>) -> StoreResult<PendingReenrollment> {
+    let udid: String = col(r, "udid")?;
+    let fields: String = col(r, "fields")?;
+    let token: Option<Vec<u8>> = col(r, "push_token")?;
+    let magic: Option<String> = col(r, "push_magic")?;
+    Ok(PendingReenrollment {
+        fingerprint: col(r, "fingerprint")?,
+        authenticate: AuthenticateRecord {
+            device: DeviceKey::parse(&udid).map_err(|e| StoreError(e.to_string()))?,
+            enrollment_id: col(r, "enrollment_id")?,
+            topic: col(r, "topic")?,
+            fields: fields_from(&fields)?,
+            now: from_ts(col(r, "requested_at")?)?,
+        },
+        source: col(r, "source")?,
+        push: match (token, magic) {
+            (Some(token), Some(magic)) => Some(PendingPush {
+                token,
+                magic,
+                sealed_unlock_token: col(r, "unlock_token")?,
+            }),
+            _ => None,
+        },
+    })
+}
+
+#[async_trait]
+impl ReenrollmentStore for SqliteStore {
+    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<()> {
+        let a = &p.authenticate;
+        let fields = fields_json(&a.fields);
+        self.write(|c| {
+            exec(
+                c,
+                "INSERT INTO pending_reenrollments
+                     (fingerprint, udid, enrollment_id, topic, fields, source, requested_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (fingerprint) DO UPDATE SET
+                     udid = excluded.udid, enrollment_id = excluded.enrollment_id,
+                     topic = excluded.topic, fields = excluded.fields,
+                     source = excluded.source, requested_at = excluded.requested_at",
+                params![
+                    p.fingerprint,
+                    a.device.as_str(),
+                    a.enrollment_id,
+                    a.topic,
+                    fields,
+                    p.source,
+                    ts(a.now)
+                ],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn set_held_push(&self, fingerprint: &str, push: &PendingPush) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE pending_reenrollments SET push_token = ?, push_magic = ?, unlock_token = ?
+                     WHERE fingerprint = ?",
+                    params![push.token, push.magic, push.sealed_unlock_token, fingerprint],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn held_reenrollment(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<PendingReenrollment>> {
+        self.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM pending_reenrollments WHERE fingerprint = ?",
+                [fingerprint],
+                held_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn held_reenrollments(
+        &self,
+        device: Option<&DeviceKey>,
+    ) -> StoreResult<Vec<PendingReenrollment>> {
+        self.read(|c| match device {
+            Some(d) => query_all(
+                c,
+                "SELECT * FROM pending_reenrollments WHERE udid = ?
+                 ORDER BY requested_at, fingerprint",
+                [d.as_str()],
+                held_from_row,
+            ),
+            None => query_all(
+                c,
+                "SELECT * FROM pending_reenrollments ORDER BY requested_at, fingerprint",
+                [],
+                held_from_row,
+            ),
+        })
+        .await
+    }
+
+    async fn release_reenrollment(&self, fingerprint: &str) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "DELETE FROM pending_reenrollments WHERE fingerprint = ?",
+                    [fingerprint],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_held(&self, fingerprint: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            exec(
+                &tx,
+                "UPDATE device_certificates SET revoked_at = ?
+                 WHERE fingerprint = ? AND revoked_at IS NULL",
+                params![ts(now), fingerprint],
+            )?;
+            let n = exec(
+                &tx,
+                "DELETE FROM pending_reenrollments WHERE fingerprint = ?",
+                [fingerprint],
+            )?;
+            tx.commit().map_err(db)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
