@@ -302,6 +302,8 @@ pub enum CloseReason {
     Idle,
     /// A request body was too slow.
     SlowBody,
+    /// The server is stopping.
+    Shutdown,
 }
 
 impl ConnState {

@@ -2,7 +2,8 @@
 //! certificate (if any) to handlers as a request extension.
 
 use crate::conn::{
-    AcceptBackoff, ConnState, Limits, LogThrottle, Permit, TimedBody, TrackedBody, Tracker,
+    AcceptBackoff, CloseReason, ConnState, Limits, LogThrottle, Permit, TimedBody, TrackedBody,
+    Tracker,
 };
 use axum::Router;
 use hyper::body::Incoming;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -39,17 +41,21 @@ pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 128;
 /// Response bytes buffered per HTTP/2 stream for a slow reader.
 pub const H2_MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
-/// Accepts connections until the task is dropped.
+/// Accepts connections until the task is dropped or `stop` turns true.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     limits: Limits,
+    stop: watch::Receiver<bool>,
 ) {
-    serve_tls_from(listener, acceptor, router, None, limits).await;
+    serve_tls_from(listener, acceptor, router, None, limits, stop).await;
 }
 
-/// Accepts connections until the task is dropped; with `allow`, a connection
+/// Accepts connections until the task is dropped or `stop` turns true;
+/// then closes the listening socket, asks every connection to close after
+/// the requests in flight (each has the close grace) and returns once none
+/// is left. With `allow`, a connection
 /// from an address outside every listed network is closed before TLS.
 /// `limits` caps the connections held (in total and per source address) and
 /// bounds every phase of each connection; a connection over a cap is closed
@@ -62,17 +68,28 @@ pub async fn serve_tls_from(
     router: Router,
     allow: Option<Arc<Vec<ipnet::IpNet>>>,
     limits: Limits,
+    stop: watch::Receiver<bool>,
 ) {
-    let limits = Arc::new(limits);
     let tracker = Tracker::new(&limits);
-    let builder = Arc::new(http_builder(&limits));
+    let served = Arc::new(Served {
+        acceptor,
+        router,
+        builder: http_builder(&limits),
+        limits,
+    });
     let mut backoff = AcceptBackoff::default();
     let second = Duration::from_secs(1);
     let mut accept_log = LogThrottle::new(second);
     let mut allow_log = LogThrottle::new(second);
     let mut cap_log = LogThrottle::new(second);
     loop {
-        let (tcp, addr) = match listener.accept().await {
+        let mut stopping = stop.clone();
+        let accepted = tokio::select! {
+            biased;
+            () = stop_requested(&mut stopping) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, addr) = match accepted {
             Ok(c) => {
                 backoff.succeeded();
                 c
@@ -82,8 +99,10 @@ pub async fn serve_tls_from(
                 if let Some(n) = accept_log.hit(std::time::Instant::now()) {
                     tracing::warn!(cause = %e, failures = n, retry_ms = wait.as_millis() as u64, "accept failed");
                 }
-                tokio::time::sleep(wait).await;
-                continue;
+                tokio::select! {
+                    () = stop_requested(&mut stopping) => break,
+                    () = tokio::time::sleep(wait) => continue,
+                }
             }
         };
         if let Some(nets) = &allow {
@@ -113,12 +132,20 @@ pub async fn serve_tls_from(
         tokio::spawn(serve_connection(
             tcp,
             addr,
-            acceptor.clone(),
-            router.clone(),
-            limits.clone(),
-            builder.clone(),
+            served.clone(),
             permit,
+            stop.clone(),
         ));
+    }
+    drop(listener);
+    tracker.drained().await;
+}
+
+/// Resolves once `stop` turns true (never, if its sender is gone without
+/// saying so: dropping a server's handle does not stop it).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -141,6 +168,14 @@ fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
     builder
 }
 
+/// What every connection of a listener shares.
+struct Served {
+    acceptor: TlsAcceptor,
+    router: Router,
+    limits: Limits,
+    builder: Builder<TokioExecutor>,
+}
+
 /// One connection: TLS handshake within its timeout, then HTTP until the
 /// client leaves, the connection has been idle for the idle timeout or a
 /// request body was too slow; a connection asked to close has the close
@@ -148,14 +183,17 @@ fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
 async fn serve_connection(
     tcp: TcpStream,
     addr: SocketAddr,
-    acceptor: TlsAcceptor,
-    router: Router,
-    limits: Arc<Limits>,
-    builder: Arc<Builder<TokioExecutor>>,
+    served: Arc<Served>,
     _permit: Permit,
+    mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+    let limits = &served.limits;
+    let handshake = tokio::time::timeout(limits.handshake_timeout, served.acceptor.accept(tcp));
+    let tls = match tokio::select! {
+        () = stop_requested(&mut stop) => return,
+        r = handshake => r,
+    } {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(peer = %addr, cause = %e, "TLS handshake failed");
@@ -176,22 +214,22 @@ async fn serve_connection(
     let state = ConnState::new();
     let svc = {
         let state = state.clone();
-        let limits = limits.clone();
+        let served = served.clone();
         hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let in_flight = state.begin();
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(peer.clone());
             parts.extensions.insert(PeerAddr(addr));
-            let req =
-                http::Request::from_parts(parts, TimedBody::new(body, &limits, state.clone()));
-            let router = router.clone();
+            let body = TimedBody::new(body, &served.limits, state.clone());
+            let req = http::Request::from_parts(parts, body);
+            let router = served.router.clone();
             async move {
                 let res = router.oneshot(req).await?;
                 Ok::<_, Infallible>(res.map(|b| TrackedBody::new(b, in_flight)))
             }
         })
     };
-    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    let conn = served.builder.serve_connection(TokioIo::new(tls), svc);
     tokio::pin!(conn);
     let reason = tokio::select! {
         res = conn.as_mut() => {
@@ -201,6 +239,7 @@ async fn serve_connection(
             return;
         }
         reason = state.should_close(limits.idle_timeout) => reason,
+        () = stop_requested(&mut stop) => CloseReason::Shutdown,
     };
     tracing::debug!(peer = %addr, ?reason, "closing connection");
     conn.as_mut().graceful_shutdown();

@@ -29,16 +29,79 @@ pub struct Running {
     pub tls_ca_path: Option<PathBuf>,
     /// The public URL devices are told to use.
     pub public_url: String,
+    listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    store: SqliteStore,
+    _lock: std::fs::File,
 }
 
 impl Running {
-    /// Stops both listeners.
+    /// Stops both listeners and every background task at once.
     pub fn shutdown(self) {
-        for t in self.tasks {
+        for t in self.listeners.into_iter().chain(self.tasks) {
             t.abort();
         }
     }
+
+    /// Stops gracefully: both listeners stop accepting, every connection
+    /// is asked to close once its requests in flight are answered (each has
+    /// its listener's close grace, 10 s), and after at most `bound` the
+    /// background tasks stop and the database is closed, which checkpoints
+    /// the WAL into `mamori.db`.
+    pub async fn stop(mut self, bound: std::time::Duration) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(bound, async {
+            for l in &mut self.listeners {
+                let _ = l.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                seconds = bound.as_secs(),
+                "connections still open at the end of the shutdown bound; closing them"
+            );
+        }
+        for t in self.listeners.iter().chain(&self.tasks) {
+            t.abort();
+        }
+        self.store.close().await;
+    }
+}
+
+/// The lock `mamori serve` holds on its data directory while it runs.
+pub const LOCK_FILE: &str = "mamori.lock";
+
+/// Takes the data directory's exclusive lock (held until the file is
+/// dropped, released by the kernel however the process ends): two servers
+/// on one database would each run the hourly jobs, the reconciler and the
+/// audit chain as if alone.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let path = dir.join(LOCK_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another mamori server is already running on the data directory {} (it holds {})",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    // The holder's process id, for the operator.
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 /// The database file inside a data directory.
@@ -49,9 +112,50 @@ pub fn db_path(data_dir: &std::path::Path) -> PathBuf {
 /// Opens the data directory's database (creating it and running migrations).
 pub async fn open_store(data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
     keys::ensure_dir(data_dir)?;
-    SqliteStore::open(&db_path(data_dir))
+    let db = db_path(data_dir);
+    private_database(&db)?;
+    SqliteStore::open(&db)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database: {e}"))
+}
+
+/// The database, its WAL and its shared-memory file are readable by the
+/// owner only, like the keys: a new database file is created 0600 before
+/// SQLite opens it (SQLite gives `-wal` and `-shm` the database file's
+/// mode), and files of an older installation are narrowed to 0600.
+#[cfg(unix)]
+fn private_database(db: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", db.display())),
+    }
+    let mut files = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for f in files {
+        if let Ok(m) = std::fs::metadata(&f) {
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot set permissions on {}", f.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_database(_: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 fn public_host(url: &str) -> String {
@@ -82,6 +186,19 @@ pub async fn build_services(
     pusher: Arc<dyn Pusher>,
     manage_tls: bool,
 ) -> anyhow::Result<(Services, keys::TlsMaterial, Keyring)> {
+    let (services, tls, keyring, _) =
+        build_services_with_store(config, public_url, admin_url, pusher, manage_tls).await?;
+    Ok((services, tls, keyring))
+}
+
+/// [`build_services`], also handing back the database (to close it).
+async fn build_services_with_store(
+    config: &Config,
+    public_url: &str,
+    admin_url: &str,
+    pusher: Arc<dyn Pusher>,
+    manage_tls: bool,
+) -> anyhow::Result<(Services, keys::TlsMaterial, Keyring, SqliteStore)> {
     keys::ensure_dir(&config.data_dir)?;
     let host = public_host(public_url);
     let (pki, tls) = keys::bootstrap(
@@ -89,7 +206,8 @@ pub async fn build_services(
         manage_tls.then_some(host.as_str()),
         config.tls.as_ref(),
     )?;
-    let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir).await?);
+    let sqlite = open_store(&config.data_dir).await?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let holds_personal_data = store
         .secret(mamori_core::people::INDEX_KEY)
         .await
@@ -152,7 +270,7 @@ pub async fn build_services(
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
         other => anyhow::anyhow!("{other}"),
     })?;
-    Ok((services, tls, Keyring { ring, source }))
+    Ok((services, tls, Keyring { ring, source }, sqlite))
 }
 
 /// The vulnerable-OS list: `DATA_DIR/vulnerable-os.json` when the operator
@@ -341,8 +459,11 @@ fn open_file_limit() -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// Starts the server: binds both listeners and returns at once.
+/// Starts the server: takes the data directory's lock, binds both
+/// listeners and returns at once.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    keys::ensure_dir(&config.data_dir)?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let device_listener = TcpListener::bind(config.device_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.device_addr))?;
@@ -359,8 +480,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .admin_url
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", admin_addr.port()));
-    let (services, tls, keyring) =
-        build_services(config, &public_url, &admin_url, apns_pusher(config)?, true).await?;
+    let (services, tls, keyring, store) =
+        build_services_with_store(config, &public_url, &admin_url, apns_pusher(config)?, true)
+            .await?;
     if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
         tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
     }
@@ -391,12 +513,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (device_limits, admin_limits) = listener_limits(config);
     let device_router = mamori_http::device::router(services.clone());
     let admin_router = mamori_http::admin::router(services.clone());
-    let tasks = vec![
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listeners = vec![
         tokio::spawn(mamori_http::tls::serve_tls(
             device_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
             device_router,
             device_limits,
+            stopped.clone(),
         )),
         tokio::spawn(mamori_http::tls::serve_tls_from(
             admin_listener,
@@ -404,7 +528,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             admin_router,
             config.admin_allow.clone().map(Arc::new),
             admin_limits,
+            stopped,
         )),
+    ];
+    let tasks = vec![
         tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
         tokio::spawn(services.clone().run_anomaly_detection()),
         tokio::spawn(
@@ -448,6 +575,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         services,
         tls_ca_path,
         public_url,
+        listeners,
         tasks,
+        stop,
+        store,
+        _lock: lock,
     })
 }

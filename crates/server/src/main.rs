@@ -538,6 +538,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(config.log_format == "json");
     config::warn_unknown_env();
     let running = app::start(&config).await?;
+    // Listening for SIGTERM from here on: a service manager's stop (or
+    // `kill`) drains like Ctrl-C instead of killing the process.
+    let terminated = termination()?;
     println!("Mamori is running.");
     println!(
         "  device listener: https://{}  (SCEP, check-in, connect)",
@@ -559,9 +562,44 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "Create the first owner with:\n  mamori admin create --data-dir {} --name NAME --role owner",
         config.data_dir.display()
     );
-    tokio::signal::ctrl_c().await.ok();
-    tracing::info!("shutting down");
-    running.shutdown();
+    terminated.await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    running.stop(SHUTDOWN_BOUND).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Longest a stopping server waits for requests in flight before it closes
+/// the database anyway (each connection has 10 s of it).
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Resolves at Ctrl-C (SIGINT) or SIGTERM.
+fn termination() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Administration commands work on an existing installation only: `serve`
+/// is the one command that creates one, so that a mistyped `--data-dir`
+/// fails instead of showing (or filling) a new, empty database.
+fn require_installation(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if !app::db_path(data_dir).is_file() {
+        anyhow::bail!(
+            "no Mamori installation at {} (there is no mamori.db): check --data-dir / \
+             MAMORI_DATA_DIR; only `mamori serve` creates a new installation",
+            data_dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -570,6 +608,7 @@ async fn offline_services_with_ring(
     data_dir: &std::path::Path,
     public_url: Option<String>,
 ) -> anyhow::Result<(mamori_core::Services, app::Keyring)> {
+    require_installation(data_dir)?;
     // The same layers as `serve`: environment, then the data directory's
     // mamori.toml, then defaults; the command's own flags on top.
     let env = ServeArgs::from_env()?;
@@ -903,6 +942,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             println!("{secret}");
         }
         TokenCmd::List { dir } => {
+            require_installation(&dir.data_dir)?;
             let store = app::open_store(&dir.data_dir).await?;
             use mamori_core::ports::{AdminStore, TokenStore};
             let admins = store

@@ -1,5 +1,7 @@
 //! The `mamori` binary as an operator runs it: `serve` with its documented
-//! flags and environment, `token create` printing the token last.
+//! flags and environment, `token create` printing the token last; SIGTERM,
+//! the data directory's lock and file modes, administration commands
+//! pointed at a directory without an installation.
 
 use crate::common::client_trusting;
 use std::io::{BufRead, BufReader};
@@ -64,6 +66,40 @@ fn serve(dir: &std::path::Path, device: u16, admin: u16) -> (Server, Vec<String>
         }
     }
     (server, lines)
+}
+
+/// Sends SIGTERM to the server and waits (bounded) for it to exit.
+fn terminate(server: &mut Server) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_exit(&mut server.0, Duration::from_secs(40)).expect("still running after SIGTERM")
+}
+
+/// The child's exit status, or None if it still runs after `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A new installation in `tmp/d`, made the only way there is: `mamori
+/// serve` started once (and stopped).
+fn installation(tmp: &std::path::Path) -> std::path::PathBuf {
+    let dir = tmp.join("d");
+    let (mut server, _) = serve(&dir, free_port(), free_port());
+    assert!(terminate(&mut server).success());
+    dir
 }
 
 #[test]
@@ -232,7 +268,7 @@ fn a_key_file_others_can_read_stops_the_server() {
 #[test]
 fn people_are_imported_and_listed_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+    let dir = installation(tmp.path());
     let csv = tmp.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -270,7 +306,7 @@ fn people_are_imported_and_listed_from_the_command_line() {
 #[test]
 fn backups_are_created_and_verified_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+    let dir = installation(tmp.path());
     let csv = tmp.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -310,7 +346,7 @@ fn backups_are_created_and_verified_from_the_command_line() {
 #[test]
 fn administration_commands_read_the_same_environment_as_serve() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+    let dir = installation(tmp.path());
     let csv = tmp.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -349,7 +385,7 @@ fn administration_commands_read_the_same_environment_as_serve() {
 #[test]
 fn the_people_key_is_rotated_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+    let dir = installation(tmp.path());
     let csv = tmp.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -383,7 +419,7 @@ fn the_people_key_is_rotated_from_the_command_line() {
 #[test]
 fn audit_verify_from_the_command_line_names_a_tampered_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+    let dir = installation(tmp.path());
     let csv = tmp.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -413,4 +449,175 @@ fn audit_verify_from_the_command_line_names_a_tampered_record() {
         text.contains("AUDIT LOG TAMPERED: record 1 was altered"),
         "{text}"
     );
+}
+
+/// SIGTERM (what a service manager sends) stops the server like Ctrl-C: no
+/// new connections, the request in flight is answered, the WAL is
+/// checkpointed into the database, exit status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_checkpoints_and_exits_zero() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let (device, admin) = (free_port(), free_port());
+    let (mut server, _) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve(&dir, device, admin)
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read_to_string(dir.join("tls-ca.pem")).unwrap();
+    for der in mamori::keys::pem_certs(&pem).unwrap() {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let addr = format!("127.0.0.1:{device}");
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // A request in flight: headers and half of its body.
+    tls.write_all(
+        b"PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-apple-aspen-mdm\r\nContent-Length: 10\r\n\r\n01234",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // No new connections.
+    let mut refused = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "still accepting after SIGTERM");
+    // The request in flight is still answered.
+    tls.write_all(b"56789").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 "), "no answer: {answer:?}");
+    let status = tokio::task::spawn_blocking(move || {
+        let st = wait_exit(&mut server.0, Duration::from_secs(40));
+        drop(server);
+        st
+    })
+    .await
+    .unwrap()
+    .expect("still running after SIGTERM");
+    assert!(status.success(), "{status}");
+    // Checkpointed: the WAL is gone (or empty) after the last close.
+    let wal = dir.join("mamori.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "WAL left behind"
+    );
+}
+
+/// A second `mamori serve` on a data directory in use exits non-zero and
+/// says why, while the first keeps running.
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let (mut first, _) = serve(&dir, free_port(), free_port());
+    let mut second = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--device-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--admin-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut second, Duration::from_secs(60));
+    if status.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    let status = status.expect("a second server started on the same data directory");
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first one stopped"
+    );
+    assert!(terminate(&mut first).success());
+}
+
+/// The database, its WAL and shared-memory files and the lock are the
+/// owner's only, like the keys.
+#[cfg(unix)]
+#[test]
+fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let (mut server, _) = serve(&dir, free_port(), free_port());
+    // Written to while the server runs.
+    let out = mamori_in(
+        &dir,
+        &["admin", "create", "--name", "alice", "--role", "owner"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["mamori.db", "mamori.db-wal", "mamori.db-shm", "mamori.lock"] {
+        let mode = std::fs::metadata(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}: {:o}", mode & 0o777);
+    }
+    assert!(terminate(&mut server).success());
+}
+
+/// Only `serve` creates an installation: administration commands given a
+/// directory without one fail and say so, and create nothing.
+#[test]
+fn administration_commands_need_an_existing_installation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typo = tmp.path().join("mamori-dta");
+    for args in [
+        &["admin", "list"][..],
+        &["admin", "create", "--name", "alice", "--role", "owner"],
+        &["token", "list"],
+        &["people", "list"],
+    ] {
+        let out = mamori_in(&typo, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no Mamori installation at"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // An existing but empty directory is no installation either.
+    std::fs::create_dir(&typo).unwrap();
+    let out = mamori_in(&typo, &["admin", "list"]);
+    assert!(!out.status.success());
+    assert!(!typo.join("mamori.db").exists());
 }
