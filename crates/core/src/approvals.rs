@@ -3,7 +3,8 @@
 //! holding the permission the action needs, freshly re-authenticated —
 //! approves it. Covered: erasing devices (offboarding with the erase
 //! action, or an EraseDevice for more devices than the policy allows at
-//! once), granting the owner role, exporting personal data. Requests expire;
+//! once), granting the owner role, exporting personal data, and closing an
+//! administrator account that an offboarding's requester may not close. Requests expire;
 //! every step is audited.
 
 use crate::auth::{Actor, ClientContext};
@@ -15,6 +16,11 @@ use time::Duration;
 
 /// How long a request waits for its second administrator.
 pub const APPROVAL_TTL: Duration = Duration::hours(24);
+
+/// For this long after one account created, reset or changed the role of
+/// another, the two count as one person: neither approves the other's
+/// requests. One person with several accounts must not pass for two.
+pub const CONTROL_WINDOW: Duration = Duration::days(30);
 
 /// How long an approved export can be downloaded.
 pub const EXPORT_TTL: Duration = Duration::hours(24);
@@ -39,6 +45,33 @@ pub enum Dangerous {
         /// The fields.
         fields: Vec<String>,
     },
+    /// Disable this account (asked by an offboarding whose requester may
+    /// not disable accounts).
+    DisableAdmin {
+        /// The account's name.
+        admin: String,
+    },
+    /// Create an account with a role that reads personal data or audits
+    /// others (security officer).
+    CreateAdmin {
+        /// The new account's name.
+        admin: String,
+        /// Its role.
+        role: Role,
+    },
+    /// Reset an owner's or security officer's account (new one-time
+    /// password, factors removed).
+    ResetAdmin {
+        /// The account's name.
+        admin: String,
+    },
+    /// Give an account the security officer role.
+    GrantRole {
+        /// The account's name.
+        admin: String,
+        /// The role.
+        role: Role,
+    },
 }
 
 impl Dangerous {
@@ -47,6 +80,10 @@ impl Dangerous {
             Self::EraseDevices { .. } => "erase_devices",
             Self::GrantOwner { .. } => "grant_owner",
             Self::ExportPersonalData { .. } => "export_personal_data",
+            Self::DisableAdmin { .. } => "disable_admin",
+            Self::CreateAdmin { .. } => "create_admin",
+            Self::ResetAdmin { .. } => "reset_admin",
+            Self::GrantRole { .. } => "grant_role",
         }
     }
 }
@@ -54,7 +91,9 @@ impl Dangerous {
 /// The permission a second administrator needs to decide `action`.
 pub fn decider_permission(action: &str) -> Permission {
     match action {
-        "grant_owner" => Permission::AccountsManage,
+        "grant_owner" | "disable_admin" | "create_admin" | "reset_admin" | "grant_role" => {
+            Permission::AccountsManage
+        }
         "export_personal_data" => Permission::PersonalDataRead,
         _ => Permission::CommandsWrite,
     }
@@ -67,6 +106,10 @@ pub struct Approved {
     pub approval: Approval,
     /// The commands queued: (device, command UUID).
     pub commands: Vec<(DeviceKey, String)>,
+    /// An account created or reset: its one-time password, shown to the
+    /// approver once (never stored in the request) to hand to its holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_time_password: Option<String>,
 }
 
 impl Services {
@@ -86,7 +129,15 @@ impl Services {
             Dangerous::EraseDevices { devices, command } => {
                 (devices, serde_json::json!({ "command": command }))
             }
-            Dangerous::GrantOwner { admin } => (Vec::new(), serde_json::json!({ "admin": admin })),
+            Dangerous::GrantOwner { admin }
+            | Dangerous::DisableAdmin { admin }
+            | Dangerous::ResetAdmin { admin } => {
+                (Vec::new(), serde_json::json!({ "admin": admin }))
+            }
+            Dangerous::CreateAdmin { admin, role } | Dangerous::GrantRole { admin, role } => (
+                Vec::new(),
+                serde_json::json!({ "admin": admin, "role": role.as_str() }),
+            ),
             Dangerous::ExportPersonalData { fields } => {
                 (Vec::new(), serde_json::json!({ "fields": fields }))
             }
@@ -139,7 +190,11 @@ impl Services {
             .collect())
     }
 
-    fn may_decide(&self, actor: &Actor, approval: &Approval) -> CoreResult<()> {
+    /// Whether `actor` is really a second person for `approval`: holds the
+    /// permission, re-authenticated, is not the requester, and neither of
+    /// the two created, reset or changed the role of the other within
+    /// [`CONTROL_WINDOW`] (one person with several accounts).
+    async fn may_decide(&self, actor: &Actor, approval: &Approval) -> CoreResult<()> {
         let needed = decider_permission(&approval.action);
         if !actor.allows(needed) {
             return Err(CoreError::Forbidden(format!(
@@ -151,6 +206,61 @@ impl Services {
             return Err(CoreError::Forbidden(
                 "the second administrator must be another person".into(),
             ));
+        }
+        if let Some(requester) = approval
+            .requested_by_admin
+            .as_deref()
+            .and_then(|r| AdminId::parse(r).ok())
+        {
+            let since = self.clock.now() - CONTROL_WINDOW;
+            if self
+                .store
+                .controls_either(&requester, &actor.admin.id, since)
+                .await?
+            {
+                return Err(CoreError::Forbidden(format!(
+                    "the second administrator must be another person: one of you created, reset \
+                     or changed the role of the other's account within {} days",
+                    CONTROL_WINDOW.whole_days()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `controller` created, reset or changed the role of
+    /// `controlled` (see [`CONTROL_WINDOW`]).
+    pub(crate) async fn record_control(
+        &self,
+        controller: &AdminId,
+        controlled: &AdminId,
+        kind: &str,
+    ) -> CoreResult<()> {
+        if controller != controlled {
+            self.store
+                .record_control(controller, controlled, kind, self.clock.now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records control by both people of an approved account change: the
+    /// requester and the approver.
+    async fn record_control_by_both(
+        &self,
+        actor: &Actor,
+        a: &Approval,
+        controlled: &AdminId,
+        kind: &str,
+    ) -> CoreResult<()> {
+        self.record_control(&actor.admin.id, controlled, kind)
+            .await?;
+        if let Some(requester) = a
+            .requested_by_admin
+            .as_deref()
+            .and_then(|r| AdminId::parse(r).ok())
+        {
+            self.record_control(&requester, controlled, kind).await?;
         }
         Ok(())
     }
@@ -177,8 +287,8 @@ impl Services {
         id: &str,
     ) -> CoreResult<Approved> {
         let a = self.pending(id).await?;
-        self.may_decide(actor, &a)?;
-        if a.action == "grant_owner" {
+        self.may_decide(actor, &a).await?;
+        if matches!(a.action.as_str(), "grant_owner" | "grant_role") {
             // Still possible? Checked before the request is marked approved.
             self.grant_target(&a).await?;
         }
@@ -201,10 +311,27 @@ impl Services {
             Some(format!("requested by {}", a.requested_by)),
         ))
         .await?;
+        let mut one_time_password = None;
         let commands = match a.action.as_str() {
             "erase_devices" => self.carry_out_erase(actor, ctx, &a).await?,
             "grant_owner" => {
                 self.carry_out_grant_owner(actor, ctx, &a).await?;
+                Vec::new()
+            }
+            "disable_admin" => {
+                self.carry_out_disable(actor, ctx, &a).await?;
+                Vec::new()
+            }
+            "create_admin" => {
+                one_time_password = Some(self.carry_out_create(actor, ctx, &a).await?);
+                Vec::new()
+            }
+            "reset_admin" => {
+                one_time_password = Some(self.carry_out_reset(actor, ctx, &a).await?);
+                Vec::new()
+            }
+            "grant_role" => {
+                self.carry_out_grant_role(actor, ctx, &a).await?;
                 Vec::new()
             }
             // The requester downloads it (once, for a limited time).
@@ -215,7 +342,11 @@ impl Services {
             .approval(&a.id)
             .await?
             .ok_or_else(|| CoreError::Internal("approval vanished".into()))?;
-        Ok(Approved { approval, commands })
+        Ok(Approved {
+            approval,
+            commands,
+            one_time_password,
+        })
     }
 
     async fn carry_out_erase(
@@ -298,6 +429,98 @@ impl Services {
         ))
         .await?;
         self.store.set_role(&admin.id, Role::Owner).await?;
+        self.record_control_by_both(actor, a, &admin.id, "role")
+            .await?;
+        Ok(())
+    }
+
+    fn param<'a>(a: &'a Approval, key: &str) -> CoreResult<&'a str> {
+        a.params
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| CoreError::Internal(format!("{} without its {key}", a.action)))
+    }
+
+    async fn carry_out_create(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<String> {
+        let role = Role::parse(Self::param(a, "role")?)
+            .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
+        let created = self
+            .create_admin(&actor.label(), ctx, Self::param(a, "admin")?, role)
+            .await?;
+        self.record_control_by_both(actor, a, &created.admin.id, "create")
+            .await?;
+        Ok(created.one_time_password)
+    }
+
+    async fn carry_out_reset(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<String> {
+        let name = Self::param(a, "admin")?;
+        if name == actor.admin.name {
+            return Err(CoreError::Conflict(
+                "an administrator cannot reset their own account".into(),
+            ));
+        }
+        let (reset, _) = self.reset_admin(&actor.label(), ctx, name).await?;
+        self.record_control_by_both(actor, a, &reset.admin.id, "reset")
+            .await?;
+        Ok(reset.one_time_password)
+    }
+
+    async fn carry_out_grant_role(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<()> {
+        let role = Role::parse(Self::param(a, "role")?)
+            .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
+        let admin = self.grant_target(a).await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "admin.role",
+            Some(&admin.name),
+            "success",
+            Some(format!(
+                "{} -> {role}; approval={} requested by {}",
+                admin.role, a.id, a.requested_by
+            )),
+        ))
+        .await?;
+        self.store.set_role(&admin.id, role).await?;
+        self.record_control_by_both(actor, a, &admin.id, "role")
+            .await?;
+        Ok(())
+    }
+
+    async fn carry_out_disable(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<()> {
+        let name = Self::param(a, "admin")?;
+        // As disabling directly: never one's own account, never the last
+        // enabled owner.
+        self.disable_admin_by(
+            actor,
+            ctx,
+            name,
+            &format!(
+                "offboarded; approval={} requested by {}",
+                a.id, a.requested_by
+            ),
+        )
+        .await?;
         Ok(())
     }
 
@@ -309,7 +532,7 @@ impl Services {
         id: &str,
     ) -> CoreResult<Approval> {
         let a = self.pending(id).await?;
-        self.may_decide(actor, &a)?;
+        self.may_decide(actor, &a).await?;
         if !self
             .store
             .decide_approval(

@@ -11,9 +11,9 @@
 //! whose enrollment profile is unknown, or that is no longer enrolled,
 //! has its certificates revoked at once.
 
-use crate::auth::ClientContext;
+use crate::auth::{Actor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{CommandState, CommandUuid, DeviceKey, EnrollmentStatus};
+use mamori_domain::{AdminId, CommandState, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
@@ -53,6 +53,15 @@ pub struct AccountClosed {
     pub tokens_revoked: u64,
 }
 
+/// An account whose closing waits for a second administrator.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountWaiting {
+    /// Login name.
+    pub name: String,
+    /// The request (`/api/v1/approvals`).
+    pub approval: String,
+}
+
 /// What happened to one device.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceOffboarded {
@@ -77,6 +86,11 @@ pub struct OffboardReport {
     pub departed_at: Option<OffsetDateTime>,
     /// Administrator accounts disabled.
     pub accounts: Vec<AccountClosed>,
+    /// Accounts the requester may not disable: each waits for an
+    /// administrator with `accounts_manage` to approve.
+    pub accounts_waiting: Vec<AccountWaiting>,
+    /// Linked accounts left enabled because each was the last enabled owner.
+    pub last_owner_kept: Vec<String>,
     /// Devices.
     pub devices: Vec<DeviceOffboarded>,
     /// With the erase policy: the request waiting for a second
@@ -132,11 +146,18 @@ impl Services {
 
     /// Offboards a person (see the module documentation). `action`
     /// overrides the configured policy; `requester` is the administrator
-    /// asking (an erase then needs another one to approve).
+    /// asking (an erase then needs another one to approve), `None` for the
+    /// host's command line.
+    ///
+    /// Closing the person's administrator accounts needs what disabling
+    /// them directly needs (`accounts_manage`, and never one's own
+    /// account): a requester without it — an HR-sync token holds only
+    /// `people_write` — gets a request per account that waits for an
+    /// account manager instead. The last enabled owner is never closed.
     pub async fn offboard_person(
         &self,
         actor: &str,
-        requester: Option<&mamori_domain::AdminId>,
+        requester: Option<&Actor>,
         ctx: &ClientContext,
         id: &str,
         action: Option<OffboardAction>,
@@ -144,11 +165,42 @@ impl Services {
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let now = self.clock.now();
+        let linked = self.store.person_admins(&rec.id).await?;
+        let (close, wait): (Vec<_>, Vec<_>) = linked.into_iter().partition(|a| match requester {
+            None => true,
+            Some(r) => r.allows(Permission::AccountsManage) && r.admin.id != a.id,
+        });
+        let close_ids: Vec<AdminId> = close.iter().map(|a| a.id.clone()).collect();
         let closed = self
             .store
-            .offboard_person(&rec.id, now)
+            .offboard_person(&rec.id, now, &close_ids)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such person".into()))?;
+        let mut kept = Vec::new();
+        for a in &close {
+            if !closed.iter().any(|(id, ..)| id == &a.id) {
+                tracing::warn!(admin = %a.name, "offboarding kept the last enabled owner");
+                kept.push(a.name.clone());
+            }
+        }
+        let mut accounts_waiting = Vec::new();
+        for a in wait {
+            let approval = self
+                .request_approval(
+                    actor,
+                    requester.map(|r| &r.admin.id),
+                    ctx,
+                    crate::approvals::Dangerous::DisableAdmin {
+                        admin: a.name.clone(),
+                    },
+                    &format!("offboarding of {}", rec.id),
+                )
+                .await?;
+            accounts_waiting.push(AccountWaiting {
+                name: a.name,
+                approval: approval.id,
+            });
+        }
         let mut accounts = Vec::new();
         for (_, name, sessions, tokens) in closed {
             self.audit(self.audit_event(
@@ -190,7 +242,7 @@ impl Services {
             let a = self
                 .request_approval(
                     actor,
-                    requester,
+                    requester.map(|r| &r.admin.id),
                     ctx,
                     crate::approvals::Dangerous::EraseDevices {
                         devices: to_erase,
@@ -213,8 +265,10 @@ impl Services {
             Some(rec.id.as_str()),
             "success",
             Some(format!(
-                "accounts={} devices={}",
+                "accounts={} accounts_waiting={} last_owner_kept={} devices={}",
                 accounts.len(),
+                accounts_waiting.len(),
+                kept.len(),
                 devices.len()
             )),
         ))
@@ -224,6 +278,8 @@ impl Services {
             person: rec.id.to_string(),
             departed_at,
             accounts,
+            accounts_waiting,
+            last_owner_kept: kept,
             devices,
             erase_approval,
         })

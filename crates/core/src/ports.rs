@@ -351,6 +351,19 @@ pub trait AdminStore: Send + Sync {
     /// Re-enables a disabled account (its old sessions and tokens stay
     /// revoked); false when it was not disabled.
     async fn enable_admin(&self, id: &AdminId) -> StoreResult<bool>;
+    /// Suspends the account (kept until [`AdminStore::reinstate_admin`])
+    /// and, in the same transaction, revokes all its sessions and tokens.
+    /// Returns (sessions, tokens) revoked; `None` when the account was
+    /// already suspended or does not exist.
+    async fn suspend_admin(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<Option<(u64, u64)>>;
+    /// Lifts a suspension (the revoked sessions and tokens stay revoked);
+    /// false when the account was not suspended.
+    async fn reinstate_admin(&self, id: &AdminId) -> StoreResult<bool>;
     /// Replaces the account's recovery codes (SHA-256 hashes).
     async fn replace_recovery_codes(&self, id: &AdminId, hashes: &[String]) -> StoreResult<()>;
     /// Spends an unused recovery code; false when none matches.
@@ -493,15 +506,19 @@ pub trait PeopleStore: Send + Sync {
         admin: &AdminId,
         person: Option<&PersonId>,
     ) -> StoreResult<bool>;
+    /// The enabled administrator accounts linked to a person.
+    async fn person_admins(&self, id: &PersonId) -> StoreResult<Vec<AdminAccount>>;
     /// In one transaction: marks the person departed (keeping an earlier
-    /// departure time), disables every enabled administrator account
-    /// linked to them and revokes those accounts' sessions and tokens.
-    /// Returns, per account disabled, (id, name, sessions revoked, tokens
-    /// revoked); `None` when the person does not exist.
+    /// departure time), disables those of the accounts in `close` that are
+    /// linked to them and enabled — never the last enabled owner — and
+    /// revokes those accounts' sessions and tokens. Returns, per account
+    /// disabled, (id, name, sessions revoked, tokens revoked); `None` when
+    /// the person does not exist.
     async fn offboard_person(
         &self,
         id: &PersonId,
         now: OffsetDateTime,
+        close: &[AdminId],
     ) -> StoreResult<Option<Vec<(AdminId, String, u64, u64)>>>;
     /// Marks a device as leaving management: `command` is the last command
     /// it gets; when it answers it (or at `deadline`) its certificates are
@@ -566,6 +583,15 @@ pub trait AuditStore: Send + Sync {
     /// Appends one record, linked to the last one
     /// ([`crate::audit::record_hash`]); returns its sequence number.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
+    /// Appends several records, in order, all or none (one transaction);
+    /// returns their sequence numbers.
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+        let mut seqs = Vec::with_capacity(events.len());
+        for e in events {
+            seqs.push(self.append_audit(e).await?);
+        }
+        Ok(seqs)
+    }
     /// Records after `after` (sequence number), oldest first.
     async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
     /// Records with their chain links, after `after`, oldest first.
@@ -811,6 +837,27 @@ pub trait SecretStore: Send + Sync {
     async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
 }
 
+/// Who created, reset or changed the role of which administrator account.
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    /// Records that `controller` created (`create`), reset (`reset`) or
+    /// changed the role of (`role`) `controlled`.
+    async fn record_control(
+        &self,
+        controller: &AdminId,
+        controlled: &AdminId,
+        kind: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Whether either account did so to the other at or after `since`.
+    async fn controls_either(
+        &self,
+        a: &AdminId,
+        b: &AdminId,
+        since: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
 /// A device identity held back from an enrollment whose previous identity
 /// is still live (see `crate::reenroll`).
 #[derive(Debug, Clone)]
@@ -881,6 +928,7 @@ pub trait Store:
     + InventoryStore
     + DepartmentStore
     + ReenrollmentStore
+    + ControlStore
 {
 }
 impl<T> Store for T where
@@ -903,6 +951,7 @@ impl<T> Store for T where
         + InventoryStore
         + DepartmentStore
         + ReenrollmentStore
+        + ControlStore
 {
 }
 

@@ -237,6 +237,12 @@ pub fn table() -> Vec<Route> {
             post(accounts::unlock),
         ),
         r(
+            "POST",
+            "/api/v1/admins/{name}/reinstate",
+            perm(P::AccountsManage),
+            post(suspension::reinstate),
+        ),
+        r(
             "GET",
             "/api/v1/tokens",
             perm(P::TokensOwn),
@@ -579,10 +585,12 @@ pub fn table() -> Vec<Route> {
             perm(P::EnrollmentWrite),
             post(reenroll::deny),
         ),
+        // Offboarding a person queues RemoveProfile (or an erase) for the
+        // devices assigned to them: assigning is a decision about devices.
         r(
             "PUT",
             "/api/v1/devices/{udid}/person",
-            perm(P::PeopleWrite),
+            perm(P::CommandsWrite),
             put(people::assign),
         ),
         r(
@@ -609,6 +617,7 @@ mod people;
 mod policies;
 mod reenroll;
 mod session;
+mod suspension;
 
 /// Routes administrators use.
 pub fn router(services: Services) -> Router {
@@ -723,6 +732,8 @@ struct Page {
 
 async fn list_devices(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let after = page
@@ -732,20 +743,22 @@ async fn list_devices(
         .transpose()
         .map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let devices = s.devices_page(after.as_ref(), limit).await?;
+    let devices = s.devices_page(&actor, &ctx, after.as_ref(), limit).await?;
     let next = (devices.len() == limit as usize)
-        .then(|| devices.last().map(|d| d.udid.to_string()))
+        .then(|| devices.last().map(|d| d.device.udid.to_string()))
         .flatten();
     Ok(Json(json!({ "devices": devices, "next_after": next })).into_response())
 }
 
 async fn get_device(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = DeviceKey::parse(&udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let device = s
-        .device(&key)
+        .device_view(&actor, &ctx, &key)
         .await?
         .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
     Ok(Json(device).into_response())
@@ -802,9 +815,12 @@ async fn device_commands(
 
 async fn command_status(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let r = s.command_status(&uuid).await?;
+    let view = s.command_status(&actor, &ctx, &uuid).await?;
+    let r = view.record;
     Ok(Json(json!({
         "command_uuid": r.command_uuid,
         "request_type": r.request_type,
@@ -814,11 +830,13 @@ async fn command_status(
         "updated_at": r.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),
         "result": r.result,
         "error_chain": r.error_chain,
+        "redacted": view.redacted,
         "devices": [{
             "udid": r.udid,
             "status": r.state,
             "result": r.result,
             "error_chain": r.error_chain,
+            "redacted": view.redacted,
         }],
     }))
     .into_response())

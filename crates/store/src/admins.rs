@@ -17,10 +17,12 @@ macro_rules! admin_select {
     () => {
         "SELECT id, name, role, must_change_password, created_at, password_set_at, last_login_at,
                 last_login_source, failed_logins, throttled_until, locked_at,
-                disabled_at, disabled_reason, totp_sealed IS NOT NULL AS totp_enrolled
+                disabled_at, disabled_reason, suspended_at, suspended_reason,
+                totp_sealed IS NOT NULL AS totp_enrolled
          FROM admins"
     };
 }
+pub(crate) use admin_select;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -46,7 +48,7 @@ fn step_to_col(step: u64) -> StoreResult<i64> {
     i64::try_from(step).map_err(err)
 }
 
-fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
+pub(crate) fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
     let role: String = col(r, "role")?;
     Ok(AdminAccount {
         id: admin_id(r, "id")?,
@@ -62,6 +64,8 @@ fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
         locked_at: from_opt_ts(col(r, "locked_at")?)?,
         disabled_at: from_opt_ts(col(r, "disabled_at")?)?,
         disabled_reason: col(r, "disabled_reason")?,
+        suspended_at: from_opt_ts(col(r, "suspended_at")?)?,
+        suspended_reason: col(r, "suspended_reason")?,
         totp_enrolled: col(r, "totp_enrolled")?,
     })
 }
@@ -449,6 +453,54 @@ impl AdminStore for SqliteStore {
                     c,
                     "UPDATE admins SET disabled_at = NULL, disabled_reason = NULL
                      WHERE id = ? AND disabled_at IS NOT NULL",
+                    [id.as_str()],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn suspend_admin(
+        &self,
+        id: &AdminId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<Option<(u64, u64)>> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let suspended = exec(
+                &tx,
+                "UPDATE admins SET suspended_at = ?, suspended_reason = ?
+                 WHERE id = ? AND suspended_at IS NULL",
+                params![ts(now), reason, id.as_str()],
+            )?;
+            if suspended == 0 {
+                // Unknown or already suspended: nothing changed.
+                return Ok(None);
+            }
+            let sessions = exec(
+                &tx,
+                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            let tokens = exec(
+                &tx,
+                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+                params![ts(now), id.as_str()],
+            )?;
+            tx.commit().map_err(db)?;
+            Ok(Some((sessions as u64, tokens as u64)))
+        })
+        .await
+    }
+
+    async fn reinstate_admin(&self, id: &AdminId) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admins SET suspended_at = NULL, suspended_reason = NULL
+                     WHERE id = ? AND suspended_at IS NOT NULL",
                     [id.as_str()],
                 )
             })

@@ -26,6 +26,7 @@ mod audit_retention;
 mod backup;
 mod certs;
 mod compliance;
+mod control;
 mod departments;
 mod devices;
 mod groups;

@@ -62,6 +62,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../migrations/sqlite/0022_pending_reenrollments.sql"),
     ),
+    (
+        23,
+        include_str!("../migrations/sqlite/0023_admin_suspension.sql"),
+    ),
+    (
+        24,
+        include_str!("../migrations/sqlite/0024_admin_control.sql"),
+    ),
 ];
 
 /// The newest schema version.

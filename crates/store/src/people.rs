@@ -5,7 +5,9 @@
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
-use mamori_domain::{AdminId, CommandUuid, DeviceKey, EmploymentStatus, PersonId, PersonRecord};
+use mamori_domain::{
+    AdminAccount, AdminId, CommandUuid, DeviceKey, EmploymentStatus, PersonId, PersonRecord,
+};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Row, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -443,10 +445,26 @@ impl PeopleStore for SqliteStore {
         Ok(n == 1)
     }
 
+    async fn person_admins(&self, id: &PersonId) -> StoreResult<Vec<AdminAccount>> {
+        self.read(|c| {
+            query_all(
+                c,
+                concat!(
+                    crate::admins::admin_select!(),
+                    " WHERE person_id = ? AND disabled_at IS NULL ORDER BY name"
+                ),
+                [id.as_str()],
+                crate::admins::admin_from_row,
+            )
+        })
+        .await
+    }
+
     async fn offboard_person(
         &self,
         id: &PersonId,
         now: OffsetDateTime,
+        close: &[AdminId],
     ) -> StoreResult<Option<Vec<(AdminId, String, u64, u64)>>> {
         self.write(|c| {
             let tx = c.transaction().map_err(db)?;
@@ -468,11 +486,22 @@ impl PeopleStore for SqliteStore {
             )?;
             let mut out = Vec::new();
             for (admin, name) in admins {
-                exec(
+                if !close.iter().any(|c| c.as_str() == admin) {
+                    continue;
+                }
+                // The last enabled owner stays, whoever asks.
+                let closed = exec(
                     &tx,
-                    "UPDATE admins SET disabled_at = ?, disabled_reason = 'offboarded' WHERE id = ?",
+                    "UPDATE admins SET disabled_at = ?, disabled_reason = 'offboarded'
+                     WHERE id = ? AND disabled_at IS NULL
+                       AND (role != 'owner'
+                            OR (SELECT COUNT(*) FROM admins
+                                WHERE role = 'owner' AND disabled_at IS NULL) > 1)",
                     params![ts(now), admin],
                 )?;
+                if closed == 0 {
+                    continue;
+                }
                 let sessions = exec(
                     &tx,
                     "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",

@@ -493,6 +493,8 @@ fn admin(id: &str, name: &str, role: Role) -> AdminAccount {
         locked_at: None,
         disabled_at: None,
         disabled_reason: None,
+        suspended_at: None,
+        suspended_reason: None,
         totp_enrolled: false,
     }
 }
@@ -1018,6 +1020,95 @@ async fn sessions_lifecycle() {
         ids(s.list_sessions(&aid("a2"), t1).await.unwrap()),
         ["x1"],
         "other accounts are untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_suspension_is_kept_until_reinstated_and_revokes_everything_at_once() {
+    let (s, _d) = sqlite().await;
+    let a = aid("a1");
+    add_admin(&*s, "a1").await;
+    add_admin(&*s, "a2").await;
+    let ttl = Duration::hours(1);
+    s.insert_session(&session("s1", "a1", now(), ttl), "sh1")
+        .await
+        .unwrap();
+    s.insert_session(&session("other", "a2", now(), ttl), "sho")
+        .await
+        .unwrap();
+    s.insert_token(&token("t1", "a1", now()), "h1")
+        .await
+        .unwrap();
+    let later = now() + Duration::minutes(1);
+    assert_eq!(
+        s.suspend_admin(&a, later, "bulk reads").await.unwrap(),
+        Some((1, 1))
+    );
+    assert_eq!(
+        s.suspend_admin(&a, later, "again").await.unwrap(),
+        None,
+        "already suspended"
+    );
+    assert_eq!(s.suspend_admin(&aid("zz"), later, "x").await.unwrap(), None);
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!(got.suspended_at, Some(later));
+    assert_eq!(got.suspended_reason.as_deref(), Some("bulk reads"));
+    assert!(got.disabled_at.is_none(), "suspended, not disabled");
+    assert_eq!(
+        s.session_by_secret("sh1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(later)
+    );
+    assert!(s
+        .session_by_secret("sho")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    // Listed with the account too.
+    let listed = s.admin_by_name("name-a1").await.unwrap().unwrap();
+    assert_eq!(listed.suspended_at, Some(later));
+
+    assert!(s.reinstate_admin(&a).await.unwrap());
+    assert!(!s.reinstate_admin(&a).await.unwrap(), "not suspended");
+    assert!(!s.reinstate_admin(&aid("a2")).await.unwrap());
+    let got = s.admin(&a).await.unwrap().unwrap();
+    assert_eq!((got.suspended_at, got.suspended_reason), (None, None));
+    assert!(
+        s.token(&TokenId::parse("t1").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked_at
+            .is_some(),
+        "tokens stay revoked after reinstatement"
+    );
+}
+
+#[tokio::test]
+async fn an_audit_batch_is_appended_whole_and_in_order() {
+    let (s, _d) = sqlite().await;
+    let first = s.append_audit(&event("auth.login", now())).await.unwrap();
+    let batch: Vec<AuditEvent> = (0..3)
+        .map(|i| AuditEvent {
+            target: Some(format!("p{i}")),
+            ..event("people.read", now())
+        })
+        .collect();
+    let seqs = s.append_audit_batch(&batch).await.unwrap();
+    assert_eq!(seqs, [first + 1, first + 2, first + 3]);
+    assert!(s.append_audit_batch(&[]).await.unwrap().is_empty());
+    let all = s.list_audit(0, 10).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| r.event.target.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["", "p0", "p1", "p2"]
     );
 }
 
@@ -1593,7 +1684,14 @@ async fn offboarding_closes_linked_accounts_and_marks_devices() {
         .await
         .unwrap();
 
-    let closed = s.offboard_person(&pid("po"), now()).await.unwrap().unwrap();
+    let linked = s.person_admins(&pid("po")).await.unwrap();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].id, a.id);
+    let closed = s
+        .offboard_person(&pid("po"), now(), &[a.id.clone(), other.id.clone()])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(closed, vec![(a.id.clone(), a.name.clone(), 0, 1)]);
     let p = s.person(&pid("po")).await.unwrap().unwrap();
     assert_eq!(p.status, EmploymentStatus::Departed);
@@ -1617,7 +1715,9 @@ async fn offboarding_closes_linked_accounts_and_marks_devices() {
     // Again: nothing more to close, the first departure time is kept.
     let later = now() + Duration::days(2);
     assert_eq!(
-        s.offboard_person(&pid("po"), later).await.unwrap(),
+        s.offboard_person(&pid("po"), later, &[a.id.clone()])
+            .await
+            .unwrap(),
         Some(vec![])
     );
     assert_eq!(
@@ -1625,7 +1725,7 @@ async fn offboarding_closes_linked_accounts_and_marks_devices() {
         Some(now())
     );
     assert_eq!(
-        s.offboard_person(&pid("nobody"), now()).await.unwrap(),
+        s.offboard_person(&pid("nobody"), now(), &[]).await.unwrap(),
         None
     );
 
@@ -2091,4 +2191,119 @@ async fn groups_hold_members_and_policies_and_profile_rows_follow_commands() {
     assert!(s.device_profiles().await.unwrap().is_empty());
     assert!(s.delete_group("g1").await.unwrap());
     assert!(!s.delete_group("g1").await.unwrap());
+}
+
+#[tokio::test]
+async fn offboarding_never_closes_the_last_enabled_owner() {
+    let (s, _d) = sqlite().await;
+    s.insert_people(&[person("pz", "ez", "uz")])
+        .await
+        .unwrap()
+        .unwrap();
+    // One person behind both owner accounts: closing both would leave none.
+    let a = add_admin(&*s, "oa").await;
+    let b = add_admin(&*s, "ob").await;
+    for x in [&a, &b] {
+        assert!(s.link_admin_person(&x.id, Some(&pid("pz"))).await.unwrap());
+    }
+    let closed = s
+        .offboard_person(&pid("pz"), now(), &[a.id.clone(), b.id.clone()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let enabled = s
+        .list_admins()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.role == Role::Owner && x.disabled_at.is_none())
+        .count();
+    assert_eq!(enabled, 1);
+}
+
+#[tokio::test]
+async fn held_reenrollments_are_kept_until_released_or_revoked() {
+    let (s, _d) = sqlite().await;
+    enroll(&*s, "DEVH").await;
+    for fp in ["held1", "held2"] {
+        s.insert_certificate(&DeviceCertificate {
+            fingerprint: fp.into(),
+            serial: "02".into(),
+            profile_id: None,
+            device: None,
+            renewed_from: None,
+            not_after: now() + Duration::days(1),
+            issued_at: now(),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+        s.hold_reenrollment(&PendingReenrollment {
+            fingerprint: fp.into(),
+            authenticate: AuthenticateRecord {
+                device: key("DEVH"),
+                enrollment_id: None,
+                topic: "topic".into(),
+                fields: InventoryFields {
+                    serial_number: Some("SERIAL-H".into()),
+                    device_name: Some("sealed-name".into()),
+                    ..InventoryFields::default()
+                },
+                now: now(),
+            },
+            source: Some("192.0.2.7".into()),
+            push: None,
+        })
+        .await
+        .unwrap();
+    }
+    let push = PendingPush {
+        token: vec![7; 32],
+        magic: "m".into(),
+        sealed_unlock_token: Some(vec![1]),
+    };
+    assert!(s.set_held_push("held1", &push).await.unwrap());
+    assert!(!s.set_held_push("nobody", &push).await.unwrap());
+    let h = s.held_reenrollment("held1").await.unwrap().unwrap();
+    assert_eq!(h.push, Some(push));
+    assert_eq!(h.authenticate.device, key("DEVH"));
+    assert_eq!(
+        h.authenticate.fields.device_name.as_deref(),
+        Some("sealed-name")
+    );
+    assert_eq!(h.source.as_deref(), Some("192.0.2.7"));
+    assert_eq!(
+        s.held_reenrollments(Some(&key("DEVH")))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.held_reenrollments(Some(&key("OTHER")))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    // Released: gone, certificate untouched. Revoked: gone, certificate dead.
+    assert!(s.release_reenrollment("held1").await.unwrap());
+    assert!(!s.release_reenrollment("held1").await.unwrap());
+    assert!(s
+        .certificate("held1")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    assert!(s.revoke_held("held2", now()).await.unwrap());
+    assert!(s
+        .certificate("held2")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(s.held_reenrollments(None).await.unwrap().is_empty());
 }

@@ -20,12 +20,31 @@ pub struct NewAdmin {
     pub one_time_password: String,
 }
 
+/// What creating an account through the API did.
+#[derive(Debug)]
+pub enum Created {
+    /// Created.
+    Now(NewAdmin),
+    /// Waiting for a second administrator (a security officer).
+    AwaitingApproval(Box<mamori_domain::Approval>),
+}
+
+/// What resetting an account through the API did.
+#[derive(Debug)]
+pub enum Reset {
+    /// Reset: the account and (sessions, tokens) revoked.
+    Now(NewAdmin, (u64, u64)),
+    /// Waiting for a second administrator (an owner or security officer).
+    AwaitingApproval(Box<mamori_domain::Approval>),
+}
+
 /// What a role change did.
 #[derive(Debug, Clone)]
 pub enum RoleChange {
     /// Changed.
     Changed(AdminAccount),
-    /// Waiting for a second owner (a grant of the owner role).
+    /// Waiting for a second administrator (a grant of the owner or
+    /// security officer role).
     AwaitingApproval(Box<mamori_domain::Approval>),
 }
 
@@ -113,6 +132,8 @@ impl Services {
             locked_at: None,
             disabled_at: None,
             disabled_reason: None,
+            suspended_at: None,
+            suspended_reason: None,
             totp_enrolled: false,
         };
         let creds = AdminCredentials {
@@ -150,14 +171,17 @@ impl Services {
         })
     }
 
-    /// Creates an account through the API: needs a recent step-up.
+    /// Creates an account through the API: needs a recent step-up. A
+    /// security officer (who reads personal data and audits everyone) is
+    /// created only when a second administrator approves; an owner only by
+    /// granting the role, which needs one too.
     pub async fn create_admin_by(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
         role: &str,
-    ) -> CoreResult<NewAdmin> {
+    ) -> CoreResult<Created> {
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
         if role == Role::Owner {
@@ -167,7 +191,32 @@ impl Services {
                     .into(),
             ));
         }
-        self.create_admin(&actor.label(), ctx, name, role).await
+        if role == Role::SecurityOfficer {
+            check_name(name.trim())?;
+            if self.store.admin_by_name(name.trim()).await?.is_some() {
+                return Err(CoreError::Conflict(format!(
+                    "an administrator named {} exists",
+                    name.trim()
+                )));
+            }
+            let approval = self
+                .request_approval(
+                    &actor.label(),
+                    Some(&actor.admin.id),
+                    ctx,
+                    crate::approvals::Dangerous::CreateAdmin {
+                        admin: name.trim().to_owned(),
+                        role,
+                    },
+                    &format!("create {} ({role})", name.trim()),
+                )
+                .await?;
+            return Ok(Created::AwaitingApproval(Box::new(approval)));
+        }
+        let created = self.create_admin(&actor.label(), ctx, name, role).await?;
+        self.record_control(&actor.admin.id, &created.admin.id, "create")
+            .await?;
+        Ok(Created::Now(created))
     }
 
     /// How many enabled owners there are (the last one is kept).
@@ -326,19 +375,40 @@ impl Services {
     }
 
     /// Resets another account through the API (step-up; never one's own).
+    /// An owner's or security officer's account is reset only when a
+    /// second administrator approves (whoever holds its one-time password
+    /// holds the account).
     pub async fn reset_admin_by(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
-    ) -> CoreResult<(NewAdmin, (u64, u64))> {
+    ) -> CoreResult<Reset> {
         self.require_step_up(actor)?;
         if actor.admin.name == name.trim() {
             return Err(CoreError::Conflict(
                 "an administrator cannot reset their own account; ask another owner".into(),
             ));
         }
-        self.reset_admin(&actor.label(), ctx, name).await
+        let target = self.admin_named(name).await?;
+        if matches!(target.role, Role::Owner | Role::SecurityOfficer) {
+            let approval = self
+                .request_approval(
+                    &actor.label(),
+                    Some(&actor.admin.id),
+                    ctx,
+                    crate::approvals::Dangerous::ResetAdmin {
+                        admin: target.name.clone(),
+                    },
+                    &format!("reset {} ({})", target.name, target.role),
+                )
+                .await?;
+            return Ok(Reset::AwaitingApproval(Box::new(approval)));
+        }
+        let (reset, revoked) = self.reset_admin(&actor.label(), ctx, name).await?;
+        self.record_control(&actor.admin.id, &reset.admin.id, "reset")
+            .await?;
+        Ok(Reset::Now(reset, revoked))
     }
 
     /// Re-enables a disabled account (its old sessions and tokens stay dead).
@@ -409,19 +479,28 @@ impl Services {
                 "an administrator cannot change their own role".into(),
             ));
         }
-        if role == Role::Owner && admin.role != Role::Owner {
+        let granted = matches!(role, Role::Owner | Role::SecurityOfficer) && admin.role != role;
+        if granted {
             if admin.disabled_at.is_some() {
                 return Err(CoreError::Conflict(format!("{} is disabled", admin.name)));
             }
+            let what = if role == Role::Owner {
+                crate::approvals::Dangerous::GrantOwner {
+                    admin: admin.name.clone(),
+                }
+            } else {
+                crate::approvals::Dangerous::GrantRole {
+                    admin: admin.name.clone(),
+                    role,
+                }
+            };
             let approval = self
                 .request_approval(
                     &actor.label(),
                     Some(&actor.admin.id),
                     ctx,
-                    crate::approvals::Dangerous::GrantOwner {
-                        admin: admin.name.clone(),
-                    },
-                    &format!("make {} an owner", admin.name),
+                    what,
+                    &format!("make {} {role}", admin.name),
                 )
                 .await?;
             return Ok(RoleChange::AwaitingApproval(Box::new(approval)));
@@ -442,6 +521,8 @@ impl Services {
             Some(format!("{} -> {role}", admin.role)),
         ))
         .await?;
+        self.record_control(&actor.admin.id, &admin.id, "role")
+            .await?;
         admin.role = role;
         Ok(RoleChange::Changed(admin))
     }

@@ -13,7 +13,7 @@ mod throttle;
 mod webauthn;
 
 pub(crate) use accounts::parse_role;
-pub use accounts::{AdminSummary, NewAdmin, RoleChange, CLI_ACTOR};
+pub use accounts::{AdminSummary, Created, NewAdmin, Reset, RoleChange, CLI_ACTOR};
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
 pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};
@@ -205,9 +205,16 @@ impl Services {
             .ok_or_else(|| CoreError::Internal("account without credentials".into()))
     }
 
-    /// Whether the account may log in right now (not disabled, not locked).
+    /// Whether the account may log in right now (not disabled, not
+    /// suspended, not locked).
     pub(crate) fn account_usable(admin: &AdminAccount) -> bool {
-        admin.disabled_at.is_none() && admin.locked_at.is_none()
+        Self::account_open(admin) && admin.locked_at.is_none()
+    }
+
+    /// Whether anything of the account may work (its sessions and tokens):
+    /// neither disabled nor suspended.
+    pub(crate) fn account_open(admin: &AdminAccount) -> bool {
+        admin.disabled_at.is_none() && admin.suspended_at.is_none()
     }
 
     /// Now.

@@ -49,10 +49,19 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewAdminBody = json_body(&headers, &body)?;
-    let created = s
-        .create_admin_by(&actor, &ctx, &req.name, &req.role)
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(
+        match s
+            .create_admin_by(&actor, &ctx, &req.name, &req.role)
+            .await?
+        {
+            mamori_core::auth::Created::Now(created) => {
+                (StatusCode::CREATED, Json(created)).into_response()
+            }
+            mamori_core::auth::Created::AwaitingApproval(a) => {
+                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+            }
+        },
+    )
 }
 
 pub(super) async fn set_role(
@@ -104,14 +113,18 @@ pub(super) async fn reset(
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (created, (sessions, tokens)) = s.reset_admin_by(&actor, &ctx, &name).await?;
-    Ok(Json(json!({
-        "admin": created.admin,
-        "one_time_password": created.one_time_password,
-        "sessions_revoked": sessions,
-        "tokens_revoked": tokens,
-    }))
-    .into_response())
+    Ok(match s.reset_admin_by(&actor, &ctx, &name).await? {
+        mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
+            "admin": created.admin,
+            "one_time_password": created.one_time_password,
+            "sessions_revoked": sessions,
+            "tokens_revoked": tokens,
+        }))
+        .into_response(),
+        mamori_core::auth::Reset::AwaitingApproval(a) => {
+            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+        }
+    })
 }
 
 pub(super) async fn unlock(

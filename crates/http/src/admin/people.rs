@@ -232,7 +232,7 @@ pub(super) async fn offboard(
         ),
     };
     let report = s
-        .offboard_person(&actor.label(), Some(&actor.admin.id), &ctx, &id, action)
+        .offboard_person(&actor.label(), Some(&actor), &ctx, &id, action)
         .await?;
     Ok(Json(report).into_response())
 }

@@ -143,6 +143,11 @@ pub async fn onboard_totp(
     role: Role,
 ) -> (Browser, Vec<u8>, Vec<String>) {
     let otp = create(app, name, role).await;
+    setup_totp(app, name, &otp).await
+}
+
+/// First login of an existing TOTP account with its one-time password.
+pub async fn setup_totp(app: &TestApp, name: &str, otp: &str) -> (Browser, Vec<u8>, Vec<String>) {
     let mut b = Browser::new(app);
     let (st, body) = b
         .post("/api/v1/auth/login", json!({"name": name, "password": otp}))

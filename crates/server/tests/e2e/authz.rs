@@ -100,7 +100,8 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             "/api/v1/admins/{name}/disable"
             | "/api/v1/admins/{name}/enable"
             | "/api/v1/admins/{name}/reset"
-            | "/api/v1/admins/{name}/unlock",
+            | "/api/v1/admins/{name}/unlock"
+            | "/api/v1/admins/{name}/reinstate",
         ) => perm(P::AccountsManage),
         ("GET" | "POST", "/api/v1/tokens") => perm(P::TokensOwn),
         ("DELETE", "/api/v1/tokens/{id}") => perm(P::TokensOwn),
@@ -173,7 +174,7 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
         ("POST", "/api/v1/people/exports") | ("GET", "/api/v1/people/exports/{id}") => {
             perm(P::PersonalDataRead)
         }
-        ("PUT", "/api/v1/devices/{udid}/person") => perm(P::PeopleWrite),
+        ("PUT", "/api/v1/devices/{udid}/person") => perm(P::CommandsWrite),
         _ => return None,
     })
 }

@@ -1,0 +1,216 @@
+//! Insiders going around the controls: one role's permission used to do
+//! what another role's needs, one person acting through several accounts.
+
+use crate::common::{role_token, spawn_app};
+use mamori_sim::{DeviceKind, SimOptions};
+use serde_json::{json, Value};
+
+/// A security officer's token (people_write, no accounts_manage) offboards
+/// the person both owners are linked to: before, both owners were disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_by_people_write_alone_cannot_close_accounts() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let owner2 = role_token(s, "owner2", "owner").await;
+    let officer = role_token(s, "officer", "security_officer").await;
+    let send = |method: reqwest::Method, path: String, token: String, body: Value| {
+        let r = app
+            .http
+            .request(method, app.admin_url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, p) = send(
+        reqwest::Method::POST,
+        "/api/v1/people".into(),
+        app.token.clone(),
+        json!({"name": "Owners' Person", "user_id": "owners", "email": "owners@example.jp"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let person = p["id"].as_str().unwrap().to_owned();
+    for name in ["e2e-owner", "owner2"] {
+        let (st, _) = send(
+            reqwest::Method::PUT,
+            format!("/api/v1/admins/{name}/person"),
+            app.token.clone(),
+            json!({"person_id": person}),
+        )
+        .await;
+        assert_eq!(st, 204);
+    }
+    // The officer cannot hand a device to that person first.
+    let dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let (st, _) = send(
+        reqwest::Method::PUT,
+        format!("/api/v1/devices/{}/person", dev.udid()),
+        officer.clone(),
+        json!({"person_id": person}),
+    )
+    .await;
+    assert_eq!(st, 403, "assigning devices needs commands_write");
+
+    let (st, report) = send(
+        reqwest::Method::POST,
+        format!("/api/v1/people/{person}/offboard"),
+        officer.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(report["accounts"], json!([]), "{report}");
+    let waiting = report["accounts_waiting"].as_array().unwrap();
+    assert_eq!(waiting.len(), 2, "{report}");
+    // Both owners still work.
+    for token in [&app.token, &owner2] {
+        let (st, _) = send(
+            reqwest::Method::GET,
+            "/api/v1/devices".into(),
+            token.clone(),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    // The requests wait for an account manager.
+    let (_, approvals) = app.get("/api/v1/approvals").await;
+    let disable: Vec<&Value> = approvals["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "disable_admin")
+        .collect();
+    assert_eq!(disable.len(), 2, "{approvals}");
+
+    // The host's CLI may close accounts, but never the last enabled owner.
+    let ctx = mamori_core::auth::ClientContext::default();
+    let report = s
+        .offboard_person(mamori_core::auth::CLI_ACTOR, None, &ctx, &person, None)
+        .await
+        .unwrap();
+    assert_eq!(report.accounts.len(), 1);
+    assert_eq!(report.last_owner_kept.len(), 1);
+    let owners = s
+        .admin_inventory()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.admin.role == mamori_domain::Role::Owner && a.admin.disabled_at.is_none())
+        .count();
+    assert_eq!(owners, 1);
+}
+
+/// One owner with several accounts is still one person: an account she
+/// created cannot approve her requests, and creating or resetting the
+/// accounts that hold the most power needs a second administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_cannot_be_her_own_second_administrator() {
+    use crate::admins::{onboard_totp, onboard_webauthn, setup_totp};
+    use mamori_domain::Role;
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let (mut alice, _key) = onboard_webauthn(&app, "alice", Role::Owner).await;
+
+    // Alice makes a device administrator for herself...
+    let (st, puppet) = alice
+        .post(
+            "/api/v1/admins",
+            json!({"name": "puppet", "role": "device_admin"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{puppet}");
+    let otp = puppet["one_time_password"].as_str().unwrap().to_owned();
+    let (mut puppet, _, _) = setup_totp(&app, "puppet", &otp).await;
+    // ...asks to erase three devices, and approves with it: refused.
+    let mut udids = Vec::new();
+    for _ in 0..3 {
+        let d = app
+            .enrolled(DeviceKind::IPhone, SimOptions::default())
+            .await;
+        udids.push(d.udid().to_owned());
+    }
+    let (st, asked) = alice
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": udids, "command": {"RequestType": "EraseDevice"}}),
+        )
+        .await;
+    assert_eq!(st, 202, "{asked}");
+    let id = asked["approval"]["id"].as_str().unwrap().to_owned();
+    let (st, refused) = puppet
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403, "{refused}");
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("another person"));
+    // Someone Alice did not make may.
+    let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
+    let (st, done) = dana
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+
+    // Resetting another owner waits for a second administrator: Alice
+    // gets no one-time password, and Bob's token still works.
+    let bob = role_token(s, "bob", "owner").await;
+    let (st, reset) = alice.post("/api/v1/admins/bob/reset", json!({})).await;
+    assert_eq!(st, 202, "{reset}");
+    assert!(reset.get("one_time_password").is_none());
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // So does creating a security officer, or making someone one.
+    let (st, created) = alice
+        .post(
+            "/api/v1/admins",
+            json!({"name": "sam", "role": "security_officer"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{created}");
+    assert!(s.admin_named("sam").await.is_err(), "not created yet");
+    let create_id = created["approval"]["id"].as_str().unwrap().to_owned();
+    let (st, _) = alice
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/puppet/role",
+            Some(json!({"role": "security_officer"})),
+        )
+        .await;
+    assert_eq!(st, 202);
+    assert_eq!(
+        s.admin_named("puppet").await.unwrap().role,
+        Role::DeviceAdmin
+    );
+    // A device administrator cannot decide it; another owner can, and
+    // receives the one-time password to hand over.
+    let (st, _) = dana
+        .post(&format!("/api/v1/approvals/{create_id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403);
+    let (mut carol, _key) = onboard_webauthn(&app, "carol", Role::Owner).await;
+    let (st, done) = carol
+        .post(&format!("/api/v1/approvals/{create_id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert!(done["one_time_password"].as_str().unwrap().len() >= 12);
+    assert_eq!(
+        s.admin_named("sam").await.unwrap().role,
+        Role::SecurityOfficer
+    );
+}
