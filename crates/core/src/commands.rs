@@ -315,8 +315,17 @@ impl Services {
         Ok(keys)
     }
 
-    /// A command's state and result.
-    pub async fn command_status(&self, uuid: &str) -> CoreResult<CommandRecord> {
+    /// A command's state and result as `actor` may see it: the personal
+    /// parts of the result (by RequestType, deny by default: see
+    /// [`crate::device_privacy`]) in plaintext only with
+    /// `personal_data_read`, the read recorded first (if the record cannot
+    /// be written, nothing is shown); withheld for everyone else.
+    pub async fn command_status(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        uuid: &str,
+    ) -> CoreResult<CommandView> {
         let uuid = CommandUuid::parse(uuid)
             .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
         let mut r = self
@@ -330,6 +339,40 @@ impl Services {
             .result
             .take()
             .and_then(|v| self.open_device_json(&r.udid, &format!("result/{}", r.command_uuid), v));
-        Ok(r)
+        let reveal = Self::reveals_personal(actor);
+        let personal =
+            crate::device_privacy::command_result(&r.request_type, &mut r.result, !reveal);
+        if !reveal {
+            return Ok(CommandView {
+                record: r,
+                redacted: personal.paths,
+            });
+        }
+        if !personal.is_empty() {
+            let detail = format!(
+                "command={} request_type={} {}",
+                r.command_uuid,
+                r.request_type,
+                personal.audit_fields()
+            );
+            self.audit_device_reads(actor, ctx, vec![(r.udid.clone(), detail)])
+                .await?;
+        }
+        Ok(CommandView {
+            record: r,
+            redacted: Vec::new(),
+        })
     }
+}
+
+/// A command as an administrator sees it: the record, and the personal
+/// parts of its result withheld from this reader (`null` in the result,
+/// named here; empty for a reader holding `personal_data_read`, whose read
+/// was recorded).
+#[derive(Debug, Clone)]
+pub struct CommandView {
+    /// The command.
+    pub record: CommandRecord,
+    /// Dotted paths of the withheld values (`result.Latitude`).
+    pub redacted: Vec<String>,
 }

@@ -4,10 +4,14 @@
 //! only sealed with the master key (bound to the device and the field) and
 //! opened here, on the way out. Serial number, model and OS versions stay
 //! in the clear: they identify hardware, not people, and are searched.
+//! Administrators without `personal_data_read` get the personal fields
+//! withheld; with it, each read is recorded before the answer leaves.
 
-use crate::{CoreError, CoreResult, Services};
+use crate::auth::{Actor, ClientContext};
+use crate::{device_privacy, CoreError, CoreResult, Services};
 use base64::Engine;
-use mamori_domain::{Device, DeviceKey};
+use mamori_domain::{Device, DeviceKey, Permission};
+use serde::Serialize;
 
 const SEALED_PREFIX: &str = "sealed:v1:";
 
@@ -95,23 +99,127 @@ impl Services {
         d
     }
 
-    /// One device, its personal fields opened.
+    /// One device, its personal fields opened: for the server's own use.
+    /// What an administrator sees is [`Self::device_view`].
     pub async fn device(&self, key: &DeviceKey) -> CoreResult<Option<Device>> {
         Ok(self.store.device(key).await?.map(|d| self.open_device(d)))
     }
 
-    /// A page of devices, their personal fields opened.
+    /// Whether `actor` sees device-reported personal data in plaintext.
+    pub(crate) fn reveals_personal(actor: &Actor) -> bool {
+        actor.allows(Permission::PersonalDataRead)
+    }
+
+    /// Opens `devices` for `actor`: with `personal_data_read` every
+    /// personal field in plaintext, each device's read recorded first (if a
+    /// record cannot be written, nothing is shown); without it, the
+    /// personal fields withheld (see [`crate::device_privacy`]).
+    pub(crate) async fn device_views(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        devices: Vec<Device>,
+    ) -> CoreResult<Vec<DeviceView>> {
+        let reveal = Self::reveals_personal(actor);
+        let mut views = Vec::with_capacity(devices.len());
+        let mut reads = Vec::new();
+        for d in devices {
+            let mut d = self.open_device(d);
+            let personal = device_privacy::device_fields(
+                &mut d.device_name,
+                &mut d.device_information,
+                !reveal,
+            );
+            let redacted = if reveal {
+                if !personal.is_empty() {
+                    reads.push((d.udid.clone(), personal.audit_fields()));
+                }
+                Vec::new()
+            } else {
+                personal.paths
+            };
+            views.push(DeviceView {
+                device: d,
+                redacted,
+            });
+        }
+        self.audit_device_reads(actor, ctx, reads).await?;
+        Ok(views)
+    }
+
+    /// Records each device read that revealed personal data (`device.personal_read`:
+    /// who, which device, which fields — never a value), then feeds the
+    /// reads to the bulk-read rule.
+    pub(crate) async fn audit_device_reads(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        reads: Vec<(DeviceKey, String)>,
+    ) -> CoreResult<()> {
+        if reads.is_empty() {
+            return Ok(());
+        }
+        let mut seqs = Vec::with_capacity(reads.len());
+        for (device, detail) in reads {
+            let seq = self
+                .store
+                .append_audit(&self.audit_event(
+                    &actor.label(),
+                    ctx,
+                    PERSONAL_READ,
+                    Some(device.as_str()),
+                    "success",
+                    Some(detail),
+                ))
+                .await
+                .map_err(|e| {
+                    tracing::error!(cause = %e, "audit append failed; personal-data read refused");
+                    CoreError::AuditUnavailable
+                })?;
+            seqs.push(seq);
+        }
+        self.observe_personal_reads(actor, ctx, &seqs).await
+    }
+
+    /// One device as `actor` may see it (see [`Self::device_views`]).
+    pub async fn device_view(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        key: &DeviceKey,
+    ) -> CoreResult<Option<DeviceView>> {
+        let Some(d) = self.store.device(key).await? else {
+            return Ok(None);
+        };
+        Ok(self.device_views(actor, ctx, vec![d]).await?.pop())
+    }
+
+    /// A page of devices as `actor` may see them.
     pub async fn devices_page(
         &self,
+        actor: &Actor,
+        ctx: &ClientContext,
         after: Option<&DeviceKey>,
         limit: u32,
-    ) -> CoreResult<Vec<Device>> {
-        Ok(self
-            .store
-            .list_devices(after, limit)
-            .await?
-            .into_iter()
-            .map(|d| self.open_device(d))
-            .collect())
+    ) -> CoreResult<Vec<DeviceView>> {
+        let page = self.store.list_devices(after, limit).await?;
+        self.device_views(actor, ctx, page).await
     }
+}
+
+/// The audit action of a read that revealed device-reported personal data.
+pub const PERSONAL_READ: &str = "device.personal_read";
+
+/// A device as an administrator sees it: the record, and the personal
+/// fields withheld from this reader (`null` in the record, named here;
+/// empty for a reader holding `personal_data_read`, whose read was
+/// recorded).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// The device.
+    #[serde(flatten)]
+    pub device: Device,
+    /// Dotted paths of the withheld values (`device_name`,
+    /// `device_information.DeviceName`).
+    pub redacted: Vec<String>,
 }

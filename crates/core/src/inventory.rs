@@ -6,8 +6,10 @@
 //! Devices are found by serial number, model, OS version, installed app or
 //! assigned person (pseudonymous ID).
 
+use crate::auth::{Actor, ClientContext};
+use crate::devices::DeviceView;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{Device, DeviceKey, PersonId};
+use mamori_domain::{DeviceKey, PersonId};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -88,8 +90,14 @@ impl Services {
         Ok(self.store.device_apps(&key).await?)
     }
 
-    /// Devices matching every filter given (at most 1,000).
-    pub async fn search_devices(&self, q: &DeviceQuery) -> CoreResult<Vec<Device>> {
+    /// Devices matching every filter given (at most 1,000), as `actor` may
+    /// see them (personal fields: [`Self::device_views`]).
+    pub async fn search_devices(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        q: &DeviceQuery,
+    ) -> CoreResult<Vec<DeviceView>> {
         let mut only: Option<HashSet<String>> = None;
         let mut narrow = |set: HashSet<String>| {
             only = Some(match only.take() {
@@ -141,13 +149,13 @@ impl Services {
                             .starts_with(v.as_str())
                     });
                 if keep {
-                    out.push(self.open_device(d));
+                    out.push(d);
                     if out.len() >= 1000 {
-                        return Ok(out);
+                        return self.device_views(actor, ctx, out).await;
                     }
                 }
             }
         }
-        Ok(out)
+        self.device_views(actor, ctx, out).await
     }
 }

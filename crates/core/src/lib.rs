@@ -11,6 +11,7 @@ pub mod checkin;
 pub mod commands;
 pub mod compliance;
 pub mod detect;
+pub mod device_privacy;
 pub mod devices;
 pub mod enroll;
 pub mod error;

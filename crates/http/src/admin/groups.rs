@@ -122,9 +122,11 @@ pub(super) async fn compliance_report(State(s): State<Services>) -> Result<Respo
 
 pub(super) async fn search_devices(
     State(s): State<Services>,
+    Extension(actor): Extension<Actor>,
+    Extension(ctx): Extension<ClientContext>,
     axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "devices": s.search_devices(&q).await? })).into_response())
+    Ok(Json(json!({ "devices": s.search_devices(&actor, &ctx, &q).await? })).into_response())
 }
 
 pub(super) async fn device_apps(

@@ -3,7 +3,7 @@
 //! cleared with the UnlockToken only Mamori holds, a restart — each with
 //! its progress and result visible per device.
 
-use crate::common::{spawn_app, TestApp};
+use crate::common::{role_token, spawn_app, TestApp};
 use mamori_sim::{DeviceKind, SimOptions};
 use serde_json::{json, Value};
 
@@ -51,6 +51,23 @@ async fn lost_mode_round_trip_reports_where_the_device_is() {
     assert_eq!(phone.state().lost_sounds, 1);
     let loc = app.command(locate["command_uuid"].as_str().unwrap()).await;
     assert_eq!(loc["status"], "Acknowledged", "{loc}");
+    // The location is personal data: withheld from the owner, shown to a
+    // security officer (device_privacy.rs).
+    assert!(loc["result"]["Latitude"].is_null(), "{loc}");
+    let officer = role_token(&app.running.services, "officer", "security_officer").await;
+    let loc: Value = app
+        .http
+        .get(app.admin_url(&format!(
+            "/api/v1/commands/{}",
+            locate["command_uuid"].as_str().unwrap()
+        )))
+        .bearer_auth(officer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(loc["result"]["Latitude"], 35.6812);
     assert_eq!(loc["result"]["Longitude"], 139.7671);
     let disable = queue(&app, &udid, json!({"RequestType": "DisableLostMode"})).await;
