@@ -65,6 +65,13 @@ pub enum Dangerous {
         /// The account's name.
         admin: String,
     },
+    /// Make usable a passkey registered with a recovery code.
+    ActivatePasskey {
+        /// The account's name.
+        admin: String,
+        /// The credential's ID.
+        credential: String,
+    },
     /// Give an account the security officer role.
     GrantRole {
         /// The account's name.
@@ -84,6 +91,7 @@ impl Dangerous {
             Self::CreateAdmin { .. } => "create_admin",
             Self::ResetAdmin { .. } => "reset_admin",
             Self::GrantRole { .. } => "grant_role",
+            Self::ActivatePasskey { .. } => "activate_passkey",
         }
     }
 }
@@ -91,9 +99,8 @@ impl Dangerous {
 /// The permission a second administrator needs to decide `action`.
 pub fn decider_permission(action: &str) -> Permission {
     match action {
-        "grant_owner" | "disable_admin" | "create_admin" | "reset_admin" | "grant_role" => {
-            Permission::AccountsManage
-        }
+        "grant_owner" | "disable_admin" | "create_admin" | "reset_admin" | "grant_role"
+        | "activate_passkey" => Permission::AccountsManage,
         "export_personal_data" => Permission::PersonalDataRead,
         _ => Permission::CommandsWrite,
     }
@@ -134,6 +141,10 @@ impl Services {
             | Dangerous::ResetAdmin { admin } => {
                 (Vec::new(), serde_json::json!({ "admin": admin }))
             }
+            Dangerous::ActivatePasskey { admin, credential } => (
+                Vec::new(),
+                serde_json::json!({ "admin": admin, "credential": credential }),
+            ),
             Dangerous::CreateAdmin { admin, role } | Dangerous::GrantRole { admin, role } => (
                 Vec::new(),
                 serde_json::json!({ "admin": admin, "role": role.as_str() }),
@@ -334,6 +345,10 @@ impl Services {
                 self.carry_out_grant_role(actor, ctx, &a).await?;
                 Vec::new()
             }
+            "activate_passkey" => {
+                self.decide_passkey(actor, ctx, &a, true).await?;
+                Vec::new()
+            }
             // The requester downloads it (once, for a limited time).
             _ => Vec::new(),
         };
@@ -524,6 +539,41 @@ impl Services {
         Ok(())
     }
 
+    /// Activates (approved) or deletes (rejected) a passkey registered
+    /// with a recovery code.
+    async fn decide_passkey(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        a: &Approval,
+        approved: bool,
+    ) -> CoreResult<()> {
+        let admin = self.admin_named(Self::param(a, "admin")?).await?;
+        let credential = Self::param(a, "credential")?;
+        let done = if approved {
+            self.store.activate_webauthn(&admin.id, credential).await?
+        } else {
+            self.store.delete_webauthn(&admin.id, credential).await?
+        };
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            if approved {
+                "mfa.webauthn_activate"
+            } else {
+                "mfa.webauthn_remove"
+            },
+            Some(&admin.name),
+            if done { "success" } else { "failure" },
+            Some(format!(
+                "approval={} (registered with a recovery code)",
+                a.id
+            )),
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Refuses a request.
     pub async fn reject(
         &self,
@@ -556,6 +606,9 @@ impl Services {
             None,
         ))
         .await?;
+        if a.action == "activate_passkey" {
+            self.decide_passkey(actor, ctx, &a, false).await?;
+        }
         self.store
             .approval(&a.id)
             .await?

@@ -377,6 +377,9 @@ pub trait AdminStore: Send + Sync {
     async fn recovery_codes_left(&self, id: &AdminId) -> StoreResult<u32>;
     /// Records a WebAuthn credential; false when its ID is already registered.
     async fn insert_webauthn(&self, credential: &WebauthnCredential) -> StoreResult<bool>;
+    /// Makes a pending credential (registered in a recovery session)
+    /// usable now; `Ok(false)` when there is no such pending credential.
+    async fn activate_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool>;
     /// The account's WebAuthn credentials, oldest first.
     async fn webauthn_credentials(&self, id: &AdminId) -> StoreResult<Vec<WebauthnCredential>>;
     /// Stores a credential's updated data (signature counter) and use time.

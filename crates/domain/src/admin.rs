@@ -218,8 +218,22 @@ pub struct AdminAccount {
     pub disabled_at: Option<OffsetDateTime>,
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
+    /// Suspended by detection (bulk personal-data reads, a mass command):
+    /// nothing of the account works until another administrator reinstates
+    /// it.
+    pub suspended: Option<Box<Suspension>>,
     /// A TOTP authenticator is enrolled.
     pub totp_enrolled: bool,
+}
+
+/// Since when and why an account is suspended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspension {
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Why.
+    pub reason: String,
 }
 
 /// An account's secrets, read only by the login path.
@@ -253,6 +267,17 @@ pub struct WebauthnCredential {
     /// Last successful assertion.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Registered in a recovery session: usable only from this time, or
+    /// once a second owner approves. `None`: usable.
+    #[serde(rename = "pending_until", with = "time::serde::rfc3339::option")]
+    pub usable_from: Option<OffsetDateTime>,
+}
+
+impl WebauthnCredential {
+    /// Whether it may be used to log in at `now`.
+    pub fn usable_at(&self, now: OffsetDateTime) -> bool {
+        self.usable_from.is_none_or(|t| t <= now)
+    }
 }
 
 /// How far a session has come.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use mamori_core::ports::{AdminStore, StoreError, StoreResult};
 use mamori_domain::{
     AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, SessionStage,
-    WebauthnCredential,
+    Suspension, WebauthnCredential,
 };
 use rusqlite::{params, Row};
 use time::OffsetDateTime;
@@ -50,6 +50,13 @@ fn step_to_col(step: u64) -> StoreResult<i64> {
 
 pub(crate) fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
     let role: String = col(r, "role")?;
+    let suspended = match from_opt_ts(col(r, "suspended_at")?)? {
+        Some(at) => Some(Suspension {
+            at,
+            reason: col::<Option<String>>(r, "suspended_reason")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
     Ok(AdminAccount {
         id: admin_id(r, "id")?,
         name: col(r, "name")?,
@@ -64,8 +71,7 @@ pub(crate) fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
         locked_at: from_opt_ts(col(r, "locked_at")?)?,
         disabled_at: from_opt_ts(col(r, "disabled_at")?)?,
         disabled_reason: col(r, "disabled_reason")?,
-        suspended_at: from_opt_ts(col(r, "suspended_at")?)?,
-        suspended_reason: col(r, "suspended_reason")?,
+        suspended: suspended.map(Box::new),
         totp_enrolled: col(r, "totp_enrolled")?,
     })
 }
@@ -88,6 +94,7 @@ fn webauthn_from_row(r: &Row<'_>) -> StoreResult<WebauthnCredential> {
         data: col(r, "data")?,
         created_at: from_ts(col(r, "created_at")?)?,
         last_used_at: from_opt_ts(col(r, "last_used_at")?)?,
+        usable_from: from_opt_ts(col(r, "usable_from")?)?,
     })
 }
 
@@ -566,8 +573,9 @@ impl AdminStore for SqliteStore {
             .write(|c| {
                 exec(
                     c,
-                    "INSERT INTO admin_webauthn (id, admin_id, name, data, created_at, last_used_at)
-                     VALUES (?, ?, ?, ?, ?, ?)
+                    "INSERT INTO admin_webauthn
+                         (id, admin_id, name, data, created_at, last_used_at, usable_from)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT (id) DO NOTHING",
                     params![
                         w.id,
@@ -575,7 +583,8 @@ impl AdminStore for SqliteStore {
                         w.name,
                         w.data,
                         ts(w.created_at),
-                        w.last_used_at.map(ts)
+                        w.last_used_at.map(ts),
+                        w.usable_from.map(ts)
                     ],
                 )
             })
@@ -593,6 +602,20 @@ impl AdminStore for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn activate_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "UPDATE admin_webauthn SET usable_from = NULL
+                     WHERE admin_id = ? AND id = ? AND usable_from IS NOT NULL",
+                    params![admin.as_str(), credential_id],
+                )
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     async fn update_webauthn(

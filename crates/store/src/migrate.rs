@@ -70,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         24,
         include_str!("../migrations/sqlite/0024_admin_control.sql"),
     ),
+    (
+        25,
+        include_str!("../migrations/sqlite/0025_passkey_activation.sql"),
+    ),
 ];
 
 /// The newest schema version.

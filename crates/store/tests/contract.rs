@@ -493,8 +493,7 @@ fn admin(id: &str, name: &str, role: Role) -> AdminAccount {
         locked_at: None,
         disabled_at: None,
         disabled_reason: None,
-        suspended_at: None,
-        suspended_reason: None,
+        suspended: None,
         totp_enrolled: false,
     }
 }
@@ -921,6 +920,7 @@ async fn webauthn_credentials_register_and_update() {
         data: "{}".into(),
         created_at: at,
         last_used_at: None,
+        usable_from: None,
     };
     let later = now() + Duration::minutes(1);
     assert!(s.insert_webauthn(&cred("k2", "a1", later)).await.unwrap());
@@ -1051,8 +1051,13 @@ async fn a_suspension_is_kept_until_reinstated_and_revokes_everything_at_once() 
     );
     assert_eq!(s.suspend_admin(&aid("zz"), later, "x").await.unwrap(), None);
     let got = s.admin(&a).await.unwrap().unwrap();
-    assert_eq!(got.suspended_at, Some(later));
-    assert_eq!(got.suspended_reason.as_deref(), Some("bulk reads"));
+    assert_eq!(
+        got.suspended.as_deref(),
+        Some(&Suspension {
+            at: later,
+            reason: "bulk reads".into()
+        })
+    );
     assert!(got.disabled_at.is_none(), "suspended, not disabled");
     assert_eq!(
         s.session_by_secret("sh1")
@@ -1071,13 +1076,13 @@ async fn a_suspension_is_kept_until_reinstated_and_revokes_everything_at_once() 
         .is_none());
     // Listed with the account too.
     let listed = s.admin_by_name("name-a1").await.unwrap().unwrap();
-    assert_eq!(listed.suspended_at, Some(later));
+    assert_eq!(listed.suspended.map(|s| s.at), Some(later));
 
     assert!(s.reinstate_admin(&a).await.unwrap());
     assert!(!s.reinstate_admin(&a).await.unwrap(), "not suspended");
     assert!(!s.reinstate_admin(&aid("a2")).await.unwrap());
     let got = s.admin(&a).await.unwrap().unwrap();
-    assert_eq!((got.suspended_at, got.suspended_reason), (None, None));
+    assert_eq!(got.suspended, None);
     assert!(
         s.token(&TokenId::parse("t1").unwrap())
             .await
@@ -1166,6 +1171,7 @@ async fn reset_clears_factors_and_revokes_everything_at_once() {
         data: "{}".into(),
         created_at: now(),
         last_used_at: None,
+        usable_from: None,
     };
     assert!(s.insert_webauthn(&cred).await.unwrap());
     let session = AdminSession {
@@ -1232,6 +1238,7 @@ async fn factors_are_removed_one_by_one() {
         data: "{}".into(),
         created_at: now(),
         last_used_at: None,
+        usable_from: None,
     };
     assert!(s.insert_webauthn(&cred).await.unwrap());
     // Another account cannot delete it.
@@ -2306,4 +2313,38 @@ async fn held_reenrollments_are_kept_until_released_or_revoked() {
         .revoked_at
         .is_some());
     assert!(s.held_reenrollments(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_passkey_is_activated_once() {
+    let (s, _d) = sqlite().await;
+    add_admin(&*s, "pk").await;
+    let pending = WebauthnCredential {
+        id: "cred-pending".into(),
+        admin_id: aid("pk"),
+        name: "recovery key".into(),
+        data: "{}".into(),
+        created_at: now(),
+        last_used_at: None,
+        usable_from: Some(now() + Duration::hours(72)),
+    };
+    assert!(s.insert_webauthn(&pending).await.unwrap());
+    let stored = s.webauthn_credentials(&aid("pk")).await.unwrap();
+    assert_eq!(stored, vec![pending.clone()]);
+    assert!(!stored[0].usable_at(now()));
+    assert!(stored[0].usable_at(now() + Duration::hours(72)));
+    assert!(!s
+        .activate_webauthn(&aid("other"), "cred-pending")
+        .await
+        .unwrap());
+    assert!(s
+        .activate_webauthn(&aid("pk"), "cred-pending")
+        .await
+        .unwrap());
+    assert!(!s
+        .activate_webauthn(&aid("pk"), "cred-pending")
+        .await
+        .unwrap());
+    let stored = s.webauthn_credentials(&aid("pk")).await.unwrap();
+    assert_eq!(stored[0].usable_from, None);
 }

@@ -12,7 +12,7 @@ use super::webauthn::Ceremony;
 use super::{Actor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
-use mamori_domain::{AdminAccount, AdminSession, SessionId, SessionStage};
+use mamori_domain::{AdminAccount, AdminSession, SessionId, SessionStage, WebauthnCredential};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
@@ -116,6 +116,8 @@ impl Services {
         if !Self::account_usable(&admin) {
             let why = if admin.disabled_at.is_some() {
                 "disabled"
+            } else if admin.suspended.is_some() {
+                "suspended"
             } else {
                 "locked"
             };
@@ -153,7 +155,7 @@ impl Services {
                 )
                 .await?;
         }
-        let has_webauthn = !self.store.webauthn_credentials(&admin.id).await?.is_empty();
+        let has_webauthn = !self.usable_credentials(&admin).await?.is_empty();
         let stage = if admin.totp_enrolled || has_webauthn {
             SessionStage::SecondFactor
         } else {
@@ -234,7 +236,7 @@ impl Services {
         let Some(admin) = self.store.admin(&session.admin_id).await? else {
             return Err(CoreError::Unauthorized);
         };
-        if admin.disabled_at.is_some() {
+        if !Self::account_open(&admin) {
             return Err(CoreError::Unauthorized);
         }
         if now - session.last_seen_at > TOUCH_EVERY {
@@ -255,6 +257,7 @@ impl Services {
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
         let session = second_factor_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         if self.config.auth.requires_webauthn(admin.role) {
             self.audit(self.audit_event(
                 &actor.label(),
@@ -287,6 +290,7 @@ impl Services {
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
         let session = second_factor_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         let hash = recovery_hash(code);
         if !self
             .store
@@ -306,6 +310,19 @@ impl Services {
             "success",
             Some(format!("codes left={left}")),
         ))
+        .await?;
+        // A recovery code stands in for a lost factor, or for a stolen
+        // one: every use is an alert someone must look at.
+        self.record_alert(&crate::anomaly::Alert {
+            rule: "recovery_code_used",
+            severity: "high",
+            actor: format!("admin:{}", admin.name),
+            evidence: Vec::new(),
+            detail: format!(
+                "a recovery code of {} was used to log in (from {}; {left} left)",
+                admin.name, ctx.source
+            ),
+        })
         .await?;
         if self.config.auth.requires_webauthn(admin.role) {
             // A recovery code is phishable: for a role that must use
@@ -335,6 +352,7 @@ impl Services {
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
         let session = second_factor_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         if !self
             .webauthn_verify(&admin, &session.id, credential)
             .await?
@@ -516,6 +534,11 @@ impl Services {
         if session.stage == SessionStage::SecondFactor {
             return Err(CoreError::Forbidden("finish the login first".into()));
         }
+        if session.stage == SessionStage::Recovery {
+            return Err(CoreError::Forbidden(
+                "a recovery session cannot change the password".into(),
+            ));
+        }
         let admin = self.fresh_admin(actor).await?;
         let creds = self.credentials_of(&admin).await?;
         if !verify_password(current, Some(creds.password_hash)).await? {
@@ -598,8 +621,7 @@ impl Services {
         session: Option<&AdminSession>,
     ) -> CoreResult<Vec<&'static str>> {
         let recovery = session.is_some_and(|s| s.stage == SessionStage::Recovery);
-        let has_webauthn =
-            !recovery && !self.store.webauthn_credentials(&admin.id).await?.is_empty();
+        let has_webauthn = !recovery && !self.usable_credentials(&admin).await?.is_empty();
         let mut required = Vec::new();
         if admin.must_change_password {
             required.push("change_password");
@@ -638,7 +660,7 @@ impl Services {
         let stage = session.stage;
         let mut methods = Vec::new();
         if stage == SessionStage::SecondFactor {
-            if !self.store.webauthn_credentials(&admin.id).await?.is_empty() {
+            if !self.usable_credentials(&admin).await?.is_empty() {
                 methods.push("webauthn");
             }
             if admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role) {
@@ -844,7 +866,7 @@ impl Services {
                 return Ok(false);
             }
         };
-        let stored = self.store.webauthn_credentials(&admin.id).await?;
+        let stored = self.usable_credentials(&admin).await?;
         for c in stored {
             let Ok(mut pk) = serde_json::from_str::<Passkey>(&c.data) else {
                 continue;
@@ -861,9 +883,36 @@ impl Services {
     }
 
     /// The account's passkeys.
+    /// The account's WebAuthn credentials that may log in now (not a key
+    /// registered with a recovery code and still waiting).
+    pub(crate) async fn usable_credentials(
+        &self,
+        admin: &AdminAccount,
+    ) -> CoreResult<Vec<WebauthnCredential>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .webauthn_credentials(&admin.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.usable_at(now))
+            .collect())
+    }
+
+    /// A second-factor attempt waits out the backoff that earlier wrong
+    /// factors (or passwords) of the account set, as a password does.
+    fn second_factor_gate(&self, admin: &AdminAccount) -> CoreResult<()> {
+        let now = self.now();
+        if let Some(until) = admin.throttled_until.filter(|t| *t > now) {
+            let wait = (until - now).whole_seconds().max(1);
+            return Err(CoreError::TooManyRequests(u64::try_from(wait).unwrap_or(1)));
+        }
+        Ok(())
+    }
+
     pub(crate) async fn passkeys(&self, admin: &AdminAccount) -> CoreResult<Vec<Passkey>> {
         let mut out = Vec::new();
-        for c in self.store.webauthn_credentials(&admin.id).await? {
+        for c in self.usable_credentials(admin).await? {
             match serde_json::from_str::<Passkey>(&c.data) {
                 Ok(pk) => out.push(pk),
                 Err(e) => {

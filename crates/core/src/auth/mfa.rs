@@ -8,6 +8,7 @@ use super::{Actor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminSession, SessionStage, WebauthnCredential};
 use serde::Serialize;
+use time::OffsetDateTime;
 use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, Uuid};
 
 /// Recovery codes issued at once.
@@ -38,7 +39,25 @@ pub struct Enrolled {
     pub recovery_codes: Vec<String>,
     /// The full session that replaces the setup session.
     pub session: Option<(LoginOutcome, SessionCookie)>,
+    /// A passkey registered in a recovery session: not usable until a
+    /// second owner approves or the delay has passed.
+    pub activation: Option<Activation>,
 }
+
+/// When a passkey registered in a recovery session becomes usable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activation {
+    /// The request a second owner approves (`/api/v1/approvals`).
+    pub approval: String,
+    /// Usable from then without approval, unless cancelled before.
+    #[serde(with = "time::serde::rfc3339")]
+    pub usable_from: OffsetDateTime,
+}
+
+/// How long a passkey registered with a recovery code waits when no second
+/// owner approves it. Meanwhile the alert has gone out and the account's
+/// existing passkeys (or another owner) can delete it.
+pub const RECOVERY_PASSKEY_DELAY: time::Duration = time::Duration::hours(72);
 
 /// An account's factors, for its owner.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +89,7 @@ impl Services {
     pub async fn remove_totp(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<()> {
         self.require_step_up(actor)?;
         let admin = self.fresh_admin(actor).await?;
-        let keys = self.store.webauthn_credentials(&admin.id).await?.len();
+        let keys = self.usable_credentials(&admin).await?.len();
         if keys == 0 {
             return Err(CoreError::Conflict(
                 "this is the account's only second factor; enroll another one first".into(),
@@ -102,10 +121,21 @@ impl Services {
         self.require_step_up(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let keys = self.store.webauthn_credentials(&admin.id).await?;
-        if !keys.iter().any(|k| k.id == credential_id) {
+        let Some(removed) = keys.iter().find(|k| k.id == credential_id) else {
             return Err(CoreError::NotFound("no such key".into()));
-        }
-        let others = keys.len() - 1;
+        };
+        // A pending key (registered with a recovery code) can always be
+        // removed: that is how the account's existing factors cancel it.
+        let now = self.now();
+        let others = keys
+            .iter()
+            .filter(|k| k.id != credential_id && k.usable_at(now))
+            .count();
+        let others = if removed.usable_at(now) {
+            others
+        } else {
+            others.max(1)
+        };
         let left_usable = if self.config.auth.requires_webauthn(admin.role) {
             others > 0
         } else {
@@ -148,8 +178,21 @@ impl Services {
         }
     }
 
+    /// Refuses TOTP to a role that must use WebAuthn: a TOTP code is
+    /// phishable, and enrolling it would also spend the account's one-time
+    /// hand-out of recovery codes.
+    fn totp_allowed(&self, actor: &Actor) -> CoreResult<()> {
+        if self.config.auth.requires_webauthn(actor.admin.role) {
+            return Err(CoreError::Forbidden(
+                "this role must use a passkey or security key; TOTP cannot be enrolled".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Offers a new TOTP secret (replacing any offer not yet confirmed).
     pub async fn totp_enroll_start(&self, actor: &Actor) -> CoreResult<TotpEnrollment> {
+        self.totp_allowed(actor)?;
         self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let secret = mamori_crypto::totp::generate_totp_secret()
@@ -175,6 +218,7 @@ impl Services {
         code: &str,
         ctx: &ClientContext,
     ) -> CoreResult<Enrolled> {
+        self.totp_allowed(actor)?;
         let session = self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let creds = self.credentials_of(&admin).await?;
@@ -310,6 +354,7 @@ impl Services {
                 ));
             }
         };
+        let recovery = session.stage == SessionStage::Recovery;
         let cred = WebauthnCredential {
             id: {
                 use base64::Engine;
@@ -322,6 +367,7 @@ impl Services {
                 .map_err(|e| CoreError::Internal(e.to_string()))?,
             created_at: self.now(),
             last_used_at: None,
+            usable_from: recovery.then(|| self.now() + RECOVERY_PASSKEY_DELAY),
         };
         if !self.store.insert_webauthn(&cred).await? {
             return Err(CoreError::Conflict(
@@ -334,11 +380,63 @@ impl Services {
             "mfa.webauthn_register",
             Some(&admin.name),
             "success",
-            Some(format!("key={name}")),
+            Some(format!(
+                "key={name}{}",
+                if recovery {
+                    " pending (recovery session)"
+                } else {
+                    ""
+                }
+            )),
         ))
         .await?;
+        if recovery {
+            let activation = self.pending_passkey(actor, session, &cred, ctx).await?;
+            return Ok((
+                cred,
+                Enrolled {
+                    activation: Some(activation),
+                    ..Enrolled::default()
+                },
+            ));
+        }
         let enrolled = self.after_enrollment(actor, session, ctx, true).await?;
         Ok((cred, enrolled))
+    }
+
+    /// A passkey registered with a recovery code: whoever holds the
+    /// password and one code must not become the owner on their own. The
+    /// key waits for a second owner (or [`RECOVERY_PASSKEY_DELAY`]), and
+    /// the recovery session ends here.
+    async fn pending_passkey(
+        &self,
+        actor: &Actor,
+        session: &AdminSession,
+        cred: &WebauthnCredential,
+        ctx: &ClientContext,
+    ) -> CoreResult<Activation> {
+        let approval = self
+            .request_approval(
+                &actor.label(),
+                Some(&actor.admin.id),
+                ctx,
+                crate::approvals::Dangerous::ActivatePasskey {
+                    admin: actor.admin.name.clone(),
+                    credential: cred.id.clone(),
+                },
+                &format!(
+                    "passkey {:?} registered with a recovery code by {}",
+                    cred.name, actor.admin.name
+                ),
+            )
+            .await?;
+        self.store
+            .revoke_session(&actor.admin.id, &session.id, self.now())
+            .await?;
+        Ok(Activation {
+            approval: approval.id,
+            usable_from: cred.usable_from.unwrap_or_else(|| self.now()),
+        })
     }
 
     /// After a factor is enrolled: first factor → recovery codes; a setup

@@ -243,7 +243,12 @@ pub(super) async fn webauthn_register_finish(
     let (cred, enrolled) = s
         .webauthn_register_finish(&actor, &name, &req.credential, &ctx)
         .await?;
-    let extra = json!({ "credential": cred, "recovery_codes": enrolled.recovery_codes });
+    let mut extra = json!({ "credential": cred, "recovery_codes": enrolled.recovery_codes });
+    if let Some(a) = &enrolled.activation {
+        // Registered with a recovery code: waiting; the session has ended.
+        extra["activation"] = json!(a);
+        return Ok((StatusCode::ACCEPTED, Json(extra)).into_response());
+    }
     match enrolled.session {
         Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, extra)),
         None => Ok((StatusCode::CREATED, Json(extra)).into_response()),

@@ -1042,15 +1042,16 @@ async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     assert_eq!(body["stage"], "recovery");
     assert_eq!(body["required"], json!(["enroll_webauthn"]));
     assert_eq!(r.get("/api/v1/admins").await.0, 401);
-    // Changing the password does not finish it: the old key does not count.
+    // A recovery session cannot change the password.
     let (st, _) = r
         .post(
             "/api/v1/auth/password",
             json!({"current": PASSWORD, "new": "quartz-meadow-lantern-58-heron"}),
         )
         .await;
-    assert_eq!(st, 204);
+    assert_eq!(st, 403);
     assert_eq!(r.get("/api/v1/admins").await.0, 401);
+    // The key it registers waits for another owner, and the session ends.
     let mut new_key = SoftPasskey::new(true);
     let (_, options) = r
         .post("/api/v1/auth/webauthn/register/start", json!({}))
@@ -1063,9 +1064,60 @@ async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
             json!({"name": "new phone", "credential": cred}),
         )
         .await;
-    assert_eq!(st, 200, "{body}");
-    assert_eq!(body["stage"], "full");
-    assert_eq!(r.get("/api/v1/admins").await.0, 200);
+    assert_eq!(st, 202, "{body}");
+    assert!(body["credential"]["pending_until"].is_string(), "{body}");
+    let approval = body["activation"]["approval"].as_str().unwrap().to_owned();
+    assert_eq!(r.get("/api/v1/admins").await.0, 401);
+    // Every use of a recovery code raises a high alert.
+    let audit = app.audit_records().await;
+    let alert = audit
+        .iter()
+        .find(|x| x["action"] == "alert.recovery_code_used")
+        .expect("alert");
+    assert!(alert["detail"].as_str().unwrap().contains("severity=high"));
+    // The waiting key does not log in: the server does not offer it.
+    let mut t = Browser::new(&app);
+    t.post(
+        "/api/v1/auth/login",
+        json!({"name": "rin", "password": PASSWORD}),
+    )
+    .await;
+    let (_, options) = t.post("/api/v1/auth/webauthn/login/start", json!({})).await;
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    assert!(new_key.do_authentication(origin(&app), options).is_err());
+    // Rin cannot approve her own key; another owner does, and it works.
+    let (mut kai, _) = onboard_webauthn(&app, "kai", Role::Owner).await;
+    let (st, done) = kai
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let mut rin = login_webauthn(&app, "rin", &mut new_key).await;
+    assert_eq!(rin.get("/api/v1/admins").await.0, 200);
+}
+
+/// An owner must use WebAuthn: TOTP cannot be enrolled at setup (it would
+/// also spend the one-time hand-out of recovery codes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webauthn_role_cannot_enroll_totp() {
+    let app = spawn_app().await;
+    let otp = create(&app, "ren", Role::Owner).await;
+    let mut b = Browser::new(&app);
+    b.post(
+        "/api/v1/auth/login",
+        json!({"name": "ren", "password": otp}),
+    )
+    .await;
+    b.post(
+        "/api/v1/auth/password",
+        json!({"current": otp, "new": PASSWORD}),
+    )
+    .await;
+    let (st, body) = b.post("/api/v1/auth/totp/enroll", json!({})).await;
+    assert_eq!(st, 403, "{body}");
+    let (st, _) = b
+        .post("/api/v1/auth/totp/confirm", json!({"code": "123456"}))
+        .await;
+    assert_eq!(st, 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1126,7 +1178,7 @@ async fn a_scoped_token_holds_only_its_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_second_factor_failures_raise_an_alert() {
     let app = spawn_app().await;
-    let (_, _, _) = onboard_totp(&app, "mika", Role::Helpdesk).await;
+    let (_, secret, _) = onboard_totp(&app, "mika", Role::Helpdesk).await;
     let mut b = Browser::new(&app);
     let (st, _) = b
         .post(
@@ -1150,4 +1202,15 @@ async fn repeated_second_factor_failures_raise_an_alert() {
         .collect();
     assert_eq!(alerts.len(), 1, "one alert per burst");
     assert_eq!(alerts[0]["target"], "mika");
+    // Within the same login the next try waits, as after wrong passwords:
+    // even the right code is answered 429 until the backoff has passed.
+    let (st, _) = b
+        .post("/api/v1/auth/totp", json!({"code": next_code(&secret)}))
+        .await;
+    assert_eq!(st, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, body) = b
+        .post("/api/v1/auth/totp", json!({"code": next_code(&secret)}))
+        .await;
+    assert_eq!(st, 200, "{body}");
 }
