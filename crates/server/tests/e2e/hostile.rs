@@ -164,11 +164,21 @@ async fn under_a_256_mib_memory_limit_the_server_survives_every_payload() {
         .unwrap();
 
     send_all(&mut dev).await;
+    // Item 3's class: another address holds more connections than its
+    // share, idle and with bodies that never finish, while the device is
+    // served.
+    let held = hold_connections(device, &tls_ca).await;
+    assert!(held.0.len() + held.1.len() > 256, "the flood was sent");
+    assert!(
+        dev.connect_idle().await.unwrap().is_none(),
+        "served while the connections are held"
+    );
 
     assert!(
         server.0.try_wait().unwrap().is_none(),
         "the server died under the memory limit"
     );
+    drop(held);
     assert!(dev.connect_idle().await.unwrap().is_none());
     let health = client_trusting(&tls_ca)
         .get(format!("https://127.0.0.1:{admin}/healthz"))
@@ -176,4 +186,59 @@ async fn under_a_256_mib_memory_limit_the_server_survives_every_payload() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// Connections held open by [`hold_connections`] until dropped.
+type Held = (
+    Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Vec<tokio::net::TcpStream>,
+);
+
+/// From 127.0.0.2: 300 bare TCP connections (more than the 256 one address
+/// may hold) and 20 TLS connections each sending a check-in that announces
+/// 8 MB and stops after a few bytes.
+async fn hold_connections(port: u16, tls_ca: &[u8]) -> Held {
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let connect = || async move {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        s.connect(to).await
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for der in mamori::keys::pem_certs(std::str::from_utf8(tls_ca).unwrap()).unwrap() {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let Ok(tcp) = connect().await else { continue };
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let Ok(mut tls) = connector.connect(name, tcp).await else {
+            continue;
+        };
+        let head = "PUT /mdm/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                    Content-Type: application/x-apple-aspen-mdm-checkin\r\n\
+                    Content-Length: 8000000\r\n\r\n<?xml";
+        if tls.write_all(head.as_bytes()).await.is_ok() {
+            slow.push(tls);
+        }
+    }
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(c) = connect().await {
+            idle.push(c);
+        }
+    }
+    (slow, idle)
 }
