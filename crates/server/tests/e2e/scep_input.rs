@@ -206,3 +206,43 @@ async fn a_forged_transaction_id_does_not_forge_log_lines() {
         "{log}"
     );
 }
+
+/// The same for check-in: an enrolled device names a message type that is
+/// a forged log line; the server's warning shows it escaped, on one line.
+#[tokio::test]
+async fn a_forged_check_in_message_type_does_not_forge_log_lines() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::checkin: \
+                  device authenticated device=FORGED-LOG-LINE\u{1b}[2K\r";
+    let mut msg = plist::Dictionary::new();
+    msg.insert("MessageType".into(), forged.into());
+    msg.insert("UDID".into(), dev.udid().to_owned().into());
+    let mut body = Vec::new();
+    plist::to_writer_xml(&mut body, &plist::Value::Dictionary(msg)).unwrap();
+    let r = dev.checkin_raw(body, None).await.unwrap();
+    assert_eq!(r.status, 400);
+
+    let log = capture.text();
+    for line in log.lines() {
+        if line.contains("FORGED") {
+            assert!(
+                line.contains("WARN") && line.contains("unsupported check-in message type"),
+                "a line the server did not write: {line:?}\n{log}"
+            );
+        }
+    }
+    assert!(!log.contains('\u{1b}'), "raw escape in the log: {log:?}");
+    assert!(log.contains(r"device=FORGED-LOG-LINE\u{1b}[2K\r"), "{log}");
+}
