@@ -308,33 +308,28 @@ impl Services {
         Ok(seq)
     }
 
-    /// Suspends an actor by its audit label: a token is revoked; an
-    /// account loses every session and token.
+    /// Suspends the account behind an audit label (`admin:NAME`, or the
+    /// owner of `token:ID:NAME`): every session and token revoked, logins
+    /// refused until another administrator reinstates it.
     pub async fn suspend_label(&self, label: &str, reason: &str) -> CoreResult<String> {
-        let now = self.clock.now();
-        let what = if let Some(rest) = label.strip_prefix("token:") {
+        let admin = if let Some(rest) = label.strip_prefix("token:") {
             let id = rest.split(':').next().unwrap_or_default();
             let id = mamori_domain::TokenId::parse(id)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
-            self.store.revoke_token(&id, now).await?;
-            format!("token {id} revoked")
+            match self.store.token(&id).await? {
+                Some((token, _)) => self.store.admin(&token.admin_id).await?,
+                None => None,
+            }
         } else if let Some(name) = label.strip_prefix("admin:") {
-            let admin = self.admin_named(name).await?;
-            let (sessions, tokens) = self.revoke_everything_of(&admin.id, now).await?;
-            format!("sessions revoked={sessions} tokens revoked={tokens}")
+            Some(self.admin_named(name).await?)
         } else {
+            None
+        };
+        let Some(admin) = admin else {
             return Ok("nothing to suspend".into());
         };
-        self.audit(self.audit_event(
-            "system",
-            &ClientContext::default(),
-            "actor.suspend",
-            Some(label),
-            "success",
-            Some(format!("reason={reason}; {what}")),
-        ))
-        .await?;
-        Ok(what)
+        self.suspend_account(&admin, label, reason, &ClientContext::default())
+            .await
     }
 
     /// Learns the recent history, then watches every new audit record

@@ -1,15 +1,25 @@
 //! Detection on the audit stream, in the request path where it must stop
-//! harm: bulk personal-data reads. Every person read is recorded first;
-//! then the reader's reads in the sliding window are counted, and past the
-//! threshold an alert is recorded (severity high, evidence: the records'
-//! sequence numbers) and — by policy, on by default — the reader is
-//! suspended at once: the token revoked, or for a session every session
-//! and token of the account. The request that crossed the line gets no
-//! data.
+//! harm: bulk personal-data reads.
+//!
+//! The bulk-read limit: one administrator account (all its sessions and
+//! tokens together) and one source network (IPv4 /24, IPv6 /64, as
+//! [`crate::anomaly::network_of`] groups addresses) may each have at most
+//! `bulk_read_threshold` people's personal data disclosed within the
+//! sliding `bulk_read_window`. A read is counted — reserved, under one lock,
+//! for the account and the network together — before its data is
+//! assembled, so concurrent requests cannot together pass the limit: the
+//! request that would make it more than the threshold (the N+1-th person)
+//! is refused whole, nobody's data leaves, an alert is recorded (severity
+//! high, evidence: the disclosure records in the window) and — by policy,
+//! on by default — the account is suspended: every session and token
+//! revoked and the suspension kept in the store, so logins, sessions and
+//! tokens are refused until another administrator reinstates the account
+//! (`POST /api/v1/admins/{name}/reinstate`).
 
-use crate::auth::{Actor, ClientContext, Via};
+use crate::auth::{Actor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
-use std::collections::{HashMap, VecDeque};
+use mamori_domain::{AdminAccount, AdminId};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
@@ -17,11 +27,13 @@ use time::{Duration, OffsetDateTime};
 /// Bulk-read rule settings.
 #[derive(Debug, Clone)]
 pub struct DetectionPolicy {
-    /// People read by one actor within `window` that fire the alert.
+    /// People one account, or one source network, may read within
+    /// `window`; the read of one more trips the rule.
     pub bulk_read_threshold: usize,
     /// The sliding window.
     pub bulk_read_window: Duration,
-    /// Suspend the actor when the alert fires.
+    /// Suspend the account (and refuse the read) when the rule trips;
+    /// otherwise only alert.
     pub suspend_on_bulk_read: bool,
 }
 
@@ -35,12 +47,111 @@ impl Default for DetectionPolicy {
     }
 }
 
-/// Per-actor sliding windows of personal-data reads, where each device
-/// identity was last used from, and how many refused device requests each
-/// source made this minute.
+/// Personal-data reads counted in one window (an account's or a
+/// network's).
+#[derive(Debug, Default)]
+struct ReadWindow {
+    /// Reservations, oldest first.
+    entries: VecDeque<Reserved>,
+    /// People in `entries`.
+    total: usize,
+    /// When this window last raised an alert (one alert per burst).
+    alerted_at: Option<OffsetDateTime>,
+}
+
+/// One request's reserved reads.
+#[derive(Debug)]
+struct Reserved {
+    at: OffsetDateTime,
+    id: u64,
+    people: usize,
+    /// The disclosure records, once written (the alert's evidence).
+    seqs: Vec<i64>,
+}
+
+impl ReadWindow {
+    fn expire(&mut self, now: OffsetDateTime, window: Duration) {
+        while let Some(e) = self.entries.front() {
+            if now - e.at < window {
+                break;
+            }
+            self.total = self.total.saturating_sub(e.people);
+            self.entries.pop_front();
+        }
+    }
+
+    fn evidence(&self) -> Vec<i64> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.seqs.iter().copied())
+            .collect()
+    }
+}
+
+/// The bulk-read windows and the accounts the rule suspended.
+#[derive(Debug, Default)]
+struct ReadLimits {
+    windows: HashMap<String, ReadWindow>,
+    /// Accounts suspended by this process: refused at once, also requests
+    /// that were admitted before the suspension was stored.
+    blocked: HashSet<String>,
+    next_id: u64,
+}
+
+/// The keys a reader's reads count under.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadKeys {
+    account: String,
+    network: Option<String>,
+}
+
+impl ReadKeys {
+    fn of(admin: &AdminId, source: &str) -> Self {
+        Self {
+            account: format!("account:{admin}"),
+            network: (!source.is_empty())
+                .then(|| format!("network:{}", crate::anomaly::network_of(source))),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.account).chain(self.network.as_ref())
+    }
+}
+
+/// What the bulk-read limit says to a request for more people.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Counted; the data may be disclosed.
+    Granted(u64),
+    /// Over the limit of `key` (`account:...` or `network:...`): `read`
+    /// people already in its window. `alert` for the first time in this
+    /// burst. `granted`: counted anyway (alert-only policy).
+    Exceeded {
+        key: String,
+        read: usize,
+        evidence: Vec<i64>,
+        alert: bool,
+        granted: Option<u64>,
+    },
+    /// The account was suspended by this rule.
+    Blocked,
+}
+
+/// A counted personal-data read, to be disclosed (see
+/// [`Services::reserve_personal_reads`]).
+#[derive(Debug)]
+pub(crate) struct ReadPermit {
+    id: u64,
+    keys: ReadKeys,
+}
+
+/// Per-account and per-network windows of personal-data reads, where each
+/// device identity was last used from, and how many refused device
+/// requests each source made this minute.
 #[derive(Debug, Default)]
 pub struct Detector {
-    reads: Mutex<HashMap<String, VecDeque<(OffsetDateTime, i64)>>>,
+    reads: Mutex<ReadLimits>,
     device_sources: Mutex<HashMap<String, VecDeque<(IpAddr, OffsetDateTime)>>>,
     rejections: Mutex<HashMap<IpAddr, (OffsetDateTime, u32)>>,
 }
@@ -114,37 +225,102 @@ impl Detector {
         }
     }
 
-    /// Adds reads (record sequence numbers at `now`) for `actor`; returns
-    /// the evidence (sequence numbers in the window) when the threshold is
-    /// reached, and forgets it (one alert per burst).
-    fn observe(
+    /// Counts `people` reads under `keys` if every window stays within
+    /// the threshold — all or nothing, under one lock, so concurrent
+    /// requests cannot together pass it.
+    fn reserve(
         &self,
-        actor: &str,
+        keys: &ReadKeys,
+        people: usize,
         now: OffsetDateTime,
-        seqs: &[i64],
         policy: &DetectionPolicy,
-    ) -> Option<Vec<i64>> {
-        let mut map = lock(&self.reads);
-        if map.len() > 10_000 {
-            map.retain(|_, q| {
-                q.back()
-                    .is_some_and(|(t, _)| now - *t < policy.bulk_read_window)
+    ) -> Verdict {
+        let mut g = lock(&self.reads);
+        let limits = &mut *g;
+        if limits.blocked.contains(&keys.account) {
+            return Verdict::Blocked;
+        }
+        if limits.windows.len() > 10_000 {
+            limits.windows.retain(|_, w| {
+                w.expire(now, policy.bulk_read_window);
+                !w.entries.is_empty()
+                    || w.alerted_at
+                        .is_some_and(|t| now - t < policy.bulk_read_window)
             });
         }
-        let q = map.entry(actor.to_owned()).or_default();
-        while q
-            .front()
-            .is_some_and(|(t, _)| now - *t >= policy.bulk_read_window)
-        {
-            q.pop_front();
+        let mut over = None;
+        for key in keys.all() {
+            let w = limits.windows.entry(key.clone()).or_default();
+            w.expire(now, policy.bulk_read_window);
+            if over.is_none() && w.total.saturating_add(people) > policy.bulk_read_threshold {
+                let alert = w
+                    .alerted_at
+                    .is_none_or(|t| now - t >= policy.bulk_read_window);
+                if alert {
+                    w.alerted_at = Some(now);
+                }
+                over = Some((key.clone(), w.total, w.evidence(), alert));
+            }
         }
-        q.extend(seqs.iter().map(|s| (now, *s)));
-        if q.len() >= policy.bulk_read_threshold {
-            let evidence = q.iter().map(|(_, s)| *s).collect();
-            q.clear();
-            return Some(evidence);
+        let granted = match &over {
+            Some(_) if policy.suspend_on_bulk_read => {
+                limits.blocked.insert(keys.account.clone());
+                None
+            }
+            _ => {
+                limits.next_id += 1;
+                let id = limits.next_id;
+                for key in keys.all() {
+                    let w = limits.windows.entry(key.clone()).or_default();
+                    w.total = w.total.saturating_add(people);
+                    w.entries.push_back(Reserved {
+                        at: now,
+                        id,
+                        people,
+                        seqs: Vec::new(),
+                    });
+                }
+                Some(id)
+            }
+        };
+        match (over, granted) {
+            (None, Some(id)) => Verdict::Granted(id),
+            (Some((key, read, evidence, alert)), granted) => Verdict::Exceeded {
+                key,
+                read,
+                evidence,
+                alert,
+                granted,
+            },
+            (None, None) => Verdict::Blocked,
         }
-        None
+    }
+
+    /// Attaches the disclosure records of a reservation (evidence for a
+    /// later alert).
+    fn disclosed(&self, permit: &ReadPermit, seqs: &[i64]) {
+        let mut g = lock(&self.reads);
+        for key in permit.keys.all() {
+            if let Some(e) = g
+                .windows
+                .get_mut(key)
+                .and_then(|w| w.entries.iter_mut().find(|e| e.id == permit.id))
+            {
+                e.seqs.extend_from_slice(seqs);
+            }
+        }
+    }
+
+    /// Forgets that this process suspended `admin` (it was reinstated).
+    fn unblock(&self, admin: &AdminId) {
+        lock(&self.reads)
+            .blocked
+            .remove(&format!("account:{admin}"));
+    }
+
+    /// Remembers that `admin` is suspended.
+    fn block(&self, admin: &AdminId) {
+        lock(&self.reads).blocked.insert(format!("account:{admin}"));
     }
 }
 
@@ -231,86 +407,274 @@ impl Services {
         Ok(())
     }
 
-    /// Revokes every session and token of an account (suspension).
-    pub(crate) async fn revoke_everything_of(
+    /// Suspends an account: the suspension is kept in the store until
+    /// another administrator reinstates it, every session and token is
+    /// revoked in the same transaction, and this process refuses the
+    /// account's reads at once. Recorded as `actor.suspend` (target: the
+    /// actor label that tripped the rule).
+    pub(crate) async fn suspend_account(
         &self,
-        admin: &mamori_domain::AdminId,
-        now: OffsetDateTime,
-    ) -> CoreResult<(u64, u64)> {
-        let sessions = self.store.revoke_admin_sessions(admin, None, now).await?;
-        let mut tokens = 0;
-        for t in self.store.list_tokens(Some(admin)).await? {
-            if t.revoked_at.is_none() && self.store.revoke_token(&t.id, now).await? {
-                tokens += 1;
-            }
-        }
-        Ok((sessions, tokens))
+        admin: &AdminAccount,
+        label: &str,
+        reason: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<String> {
+        self.detector.block(&admin.id);
+        let now = self.clock.now();
+        let what = match self.store.suspend_admin(&admin.id, now, reason).await? {
+            Some((sessions, tokens)) => format!(
+                "account {} suspended until another administrator reinstates it; \
+                 sessions revoked={sessions} tokens revoked={tokens}",
+                admin.name
+            ),
+            None => format!("account {} already suspended", admin.name),
+        };
+        self.audit(self.audit_event(
+            "system",
+            ctx,
+            "actor.suspend",
+            Some(label),
+            "success",
+            Some(format!("reason={reason}; {what}")),
+        ))
+        .await?;
+        Ok(what)
     }
 
-    /// Feeds personal-data reads to the bulk-read rule; when it fires, the
-    /// alert is recorded, the actor suspended (by policy) and the request
-    /// refused.
+    /// Counts `people` personal-data reads of `actor` against the bulk-read
+    /// limit — its account's and its source network's — before any of
+    /// their data is assembled. Past the limit: the alert (once per burst),
+    /// the account suspended (by policy) and the request refused, nobody's
+    /// data disclosed.
+    pub(crate) async fn reserve_personal_reads(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        people: usize,
+    ) -> CoreResult<ReadPermit> {
+        let policy = &self.config.detection;
+        let keys = ReadKeys::of(&actor.admin.id, &ctx.source);
+        let refused = || {
+            CoreError::Forbidden(
+                "suspended: bulk reads of personal data; a security officer has been alerted"
+                    .into(),
+            )
+        };
+        let (key, read, evidence, alert, granted) =
+            match self
+                .detector
+                .reserve(&keys, people, self.clock.now(), policy)
+            {
+                Verdict::Granted(id) => return Ok(ReadPermit { id, keys }),
+                Verdict::Blocked => return Err(refused()),
+                Verdict::Exceeded {
+                    key,
+                    read,
+                    evidence,
+                    alert,
+                    granted,
+                } => (key, read, evidence, alert, granted),
+            };
+        let label = actor.label();
+        let by = match key.strip_prefix("network:") {
+            Some(net) => format!("network {net}"),
+            None => format!("account {}", actor.admin.name),
+        };
+        let mut alert_seq = None;
+        if alert {
+            let (first, last) = (
+                evidence.first().copied().unwrap_or(0),
+                evidence.last().copied().unwrap_or(0),
+            );
+            tracing::warn!(actor = %label, %by, reads = read + people, "ALERT: bulk personal-data reads");
+            alert_seq = Some(
+                self.store
+                    .append_audit(&self.audit_event(
+                        "system",
+                        ctx,
+                        "alert.bulk_personal_data_read",
+                        Some(&label),
+                        "alert",
+                        Some(format!(
+                            "severity=high reads={} limit={} by={by} window={}s \
+                             evidence=records {first}-{last}",
+                            read + people,
+                            policy.bulk_read_threshold,
+                            policy.bulk_read_window.whole_seconds()
+                        )),
+                    ))
+                    .await?,
+            );
+        }
+        let result = match granted {
+            // Alert only (policy): the read goes ahead, counted.
+            Some(id) => Ok(ReadPermit { id, keys }),
+            None => {
+                self.suspend_account(
+                    &actor.admin,
+                    &label,
+                    &format!("bulk personal-data reads ({by})"),
+                    ctx,
+                )
+                .await?;
+                Err(refused())
+            }
+        };
+        if let Some(seq) = alert_seq {
+            self.incident_for_alert(seq, "bulk_personal_data_read", &label)
+                .await?;
+        }
+        result
+    }
+
+    /// Counts reads that were recorded before they were counted (`seqs`,
+    /// already disclosed) against the bulk-read limit: past it, the same
+    /// alert, suspension and refusal as [`Self::reserve_personal_reads`].
+    /// New callers reserve before assembling and disclose after instead.
     pub(crate) async fn observe_personal_reads(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         seqs: &[i64],
     ) -> CoreResult<()> {
-        let policy = &self.config.detection;
-        let now = self.clock.now();
-        let Some(evidence) = self.detector.observe(&actor.label(), now, seqs, policy) else {
-            return Ok(());
-        };
-        let (first, last) = (
-            evidence.first().copied().unwrap_or(0),
-            evidence.last().copied().unwrap_or(0),
-        );
-        tracing::warn!(actor = %actor.label(), reads = evidence.len(), "ALERT: bulk personal-data reads");
-        let alert_seq = self
-            .store
-            .append_audit(&self.audit_event(
-                "system",
-                ctx,
-                "alert.bulk_personal_data_read",
-                Some(&actor.label()),
-                "alert",
-                Some(format!(
-                    "severity=high reads={} window={}s evidence=records {first}-{last}",
-                    evidence.len(),
-                    policy.bulk_read_window.whole_seconds()
-                )),
-            ))
-            .await?;
-        if !policy.suspend_on_bulk_read {
-            self.incident_for_alert(alert_seq, "bulk_personal_data_read", &actor.label())
-                .await?;
-            return Ok(());
+        let permit = self.reserve_personal_reads(actor, ctx, seqs.len()).await?;
+        self.detector.disclosed(&permit, seqs);
+        Ok(())
+    }
+
+    /// Records the disclosure of `people`'s `fields` to `actor` — one
+    /// `people.read` record per person, all or none — once their data is
+    /// assembled and before it is sent. The breach-scope report counts
+    /// these records: exactly the people whose data left the server.
+    pub(crate) async fn disclose_personal_reads(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        permit: &ReadPermit,
+        people: &[mamori_domain::PersonId],
+        fields: &str,
+    ) -> CoreResult<()> {
+        let label = actor.label();
+        let events: Vec<_> = people
+            .iter()
+            .map(|id| {
+                self.audit_event(
+                    &label,
+                    ctx,
+                    "people.read",
+                    Some(id.as_str()),
+                    "success",
+                    Some(format!("fields={fields}")),
+                )
+            })
+            .collect();
+        let seqs = self.store.append_audit_batch(&events).await?;
+        self.detector.disclosed(permit, &seqs);
+        Ok(())
+    }
+
+    /// Lifts a suspension, for another administrator: `accounts_manage`
+    /// (the route's), an interactive session that stepped up, never the
+    /// suspended account itself, nor an account the suspended one controls
+    /// (one it created, reset, re-enabled or changed the role of, by the
+    /// audit log).
+    pub async fn reinstate_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<AdminAccount> {
+        self.require_step_up(actor)?;
+        let admin = self.admin_named(name).await?;
+        if admin.id == actor.admin.id {
+            return Err(CoreError::Conflict(
+                "an account cannot reinstate itself; ask another administrator".into(),
+            ));
         }
-        let now = self.clock.now();
-        let what = match &actor.via {
-            Via::Token(t) => {
-                self.store.revoke_token(&t.id, now).await?;
-                format!("token {} revoked", t.id)
-            }
-            Via::Session(_) => {
-                let (sessions, tokens) = self.revoke_everything_of(&actor.admin.id, now).await?;
-                format!("sessions revoked={sessions} tokens revoked={tokens}")
-            }
-        };
+        if admin.suspended.is_none() {
+            return Err(CoreError::Conflict(
+                "the administrator is not suspended".into(),
+            ));
+        }
+        if let Some(how) = self.controlled_by(&admin, &actor.admin).await? {
+            return Err(CoreError::Forbidden(format!(
+                "{} was {how} by {}, the suspended account: ask another administrator",
+                actor.admin.name, admin.name
+            )));
+        }
+        self.reinstate_admin(&actor.label(), ctx, name).await
+    }
+
+    /// Lifts the suspension of the account `name` (its revoked sessions
+    /// and tokens stay revoked); recorded as `admin.reinstate`. `actor` is
+    /// the audit label of who does it.
+    pub async fn reinstate_admin(
+        &self,
+        actor: &str,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<AdminAccount> {
+        let admin = self.admin_named(name).await?;
+        if !self.store.reinstate_admin(&admin.id).await? {
+            return Err(CoreError::Conflict(
+                "the administrator is not suspended".into(),
+            ));
+        }
+        self.detector.unblock(&admin.id);
+        let (since, why) = admin.suspended.as_deref().map_or_else(
+            || (String::new(), "no reason given"),
+            |s| (s.at.unix_timestamp().to_string(), s.reason.as_str()),
+        );
         self.audit(self.audit_event(
-            "system",
+            actor,
             ctx,
-            "actor.suspend",
-            Some(&actor.label()),
+            "admin.reinstate",
+            Some(&admin.name),
             "success",
-            Some(format!("reason=bulk personal-data reads; {what}")),
+            Some(format!("suspended since={since} ({why})")),
         ))
         .await?;
-        self.incident_for_alert(alert_seq, "bulk_personal_data_read", &actor.label())
+        self.admin_named(name).await
+    }
+
+    /// How `suspended` controls `other`, if it does: it created, reset,
+    /// re-enabled or changed the role of `other` (successful records of the
+    /// audit log, through a session or a token).
+    async fn controlled_by(
+        &self,
+        suspended: &AdminAccount,
+        other: &AdminAccount,
+    ) -> CoreResult<Option<&'static str>> {
+        let records = self
+            .store
+            .audit_by_action(
+                &["admin.create", "admin.reset", "admin.enable", "admin.role"],
+                OffsetDateTime::UNIX_EPOCH,
+                self.clock.now() + Duration::seconds(1),
+                None,
+            )
             .await?;
-        Err(CoreError::Forbidden(
-            "suspended: bulk reads of personal data; a security officer has been alerted".into(),
-        ))
+        let session = format!("admin:{}", suspended.name);
+        let by_suspended = |actor: &str| {
+            actor == session
+                || actor
+                    .strip_prefix("token:")
+                    .and_then(|rest| rest.split_once(':'))
+                    .is_some_and(|(_, owner)| owner == suspended.name)
+        };
+        Ok(records
+            .iter()
+            .find(|r| {
+                r.event.outcome == "success"
+                    && r.event.target.as_deref() == Some(other.name.as_str())
+                    && by_suspended(&r.event.actor)
+            })
+            .map(|r| match r.event.action.as_str() {
+                "admin.create" => "created",
+                "admin.reset" => "reset",
+                "admin.enable" => "re-enabled",
+                _ => "given its role",
+            }))
     }
 }
 
@@ -354,21 +718,135 @@ mod tests {
         assert_eq!(d.rejection(ip, t0 + Duration::seconds(61)), Some(50));
     }
 
+    fn keys(account: &str, source: &str) -> ReadKeys {
+        ReadKeys {
+            account: format!("account:{account}"),
+            network: (!source.is_empty())
+                .then(|| format!("network:{}", crate::anomaly::network_of(source))),
+        }
+    }
+
+    fn policy(threshold: usize) -> DetectionPolicy {
+        DetectionPolicy {
+            bulk_read_threshold: threshold,
+            ..DetectionPolicy::default()
+        }
+    }
+
+    fn granted(v: &Verdict) -> bool {
+        matches!(v, Verdict::Granted(_))
+    }
+
     #[test]
-    fn fires_once_per_burst_within_the_window() {
+    fn more_than_the_threshold_means_the_next_person_trips_it() {
+        let d = Detector::default();
+        let p = policy(5);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let k = keys("a", "10.0.0.1");
+        assert!(granted(&d.reserve(&k, 3, t0, &p)));
+        assert!(granted(&d.reserve(&k, 2, t0, &p)), "exactly 5 is allowed");
+        match d.reserve(&k, 1, t0, &p) {
+            Verdict::Exceeded {
+                key, read, alert, ..
+            } => {
+                assert_eq!((key.as_str(), read, alert), ("account:a", 5, true));
+            }
+            other => panic!("the 6th person must trip the limit: {other:?}"),
+        }
+        // Suspended: refused from now on, whatever the window.
+        assert_eq!(
+            d.reserve(&k, 1, t0 + Duration::hours(1), &p),
+            Verdict::Blocked
+        );
+    }
+
+    #[test]
+    fn the_limit_is_per_account_and_per_network_not_per_token() {
+        let d = Detector::default();
+        let p = policy(5);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        // One account from two networks (two tokens): 3 + 3 > 5.
+        assert!(granted(&d.reserve(&keys("a", "10.0.0.1"), 3, t0, &p)));
+        assert!(matches!(
+            d.reserve(&keys("a", "10.9.0.1"), 3, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "account:a"
+        ));
+        // Two accounts from one /24: 3 + 3 > 5.
+        assert!(granted(&d.reserve(&keys("b", "10.1.1.1"), 3, t0, &p)));
+        assert!(matches!(
+            d.reserve(&keys("c", "10.1.1.200"), 3, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "network:10.1.1.0/24"
+        ));
+        // A refused request counted nothing: the network still has 2 left.
+        assert!(granted(&d.reserve(&keys("e", "10.1.1.7"), 2, t0, &p)));
+        // IPv6 by /64.
+        assert!(granted(&d.reserve(
+            &keys("f", "2001:db8:1:2::1"),
+            5,
+            t0,
+            &p
+        )));
+        assert!(matches!(
+            d.reserve(&keys("g", "2001:db8:1:2:ffff::9"), 1, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "network:2001:db8:1:2::/64"
+        ));
+        // Reads leave the window.
+        let later = t0 + Duration::minutes(2);
+        assert!(granted(&d.reserve(&keys("h", "10.1.1.1"), 5, later, &p)));
+    }
+
+    #[test]
+    fn concurrent_reservations_never_pass_the_limit_together() {
+        let d = std::sync::Arc::new(Detector::default());
+        let p = policy(300);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let d = d.clone();
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let k = keys("a", &format!("10.0.{i}.1"));
+                    (0..100)
+                        .filter(|_| granted(&d.reserve(&k, 1, t0, &p)))
+                        .count()
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        assert_eq!(total, 300);
+    }
+
+    #[test]
+    fn alert_only_counts_and_alerts_once_per_burst() {
         let d = Detector::default();
         let p = DetectionPolicy {
-            bulk_read_threshold: 5,
-            ..DetectionPolicy::default()
+            suspend_on_bulk_read: false,
+            ..policy(2)
         };
         let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        assert!(d.observe("a", t0, &[1, 2, 3], &p).is_none());
-        assert!(d.observe("b", t0, &[4, 5, 6], &p).is_none(), "per actor");
-        assert_eq!(d.observe("a", t0, &[7, 8], &p), Some(vec![1, 2, 3, 7, 8]));
-        assert!(d.observe("a", t0, &[9], &p).is_none(), "evidence consumed");
-        // Old reads leave the window.
-        assert!(d
-            .observe("b", t0 + Duration::minutes(2), &[10, 11], &p)
-            .is_none());
+        let k = keys("a", "");
+        let first = d.reserve(&k, 2, t0, &p);
+        let Verdict::Granted(id) = first else {
+            panic!("{first:?}")
+        };
+        d.disclosed(
+            &ReadPermit {
+                id,
+                keys: k.clone(),
+            },
+            &[7, 8],
+        );
+        assert!(matches!(
+            d.reserve(&k, 1, t0, &p),
+            Verdict::Exceeded { alert: true, granted: Some(_), ref evidence, .. } if evidence == &[7, 8]
+        ));
+        assert!(matches!(
+            d.reserve(&k, 1, t0, &p),
+            Verdict::Exceeded {
+                alert: false,
+                granted: Some(_),
+                ..
+            }
+        ));
     }
 }

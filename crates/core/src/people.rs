@@ -609,29 +609,26 @@ impl Services {
         Ok(view(&r, devices))
     }
 
-    /// Records that `actor` read the personal fields of `people`.
-    async fn audit_reads(
+    /// Records that `actor` asks for personal data (`people.read_intent`,
+    /// outcome `attempt`), before anything is read: if the record cannot be
+    /// written, nothing is. It discloses nobody; the `people.read` records
+    /// written when the data leaves do.
+    async fn record_read_intent(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
-        people: &[PersonId],
+        target: Option<&PersonId>,
+        detail: String,
     ) -> CoreResult<()> {
-        let mut seqs = Vec::with_capacity(people.len());
-        for id in people {
-            let seq = self
-                .store
-                .append_audit(&self.audit_event(
-                    &actor.label(),
-                    ctx,
-                    "people.read",
-                    Some(id.as_str()),
-                    "success",
-                    Some(format!("fields={PERSONAL_FIELDS}")),
-                ))
-                .await?;
-            seqs.push(seq);
-        }
-        self.observe_personal_reads(actor, ctx, &seqs).await
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "people.read_intent",
+            target.map(PersonId::as_str),
+            "attempt",
+            Some(detail),
+        ))
+        .await
     }
 
     fn require_personal_data(&self, actor: &Actor) -> CoreResult<()> {
@@ -656,8 +653,10 @@ impl Services {
         })
     }
 
-    /// One person in plaintext: `personal_data_read`, recorded before the
-    /// data leaves (if the record cannot be written, nothing is shown).
+    /// One person in plaintext: `personal_data_read`. The request is
+    /// recorded first, the read counted against the bulk-read limit before
+    /// the fields are opened, and the disclosure recorded before they
+    /// leave (if a record cannot be written, nothing is shown).
     pub async fn person_plain(
         &self,
         actor: &Actor,
@@ -665,15 +664,32 @@ impl Services {
         id: &str,
     ) -> CoreResult<PersonPlain> {
         self.require_personal_data(actor)?;
-        let r = self.record(id).await?;
+        let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        self.record_read_intent(actor, ctx, Some(&id), format!("fields={PERSONAL_FIELDS}"))
+            .await?;
+        let r = self
+            .store
+            .person(&id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such person".into()))?;
+        let permit = self.reserve_personal_reads(actor, ctx, 1).await?;
         let devices = self.store.person_devices(&r.id).await?;
         let plain = self.plain(&r, devices)?;
-        self.audit_reads(actor, ctx, std::slice::from_ref(&r.id))
-            .await?;
+        self.disclose_personal_reads(
+            actor,
+            ctx,
+            &permit,
+            std::slice::from_ref(&r.id),
+            PERSONAL_FIELDS,
+        )
+        .await?;
         Ok(plain)
     }
 
-    /// A page of people in plaintext, each read recorded.
+    /// A page of people in plaintext: the request recorded first, the page
+    /// counted against the bulk-read limit (all of it or nothing) before
+    /// any fields are opened, every person's disclosure recorded before the
+    /// page leaves.
     pub async fn list_people_plain(
         &self,
         actor: &Actor,
@@ -686,10 +702,19 @@ impl Services {
             .map(PersonId::parse)
             .transpose()
             .map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        let recs = self
-            .store
-            .list_people(after.as_ref(), limit.clamp(1, 1000))
-            .await?;
+        let limit = limit.clamp(1, 1000);
+        self.record_read_intent(
+            actor,
+            ctx,
+            None,
+            format!(
+                "after={} limit={limit} fields={PERSONAL_FIELDS}",
+                after.as_ref().map_or("none", PersonId::as_str)
+            ),
+        )
+        .await?;
+        let recs = self.store.list_people(after.as_ref(), limit).await?;
+        let permit = self.reserve_personal_reads(actor, ctx, recs.len()).await?;
         let ids: Vec<PersonId> = recs.iter().map(|r| r.id.clone()).collect();
         let devices = self.store.people_devices(&ids).await?;
         let out = recs
@@ -697,7 +722,8 @@ impl Services {
             .zip(devices)
             .map(|(r, d)| self.plain(r, d))
             .collect::<CoreResult<Vec<_>>>()?;
-        self.audit_reads(actor, ctx, &ids).await?;
+        self.disclose_personal_reads(actor, ctx, &permit, &ids, PERSONAL_FIELDS)
+            .await?;
         Ok(out)
     }
 

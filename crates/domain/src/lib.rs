@@ -14,7 +14,7 @@ mod policy;
 
 pub use admin::{
     AdminAccount, AdminCredentials, AdminSession, AuditEvent, AuditRecord, Permission, Role,
-    SessionStage, WebauthnCredential,
+    SessionStage, Suspension, WebauthnCredential,
 };
 
 pub use approval::{Approval, ApprovalStatus};

@@ -81,7 +81,7 @@ pub struct ServeArgs {
     /// What offboarding does to devices: remove_management, or erase (after a second administrator approves) [default: remove_management]
     #[arg(long, env = "MAMORI_OFFBOARD_ACTION")]
     pub offboard_action: Option<String>,
-    /// People one actor may read in plaintext within a minute before an alert fires and the actor is suspended [default: 300]
+    /// People one account (all its sessions and tokens), or one source network (IPv4 /24, IPv6 /64), may read in plaintext within a minute; the read of one more is refused, fires an alert and suspends the account until another administrator reinstates it [default: 300]
     #[arg(long, env = "MAMORI_BULK_READ_THRESHOLD")]
     pub bulk_read_threshold: Option<u32>,
     /// Audit sinks, comma-separated NAME=URL: https://... (HMAC-signed webhook; the key is DATA_DIR/audit-sink-NAME.key), syslog+tls://HOST:PORT (RFC 5424 over TLS); to loopback only also http://... and syslog+tcp://HOST:PORT [default: none]

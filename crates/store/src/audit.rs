@@ -87,6 +87,19 @@ impl AuditStore for SqliteStore {
         .await
     }
 
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let seqs = events
+                .iter()
+                .map(|e| append_chained(&tx, e))
+                .collect::<StoreResult<Vec<_>>>()?;
+            tx.commit().map_err(db)?;
+            Ok(seqs)
+        })
+        .await
+    }
+
     async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         // A page can be large: read it off the runtime threads.
         self.read_blocking(move |c| {

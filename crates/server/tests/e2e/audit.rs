@@ -183,7 +183,7 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
     assert_eq!(st, 200);
     let after = page["next_after"].as_str().unwrap().to_owned();
     // 250 more within the minute: the alert fires, nothing is delivered,
-    // and the token is suspended.
+    // and the account is suspended.
     let (st, body) = get(
         format!("/api/v1/people/personal-data?limit=250&after={after}"),
         insider.clone(),
@@ -215,22 +215,23 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
         .unwrap()
         .starts_with("severity=high reads=500"));
 
-    // The scope: exactly the 500 people, every field, one actor.
+    // The scope: exactly the 250 people whose data left (the refused 250
+    // were asked for, not disclosed), every field, one actor.
     let (st, report) = app
         .get(&format!("/api/v1/reports/breach-scope?actor={label}"))
         .await;
     assert_eq!(st, 200, "{report}");
-    assert_eq!(report["people_affected"], 500);
-    assert_eq!(report["records"], 500);
+    assert_eq!(report["people_affected"], 250);
+    assert_eq!(report["records"], 250);
     for f in ["name", "user_id", "email", "department", "phone"] {
-        assert_eq!(report["by_field"][f], 500, "{f}");
+        assert_eq!(report["by_field"][f], 250, "{f}");
     }
     assert_eq!(
         report["by_actor"],
-        json!([{"actor": label, "people": 500, "reads": 500}])
+        json!([{"actor": label, "people": 250, "reads": 250}])
     );
     let (_, all) = app.get("/api/v1/people?limit=1000").await;
-    let mut first_500: Vec<String> = all["people"].as_array().unwrap()[..500]
+    let mut disclosed: Vec<String> = all["people"].as_array().unwrap()[..250]
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect();
@@ -240,13 +241,13 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
         .iter()
         .map(|p| p["person"].as_str().unwrap().to_owned())
         .collect();
-    first_500.sort();
+    disclosed.sort();
     reported.sort();
-    assert_eq!(reported, first_500);
+    assert_eq!(reported, disclosed);
     // The alert opened an incident with exactly that scope; its evidence
     // bundle proves it offline.
     crate::incidents::the_alerts_incident_holds_the_scope_and_its_evidence(
-        &app, &label, &first_500,
+        &app, &label, &disclosed,
     )
     .await;
     // Another window holds nothing; a bad window is refused.
