@@ -205,6 +205,7 @@ impl Builder {
 pub fn decode(bytes: &[u8], limits: PlistLimits) -> Result<Value, PlistError> {
     let mut builder = Builder::new(limits);
     if bytes.starts_with(b"bplist") {
+        check_binary_tables(bytes, limits)?;
         feed(&mut builder, BinaryReader::new(Cursor::new(bytes)))?;
     } else {
         feed(
@@ -213,6 +214,81 @@ pub fn decode(bytes: &[u8], limits: PlistLimits) -> Result<Value, PlistError> {
         )?;
     }
     builder.finish()
+}
+
+/// Bounds what the plist crate's binary reader allocates before it emits
+/// a single event: it reads the whole offset table into a `Vec<u64>`, and
+/// each array, set or dictionary's reference list when the collection is
+/// opened (8 bytes of memory per reference). The crate only checks that a
+/// list ends before the trailer, so 64 nested arrays whose lists all
+/// overlap the whole body cost 64 × 8 bytes per byte of input: 135 MB for
+/// a 256 KiB check-in. This pre-scan reads the 32-byte trailer and each
+/// object's marker (and, for a collection, its count) — nothing else —
+/// and refuses a plist whose objects, or whose collections' references
+/// added up, exceed `max_values`: in a well-formed plist every reference
+/// stands for a value the decoder will count anyway. Hand-written because
+/// the crate offers no limit of its own; it is a validator only, and the
+/// crate still does the decoding.
+fn check_binary_tables(bytes: &[u8], limits: PlistLimits) -> Result<(), PlistError> {
+    let bad = |what: &str| PlistError::Malformed(format!("binary plist: {what}"));
+    let n = bytes.len();
+    if n < 8 + 32 {
+        return Err(bad("too short"));
+    }
+    let trailer = &bytes[n - 32..];
+    let offset_size = usize::from(trailer[6]);
+    let ref_size = usize::from(trailer[7]);
+    if !matches!(offset_size, 1 | 2 | 3 | 4 | 8) || !matches!(ref_size, 1 | 2 | 3 | 4 | 8) {
+        return Err(bad("invalid trailer"));
+    }
+    let be = |b: &[u8]| b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+    let objects = be(&trailer[8..16]);
+    let table_at = be(&trailer[24..32]);
+    if objects > limits.max_values as u64 {
+        return Err(PlistError::TooManyValues(limits.max_values));
+    }
+    // Both fit in usize now (objects ≤ max_values, table checked below).
+    let objects = objects as usize;
+    let table_end = (objects * offset_size)
+        .checked_add(usize::try_from(table_at).map_err(|_| bad("offset table out of range"))?)
+        .filter(|end| *end <= n - 32)
+        .ok_or_else(|| bad("offset table out of range"))?;
+    let table = &bytes[table_end - objects * offset_size..table_end];
+    let mut references: u64 = 0;
+    for entry in table.chunks_exact(offset_size) {
+        let at = usize::try_from(be(entry)).map_err(|_| bad("object offset out of range"))?;
+        let Some(&marker) = bytes.get(at).filter(|_| at < table_end) else {
+            return Err(bad("object offset out of range"));
+        };
+        let per_entry = match marker >> 4 {
+            0xA | 0xC => 1,
+            0xD => 2,
+            _ => continue,
+        };
+        let count = match marker & 0x0F {
+            0x0F => {
+                // A count that does not fit the marker: an integer object follows.
+                let int_marker = *bytes.get(at + 1).ok_or_else(|| bad("truncated count"))?;
+                if int_marker >> 4 != 0x1 || int_marker & 0x0F > 3 {
+                    return Err(bad("invalid collection count"));
+                }
+                let width = 1usize << (int_marker & 0x0F);
+                be(bytes
+                    .get(at + 2..at + 2 + width)
+                    .ok_or_else(|| bad("truncated count"))?)
+            }
+            small => u64::from(small),
+        };
+        references = references.saturating_add(count.saturating_mul(per_entry));
+        if references > limits.max_values as u64 {
+            return Err(PlistError::TooManyValues(limits.max_values));
+        }
+    }
+    // Lists that do not overlap fit in the file.
+    if references.saturating_mul(ref_size as u64) > n as u64 {
+        return Err(bad("collections overlap"));
+    }
+    Ok(())
 }
 
 fn feed(
@@ -306,8 +382,12 @@ mod tests {
     fn deep_binary_ending_in_an_error_is_refused() {
         let doc = deep_binary(42_000, true);
         assert!(doc.len() < 256 * 1024);
-        let e = decode(&doc, LIMITS).unwrap_err();
+        // With the check-in body's limits the objects fit; the depth does not.
+        let e = decode(&doc, PlistLimits::for_body(256 * 1024)).unwrap_err();
         assert!(matches!(e, PlistError::TooDeep(64)), "{e}");
+        // With smaller limits the object count alone refuses it.
+        let e = decode(&doc, LIMITS).unwrap_err();
+        assert!(matches!(e, PlistError::TooManyValues(_)), "{e}");
         let ok_depth = deep_binary(60, false);
         assert!(decode(&ok_depth, LIMITS).is_ok());
         let too_deep = deep_binary(65, false);
@@ -339,6 +419,23 @@ mod tests {
         let doc = shared_string(&s, 200);
         let e = decode(&doc, LIMITS).unwrap_err();
         assert!(matches!(e, PlistError::TooMuchText(_)), "{e}");
+    }
+
+    /// 65 nested arrays whose reference lists all overlap one long list
+    /// (the crate reads each list into memory when the array is opened).
+    #[test]
+    fn overlapping_reference_lists_are_refused_before_decoding() {
+        let doc = crate::hostile::overlapping_lists(65, 200_000);
+        let limits = PlistLimits::for_body(256 * 1024);
+        assert!(doc.len() <= 256 * 1024, "{}", doc.len());
+        let e = decode(&doc, limits).unwrap_err();
+        assert!(
+            matches!(e, PlistError::TooManyValues(_) | PlistError::Malformed(_)),
+            "{e}"
+        );
+        // The legitimate shapes still decode.
+        assert!(decode(&deep_binary(60, false), LIMITS).is_ok());
+        assert!(decode(&laughs(2, 10), LIMITS).is_ok());
     }
 
     #[test]

@@ -78,6 +78,44 @@ pub fn in_message(udid: &str, inner_laughs_levels: usize, width: usize) -> Vec<u
     assemble(&objects, root, 1)
 }
 
+/// `depth` nested arrays that each declare `refs` one-byte references,
+/// all read from the same bytes: array i's list starts with a reference to
+/// array i+1 and runs on over the others' lists and a filler of `true`
+/// references. The plist crate allocates every list when it opens the
+/// array, before any value is produced.
+pub fn overlapping_lists(depth: usize, refs: usize) -> Vec<u8> {
+    // Object 0: `true`; objects 1..=depth: the arrays (array k refers to
+    // k+1 first; the innermost refers to object 0). Each array's header is
+    // followed directly by the next array's header, so list k is the
+    // remaining header bytes plus the shared filler of zeros.
+    let header = |count: usize| {
+        let mut o = vec![0xAF, 0x12];
+        o.extend_from_slice(&(count as u32).to_be_bytes());
+        o
+    };
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = vec![out.len() as u32];
+    out.push(0x09);
+    for k in 1..=depth {
+        offsets.push(out.len() as u32);
+        out.extend_from_slice(&header(refs));
+        // The first reference of array k: the next array (or `true`).
+        out.push(if k < depth { (k + 1) as u8 } else { 0 });
+    }
+    out.extend(std::iter::repeat_n(0u8, refs));
+    let table_at = out.len() as u64;
+    for off in &offsets {
+        out.extend_from_slice(&off.to_be_bytes()[1..]);
+    }
+    out.extend_from_slice(&[0; 6]);
+    out.push(3);
+    out.push(1);
+    out.extend_from_slice(&(offsets.len() as u64).to_be_bytes());
+    out.extend_from_slice(&1u64.to_be_bytes());
+    out.extend_from_slice(&table_at.to_be_bytes());
+    out
+}
+
 fn ascii(s: &str) -> Vec<u8> {
     let mut o = Vec::new();
     if s.len() < 15 {

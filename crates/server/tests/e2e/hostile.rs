@@ -5,7 +5,7 @@
 //! identity. Each gets a 4xx; the server stays up and keeps serving.
 
 use crate::common::{client_trusting, spawn_app};
-use mamori_protocol::hostile::{deep_binary, deep_xml, in_message, laughs};
+use mamori_protocol::hostile::{deep_binary, deep_xml, in_message, laughs, overlapping_lists};
 use mamori_sim::{DeviceKind, Identity, SimDevice, SimOptions};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +28,17 @@ fn payloads(udid: &str) -> Vec<(&'static str, Vec<u8>)> {
         (
             "check-in naming the device, 10^8 values inside",
             in_message(udid, 4, 100),
+        ),
+        // 65 nested arrays whose 8-byte-per-entry reference lists overlap:
+        // a reader that allocates each list on opening needs 65 x 8 x the
+        // body (1 GB for 2 MB).
+        (
+            "overlapping reference lists, 250 KB",
+            overlapping_lists(65, 250_000),
+        ),
+        (
+            "overlapping reference lists, 2 MB",
+            overlapping_lists(65, 2_000_000),
         ),
     ]
 }
