@@ -4,7 +4,10 @@
 //!
 //! Every token belongs to an administrator account: it carries a role no
 //! stronger than the account's, optionally narrowed to a scope of
-//! permissions, an expiry and a last-used time. It dies with the account.
+//! permissions, an expiry and a last-used time. It dies with the account,
+//! and it is issued only to an account that finished its first-login setup
+//! (no token for an account nobody has logged in to, whoever asks: not even
+//! `mamori token create` on the host).
 
 use crate::auth::{Actor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
@@ -43,6 +46,29 @@ impl Services {
         }
         if owner.disabled_at.is_some() {
             return Err(CoreError::Conflict("the account is disabled".into()));
+        }
+        if owner.suspended.is_some() {
+            return Err(CoreError::Conflict(
+                "the account is suspended until another administrator reinstates it".into(),
+            ));
+        }
+        if !self.setup_complete(owner).await? {
+            // Minting a working credential for an account nobody has logged
+            // in to is how an unused account becomes a backdoor: refused,
+            // and the attempt recorded.
+            self.audit(self.audit_event(
+                actor,
+                ctx,
+                "token.create",
+                None,
+                "denied",
+                Some(format!("owner={} has not finished setup", owner.name)),
+            ))
+            .await?;
+            return Err(CoreError::Conflict(format!(
+                "{} has not finished setting up the account (first login: new password and a second factor); a token is issued only after that",
+                owner.name
+            )));
         }
         let role = match req.role.as_deref() {
             None => owner.role,
@@ -118,6 +144,20 @@ impl Services {
         Ok((token, format!("mamori_{id}_{secret}")))
     }
 
+    /// Whether `admin` finished the first-login setup: the one-time password
+    /// replaced and a second factor enrolled that its role accepts (a usable
+    /// WebAuthn credential, or TOTP where the role does not require
+    /// WebAuthn). The same rule as the setup requirements of a login
+    /// (`requirements` in `auth/login.rs`), for an account outside a session.
+    pub(crate) async fn setup_complete(&self, admin: &AdminAccount) -> CoreResult<bool> {
+        if admin.must_change_password {
+            return Ok(false);
+        }
+        let has_webauthn = !self.usable_credentials(admin).await?.is_empty();
+        Ok(has_webauthn
+            || (admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role)))
+    }
+
     /// Creates a token for the caller's own account: an interactive session
     /// with a recent step-up (a token cannot mint tokens).
     pub async fn create_token(
@@ -157,25 +197,19 @@ impl Services {
         let dead = token.revoked_at.is_some() || token.expires_at <= now;
         if let Some(owner) = admin.as_ref().filter(|a| a.disabled_at.is_some()) {
             // Detection: someone still holds the token of a closed account
-            // (an offboarded insider, or whoever took it).
-            tracing::warn!(token = %id, source = %ctx.source, "ALERT: token of a disabled account used");
-            self.audit(self.audit_event(
-                "system",
+            // (an offboarded insider, or whoever took it). Recorded at once,
+            // then once a minute (auth/dead.rs).
+            self.alert_after_offboarding(
                 ctx,
                 "alert.token_after_offboarding",
-                Some(&format!("token:{id}")),
-                "alert",
-                Some(format!(
-                    "severity=high owner={} disabled ({})",
-                    owner.name,
-                    owner.disabled_reason.as_deref().unwrap_or("no reason given")
-                )),
-            ))
+                &format!("token:{id}"),
+                owner,
+            )
             .await?;
         }
-        let Some(admin) = admin.filter(|a| a.disabled_at.is_none() && !dead) else {
+        let Some(admin) = admin.filter(|a| Self::account_open(a) && !dead) else {
             tracing::warn!(token = %id, source = %ctx.source, "revoked, expired or orphaned API token used");
-            self.audit(
+            self.audit_dead_use(
                 self.audit_event(
                     &format!("token:{id}"),
                     ctx,
@@ -186,7 +220,7 @@ impl Services {
                         if dead {
                             "revoked or expired token"
                         } else {
-                            "owner disabled"
+                            "owner disabled or suspended"
                         }
                         .into(),
                     ),

@@ -23,6 +23,8 @@ const PARTIAL_SESSION: Duration = Duration::minutes(10);
 pub const ONE_TIME_PASSWORD_TTL: Duration = Duration::hours(72);
 /// Session activity is written at most this often.
 const TOUCH_EVERY: Duration = Duration::seconds(15);
+/// The login method of a recovery code (audited; gives no step-up).
+const RECOVERY_METHOD: &str = "recovery_code";
 
 /// A new session secret for the cookie, and the CSRF token that goes with it.
 #[derive(Debug, Clone)]
@@ -192,7 +194,20 @@ impl Services {
         };
         if session.revoked_at.is_some() {
             tracing::warn!(session = %session.id, source = %ctx.source, "revoked session used");
-            self.audit(self.audit_event(
+            // A disabled account's sessions were revoked with it: someone
+            // still holds one (an offboarded insider, or whoever took it).
+            // Recorded at once, then once a minute (auth/dead.rs).
+            let owner = self.store.admin(&session.admin_id).await?;
+            if let Some(owner) = owner.filter(|a| a.disabled_at.is_some()) {
+                self.alert_after_offboarding(
+                    ctx,
+                    "alert.session_after_offboarding",
+                    &format!("session:{}", session.id),
+                    &owner,
+                )
+                .await?;
+            }
+            self.audit_dead_use(self.audit_event(
                 "anonymous",
                 ctx,
                 "auth.session",
@@ -281,7 +296,8 @@ impl Services {
     }
 
     /// Step two with a recovery code (each works once). Where the role
-    /// requires WebAuthn the session may then only register a new one.
+    /// requires WebAuthn the session may then only register a new one;
+    /// otherwise it is a full session without a step-up.
     pub async fn login_recovery(
         &self,
         actor: &Actor,
@@ -333,7 +349,7 @@ impl Services {
             let outcome = self.outcome(&admin, &new, &cookie.csrf_token).await?;
             return Ok((outcome, cookie));
         }
-        self.finish_login(&admin, session, ctx, "recovery_code")
+        self.finish_login(&admin, session, ctx, RECOVERY_METHOD)
             .await
     }
 
@@ -375,6 +391,7 @@ impl Services {
     ) -> CoreResult<()> {
         let session = full_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         if self.config.auth.requires_webauthn(admin.role) {
             return Err(CoreError::Forbidden(
                 "this role re-authenticates with a passkey or security key".into(),
@@ -418,6 +435,7 @@ impl Services {
     ) -> CoreResult<()> {
         let session = full_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         if !self
             .webauthn_verify(&admin, &session.id, credential)
             .await?
@@ -539,7 +557,13 @@ impl Services {
                 "a recovery session cannot change the password".into(),
             ));
         }
+        if session.stage == SessionStage::Full {
+            // Whoever holds a session logged in with a recovery code has no
+            // step-up: the password stays the owner's.
+            self.require_step_up(actor)?;
+        }
         let admin = self.fresh_admin(actor).await?;
+        self.second_factor_gate(&admin)?;
         let creds = self.credentials_of(&admin).await?;
         if !verify_password(current, Some(creds.password_hash)).await? {
             self.factor_failure(
@@ -621,7 +645,7 @@ impl Services {
         session: Option<&AdminSession>,
     ) -> CoreResult<Vec<&'static str>> {
         let recovery = session.is_some_and(|s| s.stage == SessionStage::Recovery);
-        let has_webauthn = !recovery && !self.usable_credentials(&admin).await?.is_empty();
+        let has_webauthn = !recovery && !self.usable_credentials(admin).await?.is_empty();
         let mut required = Vec::new();
         if admin.must_change_password {
             required.push("change_password");
@@ -660,7 +684,7 @@ impl Services {
         let stage = session.stage;
         let mut methods = Vec::new();
         if stage == SessionStage::SecondFactor {
-            if !self.usable_credentials(&admin).await?.is_empty() {
+            if !self.usable_credentials(admin).await?.is_empty() {
                 methods.push("webauthn");
             }
             if admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role) {
@@ -703,7 +727,15 @@ impl Services {
         } else {
             SessionStage::Setup
         };
-        let (new, cookie) = self.rotate(admin, old, stage, ctx).await?;
+        // A recovery code completes a login but is no re-authentication:
+        // whatever needs a step-up (password, factors, tokens, approvals)
+        // then needs a real factor.
+        self.store
+            .revoke_session(&admin.id, &old.id, self.now())
+            .await?;
+        let step_up =
+            (stage == SessionStage::Full && method != RECOVERY_METHOD).then(|| self.now());
+        let (new, cookie) = self.open_session(admin, stage, ctx, step_up).await?;
         if stage == SessionStage::Full {
             self.store
                 .record_login(&admin.id, self.now(), &ctx.source)
@@ -866,7 +898,7 @@ impl Services {
                 return Ok(false);
             }
         };
-        let stored = self.usable_credentials(&admin).await?;
+        let stored = self.usable_credentials(admin).await?;
         for c in stored {
             let Ok(mut pk) = serde_json::from_str::<Passkey>(&c.data) else {
                 continue;

@@ -7,6 +7,7 @@
 //! one transaction, and every request re-reads the account.
 
 mod accounts;
+mod dead;
 mod login;
 mod mfa;
 mod throttle;
@@ -14,6 +15,7 @@ mod webauthn;
 
 pub(crate) use accounts::parse_role;
 pub use accounts::{AdminSummary, Created, NewAdmin, Reset, RoleChange, CLI_ACTOR};
+pub use dead::DeadCredentials;
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
 pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};
@@ -214,7 +216,7 @@ impl Services {
     /// Whether anything of the account may work (its sessions and tokens):
     /// neither disabled nor suspended.
     pub(crate) fn account_open(admin: &AdminAccount) -> bool {
-        admin.disabled_at.is_none() && admin.suspended_at.is_none()
+        admin.disabled_at.is_none() && admin.suspended.is_none()
     }
 
     /// Now.
@@ -229,6 +231,8 @@ impl Services {
 pub struct AuthState {
     /// Failure counters per source address and per unknown login name.
     pub throttle: SourceThrottle,
+    /// Limits the records of dead credentials in use (per credential).
+    pub dead: DeadCredentials,
     /// WebAuthn relying party and pending ceremonies.
     pub ceremonies: Ceremonies,
     csrf_key: zeroize::Zeroizing<Vec<u8>>,
@@ -239,6 +243,7 @@ impl AuthState {
     pub fn new(admin_url: &str, organization: &str) -> Self {
         Self {
             throttle: SourceThrottle::default(),
+            dead: DeadCredentials::default(),
             ceremonies: Ceremonies::new(admin_url, organization),
             csrf_key: zeroize::Zeroizing::new(mamori_crypto::random_bytes(32)),
         }

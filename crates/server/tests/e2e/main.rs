@@ -17,6 +17,7 @@ mod cli;
 mod common;
 mod compliance;
 mod connections;
+mod dead_credentials;
 mod device_privacy;
 mod enrollment;
 mod groups;
