@@ -1,17 +1,20 @@
 //! The device listener's routes: SCEP, check-in and connect. Thin: extract,
 //! call the service, map the answer.
 
+use crate::budget::{reserve_body, BodyBudget, BudgetState};
 use crate::error::DeviceError;
 use crate::tls::{PeerAddr, PeerCertificate};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, put};
 use axum::Router;
 use base64::Engine;
 use mamori_core::identity::Evidence;
 use mamori_core::{CoreError, Services};
+use std::sync::Arc;
 use mamori_domain::log_safe;
 
 /// Largest check-in message accepted.
@@ -23,30 +26,46 @@ pub const SCEP_LIMIT: usize = 64 * 1024;
 
 /// Routes devices use. Nothing administrative is reachable here.
 pub fn router(services: Services) -> Router {
+    // Every body is held in memory until its sender is known: one budget
+    // for all of them (crate::budget).
+    let budget = Arc::new(BodyBudget::default());
+    let reserve = |cap: usize| {
+        middleware::from_fn_with_state(
+            BudgetState {
+                budget: Arc::clone(&budget),
+                cap: cap as u64,
+            },
+            reserve_body,
+        )
+    };
     Router::new()
         .route(
             "/scep",
             get(scep_get)
                 .post(scep_post)
-                .layer(DefaultBodyLimit::max(SCEP_LIMIT)),
+                .layer(DefaultBodyLimit::max(SCEP_LIMIT))
+                .layer(reserve(SCEP_LIMIT)),
         )
         .route(
             "/cgi-bin/pkiclient.exe",
             get(scep_get)
                 .post(scep_post)
-                .layer(DefaultBodyLimit::max(SCEP_LIMIT)),
+                .layer(DefaultBodyLimit::max(SCEP_LIMIT))
+                .layer(reserve(SCEP_LIMIT)),
         )
         .route(
             "/mdm/checkin",
             put(checkin)
                 .post(checkin)
-                .layer(DefaultBodyLimit::max(CHECKIN_LIMIT)),
+                .layer(DefaultBodyLimit::max(CHECKIN_LIMIT))
+                .layer(reserve(CHECKIN_LIMIT)),
         )
         .route(
             "/mdm/connect",
             put(connect)
                 .post(connect)
-                .layer(DefaultBodyLimit::max(CONNECT_LIMIT)),
+                .layer(DefaultBodyLimit::max(CONNECT_LIMIT))
+                .layer(reserve(CONNECT_LIMIT)),
         )
         .route("/enroll/{secret}", get(download_profile))
         .fallback(not_found)

@@ -209,6 +209,19 @@ type Held = (
 /// may hold) and 20 TLS connections each sending a check-in that announces
 /// 8 MB and stops after a few bytes.
 async fn hold_connections(port: u16, tls_ca: &[u8]) -> Held {
+    hold_connections_to(port, tls_ca, "/mdm/checkin", 8_000_000, 300).await
+}
+
+/// From 127.0.0.2: TLS requests to `path` announcing `length` bytes and
+/// sending five (20 of them, or 3 when `idle_count` is 0), then
+/// `idle_count` bare TCP connections.
+async fn hold_connections_to(
+    port: u16,
+    tls_ca: &[u8],
+    path: &str,
+    length: usize,
+    idle_count: usize,
+) -> Held {
     use std::sync::Arc;
     use tokio::io::AsyncWriteExt;
     let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -231,25 +244,57 @@ async fn hold_connections(port: u16, tls_ca: &[u8]) -> Held {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let slow_count = if idle_count == 0 { 3 } else { 20 };
     let mut slow = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..slow_count {
         let Ok(tcp) = connect().await else { continue };
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let Ok(mut tls) = connector.connect(name, tcp).await else {
             continue;
         };
-        let head = "PUT /mdm/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                    Content-Type: application/x-apple-aspen-mdm-checkin\r\n\
-                    Content-Length: 8000000\r\n\r\n<?xml";
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/x-apple-aspen-mdm\r\n\
+             Content-Length: {length}\r\n\r\n<?xml"
+        );
         if tls.write_all(head.as_bytes()).await.is_ok() {
             slow.push(tls);
         }
     }
     let mut idle = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..idle_count {
         if let Ok(c) = connect().await {
             idle.push(c);
         }
     }
     (slow, idle)
+}
+
+/// Bodies are held in memory until their sender is known: one address
+/// announcing three 8 MiB connect bodies gets the third refused at once
+/// (a quarter of the 64 MiB budget each), and devices are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_the_body_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let port = app.running.device_addr.port();
+    let (mut slow, _) =
+        hold_connections_to(port, &app.tls_ca_pem, "/mdm/connect", 8 << 20, 0).await;
+    assert_eq!(slow.len(), 3);
+    let mut third = slow.pop().unwrap();
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut answer))
+        .await
+        .expect("answered at once")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // The first two are still waiting for their bodies; devices are served.
+    assert!(dev.connect_idle().await.unwrap().is_none());
+    for s in &mut slow {
+        s.write_all(b"<").await.unwrap();
+    }
 }
