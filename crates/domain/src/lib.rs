@@ -21,7 +21,7 @@ pub use approval::{Approval, ApprovalStatus};
 pub use group::{DeviceGroup, DeviceProfile, GroupRule, ProfileState};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};
-pub use logsafe::{log_safe, LogSafe};
+pub use logsafe::{escaped_in_logs, log_safe, LogSafe};
 pub use model::{
     ApiToken, CommandRecord, CommandState, Device, DeviceCertificate, EnrollmentLink,
     EnrollmentProfile, EnrollmentStatus, ProfileId,

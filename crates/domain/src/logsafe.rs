@@ -31,14 +31,21 @@ impl fmt::Display for LogSafe<'_> {
                 '\r' => f.write_str("\\r")?,
                 '\t' => f.write_str("\\t")?,
                 '"' => f.write_str("\\\"")?,
-                c if c.is_control() || is_invisible_format(c) => {
-                    write!(f, "\\u{{{:x}}}", c as u32)?
-                }
+                c if escaped_in_logs(c) => write!(f, "\\u{{{:x}}}", c as u32)?,
                 c => f.write_char(c)?,
             }
         }
         Ok(())
     }
+}
+
+/// Whether `c` is written escaped, never as itself: a control character
+/// (C0 such as ESC, DEL, C1 such as NEL U+0085) or an invisible format
+/// character (bidi overrides and isolates, the line and paragraph
+/// separators U+2028/2029). For writers with a syntax of their own that
+/// must keep the whole value (the audit sinks); [`LogSafe`] also cuts it.
+pub fn escaped_in_logs(c: char) -> bool {
+    c.is_control() || is_invisible_format(c)
 }
 
 /// Characters that change how a line reads without being visible: bidi

@@ -67,18 +67,38 @@ pub fn severity(r: &AuditRecord) -> u8 {
     }
 }
 
-/// Escapes an SD-PARAM value (RFC 5424 §6.3.3: `"`, `\` and `]`).
-fn sd_escape(v: &str, out: &mut String) {
-    for ch in v.chars() {
-        match ch {
-            '"' | '\\' | ']' => {
+/// Writes text that came from outside (a device's unknown check-in
+/// MessageType, a parse error, a client's name) so that it stays one
+/// line and shows what it holds: `\` doubled, `\n`, `\r` and `\t` as
+/// such, every other control or invisible format character (ESC, DEL, NEL
+/// U+0085, U+2028/2029, bidi overrides: `mamori_domain::escaped_in_logs`)
+/// as `\u{..}`, and the characters of `special` behind a `\`. Nothing is
+/// cut: the SIEM gets the whole value.
+fn escape_text(v: &str, special: &[char], out: &mut String) {
+    use std::fmt::Write;
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if special.contains(&c) => {
                 out.push('\\');
-                out.push(ch);
+                out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if mamori_domain::escaped_in_logs(c) => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
+}
+
+/// Escapes an SD-PARAM value (RFC 5424 §6.3.3: `"`, `\` and `]`; and
+/// control characters, see [`escape_text`]).
+fn sd_escape(v: &str, out: &mut String) {
+    escape_text(v, &['"', ']'], out);
 }
 
 /// A header field: printable US-ASCII without spaces, at most `max`
@@ -125,10 +145,7 @@ pub fn syslog_message(hostname: &str, r: &AuditRecord) -> String {
     );
     if let Some(d) = &e.detail {
         msg.push(' ');
-        msg.extend(
-            d.chars()
-                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
-        );
+        escape_text(d, &[], &mut msg);
     }
     msg
 }
@@ -170,7 +187,7 @@ mod tests {
             m,
             "<110>1 2027-01-15T08:00:00Z mdm.example.com mamori - people.read \
              [mamori@32473 seq=\"42\" actor=\"admin:ta\\\"ro\\]\" source=\"10.0.0.7\" \
-             target=\"p-1\" outcome=\"success\"] fields=email x"
+             target=\"p-1\" outcome=\"success\"] fields=email\\nx"
         );
         let f = syslog_frame("h", &rec("alert", Some("severity=high")));
         let text = String::from_utf8(f).unwrap();
@@ -180,6 +197,46 @@ mod tests {
         assert_eq!(severity(&rec("denied", None)), 5);
         assert_eq!(header_field("", 5), "-");
         assert_eq!(header_field("a b\u{e9}cdefgh", 5), "abcde");
+    }
+
+    /// A device chooses its check-in MessageType and what fails to parse;
+    /// `device.rejected` carries that text. Every control character (ESC,
+    /// NEL, DEL, C0 and C1), line and paragraph separator and bidi override
+    /// reaches the SIEM escaped, and nothing is cut.
+    #[test]
+    fn device_chosen_text_reaches_syslog_escaped_and_whole() {
+        let hostile = "Unknown\u{1b}[2J\u{85}<13>1 forged\u{2028}x\u{2029}y\u{7f}\u{0}\u{9b}\u{202e}\\u{1b}\r\n\t";
+        let long = format!("{}{hostile}", "a".repeat(600));
+        let mut r = rec("denied", Some(&format!("message type={long}")));
+        r.event.target = Some(hostile.into());
+        r.event.actor = format!("device:{hostile}");
+        let m = syslog_message("h", &r);
+        assert!(
+            !m.chars().any(mamori_domain::escaped_in_logs),
+            "raw control or format character in {m:?}"
+        );
+        for escaped in [
+            "\\u{1b}[2J",
+            "\\u{85}",
+            "\\u{2028}",
+            "\\u{2029}",
+            "\\u{7f}",
+            "\\u{0}",
+            "\\u{9b}",
+            "\\u{202e}",
+            "\\\\u{1b}",
+            "\\r\\n\\t",
+        ] {
+            assert!(m.contains(escaped), "{escaped} missing in {m:?}");
+        }
+        assert!(m.contains(&"a".repeat(600)), "the detail was cut");
+        assert!(m.ends_with("\\u{202e}\\\\u{1b}\\r\\n\\t"), "{m:?}");
+        // In the structured data the escapes are plain text (RFC 5424: a
+        // backslash before another character is itself).
+        assert!(
+            m.contains("target=\"Unknown\\u{1b}[2J\\u{85}<13>1 forged"),
+            "{m:?}"
+        );
     }
 
     #[test]
