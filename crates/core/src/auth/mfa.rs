@@ -56,8 +56,10 @@ pub struct Activation {
 
 /// How long a passkey registered with a recovery code waits when no second
 /// owner approves it. Meanwhile the alert has gone out and the account's
-/// existing passkeys (or another owner) can delete it.
-pub const RECOVERY_PASSKEY_DELAY: time::Duration = time::Duration::hours(72);
+/// existing passkeys (or another owner) can delete it. As long as its
+/// approval request lives, never longer: a key still waiting after its
+/// request expired could no longer be rejected by anyone.
+pub const RECOVERY_PASSKEY_DELAY: time::Duration = crate::approvals::APPROVAL_TTL;
 
 /// An account's factors, for its owner.
 #[derive(Debug, Clone, Serialize)]

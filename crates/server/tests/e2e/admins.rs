@@ -682,13 +682,16 @@ async fn one_source_trying_many_names_is_slowed_down() {
 async fn stale_accounts_are_reported_and_disabled() {
     let app = spawn_app().await;
     let s = &app.running.services;
-    create(&app, "old", Role::Helpdesk).await;
+    let otp = create(&app, "old", Role::Helpdesk).await;
+    // Set up at its first login (a token is issued only after that).
+    crate::common::first_login(s, "old", &otp).await;
     let old = s.admin_named("old").await.unwrap();
     // Backdate the account: created and last used 40 days ago.
     let mut aged = old.clone();
     aged.id = mamori_domain::AdminId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
     aged.name = "aged".into();
     aged.created_at = time::OffsetDateTime::now_utc() - time::Duration::days(40);
+    aged.last_login_at = Some(aged.created_at);
     let creds = s.store.admin_credentials(&old.id).await.unwrap().unwrap();
     assert!(s.store.insert_admin(&aged, &creds).await.unwrap());
     let token = role_token(s, "aged", "helpdesk").await;
@@ -1067,6 +1070,29 @@ async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     assert_eq!(st, 202, "{body}");
     assert!(body["credential"]["pending_until"].is_string(), "{body}");
     let approval = body["activation"]["approval"].as_str().unwrap().to_owned();
+    // The key waits no longer than its request lives, so someone can always
+    // still reject it (before: 72 hours against a request of 24).
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let (_, pending) = app.get("/api/v1/approvals").await;
+    let request = pending["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == approval.as_str())
+        .unwrap()
+        .clone();
+    // (Stored times are whole seconds.)
+    assert!(
+        at(&body["activation"]["usable_from"])
+            <= at(&request["expires_at"]) + time::Duration::seconds(1),
+        "{body} {request}"
+    );
     assert_eq!(r.get("/api/v1/admins").await.0, 401);
     // Every use of a recovery code raises a high alert.
     let audit = app.audit_records().await;
@@ -1148,20 +1174,18 @@ async fn a_scoped_token_holds_only_its_scope() {
     assert_eq!(get("/api/v1/admins").await, 403);
     assert_eq!(get("/api/v1/audit").await, 403);
     // A scope naming a permission outside the role is refused.
-    let viewer = s
-        .create_admin("test", &ctx, "vic", Role::Viewer)
-        .await
-        .unwrap()
-        .admin;
+    // (A viewer that finished its first login: the refusal is the scope's.)
+    role_token(s, "vic", "viewer").await;
+    let viewer = s.admin_named("vic").await.unwrap();
     let bad = mamori_core::tokens::TokenRequest {
         name: "escalate".into(),
         scope: Some(vec!["accounts_manage".into()]),
         ..Default::default()
     };
-    assert!(s
-        .create_token_for("test", &ctx, &viewer, &bad)
-        .await
-        .is_err());
+    assert!(matches!(
+        s.create_token_for("test", &ctx, &viewer, &bad).await,
+        Err(mamori_core::CoreError::BadRequest(_))
+    ));
     // last_used_at is recorded.
     let (_, list) = app.get("/api/v1/tokens?all=true").await;
     let row = list["tokens"]
@@ -1213,4 +1237,153 @@ async fn repeated_second_factor_failures_raise_an_alert() {
         .post("/api/v1/auth/totp", json!({"code": next_code(&secret)}))
         .await;
     assert_eq!(st, 200, "{body}");
+}
+
+/// An owner who works only through tokens never logs in, so she looks
+/// unused: the hygiene job reports her but must not disable the last
+/// enabled owner (before, it did, and nobody could manage accounts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stale_sweep_keeps_the_last_enabled_owner() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let template = s.admin_named("e2e-owner").await.unwrap();
+    let creds = s
+        .store
+        .admin_credentials(&template.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(40);
+    for (name, role) in [("boss", Role::Owner), ("idle", Role::Helpdesk)] {
+        let mut aged = template.clone();
+        aged.id = mamori_domain::AdminId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+        aged.name = name.into();
+        aged.role = role;
+        aged.created_at = long_ago;
+        aged.last_login_at = None;
+        assert!(s.store.insert_admin(&aged, &creds).await.unwrap());
+    }
+    // The other owner left (closed on the host): boss is the last one.
+    s.disable_admin(
+        mamori_core::auth::CLI_ACTOR,
+        &ClientContext::default(),
+        "e2e-owner",
+        "left",
+    )
+    .await
+    .unwrap();
+    let swept = s.sweep_stale_admins().await.unwrap();
+    assert!(swept.contains(&"boss".to_owned()), "reported: {swept:?}");
+    assert!(s.admin_named("idle").await.unwrap().disabled_at.is_some());
+    let boss = s.admin_named("boss").await.unwrap();
+    assert!(boss.disabled_at.is_none(), "the last owner was disabled");
+}
+
+/// A recovery code completes the login of a TOTP role, but it is no
+/// re-authentication: whoever holds the password and one code cannot
+/// change the password, enrol a factor, mint a token or act as the second
+/// administrator, and the code does not step up either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_login_has_no_step_up() {
+    let app = spawn_app().await;
+    let (_, _secret, codes) = onboard_totp(&app, "rika", Role::DeviceAdmin).await;
+    // Someone else asks to erase two devices.
+    let (mut other, _, _) = onboard_totp(&app, "other", Role::DeviceAdmin).await;
+    let mut udids = Vec::new();
+    for _ in 0..2 {
+        let d = app
+            .enrolled(
+                mamori_sim::DeviceKind::IPhone,
+                mamori_sim::SimOptions::default(),
+            )
+            .await;
+        udids.push(d.udid().to_owned());
+    }
+    let (st, asked) = other
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": udids, "command": {"RequestType": "EraseDevice"}}),
+        )
+        .await;
+    assert_eq!(st, 202, "{asked}");
+    let id = asked["approval"]["id"].as_str().unwrap().to_owned();
+
+    let mut r = Browser::new(&app);
+    r.post(
+        "/api/v1/auth/login",
+        json!({"name": "rika", "password": PASSWORD}),
+    )
+    .await;
+    let (st, body) = r
+        .post("/api/v1/auth/recovery", json!({"code": codes[0]}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["stage"], "full");
+    assert_eq!(r.get("/api/v1/devices").await.0, 200);
+    let refused = [
+        r.post("/api/v1/tokens", json!({"name": "forever"})).await,
+        r.post("/api/v1/auth/totp/enroll", json!({})).await,
+        r.post(
+            "/api/v1/auth/password",
+            json!({"current": PASSWORD, "new": "quartz-meadow-lantern-58-heron"}),
+        )
+        .await,
+        r.post("/api/v1/auth/recovery-codes", json!({})).await,
+        r.post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+            .await,
+    ];
+    for (st, body) in &refused {
+        assert_eq!(*st, 403, "{body}");
+        assert_eq!(body["code"], "step_up_required", "{body}");
+    }
+    // A recovery code is no step-up factor.
+    let (st, _) = r
+        .post(
+            "/api/v1/auth/step-up",
+            json!({"password": PASSWORD, "code": codes[1]}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let (st, body) = r.post("/api/v1/tokens", json!({"name": "forever"})).await;
+    assert_eq!((st, &body["code"]), (403, &json!("step_up_required")));
+}
+
+/// The step-up waits out the backoff of wrong factors as the login does:
+/// after three wrong codes even the right one is answered 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_step_ups_back_off_like_wrong_logins() {
+    let app = spawn_app().await;
+    let (mut b, secret, _) = onboard_totp(&app, "sora", Role::DeviceAdmin).await;
+    for _ in 0..3 {
+        let (st, _) = b
+            .post(
+                "/api/v1/auth/step-up",
+                json!({"password": PASSWORD, "code": "000000"}),
+            )
+            .await;
+        assert_eq!(st, 401);
+    }
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/step-up",
+            json!({"password": PASSWORD, "code": next_code(&secret)}),
+        )
+        .await;
+    assert_eq!(st, 429);
+    // A password change (which checks the password) waits too.
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/password",
+            json!({"current": PASSWORD, "new": "quartz-meadow-lantern-58-heron"}),
+        )
+        .await;
+    assert_eq!(st, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/step-up",
+            json!({"password": PASSWORD, "code": next_code(&secret)}),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
 }
