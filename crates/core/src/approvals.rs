@@ -19,7 +19,9 @@ pub const APPROVAL_TTL: Duration = Duration::hours(24);
 
 /// For this long after one account created, reset or changed the role of
 /// another, the two count as one person: neither approves the other's
-/// requests. One person with several accounts must not pass for two.
+/// requests. So do two accounts the same account did so to, and accounts
+/// linked through a chain of such changes. One person with several
+/// accounts must not pass for two.
 pub const CONTROL_WINDOW: Duration = Duration::days(30);
 
 /// How long an approved export can be downloaded.
@@ -202,9 +204,11 @@ impl Services {
     }
 
     /// Whether `actor` is really a second person for `approval`: holds the
-    /// permission, re-authenticated, is not the requester, and neither of
-    /// the two created, reset or changed the role of the other within
-    /// [`CONTROL_WINDOW`] (one person with several accounts).
+    /// permission, re-authenticated, is not the requester, and the two are
+    /// not linked within [`CONTROL_WINDOW`] (one person with several
+    /// accounts): neither created, reset or changed the role of the other,
+    /// directly or through a chain of accounts, and no account did so to
+    /// both (`ControlStore::controls_either`).
     async fn may_decide(&self, actor: &Actor, approval: &Approval) -> CoreResult<()> {
         let needed = decider_permission(&approval.action);
         if !actor.allows(needed) {
@@ -230,8 +234,9 @@ impl Services {
                 .await?
             {
                 return Err(CoreError::Forbidden(format!(
-                    "the second administrator must be another person: one of you created, reset \
-                     or changed the role of the other's account within {} days",
+                    "the second administrator must be another person: one of you (or an \
+                     account that did so to both of you) created, reset or changed the role of \
+                     the other's account within {} days",
                     CONTROL_WINDOW.whole_days()
                 )));
             }

@@ -166,6 +166,12 @@ pub trait DeviceStore: Send + Sync {
     /// Creates or resets the enrollment on Authenticate (the queue of a
     /// previous enrollment of the same device is cleared).
     async fn authenticate(&self, rec: &AuthenticateRecord) -> StoreResult<()>;
+    /// As [`Self::authenticate`], for a new identity starting a new
+    /// enrollment (no enrollment of the device is live): in the same
+    /// transaction, the device's person assignment and its static group
+    /// memberships, left from an earlier enrollment that ended, are
+    /// cleared. Returns what was cleared.
+    async fn authenticate_anew(&self, rec: &AuthenticateRecord) -> StoreResult<ClearedAssignment>;
     /// Stores push credentials; false when the device is unknown.
     async fn token_update(&self, rec: &TokenUpdateRecord) -> StoreResult<bool>;
     /// Ends the enrollment and clears its queue; false when unknown.
@@ -189,6 +195,16 @@ pub trait DeviceStore: Send + Sync {
         raw: &serde_json::Value,
         fields: &InventoryFields,
     ) -> StoreResult<()>;
+}
+
+/// What [`DeviceStore::authenticate_anew`] cleared of an earlier
+/// enrollment of the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClearedAssignment {
+    /// The device was assigned to a person.
+    pub person: bool,
+    /// Static groups it was a member of.
+    pub static_groups: u64,
 }
 
 /// A command to queue for one device.
@@ -341,12 +357,15 @@ pub trait AdminStore: Send + Sync {
     async fn set_role(&self, id: &AdminId, role: Role) -> StoreResult<()>;
     /// Disables the account and, in the same transaction, revokes all its
     /// sessions and tokens. Returns (sessions, tokens) revoked; `None` when
-    /// the account was already disabled or does not exist.
+    /// the account was already disabled or does not exist, or, with
+    /// `keep_last_owner`, when it is the last enabled owner (checked in the
+    /// same statement that disables it).
     async fn disable_admin(
         &self,
         id: &AdminId,
         now: OffsetDateTime,
         reason: &str,
+        keep_last_owner: bool,
     ) -> StoreResult<Option<(u64, u64)>>;
     /// Re-enables a disabled account (its old sessions and tokens stay
     /// revoked); false when it was not disabled.
@@ -840,11 +859,13 @@ pub trait SecretStore: Send + Sync {
     async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
 }
 
-/// Who created, reset or changed the role of which administrator account.
+/// Who created, reset or changed the role of which administrator account
+/// (and, from the API, re-enabled or unlocked it).
 #[async_trait]
 pub trait ControlStore: Send + Sync {
-    /// Records that `controller` created (`create`), reset (`reset`) or
-    /// changed the role of (`role`) `controlled`.
+    /// Records that `controller` created (`create`), reset (`reset`),
+    /// changed the role of (`role`), re-enabled (`enable`) or unlocked
+    /// (`unlock`) `controlled`.
     async fn record_control(
         &self,
         controller: &AdminId,
@@ -852,7 +873,11 @@ pub trait ControlStore: Send + Sync {
         kind: &str,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
-    /// Whether either account did so to the other at or after `since`.
+    /// Whether the two accounts count as one person through rows at or
+    /// after `since`: either controls the other, directly or through a
+    /// chain (A created B, B created C: A and C), or one account controls
+    /// both (A created B and C: B and C), following a few rows up from
+    /// each side.
     async fn controls_either(
         &self,
         a: &AdminId,
@@ -889,8 +914,10 @@ pub struct PendingPush {
 /// Held re-enrollments.
 #[async_trait]
 pub trait ReenrollmentStore: Send + Sync {
-    /// Holds an identity (replacing an earlier hold of the same one).
-    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<()>;
+    /// Holds an identity (replacing an earlier hold of the same one for the
+    /// same device). `Ok(false)`: the identity is held for another device,
+    /// and nothing changed (a hold never moves to another device).
+    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<bool>;
     /// Records the push credentials a held identity sent; `Ok(false)` when
     /// that identity is not held.
     async fn set_held_push(&self, fingerprint: &str, push: &PendingPush) -> StoreResult<bool>;

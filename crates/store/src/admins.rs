@@ -424,14 +424,20 @@ impl AdminStore for SqliteStore {
         id: &AdminId,
         now: OffsetDateTime,
         reason: &str,
+        keep_last_owner: bool,
     ) -> StoreResult<Option<(u64, u64)>> {
         self.write(|c| {
             let tx = c.transaction().map_err(db)?;
+            // The count is taken in the same statement: two owners disabling
+            // each other at once cannot both pass it.
             let disabled = exec(
                 &tx,
-                "UPDATE admins SET disabled_at = ?, disabled_reason = ?
-                 WHERE id = ? AND disabled_at IS NULL",
-                params![ts(now), reason, id.as_str()],
+                "UPDATE admins SET disabled_at = ?1, disabled_reason = ?2
+                 WHERE id = ?3 AND disabled_at IS NULL
+                   AND (NOT ?4 OR role != 'owner'
+                        OR (SELECT COUNT(*) FROM admins
+                            WHERE role = 'owner' AND disabled_at IS NULL) > 1)",
+                params![ts(now), reason, id.as_str(), keep_last_owner],
             )?;
             if disabled == 0 {
                 // Dropping the transaction rolls it back (nothing was changed).

@@ -1,5 +1,6 @@
 //! Who created, reset or changed the role of which administrator account
-//! (`mamori_core::approvals`: such pairs are one person for a while).
+//! (`mamori_core::approvals`: accounts linked by such rows, directly, in a
+//! chain or through a shared controller, are one person for a while).
 
 use crate::{exec, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
@@ -7,6 +8,11 @@ use mamori_core::ports::{ControlStore, StoreResult};
 use mamori_domain::AdminId;
 use rusqlite::params;
 use time::OffsetDateTime;
+
+/// How many control rows a chain may climb from each of the two accounts
+/// (A created B, B created C, ...): enough for any puppet hierarchy one
+/// person bothers to build, small enough to stay a handful of lookups.
+const CONTROL_HOPS: i64 = 4;
 
 #[async_trait]
 impl ControlStore for SqliteStore {
@@ -34,14 +40,31 @@ impl ControlStore for SqliteStore {
         b: &AdminId,
         since: OffsetDateTime,
     ) -> StoreResult<bool> {
+        // Each side climbs to the accounts that control it, directly or
+        // through a chain (A created B, B created C: A controls C), within
+        // the window and at most CONTROL_HOPS rows up. The two are one
+        // person when the climbs meet: one controls the other, or the same
+        // account controls both (A created B and C).
         self.read(|c| {
             query_opt(
                 c,
-                "SELECT 1 FROM admin_control
-                 WHERE ((controller = ?1 AND controlled = ?2) OR (controller = ?2 AND controlled = ?1))
-                   AND at >= ?3
-                 LIMIT 1",
-                params![a.as_str(), b.as_str(), ts(since)],
+                "WITH RECURSIVE
+                   up_a(id, hops) AS (
+                     SELECT ?1, 0
+                     UNION
+                     SELECT k.controller, up_a.hops + 1
+                     FROM admin_control k JOIN up_a ON k.controlled = up_a.id
+                     WHERE k.at >= ?3 AND up_a.hops < ?4
+                   ),
+                   up_b(id, hops) AS (
+                     SELECT ?2, 0
+                     UNION
+                     SELECT k.controller, up_b.hops + 1
+                     FROM admin_control k JOIN up_b ON k.controlled = up_b.id
+                     WHERE k.at >= ?3 AND up_b.hops < ?4
+                   )
+                 SELECT 1 FROM up_a JOIN up_b ON up_a.id = up_b.id LIMIT 1",
+                params![a.as_str(), b.as_str(), ts(since), CONTROL_HOPS],
                 |_| Ok(()),
             )
         })

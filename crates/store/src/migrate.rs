@@ -74,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         25,
         include_str!("../migrations/sqlite/0025_passkey_activation.sql"),
     ),
+    (
+        26,
+        include_str!("../migrations/sqlite/0026_admin_control_backfill.sql"),
+    ),
 ];
 
 /// The newest schema version.

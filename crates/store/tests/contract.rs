@@ -792,15 +792,20 @@ async fn disable_revokes_sessions_and_tokens_together() {
 
     let later = now() + Duration::minutes(1);
     assert_eq!(
-        s.disable_admin(&a, later, "offboarded").await.unwrap(),
+        s.disable_admin(&a, later, "offboarded", true)
+            .await
+            .unwrap(),
         Some((2, 1))
     );
     assert_eq!(
-        s.disable_admin(&a, later, "again").await.unwrap(),
+        s.disable_admin(&a, later, "again", true).await.unwrap(),
         None,
         "already disabled"
     );
-    assert_eq!(s.disable_admin(&aid("zz"), later, "x").await.unwrap(), None);
+    assert_eq!(
+        s.disable_admin(&aid("zz"), later, "x", true).await.unwrap(),
+        None
+    );
     let got = s.admin(&a).await.unwrap().unwrap();
     assert_eq!(got.disabled_at, Some(later));
     assert_eq!(got.disabled_reason.as_deref(), Some("offboarded"));
@@ -2246,7 +2251,7 @@ async fn held_reenrollments_are_kept_until_released_or_revoked() {
         })
         .await
         .unwrap();
-        s.hold_reenrollment(&PendingReenrollment {
+        let held = PendingReenrollment {
             fingerprint: fp.into(),
             authenticate: AuthenticateRecord {
                 device: key("DEVH"),
@@ -2261,9 +2266,15 @@ async fn held_reenrollments_are_kept_until_released_or_revoked() {
             },
             source: Some("192.0.2.7".into()),
             push: None,
-        })
-        .await
-        .unwrap();
+        };
+        assert!(s.hold_reenrollment(&held).await.unwrap());
+        // Held again for the same device: renewed. For another: refused,
+        // the hold stays where it was.
+        assert!(s.hold_reenrollment(&held).await.unwrap());
+        let mut elsewhere = held.clone();
+        elsewhere.authenticate.device = key("OTHER");
+        elsewhere.source = Some("198.51.100.9".into());
+        assert!(!s.hold_reenrollment(&elsewhere).await.unwrap());
     }
     let push = PendingPush {
         token: vec![7; 32],
@@ -2316,6 +2327,74 @@ async fn held_reenrollments_are_kept_until_released_or_revoked() {
 }
 
 #[tokio::test]
+async fn a_new_enrollment_clears_the_earlier_assignment_with_its_authenticate() {
+    let (s, _d) = sqlite().await;
+    for udid in ["DEVA", "DEVB"] {
+        enroll(&*s, udid).await;
+    }
+    s.insert_people(&[person("p1", "e1", "u1")])
+        .await
+        .unwrap()
+        .unwrap();
+    let g = DeviceGroup {
+        id: "g1".into(),
+        name: "Office".into(),
+        rule: None,
+        members: vec![],
+        policies: vec![],
+        created_at: now(),
+    };
+    assert!(s.insert_group(&g).await.unwrap());
+    s.change_group_members("g1", &["DEVA".into(), "DEVB".into()], &[])
+        .await
+        .unwrap();
+    for udid in ["DEVA", "DEVB"] {
+        assert!(s.assign_device(&key(udid), Some(&pid("p1"))).await.unwrap());
+    }
+    let rec = |udid: &str| AuthenticateRecord {
+        device: key(udid),
+        enrollment_id: None,
+        topic: "topic".into(),
+        fields: InventoryFields::default(),
+        now: now(),
+    };
+    // The same identity authenticating again keeps everything.
+    s.authenticate(&rec("DEVB")).await.unwrap();
+    assert_eq!(
+        s.device_person(&key("DEVB")).await.unwrap(),
+        Some(pid("p1"))
+    );
+    // A new enrollment: unassigned, out of its static groups, others kept.
+    let cleared = s.authenticate_anew(&rec("DEVA")).await.unwrap();
+    assert_eq!(
+        cleared,
+        ClearedAssignment {
+            person: true,
+            static_groups: 1
+        }
+    );
+    assert_eq!(s.device_person(&key("DEVA")).await.unwrap(), None);
+    assert_eq!(
+        s.device_person(&key("DEVB")).await.unwrap(),
+        Some(pid("p1"))
+    );
+    let groups = s.list_groups().await.unwrap();
+    assert_eq!(groups[0].members, ["DEVB"]);
+    let d = s.device(&key("DEVA")).await.unwrap().unwrap();
+    assert_eq!(d.status, EnrollmentStatus::Authenticated);
+    // Nothing left to clear; a device never seen starts with nothing.
+    assert_eq!(
+        s.authenticate_anew(&rec("DEVA")).await.unwrap(),
+        ClearedAssignment::default()
+    );
+    assert_eq!(
+        s.authenticate_anew(&rec("DEVNEW")).await.unwrap(),
+        ClearedAssignment::default()
+    );
+    assert!(s.device(&key("DEVNEW")).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn a_pending_passkey_is_activated_once() {
     let (s, _d) = sqlite().await;
     add_admin(&*s, "pk").await;
@@ -2347,4 +2426,236 @@ async fn a_pending_passkey_is_activated_once() {
         .unwrap());
     let stored = s.webauthn_credentials(&aid("pk")).await.unwrap();
     assert_eq!(stored[0].usable_from, None);
+}
+
+/// Two accounts are one person when either controls the other (directly
+/// or through a chain) or one account controls both; co-controllers of a
+/// third account are not linked by it, and rows before `since` count not.
+#[tokio::test]
+async fn control_links_follow_chains_and_shared_controllers() {
+    let (s, _d) = sqlite().await;
+    let t = now();
+    let since = t - Duration::days(30);
+    let link = |a: &str, b: &str| {
+        let s = s.clone();
+        let (a, b) = (aid(a), aid(b));
+        async move { s.controls_either(&a, &b, since).await.unwrap() }
+    };
+    // Direct, both ways.
+    s.record_control(&aid("own"), &aid("kid1"), "create", t)
+        .await
+        .unwrap();
+    assert!(link("own", "kid1").await);
+    assert!(link("kid1", "own").await);
+    // Siblings: the same owner created both.
+    s.record_control(&aid("own"), &aid("kid2"), "create", t)
+        .await
+        .unwrap();
+    assert!(link("kid1", "kid2").await);
+    assert!(link("kid2", "kid1").await);
+    // A chain: own -> kid1 -> grand -> great.
+    s.record_control(&aid("kid1"), &aid("grand"), "role", t)
+        .await
+        .unwrap();
+    s.record_control(&aid("grand"), &aid("great"), "reset", t)
+        .await
+        .unwrap();
+    assert!(link("own", "great").await);
+    assert!(link("great", "own").await);
+    assert!(link("kid2", "great").await, "great's chain meets kid2's");
+    // Two approvers of the same change (both control x) stay two people.
+    s.record_control(&aid("p1"), &aid("x"), "create", t)
+        .await
+        .unwrap();
+    s.record_control(&aid("p2"), &aid("x"), "create", t)
+        .await
+        .unwrap();
+    assert!(!link("p1", "p2").await);
+    assert!(!link("own", "p1").await);
+    // A row before the window links nothing, in a chain neither.
+    s.record_control(
+        &aid("old"),
+        &aid("o1"),
+        "create",
+        since - Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    s.record_control(&aid("old"), &aid("o2"), "create", t)
+        .await
+        .unwrap();
+    assert!(!link("old", "o1").await);
+    assert!(!link("o1", "o2").await);
+    // Cycles end.
+    s.record_control(&aid("c1"), &aid("c2"), "role", t)
+        .await
+        .unwrap();
+    s.record_control(&aid("c2"), &aid("c1"), "role", t)
+        .await
+        .unwrap();
+    assert!(link("c1", "c2").await);
+    assert!(!link("c1", "own").await);
+}
+
+/// A database from before the control rows gets them from its audit log
+/// (successful create, reset, role, enable and unlock records by an
+/// administrator's session or token) and from the requesters of approved
+/// account changes; the audit log itself is left as it was.
+#[tokio::test]
+async fn control_rows_are_backfilled_from_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    for id in ["a1", "b1", "c1", "d1", "e1", "f1"] {
+        add_admin(&s, id).await;
+    }
+    let t = now();
+    let rec = |actor: &str, action: &str, target: &str, outcome: &str| AuditEvent {
+        actor: actor.into(),
+        target: Some(target.into()),
+        outcome: outcome.into(),
+        ..event(action, t)
+    };
+    for e in [
+        rec("admin:name-a1", "admin.create", "name-b1", "success"),
+        rec("token:tok-1:name-a1", "admin.role", "name-c1", "success"),
+        rec("admin:name-b1", "admin.unlock", "name-d1", "success"),
+        // None of these links anyone.
+        rec("admin:name-e1", "admin.create", "name-f1", "failure"),
+        rec("cli:root(uid=0)", "admin.reset", "name-f1", "success"),
+        rec("admin:name-e1", "admin.disable", "name-f1", "success"),
+        rec("admin:name-e1", "admin.reset", "name-e1", "success"),
+        rec("admin:ghost", "admin.reset", "name-f1", "success"),
+    ] {
+        s.append_audit(&e).await.unwrap();
+    }
+    s.close().await;
+    // Back to version 25: no control rows, and an approved request whose
+    // requester (e1) had f1 created.
+    let audit_before: Vec<(i64, Vec<u8>)> = {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DELETE FROM admin_control;
+             DROP INDEX IF EXISTS admin_control_controlled;
+             PRAGMA user_version = 25;",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO approvals (id, action, devices, reason, requested_by, requested_by_admin,
+                 requested_at, expires_at, status, decided_by, decided_at, params)
+             VALUES ('ap1', 'create_admin', '[]', 'r', 'admin:name-e1', 'e1', ?1, ?1,
+                 'approved', 'admin:name-a1', ?1, '{\"admin\":\"name-f1\",\"role\":\"security_officer\"}'),
+                ('ap2', 'create_admin', '[]', 'r', 'admin:name-c1', 'c1', ?1, ?1,
+                 'rejected', 'admin:name-a1', ?1, '{\"admin\":\"name-d1\"}'),
+                ('ap3', 'reset_admin', '[]', 'r', 'admin:name-c1', 'c1', ?1, ?1,
+                 'approved', 'admin:name-a1', ?1, 'not json')",
+            [t.unix_timestamp()],
+        )
+        .unwrap();
+        let mut q = c
+            .prepare("SELECT seq, hash FROM audit_log ORDER BY seq")
+            .unwrap();
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows
+    };
+    let s = SqliteStore::open(&path).await.unwrap();
+    let since = t - Duration::days(30);
+    let linked = |a: &str, b: &str| {
+        let (a, b) = (aid(a), aid(b));
+        let s = &s;
+        async move { s.controls_either(&a, &b, since).await.unwrap() }
+    };
+    assert!(linked("a1", "b1").await, "session actor");
+    assert!(linked("a1", "c1").await, "token actor");
+    assert!(linked("b1", "d1").await, "unlock");
+    assert!(linked("c1", "b1").await, "siblings through a1");
+    assert!(linked("e1", "f1").await, "requester of an approved create");
+    assert!(!linked("e1", "a1").await);
+    s.close().await;
+    let c = Connection::open(&path).unwrap();
+    let rows: Vec<(String, String, String, i64)> = c
+        .prepare("SELECT controller, controlled, kind, at FROM admin_control ORDER BY controller, controlled")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let at = t.unix_timestamp();
+    assert_eq!(
+        rows,
+        vec![
+            ("a1".into(), "b1".into(), "create".into(), at),
+            ("a1".into(), "c1".into(), "role".into(), at),
+            ("b1".into(), "d1".into(), "unlock".into(), at),
+            ("e1".into(), "f1".into(), "create".into(), at),
+        ]
+    );
+    let mut q = c
+        .prepare("SELECT seq, hash FROM audit_log ORDER BY seq")
+        .unwrap();
+    let audit_after: Vec<(i64, Vec<u8>)> = q
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(audit_after, audit_before, "the audit log is untouched");
+}
+
+/// The last enabled owner is disabled only when the caller says so (the
+/// host's command line): the count is taken in the disabling statement, so
+/// two owners disabling each other at once leave one.
+#[tokio::test]
+async fn disabling_keeps_the_last_enabled_owner() {
+    let (s, _d) = sqlite().await;
+    add_admin(&*s, "o1").await;
+    add_admin(&*s, "o2").await;
+    let viewer = admin("v1", "viewer-1", Role::Viewer);
+    assert!(s.insert_admin(&viewer, &password("ph")).await.unwrap());
+    let later = now() + Duration::minutes(1);
+    let (o1, o2) = (aid("o1"), aid("o2"));
+    let (x, y) = tokio::join!(
+        s.disable_admin(&o1, later, "each other", true),
+        s.disable_admin(&o2, later, "each other", true),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(
+        x.is_some() != y.is_some(),
+        "exactly one disabled: {x:?} {y:?}"
+    );
+    let last = if x.is_some() { "o2" } else { "o1" };
+    assert!(s
+        .admin(&aid(last))
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+    // Other roles are not held back.
+    assert_eq!(
+        s.disable_admin(&aid("v1"), later, "left", true)
+            .await
+            .unwrap(),
+        Some((0, 0))
+    );
+    // The last owner goes only without the guard.
+    assert_eq!(
+        s.disable_admin(&aid(last), later, "host", false)
+            .await
+            .unwrap(),
+        Some((0, 0))
+    );
 }

@@ -8,8 +8,17 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 /// Who performs an account operation from the command line (root on the
-/// server's host, with the data directory).
+/// server's host, with the data directory). The `mamori` binary records the
+/// operating-system user too, as `cli:USER...` (see [`is_cli_actor`]).
 pub const CLI_ACTOR: &str = "cli";
+
+/// Whether `actor` is the command line on the server's host: [`CLI_ACTOR`]
+/// alone or followed by `:` and the user who ran it.
+pub fn is_cli_actor(actor: &str) -> bool {
+    actor
+        .strip_prefix(CLI_ACTOR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
 
 /// A new account and its one-time password (shown once).
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +33,7 @@ pub struct NewAdmin {
 #[derive(Debug)]
 pub enum Created {
     /// Created.
-    Now(NewAdmin),
+    Now(Box<NewAdmin>),
     /// Waiting for a second administrator (a security officer).
     AwaitingApproval(Box<mamori_domain::Approval>),
 }
@@ -33,7 +42,7 @@ pub enum Created {
 #[derive(Debug)]
 pub enum Reset {
     /// Reset: the account and (sessions, tokens) revoked.
-    Now(NewAdmin, (u64, u64)),
+    Now(Box<NewAdmin>, (u64, u64)),
     /// Waiting for a second administrator (an owner or security officer).
     AwaitingApproval(Box<mamori_domain::Approval>),
 }
@@ -132,8 +141,7 @@ impl Services {
             locked_at: None,
             disabled_at: None,
             disabled_reason: None,
-            suspended_at: None,
-            suspended_reason: None,
+            suspended: None,
             totp_enrolled: false,
         };
         let creds = AdminCredentials {
@@ -216,7 +224,7 @@ impl Services {
         let created = self.create_admin(&actor.label(), ctx, name, role).await?;
         self.record_control(&actor.admin.id, &created.admin.id, "create")
             .await?;
-        Ok(Created::Now(created))
+        Ok(Created::Now(Box::new(created)))
     }
 
     /// How many enabled owners there are (the last one is kept).
@@ -286,20 +294,22 @@ impl Services {
         reason: &str,
     ) -> CoreResult<(u64, u64)> {
         let admin = self.admin_named(name).await?;
-        if admin.role == Role::Owner && admin.disabled_at.is_none() {
-            let owners = self.enabled_owners().await?;
-            if owners <= 1 && actor != CLI_ACTOR {
-                return Err(CoreError::Conflict(
-                    "this is the last enabled owner; create another owner first".into(),
-                ));
-            }
-        }
+        // Only the host's operator may disable the last enabled owner; the
+        // store checks it in the statement that disables (no race).
+        let keep_last_owner = !is_cli_actor(actor);
         let reason = reason.chars().take(200).collect::<String>();
-        let revoked = self
+        let Some(revoked) = self
             .store
-            .disable_admin(&admin.id, self.now(), &reason)
+            .disable_admin(&admin.id, self.now(), &reason, keep_last_owner)
             .await?
-            .ok_or_else(|| CoreError::Conflict("the administrator is already disabled".into()))?;
+        else {
+            let again = self.admin_named(name).await?;
+            return Err(CoreError::Conflict(if again.disabled_at.is_some() {
+                "the administrator is already disabled".into()
+            } else {
+                "this is the last enabled owner; create another owner first".into()
+            }));
+        };
         self.audit(self.audit_event(
             actor,
             ctx,
@@ -408,7 +418,7 @@ impl Services {
         let (reset, revoked) = self.reset_admin(&actor.label(), ctx, name).await?;
         self.record_control(&actor.admin.id, &reset.admin.id, "reset")
             .await?;
-        Ok(Reset::Now(reset, revoked))
+        Ok(Reset::Now(Box::new(reset), revoked))
     }
 
     /// Re-enables a disabled account (its old sessions and tokens stay dead).
@@ -459,6 +469,35 @@ impl Services {
         .await?;
         tracing::info!(admin = %admin.name, "administrator unlocked");
         Ok(())
+    }
+
+    /// Re-enables an account through the API. Whoever re-enables an
+    /// account controls it, as one who created it (see
+    /// `approvals::CONTROL_WINDOW`).
+    pub async fn enable_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<()> {
+        self.enable_admin(&actor.label(), ctx, name).await?;
+        let admin = self.admin_named(name).await?;
+        self.record_control(&actor.admin.id, &admin.id, "enable")
+            .await
+    }
+
+    /// Unlocks an account through the API (the caller then controls it,
+    /// as [`Self::enable_admin_by`]).
+    pub async fn unlock_admin_by(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<()> {
+        self.unlock_admin(&actor.label(), ctx, name).await?;
+        let admin = self.admin_named(name).await?;
+        self.record_control(&actor.admin.id, &admin.id, "unlock")
+            .await
     }
 
     /// Changes an account's role (step-up; never one's own; the last owner
@@ -539,7 +578,16 @@ impl Services {
             tracing::warn!(admin = %admin.name, "administrator account unused for {} days", self.config.auth.stale_after_days);
             if self.config.auth.disable_stale {
                 let reason = format!("unused for {} days", self.config.auth.stale_after_days);
-                if let Some(revoked) = self.store.disable_admin(&admin.id, now, &reason).await? {
+                // An owner who works only through tokens looks unused; the
+                // last enabled owner stays (the store checks it).
+                let disabled = self
+                    .store
+                    .disable_admin(&admin.id, now, &reason, true)
+                    .await?;
+                if disabled.is_none() && admin.role == Role::Owner {
+                    tracing::warn!(admin = %admin.name, "stale, but the last enabled owner: kept");
+                }
+                if let Some(revoked) = disabled {
                     self.audit(self.audit_event(
                         "system",
                         &ClientContext::default(),

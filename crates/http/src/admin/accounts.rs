@@ -103,7 +103,7 @@ pub(super) async fn enable(
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.enable_admin(&actor.label(), &ctx, &name).await?;
+    s.enable_admin_by(&actor, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -133,7 +133,7 @@ pub(super) async fn unlock(
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.unlock_admin(&actor.label(), &ctx, &name).await?;
+    s.unlock_admin_by(&actor, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -214,3 +214,61 @@ async fn one_owner_cannot_be_her_own_second_administrator() {
         Role::SecurityOfficer
     );
 }
+
+/// Two accounts the same owner made are one person too: Alice creates
+/// device administrators B and C (no approval needed); B asks to erase
+/// devices and C approves. Before, only a direct link was checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sibling_accounts_of_one_owner_cannot_approve_each_other() {
+    use crate::admins::{onboard_totp, onboard_webauthn, setup_totp};
+    use mamori_domain::Role;
+    let app = spawn_app().await;
+    let (mut alice, _key) = onboard_webauthn(&app, "alice", Role::Owner).await;
+    let mut made = Vec::new();
+    for name in ["sib-b", "sib-c"] {
+        let (st, body) = alice
+            .post(
+                "/api/v1/admins",
+                json!({"name": name, "role": "device_admin"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        let otp = body["one_time_password"].as_str().unwrap().to_owned();
+        made.push(setup_totp(&app, name, &otp).await.0);
+    }
+    let mut udids = Vec::new();
+    for _ in 0..3 {
+        let d = app
+            .enrolled(DeviceKind::IPhone, SimOptions::default())
+            .await;
+        udids.push(d.udid().to_owned());
+    }
+    let (st, asked) = made[0]
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": udids, "command": {"RequestType": "EraseDevice"}}),
+        )
+        .await;
+    assert_eq!(st, 202, "{asked}");
+    let id = asked["approval"]["id"].as_str().unwrap().to_owned();
+    let (st, refused) = made[1]
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403, "{refused}");
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("another person"));
+    // Nothing was queued; an administrator nobody of them made may approve.
+    let (_, approvals) = app.get("/api/v1/approvals").await;
+    assert!(approvals["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == id.as_str() && a["status"] == "pending"));
+    let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
+    let (st, done) = dana
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+}
