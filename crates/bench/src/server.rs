@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, Url};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 /// The log filter the server runs with, so that logging does not dominate
 /// the measured CPU time.
@@ -112,7 +115,7 @@ impl Server {
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
         let mut server = Self::launch(server_bin, work_dir, extra_args, "server.log").await?;
-        server.token = server.create_token(server_bin)?;
+        server.token = server.create_token(server_bin).await?;
         Ok(server)
     }
 
@@ -246,9 +249,14 @@ impl Server {
         )
     }
 
-    /// Creates an administrator account with `server_bin admin create`
-    /// (its one-time password is not kept).
-    pub fn create_admin(&self, server_bin: &Path, name: &str, role: &str) -> anyhow::Result<()> {
+    /// Creates an administrator account with `server_bin admin create` and
+    /// returns its one-time password (the last line it prints).
+    pub fn create_admin(
+        &self,
+        server_bin: &Path,
+        name: &str,
+        role: &str,
+    ) -> anyhow::Result<String> {
         let out = Command::new(server_bin)
             .args([
                 "admin",
@@ -271,11 +279,16 @@ impl Server {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(())
+        last_line(out.stdout, "admin create")
     }
 
-    fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
-        self.create_admin(server_bin, "bench", "owner")?;
+    /// The owner token, as an operator gets one: `admin create`, the first
+    /// login over the API (one-time password, new password, a passkey, since
+    /// owners must use WebAuthn), then `token create` on the host (which
+    /// refuses an account that has not finished that setup).
+    async fn create_token(&self, server_bin: &Path) -> anyhow::Result<String> {
+        let otp = self.create_admin(server_bin, "bench", "owner")?;
+        self.first_login("bench", &otp).await?;
         let out = Command::new(server_bin)
             .args([
                 "token",
@@ -298,13 +311,59 @@ impl Server {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let stdout = String::from_utf8(out.stdout).context("`token create` printed non-UTF-8")?;
-        stdout
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("`token create` printed no token"))
+        last_line(out.stdout, "token create")
+    }
+
+    /// The first login of an account over the admin API, as its owner
+    /// does it in a browser: the one-time password, a new password, a
+    /// (software) passkey registered, then logout.
+    async fn first_login(&self, name: &str, otp: &str) -> anyhow::Result<()> {
+        let mut b = Browser {
+            http: &self.http,
+            base: self.admin_url(""),
+            cookie: None,
+            csrf: None,
+        };
+        let body = b
+            .post(
+                "/api/v1/auth/login",
+                json!({"name": name, "password": otp}),
+                200,
+            )
+            .await?;
+        if body["stage"] != "setup" {
+            bail!(
+                "first login of {name}: stage {} instead of setup",
+                body["stage"]
+            );
+        }
+        b.post(
+            "/api/v1/auth/password",
+            json!({"current": otp, "new": BENCH_PASSWORD}),
+            204,
+        )
+        .await?;
+        let options = b
+            .post("/api/v1/auth/webauthn/register/start", json!({}), 200)
+            .await?;
+        let options: CreationChallengeResponse =
+            serde_json::from_value(options).context("WebAuthn registration options")?;
+        let origin = Url::parse(&format!("https://localhost:{}", self.admin_addr.port()))?;
+        let credential = SoftPasskey::new(true)
+            .do_registration(origin, options)
+            .map_err(|e| anyhow!("software passkey: {e:?}"))?;
+        let body = b
+            .post(
+                "/api/v1/auth/webauthn/register/finish",
+                json!({"name": "bench passkey", "credential": credential}),
+                200,
+            )
+            .await?;
+        if body["stage"] != "full" {
+            bail!("setup of {name} did not finish: {body}");
+        }
+        b.post("/api/v1/auth/logout", json!({}), 204).await?;
+        Ok(())
     }
 
     /// `https://ADMIN_ADDR{path}`.
@@ -354,6 +413,69 @@ impl Server {
             .as_array()
             .map(Vec::len)
             .ok_or_else(|| anyhow!("POST /api/v1/commands: no `commands` array in {body}"))
+    }
+}
+
+/// The password the benchmark's owner sets at its first login.
+const BENCH_PASSWORD: &str = "bench-violet-anchor-tundra-93";
+
+/// The last non-empty line a command printed.
+fn last_line(stdout: Vec<u8>, what: &str) -> anyhow::Result<String> {
+    let stdout =
+        String::from_utf8(stdout).with_context(|| format!("`{what}` printed non-UTF-8"))?;
+    stdout
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("`{what}` printed nothing"))
+}
+
+/// A browser's session on the admin API: the session cookie and the CSRF
+/// token (the session is bound to the client's address and User-Agent).
+struct Browser<'a> {
+    http: &'a reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Browser<'_> {
+    /// POSTs JSON, expects `status`, keeps cookie and CSRF token; the
+    /// answer's JSON body (Null when there is none).
+    async fn post(&mut self, path: &str, body: Value, status: u16) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("user-agent", "mamori-bench")
+            .json(&body);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = &self.csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        let r = req.send().await.with_context(|| format!("POST {path}"))?;
+        let got = r.status().as_u16();
+        if let Some(set) = r.headers().get("set-cookie") {
+            let pair = set
+                .to_str()
+                .context("set-cookie is not text")?
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            self.cookie = (!pair.ends_with('=')).then_some(pair);
+        }
+        let text = r.text().await.with_context(|| format!("POST {path}"))?;
+        if got != status {
+            bail!("POST {path}: {got} (expected {status}): {text}");
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(t) = body["csrf_token"].as_str() {
+            self.csrf = Some(t.to_owned());
+        }
+        Ok(body)
     }
 }
 

@@ -154,8 +154,10 @@ impl Services {
             return Ok(false);
         }
         let has_webauthn = !self.usable_credentials(admin).await?.is_empty();
-        Ok(has_webauthn
-            || (admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role)))
+        Ok(
+            has_webauthn
+                || (admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role)),
+        )
     }
 
     /// Creates a token for the caller's own account: an interactive session

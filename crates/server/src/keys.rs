@@ -538,6 +538,8 @@ pub async fn rotate_people_key(
         user_agent: None,
         request_id: None,
     };
+    // Only `mamori keys rotate` rotates: the user who ran it is the actor.
+    let actor = crate::operator::cli_actor();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     let old = read_people_key_file(dir)?.with_context(|| {
         format!("{PEOPLE_KEY_FILE} not found; rotate the key in {PEOPLE_KEY_ENV} by hand")
@@ -555,9 +557,9 @@ pub async fn rotate_people_key(
     // Every running server must know the new key before anything is
     // wrapped with it: wait for them to reload (they poll every 2 s).
     tokio::time::sleep(settle).await;
-    let mut rewrapped = services.rewrap_data_keys("cli", &ctx).await.map_err(err)?;
+    let mut rewrapped = services.rewrap_data_keys(&actor, &ctx).await.map_err(err)?;
     // A last pass for data keys a server wrapped just before it reloaded.
-    rewrapped += services.rewrap_data_keys("cli", &ctx).await.map_err(err)?;
+    rewrapped += services.rewrap_data_keys(&actor, &ctx).await.map_err(err)?;
     let left = services.data_keys_not_current().await.map_err(err)?;
     anyhow::ensure!(
         left == 0,
@@ -579,7 +581,7 @@ pub async fn rotate_people_key(
     ring.replace(std::slice::from_ref(&new)).map_err(err)?;
     services
         .audit(services.audit_event(
-            "cli",
+            &actor,
             &ctx,
             "keys.rotate",
             Some(&current),

@@ -449,7 +449,13 @@ async fn main() -> anyhow::Result<()> {
                 network,
             };
             let report = s
-                .breach_scope("cli", &cli_context(), from, to, &filter)
+                .breach_scope(
+                    &mamori::operator::cli_actor(),
+                    &cli_context(),
+                    from,
+                    to,
+                    &filter,
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -655,7 +661,7 @@ fn fmt_time(t: Option<time::OffsetDateTime>) -> String {
 }
 
 async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
-    use mamori_core::auth::CLI_ACTOR;
+    let actor = mamori::operator::cli_actor();
     let ctx = cli_context();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     match cmd {
@@ -665,7 +671,7 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
                 format!("unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner")
             })?;
             let created = s
-                .create_admin(CLI_ACTOR, &ctx, &name, role)
+                .create_admin(&actor, &ctx, &name, role)
                 .await
                 .map_err(err)?;
             let factor = if s.config.auth.requires_webauthn(role) {
@@ -713,20 +719,20 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         AdminCmd::Disable { dir, name, reason } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let (sessions, tokens) = s
-                .disable_admin(CLI_ACTOR, &ctx, &name, &reason)
+                .disable_admin(&actor, &ctx, &name, &reason)
                 .await
                 .map_err(err)?;
             println!("administrator {name} disabled; {sessions} session(s) and {tokens} token(s) revoked");
         }
         AdminCmd::Enable { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.enable_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+            s.enable_admin(&actor, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} enabled");
         }
         AdminCmd::Reset { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let (created, (sessions, tokens)) =
-                s.reset_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+                s.reset_admin(&actor, &ctx, &name).await.map_err(err)?;
             println!(
                 "Administrator {name} reset: factors removed, {sessions} session(s) and {tokens} token(s) revoked. At the next login the password must be changed and a factor enrolled."
             );
@@ -735,14 +741,14 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         }
         AdminCmd::Link { dir, name, person } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.link_admin_person(CLI_ACTOR, &ctx, &name, Some(&person))
+            s.link_admin_person(&actor, &ctx, &name, Some(&person))
                 .await
                 .map_err(err)?;
             println!("administrator {name} linked to person {person}");
         }
         AdminCmd::Unlock { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.unlock_admin(CLI_ACTOR, &ctx, &name).await.map_err(err)?;
+            s.unlock_admin(&actor, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} unlocked");
         }
     }
@@ -806,14 +812,14 @@ async fn backup(cmd: BackupCmd) -> anyhow::Result<()> {
 }
 
 async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
-    use mamori_core::auth::CLI_ACTOR;
+    let actor = mamori::operator::cli_actor();
     let ctx = cli_context();
     match cmd {
         PeopleCmd::Import { dir, file } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let data =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match s.import_people_csv(CLI_ACTOR, &ctx, &data).await {
+            match s.import_people_csv(&actor, &ctx, &data).await {
                 Ok(n) => println!("imported {n} people"),
                 Err(mamori_core::CoreError::Rows(rows)) => {
                     for (line, error) in &rows {
@@ -842,7 +848,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                 status: None,
             };
             let p = s
-                .create_person(CLI_ACTOR, &ctx, &input)
+                .create_person(&actor, &ctx, &input)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added person {}", p.id);
@@ -851,7 +857,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             let action = erase.then_some(mamori_core::offboard::OffboardAction::Erase);
             let report = s
-                .offboard_person(CLI_ACTOR, None, &ctx, &id, action)
+                .offboard_person(&actor, None, &ctx, &id, action)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -870,12 +876,12 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
             }
             if due {
                 let n = s
-                    .purge_due_people(CLI_ACTOR, &ctx)
+                    .purge_due_people(&actor, &ctx)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("purged {n} people");
             } else if let Some(id) = id {
-                s.purge_person_now(CLI_ACTOR, &ctx, &id)
+                s.purge_person_now(&actor, &ctx, &id)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("purged person {id}");
@@ -911,6 +917,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
 }
 
 async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
+    let actor = mamori::operator::cli_actor();
     let ctx = cli_context();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     match cmd {
@@ -931,7 +938,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 ttl_days,
             };
             let (t, secret) = s
-                .create_token_for(mamori_core::auth::CLI_ACTOR, &ctx, &owner, &req)
+                .create_token_for(&actor, &ctx, &owner, &req)
                 .await
                 .map_err(err)?;
             println!(
@@ -978,9 +985,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::Revoke { dir, id } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let id = mamori_domain::TokenId::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            s.revoke_token_as(mamori_core::auth::CLI_ACTOR, &ctx, &id)
-                .await
-                .map_err(err)?;
+            s.revoke_token_as(&actor, &ctx, &id).await.map_err(err)?;
             println!("token {id} revoked");
         }
     }

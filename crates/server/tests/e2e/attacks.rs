@@ -432,3 +432,113 @@ async fn expired_device_certificates_are_refused() {
         assert_eq!(err.status(), Some(401));
     }
 }
+
+/// Finding 15: `mamori token create --admin NAME` on the host (and any other
+/// caller of `create_token_for`) minted a working token for an account that
+/// nobody had ever logged in to. A token is now issued only to an account
+/// whose first login finished: password changed and a second factor its
+/// role accepts; each refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_for_an_account_whose_first_login_never_finished() {
+    use mamori_core::auth::ClientContext;
+    use mamori_core::tokens::TokenRequest;
+    use mamori_domain::Role;
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let ctx = ClientContext::default();
+    let req = TokenRequest {
+        name: "backdoor".into(),
+        ..Default::default()
+    };
+    let (ctx_ref, req_ref) = (&ctx, &req);
+    let refused = |name: &'static str| {
+        let (ctx, req) = (ctx_ref, req_ref);
+        async move {
+            let admin = s.admin_named(name).await.unwrap();
+            match s.create_token_for("cli:mallory", ctx, &admin, req).await {
+                Err(mamori_core::CoreError::Conflict(m)) => {
+                    assert!(m.contains("has not finished setting up"), "{m}")
+                }
+                other => panic!("{name}: a token for an account not set up: {other:?}"),
+            }
+        }
+    };
+
+    // Created and never logged in to: an owner, and a viewer.
+    let owner = s
+        .create_admin("test", &ctx, "dormant", Role::Owner)
+        .await
+        .unwrap();
+    refused("dormant").await;
+    let viewer = s
+        .create_admin("test", &ctx, "idle-viewer", Role::Viewer)
+        .await
+        .unwrap();
+    refused("idle-viewer").await;
+
+    // The owner changed the password but enrolled no passkey yet.
+    let (_, cookie) = s
+        .login("dormant", &owner.one_time_password, &ctx)
+        .await
+        .unwrap();
+    let actor = s.authenticate_session(&cookie.secret, &ctx).await.unwrap();
+    s.change_password(
+        &actor,
+        &owner.one_time_password,
+        crate::common::SETUP_PASSWORD,
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert!(!s.admin_named("dormant").await.unwrap().must_change_password);
+    refused("dormant").await;
+
+    // The viewer enrolled TOTP but kept the one-time password.
+    let (_, cookie) = s
+        .login("idle-viewer", &viewer.one_time_password, &ctx)
+        .await
+        .unwrap();
+    let actor = s.authenticate_session(&cookie.secret, &ctx).await.unwrap();
+    let offer = s.totp_enroll_start(&actor).await.unwrap();
+    let secret = mamori_crypto::totp::decode_totp_secret(&offer.secret).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = mamori_crypto::totp::totp_code(&secret, now);
+    s.totp_enroll_confirm(&actor, &code, &ctx).await.unwrap();
+    let v = s.admin_named("idle-viewer").await.unwrap();
+    assert!(v.totp_enrolled && v.must_change_password);
+    refused("idle-viewer").await;
+
+    // A TOTP account made an owner: owners must use WebAuthn, so TOTP alone
+    // does not count as set up for it.
+    let totp_only = role_token(s, "was-helpdesk", "helpdesk").await;
+    assert!(totp_only.starts_with("mamori_"));
+    let a = s.admin_named("was-helpdesk").await.unwrap();
+    assert!(a.totp_enrolled && !a.must_change_password);
+    s.store.set_role(&a.id, Role::Owner).await.unwrap();
+    refused("was-helpdesk").await;
+
+    // Every refusal is in the audit log, with who asked.
+    let denied = app
+        .audit_records()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["action"] == "token.create" && r["outcome"] == "denied" && r["actor"] == "cli:mallory"
+        })
+        .count();
+    assert_eq!(denied, 5);
+
+    // After a complete first login (password and passkey), it works.
+    let t = role_token(s, "ready-owner", "owner").await;
+    let r = app
+        .http
+        .get(app.admin_url("/api/v1/devices"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -314,7 +314,7 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     let mut callers = vec![Caller::Anonymous];
     for role in Role::ALL {
         let name = account_name(*role);
-        s.create_admin("test", &ctx, &name, *role).await.unwrap();
+        // A new account, set up at its first login, and its token.
         callers.push(Caller::Token(
             *role,
             role_token(s, &name, role.as_str()).await,
@@ -323,9 +323,6 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     }
     callers.push(Caller::HalfLoggedIn);
     // An offboarded administrator: token and session made before disabling.
-    s.create_admin("test", &ctx, "gone", Role::Owner)
-        .await
-        .unwrap();
     let gone_token = role_token(s, "gone", "owner").await;
     let gone_session = session_for(&app, "gone", SessionStage::Full).await;
     s.disable_admin("test", &ctx, "gone", "offboarded")

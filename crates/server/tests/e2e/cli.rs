@@ -160,19 +160,18 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
     }
     assert!(dir.join("mamori.db").exists());
 
-    let out = Command::new(BIN)
-        .args([
-            "admin",
-            "create",
-            "--name",
-            "alice",
-            "--role",
-            "owner",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    // Run by the host user "ops-kenji" (as `sudo` would not be involved).
+    let as_operator = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("USER", "ops-kenji")
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap()
+    };
+    let out = as_operator(&["admin", "create", "--name", "alice", "--role", "owner"]);
     assert!(
         out.status.success(),
         "{}",
@@ -192,19 +191,29 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
         "{listing}"
     );
 
-    let out = Command::new(BIN)
-        .args([
+    // Finding 15: no token for an account nobody has logged in to yet.
+    let token_create = || {
+        as_operator(&[
             "token",
             "create",
             "--admin",
             "alice",
             "--name",
             "automation",
-            "--data-dir",
         ])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    };
+    let out = token_create();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("alice has not finished setting up"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("mamori_"));
+
+    // Alice's first login: new password and a passkey (owners need one).
+    let ca = std::fs::read(dir.join("tls-ca.pem")).unwrap();
+    let http = client_trusting(&ca);
+    first_login_with_passkey(&http, admin, "alice", &otp).await;
+
+    let out = token_create();
     assert!(
         out.status.success(),
         "{}",
@@ -213,21 +222,47 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().last().unwrap().trim().to_owned();
     assert!(token.starts_with("mamori_"), "{stdout}");
-
-    let ca = std::fs::read(dir.join("tls-ca.pem")).unwrap();
-    let http = client_trusting(&ca);
     let url = format!("https://127.0.0.1:{admin}/api/v1/devices");
     let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
 
-    // Offboarding from the command line: the token dies on the next request.
-    let out = Command::new(BIN)
-        .args(["admin", "disable", "alice", "--data-dir"])
-        .arg(&dir)
-        .output()
+    // The audit log names the host user who ran each command, and the uid
+    // the process ran as.
+    let audit = http
+        .get(format!("https://127.0.0.1:{admin}/api/v1/audit?limit=1000"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
         .unwrap();
+    let records = audit["records"].as_array().unwrap();
+    let actor_of = |action: &str, outcome: &str| {
+        let r = records
+            .iter()
+            .find(|r| r["action"] == action && r["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {action} {outcome} record: {audit}"));
+        r["actor"].as_str().unwrap().to_owned()
+    };
+    for (action, outcome) in [
+        ("admin.create", "success"),
+        ("token.create", "denied"),
+        ("token.create", "success"),
+    ] {
+        let actor = actor_of(action, outcome);
+        let uid = actor
+            .strip_prefix("cli:ops-kenji(uid=")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{action}: actor {actor}"));
+        assert!(uid.parse::<u32>().is_ok(), "{actor}");
+    }
+
+    // Offboarding from the command line (alice is the last owner: the host
+    // may still close it): the token dies on the next request.
+    let out = as_operator(&["admin", "disable", "alice"]);
     assert!(
         out.status.success(),
         "{}",
@@ -620,4 +655,58 @@ fn administration_commands_need_an_existing_installation() {
     let out = mamori_in(&typo, &["admin", "list"]);
     assert!(!out.status.success());
     assert!(!typo.join("mamori.db").exists());
+}
+
+/// The first login of `name` over the admin API at `127.0.0.1:admin`, as in
+/// a browser: the one-time password, a new password, a software passkey.
+async fn first_login_with_passkey(http: &reqwest::Client, admin: u16, name: &str, otp: &str) {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let mut b = crate::admins::Browser {
+        http: http.clone(),
+        base: format!("https://127.0.0.1:{admin}"),
+        cookie: None,
+        csrf: None,
+        ua: "mamori-e2e/1".into(),
+        send_csrf: true,
+    };
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"name": name, "password": otp}),
+        )
+        .await;
+    assert_eq!(
+        (st, &body["stage"]),
+        (200, &serde_json::json!("setup")),
+        "{body}"
+    );
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/password",
+            serde_json::json!({"current": otp, "new": crate::admins::PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, options) = b
+        .post(
+            "/api/v1/auth/webauthn/register/start",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{options}");
+    let origin = webauthn_rs::prelude::Url::parse(&format!("https://localhost:{admin}")).unwrap();
+    let credential = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true)
+        .do_registration(origin, serde_json::from_value(options).unwrap())
+        .unwrap();
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            serde_json::json!({"name": "alice's passkey", "credential": credential}),
+        )
+        .await;
+    assert_eq!(
+        (st, &body["stage"]),
+        (200, &serde_json::json!("full")),
+        "{body}"
+    );
 }

@@ -46,16 +46,20 @@ pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
 }
 
 /// An API token of a new account (named after `name`) with `role`.
+///
+/// A token is issued only to an account that finished its first login, so
+/// a new account is set up first, through the same core calls the API makes
+/// for a person at the first login ([`first_login`]). An existing account
+/// must already be set up.
 pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> String {
     let ctx = mamori_core::auth::ClientContext::default();
     let role = mamori_domain::Role::parse(role).unwrap();
     let admin = match s.admin_named(name).await {
         Ok(a) => a,
         Err(_) => {
-            s.create_admin("test", &ctx, name, role)
-                .await
-                .unwrap()
-                .admin
+            let created = s.create_admin("test", &ctx, name, role).await.unwrap();
+            first_login(s, name, &created.one_time_password).await;
+            s.admin_named(name).await.unwrap()
         }
     };
     let req = mamori_core::tokens::TokenRequest {
@@ -67,6 +71,57 @@ pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> St
         .await
         .unwrap()
         .1
+}
+
+/// The password [`first_login`] sets.
+pub const SETUP_PASSWORD: &str = "e2e-setup-walnut-harbor-58-lark";
+
+/// The first login of `name` through the core calls behind the API's
+/// routes, as a person makes it: the one-time password, a new password,
+/// then a second factor the role accepts (a software passkey where the role
+/// must use WebAuthn, else TOTP with a code computed from the secret the
+/// server offers); then logout. The passkey and the TOTP secret are thrown
+/// away: the account is only meant to own tokens.
+pub async fn first_login(s: &mamori_core::Services, name: &str, otp: &str) {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let ctx = mamori_core::auth::ClientContext::default();
+    let (_, cookie) = s.login(name, otp, &ctx).await.unwrap();
+    let actor = s.authenticate_session(&cookie.secret, &ctx).await.unwrap();
+    assert_eq!(actor.stage(), Some(mamori_domain::SessionStage::Setup));
+    assert!(s
+        .change_password(&actor, otp, SETUP_PASSWORD, &ctx)
+        .await
+        .unwrap()
+        .is_none());
+    let actor = s.authenticate_session(&cookie.secret, &ctx).await.unwrap();
+    let enrolled = if s.config.auth.requires_webauthn(actor.admin.role) {
+        let options = s.webauthn_register_start(&actor).await.unwrap().options;
+        let origin = webauthn_rs::prelude::Url::parse(&s.config.auth.admin_url).unwrap();
+        let credential = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true)
+            .do_registration(origin, serde_json::from_value(options).unwrap())
+            .unwrap();
+        s.webauthn_register_finish(
+            &actor,
+            "e2e passkey",
+            &serde_json::to_value(credential).unwrap(),
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .1
+    } else {
+        let offer = s.totp_enroll_start(&actor).await.unwrap();
+        let secret = mamori_crypto::totp::decode_totp_secret(&offer.secret).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let code = mamori_crypto::totp::totp_code(&secret, now);
+        s.totp_enroll_confirm(&actor, &code, &ctx).await.unwrap()
+    };
+    let (_, full) = enrolled.session.expect("setup finished: a full session");
+    let actor = s.authenticate_session(&full.secret, &ctx).await.unwrap();
+    s.logout(&actor, &ctx).await.unwrap();
 }
 
 pub async fn spawn_app() -> TestApp {
