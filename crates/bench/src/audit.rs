@@ -9,8 +9,9 @@
 //!    at start) and appends records with `AuditStore::append_audit`, the
 //!    call every audited action makes: one transaction per record on the
 //!    writer connection that reads the last link, computes `record_hash`
-//!    and inserts (the commit is not fsynced: `synchronous = NORMAL` in WAL
-//!    mode, as in the server). It does so one record at a time from one
+//!    and inserts (each commit fsyncs the WAL: `synchronous = FULL` in WAL
+//!    mode, as in the server, so the rate is bounded by the disk's fsync
+//!    latency). It does so one record at a time from one
 //!    task on the fresh log, again on the full log, and from several tasks
 //!    at once on the full log. This measures the store, not HTTP: an admin
 //!    API request costs more than the audit record(s) it writes.
@@ -1038,7 +1039,7 @@ pub fn report(f: &Figures) -> String {
     let _ = writeln!(
         out,
         "append: AuditStore::append_audit on a SqliteStore (one transaction per record: read the \
-         last link, record_hash, INSERT; WAL, synchronous=NORMAL), events built beforehand."
+         last link, record_hash, INSERT; WAL, synchronous=FULL: one fsync per commit), events built beforehand."
     );
     let _ = writeln!(
         out,
