@@ -1349,12 +1349,14 @@ async fn a_recovery_login_has_no_step_up() {
 }
 
 /// The step-up waits out the backoff of wrong factors as the login does:
-/// after three wrong codes even the right one is answered 429.
+/// after three wrong codes even the right one is answered 429. (Backoff
+/// from the first failure, each one waited out: the third sets 4 s, long
+/// enough for a loaded test machine.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_step_ups_back_off_like_wrong_logins() {
-    let app = spawn_app().await;
+    let app = spawn_with(|c| c.auth.backoff_after = 1).await;
     let (mut b, secret, _) = onboard_totp(&app, "sora", Role::DeviceAdmin).await;
-    for _ in 0..3 {
+    for wait in [1100, 2100, 0] {
         let (st, _) = b
             .post(
                 "/api/v1/auth/step-up",
@@ -1362,6 +1364,7 @@ async fn wrong_step_ups_back_off_like_wrong_logins() {
             )
             .await;
         assert_eq!(st, 401);
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
     let (st, _) = b
         .post(
@@ -1378,7 +1381,7 @@ async fn wrong_step_ups_back_off_like_wrong_logins() {
         )
         .await;
     assert_eq!(st, 429);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let (st, body) = b
         .post(
             "/api/v1/auth/step-up",
