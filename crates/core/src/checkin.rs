@@ -2,8 +2,8 @@
 
 use crate::identity::Evidence;
 use crate::ports::{
-    AuthenticateRecord, InventoryFields, InventoryKind, PendingPush, ResultOutcome,
-    TokenUpdateRecord,
+    AuthenticateRecord, ClearedAssignment, InventoryFields, InventoryKind, PendingPush,
+    ResultOutcome, TokenUpdateRecord,
 };
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
@@ -312,7 +312,8 @@ impl Services {
 
     /// Records an Authenticate. A new identity for an enrollment whose
     /// current identity is live is held for approval instead
-    /// (`crate::reenroll`); otherwise the enrollment starts afresh with it.
+    /// (`crate::reenroll`); otherwise the enrollment starts afresh with it,
+    /// unassigned.
     async fn authenticate(
         &self,
         cert: &DeviceCertificate,
@@ -321,8 +322,13 @@ impl Services {
     ) -> CoreResult<()> {
         let key = rec.device.clone();
         let new_identity = cert.device.is_none();
-        if new_identity && self.enrollment_is_live(&key).await? {
-            return self.hold_reenrollment(cert, rec, source).await;
+        let mut cleared = String::new();
+        if new_identity {
+            let held_here = self.check_hold_target(cert, &key, source).await?;
+            if self.enrollment_is_live(&key).await? {
+                return self.hold_reenrollment(cert, rec, source, held_here).await;
+            }
+            cleared = self.assignment_to_clear(&key).await?;
         }
         // Recorded before it takes effect (fail closed).
         self.audit(self.device_event(
@@ -330,13 +336,24 @@ impl Services {
             source,
             "device.enroll",
             Some(format!(
-                "identity={}{}",
+                "identity={}{}{cleared}",
                 &cert.fingerprint.get(..16).unwrap_or(&cert.fingerprint),
                 if new_identity { " new" } else { "" }
             )),
         ))
         .await?;
-        self.store.authenticate(&rec).await?;
+        if new_identity {
+            // A new enrollment starts unassigned: whoever enrolled the
+            // device before, its person and static groups (and with them
+            // their Wi-Fi and VPN profiles) are not inherited. Cleared in
+            // the Authenticate's own transaction.
+            let done = self.store.authenticate_anew(&rec).await?;
+            if done != ClearedAssignment::default() {
+                tracing::warn!(device = %key, person = done.person, static_groups = done.static_groups, "new enrollment: the earlier enrollment's assignment was cleared");
+            }
+        } else {
+            self.store.authenticate(&rec).await?;
+        }
         if new_identity {
             // The earlier enrollment has ended (nothing live): whatever
             // certificates it left stop working.

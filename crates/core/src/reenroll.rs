@@ -20,9 +20,15 @@
 //!   identities are revoked, the enrollment is recorded afresh with the
 //!   held Authenticate and TokenUpdate, the queue is cleared as for any new
 //!   enrollment) or denies it (its certificate is revoked).
+//! - A held identity is a claim on one enrollment: Authenticating as
+//!   another is refused, alerted and revokes it (`check_hold_target`). It
+//!   cannot renew its certificate either (`crate::scep`).
 //! - Where the previous enrollment has ended — the device checked out, it
 //!   acknowledged an EraseDevice, or an administrator retired it — nothing is
-//!   live, and re-enrollment stays one step for the user.
+//!   live, and re-enrollment stays one step for the user. But the new
+//!   enrollment starts unassigned: the device's person and static groups are
+//!   cleared (whoever holds a profile and the UDID would otherwise inherit
+//!   the previous owner's Wi-Fi and VPN profiles).
 
 use crate::anomaly::Alert;
 use crate::auth::{Actor, ClientContext};
@@ -104,19 +110,96 @@ impl Services {
             .any(|c| c.revoked_at.is_none() && c.not_after > now))
     }
 
-    /// Holds a new identity that Authenticated as a live enrollment.
+    /// A new identity Authenticates as `key`: refused when it is held for
+    /// another enrollment. A held identity is one claim on one device; if it
+    /// could move, an attacker would hold it against a junk device (the
+    /// alert naming that one) and then claim the victim's UDID, holding
+    /// it there without an alert. The attempt is audited, raises a high
+    /// alert naming both devices, and revokes the identity (only its holder
+    /// can make the attempt, and a revoked identity cannot repeat it to
+    /// flood alerts). Returns whether it is already held for `key`.
+    pub(crate) async fn check_hold_target(
+        &self,
+        cert: &DeviceCertificate,
+        key: &DeviceKey,
+        source: Option<std::net::IpAddr>,
+    ) -> CoreResult<bool> {
+        let Some(held) = self.store.held_reenrollment(&cert.fingerprint).await? else {
+            return Ok(false);
+        };
+        let first = &held.authenticate.device;
+        if first == key {
+            return Ok(true);
+        }
+        let mut event = self.device_event(
+            key,
+            source,
+            "device.reenroll_retarget",
+            Some(format!(
+                "identity={} is held for {first}; refused and revoked",
+                short(&cert.fingerprint)
+            )),
+        );
+        event.outcome = "denied".into();
+        self.audit(event).await?;
+        self.store
+            .revoke_held(&cert.fingerprint, self.clock.now())
+            .await?;
+        self.identities.forget_fingerprint(&cert.fingerprint);
+        tracing::warn!(device = %key, held_for = %first, identity = short(&cert.fingerprint), "identity held for one device authenticated as another: refused and revoked");
+        self.record_alert(&Alert {
+            rule: "device_reenrollment_retarget",
+            severity: "high",
+            actor: format!("device:{key}"),
+            evidence: Vec::new(),
+            detail: format!(
+                "an identity (certificate {}) held for device {first} authenticated as \
+                 device {key}{}; refused, and its certificate revoked",
+                short(&cert.fingerprint),
+                source.map(|s| format!(" (from {s})")).unwrap_or_default()
+            ),
+        })
+        .await?;
+        Err(CoreError::Forbidden(
+            "this identity is held for another device".into(),
+        ))
+    }
+
+    /// What starting a new enrollment of `key` clears of an earlier one
+    /// that ended (for the `device.enroll` record; empty when nothing).
+    pub(crate) async fn assignment_to_clear(&self, key: &DeviceKey) -> CoreResult<String> {
+        // A device never seen has none (assigning a person or a static
+        // group needs the device): its first enrollment reads no groups.
+        if self.store.device(key).await?.is_none() {
+            return Ok(String::new());
+        }
+        let person = self.store.device_person(key).await?.is_some();
+        let groups = self
+            .store
+            .list_groups()
+            .await?
+            .iter()
+            .filter(|g| g.rule.is_none() && g.members.iter().any(|m| m == key.as_str()))
+            .count();
+        if !person && groups == 0 {
+            return Ok(String::new());
+        }
+        Ok(format!(
+            "; earlier enrollment ended: assignment cleared (person: {}, static groups: {groups})",
+            if person { "unassigned" } else { "none" }
+        ))
+    }
+
+    /// Holds a new identity that Authenticated as a live enrollment
+    /// (`again`: it is already held for it, and alerted).
     pub(crate) async fn hold_reenrollment(
         &self,
         cert: &DeviceCertificate,
         rec: AuthenticateRecord,
         source: Option<std::net::IpAddr>,
+        again: bool,
     ) -> CoreResult<()> {
         let key = rec.device.clone();
-        let again = self
-            .store
-            .held_reenrollment(&cert.fingerprint)
-            .await?
-            .is_some();
         self.audit(self.device_event(
             &key,
             source,
@@ -127,7 +210,8 @@ impl Services {
             )),
         ))
         .await?;
-        self.store
+        let held = self
+            .store
             .hold_reenrollment(&PendingReenrollment {
                 fingerprint: cert.fingerprint.clone(),
                 authenticate: rec,
@@ -135,6 +219,12 @@ impl Services {
                 push: None,
             })
             .await?;
+        if !held {
+            // Held for another device since `check_hold_target` looked.
+            return Err(CoreError::Forbidden(
+                "this identity is held for another device".into(),
+            ));
+        }
         tracing::warn!(device = %key, identity = short(&cert.fingerprint), "new identity for a live enrollment held for approval");
         if !again {
             self.record_alert(&Alert {
@@ -321,6 +411,9 @@ impl Services {
     ) -> CoreResult<()> {
         Self::require_enrollment_write(actor)?;
         let held = self.the_held(device, fingerprint).await?;
+        // Revoking the held certificate is enough: nothing was renewed from
+        // it, since a renewal's signer must be bound and not held
+        // (`crate::scep`), so no `renewed_from` chain starts at it.
         self.audit(self.audit_event(
             &actor.label(),
             ctx,

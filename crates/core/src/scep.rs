@@ -171,8 +171,15 @@ impl Services {
         }
     }
 
-    /// A renewal must be signed by a live identity certificate of ours; the
-    /// new certificate belongs to the same enrollment.
+    /// A renewal must be signed by a live identity certificate of ours:
+    /// bound to an enrollment (it Authenticated), unrevoked, unexpired and
+    /// not held for an administrator (`crate::reenroll`). The new
+    /// certificate belongs to the same enrollment.
+    ///
+    /// A renewal spends no challenge, so a signer that merely holds a
+    /// certificate (unbound: SCEP done, never Authenticated; or held) would
+    /// otherwise mint fresh identities without end from one challenge use,
+    /// outliving the profile, each new held identity raising a new alert.
     async fn renewal_origin(&self, signer: &[u8]) -> Result<Origin, Refusal> {
         let now = self.clock.now();
         let parsed = self
@@ -185,17 +192,37 @@ impl Services {
             .certificate(&parsed.fingerprint_sha256_hex)
             .await
             .map_err(|e| Refusal::Core(e.into()))?;
-        match record {
-            Some(r) if r.revoked_at.is_none() => Ok(Origin {
-                profile: None,
-                device: r.device,
-                renewed_from: Some(r.fingerprint),
-            }),
-            _ => Err(Refusal::Fail(
+        let r = match record {
+            Some(r) if r.revoked_at.is_none() && r.not_after > now => r,
+            _ => {
+                return Err(Refusal::Fail(
+                    BAD_CERT_ID,
+                    "renewal signer unknown, revoked or expired".into(),
+                ))
+            }
+        };
+        let Some(device) = r.device else {
+            return Err(Refusal::Fail(
                 BAD_CERT_ID,
-                "renewal signer unknown or revoked".into(),
-            )),
+                "renewal signer is not bound to an enrollment".into(),
+            ));
+        };
+        let held = self
+            .store
+            .held_reenrollment(&r.fingerprint)
+            .await
+            .map_err(|e| Refusal::Core(e.into()))?;
+        if held.is_some() {
+            return Err(Refusal::Fail(
+                BAD_CERT_ID,
+                "renewal signer is held for an administrator".into(),
+            ));
         }
+        Ok(Origin {
+            profile: None,
+            device: Some(device),
+            renewed_from: Some(r.fingerprint),
+        })
     }
 
     /// Signs the certificate (in memory only) and the record to store.

@@ -3,8 +3,8 @@
 use crate::{col, exec, from_ts, json_col, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_core::ports::{
-    AuthenticateRecord, DeviceStore, InventoryFields, InventoryKind, PushTarget, StoreError,
-    StoreResult, TokenUpdateRecord,
+    AuthenticateRecord, ClearedAssignment, DeviceStore, InventoryFields, InventoryKind, PushTarget,
+    StoreError, StoreResult, TokenUpdateRecord,
 };
 use mamori_domain::{Device, DeviceKey, EnrollmentStatus};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
@@ -45,45 +45,37 @@ fn device_from_row(r: &Row<'_>) -> StoreResult<Device> {
 #[async_trait]
 impl DeviceStore for SqliteStore {
     async fn authenticate(&self, rec: &AuthenticateRecord) -> StoreResult<()> {
-        let f = &rec.fields;
         self.write(|c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(crate::db)?;
-            exec(
-                &tx,
-                "INSERT INTO devices (udid, enrollment_id, status, topic, serial_number, model, model_name,
-                     product_name, device_name, os_version, build_version, enrolled_at, last_seen_at)
-                 VALUES (?, ?, 'authenticated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (udid) DO UPDATE SET
-                     enrollment_id = excluded.enrollment_id, status = 'authenticated',
-                     topic = excluded.topic,
-                     serial_number = COALESCE(excluded.serial_number, devices.serial_number),
-                     model = COALESCE(excluded.model, devices.model),
-                     model_name = COALESCE(excluded.model_name, devices.model_name),
-                     product_name = COALESCE(excluded.product_name, devices.product_name),
-                     device_name = COALESCE(excluded.device_name, devices.device_name),
-                     os_version = COALESCE(excluded.os_version, devices.os_version),
-                     build_version = COALESCE(excluded.build_version, devices.build_version),
-                     push_token = NULL, push_magic = NULL, unlock_token = NULL,
-                     enrolled_at = excluded.enrolled_at, last_seen_at = excluded.last_seen_at",
-                params![
-                    rec.device.as_str(),
-                    rec.enrollment_id,
-                    rec.topic,
-                    f.serial_number,
-                    f.model,
-                    f.model_name,
-                    f.product_name,
-                    f.device_name,
-                    f.os_version,
-                    f.build_version,
-                    ts(rec.now),
-                    ts(rec.now)
-                ],
-            )?;
-            clear_enrollment(&tx, &rec.device)?;
+            record_authenticate(&tx, rec)?;
             tx.commit().map_err(crate::db)
+        })
+        .await
+    }
+
+    async fn authenticate_anew(&self, rec: &AuthenticateRecord) -> StoreResult<ClearedAssignment> {
+        self.write(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(crate::db)?;
+            let person = exec(
+                &tx,
+                "UPDATE devices SET person_id = NULL WHERE udid = ? AND person_id IS NOT NULL",
+                [rec.device.as_str()],
+            )?;
+            let groups = exec(
+                &tx,
+                "DELETE FROM device_group_members WHERE udid = ?",
+                [rec.device.as_str()],
+            )?;
+            record_authenticate(&tx, rec)?;
+            tx.commit().map_err(crate::db)?;
+            Ok(ClearedAssignment {
+                person: person > 0,
+                static_groups: groups as u64,
+            })
         })
         .await
     }
@@ -272,6 +264,45 @@ impl DeviceStore for SqliteStore {
 
 /// Clears the device's outstanding queue and user channels (inside the
 /// caller's transaction).
+/// The Authenticate upsert and the reset of the earlier enrollment's
+/// queue, inside the caller's transaction.
+fn record_authenticate(tx: &Connection, rec: &AuthenticateRecord) -> StoreResult<()> {
+    let f = &rec.fields;
+    exec(
+        tx,
+        "INSERT INTO devices (udid, enrollment_id, status, topic, serial_number, model, model_name,
+                 product_name, device_name, os_version, build_version, enrolled_at, last_seen_at)
+             VALUES (?, ?, 'authenticated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (udid) DO UPDATE SET
+                 enrollment_id = excluded.enrollment_id, status = 'authenticated',
+                 topic = excluded.topic,
+                 serial_number = COALESCE(excluded.serial_number, devices.serial_number),
+                 model = COALESCE(excluded.model, devices.model),
+                 model_name = COALESCE(excluded.model_name, devices.model_name),
+                 product_name = COALESCE(excluded.product_name, devices.product_name),
+                 device_name = COALESCE(excluded.device_name, devices.device_name),
+                 os_version = COALESCE(excluded.os_version, devices.os_version),
+                 build_version = COALESCE(excluded.build_version, devices.build_version),
+                 push_token = NULL, push_magic = NULL, unlock_token = NULL,
+                 enrolled_at = excluded.enrolled_at, last_seen_at = excluded.last_seen_at",
+        params![
+            rec.device.as_str(),
+            rec.enrollment_id,
+            rec.topic,
+            f.serial_number,
+            f.model,
+            f.model_name,
+            f.product_name,
+            f.device_name,
+            f.os_version,
+            f.build_version,
+            ts(rec.now),
+            ts(rec.now)
+        ],
+    )?;
+    clear_enrollment(tx, &rec.device)
+}
+
 fn clear_enrollment(c: &Connection, device: &DeviceKey) -> StoreResult<()> {
     exec(
         c,

@@ -67,32 +67,37 @@ fn held_from_row(r: &Row<'_>) -> StoreResult<PendingReenrollment> {
 
 #[async_trait]
 impl ReenrollmentStore for SqliteStore {
-    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<()> {
+    async fn hold_reenrollment(&self, p: &PendingReenrollment) -> StoreResult<bool> {
         let a = &p.authenticate;
         let fields = fields_json(&a.fields);
-        self.write(|c| {
-            exec(
-                c,
-                "INSERT INTO pending_reenrollments
-                     (fingerprint, udid, enrollment_id, topic, fields, source, requested_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (fingerprint) DO UPDATE SET
-                     udid = excluded.udid, enrollment_id = excluded.enrollment_id,
-                     topic = excluded.topic, fields = excluded.fields,
-                     source = excluded.source, requested_at = excluded.requested_at",
-                params![
-                    p.fingerprint,
-                    a.device.as_str(),
-                    a.enrollment_id,
-                    a.topic,
-                    fields,
-                    p.source,
-                    ts(a.now)
-                ],
-            )
-        })
-        .await?;
-        Ok(())
+        // A hold is renewed only for the device it was made for: it never
+        // moves to another one (that would retarget an identity without an
+        // alert).
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "INSERT INTO pending_reenrollments
+                         (fingerprint, udid, enrollment_id, topic, fields, source, requested_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (fingerprint) DO UPDATE SET
+                         enrollment_id = excluded.enrollment_id,
+                         topic = excluded.topic, fields = excluded.fields,
+                         source = excluded.source, requested_at = excluded.requested_at
+                     WHERE pending_reenrollments.udid = excluded.udid",
+                    params![
+                        p.fingerprint,
+                        a.device.as_str(),
+                        a.enrollment_id,
+                        a.topic,
+                        fields,
+                        p.source,
+                        ts(a.now)
+                    ],
+                )
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     async fn set_held_push(&self, fingerprint: &str, push: &PendingPush) -> StoreResult<bool> {
@@ -160,6 +165,9 @@ impl ReenrollmentStore for SqliteStore {
     }
 
     async fn revoke_held(&self, fingerprint: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        // Only this certificate: no certificate is ever renewed from a held
+        // one (a SCEP renewal needs a signer bound to an enrollment and not
+        // held, `mamori_core::scep`), so no `renewed_from` chain leads here.
         self.write(|c| {
             let tx = c.transaction().map_err(db)?;
             exec(

@@ -90,6 +90,21 @@ async fn scepclient_enrolls_renews_and_is_refused_a_spent_challenge() {
     assert!(rec.is_some(), "issued certificates are recorded");
 
     // Existing certificate: scepclient sends a RenewalReq signed with it.
+    // Refused while the certificate is bound to no enrollment (a renewal
+    // spends no challenge); accepted once a device Authenticated with it.
+    let out = scepclient(&app, first.path(), None).await;
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(first.path().join("client.pem")).unwrap(),
+        pem
+    );
+    let device = mamori_domain::DeviceKey::parse("INTEROP-DEVICE").unwrap();
+    app.running
+        .services
+        .store
+        .bind_certificate(&parsed.fingerprint_sha256_hex, &device)
+        .await
+        .unwrap();
     let out = scepclient(&app, first.path(), None).await;
     assert!(
         out.status.success(),

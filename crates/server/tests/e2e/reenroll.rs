@@ -1,11 +1,12 @@
 //! Re-enrollment: a new identity for a live enrollment is held for an
 //! administrator (the takeover attack), while a device whose enrollment has
-//! ended re-enrolls in one step.
+//! ended re-enrolls in one step — starting unassigned. Neither renewal nor
+//! a second Authenticate stretches one held identity further.
 
 use crate::admins::onboard_totp;
 use crate::common::{role_token, spawn_app, TestApp};
 use mamori_domain::Role;
-use mamori_sim::{DeviceKind, SimDevice, SimOptions};
+use mamori_sim::{DeviceKind, SimDevice, SimError, SimOptions};
 use serde_json::{json, Value};
 
 /// A second device presenting the same hardware identity (UDID, serial) as
@@ -206,4 +207,289 @@ async fn a_device_whose_enrollment_ended_re_enrolls_in_one_step() {
     assert_eq!(held["reenrollments"], json!([]));
     let audit = app.audit_records().await;
     assert!(actions(&audit, "alert.device_reenrollment").is_empty());
+}
+
+/// A new identity that has only done SCEP, with the profile's challenge.
+async fn scep_only(app: &TestApp, info: mamori_sim::DeviceInfo, profile: &[u8]) -> SimDevice {
+    let mut dev = SimDevice::with_info(info, SimOptions::default());
+    dev.load_profile(profile, Some(&app.tls_ca_pem)).unwrap();
+    dev.scep_enroll().await.unwrap();
+    dev
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_enrolled_identity_renews_its_certificate() {
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.udid().to_owned();
+    // One challenge use buys one certificate.
+    let profile = app.profile(json!({"max_uses": 1})).await;
+    let mut attacker = scep_only(&app, dev.info().clone(), &profile).await;
+
+    // Unbound (it never Authenticated): a renewal spends no challenge, so
+    // it would mint identities without end. Refused, however often.
+    for _ in 0..3 {
+        let err = attacker
+            .renew()
+            .await
+            .expect_err("an unbound certificate does not renew");
+        assert!(matches!(err, SimError::ScepFailure(_)), "{err}");
+    }
+    // Held (it Authenticated as the live device): refused too.
+    attacker.authenticate().await.unwrap();
+    for _ in 0..3 {
+        let err = attacker
+            .renew()
+            .await
+            .expect_err("a held certificate does not renew");
+        assert!(matches!(err, SimError::ScepFailure(_)), "{err}");
+    }
+    // One identity, one hold, one alert.
+    let audit = app.audit_records().await;
+    assert_eq!(
+        actions(&audit, "device.certificate_issue").len(),
+        2,
+        "the device's and the attacker's, nothing renewed"
+    );
+    assert_eq!(actions(&audit, "alert.device_reenrollment").len(), 1);
+    assert!(
+        actions(&audit, "device.rejected")
+            .iter()
+            .any(|r| r["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("renewal signer")),
+        "refusals are audited"
+    );
+    let (_, held) = app.get("/api/v1/reenrollments").await;
+    assert_eq!(held["reenrollments"].as_array().unwrap().len(), 1);
+
+    // Denied: the one held certificate dies, and nothing renewed from it
+    // lives on.
+    let r = app
+        .post(
+            &format!("/api/v1/devices/{udid}/reenrollment/deny"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        attacker.connect_idle().await.expect_err("revoked").status(),
+        Some(401)
+    );
+
+    // The enrolled identity renews and keeps its enrollment.
+    dev.renew().await.unwrap();
+    let q = app
+        .enqueue(&[&udid], json!({"RequestType": "ProfileList"}))
+        .await;
+    let cmd = dev.connect_idle().await.unwrap().expect("served");
+    assert_eq!(cmd.command_uuid, q[0].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_identity_cannot_be_moved_to_another_device() {
+    let app = spawn_app().await;
+    let mut victim = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let v = victim.udid().to_owned();
+    // A junk device of the attacker's own, live.
+    let junk = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let f = junk.udid().to_owned();
+    let profile = app.profile(json!({})).await;
+    let mut attacker = scep_only(
+        &app,
+        mamori_sim::DeviceInfo::random(DeviceKind::IPhone),
+        &profile,
+    )
+    .await;
+
+    // Held against the junk device: the alert names the junk device.
+    attacker.claim_udid(Some(f.clone()));
+    attacker.authenticate().await.unwrap();
+    // Then pointed at the victim: refused, audited, alerted naming both.
+    attacker.claim_udid(Some(v.clone()));
+    let err = attacker
+        .authenticate()
+        .await
+        .expect_err("a held identity stays with its device");
+    assert_eq!(err.status(), Some(403));
+
+    let audit = app.audit_records().await;
+    let retarget = actions(&audit, "alert.device_reenrollment_retarget");
+    assert_eq!(retarget.len(), 1);
+    let detail = retarget[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("severity=high"), "{detail}");
+    assert!(detail.contains(&f) && detail.contains(&v), "{detail}");
+    let refused = actions(&audit, "device.reenroll_retarget");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["outcome"], "denied");
+    assert_eq!(refused[0]["target"], v.as_str());
+    let (_, incidents) = app.get("/api/v1/incidents").await;
+    assert!(
+        incidents
+            .to_string()
+            .contains("device_reenrollment_retarget"),
+        "{incidents}"
+    );
+
+    // Nothing is held for the victim; the identity is dead, so it can
+    // neither be held anywhere nor repeat the attempt to flood alerts.
+    let (_, held) = app.get("/api/v1/reenrollments").await;
+    assert_eq!(held["reenrollments"], json!([]), "{held}");
+    for claim in [&v, &f] {
+        attacker.claim_udid(Some(claim.clone()));
+        let err = attacker.authenticate().await.expect_err("revoked");
+        assert_eq!(err.status(), Some(401));
+    }
+    let audit = app.audit_records().await;
+    assert_eq!(
+        actions(&audit, "alert.device_reenrollment_retarget").len(),
+        1
+    );
+    assert_eq!(actions(&audit, "alert.device_reenrollment").len(), 1);
+
+    // The victim is untouched.
+    let q = app
+        .enqueue(&[&v], json!({"RequestType": "ProfileList"}))
+        .await;
+    let cmd = victim.connect_idle().await.unwrap().expect("served");
+    assert_eq!(cmd.command_uuid, q[0].1);
+}
+
+fn policy_profiles(d: &SimDevice) -> Vec<String> {
+    let mut ids: Vec<String> = d
+        .state()
+        .profiles
+        .iter()
+        .map(|p| p.identifier.clone())
+        .filter(|i| i.starts_with("com.mamori.policy."))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_enrollment_after_the_old_one_ended_starts_unassigned() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let post = reqwest::Method::POST;
+    let put = reqwest::Method::PUT;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.udid().to_owned();
+
+    // The device belongs to Hana and to a static group with the office
+    // Wi-Fi; every iPhone (a dynamic group) gets a passcode policy.
+    let (st, hana) = app
+        .send(
+            post.clone(),
+            "/api/v1/people",
+            Some(json!({"name": "Hana Sato", "user_id": "hsato", "email": "hana@example.jp"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{hana}");
+    let person = hana["id"].as_str().unwrap().to_owned();
+    let (st, body) = app
+        .send(
+            put.clone(),
+            &format!("/api/v1/devices/{udid}/person"),
+            Some(json!({"person_id": person})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, wifi) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "Office Wi-Fi", "kind": "wifi", "settings": {"SSID_STR": "Office", "EncryptionType": "WPA2", "Password": "office-wifi-secret-42"}}))).await;
+    assert_eq!(st, 201, "{wifi}");
+    let (st, office) = app
+        .send(
+            post.clone(),
+            "/api/v1/groups",
+            Some(json!({"name": "Office"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{office}");
+    let gid = office["id"].as_str().unwrap().to_owned();
+    let (st, g) = app
+        .send(
+            post.clone(),
+            &format!("/api/v1/groups/{gid}/devices"),
+            Some(json!({"add": [udid]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    let (st, g) = app
+        .send(
+            put.clone(),
+            &format!("/api/v1/groups/{gid}/policies"),
+            Some(json!({"policies": [wifi["id"]]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    let (st, pass) = app.send(post.clone(), "/api/v1/policies", Some(json!({"name": "Passcode", "kind": "passcode", "settings": {"forcePIN": true, "minLength": 6}}))).await;
+    assert_eq!(st, 201, "{pass}");
+    let (st, phones) = app
+        .send(
+            post.clone(),
+            "/api/v1/groups",
+            Some(json!({"name": "iPhones", "rule": {"model": "iphone"}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{phones}");
+    let (st, g) = app
+        .send(
+            put.clone(),
+            &format!("/api/v1/groups/{}/policies", phones["id"].as_str().unwrap()),
+            Some(json!({"policies": [pass["id"]]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+
+    // The enrollment ends (the profile removed), and whoever holds a
+    // profile and the UDID enrolls a new identity in one step.
+    dev.check_out().await.unwrap();
+    let profile = app.profile(json!({})).await;
+    let mut next = same_udid_enrolls(&app, &dev, &profile).await;
+
+    // It starts unassigned and in no static group.
+    let (st, p) = app.get(&format!("/api/v1/people/{person}")).await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["devices"], json!([]), "{p}");
+    let (_, g) = app.get(&format!("/api/v1/groups/{gid}")).await;
+    assert_eq!(g["members"], json!([]), "{g}");
+    let audit = app.audit_records().await;
+    let enrolls = actions(&audit, "device.enroll");
+    let last = enrolls
+        .iter()
+        .filter(|r| r["target"] == udid.as_str())
+        .map(|r| r["detail"].as_str().unwrap_or(""))
+        .find(|d| d.contains("assignment cleared"));
+    assert!(
+        last.is_some_and(|d| d.contains("person: unassigned") && d.contains("static groups: 1")),
+        "{enrolls:?}"
+    );
+
+    // Reconciled: the dynamic group's passcode policy, not the Wi-Fi.
+    let r = s.reconcile_once(100).await.unwrap();
+    assert_eq!(r.installs, 1, "{r:?}");
+    let handled: Vec<_> = next
+        .run_queue()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.request_type)
+        .collect();
+    assert_eq!(handled, ["InstallProfile"]);
+    assert_eq!(
+        policy_profiles(&next),
+        [format!(
+            "com.mamori.policy.{}",
+            pass["id"].as_str().unwrap()
+        )]
+    );
 }
