@@ -7,15 +7,15 @@ use crate::tls::{PeerAddr, PeerCertificate};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use base64::Engine;
 use mamori_core::identity::Evidence;
 use mamori_core::{CoreError, Services};
-use std::sync::Arc;
 use mamori_domain::log_safe;
+use std::sync::Arc;
 
 /// Largest check-in message accepted.
 pub const CHECKIN_LIMIT: usize = 256 * 1024;
