@@ -1727,7 +1727,7 @@ async fn offboarding_closes_linked_accounts_and_marks_devices() {
     // Again: nothing more to close, the first departure time is kept.
     let later = now() + Duration::days(2);
     assert_eq!(
-        s.offboard_person(&pid("po"), later, &[a.id.clone()])
+        s.offboard_person(&pid("po"), later, std::slice::from_ref(&a.id))
             .await
             .unwrap(),
         Some(vec![])
