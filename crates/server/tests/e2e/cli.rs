@@ -3,7 +3,7 @@
 //! the data directory's lock and file modes, administration commands
 //! pointed at a directory without an installation.
 
-use crate::common::client_trusting;
+use crate::common::{client_trusting, free_port};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,14 +18,6 @@ fn mamori_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .arg(dir)
         .output()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Kills the server when the test ends, however it ends.
@@ -501,19 +493,8 @@ async fn sigterm_drains_requests_checkpoints_and_exits_zero() {
     })
     .await
     .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read_to_string(dir.join("tls-ca.pem")).unwrap();
-    for der in mamori::keys::pem_certs(&pem).unwrap() {
-        roots
-            .add(rustls_pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let pem = std::fs::read(dir.join("tls-ca.pem")).unwrap();
+    let cfg = crate::common::tls_config_trusting(&pem);
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
     let addr = format!("127.0.0.1:{device}");
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();

@@ -26,7 +26,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     .unwrap()
 }
 
-pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
+/// A rustls client configuration trusting only the PEM certificates in
+/// `ca_pem` (the server's `tls-ca.pem`), without a client certificate.
+pub fn tls_config_trusting(ca_pem: &[u8]) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for der in mamori::keys::pem_certs(std::str::from_utf8(ca_pem).unwrap()).unwrap() {
@@ -34,15 +36,81 @@ pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
             .add(rustls_pki_types::CertificateDer::from(der))
             .unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
     reqwest::Client::builder()
-        .use_preconfigured_tls(cfg)
+        .use_preconfigured_tls(tls_config_trusting(ca_pem))
         .build()
         .unwrap()
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Collects what the log formatter writes.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+/// Keeps a log capture installed; see [`capture_log`].
+pub struct LogCapture {
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Captures, until the guard drops, the server's text log (the formatter
+/// `mamori serve` uses, without colours) at `level` and above, on this
+/// thread only: use it in a current-thread runtime, where the server's
+/// tasks run on the test's thread and no other test's events arrive.
+///
+/// While only one subscriber exists, tracing-core caches a callsite's
+/// interest from whatever the registering thread has (nothing, in the
+/// tests running alongside): events of callsites another test reached
+/// first would never get here. A second, idle subscriber makes it ask
+/// every live one.
+pub fn capture_log(level: tracing::Level) -> (Capture, LogCapture) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(level)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = LogCapture {
+        _default: tracing::subscriber::set_default(subscriber),
+        _second: tracing::Dispatch::new(tracing_subscriber::registry()),
+    };
+    (capture, guard)
 }
 
 /// An API token of a new account (named after `name`) with `role`.
@@ -259,20 +327,8 @@ impl TestApp {
 /// A client whose connections come from `source` (any 127/8 address
 /// reaches the loopback listener).
 pub fn client_from(app: &TestApp, source: &str) -> reqwest::Client {
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for der in mamori::keys::pem_certs(std::str::from_utf8(&app.tls_ca_pem).unwrap()).unwrap() {
-        roots
-            .add(rustls_pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     reqwest::Client::builder()
-        .use_preconfigured_tls(cfg)
+        .use_preconfigured_tls(tls_config_trusting(&app.tls_ca_pem))
         .local_address(source.parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap()

@@ -5,7 +5,7 @@
 //! `LIMIT` for the server to act; before these bounds existed, every one of
 //! these connections stayed open (or was served) indefinitely.
 
-use crate::common::{client_from, spawn_with, TestApp};
+use crate::common::{client_from, spawn_with, tls_config_trusting, TestApp};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,18 +33,7 @@ async fn tcp_from(source: &str, to: SocketAddr) -> TcpStream {
 }
 
 async fn tls(app: &TestApp, to: SocketAddr, alpn: &[u8]) -> TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in mamori::keys::pem_certs(std::str::from_utf8(&app.tls_ca_pem).unwrap()).unwrap() {
-        roots
-            .add(rustls_pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg = tls_config_trusting(&app.tls_ca_pem);
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = TcpStream::connect(to).await.unwrap();

@@ -7,10 +7,9 @@
 //! a value) before the answer leaves, or the read fails. None of it reaches
 //! the server's log.
 
-use crate::common::{role_token, spawn_app, TestApp};
+use crate::common::{capture_log, role_token, spawn_app, TestApp};
 use mamori_sim::{DeviceInfo, DeviceKind, Response, SimDevice, SimOptions};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 
 /// Strings that only the devices' personal answers contain.
 const PERSONAL: &[&str] = &[
@@ -30,29 +29,6 @@ fn leaks(text: &str) -> Vec<&'static str> {
         .copied()
         .filter(|p| text.contains(p))
         .collect()
-}
-
-/// Collects what the log formatter writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
 }
 
 /// Two devices that have told the server about their user, and the
@@ -486,20 +462,7 @@ async fn a_personal_read_that_cannot_be_recorded_is_refused() {
 /// thread-local subscriber sees their events and no other test's.
 #[tokio::test]
 async fn nothing_personal_reaches_the_log() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // While only one subscriber exists, tracing-core caches a callsite's
-    // interest from whatever the registering thread has (nothing, in the
-    // tests running alongside): events of callsites another test reached
-    // first would never get here. A second, idle subscriber makes it ask
-    // every live one.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    let (capture, _log) = capture_log(tracing::Level::DEBUG);
 
     let s = scene().await;
     let app = &s.app;

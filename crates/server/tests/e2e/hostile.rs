@@ -4,7 +4,7 @@
 //! certificate, and by an enrolled device signing them with its own
 //! identity. Each gets a 4xx; the server stays up and keeps serving.
 
-use crate::common::{client_trusting, spawn_app};
+use crate::common::{client_trusting, free_port, spawn_app, tls_config_trusting};
 use mamori_protocol::hostile::{deep_binary, deep_xml, in_message, laughs, overlapping_lists};
 use mamori_sim::{DeviceKind, Identity, SimDevice, SimOptions};
 use std::io::{BufRead, BufReader};
@@ -96,14 +96,6 @@ impl Drop for Limited {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn serve_limited(dir: &std::path::Path, device: u16, admin: u16) -> Limited {
@@ -230,20 +222,7 @@ async fn hold_connections_to(
         s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         s.connect(to).await
     };
-    let mut roots = rustls::RootCertStore::empty();
-    for der in mamori::keys::pem_certs(std::str::from_utf8(tls_ca).unwrap()).unwrap() {
-        roots
-            .add(rustls_pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config_trusting(tls_ca)));
     let slow_count = if idle_count == 0 { 3 } else { 20 };
     let mut slow = Vec::new();
     for _ in 0..slow_count {

@@ -1,14 +1,13 @@
 //! SCEP requests built to break the server's bookkeeping or its log: a
 //! transactionID the CertRep cannot echo, and one that forges log lines.
 
-use crate::common::{spawn_app, TestApp};
+use crate::common::{capture_log, spawn_app, TestApp};
 use mamori_crypto::certs::self_signed_cert;
 use mamori_crypto::{DigestAlg, RsaPrivateKey};
 use mamori_protocol::cms::ContentEncryptionAlg;
 use mamori_protocol::scep::{build_pki_request, MessageType};
 use mamori_sim::{DeviceKind, DeviceProfile, SimDevice, SimOptions};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
 
 /// The RA certificate (GetCACert lists it first).
 async fn ra_cert(app: &TestApp) -> Vec<u8> {
@@ -121,29 +120,6 @@ async fn transaction_id_the_reply_cannot_echo_changes_nothing() {
     assert_eq!(issued_and_spent(&app), (1, 1));
 }
 
-/// Collects what the log formatter writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
-}
-
 /// A transactionID carrying a newline and a fake log line (with ANSI
 /// escapes) used to reach the text log raw, forging an INFO line. The
 /// server's own log output (the text formatter `mamori serve` uses,
@@ -154,14 +130,7 @@ impl Capture {
 /// thread-local subscriber sees their events and no other test's.
 #[tokio::test]
 async fn a_forged_transaction_id_does_not_forge_log_lines() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _log) = capture_log(tracing::Level::INFO);
 
     let app = spawn_app().await;
     let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::checkin: \
@@ -211,14 +180,7 @@ async fn a_forged_transaction_id_does_not_forge_log_lines() {
 /// a forged log line; the server's warning shows it escaped, on one line.
 #[tokio::test]
 async fn a_forged_check_in_message_type_does_not_forge_log_lines() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _log) = capture_log(tracing::Level::INFO);
 
     let app = spawn_app().await;
     let mut dev = app
