@@ -8,7 +8,7 @@ use mamori_domain::{
     AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, SessionStage,
     Suspension, WebauthnCredential,
 };
-use rusqlite::{params, Row};
+use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 
 /// The columns of an [`AdminAccount`] (never the secrets), as a string
@@ -74,6 +74,27 @@ pub(crate) fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
         suspended: suspended.map(Box::new),
         totp_enrolled: col(r, "totp_enrolled")?,
     })
+}
+
+/// Revokes every live session and token of an account, inside the
+/// caller's transaction; returns (sessions, tokens) revoked. Disabling,
+/// suspending, resetting and offboarding all end with it.
+pub(crate) fn revoke_credentials(
+    c: &Connection,
+    admin: &str,
+    now: OffsetDateTime,
+) -> StoreResult<(u64, u64)> {
+    let sessions = exec(
+        c,
+        "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+        params![ts(now), admin],
+    )?;
+    let tokens = exec(
+        c,
+        "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
+        params![ts(now), admin],
+    )?;
+    Ok((sessions as u64, tokens as u64))
 }
 
 fn credentials_from_row(r: &Row<'_>) -> StoreResult<AdminCredentials> {
@@ -253,18 +274,9 @@ impl AdminStore for SqliteStore {
                 "DELETE FROM admin_recovery_codes WHERE admin_id = ?",
                 [id.as_str()],
             )?;
-            let sessions = exec(
-                &tx,
-                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
-            let tokens = exec(
-                &tx,
-                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
+            let revoked = revoke_credentials(&tx, id.as_str(), now)?;
             tx.commit().map_err(db)?;
-            Ok(Some((sessions as u64, tokens as u64)))
+            Ok(Some(revoked))
         })
         .await
     }
@@ -443,18 +455,9 @@ impl AdminStore for SqliteStore {
                 // Dropping the transaction rolls it back (nothing was changed).
                 return Ok(None);
             }
-            let sessions = exec(
-                &tx,
-                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
-            let tokens = exec(
-                &tx,
-                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
+            let revoked = revoke_credentials(&tx, id.as_str(), now)?;
             tx.commit().map_err(db)?;
-            Ok(Some((sessions as u64, tokens as u64)))
+            Ok(Some(revoked))
         })
         .await
     }
@@ -491,18 +494,9 @@ impl AdminStore for SqliteStore {
                 // Unknown or already suspended: nothing changed.
                 return Ok(None);
             }
-            let sessions = exec(
-                &tx,
-                "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
-            let tokens = exec(
-                &tx,
-                "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                params![ts(now), id.as_str()],
-            )?;
+            let revoked = revoke_credentials(&tx, id.as_str(), now)?;
             tx.commit().map_err(db)?;
-            Ok(Some((sessions as u64, tokens as u64)))
+            Ok(Some(revoked))
         })
         .await
     }

@@ -502,22 +502,8 @@ impl PeopleStore for SqliteStore {
                 if closed == 0 {
                     continue;
                 }
-                let sessions = exec(
-                    &tx,
-                    "UPDATE admin_sessions SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                    params![ts(now), admin],
-                )?;
-                let tokens = exec(
-                    &tx,
-                    "UPDATE api_tokens SET revoked_at = ? WHERE admin_id = ? AND revoked_at IS NULL",
-                    params![ts(now), admin],
-                )?;
-                out.push((
-                    AdminId::parse(&admin).map_err(err)?,
-                    name,
-                    sessions as u64,
-                    tokens as u64,
-                ));
+                let (sessions, tokens) = crate::admins::revoke_credentials(&tx, &admin, now)?;
+                out.push((AdminId::parse(&admin).map_err(err)?, name, sessions, tokens));
             }
             tx.commit().map_err(db)?;
             Ok(Some(out))
