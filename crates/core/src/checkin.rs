@@ -337,7 +337,7 @@ impl Services {
             "device.enroll",
             Some(format!(
                 "identity={}{}{cleared}",
-                &cert.fingerprint.get(..16).unwrap_or(&cert.fingerprint),
+                crate::reenroll::short(&cert.fingerprint),
                 if new_identity { " new" } else { "" }
             )),
         ))

@@ -90,7 +90,9 @@ pub struct Approved {
     pub other_held_revoked: usize,
 }
 
-fn short(fingerprint: &str) -> &str {
+/// The first 16 hex digits of a certificate fingerprint, as audit records
+/// and log lines name an identity.
+pub(crate) fn short(fingerprint: &str) -> &str {
     fingerprint.get(..16).unwrap_or(fingerprint)
 }
 
