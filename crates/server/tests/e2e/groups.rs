@@ -16,7 +16,8 @@ async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     app.send(reqwest::Method::PUT, path, Some(body)).await
 }
 
-fn installed(d: &SimDevice) -> Vec<String> {
+/// The Mamori policy profiles installed on a device, sorted.
+pub(crate) fn installed(d: &SimDevice) -> Vec<String> {
     let mut ids: Vec<String> = d
         .state()
         .profiles

@@ -362,18 +362,6 @@ async fn a_held_identity_cannot_be_moved_to_another_device() {
     assert_eq!(cmd.command_uuid, q[0].1);
 }
 
-fn policy_profiles(d: &SimDevice) -> Vec<String> {
-    let mut ids: Vec<String> = d
-        .state()
-        .profiles
-        .iter()
-        .map(|p| p.identifier.clone())
-        .filter(|i| i.starts_with("com.mamori.policy."))
-        .collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_enrollment_after_the_old_one_ended_starts_unassigned() {
     let app = spawn_app().await;
@@ -486,7 +474,7 @@ async fn a_new_enrollment_after_the_old_one_ended_starts_unassigned() {
         .collect();
     assert_eq!(handled, ["InstallProfile"]);
     assert_eq!(
-        policy_profiles(&next),
+        crate::groups::installed(&next),
         [format!(
             "com.mamori.policy.{}",
             pass["id"].as_str().unwrap()
