@@ -348,6 +348,10 @@ impl Services {
             // their Wi-Fi and VPN profiles) are not inherited. Cleared in
             // the Authenticate's own transaction.
             let done = self.store.authenticate_anew(&rec).await?;
+            // Nor its escrowed bootstrap token: an ended enrollment (erased,
+            // retired) may still hold one, and GetBootstrapToken would hand
+            // it to whoever enrolled next with the UDID.
+            self.store.delete_secret(&bootstrap_name(&key)).await?;
             if done != ClearedAssignment::default() {
                 tracing::warn!(device = %key, person = done.person, static_groups = done.static_groups, "new enrollment: the earlier enrollment's assignment was cleared");
             }

@@ -183,6 +183,26 @@ async fn a_device_whose_enrollment_ended_re_enrolls_in_one_step() {
     // Erased by an acknowledged EraseDevice, then enrolled again.
     let mut mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
     let mac_udid = mac.udid().to_owned();
+    let bootstrap = |kind: &str, token: Option<&[u8]>| {
+        let mut d = plist::Dictionary::new();
+        d.insert("MessageType".into(), kind.into());
+        d.insert("UDID".into(), mac_udid.clone().into());
+        if let Some(t) = token {
+            d.insert("BootstrapToken".into(), plist::Value::Data(t.to_vec()));
+        }
+        let mut out = Vec::new();
+        plist::to_writer_xml(&mut out, &plist::Value::Dictionary(d)).unwrap();
+        out
+    };
+    // The Mac escrows its bootstrap token before it is erased.
+    let r = mac
+        .checkin_raw(
+            bootstrap("SetBootstrapToken", Some(b"old-owner-token")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
     // EraseDevice needs a recent second factor: an interactive session.
     let (mut dana, _, _) = onboard_totp(&app, "dana-erase", Role::DeviceAdmin).await;
     let (st, body) = dana
@@ -197,6 +217,12 @@ async fn a_device_whose_enrollment_ended_re_enrolls_in_one_step() {
     let (_, d) = app.get(&format!("/api/v1/devices/{mac_udid}")).await;
     assert_eq!(d["status"], "checked_out", "an erased device is unenrolled");
     let mut fresh = same_udid_enrolls(&app, &mac, &profile).await;
+    // Whoever enrolls anew does not receive the earlier enrollment's token.
+    let r = fresh
+        .checkin_raw(bootstrap("GetBootstrapToken", None), None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0), "no token from before");
     let q = app
         .enqueue(&[&mac_udid], json!({"RequestType": "ProfileList"}))
         .await;
