@@ -7,8 +7,9 @@
 //! connections). A request reserves its declared `Content-Length` (its
 //! route's cap when it declares none) before its body is read, and gives it
 //! back when its answer is ready; over the budget it gets 503 with
-//! `Retry-After` at once, and one source address may hold at most a quarter
-//! of the budget, so a slow uploader cannot starve every device.
+//! `Retry-After` at once, and one source address (an IPv6 /64 counting as
+//! one, as for the connection caps) may hold at most a quarter of the
+//! budget, so a slow uploader cannot starve every device.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -105,7 +106,7 @@ pub async fn reserve_body(State(st): State<BudgetState>, req: Request, next: Nex
     let source = req
         .extensions()
         .get::<crate::tls::PeerAddr>()
-        .map(|a| a.0.ip().to_canonical());
+        .map(|a| crate::conn::source_key(a.0.ip()));
     let Some(reservation) = st.budget.reserve(source, bytes) else {
         tracing::warn!(
             bytes,
