@@ -607,7 +607,7 @@ async fn append_phase(
         let next = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
-                let (store, events, next) = (store.clone(), events.clone(), next.clone());
+                let (store, events, next) = (store.clone(), Arc::clone(&events), Arc::clone(&next));
                 tokio::spawn(async move {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);

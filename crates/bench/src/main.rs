@@ -559,7 +559,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         Some(ENROLL_TARGET_MS),
         Some(NANOMDM_ENROLL_MS),
         run_phase("enroll", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (profile.clone(), tls_ca.clone());
+            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
             async move {
                 let udid = d.udid().to_owned();
                 async {
@@ -612,7 +612,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         Some(COMMAND_TARGET_MS),
         None,
         run_phase("round trip", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (profile.clone(), tls_ca.clone());
+            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
             async move {
                 let handled = d
                     .run_queue()
@@ -653,7 +653,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         Some(IDLE_TARGET_MS),
         Some(NANOMDM_IDLE_MS),
         run_phase("idle poll", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (profile.clone(), tls_ca.clone());
+            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
             async move {
                 for _ in 0..idle_polls {
                     let next = d

@@ -119,7 +119,7 @@ pub fn table(rows: &[Row], ticks_per_s: u64) -> String {
 /// The RSS verdict line.
 pub fn rss_line(memory: Memory, devices: usize) -> String {
     let verdict = if devices >= RSS_TARGET_DEVICES {
-        mark(Some(memory.rss_mib() <= RSS_TARGET_MIB)).to_string()
+        mark(Some(memory.rss_mib() <= RSS_TARGET_MIB)).to_owned()
     } else {
         format!("not judged: only {devices} devices")
     };

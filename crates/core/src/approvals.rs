@@ -162,7 +162,7 @@ impl Services {
             params,
             reason: reason.to_owned(),
             requested_by: actor.to_owned(),
-            requested_by_admin: requester.map(|a| a.to_string()),
+            requested_by_admin: requester.map(ToString::to_string),
             requested_at: now,
             expires_at: now + APPROVAL_TTL,
             status: ApprovalStatus::Pending,

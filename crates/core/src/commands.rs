@@ -282,8 +282,8 @@ impl Services {
 
     /// Wakes devices through APNs without blocking the caller.
     pub fn push_devices(&self, devices: Vec<DeviceKey>) {
-        let store = self.store.clone();
-        let pusher = self.pusher.clone();
+        let store = std::sync::Arc::clone(&self.store);
+        let pusher = std::sync::Arc::clone(&self.pusher);
         tokio::spawn(async move {
             match store.push_targets(&devices).await {
                 Ok(targets) => {

@@ -161,7 +161,7 @@ pub struct Detector {
 pub const TWO_PLACES_WINDOW: Duration = Duration::minutes(2);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Detector {
@@ -802,7 +802,7 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
         let threads: Vec<_> = (0..8)
             .map(|i| {
-                let d = d.clone();
+                let d = std::sync::Arc::clone(&d);
                 let p = p.clone();
                 std::thread::spawn(move || {
                     let k = keys("a", &format!("10.0.{i}.1"));

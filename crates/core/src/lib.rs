@@ -91,7 +91,7 @@ pub struct CoreConfig {
     /// administrator.
     pub erase_approval_threshold: usize,
     /// OS versions known to be vulnerable.
-    pub vulnerable_os: std::sync::Arc<compliance::VulnerableOs>,
+    pub vulnerable_os: Arc<compliance::VulnerableOs>,
 }
 
 impl Default for CoreConfig {
@@ -110,7 +110,7 @@ impl Default for CoreConfig {
             anomaly: anomaly::AnomalyPolicy::default(),
             audit_sinks: Vec::new(),
             erase_approval_threshold: 1,
-            vulnerable_os: std::sync::Arc::new(compliance::VulnerableOs::shipped()),
+            vulnerable_os: Arc::new(compliance::VulnerableOs::shipped()),
         }
     }
 }

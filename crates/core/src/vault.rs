@@ -81,14 +81,20 @@ impl LocalKeyring {
     /// key file. Wraps in flight finish with the old set.
     pub fn replace(&self, masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<()> {
         let boxes = Self::boxes(masters)?;
-        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *keys = boxes;
         Ok(())
     }
 
     /// The IDs of the loaded keys, current first.
     pub fn ids(&self) -> Vec<String> {
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         keys.iter().map(|(id, _)| id.clone()).collect()
     }
 
@@ -105,7 +111,10 @@ impl KeyProvider for LocalKeyring {
     }
 
     fn wrap(&self, key: &[u8], aad: &[u8]) -> CoreResult<(String, Vec<u8>)> {
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (id, b) = keys
             .first()
             .ok_or_else(|| CoreError::Internal("no master key".into()))?;
@@ -116,7 +125,10 @@ impl KeyProvider for LocalKeyring {
     }
 
     fn unwrap(&self, id: &str, wrapped: &[u8], aad: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>> {
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (_, b) = keys
             .iter()
             .find(|(k, _)| k == id)
@@ -133,6 +145,12 @@ impl KeyProvider for LocalKeyring {
 
 /// A person's data key, in memory only.
 pub struct DataKey(SecretBox);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
 
 impl DataKey {
     /// A fresh random data key and its raw bytes (to be wrapped).

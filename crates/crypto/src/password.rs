@@ -58,10 +58,13 @@ pub fn check_password_policy(
     inputs.push("mamori");
     let entropy = zxcvbn::zxcvbn(password, &inputs);
     if entropy.score() < zxcvbn::Score::Four {
-        let why = entropy.feedback().and_then(|f| f.warning()).map_or_else(
-            || "add more unrelated words or characters".to_owned(),
-            |w| w.to_string(),
-        );
+        let why = entropy
+            .feedback()
+            .and_then(zxcvbn::feedback::Feedback::warning)
+            .map_or_else(
+                || "add more unrelated words or characters".to_owned(),
+                |w| w.to_string(),
+            );
         return Err(PasswordRejection::TooCommon(why));
     }
     Ok(())

@@ -115,7 +115,7 @@ pub fn source_key(ip: IpAddr) -> IpAddr {
             let s = v6.segments();
             IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
-        v4 => v4,
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 
@@ -172,7 +172,7 @@ impl Tracker {
         *n += 1;
         c.total += 1;
         Ok(Permit {
-            tracker: self.clone(),
+            tracker: Arc::clone(self),
             key,
         })
     }
@@ -324,7 +324,7 @@ impl ConnState {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         lock(&self.activity).in_flight += 1;
         self.changed.notify_one();
-        InFlight(self.clone())
+        InFlight(Arc::clone(self))
     }
 
     /// Asks the connection to close (after the response in progress).

@@ -179,7 +179,7 @@ fn parse_scep_query(raw: Option<&str>) -> ScepQuery {
     for pair in raw.unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = urlencoding::decode(v)
-            .map(|c| c.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .unwrap_or_default();
         match k {
             "operation" => q.operation = Some(v),

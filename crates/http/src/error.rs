@@ -66,15 +66,14 @@ impl IntoResponse for ApiError {
             _ => (status, Json(serde_json::json!({ "error": message }))).into_response(),
         };
         if let CoreError::TooManyRequests(secs) = &self.0 {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(&1).to_string()) {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, v);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.max(&1).to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
             );
         }
         resp

@@ -132,7 +132,7 @@ pub async fn serve_tls_from(
         tokio::spawn(serve_connection(
             tcp,
             addr,
-            served.clone(),
+            Arc::clone(&served),
             permit,
             stop.clone(),
         ));
@@ -213,14 +213,14 @@ async fn serve_connection(
     let peer = PeerCertificate(peer);
     let state = ConnState::new();
     let svc = {
-        let state = state.clone();
-        let served = served.clone();
+        let state = Arc::clone(&state);
+        let served = Arc::clone(&served);
         hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let in_flight = state.begin();
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(peer.clone());
             parts.extensions.insert(PeerAddr(addr));
-            let body = TimedBody::new(body, &served.limits, state.clone());
+            let body = TimedBody::new(body, &served.limits, Arc::clone(&state));
             let req = http::Request::from_parts(parts, body);
             let router = served.router.clone();
             async move {
@@ -276,7 +276,7 @@ pub fn server_config(
     if keys.is_empty() {
         return Err(rustls::Error::General("no server certificate".into()));
     }
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {

@@ -262,7 +262,7 @@ async fn build_services_with_store(
         clock,
         identities: Arc::default(),
         auth,
-        vault: ring.clone(),
+        vault: Arc::clone(&ring) as Arc<dyn mamori_core::vault::KeyProvider>,
         detector: Arc::default(),
     };
     services.check_master_key().await.map_err(|e| match e {
@@ -366,12 +366,12 @@ async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::vault::LocalKeyr
                     tracing::info!(keys = ?ring.ids(), "people key ring reloaded");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "people.key is invalid; keeping the loaded keys")
+                    tracing::error!(error = %e, "people.key is invalid; keeping the loaded keys");
                 }
             },
             Ok(None) => tracing::error!("people.key disappeared; keeping the loaded keys"),
             Err(e) => {
-                tracing::error!(error = %e, "people.key is unreadable; keeping the loaded keys")
+                tracing::error!(error = %e, "people.key is unreadable; keeping the loaded keys");
             }
         }
     }
@@ -551,7 +551,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let opts = sink_options(config, &public_url)?;
         for (name, target) in sink_targets(config)? {
             tasks.push(tokio::spawn(mamori_sinks::run(
-                services.store.clone(),
+                Arc::clone(&services.store),
                 name,
                 target,
                 opts.clone(),
@@ -561,7 +561,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if keyring.source == keys::KeySource::File {
         tasks.push(tokio::spawn(watch_people_keys(
             config.data_dir.clone(),
-            keyring.ring.clone(),
+            Arc::clone(&keyring.ring),
         )));
     }
     let tls_ca_path = config
@@ -581,4 +581,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         store,
         _lock: lock,
     })
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").finish_non_exhaustive()
+    }
 }

@@ -333,7 +333,7 @@ pub async fn restore_into(
         .context("cannot write the restored database")?;
     drop(scratch);
     // Bring the schema up to date, then give people their live keys.
-    let store = mamori_store::SqliteStore::open(&db)
+    let store = SqliteStore::open(&db)
         .await
         .map_err(|e| anyhow::anyhow!("the restored database does not open: {e}"))?;
     store.close().await;

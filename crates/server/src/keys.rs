@@ -393,7 +393,7 @@ fn tls_names(public_host: &str) -> (Vec<String>, Vec<IpAddr>) {
         Ok(ip) if !ips.contains(&ip) => ips.push(ip),
         Ok(_) => {}
         Err(_) if public_host != "localhost" && !public_host.is_empty() => {
-            dns.push(public_host.to_owned())
+            dns.push(public_host.to_owned());
         }
         Err(_) => {}
     }
@@ -617,4 +617,10 @@ pub fn load_or_create_sink_secret(dir: &Path, name: &str) -> anyhow::Result<Zero
     write_private(&p, hex::encode(key.as_slice()).as_bytes())?;
     tracing::info!(sink = %name, file = %p.display(), "webhook signing key created; give the receiver a copy");
     Ok(key)
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial").finish_non_exhaustive()
+    }
 }

@@ -232,12 +232,12 @@ enum AuditCmd {
         dir: DataDir,
         /// An evidence bundle (GET /api/v1/incidents/ID/evidence) to verify
         #[arg(long, value_name = "FILE")]
-        bundle: Option<std::path::PathBuf>,
+        bundle: Option<PathBuf>,
         /// The audit public key the bundle must be signed with
         /// (audit-public.pem from the server's data directory); without it
         /// the key in the bundle is used and its fingerprint shown
         #[arg(long, value_name = "PEM", requires = "bundle")]
-        public_key: Option<std::path::PathBuf>,
+        public_key: Option<PathBuf>,
     },
     /// Sign a checkpoint of the newest record now (the server does it
     /// hourly).
@@ -897,7 +897,11 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 for p in &page {
-                    let devices: Vec<&str> = p.devices.iter().map(|d| d.as_str()).collect();
+                    let devices: Vec<&str> = p
+                        .devices
+                        .iter()
+                        .map(mamori_domain::DeviceKey::as_str)
+                        .collect();
                     println!(
                         "{}\t{}\t{}\t{}",
                         p.id,

@@ -195,11 +195,10 @@ mod tests {
     fn parses_command_and_rejects_garbage() {
         let body = mamori_protocol::command::encode_command(
             "C-1",
-            [(
+            std::iter::once((
                 "RequestType".to_owned(),
                 plist::Value::String("ProfileList".into()),
-            )]
-            .into_iter()
+            ))
             .collect(),
         );
         let c = Command::parse(&body).unwrap();
@@ -216,7 +215,9 @@ mod tests {
         let chain = d.get("ErrorChain").and_then(|v| v.as_array()).unwrap();
         let first = chain[0].as_dictionary().unwrap();
         assert_eq!(
-            first.get("ErrorCode").and_then(|v| v.as_signed_integer()),
+            first
+                .get("ErrorCode")
+                .and_then(plist::Value::as_signed_integer),
             Some(12021)
         );
         assert_eq!(

@@ -74,7 +74,7 @@ async fn read(resp: reqwest::Response, op: &'static str) -> Result<(Option<Strin
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_ascii_lowercase());
+        .map(str::to_ascii_lowercase);
     let body = resp
         .bytes()
         .await

@@ -104,11 +104,7 @@ fn sd_escape(v: &str, out: &mut String) {
 /// A header field: printable US-ASCII without spaces, at most `max`
 /// characters, `-` when empty (RFC 5424 §6.2).
 fn header_field(v: &str, max: usize) -> String {
-    let s: String = v
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(max)
-        .collect();
+    let s: String = v.chars().filter(char::is_ascii_graphic).take(max).collect();
     if s.is_empty() {
         "-".into()
     } else {

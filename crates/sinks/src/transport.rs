@@ -30,7 +30,7 @@ fn client_config(roots: &Arc<rustls::RootCertStore>) -> Result<rustls::ClientCon
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| e.to_string())?
-    .with_root_certificates(roots.clone())
+    .with_root_certificates(Arc::clone(roots))
     .with_no_client_auth();
     Ok(config)
 }
@@ -71,7 +71,7 @@ impl Transport {
                         .map_err(|e| e.to_string())
                 }),
                 url: url.clone(),
-                secret: secret.clone(),
+                secret: Arc::clone(secret),
             },
             Target::Syslog { host, port, tls } => {
                 let (connector, tls_error) = if *tls {

@@ -95,7 +95,7 @@ impl QueueStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<ResultOutcome> {
         let result = result.to_string();
-        let error_chain = error_chain.map(|e| e.to_string());
+        let error_chain = error_chain.map(ToString::to_string);
         // Only an outstanding command of this very device can be answered.
         let request_type = self
             .write(|c| {

@@ -81,7 +81,7 @@ async fn challenges_respect_uses_and_expiry_even_under_concurrency() {
         .await
         .unwrap();
     let tries = (0..20).map(|_| {
-        let s = s.clone();
+        let s = Arc::clone(&s);
         tokio::spawn(async move { s.consume_challenge("h1", now()).await.unwrap() })
     });
     let won = futures::future::join_all(tries)
@@ -211,7 +211,7 @@ async fn scep_issuance_is_one_transaction() {
         .await
         .unwrap());
     assert!(s.certificate("fpA").await.unwrap().is_some());
-    assert_eq!(audit_len(s.clone()).await, 1);
+    assert_eq!(audit_len(Arc::clone(&s)).await, 1);
 
     // A failure inside the transaction (a duplicate fingerprint) leaves
     // the challenge use unspent and no audit record.
@@ -219,7 +219,7 @@ async fn scep_issuance_is_one_transaction() {
         .record_issuance(Some("p1"), &cert("fpA", Some("p1")), &event("dup"), now())
         .await
         .is_err());
-    assert_eq!(audit_len(s.clone()).await, 1);
+    assert_eq!(audit_len(Arc::clone(&s)).await, 1);
     assert_eq!(
         s.challenge_profile("h1", now()).await.unwrap().as_deref(),
         Some("p1"),
@@ -237,7 +237,7 @@ async fn scep_issuance_is_one_transaction() {
         .await
         .unwrap());
     assert!(s.certificate("fpC").await.unwrap().is_none());
-    assert_eq!(audit_len(s.clone()).await, 2);
+    assert_eq!(audit_len(Arc::clone(&s)).await, 2);
     // Unknown or expired profiles spend nothing either.
     assert!(!s
         .record_issuance(Some("nope"), &cert("fpD", None), &event("d"), now())
@@ -270,7 +270,7 @@ async fn scep_issuance_is_one_transaction() {
         .await
         .unwrap();
     let tries = (0..20).map(|i| {
-        let s = s.clone();
+        let s = Arc::clone(&s);
         tokio::spawn(async move {
             s.record_issuance(
                 Some("p5"),
@@ -288,7 +288,7 @@ async fn scep_issuance_is_one_transaction() {
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(won, 5);
-    assert_eq!(audit_len(s.clone()).await, 3 + 5);
+    assert_eq!(audit_len(Arc::clone(&s)).await, 3 + 5);
 }
 
 #[tokio::test]
@@ -883,7 +883,7 @@ async fn recovery_codes_work_once() {
     assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 0);
     let codes: Vec<String> = ["c1", "c2", "c3"].map(String::from).to_vec();
     s.replace_recovery_codes(&a, &codes).await.unwrap();
-    s.replace_recovery_codes(&aid("a2"), &["c1".to_string()])
+    s.replace_recovery_codes(&aid("a2"), &["c1".to_owned()])
         .await
         .unwrap();
     assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 3);
@@ -897,7 +897,7 @@ async fn recovery_codes_work_once() {
         "codes are per account"
     );
     // Replacing drops the old codes, used or not.
-    s.replace_recovery_codes(&a, &["c4".to_string(), "c2".to_string()])
+    s.replace_recovery_codes(&a, &["c4".to_owned(), "c2".to_owned()])
         .await
         .unwrap();
     assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 2);
@@ -905,7 +905,7 @@ async fn recovery_codes_work_once() {
     assert!(s.use_recovery_code(&a, "c2", now()).await.unwrap());
     // All or nothing: a duplicate in the batch leaves the old set in place.
     assert!(s
-        .replace_recovery_codes(&a, &["c5".to_string(), "c5".to_string()])
+        .replace_recovery_codes(&a, &["c5".to_owned(), "c5".to_owned()])
         .await
         .is_err());
     assert_eq!(s.recovery_codes_left(&a).await.unwrap(), 1);
@@ -1129,7 +1129,7 @@ async fn audit_log_appends_pages_and_refuses_rewrites() {
     for i in 0..5 {
         let e = AuditEvent {
             target: Some(format!("t{i}")),
-            detail: (i == 0).then(|| "first".to_string()),
+            detail: (i == 0).then(|| "first".to_owned()),
             ..event("auth.login", now() + Duration::seconds(i))
         };
         seqs.push(s.append_audit(&e).await.unwrap());
@@ -1663,7 +1663,7 @@ async fn purge_destroys_keys_rows_and_links_and_leaves_tombstones() {
     assert_eq!(s.count_people().await.unwrap(), 2);
     s.checkpoint().await.unwrap();
     // The key row is gone, not just the person row.
-    let raw = rusqlite::Connection::open(_d.path().join("t.db")).unwrap();
+    let raw = Connection::open(_d.path().join("t.db")).unwrap();
     let keys: i64 = raw
         .query_row(
             "SELECT COUNT(*) FROM person_keys WHERE person_id IN ('p1', 'p3')",
@@ -2437,7 +2437,7 @@ async fn control_links_follow_chains_and_shared_controllers() {
     let t = now();
     let since = t - Duration::days(30);
     let link = |a: &str, b: &str| {
-        let s = s.clone();
+        let s = Arc::clone(&s);
         let (a, b) = (aid(a), aid(b));
         async move { s.controls_either(&a, &b, since).await.unwrap() }
     };

@@ -184,7 +184,7 @@ impl StandIn {
         let mut roots = RootCertStore::empty();
         roots.add(client_ca.der()).expect("trust the client CA");
         let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()
                 .expect("client certificate verifier");
         let (cert, key) = server_ca.server_cert();
@@ -206,11 +206,14 @@ impl StandIn {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let replies = Arc::new(replies);
 
-        let recorded = requests.clone();
+        let recorded = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, recorded, replies) =
-                    (acceptor.clone(), recorded.clone(), replies.clone());
+                let (acceptor, recorded, replies) = (
+                    acceptor.clone(),
+                    Arc::clone(&recorded),
+                    Arc::clone(&replies),
+                );
                 tokio::spawn(async move {
                     // A refused handshake (no or untrusted client cert) ends here.
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -223,8 +226,11 @@ impl StandIn {
                         .and_then(|c| c.first())
                         .map(|c| c.clone().into_owned());
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (recorded, replies, client_cert) =
-                            (recorded.clone(), replies.clone(), client_cert.clone());
+                        let (recorded, replies, client_cert) = (
+                            Arc::clone(&recorded),
+                            Arc::clone(&replies),
+                            client_cert.clone(),
+                        );
                         async move {
                             let method = req.method().to_string();
                             let path = req.uri().path().to_owned();
@@ -286,4 +292,16 @@ impl StandIn {
 
 fn lock(requests: &Mutex<Vec<Recorded>>) -> MutexGuard<'_, Vec<Recorded>> {
     requests.lock().expect("stand-in request log poisoned")
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn").finish_non_exhaustive()
+    }
 }

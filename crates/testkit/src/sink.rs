@@ -56,17 +56,20 @@ impl WebhookReceiver {
         let port = listener.local_addr().expect("receiver address").port();
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicUsize::new(0));
-        let recorded = deliveries.clone();
+        let recorded = Arc::clone(&deliveries);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, recorded, refused) =
-                    (acceptor.clone(), recorded.clone(), refused.clone());
+                let (acceptor, recorded, refused) = (
+                    acceptor.clone(),
+                    Arc::clone(&recorded),
+                    Arc::clone(&refused),
+                );
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (recorded, refused) = (recorded.clone(), refused.clone());
+                        let (recorded, refused) = (Arc::clone(&recorded), Arc::clone(&refused));
                         async move {
                             let headers = req.headers().clone();
                             let body = req.into_body().collect().await?.to_bytes();
@@ -77,7 +80,7 @@ impl WebhookReceiver {
                             };
                             recorded
                                 .lock()
-                                .unwrap_or_else(|p| p.into_inner())
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .push(Delivery {
                                     headers,
                                     body,
@@ -104,7 +107,7 @@ impl WebhookReceiver {
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.deliveries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }
@@ -132,10 +135,10 @@ impl SyslogReceiver {
             .expect("bind the syslog receiver");
         let port = listener.local_addr().expect("receiver address").port();
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let recorded = messages.clone();
+        let recorded = Arc::clone(&messages);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
+                let (acceptor, recorded) = (acceptor.clone(), Arc::clone(&recorded));
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
@@ -158,7 +161,10 @@ impl SyslogReceiver {
                             }
                             let msg = String::from_utf8(buf[space + 1..space + 1 + len].to_vec())
                                 .expect("UTF-8 syslog message");
-                            recorded.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+                            recorded
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(msg);
                             buf.drain(..space + 1 + len);
                         }
                     }
@@ -176,7 +182,7 @@ impl SyslogReceiver {
     pub fn messages(&self) -> Vec<String> {
         self.messages
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }
@@ -184,5 +190,17 @@ impl SyslogReceiver {
 impl Drop for SyslogReceiver {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for WebhookReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookReceiver").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SyslogReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyslogReceiver").finish_non_exhaustive()
     }
 }

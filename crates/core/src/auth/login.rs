@@ -948,7 +948,7 @@ impl Services {
             match serde_json::from_str::<Passkey>(&c.data) {
                 Ok(pk) => out.push(pk),
                 Err(e) => {
-                    tracing::error!(credential = %c.id, error = %e, "stored WebAuthn credential unreadable")
+                    tracing::error!(credential = %c.id, error = %e, "stored WebAuthn credential unreadable");
                 }
             }
         }

@@ -130,7 +130,10 @@ impl SourceThrottle {
     /// Seconds to wait before `key` may try again, if it must. Looking a
     /// key up counts as using it.
     pub fn wait(&self, key: &str, now: OffsetDateTime) -> Option<u64> {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let until = map.touch(key)?.blocked_until?;
         (until > now).then(|| u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1)
     }
@@ -138,7 +141,10 @@ impl SourceThrottle {
     /// Records a failure for `key`; after `free` failures every further one
     /// blocks the key for an exponentially growing time.
     pub fn failure(&self, key: &str, now: OffsetDateTime, free: u32, max: Duration) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let e = map.touch_or_insert(
             key,
             Entry {
@@ -157,7 +163,10 @@ impl SourceThrottle {
 
     /// Forgets `key` (a login name that now exists, say).
     pub fn forget(&self, key: &str) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(key);
     }
 }
@@ -195,7 +204,7 @@ mod tests {
     fn len(t: &SourceThrottle) -> usize {
         t.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map
             .len()
     }
@@ -273,7 +282,7 @@ mod tests {
     fn len_has(t: &SourceThrottle, key: &str) -> bool {
         t.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map
             .contains_key(key)
     }

@@ -83,7 +83,10 @@ impl Ceremonies {
     }
 
     pub(crate) fn put(&self, session: &SessionId, c: Ceremony) {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_CEREMONIES {
             map.retain(|_, (t, _)| t.elapsed() < CEREMONY_TTL);
         }
@@ -94,7 +97,10 @@ impl Ceremonies {
 
     /// Takes the session's pending ceremony (each challenge is answered once).
     pub(crate) fn take(&self, session: &SessionId) -> Option<Ceremony> {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(session)
             .filter(|(t, _)| t.elapsed() < CEREMONY_TTL)
             .map(|(_, c)| c)

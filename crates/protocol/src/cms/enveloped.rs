@@ -137,7 +137,7 @@ where
     F: Fn(&[u8]) -> std::result::Result<Zeroizing<Vec<u8>>, CryptoError>,
 {
     let der = super::ber::to_der(der)?;
-    let ed: RawEnvelopedData = content_info(&der, oids::ENVELOPED_DATA)?.decode_as()?;
+    let ed: RawEnvelopedData<'_> = content_info(&der, oids::ENVELOPED_DATA)?.decode_as()?;
     let recipient = parse_cert(recipient_cert_der)?;
     let ktri = find_recipient(&ed.recip_infos, &recipient)?;
     if ktri.key_enc_alg.oid != oids::RSA_ENCRYPTION {

@@ -66,10 +66,10 @@ pub fn verify_signed_data(
     detached_content: Option<&[u8]>,
 ) -> Result<VerifiedSignedData> {
     let der = super::ber::to_der(der)?;
-    let sd: RawSignedData = content_info(&der, oids::SIGNED_DATA)?.decode_as()?;
+    let sd: RawSignedData<'_> = content_info(&der, oids::SIGNED_DATA)?.decode_as()?;
     let content = select_content(&sd.encap_content_info, detached_content)?;
     let si_any = sd.signer_infos.0.first().ok_or(PkiError::NoSigner)?;
-    let si: RawSignerInfo = si_any.decode_as()?;
+    let si: RawSignerInfo<'_> = si_any.decode_as()?;
     let certificates = cert_ders(sd.certificates.as_ref())?;
     let signer = find_signer(&certificates, &si.sid)?;
 
@@ -398,6 +398,6 @@ pub fn degenerate_certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>> {
 /// certs-only one. Signatures, if any, are not checked.
 pub fn certs_from_degenerate(der: &[u8]) -> Result<Vec<Vec<u8>>> {
     let der = super::ber::to_der(der)?;
-    let sd: RawSignedData = content_info(&der, oids::SIGNED_DATA)?.decode_as()?;
+    let sd: RawSignedData<'_> = content_info(&der, oids::SIGNED_DATA)?.decode_as()?;
     cert_ders(sd.certificates.as_ref())
 }

@@ -135,7 +135,7 @@ fn own_signatures_round_trip() {
     assert_eq!(v.certificates, vec![cert.clone(), keys::ca_cert()]);
     assert_eq!(v.digest_oid, oids::SHA256);
     assert_eq!(
-        der::asn1::ObjectIdentifier::from_der(v.signed_attr(&oids::CONTENT_TYPE).unwrap()).unwrap(),
+        ObjectIdentifier::from_der(v.signed_attr(&oids::CONTENT_TYPE).unwrap()).unwrap(),
         oids::DATA
     );
 

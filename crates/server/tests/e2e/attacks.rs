@@ -457,7 +457,7 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
             let admin = s.admin_named(name).await.unwrap();
             match s.create_token_for("cli:mallory", ctx, &admin, req).await {
                 Err(mamori_core::CoreError::Conflict(m)) => {
-                    assert!(m.contains("has not finished setting up"), "{m}")
+                    assert!(m.contains("has not finished setting up"), "{m}");
                 }
                 other => panic!("{name}: a token for an account not set up: {other:?}"),
             }

@@ -160,10 +160,7 @@ async fn an_insider_bulk_read_is_stopped_and_its_scope_reported() {
     let app = spawn_app().await; // alert at 300 people a minute
     let s = &app.running.services;
     let admin = role_token(s, "dir-admin", "device_admin").await;
-    assert_eq!(
-        import(&app, &admin, crate::people::csv_of(0..600)).await.0,
-        201
-    );
+    assert_eq!(import(&app, &admin, csv_of(0..600)).await.0, 201);
     let insider = role_token(s, "insider", "security_officer").await;
     let label = format!("token:{}:insider", insider.split('_').nth(1).unwrap());
     let get = |path: String, token: String| {

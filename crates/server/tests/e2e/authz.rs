@@ -61,7 +61,7 @@ fn expected_permissions(role: Role) -> &'static [&'static str] {
 fn expected_access(method: &str, path: &str) -> Option<Access> {
     use mamori_domain::Permission as P;
     use Access::*;
-    let perm = Access::Permission;
+    let perm = Permission;
     Some(match (method, path) {
         ("GET", "/healthz" | "/api/v1/openapi.yaml") => Public,
         ("POST", "/api/v1/auth/login") => Public,
@@ -115,11 +115,13 @@ fn expected_access(method: &str, path: &str) -> Option<Access> {
             | "/api/v1/incidents/{id}/people"
             | "/api/v1/incidents/{id}/evidence",
         ) => perm(P::AuditRead),
-        ("POST", "/api/v1/incidents")
-        | ("PATCH", "/api/v1/incidents/{id}")
-        | ("POST", "/api/v1/incidents/{id}/scope" | "/api/v1/incidents/{id}/notifications") => {
-            perm(P::IncidentsManage)
-        }
+        (
+            "POST",
+            "/api/v1/incidents"
+            | "/api/v1/incidents/{id}/scope"
+            | "/api/v1/incidents/{id}/notifications",
+        )
+        | ("PATCH", "/api/v1/incidents/{id}") => perm(P::IncidentsManage),
         ("GET", "/api/v1/policies" | "/api/v1/policies/{id}") => perm(P::DevicesRead),
         (
             "GET",

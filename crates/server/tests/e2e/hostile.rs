@@ -265,7 +265,7 @@ async fn one_address_cannot_hold_the_body_budget() {
     assert_eq!(slow.len(), 3);
     let mut third = slow.pop().unwrap();
     let mut answer = vec![0u8; 64];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut answer))
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut answer))
         .await
         .expect("answered at once")
         .unwrap();

@@ -426,14 +426,14 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
         // A different key.
         std::fs::write(&key_path, hex::encode([7u8; 32])).unwrap();
         private(&key_path);
-        let err = mamori::app::start(&config).await.err().expect("refused");
+        let err = mamori::app::start(&config).await.expect_err("refused");
         assert!(
             format!("{err:#}").contains(message_wrong),
             "{file}: {err:#}"
         );
         // No key at all next to an existing database.
         std::fs::remove_file(&key_path).unwrap();
-        let err = mamori::app::start(&config).await.err().expect("refused");
+        let err = mamori::app::start(&config).await.expect_err("refused");
         assert!(
             format!("{err:#}").contains(message_missing),
             "{file}: {err:#}"

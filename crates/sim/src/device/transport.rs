@@ -93,9 +93,9 @@ impl SimDevice {
             None
         };
         let sessions = if mtls {
-            self.mtls_sessions.clone()
+            std::sync::Arc::clone(&self.mtls_sessions)
         } else {
-            self.anon_sessions.clone()
+            std::sync::Arc::clone(&self.anon_sessions)
         };
         let client = build_client(
             &self.tls_roots,
