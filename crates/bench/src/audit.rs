@@ -6,10 +6,11 @@
 //!    stopped.
 //! 2. **Append rate, through the real store path**: this process opens the
 //!    database with `mamori_store::SqliteStore::open` (what the server does
-//!    at start) and appends records with `AuditStore::append_audit`, the
-//!    call every audited action makes: one transaction per record on the
-//!    writer connection that reads the last link, computes `record_hash`
-//!    and inserts (each commit fsyncs the WAL: `synchronous = FULL` in WAL
+//!    at start) and appends records through `mamori_core::chain::ChainWriter`,
+//!    the path every audited action takes: the writer hashes the record
+//!    onto the end it last wrote, and the store, in one transaction per
+//!    record on the writer connection, checks the link against the stored
+//!    end and inserts (each commit fsyncs the WAL: `synchronous = FULL` in WAL
 //!    mode, as in the server, so the rate is bounded by the disk's fsync
 //!    latency). It does so one record at a time from one
 //!    task on the fresh log, again on the full log, and from several tasks
@@ -48,9 +49,11 @@ use crate::people::{DbSize, Latency, SplitMix64};
 use crate::procfs;
 use crate::server::{self, Server};
 use anyhow::{anyhow, bail, Context};
-use mamori_core::audit::{record_hash, GENESIS};
-use mamori_core::ports::AuditStore;
+use mamori_core::audit::record_hash;
+use mamori_core::chain::ChainWriter;
+use mamori_domain::chain::GENESIS;
 use mamori_domain::AuditEvent;
+use mamori_ports::AuditStore;
 use mamori_store::SqliteStore;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -591,13 +594,16 @@ async fn append_phase(
             .collect::<anyhow::Result<_>>()?,
     );
     eprintln!("{name}: {} records...", events.len());
+    // The server's path: the chain computed in the service layer, the
+    // store comparing and appending.
+    let writer = Arc::new(ChainWriter::default());
     let start = Instant::now();
     let latency = if tasks <= 1 {
         let mut lat = Vec::with_capacity(events.len());
         for e in events.iter() {
             let t = Instant::now();
-            store
-                .append_audit(e)
+            writer
+                .append(store, std::slice::from_ref(e))
                 .await
                 .map_err(|e| anyhow!("append_audit: {e}"))?;
             lat.push(t.elapsed().as_secs_f64() * 1e6);
@@ -607,13 +613,18 @@ async fn append_phase(
         let next = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
-                let (store, events, next) = (store.clone(), Arc::clone(&events), Arc::clone(&next));
+                let (store, events, next, writer) = (
+                    store.clone(),
+                    Arc::clone(&events),
+                    Arc::clone(&next),
+                    Arc::clone(&writer),
+                );
                 tokio::spawn(async move {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(e) = events.get(k) else { break };
-                        store
-                            .append_audit(e)
+                        writer
+                            .append(&store, std::slice::from_ref(e))
                             .await
                             .map_err(|e| anyhow!("append_audit: {e}"))?;
                     }
@@ -1038,8 +1049,8 @@ pub fn report(f: &Figures) -> String {
     );
     let _ = writeln!(
         out,
-        "append: AuditStore::append_audit on a SqliteStore (one transaction per record: read the \
-         last link, record_hash, INSERT; WAL, synchronous=FULL: one fsync per commit), events built beforehand."
+        "append: ChainWriter::append on a SqliteStore (record_hash in the writer; one transaction \
+         per record: compare the last link, INSERT; WAL, synchronous=FULL: one fsync per commit), events built beforehand."
     );
     let _ = writeln!(
         out,

@@ -85,7 +85,7 @@ const SETTLE: Duration = Duration::from_millis(300);
         API, times lookups by e-mail and pages of 100, then purges the departed ones with \
         `SERVER_BIN people purge --due` on the running server's data directory. \
         With --audit N: the audit log instead: append rate through the store \
-        (AuditStore::append_audit on the data directory's SqliteStore), then a chained \
+        (ChainWriter::append on the data directory's SqliteStore), then a chained \
         N-record log, `SERVER_BIN audit verify` over it, and the breach-scope report for \
         1 day, 30 days, 365 days and one actor over 365 days through \
         `SERVER_BIN audit breach-scope` and GET /api/v1/reports/breach-scope. \
@@ -163,7 +163,7 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     people_pages: u32,
     /// Instead of the device benchmark: the audit log with N records
-    /// (default 10,000,000). Times `AuditStore::append_audit` on the data
+    /// (default 10,000,000). Times `ChainWriter::append` on the data
     /// directory's SqliteStore (records/s), writes the rest of a chained
     /// N-record log (10 % people.read over 100,000 people, 300 actors, 365
     /// days), then times `SERVER_BIN audit verify` and the breach-scope

@@ -301,7 +301,7 @@ impl Services {
                 a.detail
             )),
         };
-        let seq = self.store.append_audit(&event).await?;
+        let seq = self.audit_seq(event).await?;
         if a.severity == "high" {
             self.incident_for_alert(seq, a.rule, &a.actor).await?;
         }

@@ -3,15 +3,14 @@
 //! editing, deleting or reordering a record breaks the chain at that
 //! record; checkpoints — (sequence number, hash) signed with the server's
 //! audit key (ECDSA P-256) — pin the chain, so cutting records off its end
-//! or rewriting all of it is caught up to the last checkpoint. Pure code:
-//! the store calls [`record_hash`] when it appends.
+//! or rewriting all of it is caught up to the last checkpoint. The chain is
+//! computed here and only here: the store compares and appends
+//! (`mamori_ports::AuditStore::append_audit`).
 
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::chain::{ChainedRecord, Checkpoint, Truncation, GENESIS};
 use mamori_domain::AuditEvent;
 use serde::Serialize;
-
-/// The link before the first record.
-pub const GENESIS: [u8; 32] = [0; 32];
 
 fn field(out: &mut Vec<u8>, v: Option<&str>) {
     match v {
@@ -57,49 +56,6 @@ pub fn truncation_message(up_to_seq: i64, hash: &[u8], at: i64, before_at: i64) 
     m.extend_from_slice(&at.to_be_bytes());
     m.extend_from_slice(&before_at.to_be_bytes());
     m
-}
-
-/// A signed "truncated up to" mark: records up to `up_to_seq` (older than
-/// `before_at`) were removed by retention; the first remaining record
-/// links to `hash`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Truncation {
-    /// Last removed record.
-    pub up_to_seq: i64,
-    /// Its hash.
-    pub hash: Vec<u8>,
-    /// When the mark was made (Unix seconds).
-    pub at: i64,
-    /// The retention cut-off (Unix seconds).
-    pub before_at: i64,
-    /// ECDSA P-256 signature over [`truncation_message`].
-    pub signature: Vec<u8>,
-}
-
-/// One stored record with its chain links.
-#[derive(Debug, Clone)]
-pub struct ChainedRecord {
-    /// Sequence number.
-    pub seq: i64,
-    /// The event.
-    pub event: AuditEvent,
-    /// Stored link to the previous record (None: written before chaining).
-    pub prev_hash: Option<Vec<u8>>,
-    /// Stored hash.
-    pub hash: Option<Vec<u8>>,
-}
-
-/// A signed checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Sequence number of the record it pins.
-    pub seq: i64,
-    /// That record's hash.
-    pub hash: Vec<u8>,
-    /// When it was made (Unix seconds).
-    pub at: i64,
-    /// ECDSA P-256 signature over [`checkpoint_message`].
-    pub signature: Vec<u8>,
 }
 
 /// The outcome of `audit verify`.

@@ -1,13 +1,13 @@
 //! The check-in and connect endpoints' use-cases.
 
 use crate::identity::Evidence;
-use crate::ports::{
-    AuthenticateRecord, ClearedAssignment, InventoryFields, InventoryKind, PendingPush,
-    ResultOutcome, TokenUpdateRecord,
-};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
     log_safe, CommandState, CommandUuid, DeviceCertificate, DeviceKey, EnrollmentStatus,
+};
+use mamori_ports::{
+    AuthenticateRecord, ClearedAssignment, InventoryFields, InventoryKind, PendingPush,
+    ResultOutcome, TokenUpdateRecord,
 };
 use mamori_protocol::checkin::{CheckinMessage, Ident};
 use mamori_protocol::connect::{CommandStatus, ConnectRequest};
@@ -512,10 +512,10 @@ impl Services {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
-        let apps: Option<Vec<crate::ports::InstalledApp>> = list
+        let apps: Option<Vec<mamori_ports::InstalledApp>> = list
             .iter()
             .map(|a| {
-                Some(crate::ports::InstalledApp {
+                Some(mamori_ports::InstalledApp {
                     bundle_id: text(a, "Identifier").filter(|i| !i.is_empty())?,
                     name: text(a, "Name"),
                     version: text(a, "ShortVersion").or_else(|| text(a, "Version")),

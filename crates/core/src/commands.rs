@@ -1,9 +1,9 @@
 //! Queueing commands and reading their results.
 
 use crate::auth::{Actor, ClientContext};
-use crate::ports::NewCommand;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
+use mamori_ports::NewCommand;
 
 /// Most devices one enqueue request may target.
 pub const MAX_TARGETS: usize = 50_000;

@@ -376,7 +376,7 @@ impl Services {
             request_id: None,
             detail: Some(detail),
         };
-        if let Err(e) = self.store.append_audit(&event).await {
+        if let Err(e) = self.audit_seq(event).await {
             tracing::error!(error = %e, "cannot record a refused device request");
         }
     }
@@ -488,22 +488,21 @@ impl Services {
             );
             tracing::warn!(actor = %label, %by, reads = read + people, "ALERT: bulk personal-data reads");
             alert_seq = Some(
-                self.store
-                    .append_audit(&self.audit_event(
-                        "system",
-                        ctx,
-                        "alert.bulk_personal_data_read",
-                        Some(&label),
-                        "alert",
-                        Some(format!(
-                            "severity=high reads={} limit={} by={by} window={}s \
+                self.audit_seq(self.audit_event(
+                    "system",
+                    ctx,
+                    "alert.bulk_personal_data_read",
+                    Some(&label),
+                    "alert",
+                    Some(format!(
+                        "severity=high reads={} limit={} by={by} window={}s \
                              evidence=records {first}-{last}",
-                            read + people,
-                            policy.bulk_read_threshold,
-                            policy.bulk_read_window.whole_seconds()
-                        )),
-                    ))
-                    .await?,
+                        read + people,
+                        policy.bulk_read_threshold,
+                        policy.bulk_read_window.whole_seconds()
+                    )),
+                ))
+                .await?,
             );
         }
         let result = match granted {
@@ -568,7 +567,7 @@ impl Services {
                 )
             })
             .collect();
-        let seqs = self.store.append_audit_batch(&events).await?;
+        let seqs = self.append_audit(&events).await?;
         self.detector.disclosed(permit, &seqs);
         Ok(())
     }

@@ -162,8 +162,7 @@ impl Services {
         let mut seqs = Vec::with_capacity(reads.len());
         for (device, detail) in reads {
             let seq = self
-                .store
-                .append_audit(&self.audit_event(
+                .audit_seq(self.audit_event(
                     &actor.label(),
                     ctx,
                     PERSONAL_READ,

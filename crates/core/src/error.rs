@@ -1,7 +1,7 @@
 //! The service layer's error: what kind of failure, a message safe to show the
 //! client, and (for internal failures) a cause that only goes to the log.
 
-use crate::ports::StoreError;
+use mamori_ports::StoreError;
 
 /// A use-case failure.
 #[derive(Debug, thiserror::Error)]

@@ -7,10 +7,11 @@
 //! with nothing but the audit public key: every link, every hash, every
 //! signature, and that the scope is what the records say.
 
-use crate::audit::{checkpoint_message, truncation_message, ChainVerifier, ChainedRecord, GENESIS};
+use crate::audit::{checkpoint_message, truncation_message, ChainVerifier};
 use crate::auth::ClientContext;
-use crate::report::PERSONAL_DATA_ACTIONS;
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::breach::PERSONAL_DATA_ACTIONS;
+use mamori_domain::chain::{ChainedRecord, GENESIS};
 use mamori_domain::AuditEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -262,11 +263,11 @@ pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<Bundle
     )?;
     signatures += 1;
     // Checkpoints in between: signed, and matching their records.
-    let points: Vec<crate::audit::Checkpoint> = body
+    let points: Vec<mamori_domain::chain::Checkpoint> = body
         .checkpoints
         .iter()
         .map(|c| {
-            Ok(crate::audit::Checkpoint {
+            Ok(mamori_domain::chain::Checkpoint {
                 seq: c.seq,
                 hash: unhex(&c.hash, "checkpoint hash")?,
                 at: c.at,
@@ -303,7 +304,7 @@ pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<Bundle
     })
 }
 
-fn anchor_of_checkpoint(c: &crate::audit::Checkpoint) -> Anchor {
+fn anchor_of_checkpoint(c: &mamori_domain::chain::Checkpoint) -> Anchor {
     Anchor {
         kind: "checkpoint".into(),
         seq: c.seq,

@@ -8,12 +8,12 @@
 //! restart resumes where it was.
 
 use crate::auth::ClientContext;
-use crate::ports::NewCommand;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
     CommandState, CommandUuid, DeviceGroup, DeviceKey, DeviceProfile, EnrollmentStatus, GroupRule,
     Policy, ProfileState,
 };
+use mamori_ports::NewCommand;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use time::Duration;

@@ -339,7 +339,7 @@ impl Services {
                 ctx,
                 i.window_from,
                 i.window_to,
-                &crate::report::ScopeFilter {
+                &mamori_domain::breach::ScopeFilter {
                     actor: i.actor.clone(),
                     ..Default::default()
                 },

@@ -82,7 +82,7 @@ impl Services {
     }
 
     /// A device's installed applications.
-    pub async fn device_apps(&self, udid: &str) -> CoreResult<Vec<crate::ports::InstalledApp>> {
+    pub async fn device_apps(&self, udid: &str) -> CoreResult<Vec<mamori_ports::InstalledApp>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if self.store.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));

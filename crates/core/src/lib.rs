@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod chain;
 pub mod checkin;
 pub mod commands;
 pub mod compliance;
@@ -25,7 +26,6 @@ pub mod offboard;
 pub mod people;
 pub mod pki;
 pub mod policies;
-pub mod ports;
 pub mod push;
 pub mod reenroll;
 pub mod report;
@@ -35,8 +35,8 @@ pub mod vault;
 
 pub use error::{CoreError, CoreResult};
 
+use mamori_ports::{Clock, Pusher, Store};
 use pki::Pki;
-use ports::{Clock, Pusher, Store};
 use std::sync::Arc;
 
 /// A random record identifier: 96 bits, hex (approvals, groups,
@@ -136,6 +136,8 @@ pub struct Services {
     pub vault: Arc<dyn vault::KeyProvider>,
     /// Detection state (sliding windows).
     pub detector: Arc<detect::Detector>,
+    /// The end of the audit chain as this process last wrote it.
+    pub chain: Arc<chain::ChainWriter>,
 }
 
 impl std::fmt::Debug for Services {

@@ -5,12 +5,12 @@
 //! [`vault`]: crate::vault
 
 use crate::auth::{Actor, ClientContext};
-use crate::ports::{PeopleConflict, PersonIndex};
 use crate::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
     DeviceKey, EmploymentStatus, Permission, PersonId, PersonRecord, PersonView, PersonalFields,
 };
+use mamori_ports::{PeopleConflict, PersonIndex};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;

@@ -32,9 +32,9 @@
 
 use crate::anomaly::Alert;
 use crate::auth::{Actor, ClientContext};
-use crate::ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus, Permission};
+use mamori_ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -131,11 +131,24 @@ impl Services {
                 msg.transaction_id.chars().take(64).collect::<String>()
             )),
         };
+        let store = &*self.store;
         let spent = self
-            .store
-            .record_issuance(origin.profile.as_deref(), &record, &event, record.issued_at)
+            .chain
+            .append_with(store, std::slice::from_ref(&event), |chained| {
+                let (profile, record) = (origin.profile.as_deref(), &record);
+                async move {
+                    let [audit] = chained.as_slice() else {
+                        return Err(mamori_ports::StoreError(
+                            "one issuance, one audit record".into(),
+                        ));
+                    };
+                    store
+                        .record_issuance(profile, record, audit, record.issued_at)
+                        .await
+                }
+            })
             .await
-            .map_err(|e| Refusal::Core(e.into()))?;
+            .map_err(Refusal::Core)?;
         if !spent {
             // The last use went to a concurrent request since the check.
             return Err(Refusal::Fail(
@@ -151,7 +164,7 @@ impl Services {
     }
 
     /// The enrollment profile of the challenge, if it has a use left. The
-    /// use is spent only with the issuance ([`crate::ports::CertStore::record_issuance`]).
+    /// use is spent only with the issuance ([`mamori_ports::CertStore::record_issuance`]).
     async fn challenge_origin(&self, challenge: Option<&str>) -> Result<Origin, Refusal> {
         let Some(challenge) = challenge else {
             return Err(Refusal::Fail(BAD_REQUEST, "no challenge password".into()));

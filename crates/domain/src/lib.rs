@@ -4,6 +4,8 @@
 
 mod admin;
 mod approval;
+pub mod breach;
+pub mod chain;
 mod group;
 mod ids;
 mod incident;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use mamori_core::ports::{PushTarget, Pusher};
+use mamori_ports::{PushTarget, Pusher};
 use rustls_pki_types::CertificateDer;
 
 pub use credentials::{PushCredentials, MDM_TOPIC_PREFIX};

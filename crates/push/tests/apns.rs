@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mamori_core::ports::{PushTarget, Pusher};
 use mamori_domain::DeviceKey;
+use mamori_ports::{PushTarget, Pusher};
 use mamori_push::{ApnsPusher, PushCredentials, PushError};
 use mamori_testkit::apns::{new_topic, Ca, Reply, StandIn};
 use rcgen::KeyPair;

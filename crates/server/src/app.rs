@@ -4,8 +4,8 @@
 use crate::config::Config;
 use crate::keys;
 use anyhow::Context;
-use mamori_core::ports::{Clock, Pusher, Store, SystemClock};
 use mamori_core::{CoreConfig, Services};
+use mamori_ports::{Clock, Pusher, Store, SystemClock};
 use mamori_store::SqliteStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -264,6 +264,7 @@ async fn build_services_with_store(
         auth,
         vault: Arc::clone(&ring) as Arc<dyn mamori_core::vault::KeyProvider>,
         detector: Arc::default(),
+        chain: Arc::default(),
     };
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.

@@ -438,12 +438,12 @@ async fn main() -> anyhow::Result<()> {
             let from = parse(from, "from")?.unwrap_or_else(|| to - time::Duration::days(30));
             let network = network
                 .map(|n| {
-                    mamori_core::report::Network::parse(&n).with_context(|| {
+                    mamori_domain::breach::Network::parse(&n).with_context(|| {
                         format!("--network {n:?} is not an address or CIDR network")
                     })
                 })
                 .transpose()?;
-            let filter = mamori_core::report::ScopeFilter {
+            let filter = mamori_domain::breach::ScopeFilter {
                 actor,
                 token,
                 network,
@@ -955,7 +955,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::List { dir } => {
             require_installation(&dir.data_dir)?;
             let store = app::open_store(&dir.data_dir).await?;
-            use mamori_core::ports::{AdminStore, TokenStore};
+            use mamori_ports::{AdminStore, TokenStore};
             let admins = store
                 .list_admins()
                 .await

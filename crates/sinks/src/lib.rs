@@ -14,7 +14,7 @@
 pub mod format;
 mod transport;
 
-use mamori_core::ports::{SinkState, Store};
+use mamori_ports::{SinkState, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;

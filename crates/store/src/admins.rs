@@ -3,11 +3,11 @@
 
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{AdminStore, StoreError, StoreResult};
 use mamori_domain::{
     AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, SessionStage,
     Suspension, WebauthnCredential,
 };
+use mamori_ports::{AdminStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 

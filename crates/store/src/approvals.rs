@@ -2,8 +2,8 @@
 
 use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{ApprovalStore, StoreError, StoreResult};
 use mamori_domain::{Approval, ApprovalStatus, DeviceKey};
+use mamori_ports::{ApprovalStore, StoreError, StoreResult};
 use rusqlite::{params, Row};
 use time::OffsetDateTime;
 

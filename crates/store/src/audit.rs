@@ -1,14 +1,15 @@
 //! The audit log: append-only (the schema's triggers refuse UPDATE and
 //! DELETE, so not even a bug in this crate can rewrite history) and
-//! hash-chained: each append links to the last record in the same
-//! writer-held statement sequence (see `mamori_core::audit`).
+//! hash-chained: the service layer computes each record's links
+//! (`mamori_core::audit`); an append here is written only if it links to
+//! the last stored record, checked in the writer's transaction.
 
 use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::audit::{record_hash, ChainedRecord, Checkpoint, GENESIS};
-use mamori_core::ports::{AuditStore, StoreResult};
-use mamori_core::report::{Access, AccessFilter, ScopeBuilder};
+use mamori_domain::breach::{Access, AccessFilter, ScopeBuilder};
+use mamori_domain::chain::{ChainLink, Chained, ChainedRecord, Checkpoint, GENESIS};
 use mamori_domain::{AuditEvent, AuditRecord};
+use mamori_ports::{AuditStore, StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{params, Row};
 
@@ -37,65 +38,101 @@ fn audit_from_row(r: &Row<'_>) -> StoreResult<AuditRecord> {
     })
 }
 
-/// Appends `e` to the chain inside the caller's transaction on the writer
-/// connection (held: nothing can append between reading the last link and
-/// inserting the new record); returns its sequence number.
-pub(crate) fn append_chained(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> StoreResult<i64> {
+/// Appends `records` inside the caller's transaction on the writer
+/// connection, iff they link to the log's last record: the first must have
+/// the sequence number after it and its hash as `prev_hash`, and each next
+/// record the one after that. The links were computed by the service layer
+/// (`mamori_core::audit`); this only compares them with what is stored, so
+/// a writer that chained onto a stale end is told so and writes nothing.
+pub(crate) fn append_chained(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[ChainedRecord],
+) -> StoreResult<Chained<()>> {
     let last = query_opt(
         tx,
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
         [],
         |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
     )?;
-    let (seq, prev) = match last {
-        Some((s, Some(h))) => (s + 1, h),
-        Some((s, None)) => (s + 1, GENESIS.to_vec()),
-        None => (1, GENESIS.to_vec()),
-    };
-    let hash = record_hash(&prev, seq, e);
-    exec(
-        tx,
-        "INSERT INTO audit_log
-            (seq, at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
+    let mut head = match last {
+        Some((seq, Some(hash))) => ChainLink { seq, hash },
+        Some((seq, None)) => ChainLink {
             seq,
-            ts(e.at),
-            e.actor,
-            e.source,
-            e.action,
-            e.target,
-            e.outcome,
-            e.request_id,
-            e.detail,
-            prev,
-            hash.as_slice()
-        ],
-    )?;
-    Ok(seq)
+            hash: GENESIS.to_vec(),
+        },
+        None => ChainLink::genesis(),
+    };
+    for rec in records {
+        let (Some(prev), Some(hash)) = (&rec.prev_hash, &rec.hash) else {
+            return Err(StoreError(
+                "an appended audit record has no chain link".into(),
+            ));
+        };
+        if rec.seq != head.seq + 1 || *prev != head.hash {
+            return Ok(Chained::HeadMoved);
+        }
+        let e = &rec.event;
+        exec(
+            tx,
+            "INSERT INTO audit_log
+                (seq, at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                rec.seq,
+                ts(e.at),
+                e.actor,
+                e.source,
+                e.action,
+                e.target,
+                e.outcome,
+                e.request_id,
+                e.detail,
+                prev,
+                hash
+            ],
+        )?;
+        head = ChainLink {
+            seq: rec.seq,
+            hash: hash.clone(),
+        };
+    }
+    Ok(Chained::Written(()))
 }
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, e: &AuditEvent) -> StoreResult<i64> {
+    async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>> {
         self.write(|c| {
-            let tx = c.transaction().map_err(db)?;
-            let seq = append_chained(&tx, e)?;
-            tx.commit().map_err(db)?;
-            Ok(seq)
+            // Immediate: the end read below must still be the end when the
+            // insert runs, whoever else writes to the file (a `mamori`
+            // command); waiting for the lock is the busy timeout's.
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let written = append_chained(&tx, records)?;
+            if written == Chained::Written(()) {
+                tx.commit().map_err(db)?;
+            }
+            Ok(written)
         })
         .await
     }
 
-    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
-        self.write(|c| {
-            let tx = c.transaction().map_err(db)?;
-            let seqs = events
-                .iter()
-                .map(|e| append_chained(&tx, e))
-                .collect::<StoreResult<Vec<_>>>()?;
-            tx.commit().map_err(db)?;
-            Ok(seqs)
+    async fn audit_head(&self) -> StoreResult<ChainLink> {
+        self.read(|c| {
+            let last = query_opt(
+                c,
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
+            )?;
+            Ok(match last {
+                Some((seq, hash)) => ChainLink {
+                    seq,
+                    hash: hash.unwrap_or_else(|| GENESIS.to_vec()),
+                },
+                None => ChainLink::genesis(),
+            })
         })
         .await
     }
@@ -366,7 +403,17 @@ mod tests {
                 "fields=name",
             ),
         ] {
-            s.append_audit(&e).await.unwrap();
+            let head = s.audit_head().await.unwrap();
+            let mut hash = head.hash.clone();
+            hash[..8].copy_from_slice(&(head.seq + 1).to_be_bytes());
+            let rec = ChainedRecord {
+                seq: head.seq + 1,
+                event: e,
+                prev_hash: Some(head.hash),
+                hash: Some(hash),
+            };
+            let written = s.append_audit(std::slice::from_ref(&rec)).await.unwrap();
+            assert_eq!(written, Chained::Written(()));
         }
         let all = scope(&s, now(), now() + h * 3, None).await;
         assert_eq!(

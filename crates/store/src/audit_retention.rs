@@ -4,8 +4,8 @@
 
 use crate::{col, db, exec, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::audit::Truncation;
-use mamori_core::ports::{AuditRetentionStore, StoreResult};
+use mamori_domain::chain::Truncation;
+use mamori_ports::{AuditRetentionStore, StoreResult};
 use rusqlite::params;
 
 /// Records removed per transaction: the writer is released between

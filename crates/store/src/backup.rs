@@ -8,8 +8,8 @@
 //! unreadable, whatever happens to the backup file.
 
 use crate::{db, SqliteStore};
-use mamori_core::ports::{StoreError, StoreResult};
 use mamori_domain::PersonId;
+use mamori_ports::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,9 @@
 
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{CertStore, ProfileStore, StoreError, StoreResult};
-use mamori_domain::{
-    AuditEvent, DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId,
-};
+use mamori_domain::chain::{Chained, ChainedRecord};
+use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
+use mamori_ports::{CertStore, ProfileStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 
@@ -170,12 +169,14 @@ impl CertStore for SqliteStore {
         &self,
         spend: Option<&str>,
         cert: &DeviceCertificate,
-        audit: &AuditEvent,
+        audit: &ChainedRecord,
         now: OffsetDateTime,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Chained<bool>> {
         self.write(|c| {
             // Dropped without commit on any early return: rolled back.
-            let tx = c.transaction().map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
             if let Some(profile) = spend {
                 let spent = exec(
                     &tx,
@@ -184,13 +185,16 @@ impl CertStore for SqliteStore {
                     params![profile, ts(now)],
                 )?;
                 if spent != 1 {
-                    return Ok(false);
+                    return Ok(Chained::Written(false));
                 }
             }
             insert_cert(&tx, cert)?;
-            crate::audit::append_chained(&tx, audit)?;
+            if crate::audit::append_chained(&tx, std::slice::from_ref(audit))? == Chained::HeadMoved
+            {
+                return Ok(Chained::HeadMoved);
+            }
             tx.commit().map_err(db)?;
-            Ok(true)
+            Ok(Chained::Written(true))
         })
         .await
     }

@@ -2,7 +2,7 @@
 
 use crate::{col, exec, query_all, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{ComplianceStore, StoreError, StoreResult};
+use mamori_ports::{ComplianceStore, StoreError, StoreResult};
 use rusqlite::params;
 
 #[async_trait]

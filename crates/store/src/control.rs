@@ -4,8 +4,8 @@
 
 use crate::{exec, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{ControlStore, StoreResult};
 use mamori_domain::AdminId;
+use mamori_ports::{ControlStore, StoreResult};
 use rusqlite::params;
 use time::OffsetDateTime;
 

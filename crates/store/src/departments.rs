@@ -2,8 +2,8 @@
 
 use crate::{col, exec, query_all, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{DepartmentStore, StoreError, StoreResult};
 use mamori_domain::{PersonId, PersonRecord};
+use mamori_ports::{DepartmentStore, StoreError, StoreResult};
 use rusqlite::params;
 
 #[async_trait]

@@ -2,11 +2,11 @@
 
 use crate::{col, exec, from_ts, json_col, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{
+use mamori_domain::{Device, DeviceKey, EnrollmentStatus};
+use mamori_ports::{
     AuthenticateRecord, ClearedAssignment, DeviceStore, InventoryFields, InventoryKind, PushTarget,
     StoreError, StoreResult, TokenUpdateRecord,
 };
-use mamori_domain::{Device, DeviceKey, EnrollmentStatus};
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 use time::OffsetDateTime;
 

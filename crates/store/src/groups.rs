@@ -2,8 +2,8 @@
 
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{GroupStore, StoreError, StoreResult};
 use mamori_domain::{DeviceGroup, DeviceProfile, ProfileState};
+use mamori_ports::{GroupStore, StoreError, StoreResult};
 use rusqlite::{params, Row};
 use std::collections::HashMap;
 

@@ -2,8 +2,8 @@
 
 use crate::{col, db, query_all, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{InstalledApp, InventoryStore, StoreError, StoreResult};
 use mamori_domain::DeviceKey;
+use mamori_ports::{InstalledApp, InventoryStore, StoreError, StoreResult};
 use rusqlite::params;
 use time::OffsetDateTime;
 

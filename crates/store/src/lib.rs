@@ -41,7 +41,7 @@ mod sinks;
 mod tokens;
 
 pub use backup::{adopt_live_data_keys, read_snapshot, schema_version, SnapshotSummary};
-use mamori_core::ports::{StoreError, StoreResult};
+use mamori_ports::{StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row};
 use std::path::{Path, PathBuf};

@@ -4,10 +4,10 @@
 
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
 use mamori_domain::{
     AdminAccount, AdminId, CommandUuid, DeviceKey, EmploymentStatus, PersonId, PersonRecord,
 };
+use mamori_ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Row, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;

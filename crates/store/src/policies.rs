@@ -2,8 +2,8 @@
 
 use crate::{col, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{PolicyStore, StoreError, StoreResult};
 use mamori_domain::{Policy, PolicyKind};
+use mamori_ports::{PolicyStore, StoreError, StoreResult};
 use rusqlite::{params, Row};
 
 fn policy_from_row(r: &Row<'_>) -> StoreResult<Policy> {

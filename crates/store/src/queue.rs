@@ -2,10 +2,10 @@
 
 use crate::{col, db, exec, from_ts, json_col, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{
+use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
+use mamori_ports::{
     DeliveredCommand, NewCommand, QueueStore, ResultOutcome, StoreError, StoreResult,
 };
-use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
 use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
 

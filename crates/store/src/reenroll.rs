@@ -3,11 +3,11 @@
 
 use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{
+use mamori_domain::DeviceKey;
+use mamori_ports::{
     AuthenticateRecord, InventoryFields, PendingPush, PendingReenrollment, ReenrollmentStore,
     StoreError, StoreResult,
 };
-use mamori_domain::DeviceKey;
 use rusqlite::{params, Row};
 use serde_json::{json, Value};
 use time::OffsetDateTime;

@@ -2,7 +2,7 @@
 
 use crate::{col, exec, from_opt_ts, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{SinkState, SinkStore, StoreResult};
+use mamori_ports::{SinkState, SinkStore, StoreResult};
 use rusqlite::params;
 
 #[async_trait]

@@ -2,8 +2,8 @@
 
 use crate::{col, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_core::ports::{SecretStore, StoreError, StoreResult, TokenStore};
 use mamori_domain::{AdminId, ApiToken, Permission, Role, TokenId};
+use mamori_ports::{SecretStore, StoreError, StoreResult, TokenStore};
 use rusqlite::{params, Row};
 use time::OffsetDateTime;
 

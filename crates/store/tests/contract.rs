@@ -2,8 +2,8 @@
 //! SQLite now; the PostgreSQL backend will run the same suite.
 #![allow(clippy::unwrap_used)]
 
-use mamori_core::ports::*;
 use mamori_domain::*;
+use mamori_ports::*;
 use mamori_store::SqliteStore;
 use rusqlite::Connection;
 use serde_json::json;
@@ -14,6 +14,64 @@ async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
     (Arc::new(store), dir)
+}
+
+/// Links `events` onto the stored end of the audit chain, as the service
+/// layer does (`mamori_core::chain`). A backend compares links and never
+/// hashes, so any 32 bytes serve as a hash here.
+async fn chained(s: &SqliteStore, events: &[AuditEvent]) -> Vec<chain::ChainedRecord> {
+    let head = s.audit_head().await.unwrap();
+    let mut prev = head.hash;
+    events
+        .iter()
+        .zip(head.seq + 1..)
+        .map(|(e, seq)| {
+            let mut hash = prev.clone();
+            hash[..8].copy_from_slice(&seq.to_be_bytes());
+            hash[8] ^= 0x5a;
+            chain::ChainedRecord {
+                seq,
+                event: e.clone(),
+                prev_hash: Some(std::mem::replace(&mut prev, hash.clone())),
+                hash: Some(hash),
+            }
+        })
+        .collect()
+}
+
+/// Appends `events`, chaining again if another writer got there first;
+/// returns their sequence numbers.
+async fn append_batch(s: &SqliteStore, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+    loop {
+        let records = chained(s, events).await;
+        if s.append_audit(&records).await? == chain::Chained::Written(()) {
+            return Ok(records.iter().map(|r| r.seq).collect());
+        }
+    }
+}
+
+/// Appends one record; returns its sequence number.
+async fn append(s: &SqliteStore, e: &AuditEvent) -> StoreResult<i64> {
+    Ok(append_batch(s, std::slice::from_ref(e)).await?[0])
+}
+
+/// `record_issuance` with its audit record chained onto the end (again if
+/// another writer got there first).
+async fn issue(
+    s: &SqliteStore,
+    spend: Option<&str>,
+    cert: &DeviceCertificate,
+    e: &AuditEvent,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    loop {
+        let records = chained(s, std::slice::from_ref(e)).await;
+        if let chain::Chained::Written(spent) =
+            s.record_issuance(spend, cert, &records[0], now).await?
+        {
+            return Ok(spent);
+        }
+    }
 }
 
 fn now() -> OffsetDateTime {
@@ -206,55 +264,63 @@ async fn scep_issuance_is_one_transaction() {
     }
     assert_eq!(s.challenge_profile("nope", now()).await.unwrap(), None);
 
-    assert!(s
-        .record_issuance(Some("p1"), &cert("fpA", Some("p1")), &event("a"), now())
-        .await
-        .unwrap());
+    assert!(
+        issue(&s, Some("p1"), &cert("fpA", Some("p1")), &event("a"), now())
+            .await
+            .unwrap()
+    );
     assert!(s.certificate("fpA").await.unwrap().is_some());
     assert_eq!(audit_len(Arc::clone(&s)).await, 1);
 
     // A failure inside the transaction (a duplicate fingerprint) leaves
     // the challenge use unspent and no audit record.
-    assert!(s
-        .record_issuance(Some("p1"), &cert("fpA", Some("p1")), &event("dup"), now())
-        .await
-        .is_err());
+    assert!(issue(
+        &s,
+        Some("p1"),
+        &cert("fpA", Some("p1")),
+        &event("dup"),
+        now()
+    )
+    .await
+    .is_err());
     assert_eq!(audit_len(Arc::clone(&s)).await, 1);
     assert_eq!(
         s.challenge_profile("h1", now()).await.unwrap().as_deref(),
         Some("p1"),
         "the failed issuance spent no use"
     );
-    assert!(s
-        .record_issuance(Some("p1"), &cert("fpB", Some("p1")), &event("b"), now())
-        .await
-        .unwrap());
+    assert!(
+        issue(&s, Some("p1"), &cert("fpB", Some("p1")), &event("b"), now())
+            .await
+            .unwrap()
+    );
 
     // Used up: nothing is written.
     assert_eq!(s.challenge_profile("h1", now()).await.unwrap(), None);
-    assert!(!s
-        .record_issuance(Some("p1"), &cert("fpC", Some("p1")), &event("c"), now())
-        .await
-        .unwrap());
+    assert!(
+        !issue(&s, Some("p1"), &cert("fpC", Some("p1")), &event("c"), now())
+            .await
+            .unwrap()
+    );
     assert!(s.certificate("fpC").await.unwrap().is_none());
     assert_eq!(audit_len(Arc::clone(&s)).await, 2);
     // Unknown or expired profiles spend nothing either.
-    assert!(!s
-        .record_issuance(Some("nope"), &cert("fpD", None), &event("d"), now())
-        .await
-        .unwrap());
-    assert!(!s
-        .record_issuance(
-            Some("p1"),
-            &cert("fpE", None),
-            &event("e"),
-            now() + Duration::hours(2)
-        )
-        .await
-        .unwrap());
+    assert!(
+        !issue(&s, Some("nope"), &cert("fpD", None), &event("d"), now())
+            .await
+            .unwrap()
+    );
+    assert!(!issue(
+        &s,
+        Some("p1"),
+        &cert("fpE", None),
+        &event("e"),
+        now() + Duration::hours(2)
+    )
+    .await
+    .unwrap());
     // A renewal spends no challenge.
-    assert!(s
-        .record_issuance(None, &cert("fpR", None), &event("r"), now())
+    assert!(issue(&s, None, &cert("fpR", None), &event("r"), now())
         .await
         .unwrap());
     assert!(s.certificate("fpR").await.unwrap().is_some());
@@ -272,7 +338,8 @@ async fn scep_issuance_is_one_transaction() {
     let tries = (0..20).map(|i| {
         let s = Arc::clone(&s);
         tokio::spawn(async move {
-            s.record_issuance(
+            issue(
+                &s,
                 Some("p5"),
                 &cert(&format!("fp5-{i}"), Some("p5")),
                 &event("p5"),
@@ -1103,16 +1170,16 @@ async fn a_suspension_is_kept_until_reinstated_and_revokes_everything_at_once() 
 #[tokio::test]
 async fn an_audit_batch_is_appended_whole_and_in_order() {
     let (s, _d) = sqlite().await;
-    let first = s.append_audit(&event("auth.login", now())).await.unwrap();
+    let first = append(&s, &event("auth.login", now())).await.unwrap();
     let batch: Vec<AuditEvent> = (0..3)
         .map(|i| AuditEvent {
             target: Some(format!("p{i}")),
             ..event("people.read", now())
         })
         .collect();
-    let seqs = s.append_audit_batch(&batch).await.unwrap();
+    let seqs = append_batch(&s, &batch).await.unwrap();
     assert_eq!(seqs, [first + 1, first + 2, first + 3]);
-    assert!(s.append_audit_batch(&[]).await.unwrap().is_empty());
+    assert!(append_batch(&s, &[]).await.unwrap().is_empty());
     let all = s.list_audit(0, 10).await.unwrap();
     assert_eq!(
         all.iter()
@@ -1132,7 +1199,7 @@ async fn audit_log_appends_pages_and_refuses_rewrites() {
             detail: (i == 0).then(|| "first".to_owned()),
             ..event("auth.login", now() + Duration::seconds(i))
         };
-        seqs.push(s.append_audit(&e).await.unwrap());
+        seqs.push(append(&s, &e).await.unwrap());
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
     let all = s.list_audit(0, 100).await.unwrap();
@@ -1894,23 +1961,19 @@ async fn audit_records_are_chained_and_checkpoints_kept() {
     };
     assert_eq!(s.last_audit_hash().await.unwrap(), None);
     for a in ["one", "two", "three"] {
-        s.append_audit(&ev(a)).await.unwrap();
+        append(&s, &ev(a)).await.unwrap();
     }
     let chain = s.audit_chain(0, 10).await.unwrap();
     assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(
-        chain[0].prev_hash.as_deref(),
-        Some(&mamori_core::audit::GENESIS[..])
-    );
+    assert_eq!(chain[0].prev_hash.as_deref(), Some(&chain::GENESIS[..]));
     assert_eq!(chain[1].prev_hash, chain[0].hash);
     assert_eq!(chain[2].prev_hash, chain[1].hash);
-    let expected = mamori_core::audit::record_hash(chain[0].hash.as_ref().unwrap(), 2, &ev("two"));
-    assert_eq!(chain[1].hash.as_deref(), Some(&expected[..]));
+    assert_ne!(chain[1].hash, chain[0].hash);
     assert_eq!(
         s.last_audit_hash().await.unwrap(),
         Some((3, chain[2].hash.clone().unwrap()))
     );
-    let cp = mamori_core::audit::Checkpoint {
+    let cp = chain::Checkpoint {
         seq: 3,
         hash: chain[2].hash.clone().unwrap(),
         at: 1,
@@ -1934,16 +1997,12 @@ async fn audit_records_are_found_by_action_time_and_actor() {
         request_id: None,
         detail: Some("fields=name".into()),
     };
-    s.append_audit(&ev("people.read", "a", now()))
+    append(&s, &ev("people.read", "a", now())).await.unwrap();
+    append(&s, &ev("people.lookup", "a", now())).await.unwrap();
+    append(&s, &ev("people.read", "b", now() + Duration::hours(1)))
         .await
         .unwrap();
-    s.append_audit(&ev("people.lookup", "a", now()))
-        .await
-        .unwrap();
-    s.append_audit(&ev("people.read", "b", now() + Duration::hours(1)))
-        .await
-        .unwrap();
-    s.append_audit(&ev("people.export", "a", now() + Duration::hours(2)))
+    append(&s, &ev("people.export", "a", now() + Duration::hours(2)))
         .await
         .unwrap();
     let all = s
@@ -2527,7 +2586,7 @@ async fn control_rows_are_backfilled_from_the_audit_log() {
         rec("admin:name-e1", "admin.reset", "name-e1", "success"),
         rec("admin:ghost", "admin.reset", "name-f1", "success"),
     ] {
-        s.append_audit(&e).await.unwrap();
+        append(&s, &e).await.unwrap();
     }
     s.close().await;
     // Back to version 25: no control rows, and an approved request whose
@@ -2658,4 +2717,91 @@ async fn disabling_keeps_the_last_enabled_owner() {
             .unwrap(),
         Some((0, 0))
     );
+}
+
+#[tokio::test]
+async fn an_append_that_does_not_link_to_the_end_of_the_chain_writes_nothing() {
+    let (s, _d) = sqlite().await;
+    let e = |n: &str| AuditEvent {
+        detail: Some(n.into()),
+        ..event("auth.login", now())
+    };
+    // Two writers chain onto the same (empty) end; the second is refused.
+    let first = chained(&s, &[e("a")]).await;
+    let second = chained(&s, &[e("b")]).await;
+    assert_eq!(
+        s.append_audit(&first).await.unwrap(),
+        chain::Chained::Written(())
+    );
+    assert_eq!(
+        s.append_audit(&second).await.unwrap(),
+        chain::Chained::HeadMoved
+    );
+    // The right sequence number with another link is refused too.
+    let mut forged = chained(&s, &[e("c")]).await;
+    forged[0].prev_hash = Some(vec![7; 32]);
+    assert_eq!(
+        s.append_audit(&forged).await.unwrap(),
+        chain::Chained::HeadMoved
+    );
+    // A batch is whole or nothing: its second record does not link to its
+    // first.
+    let mut batch = chained(&s, &[e("d"), e("e")]).await;
+    batch[1].prev_hash = Some(vec![9; 32]);
+    assert_eq!(
+        s.append_audit(&batch).await.unwrap(),
+        chain::Chained::HeadMoved
+    );
+    // A record without links is an error, not a write.
+    let mut bare = chained(&s, &[e("f")]).await;
+    bare[0].hash = None;
+    assert!(s.append_audit(&bare).await.is_err());
+    let stored: Vec<_> = s
+        .list_audit(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.event.detail)
+        .collect();
+    assert_eq!(stored, ["a"]);
+    assert_eq!(
+        s.audit_head().await.unwrap(),
+        chain::ChainLink {
+            seq: 1,
+            hash: first[0].hash.clone().unwrap()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_issuance_chained_onto_a_stale_end_spends_and_writes_nothing() {
+    let (s, _d) = sqlite().await;
+    s.insert_profile(&profile("p1", "h1", 1, Duration::hours(1)))
+        .await
+        .unwrap();
+    let cert = DeviceCertificate {
+        fingerprint: "fpS".into(),
+        serial: "01".into(),
+        profile_id: Some("p1".into()),
+        device: None,
+        renewed_from: None,
+        not_after: now() + Duration::days(1),
+        issued_at: now(),
+        revoked_at: None,
+    };
+    let stale = chained(&s, &[event("device.certificate_issue", now())]).await;
+    append(&s, &event("auth.login", now())).await.unwrap();
+    assert_eq!(
+        s.record_issuance(Some("p1"), &cert, &stale[0], now())
+            .await
+            .unwrap(),
+        chain::Chained::HeadMoved
+    );
+    assert!(s.certificate("fpS").await.unwrap().is_none());
+    assert_eq!(
+        s.challenge_profile("h1", now()).await.unwrap().as_deref(),
+        Some("p1"),
+        "the refused issuance spent no use"
+    );
+    assert_eq!(s.list_audit(0, 10).await.unwrap().len(), 1);
 }

@@ -3,8 +3,8 @@
 //! the move to named administrator accounts (version 3).
 #![allow(clippy::unwrap_used)]
 
-use mamori_core::ports::{AdminStore, DeviceStore, PeopleStore, SecretStore, TokenStore};
 use mamori_domain::{AdminId, DeviceKey, TokenId};
+use mamori_ports::{AdminStore, DeviceStore, PeopleStore, SecretStore, TokenStore};
 use mamori_store::SqliteStore;
 use rusqlite::Connection;
 use time::OffsetDateTime;

@@ -153,8 +153,22 @@ impl Services {
     /// Appends an audit record. A record that cannot be written fails the
     /// call (the audit-log issue makes every action fail closed on it).
     pub async fn audit(&self, event: AuditEvent) -> CoreResult<()> {
-        self.store.append_audit(&event).await?;
+        self.append_audit(std::slice::from_ref(&event)).await?;
         Ok(())
+    }
+
+    /// Appends one audit record; returns its sequence number.
+    pub async fn audit_seq(&self, event: AuditEvent) -> CoreResult<i64> {
+        let seqs = self.append_audit(std::slice::from_ref(&event)).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| CoreError::Internal("an append returned no sequence number".into()))
+    }
+
+    /// Appends audit records, in order, all or none; returns their
+    /// sequence numbers.
+    pub async fn append_audit(&self, events: &[AuditEvent]) -> CoreResult<Vec<i64>> {
+        self.chain.append(&*self.store, events).await
     }
 
     /// Builds an audit event stamped now.

@@ -260,14 +260,14 @@ pub(super) async fn breach_scope(
         .network
         .as_deref()
         .map(|n| {
-            mamori_core::report::Network::parse(n).ok_or_else(|| {
+            mamori_domain::breach::Network::parse(n).ok_or_else(|| {
                 ApiError(CoreError::BadRequest(
                     "network must be an address or a network in CIDR notation".into(),
                 ))
             })
         })
         .transpose()?;
-    let filter = mamori_core::report::ScopeFilter {
+    let filter = mamori_domain::breach::ScopeFilter {
         actor: q.actor.filter(|a| !a.is_empty()),
         token: q.token.filter(|t| !t.is_empty()),
         network,

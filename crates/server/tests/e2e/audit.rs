@@ -453,3 +453,54 @@ async fn the_breach_scope_narrows_to_one_token_or_one_network() {
         assert_eq!(st, 400, "{bad}");
     }
 }
+
+/// The chain is computed by the writer and only compared by the store: a
+/// second writer on the same database (a `mamori` command while the server
+/// runs; in time a second server) makes the other chain again, and the log
+/// neither forks nor has a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_log_never_fork_it() {
+    let app = spawn_app().await;
+    let services = app.running.services.clone();
+    let other = std::sync::Arc::new(
+        mamori_store::SqliteStore::open(&app.dir.path().join("data").join("mamori.db"))
+            .await
+            .unwrap(),
+    );
+    let before = services.store.audit_head().await.unwrap().seq;
+    let event = |who: &str, i: usize| mamori_domain::AuditEvent {
+        at: time::OffsetDateTime::now_utc(),
+        actor: who.to_owned(),
+        source: None,
+        action: "test.append".into(),
+        target: None,
+        outcome: "success".into(),
+        request_id: None,
+        detail: Some(format!("n={i}")),
+    };
+    let server = tokio::spawn(async move {
+        for i in 0..150 {
+            services.audit(event("system", i)).await.unwrap();
+        }
+    });
+    let cli = tokio::spawn(async move {
+        let writer = mamori_core::chain::ChainWriter::default();
+        for i in 0..150 {
+            writer
+                .append(&*other, &[event("cli:test(uid=0)", i)])
+                .await
+                .unwrap();
+        }
+    });
+    server.await.unwrap();
+    cli.await.unwrap();
+    let services = &app.running.services;
+    assert_eq!(
+        services.store.audit_head().await.unwrap().seq,
+        before + 300,
+        "every append landed once"
+    );
+    let verified = services.verify_audit().await.unwrap();
+    assert_eq!(verified.fault, None);
+    assert_eq!(verified.records, u64::try_from(before + 300).unwrap());
+}

@@ -7,9 +7,9 @@
 use crate::admins::onboard_totp;
 use crate::common::{role_token, spawn_app, TestApp};
 use mamori_core::auth::ClientContext;
-use mamori_core::ports::Clock;
 use mamori_core::CoreError;
 use mamori_domain::Role;
+use mamori_ports::Clock;
 use serde_json::Value;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};

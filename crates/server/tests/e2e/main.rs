@@ -7,6 +7,7 @@ mod actions;
 mod admins;
 mod anomaly;
 mod approvals;
+mod architecture;
 mod attacks;
 mod audit;
 mod authz;

@@ -1,0 +1,130 @@
+//! Ports of audit and response: the chained log, sinks, retention,
+//! incidents.
+
+use crate::StoreResult;
+use async_trait::async_trait;
+use mamori_domain::chain::{ChainLink, Chained, ChainedRecord};
+use mamori_domain::AuditRecord;
+use time::OffsetDateTime;
+
+/// The audit trail: append-only, hash-chained (links computed by `mamori_core::chain`).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `records`, in order, all or none, iff the first links to
+    /// the end of the stored chain (its `seq` one past the last record's,
+    /// its `prev_hash` that record's hash, or `GENESIS` for an empty log)
+    /// and each next to the one before; `HeadMoved` (nothing written)
+    /// otherwise. The links are computed by the caller
+    /// (`mamori_core::chain`); a backend compares, never hashes.
+    async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>>;
+    /// The end of the chain: the last record's sequence number and hash
+    /// ([`ChainLink::genesis`] for an empty log).
+    async fn audit_head(&self) -> StoreResult<ChainLink>;
+    /// Records after `after` (sequence number), oldest first.
+    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Records with their chain links, after `after`, oldest first.
+    async fn audit_chain(&self, after: i64, limit: u32) -> StoreResult<Vec<ChainedRecord>>;
+    /// The newest chained record's sequence number and hash.
+    async fn last_audit_hash(&self) -> StoreResult<Option<(i64, Vec<u8>)>>;
+    /// Stores a signed checkpoint.
+    async fn insert_audit_checkpoint(
+        &self,
+        c: &mamori_domain::chain::Checkpoint,
+    ) -> StoreResult<()>;
+    /// Every checkpoint, oldest first.
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<mamori_domain::chain::Checkpoint>>;
+    /// Records of the given actions in [from, to), optionally of one actor,
+    /// oldest first.
+    async fn audit_by_action(
+        &self,
+        actions: &[&str],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        actor: Option<&str>,
+    ) -> StoreResult<Vec<AuditRecord>>;
+    /// Feeds `into` every record of the given actions in [from, to),
+    /// narrowed by `filter` (one actor, an actor prefix) — only the columns of
+    /// `mamori_domain::breach::Access`, in no particular order — and hands it
+    /// back. For the breach-scope report over millions of records: no
+    /// record is materialised on the way.
+    async fn scan_audit_access(
+        &self,
+        actions: &[&str],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        filter: &mamori_domain::breach::AccessFilter,
+        into: mamori_domain::breach::ScopeBuilder,
+    ) -> StoreResult<mamori_domain::breach::ScopeBuilder>;
+}
+
+/// Where each audit sink (syslog, webhook) stands: the last record it
+/// acknowledged, so a sink that was down resumes from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkState {
+    /// The sink's configured name.
+    pub name: String,
+    /// Sequence number of the last record delivered (0: none yet).
+    pub delivered_seq: i64,
+    /// When a batch was last delivered.
+    pub delivered_at: Option<OffsetDateTime>,
+    /// Since when deliveries fail (None: healthy).
+    pub failing_since: Option<OffsetDateTime>,
+    /// The last failure, for administrators ("HTTP 503", "connection refused").
+    pub last_error: Option<String>,
+}
+
+/// Delivery cursors of the audit sinks.
+#[async_trait]
+pub trait SinkStore: Send + Sync {
+    /// One sink's state (None: never run).
+    async fn sink_state(&self, name: &str) -> StoreResult<Option<SinkState>>;
+    /// Stores a sink's state. The cursor never moves backwards.
+    async fn save_sink_state(&self, state: &SinkState) -> StoreResult<()>;
+}
+
+/// Retention of the audit log: records leave it only from its start and
+/// only up to a signed mark (see [`mamori_domain::chain::Truncation`]).
+#[async_trait]
+pub trait AuditRetentionStore: Send + Sync {
+    /// The newest chained record written before `before`.
+    async fn last_audit_before(
+        &self,
+        before: OffsetDateTime,
+    ) -> StoreResult<Option<(i64, Vec<u8>)>>;
+    /// Every truncation mark, oldest first.
+    async fn audit_truncations(&self) -> StoreResult<Vec<mamori_domain::chain::Truncation>>;
+    /// Stores the mark, then removes the records it covers (in batches, so
+    /// appends are not held up); returns how many were removed.
+    async fn truncate_audit(&self, mark: &mamori_domain::chain::Truncation) -> StoreResult<u64>;
+}
+
+/// Incidents and the people they affect.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Records a new incident; false when one for the same alert exists.
+    async fn insert_incident(&self, i: &mamori_domain::Incident) -> StoreResult<bool>;
+    /// One incident.
+    async fn incident(&self, id: &str) -> StoreResult<Option<mamori_domain::Incident>>;
+    /// Every incident, newest first.
+    async fn list_incidents(&self) -> StoreResult<Vec<mamori_domain::Incident>>;
+    /// Replaces an incident's changeable parts (title, status, window,
+    /// actor, discovery time, facts, updated_at).
+    async fn update_incident(&self, i: &mamori_domain::Incident) -> StoreResult<bool>;
+    /// Sets who is affected: adds new people, updates the fields of known
+    /// ones (keeping when they were notified), removes people no longer in
+    /// scope who were not notified.
+    async fn set_incident_people(
+        &self,
+        id: &str,
+        people: &[(String, Vec<String>)],
+    ) -> StoreResult<()>;
+    /// The people affected, by pseudonymous ID.
+    async fn incident_people(&self, id: &str) -> StoreResult<Vec<mamori_domain::AffectedPerson>>;
+    /// Marks people (all when None) notified; returns how many changed.
+    async fn mark_notified(
+        &self,
+        id: &str,
+        people: Option<&[String]>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+}

@@ -1,0 +1,106 @@
+//! The narrow storage and delivery ports the services depend on: one module
+//! per bounded context, each trait a few related operations. `Store` bundles
+//! them for wiring. Implementations live in `mamori-store` (SQLite now,
+//! PostgreSQL next); this crate knows no backend and no service.
+//!
+//! Contract: "not found" is `Ok(None)` / `Ok(false)`; `Err` always means the
+//! backend failed.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+mod admin;
+mod audit;
+mod device;
+mod fleet;
+mod people;
+
+pub use admin::*;
+pub use audit::*;
+pub use device::*;
+pub use fleet::*;
+pub use people::*;
+
+/// A storage backend failure. The text is for the log, never for a client.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(pub String);
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every port at once, for wiring.
+pub trait Store:
+    ProfileStore
+    + CertStore
+    + DeviceStore
+    + QueueStore
+    + TokenStore
+    + SecretStore
+    + AdminStore
+    + AuditStore
+    + PeopleStore
+    + ApprovalStore
+    + SinkStore
+    + AuditRetentionStore
+    + IncidentStore
+    + PolicyStore
+    + GroupStore
+    + ComplianceStore
+    + InventoryStore
+    + DepartmentStore
+    + ReenrollmentStore
+    + ControlStore
+{
+}
+impl<T> Store for T where
+    T: ProfileStore
+        + CertStore
+        + DeviceStore
+        + QueueStore
+        + TokenStore
+        + SecretStore
+        + AdminStore
+        + AuditStore
+        + PeopleStore
+        + ApprovalStore
+        + SinkStore
+        + AuditRetentionStore
+        + IncidentStore
+        + PolicyStore
+        + GroupStore
+        + ComplianceStore
+        + InventoryStore
+        + DepartmentStore
+        + ReenrollmentStore
+        + ControlStore
+{
+}
+
+/// Sends APNs notifications.
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    /// Pushes to each target; returns how many were accepted by APNs.
+    async fn push(&self, targets: &[PushTarget]) -> usize;
+    /// Installs the MDM push certificate and key (PEM); returns its topic.
+    /// The error text is safe to show the administrator.
+    fn configure(&self, cert_pem: &str, key_pem: &str) -> Result<String, String>;
+    /// The topic of the installed certificate, if any.
+    fn topic(&self) -> Option<String>;
+}
+
+/// A clock, so tests can move time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

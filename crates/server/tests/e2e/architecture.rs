@@ -1,0 +1,199 @@
+//! The workspace's layers, checked from `cargo metadata` rather than
+//! trusted to prose: which of our crates each crate may depend on, and the
+//! `rsa` crate kept away from our own code. docs/ARCHITECTURE.md describes
+//! the same rules.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Each crate of the workspace and the crates of ours it may use (normal
+/// dependencies; tests may use more). A new crate must take its place here.
+const LAYERS: &[(&str, &[&str])] = &[
+    // Types and rules; no I/O, nothing of ours.
+    ("mamori-domain", &[]),
+    // Primitives behind well-kept crates; nothing of ours.
+    ("mamori-crypto", &[]),
+    // Wire formats (plist, CMS, SCEP): pure, so it may be fuzzed and
+    // reused; never services, storage or HTTP.
+    ("mamori-protocol", &["mamori-domain", "mamori-crypto"]),
+    // The storage and delivery ports: what a backend implements.
+    ("mamori-ports", &["mamori-domain"]),
+    // The use-cases: no HTTP, no SQL.
+    (
+        "mamori-core",
+        &[
+            "mamori-domain",
+            "mamori-crypto",
+            "mamori-protocol",
+            "mamori-ports",
+        ],
+    ),
+    // Backends implement the ports and know nothing of the services.
+    ("mamori-store", &["mamori-domain", "mamori-ports"]),
+    ("mamori-push", &["mamori-domain", "mamori-ports"]),
+    (
+        "mamori-sinks",
+        &["mamori-domain", "mamori-ports", "mamori-crypto"],
+    ),
+    // HTTP calls the services; it never reaches past them into a backend.
+    (
+        "mamori-http",
+        &[
+            "mamori-domain",
+            "mamori-crypto",
+            "mamori-protocol",
+            "mamori-ports",
+            "mamori-core",
+        ],
+    ),
+    // The device simulator is an independent client: it shares the wire
+    // formats and nothing of the server.
+    ("mamori-sim", &["mamori-protocol", "mamori-crypto"]),
+    ("mamori-testkit", &[]),
+    // The binary wires everything.
+    (
+        "mamori",
+        &[
+            "mamori-domain",
+            "mamori-crypto",
+            "mamori-protocol",
+            "mamori-ports",
+            "mamori-core",
+            "mamori-store",
+            "mamori-push",
+            "mamori-sinks",
+            "mamori-http",
+        ],
+    ),
+    (
+        "mamori-bench",
+        &[
+            "mamori-domain",
+            "mamori-ports",
+            "mamori-core",
+            "mamori-store",
+            "mamori-sim",
+            "mamori-testkit",
+        ],
+    ),
+];
+
+fn metadata() -> Value {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let host = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc names its host");
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Our crates and the crates of ours each uses (normal dependencies).
+fn our_dependencies(m: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let members: BTreeSet<&str> = m["workspace_members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ours = |name: &str| name == "mamori" || name.starts_with("mamori-");
+    m["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .filter_map(|d| d["name"].as_str())
+                .filter(|n| ours(n))
+                .map(str::to_owned)
+                .collect();
+            (p["name"].as_str().expect("name").to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn each_crate_uses_only_the_layers_beneath_it() {
+    let m = metadata();
+    let actual = our_dependencies(&m);
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = LAYERS
+        .iter()
+        .map(|(c, deps)| (*c, deps.iter().copied().collect()))
+        .collect();
+    let mut wrong = Vec::new();
+    for (krate, deps) in &actual {
+        let Some(may) = allowed.get(krate.as_str()) else {
+            wrong.push(format!("{krate} has no place in LAYERS"));
+            continue;
+        };
+        for d in deps {
+            if !may.contains(d.as_str()) {
+                wrong.push(format!("{krate} depends on {d}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "layer rules broken: {wrong:#?}");
+    // And the layers have no circle: each crate's allowed crates come
+    // before it in LAYERS.
+    for (i, (krate, deps)) in LAYERS.iter().enumerate() {
+        for d in *deps {
+            let at = LAYERS.iter().position(|(c, _)| c == d);
+            assert!(
+                at.is_some_and(|at| at < i),
+                "{krate} may use {d}, which is not beneath it"
+            );
+        }
+    }
+}
+
+/// RUSTSEC-2023-0071: the `rsa` crate's private-key operations leak timing.
+/// Ours use aws-lc-rs; `rsa` arrives only inside the WebAuthn library
+/// (attestation checks, public keys only).
+#[test]
+fn the_rsa_crate_is_never_ours_to_use() {
+    let m = metadata();
+    let names: BTreeMap<&str, &str> = m["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?)))
+        .collect();
+    let users: BTreeSet<&str> = m["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve")
+        .iter()
+        .filter(|n| {
+            n["deps"].as_array().is_some_and(|deps| {
+                deps.iter().any(|d| {
+                    d["pkg"]
+                        .as_str()
+                        .is_some_and(|id| names.get(id) == Some(&"rsa"))
+                })
+            })
+        })
+        .filter_map(|n| names.get(n["id"].as_str()?).copied())
+        .collect();
+    assert!(
+        users.iter().all(|u| *u == "crypto-glue"),
+        "the rsa crate is used by {users:?}"
+    );
+}
