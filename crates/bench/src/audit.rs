@@ -259,7 +259,7 @@ impl Fixture {
         }
     }
 
-    /// Actor label `a`.
+    /// AdminActor label `a`.
     pub fn actor(&self, a: usize) -> &str {
         &self.actors[a]
     }
@@ -469,7 +469,7 @@ pub struct Window {
     pub from: i64,
     /// End, exclusive.
     pub to: i64,
-    /// Actor filter (index into the fixture's actors).
+    /// AdminActor filter (index into the fixture's actors).
     pub actor: Option<usize>,
 }
 

@@ -7,7 +7,8 @@
 //! administrator account that an offboarding's requester may not close. Requests expire;
 //! every step is audited.
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::Actor;
+use crate::auth::{AdminActor, ClientContext};
 use crate::offboard::OFFBOARD_GRACE;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminId, Approval, ApprovalStatus, DeviceKey, Permission, Role};
@@ -126,8 +127,7 @@ impl Services {
     /// administrator approves.
     pub(crate) async fn request_approval(
         &self,
-        actor: &str,
-        requester: Option<&AdminId>,
+        actor: &Actor,
         ctx: &ClientContext,
         what: Dangerous,
         reason: &str,
@@ -161,8 +161,8 @@ impl Services {
             devices,
             params,
             reason: reason.to_owned(),
-            requested_by: actor.to_owned(),
-            requested_by_admin: requester.map(ToString::to_string),
+            requested_by: actor.label(),
+            requested_by_admin: actor.account().map(|a| a.id.to_string()),
             requested_at: now,
             expires_at: now + APPROVAL_TTL,
             status: ApprovalStatus::Pending,
@@ -172,7 +172,7 @@ impl Services {
         };
         // Recorded first: no request exists that the log does not show.
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "approval.request",
             Some(&approval.id),
@@ -190,7 +190,7 @@ impl Services {
 
     /// Requests waiting for a second administrator that `actor` may
     /// decide (or made).
-    pub async fn pending_approvals(&self, actor: &Actor) -> CoreResult<Vec<Approval>> {
+    pub async fn pending_approvals(&self, actor: &AdminActor) -> CoreResult<Vec<Approval>> {
         Ok(self
             .store
             .pending_approvals(self.clock.now())
@@ -209,7 +209,7 @@ impl Services {
     /// accounts): neither created, reset or changed the role of the other,
     /// directly or through a chain of accounts, and no account did so to
     /// both (`ControlStore::controls_either`).
-    async fn may_decide(&self, actor: &Actor, approval: &Approval) -> CoreResult<()> {
+    async fn may_decide(&self, actor: &AdminActor, approval: &Approval) -> CoreResult<()> {
         let needed = decider_permission(&approval.action);
         if !actor.allows(needed) {
             return Err(CoreError::Forbidden(format!(
@@ -264,7 +264,7 @@ impl Services {
     /// requester and the approver.
     async fn record_control_by_both(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         a: &Approval,
         controlled: &AdminId,
         kind: &str,
@@ -298,7 +298,7 @@ impl Services {
     /// Approves and carries out a request.
     pub async fn approve(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Approved> {
@@ -371,7 +371,7 @@ impl Services {
 
     async fn carry_out_erase(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<Vec<(DeviceKey, String)>> {
@@ -385,7 +385,7 @@ impl Services {
             let enrolled = self.is_enrolled(device).await?;
             if !enrolled {
                 self.retire_device(
-                    &actor.label(),
+                    &Actor::from(actor.clone()),
                     ctx,
                     device,
                     "erase approved; device not enrolled",
@@ -394,7 +394,7 @@ impl Services {
                 continue;
             }
             let queued = self
-                .enqueue_command(&[device.to_string()], &command, true)
+                .queue_command(&[device.to_string()], &command, true)
                 .await?;
             for q in queued {
                 // The device is retired once it answers (or after the grace).
@@ -431,7 +431,7 @@ impl Services {
 
     async fn carry_out_grant_owner(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
@@ -463,14 +463,19 @@ impl Services {
 
     async fn carry_out_create(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<String> {
         let role = Role::parse(Self::param(a, "role")?)
             .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
         let created = self
-            .create_admin(&actor.label(), ctx, Self::param(a, "admin")?, role)
+            .create_admin_now(
+                &Actor::from(actor.clone()),
+                ctx,
+                Self::param(a, "admin")?,
+                role,
+            )
             .await?;
         self.record_control_by_both(actor, a, &created.admin.id, "create")
             .await?;
@@ -479,7 +484,7 @@ impl Services {
 
     async fn carry_out_reset(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<String> {
@@ -489,7 +494,9 @@ impl Services {
                 "an administrator cannot reset their own account".into(),
             ));
         }
-        let (reset, _) = self.reset_admin(&actor.label(), ctx, name).await?;
+        let (reset, _) = self
+            .reset_admin_now(&Actor::from(actor.clone()), ctx, name)
+            .await?;
         self.record_control_by_both(actor, a, &reset.admin.id, "reset")
             .await?;
         Ok(reset.one_time_password)
@@ -497,7 +504,7 @@ impl Services {
 
     async fn carry_out_grant_role(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
@@ -524,15 +531,15 @@ impl Services {
 
     async fn carry_out_disable(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
         let name = Self::param(a, "admin")?;
         // As disabling directly: never one's own account, never the last
         // enabled owner.
-        self.disable_admin_by(
-            actor,
+        self.disable_admin(
+            &Actor::from(actor.clone()),
             ctx,
             name,
             &format!(
@@ -548,7 +555,7 @@ impl Services {
     /// with a recovery code.
     async fn decide_passkey(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         a: &Approval,
         approved: bool,
@@ -582,7 +589,7 @@ impl Services {
     /// Refuses a request.
     pub async fn reject(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Approval> {

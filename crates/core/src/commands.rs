@@ -1,6 +1,6 @@
 //! Queueing commands and reading their results.
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 use mamori_ports::NewCommand;
@@ -124,10 +124,13 @@ pub const DESTRUCTIVE_COMMANDS: &[&str] =
 impl Services {
     /// Validates the command against Apple's schema, queues one copy per
     /// device (all or nothing) and, when `push` is set, wakes the devices.
-    /// Queues a command on behalf of an administrator: helpdesk actions need
-    /// `device_actions`, anything else `commands_write`; destructive commands
-    /// need a recent step-up. Audited.
-    pub async fn enqueue_command_by(
+    /// Audited.
+    ///
+    /// For an administrator: helpdesk actions need `device_actions`,
+    /// anything else `commands_write`; destructive commands need a recent
+    /// step-up, and an erase of more devices than the threshold waits for
+    /// a second administrator.
+    pub async fn enqueue_command(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
@@ -139,6 +142,11 @@ impl Services {
             .get("RequestType")
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
+        let Some(actor) = actor.admin() else {
+            return self
+                .queue_and_record(actor, ctx, request_type, devices, command, push)
+                .await;
+        };
         let needed = if HELPDESK_COMMANDS.contains(&request_type) {
             Permission::DeviceActions
         } else {
@@ -169,8 +177,7 @@ impl Services {
             let n = keys.len();
             let approval = self
                 .request_approval(
-                    &actor.label(),
-                    Some(&actor.admin.id),
+                    &Actor::from(actor.clone()),
                     ctx,
                     crate::approvals::Dangerous::EraseDevices {
                         devices: keys,
@@ -181,7 +188,27 @@ impl Services {
                 .await?;
             return Ok(Enqueued::AwaitingApproval(Box::new(approval)));
         }
-        let queued = self.enqueue_command(devices, command, push).await?;
+        self.queue_and_record(
+            &Actor::from(actor.clone()),
+            ctx,
+            request_type,
+            devices,
+            command,
+            push,
+        )
+        .await
+    }
+
+    async fn queue_and_record(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        request_type: &str,
+        devices: &[String],
+        command: &serde_json::Value,
+        push: bool,
+    ) -> CoreResult<Enqueued> {
+        let queued = self.queue_command(devices, command, push).await?;
         self.audit(self.audit_event(
             &actor.label(),
             ctx,
@@ -194,8 +221,9 @@ impl Services {
         Ok(Enqueued::Queued(queued))
     }
 
-    /// Queues a command for devices (no permission checks: callers decide).
-    pub async fn enqueue_command(
+    /// Queues a command for devices for another use-case of this crate,
+    /// which has decided and records what it does.
+    pub(crate) async fn queue_command(
         &self,
         devices: &[String],
         command: &serde_json::Value,
@@ -322,7 +350,7 @@ impl Services {
     /// be written, nothing is shown); withheld for everyone else.
     pub async fn command_status(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         uuid: &str,
     ) -> CoreResult<CommandView> {

@@ -6,6 +6,7 @@
 //! that quarantines loses the sensitive profiles (Wi-Fi, VPN) at the next
 //! reconciliation and gets them back once compliant.
 
+use crate::auth::Actor;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Device, EnrollmentStatus, PolicyKind};
 use serde::{Deserialize, Serialize};
@@ -304,7 +305,7 @@ impl Services {
     /// Sets (or clears, with None) a group's compliance rules.
     pub async fn set_group_compliance(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &crate::auth::ClientContext,
         group: &str,
         rules: Option<&ComplianceRules>,
@@ -324,7 +325,7 @@ impl Services {
             .transpose()
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "group.compliance",
             Some(&g.id),

@@ -16,7 +16,8 @@
 //! tokens are refused until another administrator reinstates the account
 //! (`POST /api/v1/admins/{name}/reinstate`).
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::Actor;
+use crate::auth::{AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminId};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -448,7 +449,7 @@ impl Services {
     /// data disclosed.
     pub(crate) async fn reserve_personal_reads(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         people: usize,
     ) -> CoreResult<ReadPermit> {
@@ -532,7 +533,7 @@ impl Services {
     /// New callers reserve before assembling and disclose after instead.
     pub(crate) async fn observe_personal_reads(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         seqs: &[i64],
     ) -> CoreResult<()> {
@@ -547,7 +548,7 @@ impl Services {
     /// these records: exactly the people whose data left the server.
     pub(crate) async fn disclose_personal_reads(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         permit: &ReadPermit,
         people: &[mamori_domain::PersonId],
@@ -572,17 +573,23 @@ impl Services {
         Ok(())
     }
 
-    /// Lifts a suspension, for another administrator: `accounts_manage`
-    /// (the route's), an interactive session that stepped up, never the
-    /// suspended account itself, nor an account the suspended one controls
+    /// Lifts the suspension of the account `name` (its revoked sessions
+    /// and tokens stay revoked); recorded as `admin.reinstate`.
+    ///
+    /// An administrator needs `accounts_manage` (the route's), an
+    /// interactive session that stepped up, and must be neither the
+    /// suspended account itself nor an account the suspended one controls
     /// (one it created, reset, re-enabled or changed the role of, by the
     /// audit log).
-    pub async fn reinstate_admin_by(
+    pub async fn reinstate_admin(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<AdminAccount> {
+        let Some(actor) = actor.admin() else {
+            return self.reinstate_admin_now(actor, ctx, name).await;
+        };
         self.require_step_up(actor)?;
         let admin = self.admin_named(name).await?;
         if admin.id == actor.admin.id {
@@ -601,15 +608,14 @@ impl Services {
                 actor.admin.name, admin.name
             )));
         }
-        self.reinstate_admin(&actor.label(), ctx, name).await
+        self.reinstate_admin_now(&Actor::from(actor.clone()), ctx, name)
+            .await
     }
 
-    /// Lifts the suspension of the account `name` (its revoked sessions
-    /// and tokens stay revoked); recorded as `admin.reinstate`. `actor` is
-    /// the audit label of who does it.
-    pub async fn reinstate_admin(
+    /// Lifts the suspension now (see [`Self::reinstate_admin`]).
+    async fn reinstate_admin_now(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<AdminAccount> {
@@ -625,7 +631,7 @@ impl Services {
             |s| (s.at.unix_timestamp().to_string(), s.reason.as_str()),
         );
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.reinstate",
             Some(&admin.name),

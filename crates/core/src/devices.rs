@@ -7,7 +7,7 @@
 //! Administrators without `personal_data_read` get the personal fields
 //! withheld; with it, each read is recorded before the answer leaves.
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::{AdminActor, ClientContext};
 use crate::{device_privacy, CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{Device, DeviceKey, Permission};
@@ -106,7 +106,7 @@ impl Services {
     }
 
     /// Whether `actor` sees device-reported personal data in plaintext.
-    pub(crate) fn reveals_personal(actor: &Actor) -> bool {
+    pub(crate) fn reveals_personal(actor: &AdminActor) -> bool {
         actor.allows(Permission::PersonalDataRead)
     }
 
@@ -116,7 +116,7 @@ impl Services {
     /// personal fields withheld (see [`crate::device_privacy`]).
     pub(crate) async fn device_views(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         devices: Vec<Device>,
     ) -> CoreResult<Vec<DeviceView>> {
@@ -152,7 +152,7 @@ impl Services {
     /// reads to the bulk-read rule.
     pub(crate) async fn audit_device_reads(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         reads: Vec<(DeviceKey, String)>,
     ) -> CoreResult<()> {
@@ -183,7 +183,7 @@ impl Services {
     /// One device as `actor` may see it (see [`Self::device_views`]).
     pub async fn device_view(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         key: &DeviceKey,
     ) -> CoreResult<Option<DeviceView>> {
@@ -196,7 +196,7 @@ impl Services {
     /// A page of devices as `actor` may see them.
     pub async fn devices_page(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         after: Option<&DeviceKey>,
         limit: u32,

@@ -8,6 +8,7 @@
 //! signature, and that the scope is what the records say.
 
 use crate::audit::{checkpoint_message, truncation_message, ChainVerifier};
+use crate::auth::Actor;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::PERSONAL_DATA_ACTIONS;
@@ -320,7 +321,7 @@ impl Services {
     /// when none pins the end of the window yet.
     pub async fn evidence_bundle(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Vec<u8>> {
@@ -338,7 +339,7 @@ impl Services {
             .map_or(0, |(s, _)| s);
         // Recorded first: the bundle itself is an access to the evidence.
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "incident.evidence",
             Some(&i.id),

@@ -7,7 +7,7 @@
 //! so the breach-scope report counts an export like reads.
 
 use crate::approvals::{Dangerous, EXPORT_TTL};
-use crate::auth::{Actor, ClientContext};
+use crate::auth::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Approval, ApprovalStatus, Permission};
 use zeroize::Zeroizing;
@@ -52,7 +52,7 @@ impl Services {
     /// Asks for an export of `fields` (default: all) of every person.
     pub async fn request_export(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         fields: Option<&[String]>,
     ) -> CoreResult<Approval> {
@@ -65,8 +65,7 @@ impl Services {
         let fields = export_fields(fields)?;
         let reason = format!("export of {}", fields.join(","));
         self.request_approval(
-            &actor.label(),
-            Some(&actor.admin.id),
+            &Actor::from(actor.clone()),
             ctx,
             Dangerous::ExportPersonalData { fields },
             &reason,
@@ -77,7 +76,7 @@ impl Services {
     /// The approved export as CSV, for its requester, once.
     pub async fn download_export(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Zeroizing<Vec<u8>>> {

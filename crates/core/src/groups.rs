@@ -7,6 +7,7 @@
 //! backoff after a device refuses, and from state kept in the store, so a
 //! restart resumes where it was.
 
+use crate::auth::Actor;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
@@ -53,7 +54,7 @@ impl Services {
     /// Adds a group.
     pub async fn create_group(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         input: &GroupInput,
     ) -> CoreResult<DeviceGroup> {
@@ -67,7 +68,7 @@ impl Services {
             created_at: self.clock.now(),
         };
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "group.create",
             Some(&g.id),
@@ -105,10 +106,22 @@ impl Services {
     }
 
     /// Deletes a group (its devices lose its policies at the next pass).
-    pub async fn delete_group(&self, actor: &str, ctx: &ClientContext, id: &str) -> CoreResult<()> {
+    pub async fn delete_group(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        id: &str,
+    ) -> CoreResult<()> {
         let g = self.group(id).await?;
-        self.audit(self.audit_event(actor, ctx, "group.delete", Some(&g.id), "success", None))
-            .await?;
+        self.audit(self.audit_event(
+            &actor.label(),
+            ctx,
+            "group.delete",
+            Some(&g.id),
+            "success",
+            None,
+        ))
+        .await?;
         self.store.delete_group(&g.id).await?;
         Ok(())
     }
@@ -116,7 +129,7 @@ impl Services {
     /// Adds and removes members of a static group.
     pub async fn change_group_members(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         add: &[String],
@@ -139,7 +152,7 @@ impl Services {
             }
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "group.members",
             Some(&g.id),
@@ -154,7 +167,7 @@ impl Services {
     /// Replaces the policies assigned to a group.
     pub async fn set_group_policies(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         policies: &[String],
@@ -171,7 +184,7 @@ impl Services {
             return Err(CoreError::NotFound(format!("no policy {p}")));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "group.policies",
             Some(&g.id),

@@ -5,6 +5,7 @@
 //! bundle (see [`crate::evidence`]) that proves the scope offline.
 
 use crate::auth::ClientContext;
+use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Incident, IncidentFacts, IncidentStatus};
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl Services {
     /// Opens an incident by hand and attaches its scope.
     pub async fn open_incident(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         req: &NewIncident,
     ) -> CoreResult<IncidentView> {
@@ -254,7 +255,7 @@ impl Services {
             title: title.to_owned(),
             status: IncidentStatus::Open,
             opened_at: now,
-            opened_by: actor.to_owned(),
+            opened_by: actor.label(),
             alert_seq: None,
             discovered_at: req.discovered_at.unwrap_or(now),
             window_from: from,
@@ -264,7 +265,7 @@ impl Services {
             updated_at: now,
         };
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "incident.open",
             Some(&i.id),
@@ -282,12 +283,12 @@ impl Services {
         &self,
         alert_seq: i64,
         rule: &str,
-        actor: &str,
+        subject: &str,
     ) -> CoreResult<()> {
         let now = self.clock.now();
         let i = Incident {
             id: crate::random_id()?,
-            title: format!("Alert {rule}: {actor}"),
+            title: format!("Alert {rule}: {subject}"),
             status: IncidentStatus::Open,
             opened_at: now,
             opened_by: "system".into(),
@@ -296,7 +297,7 @@ impl Services {
             window_from: now - Duration::days(1),
             // A minute ahead, so the records around the alert are inside.
             window_to: now + Duration::minutes(1),
-            actor: Some(actor.to_owned()),
+            actor: Some(subject.to_owned()),
             facts: IncidentFacts::default(),
             updated_at: now,
         };
@@ -311,7 +312,8 @@ impl Services {
         ))
         .await?;
         if self.store.insert_incident(&i).await? {
-            self.refresh_incident_scope("system", &ctx, &i.id).await?;
+            self.refresh_incident_scope(&Actor::Job(Job::Incidents), &ctx, &i.id)
+                .await?;
             tracing::warn!(incident = %i.id, rule, "incident opened for an alert");
         }
         Ok(())
@@ -328,7 +330,7 @@ impl Services {
     /// notified stay).
     pub async fn refresh_incident_scope(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<IncidentView> {
@@ -426,7 +428,7 @@ impl Services {
     /// Records what has been established and what was reported.
     pub async fn update_incident(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         ch: &IncidentChange,
@@ -488,7 +490,7 @@ impl Services {
         }
         i.updated_at = self.clock.now();
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "incident.update",
             Some(&i.id),
@@ -503,14 +505,14 @@ impl Services {
     /// Marks people (all when None) as notified.
     pub async fn notify_incident_people(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         people: Option<&[String]>,
     ) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "incident.notify",
             Some(&i.id),

@@ -6,7 +6,7 @@
 //! Devices are found by serial number, model, OS version, installed app or
 //! assigned person (pseudonymous ID).
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::{AdminActor, ClientContext};
 use crate::devices::DeviceView;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{DeviceKey, PersonId};
@@ -61,7 +61,7 @@ impl Services {
             json!({"RequestType": "InstalledApplicationList"}),
             json!({"RequestType": "ProfileList"}),
         ] {
-            self.enqueue_command(&udids, &cmd, false).await?;
+            self.queue_command(&udids, &cmd, false).await?;
         }
         self.store.mark_inventory_requested(&due, now).await?;
         self.push_devices(due.clone());
@@ -94,7 +94,7 @@ impl Services {
     /// see them (personal fields: [`Self::device_views`]).
     pub async fn search_devices(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         q: &DeviceQuery,
     ) -> CoreResult<Vec<DeviceView>> {

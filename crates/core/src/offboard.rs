@@ -11,7 +11,8 @@
 //! whose enrollment profile is unknown, or that is no longer enrolled,
 //! has its certificates revoked at once.
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::ClientContext;
+use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminId, CommandState, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 use serde::Serialize;
@@ -112,7 +113,7 @@ impl Services {
     /// offboarding the person closes the account); `None` unlinks.
     pub async fn link_admin_person(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         admin: &str,
         person: Option<&str>,
@@ -130,7 +131,7 @@ impl Services {
             return Err(CoreError::NotFound("no such administrator".into()));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.link_person",
             Some(&account.name),
@@ -145,9 +146,8 @@ impl Services {
     }
 
     /// Offboards a person (see the module documentation). `action`
-    /// overrides the configured policy; `requester` is the administrator
-    /// asking (an erase then needs another one to approve), `None` for the
-    /// host's command line.
+    /// overrides the configured policy. An administrator's erase then needs
+    /// another one to approve; the host's command line needs no one.
     ///
     /// Closing the person's administrator accounts needs what disabling
     /// them directly needs (`accounts_manage`, and never one's own
@@ -156,12 +156,12 @@ impl Services {
     /// account manager instead. The last enabled owner is never closed.
     pub async fn offboard_person(
         &self,
-        actor: &str,
-        requester: Option<&Actor>,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         action: Option<OffboardAction>,
     ) -> CoreResult<OffboardReport> {
+        let requester = actor.admin();
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let now = self.clock.now();
@@ -188,7 +188,6 @@ impl Services {
             let approval = self
                 .request_approval(
                     actor,
-                    requester.map(|r| &r.admin.id),
                     ctx,
                     crate::approvals::Dangerous::DisableAdmin {
                         admin: a.name.clone(),
@@ -204,7 +203,7 @@ impl Services {
         let mut accounts = Vec::new();
         for (_, name, sessions, tokens) in closed {
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "admin.disable",
                 Some(&name),
@@ -242,7 +241,6 @@ impl Services {
             let a = self
                 .request_approval(
                     actor,
-                    requester.map(|r| &r.admin.id),
                     ctx,
                     crate::approvals::Dangerous::EraseDevices {
                         devices: to_erase,
@@ -259,7 +257,7 @@ impl Services {
             .await?
             .and_then(|r| r.departed_at);
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "people.offboard",
             Some(rec.id.as_str()),
@@ -287,7 +285,7 @@ impl Services {
 
     async fn offboard_device(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         device: &DeviceKey,
         now: OffsetDateTime,
@@ -309,7 +307,7 @@ impl Services {
         };
         let command = serde_json::json!({"RequestType": "RemoveProfile", "Identifier": identifier});
         let queued = self
-            .enqueue_command(&[device.to_string()], &command, true)
+            .queue_command(&[device.to_string()], &command, true)
             .await?;
         let uuid = queued
             .into_iter()
@@ -321,7 +319,7 @@ impl Services {
             .set_device_offboarding(device, Some((&uuid, deadline)))
             .await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "device.offboard",
             Some(device.as_str()),
@@ -366,7 +364,7 @@ impl Services {
     /// is refused), identity cache forgotten, offboarding mark cleared.
     pub async fn retire_device(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         device: &DeviceKey,
         reason: &str,
@@ -379,7 +377,7 @@ impl Services {
         self.store.set_device_offboarding(device, None).await?;
         self.store.check_out(device, self.clock.now()).await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "device.retire",
             Some(device.as_str()),
@@ -406,7 +404,7 @@ impl Services {
             if &pending == command {
                 let ctx = ClientContext::default();
                 self.retire_device(
-                    "system",
+                    &Actor::Job(Job::Offboarding),
                     &ctx,
                     device,
                     &format!("offboarding command answered ({})", state.as_str()),
@@ -423,8 +421,13 @@ impl Services {
         let ctx = ClientContext::default();
         let overdue = self.store.offboarding_overdue(self.clock.now()).await?;
         for d in &overdue {
-            self.retire_device("system", &ctx, d, "offboarding grace period over")
-                .await?;
+            self.retire_device(
+                &Actor::Job(Job::Offboarding),
+                &ctx,
+                d,
+                "offboarding grace period over",
+            )
+            .await?;
         }
         Ok(overdue.len())
     }

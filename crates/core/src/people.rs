@@ -4,7 +4,8 @@
 //!
 //! [`vault`]: crate::vault
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::Actor;
+use crate::auth::{AdminActor, ClientContext};
 use crate::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{
@@ -257,7 +258,7 @@ impl Services {
     /// blind-index key) that is not yet under the current master key, in
     /// batches. The personal fields themselves are untouched. Returns how
     /// many data keys were re-wrapped.
-    pub async fn rewrap_data_keys(&self, actor: &str, ctx: &ClientContext) -> CoreResult<u64> {
+    pub async fn rewrap_data_keys(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
         let current = self.vault.current_id();
         if let Some(stored) = self.store.secret(INDEX_KEY).await? {
             let pos = stored.iter().position(|b| *b == 0).unwrap_or(0);
@@ -290,7 +291,7 @@ impl Services {
             total += n;
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "keys.rewrap",
             None,
@@ -400,7 +401,7 @@ impl Services {
     /// Adds one person.
     pub async fn create_person(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         input: &PersonInput,
     ) -> CoreResult<PersonView> {
@@ -418,7 +419,7 @@ impl Services {
             return Err(CoreError::Conflict(Self::conflict(&c)));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "people.create",
             Some(rec.id.as_str()),
@@ -435,7 +436,7 @@ impl Services {
     /// and every bad row is reported.
     pub async fn import_people_csv(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         data: &[u8],
     ) -> CoreResult<usize> {
@@ -550,7 +551,7 @@ impl Services {
         }
         if !errors.is_empty() {
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "people.import",
                 None,
@@ -564,7 +565,7 @@ impl Services {
             ));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "people.import",
             None,
@@ -615,7 +616,7 @@ impl Services {
     /// written when the data leaves do.
     async fn record_read_intent(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         target: Option<&PersonId>,
         detail: String,
@@ -631,7 +632,7 @@ impl Services {
         .await
     }
 
-    fn require_personal_data(&self, actor: &Actor) -> CoreResult<()> {
+    fn require_personal_data(&self, actor: &AdminActor) -> CoreResult<()> {
         if actor.allows(Permission::PersonalDataRead) {
             Ok(())
         } else {
@@ -659,7 +660,7 @@ impl Services {
     /// leave (if a record cannot be written, nothing is shown).
     pub async fn person_plain(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<PersonPlain> {
@@ -692,7 +693,7 @@ impl Services {
     /// page leaves.
     pub async fn list_people_plain(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         after: Option<&str>,
         limit: u32,
@@ -731,7 +732,7 @@ impl Services {
     /// answers the pseudonymous view. The looked-up value is never logged.
     pub async fn lookup_person(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         email: Option<&str>,
         user_id: Option<&str>,
@@ -756,7 +757,7 @@ impl Services {
         };
         let found = self.store.person_by_index(index, &hash).await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "people.lookup",
             found.as_ref().map(|r| r.id.as_str()),
@@ -777,7 +778,7 @@ impl Services {
     /// them; the caller never sees them).
     pub async fn update_person(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         input: &PersonInput,
@@ -838,7 +839,7 @@ impl Services {
         .map(|(n, _)| *n)
         .collect();
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "people.update",
             Some(r.id.as_str()),
@@ -879,7 +880,7 @@ impl Services {
     /// of their sealed fields, in the WAL, old backups or replicas, is
     /// unreadable), rows deleted, a tombstone left — then checkpoints the
     /// WAL. Returns how many were purged.
-    pub async fn purge_due_people(&self, actor: &str, ctx: &ClientContext) -> CoreResult<u64> {
+    pub async fn purge_due_people(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
         let now = self.clock.now();
         let before = now - time::Duration::days(i64::from(self.config.people_retention_days));
         let mut total = 0;
@@ -901,7 +902,7 @@ impl Services {
     /// (step-up in an interactive session, or the command line).
     pub async fn purge_person_now(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
@@ -919,7 +920,7 @@ impl Services {
 
     async fn purge(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         ids: &[PersonId],
         now: OffsetDateTime,
@@ -927,7 +928,7 @@ impl Services {
         let n = self.store.purge_people(ids, now).await?;
         for id in ids {
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "people.purge",
                 Some(id.as_str()),
@@ -943,7 +944,7 @@ impl Services {
     /// departed person gets no new device.
     pub async fn assign_device(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         udid: &str,
         person: Option<&str>,
@@ -968,7 +969,7 @@ impl Services {
             return Err(CoreError::NotFound("no such device".into()));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "device.assign",
             Some(device.as_str()),

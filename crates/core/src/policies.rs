@@ -9,6 +9,7 @@
 //! (their JSON pointers), never their values. An update that leaves a
 //! secret out keeps it; `null` clears it.
 
+use crate::auth::Actor;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Policy, PolicyKind};
@@ -196,7 +197,7 @@ impl Services {
     /// Adds a policy.
     pub async fn create_policy(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         input: &PolicyInput,
     ) -> CoreResult<Policy> {
@@ -224,7 +225,7 @@ impl Services {
         };
         let sealed = self.seal_secrets(&policy.id, &secrets)?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "policy.create",
             Some(&policy.id),
@@ -257,7 +258,7 @@ impl Services {
     /// profile identifier and payload UUID stay, so devices replace it).
     pub async fn update_policy(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
         change: &PolicyChange,
@@ -288,7 +289,7 @@ impl Services {
         p.profile_uuid = uuid_upper(uuid::Uuid::new_v4());
         p.updated_at = self.clock.now();
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "policy.update",
             Some(&p.id),
@@ -311,13 +312,13 @@ impl Services {
     /// Deletes a policy.
     pub async fn delete_policy(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
         let p = self.policy(id).await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "policy.delete",
             Some(&p.id),

@@ -31,7 +31,7 @@
 //!   the previous owner's Wi-Fi and VPN profiles).
 
 use crate::anomaly::Alert;
-use crate::auth::{Actor, ClientContext};
+use crate::auth::{Actor, AdminActor, ClientContext, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus, Permission};
 use mamori_ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
@@ -277,7 +277,7 @@ impl Services {
         Ok(())
     }
 
-    fn require_enrollment_write(actor: &Actor) -> CoreResult<()> {
+    fn require_enrollment_write(actor: &AdminActor) -> CoreResult<()> {
         if actor.allows(Permission::EnrollmentWrite) {
             Ok(())
         } else {
@@ -290,7 +290,7 @@ impl Services {
     /// Every held identity (of one device when given).
     pub async fn held_identities(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         device: Option<&DeviceKey>,
     ) -> CoreResult<Vec<HeldIdentity>> {
         if !actor.allows(Permission::DevicesRead) {
@@ -333,7 +333,7 @@ impl Services {
     /// Approves a held identity: it becomes the enrollment's only one.
     pub async fn approve_reenrollment(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         device: &DeviceKey,
         fingerprint: Option<&str>,
@@ -406,7 +406,7 @@ impl Services {
     /// Denies a held identity: its certificate is revoked.
     pub async fn deny_reenrollment(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         device: &DeviceKey,
         fingerprint: Option<&str>,
@@ -451,7 +451,7 @@ impl Services {
             _ => return Ok(()),
         }
         self.retire_device(
-            "system",
+            &Actor::Job(Job::Offboarding),
             &ClientContext::default(),
             key,
             "EraseDevice acknowledged",

@@ -2,7 +2,7 @@
 //! store walk the access records into a [`ScopeBuilder`]
 //! (`mamori_domain::breach`) and records that the report was made.
 
-use crate::auth::ClientContext;
+use crate::auth::{Actor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::{
     AccessFilter, BreachScope, ScopeBuilder, ScopeFilter, PERSONAL_DATA_ACTIONS,
@@ -13,7 +13,7 @@ impl Services {
     /// Builds the report (and records that it was made).
     pub async fn breach_scope(
         &self,
-        requester: &str,
+        requester: &Actor,
         ctx: &ClientContext,
         from: OffsetDateTime,
         to: OffsetDateTime,
@@ -56,7 +56,7 @@ impl Services {
             what.push(format!("network={n}"));
         }
         self.audit(self.audit_event(
-            requester,
+            &requester.label(),
             ctx,
             "report.breach_scope",
             filter.actor.as_deref(),

@@ -9,7 +9,8 @@
 //! (no token for an account nobody has logged in to, whoever asks: not even
 //! `mamori token create` on the host).
 
-use crate::auth::{Actor, ClientContext, Via};
+use crate::auth::Actor;
+use crate::auth::{AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, ApiToken, Permission, Role, TokenId};
@@ -29,15 +30,31 @@ pub struct TokenRequest {
 }
 
 impl Services {
-    /// Creates a token for `owner`; `actor` is the audit label of who asks.
-    /// Returns its record and the secret text (shown once).
-    pub async fn create_token_for(
+    /// Creates a token for `owner`; returns its record and the secret text
+    /// (shown once). An administrator creates tokens for their own account
+    /// only, from an interactive session with a recent step-up (a token
+    /// cannot mint tokens); the host's command line for any account.
+    pub async fn create_token(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         owner: &AdminAccount,
         req: &TokenRequest,
     ) -> CoreResult<(ApiToken, String)> {
+        let fresh;
+        let owner = match actor.admin() {
+            Some(by) => {
+                self.require_step_up(by)?;
+                if by.admin.id != owner.id {
+                    return Err(CoreError::Forbidden(
+                        "an administrator creates tokens for their own account only".into(),
+                    ));
+                }
+                fresh = self.fresh_admin(by).await?;
+                &fresh
+            }
+            None => owner,
+        };
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(CoreError::BadRequest(
@@ -57,7 +74,7 @@ impl Services {
             // in to is how an unused account becomes a backdoor: refused,
             // and the attempt recorded.
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "token.create",
                 None,
@@ -132,7 +149,7 @@ impl Services {
             .insert_token(&token, &mamori_crypto::sha256_hex(secret.as_bytes()))
             .await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "token.create",
             Some(id.as_str()),
@@ -160,22 +177,12 @@ impl Services {
         )
     }
 
-    /// Creates a token for the caller's own account: an interactive session
-    /// with a recent step-up (a token cannot mint tokens).
-    pub async fn create_token(
-        &self,
-        actor: &Actor,
-        ctx: &ClientContext,
-        req: &TokenRequest,
-    ) -> CoreResult<(ApiToken, String)> {
-        self.require_step_up(actor)?;
-        let owner = self.fresh_admin(actor).await?;
-        self.create_token_for(&actor.label(), ctx, &owner, req)
-            .await
-    }
-
     /// Checks a bearer token. Every failure looks the same to the caller.
-    pub async fn authenticate_token(&self, bearer: &str, ctx: &ClientContext) -> CoreResult<Actor> {
+    pub async fn authenticate_token(
+        &self,
+        bearer: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<AdminActor> {
         let Some((id, secret)) = bearer
             .strip_prefix("mamori_")
             .and_then(|rest| rest.split_once('_'))
@@ -237,7 +244,7 @@ impl Services {
         if stale {
             self.store.touch_token(&id, now).await?;
         }
-        Ok(Actor {
+        Ok(AdminActor {
             admin,
             via: Via::Token(token),
         })
@@ -245,7 +252,7 @@ impl Services {
 
     /// Tokens the caller may see: their own; every token with `all` when
     /// they manage accounts.
-    pub async fn list_tokens(&self, actor: &Actor, all: bool) -> CoreResult<Vec<ApiToken>> {
+    pub async fn list_tokens(&self, actor: &AdminActor, all: bool) -> CoreResult<Vec<ApiToken>> {
         if all {
             if !actor.allows(Permission::AccountsManage) {
                 return Err(CoreError::Forbidden(
@@ -257,7 +264,8 @@ impl Services {
         Ok(self.store.list_tokens(Some(&actor.admin.id)).await?)
     }
 
-    /// Revokes a token: one's own, or any with the accounts permission.
+    /// Revokes a token: an administrator their own, or any with the
+    /// accounts permission; the host's command line any.
     pub async fn revoke_token(
         &self,
         actor: &Actor,
@@ -265,25 +273,18 @@ impl Services {
         id: &str,
     ) -> CoreResult<()> {
         let id = TokenId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        let Some((token, _)) = self.store.token(&id).await? else {
-            return Err(CoreError::NotFound("no such active token".into()));
-        };
-        if token.admin_id != actor.admin.id && !actor.allows(Permission::AccountsManage) {
-            return Err(CoreError::NotFound("no such active token".into()));
+        if let Some(by) = actor.admin() {
+            let Some((token, _)) = self.store.token(&id).await? else {
+                return Err(CoreError::NotFound("no such active token".into()));
+            };
+            if token.admin_id != by.admin.id && !by.allows(Permission::AccountsManage) {
+                return Err(CoreError::NotFound("no such active token".into()));
+            }
         }
-        self.revoke_token_as(&actor.label(), ctx, &id).await
-    }
-
-    /// Revokes a token by ID (CLI and the service itself).
-    pub async fn revoke_token_as(
-        &self,
-        actor: &str,
-        ctx: &ClientContext,
-        id: &TokenId,
-    ) -> CoreResult<()> {
+        let id = &id;
         if self.store.revoke_token(id, self.clock.now()).await? {
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "token.revoke",
                 Some(id.as_str()),

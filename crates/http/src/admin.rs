@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Extension;
 use axum::{Json, Router};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
@@ -680,7 +680,7 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(
 
 async fn create_profile(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -715,7 +715,7 @@ async fn create_profile(
 
 async fn create_link(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -742,7 +742,7 @@ struct Page {
 
 async fn list_devices(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
@@ -762,7 +762,7 @@ async fn list_devices(
 
 async fn get_device(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -790,7 +790,7 @@ struct PushFlag {
 
 async fn enqueue(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Query(flag): Query<PushFlag>,
     headers: HeaderMap,
@@ -798,8 +798,8 @@ async fn enqueue(
 ) -> Result<Response, ApiError> {
     let req: EnqueueBody = json_body(&headers, &body)?;
     let queued = s
-        .enqueue_command_by(
-            &actor,
+        .enqueue_command(
+            &Actor::from(actor.clone()),
             &ctx,
             &req.devices,
             &req.command,
@@ -825,7 +825,7 @@ async fn device_commands(
 
 async fn command_status(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -861,7 +861,7 @@ struct PushCertBody {
 
 async fn put_push_cert(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,

@@ -6,7 +6,7 @@
 //! The guard runs before each handler: it reads the session cookie or the
 //! bearer token, checks the stage or permission the route needs, demands the
 //! CSRF token on state-changing cookie requests, and hands the handler the
-//! [`Actor`] and the [`ClientContext`]. Denials are logged and audited.
+//! [`AdminActor`] and the [`ClientContext`]. Denials are logged and audited.
 
 use crate::error::ApiError;
 use crate::tls::PeerAddr;
@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mamori_core::auth::{Actor, ClientContext, SessionCookie};
+use mamori_core::auth::{AdminActor, ClientContext, SessionCookie};
 use mamori_core::{CoreError, Services};
 use mamori_domain::{Permission, SessionStage};
 
@@ -219,7 +219,7 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
 
 async fn deny(
     s: &Services,
-    actor: &Actor,
+    actor: &AdminActor,
     ctx: &ClientContext,
     route: &str,
     why: &str,

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::keys;
 use anyhow::Context;
+use mamori_core::auth::{Actor, Job};
 use mamori_core::{CoreConfig, Services};
 use mamori_ports::{Clock, Pusher, Store, SystemClock};
 use mamori_store::SqliteStore;
@@ -394,7 +395,10 @@ async fn hygiene(services: Services, audit_retention_days: Option<u32>) {
     loop {
         tick.tick().await;
         let ctx = mamori_core::auth::ClientContext::default();
-        if let Err(e) = services.purge_due_people("system", &ctx).await {
+        if let Err(e) = services
+            .purge_due_people(&Actor::Job(Job::Retention), &ctx)
+            .await
+        {
             tracing::error!(error = %e, "retention job failed");
         }
         if let Err(e) = services.retire_overdue_devices().await {

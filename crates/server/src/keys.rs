@@ -539,7 +539,7 @@ pub async fn rotate_people_key(
         request_id: None,
     };
     // Only `mamori keys rotate` rotates: the user who ran it is the actor.
-    let actor = crate::operator::cli_actor();
+    let actor = crate::operator::host_actor();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     let old = read_people_key_file(dir)?.with_context(|| {
         format!("{PEOPLE_KEY_FILE} not found; rotate the key in {PEOPLE_KEY_ENV} by hand")
@@ -581,7 +581,7 @@ pub async fn rotate_people_key(
     ring.replace(std::slice::from_ref(&new)).map_err(err)?;
     services
         .audit(services.audit_event(
-            &actor,
+            &actor.label(),
             &ctx,
             "keys.rotate",
             Some(&current),

@@ -450,7 +450,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let report = s
                 .breach_scope(
-                    &mamori::operator::cli_actor(),
+                    &mamori::operator::host_actor(),
                     &cli_context(),
                     from,
                     to,
@@ -661,7 +661,7 @@ fn fmt_time(t: Option<time::OffsetDateTime>) -> String {
 }
 
 async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
-    let actor = mamori::operator::cli_actor();
+    let actor = mamori::operator::host_actor();
     let ctx = cli_context();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     match cmd {
@@ -670,10 +670,13 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
             let role = mamori_domain::Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner")
             })?;
-            let created = s
-                .create_admin(&actor, &ctx, &name, role)
+            let mamori_core::auth::Created::Now(created) = s
+                .create_admin(&actor, &ctx, &name, role.as_str())
                 .await
-                .map_err(err)?;
+                .map_err(err)?
+            else {
+                anyhow::bail!("the command line creates accounts directly");
+            };
             let factor = if s.config.auth.requires_webauthn(role) {
                 "a passkey or security key (WebAuthn)"
             } else {
@@ -731,8 +734,11 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         }
         AdminCmd::Reset { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            let (created, (sessions, tokens)) =
-                s.reset_admin(&actor, &ctx, &name).await.map_err(err)?;
+            let mamori_core::auth::Reset::Now(created, (sessions, tokens)) =
+                s.reset_admin(&actor, &ctx, &name).await.map_err(err)?
+            else {
+                anyhow::bail!("the command line resets accounts directly");
+            };
             println!(
                 "Administrator {name} reset: factors removed, {sessions} session(s) and {tokens} token(s) revoked. At the next login the password must be changed and a factor enrolled."
             );
@@ -812,7 +818,7 @@ async fn backup(cmd: BackupCmd) -> anyhow::Result<()> {
 }
 
 async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
-    let actor = mamori::operator::cli_actor();
+    let actor = mamori::operator::host_actor();
     let ctx = cli_context();
     match cmd {
         PeopleCmd::Import { dir, file } => {
@@ -857,7 +863,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             let action = erase.then_some(mamori_core::offboard::OffboardAction::Erase);
             let report = s
-                .offboard_person(&actor, None, &ctx, &id, action)
+                .offboard_person(&actor, &ctx, &id, action)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -921,7 +927,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
 }
 
 async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
-    let actor = mamori::operator::cli_actor();
+    let actor = mamori::operator::host_actor();
     let ctx = cli_context();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     match cmd {
@@ -942,7 +948,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 ttl_days,
             };
             let (t, secret) = s
-                .create_token_for(&actor, &ctx, &owner, &req)
+                .create_token(&actor, &ctx, &owner, &req)
                 .await
                 .map_err(err)?;
             println!(
@@ -989,7 +995,9 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::Revoke { dir, id } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let id = mamori_domain::TokenId::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            s.revoke_token_as(&actor, &ctx, &id).await.map_err(err)?;
+            s.revoke_token(&actor, &ctx, id.as_str())
+                .await
+                .map_err(err)?;
             println!("token {id} revoked");
         }
     }

@@ -32,6 +32,11 @@ pub fn cli_actor() -> String {
 
 /// `cli:NAME(uid=N)`, `cli:NAME(sudo,uid=0)`, `cli:uid=N`, `cli:NAME` or
 /// `cli:unknown`, from what is known.
+/// The command line as the actor of what it does.
+pub fn host_actor() -> mamori_core::auth::Actor {
+    mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new(&cli_actor()))
+}
+
 fn label(uid: Option<u32>, sudo_user: Option<&str>, user: Option<&str>) -> String {
     let sudo_user = sudo_user.and_then(clean);
     let (name, via) = match sudo_user {

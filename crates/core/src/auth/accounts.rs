@@ -1,7 +1,7 @@
 //! Administrator accounts: creation (with a one-time password), inventory,
 //! role changes, disable/enable, unlock, and the stale-account job.
 
-use super::{Actor, ClientContext};
+use super::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminCredentials, AdminId, Role};
 use serde::Serialize;
@@ -12,10 +12,10 @@ use time::{Duration, OffsetDateTime};
 /// operating-system user too, as `cli:USER...` (see [`is_cli_actor`]).
 pub const CLI_ACTOR: &str = "cli";
 
-/// Whether `actor` is the command line on the server's host: [`CLI_ACTOR`]
-/// alone or followed by `:` and the user who ran it.
-pub fn is_cli_actor(actor: &str) -> bool {
-    actor
+/// Whether the audit label `label` names the command line on the server's
+/// host: [`CLI_ACTOR`] alone or followed by `:` and the user who ran it.
+pub fn is_cli_actor(label: &str) -> bool {
+    label
         .strip_prefix(CLI_ACTOR)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
 }
@@ -112,12 +112,11 @@ fn one_time_password() -> CoreResult<String> {
 }
 
 impl Services {
-    /// Creates an account with a one-time password that must be changed at
-    /// first login, where a second factor must also be enrolled. `actor` is
-    /// the audit label of who creates it.
-    pub async fn create_admin(
+    /// Creates the account now (what [`Self::create_admin`] and an approved
+    /// request carry out).
+    pub(crate) async fn create_admin_now(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
         role: Role,
@@ -150,7 +149,7 @@ impl Services {
         };
         if !self.store.insert_admin(&admin, &creds).await? {
             self.audit(self.audit_event(
-                actor,
+                &actor.label(),
                 ctx,
                 "admin.create",
                 Some(name),
@@ -164,7 +163,7 @@ impl Services {
         }
         self.auth.throttle.forget(&format!("name:{name}"));
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.create",
             Some(name),
@@ -179,18 +178,26 @@ impl Services {
         })
     }
 
-    /// Creates an account through the API: needs a recent step-up. A
-    /// security officer (who reads personal data and audits everyone) is
-    /// created only when a second administrator approves; an owner only by
-    /// granting the role, which needs one too.
-    pub async fn create_admin_by(
+    /// Creates an account with a one-time password that must be changed at
+    /// first login, where a second factor must also be enrolled.
+    ///
+    /// An administrator needs a recent step-up; a security officer (who
+    /// reads personal data and audits everyone) is created only when a
+    /// second administrator approves, an owner only by granting the role,
+    /// which needs one too. The host's command line creates any role.
+    pub async fn create_admin(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
         role: &str,
     ) -> CoreResult<Created> {
-        self.require_step_up(actor)?;
+        let Some(by) = actor.admin() else {
+            let role = parse_role(role)?;
+            let created = self.create_admin_now(actor, ctx, name, role).await?;
+            return Ok(Created::Now(Box::new(created)));
+        };
+        self.require_step_up(by)?;
         let role = parse_role(role)?;
         if role == Role::Owner {
             return Err(CoreError::Conflict(
@@ -209,8 +216,7 @@ impl Services {
             }
             let approval = self
                 .request_approval(
-                    &actor.label(),
-                    Some(&actor.admin.id),
+                    actor,
                     ctx,
                     crate::approvals::Dangerous::CreateAdmin {
                         admin: name.trim().to_owned(),
@@ -221,8 +227,8 @@ impl Services {
                 .await?;
             return Ok(Created::AwaitingApproval(Box::new(approval)));
         }
-        let created = self.create_admin(&actor.label(), ctx, name, role).await?;
-        self.record_control(&actor.admin.id, &created.admin.id, "create")
+        let created = self.create_admin_now(actor, ctx, name, role).await?;
+        self.record_control(&by.admin.id, &created.admin.id, "create")
             .await?;
         Ok(Created::Now(Box::new(created)))
     }
@@ -285,10 +291,27 @@ impl Services {
 
     /// Disables an account: its sessions and tokens are revoked in the same
     /// transaction, so the very next request of any of them fails.
-    /// Returns (sessions, tokens) revoked.
+    /// Returns (sessions, tokens) revoked. An administrator never disables
+    /// their own account.
     pub async fn disable_admin(
         &self,
-        actor: &str,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+        reason: &str,
+    ) -> CoreResult<(u64, u64)> {
+        if actor.account().is_some_and(|me| me.name == name.trim()) {
+            return Err(CoreError::Conflict(
+                "an administrator cannot disable their own account; ask another owner".into(),
+            ));
+        }
+        self.disable_admin_now(actor, ctx, name, reason).await
+    }
+
+    /// Disables the account now (see [`Self::disable_admin`]).
+    pub(crate) async fn disable_admin_now(
+        &self,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
         reason: &str,
@@ -296,7 +319,7 @@ impl Services {
         let admin = self.admin_named(name).await?;
         // Only the host's operator may disable the last enabled owner; the
         // store checks it in the statement that disables (no race).
-        let keep_last_owner = !is_cli_actor(actor);
+        let keep_last_owner = !matches!(actor, Actor::Host(_));
         let reason = reason.chars().take(200).collect::<String>();
         let Some(revoked) = self
             .store
@@ -311,7 +334,7 @@ impl Services {
             }));
         };
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.disable",
             Some(&admin.name),
@@ -326,30 +349,14 @@ impl Services {
         Ok(revoked)
     }
 
-    /// Disables an account through the API (never one's own).
-    pub async fn disable_admin_by(
-        &self,
-        actor: &Actor,
-        ctx: &ClientContext,
-        name: &str,
-        reason: &str,
-    ) -> CoreResult<(u64, u64)> {
-        if actor.admin.name == name.trim() {
-            return Err(CoreError::Conflict(
-                "an administrator cannot disable their own account; ask another owner".into(),
-            ));
-        }
-        self.disable_admin(&actor.label(), ctx, name, reason).await
-    }
-
     /// Resets an account whose owner lost their factors (or whose factors
     /// may be compromised): new one-time password, factors and recovery
     /// codes removed, lock cleared, every session and token revoked — in one
     /// transaction. At the next login the password must be changed and a
-    /// factor enrolled again.
-    pub async fn reset_admin(
+    /// factor enrolled again. This does it now; see [`Self::reset_admin`].
+    pub(crate) async fn reset_admin_now(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<(NewAdmin, (u64, u64))> {
@@ -362,7 +369,7 @@ impl Services {
             .await?
             .ok_or_else(|| CoreError::NotFound("no such administrator".into()))?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.reset",
             Some(&admin.name),
@@ -384,18 +391,24 @@ impl Services {
         ))
     }
 
-    /// Resets another account through the API (step-up; never one's own).
-    /// An owner's or security officer's account is reset only when a
-    /// second administrator approves (whoever holds its one-time password
-    /// holds the account).
-    pub async fn reset_admin_by(
+    /// Resets an account whose owner lost their factors (see
+    /// [`Self::reset_admin_now`]). An administrator needs a recent step-up,
+    /// never resets their own account, and resets an owner's or security
+    /// officer's account only when a second administrator approves
+    /// (whoever holds its one-time password holds the account). The host's
+    /// command line resets any account.
+    pub async fn reset_admin(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<Reset> {
-        self.require_step_up(actor)?;
-        if actor.admin.name == name.trim() {
+        let Some(by) = actor.admin() else {
+            let (reset, revoked) = self.reset_admin_now(actor, ctx, name).await?;
+            return Ok(Reset::Now(Box::new(reset), revoked));
+        };
+        self.require_step_up(by)?;
+        if by.admin.name == name.trim() {
             return Err(CoreError::Conflict(
                 "an administrator cannot reset their own account; ask another owner".into(),
             ));
@@ -404,8 +417,7 @@ impl Services {
         if matches!(target.role, Role::Owner | Role::SecurityOfficer) {
             let approval = self
                 .request_approval(
-                    &actor.label(),
-                    Some(&actor.admin.id),
+                    actor,
                     ctx,
                     crate::approvals::Dangerous::ResetAdmin {
                         admin: target.name.clone(),
@@ -415,16 +427,18 @@ impl Services {
                 .await?;
             return Ok(Reset::AwaitingApproval(Box::new(approval)));
         }
-        let (reset, revoked) = self.reset_admin(&actor.label(), ctx, name).await?;
-        self.record_control(&actor.admin.id, &reset.admin.id, "reset")
+        let (reset, revoked) = self.reset_admin_now(actor, ctx, name).await?;
+        self.record_control(&by.admin.id, &reset.admin.id, "reset")
             .await?;
         Ok(Reset::Now(Box::new(reset), revoked))
     }
 
-    /// Re-enables a disabled account (its old sessions and tokens stay dead).
+    /// Re-enables a disabled account (its old sessions and tokens stay
+    /// dead). An administrator who re-enables an account controls it, as
+    /// one who created it (see `approvals::CONTROL_WINDOW`).
     pub async fn enable_admin(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<()> {
@@ -435,7 +449,7 @@ impl Services {
             ));
         }
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.enable",
             Some(&admin.name),
@@ -443,20 +457,24 @@ impl Services {
             None,
         ))
         .await?;
+        if let Some(by) = actor.account() {
+            self.record_control(&by.id, &admin.id, "enable").await?;
+        }
         Ok(())
     }
 
-    /// Unlocks an account locked by failed logins.
+    /// Unlocks an account locked by failed logins (an administrator who does
+    /// then controls it, as [`Self::enable_admin`]).
     pub async fn unlock_admin(
         &self,
-        actor: &str,
+        actor: &Actor,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<()> {
         let admin = self.admin_named(name).await?;
         self.store.unlock_admin(&admin.id).await?;
         self.audit(self.audit_event(
-            actor,
+            &actor.label(),
             ctx,
             "admin.unlock",
             Some(&admin.name),
@@ -468,36 +486,10 @@ impl Services {
         ))
         .await?;
         tracing::info!(admin = %admin.name, "administrator unlocked");
+        if let Some(by) = actor.account() {
+            self.record_control(&by.id, &admin.id, "unlock").await?;
+        }
         Ok(())
-    }
-
-    /// Re-enables an account through the API. Whoever re-enables an
-    /// account controls it, as one who created it (see
-    /// `approvals::CONTROL_WINDOW`).
-    pub async fn enable_admin_by(
-        &self,
-        actor: &Actor,
-        ctx: &ClientContext,
-        name: &str,
-    ) -> CoreResult<()> {
-        self.enable_admin(&actor.label(), ctx, name).await?;
-        let admin = self.admin_named(name).await?;
-        self.record_control(&actor.admin.id, &admin.id, "enable")
-            .await
-    }
-
-    /// Unlocks an account through the API (the caller then controls it,
-    /// as [`Self::enable_admin_by`]).
-    pub async fn unlock_admin_by(
-        &self,
-        actor: &Actor,
-        ctx: &ClientContext,
-        name: &str,
-    ) -> CoreResult<()> {
-        self.unlock_admin(&actor.label(), ctx, name).await?;
-        let admin = self.admin_named(name).await?;
-        self.record_control(&actor.admin.id, &admin.id, "unlock")
-            .await
     }
 
     /// Changes an account's role (step-up; never one's own; the last owner
@@ -505,7 +497,7 @@ impl Services {
     /// someone an owner waits for a second owner's approval.
     pub async fn set_admin_role(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         name: &str,
         role: &str,
@@ -535,8 +527,7 @@ impl Services {
             };
             let approval = self
                 .request_approval(
-                    &actor.label(),
-                    Some(&actor.admin.id),
+                    &Actor::from(actor.clone()),
                     ctx,
                     what,
                     &format!("make {} {role}", admin.name),

@@ -9,7 +9,7 @@
 use super::accounts::{hash_password, verify_password};
 use super::throttle::backoff;
 use super::webauthn::Ceremony;
-use super::{Actor, ClientContext, Via};
+use super::{AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, AdminSession, SessionId, SessionStage, WebauthnCredential};
@@ -185,7 +185,7 @@ impl Services {
         &self,
         secret: &str,
         ctx: &ClientContext,
-    ) -> CoreResult<Actor> {
+    ) -> CoreResult<AdminActor> {
         let now = self.now();
         let hash = mamori_crypto::sha256_hex(secret.as_bytes());
         let Some(session) = self.store.session_by_secret(&hash).await? else {
@@ -257,7 +257,7 @@ impl Services {
         if now - session.last_seen_at > TOUCH_EVERY {
             self.store.touch_session(&session.id, now).await?;
         }
-        Ok(Actor {
+        Ok(AdminActor {
             admin,
             via: Via::Session(session),
         })
@@ -266,7 +266,7 @@ impl Services {
     /// Step two with a TOTP code.
     pub async fn login_totp(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         code: &str,
         ctx: &ClientContext,
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
@@ -300,7 +300,7 @@ impl Services {
     /// otherwise it is a full session without a step-up.
     pub async fn login_recovery(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         code: &str,
         ctx: &ClientContext,
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
@@ -354,7 +354,7 @@ impl Services {
     }
 
     /// Step two with WebAuthn, part one: the challenge.
-    pub async fn webauthn_login_start(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+    pub async fn webauthn_login_start(&self, actor: &AdminActor) -> CoreResult<serde_json::Value> {
         let session = second_factor_session(actor)?;
         self.webauthn_challenge(actor, &session.id).await
     }
@@ -362,7 +362,7 @@ impl Services {
     /// Step two with WebAuthn, part two: the authenticator's answer.
     pub async fn webauthn_login_finish(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         credential: &serde_json::Value,
         ctx: &ClientContext,
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
@@ -384,7 +384,7 @@ impl Services {
     /// WebAuthn must use [`Self::step_up_webauthn_finish`]).
     pub async fn step_up_totp(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         password: &str,
         code: &str,
         ctx: &ClientContext,
@@ -421,7 +421,10 @@ impl Services {
     }
 
     /// Re-authentication with WebAuthn, part one.
-    pub async fn step_up_webauthn_start(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+    pub async fn step_up_webauthn_start(
+        &self,
+        actor: &AdminActor,
+    ) -> CoreResult<serde_json::Value> {
         let session = full_session(actor)?;
         self.webauthn_challenge(actor, &session.id).await
     }
@@ -429,7 +432,7 @@ impl Services {
     /// Re-authentication with WebAuthn, part two.
     pub async fn step_up_webauthn_finish(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         credential: &serde_json::Value,
         ctx: &ClientContext,
     ) -> CoreResult<()> {
@@ -460,7 +463,7 @@ impl Services {
     }
 
     /// Ends the caller's session.
-    pub async fn logout(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<()> {
+    pub async fn logout(&self, actor: &AdminActor, ctx: &ClientContext) -> CoreResult<()> {
         let Via::Session(s) = &actor.via else {
             return Err(CoreError::BadRequest(
                 "logout ends a session; revoke tokens instead".into(),
@@ -482,7 +485,7 @@ impl Services {
     }
 
     /// The caller's live sessions.
-    pub async fn own_sessions(&self, actor: &Actor) -> CoreResult<Vec<AdminSession>> {
+    pub async fn own_sessions(&self, actor: &AdminActor) -> CoreResult<Vec<AdminSession>> {
         Ok(self
             .store
             .list_sessions(&actor.admin.id, self.now())
@@ -492,7 +495,7 @@ impl Services {
     /// Revokes one of the caller's sessions.
     pub async fn revoke_own_session(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         id: &str,
         ctx: &ClientContext,
     ) -> CoreResult<()> {
@@ -517,7 +520,11 @@ impl Services {
     }
 
     /// Revokes all of the caller's sessions (including the current one).
-    pub async fn revoke_own_sessions(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
+    pub async fn revoke_own_sessions(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+    ) -> CoreResult<u64> {
         let n = self
             .store
             .revoke_admin_sessions(&actor.admin.id, None, self.now())
@@ -539,7 +546,7 @@ impl Services {
     /// new, full session.
     pub async fn change_password(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         current: &str,
         new: &str,
         ctx: &ClientContext,
@@ -818,7 +825,7 @@ impl Services {
     }
 
     /// The account as stored now (a request's copy may be seconds old).
-    pub(crate) async fn fresh_admin(&self, actor: &Actor) -> CoreResult<AdminAccount> {
+    pub(crate) async fn fresh_admin(&self, actor: &AdminActor) -> CoreResult<AdminAccount> {
         let admin = self
             .store
             .admin(&actor.admin.id)
@@ -853,7 +860,7 @@ impl Services {
     /// Starts a WebAuthn assertion for the account's credentials.
     async fn webauthn_challenge(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         session: &SessionId,
     ) -> CoreResult<serde_json::Value> {
         let rp = self.auth.ceremonies.rp()?;
@@ -1033,7 +1040,7 @@ fn source_key(ctx: &ClientContext) -> String {
     format!("source:{}", super::throttle::source_network(&ctx.source))
 }
 
-fn second_factor_session(actor: &Actor) -> CoreResult<&AdminSession> {
+fn second_factor_session(actor: &AdminActor) -> CoreResult<&AdminSession> {
     match &actor.via {
         Via::Session(s) if s.stage == SessionStage::SecondFactor => Ok(s),
         _ => Err(CoreError::Conflict(
@@ -1042,7 +1049,7 @@ fn second_factor_session(actor: &Actor) -> CoreResult<&AdminSession> {
     }
 }
 
-fn full_session(actor: &Actor) -> CoreResult<&AdminSession> {
+fn full_session(actor: &AdminActor) -> CoreResult<&AdminSession> {
     match &actor.via {
         Via::Session(s) if s.stage == SessionStage::Full => Ok(s),
         _ => Err(CoreError::Forbidden(

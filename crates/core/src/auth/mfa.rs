@@ -4,7 +4,7 @@
 
 use super::login::{recovery_hash, totp_aad, LoginOutcome, SessionCookie};
 use super::webauthn::Ceremony;
-use super::{Actor, ClientContext, Via};
+use super::{Actor, AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminSession, SessionStage, WebauthnCredential};
 use serde::Serialize;
@@ -76,7 +76,7 @@ pub struct Factors {
 
 impl Services {
     /// The caller's factors.
-    pub async fn own_factors(&self, actor: &Actor) -> CoreResult<Factors> {
+    pub async fn own_factors(&self, actor: &AdminActor) -> CoreResult<Factors> {
         let admin = self.fresh_admin(actor).await?;
         Ok(Factors {
             totp: admin.totp_enrolled,
@@ -88,7 +88,7 @@ impl Services {
 
     /// Removes the caller's TOTP app (step-up), unless it is the last
     /// factor that lets the account log in.
-    pub async fn remove_totp(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<()> {
+    pub async fn remove_totp(&self, actor: &AdminActor, ctx: &ClientContext) -> CoreResult<()> {
         self.require_step_up(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let keys = self.usable_credentials(&admin).await?.len();
@@ -116,7 +116,7 @@ impl Services {
     /// the account could then no longer log in.
     pub async fn remove_webauthn(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
         credential_id: &str,
     ) -> CoreResult<()> {
@@ -165,7 +165,7 @@ impl Services {
     }
 
     /// The session, if it may enroll a factor now.
-    fn enrolling_session<'a>(&self, actor: &'a Actor) -> CoreResult<&'a AdminSession> {
+    fn enrolling_session<'a>(&self, actor: &'a AdminActor) -> CoreResult<&'a AdminSession> {
         match &actor.via {
             Via::Session(s) if matches!(s.stage, SessionStage::Setup | SessionStage::Recovery) => {
                 Ok(s)
@@ -183,7 +183,7 @@ impl Services {
     /// Refuses TOTP to a role that must use WebAuthn: a TOTP code is
     /// phishable, and enrolling it would also spend the account's one-time
     /// hand-out of recovery codes.
-    fn totp_allowed(&self, actor: &Actor) -> CoreResult<()> {
+    fn totp_allowed(&self, actor: &AdminActor) -> CoreResult<()> {
         if self.config.auth.requires_webauthn(actor.admin.role) {
             return Err(CoreError::Forbidden(
                 "this role must use a passkey or security key; TOTP cannot be enrolled".into(),
@@ -193,7 +193,7 @@ impl Services {
     }
 
     /// Offers a new TOTP secret (replacing any offer not yet confirmed).
-    pub async fn totp_enroll_start(&self, actor: &Actor) -> CoreResult<TotpEnrollment> {
+    pub async fn totp_enroll_start(&self, actor: &AdminActor) -> CoreResult<TotpEnrollment> {
         self.totp_allowed(actor)?;
         self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
@@ -216,7 +216,7 @@ impl Services {
     /// Confirms the offered TOTP secret with a code from the app.
     pub async fn totp_enroll_confirm(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         code: &str,
         ctx: &ClientContext,
     ) -> CoreResult<Enrolled> {
@@ -269,7 +269,7 @@ impl Services {
     /// Replaces the caller's recovery codes (step-up).
     pub async fn regenerate_recovery_codes(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         ctx: &ClientContext,
     ) -> CoreResult<Vec<String>> {
         self.require_step_up(actor)?;
@@ -287,7 +287,10 @@ impl Services {
     }
 
     /// Starts registering a passkey or security key.
-    pub async fn webauthn_register_start(&self, actor: &Actor) -> CoreResult<WebauthnChallenge> {
+    pub async fn webauthn_register_start(
+        &self,
+        actor: &AdminActor,
+    ) -> CoreResult<WebauthnChallenge> {
         let session = self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let rp = self.auth.ceremonies.rp()?;
@@ -314,7 +317,7 @@ impl Services {
     /// Finishes registering: verifies the attestation and stores the key.
     pub async fn webauthn_register_finish(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         name: &str,
         credential: &serde_json::Value,
         ctx: &ClientContext,
@@ -412,15 +415,14 @@ impl Services {
     /// the recovery session ends here.
     async fn pending_passkey(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         session: &AdminSession,
         cred: &WebauthnCredential,
         ctx: &ClientContext,
     ) -> CoreResult<Activation> {
         let approval = self
             .request_approval(
-                &actor.label(),
-                Some(&actor.admin.id),
+                &Actor::from(actor.clone()),
                 ctx,
                 crate::approvals::Dangerous::ActivatePasskey {
                     admin: actor.admin.name.clone(),
@@ -445,7 +447,7 @@ impl Services {
     /// session whose requirements are now met → a full session.
     async fn after_enrollment(
         &self,
-        actor: &Actor,
+        actor: &AdminActor,
         session: &AdminSession,
         ctx: &ClientContext,
         registered_webauthn: bool,
@@ -461,7 +463,7 @@ impl Services {
         Ok(out)
     }
 
-    async fn new_recovery_codes(&self, actor: &Actor) -> CoreResult<Vec<String>> {
+    async fn new_recovery_codes(&self, actor: &AdminActor) -> CoreResult<Vec<String>> {
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         let mut hashes = Vec::with_capacity(RECOVERY_CODES);
         for _ in 0..RECOVERY_CODES {

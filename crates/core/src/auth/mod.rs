@@ -1,7 +1,7 @@
 //! Administrators: accounts, the login (password, then a second factor),
 //! server-side sessions, step-up, throttling and API tokens bound to accounts.
 //!
-//! Every request on the admin listener is made by an [`Actor`]: an account
+//! Every request on the admin listener is made by an [`AdminActor`]: an account
 //! reached through a session cookie or through one of its API tokens. Nothing
 //! of a disabled account works: disabling revokes its sessions and tokens in
 //! one transaction, and every request re-reads the account.
@@ -112,16 +112,98 @@ pub enum Via {
     Token(ApiToken),
 }
 
-/// An authenticated caller of the admin API.
+/// Who acts: every operation that changes something or reads personal
+/// data names one, and the audit record names it by [`Actor::label`].
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub enum Actor {
+    /// An administrator, through a session or an API token (authenticated
+    /// by the guard; see [`AdminActor`]). Boxed: the account and its
+    /// credential are ten times the size of the other variants.
+    Admin(Box<AdminActor>),
+    /// The `mamori` command line on the server's host, run by someone who
+    /// can read the data directory.
+    Host(HostUser),
+    /// One of the server's own background jobs.
+    Job(Job),
+}
+
+impl From<AdminActor> for Actor {
+    fn from(a: AdminActor) -> Self {
+        Self::Admin(Box::new(a))
+    }
+}
+
+impl Actor {
+    /// How the actor appears in the audit log: `admin:NAME`,
+    /// `token:ID:NAME`, `cli:USER(uid=N)` or `system`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Admin(a) => a.label(),
+            Self::Host(h) => h.0.clone(),
+            Self::Job(_) => "system".to_owned(),
+        }
+    }
+
+    /// The administrator behind the action, if it is one.
+    pub fn admin(&self) -> Option<&AdminActor> {
+        match self {
+            Self::Admin(a) => Some(a),
+            Self::Host(_) | Self::Job(_) => None,
+        }
+    }
+
+    /// The administrator's account, if the actor is one.
+    pub fn account(&self) -> Option<&AdminAccount> {
+        self.admin().map(|a| &a.admin)
+    }
+}
+
+/// The operating-system user who ran a `mamori` command on the server's
+/// host, as the audit log names them (`cli:USER(uid=N)`; see the server's
+/// `operator` module). Only the binary's command line makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostUser(String);
+
+impl HostUser {
+    /// The user named by `label` (`cli:` is put in front when missing, so
+    /// the log can always tell the command line apart).
+    pub fn new(label: &str) -> Self {
+        if accounts::is_cli_actor(label) {
+            Self(label.to_owned())
+        } else {
+            Self(format!("{CLI_ACTOR}:{label}"))
+        }
+    }
+}
+
+/// The server's background jobs (recorded as `system`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Purging departed people and overdue exports.
+    Retention,
+    /// Locking or wiping devices whose offboarding grace ran out.
+    Offboarding,
+    /// Detection and anomaly rules acting on what they found.
+    Detection,
+    /// Incident bookkeeping.
+    Incidents,
+    /// Key rotation and rewrapping.
+    Keys,
+    /// Policy reconciliation and compliance.
+    Fleet,
+}
+
+/// An administrator authenticated by the guard: the account and the
+/// credential it used.
+#[derive(Debug, Clone)]
+pub struct AdminActor {
     /// The account.
     pub admin: AdminAccount,
     /// The credential used.
     pub via: Via,
 }
 
-impl Actor {
+impl AdminActor {
     /// Whether the actor may do what `p` covers: a full session of a role
     /// holding it, or a token whose role and scope hold it (and whose
     /// account's role still does).
@@ -171,10 +253,12 @@ impl Services {
         self.chain.append(&*self.store, events).await
     }
 
-    /// Builds an audit event stamped now.
+    /// Builds an audit event stamped now. `label` is how the record names
+    /// its actor ([`Actor::label`], or `system`, `anonymous`, a device):
+    /// the record's text, not who may do what.
     pub fn audit_event(
         &self,
-        actor: &str,
+        label: &str,
         ctx: &ClientContext,
         action: &str,
         target: Option<&str>,
@@ -183,7 +267,7 @@ impl Services {
     ) -> AuditEvent {
         AuditEvent {
             at: self.clock.now(),
-            actor: actor.to_owned(),
+            actor: label.to_owned(),
             source: (!ctx.source.is_empty()).then(|| ctx.source.clone()),
             action: action.to_owned(),
             target: target.map(str::to_owned),
@@ -196,7 +280,7 @@ impl Services {
     /// Demands a recent re-authentication: dangerous actions (wipe, role
     /// changes, token creation, personal-data export) need an interactive
     /// session that stepped up within the policy's window. Tokens never can.
-    pub fn require_step_up(&self, actor: &Actor) -> CoreResult<()> {
+    pub fn require_step_up(&self, actor: &AdminActor) -> CoreResult<()> {
         let now = self.clock.now();
         match &actor.via {
             Via::Session(s)

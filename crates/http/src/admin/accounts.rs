@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
 use serde::Deserialize;
@@ -43,7 +43,7 @@ pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -51,7 +51,7 @@ pub(super) async fn create(
     let req: NewAdminBody = json_body(&headers, &body)?;
     Ok(
         match s
-            .create_admin_by(&actor, &ctx, &req.name, &req.role)
+            .create_admin(&Actor::from(actor.clone()), &ctx, &req.name, &req.role)
             .await?
         {
             mamori_core::auth::Created::Now(created) => {
@@ -66,7 +66,7 @@ pub(super) async fn create(
 
 pub(super) async fn set_role(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -85,7 +85,7 @@ pub(super) async fn set_role(
 
 pub(super) async fn disable(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -93,47 +93,56 @@ pub(super) async fn disable(
 ) -> Result<Response, ApiError> {
     let req: ReasonBody = json_body(&headers, &body)?;
     let reason = req.reason.unwrap_or_else(|| "disabled by an owner".into());
-    let (sessions, tokens) = s.disable_admin_by(&actor, &ctx, &name, &reason).await?;
+    let (sessions, tokens) = s
+        .disable_admin(&Actor::from(actor.clone()), &ctx, &name, &reason)
+        .await?;
     Ok(Json(json!({ "sessions_revoked": sessions, "tokens_revoked": tokens })).into_response())
 }
 
 pub(super) async fn enable(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.enable_admin_by(&actor, &ctx, &name).await?;
+    s.enable_admin(&Actor::from(actor.clone()), &ctx, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn reset(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(match s.reset_admin_by(&actor, &ctx, &name).await? {
-        mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
-            "admin": created.admin,
-            "one_time_password": created.one_time_password,
-            "sessions_revoked": sessions,
-            "tokens_revoked": tokens,
-        }))
-        .into_response(),
-        mamori_core::auth::Reset::AwaitingApproval(a) => {
-            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-        }
-    })
+    Ok(
+        match s
+            .reset_admin(&Actor::from(actor.clone()), &ctx, &name)
+            .await?
+        {
+            mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
+                "admin": created.admin,
+                "one_time_password": created.one_time_password,
+                "sessions_revoked": sessions,
+                "tokens_revoked": tokens,
+            }))
+            .into_response(),
+            mamori_core::auth::Reset::AwaitingApproval(a) => {
+                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+            }
+        },
+    )
 }
 
 pub(super) async fn unlock(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.unlock_admin_by(&actor, &ctx, &name).await?;
+    s.unlock_admin(&Actor::from(actor.clone()), &ctx, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -144,7 +153,7 @@ pub(super) struct AllFlag {
 
 pub(super) async fn list_tokens(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Query(flag): Query<AllFlag>,
 ) -> Result<Response, ApiError> {
     let tokens = s.list_tokens(&actor, flag.all.unwrap_or(false)).await?;
@@ -163,7 +172,7 @@ pub(super) struct NewToken {
 
 pub(super) async fn create_token(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -171,8 +180,9 @@ pub(super) async fn create_token(
     let req: NewToken = json_body(&headers, &body)?;
     let (token, secret) = s
         .create_token(
-            &actor,
+            &Actor::from(actor.clone()),
             &ctx,
+            &actor.admin,
             &TokenRequest {
                 name: req.name,
                 role: req.role,
@@ -190,11 +200,12 @@ pub(super) async fn create_token(
 
 pub(super) async fn revoke_token(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.revoke_token(&actor, &ctx, &id).await?;
+    s.revoke_token(&Actor::from(actor.clone()), &ctx, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -249,7 +260,7 @@ fn rfc3339(v: Option<&str>, what: &str) -> Result<Option<time::OffsetDateTime>, 
 
 pub(super) async fn breach_scope(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
@@ -273,7 +284,7 @@ pub(super) async fn breach_scope(
         network,
     };
     let report = s
-        .breach_scope(&actor.label(), &ctx, from, to, &filter)
+        .breach_scope(&Actor::from(actor.clone()), &ctx, from, to, &filter)
         .await?;
     Ok(Json(report).into_response())
 }

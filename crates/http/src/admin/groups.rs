@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::groups::GroupInput;
 use mamori_core::Services;
 use serde::Deserialize;
@@ -19,13 +19,15 @@ pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: GroupInput = json_body(&headers, &body)?;
-    let g = s.create_group(&actor.label(), &ctx, &input).await?;
+    let g = s
+        .create_group(&Actor::from(actor.clone()), &ctx, &input)
+        .await?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 
@@ -38,11 +40,12 @@ pub(super) async fn get_one(
 
 pub(super) async fn delete_one(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.delete_group(&actor.label(), &ctx, &id).await?;
+    s.delete_group(&Actor::from(actor.clone()), &ctx, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -57,7 +60,7 @@ pub(super) struct MembersBody {
 
 pub(super) async fn members(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -65,7 +68,7 @@ pub(super) async fn members(
 ) -> Result<Response, ApiError> {
     let b: MembersBody = json_body(&headers, &body)?;
     let g = s
-        .change_group_members(&actor.label(), &ctx, &id, &b.add, &b.remove)
+        .change_group_members(&Actor::from(actor.clone()), &ctx, &id, &b.add, &b.remove)
         .await?;
     Ok(Json(g).into_response())
 }
@@ -78,7 +81,7 @@ pub(super) struct PoliciesBody {
 
 pub(super) async fn policies(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -86,7 +89,7 @@ pub(super) async fn policies(
 ) -> Result<Response, ApiError> {
     let b: PoliciesBody = json_body(&headers, &body)?;
     let g = s
-        .set_group_policies(&actor.label(), &ctx, &id, &b.policies)
+        .set_group_policies(&Actor::from(actor.clone()), &ctx, &id, &b.policies)
         .await?;
     Ok(Json(g).into_response())
 }
@@ -104,14 +107,14 @@ pub(super) async fn reconcile(State(s): State<Services>) -> Result<Response, Api
 
 pub(super) async fn compliance(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let rules: Option<mamori_core::compliance::ComplianceRules> = json_body(&headers, &body)?;
-    s.set_group_compliance(&actor.label(), &ctx, &id, rules.as_ref())
+    s.set_group_compliance(&Actor::from(actor.clone()), &ctx, &id, rules.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -122,7 +125,7 @@ pub(super) async fn compliance_report(State(s): State<Services>) -> Result<Respo
 
 pub(super) async fn search_devices(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
 ) -> Result<Response, ApiError> {

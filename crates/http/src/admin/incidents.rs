@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::incidents::{IncidentChange, NewIncident};
 use mamori_core::Services;
 use serde::Deserialize;
@@ -21,13 +21,15 @@ pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError
 
 pub(super) async fn open(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewIncident = json_body(&headers, &body)?;
-    let view = s.open_incident(&actor.label(), &ctx, &req).await?;
+    let view = s
+        .open_incident(&Actor::from(actor.clone()), &ctx, &req)
+        .await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -40,23 +42,31 @@ pub(super) async fn get_one(
 
 pub(super) async fn update(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let ch: IncidentChange = json_body(&headers, &body)?;
-    Ok(Json(s.update_incident(&actor.label(), &ctx, &id, &ch).await?).into_response())
+    Ok(Json(
+        s.update_incident(&Actor::from(actor.clone()), &ctx, &id, &ch)
+            .await?,
+    )
+    .into_response())
 }
 
 pub(super) async fn refresh_scope(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.refresh_incident_scope(&actor.label(), &ctx, &id).await?).into_response())
+    Ok(Json(
+        s.refresh_incident_scope(&Actor::from(actor.clone()), &ctx, &id)
+            .await?,
+    )
+    .into_response())
 }
 
 pub(super) async fn people(
@@ -76,7 +86,7 @@ pub(super) struct NotifyBody {
 
 pub(super) async fn notify(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -94,18 +104,20 @@ pub(super) async fn notify(
         }
     };
     let view = s
-        .notify_incident_people(&actor.label(), &ctx, &id, people.as_deref())
+        .notify_incident_people(&Actor::from(actor.clone()), &ctx, &id, people.as_deref())
         .await?;
     Ok(Json(view).into_response())
 }
 
 pub(super) async fn evidence(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let bundle = s.evidence_bundle(&actor.label(), &ctx, &id).await?;
+    let bundle = s
+        .evidence_bundle(&Actor::from(actor.clone()), &ctx, &id)
+        .await?;
     Ok((
         StatusCode::OK,
         [

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
 use serde::Deserialize;
@@ -40,7 +40,7 @@ pub(super) async fn list(
 
 pub(super) async fn list_plain(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
@@ -62,7 +62,7 @@ pub(super) struct ExportBody {
 /// officer).
 pub(super) async fn request_export(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -77,7 +77,7 @@ pub(super) async fn request_export(
 /// The approved export, once, to its requester.
 pub(super) async fn download_export(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -98,19 +98,21 @@ pub(super) async fn download_export(
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: PersonInput = json_body(&headers, &body)?;
-    let person = s.create_person(&actor.label(), &ctx, &input).await?;
+    let person = s
+        .create_person(&Actor::from(actor.clone()), &ctx, &input)
+        .await?;
     Ok((StatusCode::CREATED, Json(person)).into_response())
 }
 
 pub(super) async fn import(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -122,7 +124,9 @@ pub(super) async fn import(
     if !ct.starts_with("text/csv") {
         return Err(CoreError::UnsupportedMediaType("Content-Type must be text/csv".into()).into());
     }
-    let n = s.import_people_csv(&actor.label(), &ctx, &body).await?;
+    let n = s
+        .import_people_csv(&Actor::from(actor.clone()), &ctx, &body)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
 }
 
@@ -135,7 +139,7 @@ pub(super) async fn get(
 
 pub(super) async fn get_plain(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -144,14 +148,18 @@ pub(super) async fn get_plain(
 
 pub(super) async fn update(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: PersonInput = json_body(&headers, &body)?;
-    Ok(Json(s.update_person(&actor.label(), &ctx, &id, &input).await?).into_response())
+    Ok(Json(
+        s.update_person(&Actor::from(actor.clone()), &ctx, &id, &input)
+            .await?,
+    )
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,13 +170,13 @@ pub(super) struct Lookup {
 
 pub(super) async fn lookup(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Query(q): Query<Lookup>,
 ) -> Result<Response, ApiError> {
     let person = s
         .lookup_person(
-            &actor.label(),
+            &Actor::from(actor.clone()),
             &ctx,
             q.email.as_deref(),
             q.user_id.as_deref(),
@@ -185,26 +193,32 @@ pub(super) struct Assign {
 
 pub(super) async fn assign(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Assign = json_body(&headers, &body)?;
-    s.assign_device(&actor.label(), &ctx, &udid, req.person_id.as_deref())
-        .await?;
+    s.assign_device(
+        &Actor::from(actor.clone()),
+        &ctx,
+        &udid,
+        req.person_id.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn purge(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     s.require_step_up(&actor)?;
-    s.purge_person_now(&actor.label(), &ctx, &id).await?;
+    s.purge_person_now(&Actor::from(actor.clone()), &ctx, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -216,7 +230,7 @@ pub(super) struct OffboardBody {
 
 pub(super) async fn offboard(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -232,21 +246,21 @@ pub(super) async fn offboard(
         ),
     };
     let report = s
-        .offboard_person(&actor.label(), Some(&actor), &ctx, &id, action)
+        .offboard_person(&Actor::from(actor), &ctx, &id, action)
         .await?;
     Ok(Json(report).into_response())
 }
 
 pub(super) async fn approvals(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(json!({ "approvals": s.pending_approvals(&actor).await? })).into_response())
 }
 
 pub(super) async fn approve(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -255,7 +269,7 @@ pub(super) async fn approve(
 
 pub(super) async fn reject(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -264,14 +278,19 @@ pub(super) async fn reject(
 
 pub(super) async fn link_admin(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Assign = json_body(&headers, &body)?;
-    s.link_admin_person(&actor.label(), &ctx, &name, req.person_id.as_deref())
-        .await?;
+    s.link_admin_person(
+        &Actor::from(actor.clone()),
+        &ctx,
+        &name,
+        req.person_id.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::policies::{PolicyChange, PolicyInput};
 use mamori_core::Services;
 use serde_json::json;
@@ -19,13 +19,15 @@ pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: PolicyInput = json_body(&headers, &body)?;
-    let p = s.create_policy(&actor.label(), &ctx, &input).await?;
+    let p = s
+        .create_policy(&Actor::from(actor.clone()), &ctx, &input)
+        .await?;
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }
 
@@ -38,22 +40,27 @@ pub(super) async fn get_one(
 
 pub(super) async fn update(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let change: PolicyChange = json_body(&headers, &body)?;
-    Ok(Json(s.update_policy(&actor.label(), &ctx, &id, &change).await?).into_response())
+    Ok(Json(
+        s.update_policy(&Actor::from(actor.clone()), &ctx, &id, &change)
+            .await?,
+    )
+    .into_response())
 }
 
 pub(super) async fn delete_one(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.delete_policy(&actor.label(), &ctx, &id).await?;
+    s.delete_policy(&Actor::from(actor.clone()), &ctx, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{AdminActor, ClientContext};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
 use serde::Deserialize;
@@ -27,7 +27,7 @@ fn device(udid: &str) -> Result<DeviceKey, ApiError> {
 
 pub(super) async fn list(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     let held = s.held_identities(&actor, None).await?;
     Ok(Json(json!({ "reenrollments": held })).into_response())
@@ -35,7 +35,7 @@ pub(super) async fn list(
 
 pub(super) async fn approve(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,
@@ -50,7 +50,7 @@ pub(super) async fn approve(
 
 pub(super) async fn deny(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext, LoginOutcome, SessionCookie};
+use mamori_core::auth::{AdminActor, ClientContext, LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission;
 use serde::Deserialize;
@@ -89,7 +89,7 @@ pub(super) async fn login(
 
 pub(super) async fn login_totp(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -101,7 +101,7 @@ pub(super) async fn login_totp(
 
 pub(super) async fn login_recovery(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -113,14 +113,14 @@ pub(super) async fn login_recovery(
 
 pub(super) async fn webauthn_login_start(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.webauthn_login_start(&actor).await?).into_response())
 }
 
 pub(super) async fn webauthn_login_finish(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -134,7 +134,7 @@ pub(super) async fn webauthn_login_finish(
 
 pub(super) async fn whoami(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     secret: Option<Extension<SessionSecret>>,
 ) -> Result<Response, ApiError> {
     let admin = &actor.admin;
@@ -174,7 +174,7 @@ pub(super) async fn whoami(
 
 pub(super) async fn logout(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
 ) -> Result<Response, ApiError> {
     s.logout(&actor, &ctx).await?;
@@ -186,7 +186,7 @@ pub(super) async fn logout(
 
 pub(super) async fn change_password(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -203,14 +203,14 @@ pub(super) async fn change_password(
 
 pub(super) async fn totp_enroll(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.totp_enroll_start(&actor).await?).into_response())
 }
 
 pub(super) async fn totp_confirm(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -226,14 +226,14 @@ pub(super) async fn totp_confirm(
 
 pub(super) async fn webauthn_register_start(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.webauthn_register_start(&actor).await?).into_response())
 }
 
 pub(super) async fn webauthn_register_finish(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -257,7 +257,7 @@ pub(super) async fn webauthn_register_finish(
 
 pub(super) async fn step_up(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -270,14 +270,14 @@ pub(super) async fn step_up(
 
 pub(super) async fn step_up_webauthn_start(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.step_up_webauthn_start(&actor).await?).into_response())
 }
 
 pub(super) async fn step_up_webauthn_finish(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -290,7 +290,7 @@ pub(super) async fn step_up_webauthn_finish(
 
 pub(super) async fn list_sessions(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     let current = match &actor.via {
         mamori_core::auth::Via::Session(sess) => Some(sess.id.clone()),
@@ -302,7 +302,7 @@ pub(super) async fn list_sessions(
 
 pub(super) async fn revoke_session(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -312,7 +312,7 @@ pub(super) async fn revoke_session(
 
 pub(super) async fn revoke_all_sessions(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
 ) -> Result<Response, ApiError> {
     let n = s.revoke_own_sessions(&actor, &ctx).await?;
@@ -324,7 +324,7 @@ pub(super) async fn revoke_all_sessions(
 
 pub(super) async fn recovery_codes(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
 ) -> Result<Response, ApiError> {
     let codes = s.regenerate_recovery_codes(&actor, &ctx).await?;
@@ -333,14 +333,14 @@ pub(super) async fn recovery_codes(
 
 pub(super) async fn factors(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.own_factors(&actor).await?).into_response())
 }
 
 pub(super) async fn remove_totp(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
 ) -> Result<Response, ApiError> {
     s.remove_totp(&actor, &ctx).await?;
@@ -349,7 +349,7 @@ pub(super) async fn remove_totp(
 
 pub(super) async fn remove_webauthn(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

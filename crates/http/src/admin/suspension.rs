@@ -5,17 +5,19 @@ use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, ClientContext};
+use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::Services;
 use serde_json::json;
 
 /// Reinstates a suspended account (see `Services::reinstate_admin_by`).
 pub(super) async fn reinstate(
     State(s): State<Services>,
-    Extension(actor): Extension<Actor>,
+    Extension(actor): Extension<AdminActor>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let admin = s.reinstate_admin_by(&actor, &ctx, &name).await?;
+    let admin = s
+        .reinstate_admin(&Actor::from(actor.clone()), &ctx, &name)
+        .await?;
     Ok(Json(json!({ "admin": admin })).into_response())
 }

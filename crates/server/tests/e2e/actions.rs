@@ -144,6 +144,8 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
+            &crate::common::host(),
+            &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode", "UnlockToken": "AAAA"}),
             false,
@@ -157,6 +159,8 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
+            &crate::common::host(),
+            &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode"}),
             false,
@@ -165,6 +169,9 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .unwrap();
     phone.run_queue().await.unwrap();
     assert_eq!(phone.state().passcode_clears, 1);
+    let mamori_core::commands::Enqueued::Queued(q) = q else {
+        panic!("the command line queues directly");
+    };
     let st = app.command(q[0].command_uuid.as_str()).await;
     assert_eq!(st["status"], "Acknowledged");
     // A Mac sent no UnlockToken: refused before anything is queued.
@@ -172,6 +179,8 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
+            &crate::common::host(),
+            &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&mac_udid),
             &json!({"RequestType": "ClearPasscode"}),
             false,

@@ -127,11 +127,8 @@ fn next_code(secret: &[u8]) -> String {
 }
 
 pub async fn create(app: &TestApp, name: &str, role: Role) -> String {
-    app.running
-        .services
-        .create_admin("test", &ClientContext::default(), name, role)
+    crate::common::create_admin_now(&app.running.services, &ClientContext::default(), name, role)
         .await
-        .unwrap()
         .one_time_password
 }
 
@@ -1158,7 +1155,7 @@ async fn a_scoped_token_holds_only_its_scope() {
         ..Default::default()
     };
     let (tok, secret) = s
-        .create_token_for("test", &ctx, &owner, &req)
+        .create_token(&crate::common::host(), &ctx, &owner, &req)
         .await
         .unwrap();
     assert_eq!(tok.role, Role::Owner);
@@ -1183,7 +1180,8 @@ async fn a_scoped_token_holds_only_its_scope() {
         ..Default::default()
     };
     assert!(matches!(
-        s.create_token_for("test", &ctx, &viewer, &bad).await,
+        s.create_token(&crate::common::host(), &ctx, &viewer, &bad)
+            .await,
         Err(mamori_core::CoreError::BadRequest(_))
     ));
     // last_used_at is recorded.
@@ -1265,7 +1263,7 @@ async fn the_stale_sweep_keeps_the_last_enabled_owner() {
     }
     // The other owner left (closed on the host): boss is the last one.
     s.disable_admin(
-        mamori_core::auth::CLI_ACTOR,
+        &crate::common::host(),
         &ClientContext::default(),
         "e2e-owner",
         "left",

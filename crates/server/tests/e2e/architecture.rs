@@ -197,3 +197,89 @@ fn the_rsa_crate_is_never_ours_to_use() {
         "the rsa crate is used by {users:?}"
     );
 }
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read source dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).expect("read source");
+                out.push((p, text));
+            }
+        }
+    }
+    out
+}
+
+/// The parameter lists of the public functions in `text`, by name.
+fn public_signatures(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, _) in text
+        .match_indices("pub async fn ")
+        .chain(text.match_indices("pub fn "))
+    {
+        let rest = &text[i..];
+        let name_start = rest.find("fn ").map_or(0, |n| n + 3);
+        let name: String = rest[name_start..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let Some(open) = rest.find('(') else { continue };
+        let mut depth = 0;
+        let mut end = open;
+        for (k, c) in rest[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push((name, rest[open..end].to_owned()));
+    }
+    out
+}
+
+/// Who acts is a typed `Actor` (an administrator, the host's command line
+/// or a job), never a string a caller could fill in; and an operation has
+/// one entry point that checks what its actor may do, not a checked
+/// `_by` variant beside an unchecked one.
+#[test]
+fn the_services_take_typed_actors_and_have_no_unchecked_twins() {
+    let core = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src");
+    let mut wrong = Vec::new();
+    for (path, text) in sources(&core) {
+        for (name, params) in public_signatures(&text) {
+            let stringly = params.split(',').any(|p| {
+                let p = p.trim().trim_start_matches('(').trim();
+                ["actor:", "requester:", "by:", "operator:"]
+                    .iter()
+                    .any(|n| p.starts_with(n))
+                    && p.ends_with("&str")
+            });
+            if stringly {
+                wrong.push(format!(
+                    "{}: {name} takes its actor as a string",
+                    path.display()
+                ));
+            }
+            if name.ends_with("_by") {
+                wrong.push(format!(
+                    "{}: {name} beside an unchecked twin?",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

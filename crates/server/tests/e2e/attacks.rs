@@ -174,7 +174,7 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
         ..Default::default()
     };
     let (tok, secret) = services
-        .create_token_for("test", &ctx, &owner, &req)
+        .create_token(&crate::common::host(), &ctx, &owner, &req)
         .await
         .unwrap();
     let store = &services.store;
@@ -455,7 +455,17 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
         let (ctx, req) = (ctx_ref, req_ref);
         async move {
             let admin = s.admin_named(name).await.unwrap();
-            match s.create_token_for("cli:mallory", ctx, &admin, req).await {
+            match s
+                .create_token(
+                    &mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new(
+                        "cli:mallory",
+                    )),
+                    ctx,
+                    &admin,
+                    req,
+                )
+                .await
+            {
                 Err(mamori_core::CoreError::Conflict(m)) => {
                     assert!(m.contains("has not finished setting up"), "{m}");
                 }
@@ -465,15 +475,9 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
     };
 
     // Created and never logged in to: an owner, and a viewer.
-    let owner = s
-        .create_admin("test", &ctx, "dormant", Role::Owner)
-        .await
-        .unwrap();
+    let owner = crate::common::create_admin_now(s, &ctx, "dormant", Role::Owner).await;
     refused("dormant").await;
-    let viewer = s
-        .create_admin("test", &ctx, "idle-viewer", Role::Viewer)
-        .await
-        .unwrap();
+    let viewer = crate::common::create_admin_now(s, &ctx, "idle-viewer", Role::Viewer).await;
     refused("idle-viewer").await;
 
     // The owner changed the password but enrolled no passkey yet.

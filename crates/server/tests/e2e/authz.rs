@@ -327,7 +327,7 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     // An offboarded administrator: token and session made before disabling.
     let gone_token = role_token(s, "gone", "owner").await;
     let gone_session = session_for(&app, "gone", SessionStage::Full).await;
-    s.disable_admin("test", &ctx, "gone", "offboarded")
+    s.disable_admin(&crate::common::host(), &ctx, "gone", "offboarded")
         .await
         .unwrap();
     callers.push(Caller::DisabledToken(gone_token));
@@ -335,8 +335,8 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     // An expired token (of an active owner).
     let owner = s.admin_named(&account_name(Role::Owner)).await.unwrap();
     let (tok, secret) = s
-        .create_token_for(
-            "test",
+        .create_token(
+            &crate::common::host(),
             &ctx,
             &owner,
             &mamori_core::tokens::TokenRequest {

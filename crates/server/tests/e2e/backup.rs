@@ -14,14 +14,14 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(5);
     let leaver = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person("test", &ctx, leaver.id.as_str(), &departed)
+    s.update_person(&crate::common::host(), &ctx, leaver.id.as_str(), &departed)
         .await
         .unwrap();
 
@@ -58,7 +58,12 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     assert_eq!((v.people, v.readable, v.data_keys), (20, 20, 0));
     assert!(v.audit_records > 0 && v.admins >= 1);
 
-    assert_eq!(s.purge_due_people("test", &ctx).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_due_people(&crate::common::host(), &ctx)
+            .await
+            .unwrap(),
+        1
+    );
     let v = mamori::backup::verify(s, &data, &file).await.unwrap();
     assert_eq!((v.people, v.readable, v.purged), (20, 19, 1), "{v:?}");
 

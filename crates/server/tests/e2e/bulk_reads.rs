@@ -329,8 +329,8 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
     assert!(app
         .running
         .services
-        .create_token_for(
-            "test",
+        .create_token(
+            &crate::common::host(),
             &mamori_core::auth::ClientContext::default(),
             &admin,
             &req

@@ -125,13 +125,31 @@ pub fn capture_log(level: tracing::Level) -> (Capture, LogCapture) {
 /// a new account is set up first, through the same core calls the API makes
 /// for a person at the first login ([`first_login`]). An existing account
 /// must already be set up.
+/// The host's command line as the actor of what a test sets up in-process.
+pub fn host() -> mamori_core::auth::Actor {
+    mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new("cli:test"))
+}
+
+/// Creates an account directly, as the host's command line does.
+pub async fn create_admin_now(
+    s: &mamori_core::Services,
+    ctx: &mamori_core::auth::ClientContext,
+    name: &str,
+    role: mamori_domain::Role,
+) -> mamori_core::auth::NewAdmin {
+    match s.create_admin(&host(), ctx, name, role.as_str()).await {
+        Ok(mamori_core::auth::Created::Now(created)) => *created,
+        other => panic!("the command line creates {name} directly: {other:?}"),
+    }
+}
+
 pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> String {
     let ctx = mamori_core::auth::ClientContext::default();
     let role = mamori_domain::Role::parse(role).unwrap();
     let admin = match s.admin_named(name).await {
         Ok(a) => a,
         Err(_) => {
-            let created = s.create_admin("test", &ctx, name, role).await.unwrap();
+            let created = create_admin_now(s, &ctx, name, role).await;
             first_login(s, name, &created.one_time_password).await;
             s.admin_named(name).await.unwrap()
         }
@@ -141,10 +159,7 @@ pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> St
         role: Some(role.as_str().to_owned()),
         ..Default::default()
     };
-    s.create_token_for("test", &ctx, &admin, &req)
-        .await
-        .unwrap()
-        .1
+    s.create_token(&host(), &ctx, &admin, &req).await.unwrap().1
 }
 
 /// The password [`first_login`] sets.

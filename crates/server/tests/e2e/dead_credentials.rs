@@ -57,9 +57,14 @@ async fn a_disabled_accounts_session_raises_the_offboarding_alert_once() {
     let (mut session, _, _) = onboard_totp(&app, "leaver", Role::Helpdesk).await;
     let token = role_token(s, "leaver", "helpdesk").await;
     assert_eq!(session.get("/api/v1/auth/session").await.0, 200);
-    s.disable_admin("test", &ClientContext::default(), "leaver", "offboarded")
-        .await
-        .unwrap();
+    s.disable_admin(
+        &crate::common::host(),
+        &ClientContext::default(),
+        "leaver",
+        "offboarded",
+    )
+    .await
+    .unwrap();
 
     // The first use is refused and recorded at once: alert and denial.
     assert_eq!(session.get("/api/v1/devices").await.0, 401);
@@ -120,9 +125,14 @@ async fn a_dead_token_replayed_fifty_times_is_refused_each_time_and_recorded_onc
     onboard_totp(&app, "leaver", Role::Helpdesk).await;
     let token = role_token(s, "leaver", "helpdesk").await;
     assert_eq!(bearer_status(&app, &token).await, 200);
-    s.disable_admin("test", &ClientContext::default(), "leaver", "offboarded")
-        .await
-        .unwrap();
+    s.disable_admin(
+        &crate::common::host(),
+        &ClientContext::default(),
+        "leaver",
+        "offboarded",
+    )
+    .await
+    .unwrap();
     let id = token_id(&token);
     let alert_target = format!("token:{id}");
 

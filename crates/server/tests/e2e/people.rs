@@ -448,7 +448,7 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(1);
     let found = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     // A change opens and reseals the fields: the data key unwraps.
@@ -456,7 +456,7 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
         department: Some("Legal".into()),
         ..Default::default()
     };
-    s.update_person("test", &ctx, found.id.as_str(), &input)
+    s.update_person(&crate::common::host(), &ctx, found.id.as_str(), &input)
         .await
         .unwrap();
     assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
@@ -473,19 +473,19 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(3);
     let leaver = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let (_, _, email, _) = synthetic(4);
     let stayer = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person("test", &ctx, leaver.id.as_str(), &departed)
+    s.update_person(&crate::common::host(), &ctx, leaver.id.as_str(), &departed)
         .await
         .unwrap();
     let rec = s.store.person(&leaver.id).await.unwrap().unwrap();
@@ -502,7 +502,12 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
         "present before the purge"
     );
 
-    assert_eq!(s.purge_due_people("test", &ctx).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_due_people(&crate::common::host(), &ctx)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(
         !in_files(&sealed),
         "sealed fields left in the database or WAL"
@@ -526,7 +531,12 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
         .clone();
     assert_eq!(purge["target"], leaver.id.as_str());
     // Nothing else is due.
-    assert_eq!(s.purge_due_people("test", &ctx).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_due_people(&crate::common::host(), &ctx)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,18 +548,20 @@ async fn only_departed_people_past_retention_are_purged() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(0);
     let p = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person("test", &ctx, p.id.as_str(), &departed)
+    s.update_person(&crate::common::host(), &ctx, p.id.as_str(), &departed)
         .await
         .unwrap();
     assert_eq!(
-        s.purge_due_people("test", &ctx).await.unwrap(),
+        s.purge_due_people(&crate::common::host(), &ctx)
+            .await
+            .unwrap(),
         0,
         "left today"
     );
@@ -564,14 +576,14 @@ async fn only_departed_people_past_retention_are_purged() {
     assert_eq!(r.status(), 403);
     let (_, _, email, _) = synthetic(1);
     let active = s
-        .lookup_person("test", &ctx, Some(&email), None)
+        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
         .await
         .unwrap();
     assert!(s
-        .purge_person_now("test", &ctx, active.id.as_str())
+        .purge_person_now(&crate::common::host(), &ctx, active.id.as_str())
         .await
         .is_err());
-    s.purge_person_now("test", &ctx, p.id.as_str())
+    s.purge_person_now(&crate::common::host(), &ctx, p.id.as_str())
         .await
         .unwrap();
     assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
