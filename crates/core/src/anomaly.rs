@@ -15,7 +15,7 @@
 
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{AuditEvent, AuditRecord};
+use mamori_domain::{AuditAction, AuditEvent, AuditRecord, Outcome};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use time::{Date, Duration, OffsetDateTime};
 
@@ -174,7 +174,7 @@ impl Profiles {
         // Hours: an administrator's logins; a token's every use (scripts
         // run on schedules, so a token at a new hour stands out).
         let token = e.actor.starts_with("token:");
-        if token || e.action == "auth.login" {
+        if token || e.action == AuditAction::AuthLogin.as_str() {
             let h = usize::from(e.at.hour());
             let quiet = [(h + 23) % 24, h, (h + 1) % 24]
                 .iter()
@@ -202,8 +202,8 @@ impl Profiles {
             prof.login_hours[h] = prof.login_hours[h].saturating_add(1);
             prof.logins = prof.logins.saturating_add(1);
         }
-        match e.action.as_str() {
-            "people.read" | "people.export" => {
+        match AuditAction::parse(&e.action) {
+            Some(AuditAction::PeopleRead | AuditAction::PeopleExport) => {
                 let day = e.at.date();
                 let oldest = day - Duration::days(p.learn_days);
                 prof.reads_by_day.retain(|d, _| *d >= oldest);
@@ -239,7 +239,7 @@ impl Profiles {
                     }
                 }
             }
-            "command.queue" => {
+            Some(AuditAction::CommandQueue) => {
                 let kind = e.target.as_deref().unwrap_or("");
                 if p.mass_command_devices > 0 && MASS_COMMANDS.contains(&kind) {
                     prof.commands.retain(|(t, _, _)| e.at - *t < p.mass_window);
@@ -286,13 +286,18 @@ impl Services {
     /// Records an alert (severity and evidence in the detail).
     pub async fn record_alert(&self, a: &Alert) -> CoreResult<i64> {
         tracing::warn!(rule = a.rule, severity = a.severity, actor = %a.actor, "ALERT");
+        // Every rule is in the vocabulary as `alert.RULE` (a unit test
+        // walks them).
+        let action = AuditAction::parse(&format!("alert.{}", a.rule)).ok_or_else(|| {
+            CoreError::Internal(format!("alert rule {} has no audit action", a.rule))
+        })?;
         let event = AuditEvent {
             at: self.clock.now(),
             actor: "system".into(),
             source: None,
-            action: format!("alert.{}", a.rule),
+            action: action.as_str().into(),
             target: Some(a.actor.clone()),
-            outcome: "alert".into(),
+            outcome: Outcome::Alert.as_str().into(),
             request_id: None,
             detail: Some(format!(
                 "severity={} evidence={} {}",
@@ -405,6 +410,25 @@ impl Services {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_alert_rule_has_its_audit_action() {
+        for rule in [
+            "new_network",
+            "off_hours",
+            "read_baseline",
+            "mass_command",
+            "recovery_code_used",
+            "device_reenrollment",
+            "device_reenrollment_retarget",
+            "device_two_places",
+        ] {
+            assert!(
+                AuditAction::parse(&format!("alert.{rule}")).is_some(),
+                "{rule}"
+            );
+        }
+    }
 
     fn rec(seq: i64, at: OffsetDateTime, actor: &str, action: &str, source: &str) -> AuditRecord {
         AuditRecord {

@@ -12,6 +12,7 @@ use crate::auth::{AdminActor, ClientContext};
 use crate::offboard::OFFBOARD_GRACE;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminId, Approval, ApprovalStatus, DeviceKey, Permission, Role};
+use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::Duration;
 
@@ -171,17 +172,19 @@ impl Services {
             used_at: None,
         };
         // Recorded first: no request exists that the log does not show.
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "approval.request",
-            Some(&approval.id),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::ApprovalRequest,
+                Outcome::Success,
+            )
+            .target(&approval.id)
+            .detail(format!(
                 "{action} devices={} reason={reason}",
                 approval.devices.len()
             )),
-        ))
+        )
         .await?;
         self.store.insert_approval(&approval).await?;
         tracing::info!(id = %approval.id, action, "waiting for a second administrator");
@@ -318,14 +321,16 @@ impl Services {
                 "the request is no longer pending".into(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "approval.approve",
-            Some(&a.id),
-            "success",
-            Some(format!("requested by {}", a.requested_by)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::ApprovalApprove,
+                Outcome::Success,
+            )
+            .target(&a.id)
+            .detail(format!("requested by {}", a.requested_by)),
+        )
         .await?;
         let mut one_time_password = None;
         let commands = match a.action.as_str() {
@@ -401,14 +406,16 @@ impl Services {
                 self.store
                     .set_device_offboarding(&q.udid, Some((&q.command_uuid, now + OFFBOARD_GRACE)))
                     .await?;
-                self.audit(self.audit_event(
-                    &actor.label(),
-                    ctx,
-                    "command.queue",
-                    Some("EraseDevice"),
-                    "success",
-                    Some(format!("device={} approval={}", q.udid, a.id)),
-                ))
+                self.audit(
+                    self.audit_record(
+                        &actor.label(),
+                        ctx,
+                        AuditAction::CommandQueue,
+                        Outcome::Success,
+                    )
+                    .target("EraseDevice")
+                    .detail(format!("device={} approval={}", q.udid, a.id)),
+                )
                 .await?;
                 commands.push((q.udid, q.command_uuid.to_string()));
             }
@@ -436,17 +443,19 @@ impl Services {
         a: &Approval,
     ) -> CoreResult<()> {
         let admin = self.grant_target(a).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.role",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminRole,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "{} -> owner; approval={} requested by {}",
                 admin.role, a.id, a.requested_by
             )),
-        ))
+        )
         .await?;
         self.store.set_role(&admin.id, Role::Owner).await?;
         self.record_control_by_both(actor, a, &admin.id, "role")
@@ -511,17 +520,19 @@ impl Services {
         let role = Role::parse(Self::param(a, "role")?)
             .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
         let admin = self.grant_target(a).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.role",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminRole,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "{} -> {role}; approval={} requested by {}",
                 admin.role, a.id, a.requested_by
             )),
-        ))
+        )
         .await?;
         self.store.set_role(&admin.id, role).await?;
         self.record_control_by_both(actor, a, &admin.id, "role")
@@ -567,21 +578,27 @@ impl Services {
         } else {
             self.store.delete_webauthn(&admin.id, credential).await?
         };
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            if approved {
-                "mfa.webauthn_activate"
-            } else {
-                "mfa.webauthn_remove"
-            },
-            Some(&admin.name),
-            if done { "success" } else { "failure" },
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                if approved {
+                    AuditAction::MfaWebauthnActivate
+                } else {
+                    AuditAction::MfaWebauthnRemove
+                },
+                if done {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "approval={} (registered with a recovery code)",
                 a.id
             )),
-        ))
+        )
         .await?;
         Ok(())
     }
@@ -609,14 +626,15 @@ impl Services {
                 "the request is no longer pending".into(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "approval.reject",
-            Some(&a.id),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::ApprovalReject,
+                Outcome::Success,
+            )
+            .target(&a.id),
+        )
         .await?;
         if a.action == "activate_passkey" {
             self.decide_passkey(actor, ctx, &a, false).await?;

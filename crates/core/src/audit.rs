@@ -9,7 +9,9 @@
 
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::chain::{ChainedRecord, Checkpoint, Truncation, GENESIS};
+use mamori_domain::AuditAction;
 use mamori_domain::AuditEvent;
+use mamori_domain::Outcome;
 use serde::Serialize;
 
 fn field(out: &mut Vec<u8>, v: Option<&str>) {
@@ -418,9 +420,9 @@ impl Services {
                 at: now,
                 actor: "system".into(),
                 source: None,
-                action: "alert.audit_chain_broken".into(),
+                action: AuditAction::AlertAuditChainBroken.as_str().into(),
                 target: None,
-                outcome: "alert".into(),
+                outcome: Outcome::Alert.as_str().into(),
                 request_id: None,
                 detail: Some(format!("severity=high retention refused: {fault}")),
             })
@@ -440,9 +442,9 @@ impl Services {
             at: now,
             actor: "system".into(),
             source: None,
-            action: "audit.truncate".into(),
+            action: AuditAction::AuditTruncate.as_str().into(),
             target: None,
-            outcome: "success".into(),
+            outcome: Outcome::Success.as_str().into(),
             request_id: None,
             detail: Some(format!("up_to={seq} before={before_at}")),
         })

@@ -2,6 +2,7 @@
 
 use crate::identity::Evidence;
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::AuditAction;
 use mamori_domain::{
     log_safe, CommandState, CommandUuid, DeviceCertificate, DeviceKey, EnrollmentStatus,
 };
@@ -149,7 +150,7 @@ impl Services {
                     tracing::info!(device = %key, "user channel checked out");
                     return Ok(DeviceReply::default());
                 }
-                self.audit(self.device_event(&key, source, "device.checkout", None))
+                self.audit(self.device_event(&key, source, AuditAction::DeviceCheckout, None))
                     .await?;
                 self.store.check_out(&key, now).await?;
                 self.store.delete_secret(&bootstrap_name(&key)).await?;
@@ -175,7 +176,7 @@ impl Services {
                     self.device_event(
                         &key,
                         source,
-                        "device.bootstrap_token",
+                        AuditAction::DeviceBootstrapToken,
                         Some(
                             if token.is_none() {
                                 "cleared"
@@ -208,7 +209,7 @@ impl Services {
                 self.audit(self.device_event(
                     &key,
                     source,
-                    "device.bootstrap_token",
+                    AuditAction::DeviceBootstrapToken,
                     Some("requested".into()),
                 ))
                 .await?;
@@ -334,7 +335,7 @@ impl Services {
         self.audit(self.device_event(
             &key,
             source,
-            "device.enroll",
+            AuditAction::DeviceEnroll,
             Some(format!(
                 "identity={}{}{cleared}",
                 crate::reenroll::short(&cert.fingerprint),
@@ -414,7 +415,7 @@ impl Services {
                 let mut event = self.device_event(
                     key,
                     source,
-                    "command.result",
+                    AuditAction::CommandResult,
                     Some(format!(
                         "status={} request_type={request_type}",
                         state.as_str()

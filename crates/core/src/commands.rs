@@ -2,6 +2,7 @@
 
 use crate::auth::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 use mamori_ports::NewCommand;
 
@@ -153,14 +154,16 @@ impl Services {
             Permission::CommandsWrite
         };
         if !actor.allows(needed) {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "command.queue",
-                Some(request_type),
-                "denied",
-                Some(format!("needs {needed}")),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::CommandQueue,
+                    Outcome::Denied,
+                )
+                .target(request_type)
+                .detail(format!("needs {needed}")),
+            )
             .await?;
             return Err(CoreError::Forbidden(format!(
                 "{request_type} needs the {needed} permission"
@@ -209,14 +212,16 @@ impl Services {
         push: bool,
     ) -> CoreResult<Enqueued> {
         let queued = self.queue_command(devices, command, push).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "command.queue",
-            Some(request_type),
-            "success",
-            Some(format!("devices={}", queued.len())),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::CommandQueue,
+                Outcome::Success,
+            )
+            .target(request_type)
+            .detail(format!("devices={}", queued.len())),
+        )
         .await?;
         Ok(Enqueued::Queued(queued))
     }

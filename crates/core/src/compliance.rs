@@ -8,6 +8,7 @@
 
 use crate::auth::Actor;
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Device, EnrollmentStatus, PolicyKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -324,14 +325,16 @@ impl Services {
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "group.compliance",
-            Some(&g.id),
-            "success",
-            json.as_ref().map(ToString::to_string),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::GroupCompliance,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail_opt(json.as_ref().map(ToString::to_string)),
+        )
         .await?;
         self.store
             .set_group_compliance(&g.id, json.as_ref())

@@ -20,6 +20,7 @@ use crate::auth::Actor;
 use crate::auth::{AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminId};
+use mamori_domain::{AuditAction, Outcome};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -331,16 +332,16 @@ impl Services {
         &self,
         device: &mamori_domain::DeviceKey,
         source: Option<IpAddr>,
-        action: &str,
+        action: AuditAction,
         detail: Option<String>,
     ) -> mamori_domain::AuditEvent {
         mamori_domain::AuditEvent {
             at: self.clock.now(),
             actor: format!("device:{device}"),
             source: source.map(|s| s.to_string()),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target: Some(device.to_string()),
-            outcome: "success".into(),
+            outcome: Outcome::Success.as_str().into(),
             request_id: None,
             detail,
         }
@@ -371,9 +372,9 @@ impl Services {
             at: now,
             actor: "anonymous".into(),
             source: source.map(|s| s.to_string()),
-            action: "device.rejected".into(),
+            action: AuditAction::DeviceRejected.as_str().into(),
             target: None,
-            outcome: "denied".into(),
+            outcome: Outcome::Denied.as_str().into(),
             request_id: None,
             detail: Some(detail),
         };
@@ -430,14 +431,11 @@ impl Services {
             ),
             None => format!("account {} already suspended", admin.name),
         };
-        self.audit(self.audit_event(
-            "system",
-            ctx,
-            "actor.suspend",
-            Some(label),
-            "success",
-            Some(format!("reason={reason}; {what}")),
-        ))
+        self.audit(
+            self.audit_record("system", ctx, AuditAction::ActorSuspend, Outcome::Success)
+                .target(label)
+                .detail(format!("reason={reason}; {what}")),
+        )
         .await?;
         Ok(what)
     }
@@ -489,20 +487,22 @@ impl Services {
             );
             tracing::warn!(actor = %label, %by, reads = read + people, "ALERT: bulk personal-data reads");
             alert_seq = Some(
-                self.audit_seq(self.audit_event(
-                    "system",
-                    ctx,
-                    "alert.bulk_personal_data_read",
-                    Some(&label),
-                    "alert",
-                    Some(format!(
+                self.audit_seq(
+                    self.audit_record(
+                        "system",
+                        ctx,
+                        AuditAction::AlertBulkPersonalDataRead,
+                        Outcome::Alert,
+                    )
+                    .target(&label)
+                    .detail(format!(
                         "severity=high reads={} limit={} by={by} window={}s \
                              evidence=records {first}-{last}",
                         read + people,
                         policy.bulk_read_threshold,
                         policy.bulk_read_window.whole_seconds()
                     )),
-                ))
+                )
                 .await?,
             );
         }
@@ -558,14 +558,10 @@ impl Services {
         let events: Vec<_> = people
             .iter()
             .map(|id| {
-                self.audit_event(
-                    &label,
-                    ctx,
-                    "people.read",
-                    Some(id.as_str()),
-                    "success",
-                    Some(format!("fields={fields}")),
-                )
+                self.audit_record(&label, ctx, AuditAction::PeopleRead, Outcome::Success)
+                    .target(id.as_str())
+                    .detail(format!("fields={fields}"))
+                    .event()
             })
             .collect();
         let seqs = self.append_audit(&events).await?;
@@ -630,14 +626,16 @@ impl Services {
             || (String::new(), "no reason given"),
             |s| (s.at.unix_timestamp().to_string(), s.reason.as_str()),
         );
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.reinstate",
-            Some(&admin.name),
-            "success",
-            Some(format!("suspended since={since} ({why})")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminReinstate,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!("suspended since={since} ({why})")),
+        )
         .await?;
         self.admin_named(name).await
     }
@@ -653,7 +651,12 @@ impl Services {
         let records = self
             .store
             .audit_by_action(
-                &["admin.create", "admin.reset", "admin.enable", "admin.role"],
+                &[
+                    AuditAction::AdminCreate.as_str(),
+                    AuditAction::AdminReset.as_str(),
+                    AuditAction::AdminEnable.as_str(),
+                    AuditAction::AdminRole.as_str(),
+                ],
                 OffsetDateTime::UNIX_EPOCH,
                 self.clock.now() + Duration::seconds(1),
                 None,

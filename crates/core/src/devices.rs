@@ -10,7 +10,7 @@
 use crate::auth::{AdminActor, ClientContext};
 use crate::{device_privacy, CoreError, CoreResult, Services};
 use base64::Engine;
-use mamori_domain::{Device, DeviceKey, Permission};
+use mamori_domain::{AuditAction, Device, DeviceKey, Outcome, Permission};
 use serde::Serialize;
 
 const SEALED_PREFIX: &str = "sealed:v1:";
@@ -162,14 +162,11 @@ impl Services {
         let mut seqs = Vec::with_capacity(reads.len());
         for (device, detail) in reads {
             let seq = self
-                .audit_seq(self.audit_event(
-                    &actor.label(),
-                    ctx,
-                    PERSONAL_READ,
-                    Some(device.as_str()),
-                    "success",
-                    Some(detail),
-                ))
+                .audit_seq(
+                    self.audit_record(&actor.label(), ctx, PERSONAL_READ, Outcome::Success)
+                        .target(device.as_str())
+                        .detail(detail),
+                )
                 .await
                 .map_err(|e| {
                     tracing::error!(cause = %e, "audit append failed; personal-data read refused");
@@ -207,7 +204,7 @@ impl Services {
 }
 
 /// The audit action of a read that revealed device-reported personal data.
-pub const PERSONAL_READ: &str = "device.personal_read";
+pub const PERSONAL_READ: AuditAction = AuditAction::DevicePersonalRead;
 
 /// A device as an administrator sees it: the record, and the personal
 /// fields withheld from this reader (`null` in the record, named here;

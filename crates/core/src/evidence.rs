@@ -14,6 +14,7 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::PERSONAL_DATA_ACTIONS;
 use mamori_domain::chain::{ChainedRecord, GENESIS};
 use mamori_domain::AuditEvent;
+use mamori_domain::{AuditAction, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -338,16 +339,18 @@ impl Services {
             .await?
             .map_or(0, |(s, _)| s);
         // Recorded first: the bundle itself is an access to the evidence.
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "incident.evidence",
-            Some(&i.id),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::IncidentEvidence,
+                Outcome::Success,
+            )
+            .target(&i.id)
+            .detail(format!(
                 "records after {before_window} to at least {last_in_window}"
             )),
-        ))
+        )
         .await?;
         let mut points = self.store.audit_checkpoints().await?;
         if !points.iter().any(|c| c.seq >= last_in_window.max(1)) {

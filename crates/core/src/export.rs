@@ -10,6 +10,7 @@ use crate::approvals::{Dangerous, EXPORT_TTL};
 use crate::auth::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Approval, ApprovalStatus, Permission};
+use mamori_domain::{AuditAction, Outcome};
 use zeroize::Zeroizing;
 
 /// The fields an export can hold.
@@ -147,28 +148,32 @@ impl Services {
         // nothing is sent.
         let detail = format!("fields={}", fields.join(","));
         for id in &people {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "people.export",
-                Some(id.as_str()),
-                "success",
-                Some(detail.clone()),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::PeopleExport,
+                    Outcome::Success,
+                )
+                .target(id.as_str())
+                .detail(detail.clone()),
+            )
             .await?;
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "export.download",
-            Some(&a.id),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::ExportDownload,
+                Outcome::Success,
+            )
+            .target(&a.id)
+            .detail(format!(
                 "people={} approved by {}",
                 people.len(),
                 a.decided_by.as_deref().unwrap_or("?")
             )),
-        ))
+        )
         .await?;
         Ok(out)
     }

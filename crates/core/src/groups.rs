@@ -10,6 +10,7 @@
 use crate::auth::Actor;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{
     CommandState, CommandUuid, DeviceGroup, DeviceKey, DeviceProfile, EnrollmentStatus, GroupRule,
     Policy, ProfileState,
@@ -67,13 +68,15 @@ impl Services {
             policies: Vec::new(),
             created_at: self.clock.now(),
         };
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "group.create",
-            Some(&g.id),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::GroupCreate,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail(format!(
                 "name={} {}",
                 g.name,
                 if g.rule.is_some() {
@@ -82,7 +85,7 @@ impl Services {
                     "static"
                 }
             )),
-        ))
+        )
         .await?;
         if !self.store.insert_group(&g).await? {
             return Err(CoreError::Conflict("a group with that name exists".into()));
@@ -113,14 +116,15 @@ impl Services {
         id: &str,
     ) -> CoreResult<()> {
         let g = self.group(id).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "group.delete",
-            Some(&g.id),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::GroupDelete,
+                Outcome::Success,
+            )
+            .target(&g.id),
+        )
         .await?;
         self.store.delete_group(&g.id).await?;
         Ok(())
@@ -151,14 +155,16 @@ impl Services {
                 return Err(CoreError::NotFound(format!("no device {raw}")));
             }
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "group.members",
-            Some(&g.id),
-            "success",
-            Some(format!("added={} removed={}", add.len(), remove.len())),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::GroupMembers,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail(format!("added={} removed={}", add.len(), remove.len())),
+        )
         .await?;
         self.store.change_group_members(&g.id, add, remove).await?;
         self.group(&g.id).await
@@ -183,14 +189,16 @@ impl Services {
         if let Some(p) = policies.iter().find(|p| !known.contains(*p)) {
             return Err(CoreError::NotFound(format!("no policy {p}")));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "group.policies",
-            Some(&g.id),
-            "success",
-            Some(format!("policies={}", policies.join(","))),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::GroupPolicies,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail(format!("policies={}", policies.join(","))),
+        )
         .await?;
         self.store.set_group_policies(&g.id, policies).await?;
         self.group(&g.id).await
@@ -353,20 +361,21 @@ impl Services {
         if commands.is_empty() {
             return Ok(report);
         }
-        self.audit(self.audit_event(
-            "system",
-            &ClientContext::default(),
-            "policy.reconcile",
-            None,
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                "system",
+                &ClientContext::default(),
+                AuditAction::PolicyReconcile,
+                Outcome::Success,
+            )
+            .detail(format!(
                 "devices={} installs={} removals={} deferred={}",
                 push.len(),
                 report.installs,
                 report.removals,
                 report.deferred
             )),
-        ))
+        )
         .await?;
         // Commands first: if the rows then fail to save, the next pass
         // queues again (an install is idempotent); the reverse would leave

@@ -7,6 +7,7 @@
 use crate::auth::ClientContext;
 use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Incident, IncidentFacts, IncidentStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -264,14 +265,16 @@ impl Services {
             facts: IncidentFacts::default(),
             updated_at: now,
         };
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "incident.open",
-            Some(&i.id),
-            "success",
-            Some(format!("title={title}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::IncidentOpen,
+                Outcome::Success,
+            )
+            .target(&i.id)
+            .detail(format!("title={title}")),
+        )
         .await?;
         self.store.insert_incident(&i).await?;
         self.refresh_incident_scope(actor, ctx, &i.id).await
@@ -302,14 +305,11 @@ impl Services {
             updated_at: now,
         };
         let ctx = ClientContext::default();
-        self.audit(self.audit_event(
-            "system",
-            &ctx,
-            "incident.open",
-            Some(&i.id),
-            "success",
-            Some(format!("alert={alert_seq} rule={rule}")),
-        ))
+        self.audit(
+            self.audit_record("system", &ctx, AuditAction::IncidentOpen, Outcome::Success)
+                .target(&i.id)
+                .detail(format!("alert={alert_seq} rule={rule}")),
+        )
         .await?;
         if self.store.insert_incident(&i).await? {
             self.refresh_incident_scope(&Actor::Job(Job::Incidents), &ctx, &i.id)
@@ -489,14 +489,16 @@ impl Services {
             i.discovered_at = d;
         }
         i.updated_at = self.clock.now();
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "incident.update",
-            Some(&i.id),
-            "success",
-            Some(format!("status={}", i.status.as_str())),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::IncidentUpdate,
+                Outcome::Success,
+            )
+            .target(&i.id)
+            .detail(format!("status={}", i.status.as_str())),
+        )
         .await?;
         self.store.update_incident(&i).await?;
         self.incident_view(&i.id).await
@@ -511,17 +513,19 @@ impl Services {
         people: Option<&[String]>,
     ) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "incident.notify",
-            Some(&i.id),
-            "success",
-            Some(match people {
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::IncidentNotify,
+                Outcome::Success,
+            )
+            .target(&i.id)
+            .detail(match people {
                 Some(p) => format!("people={}", p.len()),
                 None => "people=all".into(),
             }),
-        ))
+        )
         .await?;
         self.store
             .mark_notified(&i.id, people, self.clock.now())

@@ -15,6 +15,7 @@ use crate::auth::ClientContext;
 use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminId, CommandState, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
+use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
@@ -130,17 +131,19 @@ impl Services {
         {
             return Err(CoreError::NotFound("no such administrator".into()));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.link_person",
-            Some(&account.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminLinkPerson,
+                Outcome::Success,
+            )
+            .target(&account.name)
+            .detail(format!(
                 "person={}",
                 person.as_ref().map_or("none", |p| p.as_str())
             )),
-        ))
+        )
         .await?;
         Ok(())
     }
@@ -202,16 +205,18 @@ impl Services {
         }
         let mut accounts = Vec::new();
         for (_, name, sessions, tokens) in closed {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "admin.disable",
-                Some(&name),
-                "success",
-                Some(format!(
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::AdminDisable,
+                    Outcome::Success,
+                )
+                .target(&name)
+                .detail(format!(
                     "reason=offboarded; sessions revoked={sessions}; tokens revoked={tokens}"
                 )),
-            ))
+            )
             .await?;
             accounts.push(AccountClosed {
                 name,
@@ -256,20 +261,22 @@ impl Services {
             .person(&rec.id)
             .await?
             .and_then(|r| r.departed_at);
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.offboard",
-            Some(rec.id.as_str()),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleOffboard,
+                Outcome::Success,
+            )
+            .target(rec.id.as_str())
+            .detail(format!(
                 "accounts={} accounts_waiting={} last_owner_kept={} devices={}",
                 accounts.len(),
                 accounts_waiting.len(),
                 kept.len(),
                 devices.len()
             )),
-        ))
+        )
         .await?;
         tracing::info!(person = %rec.id, accounts = accounts.len(), devices = devices.len(), "person offboarded");
         Ok(OffboardReport {
@@ -318,16 +325,18 @@ impl Services {
         self.store
             .set_device_offboarding(device, Some((&uuid, deadline)))
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "device.offboard",
-            Some(device.as_str()),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::DeviceOffboard,
+                Outcome::Success,
+            )
+            .target(device.as_str())
+            .detail(format!(
                 "RemoveProfile {uuid} queued; certificates revoked on answer"
             )),
-        ))
+        )
         .await?;
         Ok(DeviceOffboarded {
             udid: device.clone(),
@@ -376,14 +385,16 @@ impl Services {
         self.identities.forget_device(device);
         self.store.set_device_offboarding(device, None).await?;
         self.store.check_out(device, self.clock.now()).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "device.retire",
-            Some(device.as_str()),
-            "success",
-            Some(format!("reason={reason}; certificates revoked={revoked}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::DeviceRetire,
+                Outcome::Success,
+            )
+            .target(device.as_str())
+            .detail(format!("reason={reason}; certificates revoked={revoked}")),
+        )
         .await?;
         Ok(revoked)
     }

@@ -8,6 +8,7 @@ use crate::auth::Actor;
 use crate::auth::{AdminActor, ClientContext};
 use crate::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{
     DeviceKey, EmploymentStatus, Permission, PersonId, PersonRecord, PersonView, PersonalFields,
 };
@@ -290,14 +291,15 @@ impl Services {
             }
             total += n;
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "keys.rewrap",
-            None,
-            "success",
-            Some(format!("master key={current} data keys re-wrapped={total}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::KeysRewrap,
+                Outcome::Success,
+            )
+            .detail(format!("master key={current} data keys re-wrapped={total}")),
+        )
         .await?;
         Ok(total)
     }
@@ -418,14 +420,15 @@ impl Services {
         if let Err(c) = self.store.insert_people(std::slice::from_ref(&rec)).await? {
             return Err(CoreError::Conflict(Self::conflict(&c)));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.create",
-            Some(rec.id.as_str()),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleCreate,
+                Outcome::Success,
+            )
+            .target(rec.id.as_str()),
+        )
         .await?;
         Ok(view(&rec, Vec::new()))
     }
@@ -550,28 +553,30 @@ impl Services {
             }
         }
         if !errors.is_empty() {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "people.import",
-                None,
-                "failure",
-                Some(format!("rows refused={}", errors.len())),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::PeopleImport,
+                    Outcome::Failure,
+                )
+                .detail(format!("rows refused={}", errors.len())),
+            )
             .await?;
             tracing::warn!(rows = errors.len(), "people import refused");
             return Err(CoreError::Rows(
                 errors.into_iter().map(|e| (e.line, e.error)).collect(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.import",
-            None,
-            "success",
-            Some(format!("people={}", records.len())),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleImport,
+                Outcome::Success,
+            )
+            .detail(format!("people={}", records.len())),
+        )
         .await?;
         Ok(records.len())
     }
@@ -621,14 +626,16 @@ impl Services {
         target: Option<&PersonId>,
         detail: String,
     ) -> CoreResult<()> {
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.read_intent",
-            target.map(PersonId::as_str),
-            "attempt",
-            Some(detail),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleReadIntent,
+                Outcome::Attempt,
+            )
+            .target_opt(target.map(PersonId::as_str))
+            .detail(detail),
+        )
         .await
     }
 
@@ -756,18 +763,20 @@ impl Services {
             }
         };
         let found = self.store.person_by_index(index, &hash).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.lookup",
-            found.as_ref().map(|r| r.id.as_str()),
-            if found.is_some() {
-                "success"
-            } else {
-                "failure"
-            },
-            Some(format!("by={by}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleLookup,
+                if found.is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+            )
+            .target_opt(found.as_ref().map(|r| r.id.as_str()))
+            .detail(format!("by={by}")),
+        )
         .await?;
         let r = found.ok_or_else(|| CoreError::NotFound("no such person".into()))?;
         let devices = self.store.person_devices(&r.id).await?;
@@ -838,14 +847,16 @@ impl Services {
         .filter(|(_, c)| *c)
         .map(|(n, _)| *n)
         .collect();
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "people.update",
-            Some(r.id.as_str()),
-            "success",
-            Some(format!("fields={}", changed.join(","))),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PeopleUpdate,
+                Outcome::Success,
+            )
+            .target(r.id.as_str())
+            .detail(format!("fields={}", changed.join(","))),
+        )
         .await?;
         let devices = self.store.person_devices(&r.id).await?;
         Ok(view(&r, devices))
@@ -927,14 +938,16 @@ impl Services {
     ) -> CoreResult<u64> {
         let n = self.store.purge_people(ids, now).await?;
         for id in ids {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "people.purge",
-                Some(id.as_str()),
-                "success",
-                Some("data key destroyed".into()),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::PeoplePurge,
+                    Outcome::Success,
+                )
+                .target(id.as_str())
+                .detail("data key destroyed"),
+            )
             .await?;
         }
         Ok(n)
@@ -968,17 +981,19 @@ impl Services {
         if !self.store.assign_device(&device, person.as_ref()).await? {
             return Err(CoreError::NotFound("no such device".into()));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "device.assign",
-            Some(device.as_str()),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::DeviceAssign,
+                Outcome::Success,
+            )
+            .target(device.as_str())
+            .detail(format!(
                 "person={}",
                 person.as_ref().map_or("none", |p| p.as_str())
             )),
-        ))
+        )
         .await?;
         Ok(())
     }
@@ -1016,14 +1031,15 @@ impl Services {
             done += batch.len();
             batch = self.store.people_without_department_index(500).await?;
         }
-        self.audit(self.audit_event(
-            "system",
-            &ClientContext::default(),
-            "people.index",
-            None,
-            "success",
-            Some(format!("department index built for {done} people")),
-        ))
+        self.audit(
+            self.audit_record(
+                "system",
+                &ClientContext::default(),
+                AuditAction::PeopleIndex,
+                Outcome::Success,
+            )
+            .detail(format!("department index built for {done} people")),
+        )
         .await?;
         Ok(done)
     }

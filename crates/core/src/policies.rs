@@ -12,6 +12,7 @@
 use crate::auth::Actor;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Policy, PolicyKind};
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -224,14 +225,16 @@ impl Services {
             updated_at: now,
         };
         let sealed = self.seal_secrets(&policy.id, &secrets)?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "policy.create",
-            Some(&policy.id),
-            "success",
-            Some(format!("kind={} name={}", kind.as_str(), policy.name)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PolicyCreate,
+                Outcome::Success,
+            )
+            .target(&policy.id)
+            .detail(format!("kind={} name={}", kind.as_str(), policy.name)),
+        )
         .await?;
         if !self.store.insert_policy(&policy, sealed.as_deref()).await? {
             return Err(CoreError::Conflict("a policy with that name exists".into()));
@@ -288,14 +291,16 @@ impl Services {
         p.version += 1;
         p.profile_uuid = uuid_upper(uuid::Uuid::new_v4());
         p.updated_at = self.clock.now();
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "policy.update",
-            Some(&p.id),
-            "success",
-            Some(format!("version={}", p.version)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PolicyUpdate,
+                Outcome::Success,
+            )
+            .target(&p.id)
+            .detail(format!("version={}", p.version)),
+        )
         .await?;
         if !self
             .store
@@ -317,14 +322,16 @@ impl Services {
         id: &str,
     ) -> CoreResult<()> {
         let p = self.policy(id).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "policy.delete",
-            Some(&p.id),
-            "success",
-            Some(format!("name={}", p.name)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::PolicyDelete,
+                Outcome::Success,
+            )
+            .target(&p.id)
+            .detail(format!("name={}", p.name)),
+        )
         .await?;
         self.store.delete_policy(&p.id).await?;
         Ok(())

@@ -33,6 +33,7 @@
 use crate::anomaly::Alert;
 use crate::auth::{Actor, AdminActor, ClientContext, Job};
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus, Permission};
 use mamori_ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
 use serde::Serialize;
@@ -136,7 +137,7 @@ impl Services {
         let mut event = self.device_event(
             key,
             source,
-            "device.reenroll_retarget",
+            AuditAction::DeviceReenrollRetarget,
             Some(format!(
                 "identity={} is held for {first}; refused and revoked",
                 short(&cert.fingerprint)
@@ -205,7 +206,7 @@ impl Services {
         self.audit(self.device_event(
             &key,
             source,
-            "device.reenroll_held",
+            AuditAction::DeviceReenrollHeld,
             Some(format!(
                 "identity={}; the enrollment's current identity is live",
                 short(&cert.fingerprint)
@@ -352,14 +353,16 @@ impl Services {
             ));
         }
         // Recorded before it takes effect (fail closed).
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "device.reenroll_approve",
-            Some(device.as_str()),
-            "success",
-            Some(format!("identity={}", short(&held.fingerprint))),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::DeviceReenrollApprove,
+                Outcome::Success,
+            )
+            .target(device.as_str())
+            .detail(format!("identity={}", short(&held.fingerprint))),
+        )
         .await?;
         // Each step is safe to repeat, in this order: an approval that
         // fails halfway leaves the hold in place and can be given again.
@@ -416,14 +419,16 @@ impl Services {
         // Revoking the held certificate is enough: nothing was renewed from
         // it, since a renewal's signer must be bound and not held
         // (`crate::scep`), so no `renewed_from` chain starts at it.
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "device.reenroll_deny",
-            Some(device.as_str()),
-            "success",
-            Some(format!("identity={}", short(&held.fingerprint))),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::DeviceReenrollDeny,
+                Outcome::Success,
+            )
+            .target(device.as_str())
+            .detail(format!("identity={}", short(&held.fingerprint))),
+        )
         .await?;
         self.store
             .revoke_held(&held.fingerprint, self.clock.now())

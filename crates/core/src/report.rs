@@ -7,6 +7,7 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::{
     AccessFilter, BreachScope, ScopeBuilder, ScopeFilter, PERSONAL_DATA_ACTIONS,
 };
+use mamori_domain::{AuditAction, Outcome};
 use time::OffsetDateTime;
 
 impl Services {
@@ -55,19 +56,21 @@ impl Services {
         if let Some(n) = &filter.network {
             what.push(format!("network={n}"));
         }
-        self.audit(self.audit_event(
-            &requester.label(),
-            ctx,
-            "report.breach_scope",
-            filter.actor.as_deref(),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &requester.label(),
+                ctx,
+                AuditAction::ReportBreachScope,
+                Outcome::Success,
+            )
+            .target_opt(filter.actor.as_deref())
+            .detail(format!(
                 "people affected={}{}{}",
                 report.people_affected,
                 if what.is_empty() { "" } else { " " },
                 what.join(" ")
             )),
-        ))
+        )
         .await?;
         Ok(report)
     }

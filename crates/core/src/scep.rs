@@ -7,6 +7,8 @@
 
 use crate::{CoreError, CoreResult, Services};
 use mamori_crypto::certs::{CertProfile, IssueRequest};
+use mamori_domain::AuditAction;
+use mamori_domain::Outcome;
 use mamori_domain::{log_safe, DeviceCertificate, DeviceKey};
 use mamori_protocol::cms::PkiError;
 use mamori_protocol::scep::{self, FailInfo, MessageType, PkiMessage};
@@ -122,9 +124,9 @@ impl Services {
             at: self.clock.now(),
             actor: "anonymous".into(),
             source: source.map(|s| s.to_string()),
-            action: "device.certificate_issue".into(),
+            action: AuditAction::DeviceCertificateIssue.as_str().into(),
             target: None,
-            outcome: "success".into(),
+            outcome: Outcome::Success.as_str().into(),
             request_id: None,
             detail: Some(format!(
                 "scep transaction={}",

@@ -14,6 +14,7 @@ use crate::auth::{AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, ApiToken, Permission, Role, TokenId};
+use mamori_domain::{AuditAction, Outcome};
 use time::Duration;
 
 /// What a new token should be.
@@ -73,14 +74,15 @@ impl Services {
             // Minting a working credential for an account nobody has logged
             // in to is how an unused account becomes a backdoor: refused,
             // and the attempt recorded.
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "token.create",
-                None,
-                "denied",
-                Some(format!("owner={} has not finished setup", owner.name)),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::TokenCreate,
+                    Outcome::Denied,
+                )
+                .detail(format!("owner={} has not finished setup", owner.name)),
+            )
             .await?;
             return Err(CoreError::Conflict(format!(
                 "{} has not finished setting up the account (first login: new password and a second factor); a token is issued only after that",
@@ -148,14 +150,16 @@ impl Services {
         self.store
             .insert_token(&token, &mamori_crypto::sha256_hex(secret.as_bytes()))
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "token.create",
-            Some(id.as_str()),
-            "success",
-            Some(format!("owner={} role={role} days={days}", owner.name)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::TokenCreate,
+                Outcome::Success,
+            )
+            .target(id.as_str())
+            .detail(format!("owner={} role={role} days={days}", owner.name)),
+        )
         .await?;
         tracing::info!(token = %id, %role, owner = %owner.name, "API token created");
         Ok((token, format!("mamori_{id}_{secret}")))
@@ -210,7 +214,7 @@ impl Services {
             // then once a minute (auth/dead.rs).
             self.alert_after_offboarding(
                 ctx,
-                "alert.token_after_offboarding",
+                AuditAction::AlertTokenAfterOffboarding,
                 &format!("token:{id}"),
                 owner,
             )
@@ -219,21 +223,19 @@ impl Services {
         let Some(admin) = admin.filter(|a| Self::account_open(a) && !dead) else {
             tracing::warn!(token = %id, source = %ctx.source, "revoked, expired or orphaned API token used");
             self.audit_dead_use(
-                self.audit_event(
+                self.audit_record(
                     &format!("token:{id}"),
                     ctx,
-                    "auth.token",
-                    Some(id.as_str()),
-                    "denied",
-                    Some(
-                        if dead {
-                            "revoked or expired token"
-                        } else {
-                            "owner disabled or suspended"
-                        }
-                        .into(),
-                    ),
-                ),
+                    AuditAction::AuthToken,
+                    Outcome::Denied,
+                )
+                .target(id.as_str())
+                .detail(if dead {
+                    "revoked or expired token"
+                } else {
+                    "owner disabled or suspended"
+                })
+                .event(),
             )
             .await?;
             return Err(CoreError::Unauthorized);
@@ -283,14 +285,15 @@ impl Services {
         }
         let id = &id;
         if self.store.revoke_token(id, self.clock.now()).await? {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "token.revoke",
-                Some(id.as_str()),
-                "success",
-                None,
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::TokenRevoke,
+                    Outcome::Success,
+                )
+                .target(id.as_str()),
+            )
             .await?;
             tracing::info!(token = %id, "API token revoked");
             Ok(())

@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
 /// Actions that expose personal data.
-pub const PERSONAL_DATA_ACTIONS: &[&str] = &["people.read", "people.export"];
+pub const PERSONAL_DATA_ACTIONS: &[&str] = &[
+    crate::AuditAction::PeopleRead.as_str(),
+    crate::AuditAction::PeopleExport.as_str(),
+];
 
 /// One person in the report.
 #[derive(Debug, Clone, Serialize)]

@@ -4,6 +4,7 @@
 
 mod admin;
 mod approval;
+mod audit_action;
 pub mod breach;
 pub mod chain;
 mod group;
@@ -20,6 +21,7 @@ pub use admin::{
 };
 
 pub use approval::{Approval, ApprovalStatus};
+pub use audit_action::{AuditAction, Outcome};
 pub use group::{DeviceGroup, DeviceProfile, GroupRule, ProfileState};
 pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
 pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};

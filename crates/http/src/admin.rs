@@ -14,6 +14,7 @@ use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
 use mamori_domain::Permission;
+use mamori_domain::{AuditAction, Outcome};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -687,18 +688,19 @@ async fn create_profile(
 ) -> Result<Response, ApiError> {
     let req: ProfileRequest = json_body(&headers, &body)?;
     let bytes = s.create_enrollment_profile(&req).await?;
-    s.audit(s.audit_event(
-        &actor.label(),
-        &ctx,
-        "enrollment.profile_create",
-        None,
-        "success",
-        Some(format!(
+    s.audit(
+        s.audit_record(
+            &actor.label(),
+            &ctx,
+            AuditAction::EnrollmentProfileCreate,
+            Outcome::Success,
+        )
+        .detail(format!(
             "max_uses={} ttl_hours={}",
             req.max_uses.unwrap_or(1),
             req.ttl_hours.unwrap_or(24)
         )),
-    ))
+    )
     .await?;
     Ok((
         [
@@ -722,14 +724,16 @@ async fn create_link(
 ) -> Result<Response, ApiError> {
     let req: LinkRequest = json_body(&headers, &body)?;
     let link = s.create_enrollment_link(&req).await?;
-    s.audit(s.audit_event(
-        &actor.label(),
-        &ctx,
-        "enrollment.link_create",
-        Some(&link.id),
-        "success",
-        Some(format!("max_uses={}", link.max_uses)),
-    ))
+    s.audit(
+        s.audit_record(
+            &actor.label(),
+            &ctx,
+            AuditAction::EnrollmentLinkCreate,
+            Outcome::Success,
+        )
+        .target(&link.id)
+        .detail(format!("max_uses={}", link.max_uses)),
+    )
     .await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
@@ -870,14 +874,15 @@ async fn put_push_cert(
     let topic = s
         .set_push_certificate(&req.certificate_pem, &req.private_key_pem)
         .await?;
-    s.audit(s.audit_event(
-        &actor.label(),
-        &ctx,
-        "settings.push_certificate",
-        Some(&topic),
-        "success",
-        None,
-    ))
+    s.audit(
+        s.audit_record(
+            &actor.label(),
+            &ctx,
+            AuditAction::SettingsPushCertificate,
+            Outcome::Success,
+        )
+        .target(&topic),
+    )
     .await?;
     Ok(Json(json!({ "topic": topic })).into_response())
 }

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mamori_core::auth::{AdminActor, ClientContext, SessionCookie};
 use mamori_core::{CoreError, Services};
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Permission, SessionStage};
 
 /// The session cookie. `__Host-` makes browsers insist on Secure, Path=/
@@ -197,14 +198,14 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
     // Fail closed: a change is recorded before it is made; if the record
     // cannot be written, the change is not made.
     if !matches!(method, Method::GET | Method::HEAD) {
-        let event = s.audit_event(
-            &actor.label(),
-            ctx,
-            "api.request",
-            Some(&route),
-            "attempt",
-            None,
-        );
+        let event = s
+            .audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::ApiRequest,
+                Outcome::Attempt,
+            )
+            .target(&route);
         if let Err(e) = s.audit(event).await {
             tracing::error!(error = %e, %route, "audit append failed; request refused");
             return Err(CoreError::AuditUnavailable.into());
@@ -225,14 +226,16 @@ async fn deny(
     why: &str,
 ) -> Result<(), ApiError> {
     tracing::warn!(actor = %actor.label(), %route, why, "admin request denied");
-    s.audit(s.audit_event(
-        &actor.label(),
-        ctx,
-        "access.denied",
-        Some(route),
-        "denied",
-        Some(why.to_owned()),
-    ))
+    s.audit(
+        s.audit_record(
+            &actor.label(),
+            ctx,
+            AuditAction::AccessDenied,
+            Outcome::Denied,
+        )
+        .target(route)
+        .detail(why.to_owned()),
+    )
     .await?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use mamori_core::pki::Pki;
 use mamori_crypto::certs::{CertAuthority, CertProfile, IssueRequest};
 use mamori_crypto::{EcPrivateKey, RsaPrivateKey, SecretBox};
+use mamori_domain::{AuditAction, Outcome};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -580,17 +581,20 @@ pub async fn rotate_people_key(
     write_people_keys(dir, std::slice::from_ref(&new))?;
     ring.replace(std::slice::from_ref(&new)).map_err(err)?;
     services
-        .audit(services.audit_event(
-            &actor.label(),
-            &ctx,
-            "keys.rotate",
-            Some(&current),
-            "success",
-            Some(format!(
-                "retired={} data keys re-wrapped={rewrapped}",
-                retired.join(",")
-            )),
-        ))
+        .audit(
+            services
+                .audit_record(
+                    &actor.label(),
+                    &ctx,
+                    AuditAction::KeysRotate,
+                    Outcome::Success,
+                )
+                .target(&current)
+                .detail(format!(
+                    "retired={} data keys re-wrapped={rewrapped}",
+                    retired.join(",")
+                )),
+        )
         .await
         .map_err(err)?;
     Ok(Rotation {

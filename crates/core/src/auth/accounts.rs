@@ -4,6 +4,7 @@
 use super::{Actor, AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminCredentials, AdminId, Role};
+use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
@@ -148,28 +149,32 @@ impl Services {
             ..AdminCredentials::default()
         };
         if !self.store.insert_admin(&admin, &creds).await? {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "admin.create",
-                Some(name),
-                "failure",
-                Some("name taken".into()),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::AdminCreate,
+                    Outcome::Failure,
+                )
+                .target(name)
+                .detail("name taken"),
+            )
             .await?;
             return Err(CoreError::Conflict(format!(
                 "an administrator named {name} exists"
             )));
         }
         self.auth.throttle.forget(&format!("name:{name}"));
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.create",
-            Some(name),
-            "success",
-            Some(format!("role={role}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminCreate,
+                Outcome::Success,
+            )
+            .target(name)
+            .detail(format!("role={role}")),
+        )
         .await?;
         tracing::info!(admin = %name, %role, "administrator account created");
         Ok(NewAdmin {
@@ -333,17 +338,19 @@ impl Services {
                 "this is the last enabled owner; create another owner first".into()
             }));
         };
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.disable",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminDisable,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "reason={reason}; sessions revoked={}; tokens revoked={}",
                 revoked.0, revoked.1
             )),
-        ))
+        )
         .await?;
         tracing::info!(admin = %admin.name, sessions = revoked.0, tokens = revoked.1, "administrator disabled");
         Ok(revoked)
@@ -368,17 +375,19 @@ impl Services {
             .reset_admin(&admin.id, &hash, self.now())
             .await?
             .ok_or_else(|| CoreError::NotFound("no such administrator".into()))?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.reset",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminReset,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "factors removed; sessions revoked={}; tokens revoked={}",
                 revoked.0, revoked.1
             )),
-        ))
+        )
         .await?;
         tracing::info!(admin = %admin.name, "administrator reset");
         let admin = self.admin_named(name).await?;
@@ -448,14 +457,15 @@ impl Services {
                 "the administrator is not disabled".into(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.enable",
-            Some(&admin.name),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminEnable,
+                Outcome::Success,
+            )
+            .target(&admin.name),
+        )
         .await?;
         if let Some(by) = actor.account() {
             self.record_control(&by.id, &admin.id, "enable").await?;
@@ -473,17 +483,19 @@ impl Services {
     ) -> CoreResult<()> {
         let admin = self.admin_named(name).await?;
         self.store.unlock_admin(&admin.id).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.unlock",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminUnlock,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "failed logins before unlock={}",
                 admin.failed_logins
             )),
-        ))
+        )
         .await?;
         tracing::info!(admin = %admin.name, "administrator unlocked");
         if let Some(by) = actor.account() {
@@ -542,14 +554,16 @@ impl Services {
             }
         }
         self.store.set_role(&admin.id, role).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "admin.role",
-            Some(&admin.name),
-            "success",
-            Some(format!("{} -> {role}", admin.role)),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AdminRole,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!("{} -> {role}", admin.role)),
+        )
         .await?;
         self.record_control(&actor.admin.id, &admin.id, "role")
             .await?;
@@ -579,17 +593,19 @@ impl Services {
                     tracing::warn!(admin = %admin.name, "stale, but the last enabled owner: kept");
                 }
                 if let Some(revoked) = disabled {
-                    self.audit(self.audit_event(
-                        "system",
-                        &ClientContext::default(),
-                        "admin.disable",
-                        Some(&admin.name),
-                        "success",
-                        Some(format!(
+                    self.audit(
+                        self.audit_record(
+                            "system",
+                            &ClientContext::default(),
+                            AuditAction::AdminDisable,
+                            Outcome::Success,
+                        )
+                        .target(&admin.name)
+                        .detail(format!(
                             "reason={reason}; sessions revoked={}; tokens revoked={}",
                             revoked.0, revoked.1
                         )),
-                    ))
+                    )
                     .await?;
                 }
             }

@@ -13,6 +13,7 @@
 use crate::auth::ClientContext;
 use crate::{CoreResult, Services};
 use mamori_domain::{AdminAccount, AuditEvent};
+use mamori_domain::{AuditAction, Outcome};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
@@ -156,23 +157,24 @@ impl Services {
     pub(crate) async fn alert_after_offboarding(
         &self,
         ctx: &ClientContext,
-        action: &str,
+        action: AuditAction,
         credential: &str,
         owner: &AdminAccount,
     ) -> CoreResult<()> {
         tracing::warn!(credential, source = %ctx.source, "ALERT: credential of a disabled account used");
-        self.audit_dead_use(self.audit_event(
-            "system",
-            ctx,
-            action,
-            Some(credential),
-            "alert",
-            Some(format!(
-                "severity=high owner={} disabled ({})",
-                owner.name,
-                owner.disabled_reason.as_deref().unwrap_or("no reason given")
-            )),
-        ))
+        self.audit_dead_use(
+            self.audit_record("system", ctx, action, Outcome::Alert)
+                .target(credential)
+                .detail(format!(
+                    "severity=high owner={} disabled ({})",
+                    owner.name,
+                    owner
+                        .disabled_reason
+                        .as_deref()
+                        .unwrap_or("no reason given")
+                ))
+                .event(),
+        )
         .await
     }
 }

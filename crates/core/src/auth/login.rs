@@ -13,6 +13,7 @@ use super::{AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, AdminSession, SessionId, SessionStage, WebauthnCredential};
+use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
@@ -63,14 +64,10 @@ impl Services {
         let now = self.now();
         let policy = &self.config.auth;
         if let Some(wait) = self.auth.throttle.wait(&source_key(ctx), now) {
-            self.audit(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.login",
-                None,
-                "denied",
-                Some("source throttled".into()),
-            ))
+            self.audit(
+                self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Denied)
+                    .detail("source throttled"),
+            )
             .await?;
             return Err(CoreError::TooManyRequests(wait));
         }
@@ -88,26 +85,20 @@ impl Services {
                 .throttle
                 .failure(&key, now, policy.backoff_after, policy.max_backoff);
             self.source_failure(ctx, now);
-            self.audit(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.login",
-                target,
-                "failure",
-                Some("unknown name".into()),
-            ))
+            self.audit(
+                self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Failure)
+                    .target_opt(target)
+                    .detail("unknown name"),
+            )
             .await?;
             return Err(CoreError::InvalidCredentials);
         };
         if let Some(until) = admin.throttled_until.filter(|t| *t > now) {
-            self.audit(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.login",
-                target,
-                "denied",
-                Some("account backoff".into()),
-            ))
+            self.audit(
+                self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Denied)
+                    .target_opt(target)
+                    .detail("account backoff"),
+            )
             .await?;
             return Err(CoreError::TooManyRequests(
                 u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1,
@@ -125,24 +116,26 @@ impl Services {
             };
             // Counted like any failure, so the backoff a disabled or locked
             // account shows is the same as an unknown or active one's.
-            self.factor_failure(&admin, ctx, "auth.login", &format!("account {why}"))
-                .await?;
+            self.factor_failure(
+                &admin,
+                ctx,
+                AuditAction::AuthLogin,
+                &format!("account {why}"),
+            )
+            .await?;
             return Err(CoreError::InvalidCredentials);
         }
         if !ok {
-            self.factor_failure(&admin, ctx, "auth.login", "wrong password")
+            self.factor_failure(&admin, ctx, AuditAction::AuthLogin, "wrong password")
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
         if admin.must_change_password && now - admin.password_set_at > ONE_TIME_PASSWORD_TTL {
-            self.audit(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.login",
-                target,
-                "failure",
-                Some("one-time password expired".into()),
-            ))
+            self.audit(
+                self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Failure)
+                    .target_opt(target)
+                    .detail("one-time password expired"),
+            )
             .await?;
             return Err(CoreError::InvalidCredentials);
         }
@@ -166,14 +159,16 @@ impl Services {
             SessionStage::Setup
         };
         let (session, cookie) = self.open_session(&admin, stage, ctx, None).await?;
-        self.audit(self.audit_event(
-            &format!("admin:{}", admin.name),
-            ctx,
-            "auth.password",
-            Some(&admin.name),
-            "success",
-            Some(format!("session={} stage={}", session.id, stage.as_str())),
-        ))
+        self.audit(
+            self.audit_record(
+                &format!("admin:{}", admin.name),
+                ctx,
+                AuditAction::AuthPassword,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!("session={} stage={}", session.id, stage.as_str())),
+        )
         .await?;
         let outcome = self.outcome(&admin, &session, &cookie.csrf_token).await?;
         Ok((outcome, cookie))
@@ -201,20 +196,18 @@ impl Services {
             if let Some(owner) = owner.filter(|a| a.disabled_at.is_some()) {
                 self.alert_after_offboarding(
                     ctx,
-                    "alert.session_after_offboarding",
+                    AuditAction::AlertSessionAfterOffboarding,
                     &format!("session:{}", session.id),
                     &owner,
                 )
                 .await?;
             }
-            self.audit_dead_use(self.audit_event(
-                "anonymous",
-                ctx,
-                "auth.session",
-                Some(session.id.as_str()),
-                "denied",
-                Some("revoked session".into()),
-            ))
+            self.audit_dead_use(
+                self.audit_record("anonymous", ctx, AuditAction::AuthSession, Outcome::Denied)
+                    .target(session.id.as_str())
+                    .detail("revoked session")
+                    .event(),
+            )
             .await?;
             return Err(CoreError::Unauthorized);
         }
@@ -229,21 +222,13 @@ impl Services {
                 .revoke_session(&session.admin_id, &session.id, now)
                 .await?;
             self.audit(
-                self.audit_event(
-                    "anonymous",
-                    ctx,
-                    "auth.session",
-                    Some(session.id.as_str()),
-                    "denied",
-                    Some(
-                        if moved {
-                            "session used from another address; revoked"
-                        } else {
-                            "session used by another client; revoked"
-                        }
-                        .into(),
-                    ),
-                ),
+                self.audit_record("anonymous", ctx, AuditAction::AuthSession, Outcome::Denied)
+                    .target(session.id.as_str())
+                    .detail(if moved {
+                        "session used from another address; revoked"
+                    } else {
+                        "session used by another client; revoked"
+                    }),
             )
             .await?;
             return Err(CoreError::Unauthorized);
@@ -274,21 +259,18 @@ impl Services {
         let admin = self.fresh_admin(actor).await?;
         self.second_factor_gate(&admin)?;
         if self.config.auth.requires_webauthn(admin.role) {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "auth.totp",
-                Some(&admin.name),
-                "denied",
-                Some("role requires WebAuthn".into()),
-            ))
+            self.audit(
+                self.audit_record(&actor.label(), ctx, AuditAction::AuthTotp, Outcome::Denied)
+                    .target(&admin.name)
+                    .detail("role requires WebAuthn"),
+            )
             .await?;
             return Err(CoreError::Forbidden(
                 "this role must log in with a passkey or security key".into(),
             ));
         }
         if !self.check_totp(&admin, code).await? {
-            self.factor_failure(&admin, ctx, "auth.totp", "wrong or replayed code")
+            self.factor_failure(&admin, ctx, AuditAction::AuthTotp, "wrong or replayed code")
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
@@ -313,19 +295,26 @@ impl Services {
             .use_recovery_code(&admin.id, &hash, self.now())
             .await?
         {
-            self.factor_failure(&admin, ctx, "auth.recovery_code", "wrong or used code")
-                .await?;
+            self.factor_failure(
+                &admin,
+                ctx,
+                AuditAction::AuthRecoveryCode,
+                "wrong or used code",
+            )
+            .await?;
             return Err(CoreError::InvalidCredentials);
         }
         let left = self.store.recovery_codes_left(&admin.id).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.recovery_code",
-            Some(&admin.name),
-            "success",
-            Some(format!("codes left={left}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthRecoveryCode,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!("codes left={left}")),
+        )
         .await?;
         // A recovery code stands in for a lost factor, or for a stolen
         // one: every use is an alert someone must look at.
@@ -373,7 +362,7 @@ impl Services {
             .webauthn_verify(&admin, &session.id, credential)
             .await?
         {
-            self.factor_failure(&admin, ctx, "auth.webauthn", "assertion refused")
+            self.factor_failure(&admin, ctx, AuditAction::AuthWebauthn, "assertion refused")
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
@@ -401,21 +390,28 @@ impl Services {
         let ok = verify_password(password, Some(creds.password_hash)).await?
             && self.check_totp(&admin, code).await?;
         if !ok {
-            self.factor_failure(&admin, ctx, "auth.step_up", "wrong password or code")
-                .await?;
+            self.factor_failure(
+                &admin,
+                ctx,
+                AuditAction::AuthStepUp,
+                "wrong password or code",
+            )
+            .await?;
             return Err(CoreError::InvalidCredentials);
         }
         self.store
             .set_session_step_up(&session.id, self.now())
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.step_up",
-            Some(&admin.name),
-            "success",
-            Some("totp".into()),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthStepUp,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail("totp"),
+        )
         .await?;
         Ok(())
     }
@@ -443,21 +439,23 @@ impl Services {
             .webauthn_verify(&admin, &session.id, credential)
             .await?
         {
-            self.factor_failure(&admin, ctx, "auth.step_up", "assertion refused")
+            self.factor_failure(&admin, ctx, AuditAction::AuthStepUp, "assertion refused")
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
         self.store
             .set_session_step_up(&session.id, self.now())
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.step_up",
-            Some(&admin.name),
-            "success",
-            Some("webauthn".into()),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthStepUp,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail("webauthn"),
+        )
         .await?;
         Ok(())
     }
@@ -472,14 +470,15 @@ impl Services {
         self.store
             .revoke_session(&actor.admin.id, &s.id, self.now())
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.logout",
-            Some(s.id.as_str()),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthLogout,
+                Outcome::Success,
+            )
+            .target(s.id.as_str()),
+        )
         .await?;
         Ok(())
     }
@@ -507,14 +506,15 @@ impl Services {
         {
             return Err(CoreError::NotFound("no such live session".into()));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.session_revoke",
-            Some(id.as_str()),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthSessionRevoke,
+                Outcome::Success,
+            )
+            .target(id.as_str()),
+        )
         .await?;
         Ok(())
     }
@@ -529,14 +529,16 @@ impl Services {
             .store
             .revoke_admin_sessions(&actor.admin.id, None, self.now())
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.session_revoke_all",
-            Some(&actor.admin.name),
-            "success",
-            Some(format!("revoked={n}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthSessionRevokeAll,
+                Outcome::Success,
+            )
+            .target(&actor.admin.name)
+            .detail(format!("revoked={n}")),
+        )
         .await?;
         Ok(n)
     }
@@ -576,7 +578,7 @@ impl Services {
             self.factor_failure(
                 &admin,
                 ctx,
-                "auth.password_change",
+                AuditAction::AuthPasswordChange,
                 "wrong current password",
             )
             .await?;
@@ -597,14 +599,16 @@ impl Services {
             .store
             .revoke_admin_sessions(&admin.id, Some(&session.id), self.now())
             .await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "auth.password_change",
-            Some(&admin.name),
-            "success",
-            Some(format!("other sessions ended={ended}")),
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::AuthPasswordChange,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!("other sessions ended={ended}")),
+        )
         .await?;
         let admin = self.fresh_admin(actor).await?;
         self.maybe_finish_setup(&admin, session, ctx, false).await
@@ -748,18 +752,20 @@ impl Services {
                 .record_login(&admin.id, self.now(), &ctx.source)
                 .await?;
         }
-        self.audit(self.audit_event(
-            &format!("admin:{}", admin.name),
-            ctx,
-            "auth.login",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &format!("admin:{}", admin.name),
+                ctx,
+                AuditAction::AuthLogin,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "method={method} session={} stage={}",
                 new.id,
                 stage.as_str()
             )),
-        ))
+        )
         .await?;
         let outcome = self.outcome(admin, &new, &cookie.csrf_token).await?;
         Ok((outcome, cookie))
@@ -967,7 +973,7 @@ impl Services {
         &self,
         admin: &AdminAccount,
         ctx: &ClientContext,
-        action: &str,
+        action: AuditAction,
         reason: &str,
     ) -> CoreResult<()> {
         let now = self.now();
@@ -987,41 +993,32 @@ impl Services {
                 },
             )
             .await?;
-        self.audit(self.audit_event(
-            "anonymous",
-            ctx,
-            action,
-            Some(&admin.name),
-            "failure",
-            Some(format!("{reason}; consecutive failures={n}")),
-        ))
+        self.audit(
+            self.audit_record("anonymous", ctx, action, Outcome::Failure)
+                .target(&admin.name)
+                .detail(format!("{reason}; consecutive failures={n}")),
+        )
         .await?;
-        if action != "auth.login" && n == policy.backoff_after {
+        if action != AuditAction::AuthLogin && n == policy.backoff_after {
             // The password was right but the second factor keeps failing:
             // the password is probably known to someone else.
             tracing::warn!(admin = %admin.name, failures = n, "ALERT: repeated second-factor failures");
-            self.audit(self.audit_event(
-                "system",
-                ctx,
-                "alert.mfa_failures",
-                Some(&admin.name),
-                "alert",
-                Some(format!(
-                    "severity=high consecutive failures={n} at {action}"
-                )),
-            ))
+            self.audit(
+                self.audit_record("system", ctx, AuditAction::AlertMfaFailures, Outcome::Alert)
+                    .target(&admin.name)
+                    .detail(format!(
+                        "severity=high consecutive failures={n} at {action}"
+                    )),
+            )
             .await?;
         }
         if lock && admin.locked_at.is_none() {
             tracing::warn!(admin = %admin.name, failures = n, "administrator account locked");
-            self.audit(self.audit_event(
-                "system",
-                ctx,
-                "admin.lock",
-                Some(&admin.name),
-                "success",
-                Some(format!("after {n} consecutive failures")),
-            ))
+            self.audit(
+                self.audit_record("system", ctx, AuditAction::AdminLock, Outcome::Success)
+                    .target(&admin.name)
+                    .detail(format!("after {n} consecutive failures")),
+            )
             .await?;
         }
         Ok(())

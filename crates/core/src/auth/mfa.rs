@@ -7,6 +7,7 @@ use super::webauthn::Ceremony;
 use super::{Actor, AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminSession, SessionStage, WebauthnCredential};
+use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::OffsetDateTime;
 use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, Uuid};
@@ -100,14 +101,15 @@ impl Services {
         if !self.store.clear_totp(&admin.id).await? {
             return Err(CoreError::NotFound("no TOTP app is enrolled".into()));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "mfa.totp_remove",
-            Some(&admin.name),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::MfaTotpRemove,
+                Outcome::Success,
+            )
+            .target(&admin.name),
+        )
         .await?;
         Ok(())
     }
@@ -152,14 +154,15 @@ impl Services {
         if !self.store.delete_webauthn(&admin.id, credential_id).await? {
             return Err(CoreError::NotFound("no such key".into()));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "mfa.webauthn_remove",
-            Some(&admin.name),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::MfaWebauthnRemove,
+                Outcome::Success,
+            )
+            .target(&admin.name),
+        )
         .await?;
         Ok(())
     }
@@ -236,14 +239,16 @@ impl Services {
             .map_err(|e| CoreError::Internal(format!("TOTP secret: {e}")))?;
         let now = u64::try_from(self.now().unix_timestamp()).unwrap_or(0);
         let Some(step) = mamori_crypto::totp::verify_totp(&secret, code, now, None) else {
-            self.audit(self.audit_event(
-                &actor.label(),
-                ctx,
-                "mfa.totp_enroll",
-                Some(&admin.name),
-                "failure",
-                Some("wrong code".into()),
-            ))
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::MfaTotpEnroll,
+                    Outcome::Failure,
+                )
+                .target(&admin.name)
+                .detail("wrong code"),
+            )
             .await?;
             return Err(CoreError::BadRequest(
                 "the code does not match; check the app's clock and try again".into(),
@@ -254,14 +259,15 @@ impl Services {
                 "start the TOTP enrollment first".into(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "mfa.totp_enroll",
-            Some(&admin.name),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::MfaTotpEnroll,
+                Outcome::Success,
+            )
+            .target(&admin.name),
+        )
         .await?;
         self.after_enrollment(actor, session, ctx, false).await
     }
@@ -274,14 +280,15 @@ impl Services {
     ) -> CoreResult<Vec<String>> {
         self.require_step_up(actor)?;
         let codes = self.new_recovery_codes(actor).await?;
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "mfa.recovery_codes",
-            Some(&actor.admin.name),
-            "success",
-            None,
-        ))
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::MfaRecoveryCodes,
+                Outcome::Success,
+            )
+            .target(&actor.admin.name),
+        )
         .await?;
         Ok(codes)
     }
@@ -345,14 +352,16 @@ impl Services {
         let passkey = match rp.finish_passkey_registration(&reg, &state) {
             Ok(p) => p,
             Err(e) => {
-                self.audit(self.audit_event(
-                    &actor.label(),
-                    ctx,
-                    "mfa.webauthn_register",
-                    Some(&admin.name),
-                    "failure",
-                    Some(format!("{e}")),
-                ))
+                self.audit(
+                    self.audit_record(
+                        &actor.label(),
+                        ctx,
+                        AuditAction::MfaWebauthnRegister,
+                        Outcome::Failure,
+                    )
+                    .target(&admin.name)
+                    .detail(format!("{e}")),
+                )
                 .await?;
                 return Err(CoreError::BadRequest(
                     "the authenticator's answer was refused".into(),
@@ -379,13 +388,15 @@ impl Services {
                 "this credential is already registered".into(),
             ));
         }
-        self.audit(self.audit_event(
-            &actor.label(),
-            ctx,
-            "mfa.webauthn_register",
-            Some(&admin.name),
-            "success",
-            Some(format!(
+        self.audit(
+            self.audit_record(
+                &actor.label(),
+                ctx,
+                AuditAction::MfaWebauthnRegister,
+                Outcome::Success,
+            )
+            .target(&admin.name)
+            .detail(format!(
                 "key={name}{}",
                 if recovery {
                     " pending (recovery session)"
@@ -393,7 +404,7 @@ impl Services {
                     ""
                 }
             )),
-        ))
+        )
         .await?;
         if recovery {
             let activation = self.pending_passkey(actor, session, &cred, ctx).await?;
