@@ -1,6 +1,7 @@
 //! Queueing commands and reading their results.
 
-use crate::auth::{Actor, AdminActor, ClientContext};
+use crate::auth::permit::CommandsRead;
+use crate::auth::{Actor, AdminActor, Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
@@ -66,7 +67,11 @@ impl Services {
     }
 
     /// A device's commands, newest first (results are read one by one).
-    pub async fn device_commands(&self, udid: &str) -> CoreResult<Vec<CommandRecord>> {
+    pub async fn device_commands(
+        &self,
+        _by: &Authorized<CommandsRead>,
+        udid: &str,
+    ) -> CoreResult<Vec<CommandRecord>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if self.store.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));

@@ -6,7 +6,8 @@
 //! that quarantines loses the sensitive profiles (Wi-Fi, VPN) at the next
 //! reconciliation and gets them back once compliant.
 
-use crate::auth::Actor;
+use crate::auth::permit::{CommandsWrite, DevicesRead};
+use crate::auth::Authorized;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Device, EnrollmentStatus, PolicyKind};
@@ -306,12 +307,12 @@ impl Services {
     /// Sets (or clears, with None) a group's compliance rules.
     pub async fn set_group_compliance(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &crate::auth::ClientContext,
         group: &str,
         rules: Option<&ComplianceRules>,
     ) -> CoreResult<()> {
-        let g = self.group(group).await?;
+        let g = self.group_record(group).await?;
         if let Some(r) = rules {
             for (platform, v) in &r.min_os {
                 if !matches!(platform.as_str(), "iOS" | "macOS") || parse_version(v).is_none() {
@@ -327,7 +328,7 @@ impl Services {
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::GroupCompliance,
                 Outcome::Success,
@@ -403,7 +404,10 @@ impl Services {
     }
 
     /// The compliance of every enrolled device.
-    pub async fn compliance_report(&self) -> CoreResult<ComplianceReport> {
+    pub async fn compliance_report(
+        &self,
+        _by: &Authorized<DevicesRead>,
+    ) -> CoreResult<ComplianceReport> {
         let now = self.clock.now();
         let rules = self.compliance_rules().await?;
         let groups = self.store.list_groups().await?;

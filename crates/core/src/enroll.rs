@@ -1,9 +1,12 @@
 //! Enrollment profiles: each carries its own SCEP challenge, limited in uses
 //! and lifetime; signed with the server certificate unless asked otherwise.
 
+use crate::auth::permit::EnrollmentWrite;
+use crate::auth::{Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_crypto::DigestAlg;
+use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{EnrollmentLink, EnrollmentProfile};
 use mamori_protocol::mobileconfig::{build_enrollment_profile, EnrollmentProfileParams};
 use time::Duration;
@@ -75,7 +78,31 @@ fn check_limits(max_uses: Option<u32>, ttl_hours: Option<u32>) -> CoreResult<(u3
 
 impl Services {
     /// Creates an enrollment profile and returns the `.mobileconfig` bytes.
-    pub async fn create_enrollment_profile(&self, req: &ProfileRequest) -> CoreResult<Vec<u8>> {
+    pub async fn create_enrollment_profile(
+        &self,
+        by: &Authorized<EnrollmentWrite>,
+        ctx: &ClientContext,
+        req: &ProfileRequest,
+    ) -> CoreResult<Vec<u8>> {
+        let (bytes, max_uses, ttl_hours) = self.make_enrollment_profile(req).await?;
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::EnrollmentProfileCreate,
+                Outcome::Success,
+            )
+            .detail(format!("max_uses={max_uses} ttl_hours={ttl_hours}")),
+        )
+        .await?;
+        Ok(bytes)
+    }
+
+    /// Makes a profile with its own challenge; returns it with its limits.
+    async fn make_enrollment_profile(
+        &self,
+        req: &ProfileRequest,
+    ) -> CoreResult<(Vec<u8>, u32, u32)> {
         let (max_uses, ttl_hours) = check_limits(req.max_uses, req.ttl_hours)?;
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(mamori_crypto::random_bytes(24));
@@ -94,15 +121,21 @@ impl Services {
         let xml = build_enrollment_profile(&self.profile_params(uuid, challenge))
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         tracing::info!(profile = %id, max_uses, ttl_hours, "enrollment profile created");
-        if req.signed.unwrap_or(true) {
-            self.sign_profile(&xml)
+        let bytes = if req.signed.unwrap_or(true) {
+            self.sign_profile(&xml)?
         } else {
-            Ok(xml)
-        }
+            xml
+        };
+        Ok((bytes, max_uses, ttl_hours))
     }
 
     /// Creates a secret download link for enrollment profiles.
-    pub async fn create_enrollment_link(&self, req: &LinkRequest) -> CoreResult<CreatedLink> {
+    pub async fn create_enrollment_link(
+        &self,
+        by: &Authorized<EnrollmentWrite>,
+        ctx: &ClientContext,
+        req: &LinkRequest,
+    ) -> CoreResult<CreatedLink> {
         let (max_uses, ttl_hours) = check_limits(req.max_uses, req.ttl_hours)?;
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(mamori_crypto::random_bytes(32));
@@ -118,6 +151,17 @@ impl Services {
         };
         self.store.insert_link(&link).await?;
         tracing::info!(link = %link.id, max_uses, ttl_hours, "enrollment link created");
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::EnrollmentLinkCreate,
+                Outcome::Success,
+            )
+            .target(&link.id)
+            .detail(format!("max_uses={max_uses}")),
+        )
+        .await?;
         let base = self.config.public_url.trim_end_matches('/');
         Ok(CreatedLink {
             id: link.id,
@@ -141,12 +185,14 @@ impl Services {
             return Err(not_found());
         };
         tracing::info!(link = %link.id, uses = link.uses, "enrollment profile downloaded");
-        self.create_enrollment_profile(&ProfileRequest {
-            signed: Some(link.signed),
-            max_uses: Some(1),
-            ttl_hours: Some(DOWNLOADED_PROFILE_TTL_HOURS),
-        })
-        .await
+        let (bytes, ..) = self
+            .make_enrollment_profile(&ProfileRequest {
+                signed: Some(link.signed),
+                max_uses: Some(1),
+                ttl_hours: Some(DOWNLOADED_PROFILE_TTL_HOURS),
+            })
+            .await?;
+        Ok(bytes)
     }
 
     fn profile_params(&self, uuid: uuid::Uuid, challenge: String) -> EnrollmentProfileParams {

@@ -7,8 +7,9 @@
 //! backoff after a device refuses, and from state kept in the store, so a
 //! restart resumes where it was.
 
-use crate::auth::Actor;
+use crate::auth::permit::{CommandsWrite, DevicesRead};
 use crate::auth::ClientContext;
+use crate::auth::{Actor, Authorized, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{
@@ -55,7 +56,7 @@ impl Services {
     /// Adds a group.
     pub async fn create_group(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         input: &GroupInput,
     ) -> CoreResult<DeviceGroup> {
@@ -69,22 +70,17 @@ impl Services {
             created_at: self.clock.now(),
         };
         self.audit(
-            self.audit_record(
-                &actor.label(),
-                ctx,
-                AuditAction::GroupCreate,
-                Outcome::Success,
-            )
-            .target(&g.id)
-            .detail(format!(
-                "name={} {}",
-                g.name,
-                if g.rule.is_some() {
-                    "dynamic"
-                } else {
-                    "static"
-                }
-            )),
+            self.audit_record(&by.label(), ctx, AuditAction::GroupCreate, Outcome::Success)
+                .target(&g.id)
+                .detail(format!(
+                    "name={} {}",
+                    g.name,
+                    if g.rule.is_some() {
+                        "dynamic"
+                    } else {
+                        "static"
+                    }
+                )),
         )
         .await?;
         if !self.store.insert_group(&g).await? {
@@ -94,12 +90,17 @@ impl Services {
     }
 
     /// Every group.
-    pub async fn groups(&self) -> CoreResult<Vec<DeviceGroup>> {
+    pub async fn groups(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<DeviceGroup>> {
         Ok(self.store.list_groups().await?)
     }
 
     /// One group.
-    pub async fn group(&self, id: &str) -> CoreResult<DeviceGroup> {
+    pub async fn group(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<DeviceGroup> {
+        self.group_record(id).await
+    }
+
+    /// One group, for the use-cases of this crate.
+    pub(crate) async fn group_record(&self, id: &str) -> CoreResult<DeviceGroup> {
         self.store
             .list_groups()
             .await?
@@ -111,19 +112,14 @@ impl Services {
     /// Deletes a group (its devices lose its policies at the next pass).
     pub async fn delete_group(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
-        let g = self.group(id).await?;
+        let g = self.group_record(id).await?;
         self.audit(
-            self.audit_record(
-                &actor.label(),
-                ctx,
-                AuditAction::GroupDelete,
-                Outcome::Success,
-            )
-            .target(&g.id),
+            self.audit_record(&by.label(), ctx, AuditAction::GroupDelete, Outcome::Success)
+                .target(&g.id),
         )
         .await?;
         self.store.delete_group(&g.id).await?;
@@ -133,13 +129,13 @@ impl Services {
     /// Adds and removes members of a static group.
     pub async fn change_group_members(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         id: &str,
         add: &[String],
         remove: &[String],
     ) -> CoreResult<DeviceGroup> {
-        let g = self.group(id).await?;
+        let g = self.group_record(id).await?;
         if g.rule.is_some() {
             return Err(CoreError::Conflict(
                 "a dynamic group's members follow its rule".into(),
@@ -157,7 +153,7 @@ impl Services {
         }
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::GroupMembers,
                 Outcome::Success,
@@ -167,18 +163,18 @@ impl Services {
         )
         .await?;
         self.store.change_group_members(&g.id, add, remove).await?;
-        self.group(&g.id).await
+        self.group_record(&g.id).await
     }
 
     /// Replaces the policies assigned to a group.
     pub async fn set_group_policies(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         id: &str,
         policies: &[String],
     ) -> CoreResult<DeviceGroup> {
-        let g = self.group(id).await?;
+        let g = self.group_record(id).await?;
         let known: HashSet<String> = self
             .store
             .list_policies()
@@ -191,7 +187,7 @@ impl Services {
         }
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::GroupPolicies,
                 Outcome::Success,
@@ -201,11 +197,15 @@ impl Services {
         )
         .await?;
         self.store.set_group_policies(&g.id, policies).await?;
-        self.group(&g.id).await
+        self.group_record(&g.id).await
     }
 
     /// Where each policy profile stands on a device.
-    pub async fn device_profiles(&self, udid: &str) -> CoreResult<Vec<DeviceProfile>> {
+    pub async fn device_profiles(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        udid: &str,
+    ) -> CoreResult<Vec<DeviceProfile>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if self.store.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));
@@ -214,7 +214,11 @@ impl Services {
     }
 
     /// One reconciliation pass: queues at most `max_commands` commands.
-    pub async fn reconcile_once(&self, max_commands: usize) -> CoreResult<ReconcileReport> {
+    pub async fn reconcile_once(
+        &self,
+        _by: &Authorized<CommandsWrite>,
+        max_commands: usize,
+    ) -> CoreResult<ReconcileReport> {
         let now = self.clock.now();
         let policies: HashMap<String, Policy> = self
             .store
@@ -512,10 +516,17 @@ impl Services {
 
     /// Reconciles forever (spawn it).
     pub async fn run_reconciler(self, every: std::time::Duration, batch: usize) {
+        let by = match Actor::Job(Job::Fleet).authorize::<CommandsWrite>() {
+            Ok(by) => by,
+            Err(e) => {
+                tracing::error!(error = %e, "the reconciler cannot act");
+                return;
+            }
+        };
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            if let Err(e) = self.reconcile_once(batch).await {
+            if let Err(e) = self.reconcile_once(&by, batch).await {
                 tracing::error!(error = %e, "profile reconciliation failed");
             }
         }

@@ -6,7 +6,8 @@
 //! Devices are found by serial number, model, OS version, installed app or
 //! assigned person (pseudonymous ID).
 
-use crate::auth::{AdminActor, ClientContext};
+use crate::auth::permit::DevicesRead;
+use crate::auth::{AdminActor, Authorized, ClientContext};
 use crate::devices::DeviceView;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{DeviceKey, PersonId};
@@ -82,7 +83,11 @@ impl Services {
     }
 
     /// A device's installed applications.
-    pub async fn device_apps(&self, udid: &str) -> CoreResult<Vec<mamori_ports::InstalledApp>> {
+    pub async fn device_apps(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        udid: &str,
+    ) -> CoreResult<Vec<mamori_ports::InstalledApp>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if self.store.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));

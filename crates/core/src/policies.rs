@@ -9,7 +9,8 @@
 //! (their JSON pointers), never their values. An update that leaves a
 //! secret out keeps it; `null` clears it.
 
-use crate::auth::Actor;
+use crate::auth::permit::{CommandsWrite, DevicesRead};
+use crate::auth::Authorized;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
@@ -198,7 +199,7 @@ impl Services {
     /// Adds a policy.
     pub async fn create_policy(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         input: &PolicyInput,
     ) -> CoreResult<Policy> {
@@ -227,7 +228,7 @@ impl Services {
         let sealed = self.seal_secrets(&policy.id, &secrets)?;
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::PolicyCreate,
                 Outcome::Success,
@@ -243,12 +244,17 @@ impl Services {
     }
 
     /// Every policy (secrets left out).
-    pub async fn policies(&self) -> CoreResult<Vec<Policy>> {
+    pub async fn policies(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<Policy>> {
         Ok(self.store.list_policies().await?)
     }
 
     /// One policy (secrets left out).
-    pub async fn policy(&self, id: &str) -> CoreResult<Policy> {
+    pub async fn policy(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<Policy> {
+        self.policy_record(id).await
+    }
+
+    /// One policy, for the use-cases of this crate.
+    pub(crate) async fn policy_record(&self, id: &str) -> CoreResult<Policy> {
         Ok(self
             .store
             .policy(id)
@@ -261,7 +267,7 @@ impl Services {
     /// profile identifier and payload UUID stay, so devices replace it).
     pub async fn update_policy(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         id: &str,
         change: &PolicyChange,
@@ -293,7 +299,7 @@ impl Services {
         p.updated_at = self.clock.now();
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::PolicyUpdate,
                 Outcome::Success,
@@ -317,14 +323,14 @@ impl Services {
     /// Deletes a policy.
     pub async fn delete_policy(
         &self,
-        actor: &Actor,
+        by: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
-        let p = self.policy(id).await?;
+        let p = self.policy_record(id).await?;
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::PolicyDelete,
                 Outcome::Success,

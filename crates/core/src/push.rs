@@ -1,7 +1,10 @@
 //! The MDM push certificate: installed through the API or CLI, kept sealed in
 //! the database, reloaded at start.
 
+use crate::auth::permit::SettingsWrite;
+use crate::auth::{Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
 use zeroize::Zeroizing;
 
 const SECRET_NAME: &str = "push-certificate";
@@ -14,7 +17,13 @@ struct StoredPushCert {
 
 impl Services {
     /// Validates and installs a push certificate; returns its APNs topic.
-    pub async fn set_push_certificate(&self, cert_pem: &str, key_pem: &str) -> CoreResult<String> {
+    pub async fn set_push_certificate(
+        &self,
+        by: &Authorized<SettingsWrite>,
+        ctx: &ClientContext,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> CoreResult<String> {
         let topic = self.pusher.configure(cert_pem, key_pem).map_err(|e| {
             tracing::warn!(reason = %e, "push certificate refused");
             CoreError::BadRequest(format!("push certificate refused: {e}"))
@@ -35,6 +44,16 @@ impl Services {
             .put_secret(SECRET_NAME, &sealed, self.clock.now())
             .await?;
         tracing::info!(topic = %topic, "push certificate installed");
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::SettingsPushCertificate,
+                Outcome::Success,
+            )
+            .target(&topic),
+        )
+        .await?;
         Ok(topic)
     }
 

@@ -1,6 +1,6 @@
 //! The admin listener's REST API (described in docs/openapi.yaml).
 
-use crate::auth::{Access, Guard};
+use crate::auth::{Access, Auth, Guard};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Extension;
 use axum::{Json, Router};
+use mamori_core::auth::permit::{CommandsRead, EnrollmentWrite, SettingsWrite};
 use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
 use mamori_domain::Permission;
-use mamori_domain::{AuditAction, Outcome};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -681,27 +681,13 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(
 
 async fn create_profile(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<EnrollmentWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ProfileRequest = json_body(&headers, &body)?;
-    let bytes = s.create_enrollment_profile(&req).await?;
-    s.audit(
-        s.audit_record(
-            &actor.label(),
-            &ctx,
-            AuditAction::EnrollmentProfileCreate,
-            Outcome::Success,
-        )
-        .detail(format!(
-            "max_uses={} ttl_hours={}",
-            req.max_uses.unwrap_or(1),
-            req.ttl_hours.unwrap_or(24)
-        )),
-    )
-    .await?;
+    let bytes = s.create_enrollment_profile(&by, &ctx, &req).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
@@ -717,24 +703,13 @@ async fn create_profile(
 
 async fn create_link(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<EnrollmentWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: LinkRequest = json_body(&headers, &body)?;
-    let link = s.create_enrollment_link(&req).await?;
-    s.audit(
-        s.audit_record(
-            &actor.label(),
-            &ctx,
-            AuditAction::EnrollmentLinkCreate,
-            Outcome::Success,
-        )
-        .target(&link.id)
-        .detail(format!("max_uses={}", link.max_uses)),
-    )
-    .await?;
+    let link = s.create_enrollment_link(&by, &ctx, &req).await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 
@@ -822,9 +797,10 @@ async fn enqueue(
 
 async fn device_commands(
     State(s): State<Services>,
+    Auth(by): Auth<CommandsRead>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "commands": s.device_commands(&udid).await? })).into_response())
+    Ok(Json(json!({ "commands": s.device_commands(&by, &udid).await? })).into_response())
 }
 
 async fn command_status(
@@ -865,25 +841,15 @@ struct PushCertBody {
 
 async fn put_push_cert(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<SettingsWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: PushCertBody = json_body(&headers, &body)?;
     let topic = s
-        .set_push_certificate(&req.certificate_pem, &req.private_key_pem)
+        .set_push_certificate(&by, &ctx, &req.certificate_pem, &req.private_key_pem)
         .await?;
-    s.audit(
-        s.audit_record(
-            &actor.label(),
-            &ctx,
-            AuditAction::SettingsPushCertificate,
-            Outcome::Success,
-        )
-        .target(&topic),
-    )
-    .await?;
     Ok(Json(json!({ "topic": topic })).into_response())
 }
 

@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mamori_core::auth::{AdminActor, ClientContext, SessionCookie};
+use mamori_core::auth::{Actor, AdminActor, Authorized, ClientContext, Permit, SessionCookie};
 use mamori_core::{CoreError, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Permission, SessionStage};
@@ -41,6 +41,30 @@ pub enum Access {
     /// A full session or a token holding any of the permissions (the
     /// handler narrows further, e.g. approvals by their action).
     AnyPermission(&'static [Permission]),
+}
+
+/// The caller, holding the permission `P`: the handler's proof for the
+/// service it calls ([`Authorized`]). The guard authenticated the caller
+/// and checked the route's declared access; this checks `P`, the
+/// handler's own need, again from the type, so a route table entry that
+/// asks for less than the handler needs still cannot reach the service.
+#[derive(Debug)]
+pub(crate) struct Auth<P: Permit>(pub Authorized<P>);
+
+impl<P: Permit, S: Send + Sync> axum::extract::FromRequestParts<S> for Auth<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = parts
+            .extensions
+            .get::<AdminActor>()
+            .cloned()
+            .ok_or(CoreError::Unauthorized)?;
+        Ok(Self(Actor::from(actor).authorize::<P>()?))
+    }
 }
 
 /// The session secret the request came with (for the CSRF token).

@@ -515,8 +515,11 @@ async fn main() -> anyhow::Result<()> {
                 max_uses: Some(max_uses),
                 ttl_hours: Some(ttl_hours),
             };
+            let by = mamori::operator::host_actor()
+                .authorize()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let bytes = s
-                .create_enrollment_profile(&req)
+                .create_enrollment_profile(&by, &cli_context(), &req)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::write(&out, bytes)
@@ -529,8 +532,11 @@ async fn main() -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             let cert_pem = std::fs::read_to_string(&cert)?;
             let key_pem = zeroize::Zeroizing::new(std::fs::read_to_string(&key)?);
+            let by = mamori::operator::host_actor()
+                .authorize()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let topic = s
-                .set_push_certificate(&cert_pem, &key_pem)
+                .set_push_certificate(&by, &cli_context(), &cert_pem, &key_pem)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("push certificate installed; topic {topic}; restart the server to use it");

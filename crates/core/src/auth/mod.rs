@@ -7,6 +7,7 @@
 //! one transaction, and every request re-reads the account.
 
 mod accounts;
+mod authorized;
 mod dead;
 mod login;
 mod mfa;
@@ -15,6 +16,7 @@ mod webauthn;
 
 pub(crate) use accounts::parse_role;
 pub use accounts::{AdminSummary, Created, NewAdmin, Reset, RoleChange, CLI_ACTOR};
+pub use authorized::{permit, Authorized, Permit};
 pub use dead::DeadCredentials;
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};

@@ -1,51 +1,54 @@
 //! Device groups, policy assignment and the profiles on each device.
 
 use super::json_body;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
+use mamori_core::auth::{AdminActor, ClientContext};
 use mamori_core::groups::GroupInput;
 use mamori_core::Services;
 use serde::Deserialize;
 use serde_json::json;
 
-pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "groups": s.groups().await? })).into_response())
+pub(super) async fn list(
+    State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "groups": s.groups(&by).await? })).into_response())
 }
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: GroupInput = json_body(&headers, &body)?;
-    let g = s
-        .create_group(&Actor::from(actor.clone()), &ctx, &input)
-        .await?;
+    let g = s.create_group(&by, &ctx, &input).await?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 
 pub(super) async fn get_one(
     State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.group(&id).await?).into_response())
+    Ok(Json(s.group(&by, &id).await?).into_response())
 }
 
 pub(super) async fn delete_one(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.delete_group(&Actor::from(actor.clone()), &ctx, &id)
-        .await?;
+    s.delete_group(&by, &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -60,7 +63,7 @@ pub(super) struct MembersBody {
 
 pub(super) async fn members(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -68,7 +71,7 @@ pub(super) async fn members(
 ) -> Result<Response, ApiError> {
     let b: MembersBody = json_body(&headers, &body)?;
     let g = s
-        .change_group_members(&Actor::from(actor.clone()), &ctx, &id, &b.add, &b.remove)
+        .change_group_members(&by, &ctx, &id, &b.add, &b.remove)
         .await?;
     Ok(Json(g).into_response())
 }
@@ -81,46 +84,51 @@ pub(super) struct PoliciesBody {
 
 pub(super) async fn policies(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let b: PoliciesBody = json_body(&headers, &body)?;
-    let g = s
-        .set_group_policies(&Actor::from(actor.clone()), &ctx, &id, &b.policies)
-        .await?;
+    let g = s.set_group_policies(&by, &ctx, &id, &b.policies).await?;
     Ok(Json(g).into_response())
 }
 
 pub(super) async fn device_profiles(
     State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "profiles": s.device_profiles(&udid).await? })).into_response())
+    Ok(Json(json!({ "profiles": s.device_profiles(&by, &udid).await? })).into_response())
 }
 
-pub(super) async fn reconcile(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(s.reconcile_once(5000).await?).into_response())
+pub(super) async fn reconcile(
+    State(s): State<Services>,
+    Auth(by): Auth<CommandsWrite>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.reconcile_once(&by, 5000).await?).into_response())
 }
 
 pub(super) async fn compliance(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let rules: Option<mamori_core::compliance::ComplianceRules> = json_body(&headers, &body)?;
-    s.set_group_compliance(&Actor::from(actor.clone()), &ctx, &id, rules.as_ref())
+    s.set_group_compliance(&by, &ctx, &id, rules.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(super) async fn compliance_report(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(s.compliance_report().await?).into_response())
+pub(super) async fn compliance_report(
+    State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.compliance_report(&by).await?).into_response())
 }
 
 pub(super) async fn search_devices(
@@ -134,7 +142,8 @@ pub(super) async fn search_devices(
 
 pub(super) async fn device_apps(
     State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "apps": s.device_apps(&udid).await? })).into_response())
+    Ok(Json(json!({ "apps": s.device_apps(&by, &udid).await? })).into_response())
 }

@@ -283,3 +283,19 @@ fn the_services_take_typed_actors_and_have_no_unchecked_twins() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// The HTTP layer's actors come from the guard: it never makes the host's
+/// command line or a job, which hold every permission.
+#[test]
+fn the_http_layer_never_acts_as_the_host_or_a_job() {
+    let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src");
+    let mut wrong = Vec::new();
+    for (path, text) in sources(&http) {
+        for name in ["HostUser", "Actor::Host", "Actor::Job", "Job::"] {
+            if text.contains(name) {
+                wrong.push(format!("{} names {name}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

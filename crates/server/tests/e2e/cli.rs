@@ -330,6 +330,42 @@ fn people_are_imported_and_listed_from_the_command_line() {
     assert!(!listing.contains("Tanaka") && !listing.contains("example.jp"));
 }
 
+/// What the command line does is on record like what the API does: an
+/// enrollment profile made on the host names who made it.
+#[test]
+fn a_profile_made_on_the_command_line_is_on_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = installation(tmp.path());
+    let out_file = tmp.path().join("enroll.mobileconfig");
+    let out = mamori_in(
+        &dir,
+        &[
+            "profile",
+            "create",
+            "--public-url",
+            "https://mdm.example.com:8443",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&out_file).unwrap().len() > 0);
+    let db = rusqlite::Connection::open(dir.join("mamori.db")).unwrap();
+    let (actor, outcome): (String, String) = db
+        .query_row(
+            "SELECT actor, outcome FROM audit_log WHERE action = 'enrollment.profile_create'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(actor.starts_with("cli:"), "{actor}");
+    assert_eq!(outcome, "success");
+}
+
 #[test]
 fn backups_are_created_and_verified_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();

@@ -130,6 +130,12 @@ pub fn host() -> mamori_core::auth::Actor {
     mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new("cli:test"))
 }
 
+/// The host's command line's proof of the permission `P` (it holds
+/// every permission).
+pub fn authorized<P: mamori_core::auth::Permit>() -> mamori_core::auth::Authorized<P> {
+    host().authorize().unwrap()
+}
+
 /// Creates an account directly, as the host's command line does.
 pub async fn create_admin_now(
     s: &mamori_core::Services,

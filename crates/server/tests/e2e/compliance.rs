@@ -72,7 +72,10 @@ async fn a_vulnerable_device_is_quarantined_and_restored_after_updating() {
         400
     );
 
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 3, "Wi-Fi withheld from the old one: {r:?}");
     good.run_queue().await.unwrap();
     old.run_queue().await.unwrap();
@@ -105,7 +108,10 @@ async fn a_vulnerable_device_is_quarantined_and_restored_after_updating() {
     )
     .await;
     old.run_queue().await.unwrap();
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!((r.installs, r.removals), (1, 0), "{r:?}");
     old.run_queue().await.unwrap();
     assert!(has(&old, &wifi_ident));
@@ -123,7 +129,10 @@ async fn a_vulnerable_device_is_quarantined_and_restored_after_updating() {
         .await,
         204
     );
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!((r.installs, r.removals), (0, 2), "{r:?}");
     good.run_queue().await.unwrap();
     old.run_queue().await.unwrap();
@@ -146,6 +155,9 @@ async fn a_vulnerable_device_is_quarantined_and_restored_after_updating() {
         .await,
         204
     );
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 2, "{r:?}");
 }

@@ -83,7 +83,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         "{r}"
     );
     assert_eq!(
-        s.reconcile_once(5000).await.unwrap().installs,
+        s.reconcile_once(&crate::common::authorized(), 5000)
+            .await
+            .unwrap()
+            .installs,
         0,
         "idempotent"
     );
@@ -110,7 +113,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         .map(|p| p["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["installed", "installed"]);
-    let again = s.reconcile_once(5000).await.unwrap();
+    let again = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!((again.installs, again.removals), (0, 0), "converged");
 
     // One device leaves the group: its profiles are removed, no one else's.
@@ -121,7 +127,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
     )
     .await;
     assert_eq!(st, 200);
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!((r.installs, r.removals), (0, 2));
     for (i, d) in devices.iter_mut().enumerate() {
         let handled = d.run_queue().await.unwrap();
@@ -154,7 +163,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
     assert_eq!(st, 200, "{v2}");
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!((r.installs, r.removals), (49, 0));
     for (i, d) in devices.iter_mut().enumerate() {
         d.run_queue().await.unwrap();
@@ -199,7 +211,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         json!({"policies": [vpn["id"]]}),
     )
     .await;
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 10, "{r:?}");
     // A policy for iPhones only reaches the group's 39 iPhones.
     let (st, ios) = post(&app, "/api/v1/policies", json!({"name": "iPhone apps", "kind": "restrictions", "platforms": ["iOS"], "settings": {"allowAppInstallation": false}})).await;
@@ -210,7 +225,10 @@ async fn a_group_of_fifty_devices_converges_to_its_policies() {
         json!({"policies": [pass["id"], wifi["id"], ios["id"]]}),
     )
     .await;
-    let r = s.reconcile_once(5000).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 5000)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 39, "{r:?}");
     // Batches are bounded: nothing more than asked is queued.
     let audit = app.audit_records().await;
@@ -244,21 +262,36 @@ async fn a_profile_the_user_removed_is_installed_again_after_profile_list() {
         json!({"policies": [pass["id"]]}),
     )
     .await;
-    assert_eq!(s.reconcile_once(100).await.unwrap().installs, 1);
+    assert_eq!(
+        s.reconcile_once(&crate::common::authorized(), 100)
+            .await
+            .unwrap()
+            .installs,
+        1
+    );
     d.run_queue().await.unwrap();
     let ident = format!("com.mamori.policy.{}", pass["id"].as_str().unwrap());
     assert_eq!(installed(&d), vec![ident.clone()]);
     // The user removes it; Mamori learns it from the next ProfileList.
     d.state_mut().profiles.retain(|p| p.identifier != ident);
     assert_eq!(
-        s.reconcile_once(100).await.unwrap().installs,
+        s.reconcile_once(&crate::common::authorized(), 100)
+            .await
+            .unwrap()
+            .installs,
         0,
         "not known yet"
     );
     app.enqueue(&[d.udid()], json!({"RequestType": "ProfileList"}))
         .await;
     d.run_queue().await.unwrap();
-    assert_eq!(s.reconcile_once(100).await.unwrap().installs, 1);
+    assert_eq!(
+        s.reconcile_once(&crate::common::authorized(), 100)
+            .await
+            .unwrap()
+            .installs,
+        1
+    );
     d.run_queue().await.unwrap();
     assert_eq!(installed(&d), vec![ident]);
 }
@@ -313,7 +346,10 @@ async fn a_department_group_follows_the_people_its_devices_are_assigned_to() {
         json!({"policies": [pass["id"]]}),
     )
     .await;
-    let r = s.reconcile_once(100).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 100)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 1, "{r:?}");
     assert_eq!(sales_phone.run_queue().await.unwrap().len(), 1);
     assert!(eng_phone.run_queue().await.unwrap().is_empty());
@@ -324,6 +360,9 @@ async fn a_department_group_follows_the_people_its_devices_are_assigned_to() {
         .unwrap();
     assert_eq!(s.index_departments().await.unwrap(), 2);
     assert_eq!(s.index_departments().await.unwrap(), 0);
-    let r = s.reconcile_once(100).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 100)
+        .await
+        .unwrap();
     assert_eq!((r.installs, r.removals), (0, 0), "{r:?}");
 }

@@ -489,7 +489,10 @@ async fn a_new_enrollment_after_the_old_one_ended_starts_unassigned() {
     );
 
     // Reconciled: the dynamic group's passcode policy, not the Wi-Fi.
-    let r = s.reconcile_once(100).await.unwrap();
+    let r = s
+        .reconcile_once(&crate::common::authorized(), 100)
+        .await
+        .unwrap();
     assert_eq!(r.installs, 1, "{r:?}");
     let handled: Vec<_> = next
         .run_queue()
