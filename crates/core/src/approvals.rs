@@ -7,6 +7,7 @@
 //! administrator account that an offboarding's requester may not close. Requests expire;
 //! every step is audited.
 
+use crate::auth::permit::AccountsManage;
 use crate::auth::Actor;
 use crate::auth::{AdminActor, ClientContext};
 use crate::offboard::OFFBOARD_GRACE;
@@ -549,8 +550,11 @@ impl Services {
         let name = Self::param(a, "admin")?;
         // As disabling directly: never one's own account, never the last
         // enabled owner.
+        // The approver's own permission, checked again as for a direct
+        // disable.
+        let by = Actor::from(actor.clone()).authorize::<AccountsManage>()?;
         self.disable_admin(
-            &Actor::from(actor.clone()),
+            &by,
             ctx,
             name,
             &format!(

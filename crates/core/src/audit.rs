@@ -7,6 +7,8 @@
 //! computed here and only here: the store compares and appends
 //! (`mamori_ports::AuditStore::append_audit`).
 
+use crate::auth::permit::AuditRead;
+use crate::auth::Authorized;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::chain::{ChainedRecord, Checkpoint, Truncation, GENESIS};
 use mamori_domain::AuditAction;
@@ -246,7 +248,10 @@ pub struct SinkStatus {
 
 impl Services {
     /// Where each configured audit sink stands.
-    pub async fn audit_sink_status(&self) -> CoreResult<Vec<SinkStatus>> {
+    pub async fn audit_sink_status(
+        &self,
+        _by: &Authorized<AuditRead>,
+    ) -> CoreResult<Vec<SinkStatus>> {
         let last = self
             .store
             .last_audit_hash()
@@ -266,6 +271,16 @@ impl Services {
             });
         }
         Ok(out)
+    }
+
+    /// A page of the audit log: records after `after`, oldest first.
+    pub async fn audit_page(
+        &self,
+        _by: &Authorized<AuditRead>,
+        after: i64,
+        limit: u32,
+    ) -> CoreResult<Vec<mamori_domain::AuditRecord>> {
+        Ok(self.store.list_audit(after, limit).await?)
     }
 
     /// Signs a checkpoint of the newest record, if it is newer than the

@@ -16,7 +16,9 @@
 //! tokens are refused until another administrator reinstates the account
 //! (`POST /api/v1/admins/{name}/reinstate`).
 
+use crate::auth::permit::AccountsManage;
 use crate::auth::Actor;
+use crate::auth::Authorized;
 use crate::auth::{AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminId};
@@ -579,10 +581,11 @@ impl Services {
     /// audit log).
     pub async fn reinstate_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<AdminAccount> {
+        let actor = proof.actor();
         let Some(actor) = actor.admin() else {
             return self.reinstate_admin_now(actor, ctx, name).await;
         };

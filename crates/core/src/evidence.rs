@@ -8,7 +8,8 @@
 //! signature, and that the scope is what the records say.
 
 use crate::audit::{checkpoint_message, truncation_message, ChainVerifier};
-use crate::auth::Actor;
+use crate::auth::permit::AuditRead;
+use crate::auth::Authorized;
 use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::PERSONAL_DATA_ACTIONS;
@@ -322,11 +323,11 @@ impl Services {
     /// when none pins the end of the window yet.
     pub async fn evidence_bundle(
         &self,
-        actor: &Actor,
+        by: &Authorized<AuditRead>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Vec<u8>> {
-        let view = self.incident_view(id).await?;
+        let view = self.incident_view(by, id).await?;
         let i = &view.incident;
         let last_in_window = self
             .store
@@ -341,7 +342,7 @@ impl Services {
         // Recorded first: the bundle itself is an access to the evidence.
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::IncidentEvidence,
                 Outcome::Success,

@@ -4,6 +4,8 @@
 //! tracked, whether each affected person has been told, and an evidence
 //! bundle (see [`crate::evidence`]) that proves the scope offline.
 
+use crate::auth::permit::{AuditRead, IncidentsManage};
+use crate::auth::Authorized;
 use crate::auth::ClientContext;
 use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
@@ -233,7 +235,7 @@ impl Services {
     /// Opens an incident by hand and attaches its scope.
     pub async fn open_incident(
         &self,
-        actor: &Actor,
+        by: &Authorized<IncidentsManage>,
         ctx: &ClientContext,
         req: &NewIncident,
     ) -> CoreResult<IncidentView> {
@@ -256,7 +258,7 @@ impl Services {
             title: title.to_owned(),
             status: IncidentStatus::Open,
             opened_at: now,
-            opened_by: actor.label(),
+            opened_by: by.label(),
             alert_seq: None,
             discovered_at: req.discovered_at.unwrap_or(now),
             window_from: from,
@@ -267,7 +269,7 @@ impl Services {
         };
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::IncidentOpen,
                 Outcome::Success,
@@ -277,7 +279,7 @@ impl Services {
         )
         .await?;
         self.store.insert_incident(&i).await?;
-        self.refresh_incident_scope(actor, ctx, &i.id).await
+        self.refresh_incident_scope(by, ctx, &i.id).await
     }
 
     /// Opens an incident for a high-severity alert (once per alert): the
@@ -312,8 +314,8 @@ impl Services {
         )
         .await?;
         if self.store.insert_incident(&i).await? {
-            self.refresh_incident_scope(&Actor::Job(Job::Incidents), &ctx, &i.id)
-                .await?;
+            let by = Actor::Job(Job::Incidents).authorize::<IncidentsManage>()?;
+            self.refresh_incident_scope(&by, &ctx, &i.id).await?;
             tracing::warn!(incident = %i.id, rule, "incident opened for an alert");
         }
         Ok(())
@@ -330,14 +332,14 @@ impl Services {
     /// notified stay).
     pub async fn refresh_incident_scope(
         &self,
-        actor: &Actor,
+        by: &Authorized<IncidentsManage>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
         let scope = self
-            .breach_scope(
-                actor,
+            .breach_scope_for(
+                by.actor(),
                 ctx,
                 i.window_from,
                 i.window_to,
@@ -353,12 +355,13 @@ impl Services {
             .map(|p| (p.person, p.fields))
             .collect();
         self.store.set_incident_people(&i.id, &people).await?;
-        self.incident_view(&i.id).await
+        self.view_of(&i.id).await
     }
 
     /// The people an incident affects (pseudonymous), with notification.
     pub async fn incident_people(
         &self,
+        _by: &Authorized<AuditRead>,
         id: &str,
     ) -> CoreResult<Vec<mamori_domain::AffectedPerson>> {
         let i = self.incident_record(id).await?;
@@ -366,13 +369,22 @@ impl Services {
     }
 
     /// Every incident, newest first.
-    pub async fn incidents(&self) -> CoreResult<Vec<Incident>> {
+    pub async fn incidents(&self, _by: &Authorized<AuditRead>) -> CoreResult<Vec<Incident>> {
         Ok(self.store.list_incidents().await?)
     }
 
     /// One incident with its classification, deadlines, report items and
     /// notification status.
-    pub async fn incident_view(&self, id: &str) -> CoreResult<IncidentView> {
+    pub async fn incident_view(
+        &self,
+        _by: &Authorized<AuditRead>,
+        id: &str,
+    ) -> CoreResult<IncidentView> {
+        self.view_of(id).await
+    }
+
+    /// One incident's view, for the use-cases of this crate.
+    async fn view_of(&self, id: &str) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
         let people = self.store.incident_people(&i.id).await?;
         let mut by_field: BTreeMap<String, usize> = BTreeMap::new();
@@ -428,7 +440,7 @@ impl Services {
     /// Records what has been established and what was reported.
     pub async fn update_incident(
         &self,
-        actor: &Actor,
+        by: &Authorized<IncidentsManage>,
         ctx: &ClientContext,
         id: &str,
         ch: &IncidentChange,
@@ -491,7 +503,7 @@ impl Services {
         i.updated_at = self.clock.now();
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::IncidentUpdate,
                 Outcome::Success,
@@ -501,13 +513,13 @@ impl Services {
         )
         .await?;
         self.store.update_incident(&i).await?;
-        self.incident_view(&i.id).await
+        self.view_of(&i.id).await
     }
 
     /// Marks people (all when None) as notified.
     pub async fn notify_incident_people(
         &self,
-        actor: &Actor,
+        by: &Authorized<IncidentsManage>,
         ctx: &ClientContext,
         id: &str,
         people: Option<&[String]>,
@@ -515,7 +527,7 @@ impl Services {
         let i = self.incident_record(id).await?;
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::IncidentNotify,
                 Outcome::Success,
@@ -530,7 +542,7 @@ impl Services {
         self.store
             .mark_notified(&i.id, people, self.clock.now())
             .await?;
-        self.incident_view(&i.id).await
+        self.view_of(&i.id).await
     }
 }
 

@@ -11,6 +11,8 @@
 //! whose enrollment profile is unknown, or that is no longer enrolled,
 //! has its certificates revoked at once.
 
+use crate::auth::permit::AccountsManage;
+use crate::auth::Authorized;
 use crate::auth::ClientContext;
 use crate::auth::{Actor, Job};
 use crate::{CoreError, CoreResult, Services};
@@ -114,11 +116,12 @@ impl Services {
     /// offboarding the person closes the account); `None` unlinks.
     pub async fn link_admin_person(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         admin: &str,
         person: Option<&str>,
     ) -> CoreResult<()> {
+        let actor = proof.actor();
         let account = self.admin_named(admin).await?;
         let person = match person {
             Some(p) => Some(self.record(p).await?.id),

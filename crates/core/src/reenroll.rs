@@ -31,10 +31,11 @@
 //!   the previous owner's Wi-Fi and VPN profiles).
 
 use crate::anomaly::Alert;
-use crate::auth::{Actor, AdminActor, ClientContext, Job};
+use crate::auth::permit::{DevicesRead, EnrollmentWrite};
+use crate::auth::{Actor, Authorized, ClientContext, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
-use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus, Permission};
+use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus};
 use mamori_ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -278,27 +279,12 @@ impl Services {
         Ok(())
     }
 
-    fn require_enrollment_write(actor: &AdminActor) -> CoreResult<()> {
-        if actor.allows(Permission::EnrollmentWrite) {
-            Ok(())
-        } else {
-            Err(CoreError::Forbidden(
-                "deciding re-enrollments needs the enrollment_write permission".into(),
-            ))
-        }
-    }
-
     /// Every held identity (of one device when given).
     pub async fn held_identities(
         &self,
-        actor: &AdminActor,
+        _by: &Authorized<DevicesRead>,
         device: Option<&DeviceKey>,
     ) -> CoreResult<Vec<HeldIdentity>> {
-        if !actor.allows(Permission::DevicesRead) {
-            return Err(CoreError::Forbidden(
-                "listing re-enrollments needs the devices_read permission".into(),
-            ));
-        }
         Ok(self
             .store
             .held_reenrollments(device)
@@ -334,12 +320,11 @@ impl Services {
     /// Approves a held identity: it becomes the enrollment's only one.
     pub async fn approve_reenrollment(
         &self,
-        actor: &AdminActor,
+        by: &Authorized<EnrollmentWrite>,
         ctx: &ClientContext,
         device: &DeviceKey,
         fingerprint: Option<&str>,
     ) -> CoreResult<Approved> {
-        Self::require_enrollment_write(actor)?;
         let held = self.the_held(device, fingerprint).await?;
         let now = self.clock.now();
         let usable = self
@@ -355,7 +340,7 @@ impl Services {
         // Recorded before it takes effect (fail closed).
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::DeviceReenrollApprove,
                 Outcome::Success,
@@ -409,19 +394,18 @@ impl Services {
     /// Denies a held identity: its certificate is revoked.
     pub async fn deny_reenrollment(
         &self,
-        actor: &AdminActor,
+        by: &Authorized<EnrollmentWrite>,
         ctx: &ClientContext,
         device: &DeviceKey,
         fingerprint: Option<&str>,
     ) -> CoreResult<()> {
-        Self::require_enrollment_write(actor)?;
         let held = self.the_held(device, fingerprint).await?;
         // Revoking the held certificate is enough: nothing was renewed from
         // it, since a renewal's signer must be bound and not held
         // (`crate::scep`), so no `renewed_from` chain starts at it.
         self.audit(
             self.audit_record(
-                &actor.label(),
+                &by.label(),
                 ctx,
                 AuditAction::DeviceReenrollDeny,
                 Outcome::Success,

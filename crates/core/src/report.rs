@@ -2,7 +2,8 @@
 //! store walk the access records into a [`ScopeBuilder`]
 //! (`mamori_domain::breach`) and records that the report was made.
 
-use crate::auth::{Actor, ClientContext};
+use crate::auth::permit::AuditRead;
+use crate::auth::{Actor, Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::{
     AccessFilter, BreachScope, ScopeBuilder, ScopeFilter, PERSONAL_DATA_ACTIONS,
@@ -14,7 +15,21 @@ impl Services {
     /// Builds the report (and records that it was made).
     pub async fn breach_scope(
         &self,
-        requester: &Actor,
+        by: &Authorized<AuditRead>,
+        ctx: &ClientContext,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        filter: &ScopeFilter,
+    ) -> CoreResult<BreachScope> {
+        self.breach_scope_for(by.actor(), ctx, from, to, filter)
+            .await
+    }
+
+    /// The report for another use-case of this crate (an incident's scope),
+    /// which holds its own permission.
+    pub(crate) async fn breach_scope_for(
+        &self,
+        actor: &Actor,
         ctx: &ClientContext,
         from: OffsetDateTime,
         to: OffsetDateTime,
@@ -58,7 +73,7 @@ impl Services {
         }
         self.audit(
             self.audit_record(
-                &requester.label(),
+                &actor.label(),
                 ctx,
                 AuditAction::ReportBreachScope,
                 Outcome::Success,

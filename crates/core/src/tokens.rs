@@ -9,7 +9,8 @@
 //! (no token for an account nobody has logged in to, whoever asks: not even
 //! `mamori token create` on the host).
 
-use crate::auth::Actor;
+use crate::auth::permit::TokensOwn;
+use crate::auth::Authorized;
 use crate::auth::{AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
@@ -37,11 +38,12 @@ impl Services {
     /// cannot mint tokens); the host's command line for any account.
     pub async fn create_token(
         &self,
-        actor: &Actor,
+        proof: &Authorized<TokensOwn>,
         ctx: &ClientContext,
         owner: &AdminAccount,
         req: &TokenRequest,
     ) -> CoreResult<(ApiToken, String)> {
+        let actor = proof.actor();
         let fresh;
         let owner = match actor.admin() {
             Some(by) => {
@@ -254,7 +256,15 @@ impl Services {
 
     /// Tokens the caller may see: their own; every token with `all` when
     /// they manage accounts.
-    pub async fn list_tokens(&self, actor: &AdminActor, all: bool) -> CoreResult<Vec<ApiToken>> {
+    pub async fn list_tokens(
+        &self,
+        by: &Authorized<TokensOwn>,
+        all: bool,
+    ) -> CoreResult<Vec<ApiToken>> {
+        // The host's command line sees every token.
+        let Some(actor) = by.admin() else {
+            return Ok(self.store.list_tokens(None).await?);
+        };
         if all {
             if !actor.allows(Permission::AccountsManage) {
                 return Err(CoreError::Forbidden(
@@ -270,10 +280,11 @@ impl Services {
     /// accounts permission; the host's command line any.
     pub async fn revoke_token(
         &self,
-        actor: &Actor,
+        proof: &Authorized<TokensOwn>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
+        let actor = proof.actor();
         let id = TokenId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if let Some(by) = actor.admin() {
             let Some((token, _)) = self.store.token(&id).await? else {

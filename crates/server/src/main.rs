@@ -450,7 +450,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let report = s
                 .breach_scope(
-                    &mamori::operator::host_actor(),
+                    &mamori::operator::host_actor()
+                        .authorize()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
                     &cli_context(),
                     from,
                     to,
@@ -670,6 +672,10 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
     let actor = mamori::operator::host_actor();
     let ctx = cli_context();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
+    let by = actor
+        .clone()
+        .authorize::<mamori_core::auth::permit::AccountsManage>()
+        .map_err(err)?;
     match cmd {
         AdminCmd::Create { dir, name, role } => {
             let s = offline_services(&dir.data_dir, None).await?;
@@ -677,7 +683,7 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
                 format!("unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner")
             })?;
             let mamori_core::auth::Created::Now(created) = s
-                .create_admin(&actor, &ctx, &name, role.as_str())
+                .create_admin(&by, &ctx, &name, role.as_str())
                 .await
                 .map_err(err)?
             else {
@@ -698,7 +704,7 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         AdminCmd::List { dir } => {
             let s = offline_services(&dir.data_dir, None).await?;
             println!("NAME\tROLE\tFACTORS\tLAST LOGIN\tLAST SOURCE\tTOKENS\tSTATE");
-            for a in s.admin_inventory().await.map_err(err)? {
+            for a in s.admin_inventory(&by).await.map_err(err)? {
                 let state = if a.admin.disabled_at.is_some() {
                     "disabled"
                 } else if a.admin.locked_at.is_some() {
@@ -728,20 +734,20 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         AdminCmd::Disable { dir, name, reason } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let (sessions, tokens) = s
-                .disable_admin(&actor, &ctx, &name, &reason)
+                .disable_admin(&by, &ctx, &name, &reason)
                 .await
                 .map_err(err)?;
             println!("administrator {name} disabled; {sessions} session(s) and {tokens} token(s) revoked");
         }
         AdminCmd::Enable { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.enable_admin(&actor, &ctx, &name).await.map_err(err)?;
+            s.enable_admin(&by, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} enabled");
         }
         AdminCmd::Reset { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let mamori_core::auth::Reset::Now(created, (sessions, tokens)) =
-                s.reset_admin(&actor, &ctx, &name).await.map_err(err)?
+                s.reset_admin(&by, &ctx, &name).await.map_err(err)?
             else {
                 anyhow::bail!("the command line resets accounts directly");
             };
@@ -753,14 +759,14 @@ async fn admin(cmd: AdminCmd) -> anyhow::Result<()> {
         }
         AdminCmd::Link { dir, name, person } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.link_admin_person(&actor, &ctx, &name, Some(&person))
+            s.link_admin_person(&by, &ctx, &name, Some(&person))
                 .await
                 .map_err(err)?;
             println!("administrator {name} linked to person {person}");
         }
         AdminCmd::Unlock { dir, name } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            s.unlock_admin(&actor, &ctx, &name).await.map_err(err)?;
+            s.unlock_admin(&by, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} unlocked");
         }
     }
@@ -954,7 +960,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 ttl_days,
             };
             let (t, secret) = s
-                .create_token(&actor, &ctx, &owner, &req)
+                .create_token(&actor.clone().authorize().map_err(err)?, &ctx, &owner, &req)
                 .await
                 .map_err(err)?;
             println!(
@@ -1001,7 +1007,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::Revoke { dir, id } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let id = mamori_domain::TokenId::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            s.revoke_token(&actor, &ctx, id.as_str())
+            s.revoke_token(&actor.clone().authorize().map_err(err)?, &ctx, id.as_str())
                 .await
                 .map_err(err)?;
             println!("token {id} revoked");

@@ -2,6 +2,8 @@
 //! role changes, disable/enable, unlock, and the stale-account job.
 
 use super::{Actor, AdminActor, ClientContext};
+use crate::auth::permit::AccountsManage;
+use crate::auth::Authorized;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminCredentials, AdminId, Role};
 use mamori_domain::{AuditAction, Outcome};
@@ -192,11 +194,12 @@ impl Services {
     /// which needs one too. The host's command line creates any role.
     pub async fn create_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
         role: &str,
     ) -> CoreResult<Created> {
+        let actor = proof.actor();
         let Some(by) = actor.admin() else {
             let role = parse_role(role)?;
             let created = self.create_admin_now(actor, ctx, name, role).await?;
@@ -258,7 +261,10 @@ impl Services {
     }
 
     /// The account inventory.
-    pub async fn admin_inventory(&self) -> CoreResult<Vec<AdminSummary>> {
+    pub async fn admin_inventory(
+        &self,
+        _by: &Authorized<AccountsManage>,
+    ) -> CoreResult<Vec<AdminSummary>> {
         let now = self.now();
         let tokens = self.store.list_tokens(None).await?;
         let mut out = Vec::new();
@@ -300,11 +306,12 @@ impl Services {
     /// their own account.
     pub async fn disable_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
         reason: &str,
     ) -> CoreResult<(u64, u64)> {
+        let actor = proof.actor();
         if actor.account().is_some_and(|me| me.name == name.trim()) {
             return Err(CoreError::Conflict(
                 "an administrator cannot disable their own account; ask another owner".into(),
@@ -408,10 +415,11 @@ impl Services {
     /// command line resets any account.
     pub async fn reset_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<Reset> {
+        let actor = proof.actor();
         let Some(by) = actor.admin() else {
             let (reset, revoked) = self.reset_admin_now(actor, ctx, name).await?;
             return Ok(Reset::Now(Box::new(reset), revoked));
@@ -447,10 +455,11 @@ impl Services {
     /// one who created it (see `approvals::CONTROL_WINDOW`).
     pub async fn enable_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<()> {
+        let actor = proof.actor();
         let admin = self.admin_named(name).await?;
         if !self.store.enable_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
@@ -477,10 +486,11 @@ impl Services {
     /// then controls it, as [`Self::enable_admin`]).
     pub async fn unlock_admin(
         &self,
-        actor: &Actor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<()> {
+        let actor = proof.actor();
         let admin = self.admin_named(name).await?;
         self.store.unlock_admin(&admin.id).await?;
         self.audit(

@@ -1,13 +1,15 @@
 //! Administrator accounts, API tokens and the audit log.
 
 use super::json_body;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::{AccountsManage, AuditRead, TokensOwn};
+use mamori_core::auth::{AdminActor, ClientContext};
 use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
 use serde::Deserialize;
@@ -36,24 +38,24 @@ pub(super) struct ReasonBody {
     reason: Option<String>,
 }
 
-pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError> {
-    let admins = s.admin_inventory().await?;
+pub(super) async fn list(
+    State(s): State<Services>,
+    Auth(by): Auth<AccountsManage>,
+) -> Result<Response, ApiError> {
+    let admins = s.admin_inventory(&by).await?;
     Ok(Json(json!({ "admins": admins })).into_response())
 }
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewAdminBody = json_body(&headers, &body)?;
     Ok(
-        match s
-            .create_admin(&Actor::from(actor.clone()), &ctx, &req.name, &req.role)
-            .await?
-        {
+        match s.create_admin(&by, &ctx, &req.name, &req.role).await? {
             mamori_core::auth::Created::Now(created) => {
                 (StatusCode::CREATED, Json(created)).into_response()
             }
@@ -67,6 +69,7 @@ pub(super) async fn create(
 pub(super) async fn set_role(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
+    Auth(_by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -85,7 +88,7 @@ pub(super) async fn set_role(
 
 pub(super) async fn disable(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -93,56 +96,47 @@ pub(super) async fn disable(
 ) -> Result<Response, ApiError> {
     let req: ReasonBody = json_body(&headers, &body)?;
     let reason = req.reason.unwrap_or_else(|| "disabled by an owner".into());
-    let (sessions, tokens) = s
-        .disable_admin(&Actor::from(actor.clone()), &ctx, &name, &reason)
-        .await?;
+    let (sessions, tokens) = s.disable_admin(&by, &ctx, &name, &reason).await?;
     Ok(Json(json!({ "sessions_revoked": sessions, "tokens_revoked": tokens })).into_response())
 }
 
 pub(super) async fn enable(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.enable_admin(&Actor::from(actor.clone()), &ctx, &name)
-        .await?;
+    s.enable_admin(&by, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn reset(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(
-        match s
-            .reset_admin(&Actor::from(actor.clone()), &ctx, &name)
-            .await?
-        {
-            mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
-                "admin": created.admin,
-                "one_time_password": created.one_time_password,
-                "sessions_revoked": sessions,
-                "tokens_revoked": tokens,
-            }))
-            .into_response(),
-            mamori_core::auth::Reset::AwaitingApproval(a) => {
-                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-            }
-        },
-    )
+    Ok(match s.reset_admin(&by, &ctx, &name).await? {
+        mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
+            "admin": created.admin,
+            "one_time_password": created.one_time_password,
+            "sessions_revoked": sessions,
+            "tokens_revoked": tokens,
+        }))
+        .into_response(),
+        mamori_core::auth::Reset::AwaitingApproval(a) => {
+            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+        }
+    })
 }
 
 pub(super) async fn unlock(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.unlock_admin(&Actor::from(actor.clone()), &ctx, &name)
-        .await?;
+    s.unlock_admin(&by, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -153,10 +147,10 @@ pub(super) struct AllFlag {
 
 pub(super) async fn list_tokens(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<TokensOwn>,
     Query(flag): Query<AllFlag>,
 ) -> Result<Response, ApiError> {
-    let tokens = s.list_tokens(&actor, flag.all.unwrap_or(false)).await?;
+    let tokens = s.list_tokens(&by, flag.all.unwrap_or(false)).await?;
     Ok(Json(json!({ "tokens": tokens })).into_response())
 }
 
@@ -172,7 +166,7 @@ pub(super) struct NewToken {
 
 pub(super) async fn create_token(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<TokensOwn>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -180,9 +174,9 @@ pub(super) async fn create_token(
     let req: NewToken = json_body(&headers, &body)?;
     let (token, secret) = s
         .create_token(
-            &Actor::from(actor.clone()),
+            &by,
             &ctx,
-            &actor.admin,
+            by.actor().account().ok_or(CoreError::Unauthorized)?,
             &TokenRequest {
                 name: req.name,
                 role: req.role,
@@ -200,12 +194,11 @@ pub(super) async fn create_token(
 
 pub(super) async fn revoke_token(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<TokensOwn>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.revoke_token(&Actor::from(actor.clone()), &ctx, &id)
-        .await?;
+    s.revoke_token(&by, &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -217,14 +210,11 @@ pub(super) struct AuditPage {
 
 pub(super) async fn audit(
     State(s): State<Services>,
+    Auth(by): Auth<AuditRead>,
     Query(page): Query<AuditPage>,
 ) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let records = s
-        .store
-        .list_audit(page.after.unwrap_or(0), limit)
-        .await
-        .map_err(CoreError::from)?;
+    let records = s.audit_page(&by, page.after.unwrap_or(0), limit).await?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
@@ -232,8 +222,11 @@ pub(super) async fn audit(
 }
 
 /// Where each audit sink stands (delivered, behind, failing since).
-pub(super) async fn audit_sinks(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "sinks": s.audit_sink_status().await? })).into_response())
+pub(super) async fn audit_sinks(
+    State(s): State<Services>,
+    Auth(by): Auth<AuditRead>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "sinks": s.audit_sink_status(&by).await? })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,7 +253,7 @@ fn rfc3339(v: Option<&str>, what: &str) -> Result<Option<time::OffsetDateTime>, 
 
 pub(super) async fn breach_scope(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AuditRead>,
     Extension(ctx): Extension<ClientContext>,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
@@ -283,8 +276,6 @@ pub(super) async fn breach_scope(
         token: q.token.filter(|t| !t.is_empty()),
         network,
     };
-    let report = s
-        .breach_scope(&Actor::from(actor.clone()), &ctx, from, to, &filter)
-        .await?;
+    let report = s.breach_scope(&by, &ctx, from, to, &filter).await?;
     Ok(Json(report).into_response())
 }

@@ -3,77 +3,74 @@
 //! and `mamori_core::evidence`.
 
 use super::json_body;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::{AuditRead, IncidentsManage};
+use mamori_core::auth::ClientContext;
 use mamori_core::incidents::{IncidentChange, NewIncident};
 use mamori_core::Services;
 use serde::Deserialize;
 use serde_json::json;
 
-pub(super) async fn list(State(s): State<Services>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "incidents": s.incidents().await? })).into_response())
+pub(super) async fn list(
+    State(s): State<Services>,
+    Auth(by): Auth<AuditRead>,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "incidents": s.incidents(&by).await? })).into_response())
 }
 
 pub(super) async fn open(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<IncidentsManage>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewIncident = json_body(&headers, &body)?;
-    let view = s
-        .open_incident(&Actor::from(actor.clone()), &ctx, &req)
-        .await?;
+    let view = s.open_incident(&by, &ctx, &req).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 pub(super) async fn get_one(
     State(s): State<Services>,
+    Auth(by): Auth<AuditRead>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.incident_view(&id).await?).into_response())
+    Ok(Json(s.incident_view(&by, &id).await?).into_response())
 }
 
 pub(super) async fn update(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<IncidentsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let ch: IncidentChange = json_body(&headers, &body)?;
-    Ok(Json(
-        s.update_incident(&Actor::from(actor.clone()), &ctx, &id, &ch)
-            .await?,
-    )
-    .into_response())
+    Ok(Json(s.update_incident(&by, &ctx, &id, &ch).await?).into_response())
 }
 
 pub(super) async fn refresh_scope(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<IncidentsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(
-        s.refresh_incident_scope(&Actor::from(actor.clone()), &ctx, &id)
-            .await?,
-    )
-    .into_response())
+    Ok(Json(s.refresh_incident_scope(&by, &ctx, &id).await?).into_response())
 }
 
 pub(super) async fn people(
     State(s): State<Services>,
+    Auth(by): Auth<AuditRead>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "people": s.incident_people(&id).await? })).into_response())
+    Ok(Json(json!({ "people": s.incident_people(&by, &id).await? })).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,7 +83,7 @@ pub(super) struct NotifyBody {
 
 pub(super) async fn notify(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<IncidentsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -104,20 +101,18 @@ pub(super) async fn notify(
         }
     };
     let view = s
-        .notify_incident_people(&Actor::from(actor.clone()), &ctx, &id, people.as_deref())
+        .notify_incident_people(&by, &ctx, &id, people.as_deref())
         .await?;
     Ok(Json(view).into_response())
 }
 
 pub(super) async fn evidence(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AuditRead>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let bundle = s
-        .evidence_bundle(&Actor::from(actor.clone()), &ctx, &id)
-        .await?;
+    let bundle = s.evidence_bundle(&by, &ctx, &id).await?;
     Ok((
         StatusCode::OK,
         [

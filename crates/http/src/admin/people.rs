@@ -1,12 +1,14 @@
 //! The people directory.
 
 use super::json_body;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use mamori_core::auth::permit::AccountsManage;
 use mamori_core::auth::{Actor, AdminActor, ClientContext};
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
@@ -278,19 +280,14 @@ pub(super) async fn reject(
 
 pub(super) async fn link_admin(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Assign = json_body(&headers, &body)?;
-    s.link_admin_person(
-        &Actor::from(actor.clone()),
-        &ctx,
-        &name,
-        req.person_id.as_deref(),
-    )
-    .await?;
+    s.link_admin_person(&by, &ctx, &name, req.person_id.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,13 +1,15 @@
 //! Held re-enrollments (`mamori_core::reenroll`): list, approve, deny.
 
 use super::json_body;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{AdminActor, ClientContext};
+use mamori_core::auth::permit::{DevicesRead, EnrollmentWrite};
+use mamori_core::auth::ClientContext;
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
 use serde::Deserialize;
@@ -27,15 +29,15 @@ fn device(udid: &str) -> Result<DeviceKey, ApiError> {
 
 pub(super) async fn list(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<DevicesRead>,
 ) -> Result<Response, ApiError> {
-    let held = s.held_identities(&actor, None).await?;
+    let held = s.held_identities(&by, None).await?;
     Ok(Json(json!({ "reenrollments": held })).into_response())
 }
 
 pub(super) async fn approve(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<EnrollmentWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,
@@ -43,21 +45,21 @@ pub(super) async fn approve(
 ) -> Result<Response, ApiError> {
     let d: Decision = json_body(&headers, &body)?;
     let done = s
-        .approve_reenrollment(&actor, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+        .approve_reenrollment(&by, &ctx, &device(&udid)?, d.fingerprint.as_deref())
         .await?;
     Ok(Json(done).into_response())
 }
 
 pub(super) async fn deny(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<EnrollmentWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d: Decision = json_body(&headers, &body)?;
-    s.deny_reenrollment(&actor, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+    s.deny_reenrollment(&by, &ctx, &device(&udid)?, d.fingerprint.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,23 +1,23 @@
 //! Suspended accounts (bulk personal-data reads, a mass command): lifted
 //! only by another administrator.
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::AccountsManage;
+use mamori_core::auth::ClientContext;
 use mamori_core::Services;
 use serde_json::json;
 
-/// Reinstates a suspended account (see `Services::reinstate_admin_by`).
+/// Reinstates a suspended account (see `Services::reinstate_admin`).
 pub(super) async fn reinstate(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let admin = s
-        .reinstate_admin(&Actor::from(actor.clone()), &ctx, &name)
-        .await?;
+    let admin = s.reinstate_admin(&by, &ctx, &name).await?;
     Ok(Json(json!({ "admin": admin })).into_response())
 }

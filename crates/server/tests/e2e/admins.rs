@@ -1155,7 +1155,7 @@ async fn a_scoped_token_holds_only_its_scope() {
         ..Default::default()
     };
     let (tok, secret) = s
-        .create_token(&crate::common::host(), &ctx, &owner, &req)
+        .create_token(&crate::common::authorized(), &ctx, &owner, &req)
         .await
         .unwrap();
     assert_eq!(tok.role, Role::Owner);
@@ -1180,7 +1180,7 @@ async fn a_scoped_token_holds_only_its_scope() {
         ..Default::default()
     };
     assert!(matches!(
-        s.create_token(&crate::common::host(), &ctx, &viewer, &bad)
+        s.create_token(&crate::common::authorized(), &ctx, &viewer, &bad)
             .await,
         Err(mamori_core::CoreError::BadRequest(_))
     ));
@@ -1263,7 +1263,7 @@ async fn the_stale_sweep_keeps_the_last_enabled_owner() {
     }
     // The other owner left (closed on the host): boss is the last one.
     s.disable_admin(
-        &crate::common::host(),
+        &crate::common::authorized(),
         &ClientContext::default(),
         "e2e-owner",
         "left",

@@ -174,7 +174,7 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
         ..Default::default()
     };
     let (tok, secret) = services
-        .create_token(&crate::common::host(), &ctx, &owner, &req)
+        .create_token(&crate::common::authorized(), &ctx, &owner, &req)
         .await
         .unwrap();
     let store = &services.store;
@@ -459,7 +459,9 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
                 .create_token(
                     &mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new(
                         "cli:mallory",
-                    )),
+                    ))
+                    .authorize()
+                    .unwrap(),
                     ctx,
                     &admin,
                     req,

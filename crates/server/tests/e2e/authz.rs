@@ -327,7 +327,7 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     // An offboarded administrator: token and session made before disabling.
     let gone_token = role_token(s, "gone", "owner").await;
     let gone_session = session_for(&app, "gone", SessionStage::Full).await;
-    s.disable_admin(&crate::common::host(), &ctx, "gone", "offboarded")
+    s.disable_admin(&crate::common::authorized(), &ctx, "gone", "offboarded")
         .await
         .unwrap();
     callers.push(Caller::DisabledToken(gone_token));
@@ -336,7 +336,7 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     let owner = s.admin_named(&account_name(Role::Owner)).await.unwrap();
     let (tok, secret) = s
         .create_token(
-            &crate::common::host(),
+            &crate::common::authorized(),
             &ctx,
             &owner,
             &mamori_core::tokens::TokenRequest {

@@ -330,7 +330,7 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
         .running
         .services
         .create_token(
-            &crate::common::host(),
+            &crate::common::authorized(),
             &mamori_core::auth::ClientContext::default(),
             &admin,
             &req

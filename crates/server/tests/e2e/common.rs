@@ -143,7 +143,10 @@ pub async fn create_admin_now(
     name: &str,
     role: mamori_domain::Role,
 ) -> mamori_core::auth::NewAdmin {
-    match s.create_admin(&host(), ctx, name, role.as_str()).await {
+    match s
+        .create_admin(&authorized(), ctx, name, role.as_str())
+        .await
+    {
         Ok(mamori_core::auth::Created::Now(created)) => *created,
         other => panic!("the command line creates {name} directly: {other:?}"),
     }
@@ -165,7 +168,10 @@ pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> St
         role: Some(role.as_str().to_owned()),
         ..Default::default()
     };
-    s.create_token(&host(), &ctx, &admin, &req).await.unwrap().1
+    s.create_token(&authorized(), &ctx, &admin, &req)
+        .await
+        .unwrap()
+        .1
 }
 
 /// The password [`first_login`] sets.

@@ -58,7 +58,7 @@ async fn a_disabled_accounts_session_raises_the_offboarding_alert_once() {
     let token = role_token(s, "leaver", "helpdesk").await;
     assert_eq!(session.get("/api/v1/auth/session").await.0, 200);
     s.disable_admin(
-        &crate::common::host(),
+        &crate::common::authorized(),
         &ClientContext::default(),
         "leaver",
         "offboarded",
@@ -126,7 +126,7 @@ async fn a_dead_token_replayed_fifty_times_is_refused_each_time_and_recorded_onc
     let token = role_token(s, "leaver", "helpdesk").await;
     assert_eq!(bearer_status(&app, &token).await, 200);
     s.disable_admin(
-        &crate::common::host(),
+        &crate::common::authorized(),
         &ClientContext::default(),
         "leaver",
         "offboarded",

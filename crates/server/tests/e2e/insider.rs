@@ -99,7 +99,7 @@ async fn offboarding_by_people_write_alone_cannot_close_accounts() {
     assert_eq!(report.accounts.len(), 1);
     assert_eq!(report.last_owner_kept.len(), 1);
     let owners = s
-        .admin_inventory()
+        .admin_inventory(&crate::common::authorized())
         .await
         .unwrap()
         .into_iter()
