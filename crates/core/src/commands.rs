@@ -1,7 +1,7 @@
 //! Queueing commands and reading their results.
 
-use crate::auth::permit::CommandsRead;
-use crate::auth::{Actor, AdminActor, Authorized, ClientContext};
+use crate::auth::permit::{CommandsRead, DeviceActions};
+use crate::auth::{Actor, Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
@@ -138,12 +138,13 @@ impl Services {
     /// a second administrator.
     pub async fn enqueue_command(
         &self,
-        actor: &Actor,
+        proof: &Authorized<DeviceActions>,
         ctx: &ClientContext,
         devices: &[String],
         command: &serde_json::Value,
         push: bool,
     ) -> CoreResult<Enqueued> {
+        let actor = proof.actor();
         let request_type = command
             .get("RequestType")
             .and_then(serde_json::Value::as_str)
@@ -360,10 +361,13 @@ impl Services {
     /// be written, nothing is shown); withheld for everyone else.
     pub async fn command_status(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<CommandsRead>,
         ctx: &ClientContext,
         uuid: &str,
     ) -> CoreResult<CommandView> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         let uuid = CommandUuid::parse(uuid)
             .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
         let mut r = self

@@ -7,6 +7,8 @@
 //! Administrators without `personal_data_read` get the personal fields
 //! withheld; with it, each read is recorded before the answer leaves.
 
+use crate::auth::permit::DevicesRead;
+use crate::auth::Authorized;
 use crate::auth::{AdminActor, ClientContext};
 use crate::{device_privacy, CoreError, CoreResult, Services};
 use base64::Engine;
@@ -180,10 +182,13 @@ impl Services {
     /// One device as `actor` may see it (see [`Self::device_views`]).
     pub async fn device_view(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<DevicesRead>,
         ctx: &ClientContext,
         key: &DeviceKey,
     ) -> CoreResult<Option<DeviceView>> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         let Some(d) = self.store.device(key).await? else {
             return Ok(None);
         };
@@ -193,11 +198,14 @@ impl Services {
     /// A page of devices as `actor` may see them.
     pub async fn devices_page(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<DevicesRead>,
         ctx: &ClientContext,
         after: Option<&DeviceKey>,
         limit: u32,
     ) -> CoreResult<Vec<DeviceView>> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         let page = self.store.list_devices(after, limit).await?;
         self.device_views(actor, ctx, page).await
     }

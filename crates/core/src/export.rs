@@ -7,7 +7,9 @@
 //! so the breach-scope report counts an export like reads.
 
 use crate::approvals::{Dangerous, EXPORT_TTL};
-use crate::auth::{Actor, AdminActor, ClientContext};
+use crate::auth::permit::PersonalDataRead;
+use crate::auth::Authorized;
+use crate::auth::{Actor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{Approval, ApprovalStatus, Permission};
 use mamori_domain::{AuditAction, Outcome};
@@ -53,10 +55,13 @@ impl Services {
     /// Asks for an export of `fields` (default: all) of every person.
     pub async fn request_export(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<PersonalDataRead>,
         ctx: &ClientContext,
         fields: Option<&[String]>,
     ) -> CoreResult<Approval> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         if !actor.allows(Permission::PersonalDataRead) {
             return Err(CoreError::Forbidden(
                 "exporting personal data needs personal_data_read".into(),
@@ -77,10 +82,13 @@ impl Services {
     /// The approved export as CSV, for its requester, once.
     pub async fn download_export(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<PersonalDataRead>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Zeroizing<Vec<u8>>> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         let a = self
             .store
             .approval(id)

@@ -7,7 +7,7 @@
 //! assigned person (pseudonymous ID).
 
 use crate::auth::permit::DevicesRead;
-use crate::auth::{AdminActor, Authorized, ClientContext};
+use crate::auth::{Authorized, ClientContext};
 use crate::devices::DeviceView;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{DeviceKey, PersonId};
@@ -99,10 +99,13 @@ impl Services {
     /// see them (personal fields: [`Self::device_views`]).
     pub async fn search_devices(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<DevicesRead>,
         ctx: &ClientContext,
         q: &DeviceQuery,
     ) -> CoreResult<Vec<DeviceView>> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         let mut only: Option<HashSet<String>> = None;
         let mut narrow = |set: HashSet<String>| {
             only = Some(match only.take() {

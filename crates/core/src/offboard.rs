@@ -11,7 +11,7 @@
 //! whose enrollment profile is unknown, or that is no longer enrolled,
 //! has its certificates revoked at once.
 
-use crate::auth::permit::AccountsManage;
+use crate::auth::permit::{AccountsManage, PeopleWrite};
 use crate::auth::Authorized;
 use crate::auth::ClientContext;
 use crate::auth::{Actor, Job};
@@ -162,11 +162,12 @@ impl Services {
     /// account manager instead. The last enabled owner is never closed.
     pub async fn offboard_person(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         id: &str,
         action: Option<OffboardAction>,
     ) -> CoreResult<OffboardReport> {
+        let actor = proof.actor();
         let requester = actor.admin();
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;

@@ -4,7 +4,9 @@
 //!
 //! [`vault`]: crate::vault
 
+use crate::auth::permit::{CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead};
 use crate::auth::Actor;
+use crate::auth::Authorized;
 use crate::auth::{AdminActor, ClientContext};
 use crate::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
@@ -403,10 +405,11 @@ impl Services {
     /// Adds one person.
     pub async fn create_person(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         input: &PersonInput,
     ) -> CoreResult<PersonView> {
+        let actor = proof.actor();
         let fields = PersonalFields {
             name: input.name.clone().unwrap_or_default(),
             user_id: input.user_id.clone().unwrap_or_default(),
@@ -439,10 +442,11 @@ impl Services {
     /// and every bad row is reported.
     pub async fn import_people_csv(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         data: &[u8],
     ) -> CoreResult<usize> {
+        let actor = proof.actor();
         let key = self.index_key().await?;
         let now = self.clock.now();
         let mut reader = csv::ReaderBuilder::new()
@@ -584,6 +588,7 @@ impl Services {
     /// A page of people, pseudonymous.
     pub async fn list_people(
         &self,
+        _by: &Authorized<DevicesRead>,
         after: Option<&str>,
         limit: u32,
     ) -> CoreResult<Vec<PersonView>> {
@@ -609,7 +614,7 @@ impl Services {
     }
 
     /// One person, pseudonymous.
-    pub async fn person(&self, id: &str) -> CoreResult<PersonView> {
+    pub async fn person(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<PersonView> {
         let r = self.record(id).await?;
         let devices = self.store.person_devices(&r.id).await?;
         Ok(view(&r, devices))
@@ -667,10 +672,13 @@ impl Services {
     /// leave (if a record cannot be written, nothing is shown).
     pub async fn person_plain(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<PersonalDataRead>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<PersonPlain> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         self.require_personal_data(actor)?;
         let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         self.record_read_intent(actor, ctx, Some(&id), format!("fields={PERSONAL_FIELDS}"))
@@ -700,11 +708,14 @@ impl Services {
     /// page leaves.
     pub async fn list_people_plain(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<PersonalDataRead>,
         ctx: &ClientContext,
         after: Option<&str>,
         limit: u32,
     ) -> CoreResult<Vec<PersonPlain>> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         self.require_personal_data(actor)?;
         let after = after
             .map(PersonId::parse)
@@ -739,11 +750,12 @@ impl Services {
     /// answers the pseudonymous view. The looked-up value is never logged.
     pub async fn lookup_person(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         email: Option<&str>,
         user_id: Option<&str>,
     ) -> CoreResult<PersonView> {
+        let actor = proof.actor();
         let key = self.index_key().await?;
         let (index, hash, by) = match (email, user_id) {
             (Some(e), None) => (
@@ -787,11 +799,12 @@ impl Services {
     /// them; the caller never sees them).
     pub async fn update_person(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         id: &str,
         input: &PersonInput,
     ) -> CoreResult<PersonView> {
+        let actor = proof.actor();
         let mut r = self.record(id).await?;
         let mut f = self.open_fields(&r)?;
         if let Some(v) = &input.name {
@@ -913,10 +926,16 @@ impl Services {
     /// (step-up in an interactive session, or the command line).
     pub async fn purge_person_now(
         &self,
-        actor: &Actor,
+        proof: &Authorized<PeopleWrite>,
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<()> {
+        // Destroying a person's key cannot be undone: an administrator
+        // must have re-authenticated just now.
+        if let Some(admin) = proof.admin() {
+            self.require_step_up(admin)?;
+        }
+        let actor = proof.actor();
         let r = self.record(id).await?;
         if r.status != EmploymentStatus::Departed {
             return Err(CoreError::Conflict(
@@ -957,11 +976,12 @@ impl Services {
     /// departed person gets no new device.
     pub async fn assign_device(
         &self,
-        actor: &Actor,
+        proof: &Authorized<CommandsWrite>,
         ctx: &ClientContext,
         udid: &str,
         person: Option<&str>,
     ) -> CoreResult<()> {
+        let actor = proof.actor();
         let device = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if self.store.device(&device).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));

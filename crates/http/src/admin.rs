@@ -9,8 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Extension;
 use axum::{Json, Router};
-use mamori_core::auth::permit::{CommandsRead, EnrollmentWrite, SettingsWrite};
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::{
+    CommandsRead, DeviceActions, DevicesRead, EnrollmentWrite, SettingsWrite,
+};
+use mamori_core::auth::ClientContext;
 use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
@@ -721,7 +723,7 @@ struct Page {
 
 async fn list_devices(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<DevicesRead>,
     Extension(ctx): Extension<ClientContext>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
@@ -732,7 +734,7 @@ async fn list_devices(
         .transpose()
         .map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let devices = s.devices_page(&actor, &ctx, after.as_ref(), limit).await?;
+    let devices = s.devices_page(&by, &ctx, after.as_ref(), limit).await?;
     let next = (devices.len() == limit as usize)
         .then(|| devices.last().map(|d| d.device.udid.to_string()))
         .flatten();
@@ -741,13 +743,13 @@ async fn list_devices(
 
 async fn get_device(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<DevicesRead>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = DeviceKey::parse(&udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let device = s
-        .device_view(&actor, &ctx, &key)
+        .device_view(&by, &ctx, &key)
         .await?
         .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
     Ok(Json(device).into_response())
@@ -769,7 +771,7 @@ struct PushFlag {
 
 async fn enqueue(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<DeviceActions>,
     Extension(ctx): Extension<ClientContext>,
     Query(flag): Query<PushFlag>,
     headers: HeaderMap,
@@ -778,7 +780,7 @@ async fn enqueue(
     let req: EnqueueBody = json_body(&headers, &body)?;
     let queued = s
         .enqueue_command(
-            &Actor::from(actor.clone()),
+            &by,
             &ctx,
             &req.devices,
             &req.command,
@@ -805,11 +807,11 @@ async fn device_commands(
 
 async fn command_status(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsRead>,
     Extension(ctx): Extension<ClientContext>,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = s.command_status(&actor, &ctx, &uuid).await?;
+    let view = s.command_status(&by, &ctx, &uuid).await?;
     let r = view.record;
     Ok(Json(json!({
         "command_uuid": r.command_uuid,

@@ -832,12 +832,16 @@ async fn backup(cmd: BackupCmd) -> anyhow::Result<()> {
 async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
     let actor = mamori::operator::host_actor();
     let ctx = cli_context();
+    let by = actor
+        .clone()
+        .authorize::<mamori_core::auth::permit::PeopleWrite>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match cmd {
         PeopleCmd::Import { dir, file } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let data =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match s.import_people_csv(&actor, &ctx, &data).await {
+            match s.import_people_csv(&by, &ctx, &data).await {
                 Ok(n) => println!("imported {n} people"),
                 Err(mamori_core::CoreError::Rows(rows)) => {
                     for (line, error) in &rows {
@@ -866,7 +870,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                 status: None,
             };
             let p = s
-                .create_person(&actor, &ctx, &input)
+                .create_person(&by, &ctx, &input)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added person {}", p.id);
@@ -875,7 +879,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
             let s = offline_services(&dir.data_dir, None).await?;
             let action = erase.then_some(mamori_core::offboard::OffboardAction::Erase);
             let report = s
-                .offboard_person(&actor, &ctx, &id, action)
+                .offboard_person(&by, &ctx, &id, action)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -899,7 +903,7 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("purged {n} people");
             } else if let Some(id) = id {
-                s.purge_person_now(&actor, &ctx, &id)
+                s.purge_person_now(&by, &ctx, &id)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("purged person {id}");
@@ -911,7 +915,14 @@ async fn people(cmd: PeopleCmd) -> anyhow::Result<()> {
             println!("ID\tSTATUS\tDEPARTED\tDEVICES");
             loop {
                 let page = s
-                    .list_people(after.as_deref(), 1000)
+                    .list_people(
+                        &actor
+                            .clone()
+                            .authorize()
+                            .map_err(|e| anyhow::anyhow!("{e}"))?,
+                        after.as_deref(),
+                        1000,
+                    )
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 for p in &page {

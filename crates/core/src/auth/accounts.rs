@@ -1,7 +1,7 @@
 //! Administrator accounts: creation (with a one-time password), inventory,
 //! role changes, disable/enable, unlock, and the stale-account job.
 
-use super::{Actor, AdminActor, ClientContext};
+use super::{Actor, ClientContext};
 use crate::auth::permit::AccountsManage;
 use crate::auth::Authorized;
 use crate::{CoreError, CoreResult, Services};
@@ -519,11 +519,14 @@ impl Services {
     /// someone an owner waits for a second owner's approval.
     pub async fn set_admin_role(
         &self,
-        actor: &AdminActor,
+        proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
         role: &str,
     ) -> CoreResult<RoleChange> {
+        let actor = proof.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })?;
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
         let mut admin = self.admin_named(name).await?;

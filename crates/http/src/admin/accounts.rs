@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{AccountsManage, AuditRead, TokensOwn};
-use mamori_core::auth::{AdminActor, ClientContext};
+use mamori_core::auth::ClientContext;
 use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
 use serde::Deserialize;
@@ -68,22 +68,19 @@ pub(super) async fn create(
 
 pub(super) async fn set_role(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
-    Auth(_by): Auth<AccountsManage>,
+    Auth(by): Auth<AccountsManage>,
     Extension(ctx): Extension<ClientContext>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: RoleBody = json_body(&headers, &body)?;
-    Ok(
-        match s.set_admin_role(&actor, &ctx, &name, &req.role).await? {
-            mamori_core::auth::RoleChange::Changed(admin) => Json(admin).into_response(),
-            mamori_core::auth::RoleChange::AwaitingApproval(a) => {
-                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-            }
-        },
-    )
+    Ok(match s.set_admin_role(&by, &ctx, &name, &req.role).await? {
+        mamori_core::auth::RoleChange::Changed(admin) => Json(admin).into_response(),
+        mamori_core::auth::RoleChange::AwaitingApproval(a) => {
+            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+        }
+    })
 }
 
 pub(super) async fn disable(

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
-use mamori_core::auth::{AdminActor, ClientContext};
+use mamori_core::auth::ClientContext;
 use mamori_core::groups::GroupInput;
 use mamori_core::Services;
 use serde::Deserialize;
@@ -133,11 +133,11 @@ pub(super) async fn compliance_report(
 
 pub(super) async fn search_devices(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<DevicesRead>,
     Extension(ctx): Extension<ClientContext>,
     axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "devices": s.search_devices(&actor, &ctx, &q).await? })).into_response())
+    Ok(Json(json!({ "devices": s.search_devices(&by, &ctx, &q).await? })).into_response())
 }
 
 pub(super) async fn device_apps(

@@ -8,8 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mamori_core::auth::permit::AccountsManage;
-use mamori_core::auth::{Actor, AdminActor, ClientContext};
+use mamori_core::auth::permit::{
+    AccountsManage, CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead,
+};
+use mamori_core::auth::{AdminActor, ClientContext};
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
 use serde::Deserialize;
@@ -32,23 +34,24 @@ fn next_after<T>(items: &[T], limit: u32, id: impl Fn(&T) -> String) -> Option<S
 
 pub(super) async fn list(
     State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let people = s.list_people(page.after.as_deref(), limit).await?;
+    let people = s.list_people(&by, page.after.as_deref(), limit).await?;
     let next = next_after(&people, limit, |p| p.id.to_string());
     Ok(Json(json!({ "people": people, "next_after": next })).into_response())
 }
 
 pub(super) async fn list_plain(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PersonalDataRead>,
     Extension(ctx): Extension<ClientContext>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let people = s
-        .list_people_plain(&actor, &ctx, page.after.as_deref(), limit)
+        .list_people_plain(&by, &ctx, page.after.as_deref(), limit)
         .await?;
     let next = next_after(&people, limit, |p| p.view.id.to_string());
     Ok(Json(json!({ "people": people, "next_after": next })).into_response())
@@ -64,26 +67,24 @@ pub(super) struct ExportBody {
 /// officer).
 pub(super) async fn request_export(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PersonalDataRead>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ExportBody = json_body(&headers, &body)?;
-    let a = s
-        .request_export(&actor, &ctx, req.fields.as_deref())
-        .await?;
+    let a = s.request_export(&by, &ctx, req.fields.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response())
 }
 
 /// The approved export, once, to its requester.
 pub(super) async fn download_export(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PersonalDataRead>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let csv = s.download_export(&actor, &ctx, &id).await?;
+    let csv = s.download_export(&by, &ctx, &id).await?;
     Ok((
         StatusCode::OK,
         [
@@ -100,21 +101,19 @@ pub(super) async fn download_export(
 
 pub(super) async fn create(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: PersonInput = json_body(&headers, &body)?;
-    let person = s
-        .create_person(&Actor::from(actor.clone()), &ctx, &input)
-        .await?;
+    let person = s.create_person(&by, &ctx, &input).await?;
     Ok((StatusCode::CREATED, Json(person)).into_response())
 }
 
 pub(super) async fn import(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     headers: HeaderMap,
     body: Bytes,
@@ -126,42 +125,37 @@ pub(super) async fn import(
     if !ct.starts_with("text/csv") {
         return Err(CoreError::UnsupportedMediaType("Content-Type must be text/csv".into()).into());
     }
-    let n = s
-        .import_people_csv(&Actor::from(actor.clone()), &ctx, &body)
-        .await?;
+    let n = s.import_people_csv(&by, &ctx, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
 }
 
 pub(super) async fn get(
     State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.person(&id).await?).into_response())
+    Ok(Json(s.person(&by, &id).await?).into_response())
 }
 
 pub(super) async fn get_plain(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PersonalDataRead>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.person_plain(&actor, &ctx, &id).await?).into_response())
+    Ok(Json(s.person_plain(&by, &ctx, &id).await?).into_response())
 }
 
 pub(super) async fn update(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: PersonInput = json_body(&headers, &body)?;
-    Ok(Json(
-        s.update_person(&Actor::from(actor.clone()), &ctx, &id, &input)
-            .await?,
-    )
-    .into_response())
+    Ok(Json(s.update_person(&by, &ctx, &id, &input).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,17 +166,12 @@ pub(super) struct Lookup {
 
 pub(super) async fn lookup(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     Query(q): Query<Lookup>,
 ) -> Result<Response, ApiError> {
     let person = s
-        .lookup_person(
-            &Actor::from(actor.clone()),
-            &ctx,
-            q.email.as_deref(),
-            q.user_id.as_deref(),
-        )
+        .lookup_person(&by, &ctx, q.email.as_deref(), q.user_id.as_deref())
         .await?;
     Ok(Json(person).into_response())
 }
@@ -195,32 +184,25 @@ pub(super) struct Assign {
 
 pub(super) async fn assign(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<CommandsWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(udid): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Assign = json_body(&headers, &body)?;
-    s.assign_device(
-        &Actor::from(actor.clone()),
-        &ctx,
-        &udid,
-        req.person_id.as_deref(),
-    )
-    .await?;
+    s.assign_device(&by, &ctx, &udid, req.person_id.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn purge(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.require_step_up(&actor)?;
-    s.purge_person_now(&Actor::from(actor.clone()), &ctx, &id)
-        .await?;
+    s.purge_person_now(&by, &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -232,7 +214,7 @@ pub(super) struct OffboardBody {
 
 pub(super) async fn offboard(
     State(s): State<Services>,
-    Extension(actor): Extension<AdminActor>,
+    Auth(by): Auth<PeopleWrite>,
     Extension(ctx): Extension<ClientContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -247,9 +229,7 @@ pub(super) async fn offboard(
             })?,
         ),
     };
-    let report = s
-        .offboard_person(&Actor::from(actor), &ctx, &id, action)
-        .await?;
+    let report = s.offboard_person(&by, &ctx, &id, action).await?;
     Ok(Json(report).into_response())
 }
 

@@ -144,7 +144,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
-            &crate::common::host(),
+            &crate::common::authorized(),
             &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode", "UnlockToken": "AAAA"}),
@@ -159,7 +159,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
-            &crate::common::host(),
+            &crate::common::authorized(),
             &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode"}),
@@ -179,7 +179,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .running
         .services
         .enqueue_command(
-            &crate::common::host(),
+            &crate::common::authorized(),
             &mamori_core::auth::ClientContext::default(),
             std::slice::from_ref(&mac_udid),
             &json!({"RequestType": "ClearPasscode"}),

@@ -299,3 +299,36 @@ fn the_http_layer_never_acts_as_the_host_or_a_job() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// A handler gets its caller as a proof of the permission it needs
+/// (`Auth<P>`), not as a bare administrator to check by hand. The
+/// exceptions: the session and second-factor routes (a caller's own
+/// account; they need no permission) and the two-person decisions, whose
+/// permission depends on the request decided (checked in the service).
+#[test]
+fn handlers_take_a_proof_of_their_permission() {
+    let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src");
+    let mut wrong = Vec::new();
+    for (path, text) in sources(&http) {
+        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+        if file == "session.rs" {
+            continue;
+        }
+        for (i, _) in text.match_indices("Extension<AdminActor>") {
+            let head = &text[..i];
+            let Some(at) = head.rfind("async fn ") else {
+                continue;
+            };
+            let name: String = head[at + 9..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let decision =
+                file == "people.rs" && ["approvals", "approve", "reject"].contains(&name.as_str());
+            if !decision {
+                wrong.push(format!("{}: {name}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "handlers without a proof: {wrong:#?}");
+}

@@ -14,16 +14,21 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(5);
     let leaver = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person(&crate::common::host(), &ctx, leaver.id.as_str(), &departed)
-        .await
-        .unwrap();
+    s.update_person(
+        &crate::common::authorized(),
+        &ctx,
+        leaver.id.as_str(),
+        &departed,
+    )
+    .await
+    .unwrap();
 
     let data = app.dir.path().join("data");
     let file = app.dir.path().join("before-purge.mbk");

@@ -93,7 +93,7 @@ async fn offboarding_by_people_write_alone_cannot_close_accounts() {
     // The host's CLI may close accounts, but never the last enabled owner.
     let ctx = mamori_core::auth::ClientContext::default();
     let report = s
-        .offboard_person(&crate::common::host(), &ctx, &person, None)
+        .offboard_person(&crate::common::authorized(), &ctx, &person, None)
         .await
         .unwrap();
     assert_eq!(report.accounts.len(), 1);

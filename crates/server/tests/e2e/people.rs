@@ -448,7 +448,7 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(1);
     let found = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     // A change opens and reseals the fields: the data key unwraps.
@@ -456,10 +456,21 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
         department: Some("Legal".into()),
         ..Default::default()
     };
-    s.update_person(&crate::common::host(), &ctx, found.id.as_str(), &input)
-        .await
-        .unwrap();
-    assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
+    s.update_person(
+        &crate::common::authorized(),
+        &ctx,
+        found.id.as_str(),
+        &input,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_people(&crate::common::authorized(), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     running.shutdown();
     drop(dir);
 }
@@ -473,21 +484,26 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(3);
     let leaver = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let (_, _, email, _) = synthetic(4);
     let stayer = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person(&crate::common::host(), &ctx, leaver.id.as_str(), &departed)
-        .await
-        .unwrap();
+    s.update_person(
+        &crate::common::authorized(),
+        &ctx,
+        leaver.id.as_str(),
+        &departed,
+    )
+    .await
+    .unwrap();
     let rec = s.store.person(&leaver.id).await.unwrap().unwrap();
     // What an attacker holding an old copy would look for.
     let sealed = rec.sealed[12..44].to_vec();
@@ -548,14 +564,14 @@ async fn only_departed_people_past_retention_are_purged() {
     let ctx = mamori_core::auth::ClientContext::default();
     let (_, _, email, _) = synthetic(0);
     let p = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     let departed = mamori_core::people::PersonInput {
         status: Some("departed".into()),
         ..Default::default()
     };
-    s.update_person(&crate::common::host(), &ctx, p.id.as_str(), &departed)
+    s.update_person(&crate::common::authorized(), &ctx, p.id.as_str(), &departed)
         .await
         .unwrap();
     assert_eq!(
@@ -576,17 +592,23 @@ async fn only_departed_people_past_retention_are_purged() {
     assert_eq!(r.status(), 403);
     let (_, _, email, _) = synthetic(1);
     let active = s
-        .lookup_person(&crate::common::host(), &ctx, Some(&email), None)
+        .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
         .await
         .unwrap();
     assert!(s
-        .purge_person_now(&crate::common::host(), &ctx, active.id.as_str())
+        .purge_person_now(&crate::common::authorized(), &ctx, active.id.as_str())
         .await
         .is_err());
-    s.purge_person_now(&crate::common::host(), &ctx, p.id.as_str())
+    s.purge_person_now(&crate::common::authorized(), &ctx, p.id.as_str())
         .await
         .unwrap();
-    assert_eq!(s.list_people(None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.list_people(&crate::common::authorized(), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
