@@ -289,7 +289,7 @@ impl Services {
         // Every rule is in the vocabulary as `alert.RULE` (a unit test
         // walks them).
         let action = AuditAction::parse(&format!("alert.{}", a.rule)).ok_or_else(|| {
-            CoreError::Internal(format!("alert rule {} has no audit action", a.rule))
+            CoreError::Internal(format!("alert rule {} has no audit action", a.rule).into())
         })?;
         let event = AuditEvent {
             at: self.clock.now(),
@@ -319,8 +319,8 @@ impl Services {
     pub async fn suspend_label(&self, label: &str, reason: &str) -> CoreResult<String> {
         let admin = if let Some(rest) = label.strip_prefix("token:") {
             let id = rest.split(':').next().unwrap_or_default();
-            let id = mamori_domain::TokenId::parse(id)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let id =
+                mamori_domain::TokenId::parse(id).map_err(|e| CoreError::Internal(e.into()))?;
             match self.store.token(&id).await? {
                 Some((token, _)) => self.store.admin(&token.admin_id).await?,
                 None => None,

@@ -468,7 +468,7 @@ impl Services {
         a.params
             .get(key)
             .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| CoreError::Internal(format!("{} without its {key}", a.action)))
+            .ok_or_else(|| CoreError::Internal(format!("{} without its {key}", a.action).into()))
     }
 
     async fn carry_out_create(
@@ -477,8 +477,9 @@ impl Services {
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<String> {
-        let role = Role::parse(Self::param(a, "role")?)
-            .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
+        let role = Role::parse(Self::param(a, "role")?).ok_or_else(|| {
+            CoreError::Internal(format!("{} with an unknown role", a.action).into())
+        })?;
         let created = self
             .create_admin_now(
                 &Actor::from(actor.clone()),
@@ -518,8 +519,9 @@ impl Services {
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
-        let role = Role::parse(Self::param(a, "role")?)
-            .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action)))?;
+        let role = Role::parse(Self::param(a, "role")?).ok_or_else(|| {
+            CoreError::Internal(format!("{} with an unknown role", a.action).into())
+        })?;
         let admin = self.grant_target(a).await?;
         self.audit(
             self.audit_record(

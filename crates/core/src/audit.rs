@@ -303,7 +303,7 @@ impl Services {
             .pki
             .audit_key
             .sign(&checkpoint_message(seq, &hash, at))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         self.store
             .insert_audit_checkpoint(&Checkpoint {
                 seq,
@@ -442,9 +442,9 @@ impl Services {
                 detail: Some(format!("severity=high retention refused: {fault}")),
             })
             .await?;
-            return Err(CoreError::Internal(format!(
-                "audit retention refused: {fault}"
-            )));
+            return Err(CoreError::Internal(
+                format!("audit retention refused: {fault}").into(),
+            ));
         }
         let at = now.unix_timestamp();
         let before_at = before.unix_timestamp();
@@ -452,7 +452,7 @@ impl Services {
             .pki
             .audit_key
             .sign(&truncation_message(seq, &hash, at, before_at))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         self.audit(AuditEvent {
             at: now,
             actor: "system".into(),

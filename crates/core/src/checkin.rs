@@ -109,7 +109,7 @@ impl Services {
                         self.pki
                             .secret_box
                             .seal(tok, Some(key.as_str().as_bytes()))
-                            .map_err(|e| CoreError::Internal(e.to_string()))?,
+                            .map_err(|e| CoreError::Internal(e.into()))?,
                     ),
                     None => None,
                 };
@@ -195,7 +195,7 @@ impl Services {
                         token.as_deref().unwrap_or_default(),
                         Some(bootstrap_name(&key).as_bytes()),
                     )
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                    .map_err(|e| CoreError::Internal(e.into()))?;
                 self.store
                     .put_secret(&bootstrap_name(&key), &sealed, now)
                     .await?;
@@ -219,7 +219,7 @@ impl Services {
                         .pki
                         .secret_box
                         .open(&sealed, Some(name.as_bytes()))
-                        .map_err(|e| CoreError::Internal(e.to_string()))?
+                        .map_err(|e| CoreError::Internal(e.into()))?
                         .to_vec(),
                     None => Vec::new(),
                 };
@@ -553,7 +553,7 @@ fn plist_dict(pairs: &[(&str, &str)]) -> CoreResult<Vec<u8>> {
 
 fn plist_value(v: plist::Value) -> CoreResult<Vec<u8>> {
     let mut out = Vec::new();
-    plist::to_writer_xml(&mut out, &v).map_err(|e| CoreError::Internal(e.to_string()))?;
+    plist::to_writer_xml(&mut out, &v).map_err(|e| CoreError::Internal(e.into()))?;
     Ok(out)
 }
 

@@ -26,8 +26,7 @@ pub struct Queued {
 /// A random six-digit PIN (uniform: rejection sampling).
 fn six_digit_pin() -> CoreResult<String> {
     loop {
-        let b =
-            mamori_crypto::try_random_bytes(4).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let b = mamori_crypto::try_random_bytes(4).map_err(|e| CoreError::Internal(e.into()))?;
         let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         if v < 4_294_000_000 {
             return Ok(format!("{:06}", v % 1_000_000));
@@ -62,7 +61,7 @@ impl Services {
             .pki
             .secret_box
             .open(&sealed, Some(key.as_str().as_bytes()))
-            .map_err(|e| CoreError::Internal(format!("unlock token does not open: {e}")))?
+            .map_err(|e| CoreError::internal("unlock token does not open", e))?
             .to_vec())
     }
 
@@ -85,7 +84,7 @@ impl Services {
             self.pki
                 .secret_box
                 .seal(payload, Some(uuid.as_str().as_bytes()))
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+                .map_err(|e| CoreError::Internal(e.into()))?,
         );
         Ok(out)
     }
@@ -97,7 +96,7 @@ impl Services {
                 .pki
                 .secret_box
                 .open(sealed, Some(uuid.as_str().as_bytes()))
-                .map_err(|e| CoreError::Internal(format!("queued command does not open: {e}")))?
+                .map_err(|e| CoreError::internal("queued command does not open", e))?
                 .to_vec()),
             None => Ok(stored),
         }

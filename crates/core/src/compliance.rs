@@ -325,7 +325,7 @@ impl Services {
         let json = rules
             .map(serde_json::to_value)
             .transpose()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         self.audit(
             self.audit_record(
                 &by.label(),
@@ -397,7 +397,7 @@ impl Services {
         let mut out = HashMap::new();
         for (g, v) in self.store.group_compliance().await? {
             let r: ComplianceRules = serde_json::from_value(v)
-                .map_err(|e| CoreError::Internal(format!("stored compliance rules: {e}")))?;
+                .map_err(|e| CoreError::internal("stored compliance rules", e))?;
             out.insert(g, r);
         }
         Ok(out)

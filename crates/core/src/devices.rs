@@ -33,7 +33,7 @@ impl Services {
             .pki
             .secret_box
             .seal(value.as_bytes(), Some(&Self::device_aad(device, field)))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         Ok(format!(
             "{SEALED_PREFIX}{}",
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(sealed)
@@ -69,7 +69,7 @@ impl Services {
         field: &str,
         value: &serde_json::Value,
     ) -> CoreResult<serde_json::Value> {
-        let text = serde_json::to_string(value).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let text = serde_json::to_string(value).map_err(|e| CoreError::Internal(e.into()))?;
         Ok(serde_json::Value::String(
             self.seal_device_text(device, field, &text)?,
         ))

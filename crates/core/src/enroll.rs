@@ -119,7 +119,7 @@ impl Services {
         };
         self.store.insert_profile(&profile).await?;
         let xml = build_enrollment_profile(&self.profile_params(uuid, challenge))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         tracing::info!(profile = %id, max_uses, ttl_hours, "enrollment profile created");
         let bytes = if req.signed.unwrap_or(true) {
             self.sign_profile(&xml)?
@@ -236,7 +236,7 @@ impl Services {
             &[],
             &self.pki.signer_chain,
         )
-        .map_err(|e| CoreError::Internal(e.to_string()))
+        .map_err(|e| CoreError::Internal(e.into()))
     }
 }
 

@@ -34,7 +34,6 @@ pub enum CoreError {
     /// The body is in a media type this endpoint does not take.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// A failure inside the server; the cause is logged, never shown.
     /// The audit log cannot be written, so the action was not carried out
     /// (fail closed).
     #[error("the audit log cannot be written; nothing was done")]
@@ -42,15 +41,84 @@ pub enum CoreError {
     /// Rows of an import that were refused: (line, reason). Nothing was stored.
     #[error("{} rows refused; nothing was imported", .0.len())]
     Rows(Vec<(usize, String)>),
+    /// A failure inside the server; the cause is logged, never shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
+}
+
+/// What caused an internal failure, kept whole (with its own sources) for
+/// the log. A text converts into one (`"...".into()`), and so does any
+/// error (`e.into()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An internal failure with what was being done, its cause kept whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Failed {
+    what: String,
+    #[source]
+    cause: Cause,
+}
+
+impl CoreError {
+    /// An internal failure: doing `what` failed because of `cause`; the
+    /// log shows both (see [`Self::cause_chain`]).
+    pub fn internal(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Internal(Box::new(Failed {
+            what: what.into(),
+            cause: cause.into(),
+        }))
+    }
+
+    /// For an internal failure: its cause and every cause of that, joined
+    /// with `: ` (what the log shows); None for the other kinds.
+    pub fn cause_chain(&self) -> Option<String> {
+        let Self::Internal(cause) = self else {
+            return None;
+        };
+        let mut text = cause.to_string();
+        let mut next = cause.source();
+        while let Some(e) = next {
+            let part = e.to_string();
+            // A cause whose text the message already quotes adds nothing.
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            next = e.source();
+        }
+        Some(text)
+    }
 }
 
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.0)
+        Self::Internal(Box::new(e))
     }
 }
 
 /// Result of a use-case.
 pub type CoreResult<T> = Result<T, CoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_internal_failure_keeps_its_causes_for_the_log() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "disk says no");
+        let e = CoreError::from(StoreError::from_cause(io));
+        assert_eq!(e.to_string(), "internal error", "the client sees nothing");
+        // The backend's own error is still there to inspect.
+        let store = e.source().and_then(|s| s.downcast_ref::<StoreError>());
+        assert!(store.is_some_and(|s| s
+            .source()
+            .is_some_and(|io| io.downcast_ref::<std::io::Error>().is_some())));
+        assert_eq!(e.cause_chain().as_deref(), Some("storage: disk says no"));
+
+        let wrapped = CoreError::internal("seal", std::io::Error::other("no key"));
+        assert_eq!(wrapped.cause_chain().as_deref(), Some("seal: no key"));
+        assert_eq!(CoreError::Unauthorized.cause_chain(), None);
+    }
+}

@@ -432,8 +432,7 @@ impl Services {
         let body = BundleBody {
             format: FORMAT.into(),
             created_at: self.clock.now().unix_timestamp(),
-            incident: serde_json::to_value(&view)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            incident: serde_json::to_value(&view).map_err(|e| CoreError::Internal(e.into()))?,
             window_from: from,
             window_to: to,
             actor: i.actor.clone(),
@@ -451,12 +450,12 @@ impl Services {
         let signature = self
             .pki
             .audit_key
-            .sign(&body_message(&body).map_err(CoreError::Internal)?)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .sign(&body_message(&body).map_err(|e| CoreError::Internal(e.into()))?)
+            .map_err(|e| CoreError::Internal(e.into()))?;
         serde_json::to_vec_pretty(&Bundle {
             body,
             signature: hex::encode(signature),
         })
-        .map_err(|e| CoreError::Internal(e.to_string()))
+        .map_err(|e| CoreError::Internal(e.into()))
     }
 }

@@ -122,7 +122,7 @@ impl Services {
         let mut header = vec!["person_id"];
         header.extend(fields.iter().map(String::as_str));
         csv.write_record(&header)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         let mut people = Vec::new();
         let mut after = None;
         loop {
@@ -143,14 +143,14 @@ impl Services {
                     row.push(cell(v).into_owned());
                 }
                 csv.write_record(&row)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                    .map_err(|e| CoreError::Internal(e.into()))?;
                 row.iter_mut().for_each(zeroize::Zeroize::zeroize);
                 people.push(r.id.clone());
             }
         }
         let out = Zeroizing::new(
             csv.into_inner()
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+                .map_err(|e| CoreError::Internal(e.into()))?,
         );
         // Recorded before the file leaves; if a record cannot be written,
         // nothing is sent.

@@ -405,7 +405,7 @@ impl Services {
         );
         dict.insert("Payload".into(), plist::Value::Data(profile.to_vec()));
         mamori_protocol::schema::check_command_dict(&dict)
-            .map_err(|e| CoreError::Internal(format!("InstallProfile: {e}")))?;
+            .map_err(|e| CoreError::internal("InstallProfile", e))?;
         Ok(dict)
     }
 

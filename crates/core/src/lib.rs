@@ -33,7 +33,7 @@ pub mod scep;
 pub mod tokens;
 pub mod vault;
 
-pub use error::{CoreError, CoreResult};
+pub use error::{Cause, CoreError, CoreResult};
 
 use mamori_ports::{Clock, Pusher, Store};
 use pki::Pki;
@@ -43,7 +43,7 @@ use std::sync::Arc;
 /// incidents, policies).
 pub(crate) fn random_id() -> CoreResult<String> {
     Ok(hex::encode(
-        mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.to_string()))?,
+        mamori_crypto::try_random_bytes(12).map_err(|e| CoreError::Internal(e.into()))?,
     ))
 }
 

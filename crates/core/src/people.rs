@@ -228,7 +228,7 @@ impl Services {
                     .pki
                     .secret_box
                     .seal(MASTER_CHECK_TEXT, Some(MASTER_CHECK.as_bytes()))
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                    .map_err(|e| CoreError::Internal(e.into()))?;
                 self.store
                     .put_secret(MASTER_CHECK, &sealed, self.clock.now())
                     .await?;
@@ -331,7 +331,7 @@ impl Services {
             return self.open_index_key(&stored);
         }
         let raw = Zeroizing::new(
-            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         let stored = self.wrap_index_key(&raw)?;
         self.store
@@ -355,14 +355,13 @@ impl Services {
     ) -> CoreResult<PersonRecord> {
         validate_fields(&mut fields).map_err(CoreError::BadRequest)?;
         let id = PersonId::parse(&hex::encode(
-            mamori_crypto::try_random_bytes(16).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(16).map_err(|e| CoreError::Internal(e.into()))?,
         ))
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        .map_err(|e| CoreError::Internal(e.into()))?;
         let (key, raw) = DataKey::generate()?;
         let (key_id, wrapped_key) = self.vault.wrap(&raw, &key_aad(&id))?;
-        let json = Zeroizing::new(
-            serde_json::to_vec(&fields).map_err(|e| CoreError::Internal(e.to_string()))?,
-        );
+        let json =
+            Zeroizing::new(serde_json::to_vec(&fields).map_err(|e| CoreError::Internal(e.into()))?);
         Ok(PersonRecord {
             sealed: key.seal(&json, &person_aad(&id))?,
             email_index: blind_index(index_key, "email", &fields.email),
@@ -385,8 +384,7 @@ impl Services {
             .unwrap(&r.key_id, &r.wrapped_key, &key_aad(&r.id))?;
         let key = DataKey::from_raw(&raw)?;
         let json = key.open(&r.sealed, &person_aad(&r.id))?;
-        serde_json::from_slice(&json)
-            .map_err(|e| CoreError::Internal(format!("person record: {e}")))
+        serde_json::from_slice(&json).map_err(|e| CoreError::internal("person record", e))
     }
 
     fn conflict(c: &PeopleConflict) -> String {
@@ -837,7 +835,7 @@ impl Services {
             .unwrap(&r.key_id, &r.wrapped_key, &key_aad(&r.id))?;
         let dk = DataKey::from_raw(&raw)?;
         let json =
-            Zeroizing::new(serde_json::to_vec(&f).map_err(|e| CoreError::Internal(e.to_string()))?);
+            Zeroizing::new(serde_json::to_vec(&f).map_err(|e| CoreError::Internal(e.into()))?);
         r.sealed = dk.seal(&json, &person_aad(&r.id))?;
         r.email_index = blind_index(&key, "email", &f.email);
         r.user_id_index = blind_index(&key, "user_id", &f.user_id.to_lowercase());

@@ -149,12 +149,12 @@ impl Services {
             return Ok(None);
         }
         let plain =
-            Zeroizing::new(serde_json::to_vec(s).map_err(|e| CoreError::Internal(e.to_string()))?);
+            Zeroizing::new(serde_json::to_vec(s).map_err(|e| CoreError::Internal(e.into()))?);
         Ok(Some(
             self.pki
                 .secret_box
                 .seal(&plain, Some(format!("policy/{id}").as_bytes()))
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+                .map_err(|e| CoreError::Internal(e.into()))?,
         ))
     }
 
@@ -166,8 +166,8 @@ impl Services {
             .pki
             .secret_box
             .open(sealed, Some(format!("policy/{id}").as_bytes()))
-            .map_err(|e| CoreError::Internal(format!("policy secrets do not open: {e}")))?;
-        serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.to_string()))
+            .map_err(|e| CoreError::internal("policy secrets do not open", e))?;
+        serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.into()))
     }
 
     /// Splits settings into what is stored in the clear and the secrets,
@@ -355,9 +355,8 @@ impl Services {
         let mut full = p.settings.clone();
         insert_secrets(&mut full, &secrets);
         let content = mamori_protocol::schema::validate_payload(p.kind.payload_type(), &full)
-            .map_err(|e| CoreError::Internal(format!("stored policy no longer valid: {e}")))?;
-        let parse =
-            |u: &str| uuid::Uuid::parse_str(u).map_err(|e| CoreError::Internal(e.to_string()));
+            .map_err(|e| CoreError::internal("stored policy no longer valid", e))?;
+        let parse = |u: &str| uuid::Uuid::parse_str(u).map_err(|e| CoreError::Internal(e.into()));
         let profile = mamori_protocol::mobileconfig::ConfigurationProfile {
             identifier: p.profile_identifier.clone(),
             uuid: parse(&p.profile_uuid)?,
@@ -377,7 +376,7 @@ impl Services {
         };
         Ok(Zeroizing::new(
             mamori_protocol::mobileconfig::build_configuration_profile(&profile)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+                .map_err(|e| CoreError::Internal(e.into()))?,
         ))
     }
 }

@@ -33,13 +33,13 @@ impl Services {
                 cert_pem: cert_pem.to_owned(),
                 key_pem: key_pem.to_owned(),
             })
-            .map_err(|e| CoreError::Internal(e.to_string()))?,
+            .map_err(|e| CoreError::Internal(e.into()))?,
         );
         let sealed = self
             .pki
             .secret_box
             .seal(&plain, Some(SECRET_NAME.as_bytes()))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         self.store
             .put_secret(SECRET_NAME, &sealed, self.clock.now())
             .await?;
@@ -66,15 +66,15 @@ impl Services {
             self.pki
                 .secret_box
                 .open(&sealed, Some(SECRET_NAME.as_bytes()))
-                .map_err(|e| CoreError::Internal(format!("push certificate unreadable: {e}")))?,
+                .map_err(|e| CoreError::internal("push certificate unreadable", e))?,
         );
         let stored: StoredPushCert =
-            serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.to_string()))?;
+            serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.into()))?;
         let key = Zeroizing::new(stored.key_pem);
         let topic = self
             .pusher
             .configure(&stored.cert_pem, &key)
-            .map_err(CoreError::Internal)?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         Ok(Some(topic))
     }
 }

@@ -40,7 +40,7 @@ impl Services {
             self.pki.ra_cert.clone(),
             self.pki.device_ca.cert_der.clone(),
         ])
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        .map_err(|e| CoreError::Internal(e.into()))?;
         Ok(CaCertResponse { body })
     }
 
@@ -84,7 +84,7 @@ impl Services {
                 self.device_rejected(source, "scep", &CoreError::BadRequest(why.clone()))
                     .await;
                 scep::build_cert_rep_failure(&msg, info, &self.pki.ra_cert, &self.pki.ra_key)
-                    .map_err(|e| CoreError::Internal(e.to_string()))
+                    .map_err(|e| CoreError::Internal(e.into()))
             }
             Err(Refusal::Core(e)) => Err(e),
         }
@@ -119,7 +119,7 @@ impl Services {
         // Built before anything is recorded: a reply that cannot be built
         // leaves no certificate and no spent challenge behind.
         let rep = scep::build_cert_rep_success(msg, &der, alg, &self.pki.ra_cert, ra_key)
-            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.into())))?;
         let event = mamori_domain::AuditEvent {
             at: self.clock.now(),
             actor: "anonymous".into(),
@@ -140,8 +140,8 @@ impl Services {
                 let (profile, record) = (origin.profile.as_deref(), &record);
                 async move {
                     let [audit] = chained.as_slice() else {
-                        return Err(mamori_ports::StoreError(
-                            "one issuance, one audit record".into(),
+                        return Err(mamori_ports::StoreError::new(
+                            "one issuance, one audit record",
                         ));
                     };
                     store
@@ -249,7 +249,7 @@ impl Services {
     ) -> Result<(Vec<u8>, DeviceCertificate), Refusal> {
         let now = self.clock.now();
         let serial = mamori_crypto::random_serial()
-            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.into())))?;
         let req = IssueRequest {
             subject_cn: sanitize_cn(cn.as_deref()),
             spki_der: spki.to_vec(),
@@ -262,7 +262,7 @@ impl Services {
             .pki
             .device_ca
             .issue(&req)
-            .map_err(|e| Refusal::Core(CoreError::Internal(e.to_string())))?;
+            .map_err(|e| Refusal::Core(CoreError::Internal(e.into())))?;
         let record = DeviceCertificate {
             fingerprint: mamori_crypto::sha256_hex(&der),
             serial: hex::encode(&serial),

@@ -131,11 +131,11 @@ impl Services {
             return Err(CoreError::BadRequest("ttl must be 1-3650 days".into()));
         }
         let id = TokenId::parse(&hex::encode(
-            mamori_crypto::try_random_bytes(8).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(8).map_err(|e| CoreError::Internal(e.into()))?,
         ))
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        .map_err(|e| CoreError::Internal(e.into()))?;
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         let now = self.clock.now();
         let token = ApiToken {

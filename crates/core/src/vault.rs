@@ -120,7 +120,7 @@ impl KeyProvider for LocalKeyring {
             .ok_or_else(|| CoreError::Internal("no master key".into()))?;
         let wrapped = b
             .seal(key, Some(aad))
-            .map_err(|e| CoreError::Internal(format!("wrap: {e}")))?;
+            .map_err(|e| CoreError::internal("wrap", e))?;
         Ok((id.clone(), wrapped))
     }
 
@@ -132,9 +132,9 @@ impl KeyProvider for LocalKeyring {
         let (_, b) = keys
             .iter()
             .find(|(k, _)| k == id)
-            .ok_or_else(|| CoreError::Internal(format!("master key {id} is not loaded")))?;
+            .ok_or_else(|| CoreError::Internal(format!("master key {id} is not loaded").into()))?;
         b.open(wrapped, Some(aad)).map_err(|_| {
-            CoreError::Internal(format!("data key does not open under master key {id}"))
+            CoreError::Internal(format!("data key does not open under master key {id}").into())
         })
     }
 
@@ -156,7 +156,7 @@ impl DataKey {
     /// A fresh random data key and its raw bytes (to be wrapped).
     pub fn generate() -> CoreResult<(Self, Zeroizing<Vec<u8>>)> {
         let raw = Zeroizing::new(
-            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         Ok((Self::from_raw(&raw)?, raw))
     }
@@ -165,14 +165,14 @@ impl DataKey {
     pub fn from_raw(raw: &[u8]) -> CoreResult<Self> {
         SecretBox::from_slice(raw)
             .map(Self)
-            .map_err(|e| CoreError::Internal(e.to_string()))
+            .map_err(|e| CoreError::Internal(e.into()))
     }
 
     /// Seals `plaintext` bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> CoreResult<Vec<u8>> {
         self.0
             .seal(plaintext, Some(aad))
-            .map_err(|e| CoreError::Internal(format!("seal: {e}")))
+            .map_err(|e| CoreError::internal("seal", e))
     }
 
     /// Opens what [`Self::seal`] made with the same `aad`.

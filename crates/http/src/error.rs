@@ -35,9 +35,10 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
         CoreError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         CoreError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
         CoreError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),
-        CoreError::Internal(cause) => {
+        CoreError::Internal(_) => {
             // The cause may quote what a client sent: escaped.
-            tracing::error!(cause = %mamori_domain::log_safe(cause), "internal error");
+            let cause = e.cause_chain().unwrap_or_default();
+            tracing::error!(cause = %mamori_domain::log_safe(&cause), "internal error");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         }
     }

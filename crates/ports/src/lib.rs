@@ -21,10 +21,39 @@ pub use device::*;
 pub use fleet::*;
 pub use people::*;
 
-/// A storage backend failure. The text is for the log, never for a client.
+/// A storage backend failure. The text is for the log, never for a client;
+/// the backend's own error, when there is one, stays attached as the
+/// source (a backend can be asked what exactly failed).
 #[derive(Debug, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StoreError(pub String);
+#[error("storage: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure the backend describes itself.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `cause` (its text is the message).
+    pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: cause.to_string(),
+            source: Some(Box::new(cause)),
+        }
+    }
+
+    /// What failed, without the `storage:` prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -25,7 +25,7 @@ macro_rules! admin_select {
 pub(crate) use admin_select;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::new(e.to_string())
 }
 
 fn admin_id(r: &Row<'_>, name: &str) -> StoreResult<AdminId> {
@@ -60,7 +60,8 @@ pub(crate) fn admin_from_row(r: &Row<'_>) -> StoreResult<AdminAccount> {
     Ok(AdminAccount {
         id: admin_id(r, "id")?,
         name: col(r, "name")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError(format!("unknown role {role:?}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::new(format!("unknown role {role:?}")))?,
         must_change_password: col(r, "must_change_password")?,
         created_at: from_ts(col(r, "created_at")?)?,
         password_set_at: from_ts(col(r, "password_set_at")?)?,
@@ -125,7 +126,7 @@ fn session_from_row(r: &Row<'_>) -> StoreResult<AdminSession> {
         id: session_id(r)?,
         admin_id: admin_id(r, "admin_id")?,
         stage: SessionStage::parse(&stage)
-            .ok_or_else(|| StoreError(format!("unknown session stage {stage:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown session stage {stage:?}")))?,
         created_at: from_ts(col(r, "created_at")?)?,
         last_seen_at: from_ts(col(r, "last_seen_at")?)?,
         expires_at: from_ts(col(r, "expires_at")?)?,

@@ -9,15 +9,14 @@ use time::OffsetDateTime;
 
 fn approval_from_row(r: &Row<'_>) -> StoreResult<Approval> {
     let devices: String = col(r, "devices")?;
-    let devices: Vec<String> =
-        serde_json::from_str(&devices).map_err(|e| StoreError(e.to_string()))?;
+    let devices: Vec<String> = serde_json::from_str(&devices).map_err(StoreError::from_cause)?;
     let status: String = col(r, "status")?;
     Ok(Approval {
         id: col(r, "id")?,
         action: col(r, "action")?,
         devices: devices
             .iter()
-            .map(|d| DeviceKey::parse(d).map_err(|e| StoreError(e.to_string())))
+            .map(|d| DeviceKey::parse(d).map_err(StoreError::from_cause))
             .collect::<StoreResult<_>>()?,
         reason: col(r, "reason")?,
         requested_by: col(r, "requested_by")?,
@@ -25,11 +24,11 @@ fn approval_from_row(r: &Row<'_>) -> StoreResult<Approval> {
         requested_at: from_ts(col(r, "requested_at")?)?,
         expires_at: from_ts(col(r, "expires_at")?)?,
         status: ApprovalStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("unknown approval status {status:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown approval status {status:?}")))?,
         decided_by: col(r, "decided_by")?,
         decided_at: from_opt_ts(col(r, "decided_at")?)?,
         params: match col::<Option<String>>(r, "params")? {
-            Some(p) => serde_json::from_str(&p).map_err(|e| StoreError(e.to_string()))?,
+            Some(p) => serde_json::from_str(&p).map_err(StoreError::from_cause)?,
             None => serde_json::Value::Null,
         },
         used_at: from_opt_ts(col(r, "used_at")?)?,
@@ -40,11 +39,11 @@ fn approval_from_row(r: &Row<'_>) -> StoreResult<Approval> {
 impl ApprovalStore for SqliteStore {
     async fn insert_approval(&self, a: &Approval) -> StoreResult<()> {
         let devices: Vec<&str> = a.devices.iter().map(DeviceKey::as_str).collect();
-        let devices = serde_json::to_string(&devices).map_err(|e| StoreError(e.to_string()))?;
+        let devices = serde_json::to_string(&devices).map_err(StoreError::from_cause)?;
         let p = (!a.params.is_null())
             .then(|| serde_json::to_string(&a.params))
             .transpose()
-            .map_err(|e| StoreError(e.to_string()))?;
+            .map_err(StoreError::from_cause)?;
         self.write(|c| {
             exec(
                 c,

@@ -64,8 +64,8 @@ pub(crate) fn append_chained(
     };
     for rec in records {
         let (Some(prev), Some(hash)) = (&rec.prev_hash, &rec.hash) else {
-            return Err(StoreError(
-                "an appended audit record has no chain link".into(),
+            return Err(StoreError::new(
+                "an appended audit record has no chain link",
             ));
         };
         if rec.seq != head.seq + 1 || *prev != head.hash {

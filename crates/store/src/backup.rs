@@ -36,7 +36,7 @@ fn count(c: &Connection, table: &str) -> StoreResult<u64> {
     let n: i64 = c
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
         .map_err(db)?;
-    u64::try_from(n).map_err(|e| StoreError(e.to_string()))
+    u64::try_from(n).map_err(StoreError::from_cause)
 }
 
 impl SqliteStore {
@@ -44,7 +44,7 @@ impl SqliteStore {
     /// exist) without any data key.
     pub async fn snapshot_for_backup(&self, dest: &Path) -> StoreResult<()> {
         if dest.exists() {
-            return Err(StoreError(format!("{} exists", dest.display())));
+            return Err(StoreError::new(format!("{} exists", dest.display())));
         }
         let target = dest.to_string_lossy().into_owned();
         self.read_blocking(move |c| {
@@ -61,7 +61,7 @@ impl SqliteStore {
             c.close().map_err(|(_, e)| db(e))
         })
         .await
-        .map_err(|e| StoreError(e.to_string()))?
+        .map_err(StoreError::from_cause)?
     }
 }
 
@@ -84,7 +84,7 @@ pub fn read_snapshot(path: &Path) -> StoreResult<SnapshotSummary> {
         let id: String = r.get(0).map_err(db)?;
         let sealed: Vec<u8> = r.get(1).map_err(db)?;
         people.push((
-            PersonId::parse(&id).map_err(|e| StoreError(e.to_string()))?,
+            PersonId::parse(&id).map_err(StoreError::from_cause)?,
             sealed,
         ));
     }

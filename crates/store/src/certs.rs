@@ -110,7 +110,7 @@ impl ProfileStore for SqliteStore {
 fn link_from_row(r: &Row<'_>) -> StoreResult<EnrollmentLink> {
     let count = |c: &str| -> StoreResult<u32> {
         let v: i64 = col(r, c)?;
-        u32::try_from(v).map_err(|e| StoreError(e.to_string()))
+        u32::try_from(v).map_err(StoreError::from_cause)
     };
     Ok(EnrollmentLink {
         id: col(r, "id")?,
@@ -130,7 +130,7 @@ fn cert_from_row(r: &Row<'_>) -> StoreResult<DeviceCertificate> {
         serial: col(r, "serial")?,
         profile_id: col(r, "profile_id")?,
         device: device
-            .map(|d| DeviceKey::parse(&d).map_err(|e| StoreError(e.to_string())))
+            .map(|d| DeviceKey::parse(&d).map_err(StoreError::from_cause))
             .transpose()?,
         renewed_from: col(r, "renewed_from")?,
         not_after: from_ts(col(r, "not_after")?)?,

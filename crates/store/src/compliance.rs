@@ -15,7 +15,7 @@ impl ComplianceStore for SqliteStore {
         let text = rules
             .map(serde_json::to_string)
             .transpose()
-            .map_err(|e| StoreError(e.to_string()))?;
+            .map_err(StoreError::from_cause)?;
         self.write(|c| match &text {
             Some(t) => exec(
                 c,
@@ -39,7 +39,7 @@ impl ComplianceStore for SqliteStore {
                 let t: String = col(r, "rules")?;
                 Ok((
                     col(r, "group_id")?,
-                    serde_json::from_str(&t).map_err(|e| StoreError(e.to_string()))?,
+                    serde_json::from_str(&t).map_err(StoreError::from_cause)?,
                 ))
             })
         })

@@ -21,7 +21,7 @@ impl DepartmentStore for SqliteStore {
             })
             .await?;
         ids.iter()
-            .map(|i| PersonId::parse(i).map_err(|e| StoreError(e.to_string())))
+            .map(|i| PersonId::parse(i).map_err(StoreError::from_cause))
             .collect()
     }
 

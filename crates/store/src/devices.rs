@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 use time::OffsetDateTime;
 
 fn key(udid: &str) -> StoreResult<DeviceKey> {
-    DeviceKey::parse(udid).map_err(|e| StoreError(e.to_string()))
+    DeviceKey::parse(udid).map_err(StoreError::from_cause)
 }
 
 fn device_from_row(r: &Row<'_>) -> StoreResult<Device> {
@@ -24,7 +24,7 @@ fn device_from_row(r: &Row<'_>) -> StoreResult<Device> {
         udid: key(&udid)?,
         enrollment_id: col(r, "enrollment_id")?,
         status: EnrollmentStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("unknown enrollment status {status}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown enrollment status {status}")))?,
         topic: col(r, "topic")?,
         serial_number: col(r, "serial_number")?,
         model: col(r, "model")?,

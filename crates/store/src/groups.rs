@@ -15,7 +15,7 @@ fn profile_from_row(r: &Row<'_>) -> StoreResult<DeviceProfile> {
         policy_id: col(r, "policy_id")?,
         profile_uuid: col(r, "profile_uuid")?,
         state: ProfileState::parse(&state)
-            .ok_or_else(|| StoreError(format!("unknown profile state {state:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown profile state {state:?}")))?,
         command_uuid: col(r, "command_uuid")?,
         attempts: col(r, "attempts")?,
         retry_at: from_opt_ts(col(r, "retry_at")?)?,
@@ -31,7 +31,7 @@ impl GroupStore for SqliteStore {
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
-            .map_err(|e| StoreError(e.to_string()))?;
+            .map_err(StoreError::from_cause)?;
         let n = self
             .write(|c| {
                 exec(
@@ -55,7 +55,7 @@ impl GroupStore for SqliteStore {
                     rule: rule
                         .map(|t| serde_json::from_str(&t))
                         .transpose()
-                        .map_err(|e| StoreError(e.to_string()))?,
+                        .map_err(StoreError::from_cause)?,
                     members: Vec::new(),
                     policies: Vec::new(),
                     created_at: from_ts(col(r, "created_at")?)?,

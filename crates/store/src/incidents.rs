@@ -14,7 +14,7 @@ fn incident_from_row(r: &Row<'_>) -> StoreResult<Incident> {
         id: col(r, "id")?,
         title: col(r, "title")?,
         status: IncidentStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("unknown incident status {status:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown incident status {status:?}")))?,
         opened_at: from_ts(col(r, "opened_at")?)?,
         opened_by: col(r, "opened_by")?,
         alert_seq: col(r, "alert_seq")?,
@@ -22,13 +22,13 @@ fn incident_from_row(r: &Row<'_>) -> StoreResult<Incident> {
         window_from: from_ts(col(r, "window_from")?)?,
         window_to: from_ts(col(r, "window_to")?)?,
         actor: col(r, "actor")?,
-        facts: serde_json::from_str(&facts).map_err(|e| StoreError(e.to_string()))?,
+        facts: serde_json::from_str(&facts).map_err(StoreError::from_cause)?,
         updated_at: from_ts(col(r, "updated_at")?)?,
     })
 }
 
 fn facts_json(i: &Incident) -> StoreResult<String> {
-    serde_json::to_string(&i.facts).map_err(|e| StoreError(e.to_string()))
+    serde_json::to_string(&i.facts).map_err(StoreError::from_cause)
 }
 
 #[async_trait]

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 fn keys(v: Vec<String>) -> StoreResult<Vec<DeviceKey>> {
     v.iter()
-        .map(|u| DeviceKey::parse(u).map_err(|e| StoreError(e.to_string())))
+        .map(|u| DeviceKey::parse(u).map_err(StoreError::from_cause))
         .collect()
 }
 

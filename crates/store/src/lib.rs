@@ -197,15 +197,15 @@ fn close_conn(c: Option<Connection>) {
 
 fn live(slot: &mut Option<Connection>) -> StoreResult<&mut Connection> {
     slot.as_mut()
-        .ok_or_else(|| StoreError("the store is closed".into()))
+        .ok_or_else(|| StoreError::new("the store is closed"))
 }
 
 fn join(e: tokio::task::JoinError) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::from_cause(e)
 }
 
 pub(crate) fn db(e: rusqlite::Error) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::from_cause(e)
 }
 
 /// Executes a cached statement; returns the number of rows changed.
@@ -256,7 +256,7 @@ pub(crate) fn ts(t: OffsetDateTime) -> i64 {
 }
 
 pub(crate) fn from_ts(v: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp(v).map_err(|e| StoreError(e.to_string()))
+    OffsetDateTime::from_unix_timestamp(v).map_err(StoreError::from_cause)
 }
 
 pub(crate) fn from_opt_ts(v: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -264,7 +264,7 @@ pub(crate) fn from_opt_ts(v: Option<i64>) -> Result<Option<OffsetDateTime>, Stor
 }
 
 pub(crate) fn json_col(v: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
-    v.map(|s| serde_json::from_str(&s).map_err(|e| StoreError(e.to_string())))
+    v.map(|s| serde_json::from_str(&s).map_err(StoreError::from_cause))
         .transpose()
 }
 

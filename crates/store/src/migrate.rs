@@ -95,13 +95,13 @@ pub(crate) fn run(conn: &mut Connection) -> StoreResult<()> {
             .map_err(db)?;
         let current = user_version(&tx)?;
         if current > latest {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "database schema version {current} is newer than this server ({latest})"
             )));
         }
         if current < version {
             tx.execute_batch(sql)
-                .map_err(|e| StoreError(format!("migration {version}: {e}")))?;
+                .map_err(|e| StoreError::new(format!("migration {version}: {e}")))?;
             tx.pragma_update(None, "user_version", version)
                 .map_err(db)?;
         }

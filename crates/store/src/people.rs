@@ -27,7 +27,7 @@ pub(crate) use person_select_sql;
 const IN_CHUNK: usize = 500;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::new(e.to_string())
 }
 
 fn person_id(v: &str) -> StoreResult<PersonId> {
@@ -44,7 +44,7 @@ pub(crate) fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
     Ok(PersonRecord {
         id: person_id(&id)?,
         status: EmploymentStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("unknown employment status {status:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("unknown employment status {status:?}")))?,
         departed_at: from_opt_ts(col(r, "departed_at")?)?,
         created_at: from_ts(col(r, "created_at")?)?,
         updated_at: from_ts(col(r, "updated_at")?)?,
@@ -156,7 +156,7 @@ fn insert_batch(
     }
     if let Some(row) = in_batch {
         // The repeating row's insert must have failed above; never commit.
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "batch row {row} repeats an earlier row's index but was not refused"
         )));
     }
@@ -280,7 +280,7 @@ impl PeopleStore for SqliteStore {
                     |_| Ok(()),
                 )?;
                 if exists.is_none() {
-                    return Err(StoreError(format!(
+                    return Err(StoreError::new(format!(
                         "cannot assign device {device} to person {p}: no such person"
                     )));
                 }

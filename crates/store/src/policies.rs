@@ -14,11 +14,11 @@ fn policy_from_row(r: &Row<'_>) -> StoreResult<Policy> {
         id: col(r, "id")?,
         name: col(r, "name")?,
         kind: PolicyKind::parse(&kind)
-            .ok_or_else(|| StoreError(format!("unknown policy kind {kind:?}")))?,
-        settings: serde_json::from_str(&settings).map_err(|e| StoreError(e.to_string()))?,
-        secrets: serde_json::from_str(&pointers).map_err(|e| StoreError(e.to_string()))?,
+            .ok_or_else(|| StoreError::new(format!("unknown policy kind {kind:?}")))?,
+        settings: serde_json::from_str(&settings).map_err(StoreError::from_cause)?,
+        secrets: serde_json::from_str(&pointers).map_err(StoreError::from_cause)?,
         platforms: serde_json::from_str(&col::<String>(r, "platforms")?)
-            .map_err(|e| StoreError(e.to_string()))?,
+            .map_err(StoreError::from_cause)?,
         version: col(r, "version")?,
         profile_identifier: col(r, "profile_identifier")?,
         payload_uuid: col(r, "payload_uuid")?,
@@ -29,7 +29,7 @@ fn policy_from_row(r: &Row<'_>) -> StoreResult<Policy> {
 }
 
 fn json(v: &serde_json::Value) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError(e.to_string()))
+    serde_json::to_string(v).map_err(StoreError::from_cause)
 }
 
 #[async_trait]

@@ -80,7 +80,7 @@ impl QueueStore for SqliteStore {
         })
         .await?;
         Ok(Some(DeliveredCommand {
-            command_uuid: CommandUuid::parse(&uuid).map_err(|e| StoreError(e.to_string()))?,
+            command_uuid: CommandUuid::parse(&uuid).map_err(StoreError::from_cause)?,
             payload,
         }))
     }
@@ -138,12 +138,12 @@ impl QueueStore for SqliteStore {
                     let state: String = col(r, "state")?;
                     let uuid: String = col(r, "command_uuid")?;
                     Ok(CommandRecord {
-                        command_uuid: CommandUuid::parse(&uuid)
-                            .map_err(|e| StoreError(e.to_string()))?,
+                        command_uuid: CommandUuid::parse(&uuid).map_err(StoreError::from_cause)?,
                         udid: device.clone(),
                         request_type: col(r, "request_type")?,
-                        state: CommandState::parse(&state)
-                            .ok_or_else(|| StoreError(format!("unknown command state {state}")))?,
+                        state: CommandState::parse(&state).ok_or_else(|| {
+                            StoreError::new(format!("unknown command state {state}"))
+                        })?,
                         queued_at: from_ts(col(r, "queued_at")?)?,
                         updated_at: from_ts(col(r, "updated_at")?)?,
                         result: None,
@@ -167,10 +167,10 @@ impl QueueStore for SqliteStore {
                     let udid: String = col(r, "udid")?;
                     Ok(CommandRecord {
                         command_uuid: command.clone(),
-                        udid: DeviceKey::parse(&udid).map_err(|e| StoreError(e.to_string()))?,
+                        udid: DeviceKey::parse(&udid).map_err(StoreError::from_cause)?,
                         request_type: col(r, "request_type")?,
                         state: CommandState::parse(&state)
-                            .ok_or_else(|| StoreError(format!("unknown command state {state}")))?,
+                            .ok_or_else(|| StoreError::new(format!("unknown command state {state}")))?,
                         queued_at: from_ts(col(r, "queued_at")?)?,
                         updated_at: from_ts(col(r, "updated_at")?)?,
                         result: json_col(col(r, "result")?)?,

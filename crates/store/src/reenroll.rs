@@ -26,7 +26,7 @@ fn fields_json(f: &InventoryFields) -> String {
 }
 
 fn fields_from(text: &str) -> StoreResult<InventoryFields> {
-    let v: Value = serde_json::from_str(text).map_err(|e| StoreError(e.to_string()))?;
+    let v: Value = serde_json::from_str(text).map_err(StoreError::from_cause)?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     Ok(InventoryFields {
         serial_number: s("serial_number"),
@@ -47,7 +47,7 @@ fn held_from_row(r: &Row<'_>) -> StoreResult<PendingReenrollment> {
     Ok(PendingReenrollment {
         fingerprint: col(r, "fingerprint")?,
         authenticate: AuthenticateRecord {
-            device: DeviceKey::parse(&udid).map_err(|e| StoreError(e.to_string()))?,
+            device: DeviceKey::parse(&udid).map_err(StoreError::from_cause)?,
             enrollment_id: col(r, "enrollment_id")?,
             topic: col(r, "topic")?,
             fields: fields_from(&fields)?,

@@ -12,10 +12,11 @@ fn token_from_row(r: &Row<'_>) -> StoreResult<ApiToken> {
     let admin_id: String = col(r, "admin_id")?;
     let role: String = col(r, "role")?;
     Ok(ApiToken {
-        id: TokenId::parse(&id).map_err(|e| StoreError(e.to_string()))?,
+        id: TokenId::parse(&id).map_err(StoreError::from_cause)?,
         name: col(r, "name")?,
-        admin_id: AdminId::parse(&admin_id).map_err(|e| StoreError(e.to_string()))?,
-        role: Role::parse(&role).ok_or_else(|| StoreError(format!("unknown role {role:?}")))?,
+        admin_id: AdminId::parse(&admin_id).map_err(StoreError::from_cause)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::new(format!("unknown role {role:?}")))?,
         scope: scope_from_col(col(r, "scope")?)?,
         created_at: from_ts(col(r, "created_at")?)?,
         expires_at: from_ts(col(r, "expires_at")?)?,
@@ -29,7 +30,7 @@ fn scope_to_col(scope: Option<&[Permission]>) -> StoreResult<Option<String>> {
     scope
         .map(|s| {
             let names: Vec<&str> = s.iter().map(|p| p.as_str()).collect();
-            serde_json::to_string(&names).map_err(|e| StoreError(e.to_string()))
+            serde_json::to_string(&names).map_err(StoreError::from_cause)
         })
         .transpose()
 }
@@ -37,11 +38,12 @@ fn scope_to_col(scope: Option<&[Permission]>) -> StoreResult<Option<String>> {
 /// Parses a stored scope; an unknown permission name is an error.
 fn scope_from_col(v: Option<String>) -> StoreResult<Option<Vec<Permission>>> {
     v.map(|s| {
-        let names: Vec<String> = serde_json::from_str(&s).map_err(|e| StoreError(e.to_string()))?;
+        let names: Vec<String> = serde_json::from_str(&s).map_err(StoreError::from_cause)?;
         names
             .iter()
             .map(|n| {
-                Permission::parse(n).ok_or_else(|| StoreError(format!("unknown permission {n:?}")))
+                Permission::parse(n)
+                    .ok_or_else(|| StoreError::new(format!("unknown permission {n:?}")))
             })
             .collect()
     })

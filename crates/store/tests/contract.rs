@@ -1618,7 +1618,7 @@ async fn devices_are_assigned_to_people() {
         .assign_device(&key("DEV4"), Some(&pid("nobody")))
         .await
         .unwrap_err();
-    assert!(e.0.contains("no such person"), "{e}");
+    assert!(e.message().contains("no such person"), "{e}");
     assert_eq!(s.device_person(&key("DEV4")).await.unwrap(), None);
 
     assert_eq!(

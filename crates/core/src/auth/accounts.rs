@@ -101,8 +101,7 @@ pub(crate) fn check_name(name: &str) -> CoreResult<()> {
 /// (120 bits).
 fn one_time_password() -> CoreResult<String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let bytes =
-        mamori_crypto::try_random_bytes(24).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let bytes = mamori_crypto::try_random_bytes(24).map_err(|e| CoreError::Internal(e.into()))?;
     let chars: Vec<char> = bytes
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
@@ -130,7 +129,7 @@ impl Services {
         let hash = hash_password(&password).await?;
         let admin = AdminAccount {
             id: AdminId::parse(&uuid::Uuid::new_v4().to_string())
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+                .map_err(|e| CoreError::Internal(e.into()))?,
             name: name.to_owned(),
             role,
             must_change_password: true,
@@ -641,8 +640,8 @@ pub(crate) async fn hash_password(password: &str) -> CoreResult<String> {
     let p = zeroize::Zeroizing::new(password.to_owned());
     tokio::task::spawn_blocking(move || mamori_crypto::password::hash_password(&p))
         .await
-        .map_err(|e| CoreError::Internal(e.to_string()))?
-        .map_err(|e| CoreError::Internal(e.to_string()))
+        .map_err(|e| CoreError::Internal(e.into()))?
+        .map_err(|e| CoreError::Internal(e.into()))
 }
 
 /// Password verification off the async runtime; `None` hash does the same
@@ -657,5 +656,5 @@ pub(crate) async fn verify_password(password: &str, hash: Option<String>) -> Cor
         }
     })
     .await
-    .map_err(|e| CoreError::Internal(e.to_string()))
+    .map_err(|e| CoreError::Internal(e.into()))
 }

@@ -796,7 +796,7 @@ impl Services {
     ) -> CoreResult<(AdminSession, SessionCookie)> {
         let now = self.now();
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.to_string()))?,
+            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         let lifetime = if stage == SessionStage::Full {
             self.config.auth.session_absolute
@@ -805,10 +805,9 @@ impl Services {
         };
         let session = AdminSession {
             id: SessionId::parse(&hex::encode(
-                mamori_crypto::try_random_bytes(16)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+                mamori_crypto::try_random_bytes(16).map_err(|e| CoreError::Internal(e.into()))?,
             ))
-            .map_err(|e| CoreError::Internal(e.to_string()))?,
+            .map_err(|e| CoreError::Internal(e.into()))?,
             admin_id: admin.id.clone(),
             stage,
             created_at: now,
@@ -854,7 +853,7 @@ impl Services {
             .pki
             .secret_box
             .open(&sealed, Some(totp_aad(admin).as_bytes()))
-            .map_err(|e| CoreError::Internal(format!("TOTP secret: {e}")))?;
+            .map_err(|e| CoreError::internal("TOTP secret", e))?;
         let now = u64::try_from(self.now().unix_timestamp()).unwrap_or(0);
         let Some(step) = mamori_crypto::totp::verify_totp(&secret, code, now, creds.totp_last_step)
         else {
@@ -878,11 +877,11 @@ impl Services {
         }
         let (challenge, state) = rp
             .start_passkey_authentication(&passkeys)
-            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+            .map_err(|e| CoreError::internal("webauthn", e))?;
         self.auth
             .ceremonies
             .put(session, Ceremony::Authenticate(Box::new(state)));
-        serde_json::to_value(challenge).map_err(|e| CoreError::Internal(e.to_string()))
+        serde_json::to_value(challenge).map_err(|e| CoreError::Internal(e.into()))
     }
 
     /// Verifies a WebAuthn assertion against the session's pending challenge
@@ -917,8 +916,7 @@ impl Services {
                 continue;
             };
             if pk.update_credential(&result).is_some() {
-                let data =
-                    serde_json::to_string(&pk).map_err(|e| CoreError::Internal(e.to_string()))?;
+                let data = serde_json::to_string(&pk).map_err(|e| CoreError::Internal(e.into()))?;
                 self.store.update_webauthn(&c.id, &data, self.now()).await?;
                 return Ok(true);
             }

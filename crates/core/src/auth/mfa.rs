@@ -201,12 +201,12 @@ impl Services {
         self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let secret = mamori_crypto::totp::generate_totp_secret()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         let sealed = self
             .pki
             .secret_box
             .seal(&secret, Some(totp_aad(&admin).as_bytes()))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::Internal(e.into()))?;
         self.store
             .set_totp_pending(&admin.id, Some(&sealed))
             .await?;
@@ -236,7 +236,7 @@ impl Services {
             .pki
             .secret_box
             .open(&sealed, Some(totp_aad(&admin).as_bytes()))
-            .map_err(|e| CoreError::Internal(format!("TOTP secret: {e}")))?;
+            .map_err(|e| CoreError::internal("TOTP secret", e))?;
         let now = u64::try_from(self.now().unix_timestamp()).unwrap_or(0);
         let Some(step) = mamori_crypto::totp::verify_totp(&secret, code, now, None) else {
             self.audit(
@@ -301,8 +301,8 @@ impl Services {
         let session = self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let rp = self.auth.ceremonies.rp()?;
-        let uuid = Uuid::parse_str(admin.id.as_str())
-            .map_err(|e| CoreError::Internal(format!("account id: {e}")))?;
+        let uuid =
+            Uuid::parse_str(admin.id.as_str()).map_err(|e| CoreError::internal("account id", e))?;
         let exclude: Vec<CredentialID> = self
             .passkeys(&admin)
             .await?
@@ -311,13 +311,12 @@ impl Services {
             .collect();
         let (options, state) = rp
             .start_passkey_registration(uuid, &admin.name, &admin.name, Some(exclude))
-            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+            .map_err(|e| CoreError::internal("webauthn", e))?;
         self.auth
             .ceremonies
             .put(&session.id, Ceremony::Register(Box::new(state)));
         Ok(WebauthnChallenge {
-            options: serde_json::to_value(options)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            options: serde_json::to_value(options).map_err(|e| CoreError::Internal(e.into()))?,
         })
     }
 
@@ -377,8 +376,7 @@ impl Services {
             },
             admin_id: admin.id.clone(),
             name: name.to_owned(),
-            data: serde_json::to_string(&passkey)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            data: serde_json::to_string(&passkey).map_err(|e| CoreError::Internal(e.into()))?,
             created_at: self.now(),
             last_used_at: None,
             usable_from: recovery.then(|| self.now() + RECOVERY_PASSKEY_DELAY),
@@ -478,8 +476,8 @@ impl Services {
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         let mut hashes = Vec::with_capacity(RECOVERY_CODES);
         for _ in 0..RECOVERY_CODES {
-            let raw = mamori_crypto::try_random_bytes(10)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let raw =
+                mamori_crypto::try_random_bytes(10).map_err(|e| CoreError::Internal(e.into()))?;
             let hexed = hex::encode(raw);
             let code = format!(
                 "{}-{}-{}-{}",
