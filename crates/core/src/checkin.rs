@@ -165,7 +165,7 @@ impl Services {
                 // An empty DigestChallenge tells the device no AuthToken is
                 // needed for this user (Apple: User Authenticate).
                 Ok(DeviceReply {
-                    body: plist_dict(&[("DigestChallenge", "")])?,
+                    body: mamori_protocol::reply::no_digest_challenge(),
                 })
             }
             CheckinMessage::SetBootstrapToken { ident, token } => {
@@ -227,10 +227,8 @@ impl Services {
                 if token.is_empty() {
                     return Ok(DeviceReply::default());
                 }
-                let mut d = plist::Dictionary::new();
-                d.insert("BootstrapToken".into(), plist::Value::Data(token));
                 Ok(DeviceReply {
-                    body: plist_value(plist::Value::Dictionary(d))?,
+                    body: mamori_protocol::reply::bootstrap_token(token),
                 })
             }
             other => {
@@ -541,20 +539,6 @@ fn device_key_of(udid: Option<&str>, enrollment_id: Option<&str>) -> CoreResult<
         CoreError::BadRequest("message names neither UDID nor EnrollmentID".into())
     })?;
     DeviceKey::parse(raw).map_err(|e| CoreError::BadRequest(e.to_string()))
-}
-
-fn plist_dict(pairs: &[(&str, &str)]) -> CoreResult<Vec<u8>> {
-    let mut d = plist::Dictionary::new();
-    for (k, v) in pairs {
-        d.insert((*k).to_owned(), plist::Value::String((*v).to_owned()));
-    }
-    plist_value(plist::Value::Dictionary(d))
-}
-
-fn plist_value(v: plist::Value) -> CoreResult<Vec<u8>> {
-    let mut out = Vec::new();
-    plist::to_writer_xml(&mut out, &v).map_err(|e| CoreError::Internal(e.into()))?;
-    Ok(out)
 }
 
 /// Name under which a device's bootstrap token is kept sealed.

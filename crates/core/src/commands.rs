@@ -6,6 +6,7 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
 use mamori_ports::NewCommand;
+use mamori_protocol::command::{CommandDict, RequestType};
 
 /// Most devices one enqueue request may target.
 pub const MAX_TARGETS: usize = 50_000;
@@ -112,20 +113,6 @@ pub enum Enqueued {
     AwaitingApproval(Box<mamori_domain::Approval>),
 }
 
-/// Commands a helpdesk may send (lock, lost mode, locate, sound).
-pub const HELPDESK_COMMANDS: &[&str] = &[
-    "DeviceLock",
-    "EnableLostMode",
-    "DisableLostMode",
-    "PlayLostModeSound",
-    "DeviceLocation",
-];
-
-/// Commands that destroy data or remove protection: they need a recent
-/// step-up in an interactive session.
-pub const DESTRUCTIVE_COMMANDS: &[&str] =
-    &["EraseDevice", "ClearPasscode", "ClearRestrictionsPassword"];
-
 impl Services {
     /// Validates the command against Apple's schema, queues one copy per
     /// device (all or nothing) and, when `push` is set, wakes the devices.
@@ -153,7 +140,8 @@ impl Services {
                 .queue_and_record(actor, ctx, request_type, devices, command, push)
                 .await;
         };
-        let needed = if HELPDESK_COMMANDS.contains(&request_type) {
+        let kind = RequestType::parse(request_type);
+        let needed = if kind.is_helpdesk_action() {
             Permission::DeviceActions
         } else {
             Permission::CommandsWrite
@@ -174,7 +162,7 @@ impl Services {
                 "{request_type} needs the {needed} permission"
             )));
         }
-        if DESTRUCTIVE_COMMANDS.contains(&request_type) {
+        if kind.is_destructive() {
             self.require_step_up(actor)?;
         }
         if request_type == "EraseDevice" && devices.len() > self.config.erase_approval_threshold {
@@ -268,14 +256,11 @@ impl Services {
         } else {
             command.clone()
         };
-        let dict = mamori_protocol::schema::validate_command(&checked)
+        let dict = CommandDict::from_json(&checked)
             .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
-        let request_type = dict
-            .get("RequestType")
-            .and_then(|v| v.as_string())
-            .unwrap_or_default()
-            .to_owned();
-        let mac_lock = request_type == "DeviceLock" && !dict.contains_key("PIN");
+        let kind = dict.request_type();
+        let request_type = kind.as_str().to_owned();
+        let mac_lock = kind == RequestType::DeviceLock && !dict.has_pin();
         let keys = self.enrolled_keys(devices).await?;
         let mut queued = Vec::with_capacity(keys.len());
         let mut rows = Vec::with_capacity(keys.len());
@@ -285,16 +270,13 @@ impl Services {
             let mut pin = None;
             if mac_lock && self.is_mac(&key).await? {
                 let p = six_digit_pin()?;
-                d.insert("PIN".into(), plist::Value::String(p.clone()));
+                d.set_pin(&p);
                 pin = Some(p);
             }
             if clear_passcode {
-                d.insert(
-                    "UnlockToken".into(),
-                    plist::Value::Data(self.unlock_token(&key).await?),
-                );
+                d.set_unlock_token(self.unlock_token(&key).await?);
             }
-            let payload = mamori_protocol::command::encode_command(uuid.as_str(), d);
+            let payload = d.encode(uuid.as_str());
             if payload.is_empty() {
                 return Err(CoreError::Internal("command could not be encoded".into()));
             }

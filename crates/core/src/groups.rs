@@ -17,6 +17,7 @@ use mamori_domain::{
     Policy, ProfileState,
 };
 use mamori_ports::NewCommand;
+use mamori_protocol::command::{Command, CommandDict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use time::Duration;
@@ -237,7 +238,7 @@ impl Services {
                 .insert(r.profile_identifier.clone(), r);
         }
         // InstallProfile command of each policy version, built once.
-        let mut install_dicts: HashMap<String, plist::Dictionary> = HashMap::new();
+        let mut install_dicts: HashMap<String, CommandDict> = HashMap::new();
         let mut report = ReconcileReport::default();
         let mut commands: Vec<NewCommand> = Vec::new();
         let mut new_rows: Vec<DeviceProfile> = Vec::new();
@@ -305,12 +306,16 @@ impl Services {
                         report.deferred += 1;
                         continue;
                     }
-                    if !install_dicts.contains_key(&p.id) {
-                        install_dicts.insert(p.id.clone(), self.install_dict(p).await?);
-                    }
-                    let dict = install_dicts.get(&p.id).cloned().unwrap_or_default();
+                    let dict = match install_dicts.get(&p.id) {
+                        Some(d) => d.clone(),
+                        None => {
+                            let d = self.install_dict(p).await?;
+                            install_dicts.insert(p.id.clone(), d.clone());
+                            d
+                        }
+                    };
                     let uuid = CommandUuid::new_random();
-                    commands.push(self.new_command(&d.udid, &uuid, "InstallProfile", dict)?);
+                    commands.push(self.new_command(&d.udid, &uuid, dict)?);
                     new_rows.push(DeviceProfile {
                         udid: udid.to_owned(),
                         profile_identifier: (*ident).to_owned(),
@@ -340,14 +345,13 @@ impl Services {
                         report.deferred += 1;
                         continue;
                     }
-                    let mut dict = plist::Dictionary::new();
-                    dict.insert(
-                        "RequestType".into(),
-                        plist::Value::String("RemoveProfile".into()),
-                    );
-                    dict.insert("Identifier".into(), plist::Value::String(ident.clone()));
+                    let dict = Command::RemoveProfile {
+                        identifier: ident.clone(),
+                    }
+                    .into_dict()
+                    .map_err(|e| CoreError::internal("RemoveProfile", e))?;
                     let uuid = CommandUuid::new_random();
-                    commands.push(self.new_command(&d.udid, &uuid, "RemoveProfile", dict)?);
+                    commands.push(self.new_command(&d.udid, &uuid, dict)?);
                     new_rows.push(DeviceProfile {
                         state: ProfileState::Removing,
                         command_uuid: Some(uuid.to_string()),
@@ -396,27 +400,23 @@ impl Services {
         Ok(report)
     }
 
-    async fn install_dict(&self, p: &Policy) -> CoreResult<plist::Dictionary> {
+    async fn install_dict(&self, p: &Policy) -> CoreResult<CommandDict> {
         let profile = self.policy_profile(&p.id).await?;
-        let mut dict = plist::Dictionary::new();
-        dict.insert(
-            "RequestType".into(),
-            plist::Value::String("InstallProfile".into()),
-        );
-        dict.insert("Payload".into(), plist::Value::Data(profile.to_vec()));
-        mamori_protocol::schema::check_command_dict(&dict)
-            .map_err(|e| CoreError::internal("InstallProfile", e))?;
-        Ok(dict)
+        Command::InstallProfile {
+            payload: profile.to_vec(),
+        }
+        .into_dict()
+        .map_err(|e| CoreError::internal("InstallProfile", e))
     }
 
     fn new_command(
         &self,
         device: &DeviceKey,
         uuid: &CommandUuid,
-        request_type: &str,
-        dict: plist::Dictionary,
+        dict: CommandDict,
     ) -> CoreResult<NewCommand> {
-        let payload = mamori_protocol::command::encode_command(uuid.as_str(), dict);
+        let request_type = dict.request_type().as_str().to_owned();
+        let payload = dict.encode(uuid.as_str());
         if payload.is_empty() {
             return Err(CoreError::Internal("command could not be encoded".into()));
         }
@@ -424,7 +424,7 @@ impl Services {
             payload: self.seal_command(uuid, &payload)?,
             command_uuid: uuid.clone(),
             device: device.clone(),
-            request_type: request_type.to_owned(),
+            request_type,
         })
     }
 

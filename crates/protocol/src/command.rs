@@ -1,4 +1,193 @@
-//! Encoding MDM commands for delivery in a `/mdm/connect` response.
+//! MDM commands as types, and their encoding for delivery in a
+//! `/mdm/connect` response.
+//!
+//! A command an administrator sends arrives as JSON and is checked against
+//! Apple's schema into a [`CommandDict`]; the commands Mamori makes itself
+//! are [`Command`] values. Either way the service layer handles types and
+//! this module writes the property list.
+
+use crate::schema::{check_command_dict, validate_command, SchemaError};
+
+/// The request types the server reasons about itself (whom a command
+/// needs, what it destroys, what it installs); any other type Apple's
+/// schema knows is [`RequestType::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RequestType {
+    /// `DeviceLock`: lock the screen (a Mac needs a PIN).
+    DeviceLock,
+    /// `EnableLostMode`.
+    EnableLostMode,
+    /// `DisableLostMode`.
+    DisableLostMode,
+    /// `PlayLostModeSound`.
+    PlayLostModeSound,
+    /// `DeviceLocation`.
+    DeviceLocation,
+    /// `EraseDevice`.
+    EraseDevice,
+    /// `ClearPasscode` (needs the device's unlock token).
+    ClearPasscode,
+    /// `ClearRestrictionsPassword`.
+    ClearRestrictionsPassword,
+    /// `InstallProfile`.
+    InstallProfile,
+    /// `RemoveProfile`.
+    RemoveProfile,
+    /// Any other request type of Apple's schema.
+    Other(String),
+}
+
+impl RequestType {
+    /// The type named `name`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "DeviceLock" => Self::DeviceLock,
+            "EnableLostMode" => Self::EnableLostMode,
+            "DisableLostMode" => Self::DisableLostMode,
+            "PlayLostModeSound" => Self::PlayLostModeSound,
+            "DeviceLocation" => Self::DeviceLocation,
+            "EraseDevice" => Self::EraseDevice,
+            "ClearPasscode" => Self::ClearPasscode,
+            "ClearRestrictionsPassword" => Self::ClearRestrictionsPassword,
+            "InstallProfile" => Self::InstallProfile,
+            "RemoveProfile" => Self::RemoveProfile,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Its name in a command.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DeviceLock => "DeviceLock",
+            Self::EnableLostMode => "EnableLostMode",
+            Self::DisableLostMode => "DisableLostMode",
+            Self::PlayLostModeSound => "PlayLostModeSound",
+            Self::DeviceLocation => "DeviceLocation",
+            Self::EraseDevice => "EraseDevice",
+            Self::ClearPasscode => "ClearPasscode",
+            Self::ClearRestrictionsPassword => "ClearRestrictionsPassword",
+            Self::InstallProfile => "InstallProfile",
+            Self::RemoveProfile => "RemoveProfile",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// What a helpdesk may send: lock, lost mode, sound, locate.
+    pub fn is_helpdesk_action(&self) -> bool {
+        matches!(
+            self,
+            Self::DeviceLock
+                | Self::EnableLostMode
+                | Self::DisableLostMode
+                | Self::PlayLostModeSound
+                | Self::DeviceLocation
+        )
+    }
+
+    /// Destroys data or removes a protection.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Self::EraseDevice | Self::ClearPasscode | Self::ClearRestrictionsPassword
+        )
+    }
+}
+
+impl std::fmt::Display for RequestType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A command the server makes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Install a configuration profile (the signed or plain profile bytes).
+    InstallProfile {
+        /// The profile.
+        payload: Vec<u8>,
+    },
+    /// Remove the profile with this `PayloadIdentifier`.
+    RemoveProfile {
+        /// Its identifier.
+        identifier: String,
+    },
+}
+
+impl Command {
+    /// Its request type.
+    pub fn request_type(&self) -> RequestType {
+        match self {
+            Self::InstallProfile { .. } => RequestType::InstallProfile,
+            Self::RemoveProfile { .. } => RequestType::RemoveProfile,
+        }
+    }
+
+    /// The command dictionary, checked against Apple's schema.
+    pub fn into_dict(self) -> Result<CommandDict, SchemaError> {
+        let rt = self.request_type();
+        let mut d = plist::Dictionary::new();
+        d.insert(
+            "RequestType".into(),
+            plist::Value::String(rt.as_str().into()),
+        );
+        match self {
+            Self::InstallProfile { payload } => {
+                d.insert("Payload".into(), plist::Value::Data(payload));
+            }
+            Self::RemoveProfile { identifier } => {
+                d.insert("Identifier".into(), plist::Value::String(identifier));
+            }
+        }
+        check_command_dict(&d)?;
+        Ok(CommandDict(d))
+    }
+}
+
+/// A command dictionary that Apple's schema accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandDict(plist::Dictionary);
+
+impl CommandDict {
+    /// An administrator's command (JSON with `RequestType`), checked against
+    /// Apple's schema.
+    pub fn from_json(json: &serde_json::Value) -> Result<Self, SchemaError> {
+        validate_command(json).map(Self)
+    }
+
+    /// Its request type.
+    pub fn request_type(&self) -> RequestType {
+        RequestType::parse(
+            self.0
+                .get("RequestType")
+                .and_then(plist::Value::as_string)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether it carries a `PIN`.
+    pub fn has_pin(&self) -> bool {
+        self.0.contains_key("PIN")
+    }
+
+    /// Sets the six-digit `PIN` a Mac's `DeviceLock` needs.
+    pub fn set_pin(&mut self, pin: &str) {
+        self.0
+            .insert("PIN".into(), plist::Value::String(pin.to_owned()));
+    }
+
+    /// Sets the device's `UnlockToken` (`ClearPasscode`).
+    pub fn set_unlock_token(&mut self, token: Vec<u8>) {
+        self.0
+            .insert("UnlockToken".into(), plist::Value::Data(token));
+    }
+
+    /// The `{CommandUUID, Command}` plist for delivery (see
+    /// [`encode_command`]).
+    pub fn encode(self, command_uuid: &str) -> Vec<u8> {
+        encode_command(command_uuid, self.0)
+    }
+}
 
 /// Encode `{CommandUUID, Command}` as the XML plist Apple devices expect.
 ///
@@ -49,8 +238,42 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn request_types_read_back_and_sort_into_their_kinds() {
+        for name in ["DeviceLock", "EraseDevice", "InstallProfile", "ProfileList"] {
+            assert_eq!(RequestType::parse(name).as_str(), name);
+        }
+        assert!(RequestType::parse("DeviceLocation").is_helpdesk_action());
+        assert!(!RequestType::parse("EraseDevice").is_helpdesk_action());
+        assert!(RequestType::parse("ClearPasscode").is_destructive());
+        assert!(!RequestType::parse("ProfileList").is_destructive());
+    }
+
+    #[test]
+    fn commands_the_server_makes_pass_the_schema() {
+        let d = Command::RemoveProfile {
+            identifier: "com.example.wifi".into(),
+        }
+        .into_dict()
+        .unwrap();
+        assert_eq!(d.request_type(), RequestType::RemoveProfile);
+        let bytes = d.encode("u-1");
+        let v = plist::Value::from_reader_xml(&bytes[..]).unwrap();
+        let c = v.as_dictionary().unwrap()["Command"]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(
+            c.get("Identifier").and_then(plist::Value::as_string),
+            Some("com.example.wifi")
+        );
+        let mut lock = CommandDict::from_json(&json!({"RequestType": "DeviceLock"})).unwrap();
+        assert!(!lock.has_pin());
+        lock.set_pin("123456");
+        assert!(lock.has_pin());
+    }
+
+    #[test]
     fn encodes_command_plist() {
-        let cmd = crate::schema::validate_command(&json!({
+        let cmd = validate_command(&json!({
             "RequestType": "InstallProfile", "Payload": "AAEC"
         }))
         .unwrap();

@@ -18,5 +18,6 @@ pub mod fuzzing;
 pub mod hostile;
 pub mod mobileconfig;
 pub mod plistjson;
+pub mod reply;
 pub mod scep;
 pub mod schema;

@@ -332,3 +332,35 @@ fn handlers_take_a_proof_of_their_permission() {
     }
     assert!(wrong.is_empty(), "handlers without a proof: {wrong:#?}");
 }
+
+/// Only the protocol crate knows Apple's property-list format (the device
+/// simulator, an independent client, has its own): the services build no
+/// plist by hand and read no result by string keys out of one.
+#[test]
+fn only_the_protocol_crate_knows_plists() {
+    let m = metadata();
+    let members: BTreeSet<&str> = m["workspace_members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let users: BTreeSet<&str> = m["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .filter(|p| {
+            p["dependencies"].as_array().is_some_and(|deps| {
+                deps.iter()
+                    .any(|d| d["name"] == "plist" && d["kind"].is_null())
+            })
+        })
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        users,
+        BTreeSet::from(["mamori-protocol", "mamori-sim"]),
+        "crates using plist directly"
+    );
+}
