@@ -12,6 +12,7 @@ use mamori_ports::{
 };
 use mamori_protocol::checkin::{CheckinMessage, Ident};
 use mamori_protocol::connect::{CommandStatus, ConnectRequest};
+use mamori_protocol::results::{self, InventoryResult};
 
 /// An answer to a device: HTTP 200 with this body (empty means "nothing").
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -447,85 +448,59 @@ impl Services {
         request_type: &str,
         result: &serde_json::Value,
     ) -> CoreResult<()> {
-        if request_type == "InstalledApplicationList" {
-            return self.update_apps(key, result).await;
-        }
-        if request_type == "ProfileList" {
-            return self.profiles_reported(key, result).await;
-        }
-        let (kind, raw) = match request_type {
-            "DeviceInformation" => (
-                InventoryKind::DeviceInformation,
-                result.get("QueryResponses"),
-            ),
-            "SecurityInfo" => (InventoryKind::SecurityInfo, result.get("SecurityInfo")),
-            _ => return Ok(()),
-        };
-        let Some(raw) = raw.filter(|v| v.is_object()) else {
-            tracing::warn!(device = %key, request_type, "inventory result without its dictionary; kept the last good one");
-            return Ok(());
-        };
-        let s = |k: &str| raw.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let fields = if kind == InventoryKind::DeviceInformation {
-            InventoryFields {
-                serial_number: s("SerialNumber"),
-                model: s("Model"),
-                model_name: s("ModelName"),
-                product_name: s("ProductName"),
-                device_name: s("DeviceName")
-                    .map(|n| self.seal_device_text(key, "device_name", &n))
-                    .transpose()?,
-                os_version: s("OSVersion"),
-                build_version: s("BuildVersion"),
+        let parsed = match results::parse(request_type, result) {
+            None => return Ok(()),
+            Some(Ok(parsed)) => parsed,
+            Some(Err(gap)) => {
+                tracing::warn!(device = %key, request_type, %gap, "malformed inventory answer; kept the last good one");
+                return Ok(());
             }
-        } else {
-            InventoryFields::default()
         };
-        // The DeviceInformation answer names the device's user and may hold
-        // a phone number: stored sealed. SecurityInfo holds none.
-        let sealed;
-        let raw = if kind == InventoryKind::DeviceInformation {
-            sealed = self.seal_device_json(key, "device_information", raw)?;
-            &sealed
-        } else {
-            raw
-        };
-        self.store.set_inventory(key, kind, raw, &fields).await?;
-        Ok(())
-    }
-}
-
-impl Services {
-    /// Stores the application list; a malformed or partial answer (no
-    /// list, an item without its Identifier) keeps the last good one.
-    async fn update_apps(&self, key: &DeviceKey, result: &serde_json::Value) -> CoreResult<()> {
-        let Some(list) = result
-            .get("InstalledApplicationList")
-            .and_then(serde_json::Value::as_array)
-        else {
-            tracing::warn!(device = %key, "InstalledApplicationList without its list; kept the last good one");
-            return Ok(());
-        };
-        let text = |a: &serde_json::Value, k: &str| {
-            a.get(k)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let apps: Option<Vec<mamori_ports::InstalledApp>> = list
-            .iter()
-            .map(|a| {
-                Some(mamori_ports::InstalledApp {
-                    bundle_id: text(a, "Identifier").filter(|i| !i.is_empty())?,
-                    name: text(a, "Name"),
-                    version: text(a, "ShortVersion").or_else(|| text(a, "Version")),
-                })
-            })
-            .collect();
-        let Some(apps) = apps else {
-            tracing::warn!(device = %key, "InstalledApplicationList item without an Identifier; kept the last good list");
-            return Ok(());
-        };
-        self.store.set_device_apps(key, &apps).await?;
+        match parsed {
+            InventoryResult::Applications(apps) => {
+                let apps: Vec<mamori_ports::InstalledApp> = apps
+                    .into_iter()
+                    .map(|a| mamori_ports::InstalledApp {
+                        bundle_id: a.identifier,
+                        name: a.name,
+                        version: a.version,
+                    })
+                    .collect();
+                self.store.set_device_apps(key, &apps).await?;
+            }
+            InventoryResult::Profiles(idents) => self.profiles_reported(key, &idents).await?,
+            InventoryResult::DeviceInformation(info, raw) => {
+                let fields = InventoryFields {
+                    serial_number: info.serial_number,
+                    model: info.model,
+                    model_name: info.model_name,
+                    product_name: info.product_name,
+                    device_name: info
+                        .device_name
+                        .map(|n| self.seal_device_text(key, "device_name", &n))
+                        .transpose()?,
+                    os_version: info.os_version,
+                    build_version: info.build_version,
+                };
+                // The answer names the device's user and may hold a phone
+                // number: stored sealed.
+                let sealed = self.seal_device_json(key, "device_information", &raw)?;
+                self.store
+                    .set_inventory(key, InventoryKind::DeviceInformation, &sealed, &fields)
+                    .await?;
+            }
+            InventoryResult::SecurityInfo(raw) => {
+                // SecurityInfo holds nothing personal.
+                self.store
+                    .set_inventory(
+                        key,
+                        InventoryKind::SecurityInfo,
+                        &raw,
+                        &InventoryFields::default(),
+                    )
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

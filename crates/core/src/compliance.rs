@@ -355,7 +355,7 @@ impl Services {
             d.device_information
                 .clone()
                 .and_then(|v| self.open_device_json(&d.udid, "device_information", v))
-                .and_then(|v| v.get("IsSupervised").and_then(serde_json::Value::as_bool))
+                .and_then(|v| mamori_protocol::results::is_supervised(&v))
         } else {
             None
         };

@@ -482,25 +482,9 @@ impl Services {
     pub(crate) async fn profiles_reported(
         &self,
         device: &DeviceKey,
-        result: &serde_json::Value,
+        reported: &[String],
     ) -> CoreResult<()> {
-        let Some(list) = result
-            .get("ProfileList")
-            .and_then(serde_json::Value::as_array)
-        else {
-            tracing::warn!(device = %device, "ProfileList without its list; ignored");
-            return Ok(());
-        };
-        // Entries count when they carry both an identifier and a UUID.
-        let idents: HashSet<&str> = list
-            .iter()
-            .filter(|p| {
-                p.get("PayloadUUID")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some()
-            })
-            .filter_map(|p| p.get("PayloadIdentifier")?.as_str())
-            .collect();
+        let idents: HashSet<&str> = reported.iter().map(String::as_str).collect();
         for row in self.store.profiles_of_device(device.as_str()).await? {
             if row.state == ProfileState::Installed
                 && !idents.contains(row.profile_identifier.as_str())

@@ -19,5 +19,6 @@ pub mod hostile;
 pub mod mobileconfig;
 pub mod plistjson;
 pub mod reply;
+pub mod results;
 pub mod scep;
 pub mod schema;
