@@ -1,17 +1,21 @@
 //! Administrator accounts, API tokens and the audit log.
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{AccountsManage, AuditRead, TokensOwn};
 use mamori_core::auth::ClientContext;
 use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
+use mamori_domain::Permission as P;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -275,4 +279,90 @@ pub(super) async fn breach_scope(
     };
     let report = s.breach_scope(&by, &ctx, from, to, &filter).await?;
     Ok(Json(report).into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        // Accounts.
+        r(
+            "GET",
+            "/api/v1/admins",
+            perm(P::AccountsManage),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins",
+            perm(P::AccountsManage),
+            routing::post(create),
+        ),
+        r(
+            "PUT",
+            "/api/v1/admins/{name}/role",
+            perm(P::AccountsManage),
+            routing::put(set_role),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/disable",
+            perm(P::AccountsManage),
+            routing::post(disable),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/enable",
+            perm(P::AccountsManage),
+            routing::post(enable),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/reset",
+            perm(P::AccountsManage),
+            routing::post(reset),
+        ),
+        r(
+            "POST",
+            "/api/v1/admins/{name}/unlock",
+            perm(P::AccountsManage),
+            routing::post(unlock),
+        ),
+        r(
+            "GET",
+            "/api/v1/tokens",
+            perm(P::TokensOwn),
+            routing::get(list_tokens),
+        ),
+        r(
+            "POST",
+            "/api/v1/tokens",
+            perm(P::TokensOwn),
+            routing::post(create_token),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tokens/{id}",
+            perm(P::TokensOwn),
+            routing::delete(revoke_token),
+        ),
+        r(
+            "GET",
+            "/api/v1/audit",
+            perm(P::AuditRead),
+            routing::get(audit),
+        ),
+        r(
+            "GET",
+            "/api/v1/audit/sinks",
+            perm(P::AuditRead),
+            routing::get(audit_sinks),
+        ),
+        r(
+            "GET",
+            "/api/v1/reports/breach-scope",
+            perm(P::AuditRead),
+            routing::get(breach_scope),
+        ),
+    ]
 }

@@ -1,17 +1,21 @@
 //! Device groups, policy assignment and the profiles on each device.
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
 use mamori_core::auth::ClientContext;
 use mamori_core::groups::GroupInput;
 use mamori_core::Services;
+use mamori_domain::Permission as P;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -146,4 +150,83 @@ pub(super) async fn device_apps(
     Path(udid): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(json!({ "apps": s.device_apps(&by, &udid).await? })).into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        r(
+            "GET",
+            "/api/v1/groups",
+            perm(P::DevicesRead),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/groups",
+            perm(P::CommandsWrite),
+            routing::post(create),
+        ),
+        r(
+            "GET",
+            "/api/v1/groups/{id}",
+            perm(P::DevicesRead),
+            routing::get(get_one),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/groups/{id}",
+            perm(P::CommandsWrite),
+            routing::delete(delete_one),
+        ),
+        r(
+            "POST",
+            "/api/v1/groups/{id}/devices",
+            perm(P::CommandsWrite),
+            routing::post(members),
+        ),
+        r(
+            "PUT",
+            "/api/v1/groups/{id}/policies",
+            perm(P::CommandsWrite),
+            routing::put(policies),
+        ),
+        r(
+            "PUT",
+            "/api/v1/groups/{id}/compliance",
+            perm(P::CommandsWrite),
+            routing::put(compliance),
+        ),
+        r(
+            "GET",
+            "/api/v1/reports/compliance",
+            perm(P::DevicesRead),
+            routing::get(compliance_report),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/search",
+            perm(P::DevicesRead),
+            routing::get(search_devices),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/{udid}/apps",
+            perm(P::DevicesRead),
+            routing::get(device_apps),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices/{udid}/profiles",
+            perm(P::DevicesRead),
+            routing::get(device_profiles),
+        ),
+        r(
+            "POST",
+            "/api/v1/reconcile",
+            perm(P::CommandsWrite),
+            routing::post(reconcile),
+        ),
+    ]
 }

@@ -3,17 +3,21 @@
 //! and `mamori_core::evidence`.
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{AuditRead, IncidentsManage};
 use mamori_core::auth::ClientContext;
 use mamori_core::incidents::{IncidentChange, NewIncident};
 use mamori_core::Services;
+use mamori_domain::Permission as P;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -125,4 +129,59 @@ pub(super) async fn evidence(
         bundle,
     )
         .into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        r(
+            "GET",
+            "/api/v1/incidents",
+            perm(P::AuditRead),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents",
+            perm(P::IncidentsManage),
+            routing::post(open),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}",
+            perm(P::AuditRead),
+            routing::get(get_one),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/incidents/{id}",
+            perm(P::IncidentsManage),
+            routing::patch(update),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents/{id}/scope",
+            perm(P::IncidentsManage),
+            routing::post(refresh_scope),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}/people",
+            perm(P::AuditRead),
+            routing::get(people),
+        ),
+        r(
+            "POST",
+            "/api/v1/incidents/{id}/notifications",
+            perm(P::IncidentsManage),
+            routing::post(notify),
+        ),
+        r(
+            "GET",
+            "/api/v1/incidents/{id}/evidence",
+            perm(P::AuditRead),
+            routing::get(evidence),
+        ),
+    ]
 }

@@ -1,12 +1,17 @@
 //! The people directory.
 
 use super::json_body;
+use super::DECIDERS;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{
     AccountsManage, CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead,
@@ -14,6 +19,7 @@ use mamori_core::auth::permit::{
 use mamori_core::auth::{AdminActor, ClientContext};
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
+use mamori_domain::Permission as P;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -270,4 +276,117 @@ pub(super) async fn link_admin(
     s.link_admin_person(&by, &ctx, &name, req.person_id.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        // People (personal fields only ever sealed; plaintext is its own
+        // permission and every read is recorded).
+        r(
+            "GET",
+            "/api/v1/people",
+            perm(P::DevicesRead),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/people",
+            perm(P::PeopleWrite),
+            routing::post(create),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/import",
+            perm(P::PeopleWrite),
+            routing::post(import).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/lookup",
+            perm(P::PeopleWrite),
+            routing::get(lookup),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/personal-data",
+            perm(P::PersonalDataRead),
+            routing::get(list_plain),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/{id}",
+            perm(P::DevicesRead),
+            routing::get(get),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/people/{id}",
+            perm(P::PeopleWrite),
+            routing::patch(update),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/exports",
+            perm(P::PersonalDataRead),
+            routing::post(request_export),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/exports/{id}",
+            perm(P::PersonalDataRead),
+            routing::get(download_export),
+        ),
+        r(
+            "GET",
+            "/api/v1/people/{id}/personal-data",
+            perm(P::PersonalDataRead),
+            routing::get(get_plain),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/{id}/offboard",
+            perm(P::PeopleWrite),
+            routing::post(offboard),
+        ),
+        r(
+            "GET",
+            "/api/v1/approvals",
+            DECIDERS,
+            routing::get(approvals),
+        ),
+        r(
+            "POST",
+            "/api/v1/approvals/{id}/approve",
+            DECIDERS,
+            routing::post(approve),
+        ),
+        r(
+            "POST",
+            "/api/v1/approvals/{id}/reject",
+            DECIDERS,
+            routing::post(reject),
+        ),
+        r(
+            "PUT",
+            "/api/v1/admins/{name}/person",
+            perm(P::AccountsManage),
+            routing::put(link_admin),
+        ),
+        r(
+            "POST",
+            "/api/v1/people/{id}/purge",
+            perm(P::PeopleWrite),
+            routing::post(purge),
+        ),
+        // Offboarding a person queues RemoveProfile (or an erase) for the
+        // devices assigned to them: assigning is a decision about devices.
+        r(
+            "PUT",
+            "/api/v1/devices/{udid}/person",
+            perm(P::CommandsWrite),
+            routing::put(assign),
+        ),
+    ]
 }

@@ -2,17 +2,21 @@
 //! are accepted but never returned (`secrets` lists which are set).
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
 use mamori_core::auth::ClientContext;
 use mamori_core::policies::{PolicyChange, PolicyInput};
 use mamori_core::Services;
+use mamori_domain::Permission as P;
 use serde_json::json;
 
 pub(super) async fn list(
@@ -62,4 +66,41 @@ pub(super) async fn delete_one(
 ) -> Result<Response, ApiError> {
     s.delete_policy(&by, &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        r(
+            "GET",
+            "/api/v1/policies",
+            perm(P::DevicesRead),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/policies",
+            perm(P::CommandsWrite),
+            routing::post(create),
+        ),
+        r(
+            "GET",
+            "/api/v1/policies/{id}",
+            perm(P::DevicesRead),
+            routing::get(get_one),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/policies/{id}",
+            perm(P::CommandsWrite),
+            routing::patch(update),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/policies/{id}",
+            perm(P::CommandsWrite),
+            routing::delete(delete_one),
+        ),
+    ]
 }

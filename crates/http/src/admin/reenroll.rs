@@ -1,17 +1,21 @@
 //! Held re-enrollments (`mamori_core::reenroll`): list, approve, deny.
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::{DevicesRead, EnrollmentWrite};
 use mamori_core::auth::ClientContext;
 use mamori_core::{CoreError, Services};
 use mamori_domain::DeviceKey;
+use mamori_domain::Permission as P;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -62,4 +66,30 @@ pub(super) async fn deny(
     s.deny_reenrollment(&by, &ctx, &device(&udid)?, d.fingerprint.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
+        // Re-enrollments held because the device's identity was live.
+        r(
+            "GET",
+            "/api/v1/reenrollments",
+            perm(P::DevicesRead),
+            routing::get(list),
+        ),
+        r(
+            "POST",
+            "/api/v1/devices/{udid}/reenrollment/approve",
+            perm(P::EnrollmentWrite),
+            routing::post(approve),
+        ),
+        r(
+            "POST",
+            "/api/v1/devices/{udid}/reenrollment/deny",
+            perm(P::EnrollmentWrite),
+            routing::post(deny),
+        ),
+    ]
 }

@@ -1,12 +1,15 @@
 //! Login, second factor, sessions, step-up and factor enrollment.
 
 use super::json_body;
+use super::{r, Route};
+use crate::auth::Access::{self, AnySession, FullSession, Public, SecondFactor};
 use crate::auth::{clear_cookie, set_cookie, SessionSecret};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::{AdminActor, ClientContext, LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
@@ -355,4 +358,139 @@ pub(super) async fn remove_webauthn(
 ) -> Result<Response, ApiError> {
     s.remove_webauthn(&actor, &ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let _perm = Access::Permission;
+    vec![
+        // Login and sessions.
+        r("POST", "/api/v1/auth/login", Public, routing::post(login)),
+        r(
+            "POST",
+            "/api/v1/auth/totp",
+            SecondFactor,
+            routing::post(login_totp),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/recovery",
+            SecondFactor,
+            routing::post(login_recovery),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/login/start",
+            SecondFactor,
+            routing::post(webauthn_login_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/login/finish",
+            SecondFactor,
+            routing::post(webauthn_login_finish),
+        ),
+        r(
+            "GET",
+            "/api/v1/auth/session",
+            AnySession,
+            routing::get(whoami),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/logout",
+            AnySession,
+            routing::post(logout),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/password",
+            AnySession,
+            routing::post(change_password),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/totp/enroll",
+            AnySession,
+            routing::post(totp_enroll),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/totp/confirm",
+            AnySession,
+            routing::post(totp_confirm),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/register/start",
+            AnySession,
+            routing::post(webauthn_register_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/webauthn/register/finish",
+            AnySession,
+            routing::post(webauthn_register_finish),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up",
+            FullSession,
+            routing::post(step_up),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up/webauthn/start",
+            FullSession,
+            routing::post(step_up_webauthn_start),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/step-up/webauthn/finish",
+            FullSession,
+            routing::post(step_up_webauthn_finish),
+        ),
+        r(
+            "GET",
+            "/api/v1/auth/sessions",
+            FullSession,
+            routing::get(list_sessions),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/sessions/{id}",
+            FullSession,
+            routing::delete(revoke_session),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/sessions/revoke-all",
+            FullSession,
+            routing::post(revoke_all_sessions),
+        ),
+        r(
+            "GET",
+            "/api/v1/auth/factors",
+            FullSession,
+            routing::get(factors),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/totp",
+            FullSession,
+            routing::delete(remove_totp),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/auth/webauthn/{id}",
+            FullSession,
+            routing::delete(remove_webauthn),
+        ),
+        r(
+            "POST",
+            "/api/v1/auth/recovery-codes",
+            FullSession,
+            routing::post(recovery_codes),
+        ),
+    ]
 }

@@ -1,14 +1,18 @@
 //! Suspended accounts (bulk personal-data reads, a mass command): lifted
 //! only by another administrator.
 
+use super::{r, Route};
+use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
 use mamori_core::auth::permit::AccountsManage;
 use mamori_core::auth::ClientContext;
 use mamori_core::Services;
+use mamori_domain::Permission as P;
 use serde_json::json;
 
 /// Reinstates a suspended account (see `Services::reinstate_admin`).
@@ -20,4 +24,15 @@ pub(super) async fn reinstate(
 ) -> Result<Response, ApiError> {
     let admin = s.reinstate_admin(&by, &ctx, &name).await?;
     Ok(Json(json!({ "admin": admin })).into_response())
+}
+
+/// This area's admin routes (a part of [`super::table`]).
+pub(super) fn routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![r(
+        "POST",
+        "/api/v1/admins/{name}/reinstate",
+        perm(P::AccountsManage),
+        routing::post(reinstate),
+    )]
 }
