@@ -136,6 +136,7 @@ impl Services {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         let Some(actor) = actor.admin() else {
+            actor.host_only()?;
             return self
                 .queue_and_record(actor, ctx, request_type, devices, command, push)
                 .await;

@@ -587,6 +587,7 @@ impl Services {
     ) -> CoreResult<AdminAccount> {
         let actor = proof.actor();
         let Some(actor) = actor.admin() else {
+            actor.host_only()?;
             return self.reinstate_admin_now(actor, ctx, name).await;
         };
         self.require_step_up(actor)?;

@@ -169,6 +169,9 @@ impl Services {
     ) -> CoreResult<OffboardReport> {
         let actor = proof.actor();
         let requester = actor.admin();
+        if requester.is_none() {
+            actor.host_only()?;
+        }
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let now = self.clock.now();

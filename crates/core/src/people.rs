@@ -930,8 +930,9 @@ impl Services {
     ) -> CoreResult<()> {
         // Destroying a person's key cannot be undone: an administrator
         // must have re-authenticated just now.
-        if let Some(admin) = proof.admin() {
-            self.require_step_up(admin)?;
+        match proof.admin() {
+            Some(admin) => self.require_step_up(admin)?,
+            None => proof.actor().host_only()?,
         }
         let actor = proof.actor();
         let r = self.record(id).await?;

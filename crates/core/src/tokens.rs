@@ -56,7 +56,10 @@ impl Services {
                 fresh = self.fresh_admin(by).await?;
                 &fresh
             }
-            None => owner,
+            None => {
+                actor.host_only()?;
+                owner
+            }
         };
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -263,6 +266,7 @@ impl Services {
     ) -> CoreResult<Vec<ApiToken>> {
         // The host's command line sees every token.
         let Some(actor) = by.admin() else {
+            by.actor().host_only()?;
             return Ok(self.store.list_tokens(None).await?);
         };
         if all {
@@ -293,6 +297,8 @@ impl Services {
             if token.admin_id != by.admin.id && !by.allows(Permission::AccountsManage) {
                 return Err(CoreError::NotFound("no such active token".into()));
             }
+        } else {
+            actor.host_only()?;
         }
         let id = &id;
         if self.store.revoke_token(id, self.clock.now()).await? {

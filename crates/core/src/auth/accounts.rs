@@ -200,6 +200,7 @@ impl Services {
     ) -> CoreResult<Created> {
         let actor = proof.actor();
         let Some(by) = actor.admin() else {
+            actor.host_only()?;
             let role = parse_role(role)?;
             let created = self.create_admin_now(actor, ctx, name, role).await?;
             return Ok(Created::Now(Box::new(created)));
@@ -311,10 +312,14 @@ impl Services {
         reason: &str,
     ) -> CoreResult<(u64, u64)> {
         let actor = proof.actor();
-        if actor.account().is_some_and(|me| me.name == name.trim()) {
-            return Err(CoreError::Conflict(
-                "an administrator cannot disable their own account; ask another owner".into(),
-            ));
+        match actor.account() {
+            Some(me) if me.name == name.trim() => {
+                return Err(CoreError::Conflict(
+                    "an administrator cannot disable their own account; ask another owner".into(),
+                ));
+            }
+            Some(_) => {}
+            None => actor.host_only()?,
         }
         self.disable_admin_now(actor, ctx, name, reason).await
     }
@@ -420,6 +425,7 @@ impl Services {
     ) -> CoreResult<Reset> {
         let actor = proof.actor();
         let Some(by) = actor.admin() else {
+            actor.host_only()?;
             let (reset, revoked) = self.reset_admin_now(actor, ctx, name).await?;
             return Ok(Reset::Now(Box::new(reset), revoked));
         };
@@ -459,6 +465,9 @@ impl Services {
         name: &str,
     ) -> CoreResult<()> {
         let actor = proof.actor();
+        if actor.admin().is_none() {
+            actor.host_only()?;
+        }
         let admin = self.admin_named(name).await?;
         if !self.store.enable_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
@@ -490,6 +499,9 @@ impl Services {
         name: &str,
     ) -> CoreResult<()> {
         let actor = proof.actor();
+        if actor.admin().is_none() {
+            actor.host_only()?;
+        }
         let admin = self.admin_named(name).await?;
         self.store.unlock_admin(&admin.id).await?;
         self.audit(

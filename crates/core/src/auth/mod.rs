@@ -198,6 +198,23 @@ impl Actor {
         }
     }
 
+    /// For an operation whose administrator rules (step-up, a second
+    /// person, control links) only the host's command line may skip: Ok
+    /// for the host. A job is refused (a job that needs such an operation
+    /// gets rules of its own), and so is an administrator who reached the
+    /// direct path.
+    pub fn host_only(&self) -> CoreResult<()> {
+        match self {
+            Self::Host(_) => Ok(()),
+            Self::Job(job) => Err(CoreError::Forbidden(format!(
+                "the {job:?} job may not do this directly"
+            ))),
+            Self::Admin(_) => Err(CoreError::Forbidden(
+                "this path is the host's command line's".into(),
+            )),
+        }
+    }
+
     /// The administrator's account, if the actor is one.
     pub fn account(&self) -> Option<&AdminAccount> {
         self.admin().map(|a| &a.admin)

@@ -272,3 +272,48 @@ async fn sibling_accounts_of_one_owner_cannot_approve_each_other() {
         .await;
     assert_eq!(st, 200, "{done}");
 }
+
+/// The direct path that skips an administrator's rules (step-up, a second
+/// person, control links) is the host's command line's alone: a background
+/// job holding a proof of the permission is refused it, so a job added
+/// later cannot erase devices or make accounts without those rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_cannot_take_the_command_lines_direct_path() {
+    use mamori_core::auth::{Actor, ClientContext, Job};
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let ctx = ClientContext::default();
+    let job = || Actor::Job(Job::Detection);
+    let erase = s
+        .enqueue_command(
+            &job().authorize().unwrap(),
+            &ctx,
+            &["0000-TEST".to_owned()],
+            &serde_json::json!({"RequestType": "EraseDevice"}),
+            false,
+        )
+        .await;
+    assert!(
+        matches!(erase, Err(mamori_core::CoreError::Forbidden(_))),
+        "{erase:?}"
+    );
+    let create = s
+        .create_admin(&job().authorize().unwrap(), &ctx, "by-job", "owner")
+        .await;
+    assert!(
+        matches!(create, Err(mamori_core::CoreError::Forbidden(_))),
+        "{create:?}"
+    );
+    assert!(
+        s.admin_named("by-job").await.is_err(),
+        "nothing was created"
+    );
+    let disable = s
+        .disable_admin(&job().authorize().unwrap(), &ctx, "e2e-owner", "job")
+        .await;
+    assert!(matches!(disable, Err(mamori_core::CoreError::Forbidden(_))));
+    // The host's command line keeps its direct path.
+    let host =
+        crate::common::create_admin_now(s, &ctx, "by-host", mamori_domain::Role::Viewer).await;
+    assert_eq!(host.admin.name, "by-host");
+}
