@@ -577,7 +577,7 @@ impl Services {
     /// An administrator needs `accounts_manage` (the route's), an
     /// interactive session that stepped up, and must be neither the
     /// suspended account itself nor an account the suspended one controls
-    /// (one it created, reset, re-enabled or changed the role of, by the
+    /// (one it created, reset, re-enabled, unlocked or changed the role of, by the
     /// audit log).
     pub async fn reinstate_admin(
         &self,
@@ -645,7 +645,7 @@ impl Services {
     }
 
     /// How `suspended` controls `other`, if it does: it created, reset,
-    /// re-enabled or changed the role of `other` (successful records of the
+    /// re-enabled, unlocked or changed the role of `other` (successful records of the
     /// audit log, through a session or a token).
     async fn controlled_by(
         &self,
@@ -659,6 +659,7 @@ impl Services {
                     AuditAction::AdminCreate.as_str(),
                     AuditAction::AdminReset.as_str(),
                     AuditAction::AdminEnable.as_str(),
+                    AuditAction::AdminUnlock.as_str(),
                     AuditAction::AdminRole.as_str(),
                 ],
                 OffsetDateTime::UNIX_EPOCH,
@@ -685,6 +686,7 @@ impl Services {
                 "admin.create" => "created",
                 "admin.reset" => "reset",
                 "admin.enable" => "re-enabled",
+                "admin.unlock" => "unlocked",
                 _ => "given its role",
             }))
     }

@@ -383,3 +383,42 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
         401
     );
 }
+
+/// Unlocking an account makes its unlocker control it, as creating,
+/// resetting or re-enabling it does: the account an insider unlocked
+/// cannot be the "someone else" who lifts the insider's suspension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_the_suspended_one_unlocked_cannot_reinstate_it() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let ctx = mamori_core::auth::ClientContext::default();
+    crate::common::create_admin_now(s, &ctx, "mal", Role::Owner).await;
+    let (mut pal, _) = onboard_webauthn(&app, "pal", Role::Owner).await;
+    // What POST /api/v1/admins/pal/unlock by mal records.
+    s.audit(
+        s.audit_record(
+            "admin:mal",
+            &ctx,
+            mamori_domain::AuditAction::AdminUnlock,
+            mamori_domain::Outcome::Success,
+        )
+        .target("pal"),
+    )
+    .await
+    .unwrap();
+    let mal = s.admin_named("mal").await.unwrap();
+    s.store
+        .suspend_admin(&mal.id, time::OffsetDateTime::now_utc(), "bulk reads")
+        .await
+        .unwrap();
+    let (st, body) = pal.post("/api/v1/admins/mal/reinstate", json!({})).await;
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unlocked by mal"),
+        "{body}"
+    );
+    assert!(s.admin_named("mal").await.unwrap().suspended.is_some());
+}
