@@ -174,7 +174,7 @@ impl Services {
             let n = keys.len();
             let approval = self
                 .request_approval(
-                    &Actor::from(actor.clone()),
+                    proof.actor(),
                     ctx,
                     crate::approvals::Dangerous::EraseDevices {
                         devices: keys,
@@ -185,15 +185,8 @@ impl Services {
                 .await?;
             return Ok(Enqueued::AwaitingApproval(Box::new(approval)));
         }
-        self.queue_and_record(
-            &Actor::from(actor.clone()),
-            ctx,
-            request_type,
-            devices,
-            command,
-            push,
-        )
-        .await
+        self.queue_and_record(proof.actor(), ctx, request_type, devices, command, push)
+            .await
     }
 
     async fn queue_and_record(
@@ -347,9 +340,7 @@ impl Services {
         ctx: &ClientContext,
         uuid: &str,
     ) -> CoreResult<CommandView> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         let uuid = CommandUuid::parse(uuid)
             .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
         let mut r = self

@@ -608,8 +608,7 @@ impl Services {
                 actor.admin.name, admin.name
             )));
         }
-        self.reinstate_admin_now(&Actor::from(actor.clone()), ctx, name)
-            .await
+        self.reinstate_admin_now(proof.actor(), ctx, name).await
     }
 
     /// Lifts the suspension now (see [`Self::reinstate_admin`]).

@@ -186,9 +186,7 @@ impl Services {
         ctx: &ClientContext,
         key: &DeviceKey,
     ) -> CoreResult<Option<DeviceView>> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         let Some(d) = self.store.device(key).await? else {
             return Ok(None);
         };
@@ -203,9 +201,7 @@ impl Services {
         after: Option<&DeviceKey>,
         limit: u32,
     ) -> CoreResult<Vec<DeviceView>> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         let page = self.store.list_devices(after, limit).await?;
         self.device_views(actor, ctx, page).await
     }

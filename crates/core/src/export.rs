@@ -9,9 +9,9 @@
 use crate::approvals::{Dangerous, EXPORT_TTL};
 use crate::auth::permit::PersonalDataRead;
 use crate::auth::Authorized;
-use crate::auth::{Actor, ClientContext};
+use crate::auth::ClientContext;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{Approval, ApprovalStatus, Permission};
+use mamori_domain::{Approval, ApprovalStatus};
 use mamori_domain::{AuditAction, Outcome};
 use zeroize::Zeroizing;
 
@@ -59,19 +59,12 @@ impl Services {
         ctx: &ClientContext,
         fields: Option<&[String]>,
     ) -> CoreResult<Approval> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
-        if !actor.allows(Permission::PersonalDataRead) {
-            return Err(CoreError::Forbidden(
-                "exporting personal data needs personal_data_read".into(),
-            ));
-        }
+        let actor = proof.require_admin()?;
         self.require_step_up(actor)?;
         let fields = export_fields(fields)?;
         let reason = format!("export of {}", fields.join(","));
         self.request_approval(
-            &Actor::from(actor.clone()),
+            proof.actor(),
             ctx,
             Dangerous::ExportPersonalData { fields },
             &reason,
@@ -86,9 +79,7 @@ impl Services {
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<Zeroizing<Vec<u8>>> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         let a = self
             .store
             .approval(id)

@@ -103,9 +103,7 @@ impl Services {
         ctx: &ClientContext,
         q: &DeviceQuery,
     ) -> CoreResult<Vec<DeviceView>> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         let mut only: Option<HashSet<String>> = None;
         let mut narrow = |set: HashSet<String>| {
             only = Some(match only.take() {

@@ -674,9 +674,7 @@ impl Services {
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<PersonPlain> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         self.require_personal_data(actor)?;
         let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         self.record_read_intent(actor, ctx, Some(&id), format!("fields={PERSONAL_FIELDS}"))
@@ -711,9 +709,7 @@ impl Services {
         after: Option<&str>,
         limit: u32,
     ) -> CoreResult<Vec<PersonPlain>> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         self.require_personal_data(actor)?;
         let after = after
             .map(PersonId::parse)

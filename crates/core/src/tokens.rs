@@ -300,8 +300,7 @@ impl Services {
         } else {
             actor.host_only()?;
         }
-        let id = &id;
-        if self.store.revoke_token(id, self.clock.now()).await? {
+        if self.store.revoke_token(&id, self.clock.now()).await? {
             self.audit(
                 self.audit_record(
                     &actor.label(),

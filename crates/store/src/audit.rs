@@ -38,6 +38,25 @@ fn audit_from_row(r: &Row<'_>) -> StoreResult<AuditRecord> {
     })
 }
 
+/// The end of the stored chain: the last record's sequence number and hash
+/// (`GENESIS` for a record written before chaining; `ChainLink::genesis`
+/// for an empty log).
+fn stored_head(c: &rusqlite::Connection) -> StoreResult<ChainLink> {
+    let last = query_opt(
+        c,
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
+    )?;
+    Ok(match last {
+        Some((seq, hash)) => ChainLink {
+            seq,
+            hash: hash.unwrap_or_else(|| GENESIS.to_vec()),
+        },
+        None => ChainLink::genesis(),
+    })
+}
+
 /// Appends `records` inside the caller's transaction on the writer
 /// connection, iff they link to the log's last record: the first must have
 /// the sequence number after it and its hash as `prev_hash`, and each next
@@ -48,20 +67,7 @@ pub(crate) fn append_chained(
     tx: &rusqlite::Transaction<'_>,
     records: &[ChainedRecord],
 ) -> StoreResult<Chained<()>> {
-    let last = query_opt(
-        tx,
-        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-        [],
-        |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
-    )?;
-    let mut head = match last {
-        Some((seq, Some(hash))) => ChainLink { seq, hash },
-        Some((seq, None)) => ChainLink {
-            seq,
-            hash: GENESIS.to_vec(),
-        },
-        None => ChainLink::genesis(),
-    };
+    let mut head = stored_head(tx)?;
     for rec in records {
         let (Some(prev), Some(hash)) = (&rec.prev_hash, &rec.hash) else {
             return Err(StoreError::new(
@@ -119,22 +125,7 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_head(&self) -> StoreResult<ChainLink> {
-        self.read(|c| {
-            let last = query_opt(
-                c,
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((col::<i64>(r, "seq")?, col::<Option<Vec<u8>>>(r, "hash")?)),
-            )?;
-            Ok(match last {
-                Some((seq, hash)) => ChainLink {
-                    seq,
-                    hash: hash.unwrap_or_else(|| GENESIS.to_vec()),
-                },
-                None => ChainLink::genesis(),
-            })
-        })
-        .await
+        self.read(stored_head).await
     }
 
     async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {

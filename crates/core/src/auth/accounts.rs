@@ -535,9 +535,7 @@ impl Services {
         name: &str,
         role: &str,
     ) -> CoreResult<RoleChange> {
-        let actor = proof.admin().ok_or_else(|| {
-            CoreError::Forbidden("this needs an administrator's session or token".into())
-        })?;
+        let actor = proof.require_admin()?;
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
         let mut admin = self.admin_named(name).await?;
@@ -563,7 +561,7 @@ impl Services {
             };
             let approval = self
                 .request_approval(
-                    &Actor::from(actor.clone()),
+                    proof.actor(),
                     ctx,
                     what,
                     &format!("make {} {role}", admin.name),

@@ -77,6 +77,15 @@ impl<P: Permit> Authorized<P> {
         self.actor.admin()
     }
 
+    /// The administrator who holds it, for an operation only an
+    /// administrator can do (one's own session, a step-up, a personal
+    /// export); the command line and jobs are refused.
+    pub fn require_admin(&self) -> CoreResult<&AdminActor> {
+        self.actor.admin().ok_or_else(|| {
+            CoreError::Forbidden("this needs an administrator's session or token".into())
+        })
+    }
+
     /// How the holder appears in the audit log.
     pub fn label(&self) -> String {
         self.actor.label()
