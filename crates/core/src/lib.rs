@@ -2,42 +2,21 @@
 //! authenticate administrators) and the narrow ports they need. Handlers call
 //! these; these call the ports. No HTTP, no SQL.
 
-pub mod anomaly;
-pub mod approvals;
+pub mod access;
+pub mod admin;
 pub mod audit;
-pub mod auth;
-pub mod cache;
-pub mod chain;
-pub mod checkin;
-pub mod commands;
-pub mod compliance;
-pub mod detect;
-pub mod device_privacy;
-pub mod devices;
-pub mod enroll;
+pub mod device;
 pub mod error;
-pub mod evidence;
-pub mod export;
-pub mod groups;
-pub mod identity;
-pub mod incidents;
-pub mod inventory;
-pub mod offboard;
+pub mod fleet;
 pub mod people;
 pub mod pki;
-pub mod policies;
-pub mod push;
-pub mod reenroll;
-pub mod report;
-pub mod scep;
-pub mod tokens;
-pub mod vault;
 
 pub use error::{Cause, CoreError, CoreResult};
 
 use mamori_ports::{Clock, Pusher, Store};
 use pki::Pki;
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// A random record identifier: 96 bits, hex (approvals, groups,
 /// incidents, policies).
@@ -58,6 +37,16 @@ pub(crate) fn check_display_name(name: &str) -> CoreResult<String> {
     }
     Ok(n.to_owned())
 }
+
+/// Who hears of a device's answer to a command, in order (see
+/// [`device::ResultHandler`]). Device management calls these; it knows
+/// nothing of the contexts above it.
+pub(crate) static RESULT_HANDLERS: &[&dyn device::ResultHandler] = &[&groups::ProfileResults];
+
+/// Who carries out an approved request that the administrator context
+/// does not own (see [`admin::approvals::ApprovalExecutor`]).
+pub(crate) static APPROVAL_EXECUTORS: &[&dyn approvals::ApprovalExecutor] =
+    &[&device::retire::EraseOnApproval];
 
 /// Settings the use-cases need.
 #[derive(Debug, Clone)]
@@ -147,3 +136,25 @@ impl std::fmt::Debug for Services {
             .finish_non_exhaustive()
     }
 }
+
+impl Services {
+    /// Now.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+/// The paths other crates used before the contexts had folders; kept
+/// until those crates name the contexts' paths.
+pub mod auth {
+    pub use crate::access::*;
+    pub use crate::admin::*;
+    pub use crate::audit::Record;
+}
+pub use admin::{approvals, tokens};
+pub use audit::{anomaly, chain, detect, evidence, incidents, report};
+pub use device::{
+    cache, checkin, commands, devices, enroll, identity, inventory, push, reenroll, scep,
+};
+pub use fleet::{compliance, groups, policies};
+pub use people::{export, offboard, vault};

@@ -364,3 +364,129 @@ fn only_the_protocol_crate_knows_plists() {
         "crates using plist directly"
     );
 }
+
+/// The contexts of mamori-core, lowest first. A context may use (import, or
+/// call a use-case of) only the contexts listed before it; the composition
+/// root (`lib.rs`) wires them and may use all. A new folder must take its
+/// place here.
+const CONTEXTS: &[&str] = &[
+    // Who acts and the proof that they may (the shared kernel).
+    "access",
+    // The audit log, detection, incidents: everyone writes here.
+    "audit",
+    // Administrator accounts, login, tokens, approvals.
+    "admin",
+    // Enrollment, check-in, commands, device identity, inventory.
+    "device",
+    // The people directory, exports, offboarding.
+    "people",
+    // Policies, groups, compliance.
+    "fleet",
+];
+
+/// The production part of a source file (before its test module).
+fn production(text: &str) -> &str {
+    text.find("#[cfg(test)]").map_or(text, |i| &text[..i])
+}
+
+/// The use-cases (methods of `Services`) defined in `text`.
+fn use_cases(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in production(text).lines() {
+        if line.starts_with("impl Services {") {
+            inside = true;
+        } else if inside && line == "}" {
+            inside = false;
+        } else if inside && line.starts_with("    ") && !line.starts_with("     ") {
+            let mut rest = line.trim_start();
+            for prefix in ["pub(crate) ", "pub(super) ", "pub ", "async "] {
+                rest = rest.strip_prefix(prefix).unwrap_or(rest);
+            }
+            rest = rest.strip_prefix("async ").unwrap_or(rest);
+            if let Some(r) = rest.strip_prefix("fn ") {
+                out.push(
+                    r.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The names called as `self.NAME(` or `services.NAME(` in `text`.
+fn calls_on_services(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('.') {
+        let before = text[..i].trim_end();
+        if !(before.ends_with("self") || before.ends_with("services")) {
+            continue;
+        }
+        let name: String = text[i + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if text[i + 1 + name.len()..].starts_with('(') {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The contexts of mamori-core form layers: no import and no call runs from
+/// a context to one above it (so none runs in a circle). A device's answer
+/// reaches fleet through the handlers the root lists, and an approved erase
+/// reaches device management through the executors it lists.
+#[test]
+fn the_contexts_of_core_use_only_the_contexts_beneath_them() {
+    let core = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src");
+    let files = sources(&core);
+    let context_of = |p: &std::path::Path| -> Option<String> {
+        let rel = p.strip_prefix(&core).expect("under core/src");
+        let mut parts = rel.components();
+        let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+        parts.next().map(|_| first)
+    };
+    let rank = |c: &str| CONTEXTS.iter().position(|x| *x == c);
+    let mut defined_in = BTreeMap::new();
+    for (p, text) in &files {
+        let ctx = context_of(p);
+        if let Some(c) = &ctx {
+            assert!(rank(c).is_some(), "{c}/ is not in CONTEXTS");
+        }
+        for name in use_cases(text) {
+            defined_in.insert(name, ctx.clone());
+        }
+    }
+    assert!(defined_in.len() > 150, "found {} use-cases", defined_in.len());
+    let mut wrong = BTreeSet::new();
+    for (p, text) in &files {
+        let text = production(text);
+        let file = p.strip_prefix(&core).expect("under core/src").display();
+        let here = context_of(p);
+        if p.ends_with("lib.rs") {
+            continue;
+        }
+        let allowed = |other: &str| match &here {
+            Some(h) => rank(other) <= rank(h),
+            None => false,
+        };
+        for c in CONTEXTS {
+            if text.contains(&format!("crate::{c}::")) || text.contains(&format!("crate::{c};")) {
+                if !allowed(c) {
+                    wrong.insert(format!("{file} imports {c}"));
+                }
+            }
+        }
+        for name in calls_on_services(text) {
+            if let Some(Some(other)) = defined_in.get(&name) {
+                if !allowed(other) {
+                    wrong.insert(format!("{file} calls {name} of {other}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "uses running up: {wrong:#?}");
+}

@@ -1,0 +1,743 @@
+//! Detection on the audit stream, in the request path where it must stop
+//! harm: bulk personal-data reads.
+//!
+//! The bulk-read limit: one administrator account (all its sessions and
+//! tokens together) and one source network (IPv4 /24, IPv6 /64, as
+//! [`crate::audit::anomaly::network_of`] groups addresses) may each have at most
+//! `bulk_read_threshold` people's personal data disclosed within the
+//! sliding `bulk_read_window`. A read is counted — reserved, under one lock,
+//! for the account and the network together — before its data is
+//! assembled, so concurrent requests cannot together pass the limit: the
+//! request that would make it more than the threshold (the N+1-th person)
+//! is refused whole, nobody's data leaves, an alert is recorded (severity
+//! high, evidence: the disclosure records in the window) and — by policy,
+//! on by default — the account is suspended: every session and token
+//! revoked and the suspension kept in the store, so logins, sessions and
+//! tokens are refused until another administrator reinstates the account
+//! (`POST /api/v1/admins/{name}/reinstate`).
+
+use crate::access::{AdminActor, ClientContext};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AdminAccount, AdminId};
+use mamori_domain::{AuditAction, Outcome};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use time::{Duration, OffsetDateTime};
+
+/// Bulk-read rule settings.
+#[derive(Debug, Clone)]
+pub struct DetectionPolicy {
+    /// People one account, or one source network, may read within
+    /// `window`; the read of one more trips the rule.
+    pub bulk_read_threshold: usize,
+    /// The sliding window.
+    pub bulk_read_window: Duration,
+    /// Suspend the account (and refuse the read) when the rule trips;
+    /// otherwise only alert.
+    pub suspend_on_bulk_read: bool,
+}
+
+impl Default for DetectionPolicy {
+    fn default() -> Self {
+        Self {
+            bulk_read_threshold: 300,
+            bulk_read_window: Duration::minutes(1),
+            suspend_on_bulk_read: true,
+        }
+    }
+}
+
+/// Personal-data reads counted in one window (an account's or a
+/// network's).
+#[derive(Debug, Default)]
+struct ReadWindow {
+    /// Reservations, oldest first.
+    entries: VecDeque<Reserved>,
+    /// People in `entries`.
+    total: usize,
+    /// When this window last raised an alert (one alert per burst).
+    alerted_at: Option<OffsetDateTime>,
+}
+
+/// One request's reserved reads.
+#[derive(Debug)]
+struct Reserved {
+    at: OffsetDateTime,
+    id: u64,
+    people: usize,
+    /// The disclosure records, once written (the alert's evidence).
+    seqs: Vec<i64>,
+}
+
+impl ReadWindow {
+    fn expire(&mut self, now: OffsetDateTime, window: Duration) {
+        while let Some(e) = self.entries.front() {
+            if now - e.at < window {
+                break;
+            }
+            self.total = self.total.saturating_sub(e.people);
+            self.entries.pop_front();
+        }
+    }
+
+    fn evidence(&self) -> Vec<i64> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.seqs.iter().copied())
+            .collect()
+    }
+}
+
+/// The bulk-read windows and the accounts the rule suspended.
+#[derive(Debug, Default)]
+struct ReadLimits {
+    windows: HashMap<String, ReadWindow>,
+    /// Accounts suspended by this process: refused at once, also requests
+    /// that were admitted before the suspension was stored.
+    blocked: HashSet<String>,
+    next_id: u64,
+}
+
+/// The keys a reader's reads count under.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadKeys {
+    account: String,
+    network: Option<String>,
+}
+
+impl ReadKeys {
+    fn of(admin: &AdminId, source: &str) -> Self {
+        Self {
+            account: format!("account:{admin}"),
+            network: (!source.is_empty())
+                .then(|| format!("network:{}", crate::audit::anomaly::network_of(source))),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.account).chain(self.network.as_ref())
+    }
+}
+
+/// What the bulk-read limit says to a request for more people.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Counted; the data may be disclosed.
+    Granted(u64),
+    /// Over the limit of `key` (`account:...` or `network:...`): `read`
+    /// people already in its window. `alert` for the first time in this
+    /// burst. `granted`: counted anyway (alert-only policy).
+    Exceeded {
+        key: String,
+        read: usize,
+        evidence: Vec<i64>,
+        alert: bool,
+        granted: Option<u64>,
+    },
+    /// The account was suspended by this rule.
+    Blocked,
+}
+
+/// A counted personal-data read, to be disclosed (see
+/// [`Services::reserve_personal_reads`]).
+#[derive(Debug)]
+pub(crate) struct ReadPermit {
+    id: u64,
+    keys: ReadKeys,
+}
+
+/// Per-account and per-network windows of personal-data reads, where each
+/// device identity was last used from, and how many refused device
+/// requests each source made this minute.
+#[derive(Debug, Default)]
+pub struct Detector {
+    reads: Mutex<ReadLimits>,
+    device_sources: Mutex<HashMap<String, VecDeque<(IpAddr, OffsetDateTime)>>>,
+    rejections: Mutex<HashMap<IpAddr, (OffsetDateTime, u32)>>,
+}
+
+/// A device identity used alternately from two addresses within this
+/// window (A, B, A) is in two places at once: a copied identity.
+pub const TWO_PLACES_WINDOW: Duration = Duration::minutes(2);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Detector {
+    /// Notes that `device` was used from `ip`; returns the two addresses
+    /// when it alternated between them within [`TWO_PLACES_WINDOW`] (once
+    /// per burst).
+    fn device_seen(
+        &self,
+        device: &str,
+        ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Option<(IpAddr, IpAddr)> {
+        let mut map = lock(&self.device_sources);
+        if map.len() > 100_000 {
+            map.retain(|_, q| q.back().is_some_and(|(_, t)| now - *t < TWO_PLACES_WINDOW));
+        }
+        let q = map.entry(device.to_owned()).or_default();
+        if q.back().is_some_and(|(last, _)| *last == ip) {
+            if let Some(b) = q.back_mut() {
+                b.1 = now;
+            }
+            return None;
+        }
+        q.push_back((ip, now));
+        while q.len() > 3
+            || q.front()
+                .is_some_and(|(_, t)| now - *t >= TWO_PLACES_WINDOW)
+        {
+            q.pop_front();
+        }
+        if q.len() == 3 && q[0].0 == q[2].0 && q[0].0 != q[1].0 {
+            let pair = (q[0].0, q[1].0);
+            q.clear();
+            return Some(pair);
+        }
+        None
+    }
+
+    /// Whether a refused device request from `ip` should be recorded: the
+    /// first in each minute is, with the count of the ones not recorded in
+    /// the minute before (a flood cannot flood the log).
+    fn rejection(&self, ip: IpAddr, now: OffsetDateTime) -> Option<u32> {
+        let mut map = lock(&self.rejections);
+        if map.len() > 100_000 {
+            map.retain(|_, (t, _)| now - *t < Duration::minutes(1));
+        }
+        match map.get_mut(&ip) {
+            Some((start, n)) if now - *start < Duration::minutes(1) => {
+                *n += 1;
+                None
+            }
+            Some(entry) => {
+                let suppressed = entry.1;
+                *entry = (now, 0);
+                Some(suppressed)
+            }
+            None => {
+                map.insert(ip, (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    /// Counts `people` reads under `keys` if every window stays within
+    /// the threshold — all or nothing, under one lock, so concurrent
+    /// requests cannot together pass it.
+    fn reserve(
+        &self,
+        keys: &ReadKeys,
+        people: usize,
+        now: OffsetDateTime,
+        policy: &DetectionPolicy,
+    ) -> Verdict {
+        let mut g = lock(&self.reads);
+        let limits = &mut *g;
+        if limits.blocked.contains(&keys.account) {
+            return Verdict::Blocked;
+        }
+        if limits.windows.len() > 10_000 {
+            limits.windows.retain(|_, w| {
+                w.expire(now, policy.bulk_read_window);
+                !w.entries.is_empty()
+                    || w.alerted_at
+                        .is_some_and(|t| now - t < policy.bulk_read_window)
+            });
+        }
+        let mut over = None;
+        for key in keys.all() {
+            let w = limits.windows.entry(key.clone()).or_default();
+            w.expire(now, policy.bulk_read_window);
+            if over.is_none() && w.total.saturating_add(people) > policy.bulk_read_threshold {
+                let alert = w
+                    .alerted_at
+                    .is_none_or(|t| now - t >= policy.bulk_read_window);
+                if alert {
+                    w.alerted_at = Some(now);
+                }
+                over = Some((key.clone(), w.total, w.evidence(), alert));
+            }
+        }
+        let granted = match &over {
+            Some(_) if policy.suspend_on_bulk_read => {
+                limits.blocked.insert(keys.account.clone());
+                None
+            }
+            _ => {
+                limits.next_id += 1;
+                let id = limits.next_id;
+                for key in keys.all() {
+                    let w = limits.windows.entry(key.clone()).or_default();
+                    w.total = w.total.saturating_add(people);
+                    w.entries.push_back(Reserved {
+                        at: now,
+                        id,
+                        people,
+                        seqs: Vec::new(),
+                    });
+                }
+                Some(id)
+            }
+        };
+        match (over, granted) {
+            (None, Some(id)) => Verdict::Granted(id),
+            (Some((key, read, evidence, alert)), granted) => Verdict::Exceeded {
+                key,
+                read,
+                evidence,
+                alert,
+                granted,
+            },
+            (None, None) => Verdict::Blocked,
+        }
+    }
+
+    /// Attaches the disclosure records of a reservation (evidence for a
+    /// later alert).
+    fn disclosed(&self, permit: &ReadPermit, seqs: &[i64]) {
+        let mut g = lock(&self.reads);
+        for key in permit.keys.all() {
+            if let Some(e) = g
+                .windows
+                .get_mut(key)
+                .and_then(|w| w.entries.iter_mut().find(|e| e.id == permit.id))
+            {
+                e.seqs.extend_from_slice(seqs);
+            }
+        }
+    }
+
+    /// Forgets that this process suspended `admin` (it was reinstated).
+    pub(crate) fn unblock(&self, admin: &AdminId) {
+        lock(&self.reads)
+            .blocked
+            .remove(&format!("account:{admin}"));
+    }
+
+    /// Remembers that `admin` is suspended.
+    fn block(&self, admin: &AdminId) {
+        lock(&self.reads).blocked.insert(format!("account:{admin}"));
+    }
+}
+
+impl Services {
+    /// An audit record of a device's own request.
+    pub(crate) fn device_event(
+        &self,
+        device: &mamori_domain::DeviceKey,
+        source: Option<IpAddr>,
+        action: AuditAction,
+        detail: Option<String>,
+    ) -> mamori_domain::AuditEvent {
+        mamori_domain::AuditEvent {
+            at: self.clock.now(),
+            actor: format!("device:{device}"),
+            source: source.map(|s| s.to_string()),
+            action: action.as_str().to_owned(),
+            target: Some(device.to_string()),
+            outcome: Outcome::Success.as_str().into(),
+            request_id: None,
+            detail,
+        }
+    }
+
+    /// Records a refused device request (rate-limited per source). The
+    /// request is refused whether or not the record could be written.
+    pub(crate) async fn device_rejected(&self, source: Option<IpAddr>, what: &str, e: &CoreError) {
+        let now = self.clock.now();
+        let suppressed = match source {
+            Some(ip) => match self.detector.rejection(ip, now) {
+                Some(n) => n,
+                None => return,
+            },
+            None => 0,
+        };
+        let reason = match e {
+            CoreError::Unauthorized => "no valid device identity".to_owned(),
+            other => other.to_string(),
+        };
+        let mut detail = format!("{what}: {reason}");
+        if suppressed > 0 {
+            detail.push_str(&format!(
+                " ({suppressed} more from this source in the minute before)"
+            ));
+        }
+        let event = mamori_domain::AuditEvent {
+            at: now,
+            actor: "anonymous".into(),
+            source: source.map(|s| s.to_string()),
+            action: AuditAction::DeviceRejected.as_str().into(),
+            target: None,
+            outcome: Outcome::Denied.as_str().into(),
+            request_id: None,
+            detail: Some(detail),
+        };
+        if let Err(e) = self.audit_seq(event).await {
+            tracing::error!(error = %e, "cannot record a refused device request");
+        }
+    }
+
+    /// Watches where a device identity is used from: alternating between
+    /// two addresses within minutes means two holders of one identity.
+    pub(crate) async fn observe_device_source(
+        &self,
+        device: &mamori_domain::DeviceKey,
+        source: Option<IpAddr>,
+    ) -> CoreResult<()> {
+        let Some(ip) = source else { return Ok(()) };
+        let now = self.clock.now();
+        if let Some((a, b)) = self.detector.device_seen(device.as_str(), ip, now) {
+            self.record_alert(&crate::audit::anomaly::Alert {
+                rule: "device_two_places",
+                severity: "high",
+                actor: format!("device:{device}"),
+                evidence: Vec::new(),
+                detail: format!(
+                    "the device identity was used from {a}, then {b}, then {a} again within {} minutes: \
+                     it may have been copied",
+                    TWO_PLACES_WINDOW.whole_minutes()
+                ),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Suspends an account: the suspension is kept in the store until
+    /// another administrator reinstates it, every session and token is
+    /// revoked in the same transaction, and this process refuses the
+    /// account's reads at once. Recorded as `actor.suspend` (target: the
+    /// actor label that tripped the rule).
+    pub(crate) async fn suspend_account(
+        &self,
+        admin: &AdminAccount,
+        label: &str,
+        reason: &str,
+        ctx: &ClientContext,
+    ) -> CoreResult<String> {
+        self.detector.block(&admin.id);
+        let now = self.clock.now();
+        let what = match self.store.suspend_admin(&admin.id, now, reason).await? {
+            Some((sessions, tokens)) => format!(
+                "account {} suspended until another administrator reinstates it; \
+                 sessions revoked={sessions} tokens revoked={tokens}",
+                admin.name
+            ),
+            None => format!("account {} already suspended", admin.name),
+        };
+        self.audit(
+            self.audit_record("system", ctx, AuditAction::ActorSuspend, Outcome::Success)
+                .target(label)
+                .detail(format!("reason={reason}; {what}")),
+        )
+        .await?;
+        Ok(what)
+    }
+
+    /// Counts `people` personal-data reads of `actor` against the bulk-read
+    /// limit — its account's and its source network's — before any of
+    /// their data is assembled. Past the limit: the alert (once per burst),
+    /// the account suspended (by policy) and the request refused, nobody's
+    /// data disclosed.
+    pub(crate) async fn reserve_personal_reads(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        people: usize,
+    ) -> CoreResult<ReadPermit> {
+        let policy = &self.config.detection;
+        let keys = ReadKeys::of(&actor.admin.id, &ctx.source);
+        let refused = || {
+            CoreError::Forbidden(
+                "suspended: bulk reads of personal data; a security officer has been alerted"
+                    .into(),
+            )
+        };
+        let (key, read, evidence, alert, granted) =
+            match self
+                .detector
+                .reserve(&keys, people, self.clock.now(), policy)
+            {
+                Verdict::Granted(id) => return Ok(ReadPermit { id, keys }),
+                Verdict::Blocked => return Err(refused()),
+                Verdict::Exceeded {
+                    key,
+                    read,
+                    evidence,
+                    alert,
+                    granted,
+                } => (key, read, evidence, alert, granted),
+            };
+        let label = actor.label();
+        let by = match key.strip_prefix("network:") {
+            Some(net) => format!("network {net}"),
+            None => format!("account {}", actor.admin.name),
+        };
+        let mut alert_seq = None;
+        if alert {
+            let (first, last) = (
+                evidence.first().copied().unwrap_or(0),
+                evidence.last().copied().unwrap_or(0),
+            );
+            tracing::warn!(actor = %label, %by, reads = read + people, "ALERT: bulk personal-data reads");
+            alert_seq = Some(
+                self.audit_seq(
+                    self.audit_record(
+                        "system",
+                        ctx,
+                        AuditAction::AlertBulkPersonalDataRead,
+                        Outcome::Alert,
+                    )
+                    .target(&label)
+                    .detail(format!(
+                        "severity=high reads={} limit={} by={by} window={}s \
+                             evidence=records {first}-{last}",
+                        read + people,
+                        policy.bulk_read_threshold,
+                        policy.bulk_read_window.whole_seconds()
+                    )),
+                )
+                .await?,
+            );
+        }
+        let result = match granted {
+            // Alert only (policy): the read goes ahead, counted.
+            Some(id) => Ok(ReadPermit { id, keys }),
+            None => {
+                self.suspend_account(
+                    &actor.admin,
+                    &label,
+                    &format!("bulk personal-data reads ({by})"),
+                    ctx,
+                )
+                .await?;
+                Err(refused())
+            }
+        };
+        if let Some(seq) = alert_seq {
+            self.incident_for_alert(seq, "bulk_personal_data_read", &label)
+                .await?;
+        }
+        result
+    }
+
+    /// Counts reads that were recorded before they were counted (`seqs`,
+    /// already disclosed) against the bulk-read limit: past it, the same
+    /// alert, suspension and refusal as [`Self::reserve_personal_reads`].
+    /// New callers reserve before assembling and disclose after instead.
+    pub(crate) async fn observe_personal_reads(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        seqs: &[i64],
+    ) -> CoreResult<()> {
+        let permit = self.reserve_personal_reads(actor, ctx, seqs.len()).await?;
+        self.detector.disclosed(&permit, seqs);
+        Ok(())
+    }
+
+    /// Records the disclosure of `people`'s `fields` to `actor` — one
+    /// `people.read` record per person, all or none — once their data is
+    /// assembled and before it is sent. The breach-scope report counts
+    /// these records: exactly the people whose data left the server.
+    pub(crate) async fn disclose_personal_reads(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        permit: &ReadPermit,
+        people: &[mamori_domain::PersonId],
+        fields: &str,
+    ) -> CoreResult<()> {
+        let label = actor.label();
+        let events: Vec<_> = people
+            .iter()
+            .map(|id| {
+                self.audit_record(&label, ctx, AuditAction::PeopleRead, Outcome::Success)
+                    .target(id.as_str())
+                    .detail(format!("fields={fields}"))
+                    .event()
+            })
+            .collect();
+        let seqs = self.append_audit(&events).await?;
+        self.detector.disclosed(permit, &seqs);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_alternating_between_two_addresses_is_in_two_places() {
+        let d = Detector::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let a: IpAddr = "198.51.100.7".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let b: IpAddr = "203.0.113.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        // Repeats from one place, then a move to another: normal roaming.
+        assert!(d.device_seen("D", a, t0).is_none());
+        assert!(d.device_seen("D", a, t0 + Duration::seconds(5)).is_none());
+        assert!(d.device_seen("D", b, t0 + Duration::seconds(10)).is_none());
+        assert!(d.device_seen("D", b, t0 + Duration::seconds(15)).is_none());
+        // Back to the first within the window: two holders.
+        assert_eq!(
+            d.device_seen("D", a, t0 + Duration::seconds(20)),
+            Some((a, b))
+        );
+        // Slow alternation (hours apart) is roaming.
+        let t1 = t0 + Duration::hours(1);
+        assert!(d.device_seen("E", a, t1).is_none());
+        assert!(d.device_seen("E", b, t1 + Duration::minutes(3)).is_none());
+        assert!(d.device_seen("E", a, t1 + Duration::minutes(6)).is_none());
+    }
+
+    #[test]
+    fn refused_device_requests_are_recorded_once_a_minute_per_source() {
+        let d = Detector::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(d.rejection(ip, t0), Some(0));
+        for i in 1..=50 {
+            assert_eq!(d.rejection(ip, t0 + Duration::milliseconds(i * 100)), None);
+        }
+        assert_eq!(d.rejection(IpAddr::from([192, 0, 2, 2]), t0), Some(0));
+        assert_eq!(d.rejection(ip, t0 + Duration::seconds(61)), Some(50));
+    }
+
+    fn keys(account: &str, source: &str) -> ReadKeys {
+        ReadKeys {
+            account: format!("account:{account}"),
+            network: (!source.is_empty())
+                .then(|| format!("network:{}", crate::audit::anomaly::network_of(source))),
+        }
+    }
+
+    fn policy(threshold: usize) -> DetectionPolicy {
+        DetectionPolicy {
+            bulk_read_threshold: threshold,
+            ..DetectionPolicy::default()
+        }
+    }
+
+    fn granted(v: &Verdict) -> bool {
+        matches!(v, Verdict::Granted(_))
+    }
+
+    #[test]
+    fn more_than_the_threshold_means_the_next_person_trips_it() {
+        let d = Detector::default();
+        let p = policy(5);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let k = keys("a", "10.0.0.1");
+        assert!(granted(&d.reserve(&k, 3, t0, &p)));
+        assert!(granted(&d.reserve(&k, 2, t0, &p)), "exactly 5 is allowed");
+        match d.reserve(&k, 1, t0, &p) {
+            Verdict::Exceeded {
+                key, read, alert, ..
+            } => {
+                assert_eq!((key.as_str(), read, alert), ("account:a", 5, true));
+            }
+            other => panic!("the 6th person must trip the limit: {other:?}"),
+        }
+        // Suspended: refused from now on, whatever the window.
+        assert_eq!(
+            d.reserve(&k, 1, t0 + Duration::hours(1), &p),
+            Verdict::Blocked
+        );
+    }
+
+    #[test]
+    fn the_limit_is_per_account_and_per_network_not_per_token() {
+        let d = Detector::default();
+        let p = policy(5);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        // One account from two networks (two tokens): 3 + 3 > 5.
+        assert!(granted(&d.reserve(&keys("a", "10.0.0.1"), 3, t0, &p)));
+        assert!(matches!(
+            d.reserve(&keys("a", "10.9.0.1"), 3, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "account:a"
+        ));
+        // Two accounts from one /24: 3 + 3 > 5.
+        assert!(granted(&d.reserve(&keys("b", "10.1.1.1"), 3, t0, &p)));
+        assert!(matches!(
+            d.reserve(&keys("c", "10.1.1.200"), 3, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "network:10.1.1.0/24"
+        ));
+        // A refused request counted nothing: the network still has 2 left.
+        assert!(granted(&d.reserve(&keys("e", "10.1.1.7"), 2, t0, &p)));
+        // IPv6 by /64.
+        assert!(granted(&d.reserve(
+            &keys("f", "2001:db8:1:2::1"),
+            5,
+            t0,
+            &p
+        )));
+        assert!(matches!(
+            d.reserve(&keys("g", "2001:db8:1:2:ffff::9"), 1, t0, &p),
+            Verdict::Exceeded { ref key, .. } if key == "network:2001:db8:1:2::/64"
+        ));
+        // Reads leave the window.
+        let later = t0 + Duration::minutes(2);
+        assert!(granted(&d.reserve(&keys("h", "10.1.1.1"), 5, later, &p)));
+    }
+
+    #[test]
+    fn concurrent_reservations_never_pass_the_limit_together() {
+        let d = std::sync::Arc::new(Detector::default());
+        let p = policy(300);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let d = std::sync::Arc::clone(&d);
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let k = keys("a", &format!("10.0.{i}.1"));
+                    (0..100)
+                        .filter(|_| granted(&d.reserve(&k, 1, t0, &p)))
+                        .count()
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        assert_eq!(total, 300);
+    }
+
+    #[test]
+    fn alert_only_counts_and_alerts_once_per_burst() {
+        let d = Detector::default();
+        let p = DetectionPolicy {
+            suspend_on_bulk_read: false,
+            ..policy(2)
+        };
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let k = keys("a", "");
+        let first = d.reserve(&k, 2, t0, &p);
+        let Verdict::Granted(id) = first else {
+            panic!("{first:?}")
+        };
+        d.disclosed(
+            &ReadPermit {
+                id,
+                keys: k.clone(),
+            },
+            &[7, 8],
+        );
+        assert!(matches!(
+            d.reserve(&k, 1, t0, &p),
+            Verdict::Exceeded { alert: true, granted: Some(_), ref evidence, .. } if evidence == &[7, 8]
+        ));
+        assert!(matches!(
+            d.reserve(&k, 1, t0, &p),
+            Verdict::Exceeded {
+                alert: false,
+                granted: Some(_),
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,570 @@
+//! Device groups and desired state: devices belong to static groups
+//! (listed) and dynamic ones (a rule over the inventory); policies are
+//! assigned to groups; the reconciler compares each enrolled device's
+//! desired profiles with what it has and queues InstallProfile /
+//! RemoveProfile to converge — idempotently (nothing is queued while a
+//! command for that profile is in flight), in bounded batches, with
+//! backoff after a device refuses, and from state kept in the store, so a
+//! restart resumes where it was.
+
+use crate::access::permit::{CommandsWrite, DevicesRead};
+use crate::access::ClientContext;
+use crate::access::{Actor, Authorized, Job};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{AuditAction, Outcome};
+use mamori_domain::{
+    CommandState, CommandUuid, DeviceGroup, DeviceKey, DeviceProfile, EnrollmentStatus, GroupRule,
+    Policy, ProfileState,
+};
+use mamori_ports::NewCommand;
+use mamori_protocol::command::{Command, CommandDict};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use time::Duration;
+
+/// A new group, as the API takes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    /// Unique name.
+    pub name: String,
+    /// A dynamic group's rule (absent: static).
+    pub rule: Option<GroupRule>,
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Enrolled devices looked at.
+    pub devices: usize,
+    /// InstallProfile commands queued.
+    pub installs: usize,
+    /// RemoveProfile commands queued.
+    pub removals: usize,
+    /// Changes left for the next pass (the batch was full).
+    pub deferred: usize,
+}
+
+/// Longest wait before a refused profile is tried again.
+const MAX_BACKOFF: Duration = Duration::hours(24);
+
+fn backoff(attempts: i64) -> Duration {
+    let minutes = 1i64 << attempts.clamp(0, 11);
+    Duration::minutes(minutes).min(MAX_BACKOFF)
+}
+
+impl Services {
+    /// Adds a group.
+    pub async fn create_group(
+        &self,
+        by: &Authorized<CommandsWrite>,
+        ctx: &ClientContext,
+        input: &GroupInput,
+    ) -> CoreResult<DeviceGroup> {
+        let name = crate::check_display_name(&input.name)?;
+        let g = DeviceGroup {
+            id: crate::random_id()?,
+            name,
+            rule: input.rule.clone(),
+            members: Vec::new(),
+            policies: Vec::new(),
+            created_at: self.clock.now(),
+        };
+        self.audit(
+            self.audit_record(&by.label(), ctx, AuditAction::GroupCreate, Outcome::Success)
+                .target(&g.id)
+                .detail(format!(
+                    "name={} {}",
+                    g.name,
+                    if g.rule.is_some() {
+                        "dynamic"
+                    } else {
+                        "static"
+                    }
+                )),
+        )
+        .await?;
+        if !self.store.insert_group(&g).await? {
+            return Err(CoreError::Conflict("a group with that name exists".into()));
+        }
+        Ok(g)
+    }
+
+    /// Every group.
+    pub async fn groups(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<DeviceGroup>> {
+        Ok(self.store.list_groups().await?)
+    }
+
+    /// One group.
+    pub async fn group(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<DeviceGroup> {
+        self.group_record(id).await
+    }
+
+    /// One group, for the use-cases of this crate.
+    pub(crate) async fn group_record(&self, id: &str) -> CoreResult<DeviceGroup> {
+        self.store
+            .list_groups()
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| CoreError::NotFound("no such group".into()))
+    }
+
+    /// Deletes a group (its devices lose its policies at the next pass).
+    pub async fn delete_group(
+        &self,
+        by: &Authorized<CommandsWrite>,
+        ctx: &ClientContext,
+        id: &str,
+    ) -> CoreResult<()> {
+        let g = self.group_record(id).await?;
+        self.audit(
+            self.audit_record(&by.label(), ctx, AuditAction::GroupDelete, Outcome::Success)
+                .target(&g.id),
+        )
+        .await?;
+        self.store.delete_group(&g.id).await?;
+        Ok(())
+    }
+
+    /// Adds and removes members of a static group.
+    pub async fn change_group_members(
+        &self,
+        by: &Authorized<CommandsWrite>,
+        ctx: &ClientContext,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> CoreResult<DeviceGroup> {
+        let g = self.group_record(id).await?;
+        if g.rule.is_some() {
+            return Err(CoreError::Conflict(
+                "a dynamic group's members follow its rule".into(),
+            ));
+        }
+        for raw in add.iter().chain(remove) {
+            DeviceKey::parse(raw)
+                .map_err(|e| CoreError::BadRequest(format!("device {raw:?}: {e}")))?;
+        }
+        for raw in add {
+            let key = DeviceKey::parse(raw).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+            if self.store.device(&key).await?.is_none() {
+                return Err(CoreError::NotFound(format!("no device {raw}")));
+            }
+        }
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::GroupMembers,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail(format!("added={} removed={}", add.len(), remove.len())),
+        )
+        .await?;
+        self.store.change_group_members(&g.id, add, remove).await?;
+        self.group_record(&g.id).await
+    }
+
+    /// Replaces the policies assigned to a group.
+    pub async fn set_group_policies(
+        &self,
+        by: &Authorized<CommandsWrite>,
+        ctx: &ClientContext,
+        id: &str,
+        policies: &[String],
+    ) -> CoreResult<DeviceGroup> {
+        let g = self.group_record(id).await?;
+        let known: HashSet<String> = self
+            .store
+            .list_policies()
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        if let Some(p) = policies.iter().find(|p| !known.contains(*p)) {
+            return Err(CoreError::NotFound(format!("no policy {p}")));
+        }
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::GroupPolicies,
+                Outcome::Success,
+            )
+            .target(&g.id)
+            .detail(format!("policies={}", policies.join(","))),
+        )
+        .await?;
+        self.store.set_group_policies(&g.id, policies).await?;
+        self.group_record(&g.id).await
+    }
+
+    /// Where each policy profile stands on a device.
+    pub async fn device_profiles(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        udid: &str,
+    ) -> CoreResult<Vec<DeviceProfile>> {
+        let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        if self.store.device(&key).await?.is_none() {
+            return Err(CoreError::NotFound("no such device".into()));
+        }
+        Ok(self.store.profiles_of_device(key.as_str()).await?)
+    }
+
+    /// One reconciliation pass: queues at most `max_commands` commands.
+    pub async fn reconcile_once(
+        &self,
+        _by: &Authorized<CommandsWrite>,
+        max_commands: usize,
+    ) -> CoreResult<ReconcileReport> {
+        let now = self.clock.now();
+        let policies: HashMap<String, Policy> = self
+            .store
+            .list_policies()
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let groups = self.store.list_groups().await?;
+        let rules = self.compliance_rules().await?;
+        let membership = self.membership(&groups).await?;
+        let mut rows: HashMap<String, BTreeMap<String, DeviceProfile>> = HashMap::new();
+        for r in self.store.device_profiles().await? {
+            rows.entry(r.udid.clone())
+                .or_default()
+                .insert(r.profile_identifier.clone(), r);
+        }
+        // InstallProfile command of each policy version, built once.
+        let mut install_dicts: HashMap<String, CommandDict> = HashMap::new();
+        let mut report = ReconcileReport::default();
+        let mut commands: Vec<NewCommand> = Vec::new();
+        let mut new_rows: Vec<DeviceProfile> = Vec::new();
+        let mut push: Vec<DeviceKey> = Vec::new();
+        let mut after: Option<DeviceKey> = None;
+        loop {
+            let page = self.store.list_devices(after.as_ref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.udid.clone());
+            for d in page
+                .iter()
+                .filter(|d| d.status == EnrollmentStatus::Enrolled)
+            {
+                report.devices += 1;
+                let udid = d.udid.as_str();
+                // Desired: identifier → policy, from the groups it is in —
+                // without the sensitive ones (Wi-Fi, VPN) while it is
+                // quarantined for non-compliance.
+                let mine: Vec<&DeviceGroup> = groups
+                    .iter()
+                    .filter(|g| membership.contains(g, d))
+                    .collect();
+                let my_rules: Vec<&crate::fleet::compliance::ComplianceRules> =
+                    mine.iter().filter_map(|g| rules.get(&g.id)).collect();
+                let quarantined = my_rules.iter().any(|r| r.quarantine)
+                    && !self.device_compliance(d, &my_rules, now).compliant;
+                let mut desired: BTreeMap<&str, &Policy> = BTreeMap::new();
+                for g in &mine {
+                    for pid in &g.policies {
+                        if let Some(p) = policies.get(pid) {
+                            if quarantined && crate::fleet::compliance::is_sensitive(p.kind) {
+                                continue;
+                            }
+                            if !p.platforms.is_empty()
+                                && !p
+                                    .platforms
+                                    .iter()
+                                    .any(|x| x == crate::device::devices::platform_of(d))
+                            {
+                                continue;
+                            }
+                            desired.insert(p.profile_identifier.as_str(), p);
+                        }
+                    }
+                }
+                let current = rows.remove(udid).unwrap_or_default();
+                let waiting = |r: &DeviceProfile| r.retry_at.is_some_and(|t| t > now);
+                let mut queued_here = false;
+                for (ident, p) in &desired {
+                    let row = current.get(*ident);
+                    let needed = match row {
+                        None => true,
+                        Some(r) => match r.state {
+                            ProfileState::Installing | ProfileState::Removing => false,
+                            ProfileState::Installed => {
+                                r.profile_uuid != p.profile_uuid && !waiting(r)
+                            }
+                            ProfileState::Failed => !waiting(r),
+                        },
+                    };
+                    if !needed {
+                        continue;
+                    }
+                    if commands.len() >= max_commands {
+                        report.deferred += 1;
+                        continue;
+                    }
+                    let dict = match install_dicts.get(&p.id) {
+                        Some(d) => d.clone(),
+                        None => {
+                            let d = self.install_dict(p).await?;
+                            install_dicts.insert(p.id.clone(), d.clone());
+                            d
+                        }
+                    };
+                    let uuid = CommandUuid::new_random();
+                    commands.push(self.new_command(&d.udid, &uuid, dict)?);
+                    new_rows.push(DeviceProfile {
+                        udid: udid.to_owned(),
+                        profile_identifier: (*ident).to_owned(),
+                        policy_id: p.id.clone(),
+                        profile_uuid: p.profile_uuid.clone(),
+                        state: ProfileState::Installing,
+                        command_uuid: Some(uuid.to_string()),
+                        attempts: row.map_or(0, |r| r.attempts),
+                        retry_at: None,
+                        updated_at: now,
+                    });
+                    report.installs += 1;
+                    queued_here = true;
+                }
+                for (ident, r) in &current {
+                    if desired.contains_key(ident.as_str()) {
+                        continue;
+                    }
+                    match r.state {
+                        ProfileState::Installing | ProfileState::Removing => continue,
+                        // A failed install may have been an update over an
+                        // installed version: removed like an installed one.
+                        _ if waiting(r) => continue,
+                        _ => {}
+                    }
+                    if commands.len() >= max_commands {
+                        report.deferred += 1;
+                        continue;
+                    }
+                    let dict = Command::RemoveProfile {
+                        identifier: ident.clone(),
+                    }
+                    .into_dict()
+                    .map_err(|e| CoreError::internal("RemoveProfile", e))?;
+                    let uuid = CommandUuid::new_random();
+                    commands.push(self.new_command(&d.udid, &uuid, dict)?);
+                    new_rows.push(DeviceProfile {
+                        state: ProfileState::Removing,
+                        command_uuid: Some(uuid.to_string()),
+                        updated_at: now,
+                        ..r.clone()
+                    });
+                    report.removals += 1;
+                    queued_here = true;
+                }
+                if queued_here {
+                    push.push(d.udid.clone());
+                }
+            }
+        }
+        if commands.is_empty() {
+            return Ok(report);
+        }
+        self.audit(
+            self.audit_record(
+                "system",
+                &ClientContext::default(),
+                AuditAction::PolicyReconcile,
+                Outcome::Success,
+            )
+            .detail(format!(
+                "devices={} installs={} removals={} deferred={}",
+                push.len(),
+                report.installs,
+                report.removals,
+                report.deferred
+            )),
+        )
+        .await?;
+        // Commands first: if the rows then fail to save, the next pass
+        // queues again (an install is idempotent); the reverse would leave
+        // rows waiting for commands that do not exist.
+        self.store.enqueue(&commands, now).await?;
+        self.store.put_device_profiles(&new_rows).await?;
+        tracing::info!(
+            installs = report.installs,
+            removals = report.removals,
+            deferred = report.deferred,
+            "profiles reconciled"
+        );
+        self.push_devices(push);
+        Ok(report)
+    }
+
+    async fn install_dict(&self, p: &Policy) -> CoreResult<CommandDict> {
+        let profile = self.policy_profile(&p.id).await?;
+        Command::InstallProfile {
+            payload: profile.to_vec(),
+        }
+        .into_dict()
+        .map_err(|e| CoreError::internal("InstallProfile", e))
+    }
+
+    fn new_command(
+        &self,
+        device: &DeviceKey,
+        uuid: &CommandUuid,
+        dict: CommandDict,
+    ) -> CoreResult<NewCommand> {
+        let request_type = dict.request_type().as_str().to_owned();
+        let payload = dict.encode(uuid.as_str());
+        if payload.is_empty() {
+            return Err(CoreError::Internal("command could not be encoded".into()));
+        }
+        Ok(NewCommand {
+            payload: self.seal_command(uuid, &payload)?,
+            command_uuid: uuid.clone(),
+            device: device.clone(),
+            request_type,
+        })
+    }
+
+    /// A device answered a command: if it was a policy profile's, the
+    /// profile's state follows.
+    pub(crate) async fn profile_result(
+        &self,
+        command: &CommandUuid,
+        state: CommandState,
+    ) -> CoreResult<()> {
+        if state == CommandState::NotNow {
+            return Ok(());
+        }
+        let Some(mut row) = self
+            .store
+            .device_profile_by_command(command.as_str())
+            .await?
+        else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        row.updated_at = now;
+        match (row.state, state) {
+            (ProfileState::Removing, CommandState::Acknowledged) => {
+                return Ok(self
+                    .store
+                    .delete_device_profile(&row.udid, &row.profile_identifier)
+                    .await?);
+            }
+            (ProfileState::Installing, CommandState::Acknowledged) => {
+                row.state = ProfileState::Installed;
+                row.attempts = 0;
+                row.retry_at = None;
+            }
+            (ProfileState::Installing, _) => {
+                row.state = ProfileState::Failed;
+                row.attempts += 1;
+                row.retry_at = Some(now + backoff(row.attempts));
+            }
+            (ProfileState::Removing, _) => {
+                row.state = ProfileState::Installed;
+                row.attempts += 1;
+                row.retry_at = Some(now + backoff(row.attempts));
+            }
+            _ => return Ok(()),
+        }
+        self.store.put_device_profiles(&[row]).await?;
+        Ok(())
+    }
+
+    /// A device's ProfileList: a policy profile Mamori counts as installed
+    /// but the device no longer has (the user removed it, a restore) is
+    /// forgotten, so the next pass installs it again. A malformed answer
+    /// changes nothing.
+    pub(crate) async fn profiles_reported(
+        &self,
+        device: &DeviceKey,
+        reported: &[String],
+    ) -> CoreResult<()> {
+        let idents: HashSet<&str> = reported.iter().map(String::as_str).collect();
+        for row in self.store.profiles_of_device(device.as_str()).await? {
+            if row.state == ProfileState::Installed
+                && !idents.contains(row.profile_identifier.as_str())
+            {
+                tracing::warn!(device = %device, profile = %row.profile_identifier, "policy profile missing from the device; it will be installed again");
+                self.store
+                    .delete_device_profile(&row.udid, &row.profile_identifier)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles forever (spawn it).
+    pub async fn run_reconciler(self, every: std::time::Duration, batch: usize) {
+        let by = match Actor::Job(Job::Fleet).authorize::<CommandsWrite>() {
+            Ok(by) => by,
+            Err(e) => {
+                tracing::error!(error = %e, "the reconciler cannot act");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reconcile_once(&by, batch).await {
+                tracing::error!(error = %e, "profile reconciliation failed");
+            }
+        }
+    }
+}
+
+/// Fleet's part of a device's answer: the state of the policy profiles it
+/// was sent, and the profiles it says it has.
+pub(crate) struct ProfileResults;
+
+#[async_trait::async_trait]
+impl crate::device::ResultHandler for ProfileResults {
+    async fn command_answered(
+        &self,
+        services: &Services,
+        _device: &DeviceKey,
+        command: &CommandUuid,
+        state: CommandState,
+    ) -> CoreResult<()> {
+        services.profile_result(command, state).await
+    }
+
+    async fn profiles_reported(
+        &self,
+        services: &Services,
+        device: &DeviceKey,
+        identifiers: &[String],
+    ) -> CoreResult<()> {
+        services.profiles_reported(device, identifiers).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_day() {
+        assert_eq!(backoff(1), Duration::minutes(2));
+        assert_eq!(backoff(5), Duration::minutes(32));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn dynamic_rules_match_the_inventory() {
+        let r = GroupRule {
+            model: Some("iphone".into()),
+            os_version: Some("17.".into()),
+            product: None,
+            department: None,
+        };
+        assert!(r.matches(Some("iPhone"), Some("iPhone15,2"), Some("17.4.1")));
+        assert!(!r.matches(Some("iPhone"), None, Some("16.7")));
+        assert!(!r.matches(None, None, Some("17.1")));
+        assert!(GroupRule::default().matches(None, None, None));
+    }
+}
