@@ -107,8 +107,11 @@ impl Default for CoreConfig {
 /// Everything a use-case may touch, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
-    /// Storage.
+    /// Storage, every port at once: for the binary and the tests. The
+    /// contexts use their own part of it, in [`Ports`].
     pub store: Arc<dyn Store>,
+    /// The same store, as each context's ports.
+    ports: Ports,
     /// Key material.
     pub pki: Arc<Pki>,
     /// Settings.
@@ -127,6 +130,70 @@ pub struct Services {
     pub detector: Arc<detect::Detector>,
     /// The end of the audit chain as this process last wrote it.
     pub chain: Arc<chain::ChainWriter>,
+}
+
+/// The store as each context sees it: the ports it uses, and no more.
+#[derive(Clone)]
+pub(crate) struct Ports {
+    pub(crate) audit: Arc<dyn audit::AuditPorts>,
+    pub(crate) admin: Arc<dyn admin::AdminPorts>,
+    pub(crate) device: Arc<dyn device::DevicePorts>,
+    pub(crate) people: Arc<dyn people::PeoplePorts>,
+    pub(crate) fleet: Arc<dyn fleet::FleetPorts>,
+}
+
+/// What a [`Services`] is made of; the rest of its state starts empty.
+#[allow(missing_debug_implementations)]
+pub struct Parts<S> {
+    /// The storage backend.
+    pub store: Arc<S>,
+    /// Key material.
+    pub pki: Arc<Pki>,
+    /// Settings.
+    pub config: Arc<CoreConfig>,
+    /// Push delivery.
+    pub pusher: Arc<dyn Pusher>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Administrator authentication state.
+    pub auth: Arc<admin::AuthState>,
+    /// Master keys wrapping personal-data keys.
+    pub vault: Arc<dyn vault::KeyProvider>,
+}
+
+impl Services {
+    /// Wires the services over one backend, which each context sees
+    /// through its own ports.
+    pub fn new<S: Store + 'static>(parts: Parts<S>) -> Self {
+        let Parts {
+            store,
+            pki,
+            config,
+            pusher,
+            clock,
+            auth,
+            vault,
+        } = parts;
+        Self {
+            ports: Ports {
+                audit: Arc::<S>::clone(&store),
+                admin: Arc::<S>::clone(&store),
+                device: Arc::<S>::clone(&store),
+                people: Arc::<S>::clone(&store),
+                fleet: Arc::<S>::clone(&store),
+            },
+            store,
+            pki,
+            config,
+            pusher,
+            clock,
+            identities: Arc::default(),
+            auth,
+            vault,
+            detector: Arc::default(),
+            chain: Arc::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Services {

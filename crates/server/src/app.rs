@@ -255,18 +255,15 @@ async fn build_services_with_store(
         &config.organization,
     ));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let services = Services {
-        store,
+    let services = Services::new(mamori_core::Parts {
+        store: Arc::new(sqlite.clone()),
         pki: Arc::new(pki),
         config: Arc::new(core),
         pusher,
         clock,
-        identities: Arc::default(),
         auth,
         vault: Arc::clone(&ring) as Arc<dyn mamori_core::vault::KeyProvider>,
-        detector: Arc::default(),
-        chain: Arc::default(),
-    };
+    });
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),

@@ -136,7 +136,7 @@ impl Services {
             password_hash: hash,
             ..AdminCredentials::default()
         };
-        if !self.store.insert_admin(&admin, &creds).await? {
+        if !self.ports.admin.insert_admin(&admin, &creds).await? {
             self.audit(
                 self.audit_record(
                     &actor.label(),
@@ -203,7 +203,7 @@ impl Services {
         }
         if role == Role::SecurityOfficer {
             check_name(name.trim())?;
-            if self.store.admin_by_name(name.trim()).await?.is_some() {
+            if self.ports.admin.admin_by_name(name.trim()).await?.is_some() {
                 return Err(CoreError::Conflict(format!(
                     "an administrator named {} exists",
                     name.trim()
@@ -231,7 +231,8 @@ impl Services {
     /// How many enabled owners there are (the last one is kept).
     async fn enabled_owners(&self) -> CoreResult<usize> {
         Ok(self
-            .store
+            .ports
+            .admin
             .list_admins()
             .await?
             .into_iter()
@@ -241,7 +242,8 @@ impl Services {
 
     /// An account by name.
     pub async fn admin_named(&self, name: &str) -> CoreResult<AdminAccount> {
-        self.store
+        self.ports
+            .admin
             .admin_by_name(name.trim())
             .await?
             .ok_or_else(|| CoreError::NotFound("no such administrator".into()))
@@ -253,10 +255,10 @@ impl Services {
         _by: &Authorized<AccountsManage>,
     ) -> CoreResult<Vec<AdminSummary>> {
         let now = self.now();
-        let tokens = self.store.list_tokens(None).await?;
+        let tokens = self.ports.admin.list_tokens(None).await?;
         let mut out = Vec::new();
-        for admin in self.store.list_admins().await? {
-            let creds = self.store.webauthn_credentials(&admin.id).await?;
+        for admin in self.ports.admin.list_admins().await? {
+            let creds = self.ports.admin.webauthn_credentials(&admin.id).await?;
             let mut factors = Vec::new();
             if admin.totp_enrolled {
                 factors.push("totp");
@@ -271,7 +273,7 @@ impl Services {
             out.push(AdminSummary {
                 stale: self.is_stale(&admin, now),
                 webauthn_required: self.config.auth.requires_webauthn(admin.role),
-                recovery_codes_left: self.store.recovery_codes_left(&admin.id).await?,
+                recovery_codes_left: self.ports.admin.recovery_codes_left(&admin.id).await?,
                 webauthn_credentials: creds.len(),
                 factors,
                 token_count,
@@ -325,7 +327,8 @@ impl Services {
         let keep_last_owner = !matches!(actor, Actor::Host(_));
         let reason = reason.chars().take(200).collect::<String>();
         let Some(revoked) = self
-            .store
+            .ports
+            .admin
             .disable_admin(&admin.id, self.now(), &reason, keep_last_owner)
             .await?
         else {
@@ -369,7 +372,8 @@ impl Services {
         let password = one_time_password()?;
         let hash = hash_password(&password).await?;
         let revoked = self
-            .store
+            .ports
+            .admin
             .reset_admin(&admin.id, &hash, self.now())
             .await?
             .ok_or_else(|| CoreError::NotFound("no such administrator".into()))?;
@@ -456,7 +460,7 @@ impl Services {
             actor.host_only()?;
         }
         let admin = self.admin_named(name).await?;
-        if !self.store.enable_admin(&admin.id).await? {
+        if !self.ports.admin.enable_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
                 "the administrator is not disabled".into(),
             ));
@@ -490,7 +494,7 @@ impl Services {
             actor.host_only()?;
         }
         let admin = self.admin_named(name).await?;
-        self.store.unlock_admin(&admin.id).await?;
+        self.ports.admin.unlock_admin(&admin.id).await?;
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -562,7 +566,7 @@ impl Services {
                 return Err(CoreError::Conflict("this is the last enabled owner".into()));
             }
         }
-        self.store.set_role(&admin.id, role).await?;
+        self.ports.admin.set_role(&admin.id, role).await?;
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -585,7 +589,7 @@ impl Services {
     pub async fn sweep_stale_admins(&self) -> CoreResult<Vec<String>> {
         let now = self.now();
         let mut stale = Vec::new();
-        for admin in self.store.list_admins().await? {
+        for admin in self.ports.admin.list_admins().await? {
             if !self.is_stale(&admin, now) {
                 continue;
             }
@@ -595,7 +599,8 @@ impl Services {
                 // An owner who works only through tokens looks unused; the
                 // last enabled owner stays (the store checks it).
                 let disabled = self
-                    .store
+                    .ports
+                    .admin
                     .disable_admin(&admin.id, now, &reason, true)
                     .await?;
                 if disabled.is_none() && admin.role == Role::Owner {

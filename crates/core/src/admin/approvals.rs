@@ -205,7 +205,7 @@ impl Services {
             )),
         )
         .await?;
-        self.store.insert_approval(&approval).await?;
+        self.ports.admin.insert_approval(&approval).await?;
         tracing::info!(id = %approval.id, action, "waiting for a second administrator");
         Ok(approval)
     }
@@ -214,7 +214,8 @@ impl Services {
     /// decide (or made).
     pub async fn pending_approvals(&self, actor: &AdminActor) -> CoreResult<Vec<Approval>> {
         Ok(self
-            .store
+            .ports
+            .admin
             .pending_approvals(self.clock.now())
             .await?
             .into_iter()
@@ -251,7 +252,8 @@ impl Services {
         {
             let since = self.clock.now() - CONTROL_WINDOW;
             if self
-                .store
+                .ports
+                .admin
                 .controls_either(&requester, &actor.admin.id, since)
                 .await?
             {
@@ -275,7 +277,8 @@ impl Services {
         kind: &str,
     ) -> CoreResult<()> {
         if controller != controlled {
-            self.store
+            self.ports
+                .admin
                 .record_control(controller, controlled, kind, self.clock.now())
                 .await?;
         }
@@ -305,7 +308,8 @@ impl Services {
 
     async fn pending(&self, id: &str) -> CoreResult<Approval> {
         let a = self
-            .store
+            .ports
+            .admin
             .approval(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such request".into()))?;
@@ -332,7 +336,8 @@ impl Services {
         }
         let now = self.clock.now();
         if !self
-            .store
+            .ports
+            .admin
             .decide_approval(&a.id, ApprovalStatus::Approved, &actor.label(), now)
             .await?
         {
@@ -390,7 +395,8 @@ impl Services {
             }
         };
         let approval = self
-            .store
+            .ports
+            .admin
             .approval(&a.id)
             .await?
             .ok_or_else(|| CoreError::Internal("approval vanished".into()))?;
@@ -435,7 +441,7 @@ impl Services {
             )),
         )
         .await?;
-        self.store.set_role(&admin.id, Role::Owner).await?;
+        self.ports.admin.set_role(&admin.id, Role::Owner).await?;
         self.record_control_by_both(actor, a, &admin.id, "role")
             .await?;
         Ok(())
@@ -514,7 +520,7 @@ impl Services {
             )),
         )
         .await?;
-        self.store.set_role(&admin.id, role).await?;
+        self.ports.admin.set_role(&admin.id, role).await?;
         self.record_control_by_both(actor, a, &admin.id, "role")
             .await?;
         Ok(())
@@ -557,9 +563,15 @@ impl Services {
         let admin = self.admin_named(Self::param(a, "admin")?).await?;
         let credential = Self::param(a, "credential")?;
         let done = if approved {
-            self.store.activate_webauthn(&admin.id, credential).await?
+            self.ports
+                .admin
+                .activate_webauthn(&admin.id, credential)
+                .await?
         } else {
-            self.store.delete_webauthn(&admin.id, credential).await?
+            self.ports
+                .admin
+                .delete_webauthn(&admin.id, credential)
+                .await?
         };
         self.audit(
             self.audit_record(
@@ -596,7 +608,8 @@ impl Services {
         let a = self.pending(id).await?;
         self.may_decide(actor, &a).await?;
         if !self
-            .store
+            .ports
+            .admin
             .decide_approval(
                 &a.id,
                 ApprovalStatus::Rejected,
@@ -622,7 +635,8 @@ impl Services {
         if a.action == "activate_passkey" {
             self.decide_passkey(actor, ctx, &a, false).await?;
         }
-        self.store
+        self.ports
+            .admin
             .approval(&a.id)
             .await?
             .ok_or_else(|| CoreError::Internal("approval vanished".into()))

@@ -75,7 +75,7 @@ impl Services {
         let target = super::accounts::check_name(&name)
             .is_ok()
             .then_some(name.as_str());
-        let Some(admin) = self.store.admin_by_name(&name).await? else {
+        let Some(admin) = self.ports.admin.admin_by_name(&name).await? else {
             let key = format!("name:{name}");
             if let Some(wait) = self.auth.throttle.wait(&key, now) {
                 return Err(CoreError::TooManyRequests(wait));
@@ -141,7 +141,8 @@ impl Services {
         }
         if mamori_crypto::password::needs_rehash(&creds.password_hash) {
             let h = hash_password(password).await?;
-            self.store
+            self.ports
+                .admin
                 .set_password(
                     &admin.id,
                     &h,
@@ -183,7 +184,7 @@ impl Services {
     ) -> CoreResult<AdminActor> {
         let now = self.now();
         let hash = mamori_crypto::sha256_hex(secret.as_bytes());
-        let Some(session) = self.store.session_by_secret(&hash).await? else {
+        let Some(session) = self.ports.admin.session_by_secret(&hash).await? else {
             tracing::warn!(source = %ctx.source, "unknown session cookie");
             return Err(CoreError::Unauthorized);
         };
@@ -192,7 +193,7 @@ impl Services {
             // A disabled account's sessions were revoked with it: someone
             // still holds one (an offboarded insider, or whoever took it).
             // Recorded at once, then once a minute (auth/dead.rs).
-            let owner = self.store.admin(&session.admin_id).await?;
+            let owner = self.ports.admin.admin(&session.admin_id).await?;
             if let Some(owner) = owner.filter(|a| a.disabled_at.is_some()) {
                 self.alert_after_offboarding(
                     ctx,
@@ -218,7 +219,8 @@ impl Services {
         let moved = self.config.auth.bind_session_to_source && session.source != ctx.source;
         if moved || session.client_hash != ctx.client_hash() {
             // A session cookie showing up elsewhere is treated as stolen.
-            self.store
+            self.ports
+                .admin
                 .revoke_session(&session.admin_id, &session.id, now)
                 .await?;
             self.audit(
@@ -233,14 +235,14 @@ impl Services {
             .await?;
             return Err(CoreError::Unauthorized);
         }
-        let Some(admin) = self.store.admin(&session.admin_id).await? else {
+        let Some(admin) = self.ports.admin.admin(&session.admin_id).await? else {
             return Err(CoreError::Unauthorized);
         };
         if !Self::account_open(&admin) {
             return Err(CoreError::Unauthorized);
         }
         if now - session.last_seen_at > TOUCH_EVERY {
-            self.store.touch_session(&session.id, now).await?;
+            self.ports.admin.touch_session(&session.id, now).await?;
         }
         Ok(AdminActor {
             admin,
@@ -291,7 +293,8 @@ impl Services {
         self.second_factor_gate(&admin)?;
         let hash = recovery_hash(code);
         if !self
-            .store
+            .ports
+            .admin
             .use_recovery_code(&admin.id, &hash, self.now())
             .await?
         {
@@ -304,7 +307,7 @@ impl Services {
             .await?;
             return Err(CoreError::InvalidCredentials);
         }
-        let left = self.store.recovery_codes_left(&admin.id).await?;
+        let left = self.ports.admin.recovery_codes_left(&admin.id).await?;
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -399,7 +402,8 @@ impl Services {
             .await?;
             return Err(CoreError::InvalidCredentials);
         }
-        self.store
+        self.ports
+            .admin
             .set_session_step_up(&session.id, self.now())
             .await?;
         self.audit(
@@ -443,7 +447,8 @@ impl Services {
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
-        self.store
+        self.ports
+            .admin
             .set_session_step_up(&session.id, self.now())
             .await?;
         self.audit(
@@ -467,7 +472,8 @@ impl Services {
                 "logout ends a session; revoke tokens instead".into(),
             ));
         };
-        self.store
+        self.ports
+            .admin
             .revoke_session(&actor.admin.id, &s.id, self.now())
             .await?;
         self.audit(
@@ -486,7 +492,8 @@ impl Services {
     /// The caller's live sessions.
     pub async fn own_sessions(&self, actor: &AdminActor) -> CoreResult<Vec<AdminSession>> {
         Ok(self
-            .store
+            .ports
+            .admin
             .list_sessions(&actor.admin.id, self.now())
             .await?)
     }
@@ -500,7 +507,8 @@ impl Services {
     ) -> CoreResult<()> {
         let id = SessionId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if !self
-            .store
+            .ports
+            .admin
             .revoke_session(&actor.admin.id, &id, self.now())
             .await?
         {
@@ -526,7 +534,8 @@ impl Services {
         ctx: &ClientContext,
     ) -> CoreResult<u64> {
         let n = self
-            .store
+            .ports
+            .admin
             .revoke_admin_sessions(&actor.admin.id, None, self.now())
             .await?;
         self.audit(
@@ -592,11 +601,13 @@ impl Services {
         mamori_crypto::password::check_password_policy(new, &[&admin.name])
             .map_err(|e| CoreError::BadRequest(e.to_string()))?;
         let hash = hash_password(new).await?;
-        self.store
+        self.ports
+            .admin
             .set_password(&admin.id, &hash, false, self.now())
             .await?;
         let ended = self
-            .store
+            .ports
+            .admin
             .revoke_admin_sessions(&admin.id, Some(&session.id), self.now())
             .await?;
         self.audit(
@@ -701,7 +712,7 @@ impl Services {
             if admin.totp_enrolled && !self.config.auth.requires_webauthn(admin.role) {
                 methods.push("totp");
             }
-            if self.store.recovery_codes_left(&admin.id).await? > 0 {
+            if self.ports.admin.recovery_codes_left(&admin.id).await? > 0 {
                 methods.push("recovery_code");
             }
         }
@@ -741,14 +752,16 @@ impl Services {
         // A recovery code completes a login but is no re-authentication:
         // whatever needs a step-up (password, factors, tokens, approvals)
         // then needs a real factor.
-        self.store
+        self.ports
+            .admin
             .revoke_session(&admin.id, &old.id, self.now())
             .await?;
         let step_up =
             (stage == SessionStage::Full && method != RECOVERY_METHOD).then(|| self.now());
         let (new, cookie) = self.open_session(admin, stage, ctx, step_up).await?;
         if stage == SessionStage::Full {
-            self.store
+            self.ports
+                .admin
                 .record_login(&admin.id, self.now(), &ctx.source)
                 .await?;
         }
@@ -779,7 +792,8 @@ impl Services {
         stage: SessionStage,
         ctx: &ClientContext,
     ) -> CoreResult<(AdminSession, SessionCookie)> {
-        self.store
+        self.ports
+            .admin
             .revoke_session(&admin.id, &old.id, self.now())
             .await?;
         let step_up = (stage == SessionStage::Full).then(|| self.now());
@@ -818,7 +832,8 @@ impl Services {
             step_up_at,
             revoked_at: None,
         };
-        self.store
+        self.ports
+            .admin
             .insert_session(&session, &mamori_crypto::sha256_hex(secret.as_bytes()))
             .await?;
         let cookie = SessionCookie {
@@ -832,7 +847,8 @@ impl Services {
     /// The account as stored now (a request's copy may be seconds old).
     pub(crate) async fn fresh_admin(&self, actor: &AdminActor) -> CoreResult<AdminAccount> {
         let admin = self
-            .store
+            .ports
+            .admin
             .admin(&actor.admin.id)
             .await?
             .ok_or(CoreError::Unauthorized)?;
@@ -859,7 +875,7 @@ impl Services {
         else {
             return Ok(false);
         };
-        Ok(self.store.advance_totp_step(&admin.id, step).await?)
+        Ok(self.ports.admin.advance_totp_step(&admin.id, step).await?)
     }
 
     /// Starts a WebAuthn assertion for the account's credentials.
@@ -917,7 +933,10 @@ impl Services {
             };
             if pk.update_credential(&result).is_some() {
                 let data = serde_json::to_string(&pk).map_err(|e| CoreError::Internal(e.into()))?;
-                self.store.update_webauthn(&c.id, &data, self.now()).await?;
+                self.ports
+                    .admin
+                    .update_webauthn(&c.id, &data, self.now())
+                    .await?;
                 return Ok(true);
             }
         }
@@ -934,7 +953,8 @@ impl Services {
     ) -> CoreResult<Vec<WebauthnCredential>> {
         let now = self.now();
         Ok(self
-            .store
+            .ports
+            .admin
             .webauthn_credentials(&admin.id)
             .await?
             .into_iter()
@@ -976,11 +996,12 @@ impl Services {
     ) -> CoreResult<()> {
         let now = self.now();
         let policy = &self.config.auth;
-        let n = self.store.add_login_failure(&admin.id).await?;
+        let n = self.ports.admin.add_login_failure(&admin.id).await?;
         self.source_failure(ctx, now);
         let lock = n >= policy.lock_after;
         let until = backoff(n, policy.backoff_after, policy.max_backoff).map(|d| now + d);
-        self.store
+        self.ports
+            .admin
             .set_login_block(
                 &admin.id,
                 until,

@@ -81,8 +81,8 @@ impl Services {
         let admin = self.fresh_admin(actor).await?;
         Ok(Factors {
             totp: admin.totp_enrolled,
-            webauthn: self.store.webauthn_credentials(&admin.id).await?,
-            recovery_codes_left: self.store.recovery_codes_left(&admin.id).await?,
+            webauthn: self.ports.admin.webauthn_credentials(&admin.id).await?,
+            recovery_codes_left: self.ports.admin.recovery_codes_left(&admin.id).await?,
             webauthn_required: self.config.auth.requires_webauthn(admin.role),
         })
     }
@@ -98,7 +98,7 @@ impl Services {
                 "this is the account's only second factor; enroll another one first".into(),
             ));
         }
-        if !self.store.clear_totp(&admin.id).await? {
+        if !self.ports.admin.clear_totp(&admin.id).await? {
             return Err(CoreError::NotFound("no TOTP app is enrolled".into()));
         }
         self.audit(
@@ -124,7 +124,7 @@ impl Services {
     ) -> CoreResult<()> {
         self.require_step_up(actor)?;
         let admin = self.fresh_admin(actor).await?;
-        let keys = self.store.webauthn_credentials(&admin.id).await?;
+        let keys = self.ports.admin.webauthn_credentials(&admin.id).await?;
         let Some(removed) = keys.iter().find(|k| k.id == credential_id) else {
             return Err(CoreError::NotFound("no such key".into()));
         };
@@ -151,7 +151,12 @@ impl Services {
                     .into(),
             ));
         }
-        if !self.store.delete_webauthn(&admin.id, credential_id).await? {
+        if !self
+            .ports
+            .admin
+            .delete_webauthn(&admin.id, credential_id)
+            .await?
+        {
             return Err(CoreError::NotFound("no such key".into()));
         }
         self.audit(
@@ -207,7 +212,8 @@ impl Services {
             .secret_box
             .seal(&secret, Some(totp_aad(&admin).as_bytes()))
             .map_err(|e| CoreError::Internal(e.into()))?;
-        self.store
+        self.ports
+            .admin
             .set_totp_pending(&admin.id, Some(&sealed))
             .await?;
         Ok(TotpEnrollment {
@@ -254,7 +260,7 @@ impl Services {
                 "the code does not match; check the app's clock and try again".into(),
             ));
         };
-        if !self.store.activate_totp(&admin.id, step).await? {
+        if !self.ports.admin.activate_totp(&admin.id, step).await? {
             return Err(CoreError::Conflict(
                 "start the TOTP enrollment first".into(),
             ));
@@ -381,7 +387,7 @@ impl Services {
             last_used_at: None,
             usable_from: recovery.then(|| self.now() + RECOVERY_PASSKEY_DELAY),
         };
-        if !self.store.insert_webauthn(&cred).await? {
+        if !self.ports.admin.insert_webauthn(&cred).await? {
             return Err(CoreError::Conflict(
                 "this credential is already registered".into(),
             ));
@@ -443,7 +449,8 @@ impl Services {
                 ),
             )
             .await?;
-        self.store
+        self.ports
+            .admin
             .revoke_session(&actor.admin.id, &session.id, self.now())
             .await?;
         Ok(Activation {
@@ -462,7 +469,13 @@ impl Services {
         registered_webauthn: bool,
     ) -> CoreResult<Enrolled> {
         let mut out = Enrolled::default();
-        if self.store.recovery_codes_left(&actor.admin.id).await? == 0 {
+        if self
+            .ports
+            .admin
+            .recovery_codes_left(&actor.admin.id)
+            .await?
+            == 0
+        {
             out.recovery_codes = self.new_recovery_codes(actor).await?;
         }
         let admin = self.fresh_admin(actor).await?;
@@ -489,7 +502,8 @@ impl Services {
             hashes.push(recovery_hash(&code));
             codes.push(code);
         }
-        self.store
+        self.ports
+            .admin
             .replace_recovery_codes(&actor.admin.id, &hashes)
             .await?;
         Ok(codes)

@@ -32,6 +32,8 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, Role, SessionStage};
 use time::Duration;
 
+use mamori_ports::{AdminStore, ApprovalStore, AuditStore, ControlStore, SecretStore, TokenStore};
+
 /// How administrators authenticate: timeouts, thresholds, required factors.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
@@ -112,7 +114,8 @@ impl Services {
         &self,
         admin: &AdminAccount,
     ) -> CoreResult<mamori_domain::AdminCredentials> {
-        self.store
+        self.ports
+            .admin
             .admin_credentials(&admin.id)
             .await?
             .ok_or_else(|| CoreError::Internal("account without credentials".into()))
@@ -165,4 +168,19 @@ impl AuthState {
             session_secret.as_bytes(),
         ))
     }
+}
+
+/// The storage ports the administrator context uses, and no more: accounts,
+/// tokens, approvals, secrets and control links; the audit log, to tell who
+/// controls whom.
+/// [`Services`](crate::Services) holds the store as this trait for the
+/// context's files (checked by the architecture tests).
+pub trait AdminPorts:
+    AdminStore + TokenStore + ApprovalStore + SecretStore + ControlStore + AuditStore
+{
+}
+
+impl<T> AdminPorts for T where
+    T: AdminStore + TokenStore + ApprovalStore + SecretStore + ControlStore + AuditStore + ?Sized
+{
 }

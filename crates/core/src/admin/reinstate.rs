@@ -57,7 +57,7 @@ impl Services {
         name: &str,
     ) -> CoreResult<AdminAccount> {
         let admin = self.admin_named(name).await?;
-        if !self.store.reinstate_admin(&admin.id).await? {
+        if !self.ports.admin.reinstate_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
                 "the administrator is not suspended".into(),
             ));
@@ -90,7 +90,8 @@ impl Services {
         other: &AdminAccount,
     ) -> CoreResult<Option<&'static str>> {
         let records = self
-            .store
+            .ports
+            .admin
             .audit_by_action(
                 &[
                     AuditAction::AdminCreate.as_str(),

@@ -152,7 +152,8 @@ impl Services {
             last_used_at: None,
             revoked_at: None,
         };
-        self.store
+        self.ports
+            .admin
             .insert_token(&token, &mamori_crypto::sha256_hex(secret.as_bytes()))
             .await?;
         self.audit(
@@ -202,7 +203,7 @@ impl Services {
             return Err(CoreError::Unauthorized);
         };
         let presented = mamori_crypto::sha256_hex(secret.as_bytes());
-        let Some((token, stored)) = self.store.token(&id).await? else {
+        let Some((token, stored)) = self.ports.admin.token(&id).await? else {
             tracing::warn!(token = %id, source = %ctx.source, "unknown API token");
             return Err(CoreError::Unauthorized);
         };
@@ -211,7 +212,7 @@ impl Services {
             return Err(CoreError::Unauthorized);
         }
         let now = self.clock.now();
-        let admin = self.store.admin(&token.admin_id).await?;
+        let admin = self.ports.admin.admin(&token.admin_id).await?;
         let dead = token.revoked_at.is_some() || token.expires_at <= now;
         if let Some(owner) = admin.as_ref().filter(|a| a.disabled_at.is_some()) {
             // Detection: someone still holds the token of a closed account
@@ -249,7 +250,7 @@ impl Services {
             .last_used_at
             .is_none_or(|t| now - t > Duration::minutes(1));
         if stale {
-            self.store.touch_token(&id, now).await?;
+            self.ports.admin.touch_token(&id, now).await?;
         }
         Ok(AdminActor {
             admin,
@@ -267,7 +268,7 @@ impl Services {
         // The host's command line sees every token.
         let Some(actor) = by.admin() else {
             by.actor().host_only()?;
-            return Ok(self.store.list_tokens(None).await?);
+            return Ok(self.ports.admin.list_tokens(None).await?);
         };
         if all {
             if !actor.allows(Permission::AccountsManage) {
@@ -275,9 +276,9 @@ impl Services {
                     "listing every token needs accounts_manage".into(),
                 ));
             }
-            return Ok(self.store.list_tokens(None).await?);
+            return Ok(self.ports.admin.list_tokens(None).await?);
         }
-        Ok(self.store.list_tokens(Some(&actor.admin.id)).await?)
+        Ok(self.ports.admin.list_tokens(Some(&actor.admin.id)).await?)
     }
 
     /// Revokes a token: an administrator their own, or any with the
@@ -291,7 +292,7 @@ impl Services {
         let actor = proof.actor();
         let id = TokenId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         if let Some(by) = actor.admin() {
-            let Some((token, _)) = self.store.token(&id).await? else {
+            let Some((token, _)) = self.ports.admin.token(&id).await? else {
                 return Err(CoreError::NotFound("no such active token".into()));
             };
             if token.admin_id != by.admin.id && !by.allows(Permission::AccountsManage) {
@@ -300,7 +301,7 @@ impl Services {
         } else {
             actor.host_only()?;
         }
-        if self.store.revoke_token(&id, self.clock.now()).await? {
+        if self.ports.admin.revoke_token(&id, self.clock.now()).await? {
             self.audit(
                 self.audit_record(
                     &actor.label(),

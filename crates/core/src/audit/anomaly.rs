@@ -321,13 +321,14 @@ impl Services {
             let id = rest.split(':').next().unwrap_or_default();
             let id =
                 mamori_domain::TokenId::parse(id).map_err(|e| CoreError::Internal(e.into()))?;
-            match self.store.token(&id).await? {
-                Some((token, _)) => self.store.admin(&token.admin_id).await?,
+            match self.ports.audit.token(&id).await? {
+                Some((token, _)) => self.ports.audit.admin(&token.admin_id).await?,
                 None => None,
             }
         } else if let Some(name) = label.strip_prefix("admin:") {
             Some(
-                self.store
+                self.ports
+                    .audit
                     .admin_by_name(name.trim())
                     .await?
                     .ok_or_else(|| CoreError::NotFound("no such administrator".into()))?,
@@ -372,12 +373,13 @@ impl Services {
     async fn learn_history(&self, profiles: &mut Profiles, p: &AnomalyPolicy) -> CoreResult<i64> {
         let since = self.clock.now() - Duration::days(p.learn_days);
         let mut after = self
-            .store
+            .ports
+            .audit
             .last_audit_before(since)
             .await?
             .map_or(0, |(seq, _)| seq);
         loop {
-            let page = self.store.list_audit(after, 10_000).await?;
+            let page = self.ports.audit.list_audit(after, 10_000).await?;
             let Some(last) = page.last() else {
                 return Ok(after);
             };
@@ -395,7 +397,7 @@ impl Services {
         p: &AnomalyPolicy,
         cursor: i64,
     ) -> CoreResult<Option<i64>> {
-        let page = self.store.list_audit(cursor, 1000).await?;
+        let page = self.ports.audit.list_audit(cursor, 1000).await?;
         let Some(last) = page.last().map(|r| r.seq) else {
             return Ok(None);
         };

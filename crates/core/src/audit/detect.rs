@@ -422,7 +422,12 @@ impl Services {
     ) -> CoreResult<String> {
         self.detector.block(&admin.id);
         let now = self.clock.now();
-        let what = match self.store.suspend_admin(&admin.id, now, reason).await? {
+        let what = match self
+            .ports
+            .audit
+            .suspend_admin(&admin.id, now, reason)
+            .await?
+        {
             Some((sessions, tokens)) => format!(
                 "account {} suspended until another administrator reinstates it; \
                  sessions revoked={sessions} tokens revoked={tokens}",

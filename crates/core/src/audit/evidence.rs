@@ -330,12 +330,14 @@ impl Services {
         let view = self.incident_view(by, id).await?;
         let i = &view.incident;
         let last_in_window = self
-            .store
+            .ports
+            .audit
             .last_audit_before(i.window_to)
             .await?
             .map_or(0, |(s, _)| s);
         let before_window = self
-            .store
+            .ports
+            .audit
             .last_audit_before(i.window_from)
             .await?
             .map_or(0, |(s, _)| s);
@@ -353,17 +355,17 @@ impl Services {
             )),
         )
         .await?;
-        let mut points = self.store.audit_checkpoints().await?;
+        let mut points = self.ports.audit.audit_checkpoints().await?;
         if !points.iter().any(|c| c.seq >= last_in_window.max(1)) {
             self.audit_checkpoint().await?;
-            points = self.store.audit_checkpoints().await?;
+            points = self.ports.audit.audit_checkpoints().await?;
         }
         let end = points
             .iter()
             .find(|c| c.seq >= last_in_window.max(1))
             .cloned()
             .ok_or_else(|| CoreError::Internal("no checkpoint after the window".into()))?;
-        let marks = self.store.audit_truncations().await?;
+        let marks = self.ports.audit.audit_truncations().await?;
         let mark = marks.last();
         let start_cp = points
             .iter()
@@ -397,7 +399,7 @@ impl Services {
         let mut records = Vec::new();
         let mut after = start.seq;
         'pages: loop {
-            let page = self.store.audit_chain(after, 10_000).await?;
+            let page = self.ports.audit.audit_chain(after, 10_000).await?;
             if page.is_empty() {
                 break;
             }

@@ -278,7 +278,7 @@ impl Services {
             .detail(format!("title={title}")),
         )
         .await?;
-        self.store.insert_incident(&i).await?;
+        self.ports.audit.insert_incident(&i).await?;
         self.refresh_incident_scope(by, ctx, &i.id).await
     }
 
@@ -313,7 +313,7 @@ impl Services {
                 .detail(format!("alert={alert_seq} rule={rule}")),
         )
         .await?;
-        if self.store.insert_incident(&i).await? {
+        if self.ports.audit.insert_incident(&i).await? {
             let by = Actor::Job(Job::Incidents).authorize::<IncidentsManage>()?;
             self.refresh_incident_scope(&by, &ctx, &i.id).await?;
             tracing::warn!(incident = %i.id, rule, "incident opened for an alert");
@@ -322,7 +322,8 @@ impl Services {
     }
 
     async fn incident_record(&self, id: &str) -> CoreResult<Incident> {
-        self.store
+        self.ports
+            .audit
             .incident(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such incident".into()))
@@ -354,7 +355,7 @@ impl Services {
             .into_iter()
             .map(|p| (p.person, p.fields))
             .collect();
-        self.store.set_incident_people(&i.id, &people).await?;
+        self.ports.audit.set_incident_people(&i.id, &people).await?;
         self.view_of(&i.id).await
     }
 
@@ -365,12 +366,12 @@ impl Services {
         id: &str,
     ) -> CoreResult<Vec<mamori_domain::AffectedPerson>> {
         let i = self.incident_record(id).await?;
-        Ok(self.store.incident_people(&i.id).await?)
+        Ok(self.ports.audit.incident_people(&i.id).await?)
     }
 
     /// Every incident, newest first.
     pub async fn incidents(&self, _by: &Authorized<AuditRead>) -> CoreResult<Vec<Incident>> {
-        Ok(self.store.list_incidents().await?)
+        Ok(self.ports.audit.list_incidents().await?)
     }
 
     /// One incident with its classification, deadlines, report items and
@@ -386,7 +387,7 @@ impl Services {
     /// One incident's view, for the use-cases of this crate.
     async fn view_of(&self, id: &str) -> CoreResult<IncidentView> {
         let i = self.incident_record(id).await?;
-        let people = self.store.incident_people(&i.id).await?;
+        let people = self.ports.audit.incident_people(&i.id).await?;
         let mut by_field: BTreeMap<String, usize> = BTreeMap::new();
         for p in &people {
             for f in &p.fields {
@@ -512,7 +513,7 @@ impl Services {
             .detail(format!("status={}", i.status.as_str())),
         )
         .await?;
-        self.store.update_incident(&i).await?;
+        self.ports.audit.update_incident(&i).await?;
         self.view_of(&i.id).await
     }
 
@@ -539,7 +540,8 @@ impl Services {
             }),
         )
         .await?;
-        self.store
+        self.ports
+            .audit
             .mark_notified(&i.id, people, self.clock.now())
             .await?;
         self.view_of(&i.id).await

@@ -253,13 +253,14 @@ impl Services {
         _by: &Authorized<AuditRead>,
     ) -> CoreResult<Vec<SinkStatus>> {
         let last = self
-            .store
+            .ports
+            .audit
             .last_audit_hash()
             .await?
             .map_or(0, |(seq, _)| seq);
         let mut out = Vec::with_capacity(self.config.audit_sinks.len());
         for sink in &self.config.audit_sinks {
-            let state = self.store.sink_state(&sink.name).await?;
+            let state = self.ports.audit.sink_state(&sink.name).await?;
             let delivered = state.as_ref().map_or(0, |s| s.delivered_seq);
             out.push(SinkStatus {
                 sink: sink.clone(),
@@ -280,17 +281,18 @@ impl Services {
         after: i64,
         limit: u32,
     ) -> CoreResult<Vec<mamori_domain::AuditRecord>> {
-        Ok(self.store.list_audit(after, limit).await?)
+        Ok(self.ports.audit.list_audit(after, limit).await?)
     }
 
     /// Signs a checkpoint of the newest record, if it is newer than the
     /// last checkpoint. Returns its sequence number.
     pub async fn audit_checkpoint(&self) -> CoreResult<Option<i64>> {
-        let Some((seq, hash)) = self.store.last_audit_hash().await? else {
+        let Some((seq, hash)) = self.ports.audit.last_audit_hash().await? else {
             return Ok(None);
         };
         if self
-            .store
+            .ports
+            .audit
             .audit_checkpoints()
             .await?
             .last()
@@ -304,7 +306,8 @@ impl Services {
             .audit_key
             .sign(&checkpoint_message(seq, &hash, at))
             .map_err(|e| CoreError::Internal(e.into()))?;
-        self.store
+        self.ports
+            .audit
             .insert_audit_checkpoint(&Checkpoint {
                 seq,
                 hash,
@@ -318,7 +321,7 @@ impl Services {
     /// Proves the audit chain intact, or names the first bad record.
     pub async fn verify_audit(&self) -> CoreResult<Verification> {
         let spki = self.pki.audit_key.public_key_spki_der();
-        let marks = self.store.audit_truncations().await?;
+        let marks = self.ports.audit.audit_truncations().await?;
         let mut fault = None;
         for m in &marks {
             if mamori_crypto::verify_signature(
@@ -339,7 +342,8 @@ impl Services {
         }
         let cut = marks.last();
         let points: Vec<Checkpoint> = self
-            .store
+            .ports
+            .audit
             .audit_checkpoints()
             .await?
             .into_iter()
@@ -352,7 +356,7 @@ impl Services {
         v.fault = fault;
         let mut after = cut.map_or(0, |m| m.up_to_seq);
         while v.fault.is_none() {
-            let page = self.store.audit_chain(after, 10_000).await?;
+            let page = self.ports.audit.audit_chain(after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for r in &page {
@@ -386,12 +390,13 @@ impl Services {
     /// [`Self::apply_audit_retention`]).
     pub async fn truncate_audit_before(&self, before: time::OffsetDateTime) -> CoreResult<u64> {
         let now = self.clock.now();
-        let Some((mut seq, mut hash)) = self.store.last_audit_before(before).await? else {
+        let Some((mut seq, mut hash)) = self.ports.audit.last_audit_before(before).await? else {
             return Ok(0);
         };
         for sink in &self.config.audit_sinks {
             let delivered = self
-                .store
+                .ports
+                .audit
                 .sink_state(&sink.name)
                 .await?
                 .map_or(0, |s| s.delivered_seq);
@@ -400,7 +405,7 @@ impl Services {
                 seq = delivered;
             }
         }
-        let marks = self.store.audit_truncations().await?;
+        let marks = self.ports.audit.audit_truncations().await?;
         let start = marks.last().map(|m| (m.up_to_seq, m.hash.clone()));
         if seq <= start.as_ref().map_or(0, |s| s.0) {
             return Ok(0);
@@ -412,7 +417,7 @@ impl Services {
         }
         let mut after = start.as_ref().map_or(0, |s| s.0);
         'walk: while v.fault.is_none() {
-            let page = self.store.audit_chain(after, 10_000).await?;
+            let page = self.ports.audit.audit_chain(after, 10_000).await?;
             if page.is_empty() {
                 break;
             }
@@ -465,7 +470,8 @@ impl Services {
         })
         .await?;
         let removed = self
-            .store
+            .ports
+            .audit
             .truncate_audit(&Truncation {
                 up_to_seq: seq,
                 hash,

@@ -18,6 +18,10 @@ use crate::access::ClientContext;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, AuditEvent, Outcome};
 
+use mamori_ports::{
+    AdminStore, AuditRetentionStore, AuditStore, IncidentStore, SinkStore, TokenStore,
+};
+
 /// An audit record being built (see [`Services::audit_record`]).
 #[derive(Debug, Clone)]
 #[must_use = "a record is written only when handed to Services::audit"]
@@ -80,7 +84,7 @@ impl Services {
     /// Appends audit records, in order, all or none; returns their
     /// sequence numbers.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> CoreResult<Vec<i64>> {
-        self.chain.append(&*self.store, events).await
+        self.chain.append(&*self.ports.audit, events).await
     }
 
     /// Starts an audit record stamped now: what happened, how it ended,
@@ -106,4 +110,25 @@ impl Services {
             detail: None,
         })
     }
+}
+
+/// The storage ports audit and response uses, and no more: the audit log
+/// and its retention, sinks, incidents; accounts and tokens, to suspend the
+/// account behind an anomaly.
+/// [`Services`](crate::Services) holds the store as this trait for the
+/// context's files (checked by the architecture tests).
+pub trait AuditPorts:
+    AuditStore + SinkStore + AuditRetentionStore + IncidentStore + AdminStore + TokenStore
+{
+}
+
+impl<T> AuditPorts for T where
+    T: AuditStore
+        + SinkStore
+        + AuditRetentionStore
+        + IncidentStore
+        + AdminStore
+        + TokenStore
+        + ?Sized
+{
 }

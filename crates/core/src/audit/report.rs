@@ -56,7 +56,8 @@ impl Services {
             .network
             .map_or_else(ScopeBuilder::default, ScopeBuilder::within);
         let mut report = self
-            .store
+            .ports
+            .audit
             .scan_audit_access(PERSONAL_DATA_ACTIONS, from, to, &access, builder)
             .await?
             .finish(from, to, filter.actor.as_deref());

@@ -132,7 +132,7 @@ impl Services {
                     sealed_unlock_token: sealed_unlock,
                     now,
                 };
-                if !self.store.token_update(&rec).await? {
+                if !self.ports.device.token_update(&rec).await? {
                     tracing::warn!(device = %key, "TokenUpdate for a device that is not enrolled");
                     return Err(CoreError::Forbidden("device is not enrolled".into()));
                 }
@@ -153,9 +153,16 @@ impl Services {
                 }
                 self.audit(self.device_event(&key, source, AuditAction::DeviceCheckout, None))
                     .await?;
-                self.store.check_out(&key, now).await?;
-                self.store.delete_secret(&bootstrap_name(&key)).await?;
-                let revoked = self.store.revoke_device_certificates(&key, now).await?;
+                self.ports.device.check_out(&key, now).await?;
+                self.ports
+                    .device
+                    .delete_secret(&bootstrap_name(&key))
+                    .await?;
+                let revoked = self
+                    .ports
+                    .device
+                    .revoke_device_certificates(&key, now)
+                    .await?;
                 self.identities.forget_device(&key);
                 tracing::info!(device = %key, revoked, "device checked out");
                 Ok(DeviceReply::default())
@@ -197,7 +204,8 @@ impl Services {
                         Some(bootstrap_name(&key).as_bytes()),
                     )
                     .map_err(|e| CoreError::Internal(e.into()))?;
-                self.store
+                self.ports
+                    .device
                     .put_secret(&bootstrap_name(&key), &sealed, now)
                     .await?;
                 tracing::info!(device = %key, cleared = token.is_none(), "bootstrap token escrowed");
@@ -215,7 +223,7 @@ impl Services {
                 ))
                 .await?;
                 let name = bootstrap_name(&key);
-                let token = match self.store.secret(&name).await? {
+                let token = match self.ports.device.secret(&name).await? {
                     Some(sealed) => self
                         .pki
                         .secret_box
@@ -289,7 +297,7 @@ impl Services {
         self.observe_device_source(&key, source).await?;
         let now = self.clock.now();
         if self.identities.should_touch(&key) {
-            self.store.touch(&key, now).await?;
+            self.ports.device.touch(&key, now).await?;
         }
         if req.ident.user_id.is_some() {
             // The user channel has no queue of its own yet: nothing to send.
@@ -299,7 +307,12 @@ impl Services {
             self.record_result(&key, &req, source).await?;
         }
         let include_not_now = req.status == CommandStatus::Idle;
-        match self.store.next_command(&key, include_not_now, now).await? {
+        match self
+            .ports
+            .device
+            .next_command(&key, include_not_now, now)
+            .await?
+        {
             Some(cmd) => {
                 tracing::debug!(device = %key, command = %cmd.command_uuid, "command delivered");
                 Ok(DeviceReply {
@@ -347,26 +360,36 @@ impl Services {
             // device before, its person and static groups (and with them
             // their Wi-Fi and VPN profiles) are not inherited. Cleared in
             // the Authenticate's own transaction.
-            let done = self.store.authenticate_anew(&rec).await?;
+            let done = self.ports.device.authenticate_anew(&rec).await?;
             // Nor its escrowed bootstrap token: an ended enrollment (erased,
             // retired) may still hold one, and GetBootstrapToken would hand
             // it to whoever enrolled next with the UDID.
-            self.store.delete_secret(&bootstrap_name(&key)).await?;
+            self.ports
+                .device
+                .delete_secret(&bootstrap_name(&key))
+                .await?;
             if done != ClearedAssignment::default() {
                 tracing::warn!(device = %key, person = done.person, static_groups = done.static_groups, "new enrollment: the earlier enrollment's assignment was cleared");
             }
         } else {
-            self.store.authenticate(&rec).await?;
+            self.ports.device.authenticate(&rec).await?;
         }
         if new_identity {
             // The earlier enrollment has ended (nothing live): whatever
             // certificates it left stop working.
-            let revoked = self.store.revoke_device_certificates(&key, rec.now).await?;
+            let revoked = self
+                .ports
+                .device
+                .revoke_device_certificates(&key, rec.now)
+                .await?;
             self.identities.forget_device(&key);
             if revoked > 0 {
                 tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
             }
-            self.store.bind_certificate(&cert.fingerprint, &key).await?;
+            self.ports
+                .device
+                .bind_certificate(&cert.fingerprint, &key)
+                .await?;
             self.identities.forget_fingerprint(&cert.fingerprint);
         }
         tracing::info!(device = %key, "device authenticated");
@@ -374,7 +397,7 @@ impl Services {
     }
 
     async fn require_enrolled(&self, key: &DeviceKey) -> CoreResult<()> {
-        match self.store.device(key).await? {
+        match self.ports.device.device(key).await? {
             Some(d) if d.status != EnrollmentStatus::CheckedOut => Ok(()),
             _ => {
                 tracing::warn!(device = %key, "request from a device that is not enrolled");
@@ -406,7 +429,8 @@ impl Services {
         // stored sealed, bound to the device and the command.
         let sealed = self.seal_device_json(key, &format!("result/{uuid}"), &req.result)?;
         let outcome = self
-            .store
+            .ports
+            .device
             .record_result(key, &uuid, state, &sealed, req.error_chain.as_ref(), now)
             .await?;
         match outcome {
@@ -471,7 +495,7 @@ impl Services {
                         version: a.version,
                     })
                     .collect();
-                self.store.set_device_apps(key, &apps).await?;
+                self.ports.device.set_device_apps(key, &apps).await?;
             }
             InventoryResult::Profiles(idents) => {
                 for handler in crate::RESULT_HANDLERS {
@@ -494,13 +518,15 @@ impl Services {
                 // The answer names the device's user and may hold a phone
                 // number: stored sealed.
                 let sealed = self.seal_device_json(key, "device_information", &raw)?;
-                self.store
+                self.ports
+                    .device
                     .set_inventory(key, InventoryKind::DeviceInformation, &sealed, &fields)
                     .await?;
             }
             InventoryResult::SecurityInfo(raw) => {
                 // SecurityInfo holds nothing personal.
-                self.store
+                self.ports
+                    .device
                     .set_inventory(
                         key,
                         InventoryKind::SecurityInfo,

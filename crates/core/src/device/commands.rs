@@ -45,7 +45,8 @@ impl Services {
     /// Whether the device is a Mac (by its inventory).
     async fn is_mac(&self, key: &DeviceKey) -> CoreResult<bool> {
         Ok(self
-            .store
+            .ports
+            .device
             .device(key)
             .await?
             .is_some_and(|d| crate::device::devices::platform_of(&d) == "macOS"))
@@ -53,11 +54,16 @@ impl Services {
 
     /// The device's UnlockToken (stored sealed when it sent one).
     async fn unlock_token(&self, key: &DeviceKey) -> CoreResult<Vec<u8>> {
-        let sealed = self.store.sealed_unlock_token(key).await?.ok_or_else(|| {
-            CoreError::Conflict(format!(
-                "{key} sent no UnlockToken: its passcode cannot be cleared remotely"
-            ))
-        })?;
+        let sealed = self
+            .ports
+            .device
+            .sealed_unlock_token(key)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Conflict(format!(
+                    "{key} sent no UnlockToken: its passcode cannot be cleared remotely"
+                ))
+            })?;
         Ok(self
             .pki
             .secret_box
@@ -73,10 +79,10 @@ impl Services {
         udid: &str,
     ) -> CoreResult<Vec<CommandRecord>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        if self.store.device(&key).await?.is_none() {
+        if self.ports.device.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));
         }
-        Ok(self.store.device_commands(&key, 200).await?)
+        Ok(self.ports.device.device_commands(&key, 200).await?)
     }
 
     pub(crate) fn seal_command(&self, uuid: &CommandUuid, payload: &[u8]) -> CoreResult<Vec<u8>> {
@@ -286,7 +292,7 @@ impl Services {
                 pin,
             });
         }
-        self.store.enqueue(&rows, self.clock.now()).await?;
+        self.ports.device.enqueue(&rows, self.clock.now()).await?;
         tracing::info!(request_type, devices = queued.len(), push, "command queued");
         if push {
             self.push_devices(queued.iter().map(|q| q.udid.clone()).collect());
@@ -296,7 +302,7 @@ impl Services {
 
     /// Wakes devices through APNs without blocking the caller.
     pub fn push_devices(&self, devices: Vec<DeviceKey>) {
-        let store = std::sync::Arc::clone(&self.store);
+        let store = std::sync::Arc::clone(&self.ports.device);
         let pusher = std::sync::Arc::clone(&self.pusher);
         tokio::spawn(async move {
             match store.push_targets(&devices).await {
@@ -321,7 +327,7 @@ impl Services {
             keys.push(key);
         }
         for key in &keys {
-            match self.store.device(key).await? {
+            match self.ports.device.device(key).await? {
                 Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
                 _ => return Err(CoreError::NotFound(format!("device {key} is not enrolled"))),
             }
@@ -344,7 +350,8 @@ impl Services {
         let uuid = CommandUuid::parse(uuid)
             .map_err(|e| CoreError::BadRequest(format!("command UUID: {e}")))?;
         let mut r = self
-            .store
+            .ports
+            .device
             .command(&uuid)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such command".into()))?;

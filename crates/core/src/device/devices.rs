@@ -118,7 +118,12 @@ impl Services {
     /// One device, its personal fields opened: for the server's own use.
     /// What an administrator sees is [`Self::device_view`].
     pub async fn device(&self, key: &DeviceKey) -> CoreResult<Option<Device>> {
-        Ok(self.store.device(key).await?.map(|d| self.open_device(d)))
+        Ok(self
+            .ports
+            .device
+            .device(key)
+            .await?
+            .map(|d| self.open_device(d)))
     }
 
     /// Whether `actor` sees device-reported personal data in plaintext.
@@ -198,7 +203,7 @@ impl Services {
         key: &DeviceKey,
     ) -> CoreResult<Option<DeviceView>> {
         let actor = proof.require_admin()?;
-        let Some(d) = self.store.device(key).await? else {
+        let Some(d) = self.ports.device.device(key).await? else {
             return Ok(None);
         };
         Ok(self.device_views(actor, ctx, vec![d]).await?.pop())
@@ -213,7 +218,7 @@ impl Services {
         limit: u32,
     ) -> CoreResult<Vec<DeviceView>> {
         let actor = proof.require_admin()?;
-        let page = self.store.list_devices(after, limit).await?;
+        let page = self.ports.device.list_devices(after, limit).await?;
         self.device_views(actor, ctx, page).await
     }
 }

@@ -117,7 +117,7 @@ impl Services {
             created_at: now,
             expires_at: now + Duration::hours(i64::from(ttl_hours)),
         };
-        self.store.insert_profile(&profile).await?;
+        self.ports.device.insert_profile(&profile).await?;
         let xml = build_enrollment_profile(&self.profile_params(uuid, challenge))
             .map_err(|e| CoreError::Internal(e.into()))?;
         tracing::info!(profile = %id, max_uses, ttl_hours, "enrollment profile created");
@@ -149,7 +149,7 @@ impl Services {
             created_at: now,
             expires_at: now + Duration::hours(i64::from(ttl_hours)),
         };
-        self.store.insert_link(&link).await?;
+        self.ports.device.insert_link(&link).await?;
         tracing::info!(link = %link.id, max_uses, ttl_hours, "enrollment link created");
         self.audit(
             self.audit_record(
@@ -180,7 +180,12 @@ impl Services {
             return Err(not_found());
         }
         let hash = mamori_crypto::sha256_hex(secret.as_bytes());
-        let Some(link) = self.store.consume_link(&hash, self.clock.now()).await? else {
+        let Some(link) = self
+            .ports
+            .device
+            .consume_link(&hash, self.clock.now())
+            .await?
+        else {
             tracing::warn!("enrollment link unknown, expired or used up");
             return Err(not_found());
         };

@@ -54,7 +54,8 @@ impl Services {
                 CoreError::Unauthorized
             })?;
         let Some(record) = self
-            .store
+            .ports
+            .device
             .certificate(&parsed.fingerprint_sha256_hex)
             .await?
         else {

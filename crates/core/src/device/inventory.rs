@@ -51,7 +51,7 @@ impl Services {
     /// than `every`) for it; at most `max` devices. Returns how many.
     pub async fn refresh_inventory_once(&self, max: u32, every: Duration) -> CoreResult<usize> {
         let now = self.clock.now();
-        let due = self.store.inventory_due(now - every, max).await?;
+        let due = self.ports.device.inventory_due(now - every, max).await?;
         if due.is_empty() {
             return Ok(0);
         }
@@ -64,7 +64,10 @@ impl Services {
         ] {
             self.queue_command(&udids, &cmd, false).await?;
         }
-        self.store.mark_inventory_requested(&due, now).await?;
+        self.ports
+            .device
+            .mark_inventory_requested(&due, now)
+            .await?;
         self.push_devices(due.clone());
         tracing::info!(devices = due.len(), "inventory requested");
         Ok(due.len())
@@ -89,10 +92,10 @@ impl Services {
         udid: &str,
     ) -> CoreResult<Vec<mamori_ports::InstalledApp>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        if self.store.device(&key).await?.is_none() {
+        if self.ports.device.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));
         }
-        Ok(self.store.device_apps(&key).await?)
+        Ok(self.ports.device.device_apps(&key).await?)
     }
 
     /// Devices matching every filter given (at most 1,000), as `actor` may
@@ -113,7 +116,8 @@ impl Services {
         };
         if let Some(app) = q.app.as_deref().filter(|a| !a.is_empty()) {
             narrow(
-                self.store
+                self.ports
+                    .device
                     .devices_with_app(app)
                     .await?
                     .into_iter()
@@ -124,7 +128,8 @@ impl Services {
         if let Some(p) = q.person.as_deref().filter(|p| !p.is_empty()) {
             let id = PersonId::parse(p).map_err(|e| CoreError::BadRequest(e.to_string()))?;
             narrow(
-                self.store
+                self.ports
+                    .device
                     .person_devices(&id)
                     .await?
                     .into_iter()
@@ -136,7 +141,7 @@ impl Services {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.list_devices(after.as_ref(), 1000).await?;
+            let page = self.ports.device.list_devices(after.as_ref(), 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.udid.clone());
             for d in page {

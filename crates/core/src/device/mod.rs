@@ -19,6 +19,11 @@ pub mod scep;
 use crate::{CoreResult, Services};
 use mamori_domain::{CommandState, CommandUuid, DeviceKey};
 
+use mamori_ports::{
+    AuditStore, CertStore, DeviceStore, GroupStore, InventoryStore, PeopleStore, ProfileStore,
+    QueueStore, ReenrollmentStore, SecretStore,
+};
+
 /// What another context does when a device answers. Check-in calls every
 /// handler the composition root lists in `crate::RESULT_HANDLERS`, in
 /// order, so device management calls no context above it and the whole
@@ -41,4 +46,40 @@ pub trait ResultHandler: Send + Sync {
         device: &DeviceKey,
         identifiers: &[String],
     ) -> CoreResult<()>;
+}
+
+/// The storage ports device management uses, and no more: profiles,
+/// certificates, devices, the queue, inventory, re-enrollment and secrets;
+/// group names for a device's page; a device's person and offboarding mark;
+/// the audit log, where a certificate's issuance and its record are one
+/// write.
+/// [`Services`](crate::Services) holds the store as this trait for the
+/// context's files (checked by the architecture tests).
+pub trait DevicePorts:
+    ProfileStore
+    + CertStore
+    + DeviceStore
+    + QueueStore
+    + InventoryStore
+    + ReenrollmentStore
+    + SecretStore
+    + GroupStore
+    + PeopleStore
+    + AuditStore
+{
+}
+
+impl<T> DevicePorts for T where
+    T: ProfileStore
+        + CertStore
+        + DeviceStore
+        + QueueStore
+        + InventoryStore
+        + ReenrollmentStore
+        + SecretStore
+        + GroupStore
+        + PeopleStore
+        + AuditStore
+        + ?Sized
+{
 }

@@ -40,7 +40,8 @@ impl Services {
             .secret_box
             .seal(&plain, Some(SECRET_NAME.as_bytes()))
             .map_err(|e| CoreError::Internal(e.into()))?;
-        self.store
+        self.ports
+            .device
             .put_secret(SECRET_NAME, &sealed, self.clock.now())
             .await?;
         tracing::info!(topic = %topic, "push certificate installed");
@@ -59,7 +60,7 @@ impl Services {
 
     /// Loads the stored push certificate into the pusher, if there is one.
     pub async fn load_push_certificate(&self) -> CoreResult<Option<String>> {
-        let Some(sealed) = self.store.secret(SECRET_NAME).await? else {
+        let Some(sealed) = self.ports.device.secret(SECRET_NAME).await? else {
             return Ok(None);
         };
         let plain = Zeroizing::new(

@@ -101,13 +101,14 @@ pub(crate) fn short(fingerprint: &str) -> &str {
 impl Services {
     /// Whether `key`'s enrollment is live (see the module).
     pub(crate) async fn enrollment_is_live(&self, key: &DeviceKey) -> CoreResult<bool> {
-        match self.store.device(key).await? {
+        match self.ports.device.device(key).await? {
             Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
             _ => return Ok(false),
         }
         let now = self.clock.now();
         Ok(self
-            .store
+            .ports
+            .device
             .device_certificates(key)
             .await?
             .iter()
@@ -128,7 +129,12 @@ impl Services {
         key: &DeviceKey,
         source: Option<std::net::IpAddr>,
     ) -> CoreResult<bool> {
-        let Some(held) = self.store.held_reenrollment(&cert.fingerprint).await? else {
+        let Some(held) = self
+            .ports
+            .device
+            .held_reenrollment(&cert.fingerprint)
+            .await?
+        else {
             return Ok(false);
         };
         let first = &held.authenticate.device;
@@ -146,7 +152,8 @@ impl Services {
         );
         event.outcome = "denied".into();
         self.audit(event).await?;
-        self.store
+        self.ports
+            .device
             .revoke_held(&cert.fingerprint, self.clock.now())
             .await?;
         self.identities.forget_fingerprint(&cert.fingerprint);
@@ -174,12 +181,13 @@ impl Services {
     pub(crate) async fn assignment_to_clear(&self, key: &DeviceKey) -> CoreResult<String> {
         // A device never seen has none (assigning a person or a static
         // group needs the device): its first enrollment reads no groups.
-        if self.store.device(key).await?.is_none() {
+        if self.ports.device.device(key).await?.is_none() {
             return Ok(String::new());
         }
-        let person = self.store.device_person(key).await?.is_some();
+        let person = self.ports.device.device_person(key).await?.is_some();
         let groups = self
-            .store
+            .ports
+            .device
             .list_groups()
             .await?
             .iter()
@@ -215,7 +223,8 @@ impl Services {
         ))
         .await?;
         let held = self
-            .store
+            .ports
+            .device
             .hold_reenrollment(&PendingReenrollment {
                 fingerprint: cert.fingerprint.clone(),
                 authenticate: rec,
@@ -259,7 +268,8 @@ impl Services {
             return Ok(None);
         }
         Ok(self
-            .store
+            .ports
+            .device
             .held_reenrollment(&cert.fingerprint)
             .await?
             .filter(|h| &h.authenticate.device == key))
@@ -271,7 +281,10 @@ impl Services {
         cert: &DeviceCertificate,
         push: PendingPush,
     ) -> CoreResult<()> {
-        self.store.set_held_push(&cert.fingerprint, &push).await?;
+        self.ports
+            .device
+            .set_held_push(&cert.fingerprint, &push)
+            .await?;
         tracing::info!(
             identity = short(&cert.fingerprint),
             "held identity sent its push credentials"
@@ -286,7 +299,8 @@ impl Services {
         device: Option<&DeviceKey>,
     ) -> CoreResult<Vec<HeldIdentity>> {
         Ok(self
-            .store
+            .ports
+            .device
             .held_reenrollments(device)
             .await?
             .into_iter()
@@ -301,7 +315,7 @@ impl Services {
         device: &DeviceKey,
         fingerprint: Option<&str>,
     ) -> CoreResult<PendingReenrollment> {
-        let held = self.store.held_reenrollments(Some(device)).await?;
+        let held = self.ports.device.held_reenrollments(Some(device)).await?;
         let mut matching: Vec<_> = held
             .into_iter()
             .filter(|h| fingerprint.is_none_or(|f| h.fingerprint == f))
@@ -328,7 +342,8 @@ impl Services {
         let held = self.the_held(device, fingerprint).await?;
         let now = self.clock.now();
         let usable = self
-            .store
+            .ports
+            .device
             .certificate(&held.fingerprint)
             .await?
             .is_some_and(|c| c.revoked_at.is_none() && c.not_after > now && c.device.is_none());
@@ -351,13 +366,18 @@ impl Services {
         .await?;
         // Each step is safe to repeat, in this order: an approval that
         // fails halfway leaves the hold in place and can be given again.
-        let revoked = self.store.revoke_device_certificates(device, now).await?;
+        let revoked = self
+            .ports
+            .device
+            .revoke_device_certificates(device, now)
+            .await?;
         self.identities.forget_device(device);
         let mut rec = held.authenticate.clone();
         rec.now = now;
-        self.store.authenticate(&rec).await?;
+        self.ports.device.authenticate(&rec).await?;
         if let Some(push) = &held.push {
-            self.store
+            self.ports
+                .device
                 .token_update(&TokenUpdateRecord {
                     device: device.clone(),
                     user_id: None,
@@ -369,14 +389,21 @@ impl Services {
                 })
                 .await?;
         }
-        self.store
+        self.ports
+            .device
             .bind_certificate(&held.fingerprint, device)
             .await?;
         self.identities.forget_fingerprint(&held.fingerprint);
-        self.store.release_reenrollment(&held.fingerprint).await?;
+        self.ports
+            .device
+            .release_reenrollment(&held.fingerprint)
+            .await?;
         let mut others = 0;
-        for other in self.store.held_reenrollments(Some(device)).await? {
-            self.store.revoke_held(&other.fingerprint, now).await?;
+        for other in self.ports.device.held_reenrollments(Some(device)).await? {
+            self.ports
+                .device
+                .revoke_held(&other.fingerprint, now)
+                .await?;
             others += 1;
         }
         tracing::info!(device = %device, identity = short(&held.fingerprint), revoked, "held re-enrollment approved");
@@ -414,7 +441,8 @@ impl Services {
             .detail(format!("identity={}", short(&held.fingerprint))),
         )
         .await?;
-        self.store
+        self.ports
+            .device
             .revoke_held(&held.fingerprint, self.clock.now())
             .await?;
         self.identities.forget_fingerprint(&held.fingerprint);
@@ -424,7 +452,8 @@ impl Services {
 
     /// A held identity checked out (its profile was removed): forgotten.
     pub(crate) async fn held_checked_out(&self, held: &PendingReenrollment) -> CoreResult<()> {
-        self.store
+        self.ports
+            .device
             .revoke_held(&held.fingerprint, self.clock.now())
             .await?;
         self.identities.forget_fingerprint(&held.fingerprint);
@@ -435,7 +464,7 @@ impl Services {
     /// identity with it, so its enrollment has ended. Retired at once, so
     /// that it re-enrolls in one step.
     pub(crate) async fn erased(&self, key: &DeviceKey) -> CoreResult<()> {
-        match self.store.device(key).await? {
+        match self.ports.device.device(key).await? {
             Some(d) if d.status != EnrollmentStatus::CheckedOut => {}
             _ => return Ok(()),
         }

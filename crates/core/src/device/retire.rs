@@ -21,7 +21,8 @@ impl Services {
     /// Whether the device is enrolled now.
     pub(crate) async fn is_enrolled(&self, device: &DeviceKey) -> CoreResult<bool> {
         Ok(self
-            .store
+            .ports
+            .device
             .device(device)
             .await?
             .is_some_and(|d| d.status == EnrollmentStatus::Enrolled))
@@ -37,12 +38,19 @@ impl Services {
         reason: &str,
     ) -> CoreResult<u64> {
         let revoked = self
-            .store
+            .ports
+            .device
             .revoke_device_certificates(device, self.clock.now())
             .await?;
         self.identities.forget_device(device);
-        self.store.set_device_offboarding(device, None).await?;
-        self.store.check_out(device, self.clock.now()).await?;
+        self.ports
+            .device
+            .set_device_offboarding(device, None)
+            .await?;
+        self.ports
+            .device
+            .check_out(device, self.clock.now())
+            .await?;
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -68,7 +76,7 @@ impl Services {
         if state == CommandState::NotNow {
             return Ok(());
         }
-        if let Some((pending, _)) = self.store.device_offboarding(device).await? {
+        if let Some((pending, _)) = self.ports.device.device_offboarding(device).await? {
             if &pending == command {
                 let ctx = ClientContext::default();
                 self.retire_device(
@@ -87,7 +95,11 @@ impl Services {
     /// command within the grace period are retired anyway.
     pub async fn retire_overdue_devices(&self) -> CoreResult<usize> {
         let ctx = ClientContext::default();
-        let overdue = self.store.offboarding_overdue(self.clock.now()).await?;
+        let overdue = self
+            .ports
+            .device
+            .offboarding_overdue(self.clock.now())
+            .await?;
         for d in &overdue {
             self.retire_device(
                 &Actor::Job(Job::Offboarding),
@@ -153,7 +165,8 @@ impl Services {
                 .await?;
             for q in queued {
                 // The device is retired once it answers (or after the grace).
-                self.store
+                self.ports
+                    .device
                     .set_device_offboarding(&q.udid, Some((&q.command_uuid, now + OFFBOARD_GRACE)))
                     .await?;
                 self.audit(

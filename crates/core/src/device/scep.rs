@@ -133,7 +133,7 @@ impl Services {
                 msg.transaction_id.chars().take(64).collect::<String>()
             )),
         };
-        let store = &*self.store;
+        let store = &*self.ports.device;
         let spent = self
             .chain
             .append_with(store, std::slice::from_ref(&event), |chained| {
@@ -172,7 +172,12 @@ impl Services {
             return Err(Refusal::Fail(BAD_REQUEST, "no challenge password".into()));
         };
         let hash = mamori_crypto::sha256_hex(challenge.as_bytes());
-        match self.store.challenge_profile(&hash, self.clock.now()).await {
+        match self
+            .ports
+            .device
+            .challenge_profile(&hash, self.clock.now())
+            .await
+        {
             Ok(Some(profile)) => Ok(Origin {
                 profile: Some(profile),
                 device: None,
@@ -203,7 +208,8 @@ impl Services {
             .verify_issued(signer, now)
             .map_err(|e| Refusal::Fail(BAD_CERT_ID, format!("renewal signer: {e}")))?;
         let record = self
-            .store
+            .ports
+            .device
             .certificate(&parsed.fingerprint_sha256_hex)
             .await
             .map_err(|e| Refusal::Core(e.into()))?;
@@ -223,7 +229,8 @@ impl Services {
             ));
         };
         let held = self
-            .store
+            .ports
+            .device
             .held_reenrollment(&r.fingerprint)
             .await
             .map_err(|e| Refusal::Core(e.into()))?;

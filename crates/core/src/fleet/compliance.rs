@@ -326,7 +326,8 @@ impl Services {
             .detail_opt(json.as_ref().map(ToString::to_string)),
         )
         .await?;
-        self.store
+        self.ports
+            .fleet
             .set_group_compliance(&g.id, json.as_ref())
             .await?;
         Ok(())
@@ -365,7 +366,7 @@ impl Services {
                 }
                 Some(Some(dep)) => {
                     let people = self.people_in_department(dep).await?;
-                    let devices = self.store.people_devices(&people).await?;
+                    let devices = self.ports.fleet.people_devices(&people).await?;
                     out.department.insert(
                         g.id.clone(),
                         devices
@@ -384,7 +385,7 @@ impl Services {
     /// Every group's compliance rules.
     pub(crate) async fn compliance_rules(&self) -> CoreResult<HashMap<String, ComplianceRules>> {
         let mut out = HashMap::new();
-        for (g, v) in self.store.group_compliance().await? {
+        for (g, v) in self.ports.fleet.group_compliance().await? {
             let r: ComplianceRules = serde_json::from_value(v)
                 .map_err(|e| CoreError::internal("stored compliance rules", e))?;
             out.insert(g, r);
@@ -399,7 +400,7 @@ impl Services {
     ) -> CoreResult<ComplianceReport> {
         let now = self.clock.now();
         let rules = self.compliance_rules().await?;
-        let groups = self.store.list_groups().await?;
+        let groups = self.ports.fleet.list_groups().await?;
         let membership = self.membership(&groups).await?;
         let vuln = &self.config.vulnerable_os;
         let mut report = ComplianceReport {
@@ -413,7 +414,7 @@ impl Services {
         };
         let mut after = None;
         loop {
-            let page = self.store.list_devices(after.as_ref(), 1000).await?;
+            let page = self.ports.fleet.list_devices(after.as_ref(), 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.udid.clone());
             for d in page

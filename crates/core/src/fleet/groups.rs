@@ -84,7 +84,7 @@ impl Services {
                 )),
         )
         .await?;
-        if !self.store.insert_group(&g).await? {
+        if !self.ports.fleet.insert_group(&g).await? {
             return Err(CoreError::Conflict("a group with that name exists".into()));
         }
         Ok(g)
@@ -92,7 +92,7 @@ impl Services {
 
     /// Every group.
     pub async fn groups(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<DeviceGroup>> {
-        Ok(self.store.list_groups().await?)
+        Ok(self.ports.fleet.list_groups().await?)
     }
 
     /// One group.
@@ -102,7 +102,8 @@ impl Services {
 
     /// One group, for the use-cases of this crate.
     pub(crate) async fn group_record(&self, id: &str) -> CoreResult<DeviceGroup> {
-        self.store
+        self.ports
+            .fleet
             .list_groups()
             .await?
             .into_iter()
@@ -123,7 +124,7 @@ impl Services {
                 .target(&g.id),
         )
         .await?;
-        self.store.delete_group(&g.id).await?;
+        self.ports.fleet.delete_group(&g.id).await?;
         Ok(())
     }
 
@@ -148,7 +149,7 @@ impl Services {
         }
         for raw in add {
             let key = DeviceKey::parse(raw).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-            if self.store.device(&key).await?.is_none() {
+            if self.ports.fleet.device(&key).await?.is_none() {
                 return Err(CoreError::NotFound(format!("no device {raw}")));
             }
         }
@@ -163,7 +164,10 @@ impl Services {
             .detail(format!("added={} removed={}", add.len(), remove.len())),
         )
         .await?;
-        self.store.change_group_members(&g.id, add, remove).await?;
+        self.ports
+            .fleet
+            .change_group_members(&g.id, add, remove)
+            .await?;
         self.group_record(&g.id).await
     }
 
@@ -177,7 +181,8 @@ impl Services {
     ) -> CoreResult<DeviceGroup> {
         let g = self.group_record(id).await?;
         let known: HashSet<String> = self
-            .store
+            .ports
+            .fleet
             .list_policies()
             .await?
             .into_iter()
@@ -197,7 +202,7 @@ impl Services {
             .detail(format!("policies={}", policies.join(","))),
         )
         .await?;
-        self.store.set_group_policies(&g.id, policies).await?;
+        self.ports.fleet.set_group_policies(&g.id, policies).await?;
         self.group_record(&g.id).await
     }
 
@@ -208,10 +213,10 @@ impl Services {
         udid: &str,
     ) -> CoreResult<Vec<DeviceProfile>> {
         let key = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        if self.store.device(&key).await?.is_none() {
+        if self.ports.fleet.device(&key).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));
         }
-        Ok(self.store.profiles_of_device(key.as_str()).await?)
+        Ok(self.ports.fleet.profiles_of_device(key.as_str()).await?)
     }
 
     /// One reconciliation pass: queues at most `max_commands` commands.
@@ -222,17 +227,18 @@ impl Services {
     ) -> CoreResult<ReconcileReport> {
         let now = self.clock.now();
         let policies: HashMap<String, Policy> = self
-            .store
+            .ports
+            .fleet
             .list_policies()
             .await?
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
-        let groups = self.store.list_groups().await?;
+        let groups = self.ports.fleet.list_groups().await?;
         let rules = self.compliance_rules().await?;
         let membership = self.membership(&groups).await?;
         let mut rows: HashMap<String, BTreeMap<String, DeviceProfile>> = HashMap::new();
-        for r in self.store.device_profiles().await? {
+        for r in self.ports.fleet.device_profiles().await? {
             rows.entry(r.udid.clone())
                 .or_default()
                 .insert(r.profile_identifier.clone(), r);
@@ -245,7 +251,7 @@ impl Services {
         let mut push: Vec<DeviceKey> = Vec::new();
         let mut after: Option<DeviceKey> = None;
         loop {
-            let page = self.store.list_devices(after.as_ref(), 1000).await?;
+            let page = self.ports.fleet.list_devices(after.as_ref(), 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.udid.clone());
             for d in page
@@ -388,8 +394,8 @@ impl Services {
         // Commands first: if the rows then fail to save, the next pass
         // queues again (an install is idempotent); the reverse would leave
         // rows waiting for commands that do not exist.
-        self.store.enqueue(&commands, now).await?;
-        self.store.put_device_profiles(&new_rows).await?;
+        self.ports.fleet.enqueue(&commands, now).await?;
+        self.ports.fleet.put_device_profiles(&new_rows).await?;
         tracing::info!(
             installs = report.installs,
             removals = report.removals,
@@ -439,7 +445,8 @@ impl Services {
             return Ok(());
         }
         let Some(mut row) = self
-            .store
+            .ports
+            .fleet
             .device_profile_by_command(command.as_str())
             .await?
         else {
@@ -450,7 +457,8 @@ impl Services {
         match (row.state, state) {
             (ProfileState::Removing, CommandState::Acknowledged) => {
                 return Ok(self
-                    .store
+                    .ports
+                    .fleet
                     .delete_device_profile(&row.udid, &row.profile_identifier)
                     .await?);
             }
@@ -471,7 +479,7 @@ impl Services {
             }
             _ => return Ok(()),
         }
-        self.store.put_device_profiles(&[row]).await?;
+        self.ports.fleet.put_device_profiles(&[row]).await?;
         Ok(())
     }
 
@@ -485,12 +493,13 @@ impl Services {
         reported: &[String],
     ) -> CoreResult<()> {
         let idents: HashSet<&str> = reported.iter().map(String::as_str).collect();
-        for row in self.store.profiles_of_device(device.as_str()).await? {
+        for row in self.ports.fleet.profiles_of_device(device.as_str()).await? {
             if row.state == ProfileState::Installed
                 && !idents.contains(row.profile_identifier.as_str())
             {
                 tracing::warn!(device = %device, profile = %row.profile_identifier, "policy profile missing from the device; it will be installed again");
-                self.store
+                self.ports
+                    .fleet
                     .delete_device_profile(&row.udid, &row.profile_identifier)
                     .await?;
             }

@@ -237,7 +237,12 @@ impl Services {
             .detail(format!("kind={} name={}", kind.as_str(), policy.name)),
         )
         .await?;
-        if !self.store.insert_policy(&policy, sealed.as_deref()).await? {
+        if !self
+            .ports
+            .fleet
+            .insert_policy(&policy, sealed.as_deref())
+            .await?
+        {
             return Err(CoreError::Conflict("a policy with that name exists".into()));
         }
         Ok(policy)
@@ -245,7 +250,7 @@ impl Services {
 
     /// Every policy (secrets left out).
     pub async fn policies(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<Policy>> {
-        Ok(self.store.list_policies().await?)
+        Ok(self.ports.fleet.list_policies().await?)
     }
 
     /// One policy (secrets left out).
@@ -256,7 +261,8 @@ impl Services {
     /// One policy, for the use-cases of this crate.
     pub(crate) async fn policy_record(&self, id: &str) -> CoreResult<Policy> {
         Ok(self
-            .store
+            .ports
+            .fleet
             .policy(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such policy".into()))?
@@ -273,7 +279,8 @@ impl Services {
         change: &PolicyChange,
     ) -> CoreResult<Policy> {
         let (old, sealed) = self
-            .store
+            .ports
+            .fleet
             .policy(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such policy".into()))?;
@@ -309,7 +316,8 @@ impl Services {
         )
         .await?;
         if !self
-            .store
+            .ports
+            .fleet
             .update_policy(&p, new_sealed.as_deref(), old.version)
             .await?
         {
@@ -339,7 +347,7 @@ impl Services {
             .detail(format!("name={}", p.name)),
         )
         .await?;
-        self.store.delete_policy(&p.id).await?;
+        self.ports.fleet.delete_policy(&p.id).await?;
         Ok(())
     }
 
@@ -347,7 +355,8 @@ impl Services {
     /// installing on devices only, never for the API.
     pub async fn policy_profile(&self, id: &str) -> CoreResult<Zeroizing<Vec<u8>>> {
         let (p, sealed) = self
-            .store
+            .ports
+            .fleet
             .policy(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such policy".into()))?;

@@ -208,7 +208,7 @@ impl Services {
     /// and the people key (personal data; checked against the blind-index
     /// key). Called at start.
     pub async fn check_master_key(&self) -> CoreResult<()> {
-        match self.store.secret(MASTER_CHECK).await? {
+        match self.ports.people.secret(MASTER_CHECK).await? {
             Some(sealed) => {
                 let ok = self
                     .pki
@@ -229,12 +229,13 @@ impl Services {
                     .secret_box
                     .seal(MASTER_CHECK_TEXT, Some(MASTER_CHECK.as_bytes()))
                     .map_err(|e| CoreError::Internal(e.into()))?;
-                self.store
+                self.ports
+                    .people
                     .put_secret(MASTER_CHECK, &sealed, self.clock.now())
                     .await?;
             }
         }
-        if let Some(wrapped) = self.store.secret(INDEX_KEY).await? {
+        if let Some(wrapped) = self.ports.people.secret(INDEX_KEY).await? {
             self.open_index_key(&wrapped).map_err(|_| {
                 CoreError::Internal(
                     "the people key (people.key / MAMORI_PEOPLE_KEY) does not open this \
@@ -263,19 +264,24 @@ impl Services {
     /// many data keys were re-wrapped.
     pub async fn rewrap_data_keys(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
         let current = self.vault.current_id();
-        if let Some(stored) = self.store.secret(INDEX_KEY).await? {
+        if let Some(stored) = self.ports.people.secret(INDEX_KEY).await? {
             let pos = stored.iter().position(|b| *b == 0).unwrap_or(0);
             if stored[..pos] != *current.as_bytes() {
                 let raw = self.open_index_key(&stored)?;
                 let rec = self.wrap_index_key(&raw)?;
-                self.store
+                self.ports
+                    .people
                     .put_secret(INDEX_KEY, &rec, self.clock.now())
                     .await?;
             }
         }
         let mut total = 0;
         loop {
-            let batch = self.store.person_keys_not_under(&current, 1000).await?;
+            let batch = self
+                .ports
+                .people
+                .person_keys_not_under(&current, 1000)
+                .await?;
             if batch.is_empty() {
                 break;
             }
@@ -285,7 +291,7 @@ impl Services {
                 let (new, rewrapped) = self.vault.wrap(&raw, &key_aad(&person))?;
                 out.push((person, old, new, rewrapped));
             }
-            let n = self.store.rewrap_person_keys(&out).await?;
+            let n = self.ports.people.rewrap_person_keys(&out).await?;
             if n == 0 {
                 // Every row changed under us (another rotation?): stop
                 // rather than spin; the caller checks what is left.
@@ -309,7 +315,8 @@ impl Services {
     /// Data keys still wrapped by another master key than the current one.
     pub async fn data_keys_not_current(&self) -> CoreResult<usize> {
         Ok(self
-            .store
+            .ports
+            .people
             .person_keys_not_under(&self.vault.current_id(), 1)
             .await?
             .len())
@@ -327,19 +334,21 @@ impl Services {
 
     /// The blind-index key, created on first use.
     async fn index_key(&self) -> CoreResult<Zeroizing<Vec<u8>>> {
-        if let Some(stored) = self.store.secret(INDEX_KEY).await? {
+        if let Some(stored) = self.ports.people.secret(INDEX_KEY).await? {
             return self.open_index_key(&stored);
         }
         let raw = Zeroizing::new(
             mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         let stored = self.wrap_index_key(&raw)?;
-        self.store
+        self.ports
+            .people
             .put_secret(INDEX_KEY, &stored, self.clock.now())
             .await?;
         // Two first uses racing: whichever wrote last wins; read it back.
         let stored = self
-            .store
+            .ports
+            .people
             .secret(INDEX_KEY)
             .await?
             .ok_or_else(|| CoreError::Internal("index key vanished".into()))?;
@@ -418,7 +427,12 @@ impl Services {
         let status = parse_status(input.status.as_deref()).map_err(CoreError::BadRequest)?;
         let key = self.index_key().await?;
         let rec = self.seal_new(&key, fields, status, self.clock.now())?;
-        if let Err(c) = self.store.insert_people(std::slice::from_ref(&rec)).await? {
+        if let Err(c) = self
+            .ports
+            .people
+            .insert_people(std::slice::from_ref(&rec))
+            .await?
+        {
             return Err(CoreError::Conflict(Self::conflict(&c)));
         }
         self.audit(
@@ -546,7 +560,7 @@ impl Services {
             }
         }
         if errors.is_empty() {
-            if let Err(c) = self.store.insert_people(&records).await? {
+            if let Err(c) = self.ports.people.insert_people(&records).await? {
                 let PeopleConflict::Duplicate { row, .. } = &c;
                 errors.push(RowError {
                     line: lines.get(*row).copied().unwrap_or(0),
@@ -595,17 +609,19 @@ impl Services {
             .transpose()
             .map_err(|e| CoreError::BadRequest(e.to_string()))?;
         let recs = self
-            .store
+            .ports
+            .people
             .list_people(after.as_ref(), limit.clamp(1, 1000))
             .await?;
         let ids: Vec<PersonId> = recs.iter().map(|r| r.id.clone()).collect();
-        let devices = self.store.people_devices(&ids).await?;
+        let devices = self.ports.people.people_devices(&ids).await?;
         Ok(recs.iter().zip(devices).map(|(r, d)| view(r, d)).collect())
     }
 
     pub(crate) async fn record(&self, id: &str) -> CoreResult<PersonRecord> {
         let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        self.store
+        self.ports
+            .people
             .person(&id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such person".into()))
@@ -614,7 +630,7 @@ impl Services {
     /// One person, pseudonymous.
     pub async fn person(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<PersonView> {
         let r = self.record(id).await?;
-        let devices = self.store.person_devices(&r.id).await?;
+        let devices = self.ports.people.person_devices(&r.id).await?;
         Ok(view(&r, devices))
     }
 
@@ -680,12 +696,13 @@ impl Services {
         self.record_read_intent(actor, ctx, Some(&id), format!("fields={PERSONAL_FIELDS}"))
             .await?;
         let r = self
-            .store
+            .ports
+            .people
             .person(&id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such person".into()))?;
         let permit = self.reserve_personal_reads(actor, ctx, 1).await?;
-        let devices = self.store.person_devices(&r.id).await?;
+        let devices = self.ports.people.person_devices(&r.id).await?;
         let plain = self.plain(&r, devices)?;
         self.disclose_personal_reads(
             actor,
@@ -726,10 +743,10 @@ impl Services {
             ),
         )
         .await?;
-        let recs = self.store.list_people(after.as_ref(), limit).await?;
+        let recs = self.ports.people.list_people(after.as_ref(), limit).await?;
         let permit = self.reserve_personal_reads(actor, ctx, recs.len()).await?;
         let ids: Vec<PersonId> = recs.iter().map(|r| r.id.clone()).collect();
-        let devices = self.store.people_devices(&ids).await?;
+        let devices = self.ports.people.people_devices(&ids).await?;
         let out = recs
             .iter()
             .zip(devices)
@@ -768,7 +785,7 @@ impl Services {
                 ))
             }
         };
-        let found = self.store.person_by_index(index, &hash).await?;
+        let found = self.ports.people.person_by_index(index, &hash).await?;
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -785,7 +802,7 @@ impl Services {
         )
         .await?;
         let r = found.ok_or_else(|| CoreError::NotFound("no such person".into()))?;
-        let devices = self.store.person_devices(&r.id).await?;
+        let devices = self.ports.people.person_devices(&r.id).await?;
         Ok(view(&r, devices))
     }
 
@@ -837,7 +854,7 @@ impl Services {
         r.user_id_index = blind_index(&key, "user_id", &f.user_id.to_lowercase());
         r.department_index = Some(department_index(&key, f.department.as_deref()));
         r.updated_at = now;
-        match self.store.update_person(&r).await? {
+        match self.ports.people.update_person(&r).await? {
             Ok(true) => {}
             Ok(false) => return Err(CoreError::NotFound("no such person".into())),
             Err(c) => return Err(CoreError::Conflict(Self::conflict(&c))),
@@ -865,7 +882,7 @@ impl Services {
             .detail(format!("fields={}", changed.join(","))),
         )
         .await?;
-        let devices = self.store.person_devices(&r.id).await?;
+        let devices = self.ports.people.person_devices(&r.id).await?;
         Ok(view(&r, devices))
     }
 
@@ -876,8 +893,8 @@ impl Services {
         id: &PersonId,
         sealed: &[u8],
     ) -> CoreResult<Readability> {
-        let Some(live) = self.store.person(id).await? else {
-            return Ok(if self.store.is_purged(id).await? {
+        let Some(live) = self.ports.people.person(id).await? else {
+            return Ok(if self.ports.people.is_purged(id).await? {
                 Readability::Purged
             } else {
                 Readability::NoKey
@@ -903,14 +920,14 @@ impl Services {
         let before = now - time::Duration::days(i64::from(self.config.people_retention_days));
         let mut total = 0;
         loop {
-            let ids = self.store.people_due_for_purge(before, 1000).await?;
+            let ids = self.ports.people.people_due_for_purge(before, 1000).await?;
             if ids.is_empty() {
                 break;
             }
             total += self.purge(actor, ctx, &ids, now).await?;
         }
         if total > 0 {
-            self.store.checkpoint().await?;
+            self.ports.people.checkpoint().await?;
             tracing::info!(people = total, "departed people purged");
         }
         Ok(total)
@@ -939,7 +956,7 @@ impl Services {
         }
         self.purge(actor, ctx, std::slice::from_ref(&r.id), self.clock.now())
             .await?;
-        self.store.checkpoint().await?;
+        self.ports.people.checkpoint().await?;
         Ok(())
     }
 
@@ -950,7 +967,7 @@ impl Services {
         ids: &[PersonId],
         now: OffsetDateTime,
     ) -> CoreResult<u64> {
-        let n = self.store.purge_people(ids, now).await?;
+        let n = self.ports.people.purge_people(ids, now).await?;
         for id in ids {
             self.audit(
                 self.audit_record(
@@ -978,7 +995,7 @@ impl Services {
     ) -> CoreResult<()> {
         let actor = proof.actor();
         let device = DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        if self.store.device(&device).await?.is_none() {
+        if self.ports.people.device(&device).await?.is_none() {
             return Err(CoreError::NotFound("no such device".into()));
         }
         let person = match person {
@@ -993,7 +1010,12 @@ impl Services {
             }
             None => None,
         };
-        if !self.store.assign_device(&device, person.as_ref()).await? {
+        if !self
+            .ports
+            .people
+            .assign_device(&device, person.as_ref())
+            .await?
+        {
             return Err(CoreError::NotFound("no such device".into()));
         }
         self.audit(
@@ -1023,13 +1045,17 @@ impl Services {
         if idx.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.store.people_in_department(&idx).await?)
+        Ok(self.ports.people.people_in_department(&idx).await?)
     }
 
     /// Indexes the departments of people stored before the index existed
     /// (run at start; recorded as one system record, no plaintext leaves).
     pub async fn index_departments(&self) -> CoreResult<usize> {
-        let mut batch = self.store.people_without_department_index(500).await?;
+        let mut batch = self
+            .ports
+            .people
+            .people_without_department_index(500)
+            .await?;
         if batch.is_empty() {
             // Nothing to do: the index key is not even read (nor created).
             return Ok(0);
@@ -1039,12 +1065,17 @@ impl Services {
         while !batch.is_empty() {
             for r in &batch {
                 let f = self.open_fields(r)?;
-                self.store
+                self.ports
+                    .people
                     .set_department_index(&r.id, &department_index(&key, f.department.as_deref()))
                     .await?;
             }
             done += batch.len();
-            batch = self.store.people_without_department_index(500).await?;
+            batch = self
+                .ports
+                .people
+                .people_without_department_index(500)
+                .await?;
         }
         self.audit(
             self.audit_record(

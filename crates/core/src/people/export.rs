@@ -81,7 +81,8 @@ impl Services {
     ) -> CoreResult<Zeroizing<Vec<u8>>> {
         let actor = proof.require_admin()?;
         let a = self
-            .store
+            .ports
+            .people
             .approval(id)
             .await?
             .filter(|a| a.action == "export_personal_data")
@@ -104,7 +105,7 @@ impl Services {
             .and_then(|f| serde_json::from_value(f.clone()).ok())
             .ok_or_else(|| CoreError::Internal("export without fields".into()))?;
         let fields = export_fields(Some(&fields))?;
-        if !self.store.use_approval(&a.id, now).await? {
+        if !self.ports.people.use_approval(&a.id, now).await? {
             return Err(CoreError::Conflict(
                 "the export was downloaded already or has expired; ask again".into(),
             ));
@@ -117,7 +118,7 @@ impl Services {
         let mut people = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.list_people(after.as_ref(), 1000).await?;
+            let page = self.ports.people.list_people(after.as_ref(), 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for r in &page {

@@ -116,7 +116,8 @@ impl Services {
             None => None,
         };
         if !self
-            .store
+            .ports
+            .people
             .link_admin_person(&account.id, person.as_ref())
             .await?
         {
@@ -163,14 +164,15 @@ impl Services {
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let now = self.clock.now();
-        let linked = self.store.person_admins(&rec.id).await?;
+        let linked = self.ports.people.person_admins(&rec.id).await?;
         let (close, wait): (Vec<_>, Vec<_>) = linked.into_iter().partition(|a| match requester {
             None => true,
             Some(r) => r.allows(Permission::AccountsManage) && r.admin.id != a.id,
         });
         let close_ids: Vec<AdminId> = close.iter().map(|a| a.id.clone()).collect();
         let closed = self
-            .store
+            .ports
+            .people
             .offboard_person(&rec.id, now, &close_ids)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such person".into()))?;
@@ -221,7 +223,7 @@ impl Services {
         }
         let mut devices = Vec::new();
         let mut to_erase = Vec::new();
-        for device in self.store.person_devices(&rec.id).await? {
+        for device in self.ports.people.person_devices(&rec.id).await? {
             let enrolled = self.is_enrolled(&device).await?;
             if action == OffboardAction::Erase && enrolled {
                 to_erase.push(device.clone());
@@ -252,7 +254,8 @@ impl Services {
             Some(a.id)
         };
         let departed_at = self
-            .store
+            .ports
+            .people
             .person(&rec.id)
             .await?
             .and_then(|r| r.departed_at);
@@ -317,7 +320,8 @@ impl Services {
             .map(|q| q.command_uuid)
             .ok_or_else(|| CoreError::Internal("RemoveProfile not queued".into()))?;
         let deadline = now + OFFBOARD_GRACE;
-        self.store
+        self.ports
+            .people
             .set_device_offboarding(device, Some((&uuid, deadline)))
             .await?;
         self.audit(
@@ -348,7 +352,7 @@ impl Services {
         &self,
         device: &DeviceKey,
     ) -> CoreResult<Option<String>> {
-        for cert in self.store.device_certificates(device).await? {
+        for cert in self.ports.people.device_certificates(device).await? {
             let mut current = Some(cert);
             for _ in 0..32 {
                 let Some(c) = current else { break };
@@ -356,7 +360,7 @@ impl Services {
                     return Ok(Some(crate::device::enroll::profile_identifier(p)));
                 }
                 current = match &c.renewed_from {
-                    Some(fp) => self.store.certificate(fp).await?,
+                    Some(fp) => self.ports.people.certificate(fp).await?,
                     None => None,
                 };
             }
