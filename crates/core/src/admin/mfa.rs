@@ -6,11 +6,13 @@ use super::login::{recovery_hash, totp_aad, LoginOutcome, SessionCookie};
 use super::webauthn::Ceremony;
 use crate::access::{Actor, AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{AdminSession, SessionStage, WebauthnCredential};
+use mamori_domain::{AdminAccount, AdminSession, SessionStage, WebauthnCredential};
 use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::OffsetDateTime;
-use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, Uuid};
+use webauthn_rs::prelude::{
+    CredentialID, Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid,
+};
 
 /// Recovery codes issued at once.
 pub const RECOVERY_CODES: usize = 10;
@@ -336,7 +338,7 @@ impl Services {
     ) -> CoreResult<(WebauthnCredential, Enrolled)> {
         let session = self.enrolling_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
-        let rp = self.auth.ceremonies.rp()?;
+        self.auth.ceremonies.rp()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(CoreError::BadRequest(
@@ -348,31 +350,9 @@ impl Services {
                 "no WebAuthn registration is pending; start again".into(),
             ));
         };
-        let Ok(reg) = serde_json::from_value::<RegisterPublicKeyCredential>(credential.clone())
-        else {
-            return Err(CoreError::BadRequest(
-                "malformed WebAuthn credential".into(),
-            ));
-        };
-        let passkey = match rp.finish_passkey_registration(&reg, &state) {
-            Ok(p) => p,
-            Err(e) => {
-                self.audit(
-                    self.audit_record(
-                        &actor.label(),
-                        ctx,
-                        AuditAction::MfaWebauthnRegister,
-                        Outcome::Failure,
-                    )
-                    .target(&admin.name)
-                    .detail(format!("{e}")),
-                )
-                .await?;
-                return Err(CoreError::BadRequest(
-                    "the authenticator's answer was refused".into(),
-                ));
-            }
-        };
+        let passkey = self
+            .finish_registration(actor, &admin, &state, credential, ctx)
+            .await?;
         let recovery = session.stage == SessionStage::Recovery;
         let cred = WebauthnCredential {
             id: {
@@ -507,5 +487,47 @@ impl Services {
             .replace_recovery_codes(&actor.admin.id, &hashes)
             .await?;
         Ok(codes)
+    }
+}
+
+impl Services {
+    /// Checks the authenticator's answer to a registration; a refused one
+    /// is recorded with the library's reason (the client sees only that it
+    /// was refused).
+    async fn finish_registration(
+        &self,
+        actor: &AdminActor,
+        admin: &AdminAccount,
+        state: &PasskeyRegistration,
+        credential: &serde_json::Value,
+        ctx: &ClientContext,
+    ) -> CoreResult<Passkey> {
+        let rp = self.auth.ceremonies.rp()?;
+        let Ok(reg) = serde_json::from_value::<RegisterPublicKeyCredential>(credential.clone())
+        else {
+            return Err(CoreError::BadRequest(
+                "malformed WebAuthn credential".into(),
+            ));
+        };
+        let passkey = match rp.finish_passkey_registration(&reg, state) {
+            Ok(p) => p,
+            Err(e) => {
+                self.audit(
+                    self.audit_record(
+                        &actor.label(),
+                        ctx,
+                        AuditAction::MfaWebauthnRegister,
+                        Outcome::Failure,
+                    )
+                    .target(&admin.name)
+                    .detail(format!("{e}")),
+                )
+                .await?;
+                return Err(CoreError::BadRequest(
+                    "the authenticator's answer was refused".into(),
+                ));
+            }
+        };
+        Ok(passkey)
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::access::permit::TokensOwn;
 use crate::access::Authorized;
-use crate::access::{AdminActor, ClientContext, Via};
+use crate::access::{Actor, AdminActor, ClientContext, Via};
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, ApiToken, Permission, Role, TokenId};
@@ -61,85 +61,14 @@ impl Services {
                 owner
             }
         };
-        let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(CoreError::BadRequest(
-                "token name must be 1-100 printable characters".into(),
-            ));
-        }
-        if owner.disabled_at.is_some() {
-            return Err(CoreError::Conflict("the account is disabled".into()));
-        }
-        if owner.suspended.is_some() {
-            return Err(CoreError::Conflict(
-                "the account is suspended until another administrator reinstates it".into(),
-            ));
-        }
-        if !self.setup_complete(owner).await? {
-            // Minting a working credential for an account nobody has logged
-            // in to is how an unused account becomes a backdoor: refused,
-            // and the attempt recorded.
-            self.audit(
-                self.audit_record(
-                    &actor.label(),
-                    ctx,
-                    AuditAction::TokenCreate,
-                    Outcome::Denied,
-                )
-                .detail(format!("owner={} has not finished setup", owner.name)),
-            )
-            .await?;
-            return Err(CoreError::Conflict(format!(
-                "{} has not finished setting up the account (first login: new password and a second factor); a token is issued only after that",
-                owner.name
-            )));
-        }
-        let role = match req.role.as_deref() {
-            None => owner.role,
-            Some(r) => crate::admin::parse_role(r)?,
-        };
-        if !role.permissions().iter().all(|p| owner.role.allows(*p)) {
-            return Err(CoreError::Forbidden(format!(
-                "a {} may not create a token with role {role}",
-                owner.role
-            )));
-        }
-        let scope = match &req.scope {
-            None => None,
-            Some(names) => {
-                let mut perms = Vec::new();
-                for n in names {
-                    let p = Permission::parse(n).ok_or_else(|| {
-                        CoreError::BadRequest(format!("unknown permission {n:?}"))
-                    })?;
-                    if !role.allows(p) {
-                        return Err(CoreError::BadRequest(format!(
-                            "permission {p} is not part of role {role}"
-                        )));
-                    }
-                    if !perms.contains(&p) {
-                        perms.push(p);
-                    }
-                }
-                if perms.is_empty() {
-                    return Err(CoreError::BadRequest(
-                        "a scope names at least one permission".into(),
-                    ));
-                }
-                Some(perms)
-            }
-        };
+        let name = token_name(&req.name)?;
+        self.may_hold_a_token(actor, ctx, owner).await?;
+        let (role, scope) = token_role_and_scope(owner, req)?;
         let days = req.ttl_days.unwrap_or(self.config.token_ttl_days);
         if days == 0 || days > 3650 {
             return Err(CoreError::BadRequest("ttl must be 1-3650 days".into()));
         }
-        let id = TokenId::parse(&hex::encode(
-            mamori_crypto::try_random_bytes(8).map_err(|e| CoreError::Internal(e.into()))?,
-        ))
-        .map_err(|e| CoreError::Internal(e.into()))?;
-        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
-        );
+        let (id, secret) = new_token_secret()?;
         let now = self.clock.now();
         let token = ApiToken {
             id: id.clone(),
@@ -323,4 +252,109 @@ impl Services {
 /// Roles, for help texts.
 pub fn role_names() -> Vec<&'static str> {
     Role::ALL.iter().map(|r| r.as_str()).collect()
+}
+
+impl Services {
+    /// Whether `owner` may hold a new token: enabled, not suspended, and
+    /// set up (a refusal for an unfinished account is recorded).
+    async fn may_hold_a_token(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        owner: &AdminAccount,
+    ) -> CoreResult<()> {
+        if owner.disabled_at.is_some() {
+            return Err(CoreError::Conflict("the account is disabled".into()));
+        }
+        if owner.suspended.is_some() {
+            return Err(CoreError::Conflict(
+                "the account is suspended until another administrator reinstates it".into(),
+            ));
+        }
+        if !self.setup_complete(owner).await? {
+            // Minting a working credential for an account nobody has logged
+            // in to is how an unused account becomes a backdoor: refused,
+            // and the attempt recorded.
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::TokenCreate,
+                    Outcome::Denied,
+                )
+                .detail(format!("owner={} has not finished setup", owner.name)),
+            )
+            .await?;
+            return Err(CoreError::Conflict(format!(
+                "{} has not finished setting up the account (first login: new password and a second factor); a token is issued only after that",
+                owner.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A token's name: trimmed, 1-100 printable characters.
+fn token_name(name: &str) -> CoreResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(CoreError::BadRequest(
+            "token name must be 1-100 printable characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// The role and scope a new token asks for: never more than its owner's
+/// role allows; a scope names at least one permission of the role.
+fn token_role_and_scope(
+    owner: &AdminAccount,
+    req: &TokenRequest,
+) -> CoreResult<(Role, Option<Vec<Permission>>)> {
+    let role = match req.role.as_deref() {
+        None => owner.role,
+        Some(r) => crate::admin::parse_role(r)?,
+    };
+    if !role.permissions().iter().all(|p| owner.role.allows(*p)) {
+        return Err(CoreError::Forbidden(format!(
+            "a {} may not create a token with role {role}",
+            owner.role
+        )));
+    }
+    let scope = match &req.scope {
+        None => None,
+        Some(names) => {
+            let mut perms = Vec::new();
+            for n in names {
+                let p = Permission::parse(n)
+                    .ok_or_else(|| CoreError::BadRequest(format!("unknown permission {n:?}")))?;
+                if !role.allows(p) {
+                    return Err(CoreError::BadRequest(format!(
+                        "permission {p} is not part of role {role}"
+                    )));
+                }
+                if !perms.contains(&p) {
+                    perms.push(p);
+                }
+            }
+            if perms.is_empty() {
+                return Err(CoreError::BadRequest(
+                    "a scope names at least one permission".into(),
+                ));
+            }
+            Some(perms)
+        }
+    };
+    Ok((role, scope))
+}
+
+/// A fresh token ID and secret.
+fn new_token_secret() -> CoreResult<(TokenId, String)> {
+    let id = TokenId::parse(&hex::encode(
+        mamori_crypto::try_random_bytes(8).map_err(|e| CoreError::Internal(e.into()))?,
+    ))
+    .map_err(|e| CoreError::Internal(e.into()))?;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?);
+    Ok((id, secret))
 }

@@ -151,26 +151,53 @@ impl Profiles {
             return out;
         }
         let prof = self.actors.entry(e.actor.clone()).or_default();
+        out.extend(prof.new_network(r, p, alerting));
+        out.extend(prof.off_hours(r, p, alerting));
+        match AuditAction::parse(&e.action) {
+            Some(AuditAction::PeopleRead | AuditAction::PeopleExport) => {
+                out.extend(prof.read_baseline(r, p, alerting));
+            }
+            Some(AuditAction::CommandQueue) => {
+                out.extend(prof.mass_command(r, p, alerting));
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+impl Profile {
+    /// Rule `new_network`: the first use from a network it was never seen on.
+    fn new_network(&mut self, r: &AuditRecord, p: &AnomalyPolicy, alerting: bool) -> Option<Alert> {
+        let e = &r.event;
+        let mut alert = None;
         if let Some(src) = e.source.as_deref().filter(|s| !s.is_empty()) {
             let net = network_of(src);
-            if !prof.networks.contains(&net) {
-                if alerting && p.new_network && prof.events >= p.new_network_min_history {
-                    out.push(Alert {
+            if !self.networks.contains(&net) {
+                if alerting && p.new_network && self.events >= p.new_network_min_history {
+                    alert = Some(Alert {
                         rule: "new_network",
                         severity: "medium",
                         actor: e.actor.clone(),
                         evidence: vec![r.seq],
                         detail: format!(
                             "first use from network {net} ({} known) action={}",
-                            prof.networks.len(),
+                            self.networks.len(),
                             e.action
                         ),
                     });
                 }
-                prof.networks.insert(net);
+                self.networks.insert(net);
             }
-            prof.events = prof.events.saturating_add(1);
+            self.events = self.events.saturating_add(1);
         }
+        alert
+    }
+
+    /// Rule `off_hours`: a login (or a token's use) at an hour it never acts in.
+    fn off_hours(&mut self, r: &AuditRecord, p: &AnomalyPolicy, alerting: bool) -> Option<Alert> {
+        let e = &r.event;
+        let mut alert = None;
         // Hours: an administrator's logins; a token's every use (scripts
         // run on schedules, so a token at a new hour stands out).
         let token = e.actor.starts_with("token:");
@@ -178,93 +205,110 @@ impl Profiles {
             let h = usize::from(e.at.hour());
             let quiet = [(h + 23) % 24, h, (h + 1) % 24]
                 .iter()
-                .all(|i| prof.login_hours[*i] == 0);
+                .all(|i| self.login_hours[*i] == 0);
             let day = e.at.date();
             if alerting
                 && p.off_hours
                 && quiet
-                && prof.logins >= p.off_hours_min_logins
-                && prof.off_hours_alerted != Some(day)
+                && self.logins >= p.off_hours_min_logins
+                && self.off_hours_alerted != Some(day)
             {
-                prof.off_hours_alerted = Some(day);
+                self.off_hours_alerted = Some(day);
                 let what = if token { "use" } else { "login" };
-                out.push(Alert {
+                alert = Some(Alert {
                     rule: "off_hours",
                     severity: "medium",
                     actor: e.actor.clone(),
                     evidence: vec![r.seq],
                     detail: format!(
                         "{what} at {h:02}:00 UTC; none of its {} {what}s on record were within an hour of that",
-                        prof.logins
+                        self.logins
                     ),
                 });
             }
-            prof.login_hours[h] = prof.login_hours[h].saturating_add(1);
-            prof.logins = prof.logins.saturating_add(1);
+            self.login_hours[h] = self.login_hours[h].saturating_add(1);
+            self.logins = self.logins.saturating_add(1);
         }
-        match AuditAction::parse(&e.action) {
-            Some(AuditAction::PeopleRead | AuditAction::PeopleExport) => {
-                let day = e.at.date();
-                let oldest = day - Duration::days(p.learn_days);
-                prof.reads_by_day.retain(|d, _| *d >= oldest);
-                let today = prof.reads_by_day.entry(day).or_insert((0, r.seq));
-                today.0 = today.0.saturating_add(1);
-                let (count, first) = *today;
-                let history: Vec<u32> = prof
-                    .reads_by_day
-                    .iter()
-                    .filter(|(d, _)| **d != day)
-                    .map(|(_, c)| c.0)
-                    .collect();
-                if alerting
-                    && p.read_baseline_factor > 0
-                    && history.len() >= p.read_baseline_days
-                    && prof.read_alerted != Some(day)
-                {
-                    let avg = f64::from(history.iter().sum::<u32>()) / history.len() as f64;
-                    let limit = (avg * f64::from(p.read_baseline_factor))
-                        .max(f64::from(p.read_baseline_min));
-                    if f64::from(count) > limit {
-                        prof.read_alerted = Some(day);
-                        out.push(Alert {
-                            rule: "read_baseline",
-                            severity: "medium",
-                            actor: e.actor.clone(),
-                            evidence: vec![first, r.seq],
-                            detail: format!(
-                                "{count} personal-data reads today; its daily average over {} days is {avg:.1}",
-                                history.len()
-                            ),
-                        });
-                    }
-                }
+        alert
+    }
+
+    /// Rule `read_baseline`: personal-data reads far above its daily average.
+    fn read_baseline(
+        &mut self,
+        r: &AuditRecord,
+        p: &AnomalyPolicy,
+        alerting: bool,
+    ) -> Option<Alert> {
+        let e = &r.event;
+        let mut alert = None;
+        let day = e.at.date();
+        let oldest = day - Duration::days(p.learn_days);
+        self.reads_by_day.retain(|d, _| *d >= oldest);
+        let today = self.reads_by_day.entry(day).or_insert((0, r.seq));
+        today.0 = today.0.saturating_add(1);
+        let (count, first) = *today;
+        let history: Vec<u32> = self
+            .reads_by_day
+            .iter()
+            .filter(|(d, _)| **d != day)
+            .map(|(_, c)| c.0)
+            .collect();
+        if alerting
+            && p.read_baseline_factor > 0
+            && history.len() >= p.read_baseline_days
+            && self.read_alerted != Some(day)
+        {
+            let avg = f64::from(history.iter().sum::<u32>()) / history.len() as f64;
+            let limit =
+                (avg * f64::from(p.read_baseline_factor)).max(f64::from(p.read_baseline_min));
+            if f64::from(count) > limit {
+                self.read_alerted = Some(day);
+                alert = Some(Alert {
+                    rule: "read_baseline",
+                    severity: "medium",
+                    actor: e.actor.clone(),
+                    evidence: vec![first, r.seq],
+                    detail: format!(
+                        "{count} personal-data reads today; its daily average over {} days is {avg:.1}",
+                        history.len()
+                    ),
+                });
             }
-            Some(AuditAction::CommandQueue) => {
-                let kind = e.target.as_deref().unwrap_or("");
-                if p.mass_command_devices > 0 && MASS_COMMANDS.contains(&kind) {
-                    prof.commands.retain(|(t, _, _)| e.at - *t < p.mass_window);
-                    prof.commands
-                        .push_back((e.at, r.seq, devices_in(e.detail.as_deref())));
-                    let total: usize = prof.commands.iter().map(|c| c.2).sum();
-                    if alerting && total >= p.mass_command_devices {
-                        let evidence = prof.commands.iter().map(|c| c.1).collect();
-                        prof.commands.clear();
-                        out.push(Alert {
-                            rule: "mass_command",
-                            severity: "high",
-                            actor: e.actor.clone(),
-                            evidence,
-                            detail: format!(
-                                "{total} devices locked, erased or unenrolled within {} minutes",
-                                p.mass_window.whole_minutes()
-                            ),
-                        });
-                    }
-                }
-            }
-            _ => {}
         }
-        out
+        alert
+    }
+
+    /// Rule `mass_command`: many devices locked, erased or unenrolled at once.
+    fn mass_command(
+        &mut self,
+        r: &AuditRecord,
+        p: &AnomalyPolicy,
+        alerting: bool,
+    ) -> Option<Alert> {
+        let e = &r.event;
+        let mut alert = None;
+        let kind = e.target.as_deref().unwrap_or("");
+        if p.mass_command_devices > 0 && MASS_COMMANDS.contains(&kind) {
+            self.commands.retain(|(t, _, _)| e.at - *t < p.mass_window);
+            self.commands
+                .push_back((e.at, r.seq, devices_in(e.detail.as_deref())));
+            let total: usize = self.commands.iter().map(|c| c.2).sum();
+            if alerting && total >= p.mass_command_devices {
+                let evidence = self.commands.iter().map(|c| c.1).collect();
+                self.commands.clear();
+                alert = Some(Alert {
+                    rule: "mass_command",
+                    severity: "high",
+                    actor: e.actor.clone(),
+                    evidence,
+                    detail: format!(
+                        "{total} devices locked, erased or unenrolled within {} minutes",
+                        p.mass_window.whole_minutes()
+                    ),
+                });
+            }
+        }
+        alert
     }
 }
 
@@ -414,212 +458,4 @@ impl Services {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn every_alert_rule_has_its_audit_action() {
-        for rule in [
-            "new_network",
-            "off_hours",
-            "read_baseline",
-            "mass_command",
-            "recovery_code_used",
-            "device_reenrollment",
-            "device_reenrollment_retarget",
-            "device_two_places",
-        ] {
-            assert!(
-                AuditAction::parse(&format!("alert.{rule}")).is_some(),
-                "{rule}"
-            );
-        }
-    }
-
-    fn rec(seq: i64, at: OffsetDateTime, actor: &str, action: &str, source: &str) -> AuditRecord {
-        AuditRecord {
-            seq,
-            event: AuditEvent {
-                at,
-                actor: actor.into(),
-                source: Some(source.into()),
-                action: action.into(),
-                target: None,
-                outcome: "success".into(),
-                request_id: None,
-                detail: None,
-            },
-        }
-    }
-
-    fn t0() -> OffsetDateTime {
-        // A Monday, 09:00 UTC.
-        OffsetDateTime::from_unix_timestamp(1_800_003_600).unwrap()
-    }
-
-    #[test]
-    fn a_new_network_after_a_history_fires_once() {
-        let p = AnomalyPolicy::default();
-        let mut prof = Profiles::default();
-        for i in 0..3 {
-            assert!(prof
-                .observe(
-                    &rec(i, t0(), "admin:a", "api.request", "10.1.2.3"),
-                    &p,
-                    true
-                )
-                .is_empty());
-        }
-        // Same /24: nothing.
-        assert!(prof
-            .observe(
-                &rec(4, t0(), "admin:a", "api.request", "10.1.2.99"),
-                &p,
-                true
-            )
-            .is_empty());
-        let a = prof.observe(
-            &rec(5, t0(), "admin:a", "auth.login", "203.0.113.7"),
-            &p,
-            true,
-        );
-        assert_eq!(a.len(), 1);
-        assert_eq!((a[0].rule, a[0].evidence.clone()), ("new_network", vec![5]));
-        assert!(a[0].detail.contains("203.0.113.0/24"));
-        assert!(prof
-            .observe(
-                &rec(6, t0(), "admin:a", "api.request", "203.0.113.8"),
-                &p,
-                true
-            )
-            .is_empty());
-        // A newcomer has no history to depart from; failures and system
-        // records are not behaviour.
-        assert!(prof
-            .observe(
-                &rec(7, t0(), "admin:b", "auth.login", "198.51.100.1"),
-                &p,
-                true
-            )
-            .is_empty());
-        let mut failed = rec(8, t0(), "admin:a", "auth.login", "192.0.2.1");
-        failed.event.outcome = "failure".into();
-        assert!(prof.observe(&failed, &p, true).is_empty());
-        assert_eq!(network_of("2001:db8:1:2:3::4"), "2001:db8:1:2::/64");
-    }
-
-    #[test]
-    fn a_login_at_an_unusual_hour_fires_once_a_day() {
-        let p = AnomalyPolicy::default();
-        let mut prof = Profiles::default();
-        for d in 0..10 {
-            let at = t0() + Duration::days(d);
-            prof.observe(&rec(d, at, "admin:a", "auth.login", "10.0.0.1"), &p, false);
-        }
-        let usual = t0() + Duration::days(10) + Duration::minutes(50);
-        assert!(prof
-            .observe(
-                &rec(20, usual, "admin:a", "auth.login", "10.0.0.1"),
-                &p,
-                true
-            )
-            .is_empty());
-        let night = t0() + Duration::days(10) + Duration::hours(17);
-        let a = prof.observe(
-            &rec(21, night, "admin:a", "auth.login", "10.0.0.1"),
-            &p,
-            true,
-        );
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].rule, "off_hours");
-        assert!(prof
-            .observe(
-                &rec(22, night, "admin:a", "auth.login", "10.0.0.1"),
-                &p,
-                true
-            )
-            .is_empty());
-    }
-
-    #[test]
-    fn a_token_used_at_an_unusual_hour_fires() {
-        let p = AnomalyPolicy::default();
-        let mut prof = Profiles::default();
-        for d in 0..10 {
-            let at = t0() + Duration::days(d);
-            prof.observe(
-                &rec(d, at, "token:t1:ci", "api.request", "10.0.0.1"),
-                &p,
-                false,
-            );
-        }
-        let night = t0() + Duration::days(10) + Duration::hours(12);
-        let a = prof.observe(
-            &rec(30, night, "token:t1:ci", "people.read", "10.0.0.1"),
-            &p,
-            true,
-        );
-        assert_eq!(a.len(), 1);
-        assert!(
-            a[0].detail.starts_with("use at 21:00 UTC"),
-            "{}",
-            a[0].detail
-        );
-    }
-
-    #[test]
-    fn reads_far_above_the_actors_own_average_fire() {
-        let p = AnomalyPolicy::default();
-        let mut prof = Profiles::default();
-        let mut seq = 0;
-        for d in 0..4 {
-            for _ in 0..30 {
-                seq += 1;
-                let at = t0() + Duration::days(d);
-                prof.observe(
-                    &rec(seq, at, "admin:s", "people.read", "10.0.0.1"),
-                    &p,
-                    false,
-                );
-            }
-        }
-        let today = t0() + Duration::days(4);
-        let mut fired = Vec::new();
-        for _ in 0..160 {
-            seq += 1;
-            fired.extend(prof.observe(
-                &rec(seq, today, "admin:s", "people.read", "10.0.0.1"),
-                &p,
-                true,
-            ));
-        }
-        // Average 30/day: the limit is max(100, 5 x 30) = 150.
-        assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(fired[0].rule, "read_baseline");
-        assert_eq!(fired[0].evidence, vec![121, 121 + 150]);
-    }
-
-    #[test]
-    fn many_devices_locked_in_a_short_time_fire_high() {
-        let p = AnomalyPolicy::default();
-        let mut prof = Profiles::default();
-        let cmd = |seq, at, n: usize| {
-            let mut r = rec(seq, at, "token:t1:ops", "command.queue", "10.0.0.1");
-            r.event.target = Some("DeviceLock".into());
-            r.event.detail = Some(format!("devices={n}"));
-            r
-        };
-        assert!(prof.observe(&cmd(1, t0(), 10), &p, true).is_empty());
-        // Outside the window: the first batch no longer counts.
-        let later = t0() + Duration::minutes(11);
-        assert!(prof.observe(&cmd(2, later, 15), &p, true).is_empty());
-        let a = prof.observe(&cmd(3, later, 5), &p, true);
-        assert_eq!(a.len(), 1);
-        assert_eq!((a[0].rule, a[0].severity), ("mass_command", "high"));
-        assert_eq!(a[0].evidence, vec![2, 3]);
-        let mut other = cmd(4, later, 50);
-        other.event.target = Some("DeviceInformation".into());
-        assert!(prof.observe(&other, &p, true).is_empty());
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@ use crate::access::ClientContext;
 use crate::audit::{checkpoint_message, truncation_message, ChainVerifier};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::breach::PERSONAL_DATA_ACTIONS;
-use mamori_domain::chain::{ChainedRecord, GENESIS};
+use mamori_domain::chain::{ChainedRecord, Checkpoint, Truncation, GENESIS};
 use mamori_domain::AuditEvent;
 use mamori_domain::{AuditAction, Outcome};
 use serde::{Deserialize, Serialize};
@@ -194,6 +194,9 @@ fn chained(r: &BundleRecord) -> Result<ChainedRecord, String> {
 /// Verifies a bundle offline. With `trusted_spki` (the audit public key,
 /// DER), the bundle must be signed by that key; without, the key inside
 /// the bundle is used and its fingerprint reported for comparison.
+// Length: the checks of a bundle in the order they depend on each other
+// (signature, start, chain, end, checkpoints, scope), each refusing with its
+// own reason.
 pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<BundleReport, String> {
     let b: Bundle =
         serde_json::from_slice(bytes).map_err(|e| format!("not an evidence bundle: {e}"))?;
@@ -213,29 +216,7 @@ pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<Bundle
     // The start anchor.
     let s = &body.start;
     let start_hash = unhex(&s.hash, "start hash")?;
-    match s.kind.as_str() {
-        "checkpoint" => {
-            verify_sig(
-                &spki,
-                &checkpoint_message(s.seq, &start_hash, s.at),
-                &s.signature,
-                "the start checkpoint",
-            )?;
-            signatures += 1;
-        }
-        "truncation" => {
-            let before = s.before_at.ok_or("the truncation mark has no cut-off")?;
-            verify_sig(
-                &spki,
-                &truncation_message(s.seq, &start_hash, s.at, before),
-                &s.signature,
-                "the truncation mark",
-            )?;
-            signatures += 1;
-        }
-        "genesis" if s.seq == 0 && start_hash == GENESIS => {}
-        other => return Err(format!("unknown start anchor {other:?}")),
-    }
+    signatures += verify_start(&spki, s, &start_hash)?;
     let mut v = if s.kind == "genesis" {
         ChainVerifier::new(body.checkpoints.iter().map(|c| c.seq))
     } else {
@@ -266,11 +247,11 @@ pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<Bundle
     )?;
     signatures += 1;
     // Checkpoints in between: signed, and matching their records.
-    let points: Vec<mamori_domain::chain::Checkpoint> = body
+    let points: Vec<Checkpoint> = body
         .checkpoints
         .iter()
         .map(|c| {
-            Ok(mamori_domain::chain::Checkpoint {
+            Ok(Checkpoint {
                 seq: c.seq,
                 hash: unhex(&c.hash, "checkpoint hash")?,
                 at: c.at,
@@ -307,7 +288,7 @@ pub fn verify_bundle(bytes: &[u8], trusted_spki: Option<&[u8]>) -> Result<Bundle
     })
 }
 
-fn anchor_of_checkpoint(c: &mamori_domain::chain::Checkpoint) -> Anchor {
+fn anchor_of_checkpoint(c: &Checkpoint) -> Anchor {
     Anchor {
         kind: "checkpoint".into(),
         seq: c.seq,
@@ -366,70 +347,8 @@ impl Services {
             .cloned()
             .ok_or_else(|| CoreError::Internal("no checkpoint after the window".into()))?;
         let marks = self.ports.audit.audit_truncations().await?;
-        let mark = marks.last();
-        let start_cp = points
-            .iter()
-            .rev()
-            .find(|c| c.seq <= before_window)
-            .cloned();
-        let truncation = mark.map(|m| Anchor {
-            kind: "truncation".into(),
-            seq: m.up_to_seq,
-            hash: hex::encode(&m.hash),
-            at: m.at,
-            before_at: Some(m.before_at),
-            signature: hex::encode(&m.signature),
-        });
-        // The latest signed point at or before the window: a checkpoint, or
-        // the truncation mark when it is later (records before it are gone),
-        // or the start of the log.
-        let start = match (start_cp, truncation) {
-            (Some(c), Some(t)) if t.seq > c.seq => t,
-            (Some(c), _) => anchor_of_checkpoint(&c),
-            (None, Some(t)) => t,
-            (None, None) => Anchor {
-                kind: "genesis".into(),
-                seq: 0,
-                hash: hex::encode(GENESIS),
-                at: 0,
-                before_at: None,
-                signature: String::new(),
-            },
-        };
-        let mut records = Vec::new();
-        let mut after = start.seq;
-        'pages: loop {
-            let page = self.ports.audit.audit_chain(after, 10_000).await?;
-            if page.is_empty() {
-                break;
-            }
-            for r in page {
-                if r.seq > end.seq {
-                    break 'pages;
-                }
-                after = r.seq;
-                let (Some(prev), Some(hash)) = (r.prev_hash, r.hash) else {
-                    return Err(CoreError::Conflict(format!(
-                        "record {} predates the hash chain; no bundle can prove it",
-                        r.seq
-                    )));
-                };
-                let e = r.event;
-                records.push(BundleRecord {
-                    seq: r.seq,
-                    at: e.at.unix_timestamp(),
-                    actor: e.actor,
-                    source: e.source,
-                    action: e.action,
-                    target: e.target,
-                    outcome: e.outcome,
-                    request_id: e.request_id,
-                    detail: e.detail,
-                    prev_hash: hex::encode(prev),
-                    hash: hex::encode(hash),
-                });
-            }
-        }
+        let start = start_anchor(&points, marks.last(), before_window);
+        let records = self.bundle_records(start.seq, end.seq).await?;
         let (from, to) = (i.window_from.unix_timestamp(), i.window_to.unix_timestamp());
         let body = BundleBody {
             format: FORMAT.into(),
@@ -459,5 +378,105 @@ impl Services {
             signature: hex::encode(signature),
         })
         .map_err(|e| CoreError::Internal(e.into()))
+    }
+}
+
+/// The latest signed point at or before the window: a checkpoint, or the
+/// truncation mark when it is later (records before it are gone), or the
+/// start of the log.
+fn start_anchor(points: &[Checkpoint], mark: Option<&Truncation>, before_window: i64) -> Anchor {
+    let start_cp = points.iter().rev().find(|c| c.seq <= before_window);
+    let truncation = mark.map(|m| Anchor {
+        kind: "truncation".into(),
+        seq: m.up_to_seq,
+        hash: hex::encode(&m.hash),
+        at: m.at,
+        before_at: Some(m.before_at),
+        signature: hex::encode(&m.signature),
+    });
+    // The latest signed point at or before the window: a checkpoint, or
+    // the truncation mark when it is later (records before it are gone),
+    // or the start of the log.
+    match (start_cp, truncation) {
+        (Some(c), Some(t)) if t.seq > c.seq => t,
+        (Some(c), _) => anchor_of_checkpoint(c),
+        (None, Some(t)) => t,
+        (None, None) => Anchor {
+            kind: "genesis".into(),
+            seq: 0,
+            hash: hex::encode(GENESIS),
+            at: 0,
+            before_at: None,
+            signature: String::new(),
+        },
+    }
+}
+
+impl Services {
+    /// The chained records after `from_seq` up to `to_seq`; a record that
+    /// predates the hash chain makes a bundle impossible.
+    async fn bundle_records(&self, from_seq: i64, to_seq: i64) -> CoreResult<Vec<BundleRecord>> {
+        let mut records = Vec::new();
+        let mut after = from_seq;
+        'pages: loop {
+            let page = self.ports.audit.audit_chain(after, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in page {
+                if r.seq > to_seq {
+                    break 'pages;
+                }
+                after = r.seq;
+                let (Some(prev), Some(hash)) = (r.prev_hash, r.hash) else {
+                    return Err(CoreError::Conflict(format!(
+                        "record {} predates the hash chain; no bundle can prove it",
+                        r.seq
+                    )));
+                };
+                let e = r.event;
+                records.push(BundleRecord {
+                    seq: r.seq,
+                    at: e.at.unix_timestamp(),
+                    actor: e.actor,
+                    source: e.source,
+                    action: e.action,
+                    target: e.target,
+                    outcome: e.outcome,
+                    request_id: e.request_id,
+                    detail: e.detail,
+                    prev_hash: hex::encode(prev),
+                    hash: hex::encode(hash),
+                });
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// Checks a bundle's start anchor; returns the signatures it checked.
+fn verify_start(spki: &[u8], s: &Anchor, start_hash: &[u8]) -> Result<usize, String> {
+    match s.kind.as_str() {
+        "checkpoint" => {
+            verify_sig(
+                spki,
+                &checkpoint_message(s.seq, start_hash, s.at),
+                &s.signature,
+                "the start checkpoint",
+            )?;
+            Ok(1)
+        }
+        "truncation" => {
+            let before = s.before_at.ok_or("the truncation mark has no cut-off")?;
+            verify_sig(
+                spki,
+                &truncation_message(s.seq, start_hash, s.at, before),
+                &s.signature,
+                "the truncation mark",
+            )?;
+            Ok(1)
+        }
+        "genesis" if s.seq == 0 && start_hash == GENESIS => Ok(0),
+        other => Err(format!("unknown start anchor {other:?}")),
     }
 }

@@ -393,48 +393,18 @@ impl Services {
         let Some((mut seq, mut hash)) = self.ports.audit.last_audit_before(before).await? else {
             return Ok(0);
         };
-        for sink in &self.config.audit_sinks {
-            let delivered = self
-                .ports
-                .audit
-                .sink_state(&sink.name)
-                .await?
-                .map_or(0, |s| s.delivered_seq);
-            if delivered < seq {
-                tracing::warn!(sink = %sink.name, delivered, "audit retention waits for a sink");
-                seq = delivered;
-            }
-        }
+        seq = self.delivered_to_every_sink(seq).await?;
         let marks = self.ports.audit.audit_truncations().await?;
         let start = marks.last().map(|m| (m.up_to_seq, m.hash.clone()));
         if seq <= start.as_ref().map_or(0, |s| s.0) {
             return Ok(0);
         }
         // Check the part to remove, and take the hash of its last record.
-        let mut v = ChainVerifier::new([]);
-        if let Some((s, h)) = &start {
-            v = v.after_truncation(*s, h);
+        let (fault, last_hash) = self.verify_segment(start.as_ref(), seq).await?;
+        if let Some(h) = last_hash {
+            hash = h;
         }
-        let mut after = start.as_ref().map_or(0, |s| s.0);
-        'walk: while v.fault.is_none() {
-            let page = self.ports.audit.audit_chain(after, 10_000).await?;
-            if page.is_empty() {
-                break;
-            }
-            for r in &page {
-                if r.seq > seq {
-                    break 'walk;
-                }
-                v.push(r);
-                if r.seq == seq {
-                    if let Some(h) = &r.hash {
-                        hash.clone_from(h);
-                    }
-                }
-                after = r.seq;
-            }
-        }
-        if let Some(fault) = v.fault {
+        if let Some(fault) = fault {
             tracing::error!(%fault, "audit retention refused: the records to remove do not verify");
             self.audit(AuditEvent {
                 at: now,
@@ -482,6 +452,57 @@ impl Services {
             .await?;
         tracing::info!(up_to = seq, removed, "audit retention applied");
         Ok(removed)
+    }
+}
+
+impl Services {
+    /// How far retention may cut: not past what a sink has yet to deliver.
+    async fn delivered_to_every_sink(&self, mut seq: i64) -> CoreResult<i64> {
+        for sink in &self.config.audit_sinks {
+            let delivered = self
+                .ports
+                .audit
+                .sink_state(&sink.name)
+                .await?
+                .map_or(0, |s| s.delivered_seq);
+            if delivered < seq {
+                tracing::warn!(sink = %sink.name, delivered, "audit retention waits for a sink");
+                seq = delivered;
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Verifies the chain from the last truncation (or the start) up to
+    /// `seq`: the first fault, and the hash of record `seq`.
+    async fn verify_segment(
+        &self,
+        start: Option<&(i64, Vec<u8>)>,
+        seq: i64,
+    ) -> CoreResult<(Option<String>, Option<Vec<u8>>)> {
+        let mut last_hash = None;
+        let mut v = ChainVerifier::new([]);
+        if let Some((s, h)) = start {
+            v = v.after_truncation(*s, h);
+        }
+        let mut after = start.map_or(0, |s| s.0);
+        'walk: while v.fault.is_none() {
+            let page = self.ports.audit.audit_chain(after, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in &page {
+                if r.seq > seq {
+                    break 'walk;
+                }
+                v.push(r);
+                if r.seq == seq {
+                    last_hash.clone_from(&r.hash);
+                }
+                after = r.seq;
+            }
+        }
+        Ok((v.fault, last_hash))
     }
 }
 

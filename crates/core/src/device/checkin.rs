@@ -13,6 +13,8 @@ use mamori_ports::{
 use mamori_protocol::checkin::{CheckinMessage, Ident};
 use mamori_protocol::connect::{CommandStatus, ConnectRequest};
 use mamori_protocol::results::{self, InventoryResult};
+use std::net::IpAddr;
+use time::OffsetDateTime;
 
 /// An answer to a device: HTTP 200 with this body (empty means "nothing").
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -41,6 +43,8 @@ impl Services {
         self.note_refusal(source, "checkin", r).await
     }
 
+    // Length: the dispatch over every check-in message type, one short arm
+    // each after the one authentication that precedes them all.
     async fn checkin_inner(&self, ev: Evidence<'_>, body: &[u8]) -> CoreResult<DeviceReply> {
         let source = ev.source;
         // Authenticate the raw bytes before decoding them: a client that
@@ -65,29 +69,19 @@ impl Services {
                 product_name,
                 ..
             } => {
-                let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
-                Self::authorize_device(&cert, &key, true)?;
-                self.observe_device_source(&key, source).await?;
-                let device_name = device_name
-                    .map(|n| self.seal_device_text(&key, "device_name", &n))
-                    .transpose()?;
-                let rec = AuthenticateRecord {
-                    device: key,
+                let msg = AuthenticateMsg {
+                    udid,
                     enrollment_id,
                     topic,
-                    fields: InventoryFields {
-                        serial_number,
-                        model,
-                        model_name,
-                        product_name,
-                        device_name,
-                        os_version,
-                        build_version,
-                    },
-                    now,
+                    serial_number,
+                    model,
+                    model_name,
+                    device_name,
+                    os_version,
+                    build_version,
+                    product_name,
                 };
-                self.authenticate(&cert, rec, source).await?;
-                Ok(DeviceReply::default())
+                self.checkin_authenticate(&cert, source, now, msg).await
             }
             CheckinMessage::TokenUpdate {
                 ident,
@@ -97,75 +91,16 @@ impl Services {
                 unlock_token,
                 ..
             } => {
-                let key = device_key(&ident)?;
-                let held = match ident.user_id {
-                    None => self.held_for(&cert, &key).await?,
-                    Some(_) => None,
+                let push = PendingPush {
+                    token,
+                    magic: push_magic,
+                    sealed_unlock_token: None,
                 };
-                if held.is_none() {
-                    Self::authorize_device(&cert, &key, false)?;
-                }
-                let sealed_unlock = match &unlock_token {
-                    Some(tok) => Some(
-                        self.pki
-                            .secret_box
-                            .seal(tok, Some(key.as_str().as_bytes()))
-                            .map_err(|e| CoreError::Internal(e.into()))?,
-                    ),
-                    None => None,
-                };
-                if held.is_some() {
-                    let push = PendingPush {
-                        token,
-                        magic: push_magic,
-                        sealed_unlock_token: sealed_unlock,
-                    };
-                    self.held_token_update(&cert, push).await?;
-                    return Ok(DeviceReply::default());
-                }
-                let rec = TokenUpdateRecord {
-                    device: key.clone(),
-                    user_id: ident.user_id.clone(),
-                    push_token: token,
-                    push_magic,
-                    topic,
-                    sealed_unlock_token: sealed_unlock,
-                    now,
-                };
-                if !self.ports.device.token_update(&rec).await? {
-                    tracing::warn!(device = %key, "TokenUpdate for a device that is not enrolled");
-                    return Err(CoreError::Forbidden("device is not enrolled".into()));
-                }
-                tracing::info!(device = %key, user_channel = ident.user_id.is_some(), "token update");
-                Ok(DeviceReply::default())
+                self.token_update(&cert, now, ident, topic, push, unlock_token)
+                    .await
             }
             CheckinMessage::CheckOut { ident, .. } => {
-                let key = device_key(&ident)?;
-                if let Some(held) = self.held_for(&cert, &key).await? {
-                    self.held_checked_out(&held).await?;
-                    tracing::info!(device = %key, "held identity checked out");
-                    return Ok(DeviceReply::default());
-                }
-                Self::authorize_device(&cert, &key, false)?;
-                if ident.user_id.is_some() {
-                    tracing::info!(device = %key, "user channel checked out");
-                    return Ok(DeviceReply::default());
-                }
-                self.audit(self.device_event(&key, source, AuditAction::DeviceCheckout, None))
-                    .await?;
-                self.ports.device.check_out(&key, now).await?;
-                self.ports
-                    .device
-                    .delete_secret(&bootstrap_name(&key))
-                    .await?;
-                let revoked = self
-                    .ports
-                    .device
-                    .revoke_device_certificates(&key, now)
-                    .await?;
-                self.identities.forget_device(&key);
-                tracing::info!(device = %key, revoked, "device checked out");
-                Ok(DeviceReply::default())
+                self.checked_out(&cert, source, now, &ident).await
             }
             CheckinMessage::UserAuthenticate { ident, .. } => {
                 let key = device_key(&ident)?;
@@ -177,68 +112,11 @@ impl Services {
                 })
             }
             CheckinMessage::SetBootstrapToken { ident, token } => {
-                let key = device_key(&ident)?;
-                Self::authorize_device(&cert, &key, false)?;
-                self.require_enrolled(&key).await?;
-                self.audit(
-                    self.device_event(
-                        &key,
-                        source,
-                        AuditAction::DeviceBootstrapToken,
-                        Some(
-                            if token.is_none() {
-                                "cleared"
-                            } else {
-                                "escrowed"
-                            }
-                            .into(),
-                        ),
-                    ),
-                )
-                .await?;
-                let sealed = self
-                    .pki
-                    .secret_box
-                    .seal(
-                        token.as_deref().unwrap_or_default(),
-                        Some(bootstrap_name(&key).as_bytes()),
-                    )
-                    .map_err(|e| CoreError::Internal(e.into()))?;
-                self.ports
-                    .device
-                    .put_secret(&bootstrap_name(&key), &sealed, now)
-                    .await?;
-                tracing::info!(device = %key, cleared = token.is_none(), "bootstrap token escrowed");
-                Ok(DeviceReply::default())
+                self.escrow_bootstrap_token(&cert, source, now, &ident, token)
+                    .await
             }
             CheckinMessage::GetBootstrapToken { ident } => {
-                let key = device_key(&ident)?;
-                Self::authorize_device(&cert, &key, false)?;
-                self.require_enrolled(&key).await?;
-                self.audit(self.device_event(
-                    &key,
-                    source,
-                    AuditAction::DeviceBootstrapToken,
-                    Some("requested".into()),
-                ))
-                .await?;
-                let name = bootstrap_name(&key);
-                let token = match self.ports.device.secret(&name).await? {
-                    Some(sealed) => self
-                        .pki
-                        .secret_box
-                        .open(&sealed, Some(name.as_bytes()))
-                        .map_err(|e| CoreError::Internal(e.into()))?
-                        .to_vec(),
-                    None => Vec::new(),
-                };
-                tracing::info!(device = %key, found = !token.is_empty(), "bootstrap token requested");
-                if token.is_empty() {
-                    return Ok(DeviceReply::default());
-                }
-                Ok(DeviceReply {
-                    body: mamori_protocol::reply::bootstrap_token(token),
-                })
+                self.bootstrap_token_of(&cert, source, &ident).await
             }
             other => {
                 if let Some(ident) = other.ident() {
@@ -265,7 +143,7 @@ impl Services {
     /// Records a refused device request (the answer stays what it was).
     async fn note_refusal(
         &self,
-        source: Option<std::net::IpAddr>,
+        source: Option<IpAddr>,
         what: &str,
         r: CoreResult<DeviceReply>,
     ) -> CoreResult<DeviceReply> {
@@ -331,7 +209,7 @@ impl Services {
         &self,
         cert: &DeviceCertificate,
         rec: AuthenticateRecord,
-        source: Option<std::net::IpAddr>,
+        source: Option<IpAddr>,
     ) -> CoreResult<()> {
         let key = rec.device.clone();
         let new_identity = cert.device.is_none();
@@ -410,7 +288,7 @@ impl Services {
         &self,
         key: &DeviceKey,
         req: &ConnectRequest,
-        source: Option<std::net::IpAddr>,
+        source: Option<IpAddr>,
     ) -> CoreResult<()> {
         let Some(uuid) = &req.command_uuid else {
             return Err(CoreError::BadRequest("CommandUUID missing".into()));
@@ -554,4 +432,237 @@ fn device_key_of(udid: Option<&str>, enrollment_id: Option<&str>) -> CoreResult<
 /// Name under which a device's bootstrap token is kept sealed.
 fn bootstrap_name(key: &DeviceKey) -> String {
     format!("bootstrap-token:{key}")
+}
+
+impl Services {
+    /// `TokenUpdate`: the device's (or user channel's) push token, magic
+    /// and unlock token; held for a re-enrollment waiting for approval.
+    async fn token_update(
+        &self,
+        cert: &DeviceCertificate,
+        now: OffsetDateTime,
+        ident: Ident,
+        topic: String,
+        push: PendingPush,
+        unlock_token: Option<Vec<u8>>,
+    ) -> CoreResult<DeviceReply> {
+        let key = device_key(&ident)?;
+        let held = match ident.user_id {
+            None => self.held_for(cert, &key).await?,
+            Some(_) => None,
+        };
+        if held.is_none() {
+            Self::authorize_device(cert, &key, false)?;
+        }
+        let sealed_unlock = match &unlock_token {
+            Some(tok) => Some(
+                self.pki
+                    .secret_box
+                    .seal(tok, Some(key.as_str().as_bytes()))
+                    .map_err(|e| CoreError::Internal(e.into()))?,
+            ),
+            None => None,
+        };
+        let push = PendingPush {
+            sealed_unlock_token: sealed_unlock,
+            ..push
+        };
+        if held.is_some() {
+            self.held_token_update(cert, push).await?;
+            return Ok(DeviceReply::default());
+        }
+        let rec = TokenUpdateRecord {
+            device: key.clone(),
+            user_id: ident.user_id.clone(),
+            push_token: push.token,
+            push_magic: push.magic,
+            topic,
+            sealed_unlock_token: push.sealed_unlock_token,
+            now,
+        };
+        if !self.ports.device.token_update(&rec).await? {
+            tracing::warn!(device = %key, "TokenUpdate for a device that is not enrolled");
+            return Err(CoreError::Forbidden("device is not enrolled".into()));
+        }
+        tracing::info!(device = %key, user_channel = ident.user_id.is_some(), "token update");
+        Ok(DeviceReply::default())
+    }
+
+    /// `CheckOut`: the MDM profile was removed; the device's identity ends.
+    async fn checked_out(
+        &self,
+        cert: &DeviceCertificate,
+        source: Option<IpAddr>,
+        now: OffsetDateTime,
+        ident: &Ident,
+    ) -> CoreResult<DeviceReply> {
+        let key = device_key(ident)?;
+        if let Some(held) = self.held_for(cert, &key).await? {
+            self.held_checked_out(&held).await?;
+            tracing::info!(device = %key, "held identity checked out");
+            return Ok(DeviceReply::default());
+        }
+        Self::authorize_device(cert, &key, false)?;
+        if ident.user_id.is_some() {
+            tracing::info!(device = %key, "user channel checked out");
+            return Ok(DeviceReply::default());
+        }
+        self.audit(self.device_event(&key, source, AuditAction::DeviceCheckout, None))
+            .await?;
+        self.ports.device.check_out(&key, now).await?;
+        self.ports
+            .device
+            .delete_secret(&bootstrap_name(&key))
+            .await?;
+        let revoked = self
+            .ports
+            .device
+            .revoke_device_certificates(&key, now)
+            .await?;
+        self.identities.forget_device(&key);
+        tracing::info!(device = %key, revoked, "device checked out");
+        Ok(DeviceReply::default())
+    }
+
+    /// `SetBootstrapToken`: the token escrowed, sealed (or cleared).
+    async fn escrow_bootstrap_token(
+        &self,
+        cert: &DeviceCertificate,
+        source: Option<IpAddr>,
+        now: OffsetDateTime,
+        ident: &Ident,
+        token: Option<Vec<u8>>,
+    ) -> CoreResult<DeviceReply> {
+        let key = device_key(ident)?;
+        Self::authorize_device(cert, &key, false)?;
+        self.require_enrolled(&key).await?;
+        self.audit(
+            self.device_event(
+                &key,
+                source,
+                AuditAction::DeviceBootstrapToken,
+                Some(
+                    if token.is_none() {
+                        "cleared"
+                    } else {
+                        "escrowed"
+                    }
+                    .into(),
+                ),
+            ),
+        )
+        .await?;
+        let sealed = self
+            .pki
+            .secret_box
+            .seal(
+                token.as_deref().unwrap_or_default(),
+                Some(bootstrap_name(&key).as_bytes()),
+            )
+            .map_err(|e| CoreError::Internal(e.into()))?;
+        self.ports
+            .device
+            .put_secret(&bootstrap_name(&key), &sealed, now)
+            .await?;
+        tracing::info!(device = %key, cleared = token.is_none(), "bootstrap token escrowed");
+        Ok(DeviceReply::default())
+    }
+
+    /// `GetBootstrapToken`: the escrowed token, if any.
+    async fn bootstrap_token_of(
+        &self,
+        cert: &DeviceCertificate,
+        source: Option<IpAddr>,
+        ident: &Ident,
+    ) -> CoreResult<DeviceReply> {
+        let key = device_key(ident)?;
+        Self::authorize_device(cert, &key, false)?;
+        self.require_enrolled(&key).await?;
+        self.audit(self.device_event(
+            &key,
+            source,
+            AuditAction::DeviceBootstrapToken,
+            Some("requested".into()),
+        ))
+        .await?;
+        let name = bootstrap_name(&key);
+        let token = match self.ports.device.secret(&name).await? {
+            Some(sealed) => self
+                .pki
+                .secret_box
+                .open(&sealed, Some(name.as_bytes()))
+                .map_err(|e| CoreError::Internal(e.into()))?
+                .to_vec(),
+            None => Vec::new(),
+        };
+        tracing::info!(device = %key, found = !token.is_empty(), "bootstrap token requested");
+        if token.is_empty() {
+            return Ok(DeviceReply::default());
+        }
+        Ok(DeviceReply {
+            body: mamori_protocol::reply::bootstrap_token(token),
+        })
+    }
+}
+
+/// The fields of an `Authenticate` message that enrollment keeps.
+struct AuthenticateMsg {
+    udid: Option<String>,
+    enrollment_id: Option<String>,
+    topic: String,
+    serial_number: Option<String>,
+    model: Option<String>,
+    model_name: Option<String>,
+    device_name: Option<String>,
+    os_version: Option<String>,
+    build_version: Option<String>,
+    product_name: Option<String>,
+}
+
+impl Services {
+    /// `Authenticate`: the device (or user enrollment) presents itself
+    /// with the identity it just obtained.
+    async fn checkin_authenticate(
+        &self,
+        cert: &DeviceCertificate,
+        source: Option<IpAddr>,
+        now: OffsetDateTime,
+        msg: AuthenticateMsg,
+    ) -> CoreResult<DeviceReply> {
+        let AuthenticateMsg {
+            udid,
+            enrollment_id,
+            topic,
+            serial_number,
+            model,
+            model_name,
+            device_name,
+            os_version,
+            build_version,
+            product_name,
+        } = msg;
+        let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
+        Self::authorize_device(cert, &key, true)?;
+        self.observe_device_source(&key, source).await?;
+        let device_name = device_name
+            .map(|n| self.seal_device_text(&key, "device_name", &n))
+            .transpose()?;
+        let rec = AuthenticateRecord {
+            device: key,
+            enrollment_id,
+            topic,
+            fields: InventoryFields {
+                serial_number,
+                model,
+                model_name,
+                product_name,
+                device_name,
+                os_version,
+                build_version,
+            },
+            now,
+        };
+        self.authenticate(cert, rec, source).await?;
+        Ok(DeviceReply::default())
+    }
 }

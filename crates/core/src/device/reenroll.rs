@@ -332,6 +332,8 @@ impl Services {
     }
 
     /// Approves a held identity: it becomes the enrollment's only one.
+    // Length: the steps of an approval in the one order that is safe to
+    // repeat (see inside); kept together so that order reads at once.
     pub async fn approve_reenrollment(
         &self,
         by: &Authorized<EnrollmentWrite>,

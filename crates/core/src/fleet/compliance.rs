@@ -175,6 +175,23 @@ fn flag(v: Option<&serde_json::Value>, key: &str) -> Option<bool> {
         .and_then(serde_json::Value::as_bool)
 }
 
+/// Why a device fails the encryption rule (FileVault on a Mac, data
+/// protection elsewhere), if it does.
+fn encryption_reason(platform: &str, sec: Option<&serde_json::Value>) -> Option<String> {
+    let encrypted = if platform == "macOS" {
+        flag(sec, "FDE_Enabled")
+    } else {
+        sec.and_then(|s| s.get("HardwareEncryptionCaps"))
+            .and_then(serde_json::Value::as_i64)
+            .map(|caps| caps & 2 == 2)
+    };
+    match encrypted {
+        Some(true) => None,
+        None => Some("encryption_unknown: no SecurityInfo yet".to_owned()),
+        Some(false) => Some("encryption: off".to_owned()),
+    }
+}
+
 /// Evaluates one device against the rules of its groups (pure).
 pub fn evaluate(
     d: &Device,
@@ -219,18 +236,7 @@ pub fn evaluate(
             }
         }
         if r.require_encryption {
-            let encrypted = if platform == "macOS" {
-                flag(sec, "FDE_Enabled")
-            } else {
-                sec.and_then(|s| s.get("HardwareEncryptionCaps"))
-                    .and_then(serde_json::Value::as_i64)
-                    .map(|caps| caps & 2 == 2)
-            };
-            match encrypted {
-                Some(true) => {}
-                None => reasons.push("encryption_unknown: no SecurityInfo yet".to_owned()),
-                Some(false) => reasons.push("encryption: off".to_owned()),
-            }
+            reasons.extend(encryption_reason(platform, sec));
         }
         if r.require_supervised {
             match supervised {

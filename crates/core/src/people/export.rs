@@ -11,7 +11,7 @@ use crate::access::Authorized;
 use crate::access::ClientContext;
 use crate::admin::approvals::{Dangerous, EXPORT_TTL};
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{Approval, ApprovalStatus};
+use mamori_domain::{Approval, ApprovalStatus, PersonId};
 use mamori_domain::{AuditAction, Outcome};
 use zeroize::Zeroizing;
 
@@ -110,40 +110,7 @@ impl Services {
                 "the export was downloaded already or has expired; ask again".into(),
             ));
         }
-        let mut csv = csv::Writer::from_writer(Vec::new());
-        let mut header = vec!["person_id"];
-        header.extend(fields.iter().map(String::as_str));
-        csv.write_record(&header)
-            .map_err(|e| CoreError::Internal(e.into()))?;
-        let mut people = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.ports.people.list_people(after.as_ref(), 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for r in &page {
-                let f = self.open_fields(r)?;
-                let mut row: Vec<String> = vec![r.id.to_string()];
-                for name in &fields {
-                    let v = match name.as_str() {
-                        "name" => f.name.as_str(),
-                        "user_id" => f.user_id.as_str(),
-                        "email" => f.email.as_str(),
-                        "department" => f.department.as_deref().unwrap_or(""),
-                        _ => f.phone.as_deref().unwrap_or(""),
-                    };
-                    row.push(cell(v).into_owned());
-                }
-                csv.write_record(&row)
-                    .map_err(|e| CoreError::Internal(e.into()))?;
-                row.iter_mut().for_each(zeroize::Zeroize::zeroize);
-                people.push(r.id.clone());
-            }
-        }
-        let out = Zeroizing::new(
-            csv.into_inner()
-                .map_err(|e| CoreError::Internal(e.into()))?,
-        );
+        let (out, people) = self.export_csv(&fields).await?;
         // Recorded before the file leaves; if a record cannot be written,
         // nothing is sent.
         let detail = format!("fields={}", fields.join(","));
@@ -176,6 +143,51 @@ impl Services {
         )
         .await?;
         Ok(out)
+    }
+}
+
+impl Services {
+    /// Every person's chosen fields as CSV (cells that a spreadsheet would
+    /// run as formulas neutralised), and whose rows it holds.
+    async fn export_csv(
+        &self,
+        fields: &[String],
+    ) -> CoreResult<(Zeroizing<Vec<u8>>, Vec<PersonId>)> {
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["person_id"];
+        header.extend(fields.iter().map(String::as_str));
+        csv.write_record(&header)
+            .map_err(|e| CoreError::Internal(e.into()))?;
+        let mut people = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.ports.people.list_people(after.as_ref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for r in &page {
+                let f = self.open_fields(r)?;
+                let mut row: Vec<String> = vec![r.id.to_string()];
+                for name in fields {
+                    let v = match name.as_str() {
+                        "name" => f.name.as_str(),
+                        "user_id" => f.user_id.as_str(),
+                        "email" => f.email.as_str(),
+                        "department" => f.department.as_deref().unwrap_or(""),
+                        _ => f.phone.as_deref().unwrap_or(""),
+                    };
+                    row.push(cell(v).into_owned());
+                }
+                csv.write_record(&row)
+                    .map_err(|e| CoreError::Internal(e.into()))?;
+                row.iter_mut().for_each(zeroize::Zeroize::zeroize);
+                people.push(r.id.clone());
+            }
+        }
+        let out = Zeroizing::new(
+            csv.into_inner()
+                .map_err(|e| CoreError::Internal(e.into()))?,
+        );
+        Ok((out, people))
     }
 }
 

@@ -4,10 +4,16 @@
 
 mod directory;
 pub mod export;
+mod import;
+mod keys;
 pub mod offboard;
+mod retention;
 pub mod vault;
 
 pub use directory::*;
+pub use import::*;
+pub use keys::*;
+pub use retention::*;
 
 use mamori_ports::{
     ApprovalStore, CertStore, DepartmentStore, DeviceStore, PeopleStore, SecretStore,

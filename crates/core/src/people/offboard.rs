@@ -17,7 +17,7 @@ use crate::access::Authorized;
 use crate::access::ClientContext;
 use crate::device::retire::OFFBOARD_GRACE;
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{AdminId, CommandUuid, DeviceKey, Permission};
+use mamori_domain::{AdminAccount, AdminId, CommandUuid, DeviceKey, Permission, PersonId};
 use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -183,76 +183,11 @@ impl Services {
                 kept.push(a.name.clone());
             }
         }
-        let mut accounts_waiting = Vec::new();
-        for a in wait {
-            let approval = self
-                .request_approval(
-                    actor,
-                    ctx,
-                    crate::admin::approvals::Dangerous::DisableAdmin {
-                        admin: a.name.clone(),
-                    },
-                    &format!("offboarding of {}", rec.id),
-                )
-                .await?;
-            accounts_waiting.push(AccountWaiting {
-                name: a.name,
-                approval: approval.id,
-            });
-        }
-        let mut accounts = Vec::new();
-        for (_, name, sessions, tokens) in closed {
-            self.audit(
-                self.audit_record(
-                    &actor.label(),
-                    ctx,
-                    AuditAction::AdminDisable,
-                    Outcome::Success,
-                )
-                .target(&name)
-                .detail(format!(
-                    "reason=offboarded; sessions revoked={sessions}; tokens revoked={tokens}"
-                )),
-            )
+        let accounts_waiting = self.ask_to_close(actor, ctx, wait, &rec.id).await?;
+        let accounts = self.record_closed_accounts(actor, ctx, closed).await?;
+        let (devices, erase_approval) = self
+            .offboard_devices(actor, ctx, &rec.id, action, now)
             .await?;
-            accounts.push(AccountClosed {
-                name,
-                sessions_revoked: sessions,
-                tokens_revoked: tokens,
-            });
-        }
-        let mut devices = Vec::new();
-        let mut to_erase = Vec::new();
-        for device in self.ports.people.person_devices(&rec.id).await? {
-            let enrolled = self.is_enrolled(&device).await?;
-            if action == OffboardAction::Erase && enrolled {
-                to_erase.push(device.clone());
-                devices.push(DeviceOffboarded {
-                    udid: device,
-                    command_uuid: None,
-                    certificates_revoked: 0,
-                    revoke_deadline: None,
-                });
-                continue;
-            }
-            devices.push(self.offboard_device(actor, ctx, &device, now).await?);
-        }
-        let erase_approval = if to_erase.is_empty() {
-            None
-        } else {
-            let a = self
-                .request_approval(
-                    actor,
-                    ctx,
-                    crate::admin::approvals::Dangerous::EraseDevices {
-                        devices: to_erase,
-                        command: serde_json::json!({"RequestType": "EraseDevice"}),
-                    },
-                    &format!("offboarding of {}", rec.id),
-                )
-                .await?;
-            Some(a.id)
-        };
         let departed_at = self
             .ports
             .people
@@ -366,5 +301,112 @@ impl Services {
             }
         }
         Ok(None)
+    }
+}
+
+impl Services {
+    /// Asks a second administrator to close each linked account the
+    /// requester may not close.
+    async fn ask_to_close(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        wait: Vec<AdminAccount>,
+        person: &PersonId,
+    ) -> CoreResult<Vec<AccountWaiting>> {
+        let mut accounts_waiting = Vec::new();
+        for a in wait {
+            let approval = self
+                .request_approval(
+                    actor,
+                    ctx,
+                    crate::admin::approvals::Dangerous::DisableAdmin {
+                        admin: a.name.clone(),
+                    },
+                    &format!("offboarding of {person}"),
+                )
+                .await?;
+            accounts_waiting.push(AccountWaiting {
+                name: a.name,
+                approval: approval.id,
+            });
+        }
+        Ok(accounts_waiting)
+    }
+
+    /// Records each account the offboarding closed.
+    async fn record_closed_accounts(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        closed: Vec<(AdminId, String, u64, u64)>,
+    ) -> CoreResult<Vec<AccountClosed>> {
+        let mut accounts = Vec::new();
+        for (_, name, sessions, tokens) in closed {
+            self.audit(
+                self.audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::AdminDisable,
+                    Outcome::Success,
+                )
+                .target(&name)
+                .detail(format!(
+                    "reason=offboarded; sessions revoked={sessions}; tokens revoked={tokens}"
+                )),
+            )
+            .await?;
+            accounts.push(AccountClosed {
+                name,
+                sessions_revoked: sessions,
+                tokens_revoked: tokens,
+            });
+        }
+        Ok(accounts)
+    }
+
+    /// Takes each of the person's devices out of management; with the
+    /// erase action, the enrolled ones wait for a second administrator.
+    async fn offboard_devices(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        person: &PersonId,
+        action: OffboardAction,
+        now: OffsetDateTime,
+    ) -> CoreResult<(Vec<DeviceOffboarded>, Option<String>)> {
+        let mut devices = Vec::new();
+        let mut to_erase = Vec::new();
+        for device in self.ports.people.person_devices(person).await? {
+            let enrolled = self.is_enrolled(&device).await?;
+            if action == OffboardAction::Erase && enrolled {
+                to_erase.push(device.clone());
+                devices.push(DeviceOffboarded {
+                    udid: device,
+                    command_uuid: None,
+                    certificates_revoked: 0,
+                    revoke_deadline: None,
+                });
+                continue;
+            }
+            devices.push(self.offboard_device(actor, ctx, &device, now).await?);
+        }
+        let erase_approval = if to_erase.is_empty() {
+            None
+        } else {
+            let a = self
+                .request_approval(
+                    actor,
+                    ctx,
+                    crate::admin::approvals::Dangerous::EraseDevices {
+                        devices: to_erase,
+                        command: serde_json::json!({"RequestType": "EraseDevice"}),
+                    },
+                    &format!("offboarding of {person}"),
+                )
+                .await?;
+            Some(a.id)
+        };
+        Ok((devices, erase_approval))
     }
 }
