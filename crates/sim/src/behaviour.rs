@@ -8,6 +8,8 @@ use crate::command::{Command, ErrorChainItem, Response};
 use crate::hardware::DeviceInfo;
 use crate::profile::{opt_str, parse_profile_dict, payload_dicts};
 
+mod lock;
+
 /// `MCProfileErrorDomain` code the simulator uses for unparsable profiles.
 pub const ERR_MALFORMED_PROFILE: i64 = 1000;
 /// `MCProfileErrorDomain` code the simulator uses for removing a profile that
@@ -282,72 +284,16 @@ pub fn builtin_response(info: &DeviceInfo, state: &mut DeviceState, cmd: &Comman
         "InstallProfile" => install_profile(state, cmd),
         "RemoveProfile" => remove_profile(state, cmd),
         "InstalledApplicationList" => installed_apps(state, cmd),
-        "DeviceLock" => {
-            if info.is_mac() {
-                // A Mac needs a six-digit PIN to unlock it afterwards.
-                match cmd.get("PIN").and_then(Value::as_string) {
-                    Some(pin) if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) => {
-                        state.lock_pin = Some(pin.to_owned());
-                    }
-                    _ => return Response::CommandFormatError,
-                }
-            }
-            state.locked = true;
-            Response::ack()
-        }
-        "EnableLostMode" => {
-            if info.is_mac() {
-                return Response::unknown_request_type();
-            }
-            state.lost_mode = true;
-            state.lost_message = cmd
-                .get("Message")
-                .and_then(Value::as_string)
-                .map(str::to_owned);
-            Response::ack()
-        }
-        "DisableLostMode" => {
-            state.lost_mode = false;
-            state.lost_message = None;
-            Response::ack()
-        }
-        "PlayLostModeSound" | "DeviceLocation" if !state.lost_mode => {
-            Response::Error(vec![ErrorChainItem::new(
-                12067,
-                "MCMDMErrorDomain",
-                "The device is not in Lost Mode.",
-            )])
-        }
+        "DeviceLock" => lock::device_lock(info, state, cmd),
+        "EnableLostMode" => lock::enable_lost_mode(info, state, cmd),
+        "DisableLostMode" => lock::disable_lost_mode(state),
+        "PlayLostModeSound" | "DeviceLocation" if !state.lost_mode => lock::not_in_lost_mode(),
         "PlayLostModeSound" => {
             state.lost_sounds += 1;
             Response::ack()
         }
-        "DeviceLocation" => {
-            let mut d = Dictionary::new();
-            d.insert("Latitude".into(), Value::Real(state.location.0));
-            d.insert("Longitude".into(), Value::Real(state.location.1));
-            d.insert("HorizontalAccuracy".into(), Value::Real(12.0));
-            d.insert("VerticalAccuracy".into(), Value::Real(8.0));
-            d.insert("Altitude".into(), Value::Real(40.0));
-            d.insert("Speed".into(), Value::Real(0.0));
-            d.insert("Course".into(), Value::Real(0.0));
-            d.insert("Timestamp".into(), s("2026-11-24T09:30:00Z"));
-            Response::Acknowledged(d)
-        }
-        "ClearPasscode" => {
-            let given = cmd.get("UnlockToken").and_then(Value::as_data);
-            match (&state.unlock_token, given) {
-                (Some(want), Some(got)) if want.as_slice() == got => {
-                    state.passcode_clears += 1;
-                    Response::ack()
-                }
-                _ => Response::Error(vec![ErrorChainItem::new(
-                    12021,
-                    "MCMDMErrorDomain",
-                    "The unlock token is invalid.",
-                )]),
-            }
-        }
+        "DeviceLocation" => lock::device_location(state),
+        "ClearPasscode" => lock::clear_passcode(state, cmd),
         "RestartDevice" => {
             state.restarts += 1;
             Response::ack()

@@ -4,12 +4,15 @@
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_domain::{
-    AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, SessionStage,
-    Suspension, WebauthnCredential,
+    AdminAccount, AdminCredentials, AdminId, AdminSession, Role, SessionId, Suspension,
+    WebauthnCredential,
 };
 use mamori_ports::{AdminStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
+
+mod factors;
+mod sessions;
 
 /// The columns of an [`AdminAccount`] (never the secrets), as a string
 /// literal so it can be `concat!`ed into whole statements.
@@ -31,11 +34,6 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 fn admin_id(r: &Row<'_>, name: &str) -> StoreResult<AdminId> {
     let v: String = col(r, name)?;
     AdminId::parse(&v).map_err(err)
-}
-
-fn session_id(r: &Row<'_>) -> StoreResult<SessionId> {
-    let v: String = col(r, "id")?;
-    SessionId::parse(&v).map_err(err)
 }
 
 fn u32_col(r: &Row<'_>, name: &str) -> StoreResult<u32> {
@@ -105,35 +103,6 @@ fn credentials_from_row(r: &Row<'_>) -> StoreResult<AdminCredentials> {
         totp_sealed: col(r, "totp_sealed")?,
         totp_pending_sealed: col(r, "totp_pending_sealed")?,
         totp_last_step: step.map(u64::try_from).transpose().map_err(err)?,
-    })
-}
-
-fn webauthn_from_row(r: &Row<'_>) -> StoreResult<WebauthnCredential> {
-    Ok(WebauthnCredential {
-        id: col(r, "id")?,
-        admin_id: admin_id(r, "admin_id")?,
-        name: col(r, "name")?,
-        data: col(r, "data")?,
-        created_at: from_ts(col(r, "created_at")?)?,
-        last_used_at: from_opt_ts(col(r, "last_used_at")?)?,
-        usable_from: from_opt_ts(col(r, "usable_from")?)?,
-    })
-}
-
-fn session_from_row(r: &Row<'_>) -> StoreResult<AdminSession> {
-    let stage: String = col(r, "stage")?;
-    Ok(AdminSession {
-        id: session_id(r)?,
-        admin_id: admin_id(r, "admin_id")?,
-        stage: SessionStage::parse(&stage)
-            .ok_or_else(|| StoreError::new(format!("unknown session stage {stage:?}")))?,
-        created_at: from_ts(col(r, "created_at")?)?,
-        last_seen_at: from_ts(col(r, "last_seen_at")?)?,
-        expires_at: from_ts(col(r, "expires_at")?)?,
-        source: col(r, "source")?,
-        client_hash: col(r, "client_hash")?,
-        step_up_at: from_opt_ts(col(r, "step_up_at")?)?,
-        revoked_at: from_opt_ts(col(r, "revoked_at")?)?,
     })
 }
 
@@ -298,16 +267,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn delete_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool> {
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "DELETE FROM admin_webauthn WHERE admin_id = ? AND id = ?",
-                    params![admin.as_str(), credential_id],
-                )
-            })
-            .await?;
-        Ok(n == 1)
+        self.write(|c| factors::delete_webauthn(c, admin, credential_id))
+            .await
     }
 
     async fn set_totp_pending(&self, id: &AdminId, sealed: Option<&[u8]>) -> StoreResult<()> {
@@ -517,23 +478,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn replace_recovery_codes(&self, id: &AdminId, hashes: &[String]) -> StoreResult<()> {
-        self.write(|c| {
-            let tx = c.transaction().map_err(db)?;
-            exec(
-                &tx,
-                "DELETE FROM admin_recovery_codes WHERE admin_id = ?",
-                [id.as_str()],
-            )?;
-            for h in hashes {
-                exec(
-                    &tx,
-                    "INSERT INTO admin_recovery_codes (admin_id, code_hash) VALUES (?, ?)",
-                    [id.as_str(), h.as_str()],
-                )?;
-            }
-            tx.commit().map_err(db)
-        })
-        .await
+        self.write(|c| factors::replace_recovery_codes(c, id, hashes))
+            .await
     }
 
     async fn use_recovery_code(
@@ -542,81 +488,25 @@ impl AdminStore for SqliteStore {
         hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "UPDATE admin_recovery_codes SET used_at = ?
-                     WHERE admin_id = ? AND code_hash = ? AND used_at IS NULL",
-                    params![ts(now), id.as_str(), hash],
-                )
-            })
-            .await?;
-        Ok(n == 1)
+        self.write(|c| factors::use_recovery_code(c, id, hash, now))
+            .await
     }
 
     async fn recovery_codes_left(&self, id: &AdminId) -> StoreResult<u32> {
-        self.read(|c| {
-            query_opt(
-                c,
-                "SELECT COUNT(*) AS n FROM admin_recovery_codes
-                 WHERE admin_id = ? AND used_at IS NULL",
-                [id.as_str()],
-                |r| u32_col(r, "n"),
-            )
-        })
-        .await
-        .map(Option::unwrap_or_default)
+        self.read(|c| factors::recovery_codes_left(c, id)).await
     }
 
     async fn insert_webauthn(&self, w: &WebauthnCredential) -> StoreResult<bool> {
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "INSERT INTO admin_webauthn
-                         (id, admin_id, name, data, created_at, last_used_at, usable_from)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (id) DO NOTHING",
-                    params![
-                        w.id,
-                        w.admin_id.as_str(),
-                        w.name,
-                        w.data,
-                        ts(w.created_at),
-                        w.last_used_at.map(ts),
-                        w.usable_from.map(ts)
-                    ],
-                )
-            })
-            .await?;
-        Ok(n == 1)
+        self.write(|c| factors::insert_webauthn(c, w)).await
     }
 
     async fn webauthn_credentials(&self, id: &AdminId) -> StoreResult<Vec<WebauthnCredential>> {
-        self.read(|c| {
-            query_all(
-                c,
-                "SELECT * FROM admin_webauthn WHERE admin_id = ? ORDER BY created_at, id",
-                [id.as_str()],
-                webauthn_from_row,
-            )
-        })
-        .await
+        self.read(|c| factors::webauthn_of(c, id)).await
     }
 
     async fn activate_webauthn(&self, admin: &AdminId, credential_id: &str) -> StoreResult<bool> {
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "UPDATE admin_webauthn SET usable_from = NULL
-                     WHERE admin_id = ? AND id = ? AND usable_from IS NOT NULL",
-                    params![admin.as_str(), credential_id],
-                )
-            })
-            .await?;
-        Ok(n == 1)
+        self.write(|c| factors::activate_webauthn(c, admin, credential_id))
+            .await
     }
 
     async fn update_webauthn(
@@ -625,78 +515,24 @@ impl AdminStore for SqliteStore {
         data: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.write(|c| {
-            exec(
-                c,
-                "UPDATE admin_webauthn SET data = ?, last_used_at = ? WHERE id = ?",
-                params![data, ts(now), credential_id],
-            )
-        })
-        .await?;
-        Ok(())
+        self.write(|c| factors::update_webauthn(c, credential_id, data, now))
+            .await
     }
 
     async fn insert_session(&self, s: &AdminSession, secret_hash: &str) -> StoreResult<()> {
-        self.write(|c| {
-            exec(
-                c,
-                "INSERT INTO admin_sessions
-                 (id, secret_hash, admin_id, stage, created_at, last_seen_at, expires_at,
-                  source, client_hash, step_up_at, revoked_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    s.id.as_str(),
-                    secret_hash,
-                    s.admin_id.as_str(),
-                    s.stage.as_str(),
-                    ts(s.created_at),
-                    ts(s.last_seen_at),
-                    ts(s.expires_at),
-                    s.source,
-                    s.client_hash,
-                    s.step_up_at.map(ts),
-                    s.revoked_at.map(ts)
-                ],
-            )
-        })
-        .await?;
-        Ok(())
+        self.write(|c| sessions::insert(c, s, secret_hash)).await
     }
 
     async fn session_by_secret(&self, secret_hash: &str) -> StoreResult<Option<AdminSession>> {
-        self.read(|c| {
-            query_opt(
-                c,
-                "SELECT * FROM admin_sessions WHERE secret_hash = ?",
-                [secret_hash],
-                session_from_row,
-            )
-        })
-        .await
+        self.read(|c| sessions::by_secret(c, secret_hash)).await
     }
 
     async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()> {
-        self.write(|c| {
-            exec(
-                c,
-                "UPDATE admin_sessions SET last_seen_at = ? WHERE id = ?",
-                params![ts(now), id.as_str()],
-            )
-        })
-        .await?;
-        Ok(())
+        self.write(|c| sessions::touch(c, id, now)).await
     }
 
     async fn set_session_step_up(&self, id: &SessionId, now: OffsetDateTime) -> StoreResult<()> {
-        self.write(|c| {
-            exec(
-                c,
-                "UPDATE admin_sessions SET step_up_at = ? WHERE id = ?",
-                params![ts(now), id.as_str()],
-            )
-        })
-        .await?;
-        Ok(())
+        self.write(|c| sessions::set_step_up(c, id, now)).await
     }
 
     async fn revoke_session(
@@ -705,17 +541,7 @@ impl AdminStore for SqliteStore {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "UPDATE admin_sessions SET revoked_at = ?
-                     WHERE id = ? AND admin_id = ? AND revoked_at IS NULL",
-                    params![ts(now), id.as_str(), admin.as_str()],
-                )
-            })
-            .await?;
-        Ok(n == 1)
+        self.write(|c| sessions::revoke(c, admin, id, now)).await
     }
 
     async fn revoke_admin_sessions(
@@ -724,19 +550,8 @@ impl AdminStore for SqliteStore {
         keep: Option<&SessionId>,
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
-        // Session IDs are never empty, so "" keeps nothing.
-        let keep = keep.map_or("", SessionId::as_str);
-        let n = self
-            .write(|c| {
-                exec(
-                    c,
-                    "UPDATE admin_sessions SET revoked_at = ?
-                     WHERE admin_id = ? AND revoked_at IS NULL AND id <> ?",
-                    params![ts(now), admin.as_str(), keep],
-                )
-            })
-            .await?;
-        Ok(n as u64)
+        self.write(|c| sessions::revoke_all(c, admin, keep, now))
+            .await
     }
 
     async fn list_sessions(
@@ -744,16 +559,6 @@ impl AdminStore for SqliteStore {
         admin: &AdminId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<AdminSession>> {
-        self.read(|c| {
-            query_all(
-                c,
-                "SELECT * FROM admin_sessions
-                 WHERE admin_id = ? AND revoked_at IS NULL AND expires_at > ?
-                 ORDER BY created_at DESC, id",
-                params![admin.as_str(), ts(now)],
-                session_from_row,
-            )
-        })
-        .await
+        self.read(|c| sessions::list_live(c, admin, now)).await
     }
 }

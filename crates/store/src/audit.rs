@@ -357,6 +357,22 @@ mod tests {
         serde_json::to_value(b.finish(from, to, actor)).unwrap()
     }
 
+    /// Appends `e` as the next record of the chain (its hash made unique
+    /// by its sequence number).
+    async fn append_next(s: &SqliteStore, e: AuditEvent) {
+        let head = s.audit_head().await.unwrap();
+        let mut hash = head.hash.clone();
+        hash[..8].copy_from_slice(&(head.seq + 1).to_be_bytes());
+        let rec = ChainedRecord {
+            seq: head.seq + 1,
+            event: e,
+            prev_hash: Some(head.hash),
+            hash: Some(hash),
+        };
+        let written = s.append_audit(std::slice::from_ref(&rec)).await.unwrap();
+        assert_eq!(written, Chained::Written(()));
+    }
+
     #[tokio::test]
     async fn the_access_scan_reads_the_window_the_actions_and_the_actor() {
         let dir = tempfile::tempdir().unwrap();
@@ -394,17 +410,7 @@ mod tests {
                 "fields=name",
             ),
         ] {
-            let head = s.audit_head().await.unwrap();
-            let mut hash = head.hash.clone();
-            hash[..8].copy_from_slice(&(head.seq + 1).to_be_bytes());
-            let rec = ChainedRecord {
-                seq: head.seq + 1,
-                event: e,
-                prev_hash: Some(head.hash),
-                hash: Some(hash),
-            };
-            let written = s.append_audit(std::slice::from_ref(&rec)).await.unwrap();
-            assert_eq!(written, Chained::Written(()));
+            append_next(&s, e).await;
         }
         let all = scope(&s, now(), now() + h * 3, None).await;
         assert_eq!(

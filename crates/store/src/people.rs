@@ -8,9 +8,13 @@ use mamori_domain::{
     AdminAccount, AdminId, CommandUuid, DeviceKey, EmploymentStatus, PersonId, PersonRecord,
 };
 use mamori_ports::{PeopleConflict, PeopleStore, PersonIndex, StoreError, StoreResult};
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Row};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
+
+mod unique;
+
+use unique::{insert_batch, is_unique_violation, taken_index};
 
 /// The columns of a [`PersonRecord`] (the row joined with its key), as a
 /// string literal so it can be `concat!`ed into whole statements.
@@ -55,113 +59,6 @@ pub(crate) fn person_from_row(r: &Row<'_>) -> StoreResult<PersonRecord> {
         user_id_index: col(r, "user_id_index")?,
         department_index: col(r, "department_index")?,
     })
-}
-
-/// Whether the statement failed on a UNIQUE constraint (not the primary key).
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == ErrorCode::ConstraintViolation
-                && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
-/// Which of `rec`'s blind indexes another person (not `rec.id`) already
-/// holds, e-mail first; `None` when neither.
-fn taken_index(c: &Connection, rec: &PersonRecord) -> StoreResult<Option<PersonIndex>> {
-    let taken = |sql: &str, hash: &str| {
-        query_opt(c, sql, params![hash, rec.id.as_str()], |_| Ok(())).map(|o| o.is_some())
-    };
-    if taken(
-        "SELECT 1 FROM people WHERE email_index = ? AND id <> ?",
-        &rec.email_index,
-    )? {
-        return Ok(Some(PersonIndex::Email));
-    }
-    if taken(
-        "SELECT 1 FROM people WHERE user_id_index = ? AND id <> ?",
-        &rec.user_id_index,
-    )? {
-        return Ok(Some(PersonIndex::UserId));
-    }
-    Ok(None)
-}
-
-/// The first row of the batch that repeats an earlier row's index, if any.
-fn first_in_batch_duplicate(people: &[PersonRecord]) -> Option<usize> {
-    let mut emails = HashSet::with_capacity(people.len());
-    let mut user_ids = HashSet::with_capacity(people.len());
-    people.iter().position(|p| {
-        let dup_email = !emails.insert(p.email_index.as_str());
-        let dup_user = !user_ids.insert(p.user_id_index.as_str());
-        dup_email || dup_user
-    })
-}
-
-/// Inserts a batch in one transaction, committed only when every row went
-/// in; otherwise names the first row whose index is taken.
-fn insert_batch(
-    c: &mut Connection,
-    people: &[PersonRecord],
-) -> StoreResult<Result<(), PeopleConflict>> {
-    // A row repeating an earlier row's index must fail; rows after it need
-    // not be tried (an earlier row may still collide with a stored person,
-    // and that one is the first offender).
-    let in_batch = first_in_batch_duplicate(people);
-    let upto = in_batch.map_or(people.len(), |i| i + 1);
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
-    {
-        let mut person = tx
-            .prepare_cached(
-                "INSERT INTO people
-                 (id, status, departed_at, created_at, updated_at, sealed, email_index,
-                  user_id_index, department_index)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .map_err(db)?;
-        let mut key = tx
-            .prepare_cached(
-                "INSERT INTO person_keys (person_id, key_id, wrapped_key) VALUES (?, ?, ?)",
-            )
-            .map_err(db)?;
-        for (row, p) in people[..upto].iter().enumerate() {
-            let inserted = person.execute(params![
-                p.id.as_str(),
-                p.status.as_str(),
-                p.departed_at.map(ts),
-                ts(p.created_at),
-                ts(p.updated_at),
-                p.sealed,
-                p.email_index,
-                p.user_id_index,
-                p.department_index
-            ]);
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    // Dropping the transaction rolls back every earlier row.
-                    return match taken_index(&tx, p)? {
-                        Some(index) => Ok(Err(PeopleConflict::Duplicate { row, index })),
-                        None => Err(db(e)),
-                    };
-                }
-                Err(e) => return Err(db(e)),
-            }
-            key.execute(params![p.id.as_str(), p.key_id, p.wrapped_key])
-                .map_err(db)?;
-        }
-    }
-    if let Some(row) = in_batch {
-        // The repeating row's insert must have failed above; never commit.
-        return Err(StoreError::new(format!(
-            "batch row {row} repeats an earlier row's index but was not refused"
-        )));
-    }
-    tx.commit().map_err(db)?;
-    Ok(Ok(()))
 }
 
 #[async_trait]

@@ -180,22 +180,7 @@ impl StandIn {
         client_ca: &Ca,
         replies: HashMap<String, Reply>,
     ) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = RootCertStore::empty();
-        roots.add(client_ca.der()).expect("trust the client CA");
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                .build()
-                .expect("client certificate verifier");
-        let (cert, key) = server_ca.server_cert();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS protocol versions")
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![cert], key)
-            .expect("stand-in server certificate");
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = tls_acceptor(server_ca, client_ca);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the APNs stand-in");
@@ -209,54 +194,12 @@ impl StandIn {
         let recorded = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, recorded, replies) = (
+                tokio::spawn(serve_connection(
                     acceptor.clone(),
+                    tcp,
                     Arc::clone(&recorded),
                     Arc::clone(&replies),
-                );
-                tokio::spawn(async move {
-                    // A refused handshake (no or untrusted client cert) ends here.
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let client_cert = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
-                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (recorded, replies, client_cert) = (
-                            Arc::clone(&recorded),
-                            Arc::clone(&replies),
-                            client_cert.clone(),
-                        );
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_owned();
-                            let headers = req.headers().clone();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let token = path.rsplit('/').next().unwrap_or_default();
-                            let reply = replies.get(token).cloned().unwrap_or_else(Reply::ok);
-                            lock(&recorded).push(Recorded {
-                                method,
-                                path,
-                                headers,
-                                body,
-                                client_cert,
-                            });
-                            let response = Response::builder()
-                                .status(reply.status)
-                                .header("apns-id", uuid::Uuid::new_v4().to_string())
-                                .body(Full::new(reply.body))
-                                .expect("stand-in response");
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
+                ));
             }
         });
         Self {
@@ -288,6 +231,87 @@ impl StandIn {
         tokio::time::sleep(Duration::from_millis(600)).await;
         self.take().len()
     }
+}
+
+/// The stand-in's TLS setup: HTTP/2 only, a server certificate from
+/// `server_ca`, and client certificates required, issued by `client_ca`.
+fn tls_acceptor(server_ca: &Ca, client_ca: &Ca) -> TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(client_ca.der()).expect("trust the client CA");
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .expect("client certificate verifier");
+    let (cert, key) = server_ca.server_cert();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS protocol versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)
+        .expect("stand-in server certificate");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Serves one TCP connection: the TLS handshake, then HTTP/2 requests,
+/// each recorded and answered by [`answer`].
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    replies: Arc<HashMap<String, Reply>>,
+) {
+    // A refused handshake (no or untrusted client cert) ends here.
+    let Ok(tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+        answer(
+            req,
+            Arc::clone(&recorded),
+            Arc::clone(&replies),
+            client_cert.clone(),
+        )
+    });
+    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+}
+
+/// Records one request and answers it: the [`Reply`] configured for its
+/// device token, else `200`, with a fresh `apns-id`.
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    replies: Arc<HashMap<String, Reply>>,
+    client_cert: Option<CertificateDer<'static>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
+    let body = req.into_body().collect().await?.to_bytes();
+    let token = path.rsplit('/').next().unwrap_or_default();
+    let reply = replies.get(token).cloned().unwrap_or_else(Reply::ok);
+    lock(&recorded).push(Recorded {
+        method,
+        path,
+        headers,
+        body,
+        client_cert,
+    });
+    let response = Response::builder()
+        .status(reply.status)
+        .header("apns-id", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(reply.body))
+        .expect("stand-in response");
+    Ok(response)
 }
 
 fn lock(requests: &Mutex<Vec<Recorded>>) -> MutexGuard<'_, Vec<Recorded>> {
