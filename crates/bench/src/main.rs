@@ -31,40 +31,20 @@
 //! queued per second, server CPU and RSS (see [`reconcile`]).
 
 mod audit;
+mod devices;
 mod login_timing;
 mod people;
 mod procfs;
 mod reconcile;
 mod report;
 mod server;
+mod workdir;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
-use futures::StreamExt as _;
-use mamori_sim::{CommandStatus, DeviceKind, SimDevice, SimOptions};
-use procfs::CpuSample;
-use report::Row;
 use server::Server;
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Server CPU target per enrollment (SCEP + Authenticate + TokenUpdate), ms.
-const ENROLL_TARGET_MS: f64 = 5.0;
-/// Server CPU target per command round trip, ms.
-const COMMAND_TARGET_MS: f64 = 0.5;
-/// Server CPU target per idle poll, ms.
-const IDLE_TARGET_MS: f64 = 0.2;
-/// NanoMDM + micromdm/scep, 1,000 devices, 2 cores (reference figures given
-/// with the issue, not measured here), ms of server CPU per device.
-const NANOMDM_ENROLL_MS: f64 = 18.0;
-const NANOMDM_COMMAND_MS: f64 = 3.6;
-const NANOMDM_IDLE_MS: f64 = 0.6;
-
-/// After a phase, wait this long before reading /proc so that the server
-/// finishes tearing down the phase's connections (counted to the phase).
-const SETTLE: Duration = Duration::from_millis(300);
+use workdir::WorkDir;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -201,41 +181,6 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     reconcile: Option<u32>,
 }
-
-/// Where the server's data and log live for the run.
-enum WorkDir {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl WorkDir {
-    fn new(keep: Option<&PathBuf>) -> anyhow::Result<Self> {
-        match keep {
-            None => Ok(Self::Temp(
-                tempfile::Builder::new()
-                    .prefix("mamori-bench-")
-                    .tempdir()
-                    .context("cannot create a temporary directory")?,
-            )),
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                if std::fs::read_dir(dir)?.next().is_some() {
-                    bail!("--keep {}: the directory is not empty", dir.display());
-                }
-                Ok(Self::Kept(std::fs::canonicalize(dir)?))
-            }
-        }
-    }
-
-    fn path(&self) -> &std::path::Path {
-        match self {
-            Self::Temp(t) => t.path(),
-            Self::Kept(p) => p,
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -253,7 +198,7 @@ async fn main() -> std::process::ExitCode {
             } else if let Some(n) = args.reconcile {
                 run_reconcile(&args, n as usize).await
             } else {
-                run(&args).await
+                devices::run(&args).await
             }
         } => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
@@ -268,83 +213,6 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
-
-/// Runs `f` for every device, at most `concurrency` at a time, each on its
-/// own task; returns the devices (in completion order) and the results.
-async fn run_phase<T, F, Fut>(
-    name: &str,
-    devices: Vec<SimDevice>,
-    concurrency: usize,
-    f: F,
-) -> anyhow::Result<(Vec<SimDevice>, Vec<T>)>
-where
-    F: Fn(SimDevice) -> Fut,
-    Fut: Future<Output = anyhow::Result<(SimDevice, T)>> + Send + 'static,
-    T: Send + 'static,
-{
-    let n = devices.len();
-    let step = (n / 10).max(1);
-    let mut done_devices = Vec::with_capacity(n);
-    let mut results = Vec::with_capacity(n);
-    let mut tasks = futures::stream::iter(devices.into_iter().map(|d| tokio::spawn(f(d))))
-        .buffer_unordered(concurrency.max(1));
-    while let Some(joined) = tasks.next().await {
-        let (dev, r) = joined.context("device task panicked")??;
-        done_devices.push(dev);
-        results.push(r);
-        let k = done_devices.len();
-        if k % step == 0 && k < n {
-            eprintln!("  {name}: {k}/{n}");
-        }
-    }
-    Ok((done_devices, results))
-}
-
-/// Measures `phase` (wall time, server and client CPU, server memory after).
-async fn measure<T, Fut>(
-    server: &Server,
-    name: &str,
-    ops: usize,
-    target_ms: Option<f64>,
-    nanomdm_ms: Option<f64>,
-    phase: Fut,
-) -> anyhow::Result<(Row, T)>
-where
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    server.check_alive()?;
-    eprintln!("{name}...");
-    let before = CpuSample::take(server.pid())?;
-    let start = Instant::now();
-    let out = phase.await.with_context(|| format!("phase {name:?}"))?;
-    let wall = start.elapsed();
-    tokio::time::sleep(SETTLE).await;
-    server.check_alive()?;
-    let after = CpuSample::take(server.pid())?;
-    let memory = procfs::memory(server.pid())?;
-    let row = Row {
-        phase: name.to_owned(),
-        ops,
-        wall,
-        server_ticks: after.server.saturating_sub(before.server),
-        client_ticks: after.client.saturating_sub(before.client),
-        memory,
-        target_ms,
-        nanomdm_ms,
-    };
-    Ok((row, out))
-}
-
-/// Drops the device's TLS connections (its HTTP clients): the next request
-/// opens a new one. Reloading the profile does that and keeps the
-/// credentials. (With the server's profiles, `SignMessage` is set, so the
-/// device authenticates with the `Mdm-Signature` header over a connection
-/// without client certificate.)
-fn disconnect(dev: &mut SimDevice, profile: &[u8], tls_ca: &[u8]) -> anyhow::Result<()> {
-    dev.load_profile(profile, Some(tls_ca))?;
-    Ok(())
-}
-
 async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
     let server_bin = std::fs::canonicalize(&args.server_bin)
         .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
@@ -360,11 +228,7 @@ async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
     println!(
         "mamori-bench --login-timing: failed administrator logins, real account vs unknown name"
     );
-    println!(
-        "command:  {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
-    println!("machine:  {}", procfs::machine_description());
+    report::print_command_and_machine();
     println!(
         "server:   {} (RUST_LOG={}; POST https://{}/api/v1/auth/login; log in {})",
         server_bin.display(),
@@ -407,11 +271,7 @@ async fn run_people(args: &Args, n: usize) -> anyhow::Result<()> {
         plan.pages,
         people::PAGE_SIZE
     );
-    println!(
-        "command:  {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
-    println!("machine:  {}", procfs::machine_description());
+    report::print_command_and_machine();
     println!(
         "server:   {} serve {} (RUST_LOG={}; admin listener {}; log in {})",
         server_bin.display(),
@@ -454,11 +314,7 @@ async fn run_audit(args: &Args, n: u64) -> anyhow::Result<()> {
          `mamori audit verify`, breach-scope over {} days",
         audit::DAYS
     );
-    println!(
-        "command:  {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
-    println!("machine:  {}", procfs::machine_description());
+    report::print_command_and_machine();
     println!(
         "server:   {} (RUST_LOG={}; data directory {})",
         server_bin.display(),
@@ -489,11 +345,7 @@ async fn run_reconcile(args: &Args, n: usize) -> anyhow::Result<()> {
         reconcile::POLICIES,
         reconcile::BATCH
     );
-    println!(
-        "command:  {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
-    println!("machine:  {}", procfs::machine_description());
+    report::print_command_and_machine();
     println!(
         "server:   {} (RUST_LOG={}; APNs: in-process stand-in answering 200; data directory {})",
         server_bin.display(),
@@ -505,230 +357,5 @@ async fn run_reconcile(args: &Args, n: usize) -> anyhow::Result<()> {
     if let WorkDir::Kept(dir) = &work {
         println!("data directory and server logs kept in {}", dir.display());
     }
-    Ok(())
-}
-
-async fn run(args: &Args) -> anyhow::Result<()> {
-    let n = args.devices as usize;
-    let concurrency = args.concurrency as usize;
-    let idle_polls = args.idle_polls as usize;
-    let keep_alive = args.keep_alive;
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
-    let ticks_per_s = procfs::clock_ticks_per_second();
-
-    // Declared before the server so that it is dropped (removed) after the
-    // server process is killed.
-    let work = WorkDir::new(args.keep.as_ref())?;
-    eprintln!(
-        "starting {} serve (RUST_LOG={}) in {}",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        work.path().display()
-    );
-    let server = Server::start(&server_bin, work.path()).await?;
-    let profile = Arc::new(server.enrollment_profile(n).await?);
-    let tls_ca = Arc::new(server.tls_ca_pem.clone());
-
-    // Idle baseline: what the server burns doing nothing.
-    let idle_before = procfs::cpu_ticks(server.pid())?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_ticks = procfs::cpu_ticks(server.pid())?.saturating_sub(idle_before);
-    let start_memory = procfs::memory(server.pid())?;
-
-    let devices: Vec<SimDevice> = (0..n)
-        .map(|_| {
-            SimDevice::new(
-                DeviceKind::IPhone,
-                SimOptions {
-                    tls_resumption: !args.no_tls_resumption,
-                    ..SimOptions::default()
-                },
-            )
-        })
-        .collect();
-    let mut rows = Vec::new();
-
-    // 1. Enrollment: SCEP (GetCACaps, GetCACert, PKIOperation), then
-    //    Authenticate and TokenUpdate on a new connection, authenticated with
-    //    the new identity.
-    let (row, (devices, _)) = measure(
-        &server,
-        "enroll (SCEP+Auth+TokenUpdate)",
-        n,
-        Some(ENROLL_TARGET_MS),
-        Some(NANOMDM_ENROLL_MS),
-        run_phase("enroll", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
-            async move {
-                let udid = d.udid().to_owned();
-                async {
-                    d.load_profile(&profile, Some(&tls_ca))?;
-                    d.scep_enroll().await?;
-                    // Loading the profile again drops the SCEP connection
-                    // (the credentials stay).
-                    d.load_profile(&profile, Some(&tls_ca))?;
-                    d.authenticate().await?;
-                    d.token_update().await?;
-                    if !keep_alive {
-                        disconnect(&mut d, &profile, &tls_ca)?;
-                    }
-                    anyhow::Ok(())
-                }
-                .await
-                .with_context(|| format!("device {udid}"))?;
-                Ok((d, ()))
-            }
-        }),
-    )
-    .await?;
-    rows.push(row);
-
-    // 2. Enqueue one command for all devices in one API call.
-    let udids: Vec<String> = devices.iter().map(|d| d.udid().to_owned()).collect();
-    let command = serde_json::json!({
-        "RequestType": "DeviceInformation",
-        "Queries": ["OSVersion", "SerialNumber", "ModelName", "DeviceName"],
-    });
-    let (enqueue_row, queued) = measure(
-        &server,
-        "enqueue (1 API call)",
-        n,
-        None,
-        None,
-        server.enqueue(&udids, command),
-    )
-    .await?;
-    if queued != n {
-        bail!("enqueue queued {queued} commands for {n} devices");
-    }
-
-    // 3. Every device connects, gets the command, answers it, and is told
-    //    the queue is empty.
-    let (rt_row, (devices, _)) = measure(
-        &server,
-        "round trip (2 connects)",
-        n,
-        Some(COMMAND_TARGET_MS),
-        None,
-        run_phase("round trip", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
-            async move {
-                let handled = d
-                    .run_queue()
-                    .await
-                    .with_context(|| format!("device {}", d.udid()))?;
-                match handled.as_slice() {
-                    [e] if e.request_type == "DeviceInformation"
-                        && e.status == CommandStatus::Acknowledged => {}
-                    other => bail!(
-                        "device {}: expected one DeviceInformation, got {other:?}",
-                        d.udid()
-                    ),
-                }
-                if !keep_alive {
-                    disconnect(&mut d, &profile, &tls_ca)?;
-                }
-                Ok((d, ()))
-            }
-        }),
-    )
-    .await?;
-    let both = Row {
-        nanomdm_ms: Some(NANOMDM_COMMAND_MS),
-        ..Row::combined(
-            "enqueue + round trip",
-            &enqueue_row,
-            &rt_row,
-            Some(COMMAND_TARGET_MS),
-        )
-    };
-    rows.extend([enqueue_row, rt_row, both]);
-
-    // 4. Idle polls: the server has nothing for them.
-    let (row, (_devices, _)) = measure(
-        &server,
-        "idle poll",
-        n * idle_polls,
-        Some(IDLE_TARGET_MS),
-        Some(NANOMDM_IDLE_MS),
-        run_phase("idle poll", devices, concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&profile), Arc::clone(&tls_ca));
-            async move {
-                for _ in 0..idle_polls {
-                    let next = d
-                        .connect_idle()
-                        .await
-                        .with_context(|| format!("device {}", d.udid()))?;
-                    if let Some(cmd) = next {
-                        bail!(
-                            "device {}: idle poll got a command: {}",
-                            d.udid(),
-                            cmd.request_type
-                        );
-                    }
-                    if !keep_alive {
-                        disconnect(&mut d, &profile, &tls_ca)?;
-                    }
-                }
-                Ok((d, ()))
-            }
-        }),
-    )
-    .await?;
-    rows.push(row);
-    let final_memory = procfs::memory(server.pid())?;
-
-    println!(
-        "mamori-bench: {n} devices, concurrency {concurrency}, {idle_polls} idle poll(s) per device"
-    );
-    println!(
-        "command:  {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
-    println!("machine:  {}", procfs::machine_description());
-    println!(
-        "server:   {} (RUST_LOG={}; device listener {}, admin listener {}; log in {})",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        server.device_addr,
-        server.admin_addr,
-        server.log_path.display()
-    );
-    println!(
-        "connections: {}",
-        match (keep_alive, args.no_tls_resumption) {
-            (true, _) => "kept open across phases (HTTP keep-alive)",
-            (false, false) => {
-                "a new TLS connection per device session, closed afterwards; TLS sessions resumed"
-            }
-            (false, true) => {
-                "a new TLS connection per device session, closed afterwards; full handshake every time"
-            }
-        }
-    );
-    println!(
-        "server at start: {:.1} MB RSS; idle CPU {:.2} s in 1 s; clock ticks {ticks_per_s}/s (CPU resolution {:.0} ms)",
-        start_memory.rss_mib(),
-        procfs::ticks_to_duration(idle_ticks, ticks_per_s).as_secs_f64(),
-        1000.0 / ticks_per_s as f64
-    );
-    println!();
-    print!("{}", report::table(&rows, ticks_per_s));
-    println!();
-    println!("{}", report::rss_line(final_memory, n));
-    println!(
-        "ms/op = server CPU (utime+stime, all threads) / ops. Wall times include the simulated \
-         devices, which run in this process on the same CPUs (each generates an RSA-2048 key \
-         while enrolling: bench CPU s)."
-    );
-    println!(
-        "* NanoMDM + micromdm/scep, 1,000 devices, 2 cores: reference figures given with the \
-         issue (enqueue + connect: 3.6 ms), not measured here."
-    );
-    if let WorkDir::Kept(dir) = &work {
-        println!("data directory and server log kept in {}", dir.display());
-    }
-    drop(server);
     Ok(())
 }

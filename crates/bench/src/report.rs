@@ -63,6 +63,21 @@ impl Row {
     }
 }
 
+/// A duration as seconds with two decimals (`1.23 s`).
+pub fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// Prints the `command:` line (how the benchmark was run) and the
+/// `machine:` line every report starts with.
+pub fn print_command_and_machine() {
+    println!(
+        "command:  {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!("machine:  {}", crate::procfs::machine_description());
+}
+
 fn mark(ok: Option<bool>) -> &'static str {
     match ok {
         Some(true) => "✓",

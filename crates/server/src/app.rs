@@ -1,19 +1,22 @@
 //! Wiring: open the store, load keys, build the services, start both
 //! listeners. Used by `mamori serve` and by the integration tests.
 
+mod start;
+mod tasks;
+
+pub use start::start;
+pub use tasks::{KEY_POLL, RECONCILE_BATCH};
+
 use crate::config::Config;
 use crate::keys;
 use anyhow::Context;
-use mamori_core::auth::{Actor, Job};
 use mamori_core::{CoreConfig, Services};
 use mamori_ports::{Clock, Pusher, Store, SystemClock};
 use mamori_store::SqliteStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// A running server.
@@ -343,246 +346,6 @@ pub struct Keyring {
     pub ring: Arc<mamori_core::vault::LocalKeyring>,
     /// File or environment.
     pub source: keys::KeySource,
-}
-
-/// Follows `people.key`: when a rotation rewrites it, the running server
-/// loads the new ring within seconds (no restart, no downtime).
-async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::vault::LocalKeyring>) {
-    let path = dir.join(keys::PEOPLE_KEY_FILE);
-    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = stamp(&path);
-    let mut tick = tokio::time::interval(KEY_POLL);
-    loop {
-        tick.tick().await;
-        let now = stamp(&path);
-        if now == seen {
-            continue;
-        }
-        match keys::read_people_key_file(&dir) {
-            Ok(Some(k)) => match ring.replace(&k) {
-                Ok(()) => {
-                    seen = now;
-                    tracing::info!(keys = ?ring.ids(), "people key ring reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "people.key is invalid; keeping the loaded keys");
-                }
-            },
-            Ok(None) => tracing::error!("people.key disappeared; keeping the loaded keys"),
-            Err(e) => {
-                tracing::error!(error = %e, "people.key is unreadable; keeping the loaded keys");
-            }
-        }
-    }
-}
-
-/// Commands one reconciliation pass queues at most (the rest wait for the
-/// next pass: no command storms).
-pub const RECONCILE_BATCH: usize = 5000;
-
-/// How often the server looks at `people.key` for a rotation.
-pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The hourly jobs (also at start): account hygiene — administrator
-/// accounts unused for too long are reported and, by policy, disabled — and
-/// retention — departed people past the retention period are purged, audit
-/// records past `--audit-retention-days` removed behind a signed mark.
-async fn hygiene(services: Services, audit_retention_days: Option<u32>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let ctx = mamori_core::auth::ClientContext::default();
-        if let Err(e) = services
-            .purge_due_people(&Actor::Job(Job::Retention), &ctx)
-            .await
-        {
-            tracing::error!(error = %e, "retention job failed");
-        }
-        if let Err(e) = services.retire_overdue_devices().await {
-            tracing::error!(error = %e, "offboarding job failed");
-        }
-        if let Err(e) = services.audit_checkpoint().await {
-            tracing::error!(error = %e, "audit checkpoint failed");
-        }
-        if let Some(days) = audit_retention_days {
-            if let Err(e) = services.apply_audit_retention(days).await {
-                tracing::error!(error = %e, "audit retention failed");
-            }
-        }
-        match services.sweep_stale_admins().await {
-            Ok(names) if !names.is_empty() => {
-                tracing::warn!(accounts = ?names, "stale administrator accounts");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "administrator hygiene job failed"),
-        }
-    }
-}
-
-fn apns_pusher(config: &Config) -> anyhow::Result<Arc<dyn Pusher>> {
-    let mut roots = Vec::new();
-    if let Some(p) = &config.apns_ca {
-        let pem =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        for der in keys::pem_certs(&pem)? {
-            roots.push(CertificateDer::from(der));
-        }
-    }
-    Ok(Arc::new(mamori_push::ApnsPusher::new(
-        &config.apns_url,
-        roots,
-    )?))
-}
-
-/// The listeners' limits, with the connection caps lowered to what the
-/// open-file limit can hold.
-fn listener_limits(config: &Config) -> (mamori_http::conn::Limits, mamori_http::conn::Limits) {
-    let (mut device, mut admin) = (config.device_limits.clone(), config.admin_limits.clone());
-    if let Some(n) = open_file_limit() {
-        if mamori_http::conn::fit_to_descriptors(&mut device, &mut admin, n) {
-            tracing::warn!(
-                open_files = n,
-                max_connections = device.max_connections,
-                admin_max_connections = admin.max_connections,
-                "the open-file limit cannot hold the configured connection caps; caps lowered \
-                 (raise the limit, e.g. LimitNOFILE=8192 in the systemd unit)"
-            );
-        }
-    }
-    (device, admin)
-}
-
-/// The soft open-file limit (Linux: `/proc/self/limits`), if known.
-fn open_file_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let rest = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))?;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-/// Starts the server: takes the data directory's lock, binds both
-/// listeners and returns at once.
-pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    keys::ensure_dir(&config.data_dir)?;
-    let lock = lock_data_dir(&config.data_dir)?;
-    let device_listener = TcpListener::bind(config.device_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.device_addr))?;
-    let admin_listener = TcpListener::bind(config.admin_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.admin_addr))?;
-    let device_addr = device_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| default_public_url(device_addr));
-    let admin_url = config
-        .admin_url
-        .clone()
-        .unwrap_or_else(|| format!("https://localhost:{}", admin_addr.port()));
-    let (services, tls, keyring, store) =
-        build_services_with_store(config, &public_url, &admin_url, apns_pusher(config)?, true)
-            .await?;
-    if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
-        tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
-    }
-    match services.index_departments().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(people = n, "department index built"),
-        Err(e) => tracing::error!(error = %e, "department index not built"),
-    }
-    if let Some(topic) = services.load_push_certificate().await? {
-        tracing::info!(topic = %topic, "push certificate loaded");
-    }
-    let certs = || -> anyhow::Result<Vec<mamori_http::tls::ServerCert>> {
-        tls.certs
-            .iter()
-            .map(|(chain, key_pem)| {
-                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-                    .map_err(|e| anyhow::anyhow!("TLS key: {e:?}"))?;
-                Ok((
-                    chain.iter().cloned().map(CertificateDer::from).collect(),
-                    key,
-                ))
-            })
-            .collect()
-    };
-    let device_ca = CertificateDer::from(services.pki.device_ca.cert_der.clone());
-    let device_tls = mamori_http::tls::server_config(certs()?, Some(device_ca))?;
-    let admin_tls = mamori_http::tls::server_config(certs()?, None)?;
-    let (device_limits, admin_limits) = listener_limits(config);
-    let device_router = mamori_http::device::router(services.clone());
-    let admin_router = mamori_http::admin::router(services.clone());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let listeners = vec![
-        tokio::spawn(mamori_http::tls::serve_tls(
-            device_listener,
-            tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
-            device_router,
-            device_limits,
-            stopped.clone(),
-        )),
-        tokio::spawn(mamori_http::tls::serve_tls_from(
-            admin_listener,
-            tokio_rustls::TlsAcceptor::from(Arc::new(admin_tls)),
-            admin_router,
-            config.admin_allow.clone().map(Arc::new),
-            admin_limits,
-            stopped,
-        )),
-    ];
-    let tasks = vec![
-        tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
-        tokio::spawn(services.clone().run_anomaly_detection()),
-        tokio::spawn(
-            services
-                .clone()
-                .run_reconciler(config.reconcile_every, RECONCILE_BATCH),
-        ),
-        // Inventory: a pass every 5 minutes (new devices within minutes of
-        // enrolling), each device once a day.
-        tokio::spawn(services.clone().run_inventory_refresh(
-            std::time::Duration::from_secs(300),
-            time::Duration::hours(24),
-        )),
-    ];
-    let mut tasks = tasks;
-    if !config.audit_sinks.is_empty() {
-        let opts = sink_options(config, &public_url)?;
-        for (name, target) in sink_targets(config)? {
-            tasks.push(tokio::spawn(mamori_sinks::run(
-                Arc::clone(&services.store),
-                name,
-                target,
-                opts.clone(),
-            )));
-        }
-    }
-    if keyring.source == keys::KeySource::File {
-        tasks.push(tokio::spawn(watch_people_keys(
-            config.data_dir.clone(),
-            Arc::clone(&keyring.ring),
-        )));
-    }
-    let tls_ca_path = config
-        .tls
-        .is_none()
-        .then(|| config.data_dir.join("tls-ca.pem"));
-    Ok(Running {
-        device_addr,
-        admin_addr,
-        ca_fingerprint: services.pki.device_ca.fingerprint_sha256_hex(),
-        services,
-        tls_ca_path,
-        public_url,
-        listeners,
-        tasks,
-        stop,
-        store,
-        _lock: lock,
-    })
 }
 
 impl std::fmt::Debug for Running {

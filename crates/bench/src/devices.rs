@@ -1,0 +1,394 @@
+//! The device benchmark (the default mode): N simulated devices enroll,
+//! get one command and answer it, then poll idle; per phase the server's
+//! CPU time and memory next to the targets.
+
+use crate::procfs::{self, CpuSample};
+use crate::report::{self, Row};
+use crate::server::{self, Server};
+use crate::workdir::WorkDir;
+use crate::Args;
+use anyhow::{bail, Context};
+use futures::StreamExt as _;
+use mamori_sim::{CommandStatus, DeviceKind, SimDevice, SimOptions};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Server CPU target per enrollment (SCEP + Authenticate + TokenUpdate), ms.
+const ENROLL_TARGET_MS: f64 = 5.0;
+/// Server CPU target per command round trip, ms.
+const COMMAND_TARGET_MS: f64 = 0.5;
+/// Server CPU target per idle poll, ms.
+const IDLE_TARGET_MS: f64 = 0.2;
+/// NanoMDM + micromdm/scep, 1,000 devices, 2 cores (reference figures given
+/// with the issue, not measured here), ms of server CPU per device.
+const NANOMDM_ENROLL_MS: f64 = 18.0;
+const NANOMDM_COMMAND_MS: f64 = 3.6;
+const NANOMDM_IDLE_MS: f64 = 0.6;
+
+/// After a phase, wait this long before reading /proc so that the server
+/// finishes tearing down the phase's connections (counted to the phase).
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Runs `f` for every device, at most `concurrency` at a time, each on its
+/// own task; returns the devices (in completion order) and the results.
+async fn run_phase<T, F, Fut>(
+    name: &str,
+    devices: Vec<SimDevice>,
+    concurrency: usize,
+    f: F,
+) -> anyhow::Result<(Vec<SimDevice>, Vec<T>)>
+where
+    F: Fn(SimDevice) -> Fut,
+    Fut: Future<Output = anyhow::Result<(SimDevice, T)>> + Send + 'static,
+    T: Send + 'static,
+{
+    let n = devices.len();
+    let step = (n / 10).max(1);
+    let mut done_devices = Vec::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    let mut tasks = futures::stream::iter(devices.into_iter().map(|d| tokio::spawn(f(d))))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(joined) = tasks.next().await {
+        let (dev, r) = joined.context("device task panicked")??;
+        done_devices.push(dev);
+        results.push(r);
+        let k = done_devices.len();
+        if k % step == 0 && k < n {
+            eprintln!("  {name}: {k}/{n}");
+        }
+    }
+    Ok((done_devices, results))
+}
+
+/// Measures `phase` (wall time, server and client CPU, server memory after).
+async fn measure<T, Fut>(
+    server: &Server,
+    name: &str,
+    ops: usize,
+    target_ms: Option<f64>,
+    nanomdm_ms: Option<f64>,
+    phase: Fut,
+) -> anyhow::Result<(Row, T)>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    server.check_alive()?;
+    eprintln!("{name}...");
+    let before = CpuSample::take(server.pid())?;
+    let start = Instant::now();
+    let out = phase.await.with_context(|| format!("phase {name:?}"))?;
+    let wall = start.elapsed();
+    tokio::time::sleep(SETTLE).await;
+    server.check_alive()?;
+    let after = CpuSample::take(server.pid())?;
+    let memory = procfs::memory(server.pid())?;
+    let row = Row {
+        phase: name.to_owned(),
+        ops,
+        wall,
+        server_ticks: after.server.saturating_sub(before.server),
+        client_ticks: after.client.saturating_sub(before.client),
+        memory,
+        target_ms,
+        nanomdm_ms,
+    };
+    Ok((row, out))
+}
+
+/// Drops the device's TLS connections (its HTTP clients): the next request
+/// opens a new one. Reloading the profile does that and keeps the
+/// credentials. (With the server's profiles, `SignMessage` is set, so the
+/// device authenticates with the `Mdm-Signature` header over a connection
+/// without client certificate.)
+fn disconnect(dev: &mut SimDevice, profile: &[u8], tls_ca: &[u8]) -> anyhow::Result<()> {
+    dev.load_profile(profile, Some(tls_ca))?;
+    Ok(())
+}
+
+/// What every device phase shares: the server, the enrollment profile and
+/// TLS CA the devices load, and how the devices talk to the server.
+struct Fleet<'a> {
+    server: &'a Server,
+    profile: Arc<[u8]>,
+    tls_ca: Arc<[u8]>,
+    concurrency: usize,
+    keep_alive: bool,
+}
+
+/// The server before any device: idle CPU ticks in one second, and memory.
+struct Baseline {
+    ticks_per_s: u64,
+    idle_ticks: u64,
+    memory: procfs::Memory,
+}
+
+/// Runs the device benchmark and prints its report.
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let n = args.devices as usize;
+    let server_bin = std::fs::canonicalize(&args.server_bin)
+        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let ticks_per_s = procfs::clock_ticks_per_second();
+
+    // Declared before the server so that it is dropped (removed) after the
+    // server process is killed.
+    let work = WorkDir::new(args.keep.as_ref())?;
+    eprintln!(
+        "starting {} serve (RUST_LOG={}) in {}",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        work.path().display()
+    );
+    let server = Server::start(&server_bin, work.path()).await?;
+    let fleet = Fleet {
+        server: &server,
+        profile: Arc::from(server.enrollment_profile(n).await?),
+        tls_ca: Arc::from(server.tls_ca_pem.clone()),
+        concurrency: args.concurrency as usize,
+        keep_alive: args.keep_alive,
+    };
+
+    // Idle baseline: what the server burns doing nothing.
+    let idle_before = procfs::cpu_ticks(server.pid())?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let baseline = Baseline {
+        ticks_per_s,
+        idle_ticks: procfs::cpu_ticks(server.pid())?.saturating_sub(idle_before),
+        memory: procfs::memory(server.pid())?,
+    };
+
+    let devices: Vec<SimDevice> = (0..n)
+        .map(|_| {
+            SimDevice::new(
+                DeviceKind::IPhone,
+                SimOptions {
+                    tls_resumption: !args.no_tls_resumption,
+                    ..SimOptions::default()
+                },
+            )
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let (row, devices) = enroll(&fleet, devices).await?;
+    rows.push(row);
+    let (command_rows, devices) = command_round_trip(&fleet, devices).await?;
+    rows.extend(command_rows);
+    rows.push(idle_polls(&fleet, devices, args.idle_polls as usize).await?);
+    let final_memory = procfs::memory(server.pid())?;
+
+    print_report(args, &server_bin, &server, &baseline, &rows, final_memory);
+    if let WorkDir::Kept(dir) = &work {
+        println!("data directory and server log kept in {}", dir.display());
+    }
+    drop(server);
+    Ok(())
+}
+
+/// 1. Enrollment: SCEP (GetCACaps, GetCACert, PKIOperation), then
+///    Authenticate and TokenUpdate on a new connection, authenticated with
+///    the new identity.
+async fn enroll(
+    fleet: &Fleet<'_>,
+    devices: Vec<SimDevice>,
+) -> anyhow::Result<(Row, Vec<SimDevice>)> {
+    let n = devices.len();
+    let keep_alive = fleet.keep_alive;
+    let (row, (devices, _)) = measure(
+        fleet.server,
+        "enroll (SCEP+Auth+TokenUpdate)",
+        n,
+        Some(ENROLL_TARGET_MS),
+        Some(NANOMDM_ENROLL_MS),
+        run_phase("enroll", devices, fleet.concurrency, |mut d| {
+            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            async move {
+                let udid = d.udid().to_owned();
+                async {
+                    d.load_profile(&profile, Some(&tls_ca))?;
+                    d.scep_enroll().await?;
+                    // Loading the profile again drops the SCEP connection
+                    // (the credentials stay).
+                    d.load_profile(&profile, Some(&tls_ca))?;
+                    d.authenticate().await?;
+                    d.token_update().await?;
+                    if !keep_alive {
+                        disconnect(&mut d, &profile, &tls_ca)?;
+                    }
+                    anyhow::Ok(())
+                }
+                .await
+                .with_context(|| format!("device {udid}"))?;
+                Ok((d, ()))
+            }
+        }),
+    )
+    .await?;
+    Ok((row, devices))
+}
+
+/// Phases 2 and 3. Enqueue one command for all devices in one API call;
+/// then every device connects, gets the command, answers it, and is told
+/// the queue is empty. Rows: the enqueue, the round trip, and both
+/// together.
+async fn command_round_trip(
+    fleet: &Fleet<'_>,
+    devices: Vec<SimDevice>,
+) -> anyhow::Result<(Vec<Row>, Vec<SimDevice>)> {
+    let n = devices.len();
+    let (server, keep_alive) = (fleet.server, fleet.keep_alive);
+    let udids: Vec<String> = devices.iter().map(|d| d.udid().to_owned()).collect();
+    let command = serde_json::json!({
+        "RequestType": "DeviceInformation",
+        "Queries": ["OSVersion", "SerialNumber", "ModelName", "DeviceName"],
+    });
+    let (enqueue_row, queued) = measure(
+        server,
+        "enqueue (1 API call)",
+        n,
+        None,
+        None,
+        server.enqueue(&udids, command),
+    )
+    .await?;
+    if queued != n {
+        bail!("enqueue queued {queued} commands for {n} devices");
+    }
+
+    let (rt_row, (devices, _)) = measure(
+        server,
+        "round trip (2 connects)",
+        n,
+        Some(COMMAND_TARGET_MS),
+        None,
+        run_phase("round trip", devices, fleet.concurrency, |mut d| {
+            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            async move {
+                let handled = d
+                    .run_queue()
+                    .await
+                    .with_context(|| format!("device {}", d.udid()))?;
+                match handled.as_slice() {
+                    [e] if e.request_type == "DeviceInformation"
+                        && e.status == CommandStatus::Acknowledged => {}
+                    other => bail!(
+                        "device {}: expected one DeviceInformation, got {other:?}",
+                        d.udid()
+                    ),
+                }
+                if !keep_alive {
+                    disconnect(&mut d, &profile, &tls_ca)?;
+                }
+                Ok((d, ()))
+            }
+        }),
+    )
+    .await?;
+    let both = Row {
+        nanomdm_ms: Some(NANOMDM_COMMAND_MS),
+        ..Row::combined(
+            "enqueue + round trip",
+            &enqueue_row,
+            &rt_row,
+            Some(COMMAND_TARGET_MS),
+        )
+    };
+    Ok((vec![enqueue_row, rt_row, both], devices))
+}
+
+/// 4. Idle polls: the server has nothing for them.
+async fn idle_polls(
+    fleet: &Fleet<'_>,
+    devices: Vec<SimDevice>,
+    idle_polls: usize,
+) -> anyhow::Result<Row> {
+    let n = devices.len();
+    let keep_alive = fleet.keep_alive;
+    let (row, (_devices, _)) = measure(
+        fleet.server,
+        "idle poll",
+        n * idle_polls,
+        Some(IDLE_TARGET_MS),
+        Some(NANOMDM_IDLE_MS),
+        run_phase("idle poll", devices, fleet.concurrency, |mut d| {
+            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            async move {
+                for _ in 0..idle_polls {
+                    let next = d
+                        .connect_idle()
+                        .await
+                        .with_context(|| format!("device {}", d.udid()))?;
+                    if let Some(cmd) = next {
+                        bail!(
+                            "device {}: idle poll got a command: {}",
+                            d.udid(),
+                            cmd.request_type
+                        );
+                    }
+                    if !keep_alive {
+                        disconnect(&mut d, &profile, &tls_ca)?;
+                    }
+                }
+                Ok((d, ()))
+            }
+        }),
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Prints the run's description, the table and the notes under it.
+fn print_report(
+    args: &Args,
+    server_bin: &std::path::Path,
+    server: &Server,
+    baseline: &Baseline,
+    rows: &[Row],
+    final_memory: procfs::Memory,
+) {
+    let n = args.devices as usize;
+    let ticks_per_s = baseline.ticks_per_s;
+    println!(
+        "mamori-bench: {n} devices, concurrency {}, {} idle poll(s) per device",
+        args.concurrency, args.idle_polls
+    );
+    report::print_command_and_machine();
+    println!(
+        "server:   {} (RUST_LOG={}; device listener {}, admin listener {}; log in {})",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        server.device_addr,
+        server.admin_addr,
+        server.log_path.display()
+    );
+    println!(
+        "connections: {}",
+        match (args.keep_alive, args.no_tls_resumption) {
+            (true, _) => "kept open across phases (HTTP keep-alive)",
+            (false, false) => {
+                "a new TLS connection per device session, closed afterwards; TLS sessions resumed"
+            }
+            (false, true) => {
+                "a new TLS connection per device session, closed afterwards; full handshake every time"
+            }
+        }
+    );
+    println!(
+        "server at start: {:.1} MB RSS; idle CPU {:.2} s in 1 s; clock ticks {ticks_per_s}/s (CPU resolution {:.0} ms)",
+        baseline.memory.rss_mib(),
+        procfs::ticks_to_duration(baseline.idle_ticks, ticks_per_s).as_secs_f64(),
+        1000.0 / ticks_per_s as f64
+    );
+    println!();
+    print!("{}", report::table(rows, ticks_per_s));
+    println!();
+    println!("{}", report::rss_line(final_memory, n));
+    println!(
+        "ms/op = server CPU (utime+stime, all threads) / ops. Wall times include the simulated \
+         devices, which run in this process on the same CPUs (each generates an RSA-2048 key \
+         while enrolling: bench CPU s)."
+    );
+    println!(
+        "* NanoMDM + micromdm/scep, 1,000 devices, 2 cores: reference figures given with the \
+         issue (enqueue + connect: 3.6 ms), not measured here."
+    );
+}

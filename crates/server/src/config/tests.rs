@@ -1,0 +1,65 @@
+//! Tests of the configuration layers.
+
+#![allow(clippy::unwrap_used)]
+use super::*;
+
+#[test]
+fn flags_beat_the_file_which_beats_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mamori.toml"),
+        "admin_addr = \"127.0.0.1:9444\"\npublic_url = \"https://file.example\"\norganization = \"Acme\"\n",
+    )
+    .unwrap();
+    let args = ServeArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        public_url: Some("https://flag.example".into()),
+        ..ServeArgs::default()
+    };
+    let c = Config::resolve(&args).unwrap();
+    assert_eq!(c.admin_addr, "127.0.0.1:9444".parse().unwrap());
+    assert_eq!(c.public_url.as_deref(), Some("https://flag.example"));
+    assert_eq!(c.organization, "Acme");
+    assert_eq!(c.device_addr, "0.0.0.0:8443".parse().unwrap());
+    assert!(c.allow_single_des);
+}
+
+#[test]
+fn unknown_keys_and_half_tls_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, "admin_adr = \"127.0.0.1:1\"\n").unwrap();
+    let args = ServeArgs {
+        config: Some(p.clone()),
+        ..ServeArgs::default()
+    };
+    let err = Config::resolve(&args).unwrap_err();
+    assert!(format!("{err:#}").contains("admin_adr"), "{err:#}");
+    std::fs::write(&p, "tls_cert = \"/x.pem\"\n").unwrap();
+    assert!(Config::resolve(&args).is_err());
+}
+
+#[test]
+fn environment_variables_feed_the_flags() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    // clap reads MAMORI_* for each flag; the flag itself wins.
+    let cli = Cli::try_parse_from(["mamori", "--admin-addr", "127.0.0.1:7000"]).unwrap();
+    assert_eq!(
+        cli.serve.admin_addr,
+        Some("127.0.0.1:7000".parse().unwrap())
+    );
+    let envs = known_env();
+    for v in [
+        "MAMORI_DATA_DIR",
+        "MAMORI_DEVICE_ADDR",
+        "MAMORI_ADMIN_ADDR",
+        "MAMORI_PUBLIC_URL",
+    ] {
+        assert!(envs.iter().any(|e| e == v), "{v}");
+    }
+}
