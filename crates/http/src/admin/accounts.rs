@@ -326,9 +326,15 @@ pub(super) async fn breach_scope(
 
 /// This area's admin routes (a part of [`super::table`]).
 pub(super) fn routes() -> Vec<Route> {
+    let mut all = account_routes();
+    all.extend(token_and_audit_routes());
+    all
+}
+
+/// Administrator accounts.
+fn account_routes() -> Vec<Route> {
     let perm = Access::Permission;
     vec![
-        // Accounts.
         r(
             "GET",
             "/api/v1/admins",
@@ -371,6 +377,13 @@ pub(super) fn routes() -> Vec<Route> {
             perm(P::AccountsManage),
             routing::post(unlock),
         ),
+    ]
+}
+
+/// API tokens and the audit log.
+fn token_and_audit_routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
         r(
             "GET",
             "/api/v1/tokens",

@@ -389,10 +389,18 @@ pub(super) async fn remove_webauthn(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// This area's admin routes (a part of [`super::table`]).
+/// This area's admin routes (a part of [`super::table`]), by the stage
+/// the caller's session must be at.
 pub(super) fn routes() -> Vec<Route> {
+    let mut all = login_routes();
+    all.extend(setup_routes());
+    all.extend(full_session_routes());
+    all
+}
+
+/// Logging in: the password, then a second factor.
+fn login_routes() -> Vec<Route> {
     vec![
-        // Login and sessions.
         r("POST", "/api/v1/auth/login", Public, routing::post(login)),
         r(
             "POST",
@@ -418,6 +426,13 @@ pub(super) fn routes() -> Vec<Route> {
             SecondFactor,
             routing::post(webauthn_login_finish),
         ),
+    ]
+}
+
+/// Any session, however far its login got: who am I, log out, and
+/// finishing the account's setup (password, factors).
+fn setup_routes() -> Vec<Route> {
+    vec![
         r(
             "GET",
             "/api/v1/auth/session",
@@ -460,6 +475,12 @@ pub(super) fn routes() -> Vec<Route> {
             AnySession,
             routing::post(webauthn_register_finish),
         ),
+    ]
+}
+
+/// A full session: step-up, the session's own sessions and factors.
+fn full_session_routes() -> Vec<Route> {
+    vec![
         r(
             "POST",
             "/api/v1/auth/step-up",
