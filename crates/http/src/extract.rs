@@ -1,16 +1,16 @@
-//! Typed extractors for the admin handlers' shared preamble: the caller and
-//! the client context the guard ([`crate::auth::guard`]) put in the request,
-//! a path identifier parsed once into its newtype ([`Path`]), and the JSON
-//! body ([`Body`]). Authentication ([`crate::auth::Auth`], [`Caller`]) is a
-//! parts extractor; [`Body`] consumes the request, so it comes last and a
-//! body is never parsed before the caller is known.
+//! Typed extractors for the admin handlers' shared preamble: the client
+//! context the guard ([`crate::auth::guard`]) put in the request, a path
+//! identifier parsed once into its newtype ([`Path`]), and the JSON body
+//! ([`Body`]). The caller comes as [`crate::auth::Auth`] (a parts
+//! extractor); [`Body`] consumes the request, so it comes last and a body
+//! is never parsed before the caller is known.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use mamori_core::auth::{AdminActor, ClientContext};
+use mamori_core::auth::ClientContext;
 use mamori_core::CoreError;
 use mamori_domain::{
     ApprovalId, CommandUuid, DeviceKey, GroupId, IdError, IncidentId, PersonId, PolicyId,
@@ -42,20 +42,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         from_guard(parts, "client context").map(Self)
-    }
-}
-
-/// The authenticated administrator, for the routes that need the account
-/// itself rather than a permission ([`crate::auth::Auth`]): login steps,
-/// the session's own factors, deciding approvals.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller(pub AdminActor);
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        from_guard(parts, "administrator").map(Self)
     }
 }
 

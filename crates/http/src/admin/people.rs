@@ -5,17 +5,18 @@ use super::{r, AwaitingApproval, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, Client, Path};
+use crate::extract::{Body, Client, Path};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::Json;
+use axum::{Extension, Json};
 use mamori_core::auth::permit::{
     AccountsManage, CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead,
 };
+use mamori_core::auth::AdminActor;
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
@@ -249,7 +250,7 @@ pub(super) async fn offboard(
 
 pub(super) async fn approvals(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     let approvals = s.pending_approvals(&actor).await?;
     Ok(Json(ApprovalList { approvals }).into_response())
@@ -257,7 +258,7 @@ pub(super) async fn approvals(
 
 pub(super) async fn approve(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Path(id): Path<ApprovalId>,
 ) -> Result<Response, ApiError> {
@@ -266,7 +267,7 @@ pub(super) async fn approve(
 
 pub(super) async fn reject(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Path(id): Path<ApprovalId>,
 ) -> Result<Response, ApiError> {

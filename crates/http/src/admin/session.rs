@@ -4,13 +4,13 @@ use super::{r, Route};
 use crate::auth::Access::{AnySession, FullSession, Public, SecondFactor};
 use crate::auth::{clear_cookie, set_cookie, SessionSecret};
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, Client, Path};
+use crate::extract::{Body, Client, Path};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Extension, Json};
-use mamori_core::auth::{LoginOutcome, SessionCookie};
+use mamori_core::auth::{AdminActor, LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
 use mamori_domain::{AdminSession, Permission, Role, SessionId, SessionStage, WebauthnCredential};
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ pub(super) async fn login(
 
 pub(super) async fn login_totp(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
@@ -142,7 +142,7 @@ pub(super) async fn login_totp(
 
 pub(super) async fn login_recovery(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
@@ -152,14 +152,14 @@ pub(super) async fn login_recovery(
 
 pub(super) async fn webauthn_login_start(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.webauthn_login_start(&actor).await?).into_response())
 }
 
 pub(super) async fn webauthn_login_finish(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
@@ -171,7 +171,7 @@ pub(super) async fn webauthn_login_finish(
 
 pub(super) async fn whoami(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     secret: Option<Extension<SessionSecret>>,
 ) -> Result<Response, ApiError> {
     let admin = &actor.admin;
@@ -208,7 +208,7 @@ pub(super) async fn whoami(
 
 pub(super) async fn logout(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     s.logout(&actor, &ctx).await?;
@@ -220,7 +220,7 @@ pub(super) async fn logout(
 
 pub(super) async fn change_password(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<PasswordBody>,
 ) -> Result<Response, ApiError> {
@@ -235,14 +235,14 @@ pub(super) async fn change_password(
 
 pub(super) async fn totp_enroll(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.totp_enroll_start(&actor).await?).into_response())
 }
 
 pub(super) async fn totp_confirm(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
@@ -258,14 +258,14 @@ pub(super) async fn totp_confirm(
 
 pub(super) async fn webauthn_register_start(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.webauthn_register_start(&actor).await?).into_response())
 }
 
 pub(super) async fn webauthn_register_finish(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
@@ -290,7 +290,7 @@ pub(super) async fn webauthn_register_finish(
 
 pub(super) async fn step_up(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<StepUpBody>,
 ) -> Result<Response, ApiError> {
@@ -301,14 +301,14 @@ pub(super) async fn step_up(
 
 pub(super) async fn step_up_webauthn_start(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.step_up_webauthn_start(&actor).await?).into_response())
 }
 
 pub(super) async fn step_up_webauthn_finish(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
@@ -319,7 +319,7 @@ pub(super) async fn step_up_webauthn_finish(
 
 pub(super) async fn list_sessions(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     let current = match &actor.via {
         mamori_core::auth::Via::Session(sess) => Some(sess.id.clone()),
@@ -331,7 +331,7 @@ pub(super) async fn list_sessions(
 
 pub(super) async fn revoke_session(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Path(id): Path<SessionId>,
 ) -> Result<Response, ApiError> {
@@ -341,7 +341,7 @@ pub(super) async fn revoke_session(
 
 pub(super) async fn revoke_all_sessions(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     let n = s.revoke_own_sessions(&actor, &ctx).await?;
@@ -353,7 +353,7 @@ pub(super) async fn revoke_all_sessions(
 
 pub(super) async fn recovery_codes(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     let codes = s.regenerate_recovery_codes(&actor, &ctx).await?;
@@ -365,14 +365,14 @@ pub(super) async fn recovery_codes(
 
 pub(super) async fn factors(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.own_factors(&actor).await?).into_response())
 }
 
 pub(super) async fn remove_totp(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     s.remove_totp(&actor, &ctx).await?;
@@ -381,7 +381,7 @@ pub(super) async fn remove_totp(
 
 pub(super) async fn remove_webauthn(
     State(s): State<Services>,
-    Caller(actor): Caller,
+    Extension(actor): Extension<AdminActor>,
     Client(ctx): Client,
     Path(credential): Path<String>,
 ) -> Result<Response, ApiError> {
