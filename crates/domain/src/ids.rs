@@ -115,6 +115,32 @@ string_id!(
     64
 );
 
+string_id!(
+    /// A device group's identifier (random hex, chosen by the server).
+    GroupId,
+    "group id",
+    64
+);
+string_id!(
+    /// A policy's identifier (random hex, chosen by the server).
+    PolicyId,
+    "policy id",
+    64
+);
+string_id!(
+    /// An incident's identifier (random hex, chosen by the server).
+    IncidentId,
+    "incident id",
+    64
+);
+string_id!(
+    /// The identifier of a request waiting for a second administrator
+    /// (two-person rule; random hex, chosen by the server).
+    ApprovalId,
+    "approval id",
+    64
+);
+
 impl CommandUuid {
     /// A fresh random (v4) command UUID in Apple's upper-case form.
     pub fn new_random() -> Self {
@@ -142,6 +168,41 @@ mod tests {
         assert!(DeviceKey::parse("x'; DROP TABLE devices;--").is_err());
         assert!(DeviceKey::parse(&"a".repeat(129)).is_err());
         assert!(CommandUuid::parse("\n").is_err());
+    }
+
+    /// The server makes group, policy, incident and approval identifiers
+    /// of 12 random bytes in hex (24 characters); each kind accepts them.
+    #[test]
+    fn accepts_server_record_ids() {
+        let id = "0123456789abcdef01234567";
+        assert_eq!(GroupId::parse(id).map(|g| g.to_string()), Ok(id.to_owned()));
+        assert_eq!(
+            PolicyId::parse(id).map(|p| p.to_string()),
+            Ok(id.to_owned())
+        );
+        assert_eq!(
+            IncidentId::parse(id).map(|i| i.to_string()),
+            Ok(id.to_owned())
+        );
+        assert_eq!(
+            ApprovalId::parse(id).map(|a| a.to_string()),
+            Ok(id.to_owned())
+        );
+    }
+
+    #[test]
+    fn refuses_bad_record_ids() {
+        assert_eq!(GroupId::parse(""), Err(IdError::Empty("group id")));
+        assert_eq!(
+            PolicyId::parse(&"a".repeat(65)),
+            Err(IdError::TooLong("policy id", 64))
+        );
+        assert_eq!(
+            IncidentId::parse("a/b"),
+            Err(IdError::BadChar("incident id"))
+        );
+        assert!(ApprovalId::parse("x\n").is_err());
+        assert!(ApprovalId::parse(&"f".repeat(64)).is_ok());
     }
 
     #[test]

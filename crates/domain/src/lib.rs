@@ -23,7 +23,10 @@ pub use admin::{
 pub use approval::{Approval, ApprovalStatus};
 pub use audit_action::{AuditAction, Outcome};
 pub use group::{DeviceGroup, DeviceProfile, GroupRule, ProfileState};
-pub use ids::{AdminId, CommandUuid, DeviceKey, IdError, PersonId, SessionId, TokenId};
+pub use ids::{
+    AdminId, ApprovalId, CommandUuid, DeviceKey, GroupId, IdError, IncidentId, PersonId, PolicyId,
+    SessionId, TokenId,
+};
 pub use incident::{AffectedPerson, Incident, IncidentFacts, IncidentStatus};
 pub use logsafe::{escaped_in_logs, log_safe, LogSafe};
 pub use model::{

@@ -3,7 +3,7 @@
 use crate::auth::{Access, Guard};
 use crate::error::ApiError;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
@@ -132,27 +132,22 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI).into_response()
 }
 
-/// Parses a JSON body; an empty body gives the default. A Content-Type other
-/// than JSON is refused.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        if !ct.starts_with("application/json") {
-            tracing::warn!(content_type = %ct, "admin request body is not JSON");
-            return Err(CoreError::UnsupportedMediaType(
-                "Content-Type must be application/json".into(),
-            )
-            .into());
-        }
+/// A request waiting for a second administrator (two-person rule), as the
+/// routes that may create one answer it (202).
+#[derive(Debug, serde::Serialize)]
+struct AwaitingApproval<'a> {
+    approval: &'a mamori_domain::Approval,
+}
+
+impl AwaitingApproval<'_> {
+    /// 202 with the pending request.
+    fn accepted(approval: &mamori_domain::Approval) -> Response {
+        (
+            StatusCode::ACCEPTED,
+            axum::Json(AwaitingApproval { approval }),
+        )
+            .into_response()
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| CoreError::BadRequest(format!("invalid JSON body: {e}")).into())
 }
 
 #[cfg(test)]

@@ -129,51 +129,130 @@ pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) 
     resp
 }
 
+/// What the request presents: its credentials and, for cookie requests,
+/// the CSRF token it sent.
+struct Presented {
+    method: Method,
+    /// `METHOD /path`, for the log and the audit trail.
+    route: String,
+    sent_csrf: String,
+    cookie: Option<String>,
+    bearer: Option<String>,
+}
+
+impl Presented {
+    fn of(req: &Request) -> Self {
+        let headers = req.headers();
+        let sent_csrf = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let cookie = cookie_value(headers, SESSION_COOKIE).map(str::to_owned);
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            });
+        Self {
+            method: req.method().clone(),
+            route: format!("{} {}", req.method(), req.uri().path()),
+            sent_csrf,
+            cookie,
+            bearer,
+        }
+    }
+
+    fn changes_state(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+}
+
+/// Authenticates the caller and checks the route's access; on success the
+/// request carries the [`AdminActor`] (and the session secret, for the
+/// CSRF token). Each step is its own function, in this order.
 async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<(), ApiError> {
     if g.access == Access::Public {
         return Ok(());
     }
     let s = &g.services;
-    let method = req.method().clone();
-    let route = format!("{} {}", req.method(), req.uri().path());
-    let headers = req.headers();
-    let sent_csrf = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let cookie = cookie_value(headers, SESSION_COOKIE).map(str::to_owned);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        });
-    let (actor, secret) = if let Some(token) = bearer {
-        (s.authenticate_token(&token, ctx).await?, None)
-    } else if let Some(secret) = cookie {
-        (s.authenticate_session(&secret, ctx).await?, Some(secret))
-    } else {
-        tracing::warn!(%route, source = %ctx.source, "admin request without credentials");
-        return Err(CoreError::Unauthorized.into());
-    };
-    // A cookie rides along on any request the browser makes: state changes
-    // must also prove they come from our own pages.
+    let presented = Presented::of(req);
+    let (actor, secret) = authenticate(s, &presented, ctx).await?;
     if let Some(secret) = &secret {
-        if !matches!(method, Method::GET | Method::HEAD) {
-            let expected = s.auth.csrf_token(secret);
-            if !mamori_crypto::constant_time_eq(sent_csrf.as_bytes(), expected.as_bytes()) {
-                deny(s, &actor, ctx, &route, "missing or wrong CSRF token").await?;
-                return Err(CoreError::Forbidden("missing or wrong CSRF token".into()).into());
-            }
-        }
+        check_csrf(s, &actor, ctx, &presented, secret).await?;
     }
+    if let Err(e) = verdict(g.access, &actor) {
+        if matches!(e, CoreError::Forbidden(_)) {
+            deny(s, &actor, ctx, &presented.route, "permission denied").await?;
+        }
+        return Err(e.into());
+    }
+    record_attempt(s, &actor, ctx, &presented).await?;
+    if let Some(secret) = secret {
+        req.extensions_mut().insert(SessionSecret(secret));
+    }
+    req.extensions_mut().insert(actor);
+    Ok(())
+}
+
+/// The caller, from the bearer token or else the session cookie, with the
+/// session secret when it came by cookie.
+async fn authenticate(
+    s: &Services,
+    presented: &Presented,
+    ctx: &ClientContext,
+) -> Result<(AdminActor, Option<String>), ApiError> {
+    if let Some(token) = &presented.bearer {
+        Ok((s.authenticate_token(token, ctx).await?, None))
+    } else if let Some(secret) = &presented.cookie {
+        Ok((
+            s.authenticate_session(secret, ctx).await?,
+            Some(secret.clone()),
+        ))
+    } else {
+        let route = &presented.route;
+        tracing::warn!(%route, source = %ctx.source, "admin request without credentials");
+        Err(CoreError::Unauthorized.into())
+    }
+}
+
+/// A cookie rides along on any request the browser makes: state changes
+/// must also prove they come from our own pages.
+async fn check_csrf(
+    s: &Services,
+    actor: &AdminActor,
+    ctx: &ClientContext,
+    presented: &Presented,
+    secret: &str,
+) -> Result<(), ApiError> {
+    if !presented.changes_state() {
+        return Ok(());
+    }
+    let expected = s.auth.csrf_token(secret);
+    if mamori_crypto::constant_time_eq(presented.sent_csrf.as_bytes(), expected.as_bytes()) {
+        return Ok(());
+    }
+    deny(
+        s,
+        actor,
+        ctx,
+        &presented.route,
+        "missing or wrong CSRF token",
+    )
+    .await?;
+    Err(CoreError::Forbidden("missing or wrong CSRF token".into()).into())
+}
+
+/// Whether the caller's session stage (none for a token) and permissions
+/// meet the route's declared access.
+fn verdict(access: Access, actor: &AdminActor) -> Result<(), CoreError> {
     let stage = actor.stage();
-    let verdict: Result<(), CoreError> = match g.access {
+    match access {
         Access::Public => Ok(()),
         Access::SecondFactor => match stage {
             Some(SessionStage::SecondFactor) => Ok(()),
@@ -212,33 +291,33 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
             }
             Some(_) => Err(CoreError::Unauthorized),
         },
-    };
-    if let Err(e) = verdict {
-        if matches!(e, CoreError::Forbidden(_)) {
-            deny(s, &actor, ctx, &route, "permission denied").await?;
-        }
-        return Err(e.into());
     }
-    // Fail closed: a change is recorded before it is made; if the record
-    // cannot be written, the change is not made.
-    if !matches!(method, Method::GET | Method::HEAD) {
-        let event = s
-            .audit_record(
-                &actor.label(),
-                ctx,
-                AuditAction::ApiRequest,
-                Outcome::Attempt,
-            )
-            .target(&route);
-        if let Err(e) = s.audit(event).await {
-            tracing::error!(error = %e, %route, "audit append failed; request refused");
-            return Err(CoreError::AuditUnavailable.into());
-        }
+}
+
+/// Fail closed: a change is recorded before it is made; if the record
+/// cannot be written, the change is not made.
+async fn record_attempt(
+    s: &Services,
+    actor: &AdminActor,
+    ctx: &ClientContext,
+    presented: &Presented,
+) -> Result<(), ApiError> {
+    if !presented.changes_state() {
+        return Ok(());
     }
-    if let Some(secret) = secret {
-        req.extensions_mut().insert(SessionSecret(secret));
+    let route = &presented.route;
+    let event = s
+        .audit_record(
+            &actor.label(),
+            ctx,
+            AuditAction::ApiRequest,
+            Outcome::Attempt,
+        )
+        .target(route);
+    if let Err(e) = s.audit(event).await {
+        tracing::error!(error = %e, %route, "audit append failed; request refused");
+        return Err(CoreError::AuditUnavailable.into());
     }
-    req.extensions_mut().insert(actor);
     Ok(())
 }
 

@@ -8,4 +8,5 @@ pub mod budget;
 pub mod conn;
 pub mod device;
 pub mod error;
+mod extract;
 pub mod tls;

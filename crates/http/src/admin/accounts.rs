@@ -1,23 +1,71 @@
 //! Administrator accounts, API tokens and the audit log.
 
-use super::json_body;
-use super::{r, Route};
+use super::{r, AwaitingApproval, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
+use mamori_core::audit::SinkStatus;
 use mamori_core::auth::permit::{AccountsManage, AuditRead, TokensOwn};
-use mamori_core::auth::ClientContext;
+use mamori_core::auth::AdminSummary;
 use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{AdminAccount, ApiToken, AuditRecord, TokenId};
+use serde::{Deserialize, Serialize};
+
+/// Every administrator account.
+#[derive(Debug, Serialize)]
+struct AdminList {
+    admins: Vec<AdminSummary>,
+}
+
+/// What disabling or resetting an account ended.
+#[derive(Debug, Serialize)]
+struct Revoked {
+    sessions_revoked: u64,
+    tokens_revoked: u64,
+}
+
+/// A reset account: its new one-time password, shown once.
+#[derive(Debug, Serialize)]
+struct ResetDone {
+    admin: AdminAccount,
+    one_time_password: String,
+    #[serde(flatten)]
+    revoked: Revoked,
+}
+
+/// API tokens.
+#[derive(Debug, Serialize)]
+struct TokenList {
+    tokens: Vec<ApiToken>,
+}
+
+/// A new API token and its secret, shown once.
+#[derive(Debug, Serialize)]
+struct NewTokenAnswer {
+    token: ApiToken,
+    secret: String,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize)]
+struct AuditPageAnswer {
+    records: Vec<AuditRecord>,
+    next_after: Option<i64>,
+}
+
+/// Where each audit sink stands.
+#[derive(Debug, Serialize)]
+struct SinkList {
+    sinks: Vec<SinkStatus>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,25 +95,21 @@ pub(super) async fn list(
     Auth(by): Auth<AccountsManage>,
 ) -> Result<Response, ApiError> {
     let admins = s.admin_inventory(&by).await?;
-    Ok(Json(json!({ "admins": admins })).into_response())
+    Ok(Json(AdminList { admins }).into_response())
 }
 
 pub(super) async fn create(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<NewAdminBody>,
 ) -> Result<Response, ApiError> {
-    let req: NewAdminBody = json_body(&headers, &body)?;
     Ok(
         match s.create_admin(&by, &ctx, &req.name, &req.role).await? {
             mamori_core::auth::Created::Now(created) => {
                 (StatusCode::CREATED, Json(created)).into_response()
             }
-            mamori_core::auth::Created::AwaitingApproval(a) => {
-                (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-            }
+            mamori_core::auth::Created::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
         },
     )
 }
@@ -73,38 +117,36 @@ pub(super) async fn create(
 pub(super) async fn set_role(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Body(req): Body<RoleBody>,
 ) -> Result<Response, ApiError> {
-    let req: RoleBody = json_body(&headers, &body)?;
     Ok(match s.set_admin_role(&by, &ctx, &name, &req.role).await? {
         mamori_core::auth::RoleChange::Changed(admin) => Json(admin).into_response(),
-        mamori_core::auth::RoleChange::AwaitingApproval(a) => {
-            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-        }
+        mamori_core::auth::RoleChange::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
     })
 }
 
 pub(super) async fn disable(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Body(req): Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
-    let req: ReasonBody = json_body(&headers, &body)?;
     let reason = req.reason.unwrap_or_else(|| "disabled by an owner".into());
-    let (sessions, tokens) = s.disable_admin(&by, &ctx, &name, &reason).await?;
-    Ok(Json(json!({ "sessions_revoked": sessions, "tokens_revoked": tokens })).into_response())
+    let (sessions_revoked, tokens_revoked) = s.disable_admin(&by, &ctx, &name, &reason).await?;
+    Ok(Json(Revoked {
+        sessions_revoked,
+        tokens_revoked,
+    })
+    .into_response())
 }
 
 pub(super) async fn enable(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     s.enable_admin(&by, &ctx, &name).await?;
@@ -114,27 +156,29 @@ pub(super) async fn enable(
 pub(super) async fn reset(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(match s.reset_admin(&by, &ctx, &name).await? {
-        mamori_core::auth::Reset::Now(created, (sessions, tokens)) => Json(json!({
-            "admin": created.admin,
-            "one_time_password": created.one_time_password,
-            "sessions_revoked": sessions,
-            "tokens_revoked": tokens,
-        }))
-        .into_response(),
-        mamori_core::auth::Reset::AwaitingApproval(a) => {
-            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
+        mamori_core::auth::Reset::Now(created, (sessions_revoked, tokens_revoked)) => {
+            Json(ResetDone {
+                admin: created.admin,
+                one_time_password: created.one_time_password,
+                revoked: Revoked {
+                    sessions_revoked,
+                    tokens_revoked,
+                },
+            })
+            .into_response()
         }
+        mamori_core::auth::Reset::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
     })
 }
 
 pub(super) async fn unlock(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     s.unlock_admin(&by, &ctx, &name).await?;
@@ -152,7 +196,7 @@ pub(super) async fn list_tokens(
     Query(flag): Query<AllFlag>,
 ) -> Result<Response, ApiError> {
     let tokens = s.list_tokens(&by, flag.all.unwrap_or(false)).await?;
-    Ok(Json(json!({ "tokens": tokens })).into_response())
+    Ok(Json(TokenList { tokens }).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,11 +212,9 @@ pub(super) struct NewToken {
 pub(super) async fn create_token(
     State(s): State<Services>,
     Auth(by): Auth<TokensOwn>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<NewToken>,
 ) -> Result<Response, ApiError> {
-    let req: NewToken = json_body(&headers, &body)?;
     let (token, secret) = s
         .create_token(
             &by,
@@ -186,20 +228,16 @@ pub(super) async fn create_token(
             },
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "secret": secret })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(NewTokenAnswer { token, secret })).into_response())
 }
 
 pub(super) async fn revoke_token(
     State(s): State<Services>,
     Auth(by): Auth<TokensOwn>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<TokenId>,
 ) -> Result<Response, ApiError> {
-    s.revoke_token(&by, &ctx, &id).await?;
+    s.revoke_token(&by, &ctx, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -219,7 +257,11 @@ pub(super) async fn audit(
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({ "records": records, "next_after": next })).into_response())
+    Ok(Json(AuditPageAnswer {
+        records,
+        next_after: next,
+    })
+    .into_response())
 }
 
 /// Where each audit sink stands (delivered, behind, failing since).
@@ -227,7 +269,8 @@ pub(super) async fn audit_sinks(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "sinks": s.audit_sink_status(&by).await? })).into_response())
+    let sinks = s.audit_sink_status(&by).await?;
+    Ok(Json(SinkList { sinks }).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,7 +298,7 @@ fn rfc3339(v: Option<&str>, what: &str) -> Result<Option<time::OffsetDateTime>, 
 pub(super) async fn breach_scope(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Query(q): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
     let to = rfc3339(q.to.as_deref(), "to")?
@@ -283,9 +326,15 @@ pub(super) async fn breach_scope(
 
 /// This area's admin routes (a part of [`super::table`]).
 pub(super) fn routes() -> Vec<Route> {
+    let mut all = account_routes();
+    all.extend(token_and_audit_routes());
+    all
+}
+
+/// Administrator accounts.
+fn account_routes() -> Vec<Route> {
     let perm = Access::Permission;
     vec![
-        // Accounts.
         r(
             "GET",
             "/api/v1/admins",
@@ -328,6 +377,13 @@ pub(super) fn routes() -> Vec<Route> {
             perm(P::AccountsManage),
             routing::post(unlock),
         ),
+    ]
+}
+
+/// API tokens and the audit log.
+fn token_and_audit_routes() -> Vec<Route> {
+    let perm = Access::Permission;
+    vec![
         r(
             "GET",
             "/api/v1/tokens",

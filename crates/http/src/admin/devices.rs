@@ -1,23 +1,23 @@
 //! Devices: listing, one device, its commands; queuing commands.
 
-use super::json_body;
-use super::{r, Route};
+use super::{r, AwaitingApproval, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::{CommandsRead, DeviceActions, DevicesRead};
-use mamori_core::auth::ClientContext;
+use mamori_core::commands::{CommandView, Queued};
+use mamori_core::devices::DeviceView;
 use mamori_core::{CoreError, Services};
-use mamori_domain::DeviceKey;
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
 
 /// This area's admin routes (a part of [`super::table`]).
 pub(super) fn routes() -> Vec<Route> {
@@ -67,7 +67,7 @@ pub(super) struct Page {
 pub(super) async fn list_devices(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let after = page
@@ -81,18 +81,21 @@ pub(super) async fn list_devices(
     let next = (devices.len() == limit as usize)
         .then(|| devices.last().map(|d| d.device.udid.to_string()))
         .flatten();
-    Ok(Json(json!({ "devices": devices, "next_after": next })).into_response())
+    Ok(Json(DevicePage {
+        devices,
+        next_after: next,
+    })
+    .into_response())
 }
 
 pub(super) async fn get_device(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(udid): Path<String>,
+    Client(ctx): Client,
+    Path(udid): Path<DeviceKey>,
 ) -> Result<Response, ApiError> {
-    let key = DeviceKey::parse(&udid).map_err(|e| CoreError::BadRequest(e.to_string()))?;
     let device = s
-        .device_view(&by, &ctx, &key)
+        .device_view(&by, &ctx, &udid)
         .await?
         .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
     Ok(Json(device).into_response())
@@ -115,12 +118,10 @@ pub(super) struct PushFlag {
 pub(super) async fn enqueue(
     State(s): State<Services>,
     Auth(by): Auth<DeviceActions>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Query(flag): Query<PushFlag>,
-    headers: HeaderMap,
-    body: Bytes,
+    Body(req): Body<EnqueueBody>,
 ) -> Result<Response, ApiError> {
-    let req: EnqueueBody = json_body(&headers, &body)?;
     let queued = s
         .enqueue_command(
             &by,
@@ -131,48 +132,104 @@ pub(super) async fn enqueue(
         )
         .await?;
     Ok(match queued {
-        mamori_core::commands::Enqueued::Queued(q) => {
-            (StatusCode::OK, Json(json!({ "commands": q }))).into_response()
+        mamori_core::commands::Enqueued::Queued(commands) => {
+            (StatusCode::OK, Json(QueuedList { commands })).into_response()
         }
-        mamori_core::commands::Enqueued::AwaitingApproval(a) => {
-            (StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response()
-        }
+        mamori_core::commands::Enqueued::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
     })
 }
 
 pub(super) async fn device_commands(
     State(s): State<Services>,
     Auth(by): Auth<CommandsRead>,
-    Path(udid): Path<String>,
+    Path(udid): Path<DeviceKey>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "commands": s.device_commands(&by, &udid).await? })).into_response())
+    let commands = s.device_commands(&by, udid.as_str()).await?;
+    Ok(Json(CommandList { commands }).into_response())
 }
 
 pub(super) async fn command_status(
     State(s): State<Services>,
     Auth(by): Auth<CommandsRead>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(uuid): Path<String>,
+    Client(ctx): Client,
+    Path(uuid): Path<CommandUuid>,
 ) -> Result<Response, ApiError> {
-    let view = s.command_status(&by, &ctx, &uuid).await?;
-    let r = view.record;
-    Ok(Json(json!({
-        "command_uuid": r.command_uuid,
-        "request_type": r.request_type,
-        "udid": r.udid,
-        "status": r.state,
-        "queued_at": r.queued_at.format(&time::format_description::well_known::Rfc3339).ok(),
-        "updated_at": r.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),
-        "result": r.result,
-        "error_chain": r.error_chain,
-        "redacted": view.redacted,
-        "devices": [{
-            "udid": r.udid,
-            "status": r.state,
-            "result": r.result,
-            "error_chain": r.error_chain,
-            "redacted": view.redacted,
-        }],
-    }))
-    .into_response())
+    let view = s.command_status(&by, &ctx, uuid.as_str()).await?;
+    Ok(Json(CommandStatus::of(&view)).into_response())
+}
+
+/// A page of devices.
+#[derive(Debug, Serialize)]
+struct DevicePage {
+    devices: Vec<DeviceView>,
+    next_after: Option<String>,
+}
+
+/// The commands just queued, one per device.
+#[derive(Debug, Serialize)]
+struct QueuedList {
+    commands: Vec<Queued>,
+}
+
+/// A device's recent commands.
+#[derive(Debug, Serialize)]
+struct CommandList {
+    commands: Vec<CommandRecord>,
+}
+
+/// Where one command stands, with its (possibly redacted) result; `devices`
+/// repeats it per device, the shape a command to many devices would have.
+#[derive(Debug, Serialize)]
+struct CommandStatus<'a> {
+    command_uuid: &'a CommandUuid,
+    request_type: &'a str,
+    udid: &'a DeviceKey,
+    status: CommandState,
+    queued_at: Option<String>,
+    updated_at: Option<String>,
+    #[serde(flatten)]
+    outcome: CommandOutcome<'a>,
+    devices: [CommandOnDevice<'a>; 1],
+}
+
+/// The command as one device answered it.
+#[derive(Debug, Serialize)]
+struct CommandOnDevice<'a> {
+    udid: &'a DeviceKey,
+    status: CommandState,
+    #[serde(flatten)]
+    outcome: CommandOutcome<'a>,
+}
+
+/// A device's answer: its result, its error chain, what was withheld.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct CommandOutcome<'a> {
+    result: &'a Option<serde_json::Value>,
+    error_chain: &'a Option<serde_json::Value>,
+    redacted: &'a [String],
+}
+
+impl<'a> CommandStatus<'a> {
+    fn of(view: &'a CommandView) -> Self {
+        let r = &view.record;
+        let outcome = CommandOutcome {
+            result: &r.result,
+            error_chain: &r.error_chain,
+            redacted: &view.redacted,
+        };
+        Self {
+            command_uuid: &r.command_uuid,
+            request_type: &r.request_type,
+            udid: &r.udid,
+            status: r.state,
+            queued_at: r.queued_at.format(&Rfc3339).ok(),
+            updated_at: r.updated_at.format(&Rfc3339).ok(),
+            outcome,
+            devices: [CommandOnDevice {
+                udid: &r.udid,
+                status: r.state,
+                outcome,
+            }],
+        }
+    }
 }

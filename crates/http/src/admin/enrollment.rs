@@ -1,18 +1,16 @@
 //! Enrollment profiles and their download links.
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
+use crate::extract::{Body, Client};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::EnrollmentWrite;
-use mamori_core::auth::ClientContext;
 use mamori_core::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::Services;
 use mamori_domain::Permission as P;
@@ -40,11 +38,9 @@ pub(super) fn routes() -> Vec<Route> {
 pub(super) async fn create_profile(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<ProfileRequest>,
 ) -> Result<Response, ApiError> {
-    let req: ProfileRequest = json_body(&headers, &body)?;
     let bytes = s.create_enrollment_profile(&by, &ctx, &req).await?;
     Ok((
         [
@@ -62,11 +58,9 @@ pub(super) async fn create_profile(
 pub(super) async fn create_link(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<LinkRequest>,
 ) -> Result<Response, ApiError> {
-    let req: LinkRequest = json_body(&headers, &body)?;
     let link = s.create_enrollment_link(&by, &ctx, &req).await?;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }

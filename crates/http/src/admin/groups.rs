@@ -1,39 +1,62 @@
 //! Device groups, policy assignment and the profiles on each device.
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
-use mamori_core::auth::ClientContext;
+use mamori_core::devices::DeviceView;
 use mamori_core::groups::GroupInput;
 use mamori_core::Services;
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{DeviceGroup, DeviceKey, DeviceProfile, GroupId};
+use mamori_ports::InstalledApp;
+use serde::{Deserialize, Serialize};
+
+/// Every group.
+#[derive(Debug, Serialize)]
+struct GroupList {
+    groups: Vec<DeviceGroup>,
+}
+
+/// The profiles on one device.
+#[derive(Debug, Serialize)]
+struct ProfileList {
+    profiles: Vec<DeviceProfile>,
+}
+
+/// The devices a search found.
+#[derive(Debug, Serialize)]
+struct DeviceList {
+    devices: Vec<DeviceView>,
+}
+
+/// The apps on one device.
+#[derive(Debug, Serialize)]
+struct AppList {
+    apps: Vec<InstalledApp>,
+}
 
 pub(super) async fn list(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "groups": s.groups(&by).await? })).into_response())
+    let groups = s.groups(&by).await?;
+    Ok(Json(GroupList { groups }).into_response())
 }
 
 pub(super) async fn create(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(input): Body<GroupInput>,
 ) -> Result<Response, ApiError> {
-    let input: GroupInput = json_body(&headers, &body)?;
     let g = s.create_group(&by, &ctx, &input).await?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
@@ -41,18 +64,18 @@ pub(super) async fn create(
 pub(super) async fn get_one(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Path(id): Path<String>,
+    Path(id): Path<GroupId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.group(&by, &id).await?).into_response())
+    Ok(Json(s.group(&by, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn delete_one(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<GroupId>,
 ) -> Result<Response, ApiError> {
-    s.delete_group(&by, &ctx, &id).await?;
+    s.delete_group(&by, &ctx, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -68,14 +91,12 @@ pub(super) struct MembersBody {
 pub(super) async fn members(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<GroupId>,
+    Body(b): Body<MembersBody>,
 ) -> Result<Response, ApiError> {
-    let b: MembersBody = json_body(&headers, &body)?;
     let g = s
-        .change_group_members(&by, &ctx, &id, &b.add, &b.remove)
+        .change_group_members(&by, &ctx, id.as_str(), &b.add, &b.remove)
         .await?;
     Ok(Json(g).into_response())
 }
@@ -89,22 +110,23 @@ pub(super) struct PoliciesBody {
 pub(super) async fn policies(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<GroupId>,
+    Body(b): Body<PoliciesBody>,
 ) -> Result<Response, ApiError> {
-    let b: PoliciesBody = json_body(&headers, &body)?;
-    let g = s.set_group_policies(&by, &ctx, &id, &b.policies).await?;
+    let g = s
+        .set_group_policies(&by, &ctx, id.as_str(), &b.policies)
+        .await?;
     Ok(Json(g).into_response())
 }
 
 pub(super) async fn device_profiles(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Path(udid): Path<String>,
+    Path(udid): Path<DeviceKey>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "profiles": s.device_profiles(&by, &udid).await? })).into_response())
+    let profiles = s.device_profiles(&by, udid.as_str()).await?;
+    Ok(Json(ProfileList { profiles }).into_response())
 }
 
 pub(super) async fn reconcile(
@@ -117,13 +139,11 @@ pub(super) async fn reconcile(
 pub(super) async fn compliance(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<GroupId>,
+    Body(rules): Body<Option<mamori_core::compliance::ComplianceRules>>,
 ) -> Result<Response, ApiError> {
-    let rules: Option<mamori_core::compliance::ComplianceRules> = json_body(&headers, &body)?;
-    s.set_group_compliance(&by, &ctx, &id, rules.as_ref())
+    s.set_group_compliance(&by, &ctx, id.as_str(), rules.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -138,18 +158,20 @@ pub(super) async fn compliance_report(
 pub(super) async fn search_devices(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "devices": s.search_devices(&by, &ctx, &q).await? })).into_response())
+    let devices = s.search_devices(&by, &ctx, &q).await?;
+    Ok(Json(DeviceList { devices }).into_response())
 }
 
 pub(super) async fn device_apps(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Path(udid): Path<String>,
+    Path(udid): Path<DeviceKey>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "apps": s.device_apps(&by, &udid).await? })).into_response())
+    let apps = s.device_apps(&by, udid.as_str()).await?;
+    Ok(Json(AppList { apps }).into_response())
 }
 
 /// This area's admin routes (a part of [`super::table`]).

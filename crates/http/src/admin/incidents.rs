@@ -2,40 +2,49 @@
 //! the evidence bundle. Thin: the use-cases are in `mamori_core::incidents`
 //! and `mamori_core::evidence`.
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::{AuditRead, IncidentsManage};
-use mamori_core::auth::ClientContext;
 use mamori_core::incidents::{IncidentChange, NewIncident};
 use mamori_core::Services;
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{AffectedPerson, Incident, IncidentId};
+use serde::{Deserialize, Serialize};
+
+/// Every incident, newest first.
+#[derive(Debug, Serialize)]
+struct IncidentList {
+    incidents: Vec<Incident>,
+}
+
+/// The people an incident affects.
+#[derive(Debug, Serialize)]
+struct AffectedList {
+    people: Vec<AffectedPerson>,
+}
 
 pub(super) async fn list(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "incidents": s.incidents(&by).await? })).into_response())
+    let incidents = s.incidents(&by).await?;
+    Ok(Json(IncidentList { incidents }).into_response())
 }
 
 pub(super) async fn open(
     State(s): State<Services>,
     Auth(by): Auth<IncidentsManage>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<NewIncident>,
 ) -> Result<Response, ApiError> {
-    let req: NewIncident = json_body(&headers, &body)?;
     let view = s.open_incident(&by, &ctx, &req).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -43,38 +52,37 @@ pub(super) async fn open(
 pub(super) async fn get_one(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
-    Path(id): Path<String>,
+    Path(id): Path<IncidentId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.incident_view(&by, &id).await?).into_response())
+    Ok(Json(s.incident_view(&by, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn update(
     State(s): State<Services>,
     Auth(by): Auth<IncidentsManage>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<IncidentId>,
+    Body(ch): Body<IncidentChange>,
 ) -> Result<Response, ApiError> {
-    let ch: IncidentChange = json_body(&headers, &body)?;
-    Ok(Json(s.update_incident(&by, &ctx, &id, &ch).await?).into_response())
+    Ok(Json(s.update_incident(&by, &ctx, id.as_str(), &ch).await?).into_response())
 }
 
 pub(super) async fn refresh_scope(
     State(s): State<Services>,
     Auth(by): Auth<IncidentsManage>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<IncidentId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.refresh_incident_scope(&by, &ctx, &id).await?).into_response())
+    Ok(Json(s.refresh_incident_scope(&by, &ctx, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn people(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
-    Path(id): Path<String>,
+    Path(id): Path<IncidentId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "people": s.incident_people(&by, &id).await? })).into_response())
+    let people = s.incident_people(&by, id.as_str()).await?;
+    Ok(Json(AffectedList { people }).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,12 +96,10 @@ pub(super) struct NotifyBody {
 pub(super) async fn notify(
     State(s): State<Services>,
     Auth(by): Auth<IncidentsManage>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<IncidentId>,
+    Body(req): Body<NotifyBody>,
 ) -> Result<Response, ApiError> {
-    let req: NotifyBody = json_body(&headers, &body)?;
     let people = match (req.people, req.all) {
         (Some(p), false) if !p.is_empty() => Some(p),
         (None, true) => None,
@@ -105,7 +111,7 @@ pub(super) async fn notify(
         }
     };
     let view = s
-        .notify_incident_people(&by, &ctx, &id, people.as_deref())
+        .notify_incident_people(&by, &ctx, id.as_str(), people.as_deref())
         .await?;
     Ok(Json(view).into_response())
 }
@@ -113,10 +119,10 @@ pub(super) async fn notify(
 pub(super) async fn evidence(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<IncidentId>,
 ) -> Result<Response, ApiError> {
-    let bundle = s.evidence_bundle(&by, &ctx, &id).await?;
+    let bundle = s.evidence_bundle(&by, &ctx, id.as_str()).await?;
     Ok((
         StatusCode::OK,
         [

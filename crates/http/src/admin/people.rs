@@ -1,14 +1,14 @@
 //! The people directory.
 
-use super::json_body;
 use super::DECIDERS;
-use super::{r, Route};
+use super::{r, AwaitingApproval, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::extract::{Body, Client, Path};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
@@ -16,12 +16,31 @@ use axum::{Extension, Json};
 use mamori_core::auth::permit::{
     AccountsManage, CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead,
 };
-use mamori_core::auth::{AdminActor, ClientContext};
+use mamori_core::auth::AdminActor;
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{Approval, ApprovalId, DeviceKey, PersonId};
+use serde::{Deserialize, Serialize};
+
+/// A page of people (pseudonymous views, or with personal fields).
+#[derive(Debug, Serialize)]
+struct PeoplePage<T> {
+    people: Vec<T>,
+    next_after: Option<String>,
+}
+
+/// How many people a CSV import added.
+#[derive(Debug, Serialize)]
+struct Imported {
+    imported: usize,
+}
+
+/// The requests this administrator may decide.
+#[derive(Debug, Serialize)]
+struct ApprovalList {
+    approvals: Vec<Approval>,
+}
 
 /// Largest CSV import body (200,000 people of ~300 bytes).
 pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
@@ -45,22 +64,22 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let people = s.list_people(&by, page.after.as_deref(), limit).await?;
-    let next = next_after(&people, limit, |p| p.id.to_string());
-    Ok(Json(json!({ "people": people, "next_after": next })).into_response())
+    let next_after = next_after(&people, limit, |p| p.id.to_string());
+    Ok(Json(PeoplePage { people, next_after }).into_response())
 }
 
 pub(super) async fn list_plain(
     State(s): State<Services>,
     Auth(by): Auth<PersonalDataRead>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let people = s
         .list_people_plain(&by, &ctx, page.after.as_deref(), limit)
         .await?;
-    let next = next_after(&people, limit, |p| p.view.id.to_string());
-    Ok(Json(json!({ "people": people, "next_after": next })).into_response())
+    let next_after = next_after(&people, limit, |p| p.view.id.to_string());
+    Ok(Json(PeoplePage { people, next_after }).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,23 +93,21 @@ pub(super) struct ExportBody {
 pub(super) async fn request_export(
     State(s): State<Services>,
     Auth(by): Auth<PersonalDataRead>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<ExportBody>,
 ) -> Result<Response, ApiError> {
-    let req: ExportBody = json_body(&headers, &body)?;
     let a = s.request_export(&by, &ctx, req.fields.as_deref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "approval": a }))).into_response())
+    Ok(AwaitingApproval::accepted(&a))
 }
 
 /// The approved export, once, to its requester.
 pub(super) async fn download_export(
     State(s): State<Services>,
     Auth(by): Auth<PersonalDataRead>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<ApprovalId>,
 ) -> Result<Response, ApiError> {
-    let csv = s.download_export(&by, &ctx, &id).await?;
+    let csv = s.download_export(&by, &ctx, id.as_str()).await?;
     Ok((
         StatusCode::OK,
         [
@@ -108,11 +125,9 @@ pub(super) async fn download_export(
 pub(super) async fn create(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(input): Body<PersonInput>,
 ) -> Result<Response, ApiError> {
-    let input: PersonInput = json_body(&headers, &body)?;
     let person = s.create_person(&by, &ctx, &input).await?;
     Ok((StatusCode::CREATED, Json(person)).into_response())
 }
@@ -120,7 +135,7 @@ pub(super) async fn create(
 pub(super) async fn import(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -132,36 +147,34 @@ pub(super) async fn import(
         return Err(CoreError::UnsupportedMediaType("Content-Type must be text/csv".into()).into());
     }
     let n = s.import_people_csv(&by, &ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
+    Ok((StatusCode::CREATED, Json(Imported { imported: n })).into_response())
 }
 
 pub(super) async fn get(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Path(id): Path<String>,
+    Path(id): Path<PersonId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.person(&by, &id).await?).into_response())
+    Ok(Json(s.person(&by, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn get_plain(
     State(s): State<Services>,
     Auth(by): Auth<PersonalDataRead>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<PersonId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.person_plain(&by, &ctx, &id).await?).into_response())
+    Ok(Json(s.person_plain(&by, &ctx, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn update(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<PersonId>,
+    Body(input): Body<PersonInput>,
 ) -> Result<Response, ApiError> {
-    let input: PersonInput = json_body(&headers, &body)?;
-    Ok(Json(s.update_person(&by, &ctx, &id, &input).await?).into_response())
+    Ok(Json(s.update_person(&by, &ctx, id.as_str(), &input).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +186,7 @@ pub(super) struct Lookup {
 pub(super) async fn lookup(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Query(q): Query<Lookup>,
 ) -> Result<Response, ApiError> {
     let person = s
@@ -191,13 +204,11 @@ pub(super) struct Assign {
 pub(super) async fn assign(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(udid): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(udid): Path<DeviceKey>,
+    Body(req): Body<Assign>,
 ) -> Result<Response, ApiError> {
-    let req: Assign = json_body(&headers, &body)?;
-    s.assign_device(&by, &ctx, &udid, req.person_id.as_deref())
+    s.assign_device(&by, &ctx, udid.as_str(), req.person_id.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -205,10 +216,10 @@ pub(super) async fn assign(
 pub(super) async fn purge(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<PersonId>,
 ) -> Result<Response, ApiError> {
-    s.purge_person_now(&by, &ctx, &id).await?;
+    s.purge_person_now(&by, &ctx, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -221,12 +232,10 @@ pub(super) struct OffboardBody {
 pub(super) async fn offboard(
     State(s): State<Services>,
     Auth(by): Auth<PeopleWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<PersonId>,
+    Body(req): Body<OffboardBody>,
 ) -> Result<Response, ApiError> {
-    let req: OffboardBody = json_body(&headers, &body)?;
     let action = match req.device_action.as_deref() {
         None => None,
         Some(a) => Some(
@@ -235,7 +244,7 @@ pub(super) async fn offboard(
             })?,
         ),
     };
-    let report = s.offboard_person(&by, &ctx, &id, action).await?;
+    let report = s.offboard_person(&by, &ctx, id.as_str(), action).await?;
     Ok(Json(report).into_response())
 }
 
@@ -243,42 +252,43 @@ pub(super) async fn approvals(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "approvals": s.pending_approvals(&actor).await? })).into_response())
+    let approvals = s.pending_approvals(&actor).await?;
+    Ok(Json(ApprovalList { approvals }).into_response())
 }
 
 pub(super) async fn approve(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<ApprovalId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.approve(&actor, &ctx, &id).await?).into_response())
+    Ok(Json(s.approve(&actor, &ctx, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn reject(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<ApprovalId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.reject(&actor, &ctx, &id).await?).into_response())
+    Ok(Json(s.reject(&actor, &ctx, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn link_admin(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Body(req): Body<Assign>,
 ) -> Result<Response, ApiError> {
-    let req: Assign = json_body(&headers, &body)?;
     s.link_admin_person(&by, &ctx, &name, req.person_id.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// This area's admin routes (a part of [`super::table`]).
+// Length: one declarative table (17 routes, one `r(..)` entry each, as
+// rustfmt lays them out); split, the area's routes would be scattered.
 pub(super) fn routes() -> Vec<Route> {
     let perm = Access::Permission;
     vec![

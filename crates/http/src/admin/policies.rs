@@ -1,39 +1,43 @@
 //! Policies: typed settings that become configuration profiles. Secrets
 //! are accepted but never returned (`secrets` lists which are set).
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
-use mamori_core::auth::ClientContext;
 use mamori_core::policies::{PolicyChange, PolicyInput};
 use mamori_core::Services;
 use mamori_domain::Permission as P;
-use serde_json::json;
+use mamori_domain::{Policy, PolicyId};
+use serde::Serialize;
+
+/// Every policy.
+#[derive(Debug, Serialize)]
+struct PolicyList {
+    policies: Vec<Policy>,
+}
 
 pub(super) async fn list(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "policies": s.policies(&by).await? })).into_response())
+    let policies = s.policies(&by).await?;
+    Ok(Json(PolicyList { policies }).into_response())
 }
 
 pub(super) async fn create(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(input): Body<PolicyInput>,
 ) -> Result<Response, ApiError> {
-    let input: PolicyInput = json_body(&headers, &body)?;
     let p = s.create_policy(&by, &ctx, &input).await?;
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }
@@ -41,30 +45,28 @@ pub(super) async fn create(
 pub(super) async fn get_one(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
-    Path(id): Path<String>,
+    Path(id): Path<PolicyId>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.policy(&by, &id).await?).into_response())
+    Ok(Json(s.policy(&by, id.as_str()).await?).into_response())
 }
 
 pub(super) async fn update(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(id): Path<PolicyId>,
+    Body(change): Body<PolicyChange>,
 ) -> Result<Response, ApiError> {
-    let change: PolicyChange = json_body(&headers, &body)?;
-    Ok(Json(s.update_policy(&by, &ctx, &id, &change).await?).into_response())
+    Ok(Json(s.update_policy(&by, &ctx, id.as_str(), &change).await?).into_response())
 }
 
 pub(super) async fn delete_one(
     State(s): State<Services>,
     Auth(by): Auth<CommandsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<PolicyId>,
 ) -> Result<Response, ApiError> {
-    s.delete_policy(&by, &ctx, &id).await?;
+    s.delete_policy(&by, &ctx, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,34 +1,34 @@
 //! Held re-enrollments (`mamori_core::reenroll`): list, approve, deny.
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::{DevicesRead, EnrollmentWrite};
-use mamori_core::auth::ClientContext;
-use mamori_core::{CoreError, Services};
+use mamori_core::reenroll::HeldIdentity;
+use mamori_core::Services;
 use mamori_domain::DeviceKey;
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+/// Re-enrollments held because the device's identity was live.
+#[derive(Debug, Serialize)]
+struct HeldList {
+    reenrollments: Vec<HeldIdentity>,
+}
 
 /// Names the held identity when a device has several.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+pub(super) struct Decision {
     #[serde(default)]
     fingerprint: Option<String>,
-}
-
-fn device(udid: &str) -> Result<DeviceKey, ApiError> {
-    DeviceKey::parse(udid).map_err(|e| CoreError::BadRequest(e.to_string()).into())
 }
 
 pub(super) async fn list(
@@ -36,20 +36,21 @@ pub(super) async fn list(
     Auth(by): Auth<DevicesRead>,
 ) -> Result<Response, ApiError> {
     let held = s.held_identities(&by, None).await?;
-    Ok(Json(json!({ "reenrollments": held })).into_response())
+    Ok(Json(HeldList {
+        reenrollments: held,
+    })
+    .into_response())
 }
 
 pub(super) async fn approve(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(udid): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(udid): Path<DeviceKey>,
+    Body(d): Body<Decision>,
 ) -> Result<Response, ApiError> {
-    let d: Decision = json_body(&headers, &body)?;
     let done = s
-        .approve_reenrollment(&by, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+        .approve_reenrollment(&by, &ctx, &udid, d.fingerprint.as_deref())
         .await?;
     Ok(Json(done).into_response())
 }
@@ -57,13 +58,11 @@ pub(super) async fn approve(
 pub(super) async fn deny(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(udid): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Path(udid): Path<DeviceKey>,
+    Body(d): Body<Decision>,
 ) -> Result<Response, ApiError> {
-    let d: Decision = json_body(&headers, &body)?;
-    s.deny_reenrollment(&by, &ctx, &device(&udid)?, d.fingerprint.as_deref())
+    s.deny_reenrollment(&by, &ctx, &udid, d.fingerprint.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

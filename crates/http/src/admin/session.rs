@@ -1,21 +1,19 @@
 //! Login, second factor, sessions, step-up and factor enrollment.
 
-use super::json_body;
 use super::{r, Route};
-use crate::auth::Access::{self, AnySession, FullSession, Public, SecondFactor};
+use crate::auth::Access::{AnySession, FullSession, Public, SecondFactor};
 use crate::auth::{clear_cookie, set_cookie, SessionSecret};
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::extract::{Body, Client, Path};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Extension, Json};
-use mamori_core::auth::{AdminActor, ClientContext, LoginOutcome, SessionCookie};
+use mamori_core::auth::{AdminActor, LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
-use mamori_domain::Permission;
-use serde::Deserialize;
-use serde_json::json;
+use mamori_domain::{AdminSession, Permission, Role, SessionId, SessionStage, WebauthnCredential};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,20 +58,64 @@ pub(super) struct PasswordBody {
     new: String,
 }
 
+/// A login step's answer body: where the login stands, and what the step
+/// adds (nothing, new recovery codes, a registered passkey).
+#[derive(Debug, Serialize)]
+struct LoggedIn<E> {
+    #[serde(flatten)]
+    outcome: LoginOutcome,
+    #[serde(flatten)]
+    extra: E,
+}
+
+/// Recovery codes, shown once.
+#[derive(Debug, Serialize)]
+struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+/// A passkey just registered; `activation` says when it becomes usable if
+/// it was registered with a recovery code.
+#[derive(Debug, Serialize)]
+struct Registered<A> {
+    credential: WebauthnCredential,
+    recovery_codes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation: Option<A>,
+}
+
+/// Who the caller is and where their login stands.
+#[derive(Debug, Serialize)]
+struct Whoami<'a> {
+    name: &'a str,
+    role: Role,
+    permissions: Vec<&'static str>,
+    session: AdminSession,
+    #[serde(flatten)]
+    outcome: LoginOutcome,
+}
+
+/// The caller's live sessions, and which one this is.
+#[derive(Debug, Serialize)]
+struct SessionList {
+    sessions: Vec<AdminSession>,
+    current: Option<SessionId>,
+}
+
+/// How many sessions were ended.
+#[derive(Debug, Serialize)]
+struct RevokedSessions {
+    revoked: u64,
+}
+
 /// A login step's answer: the outcome, and the new session cookie.
-fn logged_in(
+fn logged_in<E: Serialize>(
     s: &Services,
     outcome: LoginOutcome,
     cookie: &SessionCookie,
-    extra: serde_json::Value,
+    extra: E,
 ) -> Response {
-    let mut body = serde_json::to_value(&outcome).unwrap_or_else(|_| json!({}));
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    let mut resp = (StatusCode::OK, Json(LoggedIn { outcome, extra })).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
     resp
@@ -81,37 +123,31 @@ fn logged_in(
 
 pub(super) async fn login(
     State(s): State<Services>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let req: LoginBody = json_body(&headers, &body)?;
     let (outcome, cookie) = s.login(&req.name, &req.password, &ctx).await?;
-    Ok(logged_in(&s, outcome, &cookie, json!({})))
+    Ok(logged_in(&s, outcome, &cookie, ()))
 }
 
 pub(super) async fn login_totp(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
-    let req: CodeBody = json_body(&headers, &body)?;
     let (outcome, cookie) = s.login_totp(&actor, &req.code, &ctx).await?;
-    Ok(logged_in(&s, outcome, &cookie, json!({})))
+    Ok(logged_in(&s, outcome, &cookie, ()))
 }
 
 pub(super) async fn login_recovery(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
-    let req: CodeBody = json_body(&headers, &body)?;
     let (outcome, cookie) = s.login_recovery(&actor, &req.code, &ctx).await?;
-    Ok(logged_in(&s, outcome, &cookie, json!({})))
+    Ok(logged_in(&s, outcome, &cookie, ()))
 }
 
 pub(super) async fn webauthn_login_start(
@@ -124,15 +160,13 @@ pub(super) async fn webauthn_login_start(
 pub(super) async fn webauthn_login_finish(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
-    let req: CredentialBody = json_body(&headers, &body)?;
     let (outcome, cookie) = s
         .webauthn_login_finish(&actor, &req.credential, &ctx)
         .await?;
-    Ok(logged_in(&s, outcome, &cookie, json!({})))
+    Ok(logged_in(&s, outcome, &cookie, ()))
 }
 
 pub(super) async fn whoami(
@@ -153,7 +187,7 @@ pub(super) async fn whoami(
         .map(|Extension(SessionSecret(sec))| s.auth.csrf_token(&sec))
         .unwrap_or_default();
     let outcome = s.login_outcome(admin, &session, &csrf).await?;
-    let permissions: Vec<&str> = if session.stage == mamori_domain::SessionStage::Full {
+    let permissions: Vec<&str> = if session.stage == SessionStage::Full {
         Permission::ALL
             .iter()
             .filter(|p| actor.allows(**p))
@@ -162,23 +196,20 @@ pub(super) async fn whoami(
     } else {
         Vec::new()
     };
-    Ok(Json(json!({
-        "name": admin.name,
-        "role": admin.role,
-        "permissions": permissions,
-        "session": session,
-        "stage": outcome.stage,
-        "methods": outcome.methods,
-        "required": outcome.required,
-        "csrf_token": outcome.csrf_token,
-    }))
+    Ok(Json(Whoami {
+        name: &admin.name,
+        role: admin.role,
+        permissions,
+        session,
+        outcome,
+    })
     .into_response())
 }
 
 pub(super) async fn logout(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     s.logout(&actor, &ctx).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -190,16 +221,14 @@ pub(super) async fn logout(
 pub(super) async fn change_password(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<PasswordBody>,
 ) -> Result<Response, ApiError> {
-    let req: PasswordBody = json_body(&headers, &body)?;
     match s
         .change_password(&actor, &req.current, &req.new, &ctx)
         .await?
     {
-        Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, json!({}))),
+        Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, ())),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -214,13 +243,13 @@ pub(super) async fn totp_enroll(
 pub(super) async fn totp_confirm(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CodeBody>,
 ) -> Result<Response, ApiError> {
-    let req: CodeBody = json_body(&headers, &body)?;
     let enrolled = s.totp_enroll_confirm(&actor, &req.code, &ctx).await?;
-    let extra = json!({ "recovery_codes": enrolled.recovery_codes });
+    let extra = RecoveryCodes {
+        recovery_codes: enrolled.recovery_codes,
+    };
     match enrolled.session {
         Some((outcome, cookie)) => Ok(logged_in(&s, outcome, &cookie, extra)),
         None => Ok(Json(extra).into_response()),
@@ -237,19 +266,20 @@ pub(super) async fn webauthn_register_start(
 pub(super) async fn webauthn_register_finish(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
-    let req: CredentialBody = json_body(&headers, &body)?;
     let name = req.name.unwrap_or_else(|| "passkey".into());
     let (cred, enrolled) = s
         .webauthn_register_finish(&actor, &name, &req.credential, &ctx)
         .await?;
-    let mut extra = json!({ "credential": cred, "recovery_codes": enrolled.recovery_codes });
-    if let Some(a) = &enrolled.activation {
+    let extra = Registered {
+        credential: cred,
+        recovery_codes: enrolled.recovery_codes,
+        activation: enrolled.activation,
+    };
+    if extra.activation.is_some() {
         // Registered with a recovery code: waiting; the session has ended.
-        extra["activation"] = json!(a);
         return Ok((StatusCode::ACCEPTED, Json(extra)).into_response());
     }
     match enrolled.session {
@@ -261,11 +291,9 @@ pub(super) async fn webauthn_register_finish(
 pub(super) async fn step_up(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<StepUpBody>,
 ) -> Result<Response, ApiError> {
-    let req: StepUpBody = json_body(&headers, &body)?;
     s.step_up_totp(&actor, &req.password, &req.code, &ctx)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -281,11 +309,9 @@ pub(super) async fn step_up_webauthn_start(
 pub(super) async fn step_up_webauthn_finish(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<CredentialBody>,
 ) -> Result<Response, ApiError> {
-    let req: CredentialBody = json_body(&headers, &body)?;
     s.step_up_webauthn_finish(&actor, &req.credential, &ctx)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -300,26 +326,26 @@ pub(super) async fn list_sessions(
         mamori_core::auth::Via::Token(_) => None,
     };
     let sessions = s.own_sessions(&actor).await?;
-    Ok(Json(json!({ "sessions": sessions, "current": current })).into_response())
+    Ok(Json(SessionList { sessions, current }).into_response())
 }
 
 pub(super) async fn revoke_session(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(id): Path<SessionId>,
 ) -> Result<Response, ApiError> {
-    s.revoke_own_session(&actor, &id, &ctx).await?;
+    s.revoke_own_session(&actor, id.as_str(), &ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn revoke_all_sessions(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     let n = s.revoke_own_sessions(&actor, &ctx).await?;
-    let mut resp = Json(json!({ "revoked": n })).into_response();
+    let mut resp = Json(RevokedSessions { revoked: n }).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, clear_cookie());
     Ok(resp)
@@ -328,10 +354,13 @@ pub(super) async fn revoke_all_sessions(
 pub(super) async fn recovery_codes(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     let codes = s.regenerate_recovery_codes(&actor, &ctx).await?;
-    Ok(Json(json!({ "recovery_codes": codes })).into_response())
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    })
+    .into_response())
 }
 
 pub(super) async fn factors(
@@ -344,7 +373,7 @@ pub(super) async fn factors(
 pub(super) async fn remove_totp(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
 ) -> Result<Response, ApiError> {
     s.remove_totp(&actor, &ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -353,18 +382,25 @@ pub(super) async fn remove_totp(
 pub(super) async fn remove_webauthn(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
-    Extension(ctx): Extension<ClientContext>,
-    Path(id): Path<String>,
+    Client(ctx): Client,
+    Path(credential): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.remove_webauthn(&actor, &ctx, &id).await?;
+    s.remove_webauthn(&actor, &ctx, &credential).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// This area's admin routes (a part of [`super::table`]).
+/// This area's admin routes (a part of [`super::table`]), by the stage
+/// the caller's session must be at.
 pub(super) fn routes() -> Vec<Route> {
-    let _perm = Access::Permission;
+    let mut all = login_routes();
+    all.extend(setup_routes());
+    all.extend(full_session_routes());
+    all
+}
+
+/// Logging in: the password, then a second factor.
+fn login_routes() -> Vec<Route> {
     vec![
-        // Login and sessions.
         r("POST", "/api/v1/auth/login", Public, routing::post(login)),
         r(
             "POST",
@@ -390,6 +426,13 @@ pub(super) fn routes() -> Vec<Route> {
             SecondFactor,
             routing::post(webauthn_login_finish),
         ),
+    ]
+}
+
+/// Any session, however far its login got: who am I, log out, and
+/// finishing the account's setup (password, factors).
+fn setup_routes() -> Vec<Route> {
+    vec![
         r(
             "GET",
             "/api/v1/auth/session",
@@ -432,6 +475,12 @@ pub(super) fn routes() -> Vec<Route> {
             AnySession,
             routing::post(webauthn_register_finish),
         ),
+    ]
+}
+
+/// A full session: step-up, the session's own sessions and factors.
+fn full_session_routes() -> Vec<Route> {
+    vec![
         r(
             "POST",
             "/api/v1/auth/step-up",

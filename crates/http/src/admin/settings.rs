@@ -1,22 +1,24 @@
 //! Server settings: the APNs push certificate.
 
-use super::json_body;
 use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::body::Bytes;
+use crate::extract::{Body, Client};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::SettingsWrite;
-use mamori_core::auth::ClientContext;
 use mamori_core::Services;
 use mamori_domain::Permission as P;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+/// The APNs topic the new push certificate is for.
+#[derive(Debug, Serialize)]
+struct PushTopic {
+    topic: String,
+}
 
 /// This area's admin routes (a part of [`super::table`]).
 pub(super) fn routes() -> Vec<Route> {
@@ -39,13 +41,11 @@ pub(super) struct PushCertBody {
 pub(super) async fn put_push_cert(
     State(s): State<Services>,
     Auth(by): Auth<SettingsWrite>,
-    Extension(ctx): Extension<ClientContext>,
-    headers: HeaderMap,
-    body: Bytes,
+    Client(ctx): Client,
+    Body(req): Body<PushCertBody>,
 ) -> Result<Response, ApiError> {
-    let req: PushCertBody = json_body(&headers, &body)?;
     let topic = s
         .set_push_certificate(&by, &ctx, &req.certificate_pem, &req.private_key_pem)
         .await?;
-    Ok(Json(json!({ "topic": topic })).into_response())
+    Ok(Json(PushTopic { topic }).into_response())
 }

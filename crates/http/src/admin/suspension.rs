@@ -5,25 +5,32 @@ use super::{r, Route};
 use crate::auth::Access;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use axum::extract::{Path, State};
+use crate::extract::{Client, Path};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json};
+use axum::Json;
 use mamori_core::auth::permit::AccountsManage;
-use mamori_core::auth::ClientContext;
 use mamori_core::Services;
+use mamori_domain::AdminAccount;
 use mamori_domain::Permission as P;
-use serde_json::json;
+use serde::Serialize;
+
+/// The reinstated account.
+#[derive(Debug, Serialize)]
+struct Reinstated {
+    admin: AdminAccount,
+}
 
 /// Reinstates a suspended account (see `Services::reinstate_admin`).
 pub(super) async fn reinstate(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
-    Extension(ctx): Extension<ClientContext>,
+    Client(ctx): Client,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let admin = s.reinstate_admin(&by, &ctx, &name).await?;
-    Ok(Json(json!({ "admin": admin })).into_response())
+    Ok(Json(Reinstated { admin }).into_response())
 }
 
 /// This area's admin routes (a part of [`super::table`]).
