@@ -6,7 +6,7 @@
 //!    stopped.
 //! 2. **Append rate, through the real store path**: this process opens the
 //!    database with `mamori_store::SqliteStore::open` (what the server does
-//!    at start) and appends records through `mamori_core::chain::ChainWriter`,
+//!    at start) and appends records through `mamori_core::audit::chain::ChainWriter`,
 //!    the path every audited action takes: the writer hashes the record
 //!    onto the end it last wrote, and the store, in one transaction per
 //!    record on the writer connection, checks the link against the stored

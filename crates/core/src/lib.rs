@@ -41,11 +41,12 @@ pub(crate) fn check_display_name(name: &str) -> CoreResult<String> {
 /// Who hears of a device's answer to a command, in order (see
 /// [`device::ResultHandler`]). Device management calls these; it knows
 /// nothing of the contexts above it.
-pub(crate) static RESULT_HANDLERS: &[&dyn device::ResultHandler] = &[&groups::ProfileResults];
+pub(crate) static RESULT_HANDLERS: &[&dyn device::ResultHandler] =
+    &[&fleet::groups::ProfileResults];
 
 /// Who carries out an approved request that the administrator context
 /// does not own (see [`admin::approvals::ApprovalExecutor`]).
-pub(crate) static APPROVAL_EXECUTORS: &[&dyn approvals::ApprovalExecutor] =
+pub(crate) static APPROVAL_EXECUTORS: &[&dyn admin::approvals::ApprovalExecutor] =
     &[&device::retire::EraseOnApproval];
 
 /// Settings the use-cases need.
@@ -64,23 +65,23 @@ pub struct CoreConfig {
     /// Default lifetime of API tokens, in days.
     pub token_ttl_days: u32,
     /// Administrator authentication policy.
-    pub auth: auth::AuthPolicy,
+    pub auth: admin::AuthPolicy,
     /// Departed people are purged this many days after departure (0: at
     /// the next run of the retention job).
     pub people_retention_days: u32,
     /// What offboarding does to a person's devices.
-    pub offboard_action: offboard::OffboardAction,
+    pub offboard_action: people::offboard::OffboardAction,
     /// Detection rules.
-    pub detection: detect::DetectionPolicy,
+    pub detection: audit::detect::DetectionPolicy,
     /// Anomaly rules on the audit stream.
-    pub anomaly: anomaly::AnomalyPolicy,
+    pub anomaly: audit::anomaly::AnomalyPolicy,
     /// The configured audit sinks (for the status listing).
     pub audit_sinks: Vec<audit::SinkInfo>,
     /// An EraseDevice for more devices than this waits for a second
     /// administrator.
     pub erase_approval_threshold: usize,
     /// OS versions known to be vulnerable.
-    pub vulnerable_os: Arc<compliance::VulnerableOs>,
+    pub vulnerable_os: Arc<fleet::compliance::VulnerableOs>,
 }
 
 impl Default for CoreConfig {
@@ -92,14 +93,14 @@ impl Default for CoreConfig {
             allow_single_des: true,
             device_cert_days: 365,
             token_ttl_days: 90,
-            auth: auth::AuthPolicy::default(),
+            auth: admin::AuthPolicy::default(),
             people_retention_days: 30,
-            offboard_action: offboard::OffboardAction::RemoveManagement,
-            detection: detect::DetectionPolicy::default(),
-            anomaly: anomaly::AnomalyPolicy::default(),
+            offboard_action: people::offboard::OffboardAction::RemoveManagement,
+            detection: audit::detect::DetectionPolicy::default(),
+            anomaly: audit::anomaly::AnomalyPolicy::default(),
             audit_sinks: Vec::new(),
             erase_approval_threshold: 1,
-            vulnerable_os: Arc::new(compliance::VulnerableOs::shipped()),
+            vulnerable_os: Arc::new(fleet::compliance::VulnerableOs::shipped()),
         }
     }
 }
@@ -121,15 +122,15 @@ pub struct Services {
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Verified device identities (see [`cache`]).
-    pub identities: Arc<cache::IdentityCache>,
+    pub identities: Arc<device::cache::IdentityCache>,
     /// Administrator authentication state.
-    pub auth: Arc<auth::AuthState>,
+    pub auth: Arc<admin::AuthState>,
     /// Master keys wrapping personal-data keys.
-    pub vault: Arc<dyn vault::KeyProvider>,
+    pub vault: Arc<dyn people::vault::KeyProvider>,
     /// Detection state (sliding windows).
-    pub detector: Arc<detect::Detector>,
+    pub detector: Arc<audit::detect::Detector>,
     /// The end of the audit chain as this process last wrote it.
-    pub chain: Arc<chain::ChainWriter>,
+    pub chain: Arc<audit::chain::ChainWriter>,
 }
 
 /// The store as each context sees it: the ports it uses, and no more.
@@ -158,7 +159,7 @@ pub struct Parts<S> {
     /// Administrator authentication state.
     pub auth: Arc<admin::AuthState>,
     /// Master keys wrapping personal-data keys.
-    pub vault: Arc<dyn vault::KeyProvider>,
+    pub vault: Arc<dyn people::vault::KeyProvider>,
 }
 
 impl Services {
@@ -210,18 +211,3 @@ impl Services {
         self.clock.now()
     }
 }
-
-/// The paths other crates used before the contexts had folders; kept
-/// until those crates name the contexts' paths.
-pub mod auth {
-    pub use crate::access::*;
-    pub use crate::admin::*;
-    pub use crate::audit::Record;
-}
-pub use admin::{approvals, tokens};
-pub use audit::{anomaly, chain, detect, evidence, incidents, report};
-pub use device::{
-    cache, checkin, commands, devices, enroll, identity, inventory, push, reenroll, scep,
-};
-pub use fleet::{compliance, groups, policies};
-pub use people::{export, offboard, vault};

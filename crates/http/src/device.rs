@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use base64::Engine;
-use mamori_core::identity::Evidence;
+use mamori_core::device::identity::Evidence;
 use mamori_core::{CoreError, Services};
 use mamori_domain::log_safe;
 use std::sync::Arc;

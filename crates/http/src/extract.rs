@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use mamori_core::auth::ClientContext;
+use mamori_core::access::ClientContext;
 use mamori_core::CoreError;
 use mamori_domain::{
     ApprovalId, CommandUuid, DeviceKey, GroupId, IdError, IncidentId, PersonId, PolicyId,

@@ -7,7 +7,7 @@ use mamori_domain::chain::{ChainLink, Chained, ChainedRecord};
 use mamori_domain::AuditRecord;
 use time::OffsetDateTime;
 
-/// The audit trail: append-only, hash-chained (links computed by `mamori_core::chain`).
+/// The audit trail: append-only, hash-chained (links computed by `mamori_core::audit::chain`).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends `records`, in order, all or none, iff the first links to
@@ -15,7 +15,7 @@ pub trait AuditStore: Send + Sync {
     /// its `prev_hash` that record's hash, or `GENESIS` for an empty log)
     /// and each next to the one before; `HeadMoved` (nothing written)
     /// otherwise. The links are computed by the caller
-    /// (`mamori_core::chain`); a backend compares, never hashes.
+    /// (`mamori_core::audit::chain`); a backend compares, never hashes.
     async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>>;
     /// The end of the chain: the last record's sequence number and hash
     /// ([`ChainLink::genesis`] for an empty log).

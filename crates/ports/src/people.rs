@@ -137,9 +137,11 @@ pub trait PeopleStore: Send + Sync {
         &self,
         keys: &[(PersonId, String, String, Vec<u8>)],
     ) -> StoreResult<u64>;
-    /// Moves the write-ahead log into the database file and truncates it,
-    /// so deleted data does not linger in the WAL.
-    async fn checkpoint(&self) -> StoreResult<()>;
+    /// Makes what was just deleted unrecoverable from the backend's own
+    /// files (a purged person's sealed key must not linger in a journal or
+    /// an old row version). How is the backend's business: SQLite moves
+    /// its write-ahead log into the database file and truncates it.
+    async fn forget_deleted(&self) -> StoreResult<()>;
 }
 
 /// The department blind index of people (dynamic groups by department).

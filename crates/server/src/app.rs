@@ -219,7 +219,8 @@ async fn build_services_with_store(
         .is_some();
     let (people_keys, source) = keys::load_people_keys(&config.data_dir, holds_personal_data)?;
     let ring = Arc::new(
-        mamori_core::vault::LocalKeyring::new(&people_keys).map_err(|e| anyhow::anyhow!("{e}"))?,
+        mamori_core::people::vault::LocalKeyring::new(&people_keys)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let core = CoreConfig {
         public_url: public_url.to_owned(),
@@ -231,13 +232,13 @@ async fn build_services_with_store(
         allow_single_des: config.allow_single_des,
         device_cert_days: config.device_cert_days,
         token_ttl_days: 90,
-        auth: mamori_core::auth::AuthPolicy {
+        auth: mamori_core::admin::AuthPolicy {
             admin_url: admin_url.to_owned(),
             ..config.auth.clone()
         },
         people_retention_days: config.people_retention_days,
         offboard_action: config.offboard_action,
-        detection: mamori_core::detect::DetectionPolicy {
+        detection: mamori_core::audit::detect::DetectionPolicy {
             bulk_read_threshold: config.bulk_read_threshold,
             ..Default::default()
         },
@@ -253,7 +254,7 @@ async fn build_services_with_store(
             })
             .collect(),
     };
-    let auth = Arc::new(mamori_core::auth::AuthState::new(
+    let auth = Arc::new(mamori_core::admin::AuthState::new(
         admin_url,
         &config.organization,
     ));
@@ -265,7 +266,7 @@ async fn build_services_with_store(
         pusher,
         clock,
         auth,
-        vault: Arc::clone(&ring) as Arc<dyn mamori_core::vault::KeyProvider>,
+        vault: Arc::clone(&ring) as Arc<dyn mamori_core::people::vault::KeyProvider>,
     });
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.
@@ -279,14 +280,14 @@ async fn build_services_with_store(
 /// put one there (a newer list), else the one shipped with this build.
 fn vulnerable_os_list(
     dir: &std::path::Path,
-) -> anyhow::Result<mamori_core::compliance::VulnerableOs> {
+) -> anyhow::Result<mamori_core::fleet::compliance::VulnerableOs> {
     let p = dir.join("vulnerable-os.json");
     if !p.exists() {
-        return Ok(mamori_core::compliance::VulnerableOs::shipped());
+        return Ok(mamori_core::fleet::compliance::VulnerableOs::shipped());
     }
     let text =
         std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    let list = mamori_core::compliance::VulnerableOs::parse(&text)
+    let list = mamori_core::fleet::compliance::VulnerableOs::parse(&text)
         .map_err(|e| anyhow::anyhow!("{} is invalid: {e}", p.display()))?;
     tracing::info!(updated = %list.updated, entries = list.entries.len(), "vulnerable-OS list loaded from the data directory");
     Ok(list)
@@ -343,7 +344,7 @@ pub fn sink_options(config: &Config, public_url: &str) -> anyhow::Result<mamori_
 /// The people key ring in use and where it came from.
 pub struct Keyring {
     /// The keys (shared with the services).
-    pub ring: Arc<mamori_core::vault::LocalKeyring>,
+    pub ring: Arc<mamori_core::people::vault::LocalKeyring>,
     /// File or environment.
     pub source: keys::KeySource,
 }

@@ -42,11 +42,11 @@ pub struct Config {
     /// Networks allowed on the admin listener (None: any).
     pub admin_allow: Option<Vec<ipnet::IpNet>>,
     /// Administrator authentication policy (admin_url filled in at start).
-    pub auth: mamori_core::auth::AuthPolicy,
+    pub auth: mamori_core::admin::AuthPolicy,
     /// Days after departure at which a person is purged.
     pub people_retention_days: u32,
     /// What offboarding does to devices.
-    pub offboard_action: mamori_core::offboard::OffboardAction,
+    pub offboard_action: mamori_core::people::offboard::OffboardAction,
     /// Bulk personal-data read alert threshold (people per minute).
     pub bulk_read_threshold: usize,
     /// Where the audit log is streamed.
@@ -62,7 +62,7 @@ pub struct Config {
     /// Erases of more devices than this need a second administrator.
     pub erase_approval_threshold: usize,
     /// Anomaly rules on the audit stream.
-    pub anomaly: mamori_core::anomaly::AnomalyPolicy,
+    pub anomaly: mamori_core::audit::anomaly::AnomalyPolicy,
     /// How often policy profiles are reconciled (60 s; tests change it).
     pub reconcile_every: std::time::Duration,
     /// Connection caps and timeouts of the device listener.
@@ -182,8 +182,8 @@ fn device_cert_days(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<u32> 
 fn auth_policy(
     args: &ServeArgs,
     file: &FileConfig,
-) -> anyhow::Result<mamori_core::auth::AuthPolicy> {
-    let mut auth = mamori_core::auth::AuthPolicy::default();
+) -> anyhow::Result<mamori_core::admin::AuthPolicy> {
+    let mut auth = mamori_core::admin::AuthPolicy::default();
     if let Some(m) = args.session_idle_minutes.or(file.session_idle_minutes) {
         anyhow::ensure!(
             (1..=1440).contains(&m),
@@ -249,7 +249,7 @@ fn admin_allow(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<Vec
 /// The people directory's settings.
 struct PeopleSettings {
     retention_days: u32,
-    offboard_action: mamori_core::offboard::OffboardAction,
+    offboard_action: mamori_core::people::offboard::OffboardAction,
     bulk_read_threshold: u32,
 }
 
@@ -269,10 +269,12 @@ fn people_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<People
         .clone()
         .or_else(|| file.offboard_action.clone())
     {
-        None => mamori_core::offboard::OffboardAction::RemoveManagement,
-        Some(a) => mamori_core::offboard::OffboardAction::parse(a.trim()).with_context(|| {
-            format!("offboard_action must be remove_management or erase, not {a:?}")
-        })?,
+        None => mamori_core::people::offboard::OffboardAction::RemoveManagement,
+        Some(a) => {
+            mamori_core::people::offboard::OffboardAction::parse(a.trim()).with_context(|| {
+                format!("offboard_action must be remove_management or erase, not {a:?}")
+            })?
+        }
     };
     let bulk_read_threshold = args
         .bulk_read_threshold
@@ -330,8 +332,11 @@ fn audit_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<AuditSe
 }
 
 /// The anomaly rules on the audit stream.
-fn anomaly_policy(args: &ServeArgs, file: &FileConfig) -> mamori_core::anomaly::AnomalyPolicy {
-    let mut anomaly = mamori_core::anomaly::AnomalyPolicy::default();
+fn anomaly_policy(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> mamori_core::audit::anomaly::AnomalyPolicy {
+    let mut anomaly = mamori_core::audit::anomaly::AnomalyPolicy::default();
     if let Some(b) = args.alert_new_network.or(file.alert_new_network) {
         anomaly.new_network = b;
     }

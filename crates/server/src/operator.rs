@@ -6,10 +6,10 @@
 //! real user id the kernel reports for the process (`/proc/self/status`,
 //! else `id -u`). The name is only what the environment claims; the uid is
 //! what the process really runs as, so both are kept. The label always
-//! starts with `cli:` ([`mamori_core::auth::CLI_ACTOR`] and a colon), which
+//! starts with `cli:` ([`mamori_core::access::CLI_ACTOR`] and a colon), which
 //! is what `is_cli_actor` in the core recognises.
 
-use mamori_core::auth::CLI_ACTOR;
+use mamori_core::access::CLI_ACTOR;
 
 /// The longest login name kept (longer ones are dropped, not cut).
 const MAX_NAME: usize = 64;
@@ -33,8 +33,8 @@ pub fn cli_actor() -> String {
 /// `cli:NAME(uid=N)`, `cli:NAME(sudo,uid=0)`, `cli:uid=N`, `cli:NAME` or
 /// `cli:unknown`, from what is known.
 /// The command line as the actor of what it does.
-pub fn host_actor() -> mamori_core::auth::Actor {
-    mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new(&cli_actor()))
+pub fn host_actor() -> mamori_core::access::Actor {
+    mamori_core::access::Actor::Host(mamori_core::access::HostUser::new(&cli_actor()))
 }
 
 fn label(uid: Option<u32>, sudo_user: Option<&str>, user: Option<&str>) -> String {

@@ -1,5 +1,5 @@
 //! Who created, reset or changed the role of which administrator account
-//! (`mamori_core::approvals`: accounts linked by such rows, directly, in a
+//! (`mamori_core::admin::approvals`: accounts linked by such rows, directly, in a
 //! chain or through a shared controller, are one person for a while).
 
 use crate::{exec, query_opt, ts, SqliteStore};

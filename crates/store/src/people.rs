@@ -317,7 +317,7 @@ impl PeopleStore for SqliteStore {
         .map(|o| o.is_some())
     }
 
-    async fn checkpoint(&self) -> StoreResult<()> {
+    async fn forget_deleted(&self) -> StoreResult<()> {
         self.write_blocking(|c| {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .map_err(db)

@@ -1,5 +1,5 @@
 //! Device identities held back from a live enrollment until an
-//! administrator decides (`mamori_core::reenroll`).
+//! administrator decides (`mamori_core::device::reenroll`).
 
 use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
@@ -167,7 +167,7 @@ impl ReenrollmentStore for SqliteStore {
     async fn revoke_held(&self, fingerprint: &str, now: OffsetDateTime) -> StoreResult<bool> {
         // Only this certificate: no certificate is ever renewed from a held
         // one (a SCEP renewal needs a signer bound to an enrollment and not
-        // held, `mamori_core::scep`), so no `renewed_from` chain leads here.
+        // held, `mamori_core::device::scep`), so no `renewed_from` chain leads here.
         self.write(|c| {
             let tx = c.transaction().map_err(db)?;
             exec(

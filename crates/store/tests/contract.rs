@@ -17,7 +17,7 @@ async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
 }
 
 /// Links `events` onto the stored end of the audit chain, as the service
-/// layer does (`mamori_core::chain`). A backend compares links and never
+/// layer does (`mamori_core::audit::chain`). A backend compares links and never
 /// hashes, so any 32 bytes serve as a hash here.
 async fn chained(s: &SqliteStore, events: &[AuditEvent]) -> Vec<chain::ChainedRecord> {
     let head = s.audit_head().await.unwrap();
@@ -1728,7 +1728,7 @@ async fn purge_destroys_keys_rows_and_links_and_leaves_tombstones() {
     assert!(!s.is_purged(&pid("nobody")).await.unwrap());
     assert_eq!(s.device_person(&key("DEVP")).await.unwrap(), None);
     assert_eq!(s.count_people().await.unwrap(), 2);
-    s.checkpoint().await.unwrap();
+    s.forget_deleted().await.unwrap();
     // The key row is gone, not just the person row.
     let raw = Connection::open(_d.path().join("t.db")).unwrap();
     let keys: i64 = raw

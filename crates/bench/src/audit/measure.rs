@@ -8,7 +8,7 @@ use crate::people::{DbSize, Latency};
 use crate::procfs;
 use crate::server::{self, Server};
 use anyhow::{anyhow, bail, Context};
-use mamori_core::chain::ChainWriter;
+use mamori_core::audit::chain::ChainWriter;
 use mamori_domain::AuditEvent;
 use mamori_ports::AuditStore;
 use mamori_store::SqliteStore;

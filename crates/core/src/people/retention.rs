@@ -56,9 +56,9 @@ impl Services {
 
     /// The retention job: purges every departed person whose departure is
     /// older than the retention period — data key destroyed (so every copy
-    /// of their sealed fields, in the WAL, old backups or replicas, is
-    /// unreadable), rows deleted, a tombstone left — then checkpoints the
-    /// WAL. Returns how many were purged.
+    /// of their sealed fields, in the backend's journal, old backups or
+    /// replicas, is unreadable), rows deleted, a tombstone left — then the
+    /// backend forgets what was deleted. Returns how many were purged.
     pub async fn purge_due_people(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
         let now = self.clock.now();
         let before = now - time::Duration::days(i64::from(self.config.people_retention_days));
@@ -71,7 +71,7 @@ impl Services {
             total += self.purge(actor, ctx, &ids, now).await?;
         }
         if total > 0 {
-            self.ports.people.checkpoint().await?;
+            self.ports.people.forget_deleted().await?;
             tracing::info!(people = total, "departed people purged");
         }
         Ok(total)
@@ -100,7 +100,7 @@ impl Services {
         }
         self.purge(actor, ctx, std::slice::from_ref(&r.id), self.clock.now())
             .await?;
-        self.ports.people.checkpoint().await?;
+        self.ports.people.forget_deleted().await?;
         Ok(())
     }
 

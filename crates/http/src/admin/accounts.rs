@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
+use mamori_core::access::permit::{AccountsManage, AuditRead, TokensOwn};
+use mamori_core::admin::tokens::TokenRequest;
+use mamori_core::admin::AdminSummary;
 use mamori_core::audit::SinkStatus;
-use mamori_core::auth::permit::{AccountsManage, AuditRead, TokensOwn};
-use mamori_core::auth::AdminSummary;
-use mamori_core::tokens::TokenRequest;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
 use mamori_domain::{AdminAccount, ApiToken, AuditRecord, TokenId};
@@ -106,10 +106,10 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     Ok(
         match s.create_admin(&by, &ctx, &req.name, &req.role).await? {
-            mamori_core::auth::Created::Now(created) => {
+            mamori_core::admin::Created::Now(created) => {
                 (StatusCode::CREATED, Json(created)).into_response()
             }
-            mamori_core::auth::Created::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
+            mamori_core::admin::Created::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
         },
     )
 }
@@ -122,8 +122,8 @@ pub(super) async fn set_role(
     Body(req): Body<RoleBody>,
 ) -> Result<Response, ApiError> {
     Ok(match s.set_admin_role(&by, &ctx, &name, &req.role).await? {
-        mamori_core::auth::RoleChange::Changed(admin) => Json(admin).into_response(),
-        mamori_core::auth::RoleChange::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
+        mamori_core::admin::RoleChange::Changed(admin) => Json(admin).into_response(),
+        mamori_core::admin::RoleChange::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
     })
 }
 
@@ -160,7 +160,7 @@ pub(super) async fn reset(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(match s.reset_admin(&by, &ctx, &name).await? {
-        mamori_core::auth::Reset::Now(created, (sessions_revoked, tokens_revoked)) => {
+        mamori_core::admin::Reset::Now(created, (sessions_revoked, tokens_revoked)) => {
             Json(ResetDone {
                 admin: created.admin,
                 one_time_password: created.one_time_password,
@@ -171,7 +171,7 @@ pub(super) async fn reset(
             })
             .into_response()
         }
-        mamori_core::auth::Reset::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
+        mamori_core::admin::Reset::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
     })
 }
 

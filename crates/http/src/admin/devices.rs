@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::{CommandsRead, DeviceActions, DevicesRead};
-use mamori_core::commands::{CommandView, Queued};
-use mamori_core::devices::DeviceView;
+use mamori_core::access::permit::{CommandsRead, DeviceActions, DevicesRead};
+use mamori_core::device::commands::{CommandView, Queued};
+use mamori_core::device::devices::DeviceView;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
 use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
@@ -132,10 +132,12 @@ pub(super) async fn enqueue(
         )
         .await?;
     Ok(match queued {
-        mamori_core::commands::Enqueued::Queued(commands) => {
+        mamori_core::device::commands::Enqueued::Queued(commands) => {
             (StatusCode::OK, Json(QueuedList { commands })).into_response()
         }
-        mamori_core::commands::Enqueued::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
+        mamori_core::device::commands::Enqueued::AwaitingApproval(a) => {
+            AwaitingApproval::accepted(&a)
+        }
     })
 }
 

@@ -10,8 +10,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::EnrollmentWrite;
-use mamori_core::enroll::{LinkRequest, ProfileRequest};
+use mamori_core::access::permit::EnrollmentWrite;
+use mamori_core::device::enroll::{LinkRequest, ProfileRequest};
 use mamori_core::Services;
 use mamori_domain::Permission as P;
 

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::{CommandsWrite, DevicesRead};
-use mamori_core::devices::DeviceView;
-use mamori_core::groups::GroupInput;
+use mamori_core::access::permit::{CommandsWrite, DevicesRead};
+use mamori_core::device::devices::DeviceView;
+use mamori_core::fleet::groups::GroupInput;
 use mamori_core::Services;
 use mamori_domain::Permission as P;
 use mamori_domain::{DeviceGroup, DeviceKey, DeviceProfile, GroupId};
@@ -141,7 +141,7 @@ pub(super) async fn compliance(
     Auth(by): Auth<CommandsWrite>,
     Client(ctx): Client,
     Path(id): Path<GroupId>,
-    Body(rules): Body<Option<mamori_core::compliance::ComplianceRules>>,
+    Body(rules): Body<Option<mamori_core::fleet::compliance::ComplianceRules>>,
 ) -> Result<Response, ApiError> {
     s.set_group_compliance(&by, &ctx, id.as_str(), rules.as_ref())
         .await?;
@@ -159,7 +159,7 @@ pub(super) async fn search_devices(
     State(s): State<Services>,
     Auth(by): Auth<DevicesRead>,
     Client(ctx): Client,
-    axum::extract::Query(q): axum::extract::Query<mamori_core::inventory::DeviceQuery>,
+    axum::extract::Query(q): axum::extract::Query<mamori_core::device::inventory::DeviceQuery>,
 ) -> Result<Response, ApiError> {
     let devices = s.search_devices(&by, &ctx, &q).await?;
     Ok(Json(DeviceList { devices }).into_response())

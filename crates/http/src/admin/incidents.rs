@@ -1,6 +1,6 @@
 //! Incidents: open, classify, track the report and notifications, export
-//! the evidence bundle. Thin: the use-cases are in `mamori_core::incidents`
-//! and `mamori_core::evidence`.
+//! the evidence bundle. Thin: the use-cases are in `mamori_core::audit::incidents`
+//! and `mamori_core::audit::evidence`.
 
 use super::{r, Route};
 use crate::auth::Access;
@@ -12,8 +12,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::{AuditRead, IncidentsManage};
-use mamori_core::incidents::{IncidentChange, NewIncident};
+use mamori_core::access::permit::{AuditRead, IncidentsManage};
+use mamori_core::audit::incidents::{IncidentChange, NewIncident};
 use mamori_core::Services;
 use mamori_domain::Permission as P;
 use mamori_domain::{AffectedPerson, Incident, IncidentId};

@@ -13,10 +13,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Extension, Json};
-use mamori_core::auth::permit::{
+use mamori_core::access::permit::{
     AccountsManage, CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead,
 };
-use mamori_core::auth::AdminActor;
+use mamori_core::access::AdminActor;
 use mamori_core::people::PersonInput;
 use mamori_core::{CoreError, Services};
 use mamori_domain::Permission as P;
@@ -239,7 +239,7 @@ pub(super) async fn offboard(
     let action = match req.device_action.as_deref() {
         None => None,
         Some(a) => Some(
-            mamori_core::offboard::OffboardAction::parse(a).ok_or_else(|| {
+            mamori_core::people::offboard::OffboardAction::parse(a).ok_or_else(|| {
                 CoreError::BadRequest("device_action must be remove_management or erase".into())
             })?,
         ),

@@ -1,4 +1,4 @@
-//! Held re-enrollments (`mamori_core::reenroll`): list, approve, deny.
+//! Held re-enrollments (`mamori_core::device::reenroll`): list, approve, deny.
 
 use super::{r, Route};
 use crate::auth::Access;
@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::{DevicesRead, EnrollmentWrite};
-use mamori_core::reenroll::HeldIdentity;
+use mamori_core::access::permit::{DevicesRead, EnrollmentWrite};
+use mamori_core::device::reenroll::HeldIdentity;
 use mamori_core::Services;
 use mamori_domain::DeviceKey;
 use mamori_domain::Permission as P;

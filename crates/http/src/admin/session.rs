@@ -10,7 +10,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Extension, Json};
-use mamori_core::auth::{AdminActor, LoginOutcome, SessionCookie};
+use mamori_core::access::AdminActor;
+use mamori_core::admin::{LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
 use mamori_domain::{AdminSession, Permission, Role, SessionId, SessionStage, WebauthnCredential};
 use serde::{Deserialize, Serialize};
@@ -176,8 +177,8 @@ pub(super) async fn whoami(
 ) -> Result<Response, ApiError> {
     let admin = &actor.admin;
     let session = match &actor.via {
-        mamori_core::auth::Via::Session(sess) => sess.clone(),
-        mamori_core::auth::Via::Token(_) => {
+        mamori_core::access::Via::Session(sess) => sess.clone(),
+        mamori_core::access::Via::Token(_) => {
             return Err(
                 CoreError::Forbidden("this route is for interactive sessions".into()).into(),
             )
@@ -322,8 +323,8 @@ pub(super) async fn list_sessions(
     Extension(actor): Extension<AdminActor>,
 ) -> Result<Response, ApiError> {
     let current = match &actor.via {
-        mamori_core::auth::Via::Session(sess) => Some(sess.id.clone()),
-        mamori_core::auth::Via::Token(_) => None,
+        mamori_core::access::Via::Session(sess) => Some(sess.id.clone()),
+        mamori_core::access::Via::Token(_) => None,
     };
     let sessions = s.own_sessions(&actor).await?;
     Ok(Json(SessionList { sessions, current }).into_response())

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::SettingsWrite;
+use mamori_core::access::permit::SettingsWrite;
 use mamori_core::Services;
 use mamori_domain::Permission as P;
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Json;
-use mamori_core::auth::permit::AccountsManage;
+use mamori_core::access::permit::AccountsManage;
 use mamori_core::Services;
 use mamori_domain::AdminAccount;
 use mamori_domain::Permission as P;

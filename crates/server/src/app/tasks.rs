@@ -4,7 +4,7 @@
 use super::{sink_options, sink_targets, Keyring};
 use crate::config::Config;
 use crate::keys;
-use mamori_core::auth::{Actor, Job};
+use mamori_core::access::{Actor, Job};
 use mamori_core::Services;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub(super) fn spawn(
 
 /// Follows `people.key`: when a rotation rewrites it, the running server
 /// loads the new ring within seconds (no restart, no downtime).
-async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::vault::LocalKeyring>) {
+async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::people::vault::LocalKeyring>) {
     let path = dir.join(keys::PEOPLE_KEY_FILE);
     let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = stamp(&path);
@@ -98,7 +98,7 @@ async fn hygiene(services: Services, audit_retention_days: Option<u32>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let ctx = mamori_core::auth::ClientContext::default();
+        let ctx = mamori_core::access::ClientContext::default();
         if let Err(e) = services
             .purge_due_people(&Actor::Job(Job::Retention), &ctx)
             .await

@@ -4,8 +4,8 @@
 use super::{cli_context, fmt_time, offline_services, DataDir};
 use anyhow::Context;
 use clap::Subcommand;
-use mamori_core::auth::permit::AccountsManage;
-use mamori_core::auth::{Authorized, ClientContext};
+use mamori_core::access::permit::AccountsManage;
+use mamori_core::access::{Authorized, ClientContext};
 use mamori_core::Services;
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +136,7 @@ async fn create(
             "unknown role {role:?}; roles: viewer, helpdesk, device_admin, security_officer, owner"
         )
     })?;
-    let mamori_core::auth::Created::Now(created) = s
+    let mamori_core::admin::Created::Now(created) = s
         .create_admin(by, ctx, name, role.as_str())
         .await
         .map_err(err)?
@@ -196,7 +196,7 @@ async fn reset(
     ctx: &ClientContext,
     name: &str,
 ) -> anyhow::Result<()> {
-    let mamori_core::auth::Reset::Now(created, (sessions, tokens)) =
+    let mamori_core::admin::Reset::Now(created, (sessions, tokens)) =
         s.reset_admin(by, ctx, name).await.map_err(err)?
     else {
         anyhow::bail!("the command line resets accounts directly");

@@ -192,7 +192,7 @@ fn verify_bundle_file(bundle: &Path, public_key: Option<&Path>) -> anyhow::Resul
         }
         None => None,
     };
-    match mamori_core::evidence::verify_bundle(&bytes, trusted.as_deref()) {
+    match mamori_core::audit::evidence::verify_bundle(&bytes, trusted.as_deref()) {
         Ok(r) => {
             println!(
                 "evidence bundle intact: records {}-{} ({} records), {} signatures verified",

@@ -86,8 +86,8 @@ pub async fn offline_services(
     Ok(offline_services_with_ring(data_dir, public_url).await?.0)
 }
 
-pub fn cli_context() -> mamori_core::auth::ClientContext {
-    mamori_core::auth::ClientContext {
+pub fn cli_context() -> mamori_core::access::ClientContext {
+    mamori_core::access::ClientContext {
         source: "local".into(),
         user_agent: None,
         request_id: None,

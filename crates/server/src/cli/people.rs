@@ -4,8 +4,8 @@
 use super::{cli_context, fmt_time, offline_services, DataDir};
 use anyhow::Context;
 use clap::Subcommand;
-use mamori_core::auth::permit::PeopleWrite;
-use mamori_core::auth::{Actor, Authorized, ClientContext};
+use mamori_core::access::permit::PeopleWrite;
+use mamori_core::access::{Actor, Authorized, ClientContext};
 use mamori_core::Services;
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,7 @@ pub async fn run(cmd: PeopleCmd) -> anyhow::Result<()> {
         }
         PeopleCmd::Offboard { dir, id, erase } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            let action = erase.then_some(mamori_core::offboard::OffboardAction::Erase);
+            let action = erase.then_some(mamori_core::people::offboard::OffboardAction::Erase);
             let report = s
                 .offboard_person(&by, &ctx, &id, action)
                 .await

@@ -40,7 +40,7 @@ pub async fn run(cmd: ProfileCmd) -> anyhow::Result<()> {
         out,
     } = cmd;
     let s = offline_services(&dir.data_dir, Some(public_url)).await?;
-    let req = mamori_core::enroll::ProfileRequest {
+    let req = mamori_core::device::enroll::ProfileRequest {
         signed: Some(!unsigned),
         max_uses: Some(max_uses),
         ttl_hours: Some(ttl_hours),

@@ -57,7 +57,7 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
         } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let owner = s.admin_named(&admin).await.map_err(err)?;
-            let req = mamori_core::tokens::TokenRequest {
+            let req = mamori_core::admin::tokens::TokenRequest {
                 name,
                 role,
                 scope: scope.map(|l| l.split(',').map(|p| p.trim().to_owned()).collect()),

@@ -31,11 +31,11 @@ pub struct Rotation {
 /// retired-keys file.
 pub async fn rotate_people_key(
     services: &mamori_core::Services,
-    ring: &mamori_core::vault::LocalKeyring,
+    ring: &mamori_core::people::vault::LocalKeyring,
     dir: &Path,
     settle: std::time::Duration,
 ) -> anyhow::Result<Rotation> {
-    let ctx = mamori_core::auth::ClientContext {
+    let ctx = mamori_core::access::ClientContext {
         source: "local".into(),
         user_agent: None,
         request_id: None,
@@ -48,10 +48,10 @@ pub async fn rotate_people_key(
     })?;
     let retired: Vec<String> = old
         .iter()
-        .map(|k| mamori_core::vault::LocalKeyring::key_id(k))
+        .map(|k| mamori_core::people::vault::LocalKeyring::key_id(k))
         .collect();
     let new = Zeroizing::new(SecretBox::generate_key()?.to_vec());
-    let current = mamori_core::vault::LocalKeyring::key_id(&new);
+    let current = mamori_core::people::vault::LocalKeyring::key_id(&new);
     let mut both = vec![new.clone()];
     both.extend(old.iter().cloned());
     write_people_keys(dir, &both)?;

@@ -145,7 +145,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .services
         .enqueue_command(
             &crate::common::authorized(),
-            &mamori_core::auth::ClientContext::default(),
+            &mamori_core::access::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode", "UnlockToken": "AAAA"}),
             false,
@@ -160,7 +160,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .services
         .enqueue_command(
             &crate::common::authorized(),
-            &mamori_core::auth::ClientContext::default(),
+            &mamori_core::access::ClientContext::default(),
             std::slice::from_ref(&udid),
             &json!({"RequestType": "ClearPasscode"}),
             false,
@@ -169,7 +169,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .unwrap();
     phone.run_queue().await.unwrap();
     assert_eq!(phone.state().passcode_clears, 1);
-    let mamori_core::commands::Enqueued::Queued(q) = q else {
+    let mamori_core::device::commands::Enqueued::Queued(q) = q else {
         panic!("the command line queues directly");
     };
     let st = app.command(q[0].command_uuid.as_str()).await;
@@ -180,7 +180,7 @@ async fn a_mac_is_locked_with_a_pin_shown_once_and_a_passcode_cleared_with_the_u
         .services
         .enqueue_command(
             &crate::common::authorized(),
-            &mamori_core::auth::ClientContext::default(),
+            &mamori_core::access::ClientContext::default(),
             std::slice::from_ref(&mac_udid),
             &json!({"RequestType": "ClearPasscode"}),
             false,

@@ -3,7 +3,7 @@
 //! CSRF, step-up, brute force, offboarding, and the attacks on each.
 
 use crate::common::{role_token, spawn_app, spawn_with, TestApp};
-use mamori_core::auth::ClientContext;
+use mamori_core::access::ClientContext;
 use mamori_domain::Role;
 use serde_json::{json, Value};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -1149,7 +1149,7 @@ async fn a_scoped_token_holds_only_its_scope() {
     let s = &app.running.services;
     let owner = s.admin_named("e2e-owner").await.unwrap();
     let ctx = ClientContext::default();
-    let req = mamori_core::tokens::TokenRequest {
+    let req = mamori_core::admin::tokens::TokenRequest {
         name: "inventory sync".into(),
         scope: Some(vec!["devices_read".into()]),
         ..Default::default()
@@ -1174,7 +1174,7 @@ async fn a_scoped_token_holds_only_its_scope() {
     // (A viewer that finished its first login: the refusal is the scope's.)
     role_token(s, "vic", "viewer").await;
     let viewer = s.admin_named("vic").await.unwrap();
-    let bad = mamori_core::tokens::TokenRequest {
+    let bad = mamori_core::admin::tokens::TokenRequest {
         name: "escalate".into(),
         scope: Some(vec!["accounts_manage".into()]),
         ..Default::default()

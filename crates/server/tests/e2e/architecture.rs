@@ -499,3 +499,202 @@ fn the_contexts_of_core_use_only_the_contexts_beneath_them() {
     }
     assert!(wrong.is_empty(), "uses running up: {wrong:#?}");
 }
+
+/// The production sources of every crate: `.rs` files under `crates/*/src`,
+/// without test modules kept in their own files (`tests.rs`, `tests/`).
+fn production_sources() -> Vec<(std::path::PathBuf, String)> {
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&crates).expect("read crates/") {
+        let src = e.expect("dir entry").path().join("src");
+        if src.is_dir() {
+            out.extend(sources(&src).into_iter().filter(|(p, _)| {
+                !p.components().any(|c| c.as_os_str() == "tests") && !p.ends_with("tests.rs")
+            }));
+        }
+    }
+    out
+}
+
+/// No production source file is over 600 lines: a file that grows past it
+/// holds more than one topic and is split along them.
+#[test]
+fn no_production_file_is_over_600_lines() {
+    let files = production_sources();
+    assert!(files.len() > 100, "found {} files", files.len());
+    let long: Vec<String> = files
+        .iter()
+        .filter(|(_, text)| text.lines().count() > 600)
+        .map(|(p, text)| format!("{} ({} lines)", p.display(), text.lines().count()))
+        .collect();
+    assert!(long.is_empty(), "files over 600 lines: {long:#?}");
+}
+
+/// The functions in `text` over `limit` lines (from `fn` to its closing
+/// brace at the same indentation) whose lines just above (doc comments,
+/// attributes, comments) hold no `// Length:` reason.
+fn long_functions_without_reason(text: &str, limit: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let mut rest = trimmed;
+        for prefix in [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ] {
+            rest = rest.strip_prefix(prefix).unwrap_or(rest);
+        }
+        rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = sig
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // The body ends at the first line that is the closing brace at
+        // the `fn`'s indentation (rustfmt's layout); a declaration without
+        // a body ends at its `;`.
+        let close = format!("{indent}}}");
+        let declaration = lines[i..]
+            .iter()
+            .find(|l| l.contains('{') || l.trim_end().ends_with(';'))
+            .is_none_or(|l| !l.contains('{'));
+        if declaration {
+            continue;
+        }
+        let Some(end) = lines[i..].iter().position(|l| *l == close) else {
+            continue;
+        };
+        let len = end + 1;
+        if len <= limit {
+            continue;
+        }
+        let reason = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let t = l.trim_start();
+                t.starts_with("///") || t.starts_with("//") || t.starts_with("#[")
+            })
+            .any(|l| l.trim_start().starts_with("// Length: "));
+        if !reason {
+            out.push((name, len));
+        }
+    }
+    out
+}
+
+/// No function is over 80 lines unless a `// Length:` comment above it
+/// says why it is better whole.
+#[test]
+fn long_functions_say_why() {
+    let mut long = Vec::new();
+    for (p, text) in production_sources() {
+        for (name, len) in long_functions_without_reason(&text, 80) {
+            long.push(format!("{}: {name} ({len} lines)", p.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 80 lines without a reason: {long:#?}"
+    );
+    // The check sees a long function (and its reason).
+    let body = "    x();\n".repeat(90);
+    let f = format!("fn big() {{\n{body}}}\n");
+    assert_eq!(
+        long_functions_without_reason(&f, 80),
+        vec![("big".to_owned(), 92)]
+    );
+    let reasoned = format!("/// Doc.\n// Length: a table.\n{f}");
+    assert!(long_functions_without_reason(&reasoned, 80).is_empty());
+}
+
+/// The parameters of each `async fn` in `text`, by name (split at the
+/// commas between parameters).
+fn handler_params(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("async fn ") {
+        let rest = &text[i + 9..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let Some(open) = rest.find('(') else { continue };
+        let (mut depth, mut params, mut current) = (0, Vec::new(), String::new());
+        for c in rest[open..].chars() {
+            match c {
+                '(' | '<' => depth += 1,
+                ')' | '>' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            if c == ',' && depth == 1 {
+                params.push(std::mem::take(&mut current));
+            } else if !(depth == 1 && c == '(' && current.trim().is_empty()) {
+                current.push(c);
+            }
+        }
+        params.push(current);
+        let params = params
+            .into_iter()
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty())
+            .collect();
+        out.push((name, params));
+    }
+    out
+}
+
+/// Admin handlers take their shared preamble as the typed extractors of
+/// `mamori_http::extract`: the client context as `Client`, the JSON body
+/// as `Body<T>` (the last parameter, so the caller is authenticated before
+/// any body is parsed), path identifiers parsed once into their newtypes
+/// (`Path<GroupId>`, `Path<DeviceKey>`, ...). Only free text the service
+/// looks up by equality stays a string: an administrator's `name` and a
+/// passkey's `credential` id. Answers are typed (`#[derive(Serialize)]`),
+/// not `json!` objects.
+#[test]
+fn admin_handlers_use_the_typed_extractors() {
+    let admin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src/admin");
+    let mut wrong = Vec::new();
+    for (path, text) in sources(&admin) {
+        let text = production(&text);
+        for banned in [
+            "Extension<ClientContext>",
+            "json_body(",
+            "json!(",
+            "HeaderMap, body",
+        ] {
+            if text.contains(banned) {
+                wrong.push(format!("{}: {banned}", path.display()));
+            }
+        }
+        for (name, params) in handler_params(text) {
+            let at = |p: &str| format!("{}: {name}: {p}", path.display());
+            for (k, p) in params.iter().enumerate() {
+                if p.starts_with("Body(") && k + 1 != params.len() {
+                    wrong.push(at("Body<T> is not the last parameter"));
+                }
+                if p.ends_with("Path<String>")
+                    && !["Path(name): Path<String>", "Path(credential): Path<String>"]
+                        .contains(&p.as_str())
+                {
+                    wrong.push(at(p));
+                }
+                if p.ends_with("Bytes") && !(path.ends_with("people.rs") && name == "import") {
+                    wrong.push(at("raw body (use Body<T>)"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

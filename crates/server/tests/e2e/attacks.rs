@@ -166,9 +166,9 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
     assert_eq!(get(secret).await, 401);
 
     // Expired.
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let owner = services.admin_named("e2e-owner").await.unwrap();
-    let req = mamori_core::tokens::TokenRequest {
+    let req = mamori_core::admin::tokens::TokenRequest {
         name: "short".into(),
         ttl_days: Some(1),
         ..Default::default()
@@ -440,8 +440,8 @@ async fn expired_device_certificates_are_refused() {
 /// role accepts; each refusal is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_for_an_account_whose_first_login_never_finished() {
-    use mamori_core::auth::ClientContext;
-    use mamori_core::tokens::TokenRequest;
+    use mamori_core::access::ClientContext;
+    use mamori_core::admin::tokens::TokenRequest;
     use mamori_domain::Role;
     let app = spawn_app().await;
     let s = &app.running.services;
@@ -457,7 +457,7 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
             let admin = s.admin_named(name).await.unwrap();
             match s
                 .create_token(
-                    &mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new(
+                    &mamori_core::access::Actor::Host(mamori_core::access::HostUser::new(
                         "cli:mallory",
                     ))
                     .authorize()

@@ -484,7 +484,7 @@ async fn two_writers_on_one_log_never_fork_it() {
         }
     });
     let cli = tokio::spawn(async move {
-        let writer = mamori_core::chain::ChainWriter::default();
+        let writer = mamori_core::audit::chain::ChainWriter::default();
         for i in 0..150 {
             writer
                 .append(&*other, &[event("cli:test(uid=0)", i)])

@@ -5,7 +5,7 @@
 //! code's, so a change to a role's rights must be made in both places.
 
 use crate::common::{role_token, spawn_app, TestApp};
-use mamori_core::auth::ClientContext;
+use mamori_core::access::ClientContext;
 use mamori_domain::{AdminSession, Role, SessionId, SessionStage};
 use mamori_http::auth::Access;
 use serde_json::{json, Value};
@@ -339,7 +339,7 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
             &crate::common::authorized(),
             &ctx,
             &owner,
-            &mamori_core::tokens::TokenRequest {
+            &mamori_core::admin::tokens::TokenRequest {
                 name: "expiring".into(),
                 ttl_days: Some(1),
                 ..Default::default()

@@ -11,7 +11,7 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     let s = &app.running.services;
     let admin = role_token(s, "dir-admin", "device_admin").await;
     assert_eq!(import(&app, &admin, csv_of(0..20)).await.0, 201);
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let (_, _, email, _) = synthetic(5);
     let leaver = s
         .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
@@ -87,7 +87,8 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     assert!(mamori::backup::verify(s, &data, &truncated).await.is_err());
     let other =
-        mamori_core::vault::LocalKeyring::new(&[zeroize::Zeroizing::new(vec![3u8; 32])]).unwrap();
+        mamori_core::people::vault::LocalKeyring::new(&[zeroize::Zeroizing::new(vec![3u8; 32])])
+            .unwrap();
     let mut foreign = s.clone();
     foreign.vault = std::sync::Arc::new(other);
     let err = mamori::backup::verify(&foreign, &data, &file)

@@ -322,7 +322,7 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
     // Nor does a token minted on the host for it.
     let admin = app.running.services.admin_named("sora").await.unwrap();
     assert!(admin.suspended.is_some());
-    let req = mamori_core::tokens::TokenRequest {
+    let req = mamori_core::admin::tokens::TokenRequest {
         name: "host".into(),
         ..Default::default()
     };
@@ -331,7 +331,7 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
         .services
         .create_token(
             &crate::common::authorized(),
-            &mamori_core::auth::ClientContext::default(),
+            &mamori_core::access::ClientContext::default(),
             &admin,
             &req
         )
@@ -391,7 +391,7 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
 async fn an_account_the_suspended_one_unlocked_cannot_reinstate_it() {
     let app = spawn_app().await;
     let s = &app.running.services;
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     crate::common::create_admin_now(s, &ctx, "mal", Role::Owner).await;
     let (mut pal, _) = onboard_webauthn(&app, "pal", Role::Owner).await;
     // What POST /api/v1/admins/pal/unlock by mal records.

@@ -126,34 +126,34 @@ pub fn capture_log(level: tracing::Level) -> (Capture, LogCapture) {
 /// for a person at the first login ([`first_login`]). An existing account
 /// must already be set up.
 /// The host's command line as the actor of what a test sets up in-process.
-pub fn host() -> mamori_core::auth::Actor {
-    mamori_core::auth::Actor::Host(mamori_core::auth::HostUser::new("cli:test"))
+pub fn host() -> mamori_core::access::Actor {
+    mamori_core::access::Actor::Host(mamori_core::access::HostUser::new("cli:test"))
 }
 
 /// The host's command line's proof of the permission `P` (it holds
 /// every permission).
-pub fn authorized<P: mamori_core::auth::Permit>() -> mamori_core::auth::Authorized<P> {
+pub fn authorized<P: mamori_core::access::Permit>() -> mamori_core::access::Authorized<P> {
     host().authorize().unwrap()
 }
 
 /// Creates an account directly, as the host's command line does.
 pub async fn create_admin_now(
     s: &mamori_core::Services,
-    ctx: &mamori_core::auth::ClientContext,
+    ctx: &mamori_core::access::ClientContext,
     name: &str,
     role: mamori_domain::Role,
-) -> mamori_core::auth::NewAdmin {
+) -> mamori_core::admin::NewAdmin {
     match s
         .create_admin(&authorized(), ctx, name, role.as_str())
         .await
     {
-        Ok(mamori_core::auth::Created::Now(created)) => *created,
+        Ok(mamori_core::admin::Created::Now(created)) => *created,
         other => panic!("the command line creates {name} directly: {other:?}"),
     }
 }
 
 pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> String {
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let role = mamori_domain::Role::parse(role).unwrap();
     let admin = match s.admin_named(name).await {
         Ok(a) => a,
@@ -163,7 +163,7 @@ pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> St
             s.admin_named(name).await.unwrap()
         }
     };
-    let req = mamori_core::tokens::TokenRequest {
+    let req = mamori_core::admin::tokens::TokenRequest {
         name: format!("{name} token"),
         role: Some(role.as_str().to_owned()),
         ..Default::default()
@@ -185,7 +185,7 @@ pub const SETUP_PASSWORD: &str = "e2e-setup-walnut-harbor-58-lark";
 /// away: the account is only meant to own tokens.
 pub async fn first_login(s: &mamori_core::Services, name: &str, otp: &str) {
     use webauthn_authenticator_rs::WebauthnAuthenticator;
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let (_, cookie) = s.login(name, otp, &ctx).await.unwrap();
     let actor = s.authenticate_session(&cookie.secret, &ctx).await.unwrap();
     assert_eq!(actor.stage(), Some(mamori_domain::SessionStage::Setup));

@@ -6,7 +6,7 @@
 
 use crate::admins::onboard_totp;
 use crate::common::{role_token, spawn_app, TestApp};
-use mamori_core::auth::ClientContext;
+use mamori_core::access::ClientContext;
 use mamori_core::CoreError;
 use mamori_domain::Role;
 use mamori_ports::Clock;

@@ -91,7 +91,7 @@ async fn offboarding_by_people_write_alone_cannot_close_accounts() {
     assert_eq!(disable.len(), 2, "{approvals}");
 
     // The host's CLI may close accounts, but never the last enabled owner.
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let report = s
         .offboard_person(&crate::common::authorized(), &ctx, &person, None)
         .await
@@ -279,7 +279,7 @@ async fn sibling_accounts_of_one_owner_cannot_approve_each_other() {
 /// later cannot erase devices or make accounts without those rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_job_cannot_take_the_command_lines_direct_path() {
-    use mamori_core::auth::{Actor, ClientContext, Job};
+    use mamori_core::access::{Actor, ClientContext, Job};
     let app = spawn_app().await;
     let s = &app.running.services;
     let ctx = ClientContext::default();

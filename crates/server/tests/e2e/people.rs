@@ -445,7 +445,7 @@ async fn the_server_refuses_to_start_with_a_wrong_or_missing_master_key() {
     }
     let running = mamori::app::start(&config).await.unwrap();
     let s = &running.services;
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let (_, _, email, _) = synthetic(1);
     let found = s
         .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
@@ -481,7 +481,7 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
     let s = &app.running.services;
     let admin = role_token(s, "dir-admin", "device_admin").await;
     assert_eq!(import(&app, &admin, csv_of(0..10)).await.0, 201);
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let (_, _, email, _) = synthetic(3);
     let leaver = s
         .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)
@@ -561,7 +561,7 @@ async fn only_departed_people_past_retention_are_purged() {
     let s = &app.running.services;
     let admin = role_token(s, "dir-admin", "device_admin").await;
     assert_eq!(import(&app, &admin, csv_of(0..3)).await.0, 201);
-    let ctx = mamori_core::auth::ClientContext::default();
+    let ctx = mamori_core::access::ClientContext::default();
     let (_, _, email, _) = synthetic(0);
     let p = s
         .lookup_person(&crate::common::authorized(), &ctx, Some(&email), None)

@@ -133,7 +133,7 @@ async fn a_forged_transaction_id_does_not_forge_log_lines() {
     let (capture, _log) = capture_log(tracing::Level::INFO);
 
     let app = spawn_app().await;
-    let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::checkin: \
+    let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::device::checkin: \
                   device authenticated device=FORGED-LOG-LINE\u{1b}[2K\r";
     // A wrong challenge: before the fix the request was refused with a
     // CertRep, logging the transactionID raw on the way.
@@ -186,7 +186,7 @@ async fn a_forged_check_in_message_type_does_not_forge_log_lines() {
     let mut dev = app
         .enrolled(DeviceKind::IPhone, SimOptions::default())
         .await;
-    let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::checkin: \
+    let forged = "x\n2026-12-06T00:00:00.000000Z  INFO mamori_core::device::checkin: \
                   device authenticated device=FORGED-LOG-LINE\u{1b}[2K\r";
     let mut msg = plist::Dictionary::new();
     msg.insert("MessageType".into(), forged.into());
