@@ -37,6 +37,11 @@ pub fn host_actor() -> mamori_core::access::Actor {
     mamori_core::access::Actor::Host(mamori_core::access::HostUser::new(&cli_actor()))
 }
 
+/// The command line as the operator of what no route offers.
+pub fn host_operator() -> mamori_core::access::Operator {
+    mamori_core::access::Operator::Host(mamori_core::access::HostUser::new(&cli_actor()))
+}
+
 fn label(uid: Option<u32>, sudo_user: Option<&str>, user: Option<&str>) -> String {
     let sudo_user = sudo_user.and_then(clean);
     let (name, via) = match sudo_user {

@@ -133,6 +133,42 @@ impl HostUser {
     }
 }
 
+/// Who runs what no route offers (retention, sweeps, checkpoints,
+/// re-wrapping keys, a policy's profile with its secrets): the host's
+/// command line or one of the server's jobs. Those operations take an
+/// `&Operator`. The binary makes them (and tests do); the HTTP layer may
+/// not name an `Operator`, a [`HostUser`] or a [`Job`]
+/// (`architecture::the_http_layer_never_acts_as_the_host_or_a_job`).
+#[derive(Debug, Clone)]
+pub enum Operator {
+    /// The host's command line.
+    Host(HostUser),
+    /// A background job.
+    Job(Job),
+}
+
+impl Operator {
+    /// The operator as an actor (what the audit records name).
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Host(h) => Actor::Host(h.clone()),
+            Self::Job(j) => Actor::Job(*j),
+        }
+    }
+}
+
+impl From<HostUser> for Operator {
+    fn from(h: HostUser) -> Self {
+        Self::Host(h)
+    }
+}
+
+impl From<Job> for Operator {
+    fn from(j: Job) -> Self {
+        Self::Job(j)
+    }
+}
+
 /// The server's background jobs (recorded as `system`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -146,13 +182,20 @@ pub enum Job {
     Incidents,
     /// Key rotation and rewrapping.
     Keys,
-    /// Policy reconciliation and compliance.
+    /// Policy reconciliation, compliance and the inventory.
     Fleet,
+    /// Checkpoints and retention of the audit log.
+    Audit,
+    /// The sweep of administrator accounts unused for too long.
+    Accounts,
 }
 
 /// An administrator authenticated by the guard: the account and the
-/// credential it used.
+/// credential it used. Only core makes one (`authenticate_session`,
+/// `authenticate_token`): another crate can read an actor but never build
+/// one (`non_exhaustive`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AdminActor {
     /// The account.
     pub admin: AdminAccount,

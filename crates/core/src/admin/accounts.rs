@@ -7,6 +7,7 @@ pub use inventory::AdminSummary;
 
 use crate::access::permit::AccountsManage;
 use crate::access::Authorized;
+use crate::access::Operator;
 use crate::access::{Actor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminCredentials, AdminId, Role};
@@ -224,7 +225,12 @@ impl Services {
     }
 
     /// An account by name.
-    pub async fn admin_named(&self, name: &str) -> CoreResult<AdminAccount> {
+    pub async fn admin_named(&self, _by: &Operator, name: &str) -> CoreResult<AdminAccount> {
+        self.account_named(name).await
+    }
+
+    /// The account named `name` (see [`Self::admin_named`]).
+    pub(crate) async fn account_named(&self, name: &str) -> CoreResult<AdminAccount> {
         self.ports
             .admin
             .admin_by_name(name.trim())
@@ -264,7 +270,7 @@ impl Services {
         name: &str,
         reason: &str,
     ) -> CoreResult<(u64, u64)> {
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         // Only the host's operator may disable the last enabled owner; the
         // store checks it in the statement that disables (no race).
         let keep_last_owner = !matches!(actor, Actor::Host(_));
@@ -275,7 +281,7 @@ impl Services {
             .disable_admin(&admin.id, self.now(), &reason, keep_last_owner)
             .await?
         else {
-            let again = self.admin_named(name).await?;
+            let again = self.account_named(name).await?;
             return Err(CoreError::Conflict(if again.disabled_at.is_some() {
                 "the administrator is already disabled".into()
             } else {
@@ -311,7 +317,7 @@ impl Services {
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<(NewAdmin, (u64, u64))> {
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         let password = one_time_password()?;
         let hash = hash_password(&password).await?;
         let revoked = self
@@ -335,7 +341,7 @@ impl Services {
         )
         .await?;
         tracing::info!(admin = %admin.name, "administrator reset");
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         Ok((
             NewAdmin {
                 admin,
@@ -369,7 +375,7 @@ impl Services {
                 "an administrator cannot reset their own account; ask another owner".into(),
             ));
         }
-        let target = self.admin_named(name).await?;
+        let target = self.account_named(name).await?;
         if matches!(target.role, Role::Owner | Role::SecurityOfficer) {
             let approval = self
                 .request_approval(
@@ -402,7 +408,7 @@ impl Services {
         if actor.admin().is_none() {
             actor.host_only()?;
         }
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         if !self.ports.admin.enable_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
                 "the administrator is not disabled".into(),
@@ -436,7 +442,7 @@ impl Services {
         if actor.admin().is_none() {
             actor.host_only()?;
         }
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         self.ports.admin.unlock_admin(&admin.id).await?;
         self.audit(
             self.audit_record(
@@ -472,7 +478,7 @@ impl Services {
         let actor = proof.require_admin()?;
         self.require_step_up(actor)?;
         let role = parse_role(role)?;
-        let mut admin = self.admin_named(name).await?;
+        let mut admin = self.account_named(name).await?;
         if admin.id == actor.admin.id {
             return Err(CoreError::Conflict(
                 "an administrator cannot change their own role".into(),

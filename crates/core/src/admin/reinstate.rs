@@ -29,7 +29,7 @@ impl Services {
             return self.reinstate_admin_now(actor, ctx, name).await;
         };
         self.require_step_up(actor)?;
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         if admin.id == actor.admin.id {
             return Err(CoreError::Conflict(
                 "an account cannot reinstate itself; ask another administrator".into(),
@@ -56,7 +56,7 @@ impl Services {
         ctx: &ClientContext,
         name: &str,
     ) -> CoreResult<AdminAccount> {
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         if !self.ports.admin.reinstate_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
                 "the administrator is not suspended".into(),
@@ -78,7 +78,7 @@ impl Services {
             .detail(format!("suspended since={since} ({why})")),
         )
         .await?;
-        self.admin_named(name).await
+        self.account_named(name).await
     }
 
     /// How `suspended` controls `other`, if it does: it created, reset,

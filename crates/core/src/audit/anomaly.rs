@@ -14,6 +14,7 @@
 //! relearned from the log at start.
 
 use crate::access::ClientContext;
+use crate::access::Operator;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, AuditEvent, AuditRecord, Outcome};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -328,7 +329,7 @@ fn evidence_text(seqs: &[i64]) -> String {
 
 impl Services {
     /// Records an alert (severity and evidence in the detail).
-    pub async fn record_alert(&self, a: &Alert) -> CoreResult<i64> {
+    pub(crate) async fn record_alert(&self, a: &Alert) -> CoreResult<i64> {
         tracing::warn!(rule = a.rule, severity = a.severity, actor = %a.actor, "ALERT");
         // Every rule is in the vocabulary as `alert.RULE` (a unit test
         // walks them).
@@ -360,7 +361,7 @@ impl Services {
     /// Suspends the account behind an audit label (`admin:NAME`, or the
     /// owner of `token:ID:NAME`): every session and token revoked, logins
     /// refused until another administrator reinstates it.
-    pub async fn suspend_label(&self, label: &str, reason: &str) -> CoreResult<String> {
+    pub(crate) async fn suspend_label(&self, label: &str, reason: &str) -> CoreResult<String> {
         let admin = if let Some(rest) = label.strip_prefix("token:") {
             let id = rest.split(':').next().unwrap_or_default();
             let id =
@@ -389,7 +390,7 @@ impl Services {
 
     /// Learns the recent history, then watches every new audit record
     /// forever (spawn it).
-    pub async fn run_anomaly_detection(self) {
+    pub async fn run_anomaly_detection(self, _by: Operator) {
         let p = self.config.anomaly.clone();
         let mut profiles = Profiles::default();
         let mut cursor = loop {

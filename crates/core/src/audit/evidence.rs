@@ -338,7 +338,7 @@ impl Services {
         .await?;
         let mut points = self.ports.audit.audit_checkpoints().await?;
         if !points.iter().any(|c| c.seq >= last_in_window.max(1)) {
-            self.audit_checkpoint().await?;
+            self.checkpoint_now().await?;
             points = self.ports.audit.audit_checkpoints().await?;
         }
         let end = points

@@ -11,6 +11,7 @@ mod retention;
 
 use crate::access::permit::AuditRead;
 use crate::access::Authorized;
+use crate::access::Operator;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::chain::{ChainedRecord, Checkpoint, Truncation, GENESIS};
 use mamori_domain::AuditAction;
@@ -288,7 +289,13 @@ impl Services {
 
     /// Signs a checkpoint of the newest record, if it is newer than the
     /// last checkpoint. Returns its sequence number.
-    pub async fn audit_checkpoint(&self) -> CoreResult<Option<i64>> {
+    pub async fn audit_checkpoint(&self, _by: &Operator) -> CoreResult<Option<i64>> {
+        self.checkpoint_now().await
+    }
+
+    /// Signs a checkpoint now (see [`Self::audit_checkpoint`]); an evidence
+    /// bundle asks for one when none follows its window.
+    pub(crate) async fn checkpoint_now(&self) -> CoreResult<Option<i64>> {
         let Some((seq, hash)) = self.ports.audit.last_audit_hash().await? else {
             return Ok(None);
         };

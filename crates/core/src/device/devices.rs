@@ -9,6 +9,7 @@
 
 use crate::access::permit::DevicesRead;
 use crate::access::Authorized;
+use crate::access::Operator;
 use crate::access::{AdminActor, ClientContext};
 use crate::device::privacy;
 use crate::{CoreError, CoreResult, Services};
@@ -117,7 +118,7 @@ impl Services {
 
     /// One device, its personal fields opened: for the server's own use.
     /// What an administrator sees is [`Self::device_view`].
-    pub async fn device(&self, key: &DeviceKey) -> CoreResult<Option<Device>> {
+    pub async fn device(&self, _by: &Operator, key: &DeviceKey) -> CoreResult<Option<Device>> {
         Ok(self
             .ports
             .device

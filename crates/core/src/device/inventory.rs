@@ -7,6 +7,7 @@
 //! assigned person (pseudonymous ID).
 
 use crate::access::permit::DevicesRead;
+use crate::access::Operator;
 use crate::access::{Authorized, ClientContext};
 use crate::device::devices::DeviceView;
 use crate::{CoreError, CoreResult, Services};
@@ -49,7 +50,12 @@ pub struct DeviceQuery {
 impl Services {
     /// Asks the devices whose inventory is due (never asked, or longer ago
     /// than `every`) for it; at most `max` devices. Returns how many.
-    pub async fn refresh_inventory_once(&self, max: u32, every: Duration) -> CoreResult<usize> {
+    pub async fn refresh_inventory_once(
+        &self,
+        _by: &Operator,
+        max: u32,
+        every: Duration,
+    ) -> CoreResult<usize> {
         let now = self.clock.now();
         let due = self.ports.device.inventory_due(now - every, max).await?;
         if due.is_empty() {
@@ -75,11 +81,16 @@ impl Services {
 
     /// Refreshes inventories forever (spawn it): a pass every `period`,
     /// each device once per `every`.
-    pub async fn run_inventory_refresh(self, period: std::time::Duration, every: Duration) {
+    pub async fn run_inventory_refresh(
+        self,
+        by: Operator,
+        period: std::time::Duration,
+        every: Duration,
+    ) {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tick.tick().await;
-            if let Err(e) = self.refresh_inventory_once(1000, every).await {
+            if let Err(e) = self.refresh_inventory_once(&by, 1000, every).await {
                 tracing::error!(error = %e, "inventory refresh failed");
             }
         }

@@ -5,6 +5,7 @@
 //! comes back. Approved erasures are carried out here, for the two-person
 //! rule of the administrator context.
 
+use crate::access::Operator;
 use crate::access::{Actor, AdminActor, ClientContext, Job};
 use crate::admin::approvals::ApprovalExecutor;
 use crate::{CoreResult, Services};
@@ -30,7 +31,7 @@ impl Services {
 
     /// Takes a device out for good: certificates revoked (its next request
     /// is refused), identity cache forgotten, offboarding mark cleared.
-    pub async fn retire_device(
+    pub(crate) async fn retire_device(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
@@ -93,7 +94,7 @@ impl Services {
 
     /// The hourly job: devices that never collected their offboarding
     /// command within the grace period are retired anyway.
-    pub async fn retire_overdue_devices(&self) -> CoreResult<usize> {
+    pub async fn retire_overdue_devices(&self, _by: &Operator) -> CoreResult<usize> {
         let ctx = ClientContext::default();
         let overdue = self
             .ports

@@ -10,8 +10,8 @@
 mod reconcile;
 
 use crate::access::permit::{CommandsWrite, DevicesRead};
+use crate::access::Authorized;
 use crate::access::ClientContext;
-use crate::access::{Actor, Authorized, Job};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::Device;
 use mamori_domain::{AuditAction, Outcome};

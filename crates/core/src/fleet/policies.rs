@@ -12,6 +12,7 @@
 use crate::access::permit::{CommandsWrite, DevicesRead};
 use crate::access::Authorized;
 use crate::access::ClientContext;
+use crate::access::Operator;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{Policy, PolicyKind};
@@ -353,7 +354,12 @@ impl Services {
 
     /// The configuration profile of a policy, secrets included: for
     /// installing on devices only, never for the API.
-    pub async fn policy_profile(&self, id: &str) -> CoreResult<Zeroizing<Vec<u8>>> {
+    pub async fn policy_profile(&self, _by: &Operator, id: &str) -> CoreResult<Zeroizing<Vec<u8>>> {
+        self.profile_of(id).await
+    }
+
+    /// A policy's profile, secrets included (see [`Self::policy_profile`]).
+    pub(crate) async fn profile_of(&self, id: &str) -> CoreResult<Zeroizing<Vec<u8>>> {
         let (p, sealed) = self
             .ports
             .fleet

@@ -7,6 +7,7 @@
 use super::*;
 use crate::access::permit::{CommandsWrite, DevicesRead, PeopleWrite, PersonalDataRead};
 use crate::access::Authorized;
+use crate::access::Operator;
 use crate::access::{AdminActor, ClientContext};
 use crate::people::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
@@ -479,7 +480,7 @@ impl Services {
 
     /// Indexes the departments of people stored before the index existed
     /// (run at start; recorded as one system record, no plaintext leaves).
-    pub async fn index_departments(&self) -> CoreResult<usize> {
+    pub async fn index_departments(&self, _by: &Operator) -> CoreResult<usize> {
         let mut batch = self
             .ports
             .people

@@ -3,8 +3,8 @@
 //! and their rewrapping when the master key changes.
 
 use super::*;
-use crate::access::Actor;
 use crate::access::ClientContext;
+use crate::access::Operator;
 use crate::people::vault::{blind_index, DataKey};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
@@ -102,7 +102,8 @@ impl Services {
     /// blind-index key) that is not yet under the current master key, in
     /// batches. The personal fields themselves are untouched. Returns how
     /// many data keys were re-wrapped.
-    pub async fn rewrap_data_keys(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
+    pub async fn rewrap_data_keys(&self, by: &Operator, ctx: &ClientContext) -> CoreResult<u64> {
+        let actor = &by.actor();
         let current = self.vault.current_id();
         if let Some(stored) = self.ports.people.secret(INDEX_KEY).await? {
             let pos = stored.iter().position(|b| *b == 0).unwrap_or(0);

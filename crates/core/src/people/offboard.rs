@@ -110,7 +110,7 @@ impl Services {
         person: Option<&str>,
     ) -> CoreResult<()> {
         let actor = proof.actor();
-        let account = self.admin_named(admin).await?;
+        let account = self.account_named(admin).await?;
         let person = match person {
             Some(p) => Some(self.record(p).await?.id),
             None => None,

@@ -7,6 +7,7 @@ use crate::access::permit::PeopleWrite;
 use crate::access::Actor;
 use crate::access::Authorized;
 use crate::access::ClientContext;
+use crate::access::Operator;
 use crate::people::vault::DataKey;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
@@ -59,7 +60,8 @@ impl Services {
     /// of their sealed fields, in the backend's journal, old backups or
     /// replicas, is unreadable), rows deleted, a tombstone left — then the
     /// backend forgets what was deleted. Returns how many were purged.
-    pub async fn purge_due_people(&self, actor: &Actor, ctx: &ClientContext) -> CoreResult<u64> {
+    pub async fn purge_due_people(&self, by: &Operator, ctx: &ClientContext) -> CoreResult<u64> {
+        let actor = &by.actor();
         let now = self.clock.now();
         let before = now - time::Duration::days(i64::from(self.config.people_retention_days));
         let mut total = 0;

@@ -73,7 +73,12 @@ async fn prepare(services: &Services, config: &Config, admin_url: &str) -> anyho
     if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
         tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
     }
-    match services.index_departments().await {
+    match services
+        .index_departments(&mamori_core::access::Operator::Job(
+            mamori_core::access::Job::Fleet,
+        ))
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::info!(people = n, "department index built"),
         Err(e) => tracing::error!(error = %e, "department index not built"),

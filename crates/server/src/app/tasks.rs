@@ -4,7 +4,7 @@
 use super::{sink_options, sink_targets, Keyring};
 use crate::config::Config;
 use crate::keys;
-use mamori_core::access::{Actor, Job};
+use mamori_core::access::{Job, Operator};
 use mamori_core::Services;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,15 +26,20 @@ pub(super) fn spawn(
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = vec![
         tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
-        tokio::spawn(services.clone().run_anomaly_detection()),
         tokio::spawn(
             services
                 .clone()
-                .run_reconciler(config.reconcile_every, RECONCILE_BATCH),
+                .run_anomaly_detection(Operator::Job(Job::Detection)),
         ),
+        tokio::spawn(services.clone().run_reconciler(
+            Operator::Job(Job::Fleet),
+            config.reconcile_every,
+            RECONCILE_BATCH,
+        )),
         // Inventory: a pass every 5 minutes (new devices within minutes of
         // enrolling), each device once a day.
         tokio::spawn(services.clone().run_inventory_refresh(
+            Operator::Job(Job::Fleet),
             std::time::Duration::from_secs(300),
             time::Duration::hours(24),
         )),
@@ -100,23 +105,32 @@ async fn hygiene(services: Services, audit_retention_days: Option<u32>) {
         tick.tick().await;
         let ctx = mamori_core::access::ClientContext::default();
         if let Err(e) = services
-            .purge_due_people(&Actor::Job(Job::Retention), &ctx)
+            .purge_due_people(&Operator::Job(Job::Retention), &ctx)
             .await
         {
             tracing::error!(error = %e, "retention job failed");
         }
-        if let Err(e) = services.retire_overdue_devices().await {
+        if let Err(e) = services
+            .retire_overdue_devices(&Operator::Job(Job::Offboarding))
+            .await
+        {
             tracing::error!(error = %e, "offboarding job failed");
         }
-        if let Err(e) = services.audit_checkpoint().await {
+        if let Err(e) = services.audit_checkpoint(&Operator::Job(Job::Audit)).await {
             tracing::error!(error = %e, "audit checkpoint failed");
         }
         if let Some(days) = audit_retention_days {
-            if let Err(e) = services.apply_audit_retention(days).await {
+            if let Err(e) = services
+                .apply_audit_retention(&Operator::Job(Job::Audit), days)
+                .await
+            {
                 tracing::error!(error = %e, "audit retention failed");
             }
         }
-        match services.sweep_stale_admins().await {
+        match services
+            .sweep_stale_admins(&Operator::Job(Job::Accounts))
+            .await
+        {
             Ok(names) if !names.is_empty() => {
                 tracing::warn!(accounts = ?names, "stale administrator accounts");
             }

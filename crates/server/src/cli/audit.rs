@@ -80,7 +80,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<()> {
         AuditCmd::Checkpoint { dir } => {
             let s = offline_services(&dir.data_dir, None).await?;
             match s
-                .audit_checkpoint()
+                .audit_checkpoint(&mamori::operator::host_operator())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {

@@ -130,7 +130,7 @@ pub async fn run(cmd: PeopleCmd) -> anyhow::Result<()> {
                 cfg.people_retention_days = days;
                 s.config = std::sync::Arc::new(cfg);
             }
-            purge(&s, &actor, &by, &ctx, due, id).await?;
+            purge(&s, &by, &ctx, due, id).await?;
         }
         PeopleCmd::List { dir } => {
             let s = offline_services(&dir.data_dir, None).await?;
@@ -165,14 +165,16 @@ async fn import(
 /// `mamori people purge`: everyone due (`--due`), or one person now.
 async fn purge(
     s: &Services,
-    actor: &Actor,
     by: &Authorized<PeopleWrite>,
     ctx: &ClientContext,
     due: bool,
     id: Option<String>,
 ) -> anyhow::Result<()> {
     if due {
-        let n = s.purge_due_people(actor, ctx).await.map_err(err)?;
+        let n = s
+            .purge_due_people(&mamori::operator::host_operator(), ctx)
+            .await
+            .map_err(err)?;
         println!("purged {n} people");
     } else if let Some(id) = id {
         s.purge_person_now(by, ctx, &id).await.map_err(err)?;

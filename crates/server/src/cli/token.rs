@@ -56,7 +56,10 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
             ttl_days,
         } => {
             let s = offline_services(&dir.data_dir, None).await?;
-            let owner = s.admin_named(&admin).await.map_err(err)?;
+            let owner = s
+                .admin_named(&mamori::operator::host_operator(), &admin)
+                .await
+                .map_err(err)?;
             let req = mamori_core::admin::tokens::TokenRequest {
                 name,
                 role,

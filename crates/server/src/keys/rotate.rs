@@ -41,7 +41,8 @@ pub async fn rotate_people_key(
         request_id: None,
     };
     // Only `mamori keys rotate` rotates: the user who ran it is the actor.
-    let actor = crate::operator::host_actor();
+    let operator = crate::operator::host_operator();
+    let actor = operator.actor();
     let err = |e: mamori_core::CoreError| anyhow::anyhow!("{e}");
     let old = read_people_key_file(dir)?.with_context(|| {
         format!("{PEOPLE_KEY_FILE} not found; rotate the key in {PEOPLE_KEY_ENV} by hand")
@@ -59,26 +60,21 @@ pub async fn rotate_people_key(
     // Every running server must know the new key before anything is
     // wrapped with it: wait for them to reload (they poll every 2 s).
     tokio::time::sleep(settle).await;
-    let mut rewrapped = services.rewrap_data_keys(&actor, &ctx).await.map_err(err)?;
+    let mut rewrapped = services
+        .rewrap_data_keys(&operator, &ctx)
+        .await
+        .map_err(err)?;
     // A last pass for data keys a server wrapped just before it reloaded.
-    rewrapped += services.rewrap_data_keys(&actor, &ctx).await.map_err(err)?;
+    rewrapped += services
+        .rewrap_data_keys(&operator, &ctx)
+        .await
+        .map_err(err)?;
     let left = services.data_keys_not_current().await.map_err(err)?;
     anyhow::ensure!(
         left == 0,
         "some data keys are still wrapped by the old key; {PEOPLE_KEY_FILE} keeps both keys — run the rotation again"
     );
-    let retired_file = dir.join(format!(
-        "{PEOPLE_KEY_FILE}.retired-{}",
-        services.clock.now().unix_timestamp()
-    ));
-    let text = Zeroizing::new(
-        old.iter()
-            .map(|k| hex::encode(k.as_slice()))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n",
-    );
-    write_private(&retired_file, text.as_bytes())?;
+    let retired_file = write_retired_keys(dir, &old, services.clock.now().unix_timestamp())?;
     write_people_keys(dir, std::slice::from_ref(&new))?;
     ring.replace(std::slice::from_ref(&new)).map_err(err)?;
     services
@@ -104,4 +100,19 @@ pub async fn rotate_people_key(
         rewrapped,
         retired_file,
     })
+}
+
+/// Writes the retired keys to their own file (backups made before the
+/// rotation need them); returns its path.
+fn write_retired_keys(dir: &Path, old: &[Zeroizing<Vec<u8>>], now: i64) -> anyhow::Result<PathBuf> {
+    let retired_file = dir.join(format!("{PEOPLE_KEY_FILE}.retired-{}", now));
+    let text = Zeroizing::new(
+        old.iter()
+            .map(|k| hex::encode(k.as_slice()))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
+    write_private(&retired_file, text.as_bytes())?;
+    Ok(retired_file)
 }

@@ -682,7 +682,10 @@ async fn stale_accounts_are_reported_and_disabled() {
     let otp = create(&app, "old", Role::Helpdesk).await;
     // Set up at its first login (a token is issued only after that).
     crate::common::first_login(s, "old", &otp).await;
-    let old = s.admin_named("old").await.unwrap();
+    let old = s
+        .admin_named(&crate::common::operator(), "old")
+        .await
+        .unwrap();
     // Backdate the account: created and last used 40 days ago.
     let mut aged = old.clone();
     aged.id = mamori_domain::AdminId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
@@ -702,7 +705,10 @@ async fn stale_accounts_are_reported_and_disabled() {
         .clone();
     assert_eq!(row["stale"], true);
 
-    let swept = s.sweep_stale_admins().await.unwrap();
+    let swept = s
+        .sweep_stale_admins(&crate::common::operator())
+        .await
+        .unwrap();
     assert_eq!(swept, vec!["aged".to_owned()]);
     let r = app
         .http
@@ -800,7 +806,10 @@ async fn a_one_time_password_expires() {
     let app = spawn_app().await;
     let otp = create(&app, "late", Role::Viewer).await;
     let s = &app.running.services;
-    let a = s.admin_named("late").await.unwrap();
+    let a = s
+        .admin_named(&crate::common::operator(), "late")
+        .await
+        .unwrap();
     let hash = s
         .store
         .admin_credentials(&a.id)
@@ -1147,7 +1156,10 @@ async fn a_webauthn_role_cannot_enroll_totp() {
 async fn a_scoped_token_holds_only_its_scope() {
     let app = spawn_app().await;
     let s = &app.running.services;
-    let owner = s.admin_named("e2e-owner").await.unwrap();
+    let owner = s
+        .admin_named(&crate::common::operator(), "e2e-owner")
+        .await
+        .unwrap();
     let ctx = ClientContext::default();
     let req = mamori_core::admin::tokens::TokenRequest {
         name: "inventory sync".into(),
@@ -1173,7 +1185,10 @@ async fn a_scoped_token_holds_only_its_scope() {
     // A scope naming a permission outside the role is refused.
     // (A viewer that finished its first login: the refusal is the scope's.)
     role_token(s, "vic", "viewer").await;
-    let viewer = s.admin_named("vic").await.unwrap();
+    let viewer = s
+        .admin_named(&crate::common::operator(), "vic")
+        .await
+        .unwrap();
     let bad = mamori_core::admin::tokens::TokenRequest {
         name: "escalate".into(),
         scope: Some(vec!["accounts_manage".into()]),
@@ -1244,7 +1259,10 @@ async fn repeated_second_factor_failures_raise_an_alert() {
 async fn the_stale_sweep_keeps_the_last_enabled_owner() {
     let app = spawn_app().await;
     let s = &app.running.services;
-    let template = s.admin_named("e2e-owner").await.unwrap();
+    let template = s
+        .admin_named(&crate::common::operator(), "e2e-owner")
+        .await
+        .unwrap();
     let creds = s
         .store
         .admin_credentials(&template.id)
@@ -1270,10 +1288,21 @@ async fn the_stale_sweep_keeps_the_last_enabled_owner() {
     )
     .await
     .unwrap();
-    let swept = s.sweep_stale_admins().await.unwrap();
+    let swept = s
+        .sweep_stale_admins(&crate::common::operator())
+        .await
+        .unwrap();
     assert!(swept.contains(&"boss".to_owned()), "reported: {swept:?}");
-    assert!(s.admin_named("idle").await.unwrap().disabled_at.is_some());
-    let boss = s.admin_named("boss").await.unwrap();
+    assert!(s
+        .admin_named(&crate::common::operator(), "idle")
+        .await
+        .unwrap()
+        .disabled_at
+        .is_some());
+    let boss = s
+        .admin_named(&crate::common::operator(), "boss")
+        .await
+        .unwrap();
     assert!(boss.disabled_at.is_none(), "the last owner was disabled");
 }
 

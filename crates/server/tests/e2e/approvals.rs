@@ -109,7 +109,12 @@ async fn granting_the_owner_role_needs_a_second_owner() {
     assert_eq!(body["approval"]["action"], "grant_owner");
     let role = |app: &crate::common::TestApp| {
         let s = app.running.services.clone();
-        async move { s.admin_named("hiro").await.unwrap().role }
+        async move {
+            s.admin_named(&crate::common::operator(), "hiro")
+                .await
+                .unwrap()
+                .role
+        }
     };
     assert_eq!(role(&app).await, Role::Helpdesk, "not yet");
     let (st, _) = omar

@@ -167,7 +167,10 @@ async fn tokens_must_be_valid_unrevoked_unexpired_and_allowed() {
 
     // Expired.
     let ctx = mamori_core::access::ClientContext::default();
-    let owner = services.admin_named("e2e-owner").await.unwrap();
+    let owner = services
+        .admin_named(&crate::common::operator(), "e2e-owner")
+        .await
+        .unwrap();
     let req = mamori_core::admin::tokens::TokenRequest {
         name: "short".into(),
         ttl_days: Some(1),
@@ -454,7 +457,10 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
     let refused = |name: &'static str| {
         let (ctx, req) = (ctx_ref, req_ref);
         async move {
-            let admin = s.admin_named(name).await.unwrap();
+            let admin = s
+                .admin_named(&crate::common::operator(), name)
+                .await
+                .unwrap();
             match s
                 .create_token(
                     &mamori_core::access::Actor::Host(mamori_core::access::HostUser::new(
@@ -496,7 +502,12 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
     )
     .await
     .unwrap();
-    assert!(!s.admin_named("dormant").await.unwrap().must_change_password);
+    assert!(
+        !s.admin_named(&crate::common::operator(), "dormant")
+            .await
+            .unwrap()
+            .must_change_password
+    );
     refused("dormant").await;
 
     // The viewer enrolled TOTP but kept the one-time password.
@@ -513,7 +524,10 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
         .as_secs();
     let code = mamori_crypto::totp::totp_code(&secret, now);
     s.totp_enroll_confirm(&actor, &code, &ctx).await.unwrap();
-    let v = s.admin_named("idle-viewer").await.unwrap();
+    let v = s
+        .admin_named(&crate::common::operator(), "idle-viewer")
+        .await
+        .unwrap();
     assert!(v.totp_enrolled && v.must_change_password);
     refused("idle-viewer").await;
 
@@ -521,7 +535,10 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
     // does not count as set up for it.
     let totp_only = role_token(s, "was-helpdesk", "helpdesk").await;
     assert!(totp_only.starts_with("mamori_"));
-    let a = s.admin_named("was-helpdesk").await.unwrap();
+    let a = s
+        .admin_named(&crate::common::operator(), "was-helpdesk")
+        .await
+        .unwrap();
     assert!(a.totp_enrolled && !a.must_change_password);
     s.store.set_role(&a.id, Role::Owner).await.unwrap();
     refused("was-helpdesk").await;

@@ -24,7 +24,10 @@ async fn tampering_with_the_audit_log_is_named() {
     for i in 0..4 {
         assert_eq!(import(&app, &admin, csv_of(i * 5..i * 5 + 5)).await.0, 201);
     }
-    s.audit_checkpoint().await.unwrap().unwrap();
+    s.audit_checkpoint(&crate::common::operator())
+        .await
+        .unwrap()
+        .unwrap();
     let v = s.verify_audit().await.unwrap();
     assert_eq!((v.fault.clone(), v.checkpoints), (None, 1), "{v:?}");
     assert!(v.records >= 10, "{v:?}");
@@ -98,8 +101,18 @@ async fn a_cut_off_tail_is_caught_by_the_signed_checkpoint() {
     let s = &app.running.services;
     let admin = role_token(s, "dir-admin", "device_admin").await;
     assert_eq!(import(&app, &admin, csv_of(0..3)).await.0, 201);
-    let pinned = s.audit_checkpoint().await.unwrap().unwrap();
-    assert_eq!(s.audit_checkpoint().await.unwrap(), None, "nothing new");
+    let pinned = s
+        .audit_checkpoint(&crate::common::operator())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.audit_checkpoint(&crate::common::operator())
+            .await
+            .unwrap(),
+        None,
+        "nothing new"
+    );
     let c = raw(&app);
     c.execute_batch("DROP TRIGGER audit_log_no_delete;")
         .unwrap();
@@ -276,7 +289,10 @@ async fn retention_removes_old_records_only_behind_a_signed_mark() {
             |r| r.get(0),
         )
         .unwrap();
-    let removed = s.truncate_audit_before(cutoff).await.unwrap();
+    let removed = s
+        .truncate_audit_before(&crate::common::operator(), cutoff)
+        .await
+        .unwrap();
     assert_eq!(removed, before_cut as u64);
     let v = s.verify_audit().await.unwrap();
     assert_eq!(
@@ -335,7 +351,7 @@ async fn retention_never_removes_what_a_sink_has_not_delivered() {
     app.profile(json!({})).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let removed = s
-        .truncate_audit_before(time::OffsetDateTime::now_utc())
+        .truncate_audit_before(&crate::common::operator(), time::OffsetDateTime::now_utc())
         .await
         .unwrap();
     assert_eq!(removed, 0);

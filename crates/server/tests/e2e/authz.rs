@@ -280,7 +280,10 @@ fn observed(status: u16, body: &Value) -> Verdict {
 /// stepped up just now; returns (cookie secret, CSRF token).
 async fn session_for(app: &TestApp, admin: &str, stage: SessionStage) -> (String, String) {
     let s = &app.running.services;
-    let account = s.admin_named(admin).await.unwrap();
+    let account = s
+        .admin_named(&crate::common::operator(), admin)
+        .await
+        .unwrap();
     let secret = hex::encode(mamori_crypto::random_bytes(32));
     let now = time::OffsetDateTime::now_utc();
     let session = AdminSession {
@@ -333,7 +336,10 @@ async fn every_route_gives_every_caller_exactly_the_expected_verdict() {
     callers.push(Caller::DisabledToken(gone_token));
     callers.push(Caller::DisabledSession);
     // An expired token (of an active owner).
-    let owner = s.admin_named(&account_name(Role::Owner)).await.unwrap();
+    let owner = s
+        .admin_named(&crate::common::operator(), &account_name(Role::Owner))
+        .await
+        .unwrap();
     let (tok, secret) = s
         .create_token(
             &crate::common::authorized(),

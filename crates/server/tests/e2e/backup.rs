@@ -64,7 +64,7 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     assert!(v.audit_records > 0 && v.admins >= 1);
 
     assert_eq!(
-        s.purge_due_people(&crate::common::host(), &ctx)
+        s.purge_due_people(&crate::common::operator(), &ctx)
             .await
             .unwrap(),
         1

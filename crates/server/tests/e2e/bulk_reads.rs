@@ -320,7 +320,12 @@ async fn a_suspended_account_stays_suspended_until_another_reinstates_it() {
     );
     assert_eq!(again.get(&page(&ids, 0, 1)).await.0, 401);
     // Nor does a token minted on the host for it.
-    let admin = app.running.services.admin_named("sora").await.unwrap();
+    let admin = app
+        .running
+        .services
+        .admin_named(&crate::common::operator(), "sora")
+        .await
+        .unwrap();
     assert!(admin.suspended.is_some());
     let req = mamori_core::admin::tokens::TokenRequest {
         name: "host".into(),
@@ -406,7 +411,10 @@ async fn an_account_the_suspended_one_unlocked_cannot_reinstate_it() {
     )
     .await
     .unwrap();
-    let mal = s.admin_named("mal").await.unwrap();
+    let mal = s
+        .admin_named(&crate::common::operator(), "mal")
+        .await
+        .unwrap();
     s.store
         .suspend_admin(&mal.id, time::OffsetDateTime::now_utc(), "bulk reads")
         .await
@@ -420,5 +428,10 @@ async fn an_account_the_suspended_one_unlocked_cannot_reinstate_it() {
             .contains("unlocked by mal"),
         "{body}"
     );
-    assert!(s.admin_named("mal").await.unwrap().suspended.is_some());
+    assert!(s
+        .admin_named(&crate::common::operator(), "mal")
+        .await
+        .unwrap()
+        .suspended
+        .is_some());
 }

@@ -119,12 +119,11 @@ pub fn capture_log(level: tracing::Level) -> (Capture, LogCapture) {
     (capture, guard)
 }
 
-/// An API token of a new account (named after `name`) with `role`.
-///
-/// A token is issued only to an account that finished its first login, so
-/// a new account is set up first, through the same core calls the API makes
-/// for a person at the first login ([`first_login`]). An existing account
-/// must already be set up.
+/// The host's command line as the operator of what no route offers.
+pub fn operator() -> mamori_core::access::Operator {
+    mamori_core::access::Operator::Host(mamori_core::access::HostUser::new("cli:test"))
+}
+
 /// The host's command line as the actor of what a test sets up in-process.
 pub fn host() -> mamori_core::access::Actor {
     mamori_core::access::Actor::Host(mamori_core::access::HostUser::new("cli:test"))
@@ -152,15 +151,21 @@ pub async fn create_admin_now(
     }
 }
 
+/// An API token of a new account (named after `name`) with `role`.
+///
+/// A token is issued only to an account that finished its first login, so
+/// a new account is set up first, through the same core calls the API makes
+/// for a person at the first login ([`first_login`]). An existing account
+/// must already be set up.
 pub async fn role_token(s: &mamori_core::Services, name: &str, role: &str) -> String {
     let ctx = mamori_core::access::ClientContext::default();
     let role = mamori_domain::Role::parse(role).unwrap();
-    let admin = match s.admin_named(name).await {
+    let admin = match s.admin_named(&operator(), name).await {
         Ok(a) => a,
         Err(_) => {
             let created = create_admin_now(s, &ctx, name, role).await;
             first_login(s, name, &created.one_time_password).await;
-            s.admin_named(name).await.unwrap()
+            s.admin_named(&operator(), name).await.unwrap()
         }
     };
     let req = mamori_core::admin::tokens::TokenRequest {

@@ -358,8 +358,18 @@ async fn a_department_group_follows_the_people_its_devices_are_assigned_to() {
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     c.execute("UPDATE people SET department_index = NULL", [])
         .unwrap();
-    assert_eq!(s.index_departments().await.unwrap(), 2);
-    assert_eq!(s.index_departments().await.unwrap(), 0);
+    assert_eq!(
+        s.index_departments(&crate::common::operator())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.index_departments(&crate::common::operator())
+            .await
+            .unwrap(),
+        0
+    );
     let r = s
         .reconcile_once(&crate::common::authorized(), 100)
         .await

@@ -183,7 +183,12 @@ async fn one_owner_cannot_be_her_own_second_administrator() {
         )
         .await;
     assert_eq!(st, 202, "{created}");
-    assert!(s.admin_named("sam").await.is_err(), "not created yet");
+    assert!(
+        s.admin_named(&crate::common::operator(), "sam")
+            .await
+            .is_err(),
+        "not created yet"
+    );
     let create_id = created["approval"]["id"].as_str().unwrap().to_owned();
     let (st, _) = alice
         .send(
@@ -194,7 +199,10 @@ async fn one_owner_cannot_be_her_own_second_administrator() {
         .await;
     assert_eq!(st, 202);
     assert_eq!(
-        s.admin_named("puppet").await.unwrap().role,
+        s.admin_named(&crate::common::operator(), "puppet")
+            .await
+            .unwrap()
+            .role,
         Role::DeviceAdmin
     );
     // A device administrator cannot decide it; another owner can, and
@@ -210,7 +218,10 @@ async fn one_owner_cannot_be_her_own_second_administrator() {
     assert_eq!(st, 200, "{done}");
     assert!(done["one_time_password"].as_str().unwrap().len() >= 12);
     assert_eq!(
-        s.admin_named("sam").await.unwrap().role,
+        s.admin_named(&crate::common::operator(), "sam")
+            .await
+            .unwrap()
+            .role,
         Role::SecurityOfficer
     );
 }
@@ -305,7 +316,9 @@ async fn a_background_job_cannot_take_the_command_lines_direct_path() {
         "{create:?}"
     );
     assert!(
-        s.admin_named("by-job").await.is_err(),
+        s.admin_named(&crate::common::operator(), "by-job")
+            .await
+            .is_err(),
         "nothing was created"
     );
     let disable = s

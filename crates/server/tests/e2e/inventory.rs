@@ -14,9 +14,16 @@ async fn inventory_is_refreshed_when_due_and_devices_are_found_by_it() {
         .await;
     let mut mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
     let day = time::Duration::hours(24);
-    assert_eq!(s.refresh_inventory_once(100, day).await.unwrap(), 2);
     assert_eq!(
-        s.refresh_inventory_once(100, day).await.unwrap(),
+        s.refresh_inventory_once(&crate::common::operator(), 100, day)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.refresh_inventory_once(&crate::common::operator(), 100, day)
+            .await
+            .unwrap(),
         0,
         "not due again"
     );
@@ -66,6 +73,10 @@ async fn inventory_is_refreshed_when_due_and_devices_are_found_by_it() {
     let (st, _) = app.get("/api/v1/devices/search?color=red").await;
     assert_eq!(st, 400, "unknown filter");
     let key = mamori_domain::DeviceKey::parse(&udid).unwrap();
-    let dev = s.device(&key).await.unwrap().unwrap();
+    let dev = s
+        .device(&crate::common::operator(), &key)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(dev.security_info.is_some(), "SecurityInfo stored");
 }

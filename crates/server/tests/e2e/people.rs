@@ -519,7 +519,7 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
     );
 
     assert_eq!(
-        s.purge_due_people(&crate::common::host(), &ctx)
+        s.purge_due_people(&crate::common::operator(), &ctx)
             .await
             .unwrap(),
         1
@@ -548,7 +548,7 @@ async fn a_purged_person_is_gone_from_the_database_and_its_wal() {
     assert_eq!(purge["target"], leaver.id.as_str());
     // Nothing else is due.
     assert_eq!(
-        s.purge_due_people(&crate::common::host(), &ctx)
+        s.purge_due_people(&crate::common::operator(), &ctx)
             .await
             .unwrap(),
         0
@@ -575,7 +575,7 @@ async fn only_departed_people_past_retention_are_purged() {
         .await
         .unwrap();
     assert_eq!(
-        s.purge_due_people(&crate::common::host(), &ctx)
+        s.purge_due_people(&crate::common::operator(), &ctx)
             .await
             .unwrap(),
         0,

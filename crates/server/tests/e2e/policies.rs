@@ -142,7 +142,10 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
     }
     // The profile for devices holds it, with the stable identifiers.
     let s = &app.running.services;
-    let xml = s.policy_profile(&id).await.unwrap();
+    let xml = s
+        .policy_profile(&crate::common::operator(), &id)
+        .await
+        .unwrap();
     let v: plist::Value = plist::from_bytes(&xml).unwrap();
     let top = v.as_dictionary().unwrap();
     assert_eq!(
@@ -181,7 +184,10 @@ async fn policies_are_validated_and_their_secrets_never_leave() {
     assert_eq!(v2["payload_uuid"], wifi["payload_uuid"]);
     assert_ne!(v2["profile_uuid"], wifi["profile_uuid"]);
     assert_eq!(v2["secrets"], json!(["/Password"]));
-    let xml = s.policy_profile(&id).await.unwrap();
+    let xml = s
+        .policy_profile(&crate::common::operator(), &id)
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&xml).contains(password));
     let (st, v3) = app.send(
         reqwest::Method::PATCH,

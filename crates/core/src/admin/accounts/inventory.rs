@@ -4,6 +4,7 @@
 use crate::access::permit::AccountsManage;
 use crate::access::Authorized;
 use crate::access::ClientContext;
+use crate::access::Operator;
 use crate::{CoreResult, Services};
 use mamori_domain::{AdminAccount, Role};
 use mamori_domain::{AuditAction, Outcome};
@@ -73,7 +74,7 @@ impl Services {
 
     /// The hygiene job: reports accounts unused for longer than the policy
     /// allows and, when the policy says so, disables them. Returns the names.
-    pub async fn sweep_stale_admins(&self) -> CoreResult<Vec<String>> {
+    pub async fn sweep_stale_admins(&self, _by: &Operator) -> CoreResult<Vec<String>> {
         let now = self.now();
         let mut stale = Vec::new();
         for admin in self.ports.admin.list_admins().await? {

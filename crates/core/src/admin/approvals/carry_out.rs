@@ -18,7 +18,7 @@ impl Services {
             .get("admin")
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| CoreError::Internal("grant_owner without an account".into()))?;
-        let admin = self.admin_named(name).await?;
+        let admin = self.account_named(name).await?;
         if admin.disabled_at.is_some() {
             return Err(CoreError::Conflict(format!("{name} is disabled")));
         }
@@ -165,7 +165,7 @@ impl Services {
         a: &Approval,
         approved: bool,
     ) -> CoreResult<()> {
-        let admin = self.admin_named(Self::param(a, "admin")?).await?;
+        let admin = self.account_named(Self::param(a, "admin")?).await?;
         let credential = Self::param(a, "credential")?;
         let done = if approved {
             self.ports
@@ -248,7 +248,16 @@ impl Services {
                     Vec::new()
                 }
                 // The requester downloads it (once, for a limited time).
-                _ => Vec::new(),
+                "export_personal_data" => Vec::new(),
+                // An approved action nobody carries out must not pass for
+                // done (an erase whose executor went missing would leave
+                // the devices' data in place).
+                other => {
+                    return Err(CoreError::internal(
+                        "approval",
+                        format!("no one carries out an approved {other}"),
+                    ))
+                }
             }
         };
         Ok((commands, one_time_password))

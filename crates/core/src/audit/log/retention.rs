@@ -3,20 +3,25 @@
 //! deliver, and only once the part removed verifies.
 
 use super::*;
+use crate::access::Operator;
 
 impl Services {
     /// Retention: removes the records older than `days` days, behind a
     /// signed "truncated up to" mark. Never removes records a sink has not
     /// delivered yet, and refuses when the part to remove does not verify
     /// (removing it would hide tampering). Returns the records removed.
-    pub async fn apply_audit_retention(&self, days: u32) -> CoreResult<u64> {
+    pub async fn apply_audit_retention(&self, by: &Operator, days: u32) -> CoreResult<u64> {
         let before = self.clock.now() - time::Duration::days(i64::from(days));
-        self.truncate_audit_before(before).await
+        self.truncate_audit_before(by, before).await
     }
 
     /// Removes the records written before `before` (see
     /// [`Self::apply_audit_retention`]).
-    pub async fn truncate_audit_before(&self, before: time::OffsetDateTime) -> CoreResult<u64> {
+    pub async fn truncate_audit_before(
+        &self,
+        _by: &Operator,
+        before: time::OffsetDateTime,
+    ) -> CoreResult<u64> {
         let now = self.clock.now();
         let Some((mut seq, mut hash)) = self.ports.audit.last_audit_before(before).await? else {
             return Ok(0);

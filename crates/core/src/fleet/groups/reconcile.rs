@@ -2,6 +2,7 @@
 //! groups, a bounded number of commands per pass.
 
 use super::*;
+use crate::access::Operator;
 
 /// What one reconciliation pass reads once: policies by ID, groups, their
 /// compliance rules and members.
@@ -251,7 +252,7 @@ impl Services {
     }
 
     pub(super) async fn install_dict(&self, p: &Policy) -> CoreResult<CommandDict> {
-        let profile = self.policy_profile(&p.id).await?;
+        let profile = self.profile_of(&p.id).await?;
         Command::InstallProfile {
             payload: profile.to_vec(),
         }
@@ -279,8 +280,8 @@ impl Services {
     }
 
     /// Reconciles forever (spawn it).
-    pub async fn run_reconciler(self, every: std::time::Duration, batch: usize) {
-        let by = match Actor::Job(Job::Fleet).authorize::<CommandsWrite>() {
+    pub async fn run_reconciler(self, by: Operator, every: std::time::Duration, batch: usize) {
+        let by = match by.actor().authorize::<CommandsWrite>() {
             Ok(by) => by,
             Err(e) => {
                 tracing::error!(error = %e, "the reconciler cannot act");
