@@ -123,6 +123,7 @@ pub fn router(services: Services) -> Router {
         );
     }
     router
+        .merge(crate::console::routes(&services))
         .fallback(|| async { ApiError(CoreError::NotFound("no such route".into())) })
         .layer(DefaultBodyLimit::max(ADMIN_LIMIT))
         .with_state(services)

@@ -79,7 +79,7 @@ pub(crate) struct Guard {
     pub access: Access,
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -182,9 +182,12 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
         return Ok(());
     }
     let s = &g.services;
-    let presented = Presented::of(req);
+    let mut presented = Presented::of(req);
     let (actor, secret) = authenticate(s, &presented, ctx).await?;
     if let Some(secret) = &secret {
+        if presented.changes_state() && presented.sent_csrf.is_empty() && is_form(req) {
+            presented.sent_csrf = form_csrf(req).await?;
+        }
         check_csrf(s, &actor, ctx, &presented, secret).await?;
     }
     if let Err(e) = verdict(g.access, &actor) {
@@ -220,6 +223,40 @@ async fn authenticate(
         tracing::warn!(%route, source = %ctx.source, "admin request without credentials");
         Err(CoreError::Unauthorized.into())
     }
+}
+
+/// The console's forms (`application/x-www-form-urlencoded`) carry the
+/// CSRF token in a field rather than a header.
+fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// A console form may hold this much; the guard reads it (after the
+/// caller is authenticated) for its `csrf` field, then hands the same bytes
+/// on to the handler.
+const FORM_LIMIT: usize = 16 * 1024;
+
+/// The `csrf` field of a form request's body ("" when absent).
+async fn form_csrf(req: &mut Request) -> Result<String, ApiError> {
+    let body = std::mem::take(req.body_mut());
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| CoreError::BadRequest(format!("a form holds at most {FORM_LIMIT} bytes")))?;
+    let token = bytes
+        .split(|b| *b == b'&')
+        .filter_map(|pair| pair.strip_prefix(b"csrf="))
+        .find_map(|v| std::str::from_utf8(v).ok())
+        .map(|v| {
+            urlencoding::decode(v)
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    *req.body_mut() = axum::body::Body::from(bytes);
+    Ok(token)
 }
 
 /// A cookie rides along on any request the browser makes: state changes

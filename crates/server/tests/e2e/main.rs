@@ -18,6 +18,7 @@ mod cli;
 mod common;
 mod compliance;
 mod connections;
+mod console;
 mod dead_credentials;
 mod device_privacy;
 mod enrollment;

@@ -1,0 +1,29 @@
+# The console's English messages. Every key here is also in ja.ftl (a unit
+# test checks both ways).
+product = Mamori
+language-switch = 日本語
+skip-to-content = Skip to the content
+sign-in-title = Sign in
+sign-in-intro = Sign in with your administrator name and password.
+field-name = Name
+field-password = Password
+sign-in-button = Continue
+sign-in-failed = The name or the password is wrong, or the account cannot sign in now.
+sign-in-throttled = Too many attempts. Wait { $seconds } seconds, then try again.
+sign-in-error = The sign-in could not be completed. Try again; if it keeps failing, tell the server's operator (request { $request }).
+second-factor-title = Second step
+second-factor-intro = Enter the 6-digit code from your authenticator app, or one of your recovery codes.
+field-code = Code
+field-recovery = Recovery code
+second-factor-totp = Verify the code
+second-factor-recovery = Use a recovery code
+second-factor-failed = That code is not valid. Check the time on your phone and try again.
+second-factor-passkey = Your account signs in with a passkey. The console's passkey step is not available yet; use a security key through the API.
+setup-title = First-time setup
+setup-intro = This account has not finished its first-time setup (a new password and a second factor). The console's setup pages are not available yet; finish the setup through the API, then sign in here.
+home-title = Overview
+home-signed-in = Signed in as { $name } ({ $role }).
+home-approvals = Requests waiting for your decision: { $count }
+sign-out = Sign out
+not-found-title = Page not found
+not-found-intro = There is no such page.

@@ -1,0 +1,296 @@
+//! Signing in: the password, then a second factor (TOTP code or recovery
+//! code), and signing out. The same use-cases as `/api/v1/auth/*`, so the
+//! same throttles, the same audit records and the same session cookie.
+
+use super::page::{page, see_other, PageCtx};
+use super::Lang;
+use crate::auth::{clear_cookie, set_cookie, SessionSecret};
+use crate::extract::Client;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use mamori_core::access::{AdminActor, ClientContext, Via};
+use mamori_core::admin::SessionCookie;
+use mamori_core::{CoreError, Services};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// `?lang=` on any page.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The page context of a request to `path`.
+pub(super) fn page_ctx(
+    q: &LangQuery,
+    headers: &HeaderMap,
+    path: &str,
+    csrf: Option<String>,
+) -> PageCtx {
+    let lang = Lang::negotiate(q.lang.as_deref(), headers);
+    PageCtx {
+        lang,
+        chosen: q.lang.as_deref().is_some_and(|l| l == lang.tag()),
+        path: path.to_owned(),
+        csrf,
+    }
+}
+
+/// A browser's request that comes from another site: refused for the
+/// sign-in form, so no other site can sign a visitor in to an account of
+/// its choosing.
+fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(o), Some(h)) => o != format!("https://{h}"),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+fn sign_in_form(ctx: &PageCtx, error: Option<String>) -> Markup {
+    html! {
+        p { (ctx.t("sign-in-intro")) }
+        @if let Some(e) = error {
+            p class="error" role="alert" id="sign-in-error" { (e) }
+        }
+        form method="post" action="/console/sign-in" {
+            label for="name" { (ctx.t("field-name")) }
+            input type="text" id="name" name="name" autocomplete="username" required
+                autocapitalize="none" spellcheck="false" maxlength="64";
+            label for="password" { (ctx.t("field-password")) }
+            input type="password" id="password" name="password"
+                autocomplete="current-password" required maxlength="1024";
+            button type="submit" { (ctx.t("sign-in-button")) }
+        }
+    }
+}
+
+/// `GET /console/sign-in`.
+pub(super) async fn form(Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
+    let ctx = page_ctx(&q, &headers, "/console/sign-in", None);
+    page(
+        &ctx,
+        StatusCode::OK,
+        "sign-in-title",
+        sign_in_form(&ctx, None),
+    )
+}
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub(super) struct PasswordForm {
+    name: String,
+    password: String,
+}
+
+/// The answer to a failed step: the same page, the reason next to the form.
+fn refusal(ctx: &PageCtx, client: &ClientContext, e: &CoreError) -> (StatusCode, String) {
+    match e {
+        CoreError::InvalidCredentials | CoreError::Unauthorized => {
+            (StatusCode::UNAUTHORIZED, ctx.t("sign-in-failed"))
+        }
+        CoreError::TooManyRequests(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            super::i18n::text(
+                ctx.lang,
+                "sign-in-throttled",
+                &[("seconds", (*secs).into())],
+            ),
+        ),
+        other => {
+            tracing::error!(error = %other, "console sign-in failed");
+            let request = client.request_id.clone().unwrap_or_default();
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                super::i18n::text(ctx.lang, "sign-in-error", &[("request", request.into())]),
+            )
+        }
+    }
+}
+
+/// Signed in (or one step further): the new session's cookie, then the
+/// console, which sends each stage to its page.
+fn signed(s: &Services, cookie: &SessionCookie) -> Response {
+    let mut resp = see_other("/console/");
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
+    resp
+}
+
+/// `POST /console/sign-in`: the password step.
+pub(super) async fn password(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Client(client): Client,
+    headers: HeaderMap,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    let ctx = page_ctx(&q, &headers, "/console/sign-in", None);
+    if cross_site(&headers) {
+        tracing::warn!(source = %client.source, "cross-site sign-in refused");
+        return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    let result = match form {
+        Ok(Form(f)) => s.login(&f.name, &f.password, &client).await,
+        Err(_) => Err(CoreError::InvalidCredentials),
+    };
+    match result {
+        Ok((_, cookie)) => signed(&s, &cookie),
+        Err(e) => {
+            let (status, message) = refusal(&ctx, &client, &e);
+            page(
+                &ctx,
+                status,
+                "sign-in-title",
+                sign_in_form(&ctx, Some(message)),
+            )
+        }
+    }
+}
+
+fn second_factor_body(
+    ctx: &PageCtx,
+    csrf: &str,
+    methods: &[&str],
+    error: Option<String>,
+) -> Markup {
+    html! {
+        p { (ctx.t("second-factor-intro")) }
+        @if let Some(e) = error {
+            p class="error" role="alert" id="second-factor-error" { (e) }
+        }
+        @if methods.contains(&"totp") {
+            form method="post" action="/console/second-factor" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="code" { (ctx.t("field-code")) }
+                input type="text" id="code" name="code" inputmode="numeric"
+                    autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
+                button type="submit" { (ctx.t("second-factor-totp")) }
+            }
+        } @else if methods.contains(&"webauthn") {
+            p class="muted" { (ctx.t("second-factor-passkey")) }
+        }
+        @if methods.contains(&"recovery_code") {
+            form method="post" action="/console/second-factor" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="recovery" { (ctx.t("field-recovery")) }
+                input type="text" id="recovery" name="recovery" autocomplete="off"
+                    autocapitalize="none" spellcheck="false" maxlength="64" required;
+                button type="submit" { (ctx.t("second-factor-recovery")) }
+            }
+        }
+    }
+}
+
+/// The second factors the session's account may use now.
+async fn methods(
+    s: &Services,
+    actor: &AdminActor,
+    csrf: &str,
+) -> Result<Vec<&'static str>, CoreError> {
+    let Via::Session(session) = &actor.via else {
+        return Ok(Vec::new());
+    };
+    Ok(s.login_outcome(&actor.admin, session, csrf).await?.methods)
+}
+
+/// `GET /console/second-factor`.
+pub(super) async fn second_factor_form(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Client(client): Client,
+    Extension(actor): Extension<AdminActor>,
+    Extension(secret): Extension<SessionSecret>,
+    headers: HeaderMap,
+) -> Response {
+    let csrf = s.auth.csrf_token(&secret.0);
+    let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
+    match methods(&s, &actor, &csrf).await {
+        Ok(m) => page(
+            &ctx,
+            StatusCode::OK,
+            "second-factor-title",
+            second_factor_body(&ctx, &csrf, &m, None),
+        ),
+        Err(e) => {
+            let (status, message) = refusal(&ctx, &client, &e);
+            page(
+                &ctx,
+                status,
+                "second-factor-title",
+                html! { p class="error" { (message) } },
+            )
+        }
+    }
+}
+
+/// The second-factor forms' fields (the CSRF token is the guard's).
+#[derive(Debug, Deserialize)]
+pub(super) struct SecondFactorForm {
+    code: Option<String>,
+    recovery: Option<String>,
+}
+
+/// `POST /console/second-factor`: a TOTP code or a recovery code.
+pub(super) async fn second_factor(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Client(client): Client,
+    Extension(actor): Extension<AdminActor>,
+    Extension(secret): Extension<SessionSecret>,
+    headers: HeaderMap,
+    form: Result<Form<SecondFactorForm>, FormRejection>,
+) -> Response {
+    let csrf = s.auth.csrf_token(&secret.0);
+    let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
+    let result = match form {
+        Ok(Form(SecondFactorForm { code: Some(c), .. })) => s.login_totp(&actor, &c, &client).await,
+        Ok(Form(SecondFactorForm {
+            recovery: Some(r), ..
+        })) => s.login_recovery(&actor, &r, &client).await,
+        _ => Err(CoreError::InvalidCredentials),
+    };
+    match result {
+        Ok((_, cookie)) => signed(&s, &cookie),
+        Err(e) => {
+            let (status, message) = match e {
+                CoreError::InvalidCredentials => {
+                    (StatusCode::UNAUTHORIZED, ctx.t("second-factor-failed"))
+                }
+                other => refusal(&ctx, &client, &other),
+            };
+            let m = methods(&s, &actor, &csrf).await.unwrap_or_default();
+            page(
+                &ctx,
+                status,
+                "second-factor-title",
+                second_factor_body(&ctx, &csrf, &m, Some(message)),
+            )
+        }
+    }
+}
+
+/// `POST /console/sign-out`: the session ends (the guard checked the form's
+/// CSRF token).
+pub(super) async fn sign_out(
+    State(s): State<Services>,
+    Client(client): Client,
+    Extension(actor): Extension<AdminActor>,
+) -> Response {
+    if let Err(e) = s.logout(&actor, &client).await {
+        tracing::error!(error = %e, "console sign-out failed");
+        return crate::error::ApiError(e).into_response();
+    }
+    let mut resp = see_other("/console/sign-in");
+    resp.headers_mut()
+        .append(header::SET_COOKIE, clear_cookie());
+    resp
+}
