@@ -48,11 +48,6 @@ pub(super) async fn home(
                 },
             )
         }
-        _ => page(
-            &ctx,
-            StatusCode::OK,
-            "setup-title",
-            html! { p { (ctx.t("setup-intro")) } },
-        ),
+        _ => see_other("/console/setup"),
     }
 }

@@ -8,6 +8,7 @@
 mod home;
 mod i18n;
 mod page;
+mod setup;
 mod signin;
 
 use crate::auth::{Access, Guard};
@@ -57,6 +58,18 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
         .route(
             "/console/sign-out",
             guarded(Access::AnySession, axum::routing::post(signin::sign_out)),
+        )
+        .route(
+            "/console/setup",
+            guarded(Access::AnySession, get(setup::setup)),
+        )
+        .route(
+            "/console/setup/password",
+            guarded(Access::AnySession, axum::routing::post(setup::password)),
+        )
+        .route(
+            "/console/setup/totp",
+            guarded(Access::AnySession, axum::routing::post(setup::totp)),
         )
         .route("/console/", guarded(Access::AnySession, get(home::home)))
         .layer(axum::middleware::from_fn(unsigned_to_sign_in))

@@ -320,3 +320,116 @@ async fn a_helpdesk_user_signs_in_with_a_password_and_a_code_then_out() {
         .unwrap();
     assert_eq!(location(&r), "/console/sign-in", "the session is gone");
 }
+
+#[tokio::test]
+async fn a_new_account_finishes_its_setup_in_the_console() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let ctx = mamori_core::access::ClientContext::default();
+    let created = common::create_admin_now(s, &ctx, "console-newcomer", Role::Helpdesk).await;
+    let b = browser(&app);
+    let r = b
+        .post(app.admin_url("/console/sign-in"))
+        .form(&[
+            ("name", "console-newcomer"),
+            ("password", created.one_time_password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let setup = session_cookie(&r).unwrap();
+    let get = |cookie: String, path: &'static str| {
+        b.get(app.admin_url(path))
+            .header("cookie", cookie)
+            .header("accept-language", "en")
+            .send()
+    };
+    let r = get(setup.clone(), "/console/").await.unwrap();
+    assert_eq!(location(&r), "/console/setup");
+    let page = get(setup.clone(), "/console/setup")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("name=\"new\""),
+        "the password step first: {page}"
+    );
+    let csrf = csrf_of(&page);
+
+    // Two different new passwords: refused next to the form, nothing changed.
+    let r = b
+        .post(app.admin_url("/console/setup/password"))
+        .header("cookie", &setup)
+        .header("accept-language", "en")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", created.one_time_password.as_str()),
+            ("new", PASSWORD),
+            ("repeat", "something-else-entirely-42"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("The two new passwords differ."));
+
+    let r = b
+        .post(app.admin_url("/console/setup/password"))
+        .header("cookie", &setup)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", created.one_time_password.as_str()),
+            ("new", PASSWORD),
+            ("repeat", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/console/setup");
+
+    // Then the authenticator: a QR code drawn here and the key as text.
+    let page = get(setup.clone(), "/console/setup")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("src=\"data:image/svg+xml;base64,"), "{page}");
+    let at = page.find("id=\"totp-key\">").unwrap() + 14;
+    let key = page[at..].split('<').next().unwrap().to_owned();
+    let secret = mamori_crypto::totp::decode_totp_secret(&key).unwrap();
+    let code = mamori_crypto::totp::totp_code(&secret, now_unix());
+    let r = b
+        .post(app.admin_url("/console/setup/totp"))
+        .header("cookie", &setup)
+        .header("accept-language", "en")
+        .form(&[("csrf", csrf_of(&page).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let full = session_cookie(&r).expect("the full session begins");
+    let shown = r.text().await.unwrap();
+    assert!(shown.contains("Your recovery codes") && shown.contains("id=\"recovery-codes\""));
+    assert!(shown.contains("download=\"mamori-recovery-codes.txt\""));
+    let home = get(full, "/console/").await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home
+        .text()
+        .await
+        .unwrap()
+        .contains("Signed in as console-newcomer (helpdesk)"));
+    // The account is set up: the one-time password no longer works.
+    assert!(s
+        .login("console-newcomer", &created.one_time_password, &ctx)
+        .await
+        .is_err());
+}

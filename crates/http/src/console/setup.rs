@@ -1,0 +1,250 @@
+//! First-time setup in the console: the new password, then a TOTP
+//! authenticator (its key as a QR code drawn here, never fetched), then the
+//! recovery codes, shown once with a download. The same use-cases as
+//! `/api/v1/auth/password` and `/api/v1/auth/totp/*`; a role that must use
+//! a passkey is told so (the passkey step comes with the browser script).
+
+use super::page::{page, see_other, PageCtx};
+use super::signin::{page_ctx, LangQuery};
+use crate::auth::{set_cookie, SessionSecret};
+use crate::extract::Client;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use base64::Engine;
+use mamori_core::access::{AdminActor, Via};
+use mamori_core::admin::SessionCookie;
+use mamori_core::{CoreError, Services};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// What the setup still needs, first first.
+async fn required(
+    s: &Services,
+    actor: &AdminActor,
+    csrf: &str,
+) -> Result<Vec<&'static str>, CoreError> {
+    let Via::Session(session) = &actor.via else {
+        return Ok(Vec::new());
+    };
+    Ok(s.login_outcome(&actor.admin, session, csrf).await?.required)
+}
+
+fn password_form(ctx: &PageCtx, csrf: &str, error: Option<String>) -> Markup {
+    html! {
+        p { (ctx.t("setup-password-intro")) }
+        @if let Some(e) = error {
+            p class="error" role="alert" id="setup-error" { (e) }
+        }
+        form method="post" action="/console/setup/password" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="current" { (ctx.t("field-current-password")) }
+            input type="password" id="current" name="current" autocomplete="current-password"
+                required maxlength="1024";
+            label for="new" { (ctx.t("field-new-password")) }
+            input type="password" id="new" name="new" autocomplete="new-password"
+                required maxlength="1024";
+            label for="repeat" { (ctx.t("field-repeat-password")) }
+            input type="password" id="repeat" name="repeat" autocomplete="new-password"
+                required maxlength="1024";
+            button type="submit" { (ctx.t("setup-password-button")) }
+        }
+    }
+}
+
+/// The `otpauth://` URI as a QR code, an SVG image inlined as a `data:`
+/// URI (the Content-Security-Policy allows `img-src data:`).
+fn qr_data_uri(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .build();
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
+fn totp_form(ctx: &PageCtx, csrf: &str, secret: &str, uri: &str, error: Option<String>) -> Markup {
+    html! {
+        p { (ctx.t("setup-totp-intro")) }
+        @if let Some(e) = error {
+            p class="error" role="alert" id="setup-error" { (e) }
+        }
+        @if let Some(src) = qr_data_uri(uri) {
+            img id="totp-qr" src=(src) alt=(ctx.t("setup-totp-qr")) width="220" height="220";
+        }
+        p { (ctx.t("setup-totp-key")) ": " code id="totp-key" { (secret) } }
+        form method="post" action="/console/setup/totp" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="code" { (ctx.t("field-code")) }
+            input type="text" id="code" name="code" inputmode="numeric"
+                autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
+            button type="submit" { (ctx.t("setup-totp-button")) }
+        }
+    }
+}
+
+/// The page for the next step, with `error` next to its form.
+async fn step_page(
+    s: &Services,
+    ctx: &PageCtx,
+    actor: &AdminActor,
+    csrf: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let needs = match required(s, actor, csrf).await {
+        Ok(n) => n,
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    };
+    if needs.contains(&"change_password") {
+        return page(ctx, status, "setup-title", password_form(ctx, csrf, error));
+    }
+    if needs.contains(&"enroll_webauthn") {
+        return page(
+            ctx,
+            status,
+            "setup-title",
+            html! { p { (ctx.t("setup-passkey")) } },
+        );
+    }
+    if needs.contains(&"enroll_second_factor") {
+        return match s.totp_enroll_start(actor).await {
+            Ok(offer) => page(
+                ctx,
+                status,
+                "setup-title",
+                totp_form(ctx, csrf, &offer.secret, &offer.uri, error),
+            ),
+            Err(e) => crate::error::ApiError(e).into_response(),
+        };
+    }
+    see_other("/console/")
+}
+
+/// `GET /console/setup`.
+pub(super) async fn setup(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Extension(actor): Extension<AdminActor>,
+    Extension(secret): Extension<SessionSecret>,
+    headers: HeaderMap,
+) -> Response {
+    let csrf = s.auth.csrf_token(&secret.0);
+    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    step_page(&s, &ctx, &actor, &csrf, StatusCode::OK, None).await
+}
+
+/// The password form's fields.
+#[derive(Debug, Deserialize)]
+pub(super) struct PasswordForm {
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+/// The session a step handed back (setup finished), or the same one.
+fn next_step(s: &Services, cookie: Option<&SessionCookie>) -> Response {
+    let mut resp = see_other("/console/setup");
+    if let Some(c) = cookie {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(c, s.clock.now()));
+    }
+    resp
+}
+
+/// `POST /console/setup/password`.
+pub(super) async fn password(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Client(client): Client,
+    Extension(actor): Extension<AdminActor>,
+    Extension(secret): Extension<SessionSecret>,
+    headers: HeaderMap,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    let csrf = s.auth.csrf_token(&secret.0);
+    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    let Ok(Form(f)) = form else {
+        let e = ctx.t("setup-password-mismatch");
+        return step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await;
+    };
+    if f.new != f.repeat {
+        let e = ctx.t("setup-password-mismatch");
+        return step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await;
+    }
+    match s.change_password(&actor, &f.current, &f.new, &client).await {
+        Ok(done) => next_step(&s, done.as_ref().map(|(_, c)| c)),
+        Err(CoreError::BadRequest(reason)) => {
+            let e = super::i18n::text(
+                ctx.lang,
+                "setup-password-refused",
+                &[("reason", reason.as_str().into())],
+            );
+            step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await
+        }
+        Err(CoreError::InvalidCredentials) => {
+            let e = ctx.t("sign-in-failed");
+            step_page(&s, &ctx, &actor, &csrf, StatusCode::UNAUTHORIZED, Some(e)).await
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+/// The TOTP form's field.
+#[derive(Debug, Deserialize)]
+pub(super) struct TotpForm {
+    code: String,
+}
+
+/// `POST /console/setup/totp`: the code confirms the authenticator; the
+/// recovery codes are shown once, and the full session begins.
+pub(super) async fn totp(
+    State(s): State<Services>,
+    Query(q): Query<LangQuery>,
+    Client(client): Client,
+    Extension(actor): Extension<AdminActor>,
+    Extension(secret): Extension<SessionSecret>,
+    headers: HeaderMap,
+    form: Result<Form<TotpForm>, FormRejection>,
+) -> Response {
+    let csrf = s.auth.csrf_token(&secret.0);
+    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    let code = form.map(|Form(f)| f.code).unwrap_or_default();
+    match s.totp_enroll_confirm(&actor, &code, &client).await {
+        Ok(enrolled) => {
+            let codes = enrolled.recovery_codes.join("\n") + "\n";
+            let download = format!(
+                "data:text/plain;charset=utf-8;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&codes)
+            );
+            let mut resp = page(
+                &ctx,
+                StatusCode::OK,
+                "recovery-title",
+                html! {
+                    p { (ctx.t("recovery-intro")) }
+                    ul id="recovery-codes" {
+                        @for c in &enrolled.recovery_codes { li { code { (c) } } }
+                    }
+                    p { a href=(download) download="mamori-recovery-codes.txt" { (ctx.t("recovery-download")) } }
+                    p { a href="/console/" { (ctx.t("recovery-continue")) } }
+                },
+            );
+            if let Some((_, cookie)) = &enrolled.session {
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
+            }
+            resp
+        }
+        Err(CoreError::InvalidCredentials | CoreError::BadRequest(_)) => {
+            let e = ctx.t("second-factor-failed");
+            step_page(&s, &ctx, &actor, &csrf, StatusCode::UNAUTHORIZED, Some(e)).await
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
