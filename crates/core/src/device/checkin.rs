@@ -2,8 +2,6 @@
 
 mod messages;
 
-use messages::AuthenticateMsg;
-
 use crate::device::identity::Evidence;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::AuditAction;
@@ -73,19 +71,23 @@ impl Services {
                 product_name,
                 ..
             } => {
-                let msg = AuthenticateMsg {
-                    udid,
+                // The device name is sealed once the identity is checked.
+                let rec = AuthenticateRecord {
+                    device: device_key_of(udid.as_deref(), enrollment_id.as_deref())?,
                     enrollment_id,
                     topic,
-                    serial_number,
-                    model,
-                    model_name,
-                    device_name,
-                    os_version,
-                    build_version,
-                    product_name,
+                    fields: InventoryFields {
+                        serial_number,
+                        model,
+                        model_name,
+                        product_name,
+                        device_name,
+                        os_version,
+                        build_version,
+                    },
+                    now,
                 };
-                self.checkin_authenticate(&cert, source, now, msg).await
+                self.checkin_authenticate(&cert, source, rec).await
             }
             CheckinMessage::TokenUpdate {
                 ident,

@@ -82,6 +82,20 @@ pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup)
     resp
 }
 
+/// The form that takes a 6-digit authenticator code (signing in, setting
+/// up TOTP): posted to `action` with the session's CSRF token.
+pub(crate) fn code_form(ctx: &PageCtx, csrf: &str, action: &str, button: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="code" { (ctx.t("field-code")) }
+            input type="text" id="code" name="code" inputmode="numeric"
+                autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
+            button type="submit" { (ctx.t(button)) }
+        }
+    }
+}
+
 /// `303 See Other` to `to` (after a form, or to the page a session's stage
 /// calls for).
 pub(crate) fn see_other(to: &'static str) -> Response {

@@ -4,8 +4,8 @@
 //! `/api/v1/auth/password` and `/api/v1/auth/totp/*`; a role that must use
 //! a passkey is told so (the passkey step comes with the browser script).
 
-use super::page::{page, see_other, PageCtx};
-use super::signin::{page_ctx, LangQuery};
+use super::page::{code_form, page, see_other, PageCtx};
+use super::signin::{outcome, page_ctx, LangQuery};
 use crate::auth::{set_cookie, SessionSecret};
 use crate::extract::Client;
 use axum::extract::rejection::FormRejection;
@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use base64::Engine;
-use mamori_core::access::{AdminActor, Via};
+use mamori_core::access::AdminActor;
 use mamori_core::admin::SessionCookie;
 use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
@@ -26,10 +26,10 @@ async fn required(
     actor: &AdminActor,
     csrf: &str,
 ) -> Result<Vec<&'static str>, CoreError> {
-    let Via::Session(session) = &actor.via else {
-        return Ok(Vec::new());
-    };
-    Ok(s.login_outcome(&actor.admin, session, csrf).await?.required)
+    Ok(outcome(s, actor, csrf)
+        .await?
+        .map(|o| o.required)
+        .unwrap_or_default())
 }
 
 fn password_form(ctx: &PageCtx, csrf: &str, error: Option<String>) -> Markup {
@@ -78,13 +78,7 @@ fn totp_form(ctx: &PageCtx, csrf: &str, secret: &str, uri: &str, error: Option<S
             img id="totp-qr" src=(src) alt=(ctx.t("setup-totp-qr")) width="220" height="220";
         }
         p { (ctx.t("setup-totp-key")) ": " code id="totp-key" { (secret) } }
-        form method="post" action="/console/setup/totp" {
-            input type="hidden" name="csrf" value=(csrf);
-            label for="code" { (ctx.t("field-code")) }
-            input type="text" id="code" name="code" inputmode="numeric"
-                autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
-            button type="submit" { (ctx.t("setup-totp-button")) }
-        }
+        (code_form(ctx, csrf, "/console/setup/totp", "setup-totp-button"))
     }
 }
 

@@ -2,7 +2,7 @@
 //! code), and signing out. The same use-cases as `/api/v1/auth/*`, so the
 //! same throttles, the same audit records and the same session cookie.
 
-use super::page::{page, see_other, PageCtx};
+use super::page::{code_form, page, see_other, PageCtx};
 use super::Lang;
 use crate::auth::{clear_cookie, set_cookie, SessionSecret};
 use crate::extract::Client;
@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use mamori_core::access::{AdminActor, ClientContext, Via};
-use mamori_core::admin::SessionCookie;
+use mamori_core::admin::{LoginOutcome, SessionCookie};
 use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -168,13 +168,7 @@ fn second_factor_body(
             p class="error" role="alert" id="second-factor-error" { (e) }
         }
         @if methods.contains(&"totp") {
-            form method="post" action="/console/second-factor" {
-                input type="hidden" name="csrf" value=(csrf);
-                label for="code" { (ctx.t("field-code")) }
-                input type="text" id="code" name="code" inputmode="numeric"
-                    autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
-                button type="submit" { (ctx.t("second-factor-totp")) }
-            }
+            (code_form(ctx, csrf, "/console/second-factor", "second-factor-totp"))
         } @else if methods.contains(&"webauthn") {
             p class="muted" { (ctx.t("second-factor-passkey")) }
         }
@@ -190,16 +184,29 @@ fn second_factor_body(
     }
 }
 
+/// Where the session's login stands: the second factors it may use now,
+/// what its setup still needs (nothing for a token).
+pub(super) async fn outcome(
+    s: &Services,
+    actor: &AdminActor,
+    csrf: &str,
+) -> Result<Option<LoginOutcome>, CoreError> {
+    let Via::Session(session) = &actor.via else {
+        return Ok(None);
+    };
+    Ok(Some(s.login_outcome(&actor.admin, session, csrf).await?))
+}
+
 /// The second factors the session's account may use now.
 async fn methods(
     s: &Services,
     actor: &AdminActor,
     csrf: &str,
 ) -> Result<Vec<&'static str>, CoreError> {
-    let Via::Session(session) = &actor.via else {
-        return Ok(Vec::new());
-    };
-    Ok(s.login_outcome(&actor.admin, session, csrf).await?.methods)
+    Ok(outcome(s, actor, csrf)
+        .await?
+        .map(|o| o.methods)
+        .unwrap_or_default())
 }
 
 /// `GET /console/second-factor`.

@@ -31,6 +31,18 @@ impl Services {
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
+        self.grant(actor, ctx, a, Role::Owner).await
+    }
+
+    /// Gives the approval's target account `role`, recorded before it takes
+    /// effect; requester and approver then both control the account.
+    async fn grant(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        a: &Approval,
+        role: Role,
+    ) -> CoreResult<()> {
         let admin = self.grant_target(a).await?;
         self.audit(
             self.audit_record(
@@ -41,15 +53,21 @@ impl Services {
             )
             .target(&admin.name)
             .detail(format!(
-                "{} -> owner; approval={} requested by {}",
+                "{} -> {role}; approval={} requested by {}",
                 admin.role, a.id, a.requested_by
             )),
         )
         .await?;
-        self.ports.admin.set_role(&admin.id, Role::Owner).await?;
+        self.ports.admin.set_role(&admin.id, role).await?;
         self.record_control_by_both(actor, a, &admin.id, "role")
             .await?;
         Ok(())
+    }
+
+    /// The approval's `role` parameter.
+    fn role_param(a: &Approval) -> CoreResult<Role> {
+        Role::parse(Self::param(a, "role")?)
+            .ok_or_else(|| CoreError::Internal(format!("{} with an unknown role", a.action).into()))
     }
 
     pub(super) fn param<'a>(a: &'a Approval, key: &str) -> CoreResult<&'a str> {
@@ -65,9 +83,7 @@ impl Services {
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<String> {
-        let role = Role::parse(Self::param(a, "role")?).ok_or_else(|| {
-            CoreError::Internal(format!("{} with an unknown role", a.action).into())
-        })?;
+        let role = Self::role_param(a)?;
         let created = self
             .create_admin_now(
                 &Actor::from(actor.clone()),
@@ -107,28 +123,8 @@ impl Services {
         ctx: &ClientContext,
         a: &Approval,
     ) -> CoreResult<()> {
-        let role = Role::parse(Self::param(a, "role")?).ok_or_else(|| {
-            CoreError::Internal(format!("{} with an unknown role", a.action).into())
-        })?;
-        let admin = self.grant_target(a).await?;
-        self.audit(
-            self.audit_record(
-                &actor.label(),
-                ctx,
-                AuditAction::AdminRole,
-                Outcome::Success,
-            )
-            .target(&admin.name)
-            .detail(format!(
-                "{} -> {role}; approval={} requested by {}",
-                admin.role, a.id, a.requested_by
-            )),
-        )
-        .await?;
-        self.ports.admin.set_role(&admin.id, role).await?;
-        self.record_control_by_both(actor, a, &admin.id, "role")
-            .await?;
-        Ok(())
+        let role = Self::role_param(a)?;
+        self.grant(actor, ctx, a, role).await
     }
 
     pub(super) async fn carry_out_disable(

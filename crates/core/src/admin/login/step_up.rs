@@ -3,7 +3,7 @@
 use super::*;
 use crate::access::{AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
-use mamori_domain::{AuditAction, Outcome};
+use mamori_domain::{AuditAction, Outcome, SessionId};
 
 impl Services {
     /// Re-authentication with password and TOTP code (roles that require
@@ -36,22 +36,8 @@ impl Services {
             .await?;
             return Err(CoreError::InvalidCredentials);
         }
-        self.ports
-            .admin
-            .set_session_step_up(&session.id, self.now())
-            .await?;
-        self.audit(
-            self.audit_record(
-                &actor.label(),
-                ctx,
-                AuditAction::AuthStepUp,
-                Outcome::Success,
-            )
-            .target(&admin.name)
-            .detail("totp"),
-        )
-        .await?;
-        Ok(())
+        self.stepped_up(actor, ctx, &session.id, &admin, "totp")
+            .await
     }
 
     /// Re-authentication with WebAuthn, part one.
@@ -81,9 +67,22 @@ impl Services {
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
+        self.stepped_up(actor, ctx, &session.id, &admin, "webauthn")
+            .await
+    }
+
+    /// Marks the session stepped up now, and records by which factor.
+    async fn stepped_up(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        session: &SessionId,
+        admin: &AdminAccount,
+        method: &str,
+    ) -> CoreResult<()> {
         self.ports
             .admin
-            .set_session_step_up(&session.id, self.now())
+            .set_session_step_up(session, self.now())
             .await?;
         self.audit(
             self.audit_record(
@@ -93,7 +92,7 @@ impl Services {
                 Outcome::Success,
             )
             .target(&admin.name)
-            .detail("webauthn"),
+            .detail(method),
         )
         .await?;
         Ok(())

@@ -2,20 +2,6 @@
 
 use super::*;
 
-/// The fields of an `Authenticate` message that enrollment keeps.
-pub(super) struct AuthenticateMsg {
-    pub(super) udid: Option<String>,
-    pub(super) enrollment_id: Option<String>,
-    pub(super) topic: String,
-    pub(super) serial_number: Option<String>,
-    pub(super) model: Option<String>,
-    pub(super) model_name: Option<String>,
-    pub(super) device_name: Option<String>,
-    pub(super) os_version: Option<String>,
-    pub(super) build_version: Option<String>,
-    pub(super) product_name: Option<String>,
-}
-
 impl Services {
     /// `Authenticate`: the device (or user enrollment) presents itself
     /// with the identity it just obtained.
@@ -23,42 +9,16 @@ impl Services {
         &self,
         cert: &DeviceCertificate,
         source: Option<IpAddr>,
-        now: OffsetDateTime,
-        msg: AuthenticateMsg,
+        mut rec: AuthenticateRecord,
     ) -> CoreResult<DeviceReply> {
-        let AuthenticateMsg {
-            udid,
-            enrollment_id,
-            topic,
-            serial_number,
-            model,
-            model_name,
-            device_name,
-            os_version,
-            build_version,
-            product_name,
-        } = msg;
-        let key = device_key_of(udid.as_deref(), enrollment_id.as_deref())?;
-        Self::authorize_device(cert, &key, true)?;
-        self.observe_device_source(&key, source).await?;
-        let device_name = device_name
-            .map(|n| self.seal_device_text(&key, "device_name", &n))
+        Self::authorize_device(cert, &rec.device, true)?;
+        self.observe_device_source(&rec.device, source).await?;
+        rec.fields.device_name = rec
+            .fields
+            .device_name
+            .take()
+            .map(|n| self.seal_device_text(&rec.device, "device_name", &n))
             .transpose()?;
-        let rec = AuthenticateRecord {
-            device: key,
-            enrollment_id,
-            topic,
-            fields: InventoryFields {
-                serial_number,
-                model,
-                model_name,
-                product_name,
-                device_name,
-                os_version,
-                build_version,
-            },
-            now,
-        };
         self.authenticate(cert, rec, source).await?;
         Ok(DeviceReply::default())
     }
