@@ -24,7 +24,7 @@ pub use dead::DeadCredentials;
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
 pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};
-pub use throttle::SourceThrottle;
+pub use throttle::{InFlight, SourceThrottle};
 pub use webauthn::Ceremonies;
 
 use crate::access::{AdminActor, Via};
@@ -142,6 +142,8 @@ pub struct AuthState {
     pub throttle: SourceThrottle,
     /// Limits the records of dead credentials in use (per credential).
     pub dead: DeadCredentials,
+    /// The login names whose password is being checked right now.
+    pub checking: InFlight,
     /// WebAuthn relying party and pending ceremonies.
     pub ceremonies: Ceremonies,
     csrf_key: zeroize::Zeroizing<Vec<u8>>,
@@ -153,6 +155,7 @@ impl AuthState {
         Self {
             throttle: SourceThrottle::default(),
             dead: DeadCredentials::default(),
+            checking: InFlight::default(),
             ceremonies: Ceremonies::new(admin_url, organization),
             csrf_key: zeroize::Zeroizing::new(mamori_crypto::random_bytes(32)),
         }

@@ -3,7 +3,7 @@
 //! exactly like a known one and the responses do not tell them apart).
 //! Per-account counters of real accounts live in the database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
@@ -168,6 +168,49 @@ impl SourceThrottle {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(key);
+    }
+}
+
+/// The login names whose password is being checked right now. One check
+/// per name at a time: otherwise parallel guesses all read the account's
+/// backoff before the first failure is written, and each gets its
+/// password checked (and its answer tells a right guess from a wrong one).
+/// It holds only the names in flight, so it stays as small as the number
+/// of concurrent sign-ins.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    names: Mutex<HashSet<String>>,
+}
+
+/// A name's turn to be checked; the name is free again when it is dropped.
+#[derive(Debug)]
+pub(crate) struct Turn<'a> {
+    set: &'a InFlight,
+    name: String,
+}
+
+impl InFlight {
+    /// The turn of `name`, or `None` while another check of it runs.
+    pub(crate) fn enter(&self, name: &str) -> Option<Turn<'_>> {
+        let mut names = self
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.insert(name.to_owned()).then(|| Turn {
+            set: self,
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut names = self
+            .set
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.remove(&self.name);
     }
 }
 

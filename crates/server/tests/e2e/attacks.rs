@@ -565,3 +565,46 @@ async fn no_token_for_an_account_whose_first_login_never_finished() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Parallel guesses at one account's password, each from its own address
+/// (so no source throttle applies): one check runs at a time, each failure
+/// is written before the next guess is looked at, so no more passwords
+/// are checked than the free failures before the account's backoff — and
+/// the answers to the rest do not tell a right guess from a wrong one.
+#[tokio::test]
+async fn parallel_guesses_get_no_more_checks_than_one_after_another() {
+    let app = spawn_app().await;
+    let s = app.running.services.clone();
+    let ctx = mamori_core::access::ClientContext::default();
+    let created =
+        crate::common::create_admin_now(&s, &ctx, "race-target", mamori_domain::Role::Viewer).await;
+    crate::common::first_login(&s, "race-target", &created.one_time_password).await;
+    let mut guesses = Vec::new();
+    for i in 0..30u8 {
+        let s = s.clone();
+        guesses.push(tokio::spawn(async move {
+            let ctx = mamori_core::access::ClientContext {
+                source: format!("192.0.2.{i}"),
+                user_agent: Some("race".into()),
+                request_id: None,
+            };
+            s.login("race-target", &format!("wrong-guess-{i}"), &ctx)
+                .await
+                .err()
+        }));
+    }
+    let mut checked = 0;
+    for g in guesses {
+        if matches!(
+            g.await.unwrap(),
+            Some(mamori_core::CoreError::InvalidCredentials)
+        ) {
+            checked += 1;
+        }
+    }
+    let free = s.config.auth.backoff_after;
+    assert!(
+        checked <= free,
+        "{checked} of 30 parallel guesses were checked; at most {free} may be"
+    );
+}

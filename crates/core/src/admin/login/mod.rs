@@ -80,6 +80,17 @@ impl Services {
         let target = super::accounts::check_name(&name)
             .is_ok()
             .then_some(name.as_str());
+        // One password check per name at a time, held until its failure
+        // (and backoff) is written.
+        let Some(_turn) = self.auth.checking.enter(&name) else {
+            self.audit(
+                self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Denied)
+                    .target_opt(target)
+                    .detail("another sign-in for this name is being checked"),
+            )
+            .await?;
+            return Err(CoreError::TooManyRequests(1));
+        };
         let Some(admin) = self.ports.admin.admin_by_name(&name).await? else {
             return Err(self.unknown_name(&name, target, password, ctx, now).await?);
         };
