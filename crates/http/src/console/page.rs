@@ -46,7 +46,7 @@ pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup)
                     span class="product" { (ctx.t("product")) }
                     nav {
                         a href={ (ctx.path) "?lang=" (other.tag()) } lang=(other.tag()) hreflang=(other.tag()) {
-                            (text(other, "language-switch", &[]))
+                            (ctx.t("language-switch"))
                         }
                         @if let Some(csrf) = &ctx.csrf {
                             " "

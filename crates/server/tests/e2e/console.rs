@@ -154,6 +154,10 @@ async fn the_console_speaks_the_browsers_language_and_remembers_a_switch() {
         en.contains("href=\"/console/sign-in?lang=ja\""),
         "a switch to Japanese"
     );
+    assert!(
+        en.contains("hreflang=\"ja\">日本語</a>") && ja.contains("hreflang=\"en\">English</a>"),
+        "each switch named in the language it switches to"
+    );
     let r = b
         .get(app.admin_url("/console/sign-in?lang=en"))
         .header("accept-language", "ja")
