@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every Mamori test. Installs what the tests need first, from Debian's
 # packages: the `scep` package (micromdm's independent SCEP client,
-# /usr/bin/scepclient), openssl, and OpenSSL's headers with pkg-config (the
-# WebAuthn library, webauthn-rs, builds against the system OpenSSL). Safe to
-# run again; installs only what is missing.
+# /usr/bin/scepclient), openssl, OpenSSL's headers with pkg-config (the
+# WebAuthn library, webauthn-rs, builds against the system OpenSSL),
+# Chromium with Japanese fonts and Node.js for the console's browser tests;
+# then those tests' npm packages (playwright-core, axe-core) at the versions
+# of their package-lock.json. Safe to run again; installs only what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,12 +15,22 @@ command -v scepclient >/dev/null 2>&1 || need+=(scep)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing test dependencies: ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+browser=crates/server/tests/browser
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-lock.json"; then
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error &&
+    cp package-lock.json node_modules/.installed-lock.json)
 fi
 
 cargo fmt --all -- --check

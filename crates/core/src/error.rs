@@ -38,12 +38,76 @@ pub enum CoreError {
     /// (fail closed).
     #[error("the audit log cannot be written; nothing was done")]
     AuditUnavailable,
+    /// A passkey ceremony failed for a reason an honest user can fix. Only
+    /// ever returned to a session that already proved the password (or is
+    /// registering a key), so it tells no one whether an account exists.
+    #[error("{0}")]
+    Passkey(PasskeyProblem),
     /// Rows of an import that were refused: (line, reason). Nothing was stored.
     #[error("{} rows refused; nothing was imported", .0.len())]
     Rows(Vec<(usize, String)>),
     /// A failure inside the server; the cause is logged, never shown.
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+/// Why a passkey (WebAuthn) answer was refused, as far as the user can
+/// act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyProblem {
+    /// The browser signed for another address than the admin URL: the
+    /// console was opened under another host name or port.
+    WrongOrigin,
+    /// The authenticator did not verify its user (no PIN, fingerprint or
+    /// face check).
+    NotVerified,
+    /// No challenge is waiting (expired, already answered, or never asked).
+    Expired,
+    /// The answer did not verify against a key of the account.
+    Refused,
+}
+
+impl PasskeyProblem {
+    /// A stable code for clients (`"passkey_wrong_origin"`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::WrongOrigin => "passkey_wrong_origin",
+            Self::NotVerified => "passkey_not_verified",
+            Self::Expired => "passkey_expired",
+            Self::Refused => "passkey_refused",
+        }
+    }
+
+    /// The problem behind a refusal of `webauthn-rs`.
+    pub fn from_webauthn(e: &webauthn_rs::prelude::WebauthnError) -> Self {
+        use webauthn_rs::prelude::WebauthnError as W;
+        match e {
+            W::InvalidRPOrigin | W::InvalidRPIDHash | W::CredentialCrossOrigin => Self::WrongOrigin,
+            W::UserNotVerified => Self::NotVerified,
+            // No challenge to answer: it expired or was used. (An answer
+            // to another challenge than the pending one is a replay as far
+            // as the server can tell: `Refused`, below.)
+            W::ChallengeNotFound => Self::Expired,
+            _ => Self::Refused,
+        }
+    }
+}
+
+impl std::fmt::Display for PasskeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WrongOrigin => {
+                "the browser is not at the server's admin URL: open the console at the admin \
+                 URL (the host name and port the server was started with), then try again"
+            }
+            Self::NotVerified => {
+                "the authenticator did not verify you (PIN, fingerprint or face): use one \
+                 that does, or turn that check on, then try again"
+            }
+            Self::Expired => "the passkey request expired or was already used: start again",
+            Self::Refused => "the passkey was not accepted",
+        })
+    }
 }
 
 /// What caused an internal failure, kept whole (with its own sources) for

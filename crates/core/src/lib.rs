@@ -11,7 +11,7 @@ pub mod fleet;
 pub mod people;
 pub mod pki;
 
-pub use error::{Cause, CoreError, CoreResult};
+pub use error::{Cause, CoreError, CoreResult, PasskeyProblem};
 
 use mamori_ports::{Clock, Pusher, Store};
 use pki::Pki;

@@ -31,6 +31,11 @@ fn check(kind: &'static str, s: &str, max: usize) -> Result<(), IdError> {
     {
         return Err(IdError::BadChar(kind));
     }
+    // "." and ".." would be path segments, not names, in any URL built
+    // from the identifier.
+    if s.bytes().all(|b| b == b'.') {
+        return Err(IdError::BadChar(kind));
+    }
     Ok(())
 }
 

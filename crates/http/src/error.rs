@@ -27,6 +27,13 @@ fn status_and_message(e: &CoreError) -> (StatusCode, String) {
         ),
         CoreError::StepUpRequired => (StatusCode::FORBIDDEN, e.to_string()),
         CoreError::Rows(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        CoreError::Passkey(p) => match p {
+            mamori_core::PasskeyProblem::Refused => {
+                (StatusCode::UNAUTHORIZED, "invalid credentials".into())
+            }
+            mamori_core::PasskeyProblem::Expired => (StatusCode::CONFLICT, p.to_string()),
+            _ => (StatusCode::BAD_REQUEST, p.to_string()),
+        },
         CoreError::AuditUnavailable => {
             tracing::error!("audit log unwritable: request refused");
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -51,6 +58,11 @@ impl IntoResponse for ApiError {
             CoreError::StepUpRequired => (
                 status,
                 Json(serde_json::json!({ "error": message, "code": "step_up_required" })),
+            )
+                .into_response(),
+            CoreError::Passkey(p) => (
+                status,
+                Json(serde_json::json!({ "error": message, "code": p.code() })),
             )
                 .into_response(),
             CoreError::Rows(rows) => {

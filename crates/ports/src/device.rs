@@ -137,6 +137,20 @@ pub enum InventoryKind {
     SecurityInfo,
 }
 
+/// How many devices are in each state (the console's overview).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounts {
+    /// Enrolled: managed and reachable by push.
+    pub enrolled: u64,
+    /// Enrolled and seen at or after the time asked about.
+    pub seen_since: u64,
+    /// Authenticate received but never a TokenUpdate: the enrollment
+    /// never finished, so the device has never checked in.
+    pub waiting: u64,
+    /// Checked out or unenrolled.
+    pub checked_out: u64,
+}
+
 /// Where a device can be reached by push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushTarget {
@@ -173,6 +187,9 @@ pub trait DeviceStore: Send + Sync {
     /// A page of devices ordered by identifier, starting after `after`.
     async fn list_devices(&self, after: Option<&DeviceKey>, limit: u32)
         -> StoreResult<Vec<Device>>;
+    /// How many devices are in each state; `seen_since` counts the
+    /// enrolled ones seen at or after that time.
+    async fn device_counts(&self, seen_since: OffsetDateTime) -> StoreResult<DeviceCounts>;
     /// Push targets of enrolled, push-ready devices among the given ones.
     async fn push_targets(&self, devices: &[DeviceKey]) -> StoreResult<Vec<PushTarget>>;
     /// The device's UnlockToken as stored (sealed), if it sent one.

@@ -4,8 +4,8 @@ use crate::{col, exec, from_ts, json_col, query_all, query_opt, ts, SqliteStore}
 use async_trait::async_trait;
 use mamori_domain::{Device, DeviceKey, EnrollmentStatus};
 use mamori_ports::{
-    AuthenticateRecord, ClearedAssignment, DeviceStore, InventoryFields, InventoryKind, PushTarget,
-    StoreError, StoreResult, TokenUpdateRecord,
+    AuthenticateRecord, ClearedAssignment, DeviceCounts, DeviceStore, InventoryFields,
+    InventoryKind, PushTarget, StoreError, StoreResult, TokenUpdateRecord,
 };
 use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 use time::OffsetDateTime;
@@ -190,6 +190,34 @@ impl DeviceStore for SqliteStore {
         })
         .await
         .map(Option::flatten)
+    }
+
+    async fn device_counts(&self, seen_since: OffsetDateTime) -> StoreResult<DeviceCounts> {
+        let since = ts(seen_since);
+        self.read(move |c| {
+            let counts = query_opt(
+                c,
+                "SELECT COALESCE(SUM(status = 'enrolled'), 0) AS enrolled,
+                        COALESCE(SUM(status = 'enrolled' AND last_seen_at >= ?), 0) AS seen,
+                        COALESCE(SUM(status = 'authenticated'), 0) AS waiting,
+                        COALESCE(SUM(status = 'checked_out'), 0) AS gone
+                 FROM devices",
+                [since],
+                |r| {
+                    let n = |name: &str| -> StoreResult<u64> {
+                        u64::try_from(col::<i64>(r, name)?).map_err(StoreError::from_cause)
+                    };
+                    Ok(DeviceCounts {
+                        enrolled: n("enrolled")?,
+                        seen_since: n("seen")?,
+                        waiting: n("waiting")?,
+                        checked_out: n("gone")?,
+                    })
+                },
+            )?;
+            Ok(counts.unwrap_or_default())
+        })
+        .await
     }
 
     async fn push_targets(&self, devices: &[DeviceKey]) -> StoreResult<Vec<PushTarget>> {

@@ -436,6 +436,40 @@ async fn devices_page_in_order() {
 }
 
 #[tokio::test]
+async fn device_counts_by_state_and_last_seen() {
+    let (s, _d) = sqlite().await;
+    assert_eq!(
+        s.device_counts(now()).await.unwrap(),
+        DeviceCounts::default()
+    );
+    for u in ["A", "B", "C", "D"] {
+        enroll(&*s, u).await;
+    }
+    // W sent Authenticate and nothing more.
+    s.authenticate(&AuthenticateRecord {
+        device: key("W"),
+        enrollment_id: None,
+        topic: "topic".into(),
+        fields: InventoryFields::default(),
+        now: now(),
+    })
+    .await
+    .unwrap();
+    let later = now() + Duration::hours(1);
+    s.touch(&key("A"), later).await.unwrap();
+    assert!(s.check_out(&key("D"), now()).await.unwrap());
+    assert_eq!(
+        s.device_counts(later).await.unwrap(),
+        DeviceCounts {
+            enrolled: 3,
+            seen_since: 1,
+            waiting: 1,
+            checked_out: 1,
+        }
+    );
+}
+
+#[tokio::test]
 async fn queue_order_not_now_and_ownership() {
     let (s, _d) = sqlite().await;
     enroll(&*s, "DEV1").await;

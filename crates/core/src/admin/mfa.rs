@@ -5,7 +5,7 @@
 use super::login::{recovery_hash, totp_aad, LoginOutcome, SessionCookie};
 use super::webauthn::Ceremony;
 use crate::access::{Actor, AdminActor, ClientContext, Via};
-use crate::{CoreError, CoreResult, Services};
+use crate::{CoreError, CoreResult, PasskeyProblem, Services};
 use mamori_domain::{AdminAccount, AdminSession, SessionStage, WebauthnCredential};
 use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
@@ -346,9 +346,7 @@ impl Services {
             ));
         }
         let Some(Ceremony::Register(state)) = self.auth.ceremonies.take(&session.id) else {
-            return Err(CoreError::Conflict(
-                "no WebAuthn registration is pending; start again".into(),
-            ));
+            return Err(CoreError::Passkey(PasskeyProblem::Expired));
         };
         let passkey = self
             .finish_registration(actor, &admin, &state, credential, ctx)
@@ -523,9 +521,7 @@ impl Services {
                     .detail(format!("{e}")),
                 )
                 .await?;
-                return Err(CoreError::BadRequest(
-                    "the authenticator's answer was refused".into(),
-                ));
+                return Err(CoreError::Passkey(PasskeyProblem::from_webauthn(&e)));
             }
         };
         Ok(passkey)

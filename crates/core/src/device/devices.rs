@@ -33,6 +33,17 @@ pub fn platform_of(d: &Device) -> &'static str {
 }
 
 impl Services {
+    /// How many devices are in each state; "seen" counts the enrolled
+    /// devices seen at or after `seen_since` (the console passes the start
+    /// of the day in the organisation's time zone).
+    pub async fn device_counts(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        seen_since: time::OffsetDateTime,
+    ) -> CoreResult<mamori_ports::DeviceCounts> {
+        Ok(self.ports.device.device_counts(seen_since).await?)
+    }
+
     fn device_aad(device: &DeviceKey, field: &str) -> Vec<u8> {
         format!("mamori/device/{device}/{field}").into_bytes()
     }
@@ -136,6 +147,49 @@ impl Services {
     /// personal field in plaintext, each device's read recorded first (if a
     /// record cannot be written, nothing is shown); without it, the
     /// personal fields withheld (see [`crate::device::privacy`]).
+    /// Devices with every personal field withheld (for lists, which name
+    /// no one whoever reads them).
+    pub(crate) fn withheld_views(&self, devices: Vec<Device>) -> Vec<DeviceView> {
+        devices
+            .into_iter()
+            .map(|d| {
+                let mut d = self.open_device(d);
+                privacy::drop_escrow(&mut d.security_info);
+                let personal =
+                    privacy::device_fields(&mut d.device_name, &mut d.device_information, true);
+                DeviceView {
+                    device: d,
+                    redacted: personal.paths,
+                }
+            })
+            .collect()
+    }
+
+    /// One device with every personal field withheld (what a form checks
+    /// against, such as the serial number typed to confirm an erase).
+    pub async fn device_withheld(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        key: &DeviceKey,
+    ) -> CoreResult<Option<DeviceView>> {
+        let Some(d) = self.ports.device.device(key).await? else {
+            return Ok(None);
+        };
+        Ok(self.withheld_views(vec![d]).pop())
+    }
+
+    /// A page of devices ordered by identifier, every personal field
+    /// withheld whoever asks (see [`Self::find_devices`]).
+    pub async fn device_list(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        after: Option<&DeviceKey>,
+        limit: u32,
+    ) -> CoreResult<Vec<DeviceView>> {
+        let page = self.ports.device.list_devices(after, limit).await?;
+        Ok(self.withheld_views(page))
+    }
+
     pub(crate) async fn device_views(
         &self,
         actor: &AdminActor,
@@ -147,6 +201,7 @@ impl Services {
         let mut reads = Vec::new();
         for d in devices {
             let mut d = self.open_device(d);
+            privacy::drop_escrow(&mut d.security_info);
             let personal =
                 privacy::device_fields(&mut d.device_name, &mut d.device_information, !reveal);
             let redacted = if reveal {

@@ -285,8 +285,37 @@ pub fn command_result(request_type: &str, result: &mut Option<Value>, redact: bo
     found
 }
 
+/// The SecurityInfo keys no administrator's view carries: a Mac's escrowed
+/// FileVault personal recovery key (encrypted, as CMS) and the key it was
+/// encrypted to. No page or route reads them; a view drops them.
+const ESCROW_KEYS: &[&str] = &[
+    "FDE_PersonalRecoveryKeyCMS",
+    "FDE_PersonalRecoveryKeyDeviceKey",
+];
+
+/// Removes the escrowed recovery key from a SecurityInfo answer.
+pub(crate) fn drop_escrow(security_info: &mut Option<Value>) {
+    if let Some(Value::Object(map)) = security_info {
+        for k in ESCROW_KEYS {
+            map.remove(*k);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_view_never_carries_the_escrowed_recovery_key() {
+        let mut info = Some(serde_json::json!({
+            "FDE_Enabled": true,
+            "FDE_PersonalRecoveryKeyCMS": "MIAGCSqGSIb3DQEHA6CAMIACAQAx",
+            "FDE_PersonalRecoveryKeyDeviceKey": "ABCD-EFGH",
+        }));
+        drop_escrow(&mut info);
+        assert_eq!(info, Some(serde_json::json!({"FDE_Enabled": true})));
+    }
+
     use super::*;
     use serde_json::json;
 

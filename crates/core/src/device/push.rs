@@ -58,6 +58,12 @@ impl Services {
         Ok(topic)
     }
 
+    /// The APNs topic of the installed push certificate; None without one
+    /// (then no device is woken: commands wait for its own check-in).
+    pub fn push_topic(&self) -> Option<String> {
+        self.pusher.topic()
+    }
+
     /// Loads the stored push certificate into the pusher, if there is one.
     pub async fn load_push_certificate(&self) -> CoreResult<Option<String>> {
         let Some(sealed) = self.ports.device.secret(SECRET_NAME).await? else {

@@ -1,33 +1,101 @@
 //! The console's first page after signing in. A session that has not
 //! finished signing in is sent to the step it is at.
 
-use super::page::{page, see_other};
-use super::signin::{page_ctx, LangQuery};
-use crate::auth::SessionSecret;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use super::page::{page, see_other, start_of_day, PageCtx, Shell};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use mamori_core::access::AdminActor;
-use mamori_core::Services;
-use mamori_domain::SessionStage;
-use maud::html;
+use mamori_core::access::permit::{AuditRead, DevicesRead};
+use mamori_core::access::{Actor, AdminActor};
+use mamori_core::{CoreError, Services};
+use mamori_domain::{IncidentStatus, SessionStage};
+use maud::{html, Markup};
+
+/// One figure of the overview: its label and value, with an id for tests.
+fn figure(id: &str, label: String, value: String) -> Markup {
+    html! {
+        div class="figure" id=(id) {
+            dt { (label) }
+            dd { (value) }
+        }
+    }
+}
+
+/// The overview's panels, each shown to a viewer whose role may read it.
+async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Markup, CoreError> {
+    let who = Actor::from(actor.clone());
+    let waiting = s.pending_approvals(actor).await?.len();
+    let devices = match who.clone().authorize::<DevicesRead>() {
+        Ok(proof) => {
+            let now = s.clock.now();
+            let counts = s.device_counts(&proof, start_of_day(now)).await?;
+            let compliance = s.compliance_report(&proof).await?;
+            Some((counts, compliance))
+        }
+        Err(_) => None,
+    };
+    let incidents = match who.authorize::<AuditRead>() {
+        Ok(proof) => Some(
+            s.incidents(&proof)
+                .await?
+                .iter()
+                .filter(|i| i.status != IncidentStatus::Closed)
+                .count(),
+        ),
+        Err(_) => None,
+    };
+    let push = s.push_topic();
+    Ok(html! {
+        @if let Some((counts, compliance)) = devices {
+            section aria-labelledby="overview-devices" {
+                h2 id="overview-devices" { a href="/console/devices" { (ctx.t("nav-devices")) } }
+                dl class="figures" {
+                    (figure("devices-enrolled", ctx.t("overview-enrolled"), counts.enrolled.to_string()))
+                    (figure("devices-seen-today", ctx.t("overview-seen-today"), counts.seen_since.to_string()))
+                    (figure("devices-waiting", ctx.t("overview-waiting"), counts.waiting.to_string()))
+                }
+            }
+            section aria-labelledby="overview-compliance" {
+                h2 id="overview-compliance" { (ctx.t("overview-compliance")) }
+                dl class="figures" {
+                    (figure("compliance-compliant", ctx.t("overview-compliant"),
+                        format!("{} / {}", compliance.compliant, compliance.devices)))
+                    (figure("compliance-quarantined", ctx.t("overview-quarantined"),
+                        compliance.quarantined.to_string()))
+                }
+            }
+        }
+        section aria-labelledby="overview-work" {
+            h2 id="overview-work" { (ctx.t("overview-work")) }
+            dl class="figures" {
+                (figure("approvals-waiting", ctx.t("overview-approvals"), waiting.to_string()))
+                @if let Some(open) = incidents {
+                    (figure("incidents-open", ctx.t("overview-incidents"), open.to_string()))
+                }
+            }
+        }
+        section aria-labelledby="overview-push" {
+            h2 id="overview-push" { (ctx.t("overview-push")) }
+            @match push {
+                Some(topic) => p id="push-state" { (super::i18n::text(ctx.lang, "overview-push-on", &[("topic", topic.into())])) },
+                None => p id="push-state" class="error" { (ctx.t("overview-push-off")) },
+            }
+        }
+    })
+}
 
 /// `GET /console/`.
 pub(super) async fn home(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
-    headers: HeaderMap,
+    Shell { ctx, .. }: Shell,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/", Some(csrf));
     match actor.stage() {
         Some(SessionStage::SecondFactor) => see_other("/console/second-factor"),
-        Some(SessionStage::Full) => {
-            let waiting = match s.pending_approvals(&actor).await {
-                Ok(a) => a.len(),
+        Some(SessionStage::Full) | None => {
+            let body = match panels(&s, &ctx, &actor).await {
+                Ok(b) => b,
                 Err(e) => return crate::error::ApiError(e).into_response(),
             };
             let role = actor.admin.role.to_string();
@@ -42,9 +110,7 @@ pub(super) async fn home(
                             ("role", role.as_str().into()),
                         ]))
                     }
-                    p id="approvals-waiting" {
-                        (super::i18n::text(ctx.lang, "home-approvals", &[("count", waiting.into())]))
-                    }
+                    (body)
                 },
             )
         }

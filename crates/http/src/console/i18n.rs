@@ -180,8 +180,12 @@ mod tests {
     fn arguments_are_filled_in() {
         let s = text(Lang::En, "sign-in-throttled", &[("seconds", 30.into())]);
         assert!(s.contains("30 seconds"), "{s}");
-        let s = text(Lang::Ja, "home-approvals", &[("count", 2.into())]);
-        assert!(s.contains("2 件"), "{s}");
+        let s = text(
+            Lang::Ja,
+            "devices-found",
+            &[("count", 2.into()), ("shown", 1.into())],
+        );
+        assert!(s.contains("2 台が該当し、1 台を表示"), "{s}");
     }
 
     #[test]

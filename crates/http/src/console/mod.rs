@@ -5,9 +5,12 @@
 //! stylesheet is embedded in the binary, and no page carries inline script
 //! or style: the headers below forbid both.
 
+mod actions;
+mod devices;
 mod home;
 mod i18n;
 mod page;
+mod passkey;
 mod setup;
 mod signin;
 
@@ -19,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use mamori_core::Services;
+use mamori_domain::Permission as P;
 
 pub(crate) use i18n::Lang;
 
@@ -44,6 +48,8 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
     Router::new()
         .route("/", get(|| async { page::see_other("/console/") }))
         .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/assets/passkey.js", get(script))
+        .route("/console/assets/forms.js", get(forms_script))
         .route(
             "/console/sign-in",
             guarded(Access::Public, get(signin::form).post(signin::password)),
@@ -54,6 +60,10 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
                 Access::SecondFactor,
                 get(signin::second_factor_form).post(signin::second_factor),
             ),
+        )
+        .route(
+            "/console/second-factor/passkey",
+            guarded(Access::SecondFactor, axum::routing::post(passkey::sign_in)),
         )
         .route(
             "/console/sign-out",
@@ -71,8 +81,28 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
             "/console/setup/totp",
             guarded(Access::AnySession, axum::routing::post(setup::totp)),
         )
+        .route(
+            "/console/setup/passkey",
+            guarded(Access::AnySession, axum::routing::post(passkey::register)),
+        )
+        .route(
+            "/console/devices",
+            guarded(Access::Permission(P::DevicesRead), get(devices::list)),
+        )
+        .route(
+            "/console/devices/{udid}",
+            guarded(Access::Permission(P::DevicesRead), get(devices::device)),
+        )
+        .route(
+            "/console/devices/{udid}/actions",
+            guarded(
+                Access::Permission(P::DeviceActions),
+                axum::routing::post(actions::act),
+            ),
+        )
         .route("/console/", guarded(Access::AnySession, get(home::home)))
         .layer(axum::middleware::from_fn(unsigned_to_sign_in))
+        .layer(axum::middleware::from_fn(host_from_authority))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -85,6 +115,46 @@ async fn stylesheet() -> Response {
         CSS,
     )
         .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        passkey::SCRIPT,
+    )
+        .into_response()
+}
+
+const FORMS_SCRIPT: &str = include_str!("../../console/assets/forms.js");
+
+async fn forms_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        FORMS_SCRIPT,
+    )
+        .into_response()
+}
+
+/// HTTP/2 carries the host in the request's authority, not in a Host
+/// header: give the pages one, as HTTP/1.1 would (they compare it with the
+/// admin URL to tell a user at the wrong address where to go).
+async fn host_from_authority(mut req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(header::HOST) {
+        let authority = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = authority {
+            req.headers_mut().insert(header::HOST, host);
+        }
+    }
+    next.run(req).await
 }
 
 /// A page asked for without a usable session goes to the sign-in page

@@ -18,6 +18,9 @@ pub(crate) struct PageCtx {
     pub path: String,
     /// The session's CSRF token, when signed in (for the sign-out form).
     pub csrf: Option<String>,
+    /// The session is fully signed in: the header shows the console's
+    /// areas.
+    pub nav: bool,
 }
 
 impl PageCtx {
@@ -30,6 +33,17 @@ impl PageCtx {
 /// A whole page: `status`, its `<title>` from the catalogue key `title`,
 /// and `body` inside `<main>`.
 pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup) -> Response {
+    titled(ctx, status, &ctx.t(title), body)
+}
+
+/// The console's areas, as the header links to them: (path, catalogue key).
+const AREAS: &[(&str, &str)] = &[
+    ("/console/", "nav-overview"),
+    ("/console/devices", "nav-devices"),
+];
+
+/// A whole page whose title is `title` as given (a device's name, say).
+pub(crate) fn titled(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup) -> Response {
     let other = ctx.lang.other();
     let markup = html! {
         (DOCTYPE)
@@ -37,14 +51,23 @@ pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup)
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (ctx.t(title)) " — " (ctx.t("product")) }
+                title { (title) " — " (ctx.t("product")) }
                 link rel="stylesheet" href="/console/assets/console.css";
             }
             body {
                 a class="skip" href="#main" { (ctx.t("skip-to-content")) }
                 header {
                     span class="product" { (ctx.t("product")) }
-                    nav {
+                    @if ctx.nav {
+                        nav class="areas" aria-label=(ctx.t("nav-label")) {
+                            @for (href, key) in AREAS {
+                                @let here = ctx.path == *href
+                                    || (*href != "/console/" && ctx.path.starts_with(href));
+                                a href=(href) aria-current=[here.then_some("page")] { (ctx.t(key)) }
+                            }
+                        }
+                    }
+                    nav class="account" aria-label=(ctx.t("nav-account")) {
                         a href={ (ctx.path) "?lang=" (other.tag()) } lang=(other.tag()) hreflang=(other.tag()) {
                             (ctx.t("language-switch"))
                         }
@@ -58,9 +81,10 @@ pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup)
                     }
                 }
                 main id="main" {
-                    h1 { (ctx.t(title)) }
+                    h1 { (title) }
                     (body)
                 }
+                script src="/console/assets/forms.js" defer {}
             }
         }
     };
@@ -100,4 +124,68 @@ pub(crate) fn code_form(ctx: &PageCtx, csrf: &str, action: &str, button: &str) -
 /// calls for).
 pub(crate) fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// The organisation's time zone for every time a page shows. Japan keeps
+/// no daylight saving time, so a fixed offset is exact.
+const ZONE_OFFSET_HOURS: i8 = 9;
+const ZONE_NAME: &str = "JST";
+
+/// `t` as the page shows it: date and time in the organisation's zone,
+/// with the zone named.
+pub(crate) fn when(t: time::OffsetDateTime) -> String {
+    let offset = time::UtcOffset::from_hms(ZONE_OFFSET_HOURS, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let local = t.to_offset(offset);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} {ZONE_NAME}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute()
+    )
+}
+
+/// The start of `now`'s day in the organisation's time zone.
+pub(crate) fn start_of_day(now: time::OffsetDateTime) -> time::OffsetDateTime {
+    let offset = time::UtcOffset::from_hms(ZONE_OFFSET_HOURS, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    now.to_offset(offset).replace_time(time::Time::MIDNIGHT)
+}
+
+/// What every console page starts from: its context (language, the
+/// session's CSRF token for its forms, whether to show the areas).
+#[derive(Debug, Clone)]
+pub(crate) struct Shell {
+    /// The page context.
+    pub ctx: PageCtx,
+    /// The session's CSRF token ("" without a session).
+    pub csrf: String,
+}
+
+impl axum::extract::FromRequestParts<mamori_core::Services> for Shell {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        s: &mamori_core::Services,
+    ) -> Result<Self, Self::Rejection> {
+        use mamori_core::access::AdminActor;
+        use mamori_domain::SessionStage;
+        let q = axum::extract::Query::<super::signin::LangQuery>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(q)| q)
+            .unwrap_or_default();
+        let csrf = parts
+            .extensions
+            .get::<crate::auth::SessionSecret>()
+            .map(|secret| s.auth.csrf_token(&secret.0));
+        let mut ctx = super::signin::page_ctx(&q, &parts.headers, parts.uri.path(), csrf.clone());
+        ctx.nav = parts
+            .extensions
+            .get::<AdminActor>()
+            .is_some_and(|a| matches!(a.stage(), Some(SessionStage::Full) | None));
+        Ok(Self {
+            ctx,
+            csrf: csrf.unwrap_or_default(),
+        })
+    }
 }

@@ -5,6 +5,7 @@
 //! a passkey is told so (the passkey step comes with the browser script).
 
 use super::page::{code_form, page, see_other, PageCtx};
+use super::passkey;
 use super::signin::{outcome, page_ctx, LangQuery};
 use crate::auth::{set_cookie, SessionSecret};
 use crate::extract::Client;
@@ -82,42 +83,84 @@ fn totp_form(ctx: &PageCtx, csrf: &str, secret: &str, uri: &str, error: Option<S
     }
 }
 
-/// The page for the next step, with `error` next to its form.
-async fn step_page(
+/// The passkey form of the setup (or why passkeys cannot work here).
+async fn passkey_step(
     s: &Services,
     ctx: &PageCtx,
     actor: &AdminActor,
     csrf: &str,
+    headers: &HeaderMap,
+) -> Result<Markup, CoreError> {
+    if let Some(problem) = passkey::unusable(s, ctx, headers) {
+        return Ok(html! { p class="error" id="passkey-unusable" { (problem) } });
+    }
+    let offer = s.webauthn_register_start(actor).await?;
+    Ok(passkey::form(
+        s,
+        ctx,
+        csrf,
+        passkey::Ceremony::Register,
+        &offer.options,
+        "/console/setup/passkey",
+        html! {},
+    ))
+}
+
+/// The page for the next step, with `error` next to its form.
+pub(super) async fn step_page(
+    s: &Services,
+    ctx: &PageCtx,
+    actor: &AdminActor,
+    csrf: &str,
+    headers: &HeaderMap,
     status: StatusCode,
     error: Option<String>,
 ) -> Response {
-    let needs = match required(s, actor, csrf).await {
-        Ok(n) => n,
-        Err(e) => return crate::error::ApiError(e).into_response(),
-    };
+    match step_body(s, ctx, actor, csrf, headers, error).await {
+        Ok(Some(body)) => page(ctx, status, "setup-title", body),
+        Ok(None) => see_other("/console/"),
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+async fn step_body(
+    s: &Services,
+    ctx: &PageCtx,
+    actor: &AdminActor,
+    csrf: &str,
+    headers: &HeaderMap,
+    error: Option<String>,
+) -> Result<Option<Markup>, CoreError> {
+    let needs = required(s, actor, csrf).await?;
     if needs.contains(&"change_password") {
-        return page(ctx, status, "setup-title", password_form(ctx, csrf, error));
+        return Ok(Some(password_form(ctx, csrf, error)));
     }
     if needs.contains(&"enroll_webauthn") {
-        return page(
-            ctx,
-            status,
-            "setup-title",
-            html! { p { (ctx.t("setup-passkey")) } },
-        );
+        let form = passkey_step(s, ctx, actor, csrf, headers).await?;
+        return Ok(Some(html! {
+            p { (ctx.t("setup-passkey")) }
+            @if let Some(e) = error {
+                p class="error" role="alert" id="setup-error" { (e) }
+            }
+            (form)
+        }));
     }
     if needs.contains(&"enroll_second_factor") {
-        return match s.totp_enroll_start(actor).await {
-            Ok(offer) => page(
-                ctx,
-                status,
-                "setup-title",
-                totp_form(ctx, csrf, &offer.secret, &offer.uri, error),
-            ),
-            Err(e) => crate::error::ApiError(e).into_response(),
+        let offer = s.totp_enroll_start(actor).await?;
+        let passkey = if s.auth.ceremonies.enabled() {
+            Some(passkey_step(s, ctx, actor, csrf, headers).await?)
+        } else {
+            None
         };
+        return Ok(Some(html! {
+            (totp_form(ctx, csrf, &offer.secret, &offer.uri, error))
+            @if let Some(p) = passkey {
+                h2 { (ctx.t("setup-or-passkey")) }
+                (p)
+            }
+        }));
     }
-    see_other("/console/")
+    Ok(None)
 }
 
 /// `GET /console/setup`.
@@ -130,7 +173,7 @@ pub(super) async fn setup(
 ) -> Response {
     let csrf = s.auth.csrf_token(&secret.0);
     let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
-    step_page(&s, &ctx, &actor, &csrf, StatusCode::OK, None).await
+    step_page(&s, &ctx, &actor, &csrf, &headers, StatusCode::OK, None).await
 }
 
 /// The password form's fields.
@@ -165,11 +208,29 @@ pub(super) async fn password(
     let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
     let Ok(Form(f)) = form else {
         let e = ctx.t("setup-password-mismatch");
-        return step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await;
+        return step_page(
+            &s,
+            &ctx,
+            &actor,
+            &csrf,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            Some(e),
+        )
+        .await;
     };
     if f.new != f.repeat {
         let e = ctx.t("setup-password-mismatch");
-        return step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await;
+        return step_page(
+            &s,
+            &ctx,
+            &actor,
+            &csrf,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            Some(e),
+        )
+        .await;
     }
     match s.change_password(&actor, &f.current, &f.new, &client).await {
         Ok(done) => next_step(&s, done.as_ref().map(|(_, c)| c)),
@@ -179,11 +240,29 @@ pub(super) async fn password(
                 "setup-password-refused",
                 &[("reason", reason.as_str().into())],
             );
-            step_page(&s, &ctx, &actor, &csrf, StatusCode::BAD_REQUEST, Some(e)).await
+            step_page(
+                &s,
+                &ctx,
+                &actor,
+                &csrf,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                Some(e),
+            )
+            .await
         }
         Err(CoreError::InvalidCredentials) => {
             let e = ctx.t("sign-in-failed");
-            step_page(&s, &ctx, &actor, &csrf, StatusCode::UNAUTHORIZED, Some(e)).await
+            step_page(
+                &s,
+                &ctx,
+                &actor,
+                &csrf,
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                Some(e),
+            )
+            .await
         }
         Err(e) => crate::error::ApiError(e).into_response(),
     }
@@ -210,35 +289,58 @@ pub(super) async fn totp(
     let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
     let code = form.map(|Form(f)| f.code).unwrap_or_default();
     match s.totp_enroll_confirm(&actor, &code, &client).await {
-        Ok(enrolled) => {
-            let codes = enrolled.recovery_codes.join("\n") + "\n";
-            let download = format!(
-                "data:text/plain;charset=utf-8;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(&codes)
-            );
-            let mut resp = page(
-                &ctx,
-                StatusCode::OK,
-                "recovery-title",
-                html! {
-                    p { (ctx.t("recovery-intro")) }
-                    ul id="recovery-codes" {
-                        @for c in &enrolled.recovery_codes { li { code { (c) } } }
-                    }
-                    p { a href=(download) download="mamori-recovery-codes.txt" { (ctx.t("recovery-download")) } }
-                    p { a href="/console/" { (ctx.t("recovery-continue")) } }
-                },
-            );
-            if let Some((_, cookie)) = &enrolled.session {
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
-            }
-            resp
-        }
+        Ok(enrolled) => recovery_codes_page(
+            &s,
+            &ctx,
+            &enrolled.recovery_codes,
+            enrolled.session.as_ref().map(|(_, c)| c),
+        ),
         Err(CoreError::InvalidCredentials | CoreError::BadRequest(_)) => {
             let e = ctx.t("second-factor-failed");
-            step_page(&s, &ctx, &actor, &csrf, StatusCode::UNAUTHORIZED, Some(e)).await
+            step_page(
+                &s,
+                &ctx,
+                &actor,
+                &csrf,
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                Some(e),
+            )
+            .await
         }
         Err(e) => crate::error::ApiError(e).into_response(),
     }
+}
+
+/// The recovery codes, shown once with a download, and the full session
+/// that begins with them (when setup finished).
+pub(super) fn recovery_codes_page(
+    s: &Services,
+    ctx: &PageCtx,
+    codes: &[String],
+    session: Option<&SessionCookie>,
+) -> Response {
+    let text = codes.join("\n") + "\n";
+    let download = format!(
+        "data:text/plain;charset=utf-8;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&text)
+    );
+    let mut resp = page(
+        ctx,
+        StatusCode::OK,
+        "recovery-title",
+        html! {
+            p { (ctx.t("recovery-intro")) }
+            ul id="recovery-codes" {
+                @for c in codes { li { code { (c) } } }
+            }
+            p { a href=(download) download="mamori-recovery-codes.txt" { (ctx.t("recovery-download")) } }
+            p { a href="/console/" { (ctx.t("recovery-continue")) } }
+        },
+    );
+    if let Some(cookie) = session {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
+    }
+    resp
 }

@@ -3,6 +3,7 @@
 //! same throttles, the same audit records and the same session cookie.
 
 use super::page::{code_form, page, see_other, PageCtx};
+use super::passkey;
 use super::Lang;
 use crate::auth::{clear_cookie, set_cookie, SessionSecret};
 use crate::extract::Client;
@@ -36,6 +37,7 @@ pub(super) fn page_ctx(
         chosen: q.lang.as_deref().is_some_and(|l| l == lang.tag()),
         path: path.to_owned(),
         csrf,
+        nav: false,
     }
 }
 
@@ -92,7 +94,11 @@ pub(super) struct PasswordForm {
 }
 
 /// The answer to a failed step: the same page, the reason next to the form.
-fn refusal(ctx: &PageCtx, client: &ClientContext, e: &CoreError) -> (StatusCode, String) {
+pub(super) fn refusal(
+    ctx: &PageCtx,
+    client: &ClientContext,
+    e: &CoreError,
+) -> (StatusCode, String) {
     match e {
         CoreError::InvalidCredentials | CoreError::Unauthorized => {
             (StatusCode::UNAUTHORIZED, ctx.t("sign-in-failed"))
@@ -118,7 +124,7 @@ fn refusal(ctx: &PageCtx, client: &ClientContext, e: &CoreError) -> (StatusCode,
 
 /// Signed in (or one step further): the new session's cookie, then the
 /// console, which sends each stage to its page.
-fn signed(s: &Services, cookie: &SessionCookie) -> Response {
+pub(super) fn signed(s: &Services, cookie: &SessionCookie) -> Response {
     let mut resp = see_other("/console/");
     resp.headers_mut()
         .append(header::SET_COOKIE, set_cookie(cookie, s.clock.now()));
@@ -156,23 +162,55 @@ pub(super) async fn password(
     }
 }
 
-fn second_factor_body(
+/// The second-factor page: a passkey first where the account has one, then
+/// the TOTP code, then a recovery code; `error` above the forms.
+pub(super) async fn second_factor_page(
+    s: &Services,
     ctx: &PageCtx,
+    actor: &AdminActor,
     csrf: &str,
-    methods: &[&str],
+    headers: &HeaderMap,
+    status: StatusCode,
     error: Option<String>,
-) -> Markup {
-    html! {
+) -> Response {
+    let methods = match methods(s, actor, csrf).await {
+        Ok(m) => m,
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    };
+    let passkey = if methods.contains(&"webauthn") {
+        match passkey::unusable(s, ctx, headers) {
+            Some(problem) => Some(html! { p class="error" id="passkey-unusable" { (problem) } }),
+            None => match s.webauthn_login_start(actor).await {
+                Ok(options) => Some(passkey::form(
+                    s,
+                    ctx,
+                    csrf,
+                    passkey::Ceremony::SignIn,
+                    &options,
+                    "/console/second-factor/passkey",
+                    html! {},
+                )),
+                Err(e) => return crate::error::ApiError(e).into_response(),
+            },
+        }
+    } else {
+        None
+    };
+    let body = html! {
         p { (ctx.t("second-factor-intro")) }
         @if let Some(e) = error {
             p class="error" role="alert" id="second-factor-error" { (e) }
         }
+        @if let Some(p) = passkey {
+            h2 { (ctx.t("second-factor-passkey")) }
+            (p)
+        }
         @if methods.contains(&"totp") {
+            h2 { (ctx.t("second-factor-totp-title")) }
             (code_form(ctx, csrf, "/console/second-factor", "second-factor-totp"))
-        } @else if methods.contains(&"webauthn") {
-            p class="muted" { (ctx.t("second-factor-passkey")) }
         }
         @if methods.contains(&"recovery_code") {
+            h2 { (ctx.t("second-factor-recovery-title")) }
             form method="post" action="/console/second-factor" {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="recovery" { (ctx.t("field-recovery")) }
@@ -181,7 +219,8 @@ fn second_factor_body(
                 button type="submit" { (ctx.t("second-factor-recovery")) }
             }
         }
-    }
+    };
+    page(ctx, status, "second-factor-title", body)
 }
 
 /// Where the session's login stands: the second factors it may use now,
@@ -213,30 +252,13 @@ async fn methods(
 pub(super) async fn second_factor_form(
     State(s): State<Services>,
     Query(q): Query<LangQuery>,
-    Client(client): Client,
     Extension(actor): Extension<AdminActor>,
     Extension(secret): Extension<SessionSecret>,
     headers: HeaderMap,
 ) -> Response {
     let csrf = s.auth.csrf_token(&secret.0);
     let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
-    match methods(&s, &actor, &csrf).await {
-        Ok(m) => page(
-            &ctx,
-            StatusCode::OK,
-            "second-factor-title",
-            second_factor_body(&ctx, &csrf, &m, None),
-        ),
-        Err(e) => {
-            let (status, message) = refusal(&ctx, &client, &e);
-            page(
-                &ctx,
-                status,
-                "second-factor-title",
-                html! { p class="error" { (message) } },
-            )
-        }
-    }
+    second_factor_page(&s, &ctx, &actor, &csrf, &headers, StatusCode::OK, None).await
 }
 
 /// The second-factor forms' fields (the CSRF token is the guard's).
@@ -274,13 +296,7 @@ pub(super) async fn second_factor(
                 }
                 other => refusal(&ctx, &client, &other),
             };
-            let m = methods(&s, &actor, &csrf).await.unwrap_or_default();
-            page(
-                &ctx,
-                status,
-                "second-factor-title",
-                second_factor_body(&ctx, &csrf, &m, Some(message)),
-            )
+            second_factor_page(&s, &ctx, &actor, &csrf, &headers, status, Some(message)).await
         }
     }
 }

@@ -152,6 +152,10 @@ async fn create(
         "Created administrator {} (role {}). At first login the password must be changed and {factor} enrolled.",
         created.admin.name, created.admin.role
     );
+    println!(
+        "Sign in at {}/console/ with this name and password.",
+        s.config.auth.admin_url.trim_end_matches('/')
+    );
     println!("One-time password (shown only now):");
     println!("{}", created.one_time_password);
     Ok(())
@@ -203,6 +207,10 @@ async fn reset(
     };
     println!(
         "Administrator {name} reset: factors removed, {sessions} session(s) and {tokens} token(s) revoked. At the next login the password must be changed and a factor enrolled."
+    );
+    println!(
+        "Sign in at {}/console/ with this name and password.",
+        s.config.auth.admin_url.trim_end_matches('/')
     );
     println!("One-time password (shown only now):");
     println!("{}", created.one_time_password);

@@ -6,10 +6,10 @@
 use crate::common::{self, spawn_app, TestApp};
 use mamori_domain::Role;
 
-const PASSWORD: &str = "console-test-maple-river-93-heron";
+pub(crate) const PASSWORD: &str = "console-test-maple-river-93-heron";
 
 /// A client that does not follow redirects (each step is checked).
-fn browser(app: &TestApp) -> reqwest::Client {
+pub(crate) fn browser(app: &TestApp) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(common::tls_config_trusting(&app.tls_ca_pem))
         .redirect(reqwest::redirect::Policy::none())
@@ -17,7 +17,7 @@ fn browser(app: &TestApp) -> reqwest::Client {
         .unwrap()
 }
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -26,9 +26,15 @@ fn now_unix() -> u64 {
 
 /// A helpdesk account that finished its setup with TOTP: its TOTP secret.
 async fn helpdesk(app: &TestApp, name: &str) -> Vec<u8> {
+    totp_account(app, name, Role::Helpdesk).await
+}
+
+/// An account of `role` that finished its setup with TOTP (password
+/// [`PASSWORD`]): its TOTP secret.
+pub(crate) async fn totp_account(app: &TestApp, name: &str, role: Role) -> Vec<u8> {
     let s = &app.running.services;
     let ctx = mamori_core::access::ClientContext::default();
-    let created = common::create_admin_now(s, &ctx, name, Role::Helpdesk).await;
+    let created = common::create_admin_now(s, &ctx, name, role).await;
     let (_, cookie) = s
         .login(name, &created.one_time_password, &ctx)
         .await
@@ -48,7 +54,7 @@ async fn helpdesk(app: &TestApp, name: &str) -> Vec<u8> {
     secret
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -57,7 +63,7 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 /// The session cookie a response sets (`name=value`).
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
+pub(crate) fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -68,7 +74,7 @@ fn session_cookie(r: &reqwest::Response) -> Option<String> {
 }
 
 /// The value of the hidden `csrf` field in a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }
@@ -114,7 +120,12 @@ async fn every_console_answer_forbids_inline_code_and_framing() {
         .unwrap();
     assert_eq!(r.headers()["cache-control"], "no-store");
     let html = r.text().await.unwrap();
-    assert!(!html.contains("<script") && !html.contains("style=") && !html.contains("<style"));
+    // No inline code: every script is a file of our own, no style inline.
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert!(scripts
+        .iter()
+        .all(|s| s.starts_with(" src=\"/console/assets/") && s.contains("></script>")));
+    assert!(!html.contains("style=") && !html.contains("<style"));
     let css = b
         .get(app.admin_url("/console/assets/console.css"))
         .send()
@@ -300,7 +311,9 @@ async fn a_helpdesk_user_signs_in_with_a_password_and_a_code_then_out() {
         home.contains("Signed in as console-helpdesk (helpdesk)"),
         "{home}"
     );
-    assert!(home.contains("Requests waiting for your decision: 0"));
+    assert!(home.contains(
+        "<div class=\"figure\" id=\"approvals-waiting\"><dt>Requests waiting for your decision</dt><dd>0</dd>"
+    ));
     let records = app.audit_records().await;
     assert!(records.iter().any(|r| r["action"] == "auth.password"
         && r["target"] == "console-helpdesk"

@@ -3,7 +3,7 @@
 
 use super::super::webauthn::Ceremony;
 use crate::access::AdminActor;
-use crate::{CoreError, CoreResult, Services};
+use crate::{CoreError, CoreResult, PasskeyProblem, Services};
 use mamori_domain::{AdminAccount, SessionId, WebauthnCredential};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
@@ -68,17 +68,17 @@ impl Services {
 
     /// Verifies a WebAuthn assertion against the session's pending challenge
     /// and records the credential's new counter. False when refused.
+    /// Checks a WebAuthn assertion against the session's pending challenge
+    /// and the account's usable keys; `Err(problem)` when it does not verify.
     pub(super) async fn webauthn_verify(
         &self,
         admin: &AdminAccount,
         session: &SessionId,
         credential: &serde_json::Value,
-    ) -> CoreResult<bool> {
+    ) -> CoreResult<Result<(), PasskeyProblem>> {
         let rp = self.auth.ceremonies.rp()?;
         let Some(Ceremony::Authenticate(state)) = self.auth.ceremonies.take(session) else {
-            return Err(CoreError::Conflict(
-                "no WebAuthn challenge is pending; start again".into(),
-            ));
+            return Ok(Err(PasskeyProblem::Expired));
         };
         let Ok(cred) = serde_json::from_value::<PublicKeyCredential>(credential.clone()) else {
             return Err(CoreError::BadRequest(
@@ -89,7 +89,7 @@ impl Services {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(admin = %admin.name, error = %e, "WebAuthn assertion refused");
-                return Ok(false);
+                return Ok(Err(PasskeyProblem::from_webauthn(&e)));
             }
         };
         let stored = self.usable_credentials(admin).await?;
@@ -103,11 +103,11 @@ impl Services {
                     .admin
                     .update_webauthn(&c.id, &data, self.now())
                     .await?;
-                return Ok(true);
+                return Ok(Ok(()));
             }
         }
         // The assertion verified against a credential the account no longer has.
-        Ok(false)
+        Ok(Err(PasskeyProblem::Refused))
     }
 
     /// The account's passkeys.

@@ -246,13 +246,13 @@ impl Services {
         let session = second_factor_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         self.second_factor_gate(&admin)?;
-        if !self
+        if let Err(problem) = self
             .webauthn_verify(&admin, &session.id, credential)
             .await?
         {
-            self.factor_failure(&admin, ctx, AuditAction::AuthWebauthn, "assertion refused")
+            self.factor_failure(&admin, ctx, AuditAction::AuthWebauthn, problem.code())
                 .await?;
-            return Err(CoreError::InvalidCredentials);
+            return Err(CoreError::Passkey(problem));
         }
         self.finish_login(&admin, session, ctx, "webauthn").await
     }

@@ -59,13 +59,13 @@ impl Services {
         let session = full_session(actor)?;
         let admin = self.fresh_admin(actor).await?;
         self.second_factor_gate(&admin)?;
-        if !self
+        if let Err(problem) = self
             .webauthn_verify(&admin, &session.id, credential)
             .await?
         {
-            self.factor_failure(&admin, ctx, AuditAction::AuthStepUp, "assertion refused")
+            self.factor_failure(&admin, ctx, AuditAction::AuthStepUp, problem.code())
                 .await?;
-            return Err(CoreError::InvalidCredentials);
+            return Err(CoreError::Passkey(problem));
         }
         self.stepped_up(actor, ctx, &session.id, &admin, "webauthn")
             .await

@@ -1,0 +1,268 @@
+//! The devices area of the console, checked without a browser: what each
+//! role sees and may do, bad input refused next to the form with nothing
+//! sent, a Mac's lock PIN shown once. (A helpdesk user locking a phone in
+//! a real browser: `browser.rs`.)
+
+use crate::common::{role_token, spawn_app, spawn_with, TestApp};
+use crate::console::{browser, csrf_of, now_unix, session_cookie, totp_account, PASSWORD};
+use mamori_domain::Role;
+use mamori_sim::{DeviceKind, SimOptions};
+
+/// A console request with an API token (the console takes the same
+/// credentials as the API; a token needs no CSRF token).
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .http
+        .get(app.admin_url(path))
+        .bearer_auth(token)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn act(app: &TestApp, token: &str, udid: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let r = app
+        .http
+        .post(app.admin_url(&format!("/console/devices/{udid}/actions")))
+        .bearer_auth(token)
+        .header("accept-language", "en")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn commands(app: &TestApp, udid: &str) -> Vec<String> {
+    let (_, body) = app.get(&format!("/api/v1/devices/{udid}/commands")).await;
+    body["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["request_type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_role_sees_and_does_only_what_it_may() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
+    let viewer = role_token(s, "console-viewer", "viewer").await;
+    let helpdesk = role_token(s, "console-helpdesk", "helpdesk").await;
+    let admin = role_token(s, "console-device-admin", "device_admin").await;
+
+    // The list finds the phone by its serial number, and only it.
+    let (st, list) = get(
+        &app,
+        &viewer,
+        &format!("/console/devices?serial={}", phone.serial_number()),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        list.contains(&format!("/console/devices/{}", phone.udid())),
+        "{list}"
+    );
+    assert!(!list.contains(&format!("/console/devices/{}", mac.udid())));
+
+    // A viewer sees the device but no action, and cannot post one.
+    let (st, page) = get(&app, &viewer, &format!("/console/devices/{}", phone.udid())).await;
+    assert_eq!(st, 200);
+    assert!(page.contains(phone.serial_number()));
+    assert!(
+        !page.contains("id=\"lock-form\""),
+        "no actions for a viewer"
+    );
+    let (st, _) = act(&app, &viewer, phone.udid(), &[("kind", "lock")]).await;
+    assert_eq!(st, 403);
+
+    // Helpdesk: device actions, but nothing destructive.
+    let (_, page) = get(
+        &app,
+        &helpdesk,
+        &format!("/console/devices/{}", phone.udid()),
+    )
+    .await;
+    assert!(page.contains("id=\"lock-form\""));
+    assert!(
+        !page.contains("value=\"erase\""),
+        "no erase button for helpdesk"
+    );
+    let (st, page) = act(&app, &helpdesk, phone.udid(), &[("kind", "erase")]).await;
+    assert_eq!(st, 403, "{page}");
+    assert!(page.contains("Your role cannot send this command. Nothing was sent."));
+
+    // Bad input: refused with the field named; nothing queued.
+    for (form, says) in [
+        (
+            vec![("kind", "lost-on")],
+            "Lost Mode needs a message or a phone number.",
+        ),
+        (
+            vec![("kind", "lock"), ("phone", "call me <script>")],
+            "Phone number on the screen: digits, spaces and + - ( ) . only.",
+        ),
+        (
+            vec![("kind", "lock"), ("message", &*"x".repeat(201))],
+            "Message on the screen: at most 200 characters",
+        ),
+        (vec![("kind", "Settings")], "That action is not known."),
+    ] {
+        let (st, page) = act(&app, &helpdesk, phone.udid(), &form).await;
+        assert_eq!(st, 400, "{form:?}");
+        assert!(page.contains(says), "{form:?}: {page}");
+    }
+    assert!(
+        commands(&app, phone.udid()).await.is_empty(),
+        "nothing was sent"
+    );
+
+    // Lost Mode with a message: queued, and the page after says so.
+    let r = app
+        .http
+        .post(app.admin_url(&format!("/console/devices/{}/actions", phone.udid())))
+        .bearer_auth(&helpdesk)
+        .form(&[("kind", "lost-on"), ("message", "Please return to IT, 3F")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.url().as_str().ends_with("?sent=1"), "{}", r.url());
+    assert_eq!(commands(&app, phone.udid()).await, ["EnableLostMode"]);
+
+    // Erasing needs the serial number typed: a wrong one sends nothing.
+    let (st, page) = act(
+        &app,
+        &admin,
+        phone.udid(),
+        &[("kind", "erase"), ("confirm", "NOT-THE-SERIAL")],
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(page.contains("The serial number typed does not match this device."));
+    assert_eq!(commands(&app, phone.udid()).await, ["EnableLostMode"]);
+
+    // A Mac's lock: its PIN shown this once, on the page that answers.
+    let (st, page) = act(&app, &admin, mac.udid(), &[("kind", "lock")]).await;
+    assert_eq!(st, 200, "{page}");
+    let at = page.find("The Mac is locked with PIN ").expect("the PIN") + 27;
+    let pin = &page[at..at + 6];
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()), "{pin}");
+    let (_, again) = get(&app, &admin, &format!("/console/devices/{}", mac.udid())).await;
+    assert!(
+        !again.contains("locked with PIN"),
+        "the PIN is not shown again"
+    );
+}
+
+/// Signs `name` in through the console's forms with its password and a
+/// TOTP code: the full session's cookie.
+async fn console_session(app: &TestApp, name: &str, secret: &[u8]) -> String {
+    let b = browser(app);
+    let r = b
+        .post(app.admin_url("/console/sign-in"))
+        .form(&[("name", name), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&r).unwrap();
+    let page = b
+        .get(app.admin_url("/console/second-factor"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let code = mamori_crypto::totp::totp_code(secret, now_unix());
+    let r = b
+        .post(app.admin_url("/console/second-factor"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf_of(&page).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    session_cookie(&r).expect("a full session")
+}
+
+#[tokio::test]
+async fn an_erase_asks_for_a_step_up_on_the_page_then_is_sent() {
+    // A step-up (and the sign-in, which counts as one) is good for 2 s.
+    let app = spawn_with(|c| c.auth.step_up_window = time::Duration::seconds(2)).await;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let secret = totp_account(&app, "console-admin", Role::DeviceAdmin).await;
+    let cookie = console_session(&app, "console-admin", &secret).await;
+    let b = browser(&app);
+    let device = format!("/console/devices/{}", phone.udid());
+    let page = b
+        .get(app.admin_url(&device))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let post = |form: Vec<(&'static str, String)>| {
+        b.post(app.admin_url(&format!("{device}/actions")))
+            .header("cookie", &cookie)
+            .header("accept-language", "en")
+            .form(&form)
+            .send()
+    };
+    let erase = |extra: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("csrf", csrf.clone()),
+            ("kind", "erase".to_owned()),
+            ("confirm", phone.serial_number().to_owned()),
+        ];
+        form.extend(extra);
+        form
+    };
+
+    // Signed in a while ago: the page asks who it is, inline.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = post(erase(vec![])).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"step-up-form\""), "{page}");
+    assert!(
+        page.contains("name=\"confirm\" value=\""),
+        "the action is carried"
+    );
+
+    // A wrong code: refused, nothing sent.
+    let r = post(erase(vec![
+        ("password", PASSWORD.to_owned()),
+        ("code", "000000".to_owned()),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("The password or the code is wrong."));
+
+    // The right password and a fresh code: the erase is sent with this
+    // same request (no second step-up).
+    let code = mamori_crypto::totp::totp_code(&secret, now_unix() + 30);
+    let r = post(erase(vec![
+        ("password", PASSWORD.to_owned()),
+        ("code", code),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(commands(&app, phone.udid()).await, ["EraseDevice"]);
+}
