@@ -321,8 +321,8 @@ fn audit_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<AuditSe
         .or(file.erase_approval_threshold)
         .unwrap_or(1);
     anyhow::ensure!(
-        (1..=50_000).contains(&erase_approval_threshold),
-        "erase_approval_threshold must be 1-50000"
+        erase_approval_threshold <= 50_000,
+        "erase_approval_threshold must be 0-50000"
     );
     Ok(AuditSettings {
         sinks,

@@ -218,10 +218,35 @@ impl Services {
         ctx: &ClientContext,
         id: &str,
     ) -> CoreResult<PersonPlain> {
+        self.reveal_person(proof, ctx, id, None).await
+    }
+
+    /// As [`Self::person_plain`], with the reason the reader stated (1-200
+    /// printable characters), kept in the audit record of the request.
+    pub async fn reveal_person(
+        &self,
+        proof: &Authorized<PersonalDataRead>,
+        ctx: &ClientContext,
+        id: &str,
+        reason: Option<&str>,
+    ) -> CoreResult<PersonPlain> {
         let actor = proof.require_admin()?;
         self.require_personal_data(actor)?;
         let id = PersonId::parse(id).map_err(|e| CoreError::BadRequest(e.to_string()))?;
-        self.record_read_intent(actor, ctx, Some(&id), format!("fields={PERSONAL_FIELDS}"))
+        let mut detail = format!("fields={PERSONAL_FIELDS}");
+        if let Some(reason) = reason {
+            let reason = reason.trim();
+            if reason.is_empty()
+                || reason.chars().count() > 200
+                || reason.chars().any(char::is_control)
+            {
+                return Err(CoreError::BadRequest(
+                    "the reason must be 1-200 printable characters".into(),
+                ));
+            }
+            detail.push_str(&format!(" reason={reason:?}"));
+        }
+        self.record_read_intent(actor, ctx, Some(&id), detail)
             .await?;
         let r = self
             .ports

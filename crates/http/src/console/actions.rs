@@ -8,6 +8,7 @@
 
 use super::devices::device_page;
 use super::page::{PageCtx, Shell};
+use super::step_up::{self, Proof};
 use crate::auth::Auth;
 use crate::auth::SessionSecret;
 use crate::extract::{Client, Path};
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Form;
 use mamori_core::access::permit::{DeviceActions, DevicesRead};
-use mamori_core::access::{Actor, AdminActor, Authorized, ClientContext};
+use mamori_core::access::{Actor, Authorized, ClientContext};
 use mamori_core::device::commands::Enqueued;
 use mamori_core::{CoreError, Services};
 use mamori_domain::{Device, DeviceKey};
@@ -136,13 +137,9 @@ pub(super) struct ActionForm {
     #[serde(default)]
     phone: String,
     #[serde(default)]
-    password: String,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
     confirm: String,
-    #[serde(default)]
-    credential: String,
+    #[serde(flatten)]
+    proof: Proof,
 }
 
 /// Why a field was refused: (catalogue key of the field, of the reason).
@@ -219,53 +216,8 @@ fn carried(f: &ActionForm) -> Markup {
     }
 }
 
-/// The inline step-up: a passkey where the account has one, a password
-/// and a fresh TOTP code where its role may use TOTP; either sends the same
-/// action again.
-async fn step_up_form(
-    s: &Services,
-    ctx: &PageCtx,
-    csrf: &str,
-    actor: &AdminActor,
-    udid: &DeviceKey,
-    f: &ActionForm,
-) -> Markup {
-    let action = format!("/console/devices/{udid}/actions");
-    let Ok(factors) = s.own_factors(actor).await else {
-        return notice("action-error", "error", ctx.t("action-step-up-unavailable"));
-    };
-    let passkey = if factors.webauthn.is_empty() {
-        None
-    } else {
-        s.step_up_webauthn_start(actor).await.ok()
-    };
-    let totp = factors.totp && !factors.webauthn_required;
-    html! {
-        div id="step-up" class="notice" {
-            p role="alert" { (ctx.t("action-step-up")) }
-            @if let Some(options) = passkey {
-                (super::passkey::form(s, ctx, csrf, super::passkey::Ceremony::SignIn, &options, &action, carried(f)))
-            }
-            @if totp {
-                form method="post" action=(action) id="step-up-form" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    (carried(f))
-                    label for="step-up-password" { (ctx.t("field-password")) }
-                    input type="password" id="step-up-password" name="password"
-                        autocomplete="current-password" required maxlength="1024";
-                    label for="step-up-code" { (ctx.t("field-code")) }
-                    input type="text" id="step-up-code" name="code" inputmode="numeric"
-                        autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
-                    button type="submit" class="danger" { (ctx.t("action-confirm")) }
-                }
-            }
-        }
-    }
-}
-
-/// A step-up the form carries (a passkey answer, or a password and code):
-/// done, then the session read again so the action sees it. `Ok(None)`
-/// when the form carries none.
+/// The step-up a form carries, done: the caller's proof read again with
+/// it (`Ok(None)` when the form carries none).
 async fn step_up(
     s: &Services,
     by: &Authorized<DeviceActions>,
@@ -273,20 +225,13 @@ async fn step_up(
     client: &ClientContext,
     f: &ActionForm,
 ) -> Result<Option<Authorized<DeviceActions>>, CoreError> {
-    let (Some(admin), Some(secret)) = (by.actor().admin(), secret) else {
+    let Some(admin) = by.actor().admin() else {
         return Ok(None);
     };
-    if !f.credential.is_empty() {
-        let answer = serde_json::from_str(&f.credential)
-            .map_err(|_| CoreError::BadRequest("no passkey answer".into()))?;
-        s.step_up_webauthn_finish(admin, &answer, client).await?;
-    } else if !f.password.is_empty() || !f.code.is_empty() {
-        s.step_up_totp(admin, &f.password, &f.code, client).await?;
-    } else {
-        return Ok(None);
+    match step_up::perform(s, admin, secret, client, &f.proof).await? {
+        Some(fresh) => Ok(Some(Actor::from(fresh).authorize::<DeviceActions>()?)),
+        None => Ok(None),
     }
-    let fresh = s.authenticate_session(&secret.0, client).await?;
-    Ok(Some(Actor::from(fresh).authorize::<DeviceActions>()?))
 }
 
 /// The device's page again, with what became of an action on top.
@@ -390,12 +335,7 @@ pub(super) async fn act(
         Ok(Some(fresh)) => fresh,
         Ok(None) => by,
         Err(e) => {
-            let text = match e {
-                CoreError::TooManyRequests(secs) => {
-                    super::i18n::text(ctx.lang, "sign-in-throttled", &[("seconds", secs.into())])
-                }
-                _ => ctx.t("action-step-up-failed"),
-            };
+            let text = step_up::failure(&ctx, &e);
             return answer.refused(StatusCode::UNAUTHORIZED, text).await;
         }
     };
@@ -451,7 +391,8 @@ async fn queue(
                     .refused(StatusCode::FORBIDDEN, ctx.t("action-forbidden"))
                     .await;
             };
-            let form = step_up_form(s, ctx, csrf, admin, udid, f).await;
+            let action = format!("/console/devices/{udid}/actions");
+            let form = step_up::form(s, ctx, csrf, admin, &action, carried(f)).await;
             answer.show(StatusCode::FORBIDDEN, form).await
         }
         Err(CoreError::Forbidden(_)) => {

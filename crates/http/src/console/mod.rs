@@ -6,13 +6,18 @@
 //! or style: the headers below forbid both.
 
 mod actions;
+mod approvals;
 mod devices;
 mod home;
 mod i18n;
+mod incidents;
 mod page;
 mod passkey;
+mod people;
+mod reports;
 mod setup;
 mod signin;
+mod step_up;
 
 use crate::auth::{Access, Guard};
 use axum::extract::Request;
@@ -34,76 +39,139 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
      style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
+/// Who may see and decide requests for a second administrator (each
+/// request narrowed further by its action, in core).
+const DECIDERS: Access =
+    Access::AnyPermission(&[P::CommandsWrite, P::AccountsManage, P::PersonalDataRead]);
+
 /// The console's routes, each behind the guard with its access.
 pub(crate) fn routes(services: &Services) -> Router<Services> {
-    let guarded = |access: Access, route: MethodRouter<Services>| {
-        route.layer(axum::middleware::from_fn_with_state(
-            Guard {
-                services: services.clone(),
-                access,
-            },
-            crate::auth::guard,
-        ))
-    };
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(|| async { page::see_other("/console/") }))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/passkey.js", get(script))
-        .route("/console/assets/forms.js", get(forms_script))
-        .route(
-            "/console/sign-in",
-            guarded(Access::Public, get(signin::form).post(signin::password)),
-        )
-        .route(
-            "/console/second-factor",
-            guarded(
-                Access::SecondFactor,
-                get(signin::second_factor_form).post(signin::second_factor),
-            ),
-        )
-        .route(
-            "/console/second-factor/passkey",
-            guarded(Access::SecondFactor, axum::routing::post(passkey::sign_in)),
-        )
-        .route(
-            "/console/sign-out",
-            guarded(Access::AnySession, axum::routing::post(signin::sign_out)),
-        )
-        .route(
-            "/console/setup",
-            guarded(Access::AnySession, get(setup::setup)),
-        )
-        .route(
-            "/console/setup/password",
-            guarded(Access::AnySession, axum::routing::post(setup::password)),
-        )
-        .route(
-            "/console/setup/totp",
-            guarded(Access::AnySession, axum::routing::post(setup::totp)),
-        )
-        .route(
-            "/console/setup/passkey",
-            guarded(Access::AnySession, axum::routing::post(passkey::register)),
-        )
-        .route(
-            "/console/devices",
-            guarded(Access::Permission(P::DevicesRead), get(devices::list)),
-        )
-        .route(
-            "/console/devices/{udid}",
-            guarded(Access::Permission(P::DevicesRead), get(devices::device)),
-        )
-        .route(
-            "/console/devices/{udid}/actions",
-            guarded(
-                Access::Permission(P::DeviceActions),
-                axum::routing::post(actions::act),
-            ),
-        )
-        .route("/console/", guarded(Access::AnySession, get(home::home)))
+        .route("/console/assets/forms.js", get(forms_script));
+    for (path, access, route) in account_pages().into_iter().chain(work_pages()) {
+        let guard = Guard {
+            services: services.clone(),
+            access,
+        };
+        router = router.route(
+            path,
+            route.layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::auth::guard,
+            )),
+        );
+    }
+    router
         .layer(axum::middleware::from_fn(unsigned_to_sign_in))
         .layer(axum::middleware::from_fn(host_from_authority))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// A console route: its path, who may reach it, its handlers.
+type Page = (&'static str, Access, MethodRouter<Services>);
+
+/// Signing in and out, and one's own setup.
+fn account_pages() -> Vec<Page> {
+    use axum::routing::post;
+    vec![
+        (
+            "/console/sign-in",
+            Access::Public,
+            get(signin::form).post(signin::password),
+        ),
+        (
+            "/console/second-factor",
+            Access::SecondFactor,
+            get(signin::second_factor_form).post(signin::second_factor),
+        ),
+        (
+            "/console/second-factor/passkey",
+            Access::SecondFactor,
+            post(passkey::sign_in),
+        ),
+        (
+            "/console/sign-out",
+            Access::AnySession,
+            post(signin::sign_out),
+        ),
+        ("/console/setup", Access::AnySession, get(setup::setup)),
+        (
+            "/console/setup/password",
+            Access::AnySession,
+            post(setup::password),
+        ),
+        ("/console/setup/totp", Access::AnySession, post(setup::totp)),
+        (
+            "/console/setup/passkey",
+            Access::AnySession,
+            post(passkey::register),
+        ),
+        ("/console/", Access::AnySession, get(home::home)),
+    ]
+}
+
+/// The work: devices, people, reports, approvals.
+fn work_pages() -> Vec<Page> {
+    use axum::routing::post;
+    let perm = Access::Permission;
+    vec![
+        ("/console/devices", perm(P::DevicesRead), get(devices::list)),
+        (
+            "/console/devices/{udid}",
+            perm(P::DevicesRead),
+            get(devices::device),
+        ),
+        (
+            "/console/devices/{udid}/actions",
+            perm(P::DeviceActions),
+            post(actions::act),
+        ),
+        ("/console/people", perm(P::DevicesRead), get(people::list)),
+        (
+            "/console/people/{id}",
+            perm(P::DevicesRead),
+            get(people::person),
+        ),
+        (
+            "/console/people/{id}/reveal",
+            perm(P::PersonalDataRead),
+            post(people::reveal),
+        ),
+        (
+            "/console/reports/breach-scope",
+            perm(P::AuditRead),
+            get(reports::breach_scope),
+        ),
+        (
+            "/console/reports/breach-scope.csv",
+            perm(P::AuditRead),
+            get(reports::breach_scope_csv),
+        ),
+        (
+            "/console/incidents",
+            perm(P::AuditRead),
+            get(incidents::list),
+        ),
+        (
+            "/console/incidents/{id}",
+            perm(P::AuditRead),
+            get(incidents::incident),
+        ),
+        ("/console/approvals", DECIDERS, get(approvals::index)),
+        (
+            "/console/approvals/{id}/approve",
+            DECIDERS,
+            post(approvals::approve),
+        ),
+        (
+            "/console/approvals/{id}/reject",
+            DECIDERS,
+            post(approvals::reject),
+        ),
+    ]
 }
 
 async fn stylesheet() -> Response {
@@ -159,11 +227,22 @@ async fn host_from_authority(mut req: Request, next: Next) -> Response {
 
 /// A page asked for without a usable session goes to the sign-in page
 /// (the guard answered 401); the API keeps its JSON answers.
+/// A page the viewer's role may not open says so as a page.
 async fn unsigned_to_sign_in(req: Request, next: Next) -> Response {
     let page = req.method() == http::Method::GET;
+    let headers = req.headers().clone();
+    let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
     if page && resp.status() == StatusCode::UNAUTHORIZED {
         return page::see_other("/console/sign-in");
+    }
+    if page && resp.status() == StatusCode::FORBIDDEN && path != "/console/" {
+        let ctx = signin::page_ctx(&signin::LangQuery::default(), &headers, &path, None);
+        let body = maud::html! {
+            p { (ctx.t("forbidden-intro")) }
+            p { a href="/console/" { (ctx.t("forbidden-back")) } }
+        };
+        return page::page(&ctx, StatusCode::FORBIDDEN, "forbidden-title", body);
     }
     resp
 }

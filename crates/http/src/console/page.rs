@@ -5,6 +5,7 @@
 use super::i18n::{text, Lang, LANG_COOKIE};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use mamori_domain::Permission;
 use maud::{html, Markup, DOCTYPE};
 
 /// What a page knows of the request it answers.
@@ -18,9 +19,9 @@ pub(crate) struct PageCtx {
     pub path: String,
     /// The session's CSRF token, when signed in (for the sign-out form).
     pub csrf: Option<String>,
-    /// The session is fully signed in: the header shows the console's
-    /// areas.
-    pub nav: bool,
+    /// The console's areas this viewer may open, as the header links to
+    /// them (none before signing in fully).
+    pub nav: Vec<(&'static str, &'static str)>,
 }
 
 impl PageCtx {
@@ -36,11 +37,45 @@ pub(crate) fn page(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup)
     titled(ctx, status, &ctx.t(title), body)
 }
 
-/// The console's areas, as the header links to them: (path, catalogue key).
-const AREAS: &[(&str, &str)] = &[
-    ("/console/", "nav-overview"),
-    ("/console/devices", "nav-devices"),
+/// The console's areas, as the header links to them: (path, catalogue
+/// key, the permissions of which a viewer needs one; none: everyone).
+const AREAS: &[(&str, &str, &[Permission])] = &[
+    ("/console/", "nav-overview", &[]),
+    (
+        "/console/devices",
+        "nav-devices",
+        &[Permission::DevicesRead],
+    ),
+    ("/console/people", "nav-people", &[Permission::DevicesRead]),
+    (
+        "/console/approvals",
+        "nav-approvals",
+        &[
+            Permission::CommandsWrite,
+            Permission::AccountsManage,
+            Permission::PersonalDataRead,
+        ],
+    ),
+    (
+        "/console/incidents",
+        "nav-incidents",
+        &[Permission::AuditRead],
+    ),
+    (
+        "/console/reports/breach-scope",
+        "nav-breach-scope",
+        &[Permission::AuditRead],
+    ),
 ];
+
+/// The areas `actor` may open.
+fn areas_for(actor: &mamori_core::access::AdminActor) -> Vec<(&'static str, &'static str)> {
+    AREAS
+        .iter()
+        .filter(|(_, _, needs)| needs.is_empty() || needs.iter().any(|p| actor.allows(*p)))
+        .map(|(href, key, _)| (*href, *key))
+        .collect()
+}
 
 /// A whole page whose title is `title` as given (a device's name, say).
 pub(crate) fn titled(ctx: &PageCtx, status: StatusCode, title: &str, body: Markup) -> Response {
@@ -58,9 +93,9 @@ pub(crate) fn titled(ctx: &PageCtx, status: StatusCode, title: &str, body: Marku
                 a class="skip" href="#main" { (ctx.t("skip-to-content")) }
                 header {
                     span class="product" { (ctx.t("product")) }
-                    @if ctx.nav {
+                    @if !ctx.nav.is_empty() {
                         nav class="areas" aria-label=(ctx.t("nav-label")) {
-                            @for (href, key) in AREAS {
+                            @for (href, key) in &ctx.nav {
                                 @let here = ctx.path == *href
                                     || (*href != "/console/" && ctx.path.starts_with(href));
                                 a href=(href) aria-current=[here.then_some("page")] { (ctx.t(key)) }
@@ -128,7 +163,7 @@ pub(crate) fn see_other(to: &'static str) -> Response {
 
 /// The organisation's time zone for every time a page shows. Japan keeps
 /// no daylight saving time, so a fixed offset is exact.
-const ZONE_OFFSET_HOURS: i8 = 9;
+pub(crate) const ZONE_OFFSET_HOURS: i8 = 9;
 const ZONE_NAME: &str = "JST";
 
 /// `t` as the page shows it: date and time in the organisation's zone,
@@ -179,10 +214,10 @@ impl axum::extract::FromRequestParts<mamori_core::Services> for Shell {
             .get::<crate::auth::SessionSecret>()
             .map(|secret| s.auth.csrf_token(&secret.0));
         let mut ctx = super::signin::page_ctx(&q, &parts.headers, parts.uri.path(), csrf.clone());
-        ctx.nav = parts
-            .extensions
-            .get::<AdminActor>()
-            .is_some_and(|a| matches!(a.stage(), Some(SessionStage::Full) | None));
+        ctx.nav = match parts.extensions.get::<AdminActor>() {
+            Some(a) if matches!(a.stage(), Some(SessionStage::Full) | None) => areas_for(a),
+            _ => Vec::new(),
+        };
         Ok(Self {
             ctx,
             csrf: csrf.unwrap_or_default(),

@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Remove audit records older than this many days (hourly, behind a signed "truncated up to" mark; never records a sink has not delivered) [default: keep forever]
     #[arg(long, env = "MAMORI_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
-    /// An EraseDevice for more devices than this waits for a second administrator's approval [default: 1]
+    /// An EraseDevice for more devices than this waits for a second administrator's approval; 0: every erase does [default: 1]
     #[arg(long, env = "MAMORI_ERASE_APPROVAL_THRESHOLD")]
     pub erase_approval_threshold: Option<u32>,
     /// Alert when an administrator or token acts from a network (/24, /64) it never used before [default: true]

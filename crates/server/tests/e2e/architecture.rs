@@ -355,8 +355,8 @@ fn handlers_take_a_proof_of_their_permission() {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            let decision =
-                file == "people.rs" && ["approvals", "approve", "reject"].contains(&name.as_str());
+            let decision = (file == "people.rs" || path.ends_with("console/approvals.rs"))
+                && ["approvals", "approve", "reject", "index"].contains(&name.as_str());
             if !decision {
                 wrong.push(format!("{}: {name}", path.display()));
             }

@@ -142,9 +142,15 @@ async fn the_first_owner_sets_up_a_passkey_and_signs_in_with_it() {
 /// A helpdesk account that finished its setup with TOTP, made through
 /// the use-cases: its TOTP key (base32) for the scenario to compute codes.
 async fn helpdesk(app: &TestApp, name: &str, password: &str) -> String {
+    totp_account(app, name, Role::Helpdesk, password).await
+}
+
+/// An account of `role` that finished its setup with TOTP: its TOTP key
+/// (base32).
+async fn totp_account(app: &TestApp, name: &str, role: Role, password: &str) -> String {
     let s = &app.running.services;
     let ctx = mamori_core::access::ClientContext::default();
-    let created = crate::common::create_admin_now(s, &ctx, name, Role::Helpdesk).await;
+    let created = crate::common::create_admin_now(s, &ctx, name, role).await;
     let (_, cookie) = s
         .login(name, &created.one_time_password, &ctx)
         .await
@@ -169,6 +175,67 @@ async fn helpdesk(app: &TestApp, name: &str, password: &str) -> String {
     offer.secret
 }
 
+/// A simulated device that checks in every 300 ms until stopped, as a
+/// phone woken by a push would: (the device, the stop flag, the task).
+type Polled = (
+    Arc<tokio::sync::Mutex<mamori_sim::SimDevice>>,
+    Arc<AtomicBool>,
+    tokio::task::JoinHandle<()>,
+);
+
+fn polled(device: mamori_sim::SimDevice) -> Polled {
+    let device = Arc::new(tokio::sync::Mutex::new(device));
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (device, stop) = (Arc::clone(&device), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = device.lock().await.run_queue().await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    (device, stop, task)
+}
+
+#[tokio::test]
+async fn two_administrators_erase_a_phone_together() {
+    let app = crate::common::spawn_with(|c| c.erase_approval_threshold = 0).await;
+    let password = "browser-admins-maple-lantern-64";
+    let first = totp_account(&app, "aoi", Role::DeviceAdmin, password).await;
+    let second = totp_account(&app, "ren", Role::DeviceAdmin, password).await;
+    let device = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let (serial, udid) = (device.serial_number().to_owned(), device.udid().to_owned());
+    let (device, stop, task) = polled(device);
+    run(
+        &app,
+        "two_person_erase.mjs",
+        &[
+            ("MAMORI_FIRST", "aoi".into()),
+            ("MAMORI_FIRST_KEY", first),
+            ("MAMORI_SECOND", "ren".into()),
+            ("MAMORI_SECOND_KEY", second),
+            ("MAMORI_PASSWORD", password.into()),
+            ("MAMORI_SERIAL", serial),
+            ("MAMORI_UDID", udid),
+            ("MAMORI_LOCALE", "en-US".into()),
+        ],
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    task.await.unwrap();
+    assert!(device.lock().await.is_erased(), "the phone was erased");
+    let records = app.audit_records().await;
+    let approved = records
+        .iter()
+        .find(|r| r["action"] == "approval.approve")
+        .expect("the approval is in the audit log");
+    assert_eq!(approved["actor"], "admin:ren", "{approved}");
+    assert!(approved["detail"].to_string().contains("aoi"), "{approved}");
+}
+
 #[tokio::test]
 async fn a_helpdesk_user_finds_a_device_locks_it_and_sees_the_result() {
     let app = spawn_app().await;
@@ -178,18 +245,7 @@ async fn a_helpdesk_user_finds_a_device_locks_it_and_sees_the_result() {
         .enrolled(DeviceKind::IPhone, SimOptions::default())
         .await;
     let serial = device.serial_number().to_owned();
-    // The device checks in every 300 ms, as a phone told by a push would.
-    let device = Arc::new(tokio::sync::Mutex::new(device));
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = {
-        let (device, stop) = (Arc::clone(&device), Arc::clone(&stop));
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let _ = device.lock().await.run_queue().await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let (device, stop, poller) = polled(device);
     run(
         &app,
         "helpdesk_lock.mjs",
@@ -213,4 +269,104 @@ async fn a_helpdesk_user_finds_a_device_locks_it_and_sees_the_result() {
         .find(|r| r["action"] == "command.queue" && r["actor"] == "admin:kaito")
         .expect("the lock is in the audit log");
     assert!(lock.to_string().contains("DeviceLock"), "{lock}");
+}
+
+/// An insider's token reads `people` people's personal data twice over:
+/// the bulk-read rule trips and opens an incident. Its ID.
+async fn bulk_read_incident(app: &TestApp) -> String {
+    let insider =
+        crate::common::role_token(&app.running.services, "insider", "security_officer").await;
+    for after in [None, Some(())] {
+        let mut path = "/api/v1/people/personal-data?limit=4".to_owned();
+        if after.is_some() {
+            let (_, first) = app.get("/api/v1/people?limit=4").await;
+            let last = first["people"][3]["id"].as_str().unwrap().to_owned();
+            path.push_str(&format!("&after={last}"));
+        }
+        app.http
+            .get(app.admin_url(&path))
+            .bearer_auth(&insider)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (_, list) = app.get("/api/v1/incidents").await;
+    list["incidents"][0]["id"]
+        .as_str()
+        .expect("the alert opened an incident")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_security_officer_reveals_a_person_reports_the_scope_and_sees_an_incident() {
+    // A low bulk-read limit, so that a few reads trip it.
+    let app = crate::common::spawn_with(|c| c.bulk_read_threshold = 6).await;
+    let s = &app.running.services;
+    let ctx = mamori_core::access::ClientContext::default();
+    let new_person = |name: String, n: usize| mamori_core::people::PersonInput {
+        name: Some(name),
+        user_id: Some(format!("u-47{n:02}")),
+        email: Some(format!("person{n}@example.co.jp")),
+        ..Default::default()
+    };
+    let person = s
+        .create_person(
+            &crate::common::authorized(),
+            &ctx,
+            &new_person("山田 花子".into(), 0),
+        )
+        .await
+        .unwrap();
+    for n in 1..9 {
+        s.create_person(
+            &crate::common::authorized(),
+            &ctx,
+            &new_person(format!("佐藤 {n}"), n),
+        )
+        .await
+        .unwrap();
+    }
+    let incident = bulk_read_incident(&app).await;
+    // The rule counts a network's reads over a minute: let the insider's
+    // fall out of it before the officer reads.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let created = crate::common::create_admin_now(s, &ctx, "sora", Role::SecurityOfficer).await;
+    let today = crate::console::today_in_tokyo();
+    let reason = "HR request 2026-118: confirm the laptop's owner";
+    run(
+        &app,
+        "officer_reveal.mjs",
+        &[
+            ("MAMORI_NAME", "sora".into()),
+            (
+                "MAMORI_ONE_TIME_PASSWORD",
+                created.one_time_password.clone(),
+            ),
+            (
+                "MAMORI_NEW_PASSWORD",
+                "browser-officer-birch-meadow-27".into(),
+            ),
+            ("MAMORI_PERSON", person.id.to_string()),
+            ("MAMORI_PERSON_NAME", "山田 花子".into()),
+            ("MAMORI_REASON", reason.into()),
+            ("MAMORI_TODAY", today),
+            ("MAMORI_INCIDENT", incident),
+            ("MAMORI_LOCALE", "ja-JP".into()),
+        ],
+    )
+    .await;
+    // The reveal is on record: the request with its reason, then the read.
+    let records = app.audit_records().await;
+    let intent = records
+        .iter()
+        .find(|r| r["action"] == "people.read_intent" && r["actor"] == "admin:sora")
+        .expect("the request is recorded");
+    assert_eq!(intent["target"], person.id.as_str());
+    assert!(
+        intent["detail"].as_str().unwrap().contains(reason),
+        "{intent}"
+    );
+    assert!(records.iter().any(|r| r["action"] == "people.read"
+        && r["actor"] == "admin:sora"
+        && r["target"] == person.id.as_str()));
 }

@@ -17,6 +17,13 @@ pub(crate) fn browser(app: &TestApp) -> reqwest::Client {
         .unwrap()
 }
 
+/// Today's date in Tokyo (`YYYY-MM-DD`), as the console's date fields
+/// take it.
+pub(crate) fn today_in_tokyo() -> String {
+    let t = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
 pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

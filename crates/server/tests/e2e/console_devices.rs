@@ -162,7 +162,7 @@ async fn each_role_sees_and_does_only_what_it_may() {
 
 /// Signs `name` in through the console's forms with its password and a
 /// TOTP code: the full session's cookie.
-async fn console_session(app: &TestApp, name: &str, secret: &[u8]) -> String {
+pub(crate) async fn console_session(app: &TestApp, name: &str, secret: &[u8]) -> String {
     let b = browser(app);
     let r = b
         .post(app.admin_url("/console/sign-in"))
@@ -252,7 +252,7 @@ async fn an_erase_asks_for_a_step_up_on_the_page_then_is_sent() {
         .text()
         .await
         .unwrap()
-        .contains("The password or the code is wrong."));
+        .contains("The password, the code or the passkey was not accepted."));
 
     // The right password and a fresh code: the erase is sent with this
     // same request (no second step-up).

@@ -1,0 +1,59 @@
+// Two device administrators erase a phone together: the first asks (the
+// serial number typed to confirm), the console says a second person must
+// approve; the second finds the request under Approvals and approves it;
+// the first sees the erase arrive on the device's page.
+import { check, env, expect, open, path, scenario, totp } from "./lib.mjs";
+
+async function signIn(t, name, key) {
+  const { page } = t;
+  await page.goto(new URL("/console/", env("MAMORI_BASE")).href);
+  await page.fill("#name", name);
+  await page.fill("#password", env("MAMORI_PASSWORD"));
+  await page.click("main form button[type=submit]");
+  await page.fill("#code", totp(key));
+  await page.click("form:has(#code) button[type=submit]");
+  expect(path(t) === "/console/", `${name} is signed in: ${path(t)}`);
+}
+
+await scenario("two-person-erase", async (browser, name) => {
+  const base = env("MAMORI_BASE");
+  const device = `/console/devices/${env("MAMORI_UDID")}`;
+  const first = await open(browser, base, name);
+  const second = await open(browser, base, name);
+
+  await signIn(first, env("MAMORI_FIRST"), env("MAMORI_FIRST_KEY"));
+  await first.page.goto(new URL(device, base).href);
+  await first.page.fill("#erase-confirm", env("MAMORI_SERIAL"));
+  await first.page.click("#erase-form button[type=submit]");
+  await first.page.waitForSelector("#action-awaiting");
+  await check(first, "erase-awaiting");
+
+  // The second administrator: one request, approved.
+  const key = env("MAMORI_SECOND_KEY");
+  await new Promise((r) => setTimeout(r, 1000));
+  await signIn(second, env("MAMORI_SECOND"), key);
+  const waiting = (await second.page.textContent("#approvals-waiting dd")).trim();
+  expect(waiting === "1", `the overview counts one request, not ${waiting}`);
+  await second.page.click("nav.areas a[href='/console/approvals']");
+  await check(second, "approvals");
+  const rows = second.page.locator("#approvals tbody tr");
+  expect((await rows.count()) === 1, "one request waits");
+  expect(
+    (await rows.first().textContent()).includes(env("MAMORI_FIRST")),
+    "it names who asked",
+  );
+  await rows.first().locator("button.approve").click();
+  await second.page.waitForSelector("#approval-done");
+  await check(second, "approved");
+
+  // The first sees the erase arrive.
+  const row = first.page.locator("#commands tbody tr", { hasText: "EraseDevice" });
+  let state = "";
+  for (let i = 0; i < 60 && state !== "Acknowledged"; i++) {
+    await first.page.waitForTimeout(500);
+    await first.page.goto(new URL(device, base).href);
+    if ((await row.count()) === 1) state = (await row.locator("td.state").textContent()).trim();
+  }
+  expect(state === "Acknowledged", `the erase reached the device: ${state}`);
+  await check(first, "erased");
+});

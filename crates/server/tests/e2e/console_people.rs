@@ -1,0 +1,103 @@
+//! People and reports in the console, without a browser: the list names
+//! no one, a reveal needs the permission and a reason (refused ones read
+//! nothing), a role that may not open a page gets a page that says so.
+//! (A security officer in a real browser: `browser.rs`.)
+
+use crate::common::{authorized, role_token, spawn_app, TestApp};
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .http
+        .get(app.admin_url(path))
+        .bearer_auth(token)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn reveal(app: &TestApp, token: &str, id: &str, reason: &str) -> (u16, String) {
+    let r = app
+        .http
+        .post(app.admin_url(&format!("/console/people/{id}/reveal")))
+        .bearer_auth(token)
+        .header("accept-language", "en")
+        .form(&[("reason", reason)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn reads(records: &[serde_json::Value], id: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r["action"] == "people.read" && r["target"] == id)
+        .count()
+}
+
+#[tokio::test]
+async fn a_reveal_needs_the_permission_and_a_reason() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let person = s
+        .create_person(
+            &authorized(),
+            &mamori_core::access::ClientContext::default(),
+            &mamori_core::people::PersonInput {
+                name: Some("Kenta Sato".into()),
+                user_id: Some("u-1001".into()),
+                email: Some("kenta.sato@example.co.jp".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = person.id.to_string();
+    let helpdesk = role_token(s, "people-helpdesk", "helpdesk").await;
+    let officer = role_token(s, "people-officer", "security_officer").await;
+
+    // The list and the page: the ID, never the name; no reveal form for
+    // a role that may not read personal data.
+    let (st, list) = get(&app, &helpdesk, "/console/people").await;
+    assert_eq!(st, 200);
+    assert!(list.contains(&id) && !list.contains("Kenta"), "{list}");
+    let (_, page) = get(&app, &helpdesk, &format!("/console/people/{id}")).await;
+    assert!(!page.contains("reveal-form"));
+    let (st, _) = reveal(&app, &helpdesk, &id, "curious").await;
+    assert_eq!(st, 403);
+
+    // No reason, or a reason too long: nothing read.
+    let (st, page) = reveal(&app, &officer, &id, "  ").await;
+    assert_eq!(st, 400);
+    assert!(page.contains("Give a reason. Nothing was shown."));
+    let (st, page) = reveal(&app, &officer, &id, &"x".repeat(201)).await;
+    assert_eq!(st, 400, "{page}");
+    assert!(!page.contains("Kenta"));
+    assert_eq!(reads(&app.audit_records().await, &id), 0);
+
+    // With a reason: shown, and on record.
+    let (st, page) = reveal(&app, &officer, &id, "device handover check").await;
+    assert_eq!(st, 200);
+    assert!(page.contains("Kenta Sato") && page.contains("kenta.sato@example.co.jp"));
+    assert!(page.contains("device handover check"));
+    assert_eq!(reads(&app.audit_records().await, &id), 1);
+
+    // A page the role may not open says so, in a page.
+    let (st, page) = get(&app, &helpdesk, "/console/reports/breach-scope").await;
+    assert_eq!(st, 403);
+    assert!(page.contains("Your role cannot open this page."), "{page}");
+    assert!(
+        !page.contains("breach-scope\" aria-current"),
+        "not in its menu"
+    );
+    let (st, page) = get(
+        &app,
+        &officer,
+        "/console/reports/breach-scope?from=2026-13-01&to=x",
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(page.contains("The start date must be a date (YYYY-MM-DD)."));
+}
