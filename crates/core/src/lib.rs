@@ -58,6 +58,9 @@ pub struct CoreConfig {
     pub push_topic: String,
     /// Organisation name shown in profiles.
     pub organization: String,
+    /// The organisation's time zone (IANA name): the console shows times
+    /// in it.
+    pub time_zone: String,
     /// Accept SCEP envelopes encrypted with single DES (old clients).
     pub allow_single_des: bool,
     /// Validity of issued device identity certificates, in days.
@@ -90,6 +93,7 @@ impl Default for CoreConfig {
             public_url: "https://localhost:8443".into(),
             push_topic: "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000".into(),
             organization: "Mamori".into(),
+            time_zone: "Asia/Tokyo".into(),
             allow_single_des: true,
             device_cert_days: 365,
             token_ttl_days: 90,

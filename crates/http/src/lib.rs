@@ -6,7 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod conn;
-mod console;
+pub mod console;
 pub mod device;
 pub mod error;
 mod extract;

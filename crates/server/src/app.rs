@@ -229,6 +229,7 @@ async fn build_services_with_store(
             .clone()
             .unwrap_or_else(|| CoreConfig::default().push_topic),
         organization: config.organization.clone(),
+        time_zone: config.time_zone.clone(),
         allow_single_des: config.allow_single_des,
         device_cert_days: config.device_cert_days,
         token_ttl_days: 90,

@@ -31,6 +31,8 @@ pub struct Config {
     pub push_topic: Option<String>,
     /// Organisation.
     pub organization: String,
+    /// The organisation's time zone (IANA name).
+    pub time_zone: String,
     /// Accept single DES.
     pub allow_single_des: bool,
     /// Device certificate validity.
@@ -138,6 +140,7 @@ impl Config {
                 .clone()
                 .or(file.organization)
                 .unwrap_or_else(|| "Mamori".into()),
+            time_zone: time_zone(args.time_zone.clone().or(file.time_zone))?,
             allow_single_des: !args
                 .disable_single_des
                 .or(file.disable_single_des)
@@ -458,6 +461,13 @@ pub fn warn_unknown_env() {
             tracing::warn!(variable = %k, "unknown MAMORI_ environment variable ignored");
         }
     }
+}
+
+/// The organisation's time zone: the one given, checked, or Asia/Tokyo.
+fn time_zone(given: Option<String>) -> anyhow::Result<String> {
+    let zone = given.unwrap_or_else(|| "Asia/Tokyo".into());
+    mamori_http::console::check_time_zone(&zone).map_err(anyhow::Error::msg)?;
+    Ok(zone)
 }
 
 #[cfg(test)]

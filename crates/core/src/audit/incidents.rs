@@ -220,15 +220,27 @@ pub fn classify(facts: &IncidentFacts, people: usize) -> Classification {
 pub fn deadlines(i: &Incident, now: OffsetDateTime) -> Deadlines {
     let d = i.discovered_at;
     let unauthorized = i.facts.unauthorized_access || i.facts.misuse_intent;
-    let final_due = d + Duration::days(if unauthorized { 60 } else { 30 });
-    let preliminary_latest = d + Duration::days(5);
+    let final_due = d.saturating_add(Duration::days(if unauthorized { 60 } else { 30 }));
+    let preliminary_latest = d.saturating_add(Duration::days(5));
     Deadlines {
-        preliminary_target: d + Duration::days(3),
+        preliminary_target: d.saturating_add(Duration::days(3)),
         preliminary_latest,
         final_due,
         preliminary_overdue: i.facts.preliminary_reported_at.is_none() && now > preliminary_latest,
         final_overdue: i.facts.final_reported_at.is_none() && now > final_due,
     }
+}
+
+/// A time an incident records (discovery, its window) must be a real one:
+/// not in the future (a day's slack for clocks), not more than 20 years
+/// ago. Deadlines are counted from it.
+fn plausible(what: &str, t: OffsetDateTime, now: OffsetDateTime) -> CoreResult<()> {
+    if t > now + Duration::days(1) || t < now - Duration::days(20 * 366) {
+        return Err(CoreError::BadRequest(format!(
+            "{what} must be a time within the last 20 years, not in the future"
+        )));
+    }
+    Ok(())
 }
 
 impl Services {
@@ -246,6 +258,15 @@ impl Services {
             ));
         }
         let now = self.clock.now();
+        for (what, t) in [
+            ("to", req.to),
+            ("from", req.from),
+            ("discovered_at", req.discovered_at),
+        ] {
+            if let Some(t) = t {
+                plausible(what, t, now)?;
+            }
+        }
         let to = req.to.unwrap_or(now);
         let from = req.from.unwrap_or(to - Duration::days(30));
         if to <= from {
@@ -499,6 +520,7 @@ impl Services {
             f.final_reported_at = ch.final_reported_at;
         }
         if let Some(d) = ch.discovered_at {
+            plausible("discovered_at", d, self.clock.now())?;
             i.discovered_at = d;
         }
         i.updated_at = self.clock.now();

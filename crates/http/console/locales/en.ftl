@@ -242,3 +242,4 @@ incident-done = Done
 incident-to-do = To do
 incident-evidence = Download the evidence bundle (signed, verifiable offline)
 incident-missing = There is no such incident.
+scope-too-long = One report covers at most 400 days: choose a shorter window.

@@ -241,3 +241,4 @@ incident-done = 済
 incident-to-do = 未
 incident-evidence = 証拠バンドルをダウンロード（署名付き、オフラインで検証可能）
 incident-missing = そのインシデントはありません。
+scope-too-long = 1 回のレポートの対象は最長 400 日です。期間を短くしてください。

@@ -6,7 +6,7 @@
 //! and carry the action out. An account's one-time password that an
 //! approval created is shown to the approver once.
 
-use super::page::{page, when, PageCtx, Shell};
+use super::page::{page, PageCtx, Shell};
 use super::step_up::{self, Proof};
 use crate::auth::SessionSecret;
 use crate::extract::{Client, Path};
@@ -58,9 +58,9 @@ fn list(ctx: &PageCtx, csrf: &str, approvals: &[Approval]) -> Markup {
                                     }
                                 }
                             }
-                            td { (a.requested_by) br; span class="muted" { (when(a.requested_at)) } }
+                            td { (a.requested_by) br; span class="muted" { (ctx.when(a.requested_at)) } }
                             td { (a.reason) }
-                            td { (when(a.expires_at)) }
+                            td { (ctx.when(a.expires_at)) }
                             td class="decide" {
                                 form method="post" action={ "/console/approvals/" (a.id) "/approve" } {
                                     input type="hidden" name="csrf" value=(csrf);

@@ -5,7 +5,7 @@
 //! fields come through the same use-cases as the API: withheld unless the
 //! viewer may read them, and every read that shows them audited.
 
-use super::page::{page, titled, when, PageCtx, Shell};
+use super::page::{page, titled, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::{Client, Path};
 use axum::extract::{Query, State};
@@ -121,7 +121,7 @@ fn table(ctx: &PageCtx, devices: &[DeviceView]) -> Markup {
                         } }
                         td { (d.device.os_version.as_deref().unwrap_or("—")) }
                         td { code { (d.device.serial_number.as_deref().unwrap_or("—")) } }
-                        td { (when(d.device.last_seen_at)) }
+                        td { (ctx.when(d.device.last_seen_at)) }
                         td { (d.device.status.as_str()) }
                     }
                 }
@@ -266,8 +266,8 @@ fn summary(ctx: &PageCtx, d: &mamori_domain::Device) -> Markup {
             ),
         ),
         (ctx.t("device-status"), d.status.as_str().to_owned()),
-        (ctx.t("device-enrolled"), when(d.enrolled_at)),
-        (ctx.t("device-last-seen"), when(d.last_seen_at)),
+        (ctx.t("device-enrolled"), ctx.when(d.enrolled_at)),
+        (ctx.t("device-last-seen"), ctx.when(d.last_seen_at)),
     ];
     html! {
         section aria-labelledby="device-summary" {
@@ -296,8 +296,8 @@ fn command_table(ctx: &PageCtx, commands: &[mamori_domain::CommandRecord]) -> Ma
                             tr data-command=(c.command_uuid) {
                                 td { (c.request_type) }
                                 td class="state" { (c.state.as_str()) }
-                                td { (when(c.queued_at)) }
-                                td { (when(c.updated_at)) }
+                                td { (ctx.when(c.queued_at)) }
+                                td { (ctx.when(c.updated_at)) }
                             }
                         }
                     }

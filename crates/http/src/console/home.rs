@@ -1,7 +1,7 @@
 //! The console's first page after signing in. A session that has not
 //! finished signing in is sent to the step it is at.
 
-use super::page::{page, see_other, start_of_day, PageCtx, Shell};
+use super::page::{page, see_other, PageCtx, Shell};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,7 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
     let devices = match who.clone().authorize::<DevicesRead>() {
         Ok(proof) => {
             let now = s.clock.now();
-            let counts = s.device_counts(&proof, start_of_day(now)).await?;
+            let counts = s.device_counts(&proof, ctx.start_of_day(now)).await?;
             let compliance = s.compliance_report(&proof).await?;
             Some((counts, compliance))
         }

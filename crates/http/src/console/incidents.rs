@@ -6,7 +6,7 @@
 //! and its evidence bundle to download. The same use-cases as
 //! `/api/v1/incidents*`.
 
-use super::page::{page, titled, when, PageCtx, Shell};
+use super::page::{page, titled, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::Path;
 use axum::extract::State;
@@ -57,7 +57,7 @@ fn deadline(
     html! {
         div class={ "figure" @if overdue { " overdue" } } id=(id) {
             dt { (ctx.t(key)) }
-            dd { (when(due)) }
+            dd { (ctx.when(due)) }
             dd class="countdown" { (countdown(ctx, now, due)) }
         }
     }
@@ -98,14 +98,14 @@ pub(super) async fn list(
                 } }
                 tbody {
                     @for i in &incidents {
-                        @let latest = i.discovered_at + time::Duration::days(5);
+                        @let latest = i.discovered_at.saturating_add(time::Duration::days(5));
                         tr {
                             td { a href={ "/console/incidents/" (i.id) } { (i.title) } }
                             td { (status_text(&ctx, i)) }
-                            td { (when(i.discovered_at)) }
+                            td { (ctx.when(i.discovered_at)) }
                             td {
                                 @if i.status == IncidentStatus::Open {
-                                    (when(latest)) br; span class="countdown" { (countdown(&ctx, now, latest)) }
+                                    (ctx.when(latest)) br; span class="countdown" { (countdown(&ctx, now, latest)) }
                                 } @else { "—" }
                             }
                         }
@@ -165,10 +165,10 @@ pub(super) async fn incident(
     let body = html! {
         dl class="facts" {
             dt { (ctx.t("incident-status")) } dd id="incident-status" { (status_text(&ctx, i)) }
-            dt { (ctx.t("incident-discovered")) } dd { (when(i.discovered_at)) }
+            dt { (ctx.t("incident-discovered")) } dd { (ctx.when(i.discovered_at)) }
             dt { (ctx.t("incident-opened-by")) } dd { (i.opened_by) }
             @if let Some(actor) = &i.actor { dt { (ctx.t("incident-actor")) } dd { (actor) } }
-            dt { (ctx.t("incident-window")) } dd { (when(i.window_from)) " – " (when(i.window_to)) }
+            dt { (ctx.t("incident-window")) } dd { (ctx.when(i.window_from)) " – " (ctx.when(i.window_to)) }
         }
         section aria-labelledby="incident-deadlines" {
             h2 id="incident-deadlines" { (ctx.t("incident-deadlines")) }

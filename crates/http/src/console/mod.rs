@@ -30,6 +30,7 @@ use mamori_core::Services;
 use mamori_domain::Permission as P;
 
 pub(crate) use i18n::Lang;
+pub use page::check_time_zone;
 
 const CSS: &str = include_str!("../../console/assets/console.css");
 

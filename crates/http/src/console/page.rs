@@ -5,8 +5,11 @@
 use super::i18n::{text, Lang, LANG_COOKIE};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use jiff::tz::TimeZone;
 use mamori_domain::Permission;
 use maud::{html, Markup, DOCTYPE};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// What a page knows of the request it answers.
 #[derive(Debug, Clone)]
@@ -19,6 +22,8 @@ pub(crate) struct PageCtx {
     pub path: String,
     /// The session's CSRF token, when signed in (for the sign-out form).
     pub csrf: Option<String>,
+    /// The organisation's time zone.
+    pub zone: TimeZone,
     /// The console's areas this viewer may open, as the header links to
     /// them (none before signing in fully).
     pub nav: Vec<(&'static str, &'static str)>,
@@ -161,30 +166,64 @@ pub(crate) fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
-/// The organisation's time zone for every time a page shows. Japan keeps
-/// no daylight saving time, so a fixed offset is exact.
-pub(crate) const ZONE_OFFSET_HOURS: i8 = 9;
-const ZONE_NAME: &str = "JST";
-
-/// `t` as the page shows it: date and time in the organisation's zone,
-/// with the zone named.
-pub(crate) fn when(t: time::OffsetDateTime) -> String {
-    let offset = time::UtcOffset::from_hms(ZONE_OFFSET_HOURS, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    let local = t.to_offset(offset);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} {ZONE_NAME}",
-        local.year(),
-        u8::from(local.month()),
-        local.day(),
-        local.hour(),
-        local.minute()
-    )
+/// The time zone named `name` (IANA), from the database built into the
+/// binary (no file of the host is read); UTC for a name it does not know
+/// (the configuration refuses those at start).
+pub(crate) fn zone(name: &str) -> TimeZone {
+    static CACHE: OnceLock<Mutex<HashMap<String, TimeZone>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(name.to_owned())
+        .or_insert_with(|| TimeZone::get(name).unwrap_or(TimeZone::UTC))
+        .clone()
 }
 
-/// The start of `now`'s day in the organisation's time zone.
-pub(crate) fn start_of_day(now: time::OffsetDateTime) -> time::OffsetDateTime {
-    let offset = time::UtcOffset::from_hms(ZONE_OFFSET_HOURS, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    now.to_offset(offset).replace_time(time::Time::MIDNIGHT)
+/// Whether `name` is a time zone the console can show times in.
+pub fn check_time_zone(name: &str) -> Result<(), String> {
+    TimeZone::get(name)
+        .map(|_| ())
+        .map_err(|_| format!("unknown time zone {name:?}: use an IANA name such as Asia/Tokyo"))
+}
+
+fn to_jiff(t: time::OffsetDateTime) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.unix_timestamp()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn from_jiff(t: jiff::Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.as_second())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+impl PageCtx {
+    /// `t` as the page shows it: date and time in the organisation's
+    /// zone, with the zone named.
+    pub(crate) fn when(&self, t: time::OffsetDateTime) -> String {
+        to_jiff(t)
+            .to_zoned(self.zone.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
+    /// The start of `now`'s day in the organisation's zone.
+    pub(crate) fn start_of_day(&self, now: time::OffsetDateTime) -> time::OffsetDateTime {
+        match to_jiff(now).to_zoned(self.zone.clone()).start_of_day() {
+            Ok(z) => from_jiff(z.timestamp()),
+            Err(_) => now,
+        }
+    }
+
+    /// The start of the day `date` (`YYYY-MM-DD`) in the organisation's
+    /// zone.
+    pub(crate) fn day_start(&self, date: &str) -> Option<time::OffsetDateTime> {
+        let d: jiff::civil::Date = date.trim().parse().ok()?;
+        if !(2000..=2100).contains(&d.year()) {
+            return None;
+        }
+        let z = d.to_zoned(self.zone.clone()).ok()?;
+        Some(from_jiff(z.timestamp()))
+    }
 }
 
 /// What every console page starts from: its context (language, the
@@ -214,6 +253,7 @@ impl axum::extract::FromRequestParts<mamori_core::Services> for Shell {
             .get::<crate::auth::SessionSecret>()
             .map(|secret| s.auth.csrf_token(&secret.0));
         let mut ctx = super::signin::page_ctx(&q, &parts.headers, parts.uri.path(), csrf.clone());
+        ctx.zone = zone(&s.config.time_zone);
         ctx.nav = match parts.extensions.get::<AdminActor>() {
             Some(a) if matches!(a.stage(), Some(SessionStage::Full) | None) => areas_for(a),
             _ => Vec::new(),

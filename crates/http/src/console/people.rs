@@ -5,7 +5,7 @@
 //! reason), counted against the bulk-read limit, and recorded again as the
 //! data leaves.
 
-use super::page::{page, titled, when, PageCtx, Shell};
+use super::page::{page, titled, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::{Client, Path};
 use axum::extract::rejection::FormRejection;
@@ -69,7 +69,7 @@ pub(super) async fn list(
                             td { a href={ "/console/people/" (p.id) } { code { (p.id) } } }
                             td { (status_text(&ctx, p)) }
                             td { (p.devices.len()) }
-                            td { (when(p.updated_at)) }
+                            td { (ctx.when(p.updated_at)) }
                         }
                     }
                 }
@@ -88,9 +88,9 @@ fn summary(ctx: &PageCtx, p: &PersonView) -> Markup {
             dt { (ctx.t("person-id")) } dd { code { (p.id) } }
             dt { (ctx.t("person-status")) } dd { (status_text(ctx, p)) }
             @if let Some(at) = p.departed_at {
-                dt { (ctx.t("person-departed")) } dd { (when(at)) }
+                dt { (ctx.t("person-departed")) } dd { (ctx.when(at)) }
             }
-            dt { (ctx.t("person-updated")) } dd { (when(p.updated_at)) }
+            dt { (ctx.t("person-updated")) } dd { (ctx.when(p.updated_at)) }
             dt { (ctx.t("person-devices")) }
             dd {
                 @if p.devices.is_empty() { (ctx.t("person-no-devices")) }

@@ -3,7 +3,7 @@
 //! a page and downloadable as CSV (pseudonymous IDs: the report names no
 //! one). The same use-case as `/api/v1/reports/breach-scope`.
 
-use super::page::{page, when, PageCtx, Shell, ZONE_OFFSET_HOURS};
+use super::page::{page, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::Client;
 use axum::extract::{Query, State};
@@ -14,7 +14,7 @@ use mamori_core::{CoreError, Services};
 use mamori_domain::breach::{BreachScope, Network, ScopeFilter};
 use maud::{html, Markup};
 use serde::Deserialize;
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 /// The report's form (dates as `YYYY-MM-DD` in the organisation's zone,
 /// both days included).
@@ -32,15 +32,11 @@ pub(super) struct ScopeForm {
     network: String,
 }
 
+/// The longest window one report covers, in days.
+const MAX_DAYS: i64 = 400;
+
 /// People listed on the page (the CSV carries them all).
 const SHOWN: usize = 200;
-
-fn day_start(day: &str) -> Option<OffsetDateTime> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = Date::parse(day.trim(), &format).ok()?;
-    let offset = UtcOffset::from_hms(ZONE_OFFSET_HOURS, 0, 0).ok()?;
-    Some(date.midnight().assume_offset(offset))
-}
 
 impl ScopeForm {
     fn is_empty(&self) -> bool {
@@ -48,11 +44,22 @@ impl ScopeForm {
     }
 
     /// The window and filter, or the catalogue key of what is wrong.
-    fn parse(&self) -> Result<(OffsetDateTime, OffsetDateTime, ScopeFilter), &'static str> {
-        let from = day_start(&self.from).ok_or("scope-bad-from")?;
-        let to = day_start(&self.to).ok_or("scope-bad-to")? + time::Duration::days(1);
+    fn parse(
+        &self,
+        ctx: &PageCtx,
+    ) -> Result<(OffsetDateTime, OffsetDateTime, ScopeFilter), &'static str> {
+        let from = ctx.day_start(&self.from).ok_or("scope-bad-from")?;
+        let to = ctx
+            .day_start(&self.to)
+            .and_then(|t| t.checked_add(time::Duration::days(1)))
+            .ok_or("scope-bad-to")?;
         if to <= from {
             return Err("scope-bad-window");
+        }
+        // One report reads every access record of its window: at most
+        // about a year and a month at a time.
+        if to - from > time::Duration::days(MAX_DAYS) {
+            return Err("scope-too-long");
         }
         let network = match self.network.trim() {
             "" => None,
@@ -154,8 +161,8 @@ fn result(ctx: &PageCtx, f: &ScopeForm, r: &BreachScope) -> Markup {
                                 td { a href={ "/console/people/" (p.person) } { code { (p.person) } } }
                                 td { (p.fields.join(", ")) }
                                 td { (p.reads) }
-                                td { (when(p.first)) }
-                                td { (when(p.last)) }
+                                td { (ctx.when(p.first)) }
+                                td { (ctx.when(p.last)) }
                             }
                         }
                     }
@@ -170,11 +177,12 @@ fn result(ctx: &PageCtx, f: &ScopeForm, r: &BreachScope) -> Markup {
 
 async fn run(
     s: &Services,
+    ctx: &PageCtx,
     by: &mamori_core::access::Authorized<AuditRead>,
     client: &mamori_core::access::ClientContext,
     f: &ScopeForm,
 ) -> Result<BreachScope, Result<&'static str, CoreError>> {
-    let (from, to, filter) = f.parse().map_err(Ok)?;
+    let (from, to, filter) = f.parse(ctx).map_err(Ok)?;
     s.breach_scope(by, client, from, to, &filter)
         .await
         .map_err(Err)
@@ -191,7 +199,7 @@ pub(super) async fn breach_scope(
     if f.is_empty() {
         return page(&ctx, StatusCode::OK, "scope-title", form(&ctx, &f, None));
     }
-    match run(&s, &by, &client, &f).await {
+    match run(&s, &ctx, &by, &client, &f).await {
         Ok(r) => {
             let body = html! { (form(&ctx, &f, None)) (result(&ctx, &f, &r)) };
             page(&ctx, StatusCode::OK, "scope-title", body)
@@ -215,7 +223,7 @@ pub(super) async fn breach_scope(
 /// One CSV cell: quoted, quotes doubled, and a leading `=`, `+`, `-` or
 /// `@` defused so a spreadsheet never reads it as a formula.
 fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -236,7 +244,7 @@ pub(super) async fn breach_scope_csv(
     Shell { ctx, .. }: Shell,
     Query(f): Query<ScopeForm>,
 ) -> Response {
-    let r = match run(&s, &by, &client, &f).await {
+    let r = match run(&s, &ctx, &by, &client, &f).await {
         Ok(r) => r,
         Err(Ok(key)) => return (StatusCode::BAD_REQUEST, ctx.t(key)).into_response(),
         Err(Err(e)) => return crate::error::ApiError(e).into_response(),
@@ -277,5 +285,6 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("+1"), "\"'+1\"");
         assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(cell("\t=1"), "\"'\t=1\"");
     }
 }

@@ -37,6 +37,7 @@ pub(super) fn page_ctx(
         chosen: q.lang.as_deref().is_some_and(|l| l == lang.tag()),
         path: path.to_owned(),
         csrf,
+        zone: super::page::zone("Asia/Tokyo"),
         nav: Vec::new(),
     }
 }

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Organisation name shown in enrollment profiles [default: Mamori]
     #[arg(long, env = "MAMORI_ORGANIZATION")]
     pub organization: Option<String>,
+    /// The organisation's time zone (IANA name) for the times the console shows [default: Asia/Tokyo]
+    #[arg(long, env = "MAMORI_TIME_ZONE")]
+    pub time_zone: Option<String>,
     /// Refuse SCEP requests encrypted with single DES [default: accepted]
     #[arg(long, env = "MAMORI_DISABLE_SINGLE_DES")]
     pub disable_single_des: Option<bool>,
@@ -160,6 +163,7 @@ pub(super) struct FileConfig {
     pub(super) apns_ca: Option<PathBuf>,
     pub(super) push_topic: Option<String>,
     pub(super) organization: Option<String>,
+    pub(super) time_zone: Option<String>,
     pub(super) disable_single_des: Option<bool>,
     pub(super) device_cert_days: Option<u32>,
     pub(super) log_format: Option<String>,

@@ -63,3 +63,25 @@ fn environment_variables_feed_the_flags() {
         assert!(envs.iter().any(|e| e == v), "{v}");
     }
 }
+
+#[test]
+fn the_time_zone_is_asia_tokyo_unless_set_and_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |zone: Option<&str>| ServeArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        time_zone: zone.map(str::to_owned),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        Config::resolve(&args(None)).unwrap().time_zone,
+        "Asia/Tokyo"
+    );
+    assert_eq!(
+        Config::resolve(&args(Some("Europe/London")))
+            .unwrap()
+            .time_zone,
+        "Europe/London"
+    );
+    let err = Config::resolve(&args(Some("Mars/Olympus_Mons"))).unwrap_err();
+    assert!(format!("{err:#}").contains("unknown time zone"), "{err:#}");
+}

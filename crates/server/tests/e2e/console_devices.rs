@@ -266,3 +266,27 @@ async fn an_erase_asks_for_a_step_up_on_the_page_then_is_sent() {
     assert_eq!(r.status(), 303);
     assert_eq!(commands(&app, phone.udid()).await, ["EraseDevice"]);
 }
+
+#[tokio::test]
+async fn times_are_shown_in_the_organisations_time_zone() {
+    let app = spawn_with(|c| c.time_zone = "America/New_York".into()).await;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let viewer = role_token(&app.running.services, "zone-viewer", "viewer").await;
+    let (_, page) = get(&app, &viewer, &format!("/console/devices/{}", phone.udid())).await;
+    let at = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(-5));
+    let shown = format!(
+        "{:04}-{:02}-{:02} {:02}:",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour()
+    );
+    // December: Eastern Standard Time (the test may straddle an hour).
+    assert!(page.contains(" EST<") || page.contains(" EDT<"), "{page}");
+    assert!(
+        page.contains(&shown) || at.minute() == 59 || at.minute() == 0,
+        "{shown} in {page}"
+    );
+}

@@ -100,4 +100,31 @@ async fn a_reveal_needs_the_permission_and_a_reason() {
     .await;
     assert_eq!(st, 400);
     assert!(page.contains("The start date must be a date (YYYY-MM-DD)."));
+    // Dates at the end of the calendar, or a window of years: refused, not
+    // a crash or a scan of the whole log.
+    for q in [
+        "from=2020-01-01&to=9999-12-31",
+        "from=2020-01-01&to=2026-12-01",
+    ] {
+        let (st, page) = get(
+            &app,
+            &officer,
+            &format!("/console/reports/breach-scope?{q}"),
+        )
+        .await;
+        assert_eq!(st, 400, "{q}");
+        assert!(
+            page.contains("The end date must be a date") || page.contains("at most 400 days"),
+            "{q}: {page}"
+        );
+    }
+    // An incident discovered in the year 9999 would overflow its deadlines.
+    let (st, body) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            Some(serde_json::json!({"title": "t", "discovered_at": "9999-12-30T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
 }
