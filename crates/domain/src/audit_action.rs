@@ -96,6 +96,7 @@ actions! {
     DeviceRejected => "device.rejected",
     DeviceRetire => "device.retire",
     EnrollmentLinkCreate => "enrollment.link_create",
+    EnrollmentLinkRevoke => "enrollment.link_revoke",
     EnrollmentProfileCreate => "enrollment.profile_create",
     ExportDownload => "export.download",
     GroupCompliance => "group.compliance",

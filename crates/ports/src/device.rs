@@ -40,6 +40,15 @@ pub trait ProfileStore: Send + Sync {
         secret_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<EnrollmentLink>>;
+    /// The links still usable at `now` (unexpired, downloads left), newest
+    /// first, at most `limit`.
+    async fn active_links(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<EnrollmentLink>>;
+    /// Ends a link now; false when it was unknown or already over.
+    async fn revoke_link(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
 }
 
 /// Device identity certificates issued by the CA.

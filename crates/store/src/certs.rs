@@ -105,6 +105,36 @@ impl ProfileStore for SqliteStore {
         })
         .await
     }
+
+    async fn active_links(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<EnrollmentLink>> {
+        self.read(move |c| {
+            query_all(
+                c,
+                "SELECT * FROM enrollment_links WHERE uses < max_uses AND expires_at > ?
+                 ORDER BY created_at DESC, id LIMIT ?",
+                params![ts(now), i64::from(limit)],
+                link_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn revoke_link(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE enrollment_links SET expires_at = ? WHERE id = ? AND expires_at > ?",
+                params![ts(now), id, ts(now)],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
 }
 
 fn link_from_row(r: &Row<'_>) -> StoreResult<EnrollmentLink> {

@@ -180,6 +180,40 @@ async fn enrollment_links_are_spent_once_per_download() {
 }
 
 #[tokio::test]
+async fn active_links_are_listed_and_a_revoked_one_is_over() {
+    let (s, _d) = sqlite().await;
+    let link = |id: &str, hash: &str, max_uses: u32, created: i64| EnrollmentLink {
+        id: id.into(),
+        secret_hash: hash.into(),
+        max_uses,
+        uses: 0,
+        signed: true,
+        created_at: now() + Duration::seconds(created),
+        expires_at: now() + Duration::hours(1),
+    };
+    s.insert_link(&link("old", "h1", 5, 0)).await.unwrap();
+    s.insert_link(&link("new", "h2", 5, 10)).await.unwrap();
+    s.insert_link(&link("spent", "h3", 1, 20)).await.unwrap();
+    assert!(s.consume_link("h3", now()).await.unwrap().is_some());
+    let ids = |v: Vec<EnrollmentLink>| v.into_iter().map(|l| l.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.active_links(now(), 10).await.unwrap()),
+        ["new", "old"]
+    );
+    assert_eq!(ids(s.active_links(now(), 1).await.unwrap()), ["new"]);
+    assert!(s.revoke_link("new", now()).await.unwrap());
+    assert!(!s.revoke_link("new", now()).await.unwrap(), "already over");
+    assert!(!s.revoke_link("nope", now()).await.unwrap());
+    assert!(s.consume_link("h2", now()).await.unwrap().is_none());
+    assert_eq!(ids(s.active_links(now(), 10).await.unwrap()), ["old"]);
+    assert!(s
+        .active_links(now() + Duration::hours(2), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
 async fn certificates_bind_and_revoke() {
     let (s, _d) = sqlite().await;
     let c = DeviceCertificate {

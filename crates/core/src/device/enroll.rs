@@ -171,6 +171,45 @@ impl Services {
         })
     }
 
+    /// The download links still usable (newest first, at most 200). The
+    /// secrets are not stored, so no URL is shown again.
+    pub async fn enrollment_links(
+        &self,
+        _by: &Authorized<EnrollmentWrite>,
+    ) -> CoreResult<Vec<EnrollmentLink>> {
+        Ok(self
+            .ports
+            .device
+            .active_links(self.clock.now(), 200)
+            .await?)
+    }
+
+    /// Ends a download link now (a link shared too widely, or no longer
+    /// needed); profiles already downloaded keep their own single-use
+    /// challenge.
+    pub async fn revoke_enrollment_link(
+        &self,
+        by: &Authorized<EnrollmentWrite>,
+        ctx: &ClientContext,
+        id: &str,
+    ) -> CoreResult<()> {
+        if !self.ports.device.revoke_link(id, self.clock.now()).await? {
+            return Err(CoreError::NotFound(
+                "no such link, or it is already over".into(),
+            ));
+        }
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::EnrollmentLinkRevoke,
+                Outcome::Success,
+            )
+            .target(id),
+        )
+        .await
+    }
+
     /// A device downloads a profile through a link: each download gets its
     /// own single-use challenge. Unknown, expired and used-up links look the
     /// same (NotFound).

@@ -8,6 +8,7 @@
 mod actions;
 mod approvals;
 mod devices;
+mod enrollment;
 mod home;
 mod i18n;
 mod incidents;
@@ -129,6 +130,26 @@ fn work_pages() -> Vec<Page> {
             "/console/devices/{udid}/actions",
             perm(P::DeviceActions),
             post(actions::act),
+        ),
+        (
+            "/console/enrollment",
+            perm(P::EnrollmentWrite),
+            get(enrollment::index),
+        ),
+        (
+            "/console/enrollment/links",
+            perm(P::EnrollmentWrite),
+            post(enrollment::create_link),
+        ),
+        (
+            "/console/enrollment/links/{id}/revoke",
+            perm(P::EnrollmentWrite),
+            post(enrollment::revoke_link),
+        ),
+        (
+            "/console/enrollment/profile",
+            perm(P::EnrollmentWrite),
+            post(enrollment::profile),
         ),
         ("/console/people", perm(P::DevicesRead), get(people::list)),
         (

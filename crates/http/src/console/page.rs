@@ -51,6 +51,11 @@ const AREAS: &[(&str, &str, &[Permission])] = &[
         "nav-devices",
         &[Permission::DevicesRead],
     ),
+    (
+        "/console/enrollment",
+        "nav-enrollment",
+        &[Permission::EnrollmentWrite],
+    ),
     ("/console/people", "nav-people", &[Permission::DevicesRead]),
     (
         "/console/approvals",
@@ -158,6 +163,21 @@ pub(crate) fn code_form(ctx: &PageCtx, csrf: &str, action: &str, button: &str) -
             button type="submit" { (ctx.t(button)) }
         }
     }
+}
+
+/// `text` (an `otpauth://` URI, a download link) as a QR code: an SVG
+/// image drawn here, inlined as a `data:` URI (the Content-Security-Policy
+/// allows `img-src data:`; nothing is fetched).
+pub(crate) fn qr_data_uri(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .build();
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, svg)
+    ))
 }
 
 /// `303 See Other` to `to` (after a form, or to the page a session's stage

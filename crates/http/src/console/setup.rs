@@ -55,27 +55,13 @@ fn password_form(ctx: &PageCtx, csrf: &str, error: Option<String>) -> Markup {
     }
 }
 
-/// The `otpauth://` URI as a QR code, an SVG image inlined as a `data:`
-/// URI (the Content-Security-Policy allows `img-src data:`).
-fn qr_data_uri(uri: &str) -> Option<String> {
-    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
-    let svg = code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(220, 220)
-        .build();
-    Some(format!(
-        "data:image/svg+xml;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(svg)
-    ))
-}
-
 fn totp_form(ctx: &PageCtx, csrf: &str, secret: &str, uri: &str, error: Option<String>) -> Markup {
     html! {
         p { (ctx.t("setup-totp-intro")) }
         @if let Some(e) = error {
             p class="error" role="alert" id="setup-error" { (e) }
         }
-        @if let Some(src) = qr_data_uri(uri) {
+        @if let Some(src) = super::page::qr_data_uri(uri) {
             img id="totp-qr" src=(src) alt=(ctx.t("setup-totp-qr")) width="220" height="220";
         }
         p { (ctx.t("setup-totp-key")) ": " code id="totp-key" { (secret) } }

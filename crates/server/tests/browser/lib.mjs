@@ -7,10 +7,13 @@
 import { chromium } from "playwright-core";
 import { createHash, createHmac, X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const require = createRequire(import.meta.url);
+// Screenshots of one scenario, numbered in the order taken (across its
+// browser contexts).
+let shots = 0;
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 
 /// The environment a scenario was started with (by e2e/browser.rs).
@@ -54,7 +57,7 @@ export async function open(browser, base, scenario) {
   const context = await browser.newContext({ locale: process.env.MAMORI_LOCALE || "ja-JP" });
   const page = await context.newPage();
   const origin = new URL(base).origin;
-  const t = { page, context, base, scenario, problems: [], shots: 0 };
+  const t = { page, context, base, scenario, problems: [] };
   await page.addInitScript(() => {
     window.__csp = [];
     document.addEventListener("securitypolicyviolation", (e) =>
@@ -108,8 +111,8 @@ export async function check(t, name) {
   for (const v of found) t.problems.push(`axe on ${name}: ${v}`);
   const dir = join(env("MAMORI_ARTIFACTS"), t.scenario);
   mkdirSync(dir, { recursive: true });
-  t.shots += 1;
-  const file = join(dir, `${String(t.shots).padStart(2, "0")}-${name}.png`);
+  shots += 1;
+  const file = join(dir, `${String(shots).padStart(2, "0")}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   if (t.problems.length) {
     throw new Error(`problems on ${name} (${page.url()}):\n  ${t.problems.join("\n  ")}`);
@@ -146,6 +149,7 @@ export function totp(base32, at = Date.now()) {
 /// Runs `body` with a launched browser; the process exits 0 only if it
 /// returned.
 export async function scenario(name, body) {
+  rmSync(join(env("MAMORI_ARTIFACTS"), name), { recursive: true, force: true });
   const browser = await launch();
   try {
     await body(browser, name);

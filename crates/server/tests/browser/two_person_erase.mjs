@@ -1,7 +1,9 @@
-// Two device administrators erase a phone together: the first asks (the
-// serial number typed to confirm), the console says a second person must
-// approve; the second finds the request under Approvals and approves it;
-// the first sees the erase arrive on the device's page.
+// Two device administrators at work. The first makes an enrollment link
+// (shown once, with its QR code) and revokes it; then they erase a phone
+// together: the first asks (the serial number typed to confirm), the
+// console says a second person must approve; the second finds the
+// request under Approvals and approves it; the first sees the erase
+// arrive on the device's page.
 import { check, env, expect, open, path, scenario, totp } from "./lib.mjs";
 
 async function signIn(t, name, key) {
@@ -22,6 +24,23 @@ await scenario("two-person-erase", async (browser, name) => {
   const second = await open(browser, base, name);
 
   await signIn(first, env("MAMORI_FIRST"), env("MAMORI_FIRST_KEY"));
+
+  // Enrollment: a link with its QR code, then revoked.
+  await first.page.click("nav.areas a[href='/console/enrollment']");
+  await check(first, "enrollment");
+  await first.page.fill("#link-uses", "3");
+  await first.page.click("#link-form button[type=submit]");
+  const url = (await first.page.textContent("#new-link-url")).trim();
+  expect(url.includes("/enroll/"), `a download link: ${url}`);
+  expect(
+    (await first.page.getAttribute("#new-link-qr", "src")).startsWith("data:image/svg+xml;base64,"),
+    "its QR code is drawn on the server",
+  );
+  await check(first, "enrollment-link");
+  await first.page.click("#links tbody tr button.danger");
+  await first.page.waitForSelector("#link-revoked");
+  expect((await first.page.locator("#links tbody tr").count()) === 0, "no link left");
+
   await first.page.goto(new URL(device, base).href);
   await first.page.fill("#erase-confirm", env("MAMORI_SERIAL"));
   await first.page.click("#erase-form button[type=submit]");
