@@ -237,7 +237,7 @@ fn is_form(req: &Request) -> bool {
 /// A console form may hold this much; the guard reads it (after the
 /// caller is authenticated) for its `csrf` field, then hands the same bytes
 /// on to the handler.
-const FORM_LIMIT: usize = 16 * 1024;
+const FORM_LIMIT: usize = 32 * 1024;
 
 /// The `csrf` field of a form request's body ("" when absent).
 async fn form_csrf(req: &mut Request) -> Result<String, ApiError> {

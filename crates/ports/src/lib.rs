@@ -116,6 +116,12 @@ pub trait Pusher: Send + Sync {
     fn configure(&self, cert_pem: &str, key_pem: &str) -> Result<String, String>;
     /// The topic of the installed certificate, if any.
     fn topic(&self) -> Option<String>;
+    /// Checks a certificate and key as [`Self::configure`] would, without
+    /// installing them: their topic and the certificate's end, or why not
+    /// (safe to show).
+    fn check(&self, cert_pem: &str, key_pem: &str) -> Result<(String, OffsetDateTime), String>;
+    /// When the installed certificate expires, if one is installed.
+    fn expires_at(&self) -> Option<OffsetDateTime>;
 }
 
 /// A clock, so tests can move time.

@@ -169,8 +169,14 @@ fn topic_of(cert: &Certificate) -> Result<String, PushError> {
         }
     };
     let topic = text.trim();
-    if !topic.starts_with(MDM_TOPIC_PREFIX) || topic.len() == MDM_TOPIC_PREFIX.len() {
-        return Err(PushError::NotMdmTopic(topic.to_owned()));
+    // The topic goes into logs, audit records and an HTTP header: printable
+    // ASCII only (Apple's are `com.apple.mgmt.External.<uuid>`).
+    if !topic.starts_with(MDM_TOPIC_PREFIX)
+        || topic.len() == MDM_TOPIC_PREFIX.len()
+        || topic.len() > 200
+        || !topic.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(PushError::NotMdmTopic(topic.escape_debug().to_string()));
     }
     Ok(topic.to_owned())
 }

@@ -338,4 +338,18 @@ impl Pusher for ApnsPusher {
     fn topic(&self) -> Option<String> {
         ApnsPusher::topic(self)
     }
+
+    fn check(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<(String, time::OffsetDateTime), String> {
+        PushCredentials::parse(cert_pem, key_pem)
+            .map(|c| (c.topic().to_owned(), c.not_after()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn expires_at(&self) -> Option<time::OffsetDateTime> {
+        self.not_after()
+    }
 }

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod inventory;
 pub mod privacy;
 pub mod push;
+pub mod readiness;
 pub mod reenroll;
 pub mod retire;
 pub mod scep;

@@ -15,6 +15,9 @@ struct StoredPushCert {
     key_pem: String,
 }
 
+/// Serialises installs of a push certificate in this process.
+static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Services {
     /// Validates and installs a push certificate; returns its APNs topic.
     pub async fn set_push_certificate(
@@ -24,10 +27,31 @@ impl Services {
         cert_pem: &str,
         key_pem: &str,
     ) -> CoreResult<String> {
-        let topic = self.pusher.configure(cert_pem, key_pem).map_err(|e| {
+        let refused = |e: String| {
             tracing::warn!(reason = %e, "push certificate refused");
             CoreError::BadRequest(format!("push certificate refused: {e}"))
-        })?;
+        };
+        // One install at a time: the topic check and the install are one step.
+        let _one = INSTALLING.lock().await;
+        let (topic, ends) = self.pusher.check(cert_pem, key_pem).map_err(refused)?;
+        if ends <= self.clock.now() {
+            return Err(refused("it has expired".into()));
+        }
+        // Devices are bound to the topic they enrolled with: a certificate
+        // for another topic would cut every one of them off. The installed
+        // one is in memory, or (for the command line) in the database.
+        let current = match self.pusher.topic() {
+            Some(t) => Some(t),
+            None => self.push_topic_at_rest().await?,
+        };
+        if let Some(current) = current.filter(|t| *t != topic) {
+            return Err(refused(format!(
+                "it is for topic {topic}, but the devices enrolled with {current}: renew the \
+                 installed certificate (Apple Push Certificates Portal, Renew, with the same \
+                 Apple ID) instead of making a new one"
+            )));
+        }
+        let topic = self.pusher.configure(cert_pem, key_pem).map_err(refused)?;
         let plain = Zeroizing::new(
             serde_json::to_vec(&StoredPushCert {
                 cert_pem: cert_pem.to_owned(),
@@ -62,6 +86,32 @@ impl Services {
     /// (then no device is woken: commands wait for its own check-in).
     pub fn push_topic(&self) -> Option<String> {
         self.pusher.topic()
+    }
+
+    /// When the installed push certificate expires (None without one).
+    pub fn push_expires_at(&self) -> Option<time::OffsetDateTime> {
+        self.pusher.expires_at()
+    }
+
+    /// The topic of the stored push certificate, without installing it.
+    async fn push_topic_at_rest(&self) -> CoreResult<Option<String>> {
+        let Some(sealed) = self.ports.device.secret(SECRET_NAME).await? else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(
+            self.pki
+                .secret_box
+                .open(&sealed, Some(SECRET_NAME.as_bytes()))
+                .map_err(|e| CoreError::internal("push certificate unreadable", e))?,
+        );
+        let stored: StoredPushCert =
+            serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.into()))?;
+        let key = Zeroizing::new(stored.key_pem);
+        Ok(self
+            .pusher
+            .check(&stored.cert_pem, &key)
+            .ok()
+            .map(|(topic, _)| topic))
     }
 
     /// Loads the stored push certificate into the pusher, if there is one.

@@ -19,6 +19,11 @@ use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+/// The most devices, and hours, a profile file made in the console may
+/// enroll (it cannot be revoked; a link can).
+const PROFILE_MAX_USES: u32 = 50;
+const PROFILE_MAX_HOURS: u32 = 72;
+
 /// The forms' fields (both forms ask the same).
 #[derive(Debug, Deserialize)]
 pub(super) struct Limits {
@@ -246,6 +251,12 @@ pub(super) async fn profile(
             return enrollment_page(&s, &by, &ctx, &csrf, StatusCode::BAD_REQUEST, Some(top)).await;
         }
     };
+    // A profile file cannot be revoked (a link can): the console keeps
+    // its challenge small and short-lived.
+    if uses > PROFILE_MAX_USES || hours > PROFILE_MAX_HOURS {
+        let top = notice("enroll-error", "error", ctx.t("enroll-profile-limits"));
+        return enrollment_page(&s, &by, &ctx, &csrf, StatusCode::BAD_REQUEST, Some(top)).await;
+    }
     let req = ProfileRequest {
         signed: Some(true),
         max_uses: Some(uses),

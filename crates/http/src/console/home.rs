@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use mamori_core::access::permit::{AuditRead, DevicesRead};
 use mamori_core::access::{Actor, AdminActor};
+use mamori_core::device::readiness::Check;
 use mamori_core::{CoreError, Services};
 use mamori_domain::{IncidentStatus, SessionStage};
 use maud::{html, Markup};
@@ -45,7 +46,7 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
         ),
         Err(_) => None,
     };
-    let push = s.push_topic();
+    let push = s.readiness();
     Ok(html! {
         @if let Some((counts, compliance)) = devices {
             section aria-labelledby="overview-devices" {
@@ -77,9 +78,14 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
         }
         section aria-labelledby="overview-push" {
             h2 id="overview-push" { (ctx.t("overview-push")) }
-            @match push {
-                Some(topic) => p id="push-state" { (super::i18n::text(ctx.lang, "overview-push-on", &[("topic", topic.into())])) },
-                None => p id="push-state" class="error" { (ctx.t("overview-push-off")) },
+            @match (&push.push_topic, push.push_expires_at) {
+                (Some(topic), Some(end)) => p id="push-state" class=(if push.push == Check::Ok { "" } else { "error" }) {
+                    (super::i18n::text(ctx.lang, "overview-push-on", &[
+                        ("topic", topic.as_str().into()),
+                        ("end", ctx.when(end).into()),
+                    ]))
+                },
+                _ => p id="push-state" class="error" { (ctx.t("overview-push-off")) },
             }
         }
     })

@@ -6,6 +6,7 @@
 //! or style: the headers below forbid both.
 
 mod actions;
+mod admins;
 mod approvals;
 mod devices;
 mod enrollment;
@@ -16,9 +17,11 @@ mod page;
 mod passkey;
 mod people;
 mod reports;
+mod settings;
 mod setup;
 mod signin;
 mod step_up;
+mod tokens;
 
 use crate::auth::{Access, Guard};
 use axum::extract::Request;
@@ -53,7 +56,11 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/passkey.js", get(script))
         .route("/console/assets/forms.js", get(forms_script));
-    for (path, access, route) in account_pages().into_iter().chain(work_pages()) {
+    let pages = account_pages()
+        .into_iter()
+        .chain(device_pages())
+        .chain(oversight_pages());
+    for (path, access, route) in pages {
         let guard = Guard {
             services: services.clone(),
             access,
@@ -115,8 +122,8 @@ fn account_pages() -> Vec<Page> {
     ]
 }
 
-/// The work: devices, people, reports, approvals.
-fn work_pages() -> Vec<Page> {
+/// Devices and enrollment.
+fn device_pages() -> Vec<Page> {
     use axum::routing::post;
     let perm = Access::Permission;
     vec![
@@ -151,6 +158,14 @@ fn work_pages() -> Vec<Page> {
             perm(P::EnrollmentWrite),
             post(enrollment::profile),
         ),
+    ]
+}
+
+/// People, reports, incidents, approvals, accounts, settings.
+fn oversight_pages() -> Vec<Page> {
+    use axum::routing::post;
+    let perm = Access::Permission;
+    vec![
         ("/console/people", perm(P::DevicesRead), get(people::list)),
         (
             "/console/people/{id}",
@@ -181,6 +196,36 @@ fn work_pages() -> Vec<Page> {
             "/console/incidents/{id}",
             perm(P::AuditRead),
             get(incidents::incident),
+        ),
+        (
+            "/console/tokens",
+            perm(P::TokensOwn),
+            get(tokens::index).post(tokens::create),
+        ),
+        (
+            "/console/tokens/{id}/revoke",
+            perm(P::TokensOwn),
+            post(tokens::revoke),
+        ),
+        (
+            "/console/admins",
+            perm(P::AccountsManage),
+            get(admins::index).post(admins::create),
+        ),
+        (
+            "/console/admins/{name}/{action}",
+            perm(P::AccountsManage),
+            post(admins::act),
+        ),
+        (
+            "/console/settings",
+            perm(P::SettingsWrite),
+            get(settings::index),
+        ),
+        (
+            "/console/settings/push-certificate",
+            perm(P::SettingsWrite),
+            post(settings::push_certificate),
         ),
         ("/console/approvals", DECIDERS, get(approvals::index)),
         (

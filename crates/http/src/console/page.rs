@@ -76,6 +76,17 @@ const AREAS: &[(&str, &str, &[Permission])] = &[
         "nav-breach-scope",
         &[Permission::AuditRead],
     ),
+    (
+        "/console/admins",
+        "nav-admins",
+        &[Permission::AccountsManage],
+    ),
+    ("/console/tokens", "nav-tokens", &[Permission::TokensOwn]),
+    (
+        "/console/settings",
+        "nav-settings",
+        &[Permission::SettingsWrite],
+    ),
 ];
 
 /// The areas `actor` may open.

@@ -45,4 +45,9 @@ await scenario("helpdesk-lock", async (browser, name) => {
   }
   expect(state === "Acknowledged", `the lock's result arrived, state ${state}`);
   await check(t, "device-locked");
+
+  // Their own API tokens: none yet, and the form to make one.
+  await page.click("nav.areas a[href='/console/tokens']");
+  await page.waitForSelector("#token-form");
+  await check(t, "tokens");
 });

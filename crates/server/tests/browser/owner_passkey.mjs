@@ -58,4 +58,18 @@ await scenario("owner-passkey", async (browser, name) => {
   ]);
   const again = await page.textContent("#signed-in");
   expect(again.includes(user), `signed in again with the passkey: ${again}`);
+
+  // The owner's settings: the checklist of what a real device needs.
+  await page.click("nav.areas a[href='/console/settings']");
+  expect(
+    (await page.getAttribute("#ready-push", "data-check")) === "fail",
+    "no push certificate yet",
+  );
+  await check(t, "settings");
+
+  // The accounts: the owner's own line.
+  await page.click("nav.areas a[href='/console/admins']");
+  const own = page.locator(`#admins tr[data-admin='${user}']`);
+  expect((await own.count()) === 1, "the owner is listed");
+  await check(t, "administrators");
 });

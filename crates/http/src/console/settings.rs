@@ -1,0 +1,170 @@
+//! Settings in the console: the APNs push certificate (its topic and
+//! expiry; installing or renewing it, a renewal keeping the topic every
+//! device enrolled with) and a checklist of what a real device needs, each
+//! item checked against the server's own settings and explained.
+
+use super::page::{page, PageCtx, Shell};
+use crate::auth::Auth;
+use crate::extract::Client;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use mamori_core::access::permit::SettingsWrite;
+use mamori_core::device::readiness::{Check, Readiness};
+use mamori_core::{CoreError, Services};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+fn mark(ctx: &PageCtx, c: Check) -> Markup {
+    let (class, key) = match c {
+        Check::Ok => ("check ok", "check-ok"),
+        Check::Warn => ("check warn", "check-warn"),
+        Check::Fail => ("check fail", "check-fail"),
+    };
+    html! { span class=(class) { (ctx.t(key)) } }
+}
+
+/// One checklist item: its mark, what it is, and what to do.
+fn item(ctx: &PageCtx, id: &str, c: Check, title: String, explain: String) -> Markup {
+    html! {
+        li id=(id) data-check=(match c { Check::Ok => "ok", Check::Warn => "warn", Check::Fail => "fail" }) {
+            (mark(ctx, c)) " " strong { (title) }
+            p { (explain) }
+        }
+    }
+}
+
+fn checklist(ctx: &PageCtx, r: &Readiness) -> Markup {
+    let t = |key: &str, args: &[(&str, String)]| {
+        let args: Vec<(&str, fluent_bundle::FluentValue<'_>)> =
+            args.iter().map(|(k, v)| (*k, v.clone().into())).collect();
+        super::i18n::text(ctx.lang, key, &args)
+    };
+    let push_explain = match (r.push, r.push_expires_at) {
+        (Check::Fail, _) | (_, None) => ctx.t("ready-push-none"),
+        (Check::Warn, Some(end)) => t("ready-push-renew", &[("end", ctx.when(end))]),
+        (_, Some(end)) => t("ready-push-ok", &[("end", ctx.when(end))]),
+    };
+    let url = r.public_url.clone();
+    html! {
+        ol class="checklist" {
+            (item(ctx, "ready-public-url", r.public_url_check, t("ready-public-url", &[("url", url.clone())]),
+                ctx.t(match r.public_url_check {
+                    Check::Ok => "ready-public-url-ok",
+                    Check::Warn => "ready-public-url-warn",
+                    Check::Fail => "ready-public-url-fail",
+                })))
+            (item(ctx, "ready-tls", r.tls, ctx.t("ready-tls"),
+                ctx.t(if r.tls == Check::Ok { "ready-tls-ok" } else { "ready-tls-generated" })))
+            (item(ctx, "ready-push", r.push, ctx.t("ready-push"), push_explain))
+            (item(ctx, "ready-passkeys", r.passkeys, t("ready-passkeys", &[("url", r.admin_url.clone())]),
+                ctx.t(if r.passkeys == Check::Ok { "ready-passkeys-ok" } else { "ready-passkeys-off" })))
+        }
+    }
+}
+
+fn push_section(ctx: &PageCtx, csrf: &str, r: &Readiness, error: Option<String>) -> Markup {
+    html! {
+        section aria-labelledby="push-title" {
+            h2 id="push-title" { (ctx.t("push-title")) }
+            @match (&r.push_topic, r.push_expires_at) {
+                (Some(topic), Some(end)) => dl class="facts" id="push-installed" {
+                    dt { (ctx.t("push-topic")) } dd { code { (topic) } }
+                    dt { (ctx.t("push-expires")) } dd { (ctx.when(end)) }
+                },
+                _ => p id="push-none" { (ctx.t("ready-push-none")) },
+            }
+            p class="muted" { (ctx.t("push-how")) }
+            @if let Some(e) = error {
+                p class="error" role="alert" id="push-error" { (e) }
+            }
+            form method="post" action="/console/settings/push-certificate" id="push-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="push-cert" { (ctx.t("push-cert")) }
+                textarea id="push-cert" name="certificate" rows="6" required maxlength="12000"
+                    spellcheck="false" {}
+                label for="push-key" { (ctx.t("push-key")) }
+                textarea id="push-key" name="key" rows="6" required maxlength="4000"
+                    spellcheck="false" autocomplete="off" {}
+                button type="submit" { (ctx.t("push-install")) }
+            }
+        }
+    }
+}
+
+fn settings_page(
+    s: &Services,
+    ctx: &PageCtx,
+    csrf: &str,
+    status: StatusCode,
+    top: Option<Markup>,
+    error: Option<String>,
+) -> Response {
+    let r = s.readiness();
+    let body = html! {
+        @if let Some(t) = top { (t) }
+        section aria-labelledby="ready-title" {
+            h2 id="ready-title" { (ctx.t("ready-title")) }
+            p { (ctx.t("ready-intro")) }
+            (checklist(ctx, &r))
+        }
+        (push_section(ctx, csrf, &r, error))
+    };
+    page(ctx, status, "settings-title", body)
+}
+
+/// `?installed=1` after a certificate was installed.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Installed {
+    installed: Option<String>,
+}
+
+/// `GET /console/settings`.
+pub(super) async fn index(
+    State(s): State<Services>,
+    Auth(_by): Auth<SettingsWrite>,
+    Shell { ctx, csrf }: Shell,
+    Query(q): Query<Installed>,
+) -> Response {
+    let top = q.installed.map(|_| {
+        html! { p class="notice" role="status" id="push-done" { (ctx.t("push-installed")) } }
+    });
+    settings_page(&s, &ctx, &csrf, StatusCode::OK, top, None)
+}
+
+/// The push certificate form.
+#[derive(Debug, Deserialize)]
+pub(super) struct PushForm {
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    key: String,
+}
+
+/// `POST /console/settings/push-certificate`.
+pub(super) async fn push_certificate(
+    State(s): State<Services>,
+    Auth(by): Auth<SettingsWrite>,
+    Client(client): Client,
+    Shell { ctx, csrf }: Shell,
+    form: Result<Form<PushForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form else {
+        let e = ctx.t("push-missing");
+        return settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e));
+    };
+    let key = zeroize::Zeroizing::new(f.key);
+    match s
+        .set_push_certificate(&by, &client, &f.certificate, &key)
+        .await
+    {
+        Ok(_) => super::page::see_other("/console/settings?installed=1"),
+        Err(CoreError::BadRequest(m)) => {
+            let e = super::i18n::text(ctx.lang, "push-refused", &[("reason", m.into())]);
+            settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e))
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
