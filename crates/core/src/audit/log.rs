@@ -277,6 +277,32 @@ impl Services {
         Ok(out)
     }
 
+    /// Where the log stands: its newest record's sequence number (0 when
+    /// empty) and its last signed checkpoint (sequence number, time).
+    pub async fn audit_head(
+        &self,
+        _by: &Authorized<AuditRead>,
+    ) -> CoreResult<(i64, Option<(i64, time::OffsetDateTime)>)> {
+        let last = self
+            .ports
+            .audit
+            .last_audit_hash()
+            .await?
+            .map_or(0, |(seq, _)| seq);
+        let checkpoint = self
+            .ports
+            .audit
+            .audit_checkpoints()
+            .await?
+            .last()
+            .and_then(|c| {
+                time::OffsetDateTime::from_unix_timestamp(c.at)
+                    .ok()
+                    .map(|at| (c.seq, at))
+            });
+        Ok((last, checkpoint))
+    }
+
     /// A page of the audit log: records after `after`, oldest first.
     pub async fn audit_page(
         &self,

@@ -5,9 +5,11 @@
 //! stylesheet is embedded in the binary, and no page carries inline script
 //! or style: the headers below forbid both.
 
+mod account;
 mod actions;
 mod admins;
 mod approvals;
+mod audit;
 mod devices;
 mod enrollment;
 mod home;
@@ -59,7 +61,8 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
     let pages = account_pages()
         .into_iter()
         .chain(device_pages())
-        .chain(oversight_pages());
+        .chain(oversight_pages())
+        .chain(admin_pages());
     for (path, access, route) in pages {
         let guard = Guard {
             services: services.clone(),
@@ -119,6 +122,12 @@ fn account_pages() -> Vec<Page> {
             post(passkey::register),
         ),
         ("/console/", Access::AnySession, get(home::home)),
+        ("/console/account", Access::FullSession, get(account::index)),
+        (
+            "/console/account/sessions/{id}/end",
+            Access::FullSession,
+            post(account::end_session),
+        ),
     ]
 }
 
@@ -161,7 +170,7 @@ fn device_pages() -> Vec<Page> {
     ]
 }
 
-/// People, reports, incidents, approvals, accounts, settings.
+/// People, the audit log, reports, incidents, approvals.
 fn oversight_pages() -> Vec<Page> {
     use axum::routing::post;
     let perm = Access::Permission;
@@ -187,6 +196,12 @@ fn oversight_pages() -> Vec<Page> {
             perm(P::AuditRead),
             get(reports::breach_scope_csv),
         ),
+        ("/console/audit", perm(P::AuditRead), get(audit::index)),
+        (
+            "/console/audit/verify",
+            perm(P::AuditRead),
+            post(audit::verify),
+        ),
         (
             "/console/incidents",
             perm(P::AuditRead),
@@ -197,6 +212,14 @@ fn oversight_pages() -> Vec<Page> {
             perm(P::AuditRead),
             get(incidents::incident),
         ),
+    ]
+}
+
+/// Accounts, tokens, settings.
+fn admin_pages() -> Vec<Page> {
+    use axum::routing::post;
+    let perm = Access::Permission;
+    vec![
         (
             "/console/tokens",
             perm(P::TokensOwn),

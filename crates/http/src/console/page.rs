@@ -66,6 +66,7 @@ const AREAS: &[(&str, &str, &[Permission])] = &[
             Permission::PersonalDataRead,
         ],
     ),
+    ("/console/audit", "nav-audit", &[Permission::AuditRead]),
     (
         "/console/incidents",
         "nav-incidents",
@@ -128,6 +129,10 @@ pub(crate) fn titled(ctx: &PageCtx, status: StatusCode, title: &str, body: Marku
                             (ctx.t("language-switch"))
                         }
                         @if let Some(csrf) = &ctx.csrf {
+                            @if !ctx.nav.is_empty() {
+                                " "
+                                a href="/console/account" { (ctx.t("nav-account-page")) }
+                            }
                             " "
                             form method="post" action="/console/sign-out" {
                                 input type="hidden" name="csrf" value=(csrf);

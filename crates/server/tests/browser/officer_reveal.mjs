@@ -74,4 +74,16 @@ await scenario("officer-reveal", async (browser, name) => {
     "the evidence bundle can be downloaded",
   );
   await check(t, "incident");
+
+  // The audit log: their own reveal is on record; the chain verifies.
+  await page.click("nav.areas a[href='/console/audit']");
+  await page.fill("#actor", `admin:${env("MAMORI_NAME")}`);
+  await page.fill("#action", "people.read");
+  await page.click("form.search button[type=submit]");
+  const rows = await page.locator("#audit tbody tr").count();
+  expect(rows >= 1, `the reveal is in the log: ${rows} rows`);
+  await check(t, "audit");
+  await page.click("#verify-form button[type=submit]");
+  await page.waitForSelector("#verify-ok");
+  await check(t, "audit-verified");
 });

@@ -343,6 +343,7 @@ fn handlers_take_a_proof_of_their_permission() {
             || path.ends_with("console/home.rs")
             || path.ends_with("console/setup.rs")
             || path.ends_with("console/passkey.rs")
+            || path.ends_with("console/account.rs")
         {
             continue;
         }

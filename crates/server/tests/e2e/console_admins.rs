@@ -215,3 +215,42 @@ async fn a_token_secret_is_shown_once_and_a_token_can_be_revoked() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn my_account_lists_my_factors_and_sessions_and_ends_one() {
+    let app = spawn_with(|_| {}).await;
+    let key = totp_account(&app, "console-me", Role::Helpdesk).await;
+    let first = console_session(&app, "console-me", &key).await;
+    let second =
+        crate::console_devices::console_session_at(&app, "console-me", &key, now_unix() + 30).await;
+    let b = browser(&app);
+    let get = |cookie: &str| {
+        b.get(app.admin_url("/console/account"))
+            .header("cookie", cookie)
+            .header("accept-language", "en")
+            .send()
+    };
+    let page = get(&second).await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"my-totp\">Set up<"), "{page}");
+    assert_eq!(page.matches("data-session=").count(), 2, "{page}");
+    assert_eq!(page.matches("(this one)").count(), 1);
+    // End the other session: it no longer works; this one does.
+    let other = page
+        .split("data-session=\"")
+        .skip(1)
+        .find(|row| !row.split("</tr>").next().unwrap().contains("(this one)"))
+        .and_then(|row| row.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = b
+        .post(app.admin_url(&format!("/console/account/sessions/{other}/end")))
+        .header("cookie", &second)
+        .form(&[("csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = get(&first).await.unwrap();
+    assert_eq!(r.status(), 303, "the first session ended: to sign-in");
+    assert_eq!(get(&second).await.unwrap().status(), 200);
+}

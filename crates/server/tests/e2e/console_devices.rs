@@ -163,6 +163,17 @@ async fn each_role_sees_and_does_only_what_it_may() {
 /// Signs `name` in through the console's forms with its password and a
 /// TOTP code: the full session's cookie.
 pub(crate) async fn console_session(app: &TestApp, name: &str, secret: &[u8]) -> String {
+    console_session_at(app, name, secret, now_unix()).await
+}
+
+/// As [`console_session`], with the TOTP code of time `at` (a second
+/// sign-in within the same 30 s needs the next code: each works once).
+pub(crate) async fn console_session_at(
+    app: &TestApp,
+    name: &str,
+    secret: &[u8],
+    at: u64,
+) -> String {
     let b = browser(app);
     let r = b
         .post(app.admin_url("/console/sign-in"))
@@ -180,7 +191,7 @@ pub(crate) async fn console_session(app: &TestApp, name: &str, secret: &[u8]) ->
         .text()
         .await
         .unwrap();
-    let code = mamori_crypto::totp::totp_code(secret, now_unix());
+    let code = mamori_crypto::totp::totp_code(secret, at);
     let r = b
         .post(app.admin_url("/console/second-factor"))
         .header("cookie", &cookie)

@@ -22,6 +22,7 @@ mod connections;
 mod console;
 mod console_admins;
 mod console_approvals;
+mod console_audit;
 mod console_devices;
 mod console_enrollment;
 mod console_passkey;
