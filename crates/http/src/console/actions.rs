@@ -7,7 +7,7 @@
 //! action that needs a fresh proof of identity asks for it on the page.
 
 use super::devices::device_page;
-use super::page::{PageCtx, Shell};
+use super::page::{notice, PageCtx, Shell};
 use super::step_up::{self, Proof};
 use crate::auth::Auth;
 use crate::auth::SessionSecret;
@@ -200,10 +200,6 @@ fn command(f: &ActionForm) -> Result<serde_json::Value, FieldError> {
         "erase" => json!({"RequestType": "EraseDevice"}),
         _ => return Err(("device-actions", "action-unknown")),
     })
-}
-
-fn notice(id: &str, class: &str, text: String) -> Markup {
-    html! { p class=(class) role="status" id=(id) { (text) } }
 }
 
 /// The fields an action carries again after its step-up.

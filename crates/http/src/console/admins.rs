@@ -6,7 +6,7 @@
 //! `/api/v1/admins*`: the same step-up (asked on the page), approvals and
 //! audit records; nobody disables their own account.
 
-use super::page::{page, PageCtx, Shell};
+use super::page::{notice, page, PageCtx, Shell};
 use super::step_up::{self, Proof};
 use crate::auth::{Auth, SessionSecret};
 use crate::extract::Client;
@@ -142,10 +142,6 @@ pub(super) async fn index(
     Shell { ctx, csrf }: Shell,
 ) -> Response {
     admins_page(&s, &by, &ctx, &csrf, StatusCode::OK, None).await
-}
-
-fn notice(id: &str, class: &str, text: String) -> Markup {
-    html! { p class=(class) role="status" id=(id) { (text) } }
 }
 
 /// A form of this page: its own fields and the step-up it may carry.

@@ -6,7 +6,7 @@
 //! and carry the action out. An account's one-time password that an
 //! approval created is shown to the approver once.
 
-use super::page::{page, PageCtx, Shell};
+use super::page::{notice, page, PageCtx, Shell};
 use super::step_up::{self, Proof};
 use crate::auth::SessionSecret;
 use crate::extract::{Client, Path};
@@ -186,10 +186,6 @@ pub(super) async fn reject(
         Decision::Reject,
     )
     .await
-}
-
-fn notice(id: &str, class: &str, text: String) -> Markup {
-    html! { p class=(class) role="status" id=(id) { (text) } }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -75,22 +75,16 @@ async fn records(
 }
 
 fn filter_form(ctx: &PageCtx, f: &Filter) -> Markup {
-    let field = |id: &str, key: &str, value: &str| {
-        html! {
-            div class="field" {
-                label for=(id) { (ctx.t(key)) }
-                input type="text" id=(id) name=(id) value=(value) maxlength="128";
-            }
-        }
-    };
-    html! {
-        form method="get" action="/console/audit" class="search" role="search" {
-            (field("action", "audit-action", &f.action))
-            (field("actor", "audit-actor", &f.actor))
-            (field("target", "audit-target", &f.target))
-            button type="submit" { (ctx.t("audit-filter")) }
-        }
-    }
+    super::page::search_form(
+        ctx,
+        "/console/audit",
+        &[
+            ("action", "audit-action", &f.action, "text"),
+            ("actor", "audit-actor", &f.actor, "text"),
+            ("target", "audit-target", &f.target, "text"),
+        ],
+        "audit-filter",
+    )
 }
 
 fn table(ctx: &PageCtx, rows: &[AuditRecord]) -> Markup {

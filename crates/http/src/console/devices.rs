@@ -82,24 +82,18 @@ fn label_of(ctx: &PageCtx, d: &DeviceView) -> String {
 }
 
 fn search_form(ctx: &PageCtx, f: &Filter) -> Markup {
-    let field = |id: &str, key: &str, value: &str| {
-        html! {
-            div class="field" {
-                label for=(id) { (ctx.t(key)) }
-                input type="text" id=(id) name=(id) value=(value) maxlength="128";
-            }
-        }
-    };
-    html! {
-        form method="get" action="/console/devices" class="search" role="search" {
-            (field("serial", "devices-serial", &f.serial))
-            (field("model", "devices-model", &f.model))
-            (field("os", "devices-os", &f.os))
-            (field("app", "devices-app", &f.app))
-            (field("person", "devices-person", &f.person))
-            button type="submit" { (ctx.t("devices-search")) }
-        }
-    }
+    super::page::search_form(
+        ctx,
+        "/console/devices",
+        &[
+            ("serial", "devices-serial", &f.serial, "text"),
+            ("model", "devices-model", &f.model, "text"),
+            ("os", "devices-os", &f.os, "text"),
+            ("app", "devices-app", &f.app, "text"),
+            ("person", "devices-person", &f.person, "text"),
+        ],
+        "devices-search",
+    )
 }
 
 fn table(ctx: &PageCtx, devices: &[DeviceView]) -> Markup {

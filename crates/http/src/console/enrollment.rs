@@ -4,7 +4,7 @@
 //! way, and what the device's user does. The same use-cases as
 //! `/api/v1/enrollment-*`.
 
-use super::page::{page, qr_data_uri, PageCtx, Shell};
+use super::page::{notice, page, qr_data_uri, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::{Client, Path};
 use axum::extract::rejection::FormRejection;
@@ -142,10 +142,6 @@ async fn enrollment_page(
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Revoked {
     revoked: Option<String>,
-}
-
-fn notice(id: &str, class: &str, text: String) -> Markup {
-    html! { p class=(class) role="status" id=(id) { (text) } }
 }
 
 /// `GET /console/enrollment`.

@@ -196,6 +196,33 @@ pub(crate) fn qr_data_uri(uri: &str) -> Option<String> {
     ))
 }
 
+/// A line of news on top of a page (what an action did, or why not): its
+/// `id` for tests, its `class` (`notice`, `error`).
+pub(crate) fn notice(id: &str, class: &str, text: String) -> Markup {
+    html! { p class=(class) role="status" id=(id) { (text) } }
+}
+
+/// The fields of a search form (GET to `action`): (id and name, catalogue
+/// key of the label, value, input type).
+pub(crate) fn search_form(
+    ctx: &PageCtx,
+    action: &str,
+    fields: &[(&str, &str, &str, &str)],
+    button: &str,
+) -> Markup {
+    html! {
+        form method="get" action=(action) class="search" role="search" {
+            @for (id, key, value, kind) in fields {
+                div class="field" {
+                    label for=(id) { (ctx.t(key)) }
+                    input type=(kind) id=(id) name=(id) value=(value) maxlength="128";
+                }
+            }
+            button type="submit" { (ctx.t(button)) }
+        }
+    }
+}
+
 /// `303 See Other` to `to` (after a form, or to the page a session's stage
 /// calls for).
 pub(crate) fn see_other(to: &'static str) -> Response {
@@ -270,6 +297,15 @@ pub(crate) struct Shell {
     pub ctx: PageCtx,
     /// The session's CSRF token ("" without a session).
     pub csrf: String,
+}
+
+impl Shell {
+    /// The same, for the page at `path` (a form's answer is the page the
+    /// form is on: the language switch must link to that page).
+    pub(crate) fn at(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.ctx.path);
+        self
+    }
 }
 
 impl axum::extract::FromRequestParts<mamori_core::Services> for Shell {

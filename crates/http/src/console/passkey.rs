@@ -6,13 +6,13 @@
 //! an honest user can do about it: the address to open the console at, an
 //! authenticator that verifies its user, a challenge that expired.
 
-use super::page::{page, PageCtx};
+use super::page::{page, PageCtx, Shell};
 use super::setup::recovery_codes_page;
-use super::signin::{page_ctx, signed, LangQuery};
-use crate::auth::{clear_cookie, set_cookie, SessionSecret};
+use super::signin::signed;
+use crate::auth::{clear_cookie, set_cookie};
 use crate::extract::Client;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
@@ -168,15 +168,13 @@ fn credential(
 /// a recovery session waits for another owner, and that session ends.
 pub(super) async fn register(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<PasskeyForm>, FormRejection>,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/setup");
     let result = match credential(form) {
         Ok((value, name)) => {
             let name = name.unwrap_or_else(|| ctx.t("passkey-default-name"));
@@ -228,15 +226,13 @@ pub(super) async fn register(
 /// `POST /console/second-factor/passkey`: signing in with a key.
 pub(super) async fn sign_in(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<PasskeyForm>, FormRejection>,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/second-factor");
     let result = match credential(form) {
         Ok((value, _)) => s.webauthn_login_finish(&actor, &value, &client).await,
         Err(e) => Err(e),

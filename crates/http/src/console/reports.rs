@@ -93,27 +93,23 @@ impl ScopeForm {
 }
 
 fn form(ctx: &PageCtx, f: &ScopeForm, error: Option<String>) -> Markup {
-    let field = |id: &str, key: &str, value: &str, kind: &str| {
-        html! {
-            div class="field" {
-                label for=(id) { (ctx.t(key)) }
-                input type=(kind) id=(id) name=(id) value=(value) maxlength="128";
-            }
-        }
-    };
     html! {
         p { (ctx.t("scope-intro")) }
         @if let Some(e) = error {
             p class="error" role="alert" id="scope-error" { (e) }
         }
-        form method="get" action="/console/reports/breach-scope" class="search" {
-            (field("from", "scope-from", &f.from, "date"))
-            (field("to", "scope-to", &f.to, "date"))
-            (field("actor", "scope-actor", &f.actor, "text"))
-            (field("token", "scope-token", &f.token, "text"))
-            (field("network", "scope-network", &f.network, "text"))
-            button type="submit" { (ctx.t("scope-run")) }
-        }
+        (super::page::search_form(
+            ctx,
+            "/console/reports/breach-scope",
+            &[
+                ("from", "scope-from", &f.from, "date"),
+                ("to", "scope-to", &f.to, "date"),
+                ("actor", "scope-actor", &f.actor, "text"),
+                ("token", "scope-token", &f.token, "text"),
+                ("network", "scope-network", &f.network, "text"),
+            ],
+            "scope-run",
+        ))
     }
 }
 

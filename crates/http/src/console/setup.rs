@@ -4,13 +4,13 @@
 //! `/api/v1/auth/password` and `/api/v1/auth/totp/*`; a role that must use
 //! a passkey is told so (the passkey step comes with the browser script).
 
-use super::page::{code_form, page, see_other, PageCtx};
+use super::page::{code_form, page, see_other, PageCtx, Shell};
 use super::passkey;
-use super::signin::{outcome, page_ctx, LangQuery};
-use crate::auth::{set_cookie, SessionSecret};
+use super::signin::outcome;
+use crate::auth::set_cookie;
 use crate::extract::Client;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
@@ -152,13 +152,11 @@ async fn step_body(
 /// `GET /console/setup`.
 pub(super) async fn setup(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/setup");
     step_page(&s, &ctx, &actor, &csrf, &headers, StatusCode::OK, None).await
 }
 
@@ -183,41 +181,21 @@ fn next_step(s: &Services, cookie: Option<&SessionCookie>) -> Response {
 /// `POST /console/setup/password`.
 pub(super) async fn password(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
-    let Ok(Form(f)) = form else {
-        let e = ctx.t("setup-password-mismatch");
-        return step_page(
-            &s,
-            &ctx,
-            &actor,
-            &csrf,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            Some(e),
-        )
-        .await;
+    let Shell { ctx, csrf } = shell.at("/console/setup");
+    let refused = |status: StatusCode, e: String| {
+        let (s, ctx, actor, csrf, headers) = (&s, &ctx, &actor, &csrf, &headers);
+        async move { step_page(s, ctx, actor, csrf, headers, status, Some(e)).await }
     };
-    if f.new != f.repeat {
-        let e = ctx.t("setup-password-mismatch");
-        return step_page(
-            &s,
-            &ctx,
-            &actor,
-            &csrf,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            Some(e),
-        )
-        .await;
-    }
+    let f = match form {
+        Ok(Form(f)) if f.new == f.repeat => f,
+        _ => return refused(StatusCode::BAD_REQUEST, ctx.t("setup-password-mismatch")).await,
+    };
     match s.change_password(&actor, &f.current, &f.new, &client).await {
         Ok(done) => next_step(&s, done.as_ref().map(|(_, c)| c)),
         Err(CoreError::BadRequest(reason)) => {
@@ -226,29 +204,10 @@ pub(super) async fn password(
                 "setup-password-refused",
                 &[("reason", reason.as_str().into())],
             );
-            step_page(
-                &s,
-                &ctx,
-                &actor,
-                &csrf,
-                &headers,
-                StatusCode::BAD_REQUEST,
-                Some(e),
-            )
-            .await
+            refused(StatusCode::BAD_REQUEST, e).await
         }
         Err(CoreError::InvalidCredentials) => {
-            let e = ctx.t("sign-in-failed");
-            step_page(
-                &s,
-                &ctx,
-                &actor,
-                &csrf,
-                &headers,
-                StatusCode::UNAUTHORIZED,
-                Some(e),
-            )
-            .await
+            refused(StatusCode::UNAUTHORIZED, ctx.t("sign-in-failed")).await
         }
         Err(e) => crate::error::ApiError(e).into_response(),
     }
@@ -264,15 +223,13 @@ pub(super) struct TotpForm {
 /// recovery codes are shown once, and the full session begins.
 pub(super) async fn totp(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<TotpForm>, FormRejection>,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/setup", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/setup");
     let code = form.map(|Form(f)| f.code).unwrap_or_default();
     match s.totp_enroll_confirm(&actor, &code, &client).await {
         Ok(enrolled) => recovery_codes_page(

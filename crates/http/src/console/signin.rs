@@ -2,13 +2,13 @@
 //! code), and signing out. The same use-cases as `/api/v1/auth/*`, so the
 //! same throttles, the same audit records and the same session cookie.
 
-use super::page::{code_form, page, see_other, PageCtx};
+use super::page::{code_form, page, see_other, PageCtx, Shell};
 use super::passkey;
 use super::Lang;
-use crate::auth::{clear_cookie, set_cookie, SessionSecret};
+use crate::auth::{clear_cookie, set_cookie};
 use crate::extract::Client;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
@@ -77,8 +77,8 @@ fn sign_in_form(ctx: &PageCtx, error: Option<String>) -> Markup {
 }
 
 /// `GET /console/sign-in`.
-pub(super) async fn form(Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
-    let ctx = page_ctx(&q, &headers, "/console/sign-in", None);
+pub(super) async fn form(shell: Shell) -> Response {
+    let Shell { ctx, .. } = shell.at("/console/sign-in");
     page(
         &ctx,
         StatusCode::OK,
@@ -135,12 +135,12 @@ pub(super) fn signed(s: &Services, cookie: &SessionCookie) -> Response {
 /// `POST /console/sign-in`: the password step.
 pub(super) async fn password(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
-    let ctx = page_ctx(&q, &headers, "/console/sign-in", None);
+    let Shell { ctx, .. } = shell.at("/console/sign-in");
     if cross_site(&headers) {
         tracing::warn!(source = %client.source, "cross-site sign-in refused");
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
@@ -252,13 +252,11 @@ async fn methods(
 /// `GET /console/second-factor`.
 pub(super) async fn second_factor_form(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/second-factor");
     second_factor_page(&s, &ctx, &actor, &csrf, &headers, StatusCode::OK, None).await
 }
 
@@ -272,15 +270,13 @@ pub(super) struct SecondFactorForm {
 /// `POST /console/second-factor`: a TOTP code or a recovery code.
 pub(super) async fn second_factor(
     State(s): State<Services>,
-    Query(q): Query<LangQuery>,
     Client(client): Client,
     Extension(actor): Extension<AdminActor>,
-    Extension(secret): Extension<SessionSecret>,
+    shell: Shell,
     headers: HeaderMap,
     form: Result<Form<SecondFactorForm>, FormRejection>,
 ) -> Response {
-    let csrf = s.auth.csrf_token(&secret.0);
-    let ctx = page_ctx(&q, &headers, "/console/second-factor", Some(csrf.clone()));
+    let Shell { ctx, csrf } = shell.at("/console/second-factor");
     let result = match form {
         Ok(Form(SecondFactorForm { code: Some(c), .. })) => s.login_totp(&actor, &c, &client).await,
         Ok(Form(SecondFactorForm {

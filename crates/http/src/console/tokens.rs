@@ -3,7 +3,7 @@
 //! than mine, after a step-up asked on the page; its secret shown once),
 //! and revoking one. The same use-cases as `/api/v1/tokens*`.
 
-use super::page::{page, PageCtx, Shell};
+use super::page::{notice, page, PageCtx, Shell};
 use super::step_up::{self, Proof};
 use crate::auth::{Auth, SessionSecret};
 use crate::extract::{Client, Path};
@@ -143,10 +143,6 @@ pub(super) struct NewToken {
     days: String,
     #[serde(flatten)]
     proof: Proof,
-}
-
-fn notice(id: &str, class: &str, text: String) -> Markup {
-    html! { p class=(class) role="status" id=(id) { (text) } }
 }
 
 /// The step-up the form carries, done: the proof read again with it.
