@@ -137,9 +137,10 @@ pub(super) async fn end_session(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/account");
     let this = matches!(&actor.via, Via::Session(x) if x.id.as_str() == id);
     match s.revoke_own_session(&actor, &id, &client).await {
         Ok(()) if this => {

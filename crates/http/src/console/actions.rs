@@ -283,11 +283,12 @@ pub(super) async fn act(
     State(s): State<Services>,
     Auth(by): Auth<DeviceActions>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     secret: Option<Extension<SessionSecret>>,
     Path(udid): Path<DeviceKey>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at(&format!("/console/devices/{udid}"));
     let Ok(reader) = by.actor().clone().authorize::<DevicesRead>() else {
         return crate::error::ApiError(CoreError::Forbidden("devices_read needed".into()))
             .into_response();

@@ -286,11 +286,12 @@ pub(super) async fn act(
     State(s): State<Services>,
     Auth(by): Auth<AccountsManage>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     secret: Option<Extension<SessionSecret>>,
     axum::extract::Path((name, action)): axum::extract::Path<(String, String)>,
     form: Result<Form<AdminForm>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/admins");
     let f = form.map(|Form(f)| f).unwrap_or_default();
     let secret = secret.map(|Extension(x)| x);
     let url = format!(

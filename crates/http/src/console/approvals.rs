@@ -143,11 +143,12 @@ pub(super) async fn approve(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     secret: Option<Extension<SessionSecret>>,
     Path(id): Path<ApprovalId>,
     form: Result<Form<Proof>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/approvals");
     let secret = secret.map(|Extension(x)| x);
     decide(
         &s,
@@ -168,11 +169,12 @@ pub(super) async fn reject(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     secret: Option<Extension<SessionSecret>>,
     Path(id): Path<ApprovalId>,
     form: Result<Form<Proof>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/approvals");
     let secret = secret.map(|Extension(x)| x);
     decide(
         &s,

@@ -217,8 +217,9 @@ static VERIFYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub(super) async fn verify(
     State(s): State<Services>,
     Auth(by): Auth<AuditRead>,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/audit");
     let Ok(_one) = VERIFYING.try_lock() else {
         let top = html! { p class="notice" role="status" id="verify-busy" { (ctx.t("audit-verify-busy")) } };
         return audit_page(&s, &by, &ctx, &csrf, &Filter::default(), Some(top)).await;

@@ -179,9 +179,10 @@ pub(super) async fn create_link(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     form: Result<Form<Limits>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/enrollment");
     let parsed = form
         .map_err(|_| "enroll-bad-uses")
         .and_then(|Form(f)| f.parse());
@@ -216,9 +217,10 @@ pub(super) async fn revoke_link(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     Path(id): Path<String>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/enrollment");
     match s.revoke_enrollment_link(&by, &client, &id).await {
         Ok(()) => super::page::see_other("/console/enrollment?revoked=1"),
         Err(CoreError::NotFound(_)) => {
@@ -234,9 +236,10 @@ pub(super) async fn profile(
     State(s): State<Services>,
     Auth(by): Auth<EnrollmentWrite>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     form: Result<Form<Limits>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/enrollment");
     let parsed = form
         .map_err(|_| "enroll-bad-uses")
         .and_then(|Form(f)| f.parse());

@@ -196,10 +196,11 @@ pub(super) async fn reveal(
     State(s): State<Services>,
     Auth(proof): Auth<PersonalDataRead>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     Path(id): Path<PersonId>,
     form: Result<Form<Reveal>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at(&format!("/console/people/{id}"));
     let Ok(reader) = proof.actor().clone().authorize::<DevicesRead>() else {
         return crate::error::ApiError(CoreError::Forbidden("devices_read needed".into()))
             .into_response();

@@ -148,9 +148,10 @@ pub(super) async fn push_certificate(
     State(s): State<Services>,
     Auth(by): Auth<SettingsWrite>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     form: Result<Form<PushForm>, FormRejection>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/settings");
     let Ok(Form(f)) = form else {
         let e = ctx.t("push-missing");
         return settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e));

@@ -259,9 +259,10 @@ pub(super) async fn revoke(
     State(s): State<Services>,
     Auth(by): Auth<TokensOwn>,
     Client(client): Client,
-    Shell { ctx, csrf }: Shell,
+    shell: Shell,
     Path(id): Path<TokenId>,
 ) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/tokens");
     match s.revoke_token(&by, &client, id.as_str()).await {
         Ok(()) => super::page::see_other("/console/tokens?revoked=1"),
         Err(CoreError::NotFound(_)) => {

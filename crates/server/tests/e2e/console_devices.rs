@@ -117,6 +117,15 @@ async fn each_role_sees_and_does_only_what_it_may() {
         let (st, page) = act(&app, &helpdesk, phone.udid(), &form).await;
         assert_eq!(st, 400, "{form:?}");
         assert!(page.contains(says), "{form:?}: {page}");
+        // The answer is the device's page: its language switch links there,
+        // not to the form's action (a GET there would be refused).
+        assert!(
+            page.contains(&format!(
+                "href=\"/console/devices/{}?lang=ja\"",
+                phone.udid()
+            )),
+            "{page}"
+        );
     }
     assert!(
         commands(&app, phone.udid()).await.is_empty(),
