@@ -41,6 +41,15 @@ pub enum Reset {
     AwaitingApproval(Box<mamori_domain::Approval>),
 }
 
+/// What re-enabling an account through the API did.
+#[derive(Debug)]
+pub enum Enabled {
+    /// Enabled.
+    Now,
+    /// Waiting for a second administrator (an owner or security officer).
+    AwaitingApproval(Box<mamori_domain::Approval>),
+}
+
 /// What a role change did.
 #[derive(Debug, Clone)]
 pub enum RoleChange {
@@ -396,18 +405,58 @@ impl Services {
     }
 
     /// Re-enables a disabled account (its old sessions and tokens stay
-    /// dead). An administrator who re-enables an account controls it, as
-    /// one who created it (see `approvals::CONTROL_WINDOW`).
+    /// dead). An administrator needs a recent step-up, and re-enables an
+    /// owner's or security officer's account only when a second
+    /// administrator approves: an account disabled because it was taken
+    /// over must not come back on one person's word (or one stolen
+    /// token's). Whoever re-enables an account controls it, as one who
+    /// created it (see `approvals::CONTROL_WINDOW`). The host's command
+    /// line re-enables any account.
     pub async fn enable_admin(
         &self,
         proof: &Authorized<AccountsManage>,
         ctx: &ClientContext,
         name: &str,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<Enabled> {
         let actor = proof.actor();
-        if actor.admin().is_none() {
+        let Some(by) = actor.admin() else {
             actor.host_only()?;
+            self.enable_admin_now(actor, ctx, name).await?;
+            return Ok(Enabled::Now);
+        };
+        self.require_step_up(by)?;
+        let target = self.account_named(name).await?;
+        if target.disabled_at.is_none() {
+            return Err(CoreError::Conflict(
+                "the administrator is not disabled".into(),
+            ));
         }
+        if matches!(target.role, Role::Owner | Role::SecurityOfficer) {
+            let approval = self
+                .request_approval(
+                    actor,
+                    ctx,
+                    crate::admin::approvals::Dangerous::EnableAdmin {
+                        admin: target.name.clone(),
+                    },
+                    &format!("enable {} ({})", target.name, target.role),
+                )
+                .await?;
+            return Ok(Enabled::AwaitingApproval(Box::new(approval)));
+        }
+        let enabled = self.enable_admin_now(actor, ctx, name).await?;
+        self.record_control(&by.admin.id, &enabled.id, "enable")
+            .await?;
+        Ok(Enabled::Now)
+    }
+
+    /// Re-enables the account now (see [`Self::enable_admin`]).
+    pub(crate) async fn enable_admin_now(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        name: &str,
+    ) -> CoreResult<AdminAccount> {
         let admin = self.account_named(name).await?;
         if !self.ports.admin.enable_admin(&admin.id).await? {
             return Err(CoreError::Conflict(
@@ -424,14 +473,13 @@ impl Services {
             .target(&admin.name),
         )
         .await?;
-        if let Some(by) = actor.account() {
-            self.record_control(&by.id, &admin.id, "enable").await?;
-        }
-        Ok(())
+        Ok(admin)
     }
 
-    /// Unlocks an account locked by failed logins (an administrator who does
-    /// then controls it, as [`Self::enable_admin`]).
+    /// Unlocks an account locked by failed logins. An administrator needs
+    /// a recent step-up (a stolen token alone must not reopen an account to
+    /// password guessing) and then controls the account, as
+    /// [`Self::enable_admin`].
     pub async fn unlock_admin(
         &self,
         proof: &Authorized<AccountsManage>,
@@ -439,8 +487,9 @@ impl Services {
         name: &str,
     ) -> CoreResult<()> {
         let actor = proof.actor();
-        if actor.admin().is_none() {
-            actor.host_only()?;
+        match actor.admin() {
+            Some(by) => self.require_step_up(by)?,
+            None => actor.host_only()?,
         }
         let admin = self.account_named(name).await?;
         self.ports.admin.unlock_admin(&admin.id).await?;

@@ -89,6 +89,11 @@ pub enum Dangerous {
         /// The account's name.
         admin: String,
     },
+    /// Re-enable an owner's or security officer's disabled account.
+    EnableAdmin {
+        /// The account's name.
+        admin: String,
+    },
     /// Make usable a passkey registered with a recovery code.
     ActivatePasskey {
         /// The account's name.
@@ -114,6 +119,7 @@ impl Dangerous {
             Self::DisableAdmin { .. } => "disable_admin",
             Self::CreateAdmin { .. } => "create_admin",
             Self::ResetAdmin { .. } => "reset_admin",
+            Self::EnableAdmin { .. } => "enable_admin",
             Self::GrantRole { .. } => "grant_role",
             Self::ActivatePasskey { .. } => "activate_passkey",
         }
@@ -123,8 +129,8 @@ impl Dangerous {
 /// The permission a second administrator needs to decide `action`.
 pub fn decider_permission(action: &str) -> Permission {
     match action {
-        "grant_owner" | "disable_admin" | "create_admin" | "reset_admin" | "grant_role"
-        | "activate_passkey" => Permission::AccountsManage,
+        "grant_owner" | "disable_admin" | "create_admin" | "reset_admin" | "enable_admin"
+        | "grant_role" | "activate_passkey" => Permission::AccountsManage,
         "export_personal_data" => Permission::PersonalDataRead,
         _ => Permission::CommandsWrite,
     }
@@ -161,7 +167,8 @@ impl Services {
             }
             Dangerous::GrantOwner { admin }
             | Dangerous::DisableAdmin { admin }
-            | Dangerous::ResetAdmin { admin } => {
+            | Dangerous::ResetAdmin { admin }
+            | Dangerous::EnableAdmin { admin } => {
                 (Vec::new(), serde_json::json!({ "admin": admin }))
             }
             Dangerous::ActivatePasskey { admin, credential } => (

@@ -19,7 +19,7 @@ pub mod tokens;
 mod webauthn;
 
 pub(crate) use accounts::parse_role;
-pub use accounts::{AdminSummary, Created, NewAdmin, Reset, RoleChange};
+pub use accounts::{AdminSummary, Created, Enabled, NewAdmin, Reset, RoleChange};
 pub use dead::DeadCredentials;
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};

@@ -152,6 +152,7 @@ approval-export-personal-data = Export personal data
 approval-disable-admin = Disable an account
 approval-create-admin = Create an account
 approval-reset-admin = Reset an account
+approval-enable-admin = Enable a disabled account again
 approval-activate-passkey = Activate a passkey registered with a recovery code
 nav-people = People
 nav-breach-scope = Breach scope

@@ -151,6 +151,7 @@ approval-export-personal-data = 個人データの書き出し
 approval-disable-admin = アカウントの無効化
 approval-create-admin = アカウントの作成
 approval-reset-admin = アカウントのリセット
+approval-enable-admin = 無効化したアカウントの再有効化
 approval-activate-passkey = リカバリーコードで登録したパスキーの有効化
 nav-people = 利用者
 nav-breach-scope = 漏えい範囲

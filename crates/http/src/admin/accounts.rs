@@ -149,8 +149,10 @@ pub(super) async fn enable(
     Client(ctx): Client,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.enable_admin(&by, &ctx, &name).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(match s.enable_admin(&by, &ctx, &name).await? {
+        mamori_core::admin::Enabled::Now => StatusCode::NO_CONTENT.into_response(),
+        mamori_core::admin::Enabled::AwaitingApproval(a) => AwaitingApproval::accepted(&a),
+    })
 }
 
 pub(super) async fn reset(

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use mamori_core::access::permit::AccountsManage;
 use mamori_core::access::{Actor, Authorized, ClientContext};
-use mamori_core::admin::{AdminSummary, Created, Reset};
+use mamori_core::admin::{AdminSummary, Created, Enabled, Reset};
 use mamori_core::{CoreError, Services};
 use mamori_domain::AdminAccount;
 use maud::{html, Markup};
@@ -324,10 +324,10 @@ pub(super) async fn act(
                     s.disable_admin(&by, &client2, &name2, reason).await?;
                     Ok(Done::Text("admin-done", texts.0))
                 }
-                "enable" => {
-                    s.enable_admin(&by, &client2, &name2).await?;
-                    Ok(Done::Text("admin-done", texts.1))
-                }
+                "enable" => match s.enable_admin(&by, &client2, &name2).await? {
+                    Enabled::Now => Ok(Done::Text("admin-done", texts.1)),
+                    Enabled::AwaitingApproval(a) => Ok(Done::Awaiting(a.id)),
+                },
                 "unlock" => {
                     s.unlock_admin(&by, &client2, &name2).await?;
                     Ok(Done::Text("admin-done", texts.2))

@@ -284,6 +284,85 @@ async fn sibling_accounts_of_one_owner_cannot_approve_each_other() {
     assert_eq!(st, 200, "{done}");
 }
 
+/// An owner's account disabled because it was taken over comes back only
+/// on a second person's word: a token cannot re-enable or unlock an
+/// account (no step-up), a session asks for an approval, and neither the
+/// requester nor an account she made may give it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_owner_comes_back_only_with_a_second_person() {
+    use crate::admins::{onboard_webauthn, setup_totp};
+    use mamori_domain::Role;
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let (mut alice, _key) = onboard_webauthn(&app, "alice", Role::Owner).await;
+    role_token(s, "bob", "owner").await;
+    let (st, body) = alice
+        .post(
+            "/api/v1/admins/bob/disable",
+            json!({"reason": "taken over"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let disabled = |s: &mamori_core::Services| {
+        let s = s.clone();
+        async move {
+            s.admin_named(&crate::common::operator(), "bob")
+                .await
+                .unwrap()
+                .disabled_at
+                .is_some()
+        }
+    };
+
+    // A token (the e2e owner's) holds accounts_manage but no step-up.
+    for action in ["enable", "unlock"] {
+        let r = app
+            .post(&format!("/api/v1/admins/bob/{action}"), json!({}))
+            .await;
+        assert_eq!(r.status(), 403, "{action} by a token");
+    }
+    assert!(disabled(s).await);
+
+    // Alice's fresh session asks; Bob stays disabled meanwhile.
+    let (st, asked) = alice.post("/api/v1/admins/bob/enable", json!({})).await;
+    assert_eq!(st, 202, "{asked}");
+    assert_eq!(asked["approval"]["action"], "enable_admin");
+    let id = asked["approval"]["id"].as_str().unwrap().to_owned();
+    assert!(disabled(s).await);
+    let (st, _) = alice
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403, "the requester is not a second person");
+
+    // An owner Alice made is Alice again.
+    let (st, made) = alice
+        .post(
+            "/api/v1/admins",
+            json!({"name": "alias", "role": "device_admin"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{made}");
+    let otp = made["one_time_password"].as_str().unwrap().to_owned();
+    let (mut alias, _, _) = setup_totp(&app, "alias", &otp).await;
+    let (st, refused) = alias
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 403, "{refused}");
+    assert!(disabled(s).await);
+
+    // Another owner nobody linked approves: Bob is back, and audited.
+    let (mut carol, _key) = onboard_webauthn(&app, "carol", Role::Owner).await;
+    let (st, done) = carol
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert!(!disabled(s).await);
+    let audit = app.audit_records().await;
+    assert!(audit.iter().any(|r| r["action"] == "admin.enable"
+        && r["target"] == "bob"
+        && r["actor"] == "admin:carol"));
+}
+
 /// The direct path that skips an administrator's rules (step-up, a second
 /// person, control links) is the host's command line's alone: a background
 /// job holding a proof of the permission is refused it, so a job added

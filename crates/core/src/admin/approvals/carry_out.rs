@@ -117,6 +117,19 @@ impl Services {
         Ok(reset.one_time_password)
     }
 
+    pub(super) async fn carry_out_enable(
+        &self,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<()> {
+        let enabled = self
+            .enable_admin_now(&Actor::from(actor.clone()), ctx, Self::param(a, "admin")?)
+            .await?;
+        self.record_control_by_both(actor, a, &enabled.id, "enable")
+            .await
+    }
+
     pub(super) async fn carry_out_grant_role(
         &self,
         actor: &AdminActor,
@@ -233,6 +246,10 @@ impl Services {
                 }
                 "reset_admin" => {
                     one_time_password = Some(self.carry_out_reset(actor, ctx, a).await?);
+                    Vec::new()
+                }
+                "enable_admin" => {
+                    self.carry_out_enable(actor, ctx, a).await?;
                     Vec::new()
                 }
                 "grant_role" => {
