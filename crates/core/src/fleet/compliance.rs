@@ -399,6 +399,16 @@ impl Services {
         Ok(out)
     }
 
+    /// One group's compliance rules (None: the group has none).
+    pub async fn group_compliance(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        group: &str,
+    ) -> CoreResult<Option<ComplianceRules>> {
+        let g = self.group_record(group).await?;
+        Ok(self.compliance_rules().await?.remove(&g.id))
+    }
+
     /// The compliance of every enrolled device.
     pub async fn compliance_report(
         &self,

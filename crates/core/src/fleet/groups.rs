@@ -7,7 +7,10 @@
 //! backoff after a device refuses, and from state kept in the store, so a
 //! restart resumes where it was.
 
+mod progress;
 mod reconcile;
+
+pub use progress::{GroupProgress, PolicyProgress};
 
 use crate::access::permit::{CommandsWrite, DevicesRead};
 use crate::access::Authorized;

@@ -56,6 +56,9 @@ pub struct PolicyChange {
     pub settings: Option<Json>,
     /// New platforms.
     pub platforms: Option<Vec<String>>,
+    /// The version the change was made from: refused if the policy has
+    /// changed since (someone else saved it meanwhile).
+    pub expected_version: Option<i64>,
 }
 
 fn escape(key: &str) -> String {
@@ -285,6 +288,12 @@ impl Services {
             .policy(id)
             .await?
             .ok_or_else(|| CoreError::NotFound("no such policy".into()))?;
+        if change.expected_version.is_some_and(|v| v != old.version) {
+            return Err(CoreError::Conflict(format!(
+                "the policy changed meanwhile (now version {}); reload it and make the change again",
+                old.version
+            )));
+        }
         let mut p = old.clone();
         if let Some(n) = &change.name {
             p.name = crate::check_display_name(n)?;

@@ -14,7 +14,7 @@ use crate::auth::SessionSecret;
 use crate::extract::{Client, Path};
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Form;
@@ -363,11 +363,7 @@ async fn queue(
                     .show(StatusCode::OK, notice("action-pin", "notice", text))
                     .await;
             }
-            let mut resp = StatusCode::SEE_OTHER.into_response();
-            if let Ok(to) = HeaderValue::from_str(&format!("/console/devices/{udid}?sent=1")) {
-                resp.headers_mut().insert(header::LOCATION, to);
-            }
-            resp
+            super::page::redirect(&format!("/console/devices/{udid}?sent=1"))
         }
         Ok(Enqueued::AwaitingApproval(a)) => {
             let text = super::i18n::text(

@@ -10,14 +10,18 @@ mod actions;
 mod admins;
 mod approvals;
 mod audit;
+mod compliance;
 mod devices;
 mod enrollment;
+mod groups;
 mod home;
 mod i18n;
 mod incidents;
 mod page;
 mod passkey;
 mod people;
+mod policies;
+mod policy_form;
 mod reports;
 mod settings;
 mod setup;
@@ -61,6 +65,7 @@ pub(crate) fn routes(services: &Services) -> Router<Services> {
     let pages = account_pages()
         .into_iter()
         .chain(device_pages())
+        .chain(fleet_pages())
         .chain(oversight_pages())
         .chain(admin_pages());
     for (path, access, route) in pages {
@@ -167,6 +172,49 @@ fn device_pages() -> Vec<Page> {
             perm(P::EnrollmentWrite),
             post(enrollment::profile),
         ),
+    ]
+}
+
+/// Policies, groups and compliance.
+fn fleet_pages() -> Vec<Page> {
+    use axum::routing::post;
+    let perm = Access::Permission;
+    let read = || perm(P::DevicesRead);
+    let write = || perm(P::CommandsWrite);
+    vec![
+        ("/console/policies", read(), get(policies::list)),
+        (
+            "/console/policies/new",
+            write(),
+            get(policies::new_form).post(policies::create),
+        ),
+        ("/console/policies/{id}", read(), get(policies::show)),
+        ("/console/policies/{id}/save", write(), post(policies::save)),
+        (
+            "/console/policies/{id}/delete",
+            write(),
+            post(policies::delete),
+        ),
+        ("/console/groups", read(), get(groups::list)),
+        ("/console/groups/new", write(), post(groups::create)),
+        ("/console/groups/{id}", read(), get(groups::show)),
+        (
+            "/console/groups/{id}/members",
+            write(),
+            post(groups::change_members),
+        ),
+        (
+            "/console/groups/{id}/policies",
+            write(),
+            post(groups::set_policies),
+        ),
+        (
+            "/console/groups/{id}/compliance",
+            write(),
+            post(compliance::set_compliance),
+        ),
+        ("/console/groups/{id}/delete", write(), post(groups::delete)),
+        ("/console/compliance", read(), get(compliance::report)),
     ]
 }
 

@@ -56,6 +56,12 @@ const AREAS: &[(&str, &str, &[Permission])] = &[
         "nav-enrollment",
         &[Permission::EnrollmentWrite],
     ),
+    ("/console/groups", "nav-groups", &[Permission::DevicesRead]),
+    (
+        "/console/policies",
+        "nav-policies",
+        &[Permission::DevicesRead],
+    ),
     ("/console/people", "nav-people", &[Permission::DevicesRead]),
     (
         "/console/approvals",
@@ -226,6 +232,13 @@ pub(crate) fn search_form(
 /// `303 See Other` to `to` (after a form, or to the page a session's stage
 /// calls for).
 pub(crate) fn see_other(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// `303 See Other` to a page made at run time (`/console/policies/{id}`);
+/// a location that is not a valid header falls back to the overview.
+pub(crate) fn redirect(to: &str) -> Response {
+    let to = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/console/"));
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 

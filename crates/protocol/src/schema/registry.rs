@@ -63,6 +63,12 @@ struct RawKey {
     subkeys: Vec<RawKey>,
     #[serde(default, rename = "supportedOS")]
     supported_os: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    default: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +108,9 @@ fn convert_key(raw: &RawKey, path: &str) -> Result<KeySchema, String> {
         rangelist,
         range: raw.range.as_ref().map_or((None, None), |r| (r.min, r.max)),
         subkeys,
+        title: raw.title.clone().unwrap_or_default(),
+        description: raw.content.clone().unwrap_or_default(),
+        default: raw.default.as_ref().and_then(RangeValue::from_yaml),
     })
 }
 

@@ -205,6 +205,12 @@ pub struct KeySchema {
     pub unsupported_on: Vec<String>,
     /// Nested keys (dictionary members, array item type, or documented values).
     pub subkeys: Vec<KeySchema>,
+    /// Apple's short title (`title:`), for forms; may be empty.
+    pub title: String,
+    /// Apple's description (`content:`, English), for forms; may be empty.
+    pub description: String,
+    /// The value the device assumes when the key is absent (`default:`).
+    pub default: Option<RangeValue>,
 }
 
 impl KeySchema {

@@ -1,5 +1,6 @@
 // Two device administrators at work. The first makes an enrollment link
-// (shown once, with its QR code) and revokes it; then they erase a phone
+// (shown once, with its QR code) and revokes it, and gives the phone a
+// passcode policy through a group with compliance rules; then they erase a phone
 // together: the first asks (the serial number typed to confirm), the
 // console says a second person must approve; the second finds the
 // request under Approvals and approves it; the first sees the erase
@@ -40,6 +41,40 @@ await scenario("two-person-erase", async (browser, name) => {
   await first.page.click("#links tbody tr button.danger");
   await first.page.waitForSelector("#link-revoked");
   expect((await first.page.locator("#links tbody tr").count()) === 0, "no link left");
+
+  // Policies and groups: a passcode policy from its generated form, a
+  // group with the phone (by its serial number) that receives it, its
+  // compliance rules, and the compliance report.
+  await first.page.click("nav.areas a[href='/console/policies']");
+  await check(first, "policies");
+  await first.page.click("#new-restrictions");
+  await check(first, "policy-new-restrictions");
+  await first.page.goto(new URL("/console/policies", base).href);
+  await first.page.click("#new-passcode");
+  await first.page.fill("#policy-name", "Phones passcode");
+  await first.page.fill("#f-minLength", "8");
+  await first.page.selectOption("#f-forcePIN", "true");
+  await first.page.click("#policy-form button[type=submit]");
+  await first.page.waitForSelector("#policy-saved");
+  await check(first, "policy");
+  await first.page.click("nav.areas a[href='/console/groups']");
+  await first.page.fill("#group-name", "Phones");
+  await first.page.click("#group-form button[type=submit]");
+  await first.page.waitForSelector("#group-saved");
+  await first.page.fill("#members-add", env("MAMORI_SERIAL"));
+  await first.page.click("#members-form button[type=submit]");
+  await first.page.waitForSelector("#members li");
+  await first.page.check("#policies-form input[name=policy]");
+  await first.page.click("#policies-form button[type=submit]");
+  await first.page.waitForSelector("#progress tbody tr");
+  await first.page.fill("#min-ios", "10.0");
+  await first.page.click("#compliance-form button[value=save]");
+  await first.page.waitForSelector("#group-saved");
+  await check(first, "group");
+  await first.page.goto(new URL("/console/groups", base).href);
+  await check(first, "groups");
+  await first.page.goto(new URL("/console/compliance", base).href);
+  await check(first, "compliance");
 
   await first.page.goto(new URL(device, base).href);
   await first.page.fill("#erase-confirm", env("MAMORI_SERIAL"));

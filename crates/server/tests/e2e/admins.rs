@@ -637,7 +637,7 @@ async fn repeated_failures_lock_the_account_until_an_audited_unlock() {
     let r = app.post("/api/v1/admins/lee/unlock", json!({})).await;
     assert_eq!(r.status(), 403);
     let s = &app.running.services;
-    let ctx = mamori_core::access::ClientContext {
+    let ctx = ClientContext {
         source: "127.0.0.1".to_owned(),
         ..Default::default()
     };

@@ -25,6 +25,7 @@ mod console_approvals;
 mod console_audit;
 mod console_devices;
 mod console_enrollment;
+mod console_fleet;
 mod console_passkey;
 mod console_people;
 mod console_settings;

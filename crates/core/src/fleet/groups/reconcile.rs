@@ -7,10 +7,10 @@ use crate::access::Operator;
 /// What one reconciliation pass reads once: policies by ID, groups, their
 /// compliance rules and members.
 pub(super) struct FleetView {
-    policies: HashMap<String, Policy>,
-    groups: Vec<DeviceGroup>,
-    rules: HashMap<String, crate::fleet::compliance::ComplianceRules>,
-    membership: crate::fleet::compliance::Membership,
+    pub(super) policies: HashMap<String, Policy>,
+    pub(super) groups: Vec<DeviceGroup>,
+    pub(super) rules: HashMap<String, crate::fleet::compliance::ComplianceRules>,
+    pub(super) membership: crate::fleet::compliance::Membership,
 }
 
 /// What one reconciliation pass has decided so far.
@@ -33,26 +33,8 @@ impl Services {
         max_commands: usize,
     ) -> CoreResult<ReconcileReport> {
         let now = self.clock.now();
-        let groups = self.ports.fleet.list_groups().await?;
-        let view = FleetView {
-            policies: self
-                .ports
-                .fleet
-                .list_policies()
-                .await?
-                .into_iter()
-                .map(|p| (p.id.clone(), p))
-                .collect(),
-            rules: self.compliance_rules().await?,
-            membership: self.membership(&groups).await?,
-            groups,
-        };
-        let mut rows: HashMap<String, BTreeMap<String, DeviceProfile>> = HashMap::new();
-        for r in self.ports.fleet.device_profiles().await? {
-            rows.entry(r.udid.clone())
-                .or_default()
-                .insert(r.profile_identifier.clone(), r);
-        }
+        let view = self.fleet_view().await?;
+        let mut rows = self.profile_rows().await?;
         let mut pass = Pass {
             now,
             max_commands,
@@ -77,6 +59,37 @@ impl Services {
             }
         }
         self.queue_pass(pass).await
+    }
+
+    /// What a pass (or a progress report) reads once.
+    pub(super) async fn fleet_view(&self) -> CoreResult<FleetView> {
+        let groups = self.ports.fleet.list_groups().await?;
+        Ok(FleetView {
+            policies: self
+                .ports
+                .fleet
+                .list_policies()
+                .await?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            rules: self.compliance_rules().await?,
+            membership: self.membership(&groups).await?,
+            groups,
+        })
+    }
+
+    /// Every policy profile row, by device and profile identifier.
+    pub(super) async fn profile_rows(
+        &self,
+    ) -> CoreResult<HashMap<String, BTreeMap<String, DeviceProfile>>> {
+        let mut rows: HashMap<String, BTreeMap<String, DeviceProfile>> = HashMap::new();
+        for r in self.ports.fleet.device_profiles().await? {
+            rows.entry(r.udid.clone())
+                .or_default()
+                .insert(r.profile_identifier.clone(), r);
+        }
+        Ok(rows)
     }
 
     /// Brings one device towards its groups' policies: installs what it
