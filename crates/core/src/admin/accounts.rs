@@ -416,11 +416,17 @@ impl Services {
                 "an administrator cannot change their own role".into(),
             ));
         }
+        // A disabled account keeps its role: demoting a disabled owner or
+        // security officer would let one administrator re-enable it alone
+        // (see `enable_admin`).
+        if admin.disabled_at.is_some() {
+            return Err(CoreError::Conflict(format!(
+                "{} is disabled; its role changes once it is enabled again",
+                admin.name
+            )));
+        }
         let granted = matches!(role, Role::Owner | Role::SecurityOfficer) && admin.role != role;
         if granted {
-            if admin.disabled_at.is_some() {
-                return Err(CoreError::Conflict(format!("{} is disabled", admin.name)));
-            }
             let what = if role == Role::Owner {
                 crate::admin::approvals::Dangerous::GrantOwner {
                     admin: admin.name.clone(),

@@ -137,6 +137,32 @@ impl Services {
         Ok((total, self.withheld_views(found)))
     }
 
+    /// The devices with each of these serial numbers (exactly), found in
+    /// one pass over the inventory whatever their number.
+    pub async fn udids_by_serial(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        serials: &[String],
+    ) -> CoreResult<std::collections::HashMap<String, Vec<DeviceKey>>> {
+        let wanted: HashSet<&str> = serials.iter().map(String::as_str).collect();
+        let mut out: std::collections::HashMap<String, Vec<DeviceKey>> =
+            std::collections::HashMap::new();
+        let mut after: Option<DeviceKey> = None;
+        loop {
+            let page = self.ports.device.list_devices(after.as_ref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.udid.clone());
+            for d in &page {
+                if let Some(serial) = d.serial_number.as_deref().filter(|s| wanted.contains(s)) {
+                    out.entry(serial.to_owned())
+                        .or_default()
+                        .push(d.udid.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The devices matching `q`, at most 1,000.
     async fn matching_devices(&self, q: &DeviceQuery) -> CoreResult<Vec<mamori_domain::Device>> {
         let mut only: Option<HashSet<String>> = None;

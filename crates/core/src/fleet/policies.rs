@@ -22,12 +22,18 @@ use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 /// Keys whose values are secrets, wherever they appear in a payload.
+/// (`tests::every_secret_of_apples_schema_is_sealed` checks the list
+/// against Apple's schema of every policy kind.)
 pub const SECRET_KEYS: &[&str] = &[
     "Password",
     "UserPassword",
     "SharedSecret",
     "AuthPassword",
     "PayloadCertificatePassword",
+    "XAuthPassword",
+    "ProxyPassword",
+    "HTTPProxyPassword",
+    "PPK",
 ];
 
 /// A new policy, as the API takes it.
@@ -115,6 +121,19 @@ fn insert_secrets(v: &mut Json, secrets: &BTreeMap<String, Json>) {
         };
         if let Some(Json::Object(map)) = target {
             map.insert(key, value.clone());
+        }
+    }
+}
+
+/// A policy as it may be shown: a secret an older build stored in the
+/// clear (its key named in [`SECRET_KEYS`] since) is taken out and listed
+/// among the secrets set, like a sealed one.
+fn without_clear_secrets(p: &mut Policy) {
+    let mut found = BTreeMap::new();
+    extract_secrets(&mut p.settings, "", &mut found, &mut Vec::new());
+    for pointer in found.into_keys() {
+        if !p.secrets.contains(&pointer) {
+            p.secrets.push(pointer);
         }
     }
 }
@@ -254,12 +273,16 @@ impl Services {
 
     /// Every policy (secrets left out).
     pub async fn policies(&self, _by: &Authorized<DevicesRead>) -> CoreResult<Vec<Policy>> {
-        Ok(self.ports.fleet.list_policies().await?)
+        let mut all = self.ports.fleet.list_policies().await?;
+        all.iter_mut().for_each(without_clear_secrets);
+        Ok(all)
     }
 
     /// One policy (secrets left out).
     pub async fn policy(&self, _by: &Authorized<DevicesRead>, id: &str) -> CoreResult<Policy> {
-        self.policy_record(id).await
+        let mut p = self.policy_record(id).await?;
+        without_clear_secrets(&mut p);
+        Ok(p)
     }
 
     /// One policy, for the use-cases of this crate.
@@ -300,7 +323,11 @@ impl Services {
         }
         let mut new_sealed = sealed.clone();
         if let Some(settings) = &change.settings {
-            let kept = self.open_secrets(&old.id, sealed.as_deref())?;
+            // Secrets an older build stored in the clear (a key added to
+            // SECRET_KEYS since) are kept, and sealed from now on.
+            let mut kept = BTreeMap::new();
+            extract_secrets(&mut old.settings.clone(), "", &mut kept, &mut Vec::new());
+            kept.extend(self.open_secrets(&old.id, sealed.as_deref())?);
             let (clear, secrets) = Self::checked_settings(p.kind, settings, kept)?;
             p.settings = clear;
             p.secrets = secrets.keys().cloned().collect();
@@ -465,5 +492,54 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("maxFailedAttempts"), "{e}");
+    }
+
+    /// Every key of the policy kinds' payloads that holds a password, a
+    /// shared secret or a key (by Apple's name and type) is sealed.
+    #[test]
+    fn every_secret_of_apples_schema_is_sealed() {
+        use mamori_protocol::schema::{profile_schema, KeySchema, ValueType};
+        fn walk(keys: &[KeySchema], missing: &mut Vec<String>) {
+            for k in keys {
+                let secret_name =
+                    k.name.contains("Password") || k.name.contains("Secret") || k.name == "PPK";
+                let holds_value = matches!(k.value_type, ValueType::String | ValueType::Data)
+                    && k.rangelist.is_empty();
+                if secret_name && holds_value && !SECRET_KEYS.contains(&k.name.as_str()) {
+                    missing.push(k.name.clone());
+                }
+                walk(&k.subkeys, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        for kind in PolicyKind::ALL {
+            walk(
+                &profile_schema(kind.payload_type()).unwrap().keys,
+                &mut missing,
+            );
+        }
+        assert!(missing.is_empty(), "not sealed: {missing:?}");
+    }
+
+    #[test]
+    fn a_secret_stored_in_the_clear_by_an_older_build_is_never_shown() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let mut p = Policy {
+            id: "p".into(),
+            name: "VPN".into(),
+            kind: PolicyKind::Vpn,
+            settings: json!({"IPSec": {"XAuthPassword": "old-clear", "RemoteAddress": "vpn"}}),
+            secrets: vec!["/IPSec/SharedSecret".into()],
+            platforms: Vec::new(),
+            version: 1,
+            profile_identifier: "x".into(),
+            payload_uuid: "x".into(),
+            profile_uuid: "x".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        without_clear_secrets(&mut p);
+        assert_eq!(p.settings, json!({"IPSec": {"RemoteAddress": "vpn"}}));
+        assert_eq!(p.secrets, ["/IPSec/SharedSecret", "/IPSec/XAuthPassword"]);
     }
 }

@@ -3,7 +3,7 @@
 //! check-in, quarantine) and the report of every enrolled device against
 //! the rules of its groups, with the reasons of each non-compliant one.
 
-use super::groups::{answer, err};
+use super::groups::{answer, changed_meanwhile, err, unreadable};
 use super::page::{page, PageCtx, Shell};
 use crate::auth::Auth;
 use crate::extract::{Client, Path};
@@ -17,6 +17,12 @@ use mamori_core::fleet::compliance::ComplianceRules;
 use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
 use serde::Deserialize;
+
+/// What the rules were when the form was made (a stale form is refused).
+fn fingerprint(rules: Option<&ComplianceRules>) -> String {
+    let json = serde_json::to_vec(&rules).unwrap_or_default();
+    mamori_crypto::sha256_hex(&json)
+}
 
 /// A group's compliance rules, as a form (disabled for a viewer).
 pub(super) fn form(
@@ -57,6 +63,7 @@ pub(super) fn form(
             p id="compliance-state" { (ctx.t(if rules.is_some() { "compliance-has-rules" } else { "compliance-no-rules" })) }
             form method="post" action={ (base) "/compliance" } id="compliance-form" {
                 input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="was" value=(fingerprint(rules));
                 fieldset disabled[!writable] {
                     legend { (ctx.t("group-compliance")) }
                     label for="min-ios" { (ctx.t("compliance-min-ios")) }
@@ -89,6 +96,8 @@ pub(super) fn form(
 pub(super) struct RulesForm {
     #[serde(default)]
     action: String,
+    #[serde(default)]
+    was: String,
     #[serde(default)]
     min_ios: String,
     #[serde(default)]
@@ -146,8 +155,14 @@ pub(super) async fn set_compliance(
     Path(id): Path<String>,
     form: Result<Form<RulesForm>, FormRejection>,
 ) -> Response {
-    let f = form.map(|Form(f)| f).unwrap_or_default();
+    let Ok(Form(f)) = form else {
+        return answer(&s, &by, shell, &id, Err(unreadable())).await;
+    };
     let result = async {
+        let read = by.actor().clone().authorize::<DevicesRead>()?;
+        if f.was != fingerprint(s.group_compliance(&read, &id).await?.as_ref()) {
+            return Err(changed_meanwhile());
+        }
         let rules = match f.action.as_str() {
             "clear" => None,
             _ => Some(f.rules()?),

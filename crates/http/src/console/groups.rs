@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use mamori_core::access::permit::{CommandsWrite, DevicesRead};
 use mamori_core::access::Authorized;
-use mamori_core::device::inventory::DeviceQuery;
 use mamori_core::fleet::compliance::ComplianceRules;
 use mamori_core::fleet::groups::{GroupInput, GroupProgress};
 use mamori_core::{CoreError, Services};
@@ -52,6 +51,18 @@ fn rule_text(ctx: &PageCtx, g: &DeviceGroup) -> String {
     } else {
         parts.join(" · ")
     }
+}
+
+/// A form that could not be read changes nothing.
+pub(super) fn unreadable() -> CoreError {
+    CoreError::BadRequest("the form could not be read; reload the page and try again".into())
+}
+
+/// A form made before another change to the group.
+pub(super) fn changed_meanwhile() -> CoreError {
+    CoreError::Conflict(
+        "the group changed since this page was loaded; reload it and make the change again".into(),
+    )
 }
 
 pub(super) fn err(e: CoreError) -> Response {
@@ -386,6 +397,7 @@ fn policies_form(
             } @else {
                 form method="post" action={ (base) "/policies" } id="policies-form" {
                     input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="was" value=(g.policies.join(","));
                     fieldset disabled[!writable] {
                         legend { (ctx.t("group-policies-pick")) }
                         @for p in all {
@@ -451,7 +463,9 @@ pub(super) async fn change_members(
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let pairs = form.map(|Form(f)| f).unwrap_or_default();
+    let Ok(Form(pairs)) = form else {
+        return answer(&s, &by, shell, &id, Err(unreadable())).await;
+    };
     let result = async {
         let lines: Vec<&str> = pairs
             .iter()
@@ -466,10 +480,7 @@ pub(super) async fn change_members(
             )));
         }
         let read = by.actor().clone().authorize::<DevicesRead>()?;
-        let mut add = Vec::new();
-        for line in lines {
-            add.push(resolve(&s, &read, line).await?);
-        }
+        let add = resolve(&s, &read, &lines).await?;
         let remove: Vec<String> = pairs
             .iter()
             .filter(|(k, _)| k == "remove")
@@ -489,24 +500,25 @@ pub(super) async fn change_members(
     answer(&s, &by, shell, &id, result).await
 }
 
-/// A serial number (exactly one device has it) or a UDID.
+/// Each line a serial number (exactly one device has it) or, when no
+/// device has it as its serial number, a UDID: looked up in one pass.
 async fn resolve(
     s: &Services,
     by: &Authorized<DevicesRead>,
-    line: &str,
-) -> Result<String, CoreError> {
-    let q = DeviceQuery {
-        serial: Some(line.to_owned()),
-        ..DeviceQuery::default()
-    };
-    let (total, found) = s.find_devices(by, &q, 2).await?;
-    match (total, found.first()) {
-        (1, Some(v)) => Ok(v.device.udid.to_string()),
-        (0, _) => Ok(line.to_owned()),
-        _ => Err(CoreError::BadRequest(format!(
-            "{line:?}: several devices have this serial number; give the UDID"
-        ))),
-    }
+    lines: &[&str],
+) -> Result<Vec<String>, CoreError> {
+    let serials: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let found = s.udids_by_serial(by, &serials).await?;
+    lines
+        .iter()
+        .map(|line| match found.get(*line).map(Vec::as_slice) {
+            None => Ok((*line).to_owned()),
+            Some([one]) => Ok(one.to_string()),
+            Some(_) => Err(CoreError::BadRequest(format!(
+                "{line:?}: several devices have this serial number; give the UDID"
+            ))),
+        })
+        .collect()
 }
 
 /// `POST /console/groups/{id}/policies`: the ticked `policy` IDs.
@@ -518,17 +530,31 @@ pub(super) async fn set_policies(
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let pairs = form.map(|Form(f)| f).unwrap_or_default();
+    let Ok(Form(pairs)) = form else {
+        return answer(&s, &by, shell, &id, Err(unreadable())).await;
+    };
     let mut chosen: Vec<String> = Vec::new();
     for (k, v) in &pairs {
         if k == "policy" && !chosen.contains(v) {
             chosen.push(v.clone());
         }
     }
-    let result = s
-        .set_group_policies(&by, &client, &id, &chosen)
-        .await
-        .map(|_| ());
+    let was = pairs
+        .iter()
+        .find(|(k, _)| k == "was")
+        .map(|(_, v)| v.as_str());
+    let result = async {
+        let read = by.actor().clone().authorize::<DevicesRead>()?;
+        // A form made before someone else's change must not undo it (the
+        // reconciler would take those profiles off the devices).
+        if was != Some(s.group(&read, &id).await?.policies.join(",").as_str()) {
+            return Err(changed_meanwhile());
+        }
+        s.set_group_policies(&by, &client, &id, &chosen)
+            .await
+            .map(|_| ())
+    }
+    .await;
     answer(&s, &by, shell, &id, result).await
 }
 

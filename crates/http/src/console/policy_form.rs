@@ -95,12 +95,14 @@ fn widget(k: &KeySchema) -> Widget {
                 ValueType::String | ValueType::Integer
             )
     };
+    let holds_one_value = !matches!(k.value_type, ValueType::Dictionary | ValueType::Array);
     match k.value_type {
+        _ if is_secret(&k.name) && holds_one_value => Widget::Secret,
         ValueType::Boolean => Widget::Flag,
         ValueType::String | ValueType::Integer if !k.rangelist.is_empty() => Widget::Choice,
         ValueType::Integer | ValueType::Real => Widget::Number,
-        ValueType::String if is_secret(&k.name) => Widget::Secret,
-        ValueType::String => Widget::Text,
+        // Data as its base64 text, a date as RFC 3339 text (what core takes).
+        ValueType::String | ValueType::Data | ValueType::Date => Widget::Text,
         ValueType::Array if simple_items(k) => Widget::Lines,
         ValueType::Dictionary
             if !k.subkeys.is_empty() && !k.subkeys.iter().any(|s| s.name == "ANY") =>
@@ -200,6 +202,8 @@ fn label_text(k: &KeySchema) -> &str {
 fn current_text(v: Option<&Json>, w: Widget) -> String {
     match (v, w) {
         (None | Some(Json::Null), _) => String::new(),
+        // JSON shows JSON (a string with its quotes), so it reads back.
+        (Some(other), Widget::Json) => serde_json::to_string_pretty(other).unwrap_or_default(),
         (Some(Json::String(s)), _) => s.clone(),
         (Some(Json::Array(items)), Widget::Lines) => items
             .iter()
@@ -305,6 +309,17 @@ fn field(ctx: &PageCtx, k: &KeySchema, at: &Place, shown: &Shown<'_>, brief: boo
     }
 }
 
+/// The form name of a JSON pointer (`/IKEv2/SharedSecret` →
+/// `s.IKEv2.SharedSecret`).
+fn pointer_name(pointer: &str) -> String {
+    let path: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|k| k.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    format!("s.{}", path.join("."))
+}
+
 /// The form's answers, by field name (a repeated name keeps its first).
 pub(super) fn answers(pairs: &[(String, String)]) -> HashMap<&str, &str> {
     let mut out = HashMap::new();
@@ -353,10 +368,16 @@ fn read_at(
         let value = match widget(k) {
             Widget::Group => {
                 let inner = read_at(ctx, &k.subkeys, &here, form, kept, errors);
-                let holds_secret = kept
-                    .iter()
-                    .any(|p| p.starts_with(&format!("{}/", here.pointer)));
-                (!inner.is_empty() || holds_secret).then_some(Json::Object(inner))
+                // A kept secret keeps its dictionary (one being cleared
+                // does not).
+                let holds_secret = kept.iter().any(|p| {
+                    p.starts_with(&format!("{}/", here.pointer))
+                        && !form.contains_key(format!("clear.{}", pointer_name(p)).as_str())
+                });
+                // Only cleared secrets: the dictionary goes (core drops a
+                // secret whose place is gone).
+                let only_cleared = inner.values().all(Json::is_null);
+                (holds_secret || !only_cleared).then_some(Json::Object(inner))
             }
             Widget::Secret => {
                 if form.contains_key(format!("clear.{name}").as_str()) {
@@ -481,97 +502,4 @@ pub(super) fn error_field(payload_type: &str, e: &SchemaError) -> Option<String>
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use axum::http::HeaderMap;
-    use mamori_protocol::schema::profile_schema;
-
-    fn ctx() -> PageCtx {
-        super::super::signin::page_ctx(&Default::default(), &HeaderMap::new(), "/", None)
-    }
-
-    #[test]
-    fn every_policy_kind_has_a_form_and_reads_back_what_it_shows() {
-        let ctx = ctx();
-        for kind in mamori_domain::PolicyKind::ALL {
-            let schema = profile_schema(kind.payload_type()).unwrap();
-            let none = BTreeMap::new();
-            let shown = Shown {
-                settings: &Json::Object(Map::new()),
-                secrets: &[],
-                errors: &none,
-            };
-            let html = fields(&ctx, &schema.keys, &shown).into_string();
-            assert!(html.contains("name=\"s."), "{kind:?}");
-            // The largest form (restrictions) stays well inside the
-            // console's page budget (150 KB with the stylesheet).
-            // The largest form (restrictions) stays inside the console's
-            // page budget (150 KB with the page around it).
-            assert!(html.len() < 135_000, "{kind:?}: {} bytes", html.len());
-            assert!(!html.contains("name=\"s.PayloadType\""));
-            // An empty form is an empty policy.
-            let read = read(&ctx, &schema.keys, &HashMap::new(), &[]);
-            assert!(read.errors.is_empty());
-            assert_eq!(read.settings, serde_json::json!({}));
-        }
-    }
-
-    #[test]
-    fn values_are_typed_by_the_schema_and_bad_ones_are_named() {
-        let ctx = ctx();
-        let schema = profile_schema("com.apple.mobiledevice.passwordpolicy").unwrap();
-        let form: HashMap<&str, &str> = [
-            ("s.minLength", "8"),
-            ("s.allowSimple", "false"),
-            ("s.maxPINAgeInDays", "soon"),
-        ]
-        .into_iter()
-        .collect();
-        let r = read(&ctx, &schema.keys, &form, &[]);
-        assert_eq!(r.settings["minLength"], 8);
-        assert_eq!(r.settings["allowSimple"], false);
-        assert!(r.errors.contains_key("s.maxPINAgeInDays"), "{:?}", r.errors);
-
-        let wifi = profile_schema("com.apple.wifi.managed").unwrap();
-        let form: HashMap<&str, &str> = [
-            ("s.SSID_STR", "Office"),
-            ("s.EAPClientConfiguration.UserName", "kenji"),
-        ]
-        .into_iter()
-        .collect();
-        let r = read(&ctx, &wifi.keys, &form, &[]);
-        assert_eq!(r.settings["EAPClientConfiguration"]["UserName"], "kenji");
-        // A kept secret keeps its dictionary; a cleared one is null.
-        let kept = vec!["/Password".to_owned()];
-        let form: HashMap<&str, &str> = [("s.SSID_STR", "Office"), ("clear.s.Password", "1")]
-            .into_iter()
-            .collect();
-        let r = read(&ctx, &wifi.keys, &form, &kept);
-        assert_eq!(r.settings["Password"], Json::Null);
-        assert_eq!(with_kept_secrets(&r.settings, &kept).get("Password"), None);
-        let r = read(&ctx, &wifi.keys, &[("s.SSID_STR", "Office")].into(), &kept);
-        assert_eq!(with_kept_secrets(&r.settings, &kept)["Password"], "kept");
-    }
-
-    #[test]
-    fn a_schema_error_names_its_field() {
-        let e = SchemaError::NotAllowed {
-            path: "com.apple.wifi.managed.EncryptionType".into(),
-            value: "x".into(),
-            allowed: "WPA".into(),
-        };
-        assert_eq!(
-            error_field("com.apple.wifi.managed", &e).as_deref(),
-            Some("s.EncryptionType")
-        );
-        let e = SchemaError::WrongType {
-            path: "com.apple.vpn.managed.IKEv2.RemoteAddress[0]".into(),
-            expected: "string",
-        };
-        assert_eq!(
-            error_field("com.apple.vpn.managed", &e).as_deref(),
-            Some("s.IKEv2.RemoteAddress")
-        );
-    }
-}
+mod tests;

@@ -54,6 +54,17 @@ fn id_in(location: &str) -> String {
         .to_owned()
 }
 
+/// The `was` field of the form `form` on a page (what the form was made
+/// from).
+fn was(page: &str, form: &str) -> String {
+    let f = page
+        .split(&format!("id=\"{form}\""))
+        .nth(1)
+        .expect("the form");
+    let v = f.split("name=\"was\" value=\"").nth(1).unwrap();
+    v.split('"').next().unwrap().to_owned()
+}
+
 fn count(page: &str, policy: &str, what: &str) -> String {
     let row = page
         .split(&format!("data-policy=\"{policy}\""))
@@ -178,14 +189,29 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
     )
     .await;
     assert_eq!(st, 303);
+    let (_, page) = get(&app, &admin, &base).await;
+    let stale = was(&page, "policies-form");
     let (st, _) = post(
         &app,
         &admin,
         &format!("{base}/policies"),
-        &[("policy", &policy)],
+        &[("policy", &policy), ("was", &stale)],
     )
     .await;
     assert_eq!(st, 303);
+    // A form loaded before that change cannot undo it.
+    let (st, page) = post(
+        &app,
+        &admin,
+        &format!("{base}/policies"),
+        &[("was", &stale)],
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        page.contains("changed since this page was loaded"),
+        "{page}"
+    );
     let (_, page) = get(&app, &admin, &base).await;
     assert!(page.contains(phone.udid()), "listed");
     assert_eq!(count(&page, &policy, "waiting"), "1", "{page}");
@@ -379,12 +405,18 @@ async fn compliance_rules_from_the_group_page_quarantine_and_say_why() {
     assert!(page.contains("Model contains iPhone"), "{page}");
     assert!(page.contains("id=\"group-enrolled\">1<"), "{page}");
 
+    let rules_form = |page: &str| was(page, "compliance-form");
+    let fresh = rules_form(&page);
     // Bad input changes nothing.
     let (st, page) = post(
         &app,
         &admin,
         &format!("{base}/compliance"),
-        &[("action", "save"), ("max_checkin_days", "forever")],
+        &[
+            ("action", "save"),
+            ("was", &fresh),
+            ("max_checkin_days", "forever"),
+        ],
     )
     .await;
     assert_eq!(st, 400);
@@ -393,7 +425,7 @@ async fn compliance_rules_from_the_group_page_quarantine_and_say_why() {
         &app,
         &admin,
         &format!("{base}/compliance"),
-        &[("action", "save"), ("min_ios", "new")],
+        &[("action", "save"), ("was", &fresh), ("min_ios", "new")],
     )
     .await;
     assert_eq!(st, 400, "{page}");
@@ -404,7 +436,12 @@ async fn compliance_rules_from_the_group_page_quarantine_and_say_why() {
         &app,
         &admin,
         &format!("{base}/compliance"),
-        &[("action", "save"), ("min_ios", "99.0"), ("quarantine", "1")],
+        &[
+            ("action", "save"),
+            ("was", &fresh),
+            ("min_ios", "99.0"),
+            ("quarantine", "1"),
+        ],
     )
     .await;
     assert_eq!(st, 303);
@@ -421,13 +458,18 @@ async fn compliance_rules_from_the_group_page_quarantine_and_say_why() {
     let (_, page) = get(&app, &admin, &base).await;
     assert!(page.contains("value=\"99.0\""));
 
+    // The form loaded before the rules were set is stale now.
+    let clear = format!("{base}/compliance");
     let (st, _) = post(
         &app,
         &admin,
-        &format!("{base}/compliance"),
-        &[("action", "clear")],
+        &clear,
+        &[("action", "clear"), ("was", &fresh)],
     )
     .await;
+    assert_eq!(st, 400);
+    let now = rules_form(&page);
+    let (st, _) = post(&app, &admin, &clear, &[("action", "clear"), ("was", &now)]).await;
     assert_eq!(st, 303);
     let (_, report) = get(&app, &admin, "/console/compliance").await;
     assert!(report.contains("id=\"compliance-all-good\""));

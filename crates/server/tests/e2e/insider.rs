@@ -323,6 +323,16 @@ async fn a_disabled_owner_comes_back_only_with_a_second_person() {
     }
     assert!(disabled(s).await);
 
+    // Demoting the disabled owner (to re-enable him alone) is refused.
+    let (st, body) = alice
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/bob/role",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(st, 409, "{body}");
+
     // Alice's fresh session asks; Bob stays disabled meanwhile.
     let (st, asked) = alice.post("/api/v1/admins/bob/enable", json!({})).await;
     assert_eq!(st, 202, "{asked}");

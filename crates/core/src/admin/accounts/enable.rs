@@ -37,7 +37,7 @@ impl Services {
         let actor = proof.actor();
         let Some(by) = actor.admin() else {
             actor.host_only()?;
-            self.enable_admin_now(actor, ctx, name).await?;
+            self.enable_admin_now(actor, ctx, name, None).await?;
             return Ok(Enabled::Now);
         };
         self.require_step_up(by)?;
@@ -60,7 +60,7 @@ impl Services {
                 .await?;
             return Ok(Enabled::AwaitingApproval(Box::new(approval)));
         }
-        let enabled = self.enable_admin_now(actor, ctx, name).await?;
+        let enabled = self.enable_admin_now(actor, ctx, name, None).await?;
         self.record_control(&by.admin.id, &enabled.id, "enable")
             .await?;
         Ok(Enabled::Now)
@@ -72,6 +72,7 @@ impl Services {
         actor: &Actor,
         ctx: &ClientContext,
         name: &str,
+        detail: Option<String>,
     ) -> CoreResult<AdminAccount> {
         let admin = self.account_named(name).await?;
         if !self.ports.admin.enable_admin(&admin.id).await? {
@@ -86,7 +87,8 @@ impl Services {
                 AuditAction::AdminEnable,
                 Outcome::Success,
             )
-            .target(&admin.name),
+            .target(&admin.name)
+            .detail_opt(detail),
         )
         .await?;
         Ok(admin)

@@ -124,7 +124,12 @@ impl Services {
         a: &Approval,
     ) -> CoreResult<()> {
         let enabled = self
-            .enable_admin_now(&Actor::from(actor.clone()), ctx, Self::param(a, "admin")?)
+            .enable_admin_now(
+                &Actor::from(actor.clone()),
+                ctx,
+                Self::param(a, "admin")?,
+                Some(format!("approval={} requested by {}", a.id, a.requested_by)),
+            )
             .await?;
         self.record_control_by_both(actor, a, &enabled.id, "enable")
             .await
