@@ -165,6 +165,16 @@ impl Services {
             .collect()
     }
 
+    /// The person a device is assigned to (their pseudonymous ID; who
+    /// they are is revealed only with `personal_data_read`).
+    pub async fn device_person(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        device: &DeviceKey,
+    ) -> CoreResult<Option<mamori_domain::PersonId>> {
+        Ok(self.ports.device.device_person(device).await?)
+    }
+
     /// One device with every personal field withheld (what a form checks
     /// against, such as the serial number typed to confirm an erase).
     pub async fn device_withheld(

@@ -118,6 +118,26 @@ impl Services {
             .ok_or_else(|| CoreError::NotFound("no such group".into()))
     }
 
+    /// The groups a device is in (listed, or matching a rule).
+    pub async fn device_groups(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        device: &DeviceKey,
+    ) -> CoreResult<Vec<DeviceGroup>> {
+        let d = self
+            .ports
+            .fleet
+            .device(device)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
+        let groups = self.ports.fleet.list_groups().await?;
+        let membership = self.membership(&groups).await?;
+        Ok(groups
+            .into_iter()
+            .filter(|g| membership.contains(g, &d))
+            .collect())
+    }
+
     /// Deletes a group (its devices lose its policies at the next pass).
     pub async fn delete_group(
         &self,

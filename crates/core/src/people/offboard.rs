@@ -11,7 +11,7 @@
 //! whose enrollment profile is unknown, or that is no longer enrolled,
 //! has its certificates revoked at once.
 
-use crate::access::permit::{AccountsManage, PeopleWrite};
+use crate::access::permit::{AccountsManage, CommandsWrite, PeopleWrite};
 use crate::access::Actor;
 use crate::access::Authorized;
 use crate::access::ClientContext;
@@ -221,6 +221,40 @@ impl Services {
             devices,
             erase_approval,
         })
+    }
+
+    /// Takes one device out of management without erasing it: its
+    /// enrollment profile removed (`RemoveProfile`, and with it the
+    /// managed apps, profiles and data), its certificates revoked when it
+    /// answers or after the grace period. A device that cannot get the
+    /// command is retired at once. An administrator needs a recent step-up.
+    pub async fn unenroll_device(
+        &self,
+        proof: &Authorized<CommandsWrite>,
+        ctx: &ClientContext,
+        device: &DeviceKey,
+    ) -> CoreResult<DeviceOffboarded> {
+        let actor = proof.actor();
+        match actor.admin() {
+            Some(by) => self.require_step_up(by)?,
+            None => actor.host_only()?,
+        }
+        if !self.is_enrolled(device).await? {
+            return Err(CoreError::NotFound("the device is not enrolled".into()));
+        }
+        if self
+            .ports
+            .people
+            .device_offboarding(device)
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::Conflict(
+                "the device is already being taken out of management".into(),
+            ));
+        }
+        self.offboard_device(actor, ctx, device, self.clock.now())
+            .await
     }
 
     async fn offboard_device(

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Form;
-use mamori_core::access::permit::{DeviceActions, DevicesRead};
+use mamori_core::access::permit::{CommandsWrite, DeviceActions, DevicesRead};
 use mamori_core::access::{Actor, Authorized, ClientContext};
 use mamori_core::device::commands::Enqueued;
 use mamori_core::{CoreError, Services};
@@ -83,6 +83,8 @@ pub(super) fn forms(ctx: &PageCtx, csrf: &str, d: &Device, helpdesk: bool, admin
                 }
                 (destructive(ctx, csrf, &action, d, "clear-passcode", "action-clear-passcode"))
                 (destructive(ctx, csrf, &action, d, "erase", "action-erase"))
+                (destructive(ctx, csrf, &action, d, "unenroll", "action-unenroll"))
+                p class="hint" { (ctx.t("action-unenroll-hint")) }
             }
         }
     }
@@ -125,7 +127,7 @@ fn destructive(
 
 /// Whether an action destroys data or removes a protection.
 fn is_destructive(kind: &str) -> bool {
-    matches!(kind, "erase" | "clear-passcode")
+    matches!(kind, "erase" | "clear-passcode" | "unenroll")
 }
 
 /// A posted action.
@@ -198,6 +200,8 @@ fn command(f: &ActionForm) -> Result<serde_json::Value, FieldError> {
         "restart" => json!({"RequestType": "RestartDevice"}),
         "clear-passcode" => json!({"RequestType": "ClearPasscode"}),
         "erase" => json!({"RequestType": "EraseDevice"}),
+        // Not one command: core's unenroll (see `unenroll`).
+        "unenroll" => serde_json::Value::Null,
         _ => return Err(("device-actions", "action-unknown")),
     })
 }
@@ -336,7 +340,71 @@ pub(super) async fn act(
             return answer.refused(StatusCode::UNAUTHORIZED, text).await;
         }
     };
+    if f.kind == "unenroll" {
+        return unenroll(&answer, &by, &f).await;
+    }
     queue(&answer, &by, &f, &cmd).await
+}
+
+/// Takes the device out of management (core's `unenroll_device`).
+async fn unenroll(answer: &Answer<'_>, by: &Authorized<DeviceActions>, f: &ActionForm) -> Response {
+    let Answer {
+        s,
+        client,
+        ctx,
+        udid,
+        ..
+    } = *answer;
+    let Ok(proof) = by.actor().clone().authorize::<CommandsWrite>() else {
+        return answer
+            .refused(StatusCode::FORBIDDEN, ctx.t("action-forbidden"))
+            .await;
+    };
+    match s.unenroll_device(&proof, client, udid).await {
+        Ok(done) => {
+            let text = match done.revoke_deadline {
+                Some(t) => super::i18n::text(
+                    ctx.lang,
+                    "action-unenrolling",
+                    &[("deadline", ctx.when(t).into())],
+                ),
+                None => ctx.t("action-unenrolled"),
+            };
+            answer
+                .show(StatusCode::OK, notice("action-unenrolled", "notice", text))
+                .await
+        }
+        Err(CoreError::StepUpRequired) => ask_step_up(answer, by, f).await,
+        Err(CoreError::Conflict(reason) | CoreError::NotFound(reason)) => {
+            let text = super::i18n::text(ctx.lang, "action-refused", &[("reason", reason.into())]);
+            answer.refused(StatusCode::CONFLICT, text).await
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+/// The device's page asking for a step-up that carries the action again.
+async fn ask_step_up(
+    answer: &Answer<'_>,
+    by: &Authorized<DeviceActions>,
+    f: &ActionForm,
+) -> Response {
+    let Some(admin) = by.actor().admin() else {
+        return answer
+            .refused(StatusCode::FORBIDDEN, answer.ctx.t("action-forbidden"))
+            .await;
+    };
+    let action = format!("/console/devices/{}/actions", answer.udid);
+    let form = step_up::form(
+        answer.s,
+        answer.ctx,
+        answer.csrf,
+        admin,
+        &action,
+        carried(f),
+    )
+    .await;
+    answer.show(StatusCode::FORBIDDEN, form).await
 }
 
 /// Queues the command and answers with what became of it.
@@ -350,7 +418,6 @@ async fn queue(
         s,
         client,
         ctx,
-        csrf,
         udid,
         ..
     } = *answer;
@@ -378,16 +445,7 @@ async fn queue(
                 )
                 .await
         }
-        Err(CoreError::StepUpRequired) => {
-            let Some(admin) = by.actor().admin() else {
-                return answer
-                    .refused(StatusCode::FORBIDDEN, ctx.t("action-forbidden"))
-                    .await;
-            };
-            let action = format!("/console/devices/{udid}/actions");
-            let form = step_up::form(s, ctx, csrf, admin, &action, carried(f)).await;
-            answer.show(StatusCode::FORBIDDEN, form).await
-        }
+        Err(CoreError::StepUpRequired) => ask_step_up(answer, by, f).await,
         Err(CoreError::Forbidden(_)) => {
             answer
                 .refused(StatusCode::FORBIDDEN, ctx.t("action-forbidden"))

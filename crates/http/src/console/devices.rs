@@ -271,7 +271,11 @@ fn summary(ctx: &PageCtx, d: &mamori_domain::Device) -> Markup {
     }
 }
 
-fn command_table(ctx: &PageCtx, commands: &[mamori_domain::CommandRecord]) -> Markup {
+fn command_table(
+    ctx: &PageCtx,
+    d: &mamori_domain::Device,
+    commands: &[mamori_domain::CommandRecord],
+) -> Markup {
     html! {
         section aria-labelledby="device-commands" {
             h2 id="device-commands" { (ctx.t("device-commands")) }
@@ -288,7 +292,7 @@ fn command_table(ctx: &PageCtx, commands: &[mamori_domain::CommandRecord]) -> Ma
                     tbody {
                         @for c in commands {
                             tr data-command=(c.command_uuid) {
-                                td { (c.request_type) }
+                                td { a href={ "/console/devices/" (d.udid) "/commands/" (c.command_uuid) } { (c.request_type) } }
                                 td class="state" { (c.state.as_str()) }
                                 td { (ctx.when(c.queued_at)) }
                                 td { (ctx.when(c.updated_at)) }
@@ -357,7 +361,8 @@ pub(super) async fn device_page(
         @if let Some(n) = notice { (n) }
         (summary(ctx, d))
         (super::actions::forms(ctx, csrf, d, allows(actor, Permission::DeviceActions), allows(actor, Permission::CommandsWrite)))
-        @if let Some(commands) = commands { (command_table(ctx, &commands)) }
+        @if let Some(commands) = commands { (command_table(ctx, d, &commands)) }
+        (super::management::sections(s, by, ctx, udid).await)
         section aria-labelledby="device-security" {
             h2 id="device-security" { (ctx.t("device-security")) }
             @let rows = security_facts(d.security_info.as_ref());

@@ -24,6 +24,8 @@ fn figure(id: &str, label: String, value: String) -> Markup {
 }
 
 /// The overview's panels, each shown to a viewer whose role may read it.
+// Length: one template of the overview's panels, in page order, each
+// behind the permission that reads it.
 async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Markup, CoreError> {
     let who = Actor::from(actor.clone());
     let waiting = s.pending_approvals(actor).await?.len();
@@ -36,15 +38,18 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
         }
         Err(_) => None,
     };
-    let incidents = match who.authorize::<AuditRead>() {
-        Ok(proof) => Some(
-            s.incidents(&proof)
-                .await?
-                .iter()
-                .filter(|i| i.status != IncidentStatus::Closed)
-                .count(),
+    let (incidents, chain) = match who.authorize::<AuditRead>() {
+        Ok(proof) => (
+            Some(
+                s.incidents(&proof)
+                    .await?
+                    .iter()
+                    .filter(|i| i.status != IncidentStatus::Closed)
+                    .count(),
+            ),
+            Some(s.audit_head(&proof).await?),
         ),
-        Err(_) => None,
+        Err(_) => (None, None),
     };
     let push = s.readiness();
     Ok(html! {
@@ -73,6 +78,26 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
                 (figure("approvals-waiting", ctx.t("overview-approvals"), waiting.to_string()))
                 @if let Some(open) = incidents {
                     (figure("incidents-open", ctx.t("overview-incidents"), open.to_string()))
+                }
+            }
+        }
+        @if let Some((newest, checkpoint)) = chain {
+            section aria-labelledby="overview-audit" {
+                h2 id="overview-audit" { a href="/console/audit" { (ctx.t("nav-audit")) } }
+                dl class="facts" id="audit-state" {
+                    dt { (ctx.t("audit-newest")) } dd { "#" (newest) }
+                    dt { (ctx.t("audit-checkpoint")) }
+                    dd {
+                        @match checkpoint {
+                            Some((seq, at)) => { "#" (seq) " · " (ctx.when(at)) },
+                            None => (ctx.t("audit-no-checkpoint")),
+                        }
+                    }
+                }
+                p {
+                    a href="/console/audit?action=alert." id="alerts-link" { (ctx.t("overview-alerts")) }
+                    " · "
+                    a href="/console/audit#verify-form" { (ctx.t("overview-verify")) }
                 }
             }
         }

@@ -17,6 +17,7 @@ mod groups;
 mod home;
 mod i18n;
 mod incidents;
+mod management;
 mod page;
 mod passkey;
 mod people;
@@ -133,6 +134,26 @@ fn account_pages() -> Vec<Page> {
             Access::FullSession,
             post(account::end_session),
         ),
+        (
+            "/console/account/step-up",
+            Access::FullSession,
+            post(account::fresh_step_up),
+        ),
+        (
+            "/console/account/passkeys",
+            Access::FullSession,
+            post(account::register_passkey),
+        ),
+        (
+            "/console/account/passkeys/{id}/remove",
+            Access::FullSession,
+            post(account::remove_passkey),
+        ),
+        (
+            "/console/account/totp/remove",
+            Access::FullSession,
+            post(account::remove_totp),
+        ),
     ]
 }
 
@@ -151,6 +172,11 @@ fn device_pages() -> Vec<Page> {
             "/console/devices/{udid}/actions",
             perm(P::DeviceActions),
             post(actions::act),
+        ),
+        (
+            "/console/devices/{udid}/commands/{uuid}",
+            perm(P::CommandsRead),
+            get(management::command),
         ),
         (
             "/console/enrollment",

@@ -152,7 +152,7 @@ pub(super) struct PasskeyForm {
 }
 
 /// The credential a form carries (JSON), or the reason there is none.
-fn credential(
+pub(super) fn credential(
     form: Result<Form<PasskeyForm>, FormRejection>,
 ) -> Result<(serde_json::Value, Option<String>), CoreError> {
     let Ok(Form(f)) = form else {

@@ -321,6 +321,10 @@ async fn a_helpdesk_user_signs_in_with_a_password_and_a_code_then_out() {
     assert!(home.contains(
         "<div class=\"figure\" id=\"approvals-waiting\"><dt>Requests waiting for your decision</dt><dd>0</dd>"
     ));
+    assert!(
+        !home.contains("id=\"audit-state\""),
+        "helpdesk reads no audit log"
+    );
     let records = app.audit_records().await;
     assert!(records.iter().any(|r| r["action"] == "auth.password"
         && r["target"] == "console-helpdesk"

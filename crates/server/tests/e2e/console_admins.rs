@@ -254,3 +254,53 @@ async fn my_account_lists_my_factors_and_sessions_and_ends_one() {
     assert_eq!(r.status(), 303, "the first session ended: to sign-in");
     assert_eq!(get(&second).await.unwrap().status(), 200);
 }
+
+/// Removing a factor from my account asks for a fresh step-up on the
+/// page, and the last factor is never removed.
+#[tokio::test]
+async fn my_factors_change_only_after_a_fresh_step_up_and_never_the_last() {
+    let app = spawn_with(|c| c.auth.step_up_window = time::Duration::seconds(2)).await;
+    let key = totp_account(&app, "console-factors", Role::Helpdesk).await;
+    let cookie = console_session(&app, "console-factors", &key).await;
+    let b = browser(&app);
+    let page = b
+        .get(app.admin_url("/console/account"))
+        .header("cookie", &cookie)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"remove-totp\""), "{page}");
+    let csrf = csrf_of(&page);
+    let remove = |extra: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf", csrf.clone())];
+        form.extend(extra);
+        b.post(app.admin_url("/console/account/totp/remove"))
+            .header("cookie", &cookie)
+            .header("accept-language", "en")
+            .form(&form)
+            .send()
+    };
+    // The sign-in counts as a step-up: the only factor is kept.
+    let r = remove(vec![]).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("only second factor"));
+    // Later, the page asks who it is first.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = remove(vec![]).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("id=\"step-up-form\""));
+    let code = mamori_crypto::totp::totp_code(&key, now_unix() + 30);
+    let r = remove(vec![("password", PASSWORD.to_owned()), ("code", code)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "proved, and still the last factor");
+    assert!(!app
+        .audit_records()
+        .await
+        .iter()
+        .any(|r| r["action"] == "mfa.totp_remove"));
+}

@@ -37,6 +37,25 @@ async fn the_log_is_filtered_paged_and_verified() {
         .collect();
     assert_eq!(seqs.len(), 100, "a page of 100");
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first");
+    // The overview shows the chain's head to a role that reads the log.
+    let (mut officer, _key) = crate::admins::onboard_webauthn(
+        &app,
+        "console-officer",
+        mamori_domain::Role::SecurityOfficer,
+    )
+    .await;
+    let home = officer
+        .raw(reqwest::Method::GET, "/console/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let state = home
+        .split("id=\"audit-state\"")
+        .nth(1)
+        .expect("the chain's state");
+    assert!(state.contains("<dd>#"), "{state}");
+    assert!(home.contains("href=\"/console/audit?action=alert.\""));
     // Filtered: only the links, the older page continues.
     let page = get("/console/audit?action=enrollment.link_create".into())
         .await

@@ -310,3 +310,173 @@ async fn times_are_shown_in_the_organisations_time_zone() {
         "{shown} in {page}"
     );
 }
+
+/// A device's page shows its groups and commands; a located device's
+/// position is shown only to a role that may read personal data (and the
+/// read is recorded); taking it out of management asks for a step-up
+/// and the serial number, and happens once.
+#[tokio::test]
+async fn a_device_page_shows_its_management_and_keeps_its_location_for_who_may_read_it() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let mut phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = phone.udid().to_owned();
+    let admin = role_token(s, "page-admin", "device_admin").await;
+    let officer = role_token(s, "page-officer", "security_officer").await;
+
+    let (st, g) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({"name": "Field phones"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let (st, _) = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{gid}/devices"),
+            Some(serde_json::json!({"add": [udid]})),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // Lost mode, then its location.
+    let (st, body) = act(
+        &app,
+        &admin,
+        &udid,
+        &[("kind", "lost-on"), ("message", "Call IT")],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    phone.run_queue().await.unwrap();
+    let (st, _) = act(&app, &admin, &udid, &[("kind", "locate")]).await;
+    assert_eq!(st, 200);
+    phone.run_queue().await.unwrap();
+
+    let device = format!("/console/devices/{udid}");
+    let (st, page) = get(&app, &admin, &device).await;
+    assert_eq!(st, 200);
+    assert!(
+        page.contains(&format!("href=\"/console/groups/{gid}\">Field phones<")),
+        "{page}"
+    );
+    assert!(page.contains("id=\"device-person\"") || page.contains("Not assigned"));
+    let link = page
+        .split(&format!("href=\"{device}/commands/"))
+        .find(|part| part.contains(">DeviceLocation<"))
+        .map(|part| part.split('"').next().unwrap().to_owned())
+        .expect("the location command is linked");
+    let command = format!("{device}/commands/{link}");
+
+    // The device administrator sees the answer, the position withheld.
+    let (st, page) = get(&app, &admin, &command).await;
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("id=\"command-state\">Acknowledged<"),
+        "{page}"
+    );
+    let lat = page
+        .split("data-key=\"Latitude\">")
+        .nth(1)
+        .expect("a latitude row");
+    assert!(lat.starts_with("<span class=\"muted\">Withheld"), "{lat}");
+    let before = app
+        .audit_records()
+        .await
+        .iter()
+        .filter(|r| r["action"] == "device.personal_read")
+        .count();
+    assert_eq!(before, 0);
+
+    // The security officer sees it; the read is recorded first.
+    let (st, page) = get(&app, &officer, &command).await;
+    assert_eq!(st, 200, "{page}");
+    let lat = page.split("data-key=\"Latitude\">").nth(1).unwrap();
+    assert!(
+        lat.chars().next().unwrap().is_ascii_digit() || lat.starts_with('-'),
+        "{lat}"
+    );
+    let reads: Vec<_> = app
+        .audit_records()
+        .await
+        .into_iter()
+        .filter(|r| r["action"] == "device.personal_read")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    assert!(reads[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("result.Latitude"));
+
+    // A command of another device, or none: not found.
+    let (st, _) = get(
+        &app,
+        &admin,
+        &format!("/console/devices/{udid}/commands/nope"),
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    // Removing it from management: a token has no step-up, a wrong serial
+    // changes nothing, a fresh session with the serial does it once.
+    let (st, page) = act(
+        &app,
+        &admin,
+        &udid,
+        &[("kind", "unenroll"), ("confirm", phone.serial_number())],
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(page.contains("id=\"step-up-form\""));
+    let secret = totp_account(&app, "page-remover", Role::DeviceAdmin).await;
+    let cookie = console_session(&app, "page-remover", &secret).await;
+    let b = browser(&app);
+    let page = b
+        .get(app.admin_url(&device))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let post = |confirm: &str| {
+        b.post(app.admin_url(&format!("{device}/actions")))
+            .header("cookie", &cookie)
+            .header("accept-language", "en")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("kind", "unenroll"),
+                ("confirm", confirm),
+            ])
+            .send()
+    };
+    let r = post("WRONG").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(!commands(&app, &udid)
+        .await
+        .contains(&"RemoveProfile".to_owned()));
+    let r = post(phone.serial_number()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("is being removed from management"));
+    assert!(commands(&app, &udid)
+        .await
+        .contains(&"RemoveProfile".to_owned()));
+    let r = post(phone.serial_number()).await.unwrap();
+    assert_eq!(r.status(), 409, "once");
+    assert!(app
+        .audit_records()
+        .await
+        .iter()
+        .any(|r| r["action"] == "device.offboard" && r["target"] == udid.as_str()));
+}
