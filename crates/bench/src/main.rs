@@ -29,8 +29,13 @@
 //! enrolled devices (a fixture), 5 policies assigned to a dynamic group of
 //! all of them, `POST /api/v1/reconcile` until it queues nothing: commands
 //! queued per second, server CPU and RSS (see [`reconcile`]).
+//!
+//! With `--console N` it measures the web console instead: server time and
+//! weight of each page with N enrolled devices and `--console-people`
+//! people (see [`console`]).
 
 mod audit;
+mod console;
 mod devices;
 mod login_timing;
 mod people;
@@ -180,6 +185,20 @@ struct Args {
           conflicts_with_all = ["devices", "concurrency", "idle_polls", "keep_alive", "no_tls_resumption", "login_timing", "people", "audit"],
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     reconcile: Option<u32>,
+    /// Instead of the device benchmark: the web console with N enrolled
+    /// devices (default 10,000) and --console-people people, the five
+    /// policies of --reconcile on a group of every device, reconciled: each
+    /// page asked for 3 times untimed then 20 times with the owner's token
+    /// (wall time, server CPU per request), and its weight with the
+    /// stylesheets and scripts it links. Targets: 50 ms, 150 KiB
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000",
+          conflicts_with_all = ["devices", "concurrency", "idle_polls", "keep_alive", "no_tls_resumption", "login_timing", "people", "audit", "reconcile"],
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    console: Option<u32>,
+    /// --console: people imported first
+    #[arg(long, value_name = "P", default_value_t = 100_000, requires = "console",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    console_people: u32,
 }
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -197,6 +216,8 @@ async fn main() -> std::process::ExitCode {
                 run_audit(&args, n).await
             } else if let Some(n) = args.reconcile {
                 run_reconcile(&args, n as usize).await
+            } else if let Some(n) = args.console {
+                run_console(&args, n as usize).await
             } else {
                 devices::run(&args).await
             }
@@ -354,6 +375,38 @@ async fn run_reconcile(args: &Args, n: usize) -> anyhow::Result<()> {
     );
     println!();
     print!("{}", reconcile::report(&figures));
+    if let WorkDir::Kept(dir) = &work {
+        println!("data directory and server logs kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+async fn run_console(args: &Args, n: usize) -> anyhow::Result<()> {
+    let server_bin = std::fs::canonicalize(&args.server_bin)
+        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let work = WorkDir::new(args.keep.as_ref())?;
+    let people = args.console_people as usize;
+    eprintln!(
+        "console benchmark with {n} devices and {people} people in {}",
+        work.path().display()
+    );
+    let figures = console::measure(&server_bin, work.path(), n, people).await?;
+    println!(
+        "mamori-bench --console: {n} enrolled devices, {people} people, 5 policies on a group \
+         of every device (reconciled); each page {} times untimed, then {} times on one \
+         keep-alive connection with the owner's API token",
+        console::WARMUP,
+        console::RUNS
+    );
+    report::print_command_and_machine();
+    println!(
+        "server:   {} (RUST_LOG={}; data directory {})",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        work.path().join("data").display()
+    );
+    println!();
+    print!("{}", console::report(&figures));
     if let WorkDir::Kept(dir) = &work {
         println!("data directory and server logs kept in {}", dir.display());
     }

@@ -26,7 +26,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
-pub use data::{departed_count, DbSize, Latency, SplitMix64};
+pub use data::{batches, csv, departed_count, DbSize, Latency, SplitMix64};
 pub use measure::measure;
 pub use report::report;
 

@@ -110,6 +110,12 @@ pub(crate) fn client_context(req: &Request) -> ClientContext {
     }
 }
 
+/// Marks an answer the guard gave because the request carried no valid
+/// credentials (no session, or one that ended): the console sends such a
+/// request to its sign-in page, and back afterwards.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotSignedIn;
+
 /// Runs before every admin handler.
 pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
     let ctx = client_context(&req);
@@ -120,7 +126,14 @@ pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) 
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let unauthenticated = matches!(e.0, CoreError::Unauthorized);
+            let mut resp = e.into_response();
+            if unauthenticated {
+                resp.extensions_mut().insert(NotSignedIn);
+            }
+            resp
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);

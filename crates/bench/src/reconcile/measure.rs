@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// Writes `n` enrolled iPhones under push topic `topic` into `devices`.
-fn write_devices(db: &Path, n: usize, topic: &str) -> anyhow::Result<()> {
+pub(crate) fn write_devices(db: &Path, n: usize, topic: &str) -> anyhow::Result<()> {
     let mut c =
         rusqlite::Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
     c.busy_timeout(Duration::from_secs(30))?;
@@ -204,7 +204,7 @@ pub async fn measure(
 /// Starts `mamori serve` once on a new data directory and installs a push
 /// certificate from `apple`; returns the owner token, the push topic and
 /// the database's path, with the server stopped.
-async fn create_data_dir(
+pub(crate) async fn create_data_dir(
     server_bin: &Path,
     work_dir: &Path,
     serve_args: &[&str],
@@ -232,7 +232,7 @@ async fn create_data_dir(
 
 /// Creates the policies and a dynamic group of every iPhone, and assigns
 /// the policies to the group.
-async fn assign_policies(server: &Server) -> anyhow::Result<()> {
+pub(crate) async fn assign_policies(server: &Server) -> anyhow::Result<()> {
     let mut ids = Vec::new();
     for (name, kind, settings) in policies() {
         let p = call(

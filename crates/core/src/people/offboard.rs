@@ -22,6 +22,10 @@ use mamori_domain::{AuditAction, Outcome};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod plan;
+
+pub use plan::OffboardPlan;
+
 /// What offboarding does to a person's devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -251,7 +251,6 @@ struct GroupData {
     group: DeviceGroup,
     policies: Vec<Policy>,
     rules: Option<ComplianceRules>,
-    progress: GroupProgress,
 }
 
 async fn group_data(
@@ -263,7 +262,6 @@ async fn group_data(
         group: s.group(by, id).await?,
         policies: s.policies(by).await?,
         rules: s.group_compliance(by, id).await?,
-        progress: s.group_progress(by, id).await?,
     })
 }
 
@@ -291,10 +289,12 @@ async fn group_page(
         @if let Some(t) = top { (t) }
         dl class="facts" id="group-facts" {
             dt { (ctx.t("group-members")) } dd { (rule_text(ctx, g)) }
-            dt { (ctx.t("group-enrolled")) } dd id="group-enrolled" { (d.progress.members) }
             dt { (ctx.t("group-created")) } dd { (ctx.when(g.created_at)) }
         }
-        (progress_table(ctx, &d.progress))
+        section aria-labelledby="group-progress" {
+            h2 id="group-progress" { (ctx.t("group-progress")) }
+            p { a href={ (base) "/progress" } id="progress-link" { (ctx.t("group-progress-open")) } }
+        }
         @if g.rule.is_none() { (members(ctx, csrf, g, &base, writable)) }
         (policies_form(ctx, csrf, g, &d.policies, &base, writable))
         (super::compliance::form(ctx, csrf, d.rules.as_ref(), &base, writable))
@@ -307,6 +307,33 @@ async fn group_page(
         }
     };
     titled(ctx, status, &g.name, body)
+}
+
+/// `GET /console/groups/{id}/progress`: where each of the group's
+/// policies stands on its enrolled devices (reads every device and every
+/// policy profile, as a reconciliation pass does).
+pub(super) async fn progress(
+    State(s): State<Services>,
+    Auth(by): Auth<DevicesRead>,
+    Shell { ctx, .. }: Shell,
+    Path(id): Path<String>,
+) -> Response {
+    let (g, p) = match (s.group(&by, &id).await, s.group_progress(&by, &id).await) {
+        (Ok(g), Ok(p)) => (g, p),
+        (Err(CoreError::NotFound(_)), _) | (_, Err(CoreError::NotFound(_))) => {
+            let body = html! { p { (ctx.t("group-missing")) } };
+            return page(&ctx, StatusCode::NOT_FOUND, "not-found-title", body);
+        }
+        (Err(e), _) | (_, Err(e)) => return err(e),
+    };
+    let body = html! {
+        p { a href={ "/console/groups/" (g.id) } { (ctx.t("group-back")) } }
+        dl class="facts" {
+            dt { (ctx.t("group-enrolled")) } dd id="group-enrolled" { (p.members) }
+        }
+        (progress_table(&ctx, &p))
+    };
+    titled(&ctx, StatusCode::OK, &g.name, body)
 }
 
 fn progress_table(ctx: &PageCtx, p: &GroupProgress) -> Markup {

@@ -3,7 +3,7 @@
 
 use super::page::{page, see_other, PageCtx, Shell};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use mamori_core::access::permit::{AuditRead, DevicesRead};
@@ -121,10 +121,15 @@ pub(super) async fn home(
     State(s): State<Services>,
     Extension(actor): Extension<AdminActor>,
     Shell { ctx, .. }: Shell,
+    headers: HeaderMap,
 ) -> Response {
     match actor.stage() {
         Some(SessionStage::SecondFactor) => see_other("/console/second-factor"),
         Some(SessionStage::Full) | None => {
+            // Signed in: back to the page that asked for it, if one did.
+            if let Some(back) = super::page::go_back(&headers) {
+                return back;
+            }
             let body = match panels(&s, &ctx, &actor).await {
                 Ok(b) => b,
                 Err(e) => return crate::error::ApiError(e).into_response(),

@@ -18,6 +18,7 @@ mod home;
 mod i18n;
 mod incidents;
 mod management;
+mod offboard;
 mod page;
 mod passkey;
 mod people;
@@ -225,6 +226,11 @@ fn fleet_pages() -> Vec<Page> {
         ("/console/groups/new", write(), post(groups::create)),
         ("/console/groups/{id}", read(), get(groups::show)),
         (
+            "/console/groups/{id}/progress",
+            read(),
+            get(groups::progress),
+        ),
+        (
             "/console/groups/{id}/members",
             write(),
             post(groups::change_members),
@@ -259,6 +265,11 @@ fn oversight_pages() -> Vec<Page> {
             "/console/people/{id}/reveal",
             perm(P::PersonalDataRead),
             post(people::reveal),
+        ),
+        (
+            "/console/people/{id}/offboard",
+            perm(P::PeopleWrite),
+            get(offboard::confirm).post(offboard::offboard),
         ),
         (
             "/console/reports/breach-scope",
@@ -396,7 +407,27 @@ async fn unsigned_to_sign_in(req: Request, next: Next) -> Response {
     let page = req.method() == http::Method::GET;
     let headers = req.headers().clone();
     let path = req.uri().path().to_owned();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
+    if resp
+        .extensions()
+        .get::<crate::auth::NotSignedIn>()
+        .is_some()
+    {
+        // Back here after signing in: the page itself, or for a form
+        // whose session ended meanwhile, the page the form is on.
+        let back = if page {
+            path_and_query
+        } else {
+            page::form_page(&path)
+        };
+        let mut to_sign_in = page::see_other("/console/sign-in");
+        page::remember_next(&mut to_sign_in, &back);
+        return to_sign_in;
+    }
     if page && resp.status() == StatusCode::UNAUTHORIZED {
         return page::see_other("/console/sign-in");
     }

@@ -242,6 +242,77 @@ pub(crate) fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
+/// The cookie that holds where to go after signing in (set when a page or
+/// form was refused for want of a session).
+const NEXT_COOKIE: &str = "__Host-mamori_next";
+
+/// Areas whose items have pages of their own (`/console/devices/{udid}`).
+const ITEM_AREAS: &[&str] = &["devices", "policies", "groups", "people", "incidents"];
+
+/// The page a form posted to `path` is on: the item's page in an area with
+/// item pages, else the area's page (`/console/devices/X/actions` →
+/// `/console/devices/X`, `/console/admins/kenji/disable` →
+/// `/console/admins`).
+pub(crate) fn form_page(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["console", area, item, ..] if ITEM_AREAS.contains(area) && *item != "new" => {
+            format!("/console/{area}/{item}")
+        }
+        ["console", area, ..] if !area.is_empty() => format!("/console/{area}"),
+        _ => "/console/".to_owned(),
+    }
+}
+
+/// Whether `to` is a console page to go back to: our own path, nothing
+/// that could leave the site or break the header.
+fn is_console_path(to: &str) -> bool {
+    to.starts_with("/console/")
+        && to.len() <= 512
+        && !to.contains("//")
+        && !to.contains("/..")
+        && to.chars().all(|c| c.is_ascii_graphic() && c != '\\')
+}
+
+/// Remembers where to go after signing in (for 15 minutes).
+pub(crate) fn remember_next(resp: &mut Response, to: &str) {
+    if !is_console_path(to) || to.starts_with("/console/sign") || to.starts_with("/console/setup") {
+        return;
+    }
+    let cookie = format!(
+        "{NEXT_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=900",
+        urlencoding::encode(to)
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Where to go after signing in, if a page asked for it; the answer that
+/// goes there forgets it.
+pub(crate) fn go_back(headers: &http::HeaderMap) -> Option<Response> {
+    let raw = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{NEXT_COOKIE}="))
+                .map(str::to_owned)
+        })?;
+    let to = urlencoding::decode(&raw).ok()?.into_owned();
+    if !is_console_path(&to) {
+        return None;
+    }
+    let mut resp = redirect(&to);
+    let clear = format!("{NEXT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Some(resp)
+}
+
 /// The time zone named `name` (IANA), from the database built into the
 /// binary (no file of the host is read); UTC for a name it does not know
 /// (the configuration refuses those at start).

@@ -146,10 +146,15 @@ async fn person_page(
         .actor()
         .admin()
         .is_some_and(|a| a.allows(Permission::PersonalDataRead));
+    let may_offboard = by
+        .actor()
+        .admin()
+        .is_some_and(|a| a.allows(Permission::PeopleWrite));
     let body = html! {
         @if let Some(t) = top { (t) }
         (summary(ctx, &p))
         @if may_reveal { (reveal_form(ctx, csrf, id, error)) }
+        @if may_offboard { (super::offboard::start_form(ctx, id)) }
     };
     let title = super::i18n::text(ctx.lang, "person-title", &[("id", p.id.as_str().into())]);
     titled(ctx, status, &title, body)

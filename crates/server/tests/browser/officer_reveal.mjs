@@ -40,6 +40,11 @@ await scenario("officer-reveal", async (browser, name) => {
   const shown = (await page.textContent("#person-name")).trim();
   expect(shown === env("MAMORI_PERSON_NAME"), `the name is shown: ${shown}`);
   await check(t, "person-revealed");
+  // Offboarding: the confirmation lists what would happen (not done here).
+  await page.click("#offboard-start button[type=submit]");
+  await page.waitForSelector("#offboard-plan");
+  await check(t, "offboard-confirm");
+  await page.click("#offboard-form a");
 
   // The breach scope of the officer's own reads today, and its CSV.
   await page.click("nav.areas a[href='/console/reports/breach-scope']");

@@ -66,7 +66,11 @@ await scenario("two-person-erase", async (browser, name) => {
   await first.page.waitForSelector("#members li");
   await first.page.check("#policies-form input[name=policy]");
   await first.page.click("#policies-form button[type=submit]");
+  await first.page.waitForSelector("#group-saved");
+  await first.page.click("#progress-link");
   await first.page.waitForSelector("#progress tbody tr");
+  await check(first, "group-progress");
+  await first.page.goBack();
   await first.page.fill("#min-ios", "10.0");
   await first.page.click("#compliance-form button[value=save]");
   await first.page.waitForSelector("#group-saved");

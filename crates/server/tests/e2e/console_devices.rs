@@ -480,3 +480,109 @@ async fn a_device_page_shows_its_management_and_keeps_its_location_for_who_may_r
         .iter()
         .any(|r| r["action"] == "device.offboard" && r["target"] == udid.as_str()));
 }
+
+/// The `name=value` of the cookie named `name` a response sets.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
+/// A session that ends while a form is open: the form's post changes
+/// nothing and goes to sign-in, and signing in again returns to the
+/// form's page (never to another site).
+#[tokio::test]
+async fn a_session_that_ends_mid_form_returns_to_the_page_after_signing_in() {
+    let app = spawn_app().await;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let key = totp_account(&app, "console-return", Role::Helpdesk).await;
+    let cookie = console_session(&app, "console-return", &key).await;
+    let b = browser(&app);
+    let device = format!("/console/devices/{}", phone.udid());
+    let page = b
+        .get(app.admin_url(&device))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    // The session ends (signed out elsewhere, or expired).
+    let r = b
+        .post(app.admin_url("/console/sign-out"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // The lock form, posted now: nothing sent, to sign-in, and remembered.
+    let r = b
+        .post(app.admin_url(&format!("{device}/actions")))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("kind", "lock")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(crate::console::location(&r), "/console/sign-in");
+    let next = set_cookie(&r, "__Host-mamori_next").expect("where to return");
+    assert_eq!(
+        next,
+        format!("__Host-mamori_next=%2Fconsole%2Fdevices%2F{}", phone.udid())
+    );
+    assert!(
+        commands(&app, phone.udid()).await.is_empty(),
+        "nothing sent"
+    );
+
+    // Signed in again: the overview sends it back to the device's page,
+    // once.
+    let again = console_session_at(&app, "console-return", &key, now_unix() + 30).await;
+    let r = b
+        .get(app.admin_url("/console/"))
+        .header("cookie", format!("{again}; {next}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(crate::console::location(&r), device);
+    assert_eq!(
+        set_cookie(&r, "__Host-mamori_next").as_deref(),
+        Some("__Host-mamori_next="),
+        "forgotten"
+    );
+    // A page asked for without a session comes back with its query.
+    let r = b
+        .get(app.admin_url("/console/devices?serial=ABC"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::console::location(&r), "/console/sign-in");
+    assert_eq!(
+        set_cookie(&r, "__Host-mamori_next").unwrap(),
+        "__Host-mamori_next=%2Fconsole%2Fdevices%3Fserial%3DABC"
+    );
+    // A forged cookie pointing elsewhere is ignored.
+    for forged in [
+        "%2F%2Fevil.example%2F",
+        "https%3A%2F%2Fevil.example%2F",
+        "%2Fconsole%2F..%2F..%2Fx",
+    ] {
+        let r = b
+            .get(app.admin_url("/console/"))
+            .header("cookie", format!("{again}; __Host-mamori_next={forged}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{forged}");
+    }
+}

@@ -214,6 +214,7 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
     );
     let (_, page) = get(&app, &admin, &base).await;
     assert!(page.contains(phone.udid()), "listed");
+    let (_, page) = get(&app, &admin, &format!("{base}/progress")).await;
     assert_eq!(count(&page, &policy, "waiting"), "1", "{page}");
 
     // The reconciler sends it; the page follows it to the device.
@@ -221,10 +222,10 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
     s.reconcile_once(&crate::common::authorized(), 100)
         .await
         .unwrap();
-    let (_, page) = get(&app, &admin, &base).await;
+    let (_, page) = get(&app, &admin, &format!("{base}/progress")).await;
     assert_eq!(count(&page, &policy, "installing"), "1");
     phone.run_queue().await.unwrap();
-    let (_, page) = get(&app, &viewer, &base).await;
+    let (_, page) = get(&app, &viewer, &format!("{base}/progress")).await;
     assert_eq!(count(&page, &policy, "installed"), "1");
 
     // A new version, saved from the policy's page; a stale form is refused.
@@ -262,7 +263,7 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
         (p["version"].as_i64(), p["settings"]["minLength"].as_i64()),
         (Some(2), Some(10))
     );
-    let (_, page) = get(&app, &admin, &base).await;
+    let (_, page) = get(&app, &admin, &format!("{base}/progress")).await;
     assert_eq!(
         count(&page, &policy, "waiting"),
         "1",
@@ -403,7 +404,8 @@ async fn compliance_rules_from_the_group_page_quarantine_and_say_why() {
     let base = format!("/console/groups/{}", id_in(&to));
     let (_, page) = get(&app, &admin, &base).await;
     assert!(page.contains("Model contains iPhone"), "{page}");
-    assert!(page.contains("id=\"group-enrolled\">1<"), "{page}");
+    let (_, progress) = get(&app, &admin, &format!("{base}/progress")).await;
+    assert!(progress.contains("id=\"group-enrolled\">1<"), "{progress}");
 
     let rules_form = |page: &str| was(page, "compliance-form");
     let fresh = rules_form(&page);

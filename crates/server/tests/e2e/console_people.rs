@@ -1,9 +1,11 @@
 //! People and reports in the console, without a browser: the list names
 //! no one, a reveal needs the permission and a reason (refused ones read
-//! nothing), a role that may not open a page gets a page that says so.
+//! nothing), a role that may not open a page gets a page that says so;
+//! offboarding is confirmed on a page that lists what it will do.
 //! (A security officer in a real browser: `browser.rs`.)
 
 use crate::common::{authorized, role_token, spawn_app, TestApp};
+use mamori_sim::{DeviceKind, SimOptions};
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
     let r = app
@@ -127,4 +129,122 @@ async fn a_reveal_needs_the_permission_and_a_reason() {
         )
         .await;
     assert_eq!(st, 400, "{body}");
+}
+
+/// Offboarding from a person's page: the confirmation lists exactly what
+/// will happen and changes nothing; one press does it; a role without
+/// people_write has no such form and is refused.
+#[tokio::test]
+async fn offboarding_lists_what_will_happen_then_does_it() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let officer = role_token(s, "offboard-officer", "security_officer").await;
+    let viewer = role_token(s, "offboard-viewer", "viewer").await;
+    role_token(s, "leaver-admin", "helpdesk").await;
+    let (st, p) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/people",
+            Some(serde_json::json!({"name": "Leaving Person", "user_id": "leaver", "email": "leaver@example.jp"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    let person = p["id"].as_str().unwrap().to_owned();
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/admins/leaver-admin/person",
+            Some(serde_json::json!({"person_id": person})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/devices/{}/person", phone.udid()),
+            Some(serde_json::json!({"person_id": person})),
+        )
+        .await;
+    assert!(st == 200 || st == 204, "{st}");
+
+    let get = |token: &str, path: String| {
+        app.http
+            .get(app.admin_url(&path))
+            .bearer_auth(token)
+            .header("accept-language", "en")
+            .send()
+    };
+    let page = get(&officer, format!("/console/people/{person}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"offboard-start\""));
+    let page = get(&viewer, format!("/console/people/{person}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("id=\"offboard-start\""), "a viewer may not");
+
+    // The confirmation: what will happen, nothing done yet.
+    let r = get(
+        &officer,
+        format!("/console/people/{person}/offboard?action=remove_management"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let plan = page.split("id=\"offboard-plan\"").nth(1).unwrap();
+    assert!(plan.contains("Mark the person as departed now."), "{plan}");
+    assert!(
+        plan.contains("Ask an account manager to disable: leaver-admin"),
+        "{plan}"
+    );
+    assert!(plan.contains(phone.udid()), "{plan}");
+    assert!(
+        plan.contains("Remove management from 1 device(s)"),
+        "{plan}"
+    );
+    let (_, p) = app.get(&format!("/api/v1/people/{person}")).await;
+    assert!(p["departed_at"].is_null(), "nothing done yet");
+
+    // One press.
+    let post = |token: &str, action: &str| {
+        app.http
+            .post(app.admin_url(&format!("/console/people/{person}/offboard")))
+            .bearer_auth(token)
+            .header("accept-language", "en")
+            .form(&[("action", action)])
+            .send()
+    };
+    assert_eq!(
+        post(&viewer, "remove_management").await.unwrap().status(),
+        403
+    );
+    assert_eq!(post(&officer, "nonsense").await.unwrap().status(), 400);
+    let r = post(&officer, "remove_management").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"offboard-done\""), "{page}");
+    assert!(
+        page.contains("leaver-admin waits for an account manager"),
+        "{page}"
+    );
+    let (_, p) = app.get(&format!("/api/v1/people/{person}")).await;
+    assert!(p["departed_at"].is_string(), "{p}");
+    let (_, cmds) = app
+        .get(&format!("/api/v1/devices/{}/commands", phone.udid()))
+        .await;
+    assert!(cmds["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["request_type"] == "RemoveProfile"));
 }
