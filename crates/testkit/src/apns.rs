@@ -88,6 +88,24 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A push certificate for the key of a certificate signing request
+    /// (PEM), as Apple's portal issues one for a request: its PEM.
+    pub fn push_cert_for_request(&self, csr_pem: &str, uid: &str) -> String {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .expect("a certificate signing request");
+        csr.params.distinguished_name = rcgen::DistinguishedName::new();
+        csr.params
+            .distinguished_name
+            .push(DnType::CommonName, "APSP:test-push-cert");
+        csr.params
+            .distinguished_name
+            .push(DnType::CustomDnType(UID_OID.to_vec()), uid);
+        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        csr.signed_by(&self.cert, &self.key)
+            .expect("sign the requested push certificate")
+            .pem()
+    }
+
     /// A TLS server certificate for `127.0.0.1` (and `localhost`).
     pub fn server_cert(&self) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
         let key = KeyPair::generate().expect("generate server certificate key");

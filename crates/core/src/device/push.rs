@@ -134,4 +134,95 @@ impl Services {
             .map_err(|e| CoreError::Internal(e.into()))?;
         Ok(Some(topic))
     }
+
+    /// Starts a push certificate (or its renewal) from this server: a new
+    /// RSA-2048 key, kept here sealed (it never leaves the server), and
+    /// its certificate signing request (PEM) to have signed for Apple's
+    /// Push Certificates Portal. A new request replaces one still pending.
+    pub async fn push_certificate_request(
+        &self,
+        by: &Authorized<SettingsWrite>,
+        ctx: &ClientContext,
+    ) -> CoreResult<String> {
+        let key = tokio::task::spawn_blocking(mamori_crypto::RsaPrivateKey::generate_2048)
+            .await
+            .map_err(|e| CoreError::internal("key generation", e))?
+            .map_err(|e| CoreError::internal("key generation", e))?;
+        let der = mamori_protocol::csr::build_csr(&key, "Mamori MDM push certificate", None)
+            .map_err(|e| CoreError::internal("push certificate request", e))?;
+        let sealed = self
+            .pki
+            .secret_box
+            .seal(key.to_pkcs8_pem().as_bytes(), Some(PENDING_NAME.as_bytes()))
+            .map_err(|e| CoreError::Internal(e.into()))?;
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::SettingsPushCertificate,
+                Outcome::Success,
+            )
+            .detail("certificate signing request made; its key kept sealed here"),
+        )
+        .await?;
+        self.ports
+            .device
+            .put_secret(PENDING_NAME, &sealed, self.clock.now())
+            .await?;
+        Ok(pem("CERTIFICATE REQUEST", &der))
+    }
+
+    /// Whether a certificate signing request made here waits for its
+    /// certificate.
+    pub async fn push_request_pending(&self) -> CoreResult<bool> {
+        Ok(self.ports.device.secret(PENDING_NAME).await?.is_some())
+    }
+
+    /// Installs the certificate Apple issued for the request made here,
+    /// with the key kept for it (see [`Self::set_push_certificate`] for the
+    /// checks, the topic rule included). The pending key is then forgotten.
+    pub async fn install_requested_push_certificate(
+        &self,
+        by: &Authorized<SettingsWrite>,
+        ctx: &ClientContext,
+        cert_pem: &str,
+    ) -> CoreResult<String> {
+        let Some(sealed) = self.ports.device.secret(PENDING_NAME).await? else {
+            return Err(CoreError::Conflict(
+                "no certificate signing request made here waits for its certificate; make one \
+                 first, or upload the certificate with its private key"
+                    .into(),
+            ));
+        };
+        let key = Zeroizing::new(
+            self.pki
+                .secret_box
+                .open(&sealed, Some(PENDING_NAME.as_bytes()))
+                .map_err(|e| CoreError::internal("pending push key unreadable", e))?,
+        );
+        let key_pem = Zeroizing::new(
+            String::from_utf8(key.to_vec()).map_err(|e| CoreError::internal("pending key", e))?,
+        );
+        let topic = self
+            .set_push_certificate(by, ctx, cert_pem, &key_pem)
+            .await?;
+        self.ports.device.delete_secret(PENDING_NAME).await?;
+        Ok(topic)
+    }
+}
+
+/// Where a key made for a push certificate request waits for its
+/// certificate.
+const PENDING_NAME: &str = "push-certificate-request";
+
+/// `der` as PEM with the label `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }

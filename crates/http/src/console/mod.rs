@@ -335,6 +335,11 @@ fn admin_pages() -> Vec<Page> {
             perm(P::SettingsWrite),
             post(settings::push_certificate),
         ),
+        (
+            "/console/settings/push-request",
+            perm(P::SettingsWrite),
+            post(settings::push_request),
+        ),
         ("/console/approvals", DECIDERS, get(approvals::index)),
         (
             "/console/approvals/{id}/approve",

@@ -65,7 +65,13 @@ fn checklist(ctx: &PageCtx, r: &Readiness) -> Markup {
     }
 }
 
-fn push_section(ctx: &PageCtx, csrf: &str, r: &Readiness, error: Option<String>) -> Markup {
+fn push_section(
+    ctx: &PageCtx,
+    csrf: &str,
+    r: &Readiness,
+    pending: bool,
+    error: Option<String>,
+) -> Markup {
     html! {
         section aria-labelledby="push-title" {
             h2 id="push-title" { (ctx.t("push-title")) }
@@ -80,13 +86,19 @@ fn push_section(ctx: &PageCtx, csrf: &str, r: &Readiness, error: Option<String>)
             @if let Some(e) = error {
                 p class="error" role="alert" id="push-error" { (e) }
             }
+            form method="post" action="/console/settings/push-request" id="push-request-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                p { (ctx.t("push-request-intro")) }
+                button type="submit" { (ctx.t("push-request-button")) }
+            }
+            @if pending { p class="notice" id="push-pending" { (ctx.t("push-pending")) } }
             form method="post" action="/console/settings/push-certificate" id="push-form" {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="push-cert" { (ctx.t("push-cert")) }
                 textarea id="push-cert" name="certificate" rows="6" required maxlength="12000"
                     spellcheck="false" {}
-                label for="push-key" { (ctx.t("push-key")) }
-                textarea id="push-key" name="key" rows="6" required maxlength="4000"
+                label for="push-key" { (ctx.t(if pending { "push-key-optional" } else { "push-key" })) }
+                textarea id="push-key" name="key" rows="6" required[!pending] maxlength="4000"
                     spellcheck="false" autocomplete="off" {}
                 button type="submit" { (ctx.t("push-install")) }
             }
@@ -94,7 +106,7 @@ fn push_section(ctx: &PageCtx, csrf: &str, r: &Readiness, error: Option<String>)
     }
 }
 
-fn settings_page(
+async fn settings_page(
     s: &Services,
     ctx: &PageCtx,
     csrf: &str,
@@ -103,6 +115,10 @@ fn settings_page(
     error: Option<String>,
 ) -> Response {
     let r = s.readiness();
+    let pending = match s.push_request_pending().await {
+        Ok(p) => p,
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    };
     let body = html! {
         @if let Some(t) = top { (t) }
         section aria-labelledby="ready-title" {
@@ -110,7 +126,7 @@ fn settings_page(
             p { (ctx.t("ready-intro")) }
             (checklist(ctx, &r))
         }
-        (push_section(ctx, csrf, &r, error))
+        (push_section(ctx, csrf, &r, pending, error))
     };
     page(ctx, status, "settings-title", body)
 }
@@ -131,7 +147,7 @@ pub(super) async fn index(
     let top = q.installed.map(|_| {
         html! { p class="notice" role="status" id="push-done" { (ctx.t("push-installed")) } }
     });
-    settings_page(&s, &ctx, &csrf, StatusCode::OK, top, None)
+    settings_page(&s, &ctx, &csrf, StatusCode::OK, top, None).await
 }
 
 /// The push certificate form.
@@ -154,18 +170,56 @@ pub(super) async fn push_certificate(
     let Shell { ctx, csrf } = shell.at("/console/settings");
     let Ok(Form(f)) = form else {
         let e = ctx.t("push-missing");
-        return settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e));
+        return settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e)).await;
     };
     let key = zeroize::Zeroizing::new(f.key);
-    match s
-        .set_push_certificate(&by, &client, &f.certificate, &key)
-        .await
-    {
+    // Without a key: the one kept for the request made here.
+    let installed = if key.trim().is_empty() {
+        s.install_requested_push_certificate(&by, &client, &f.certificate)
+            .await
+    } else {
+        s.set_push_certificate(&by, &client, &f.certificate, &key)
+            .await
+    };
+    match installed {
         Ok(_) => super::page::see_other("/console/settings?installed=1"),
-        Err(CoreError::BadRequest(m)) => {
+        Err(CoreError::BadRequest(m) | CoreError::Conflict(m)) => {
             let e = super::i18n::text(ctx.lang, "push-refused", &[("reason", m.into())]);
-            settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e))
+            settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e)).await
         }
         Err(e) => crate::error::ApiError(e).into_response(),
     }
+}
+
+/// `POST /console/settings/push-request`: a key made and kept here, and
+/// its certificate signing request shown to copy or download.
+pub(super) async fn push_request(
+    State(s): State<Services>,
+    Auth(by): Auth<SettingsWrite>,
+    Client(client): Client,
+    shell: Shell,
+) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/settings");
+    let csr = match s.push_certificate_request(&by, &client).await {
+        Ok(c) => c,
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    };
+    let href = format!(
+        "data:application/pkcs10;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr.as_bytes())
+    );
+    let top = html! {
+        section class="notice" id="push-request" aria-labelledby="push-request-title" {
+            h2 id="push-request-title" { (ctx.t("push-request-made")) }
+            ol {
+                li { (ctx.t("push-request-step-sign")) }
+                li { (ctx.t("push-request-step-portal")) }
+                li { (ctx.t("push-request-step-upload")) }
+            }
+            label for="push-csr" { (ctx.t("push-request-csr")) }
+            textarea id="push-csr" rows="8" readonly spellcheck="false" { (csr) }
+            p { a href=(href) download="mamori-push.csr" id="push-csr-download" { (ctx.t("push-request-download")) } }
+        }
+    };
+    settings_page(&s, &ctx, &csrf, StatusCode::CREATED, Some(top), None).await
 }

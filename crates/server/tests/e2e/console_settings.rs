@@ -97,3 +97,60 @@ async fn the_checklist_reads_the_settings_and_a_renewal_keeps_the_topic() {
     let device_admin = role_token(&app.running.services, "settings-admin", "device_admin").await;
     assert_eq!(page(&app, &device_admin).await.0, 403);
 }
+
+/// A push certificate made from a request made here: the key never leaves
+/// the server, the certificate is installed without it, and then the
+/// pending key is gone.
+#[tokio::test]
+async fn a_push_certificate_is_requested_here_and_installed_without_its_key() {
+    let app = spawn_app().await;
+    // Without a request made here, a certificate without a key is refused.
+    let apple = Ca::new("Test Apple CA");
+    let topic = new_topic();
+    let (stray, _) = apple.push_cert(Some(&topic));
+    let (st, body) = install(&app, &stray, "").await;
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("no certificate signing request made here"),
+        "{body}"
+    );
+
+    let r = app
+        .http
+        .post(app.admin_url("/console/settings/push-request"))
+        .bearer_auth(&app.token)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body = r.text().await.unwrap();
+    let start = body
+        .find("-----BEGIN CERTIFICATE REQUEST-----")
+        .expect("the request");
+    let end = body.find("-----END CERTIFICATE REQUEST-----").unwrap() + 33;
+    let csr = body[start..end].to_owned();
+    assert!(body.contains("download=\"mamori-push.csr\""));
+    assert!(!body.contains("PRIVATE KEY"), "the key stays on the server");
+    let (_, settings) = page(&app, &app.token).await;
+    assert!(settings.contains("id=\"push-pending\""));
+
+    // Apple's certificate for that request, installed without a key.
+    let cert = apple.push_cert_for_request(&csr, &topic);
+    let (st, body) = install(&app, &cert, "").await;
+    assert_eq!(st, 200, "{body}");
+    let (_, settings) = page(&app, &app.token).await;
+    assert!(settings.contains(&topic), "{settings}");
+    assert!(
+        !settings.contains("id=\"push-pending\""),
+        "the pending key is gone"
+    );
+    let audit = app.audit_records().await;
+    assert!(audit
+        .iter()
+        .any(|r| r["action"] == "settings.push_certificate"
+            && r["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("certificate signing request made")));
+}
