@@ -17,6 +17,17 @@ use time::OffsetDateTime;
 /// Most people one import may carry.
 pub const MAX_IMPORT_ROWS: usize = 200_000;
 
+/// What an import would do (see `Services::preview_people_csv`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportPreview {
+    /// People it would add (when no row is refused).
+    pub people: usize,
+    /// Of them, marked departed.
+    pub departed: usize,
+    /// Rows refused, and why; with any, nothing is imported.
+    pub errors: Vec<RowError>,
+}
+
 /// One refused row of an import (1-based, after the header; the text never
 /// repeats the row's values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,18 +130,7 @@ impl Services {
         data: &[u8],
     ) -> CoreResult<usize> {
         let actor = proof.actor();
-        let key = self.index_key().await?;
-        let now = self.clock.now();
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::All)
-            .from_reader(data);
-        let headers = reader
-            .headers()
-            .map_err(|e| CoreError::BadRequest(format!("CSV header: {e}")))?
-            .clone();
-        let col = csv_columns(&headers)?;
-        let (records, lines, mut errors) = self.check_rows(&mut reader, &col, &key, now)?;
+        let (records, lines, mut errors) = self.parse_import(data).await?;
         if errors.is_empty() {
             if let Err(c) = self.ports.people.insert_people(&records).await? {
                 let PeopleConflict::Duplicate { row, .. } = &c;
@@ -167,6 +167,70 @@ impl Services {
         )
         .await?;
         Ok(records.len())
+    }
+
+    /// Reads an import: its header, then every row checked and sealed.
+    async fn parse_import(
+        &self,
+        data: &[u8],
+    ) -> CoreResult<(Vec<PersonRecord>, Vec<usize>, Vec<RowError>)> {
+        let key = self.index_key().await?;
+        let now = self.clock.now();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(data);
+        let headers = reader
+            .headers()
+            .map_err(|e| CoreError::BadRequest(format!("CSV header: {e}")))?
+            .clone();
+        let col = csv_columns(&headers)?;
+        self.check_rows(&mut reader, &col, &key, now)
+    }
+
+    /// What importing `data` would do, nothing written: the people it
+    /// would add (and how many of them departed), and every row it would
+    /// refuse and why, conflicts with people already known included.
+    pub async fn preview_people_csv(
+        &self,
+        _by: &Authorized<PeopleWrite>,
+        data: &[u8],
+    ) -> CoreResult<ImportPreview> {
+        let (records, lines, mut errors) = self.parse_import(data).await?;
+        for (rec, line) in records.iter().zip(&lines) {
+            let known = [
+                (mamori_ports::PersonIndex::Email, &rec.email_index, "email"),
+                (
+                    mamori_ports::PersonIndex::UserId,
+                    &rec.user_id_index,
+                    "user_id",
+                ),
+            ];
+            for (index, hash, what) in known {
+                if self
+                    .ports
+                    .people
+                    .person_by_index(index, hash)
+                    .await?
+                    .is_some()
+                {
+                    errors.push(RowError {
+                        line: *line,
+                        error: format!("a person with this {what} exists"),
+                    });
+                    break;
+                }
+            }
+        }
+        errors.sort_by_key(|e| e.line);
+        Ok(ImportPreview {
+            people: records.len(),
+            departed: records
+                .iter()
+                .filter(|r| r.status == EmploymentStatus::Departed)
+                .count(),
+            errors,
+        })
     }
 
     /// Checks every row of an import and seals the good ones; returns the

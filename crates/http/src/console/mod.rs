@@ -16,6 +16,7 @@ mod enrollment;
 mod groups;
 mod home;
 mod i18n;
+mod import;
 mod incidents;
 mod management;
 mod offboard;
@@ -256,6 +257,11 @@ fn oversight_pages() -> Vec<Page> {
     let perm = Access::Permission;
     vec![
         ("/console/people", perm(P::DevicesRead), get(people::list)),
+        (
+            "/console/people/import",
+            perm(P::PeopleWrite),
+            get(import::index).post(import::submit),
+        ),
         (
             "/console/people/{id}",
             perm(P::DevicesRead),

@@ -51,8 +51,13 @@ pub(super) async fn list(
     let next = (people.len() == PAGE as usize)
         .then(|| people.last().map(|p| p.id.to_string()))
         .flatten();
+    let may_import = by
+        .actor()
+        .admin()
+        .is_some_and(|a| a.allows(Permission::PeopleWrite));
     let body = html! {
         p { (ctx.t("people-intro")) }
+        @if may_import { p { a href="/console/people/import" id="import-link" { (ctx.t("import-title")) } } }
         @if people.is_empty() {
             p id="people-none" { (ctx.t("people-none")) }
         } @else {

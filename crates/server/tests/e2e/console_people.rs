@@ -248,3 +248,72 @@ async fn offboarding_lists_what_will_happen_then_does_it() {
         .iter()
         .any(|c| c["request_type"] == "RemoveProfile"));
 }
+
+/// Importing people from the page: checked first with nothing written
+/// (every refused row named, people already known included), imported
+/// with one press, and a second press adds no one.
+#[tokio::test]
+async fn an_import_is_checked_before_anything_is_written() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let officer = role_token(s, "import-officer", "security_officer").await;
+    let viewer = role_token(s, "import-viewer", "viewer").await;
+    let (st, _) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/people",
+            Some(serde_json::json!({"name": "Known", "user_id": "known", "email": "known@example.jp"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let people = || async {
+        let (_, p) = app.get("/api/v1/people?limit=100").await;
+        p["people"].as_array().unwrap().len()
+    };
+    assert_eq!(people().await, 1);
+    let post = |token: &str, csv: &str, step: &str| {
+        app.http
+            .post(app.admin_url("/console/people/import"))
+            .bearer_auth(token)
+            .header("accept-language", "en")
+            .form(&[("csv", csv), ("step", step)])
+            .send()
+    };
+    let (st, _) = get(&app, &viewer, "/console/people/import").await;
+    assert_eq!(st, 403);
+    let (st, page) = get(&app, &officer, "/console/people/import").await;
+    assert_eq!(st, 200);
+    assert!(page.contains("id=\"import-form\""));
+
+    let bad = "name,user_id,email\nAiko,aiko,aiko@example.jp\nNo Mail,nomail,\nAgain,known,again@example.jp\n";
+    for step in ["check", "import"] {
+        let r = post(&officer, bad, step).await.unwrap();
+        assert_eq!(r.status(), 400, "{step}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("2 row(s) refused"), "{page}");
+        assert!(page.contains("data-line=\"3\""), "{page}");
+        assert!(page.contains("a person with this user_id exists"), "{page}");
+        assert!(!page.contains("id=\"import-go\""));
+    }
+    assert_eq!(people().await, 1, "nothing written");
+
+    let good = "name,user_id,email,status\nAiko,aiko,aiko@example.jp,active\nBen,ben,ben@example.jp,departed\n";
+    let r = post(&officer, good, "check").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Ready: 2 people would be added (1 of them departed)"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"import-go\""));
+    assert_eq!(people().await, 1, "a check writes nothing");
+    let r = post(&officer, good, "import").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.text().await.unwrap().contains("2 people imported."));
+    assert_eq!(people().await, 3);
+    // The same press again: refused by the check, no one added.
+    let r = post(&officer, good, "import").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(people().await, 3);
+    assert_eq!(post(&viewer, good, "import").await.unwrap().status(), 403);
+}
