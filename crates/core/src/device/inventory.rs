@@ -45,6 +45,22 @@ pub struct DeviceQuery {
     pub app: Option<String>,
     /// Assigned person, by pseudonymous ID.
     pub person: Option<String>,
+    /// Platform: `iOS` or `macOS`.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Seen (checked in) within this many days.
+    #[serde(default)]
+    pub seen_within_days: Option<u32>,
+    /// Not seen for more than this many days.
+    #[serde(default)]
+    pub unseen_for_days: Option<u32>,
+    /// Only these devices (UDIDs; a group's members, say): set by the
+    /// caller from another context, never from a request.
+    #[serde(skip)]
+    pub within: Option<HashSet<String>>,
+    /// Not these devices (set like `within`).
+    #[serde(skip)]
+    pub except: Option<HashSet<String>>,
 }
 
 impl Services {
@@ -195,6 +211,11 @@ impl Services {
                     .collect(),
             );
         }
+        if let Some(within) = &q.within {
+            narrow(within.clone());
+        }
+        let now = self.clock.now();
+        let days = |n: u32| Duration::days(i64::from(n));
         let lower = |s: &Option<String>| s.as_deref().unwrap_or("").to_ascii_lowercase();
         let mut out = Vec::new();
         let mut after = None;
@@ -204,6 +225,17 @@ impl Services {
             after = Some(last.udid.clone());
             for d in page {
                 let keep = only.as_ref().is_none_or(|s| s.contains(d.udid.as_str()))
+                    && !q
+                        .except
+                        .as_ref()
+                        .is_some_and(|s| s.contains(d.udid.as_str()))
+                    && q.platform.as_ref().is_none_or(|p| {
+                        crate::device::devices::platform_of(&d).eq_ignore_ascii_case(p)
+                    })
+                    && q.seen_within_days
+                        .is_none_or(|n| now - d.last_seen_at <= days(n))
+                    && q.unseen_for_days
+                        .is_none_or(|n| now - d.last_seen_at > days(n))
                     && q.serial
                         .as_ref()
                         .is_none_or(|s| d.serial_number.as_deref() == Some(s))

@@ -118,6 +118,31 @@ impl Services {
             .ok_or_else(|| CoreError::NotFound("no such group".into()))
     }
 
+    /// The enrolled devices in a group (UDIDs), for filtering lists.
+    pub async fn group_devices(
+        &self,
+        _by: &Authorized<DevicesRead>,
+        id: &str,
+    ) -> CoreResult<HashSet<String>> {
+        let g = self.group_record(id).await?;
+        let membership = self.membership(std::slice::from_ref(&g)).await?;
+        let mut out = HashSet::new();
+        let mut after: Option<DeviceKey> = None;
+        loop {
+            let page = self.ports.fleet.list_devices(after.as_ref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.udid.clone());
+            out.extend(
+                page.iter()
+                    .filter(|d| {
+                        d.status == EnrollmentStatus::Enrolled && membership.contains(&g, d)
+                    })
+                    .map(|d| d.udid.to_string()),
+            );
+        }
+        Ok(out)
+    }
+
     /// The groups a device is in (listed, or matching a rule).
     pub async fn device_groups(
         &self,

@@ -36,25 +36,94 @@ pub(super) struct Filter {
     app: String,
     #[serde(default)]
     person: String,
+    #[serde(default)]
+    platform: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    compliance: String,
+    #[serde(default)]
+    seen: String,
     after: Option<String>,
 }
 
 impl Filter {
     fn is_empty(&self) -> bool {
-        [&self.serial, &self.model, &self.os, &self.app, &self.person]
-            .iter()
-            .all(|f| f.trim().is_empty())
+        [
+            &self.serial,
+            &self.model,
+            &self.os,
+            &self.app,
+            &self.person,
+            &self.platform,
+            &self.group,
+            &self.compliance,
+            &self.seen,
+        ]
+        .iter()
+        .all(|f| f.trim().is_empty())
     }
 
-    fn query(&self) -> DeviceQuery {
+    /// The query, with the group's members and the compliance state read
+    /// through their own use-cases.
+    async fn query(
+        &self,
+        s: &Services,
+        by: &mamori_core::access::Authorized<DevicesRead>,
+    ) -> Result<DeviceQuery, CoreError> {
         let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-        DeviceQuery {
+        let (seen_within_days, unseen_for_days) = match self.seen.as_str() {
+            "1d" => (Some(1), None),
+            "7d" => (Some(7), None),
+            "not7d" => (None, Some(7)),
+            "not30d" => (None, Some(30)),
+            _ => (None, None),
+        };
+        let mut q = DeviceQuery {
             serial: some(&self.serial),
             model: some(&self.model),
             os_version: some(&self.os),
             app: some(&self.app),
             person: some(&self.person),
+            platform: some(&self.platform),
+            seen_within_days,
+            unseen_for_days,
+            ..DeviceQuery::default()
+        };
+        if let Some(g) = some(&self.group) {
+            q.within = Some(s.group_devices(by, &g).await?);
         }
+        if matches!(
+            self.compliance.as_str(),
+            "compliant" | "non_compliant" | "quarantined"
+        ) {
+            let r = s.compliance_report(by).await?;
+            let pick = |quarantined_only: bool| {
+                r.non_compliant
+                    .iter()
+                    .filter(|d| !quarantined_only || d.quarantined)
+                    .map(|d| d.udid.clone())
+                    .collect::<std::collections::HashSet<_>>()
+            };
+            match self.compliance.as_str() {
+                "compliant" => q.except = Some(pick(false)),
+                "quarantined" => {
+                    let mut w = pick(true);
+                    if let Some(prev) = q.within.take() {
+                        w.retain(|u| prev.contains(u));
+                    }
+                    q.within = Some(w);
+                }
+                _ => {
+                    let mut w = pick(false);
+                    if let Some(prev) = q.within.take() {
+                        w.retain(|u| prev.contains(u));
+                    }
+                    q.within = Some(w);
+                }
+            }
+        }
+        Ok(q)
     }
 }
 
@@ -81,19 +150,59 @@ fn label_of(ctx: &PageCtx, d: &DeviceView) -> String {
     }
 }
 
-fn search_form(ctx: &PageCtx, f: &Filter) -> Markup {
-    super::page::search_form(
-        ctx,
-        "/console/devices",
-        &[
-            ("serial", "devices-serial", &f.serial, "text"),
-            ("model", "devices-model", &f.model, "text"),
-            ("os", "devices-os", &f.os, "text"),
-            ("app", "devices-app", &f.app, "text"),
-            ("person", "devices-person", &f.person, "text"),
-        ],
-        "devices-search",
-    )
+/// A filter's `<select>`: (value, catalogue key or literal label).
+fn choice(ctx: &PageCtx, id: &str, key: &str, value: &str, options: &[(String, String)]) -> Markup {
+    html! {
+        div class="field" {
+            label for=(id) { (ctx.t(key)) }
+            select id=(id) name=(id) {
+                option value="" selected[value.is_empty()] { (ctx.t("devices-any")) }
+                @for (v, label) in options {
+                    option value=(v) selected[value == v] { (label) }
+                }
+            }
+        }
+    }
+}
+
+fn search_form(ctx: &PageCtx, f: &Filter, groups: &[(String, String)]) -> Markup {
+    let keyed = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(v, k)| ((*v).to_owned(), ctx.t(k)))
+            .collect()
+    };
+    let platforms = vec![
+        ("iOS".to_owned(), "iOS / iPadOS".to_owned()),
+        ("macOS".to_owned(), "macOS".to_owned()),
+    ];
+    let compliance = keyed(&[
+        ("compliant", "compliance-compliant"),
+        ("non_compliant", "devices-non-compliant"),
+        ("quarantined", "compliance-quarantined"),
+    ]);
+    let seen = keyed(&[
+        ("1d", "devices-seen-1d"),
+        ("7d", "devices-seen-7d"),
+        ("not7d", "devices-unseen-7d"),
+        ("not30d", "devices-unseen-30d"),
+    ]);
+    html! {
+        form method="get" action="/console/devices" class="search" role="search" {
+            @for (id, key, value) in [("serial", "devices-serial", &f.serial), ("model", "devices-model", &f.model),
+                ("os", "devices-os", &f.os), ("app", "devices-app", &f.app), ("person", "devices-person", &f.person)] {
+                div class="field" {
+                    label for=(id) { (ctx.t(key)) }
+                    input type="text" id=(id) name=(id) value=(value) maxlength="128";
+                }
+            }
+            (choice(ctx, "platform", "devices-platform", &f.platform, &platforms))
+            (choice(ctx, "group", "devices-group", &f.group, groups))
+            (choice(ctx, "compliance", "devices-compliance", &f.compliance, &compliance))
+            (choice(ctx, "seen", "devices-seen", &f.seen, &seen))
+            button type="submit" { (ctx.t("devices-search")) }
+        }
+    }
 }
 
 fn table(ctx: &PageCtx, devices: &[DeviceView]) -> Markup {
@@ -132,10 +241,20 @@ pub(super) async fn list(
     Query(f): Query<Filter>,
 ) -> Response {
     let searching = !f.is_empty();
+    let groups: Vec<(String, String)> = s
+        .groups(&by)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect();
     // Lists name no one (names are withheld whoever reads), so paging
     // through them reveals nothing and trips no bulk-read rule.
     let result = if searching {
-        s.find_devices(&by, &f.query(), PAGE as usize).await
+        match f.query(&s, &by).await {
+            Ok(q) => s.find_devices(&by, &q, PAGE as usize).await,
+            Err(e) => Err(e),
+        }
     } else {
         // A cursor that is no device key starts from the first page.
         let after: Option<DeviceKey> = f
@@ -150,9 +269,9 @@ pub(super) async fn list(
     };
     let (total, devices) = match result {
         Ok(d) => d,
-        Err(CoreError::BadRequest(reason)) => {
+        Err(CoreError::BadRequest(reason) | CoreError::NotFound(reason)) => {
             let body = html! {
-                (search_form(&ctx, &f))
+                (search_form(&ctx, &f, &groups))
                 p class="error" role="alert" id="devices-error" { (reason) }
             };
             return page(&ctx, StatusCode::BAD_REQUEST, "devices-title", body);
@@ -164,7 +283,7 @@ pub(super) async fn list(
         .then(|| devices.last().map(|d| d.device.udid.to_string()))
         .flatten();
     let body = html! {
-        (search_form(&ctx, &f))
+        (search_form(&ctx, &f, &groups))
         @if shown.is_empty() {
             p id="devices-none" { (ctx.t("devices-none")) }
         } @else {

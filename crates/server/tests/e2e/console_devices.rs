@@ -586,3 +586,77 @@ async fn a_session_that_ends_mid_form_returns_to_the_page_after_signing_in() {
         assert_eq!(r.status(), 200, "{forged}");
     }
 }
+
+/// The device list filters by platform, group, compliance and last
+/// check-in, each through the same use-cases as their own pages.
+#[tokio::test]
+async fn the_device_list_filters_by_platform_group_compliance_and_check_in() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let viewer = role_token(s, "filter-viewer", "viewer").await;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
+    let (_, g) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({"name": "Macs"})),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    app.send(
+        reqwest::Method::POST,
+        &format!("/api/v1/groups/{gid}/devices"),
+        Some(serde_json::json!({"add": [mac.udid()]})),
+    )
+    .await;
+    let (_, phones) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({"name": "Phones", "rule": {"model": "iPhone"}})),
+        )
+        .await;
+    let pid = phones["id"].as_str().unwrap().to_owned();
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/groups/{pid}/compliance"),
+            Some(serde_json::json!({"min_os": {"iOS": "99.0"}})),
+        )
+        .await;
+    assert!(st == 200 || st == 204, "{st}");
+
+    let listed = |query: String| {
+        let app = &app;
+        let viewer = viewer.clone();
+        async move {
+            let (st, page) = get(app, &viewer, &format!("/console/devices?{query}")).await;
+            (st, page)
+        }
+    };
+    let shows = |page: &str, d: &str| page.contains(&format!("/console/devices/{d}\""));
+    let (st, page) = listed("platform=macOS".into()).await;
+    assert_eq!(st, 200);
+    assert!(
+        shows(&page, mac.udid()) && !shows(&page, phone.udid()),
+        "{page}"
+    );
+    let (_, page) = listed(format!("group={gid}")).await;
+    assert!(shows(&page, mac.udid()) && !shows(&page, phone.udid()));
+    let (_, page) = listed("compliance=non_compliant".into()).await;
+    assert!(
+        shows(&page, phone.udid()) && !shows(&page, mac.udid()),
+        "{page}"
+    );
+    let (_, page) = listed("compliance=compliant".into()).await;
+    assert!(shows(&page, mac.udid()) && !shows(&page, phone.udid()));
+    let (_, page) = listed("seen=1d".into()).await;
+    assert!(shows(&page, mac.udid()) && shows(&page, phone.udid()));
+    let (_, page) = listed("seen=not7d".into()).await;
+    assert!(!shows(&page, mac.udid()) && !shows(&page, phone.udid()));
+    let (st, _) = listed("group=no-such-group".into()).await;
+    assert_eq!(st, 400);
+}
