@@ -434,6 +434,12 @@ fn security_info(info: &DeviceInfo) -> Value {
     } else {
         d.insert("FDE_Enabled".into(), Value::Boolean(true));
         d.insert("FDE_HasPersonalRecoveryKey".into(), Value::Boolean(true));
+        // As a Mac with a FileVault escrow payload reports it: the
+        // personal recovery key, encrypted to the escrow certificate.
+        d.insert(
+            "FDE_PersonalRecoveryKeyCMS".into(),
+            Value::Data(b"escrowed-recovery-key-cms".to_vec()),
+        );
         d.insert(
             "FDE_HasInstitutionalRecoveryKey".into(),
             Value::Boolean(false),

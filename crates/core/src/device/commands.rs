@@ -361,6 +361,18 @@ impl Services {
             .result
             .take()
             .and_then(|v| self.open_device_json(&r.udid, &format!("result/{}", r.command_uuid), v));
+        // An escrowed recovery key in a SecurityInfo answer is never shown
+        // (as in the stored inventory).
+        if r.request_type == "SecurityInfo" {
+            if let Some(serde_json::Value::Object(map)) = r.result.as_mut() {
+                let mut info = map.remove("SecurityInfo");
+                crate::device::privacy::drop_escrow(&mut info);
+                if let Some(info) = info {
+                    map.insert("SecurityInfo".into(), info);
+                }
+            }
+            crate::device::privacy::drop_escrow(&mut r.result);
+        }
         let reveal = Self::reveals_personal(actor);
         let personal =
             crate::device::privacy::command_result(&r.request_type, &mut r.result, !reveal);

@@ -52,6 +52,18 @@ pub struct ReconcileReport {
     pub deferred: usize,
 }
 
+/// Whether a group's members follow a person's department.
+fn by_department(g: &DeviceGroup) -> bool {
+    g.rule.as_ref().is_some_and(|r| r.department.is_some())
+}
+
+/// Whether the reader may read personal data (the host's command line may).
+fn reads_personal(by: &Authorized<DevicesRead>) -> bool {
+    by.actor()
+        .admin()
+        .is_none_or(|a| a.allows(mamori_domain::Permission::PersonalDataRead))
+}
+
 /// Longest wait before a refused profile is tried again.
 const MAX_BACKOFF: Duration = Duration::hours(24);
 
@@ -118,13 +130,22 @@ impl Services {
             .ok_or_else(|| CoreError::NotFound("no such group".into()))
     }
 
-    /// The enrolled devices in a group (UDIDs), for filtering lists.
+    /// The enrolled devices in a group (UDIDs), for filtering lists. A
+    /// group of a department tells whose devices are in it: only for a
+    /// reader of personal data.
     pub async fn group_devices(
         &self,
-        _by: &Authorized<DevicesRead>,
+        by: &Authorized<DevicesRead>,
         id: &str,
     ) -> CoreResult<HashSet<String>> {
         let g = self.group_record(id).await?;
+        if by_department(&g) && !reads_personal(by) {
+            return Err(CoreError::Forbidden(
+                "the members of a department's group are personal data: that needs \
+                 personal_data_read"
+                    .into(),
+            ));
+        }
         let membership = self.membership(std::slice::from_ref(&g)).await?;
         let mut out = HashSet::new();
         let mut after: Option<DeviceKey> = None;
@@ -146,7 +167,7 @@ impl Services {
     /// The groups a device is in (listed, or matching a rule).
     pub async fn device_groups(
         &self,
-        _by: &Authorized<DevicesRead>,
+        by: &Authorized<DevicesRead>,
         device: &DeviceKey,
     ) -> CoreResult<Vec<DeviceGroup>> {
         let d = self
@@ -157,8 +178,12 @@ impl Services {
             .ok_or_else(|| CoreError::NotFound("no such device".into()))?;
         let groups = self.ports.fleet.list_groups().await?;
         let membership = self.membership(&groups).await?;
+        // A department's group would tell the person's department: shown
+        // only to a reader of personal data.
+        let personal = reads_personal(by);
         Ok(groups
             .into_iter()
+            .filter(|g| personal || !by_department(g))
             .filter(|g| membership.contains(g, &d))
             .collect())
     }

@@ -72,6 +72,23 @@ impl Services {
         .await
     }
 
+    /// One of the caller's own export requests (its state: waiting,
+    /// approved, rejected, downloaded); someone else's is not found.
+    pub async fn export_request(
+        &self,
+        proof: &Authorized<PersonalDataRead>,
+        id: &str,
+    ) -> CoreResult<Approval> {
+        let actor = proof.require_admin()?;
+        self.ports
+            .people
+            .approval(id)
+            .await?
+            .filter(|a| a.action == "export_personal_data")
+            .filter(|a| a.requested_by_admin.as_deref() == Some(actor.admin.id.as_str()))
+            .ok_or_else(|| CoreError::NotFound("no such export".into()))
+    }
+
     /// The approved export as CSV, for its requester, once.
     pub async fn download_export(
         &self,

@@ -191,12 +191,17 @@ impl Services {
     /// What importing `data` would do, nothing written: the people it
     /// would add (and how many of them departed), and every row it would
     /// refuse and why, conflicts with people already known included.
+    ///
+    /// Recorded (how many rows, how many refused; no value), as the check
+    /// tells whether an e-mail or user ID is known.
     pub async fn preview_people_csv(
         &self,
-        _by: &Authorized<PeopleWrite>,
+        by: &Authorized<PeopleWrite>,
+        ctx: &ClientContext,
         data: &[u8],
     ) -> CoreResult<ImportPreview> {
         let (records, lines, mut errors) = self.parse_import(data).await?;
+        let rows = records.len() + errors.len();
         for (rec, line) in records.iter().zip(&lines) {
             let known = [
                 (mamori_ports::PersonIndex::Email, &rec.email_index, "email"),
@@ -223,6 +228,19 @@ impl Services {
             }
         }
         errors.sort_by_key(|e| e.line);
+        self.audit(
+            self.audit_record(
+                &by.label(),
+                ctx,
+                AuditAction::PeopleImport,
+                Outcome::Success,
+            )
+            .detail(format!(
+                "check only, nothing written: rows={rows} refused={}",
+                errors.len()
+            )),
+        )
+        .await?;
         Ok(ImportPreview {
             people: records.len(),
             departed: records

@@ -416,6 +416,18 @@ impl Services {
         let mut devices = Vec::new();
         let mut to_erase = Vec::new();
         for device in self.ports.people.person_devices(person).await? {
+            // Already being taken out (offboarded before, or unenrolled):
+            // its removal stands; another would reset its deadline and
+            // leave the first answer without effect.
+            if let Some((uuid, deadline)) = self.ports.people.device_offboarding(&device).await? {
+                devices.push(DeviceOffboarded {
+                    udid: device,
+                    command_uuid: Some(uuid),
+                    certificates_revoked: 0,
+                    revoke_deadline: Some(deadline),
+                });
+                continue;
+            }
             let enrolled = self.is_enrolled(&device).await?;
             if action == OffboardAction::Erase && enrolled {
                 to_erase.push(device.clone());

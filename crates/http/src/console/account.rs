@@ -27,19 +27,22 @@ pub(super) struct Ended {
     factor: Option<String>,
 }
 
-/// Adding a passkey: its form when the session has a fresh step-up (and
-/// passkeys work at this address), else a button that asks for one.
+/// Adding a passkey: a button; once pressed (with a fresh step-up, asked
+/// for when missing), the passkey's form.
 async fn add_passkey(
     s: &Services,
     ctx: &PageCtx,
     csrf: &str,
     actor: &AdminActor,
     headers: &HeaderMap,
+    start: bool,
 ) -> Markup {
     if let Some(problem) = super::passkey::unusable(s, ctx, headers) {
         return html! { p class="muted" id="passkey-unusable" { (problem) } };
     }
-    if s.require_step_up(actor).is_err() {
+    // A ceremony starts only on a press (never on a GET: it would replace
+    // one open in another tab).
+    if !start || s.require_step_up(actor).is_err() {
         return html! {
             form method="post" action="/console/account/step-up" id="add-passkey-start" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -59,13 +62,15 @@ async fn add_passkey(
     }
 }
 
-async fn factors(
-    s: &Services,
-    ctx: &PageCtx,
-    csrf: &str,
-    actor: &AdminActor,
-    headers: &HeaderMap,
-) -> Result<Markup, CoreError> {
+async fn factors(m: &Mine<'_>) -> Result<Markup, CoreError> {
+    let Mine {
+        s,
+        ctx,
+        csrf,
+        actor,
+        headers,
+        start_passkey,
+    } = *m;
     let f = s.own_factors(actor).await?;
     Ok(html! {
         section aria-labelledby="my-factors" {
@@ -102,7 +107,7 @@ async fn factors(
                     }
                 }
             }
-            (add_passkey(s, ctx, csrf, actor, headers).await)
+            (add_passkey(s, ctx, csrf, actor, headers, start_passkey).await)
         }
     })
 }
@@ -155,6 +160,8 @@ struct Mine<'a> {
     csrf: &'a str,
     actor: &'a AdminActor,
     headers: &'a HeaderMap,
+    /// Start adding a passkey (after a press).
+    start_passkey: bool,
 }
 
 async fn account_page(m: &Mine<'_>, status: StatusCode, top: Option<Markup>) -> Response {
@@ -163,12 +170,9 @@ async fn account_page(m: &Mine<'_>, status: StatusCode, top: Option<Markup>) -> 
         ctx,
         csrf,
         actor,
-        headers,
+        ..
     } = *m;
-    let parts = match (
-        factors(s, ctx, csrf, actor, headers).await,
-        sessions(s, ctx, csrf, actor).await,
-    ) {
+    let parts = match (factors(m).await, sessions(s, ctx, csrf, actor).await) {
         (Ok(f), Ok(x)) => (f, x),
         (Err(e), _) | (_, Err(e)) => return crate::error::ApiError(e).into_response(),
     };
@@ -214,6 +218,7 @@ pub(super) async fn index(
         csrf: &csrf,
         actor: &actor,
         headers: &headers,
+        start_passkey: false,
     };
     account_page(&m, StatusCode::OK, top).await
 }
@@ -245,6 +250,7 @@ pub(super) async fn end_session(
                 csrf: &csrf,
                 actor: &actor,
                 headers: &HeaderMap::new(),
+                start_passkey: false,
             };
             account_page(&m, StatusCode::NOT_FOUND, Some(n)).await
         }
@@ -261,8 +267,9 @@ pub(super) struct StepUpForm {
 
 /// Which factor change a form asks for.
 enum Change {
-    /// A fresh step-up, to add a passkey next.
-    StepUp,
+    /// A fresh step-up, to add a passkey next (the request's headers: the
+    /// passkey form checks the address it was opened at).
+    StepUp(HeaderMap),
     /// Remove this passkey.
     RemovePasskey(String),
     /// Remove the TOTP app.
@@ -272,7 +279,7 @@ enum Change {
 impl Change {
     fn action(&self) -> String {
         match self {
-            Self::StepUp => "/console/account/step-up".into(),
+            Self::StepUp(_) => "/console/account/step-up".into(),
             Self::RemovePasskey(id) => format!(
                 "/console/account/passkeys/{}/remove",
                 urlencoding::encode(id)
@@ -305,6 +312,7 @@ async fn change(
                 csrf,
                 actor: &actor,
                 headers,
+                start_passkey: false,
             };
             account_page(&m, status, Some(top)).await
         }
@@ -318,12 +326,27 @@ async fn change(
         }
     };
     let result = match &what {
-        Change::StepUp => s.require_step_up(&actor),
+        Change::StepUp(_) => s.require_step_up(&actor),
         Change::RemovePasskey(id) => s.remove_webauthn(&actor, client, id).await,
         Change::RemoveTotp => s.remove_totp(&actor, client).await,
     };
     match result {
-        Ok(()) if matches!(what, Change::StepUp) => see_other("/console/account#add-passkey"),
+        Ok(()) if matches!(what, Change::StepUp(_)) => {
+            let empty = HeaderMap::new();
+            let headers = match &what {
+                Change::StepUp(h) => h,
+                _ => &empty,
+            };
+            let m = Mine {
+                s,
+                ctx: &ctx,
+                csrf: &csrf,
+                actor: &actor,
+                headers,
+                start_passkey: true,
+            };
+            account_page(&m, StatusCode::OK, None).await
+        }
         Ok(()) => see_other("/console/account?factor=removed"),
         Err(CoreError::StepUpRequired) => {
             let form = step_up::form(s, &ctx, &csrf, &actor, &what.action(), html! {}).await;
@@ -349,6 +372,7 @@ pub(super) async fn fresh_step_up(
     Extension(actor): Extension<AdminActor>,
     Client(client): Client,
     shell: Shell,
+    headers: HeaderMap,
     secret: Option<Extension<SessionSecret>>,
     form: Result<Form<StepUpForm>, FormRejection>,
 ) -> Response {
@@ -360,7 +384,7 @@ pub(super) async fn fresh_step_up(
         shell,
         secret.as_ref(),
         form,
-        Change::StepUp,
+        Change::StepUp(headers),
     )
     .await
 }
@@ -421,6 +445,12 @@ pub(super) async fn register_passkey(
         Err(e) => Err(e),
     };
     match result {
+        // A new key after the last recovery code was used comes with ten
+        // new codes: shown once, now.
+        Ok((_, enrolled)) if !enrolled.recovery_codes.is_empty() => {
+            let session = enrolled.session.as_ref().map(|(_, c)| c);
+            super::setup::recovery_codes_page(&s, &ctx, &enrolled.recovery_codes, session)
+        }
         Ok(_) => see_other("/console/account?factor=added"),
         Err(e) => match super::passkey::refusal(&s, &ctx, &e) {
             Some((status, message)) => {
@@ -430,6 +460,7 @@ pub(super) async fn register_passkey(
                     csrf: &csrf,
                     actor: &actor,
                     headers: &headers,
+                    start_passkey: false,
                 };
                 account_page(&m, status, Some(notice("account-error", "error", message))).await
             }

@@ -269,7 +269,11 @@ pub(super) async fn list(
     };
     let (total, devices) = match result {
         Ok(d) => d,
-        Err(CoreError::BadRequest(reason) | CoreError::NotFound(reason)) => {
+        Err(
+            CoreError::BadRequest(reason)
+            | CoreError::NotFound(reason)
+            | CoreError::Forbidden(reason),
+        ) => {
             let body = html! {
                 (search_form(&ctx, &f, &groups))
                 p class="error" role="alert" id="devices-error" { (reason) }

@@ -102,7 +102,7 @@ pub(super) async fn submit(
             return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
         }
     };
-    let checked = s.preview_people_csv(&by, f.csv.as_bytes()).await;
+    let checked = s.preview_people_csv(&by, &client, f.csv.as_bytes()).await;
     let p = match checked {
         Ok(p) => p,
         Err(CoreError::BadRequest(m)) => {

@@ -13,6 +13,7 @@ mod audit;
 mod compliance;
 mod devices;
 mod enrollment;
+mod exports;
 mod groups;
 mod home;
 mod i18n;
@@ -261,6 +262,16 @@ fn oversight_pages() -> Vec<Page> {
             "/console/people/import",
             perm(P::PeopleWrite),
             get(import::index).post(import::submit),
+        ),
+        (
+            "/console/people/exports",
+            perm(P::PersonalDataRead),
+            get(exports::index).post(exports::request),
+        ),
+        (
+            "/console/people/exports/download",
+            perm(P::PersonalDataRead),
+            post(exports::download),
         ),
         (
             "/console/people/{id}",

@@ -16,7 +16,7 @@ use axum::Form;
 use mamori_core::access::permit::PeopleWrite;
 use mamori_core::people::offboard::{OffboardAction, OffboardPlan, OffboardReport};
 use mamori_core::{CoreError, Services};
-use mamori_domain::{DeviceKey, PersonId};
+use mamori_domain::{DeviceKey, Permission, PersonId};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -59,16 +59,29 @@ fn devices(ctx: &PageCtx, id: &str, key: &str, list: &[DeviceKey]) -> Markup {
     }
 }
 
+/// The accounts' names, or how many when the reader may not see whose
+/// login is whose.
+fn named(ctx: &PageCtx, names: &[String], count: usize) -> String {
+    if names.is_empty() {
+        super::i18n::text(
+            ctx.lang,
+            "offboard-accounts-count",
+            &[("count", count.into())],
+        )
+    } else {
+        names.join(", ")
+    }
+}
+
 fn plan_list(ctx: &PageCtx, p: &OffboardPlan) -> Markup {
-    let names = |v: &[String]| v.join(", ");
     html! {
         ul id="offboard-plan" {
             li { (ctx.t(if p.departed { "offboard-already" } else { "offboard-departed" })) }
-            @if !p.accounts_closed.is_empty() {
-                li id="plan-accounts" { (super::i18n::text(ctx.lang, "offboard-accounts", &[("names", names(&p.accounts_closed).into())])) }
+            @if p.accounts_closed_count > 0 {
+                li id="plan-accounts" { (super::i18n::text(ctx.lang, "offboard-accounts", &[("names", named(ctx, &p.accounts_closed, p.accounts_closed_count).into())])) }
             }
-            @if !p.accounts_waiting.is_empty() {
-                li id="plan-waiting" { (super::i18n::text(ctx.lang, "offboard-accounts-waiting", &[("names", names(&p.accounts_waiting).into())])) }
+            @if p.accounts_waiting_count > 0 {
+                li id="plan-waiting" { (super::i18n::text(ctx.lang, "offboard-accounts-waiting", &[("names", named(ctx, &p.accounts_waiting, p.accounts_waiting_count).into())])) }
             }
             (devices(ctx, "plan-removed", "offboard-devices-removed", &p.devices_removed))
             (devices(ctx, "plan-erased", "offboard-devices-erased", &p.devices_erased))
@@ -127,25 +140,33 @@ fn refused(ctx: &PageCtx, status: StatusCode, text: String) -> Response {
     super::page::page(ctx, status, "offboard-title", body)
 }
 
-fn done(ctx: &PageCtx, r: &OffboardReport) -> Markup {
+fn done(ctx: &PageCtx, r: &OffboardReport, may_name: bool) -> Markup {
+    let hidden = ctx.t("offboard-an-account");
+    let name = |n: &str| {
+        if may_name {
+            n.to_owned()
+        } else {
+            hidden.clone()
+        }
+    };
     html! {
         (notice("offboard-done", "notice", ctx.t("offboard-done")))
         ul id="offboard-report" {
             @for a in &r.accounts {
                 li { (super::i18n::text(ctx.lang, "offboard-closed", &[
-                    ("name", a.name.as_str().into()),
+                    ("name", name(&a.name).into()),
                     ("sessions", a.sessions_revoked.into()),
                     ("tokens", a.tokens_revoked.into()),
                 ])) }
             }
             @for a in &r.accounts_waiting {
                 li { (super::i18n::text(ctx.lang, "offboard-waiting", &[
-                    ("name", a.name.as_str().into()),
+                    ("name", name(&a.name).into()),
                     ("approval", a.approval.as_str().into()),
                 ])) }
             }
-            @for name in &r.last_owner_kept {
-                li class="error" { (super::i18n::text(ctx.lang, "offboard-last-owner", &[("name", name.as_str().into())])) }
+            @for owner in &r.last_owner_kept {
+                li class="error" { (super::i18n::text(ctx.lang, "offboard-last-owner", &[("name", name(owner).into())])) }
             }
             @for d in &r.devices {
                 li data-device=(d.udid) {
@@ -181,7 +202,19 @@ pub(super) async fn offboard(
         .offboard_person(&by, &client, id.as_str(), Some(action))
         .await
     {
-        Ok(report) => titled(&ctx, StatusCode::OK, &title(&ctx, &id), done(&ctx, &report)),
+        Ok(report) => {
+            // Whose login is whose: for account managers and readers of
+            // personal data only.
+            let may_name = by.actor().admin().is_none_or(|a| {
+                a.allows(Permission::AccountsManage) || a.allows(Permission::PersonalDataRead)
+            });
+            titled(
+                &ctx,
+                StatusCode::OK,
+                &title(&ctx, &id),
+                done(&ctx, &report, may_name),
+            )
+        }
         Err(CoreError::NotFound(_)) => {
             refused(&ctx, StatusCode::NOT_FOUND, ctx.t("person-missing"))
         }

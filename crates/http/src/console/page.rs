@@ -306,11 +306,16 @@ pub(crate) fn go_back(headers: &http::HeaderMap) -> Option<Response> {
         return None;
     }
     let mut resp = redirect(&to);
+    forget_next(&mut resp);
+    Some(resp)
+}
+
+/// Forgets where to go after signing in.
+pub(crate) fn forget_next(resp: &mut Response) {
     let clear = format!("{NEXT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     if let Ok(v) = HeaderValue::from_str(&clear) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    Some(resp)
 }
 
 /// The time zone named `name` (IANA), from the database built into the

@@ -58,6 +58,9 @@ pub(super) async fn list(
     let body = html! {
         p { (ctx.t("people-intro")) }
         @if may_import { p { a href="/console/people/import" id="import-link" { (ctx.t("import-title")) } } }
+        @if by.actor().admin().is_some_and(|a| a.allows(Permission::PersonalDataRead)) {
+            p { a href="/console/people/exports" id="export-link" { (ctx.t("export-title")) } }
+        }
         @if people.is_empty() {
             p id="people-none" { (ctx.t("people-none")) }
         } @else {

@@ -191,6 +191,12 @@ pub(super) async fn push_certificate(
     }
 }
 
+/// The request form: `replace=1` confirms replacing a pending request.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Replace {
+    replace: Option<String>,
+}
+
 /// `POST /console/settings/push-request`: a key made and kept here, and
 /// its certificate signing request shown to copy or download.
 pub(super) async fn push_request(
@@ -198,8 +204,29 @@ pub(super) async fn push_request(
     Auth(by): Auth<SettingsWrite>,
     Client(client): Client,
     shell: Shell,
+    form: Result<Form<Replace>, FormRejection>,
 ) -> Response {
     let Shell { ctx, csrf } = shell.at("/console/settings");
+    let replace = form.is_ok_and(|Form(f)| f.replace.as_deref() == Some("1"));
+    // A second press must not silently replace the key of a request
+    // already on its way to Apple.
+    match s.push_request_pending().await {
+        Ok(true) if !replace => {
+            let top = html! {
+                div class="notice" id="push-replace" role="alert" {
+                    p { (ctx.t("push-request-replace")) }
+                    form method="post" action="/console/settings/push-request" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="replace" value="1";
+                        button type="submit" class="danger" { (ctx.t("push-request-replace-button")) }
+                    }
+                }
+            };
+            return settings_page(&s, &ctx, &csrf, StatusCode::CONFLICT, Some(top), None).await;
+        }
+        Ok(_) => {}
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    }
     let csr = match s.push_certificate_request(&by, &client).await {
         Ok(c) => c,
         Err(e) => return crate::error::ApiError(e).into_response(),

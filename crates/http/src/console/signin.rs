@@ -312,5 +312,7 @@ pub(super) async fn sign_out(
     let mut resp = see_other("/console/sign-in");
     resp.headers_mut()
         .append(header::SET_COOKIE, clear_cookie());
+    // Whoever signs in next on this browser starts at the overview.
+    super::page::forget_next(&mut resp);
     resp
 }

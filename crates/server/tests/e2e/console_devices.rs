@@ -660,3 +660,94 @@ async fn the_device_list_filters_by_platform_group_compliance_and_check_in() {
     let (st, _) = listed("group=no-such-group".into()).await;
     assert_eq!(st, 400);
 }
+
+/// A Mac's escrowed FileVault recovery key, in its SecurityInfo answer,
+/// is shown by no command page and no API route.
+#[tokio::test]
+async fn a_security_info_answer_never_shows_the_escrowed_recovery_key() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let admin = role_token(s, "escrow-admin", "device_admin").await;
+    let mut mac = app.enrolled(DeviceKind::Mac, SimOptions::default()).await;
+    let (st, body) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/commands?push=false",
+            Some(serde_json::json!({"devices": [mac.udid()], "command": {"RequestType": "SecurityInfo"}})),
+        )
+        .await;
+    assert!(st == 200 || st == 201, "{st} {body}");
+    mac.run_queue().await.unwrap();
+    let (_, list) = app
+        .get(&format!("/api/v1/devices/{}/commands", mac.udid()))
+        .await;
+    let uuid = list["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["request_type"] == "SecurityInfo")
+        .and_then(|c| c["command_uuid"].as_str())
+        .unwrap()
+        .to_owned();
+    let (st, page) = get(
+        &app,
+        &admin,
+        &format!("/console/devices/{}/commands/{uuid}", mac.udid()),
+    )
+    .await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("FDE_Enabled"), "{page}");
+    assert!(!page.contains("FDE_PersonalRecoveryKeyCMS"), "{page}");
+    let (_, status) = app.get(&format!("/api/v1/commands/{uuid}")).await;
+    assert!(
+        !status.to_string().contains("FDE_PersonalRecoveryKeyCMS"),
+        "{status}"
+    );
+}
+
+/// A group of a department tells whose devices are in it: a device's page
+/// names it, and the list filters by it, only for a reader of personal
+/// data.
+#[tokio::test]
+async fn a_departments_group_is_shown_only_to_readers_of_personal_data() {
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let viewer = role_token(s, "dept-viewer", "viewer").await;
+    let officer = role_token(s, "dept-officer", "security_officer").await;
+    let phone = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let (_, p) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/people",
+            Some(serde_json::json!({"name": "Sales Person", "user_id": "sp", "email": "sp@example.jp", "department": "Sales"})),
+        )
+        .await;
+    let person = p["id"].as_str().unwrap().to_owned();
+    app.send(
+        reqwest::Method::PUT,
+        &format!("/api/v1/devices/{}/person", phone.udid()),
+        Some(serde_json::json!({"person_id": person})),
+    )
+    .await;
+    let (_, g) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({"name": "Sales team", "rule": {"department": "Sales"}})),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let device = format!("/console/devices/{}", phone.udid());
+    let (_, page) = get(&app, &officer, &device).await;
+    assert!(page.contains(">Sales team<"), "the officer sees it: {page}");
+    let (_, page) = get(&app, &viewer, &device).await;
+    assert!(!page.contains("Sales team"), "{page}");
+    let (st, page) = get(&app, &viewer, &format!("/console/devices?group={gid}")).await;
+    assert_eq!(st, 400);
+    assert!(page.contains("personal_data_read"), "{page}");
+    let (st, page) = get(&app, &officer, &format!("/console/devices?group={gid}")).await;
+    assert_eq!(st, 200);
+    assert!(page.contains(phone.udid()), "{page}");
+}

@@ -229,10 +229,40 @@ async fn offboarding_lists_what_will_happen_then_does_it() {
         403
     );
     assert_eq!(post(&officer, "nonsense").await.unwrap().status(), 400);
+    // A device administrator (people_write, no personal data, no
+    // accounts) is not told whose login is linked to the person.
+    let device_admin = role_token(s, "offboard-da", "device_admin").await;
+    let page = get(
+        &device_admin,
+        format!("/console/people/{person}/offboard?action=remove_management"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("1 linked account(s)"), "{page}");
+    assert!(!page.contains("leaver-admin"), "{page}");
     let r = post(&officer, "remove_management").await.unwrap();
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     assert!(page.contains("id=\"offboard-done\""), "{page}");
+    // Again: the pending removal stands (no second command, no new
+    // deadline).
+    assert_eq!(
+        post(&officer, "remove_management").await.unwrap().status(),
+        200
+    );
+    let (_, cmds) = app
+        .get(&format!("/api/v1/devices/{}/commands", phone.udid()))
+        .await;
+    let removals = cmds["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["request_type"] == "RemoveProfile")
+        .count();
+    assert_eq!(removals, 1);
     assert!(
         page.contains("leaver-admin waits for an account manager"),
         "{page}"
@@ -316,4 +346,92 @@ async fn an_import_is_checked_before_anything_is_written() {
     assert_eq!(r.status(), 400);
     assert_eq!(people().await, 3);
     assert_eq!(post(&viewer, good, "import").await.unwrap().status(), 403);
+}
+
+/// An export from the page: asked after a step-up, downloaded only once a
+/// second administrator approved, once; a token (no step-up) is asked to
+/// prove who it is, and nothing is requested.
+#[tokio::test]
+async fn an_export_waits_for_a_second_person_and_downloads_once() {
+    use crate::admins::onboard_webauthn;
+    use mamori_domain::Role;
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let (st, _) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/people",
+            Some(serde_json::json!({"name": "Exported One", "user_id": "exp1", "email": "exp1@example.jp"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let token = role_token(s, "export-token", "security_officer").await;
+    let r = app
+        .http
+        .post(app.admin_url("/console/people/exports"))
+        .bearer_auth(&token)
+        .header("accept-language", "en")
+        .form(&[("field", "name")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a token has no step-up");
+    assert!(r.text().await.unwrap().contains("id=\"step-up"));
+
+    let (officer, _key) = onboard_webauthn(&app, "export-officer", Role::SecurityOfficer).await;
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        let mut req = crate::console::browser(&app)
+            .post(format!("{}{}", officer.base, path))
+            .header("user-agent", &officer.ua)
+            .header("accept-language", "en")
+            .form(&form);
+        if let Some(c) = &officer.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = &officer.csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.send()
+    };
+    let r = post(
+        "/console/people/exports",
+        vec![("field", "name".into()), ("field", "email".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303, "asked");
+    let to = crate::console::location(&r);
+    let id = to.split("id=").nth(1).unwrap().to_owned();
+    // Not approved yet: nothing to download.
+    let r = post("/console/people/exports/download", vec![("id", id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    // A second person approves.
+    let (mut owner, _k) = onboard_webauthn(&app, "export-approver", Role::SecurityOfficer).await;
+    let (st, body) = owner
+        .post(
+            &format!("/api/v1/approvals/{id}/approve"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let r = post("/console/people/exports/download", vec![("id", id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.starts_with("id,name,email") || csv.contains("Exported One"),
+        "{csv}"
+    );
+    let r = post("/console/people/exports/download", vec![("id", id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "once");
+    assert!(app
+        .audit_records()
+        .await
+        .iter()
+        .any(|r| r["action"] == "people.export"));
 }

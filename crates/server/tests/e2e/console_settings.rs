@@ -134,6 +134,17 @@ async fn a_push_certificate_is_requested_here_and_installed_without_its_key() {
     assert!(!body.contains("PRIVATE KEY"), "the key stays on the server");
     let (_, settings) = page(&app, &app.token).await;
     assert!(settings.contains("id=\"push-pending\""));
+    // A second press does not silently replace the pending key.
+    let r = app
+        .http
+        .post(app.admin_url("/console/settings/push-request"))
+        .bearer_auth(&app.token)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("id=\"push-replace\""));
 
     // Apple's certificate for that request, installed without a key.
     let cert = apple.push_cert_for_request(&csr, &topic);

@@ -17,11 +17,16 @@ pub struct OffboardPlan {
     /// What happens to enrolled devices.
     pub erase: bool,
     /// Linked accounts disabled at once (unless one is the last enabled
-    /// owner, which stays).
+    /// owner, which stays): their names, for a requester who manages
+    /// accounts or reads personal data (which login is whose is both).
     pub accounts_closed: Vec<String>,
+    /// How many (the names may be withheld).
+    pub accounts_closed_count: usize,
     /// Linked accounts the requester may not disable: each waits for an
-    /// account manager.
+    /// account manager (names as above).
     pub accounts_waiting: Vec<String>,
+    /// How many.
+    pub accounts_waiting_count: usize,
     /// Enrolled devices whose enrollment profile is removed (certificates
     /// revoked when each answers, or after the grace period).
     pub devices_removed: Vec<DeviceKey>,
@@ -43,6 +48,9 @@ impl Services {
         action: Option<OffboardAction>,
     ) -> CoreResult<OffboardPlan> {
         let requester = proof.actor().admin();
+        let may_name = requester.is_none_or(|r| {
+            r.allows(Permission::AccountsManage) || r.allows(Permission::PersonalDataRead)
+        });
         let action = action.unwrap_or(self.config.offboard_action);
         let rec = self.record(id).await?;
         let mut plan = OffboardPlan {
@@ -50,7 +58,9 @@ impl Services {
             departed: rec.departed_at.is_some(),
             erase: action == OffboardAction::Erase,
             accounts_closed: Vec::new(),
+            accounts_closed_count: 0,
             accounts_waiting: Vec::new(),
+            accounts_waiting_count: 0,
             devices_removed: Vec::new(),
             devices_erased: Vec::new(),
             devices_retired: Vec::new(),
@@ -66,15 +76,23 @@ impl Services {
                 None => true,
                 Some(r) => r.allows(Permission::AccountsManage) && r.admin.id != a.id,
             };
-            if closes {
-                plan.accounts_closed.push(a.name);
+            let (names, count) = if closes {
+                (&mut plan.accounts_closed, &mut plan.accounts_closed_count)
             } else {
-                plan.accounts_waiting.push(a.name);
+                (&mut plan.accounts_waiting, &mut plan.accounts_waiting_count)
+            };
+            *count += 1;
+            if may_name {
+                names.push(a.name);
             }
         }
         for device in self.ports.people.person_devices(&rec.id).await? {
             let enrolled = self.is_enrolled(&device).await?;
-            if !enrolled {
+            // As offboarding does: a device whose enrollment profile is
+            // not known cannot be sent its removal; it is retired at once.
+            let removable =
+                enrolled && self.enrollment_profile_identifier(&device).await?.is_some();
+            if !enrolled || (!removable && !plan.erase) {
                 plan.devices_retired.push(device);
             } else if plan.erase {
                 plan.devices_erased.push(device);
