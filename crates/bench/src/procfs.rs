@@ -137,8 +137,10 @@ pub fn thread_cpu_ns(pid: u32) -> anyhow::Result<HashMap<u32, u64>> {
                     .with_context(|| format!("cannot parse {}", path.display()))?;
                 out.insert(tid, ns);
             }
-            // The thread exited after the directory was listed.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // The thread exited after the directory was listed: the file is
+            // gone (ENOENT), or reading it finds no thread (ESRCH, 3 on
+            // Linux).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => {}
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
