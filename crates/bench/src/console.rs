@@ -220,8 +220,12 @@ async fn pages_to_measure(server: &Server) -> anyhow::Result<Vec<(&'static str, 
         ("groups", "/console/groups".into()),
         ("a group", format!("/console/groups/{group}")),
         (
-            "a group's progress (every device)",
+            "a group's progress (the last pass's count)",
             format!("/console/groups/{group}/progress"),
+        ),
+        (
+            "a group's progress, counted now (every device)",
+            format!("/console/groups/{group}/progress?now=1"),
         ),
         ("compliance report", "/console/compliance".into()),
         ("enrollment", "/console/enrollment".into()),

@@ -135,6 +135,8 @@ pub struct Services {
     pub detector: Arc<audit::detect::Detector>,
     /// The end of the audit chain as this process last wrote it.
     pub chain: Arc<audit::chain::ChainWriter>,
+    /// Every group's progress as the last reconciliation pass counted it.
+    pub progress: Arc<fleet::groups::ProgressCache>,
 }
 
 /// The store as each context sees it: the ports it uses, and no more.
@@ -197,6 +199,7 @@ impl Services {
             vault,
             detector: Arc::default(),
             chain: Arc::default(),
+            progress: Arc::default(),
         }
     }
 }

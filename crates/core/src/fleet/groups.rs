@@ -10,7 +10,7 @@
 mod progress;
 mod reconcile;
 
-pub use progress::{GroupProgress, PolicyProgress};
+pub use progress::{GroupProgress, PolicyProgress, ProgressCache};
 
 use crate::access::permit::{CommandsWrite, DevicesRead};
 use crate::access::Authorized;

@@ -637,3 +637,6 @@ offboard-accounts-count = { $count } linked account(s) (their names are shown to
 offboard-an-account = a linked account
 push-request-replace = A request made here is still waiting for its certificate. A new request replaces its key: the one already sent to Apple could then no longer be installed.
 push-request-replace-button = Replace it with a new request
+group-progress-as-of = As the last reconciliation pass counted it, on { $at } (a pass runs every minute).
+group-progress-count-now = Count now (reads every device)
+group-progress-counted-now = Counted now.

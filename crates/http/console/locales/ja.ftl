@@ -633,3 +633,6 @@ offboard-accounts-count = 紐づいたアカウント { $count } 件（名前は
 offboard-an-account = 紐づいたアカウント
 push-request-replace = ここで作成した要求が、まだ証明書を待っています。新しい要求を作ると鍵が置き換わり、すでに Apple に送った要求の証明書は導入できなくなります。
 push-request-replace-button = 新しい要求で置き換える
+group-progress-as-of = { $at } の反映処理で数えた値です（反映処理は 1 分ごとに動きます）。
+group-progress-count-now = 今すぐ数える（すべてのデバイスを読みます）
+group-progress-counted-now = 今数えた値です。

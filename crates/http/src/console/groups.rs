@@ -16,7 +16,7 @@ use axum::Form;
 use mamori_core::access::permit::{CommandsWrite, DevicesRead};
 use mamori_core::access::Authorized;
 use mamori_core::fleet::compliance::ComplianceRules;
-use mamori_core::fleet::groups::{GroupInput, GroupProgress};
+use mamori_core::fleet::groups::GroupInput;
 use mamori_core::{CoreError, Services};
 use mamori_domain::{DeviceGroup, GroupRule, Policy};
 use maud::{html, Markup};
@@ -307,70 +307,6 @@ async fn group_page(
         }
     };
     titled(ctx, status, &g.name, body)
-}
-
-/// `GET /console/groups/{id}/progress`: where each of the group's
-/// policies stands on its enrolled devices (reads every device and every
-/// policy profile, as a reconciliation pass does).
-pub(super) async fn progress(
-    State(s): State<Services>,
-    Auth(by): Auth<DevicesRead>,
-    Shell { ctx, .. }: Shell,
-    Path(id): Path<String>,
-) -> Response {
-    let (g, p) = match (s.group(&by, &id).await, s.group_progress(&by, &id).await) {
-        (Ok(g), Ok(p)) => (g, p),
-        (Err(CoreError::NotFound(_)), _) | (_, Err(CoreError::NotFound(_))) => {
-            let body = html! { p { (ctx.t("group-missing")) } };
-            return page(&ctx, StatusCode::NOT_FOUND, "not-found-title", body);
-        }
-        (Err(e), _) | (_, Err(e)) => return err(e),
-    };
-    let body = html! {
-        p { a href={ "/console/groups/" (g.id) } { (ctx.t("group-back")) } }
-        dl class="facts" {
-            dt { (ctx.t("group-enrolled")) } dd id="group-enrolled" { (p.members) }
-        }
-        (progress_table(&ctx, &p))
-    };
-    titled(&ctx, StatusCode::OK, &g.name, body)
-}
-
-fn progress_table(ctx: &PageCtx, p: &GroupProgress) -> Markup {
-    html! {
-        section aria-labelledby="group-progress" {
-            h2 id="group-progress" { (ctx.t("group-progress")) }
-            @if p.policies.is_empty() {
-                p { (ctx.t("group-no-policies")) }
-            } @else {
-                table id="progress" {
-                    thead { tr {
-                        th scope="col" { (ctx.t("group-policy")) }
-                        th scope="col" { (ctx.t("group-installed")) }
-                        th scope="col" { (ctx.t("group-installing")) }
-                        th scope="col" { (ctx.t("group-failed")) }
-                        th scope="col" { (ctx.t("group-waiting")) }
-                        th scope="col" { (ctx.t("group-withheld")) }
-                        th scope="col" { (ctx.t("group-other-platform")) }
-                    } }
-                    tbody {
-                        @for x in &p.policies {
-                            tr data-policy=(x.policy_id) {
-                                td { a href={ "/console/policies/" (x.policy_id) } { (x.name) } " (v" (x.version) ")" }
-                                td data-count="installed" { (x.installed) }
-                                td data-count="installing" { (x.installing) }
-                                td data-count="failed" { (x.failed) }
-                                td data-count="waiting" { (x.waiting) }
-                                td data-count="withheld" { (x.withheld) }
-                                td data-count="other" { (x.other_platform) }
-                            }
-                        }
-                    }
-                }
-                p class="hint" { (ctx.t("group-progress-hint")) }
-            }
-        }
-    }
 }
 
 fn members(ctx: &PageCtx, csrf: &str, g: &DeviceGroup, base: &str, writable: bool) -> Markup {

@@ -26,6 +26,7 @@ mod passkey;
 mod people;
 mod policies;
 mod policy_form;
+mod progress;
 mod reports;
 mod settings;
 mod setup;
@@ -230,7 +231,7 @@ fn fleet_pages() -> Vec<Page> {
         (
             "/console/groups/{id}/progress",
             read(),
-            get(groups::progress),
+            get(progress::progress),
         ),
         (
             "/console/groups/{id}/members",

@@ -225,7 +225,11 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
     let (_, page) = get(&app, &admin, &format!("{base}/progress")).await;
     assert_eq!(count(&page, &policy, "installing"), "1");
     phone.run_queue().await.unwrap();
+    // The page shows the last pass's figures until asked to count now.
     let (_, page) = get(&app, &viewer, &format!("{base}/progress")).await;
+    assert_eq!(count(&page, &policy, "installing"), "1");
+    assert!(page.contains("id=\"progress-now\""));
+    let (_, page) = get(&app, &viewer, &format!("{base}/progress?now=1")).await;
     assert_eq!(count(&page, &policy, "installed"), "1");
 
     // A new version, saved from the policy's page; a stale form is refused.
@@ -263,7 +267,7 @@ async fn a_policy_made_from_its_form_reaches_a_groups_device() {
         (p["version"].as_i64(), p["settings"]["minLength"].as_i64()),
         (Some(2), Some(10))
     );
-    let (_, page) = get(&app, &admin, &format!("{base}/progress")).await;
+    let (_, page) = get(&app, &admin, &format!("{base}/progress?now=1")).await;
     assert_eq!(
         count(&page, &policy, "waiting"),
         "1",

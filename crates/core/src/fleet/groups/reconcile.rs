@@ -35,6 +35,7 @@ impl Services {
         let now = self.clock.now();
         let view = self.fleet_view().await?;
         let mut rows = self.profile_rows().await?;
+        let mut tally = progress::Tally::new(&view);
         let mut pass = Pass {
             now,
             max_commands,
@@ -54,11 +55,20 @@ impl Services {
                 .filter(|d| d.status == EnrollmentStatus::Enrolled)
             {
                 pass.report.devices += 1;
-                let current = rows.remove(d.udid.as_str()).unwrap_or_default();
-                self.reconcile_device(&view, &mut pass, d, &current).await?;
+                let mut current = rows.remove(d.udid.as_str()).unwrap_or_default();
+                let queued_before = pass.new_rows.len();
+                let desired = self.reconcile_device(&view, &mut pass, d, &current).await?;
+                // Each group's progress, as the device will stand once this
+                // pass is written.
+                for r in &pass.new_rows[queued_before..] {
+                    current.insert(r.profile_identifier.clone(), r.clone());
+                }
+                tally.device(&view, d, &desired, &current);
             }
         }
-        self.queue_pass(pass).await
+        let report = self.queue_pass(pass).await?;
+        self.progress.put(now, tally.into_groups());
+        Ok(report)
     }
 
     /// What a pass (or a progress report) reads once.
@@ -94,15 +104,16 @@ impl Services {
 
     /// Brings one device towards its groups' policies: installs what it
     /// lacks or has in an older version, removes what it should not have.
+    /// Returns its desired profiles.
     // Length: the install pass and the removal pass over one device share the
     // queue budget and the push flag; together, the budget reads in one place.
-    pub(super) async fn reconcile_device(
+    pub(super) async fn reconcile_device<'v>(
         &self,
-        view: &FleetView,
+        view: &'v FleetView,
         pass: &mut Pass,
         d: &Device,
         current: &BTreeMap<String, DeviceProfile>,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<BTreeMap<&'v str, &'v Policy>> {
         let desired = self.desired_profiles(view, d, pass.now);
         let now = pass.now;
         let waiting = |r: &DeviceProfile| r.retry_at.is_some_and(|t| t > now);
@@ -182,7 +193,7 @@ impl Services {
         if queued_here {
             pass.push.push(d.udid.clone());
         }
-        Ok(())
+        Ok(desired)
     }
 
     /// A device's desired profiles (identifier → policy), from the groups
