@@ -640,3 +640,4 @@ push-request-replace-button = Replace it with a new request
 group-progress-as-of = As the last reconciliation pass counted it, on { $at } (a pass runs every minute).
 group-progress-count-now = Count now (reads every device)
 group-progress-counted-now = Counted now.
+person-purge = Personal data purged on (retention)

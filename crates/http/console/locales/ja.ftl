@@ -636,3 +636,4 @@ push-request-replace-button = 新しい要求で置き換える
 group-progress-as-of = { $at } の反映処理で数えた値です（反映処理は 1 分ごとに動きます）。
 group-progress-count-now = 今すぐ数える（すべてのデバイスを読みます）
 group-progress-counted-now = 今数えた値です。
+person-purge = 個人データの完全削除日（保持期限）

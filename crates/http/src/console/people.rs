@@ -90,13 +90,19 @@ pub(super) async fn list(
     page(&ctx, StatusCode::OK, "people-title", body)
 }
 
-fn summary(ctx: &PageCtx, p: &PersonView) -> Markup {
+/// The person's facts; a departed person's with the day their personal
+/// data is purged (`retention_days` after the departure).
+fn summary(ctx: &PageCtx, p: &PersonView, retention_days: u32) -> Markup {
     html! {
         dl class="facts" {
             dt { (ctx.t("person-id")) } dd { code { (p.id) } }
             dt { (ctx.t("person-status")) } dd { (status_text(ctx, p)) }
             @if let Some(at) = p.departed_at {
                 dt { (ctx.t("person-departed")) } dd { (ctx.when(at)) }
+                dt { (ctx.t("person-purge")) }
+                dd id="person-purge" {
+                    (ctx.when(at + time::Duration::days(i64::from(retention_days))))
+                }
             }
             dt { (ctx.t("person-updated")) } dd { (ctx.when(p.updated_at)) }
             dt { (ctx.t("person-devices")) }
@@ -160,7 +166,7 @@ async fn person_page(
         .is_some_and(|a| a.allows(Permission::PeopleWrite));
     let body = html! {
         @if let Some(t) = top { (t) }
-        (summary(ctx, &p))
+        (summary(ctx, &p, s.config.people_retention_days))
         @if may_reveal { (reveal_form(ctx, csrf, id, error)) }
         @if may_offboard { (super::offboard::start_form(ctx, id)) }
     };

@@ -269,6 +269,14 @@ async fn offboarding_lists_what_will_happen_then_does_it() {
     );
     let (_, p) = app.get(&format!("/api/v1/people/{person}")).await;
     assert!(p["departed_at"].is_string(), "{p}");
+    // The person's page says when their personal data goes.
+    let page = get(&officer, format!("/console/people/{person}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"person-purge\""), "{page}");
     let (_, cmds) = app
         .get(&format!("/api/v1/devices/{}/commands", phone.udid()))
         .await;
