@@ -23,7 +23,6 @@ use crate::people::{batches, csv, Latency};
 use crate::procfs;
 use crate::server::Server;
 use anyhow::{anyhow, bail, Context};
-use mamori_testkit::apns::{Ca, StandIn};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -183,7 +182,10 @@ fn first_id(
 }
 
 /// The pages measured: (name, path).
-async fn pages_to_measure(server: &Server) -> anyhow::Result<Vec<(&'static str, String)>> {
+async fn pages_to_measure(
+    server: &Server,
+    devices: usize,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     let policies = json(server, "/api/v1/policies").await?;
     let restrictions = first_id(&policies, "policies", |p| p["kind"] == "restrictions")?;
     let vpn = first_id(&policies, "policies", |p| p["kind"] == "vpn")?;
@@ -193,13 +195,14 @@ async fn pages_to_measure(server: &Server) -> anyhow::Result<Vec<(&'static str, 
         "people",
         |_| true,
     )?;
-    let device = crate::reconcile::udid(5000);
+    // A device in the middle of the fixture (its serial is `F` and its
+    // index in ten digits).
+    let middle = devices / 2;
+    let device = crate::reconcile::udid(middle);
+    let serial = format!("/console/devices?serial=F{middle:010}");
     Ok(vec![
         ("devices, first page", "/console/devices".into()),
-        (
-            "devices, search by serial",
-            "/console/devices?serial=F0000005000".into(),
-        ),
+        ("devices, search by serial", serial),
         (
             "devices, search by model",
             "/console/devices?model=iPhone".into(),
@@ -249,23 +252,11 @@ pub async fn measure(
     devices: usize,
     people: usize,
 ) -> anyhow::Result<Figures> {
-    let apple = Ca::new("mamori-bench test Apple CA");
-    let apns = StandIn::start(&apple, &apple).await;
-    let ca_path = work_dir.join("apns-ca.pem");
-    std::fs::write(&ca_path, apple.pem())
-        .with_context(|| format!("cannot write {}", ca_path.display()))?;
-    let ca_arg = ca_path
-        .to_str()
-        .ok_or_else(|| anyhow!("non-UTF-8 path {}", ca_path.display()))?
-        .to_owned();
-    let serve_args = [
-        "--apns-url",
-        apns.url.as_str(),
-        "--apns-ca",
-        ca_arg.as_str(),
-    ];
+    let push = crate::reconcile::Apns::start(work_dir).await?;
+    let apns = &push.stand_in;
+    let serve_args = push.serve_args();
     let (token, topic, db) =
-        crate::reconcile::create_data_dir(server_bin, work_dir, &serve_args, &apple).await?;
+        crate::reconcile::create_data_dir(server_bin, work_dir, &serve_args, &push.apple).await?;
     eprintln!("writing the fixture: {devices} enrolled devices...");
     let (db2, topic2) = (db.clone(), topic.clone());
     tokio::task::spawn_blocking(move || crate::reconcile::write_devices(&db2, devices, &topic2))
@@ -299,7 +290,7 @@ pub async fn measure(
     eprintln!("timing the pages...");
     let mut assets = BTreeMap::new();
     let mut pages = Vec::new();
-    for (name, path) in pages_to_measure(&server).await? {
+    for (name, path) in pages_to_measure(&server, devices).await? {
         pages.push(page(&server, name, path, &mut assets).await?);
     }
     server.check_alive()?;

@@ -39,7 +39,7 @@ mod report;
 mod tests;
 
 pub use measure::measure;
-pub(crate) use measure::{assign_policies, create_data_dir, write_devices};
+pub(crate) use measure::{assign_policies, create_data_dir, write_devices, Apns};
 pub use report::report;
 
 use crate::procfs::Memory;

@@ -13,6 +13,47 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+/// The APNs stand-in (in this process, answering 200) and its test
+/// "Apple" CA, written where `--apns-ca` reads it.
+pub(crate) struct Apns {
+    /// The CA that issues push certificates and the stand-in's TLS one.
+    pub(crate) apple: Ca,
+    /// The stand-in.
+    pub(crate) stand_in: StandIn,
+    /// The CA file's path.
+    ca_path: String,
+}
+
+impl Apns {
+    /// Starts the stand-in and writes its CA into `work_dir`.
+    pub(crate) async fn start(work_dir: &Path) -> anyhow::Result<Self> {
+        let apple = Ca::new("mamori-bench test Apple CA");
+        let stand_in = StandIn::start(&apple, &apple).await;
+        let path = work_dir.join("apns-ca.pem");
+        std::fs::write(&path, apple.pem())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let ca_path = path
+            .to_str()
+            .ok_or_else(|| anyhow!("non-UTF-8 path {}", path.display()))?
+            .to_owned();
+        Ok(Self {
+            apple,
+            stand_in,
+            ca_path,
+        })
+    }
+
+    /// The `mamori serve` arguments that point it at the stand-in.
+    pub(crate) fn serve_args(&self) -> [&str; 4] {
+        [
+            "--apns-url",
+            self.stand_in.url.as_str(),
+            "--apns-ca",
+            self.ca_path.as_str(),
+        ]
+    }
+}
+
 /// Writes `n` enrolled iPhones under push topic `topic` into `devices`.
 pub(crate) fn write_devices(db: &Path, n: usize, topic: &str) -> anyhow::Result<()> {
     let mut c =
@@ -141,25 +182,13 @@ pub async fn measure(
     devices: usize,
 ) -> anyhow::Result<Figures> {
     let ticks_per_s = procfs::clock_ticks_per_second();
-    // The APNs stand-in and its test "Apple" CA.
-    let apple = Ca::new("mamori-bench test Apple CA");
-    let apns = StandIn::start(&apple, &apple).await;
-    let ca_path = work_dir.join("apns-ca.pem");
-    std::fs::write(&ca_path, apple.pem())
-        .with_context(|| format!("cannot write {}", ca_path.display()))?;
-    let ca_arg = ca_path
-        .to_str()
-        .ok_or_else(|| anyhow!("non-UTF-8 path {}", ca_path.display()))?
-        .to_owned();
-    let serve_args = [
-        "--apns-url",
-        apns.url.as_str(),
-        "--apns-ca",
-        ca_arg.as_str(),
-    ];
+    let push = Apns::start(work_dir).await?;
+    let apns = &push.stand_in;
+    let serve_args = push.serve_args();
 
     // 1. The data directory, by the real server, and a push certificate.
-    let (token, topic, db) = create_data_dir(server_bin, work_dir, &serve_args, &apple).await?;
+    let (token, topic, db) =
+        create_data_dir(server_bin, work_dir, &serve_args, &push.apple).await?;
 
     // 2. The fixture.
     eprintln!("writing the fixture: {devices} enrolled devices...");
@@ -184,7 +213,7 @@ pub async fn measure(
     let start_memory = procfs::memory(server.pid())?;
 
     // 4. and 5. Passes until one queues nothing, then more.
-    let (passes, idle) = converge(&server, &apns, started, devices).await?;
+    let (passes, idle) = converge(&server, apns, started, devices).await?;
     drop(server);
 
     // 6. What the database holds.
