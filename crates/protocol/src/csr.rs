@@ -102,6 +102,13 @@ fn challenge_password(info: &CertReqInfo) -> Result<Option<String>> {
     }
 }
 
+/// A CSR's DER as PEM (`CERTIFICATE REQUEST`).
+pub fn csr_to_pem(der: &[u8]) -> String {
+    // Base64 encoding of an in-memory buffer cannot fail.
+    der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, der)
+        .unwrap_or_default()
+}
+
 /// Builds a CSR for `key` with subject `CN=cn` and an optional
 /// challengePassword, signed with sha256WithRSAEncryption (used by the
 /// device simulator).

@@ -371,7 +371,6 @@ impl Services {
                     map.insert("SecurityInfo".into(), info);
                 }
             }
-            crate::device::privacy::drop_escrow(&mut r.result);
         }
         let reveal = Self::reveals_personal(actor);
         let personal =

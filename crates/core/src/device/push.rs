@@ -169,7 +169,7 @@ impl Services {
             .device
             .put_secret(PENDING_NAME, &sealed, self.clock.now())
             .await?;
-        Ok(pem("CERTIFICATE REQUEST", &der))
+        Ok(mamori_protocol::csr::csr_to_pem(&der))
     }
 
     /// Whether a certificate signing request made here waits for its
@@ -214,15 +214,3 @@ impl Services {
 /// Where a key made for a push certificate request waits for its
 /// certificate.
 const PENDING_NAME: &str = "push-certificate-request";
-
-/// `der` as PEM with the label `label`.
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}

@@ -59,9 +59,7 @@ fn by_department(g: &DeviceGroup) -> bool {
 
 /// Whether the reader may read personal data (the host's command line may).
 fn reads_personal(by: &Authorized<DevicesRead>) -> bool {
-    by.actor()
-        .admin()
-        .is_none_or(|a| a.allows(mamori_domain::Permission::PersonalDataRead))
+    by.actor().admin().is_none_or(Services::reveals_personal)
 }
 
 /// Longest wait before a refused profile is tried again.

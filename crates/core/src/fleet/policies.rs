@@ -138,7 +138,8 @@ fn without_clear_secrets(p: &mut Policy) {
     }
 }
 
-const PLATFORMS: &[&str] = &["iOS", "macOS", "tvOS", "visionOS", "watchOS"];
+/// The platforms a policy can be limited to.
+pub const PLATFORMS: &[&str] = &["iOS", "macOS", "tvOS", "visionOS", "watchOS"];
 
 fn check_platforms(
     kind: PolicyKind,

@@ -97,14 +97,7 @@ impl Services {
         id: &str,
     ) -> CoreResult<Zeroizing<Vec<u8>>> {
         let actor = proof.require_admin()?;
-        let a = self
-            .ports
-            .people
-            .approval(id)
-            .await?
-            .filter(|a| a.action == "export_personal_data")
-            .filter(|a| a.requested_by_admin.as_deref() == Some(actor.admin.id.as_str()))
-            .ok_or_else(|| CoreError::NotFound("no such export".into()))?;
+        let a = self.export_request(proof, id).await?;
         let now = self.clock.now();
         if a.status != ApprovalStatus::Approved {
             return Err(CoreError::Conflict(

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use mamori_core::access::permit::{CommandsWrite, DevicesRead};
 use mamori_core::access::{Authorized, ClientContext};
-use mamori_core::fleet::policies::{PolicyChange, PolicyInput};
+use mamori_core::fleet::policies::{PolicyChange, PolicyInput, PLATFORMS};
 use mamori_core::{CoreError, Services};
 use mamori_domain::{Policy, PolicyKind};
 use mamori_protocol::schema::{check_payload_platform, profile_schema, validate_payload};
@@ -24,9 +24,6 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-
-/// The platforms a policy can be limited to.
-const PLATFORMS: &[&str] = &["iOS", "macOS", "tvOS", "visionOS", "watchOS"];
 
 fn kind_label(ctx: &PageCtx, kind: PolicyKind) -> String {
     ctx.t(&format!("policy-kind-{}", kind.as_str()))
