@@ -33,6 +33,10 @@ if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-lock.
     cp package-lock.json node_modules/.installed-lock.json)
 fi
 
+# One build, not an edit loop: incremental caches only cost disk here
+# (tens of GB over the workspace's test binaries).
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
