@@ -197,6 +197,9 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
     let s = &g.services;
     let mut presented = Presented::of(req);
     let (actor, secret) = authenticate(s, &presented, ctx).await?;
+    // A caller with valid credentials keeps its connection on a full
+    // listener; only connections nobody authenticated on make way.
+    crate::tls::ConnStanding::trust_in(req.extensions());
     if let Some(secret) = &secret {
         if presented.changes_state() && presented.sent_csrf.is_empty() && is_form(req) {
             presented.sent_csrf = form_csrf(req).await?;

@@ -3,19 +3,18 @@
 //! timeouts for every phase of a connection (TLS handshake, request headers,
 //! request body, idle keep-alive), back-off on accept errors and
 //! rate-limited logging of refusals, so that neither idle nor trickling
-//! clients nor a full descriptor table can stop a listener.
+//! clients nor a full descriptor table can stop a listener. A full
+//! listener makes way for a newcomer by evicting a connection that has not
+//! authenticated, from the source holding the most (see
+//! [`Tracker::try_acquire`]): connections held half-open cannot lock the
+//! administrators out.
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::time::{Instant, Sleep};
 
 /// Limits of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +82,9 @@ impl Limits {
 }
 
 /// Descriptors kept out of the listeners' reach for everything else the
-/// server opens (database, WAL, logs, APNs and sink connections, key files).
+/// server opens (database, WAL, logs, APNs and sink connections, key files)
+/// and for evicted connections still closing (at most [`MAX_EVICTING`] per
+/// listener).
 pub const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// Lowers the two listeners' connection caps so that together they fit in
@@ -126,16 +127,97 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The listener holds `max_connections`.
+    /// The listener holds `max_connections`, and no held connection may
+    /// make way (see [`Tracker::try_acquire`]).
     Total,
     /// The source holds `max_connections_per_ip`.
     PerSource,
 }
 
+/// Connections told to make way that may still hold their descriptor:
+/// beyond this many, a full listener refuses rather than evicts, so its
+/// open sockets never exceed its cap by more than this.
+pub const MAX_EVICTING: usize = 16;
+
+/// How one connection stands with its listener: whether a request on it
+/// authenticated (such a connection is never evicted) and whether it was
+/// told to make way for a newer one.
+#[derive(Debug, Default)]
+pub struct Standing {
+    trusted: AtomicBool,
+    evicted: AtomicBool,
+    evict: Notify,
+}
+
+impl Standing {
+    /// A request on this connection presented valid credentials (an
+    /// administrator's session or token, a device's identity).
+    pub fn trust(&self) {
+        self.trusted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a request on this connection authenticated.
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the listener evicted this connection.
+    pub async fn evicted(&self) {
+        loop {
+            let notified = self.evict.notified();
+            if self.evicted.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::SeqCst);
+        self.evict.notify_waiters();
+    }
+}
+
+#[derive(Debug)]
+struct Held {
+    key: IpAddr,
+    standing: Arc<Standing>,
+}
+
 #[derive(Debug, Default)]
 struct Counts {
+    /// Connections held, evicted ones that have not let go included.
     total: usize,
+    /// Of those, evicted ones (their slot already went to a newer one).
+    evicting: usize,
     per_source: HashMap<IpAddr, usize>,
+    /// Every held connection, by a number growing with its age.
+    held: std::collections::BTreeMap<u64, Held>,
+    next: u64,
+}
+
+impl Counts {
+    /// The connection to evict for a newcomer from `newcomer`: the oldest
+    /// connection not yet authenticated from the source holding the most
+    /// such connections — provided it holds more connections than the
+    /// newcomer's source does, so a source never loses a connection to one
+    /// that holds as many as it does or more.
+    fn victim(&self, newcomer: IpAddr) -> Option<u64> {
+        let mut unproven: HashMap<IpAddr, (usize, u64)> = HashMap::new();
+        for (&id, h) in &self.held {
+            if h.standing.is_trusted() || h.standing.evicted.load(Ordering::SeqCst) {
+                continue;
+            }
+            // Ids ascend: the first one seen per source is its oldest.
+            unproven.entry(h.key).or_insert((0, id)).0 += 1;
+        }
+        let own = self.per_source.get(&newcomer).copied().unwrap_or(0);
+        unproven
+            .into_values()
+            .filter(|&(n, _)| n > own)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+            .map(|(_, id)| id)
+    }
 }
 
 /// Counts the connections a listener holds, in total and per source.
@@ -159,21 +241,50 @@ impl Tracker {
     }
 
     /// A slot for a connection from `ip`, or why there is none.
+    ///
+    /// A full listener makes way rather than refuse when it can: it evicts
+    /// the oldest connection on which no request has authenticated yet,
+    /// from the source holding the most such connections, if that source
+    /// holds more connections than `ip`'s does. Connections held half-open
+    /// from a few addresses (a slow-headers attack) therefore cannot keep
+    /// an administrator from signing in, nor take an authenticated
+    /// connection away, while an address holding as many connections as
+    /// the evicting one stays untouched. When nothing can make way (every
+    /// connection authenticated, or [`MAX_EVICTING`] still closing) the
+    /// newcomer is refused.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
         let key = source_key(ip);
         let mut c = lock(&self.counts);
-        if c.total >= self.max_total {
-            return Err(Refusal::Total);
-        }
-        let n = c.per_source.entry(key).or_insert(0);
-        if *n >= self.max_per_source {
+        if c.per_source.get(&key).copied().unwrap_or(0) >= self.max_per_source {
             return Err(Refusal::PerSource);
         }
-        *n += 1;
+        if c.total - c.evicting >= self.max_total {
+            let victim = (c.evicting < MAX_EVICTING)
+                .then(|| c.victim(key))
+                .flatten()
+                .ok_or(Refusal::Total)?;
+            if let Some(h) = c.held.get(&victim) {
+                h.standing.evict();
+            }
+            c.evicting += 1;
+        }
+        *c.per_source.entry(key).or_insert(0) += 1;
         c.total += 1;
+        let id = c.next;
+        c.next += 1;
+        let standing = Arc::new(Standing::default());
+        c.held.insert(
+            id,
+            Held {
+                key,
+                standing: Arc::clone(&standing),
+            },
+        );
         Ok(Permit {
             tracker: Arc::clone(self),
             key,
+            id,
+            standing,
         })
     }
 
@@ -199,12 +310,25 @@ impl Tracker {
 pub struct Permit {
     tracker: Arc<Tracker>,
     key: IpAddr,
+    id: u64,
+    standing: Arc<Standing>,
+}
+
+impl Permit {
+    /// How the connection stands: mark it trusted, learn it was evicted.
+    pub fn standing(&self) -> &Arc<Standing> {
+        &self.standing
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut c = lock(&self.tracker.counts);
         c.total = c.total.saturating_sub(1);
+        c.held.remove(&self.id);
+        if self.standing.evicted.load(Ordering::SeqCst) {
+            c.evicting = c.evicting.saturating_sub(1);
+        }
         if let Some(n) = c.per_source.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -280,318 +404,8 @@ impl LogThrottle {
     }
 }
 
-#[derive(Debug)]
-struct Activity {
-    in_flight: usize,
-    idle_since: Instant,
-}
-
-/// What one connection is doing: requests in flight and since when none
-/// is, and whether something asked for it to close.
-#[derive(Debug)]
-pub struct ConnState {
-    activity: Mutex<Activity>,
-    changed: Notify,
-    close: AtomicBool,
-}
-
-/// Why a connection is being closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// No request in flight for the idle timeout.
-    Idle,
-    /// A request body was too slow.
-    SlowBody,
-    /// The server is stopping.
-    Shutdown,
-}
-
-impl ConnState {
-    /// A connection that just opened (idle from now).
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            activity: Mutex::new(Activity {
-                in_flight: 0,
-                idle_since: Instant::now(),
-            }),
-            changed: Notify::new(),
-            close: AtomicBool::new(false),
-        })
-    }
-
-    /// A request started; it is in flight until the guard drops (hold it
-    /// in the response body).
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        lock(&self.activity).in_flight += 1;
-        self.changed.notify_one();
-        InFlight(Arc::clone(self))
-    }
-
-    /// Asks the connection to close (after the response in progress).
-    pub fn request_close(&self) {
-        self.close.store(true, Ordering::SeqCst);
-        self.changed.notify_one();
-    }
-
-    /// Resolves when the connection should close: nothing in flight for
-    /// `idle`, or a close was requested.
-    pub async fn should_close(&self, idle: Duration) -> CloseReason {
-        loop {
-            let notified = self.changed.notified();
-            if self.close.load(Ordering::SeqCst) {
-                return CloseReason::SlowBody;
-            }
-            let (in_flight, since) = {
-                let a = lock(&self.activity);
-                (a.in_flight, a.idle_since)
-            };
-            if in_flight == 0 {
-                let deadline = since + idle;
-                if Instant::now() >= deadline {
-                    return CloseReason::Idle;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {}
-                    () = notified => {}
-                }
-            } else {
-                notified.await;
-            }
-        }
-    }
-}
-
-/// A request in flight on its connection.
-#[derive(Debug)]
-pub struct InFlight(Arc<ConnState>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        {
-            let mut a = lock(&self.0.activity);
-            a.in_flight = a.in_flight.saturating_sub(1);
-            if a.in_flight == 0 {
-                a.idle_since = Instant::now();
-            }
-        }
-        self.0.changed.notify_one();
-    }
-}
-
-/// A response body that keeps its request in flight until it is sent (or
-/// dropped).
-#[derive(Debug)]
-pub struct TrackedBody<B> {
-    inner: B,
-    _in_flight: InFlight,
-}
-
-impl<B> TrackedBody<B> {
-    /// `inner`, holding `in_flight` until dropped.
-    pub fn new(inner: B, in_flight: InFlight) -> Self {
-        Self {
-            inner,
-            _in_flight: in_flight,
-        }
-    }
-}
-
-impl<B: Body + Unpin> Body for TrackedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body arrived too slowly.
-#[derive(Debug)]
-pub struct BodyTimeout;
-
-impl std::fmt::Display for BodyTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request body timed out")
-    }
-}
-
-impl std::error::Error for BodyTimeout {}
-
-/// A request body that must arrive within `body_timeout` plus the time
-/// `body_min_rate` allows for the bytes received so far; when it does not,
-/// reading it fails and its connection is asked to close.
-#[derive(Debug)]
-pub struct TimedBody {
-    inner: Incoming,
-    start: Instant,
-    allowance: Duration,
-    min_rate: u64,
-    received: u64,
-    sleep: Pin<Box<Sleep>>,
-    expired: bool,
-    conn: Arc<ConnState>,
-}
-
-impl TimedBody {
-    /// Times `inner`, received from now on `conn`.
-    pub fn new(inner: Incoming, limits: &Limits, conn: Arc<ConnState>) -> Self {
-        let start = Instant::now();
-        Self {
-            inner,
-            start,
-            allowance: limits.body_timeout,
-            min_rate: limits.body_min_rate.max(1),
-            received: 0,
-            sleep: Box::pin(tokio::time::sleep_until(start + limits.body_timeout)),
-            expired: false,
-            conn,
-        }
-    }
-
-    fn deadline(&self) -> Instant {
-        let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.min_rate);
-        self.start + self.allowance + earned
-    }
-}
-
-impl Body for TimedBody {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Some(Err(BodyTimeout.into())));
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.received = this.received.saturating_add(data.len() as u64);
-                    let deadline = this.deadline();
-                    this.sleep.as_mut().reset(deadline);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.expired = true;
-                    this.conn.request_close();
-                    Poll::Ready(Some(Err(BodyTimeout.into())))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+mod activity;
+pub use activity::{BodyTimeout, CloseReason, ConnState, InFlight, TimedBody, TrackedBody};
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn accept_backoff_doubles_to_a_second_and_resets() {
-        let mut b = AcceptBackoff::default();
-        let delays: Vec<u64> = (0..9).map(|_| b.failed().as_millis() as u64).collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-        b.succeeded();
-        assert_eq!(b.failed(), AcceptBackoff::MIN);
-    }
-
-    #[test]
-    fn a_burst_of_errors_logs_once_per_second_with_a_count() {
-        let mut t = LogThrottle::new(Duration::from_secs(1));
-        let t0 = std::time::Instant::now();
-        // 20 failures a second for three seconds (what filled the log).
-        let mut lines = Vec::new();
-        for i in 0..60u64 {
-            if let Some(n) = t.hit(t0 + Duration::from_millis(i * 50)) {
-                lines.push(n);
-            }
-        }
-        assert_eq!(lines, [1, 20, 20]);
-    }
-
-    #[test]
-    fn caps_count_per_source_and_in_total_and_free_on_drop() {
-        let limits = Limits {
-            max_connections: 3,
-            max_connections_per_ip: 2,
-            ..Limits::admin()
-        };
-        let t = Tracker::new(&limits);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let a1 = t.try_acquire(a).unwrap();
-        let _a2 = t.try_acquire(a).unwrap();
-        assert_eq!(t.try_acquire(a).unwrap_err(), Refusal::PerSource);
-        let _b1 = t.try_acquire(b).unwrap();
-        assert_eq!(t.try_acquire(b).unwrap_err(), Refusal::Total);
-        drop(a1);
-        assert_eq!(t.total(), 2);
-        let _a3 = t.try_acquire(a).unwrap();
-        // An IPv4-mapped address is the same source; one /64 is one source.
-        assert_eq!(
-            t.try_acquire("::ffff:192.0.2.1".parse().unwrap())
-                .unwrap_err(),
-            Refusal::Total
-        );
-        assert_eq!(
-            source_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
-            source_key("2001:db8:1:2:ffff::1".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn caps_shrink_to_fit_the_descriptor_table() {
-        let (mut d, mut a) = (Limits::device(), Limits::admin());
-        assert!(!fit_to_descriptors(&mut d, &mut a, 1 << 20));
-        assert_eq!((d.max_connections, a.max_connections), (4096, 256));
-        // The table of the original report: 256 descriptors.
-        assert!(fit_to_descriptors(&mut d, &mut a, 256));
-        assert!(d.max_connections + a.max_connections <= 256 - 128);
-        assert!(a.max_connections >= 4 && d.max_connections > a.max_connections);
-        assert!(d.max_connections_per_ip <= d.max_connections);
-        assert!(a.max_connections_per_ip <= a.max_connections);
-    }
-
-    #[tokio::test]
-    async fn an_idle_connection_is_told_to_close_only_when_nothing_is_in_flight() {
-        let s = ConnState::new();
-        let idle = Duration::from_millis(200);
-        let req = s.begin();
-        // Busy for longer than the idle timeout: not idle.
-        let waited = tokio::time::timeout(Duration::from_millis(600), s.should_close(idle)).await;
-        assert!(waited.is_err());
-        drop(req);
-        let t0 = Instant::now();
-        assert_eq!(s.should_close(idle).await, CloseReason::Idle);
-        assert!(Instant::now() - t0 >= idle);
-        s.request_close();
-        assert_eq!(s.should_close(idle).await, CloseReason::SlowBody);
-    }
-}
+mod tests;

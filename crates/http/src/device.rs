@@ -3,7 +3,7 @@
 
 use crate::budget::{reserve_body, BodyBudget, BudgetState};
 use crate::error::DeviceError;
-use crate::tls::{PeerAddr, PeerCertificate};
+use crate::tls::{ConnStanding, PeerAddr, PeerCertificate};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -135,12 +135,14 @@ async fn checkin(
     State(s): State<Services>,
     peer: Option<axum::Extension<PeerCertificate>>,
     addr: Option<axum::Extension<PeerAddr>>,
+    standing: Option<axum::Extension<ConnStanding>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     plist_content_type(&headers)?;
     let peer = peer_of(peer);
     let reply = s.checkin(evidence(&headers, &peer, addr), &body).await?;
+    trust(standing);
     Ok(plist_reply(reply.body))
 }
 
@@ -148,13 +150,23 @@ async fn connect(
     State(s): State<Services>,
     peer: Option<axum::Extension<PeerCertificate>>,
     addr: Option<axum::Extension<PeerAddr>>,
+    standing: Option<axum::Extension<ConnStanding>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     plist_content_type(&headers)?;
     let peer = peer_of(peer);
     let reply = s.connect(evidence(&headers, &peer, addr), &body).await?;
+    trust(standing);
     Ok(plist_reply(reply.body))
+}
+
+/// A device message was accepted: its connection is kept when the listener
+/// is full (see [`crate::conn::Tracker::try_acquire`]).
+fn trust(standing: Option<axum::Extension<ConnStanding>>) {
+    if let Some(axum::Extension(s)) = standing {
+        s.0.trust();
+    }
 }
 
 fn plist_reply(body: Vec<u8>) -> Response {

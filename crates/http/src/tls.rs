@@ -2,8 +2,8 @@
 //! certificate (if any) to handlers as a request extension.
 
 use crate::conn::{
-    AcceptBackoff, CloseReason, ConnState, Limits, LogThrottle, Permit, TimedBody, TrackedBody,
-    Tracker,
+    AcceptBackoff, CloseReason, ConnState, Limits, LogThrottle, Permit, Standing, TimedBody,
+    TrackedBody, Tracker,
 };
 use axum::Router;
 use hyper::body::Incoming;
@@ -25,6 +25,21 @@ pub struct PeerCertificate(pub Option<Arc<Vec<u8>>>);
 /// The peer's socket address.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// How the request's connection stands with its listener: a handler that
+/// authenticated the caller marks it trusted, so that a full listener never
+/// evicts it (see [`crate::conn::Tracker::try_acquire`]).
+#[derive(Debug, Clone)]
+pub struct ConnStanding(pub Arc<Standing>);
+
+impl ConnStanding {
+    /// Marks the connection of `extensions`' request as authenticated.
+    pub fn trust_in(extensions: &http::Extensions) {
+        if let Some(s) = extensions.get::<Self>() {
+            s.0.trust();
+        }
+    }
+}
 
 /// Streams one HTTP/2 client may have open at once.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -179,19 +194,38 @@ struct Served {
 /// One connection: TLS handshake within its timeout, then HTTP until the
 /// client leaves, the connection has been idle for the idle timeout or a
 /// request body was too slow; a connection asked to close has the close
-/// grace to finish, then is dropped. `_permit` holds its slot.
+/// grace to finish, then is dropped. An evicted connection is dropped at
+/// once, whatever it was doing. `permit` holds its slot.
 async fn serve_connection(
     tcp: TcpStream,
     addr: SocketAddr,
     served: Arc<Served>,
-    _permit: Permit,
+    permit: Permit,
     mut stop: watch::Receiver<bool>,
+) {
+    let standing = Arc::clone(permit.standing());
+    tokio::select! {
+        () = standing.evicted() => {
+            tracing::debug!(peer = %addr, "connection evicted to make way for a newer one");
+        }
+        () = serve_admitted(tcp, addr, &served, &standing, &mut stop) => {}
+    }
+    drop(permit);
+}
+
+/// The connection's life once admitted: handshake, service, closing.
+async fn serve_admitted(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    served: &Arc<Served>,
+    standing: &Arc<Standing>,
+    stop: &mut watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
     let limits = &served.limits;
     let handshake = tokio::time::timeout(limits.handshake_timeout, served.acceptor.accept(tcp));
     let tls = match tokio::select! {
-        () = stop_requested(&mut stop) => return,
+        () = stop_requested(stop) => return,
         r = handshake => r,
     } {
         Ok(Ok(s)) => s,
@@ -214,12 +248,14 @@ async fn serve_connection(
     let state = ConnState::new();
     let svc = {
         let state = Arc::clone(&state);
-        let served = Arc::clone(&served);
+        let served = Arc::clone(served);
+        let standing = ConnStanding(Arc::clone(standing));
         hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let in_flight = state.begin();
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(peer.clone());
             parts.extensions.insert(PeerAddr(addr));
+            parts.extensions.insert(standing.clone());
             let body = TimedBody::new(body, &served.limits, Arc::clone(&state));
             let req = http::Request::from_parts(parts, body);
             let router = served.router.clone();
@@ -239,7 +275,7 @@ async fn serve_connection(
             return;
         }
         reason = state.should_close(limits.idle_timeout) => reason,
-        () = stop_requested(&mut stop) => CloseReason::Shutdown,
+        () = stop_requested(stop) => CloseReason::Shutdown,
     };
     tracing::debug!(peer = %addr, ?reason, "closing connection");
     conn.as_mut().graceful_shutdown();

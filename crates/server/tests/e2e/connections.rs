@@ -437,6 +437,15 @@ async fn one_address_cannot_hold_more_than_its_share() {
     assert!(served(&app.http, &app.device_url("/scep?operation=GetCACaps")).await);
 }
 
+/// Whether the server closed `s` (a connection that never started TLS).
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), s.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_holds_at_most_its_connection_cap() {
     let app = spawn_with(|cfg| {
@@ -449,10 +458,75 @@ async fn a_listener_holds_at_most_its_connection_cap() {
     for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
         held.push(tcp_from(source, to).await);
     }
-    let mut extra = tcp_from("127.0.0.4", to).await;
-    assert!(refused(&mut extra).await, "a fourth connection was kept");
+    // A fourth address gets in by taking the oldest unauthenticated
+    // connection's place: the listener still holds three.
+    let mut fourth = tcp_from("127.0.0.4", to).await;
+    assert!(
+        !closed(&mut fourth).await,
+        "the fourth connection was refused"
+    );
+    assert!(closed(&mut held[0]).await, "the oldest connection was kept");
+    assert!(!closed(&mut held[1]).await && !closed(&mut held[2]).await);
+    // The same address again cannot take a connection from one holding as
+    // many as it does: refused.
+    let mut fifth = tcp_from("127.0.0.4", to).await;
+    assert!(refused(&mut fifth).await, "a fifth connection was kept");
     // The device listener has its own cap.
     assert!(served(&app.http, &app.device_url("/scep?operation=GetCACaps")).await);
     drop(held);
+    drop(fourth);
     assert!(served(&app.http, &app.admin_url("/healthz")).await);
+}
+
+/// The outside attack on the admin listener: a few addresses fill it with
+/// connections that never finish a request (here: never even start TLS),
+/// reconnecting as soon as one is closed. Before a full listener made way,
+/// every administrator was refused until the attacker stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_cannot_lock_the_administrators_out() {
+    let app = spawn_with(|cfg| {
+        cfg.admin_limits.max_connections = 8;
+        cfg.admin_limits.max_connections_per_ip = 2;
+        cfg.admin_limits.handshake_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let to = app.running.admin_addr;
+    let attackers = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+    let mut held = Vec::new();
+    for source in attackers {
+        for _ in 0..2 {
+            held.push(tcp_from(source, to).await);
+        }
+    }
+    let admin = client_from(&app, "127.0.0.1");
+    let devices = app.admin_url("/api/v1/devices");
+    let signed_in = |client: reqwest::Client| {
+        let (url, token) = (devices.clone(), app.token.clone());
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await;
+            r.map(|r| r.status().as_u16()).ok()
+        }
+    };
+    assert_eq!(signed_in(admin.clone()).await, Some(200));
+    let mut closed_now = 0;
+    for h in &mut held {
+        closed_now += usize::from(closed(h).await);
+    }
+    assert_eq!(closed_now, 1, "one attacker connection makes way, no more");
+    // The attacker reconnects from every address, again and again: its
+    // connections only take each other's places.
+    for _ in 0..10 {
+        for source in attackers {
+            held.push(tcp_from(source, to).await);
+        }
+        assert_eq!(signed_in(admin.clone()).await, Some(200));
+    }
+    let mut open = 0;
+    for h in &mut held {
+        open += usize::from(!closed(h).await);
+    }
+    assert!(
+        open <= 7,
+        "{open} attacker connections held beside the administrator's"
+    );
 }
