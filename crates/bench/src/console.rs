@@ -234,6 +234,7 @@ async fn pages_to_measure(
         ("enrollment", "/console/enrollment".into()),
         ("approvals", "/console/approvals".into()),
         ("audit log", "/console/audit".into()),
+        ("alerts, 90 days", "/console/alerts?days=90".into()),
         ("incidents", "/console/incidents".into()),
         (
             "breach scope (form)",

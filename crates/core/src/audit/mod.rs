@@ -4,6 +4,7 @@
 //! context writes here through [`Services::audit_record`] and
 //! [`Services::audit`]; this context calls no other.
 
+pub mod alerts;
 pub mod anomaly;
 pub mod chain;
 pub mod detect;

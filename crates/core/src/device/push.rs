@@ -15,6 +15,29 @@ struct StoredPushCert {
     key_pem: String,
 }
 
+/// A certificate signing request made here that waits for its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingPush {
+    /// Its PEM, to copy or download again.
+    Request(String),
+    /// Made by an older build, which kept only the key.
+    KeyOnly,
+}
+
+/// A request made here waiting for its certificate: the key (it never
+/// leaves the server) and the request, to show again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingRequest {
+    key_pem: String,
+    csr_pem: String,
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key_pem);
+    }
+}
+
 /// Serialises installs of a push certificate in this process.
 static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -150,10 +173,18 @@ impl Services {
             .map_err(|e| CoreError::internal("key generation", e))?;
         let der = mamori_protocol::csr::build_csr(&key, "Mamori MDM push certificate", None)
             .map_err(|e| CoreError::internal("push certificate request", e))?;
+        let csr_pem = mamori_protocol::csr::csr_to_pem(&der);
+        let pending = Zeroizing::new(
+            serde_json::to_vec(&PendingRequest {
+                key_pem: key.to_pkcs8_pem().to_string(),
+                csr_pem: csr_pem.clone(),
+            })
+            .map_err(|e| CoreError::Internal(e.into()))?,
+        );
         let sealed = self
             .pki
             .secret_box
-            .seal(key.to_pkcs8_pem().as_bytes(), Some(PENDING_NAME.as_bytes()))
+            .seal(&pending, Some(PENDING_NAME.as_bytes()))
             .map_err(|e| CoreError::Internal(e.into()))?;
         self.audit(
             self.audit_record(
@@ -169,13 +200,45 @@ impl Services {
             .device
             .put_secret(PENDING_NAME, &sealed, self.clock.now())
             .await?;
-        Ok(mamori_protocol::csr::csr_to_pem(&der))
+        Ok(csr_pem)
     }
 
-    /// Whether a certificate signing request made here waits for its
-    /// certificate.
-    pub async fn push_request_pending(&self) -> CoreResult<bool> {
-        Ok(self.ports.device.secret(PENDING_NAME).await?.is_some())
+    /// The certificate signing request made here that waits for its
+    /// certificate, if one does.
+    pub async fn push_request_pending(
+        &self,
+        _by: &Authorized<SettingsWrite>,
+    ) -> CoreResult<Option<PendingPush>> {
+        Ok(self
+            .pending_request()
+            .await?
+            .map(|mut p| match std::mem::take(&mut p.csr_pem) {
+                csr if csr.is_empty() => PendingPush::KeyOnly,
+                csr => PendingPush::Request(csr),
+            }))
+    }
+
+    /// The pending request's key and CSR, opened.
+    async fn pending_request(&self) -> CoreResult<Option<PendingRequest>> {
+        let Some(sealed) = self.ports.device.secret(PENDING_NAME).await? else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(
+            self.pki
+                .secret_box
+                .open(&sealed, Some(PENDING_NAME.as_bytes()))
+                .map_err(|e| CoreError::internal("pending push key unreadable", e))?,
+        );
+        if let Ok(p) = serde_json::from_slice::<PendingRequest>(&plain) {
+            return Ok(Some(p));
+        }
+        // An older build kept the key's PEM alone.
+        let key_pem = String::from_utf8(plain.to_vec())
+            .map_err(|e| CoreError::internal("pending push key", e))?;
+        Ok(Some(PendingRequest {
+            key_pem,
+            csr_pem: String::new(),
+        }))
     }
 
     /// Installs the certificate Apple issued for the request made here,
@@ -187,22 +250,15 @@ impl Services {
         ctx: &ClientContext,
         cert_pem: &str,
     ) -> CoreResult<String> {
-        let Some(sealed) = self.ports.device.secret(PENDING_NAME).await? else {
+        let Some(pending) = self.pending_request().await? else {
             return Err(CoreError::Conflict(
                 "no certificate signing request made here waits for its certificate; make one \
                  first, or upload the certificate with its private key"
                     .into(),
             ));
         };
-        let key = Zeroizing::new(
-            self.pki
-                .secret_box
-                .open(&sealed, Some(PENDING_NAME.as_bytes()))
-                .map_err(|e| CoreError::internal("pending push key unreadable", e))?,
-        );
-        let key_pem = Zeroizing::new(
-            String::from_utf8(key.to_vec()).map_err(|e| CoreError::internal("pending key", e))?,
-        );
+        let mut pending = pending;
+        let key_pem = Zeroizing::new(std::mem::take(&mut pending.key_pem));
         let topic = self
             .set_push_certificate(by, ctx, cert_pem, &key_pem)
             .await?;

@@ -38,18 +38,22 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
         }
         Err(_) => None,
     };
-    let (incidents, chain) = match who.authorize::<AuditRead>() {
-        Ok(proof) => (
-            Some(
-                s.incidents(&proof)
-                    .await?
-                    .iter()
-                    .filter(|i| i.status != IncidentStatus::Closed)
-                    .count(),
-            ),
-            Some(s.audit_head(&proof).await?),
-        ),
-        Err(_) => (None, None),
+    let (incidents, chain, alerts) = match who.authorize::<AuditRead>() {
+        Ok(proof) => {
+            let week = s.clock.now() - time::Duration::days(7);
+            (
+                Some(
+                    s.incidents(&proof)
+                        .await?
+                        .iter()
+                        .filter(|i| i.status != IncidentStatus::Closed)
+                        .count(),
+                ),
+                Some(s.audit_head(&proof).await?),
+                Some(s.alerts(&proof, week).await?),
+            )
+        }
+        Err(_) => (None, None, None),
     };
     let push = s.readiness();
     Ok(html! {
@@ -79,6 +83,15 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
                 @if let Some(open) = incidents {
                     (figure("incidents-open", ctx.t("overview-incidents"), open.to_string()))
                 }
+                @if let Some(a) = &alerts {
+                    div class="figure" id="alerts-week" {
+                        dt { a href="/console/alerts" { (ctx.t("alerts-week")) } }
+                        dd { (super::i18n::text(ctx.lang, "alerts-count", &[
+                            ("total", a.total.into()),
+                            ("high", a.high.into()),
+                        ])) }
+                    }
+                }
             }
         }
         @if let Some((newest, checkpoint)) = chain {
@@ -95,7 +108,7 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
                     }
                 }
                 p {
-                    a href="/console/audit?action=alert." id="alerts-link" { (ctx.t("overview-alerts")) }
+                    a href="/console/alerts" id="alerts-link" { (ctx.t("overview-alerts")) }
                     " · "
                     a href="/console/audit#verify-form" { (ctx.t("overview-verify")) }
                 }

@@ -177,6 +177,15 @@ mod tests {
     }
 
     #[test]
+    fn every_alert_rule_has_a_name_in_both_languages() {
+        let en = keys(EN);
+        for action in mamori_core::audit::alerts::alert_actions() {
+            let rule = action.trim_start_matches("alert.");
+            assert!(en.contains(&format!("alert-rule-{rule}")), "{action}");
+        }
+    }
+
+    #[test]
     fn arguments_are_filled_in() {
         let s = text(Lang::En, "sign-in-throttled", &[("seconds", 30.into())]);
         assert!(s.contains("30 seconds"), "{s}");

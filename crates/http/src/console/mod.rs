@@ -8,6 +8,7 @@
 mod account;
 mod actions;
 mod admins;
+mod alerts;
 mod approvals;
 mod audit;
 mod compliance;
@@ -300,6 +301,7 @@ fn oversight_pages() -> Vec<Page> {
             get(reports::breach_scope_csv),
         ),
         ("/console/audit", perm(P::AuditRead), get(audit::index)),
+        ("/console/alerts", perm(P::AuditRead), get(alerts::index)),
         (
             "/console/audit/verify",
             perm(P::AuditRead),

@@ -73,6 +73,7 @@ const AREAS: &[(&str, &str, &[Permission])] = &[
         ],
     ),
     ("/console/audit", "nav-audit", &[Permission::AuditRead]),
+    ("/console/alerts", "nav-alerts", &[Permission::AuditRead]),
     (
         "/console/incidents",
         "nav-incidents",

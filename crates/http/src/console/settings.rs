@@ -12,6 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use mamori_core::access::permit::SettingsWrite;
+use mamori_core::access::Authorized;
+use mamori_core::device::push::PendingPush;
 use mamori_core::device::readiness::{Check, Readiness};
 use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
@@ -65,13 +67,38 @@ fn checklist(ctx: &PageCtx, r: &Readiness) -> Markup {
     }
 }
 
+/// The request waiting for its certificate, to copy or download (open
+/// when it was just made).
+fn pending_request(ctx: &PageCtx, pending: &PendingPush, fresh: bool) -> Markup {
+    let PendingPush::Request(csr) = pending else {
+        return html! { p class="notice" id="push-pending" { (ctx.t("push-pending")) (" ") (ctx.t("push-pending-old")) } };
+    };
+    let href = format!(
+        "data:application/pkcs10;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr.as_bytes())
+    );
+    html! {
+        div class="notice" id="push-pending" {
+            p { (ctx.t("push-pending")) }
+            details open[fresh] id="push-pending-request" {
+                summary { (ctx.t("push-request-again")) }
+                label for="push-csr" { (ctx.t("push-request-csr")) }
+                textarea id="push-csr" rows="8" readonly spellcheck="false" { (csr) }
+                p { a href=(href) download="mamori-push.csr" id="push-csr-download" { (ctx.t("push-request-download")) } }
+            }
+        }
+    }
+}
+
 fn push_section(
     ctx: &PageCtx,
     csrf: &str,
     r: &Readiness,
-    pending: bool,
+    pending: Option<PendingPush>,
+    fresh: bool,
     error: Option<String>,
 ) -> Markup {
+    let waiting = pending.is_some();
     html! {
         section aria-labelledby="push-title" {
             h2 id="push-title" { (ctx.t("push-title")) }
@@ -91,14 +118,14 @@ fn push_section(
                 p { (ctx.t("push-request-intro")) }
                 button type="submit" { (ctx.t("push-request-button")) }
             }
-            @if pending { p class="notice" id="push-pending" { (ctx.t("push-pending")) } }
+            @if let Some(p) = &pending { (pending_request(ctx, p, fresh)) }
             form method="post" action="/console/settings/push-certificate" id="push-form" {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="push-cert" { (ctx.t("push-cert")) }
                 textarea id="push-cert" name="certificate" rows="6" required maxlength="12000"
                     spellcheck="false" {}
-                label for="push-key" { (ctx.t(if pending { "push-key-optional" } else { "push-key" })) }
-                textarea id="push-key" name="key" rows="6" required[!pending] maxlength="4000"
+                label for="push-key" { (ctx.t(if waiting { "push-key-optional" } else { "push-key" })) }
+                textarea id="push-key" name="key" rows="6" required[!waiting] maxlength="4000"
                     spellcheck="false" autocomplete="off" {}
                 button type="submit" { (ctx.t("push-install")) }
             }
@@ -106,16 +133,28 @@ fn push_section(
     }
 }
 
+/// What the settings page shows beside its sections.
+#[derive(Default)]
+struct Shown {
+    /// A notice above the sections.
+    top: Option<Markup>,
+    /// The push form's error.
+    error: Option<String>,
+    /// A request was just made: its CSR shown open.
+    fresh: bool,
+}
+
 async fn settings_page(
     s: &Services,
+    by: &Authorized<SettingsWrite>,
     ctx: &PageCtx,
     csrf: &str,
     status: StatusCode,
-    top: Option<Markup>,
-    error: Option<String>,
+    shown: Shown,
 ) -> Response {
+    let Shown { top, error, fresh } = shown;
     let r = s.readiness();
-    let pending = match s.push_request_pending().await {
+    let pending = match s.push_request_pending(by).await {
         Ok(p) => p,
         Err(e) => return crate::error::ApiError(e).into_response(),
     };
@@ -126,7 +165,7 @@ async fn settings_page(
             p { (ctx.t("ready-intro")) }
             (checklist(ctx, &r))
         }
-        (push_section(ctx, csrf, &r, pending, error))
+        (push_section(ctx, csrf, &r, pending, fresh, error))
     };
     page(ctx, status, "settings-title", body)
 }
@@ -140,14 +179,18 @@ pub(super) struct Installed {
 /// `GET /console/settings`.
 pub(super) async fn index(
     State(s): State<Services>,
-    Auth(_by): Auth<SettingsWrite>,
+    Auth(by): Auth<SettingsWrite>,
     Shell { ctx, csrf }: Shell,
     Query(q): Query<Installed>,
 ) -> Response {
     let top = q.installed.map(|_| {
         html! { p class="notice" role="status" id="push-done" { (ctx.t("push-installed")) } }
     });
-    settings_page(&s, &ctx, &csrf, StatusCode::OK, top, None).await
+    let shown = Shown {
+        top,
+        ..Shown::default()
+    };
+    settings_page(&s, &by, &ctx, &csrf, StatusCode::OK, shown).await
 }
 
 /// The push certificate form.
@@ -170,7 +213,7 @@ pub(super) async fn push_certificate(
     let Shell { ctx, csrf } = shell.at("/console/settings");
     let Ok(Form(f)) = form else {
         let e = ctx.t("push-missing");
-        return settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e)).await;
+        return refused(&s, &by, &ctx, &csrf, e).await;
     };
     let key = zeroize::Zeroizing::new(f.key);
     // Without a key: the one kept for the request made here.
@@ -185,10 +228,25 @@ pub(super) async fn push_certificate(
         Ok(_) => super::page::see_other("/console/settings?installed=1"),
         Err(CoreError::BadRequest(m) | CoreError::Conflict(m)) => {
             let e = super::i18n::text(ctx.lang, "push-refused", &[("reason", m.into())]);
-            settings_page(&s, &ctx, &csrf, StatusCode::BAD_REQUEST, None, Some(e)).await
+            refused(&s, &by, &ctx, &csrf, e).await
         }
         Err(e) => crate::error::ApiError(e).into_response(),
     }
+}
+
+/// The settings page again with the push form's error.
+async fn refused(
+    s: &Services,
+    by: &Authorized<SettingsWrite>,
+    ctx: &PageCtx,
+    csrf: &str,
+    error: String,
+) -> Response {
+    let shown = Shown {
+        error: Some(error),
+        ..Shown::default()
+    };
+    settings_page(s, by, ctx, csrf, StatusCode::BAD_REQUEST, shown).await
 }
 
 /// The request form: `replace=1` confirms replacing a pending request.
@@ -210,8 +268,8 @@ pub(super) async fn push_request(
     let replace = form.is_ok_and(|Form(f)| f.replace.as_deref() == Some("1"));
     // A second press must not silently replace the key of a request
     // already on its way to Apple.
-    match s.push_request_pending().await {
-        Ok(true) if !replace => {
+    match s.push_request_pending(&by).await {
+        Ok(Some(_)) if !replace => {
             let top = html! {
                 div class="notice" id="push-replace" role="alert" {
                     p { (ctx.t("push-request-replace")) }
@@ -222,19 +280,18 @@ pub(super) async fn push_request(
                     }
                 }
             };
-            return settings_page(&s, &ctx, &csrf, StatusCode::CONFLICT, Some(top), None).await;
+            let shown = Shown {
+                top: Some(top),
+                ..Shown::default()
+            };
+            return settings_page(&s, &by, &ctx, &csrf, StatusCode::CONFLICT, shown).await;
         }
         Ok(_) => {}
         Err(e) => return crate::error::ApiError(e).into_response(),
     }
-    let csr = match s.push_certificate_request(&by, &client).await {
-        Ok(c) => c,
-        Err(e) => return crate::error::ApiError(e).into_response(),
-    };
-    let href = format!(
-        "data:application/pkcs10;base64,{}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr.as_bytes())
-    );
+    if let Err(e) = s.push_certificate_request(&by, &client).await {
+        return crate::error::ApiError(e).into_response();
+    }
     let top = html! {
         section class="notice" id="push-request" aria-labelledby="push-request-title" {
             h2 id="push-request-title" { (ctx.t("push-request-made")) }
@@ -243,10 +300,13 @@ pub(super) async fn push_request(
                 li { (ctx.t("push-request-step-portal")) }
                 li { (ctx.t("push-request-step-upload")) }
             }
-            label for="push-csr" { (ctx.t("push-request-csr")) }
-            textarea id="push-csr" rows="8" readonly spellcheck="false" { (csr) }
-            p { a href=(href) download="mamori-push.csr" id="push-csr-download" { (ctx.t("push-request-download")) } }
+            p { a href="#push-pending-request" { (ctx.t("push-request-below")) } }
         }
     };
-    settings_page(&s, &ctx, &csrf, StatusCode::CREATED, Some(top), None).await
+    let shown = Shown {
+        top: Some(top),
+        fresh: true,
+        ..Shown::default()
+    };
+    settings_page(&s, &by, &ctx, &csrf, StatusCode::CREATED, shown).await
 }

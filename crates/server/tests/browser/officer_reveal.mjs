@@ -61,10 +61,18 @@ await scenario("officer-reveal", async (browser, name) => {
   expect(csv.startsWith("person,fields,reads,first,last,actors"), `a CSV: ${csv.slice(0, 80)}`);
   expect(csv.includes(person), "the CSV names the person by ID");
 
+  // The alert the insider's bulk read raised, linked to its incident.
+  const incident = env("MAMORI_INCIDENT");
+  await page.click("nav.areas a[href='/console/alerts']");
+  const raised = await page.locator("#alerts tbody tr", { hasText: "bulk_personal_data_read" }).count();
+  expect(raised >= 1, `the bulk-read alert is listed: ${raised}`);
+  const linked = await page.locator(`#alerts a[href='/console/incidents/${incident}']`).count();
+  expect(linked === 1, `the alert links its incident: ${linked}`);
+  await check(t, "alerts");
+
   // The incident the insider's bulk read opened: its deadlines.
   await page.click("nav.areas a[href='/console/incidents']");
   await check(t, "incidents");
-  const incident = env("MAMORI_INCIDENT");
   await page.click(`#incidents a[href='/console/incidents/${incident}']`);
   for (const id of ["deadline-preliminary", "deadline-final"]) {
     const text = await page.textContent(`#${id} .countdown`);

@@ -55,7 +55,15 @@ async fn the_log_is_filtered_paged_and_verified() {
         .nth(1)
         .expect("the chain's state");
     assert!(state.contains("<dd>#"), "{state}");
-    assert!(home.contains("href=\"/console/audit?action=alert.\""));
+    assert!(home.contains("href=\"/console/alerts\""));
+    let week = home
+        .split("id=\"alerts-week\"")
+        .nth(1)
+        .expect("the week's alerts");
+    assert!(
+        week.contains("アラート 0 件（うち重要度 高 0 件）"),
+        "{week}"
+    );
     // Filtered: only the links, the older page continues.
     let page = get("/console/audit?action=enrollment.link_create".into())
         .await
@@ -98,5 +106,68 @@ async fn the_log_is_filtered_paged_and_verified() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+/// The alerts page: the rule in the reader's language, its severity, whom
+/// it concerns; the periods; the overview's count; not for a helpdesk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_listed_with_rule_severity_and_whom_they_concern() {
+    use crate::admins::{onboard_totp, Browser, PASSWORD};
+    let app = spawn_app().await;
+    let s = &app.running.services;
+    let helpdesk = role_token(s, "console-hd", "helpdesk").await;
+    let get = |path: &str, token: &str, lang: &str| {
+        app.http
+            .get(app.admin_url(path))
+            .bearer_auth(token)
+            .header("accept-language", lang)
+            .send()
+    };
+    let page = get("/console/alerts", &app.token, "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("0 alert(s), 0 of high severity."), "{page}");
+    // Three wrong second factors in a row: alert.mfa_failures.
+    onboard_totp(&app, "mika", mamori_domain::Role::Helpdesk).await;
+    let mut b = Browser::new(&app);
+    let login = serde_json::json!({"name": "mika", "password": PASSWORD});
+    assert_eq!(b.post("/api/v1/auth/login", login).await.0, 200);
+    for _ in 0..3 {
+        let code = serde_json::json!({"code": "000000"});
+        assert_eq!(b.post("/api/v1/auth/totp", code).await.0, 401);
+    }
+    let page = get("/console/alerts", &app.token, "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("1 alert(s), 1 of high severity."), "{page}");
+    let row = page.split("<tr data-seq=").nth(1).expect("a row");
+    assert!(row.contains("Repeated second-factor failures"), "{row}");
+    assert!(row.contains("<code>mfa_failures</code>") && row.contains(">High<"));
+    assert!(row.contains("href=\"/console/audit?target=mika\""), "{row}");
+    // In Japanese too; any period offered, an unknown one is a week.
+    let ja = get("/console/alerts?days=90", &app.token, "ja")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ja.contains("第二要素の連続失敗"));
+    assert!(ja.contains("aria-current=\"page\">過去 90 日"), "{ja}");
+    let odd = get("/console/alerts?days=5", &app.token, "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(odd.contains("aria-current=\"page\">last 7 days"), "{odd}");
+    // Not for a helpdesk.
+    let r = get("/console/alerts", &helpdesk, "en").await.unwrap();
     assert_eq!(r.status(), 403);
 }

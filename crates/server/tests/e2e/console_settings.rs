@@ -134,6 +134,12 @@ async fn a_push_certificate_is_requested_here_and_installed_without_its_key() {
     assert!(!body.contains("PRIVATE KEY"), "the key stays on the server");
     let (_, settings) = page(&app, &app.token).await;
     assert!(settings.contains("id=\"push-pending\""));
+    // The same request can be copied or downloaded again until its
+    // certificate is installed (it was lost once, and a new one would
+    // replace the key Apple is signing for).
+    assert!(settings.contains(&csr), "the request shown again");
+    assert!(settings.contains("download=\"mamori-push.csr\""));
+    assert!(!settings.contains("<details open"), "closed when not new");
     // A second press does not silently replace the pending key.
     let r = app
         .http

@@ -43,6 +43,23 @@ pub async fn the_alerts_incident_holds_the_scope_and_its_evidence(
     assert_eq!(inc["actor"], insider);
     assert!(inc["alert_seq"].is_i64());
     let id = inc["id"].as_str().unwrap().to_owned();
+    // The console's alerts page names the rule and links the incident.
+    let alerts = app
+        .http
+        .get(app.admin_url("/console/alerts"))
+        .bearer_auth(&app.token)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        alerts.contains("<code>bulk_personal_data_read</code>"),
+        "{alerts}"
+    );
+    assert!(alerts.contains(&format!("href=\"/console/incidents/{id}\"")));
     let n = people.len();
     let (_, view) = app.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(view["notification"]["affected"], n, "{view}");
