@@ -200,7 +200,13 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
     // A caller with valid credentials keeps its connection on a full
     // listener; only connections nobody authenticated on make way.
     crate::tls::ConnStanding::trust_in(req.extensions());
-    if let Some(secret) = &secret {
+    // An upload is read only once the caller may use the route; its CSRF
+    // token is inside it.
+    let upload = presented
+        .changes_state()
+        .then(|| crate::upload::boundary(req.headers()))
+        .flatten();
+    if let (Some(secret), None) = (&secret, &upload) {
         if presented.changes_state() && presented.sent_csrf.is_empty() && is_form(req) {
             presented.sent_csrf = form_csrf(req).await?;
         }
@@ -211,6 +217,15 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
             deny(s, &actor, ctx, &presented.route, "permission denied").await?;
         }
         return Err(e.into());
+    }
+    if let Some(boundary) = upload {
+        let up = crate::upload::take(req, boundary).await?;
+        if let Some(secret) = &secret {
+            if presented.sent_csrf.is_empty() {
+                presented.sent_csrf = up.csrf.clone();
+            }
+            check_csrf(s, &actor, ctx, &presented, secret).await?;
+        }
     }
     record_attempt(s, &actor, ctx, &presented).await?;
     if let Some(secret) = secret {

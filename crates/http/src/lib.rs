@@ -11,3 +11,4 @@ pub mod device;
 pub mod error;
 mod extract;
 pub mod tls;
+pub mod upload;

@@ -1,8 +1,11 @@
-//! Importing people in the console: CSV pasted into the page (the form
-//! is at most 32 KiB: a few hundred people; the API and `mamori people
-//! import` take files of any size), checked first with nothing written —
-//! how many people it adds, every refused row with its line and reason —
-//! then imported with one press. The same use-cases as
+//! Importing people in the console: CSV pasted into the page (at most
+//! 30,000 characters: a few hundred people) or uploaded as a file (at
+//! most 16 MiB, see [`crate::upload`]), checked first with nothing
+//! written — how many people it adds, every refused row with its line and
+//! reason — then imported with one press. An uploaded file is not kept
+//! between the check and the import: the import asks for the same file
+//! again and imports it only if it is byte for byte the one checked (its
+//! SHA-256 rides in the form). The same use-cases as
 //! `POST /api/v1/people/import`.
 
 use super::page::{notice, page, PageCtx, Shell};
@@ -12,8 +15,9 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use mamori_core::access::permit::PeopleWrite;
+use mamori_core::access::{Authorized, ClientContext};
 use mamori_core::people::{ImportPreview, RowError};
 use mamori_core::{CoreError, Services};
 use maud::{html, Markup};
@@ -65,13 +69,138 @@ fn preview(ctx: &PageCtx, p: &ImportPreview) -> Markup {
     }
 }
 
+/// A file checked: its digest, its name and the people it would add.
+struct Checked<'a> {
+    digest: &'a str,
+    name: &'a str,
+    people: usize,
+}
+
+fn file_form(ctx: &PageCtx, csrf: &str, checked: Option<&Checked<'_>>) -> Markup {
+    html! {
+        form method="post" action="/console/people/import/file" enctype="multipart/form-data"
+            id="import-file-form" {
+            input type="hidden" name="csrf" value=(csrf);
+            @if let Some(c) = checked {
+                input type="hidden" name="digest" value=(c.digest);
+                p class="notice" id="import-file-again" {
+                    (super::i18n::text(ctx.lang, "import-file-again", &[
+                        ("file", c.name.into()),
+                        ("people", c.people.into()),
+                    ]))
+                }
+            }
+            label for="import-file" { (ctx.t("import-file")) }
+            input type="file" id="import-file" name="file" accept=".csv,text/csv" required;
+            div class="actions" {
+                button type="submit" name="step" value="check" { (ctx.t("import-check")) }
+                @if checked.is_some() {
+                    button type="submit" name="step" value="import" class="danger" id="import-file-go" { (ctx.t("import-go")) }
+                }
+            }
+        }
+    }
+}
+
 /// `GET /console/people/import`.
 pub(super) async fn index(Auth(_by): Auth<PeopleWrite>, Shell { ctx, csrf }: Shell) -> Response {
     let body = html! {
         p { (ctx.t("import-intro")) }
         (form(&ctx, &csrf, "name,user_id,email,department,phone,status\n", false))
+        h2 { (ctx.t("import-or-file")) }
+        (file_form(&ctx, &csrf, None))
     };
     page(&ctx, StatusCode::OK, "import-title", body)
+}
+
+/// Imports `csv` (checked just before); on refused rows, shows them above
+/// `again`.
+async fn import_now(
+    s: &Services,
+    by: &Authorized<PeopleWrite>,
+    client: &ClientContext,
+    ctx: &PageCtx,
+    csv: &[u8],
+    again: Markup,
+) -> Response {
+    match s.import_people_csv(by, client, csv).await {
+        Ok(n) => {
+            let text = super::i18n::text(ctx.lang, "import-done", &[("people", n.into())]);
+            let body = html! {
+                (notice("import-done", "notice", text))
+                p { a href="/console/people" { (ctx.t("nav-people")) } }
+            };
+            page(ctx, StatusCode::CREATED, "import-title", body)
+        }
+        Err(CoreError::Rows(rows)) => {
+            let p = ImportPreview {
+                people: 0,
+                departed: 0,
+                errors: rows
+                    .into_iter()
+                    .map(|(line, error)| RowError { line, error })
+                    .collect(),
+            };
+            let body = html! { (preview(ctx, &p)) (again) };
+            page(ctx, StatusCode::CONFLICT, "import-title", body)
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+/// `POST /console/people/import/file`: an uploaded CSV, checked; or
+/// imported, when it is the file that was checked.
+pub(super) async fn upload(
+    State(s): State<Services>,
+    Auth(by): Auth<PeopleWrite>,
+    Client(client): Client,
+    shell: Shell,
+    uploaded: Option<Extension<crate::upload::Uploaded>>,
+) -> Response {
+    let Shell { ctx, csrf } = shell.at("/console/people/import");
+    let up = match uploaded {
+        Some(Extension(crate::upload::Uploaded(up))) if !up.file.is_empty() => up,
+        _ => {
+            let body = html! {
+                (notice("import-error", "error", ctx.t("import-file-missing")))
+                (file_form(&ctx, &csrf, None))
+            };
+            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
+        }
+    };
+    let digest = mamori_crypto::sha256_hex(&up.file);
+    let p = match s.preview_people_csv(&by, &client, &up.file).await {
+        Ok(p) => p,
+        Err(CoreError::BadRequest(m)) => {
+            let text = super::i18n::text(ctx.lang, "import-unreadable", &[("reason", m.into())]);
+            let body =
+                html! { (notice("import-error", "error", text)) (file_form(&ctx, &csrf, None)) };
+            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
+        }
+        Err(e) => return crate::error::ApiError(e).into_response(),
+    };
+    let ready = p.errors.is_empty() && p.people > 0;
+    let checked = Checked {
+        digest: &digest,
+        name: &up.file_name,
+        people: p.people,
+    };
+    let again = file_form(&ctx, &csrf, ready.then_some(&checked));
+    let changed = up.step == "import" && up.digest != digest;
+    if up.step == "import" && !changed && ready {
+        return import_now(&s, &by, &client, &ctx, &up.file, again).await;
+    }
+    let status = match (changed, p.errors.is_empty()) {
+        (true, _) => StatusCode::CONFLICT,
+        (false, true) => StatusCode::OK,
+        (false, false) => StatusCode::BAD_REQUEST,
+    };
+    let body = html! {
+        @if changed { (notice("import-file-changed", "error", ctx.t("import-file-changed"))) }
+        (preview(&ctx, &p))
+        (again)
+    };
+    page(&ctx, status, "import-title", body)
 }
 
 /// The posted form.
@@ -117,29 +246,8 @@ pub(super) async fn submit(
     };
     let ready = p.errors.is_empty() && p.people > 0;
     if f.step == "import" && ready {
-        return match s.import_people_csv(&by, &client, f.csv.as_bytes()).await {
-            Ok(n) => {
-                let text = super::i18n::text(ctx.lang, "import-done", &[("people", n.into())]);
-                let body = html! {
-                    (notice("import-done", "notice", text))
-                    p { a href="/console/people" { (ctx.t("nav-people")) } }
-                };
-                page(&ctx, StatusCode::CREATED, "import-title", body)
-            }
-            Err(CoreError::Rows(rows)) => {
-                let p = ImportPreview {
-                    people: 0,
-                    departed: 0,
-                    errors: rows
-                        .into_iter()
-                        .map(|(line, error)| RowError { line, error })
-                        .collect(),
-                };
-                let body = html! { (preview(&ctx, &p)) (form(&ctx, &csrf, &f.csv, false)) };
-                page(&ctx, StatusCode::CONFLICT, "import-title", body)
-            }
-            Err(e) => crate::error::ApiError(e).into_response(),
-        };
+        let again = form(&ctx, &csrf, &f.csv, false);
+        return import_now(&s, &by, &client, &ctx, f.csv.as_bytes(), again).await;
     }
     let status = if p.errors.is_empty() {
         StatusCode::OK

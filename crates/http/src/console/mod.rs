@@ -266,6 +266,11 @@ fn oversight_pages() -> Vec<Page> {
             get(import::index).post(import::submit),
         ),
         (
+            "/console/people/import/file",
+            perm(P::PeopleWrite),
+            post(import::upload),
+        ),
+        (
             "/console/people/exports",
             perm(P::PersonalDataRead),
             get(exports::index).post(exports::request),

@@ -26,6 +26,7 @@ mod console_audit;
 mod console_devices;
 mod console_enrollment;
 mod console_fleet;
+mod console_import;
 mod console_passkey;
 mod console_people;
 mod console_settings;
