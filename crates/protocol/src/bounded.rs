@@ -17,6 +17,16 @@
 //! decoding with an error; nothing larger than the limits is ever held, and
 //! a half-built tree is never deeper than `max_depth`.
 //!
+//! Every string a device sends (keys and values) is made fit to be shown
+//! as it is decoded ([`shown`]): control characters other than newline and
+//! tab, and the invisible characters that reorder or hide text, become
+//! U+FFFD. A device chooses its name, its model, its apps' names; an
+//! unterminated right-to-left override in one of them made the console
+//! show the serial number beside it reversed, and an escape sequence
+//! reached every terminal and CSV reader of the API. The signature a
+//! message carries is checked over the raw bytes before this, so nothing
+//! it proves changes.
+//!
 //! The stream API sits behind the plist crate's
 //! `enable_unstable_features_that_may_break_with_minor_version_bumps`
 //! feature; the version is pinned in `Cargo.lock`, and a change there breaks
@@ -28,6 +38,28 @@ use plist::stream::{BinaryReader, Event, OwnedEvent, XmlReader};
 use plist::{Dictionary, Value};
 
 use crate::plistjson::PlistError;
+
+/// Whether `c` would change how text around it reads, or the terminal
+/// showing it, without being seen: a control character other than newline
+/// and tab (ESC, CR, DEL, C1), a bidi override, embedding, isolate or mark,
+/// the line and paragraph separators.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
+            | '\u{2028}' | '\u{2029}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every [`hidden`] character replaced by U+FFFD (the
+/// replacement character: something was there); unchanged, without
+/// copying, when there is none.
+pub fn shown(s: String) -> String {
+    if !s.chars().any(hidden) {
+        return s;
+    }
+    s.chars()
+        .map(|c| if hidden(c) { '\u{fffd}' } else { c })
+        .collect()
+}
 
 /// How much one decoded property list may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +152,7 @@ impl Builder {
         {
             return match event {
                 Event::String(s) => {
-                    *key = Some(s.into_owned());
+                    *key = Some(shown(s.into_owned()));
                     Ok(())
                 }
                 Event::EndCollection => self.close(),
@@ -150,7 +182,7 @@ impl Builder {
             Event::Date(d) => Value::Date(d),
             Event::Integer(i) => Value::Integer(i),
             Event::Real(r) => Value::Real(r),
-            Event::String(s) => Value::String(s.into_owned()),
+            Event::String(s) => Value::String(shown(s.into_owned())),
             Event::Uid(u) => Value::Uid(u),
             _ => return Err(PlistError::Malformed("unsupported plist element".into())),
         };
@@ -321,6 +353,29 @@ mod tests {
         max_values: 10_000,
         max_text_bytes: 64 * 1024,
     };
+
+    #[test]
+    fn a_device_string_cannot_reorder_or_hide_what_is_shown_beside_it() {
+        let mut d = Dictionary::new();
+        d.insert(
+            "ModelName\u{202e}".into(),
+            Value::String("iPhone\u{202e}FKAH\u{1b}[31m\r\u{2066}x\u{85}".into()),
+        );
+        d.insert(
+            "Note".into(),
+            Value::String("line 1\n\tline 2 — 日本語 עברית".into()),
+        );
+        let got = decode_dict(&xml(&Value::Dictionary(d)), LIMITS).unwrap();
+        assert_eq!(
+            got.get("ModelName\u{fffd}").and_then(Value::as_string),
+            Some("iPhone\u{fffd}FKAH\u{fffd}[31m\u{fffd}\u{fffd}x\u{fffd}")
+        );
+        // Newlines, tabs and any script are kept as they were.
+        assert_eq!(
+            got.get("Note").and_then(Value::as_string),
+            Some("line 1\n\tline 2 — 日本語 עברית")
+        );
+    }
 
     fn xml(v: &Value) -> Vec<u8> {
         let mut out = Vec::new();

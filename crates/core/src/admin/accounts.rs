@@ -304,6 +304,13 @@ impl Services {
             )),
         )
         .await?;
+        self.withdraw_passkey_activations(
+            &actor.label(),
+            ctx,
+            &admin.name,
+            "the account was disabled",
+        )
+        .await?;
         tracing::info!(admin = %admin.name, sessions = revoked.0, tokens = revoked.1, "administrator disabled");
         Ok(revoked)
     }
@@ -340,6 +347,13 @@ impl Services {
                 "factors removed; sessions revoked={}; tokens revoked={}",
                 revoked.0, revoked.1
             )),
+        )
+        .await?;
+        self.withdraw_passkey_activations(
+            &actor.label(),
+            ctx,
+            &admin.name,
+            "the account was reset (its factors removed)",
         )
         .await?;
         tracing::info!(admin = %admin.name, "administrator reset");

@@ -422,3 +422,42 @@ impl Services {
             .ok_or_else(|| CoreError::Internal("approval vanished".into()))
     }
 }
+
+impl Services {
+    /// Withdraws every pending request to activate a passkey of `admin`
+    /// (recorded as rejected by `by`, with `why`): once the account's
+    /// factors are removed, or it is disabled, approving one would report
+    /// an activation that cannot happen.
+    pub(crate) async fn withdraw_passkey_activations(
+        &self,
+        by: &str,
+        ctx: &ClientContext,
+        admin: &str,
+        why: &str,
+    ) -> CoreResult<usize> {
+        let now = self.clock.now();
+        let mut withdrawn = 0;
+        for a in self.ports.admin.pending_approvals(now).await? {
+            let of_admin = a.params.get("admin").and_then(serde_json::Value::as_str) == Some(admin);
+            if a.action != "activate_passkey" || !of_admin {
+                continue;
+            }
+            if !self
+                .ports
+                .admin
+                .decide_approval(&a.id, ApprovalStatus::Rejected, by, now)
+                .await?
+            {
+                continue;
+            }
+            withdrawn += 1;
+            self.audit(
+                self.audit_record(by, ctx, AuditAction::ApprovalReject, Outcome::Success)
+                    .target(&a.id)
+                    .detail(format!("withdrawn: {why}")),
+            )
+            .await?;
+        }
+        Ok(withdrawn)
+    }
+}

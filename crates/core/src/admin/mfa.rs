@@ -204,8 +204,10 @@ impl Services {
 
     /// Offers a new TOTP secret (replacing any offer not yet confirmed).
     pub async fn totp_enroll_start(&self, actor: &AdminActor) -> CoreResult<TotpEnrollment> {
-        self.totp_allowed(actor)?;
+        // The stage first: a session that has not passed its second factor
+        // learns nothing of the account's role here.
         self.enrolling_session(actor)?;
+        self.totp_allowed(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let secret = mamori_crypto::totp::generate_totp_secret()
             .map_err(|e| CoreError::Internal(e.into()))?;
@@ -231,8 +233,8 @@ impl Services {
         code: &str,
         ctx: &ClientContext,
     ) -> CoreResult<Enrolled> {
-        self.totp_allowed(actor)?;
         let session = self.enrolling_session(actor)?;
+        self.totp_allowed(actor)?;
         let admin = self.fresh_admin(actor).await?;
         let creds = self.credentials_of(&admin).await?;
         let Some(sealed) = creds.totp_pending_sealed else {

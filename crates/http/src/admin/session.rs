@@ -89,7 +89,10 @@ struct Registered<A> {
 #[derive(Debug, Serialize)]
 struct Whoami<'a> {
     name: &'a str,
-    role: Role,
+    /// Only once the session is full: a password alone does not tell
+    /// whether the account is an owner's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
     permissions: Vec<&'static str>,
     session: AdminSession,
     #[serde(flatten)]
@@ -199,7 +202,7 @@ pub(super) async fn whoami(
     };
     Ok(Json(Whoami {
         name: &admin.name,
-        role: admin.role,
+        role: (session.stage == SessionStage::Full).then_some(admin.role),
         permissions,
         session,
         outcome,

@@ -45,6 +45,10 @@ await scenario("helpdesk-lock", async (browser, name) => {
   }
   expect(state === "Acknowledged", `the lock's result arrived, state ${state}`);
   await check(t, "device-locked");
+  // The command's own page: its status and result.
+  await row.locator("a").first().click();
+  expect(/\/commands\//.test(path(t)), `the command's page: ${path(t)}`);
+  await check(t, "command");
 
   // Their own API tokens: none yet, and the form to make one.
   await page.click("nav.areas a[href='/console/tokens']");

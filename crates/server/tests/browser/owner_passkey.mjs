@@ -72,4 +72,15 @@ await scenario("owner-passkey", async (browser, name) => {
   const own = page.locator(`#admins tr[data-admin='${user}']`);
   expect((await own.count()) === 1, "the owner is listed");
   await check(t, "administrators");
+
+  // My own factors and sessions.
+  await page.click("header a[href='/console/account']");
+  expect(path(t) === "/console/account", `my account: ${path(t)}`);
+  await check(t, "account");
+  // People imported from CSV (pasted or a file), and export requests.
+  await page.goto(new URL("/console/people/import", env("MAMORI_BASE")).href);
+  await page.waitForSelector("#import-file-form");
+  await check(t, "people-import");
+  await page.goto(new URL("/console/people/exports", env("MAMORI_BASE")).href);
+  await check(t, "people-exports");
 });

@@ -1018,6 +1018,97 @@ async fn sessions_end_when_idle_when_old_and_when_the_password_changes() {
     assert_eq!(st, 400, "{body}");
 }
 
+/// An owner `name` who lost her passkey, and in a recovery session (a
+/// recovery code) registered a new one: the recovery session and the
+/// waiting key's registration answer.
+async fn recovering_owner(app: &TestApp, name: &str) -> (Browser, SoftPasskey, Value) {
+    let otp = create(app, name, Role::Owner).await;
+    let mut b = Browser::new(app);
+    b.post("/api/v1/auth/login", json!({"name": name, "password": otp}))
+        .await;
+    b.post(
+        "/api/v1/auth/password",
+        json!({"current": otp, "new": PASSWORD}),
+    )
+    .await;
+    let mut lost = SoftPasskey::new(true);
+    let (_, options) = b
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = lost.do_registration(origin(app), options).unwrap();
+    let (_, body) = b
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "old phone", "credential": cred}),
+        )
+        .await;
+    let code = body["recovery_codes"][0].as_str().unwrap().to_owned();
+    let mut r = Browser::new(app);
+    r.post(
+        "/api/v1/auth/login",
+        json!({"name": name, "password": PASSWORD}),
+    )
+    .await;
+    r.post("/api/v1/auth/recovery", json!({"code": code})).await;
+    let mut new_key = SoftPasskey::new(true);
+    let (_, options) = r
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = new_key.do_registration(origin(app), options).unwrap();
+    let (st, body) = r
+        .post(
+            "/api/v1/auth/webauthn/register/finish",
+            json!({"name": "new phone", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    (r, new_key, body)
+}
+
+async fn is_pending(app: &TestApp, approval: &str) -> bool {
+    let (_, list) = app.get("/api/v1/approvals").await;
+    list["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == approval)
+}
+
+/// The outside attack's finding: a reset left the request to activate a
+/// key it removed pending, and approving it answered "approved" for an
+/// activation that could not happen. A reset (and a disable) withdraws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_withdraws_the_requests_to_activate_its_removed_keys() {
+    let app = spawn_app().await;
+    let (_, _, body) = recovering_owner(&app, "rin").await;
+    let approval = body["activation"]["approval"].as_str().unwrap().to_owned();
+    assert!(is_pending(&app, &approval).await);
+    // The host resets rin: her keys are removed, the request withdrawn.
+    let s = &app.running.services;
+    let host = crate::common::authorized::<mamori_core::access::permit::AccountsManage>();
+    s.reset_admin(&host, &ClientContext::default(), "rin")
+        .await
+        .unwrap();
+    assert!(
+        !is_pending(&app, &approval).await,
+        "the request is withdrawn"
+    );
+    let (mut kai, _) = onboard_webauthn(&app, "kai", Role::Owner).await;
+    let (st, body) = kai
+        .post(&format!("/api/v1/approvals/{approval}/approve"), json!({}))
+        .await;
+    assert_ne!(st, 200, "approved after the reset: {body}");
+    let audit = app.audit_records().await;
+    assert!(audit.iter().any(|r| r["action"] == "approval.reject"
+        && r["target"] == approval.as_str()
+        && r["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("withdrawn: the account was reset")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     let app = spawn_app().await;
@@ -1426,4 +1517,32 @@ async fn wrong_step_ups_back_off_like_wrong_logins() {
         )
         .await;
     assert_eq!(st, 204, "{body}");
+}
+
+/// The outside attack's finding: with the password alone (the second
+/// factor still to come), the session told the account's role, and TOTP
+/// enrollment answered that the role must use a passkey. Neither says it
+/// now; a full session still tells its role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_alone_does_not_tell_the_accounts_role() {
+    let app = spawn_app().await;
+    let (mut full, _) = onboard_webauthn(&app, "aoi", Role::Owner).await;
+    let (_, me) = full.get("/api/v1/auth/session").await;
+    assert_eq!(me["role"], "owner", "{me}");
+    let mut half = Browser::new(&app);
+    let (st, body) = half
+        .post(
+            "/api/v1/auth/login",
+            json!({"name": "aoi", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, me) = half.get("/api/v1/auth/session").await;
+    assert_eq!(st, 200);
+    assert_eq!(me["stage"], "second_factor", "{me}");
+    assert!(me.get("role").is_none(), "{me}");
+    assert!(!me.to_string().contains("owner"), "{me}");
+    let (st, body) = half.post("/api/v1/auth/totp/enroll", json!({})).await;
+    assert_eq!(st, 403);
+    assert!(!body.to_string().contains("passkey"), "{body}");
 }

@@ -277,3 +277,42 @@ async fn one_address_cannot_hold_the_body_budget() {
         s.write_all(b"<").await.unwrap();
     }
 }
+
+/// A device names itself with a right-to-left override, an ANSI escape
+/// and a carriage return (the outside attack's finding: the console then
+/// showed the serial number beside the name reversed). What it reports
+/// reaches the API and the console with each such character replaced by
+/// U+FFFD; its serial number reads as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_reorder_or_hide_what_the_console_shows() {
+    use mamori_sim::DeviceInfo;
+    let app = spawn_app().await;
+    let profile = app.profile(serde_json::json!({})).await;
+    let mut info = DeviceInfo::random(DeviceKind::IPhone);
+    info.model_name = "iPhone\u{202e}\u{1b}[2J".into();
+    info.device_name = "Desk\r\u{2066}phone".into();
+    let mut phone = SimDevice::with_info(info, SimOptions::default());
+    phone.enroll(&profile, Some(&app.tls_ca_pem)).await.unwrap();
+    phone.run_queue().await.unwrap();
+    let udid = phone.udid().to_owned();
+    let serial = phone.serial_number().to_owned();
+    let (st, device) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_eq!(st, 200, "{device}");
+    let text = device.to_string();
+    for c in ['\u{202e}', '\u{1b}', '\r', '\u{2066}'] {
+        assert!(!text.contains(c), "{c:?} in {text}");
+    }
+    assert!(text.contains("iPhone\u{fffd}\u{fffd}[2J"), "{text}");
+    let page = app
+        .http
+        .get(app.admin_url(&format!("/console/devices/{udid}")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains('\u{202e}') && !page.contains('\u{1b}'));
+    assert!(page.contains(&serial));
+}
