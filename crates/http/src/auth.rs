@@ -197,9 +197,16 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
     let s = &g.services;
     let mut presented = Presented::of(req);
     let (actor, secret) = authenticate(s, &presented, ctx).await?;
-    // A caller with valid credentials keeps its connection on a full
-    // listener; only connections nobody authenticated on make way.
-    crate::tls::ConnStanding::trust_in(req.extensions());
+    // A caller with valid credentials (a token, or a session past its
+    // second factor: a password alone is not enough) keeps its connection
+    // on a full listener; only connections nobody authenticated on make
+    // way.
+    if actor
+        .stage()
+        .is_none_or(|stage| stage == SessionStage::Full)
+    {
+        crate::tls::ConnStanding::trust_in(req.extensions());
+    }
     // An upload is read only once the caller may use the route; its CSRF
     // token is inside it.
     let upload = presented
@@ -219,6 +226,11 @@ async fn authorize(g: &Guard, req: &mut Request, ctx: &ClientContext) -> Result<
         return Err(e.into());
     }
     if let Some(boundary) = upload {
+        if !crate::upload::ROUTES.contains(&req.uri().path()) {
+            return Err(
+                CoreError::UnsupportedMediaType("this route takes no file upload".into()).into(),
+            );
+        }
         let up = crate::upload::take(req, boundary).await?;
         if let Some(secret) = &secret {
             if presented.sent_csrf.is_empty() {

@@ -5,7 +5,7 @@
 //! rate-limited logging of refusals, so that neither idle nor trickling
 //! clients nor a full descriptor table can stop a listener. A full
 //! listener makes way for a newcomer by evicting a connection that has not
-//! authenticated, from the source holding the most (see
+//! authenticated, from the network holding the most (see
 //! [`Tracker::try_acquire`]): connections held half-open cannot lock the
 //! administrators out.
 
@@ -120,6 +120,22 @@ pub fn source_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network a connection belongs to when a full listener chooses whom
+/// to evict: the IPv4 /24, or the IPv6 /48 (a home subscriber is often
+/// given a /56: 256 sources of its own at /64).
+pub fn network_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, 0))
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -180,7 +196,7 @@ impl Standing {
 
 #[derive(Debug)]
 struct Held {
-    key: IpAddr,
+    net: IpAddr,
     standing: Arc<Standing>,
 }
 
@@ -197,21 +213,27 @@ struct Counts {
 }
 
 impl Counts {
-    /// The connection to evict for a newcomer from `newcomer`: the oldest
-    /// connection not yet authenticated from the source holding the most
-    /// such connections — provided it holds more connections than the
-    /// newcomer's source does, so a source never loses a connection to one
-    /// that holds as many as it does or more.
+    /// The connection to evict for a newcomer from network `newcomer`
+    /// ([`network_key`]): the oldest connection not yet authenticated from
+    /// the network holding the most such connections — provided it holds
+    /// more than the newcomer's network does, so a network never loses a
+    /// connection to one that holds as many as it does or more.
     fn victim(&self, newcomer: IpAddr) -> Option<u64> {
         let mut unproven: HashMap<IpAddr, (usize, u64)> = HashMap::new();
+        let mut own = 0;
         for (&id, h) in &self.held {
-            if h.standing.is_trusted() || h.standing.evicted.load(Ordering::SeqCst) {
+            if h.standing.evicted.load(Ordering::SeqCst) {
                 continue;
             }
-            // Ids ascend: the first one seen per source is its oldest.
-            unproven.entry(h.key).or_insert((0, id)).0 += 1;
+            if h.net == newcomer {
+                own += 1;
+            }
+            if h.standing.is_trusted() {
+                continue;
+            }
+            // Ids ascend: the first one seen per network is its oldest.
+            unproven.entry(h.net).or_insert((0, id)).0 += 1;
         }
-        let own = self.per_source.get(&newcomer).copied().unwrap_or(0);
         unproven
             .into_values()
             .filter(|&(n, _)| n > own)
@@ -244,12 +266,15 @@ impl Tracker {
     ///
     /// A full listener makes way rather than refuse when it can: it evicts
     /// the oldest connection on which no request has authenticated yet,
-    /// from the source holding the most such connections, if that source
-    /// holds more connections than `ip`'s does. Connections held half-open
-    /// from a few addresses (a slow-headers attack) therefore cannot keep
-    /// an administrator from signing in, nor take an authenticated
-    /// connection away, while an address holding as many connections as
-    /// the evicting one stays untouched. When nothing can make way (every
+    /// from the network ([`network_key`]: IPv4 /24, IPv6 /48) holding the
+    /// most such connections, if that network holds more connections than
+    /// `ip`'s does. Connections held half-open from a few networks (a
+    /// slow-headers attack, from a handful of addresses or every /64 of a
+    /// home /56) therefore cannot keep an administrator from signing in,
+    /// nor take an authenticated connection away, while a network holding
+    /// as many connections as the evicting one stays untouched. An
+    /// attacker spread over more networks than the listener has
+    /// connections is beyond this; the admin allow-list is the answer. When nothing can make way (every
     /// connection authenticated, or [`MAX_EVICTING`] still closing) the
     /// newcomer is refused.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
@@ -260,7 +285,7 @@ impl Tracker {
         }
         if c.total - c.evicting >= self.max_total {
             let victim = (c.evicting < MAX_EVICTING)
-                .then(|| c.victim(key))
+                .then(|| c.victim(network_key(ip)))
                 .flatten()
                 .ok_or(Refusal::Total)?;
             if let Some(h) = c.held.get(&victim) {
@@ -276,7 +301,7 @@ impl Tracker {
         c.held.insert(
             id,
             Held {
-                key,
+                net: network_key(ip),
                 standing: Arc::clone(&standing),
             },
         );

@@ -195,7 +195,8 @@ struct Served {
 /// client leaves, the connection has been idle for the idle timeout or a
 /// request body was too slow; a connection asked to close has the close
 /// grace to finish, then is dropped. An evicted connection is dropped at
-/// once, whatever it was doing. `permit` holds its slot.
+/// once, unless a request is in flight: then it closes as asked to (the
+/// request finishes within the close grace). `permit` holds its slot.
 async fn serve_connection(
     tcp: TcpStream,
     addr: SocketAddr,
@@ -204,16 +205,13 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let standing = Arc::clone(permit.standing());
-    tokio::select! {
-        () = standing.evicted() => {
-            tracing::debug!(peer = %addr, "connection evicted to make way for a newer one");
-        }
-        () = serve_admitted(tcp, addr, &served, &standing, &mut stop) => {}
-    }
+    serve_admitted(tcp, addr, &served, &standing, &mut stop).await;
     drop(permit);
 }
 
 /// The connection's life once admitted: handshake, service, closing.
+// Length: the phases in order, each racing the same stop, eviction and
+// timeout signals; split, every part would need the same locals.
 async fn serve_admitted(
     tcp: TcpStream,
     addr: SocketAddr,
@@ -226,6 +224,10 @@ async fn serve_admitted(
     let handshake = tokio::time::timeout(limits.handshake_timeout, served.acceptor.accept(tcp));
     let tls = match tokio::select! {
         () = stop_requested(stop) => return,
+        () = standing.evicted() => {
+            tracing::debug!(peer = %addr, "connection evicted during its handshake");
+            return;
+        }
         r = handshake => r,
     } {
         Ok(Ok(s)) => s,
@@ -276,6 +278,16 @@ async fn serve_admitted(
         }
         reason = state.should_close(limits.idle_timeout) => reason,
         () = stop_requested(stop) => CloseReason::Shutdown,
+        // Waiting for a request (or its headers): dropped at once. With a
+        // request in flight (a device's check-in being handled), it may
+        // finish within the close grace rather than stop halfway.
+        () = standing.evicted() => {
+            if state.in_flight() == 0 {
+                tracing::debug!(peer = %addr, "connection evicted to make way for a newer one");
+                return;
+            }
+            CloseReason::Evicted
+        }
     };
     tracing::debug!(peer = %addr, ?reason, "closing connection");
     conn.as_mut().graceful_shutdown();

@@ -22,6 +22,10 @@ const FIELD_LIMIT: u64 = 1024;
 /// The fields a console upload form may have; any other is refused.
 const FIELDS: [&str; 4] = ["csrf", "step", "digest", "file"];
 
+/// The routes that take an upload; the guard refuses one anywhere else
+/// (415) before reading it.
+pub const ROUTES: [&str; 1] = ["/console/people/import/file"];
+
 /// Uploads held at once in this process.
 static HELD: Semaphore = Semaphore::const_new(2);
 

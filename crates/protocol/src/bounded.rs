@@ -45,8 +45,20 @@ use crate::plistjson::PlistError;
 /// the line and paragraph separators.
 fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
-            | '\u{2028}' | '\u{2029}' | '\u{2066}'..='\u{2069}')
+        || matches!(c,
+            // Bidi marks, embeddings, overrides and isolates.
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            // Line and paragraph separators.
+            | '\u{2028}' | '\u{2029}'
+            // Invisible: zero-width space, word joiner and invisible
+            // operators, byte-order mark, Mongolian vowel separator, soft
+            // hyphen, deprecated format controls, interlinear annotation,
+            // tag characters (invisible ASCII), Hangul fillers. (The
+            // zero-width joiners U+200C/U+200D stay: emoji and several
+            // scripts need them.)
+            | '\u{200b}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{180e}' | '\u{ad}'
+            | '\u{206a}'..='\u{206f}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}'
+            | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}')
 }
 
 /// `s` with every [`hidden`] character replaced by U+FFFD (the
@@ -374,6 +386,17 @@ mod tests {
         assert_eq!(
             got.get("Note").and_then(Value::as_string),
             Some("line 1\n\tline 2 — 日本語 עברית")
+        );
+        // Invisible characters that could make two serials look alike.
+        let mut d = Dictionary::new();
+        d.insert(
+            "SerialNumber".into(),
+            Value::String("F\u{200b}K\u{feff}1\u{e0041}\u{3164}👩\u{200d}💻".into()),
+        );
+        let got = decode_dict(&xml(&Value::Dictionary(d)), LIMITS).unwrap();
+        assert_eq!(
+            got.get("SerialNumber").and_then(Value::as_string),
+            Some("F\u{fffd}K\u{fffd}1\u{fffd}\u{fffd}👩\u{200d}💻")
         );
     }
 

@@ -425,9 +425,11 @@ impl Services {
 
 impl Services {
     /// Withdraws every pending request to activate a passkey of `admin`
-    /// (recorded as rejected by `by`, with `why`): once the account's
-    /// factors are removed, or it is disabled, approving one would report
-    /// an activation that cannot happen.
+    /// (recorded as rejected by `by`, with `why`) and removes the key that
+    /// waited for it: once the account's factors are removed, or it is
+    /// disabled, approving one would report an activation that cannot
+    /// happen (or, after a re-enable, bring back a key nobody vouched
+    /// for). This runs after the reset's or disable's own transaction.
     pub(crate) async fn withdraw_passkey_activations(
         &self,
         by: &str,
@@ -451,6 +453,18 @@ impl Services {
                 continue;
             }
             withdrawn += 1;
+            // The key waiting for this approval goes too, as on a rejection.
+            if let Some(credential) = a
+                .params
+                .get("credential")
+                .and_then(serde_json::Value::as_str)
+            {
+                let account = self.account_named(admin).await?;
+                self.ports
+                    .admin
+                    .delete_webauthn(&account.id, credential)
+                    .await?;
+            }
             self.audit(
                 self.audit_record(by, ctx, AuditAction::ApprovalReject, Outcome::Success)
                     .target(&a.id)

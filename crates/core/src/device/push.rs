@@ -22,6 +22,9 @@ pub enum PendingPush {
     Request(String),
     /// Made by an older build, which kept only the key.
     KeyOnly,
+    /// Kept, but it cannot be opened (sealed under another data key): a
+    /// new request replaces it.
+    Unreadable,
 }
 
 /// A request made here waiting for its certificate: the key (it never
@@ -174,13 +177,17 @@ impl Services {
         let der = mamori_protocol::csr::build_csr(&key, "Mamori MDM push certificate", None)
             .map_err(|e| CoreError::internal("push certificate request", e))?;
         let csr_pem = mamori_protocol::csr::csr_to_pem(&der);
-        let pending = Zeroizing::new(
-            serde_json::to_vec(&PendingRequest {
+        // Written into a buffer large enough from the start: a growing one
+        // would leave copies of the key in memory it freed.
+        let mut pending = Zeroizing::new(Vec::with_capacity(16 * 1024));
+        serde_json::to_writer(
+            &mut *pending,
+            &PendingRequest {
                 key_pem: key.to_pkcs8_pem().to_string(),
                 csr_pem: csr_pem.clone(),
-            })
-            .map_err(|e| CoreError::Internal(e.into()))?,
-        );
+            },
+        )
+        .map_err(|e| CoreError::Internal(e.into()))?;
         let sealed = self
             .pki
             .secret_box
@@ -209,13 +216,20 @@ impl Services {
         &self,
         _by: &Authorized<SettingsWrite>,
     ) -> CoreResult<Option<PendingPush>> {
-        Ok(self
-            .pending_request()
-            .await?
-            .map(|mut p| match std::mem::take(&mut p.csr_pem) {
-                csr if csr.is_empty() => PendingPush::KeyOnly,
-                csr => PendingPush::Request(csr),
-            }))
+        let pending = match self.pending_request().await {
+            Ok(p) => p,
+            // Sealed under another data key (a restore elsewhere, say): the
+            // page must still load, and a new request replace it.
+            Err(CoreError::Internal(e)) => {
+                tracing::warn!(cause = %e, "the pending push certificate request cannot be read");
+                return Ok(Some(PendingPush::Unreadable));
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(pending.map(|mut p| match std::mem::take(&mut p.csr_pem) {
+            csr if csr.is_empty() => PendingPush::KeyOnly,
+            csr => PendingPush::Request(csr),
+        }))
     }
 
     /// The pending request's key and CSR, opened.

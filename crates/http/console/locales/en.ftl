@@ -684,3 +684,4 @@ import-file = CSV file (at most 16 MiB, about 50,000 people)
 import-file-again = { $file } was checked: { $people } people would be added. To import them, choose the same file again and press Import: nothing is kept between the two presses, and only a file identical to the one checked is imported.
 import-file-missing = Choose a CSV file first.
 import-file-changed = This is not the file that was checked (its contents differ), so nothing was imported. It has been checked instead: see below.
+push-pending-unreadable = A certificate signing request made here is kept but cannot be read (it was sealed under another data key, for example before a restore). Make a new request: it replaces the old one.

@@ -37,6 +37,9 @@ pub enum CloseReason {
     SlowBody,
     /// The server is stopping.
     Shutdown,
+    /// The listener evicted it while a request was in flight (the request
+    /// may finish within the close grace).
+    Evicted,
 }
 
 impl ConnState {
@@ -58,6 +61,11 @@ impl ConnState {
         lock(&self.activity).in_flight += 1;
         self.changed.notify_one();
         InFlight(Arc::clone(self))
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.activity).in_flight
     }
 
     /// Asks the connection to close (after the response in progress).

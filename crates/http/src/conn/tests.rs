@@ -105,6 +105,32 @@ fn a_full_listener_evicts_the_oldest_unproven_connection_of_the_largest_source()
     );
 }
 
+/// Every /64 of a home /56 is a source of its own (256 of them), each
+/// holding one half-open connection: they count as one network, so they
+/// make way for an administrator and cannot take her connection back.
+#[test]
+fn the_subnets_of_one_network_count_as_one() {
+    let t = Tracker::new(&limits(256, 4));
+    let mut held: Vec<Permit> = (0..256)
+        .map(|i| t.try_acquire(ip(&format!("2001:db8:1:{i:x}::1"))).unwrap())
+        .collect();
+    let admin = t.try_acquire(ip("192.0.2.10")).unwrap();
+    assert!(evicted(&held[0]));
+    // The attacker reconnects from the /64 that was freed, and from
+    // another: its network already holds more than the administrator's.
+    drop(held.remove(0));
+    assert_eq!(
+        t.try_acquire(ip("2001:db8:1:0::2")).unwrap_err(),
+        Refusal::Total
+    );
+    assert!(!evicted(&admin));
+    assert_eq!(
+        network_key(ip("2001:db8:1:ff:1::1")),
+        network_key(ip("2001:db8:1::1"))
+    );
+    assert_eq!(network_key(ip("198.51.100.7")), ip("198.51.100.0"));
+}
+
 #[test]
 fn authenticated_connections_are_never_evicted() {
     let t = Tracker::new(&limits(2, 2));
@@ -122,14 +148,14 @@ fn evictions_still_closing_are_bounded() {
     let t = Tracker::new(&limits(1, 1));
     // Every newcomer evicts the one before it, none of them closes.
     let mut held = vec![t.try_acquire(ip("10.0.0.1")).unwrap()];
-    for i in 0..MAX_EVICTING {
-        held.push(t.try_acquire(ip(&format!("10.0.1.{i}"))).unwrap());
+    for i in 1..=MAX_EVICTING {
+        held.push(t.try_acquire(ip(&format!("10.{i}.0.1"))).unwrap());
     }
     assert_eq!(held.iter().filter(|p| evicted(p)).count(), MAX_EVICTING);
-    assert_eq!(t.try_acquire(ip("10.0.2.1")).unwrap_err(), Refusal::Total);
+    assert_eq!(t.try_acquire(ip("10.200.0.1")).unwrap_err(), Refusal::Total);
     // One closes: the next newcomer may evict again.
     held.remove(0);
-    let _next = t.try_acquire(ip("10.0.2.1")).unwrap();
+    let _next = t.try_acquire(ip("10.200.0.1")).unwrap();
     assert_eq!(t.total(), MAX_EVICTING + 1);
 }
 
@@ -140,7 +166,7 @@ async fn an_evicted_connection_learns_it_at_once() {
     let standing = Arc::clone(first.standing());
     let waiting = tokio::spawn(async move { standing.evicted().await });
     tokio::task::yield_now().await;
-    let _second = t.try_acquire(ip("10.0.0.2")).unwrap();
+    let _second = t.try_acquire(ip("10.1.0.2")).unwrap();
     tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .unwrap()

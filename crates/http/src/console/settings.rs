@@ -70,8 +70,14 @@ fn checklist(ctx: &PageCtx, r: &Readiness) -> Markup {
 /// The request waiting for its certificate, to copy or download (open
 /// when it was just made).
 fn pending_request(ctx: &PageCtx, pending: &PendingPush, fresh: bool) -> Markup {
-    let PendingPush::Request(csr) = pending else {
-        return html! { p class="notice" id="push-pending" { (ctx.t("push-pending")) (" ") (ctx.t("push-pending-old")) } };
+    let csr = match pending {
+        PendingPush::Request(csr) => csr,
+        PendingPush::KeyOnly => {
+            return html! { p class="notice" id="push-pending" { (ctx.t("push-pending")) (" ") (ctx.t("push-pending-old")) } }
+        }
+        PendingPush::Unreadable => {
+            return html! { p class="error" id="push-pending" { (ctx.t("push-pending-unreadable")) } }
+        }
     };
     let href = format!(
         "data:application/pkcs10;base64,{}",

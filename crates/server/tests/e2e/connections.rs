@@ -455,21 +455,22 @@ async fn a_listener_holds_at_most_its_connection_cap() {
     .await;
     let to = app.running.admin_addr;
     let mut held = Vec::new();
-    for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+    // Three networks (any 127/8 address reaches the loopback listener).
+    for source in ["127.1.0.1", "127.2.0.1", "127.3.0.1"] {
         held.push(tcp_from(source, to).await);
     }
-    // A fourth address gets in by taking the oldest unauthenticated
+    // A fourth network gets in by taking the oldest unauthenticated
     // connection's place: the listener still holds three.
-    let mut fourth = tcp_from("127.0.0.4", to).await;
+    let mut fourth = tcp_from("127.4.0.1", to).await;
     assert!(
         !closed(&mut fourth).await,
         "the fourth connection was refused"
     );
     assert!(closed(&mut held[0]).await, "the oldest connection was kept");
     assert!(!closed(&mut held[1]).await && !closed(&mut held[2]).await);
-    // The same address again cannot take a connection from one holding as
+    // The same network again cannot take a connection from one holding as
     // many as it does: refused.
-    let mut fifth = tcp_from("127.0.0.4", to).await;
+    let mut fifth = tcp_from("127.4.0.2", to).await;
     assert!(refused(&mut fifth).await, "a fifth connection was kept");
     // The device listener has its own cap.
     assert!(served(&app.http, &app.device_url("/scep?operation=GetCACaps")).await);
@@ -491,7 +492,8 @@ async fn half_open_connections_cannot_lock_the_administrators_out() {
     })
     .await;
     let to = app.running.admin_addr;
-    let attackers = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+    // Four networks; the administrator is on another.
+    let attackers = ["127.1.0.2", "127.2.0.3", "127.3.0.4", "127.4.0.5"];
     let mut held = Vec::new();
     for source in attackers {
         for _ in 0..2 {
@@ -528,5 +530,112 @@ async fn half_open_connections_cannot_lock_the_administrators_out() {
     assert!(
         open <= 7,
         "{open} attacker connections held beside the administrator's"
+    );
+}
+
+/// One HTTP/1.1 exchange on `s`: the status and the response's headers
+/// (the body is read and dropped).
+async fn exchange(s: &mut TlsStream<TcpStream>, request: &str) -> (u16, String) {
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .map_or(0, |v| v.parse().unwrap());
+    while got.len() < end + length {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head)
+}
+
+/// A full listener keeps a connection a token (or a finished sign-in)
+/// authenticated on, but not one a password alone did: the review's
+/// finding was that a password alone made a connection permanent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_alone_does_not_keep_a_connection_on_a_full_listener() {
+    let app = spawn_with(|cfg| {
+        cfg.admin_limits.max_connections = 2;
+        cfg.admin_limits.handshake_timeout = Duration::from_secs(60);
+        cfg.admin_limits.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let to = app.running.admin_addr;
+    crate::console::totp_account(&app, "half", mamori_domain::Role::Helpdesk).await;
+    // The password, then the session's state, on one connection.
+    let mut half = tls(&app, to, b"http/1.1").await;
+    let form = format!("name=half&password={}", crate::console::PASSWORD);
+    let (st, head) = exchange(
+        &mut half,
+        &format!(
+            "POST /console/sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .await;
+    assert_eq!(st, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: __Host-mamori_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let (st, head) = exchange(
+        &mut half,
+        &format!(
+            "GET /api/v1/auth/session HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Cookie: __Host-mamori_session={cookie}\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{head}");
+    // Full: a newcomer from another network takes the oldest unproven
+    // connection's place, the half-signed-in one.
+    let other = tcp_from("127.2.0.1", to).await;
+    let mut newcomer = tcp_from("127.3.0.1", to).await;
+    assert!(!closed(&mut newcomer).await);
+    assert!(
+        until_closed(&mut half).await.is_some(),
+        "the password-only connection was kept"
+    );
+
+    // A token's connection is kept, though older than the unproven one.
+    drop((newcomer, other));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tok = tls(&app, to, b"http/1.1").await;
+    let (st, head) = exchange(
+        &mut tok,
+        &format!(
+            "GET /api/v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            app.token
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{head}");
+    let mut unproven = tcp_from("127.5.0.1", to).await;
+    let mut next = tcp_from("127.4.0.1", to).await;
+    assert!(!closed(&mut next).await, "the newcomer was refused");
+    let (st, _) = exchange(&mut tok, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    assert_eq!(st, 200, "the token's connection was evicted");
+    assert!(
+        closed(&mut unproven).await,
+        "the newer, unproven one made way"
     );
 }

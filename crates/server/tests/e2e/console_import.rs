@@ -120,6 +120,20 @@ async fn a_csv_file_is_checked_then_imported_only_if_unchanged() {
     let (st, page) = upload(&app, session, multipart(&fields, csv.as_bytes())).await;
     assert_eq!(st, 400, "{page}");
 
+    // An upload to a route that takes none: refused before it is read.
+    let r = browser(&app)
+        .post(app.admin_url("/console/people/import"))
+        .header("cookie", &cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart(&[("csrf", csrf.as_str())], b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
     // Over 16 MiB: refused with the limit named.
     let big = vec![b'a'; 16 * 1024 * 1024 + 1];
     let fields = [("csrf", csrf.as_str()), ("step", "check")];
