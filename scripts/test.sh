@@ -4,6 +4,8 @@
 # /usr/bin/scepclient), openssl, OpenSSL's headers with pkg-config (the
 # WebAuthn library, webauthn-rs, builds against the system OpenSSL),
 # Chromium with Japanese fonts and Node.js for the console's browser tests;
+# PostgreSQL's server (the tests start throwaway clusters of their own on
+# a Unix socket and use nothing the package sets up);
 # then those tests' npm packages (playwright-core, axe-core) at the versions
 # of their package-lock.json. Safe to run again; installs only what is
 # missing.
@@ -19,6 +21,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

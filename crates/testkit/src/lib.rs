@@ -7,4 +7,5 @@
 #![allow(clippy::expect_used)]
 
 pub mod apns;
+pub mod pg;
 pub mod sink;

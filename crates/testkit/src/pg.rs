@@ -1,0 +1,207 @@
+//! A throwaway PostgreSQL cluster for tests: Debian's server binaries
+//! (`/usr/lib/postgresql/<version>/bin`, installed by `scripts/test.sh`),
+//! a data directory under a temporary directory, listening on a Unix
+//! socket only (no TCP port, so nothing else on the machine can reach it,
+//! and tests running at once never collide), `fsync` off. Stopped and
+//! removed when dropped.
+//!
+//! PostgreSQL refuses to run as root; run as root (a CI machine), the
+//! cluster belongs to the `postgres` system user that Debian's package
+//! creates, and its programs are started through `runuser`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running cluster; stopped and removed on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    server: Child,
+    as_postgres: bool,
+}
+
+/// The newest installed PostgreSQL's server binaries, if any.
+pub fn server_bin() -> Option<PathBuf> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    // The effective user, as `id -u` reports it (no libc binding needed).
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program` from `bin`, as the `postgres` user when running as root.
+fn command(bin: &Path, program: &str, as_postgres: bool) -> Command {
+    let path = bin.join(program);
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+impl Cluster {
+    /// Creates and starts a cluster with one superuser, `mamori`, trusted
+    /// on its socket. Panics (with what is missing) when PostgreSQL is not
+    /// installed: `scripts/test.sh` installs it.
+    pub fn start() -> Self {
+        let bin = server_bin().expect(
+            "PostgreSQL's server is not installed (/usr/lib/postgresql/*/bin): \
+             run scripts/test.sh, which installs Debian's postgresql package",
+        );
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("mamori-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        let data = dir.path().join("data");
+        if root {
+            // The postgres user must own the cluster and reach its socket.
+            let owned = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(owned.success(), "chown of the cluster's directory");
+        }
+        let init = command(&bin, "initdb", root)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "mamori",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-locale",
+                "-D",
+            ])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .output()
+            .expect("initdb");
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let server = command(&bin, "postgres", root)
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(dir.path())
+            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres");
+        let cluster = Self {
+            dir,
+            bin,
+            server,
+            as_postgres: root,
+        };
+        cluster.wait_ready(Duration::from_secs(30));
+        cluster
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-U", "mamori", "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "PostgreSQL did not accept connections within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The directory holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A connection URL for `database` (`postgres` always exists) as the
+    /// superuser `mamori`, over the Unix socket.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://mamori@/{database}?host={}",
+            self.socket_dir().display()
+        )
+    }
+
+    /// Runs `sql` with `psql` in `database`; its output (unaligned, tuples
+    /// only), or the error it printed.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(self.socket_dir())
+            .args([
+                "-U",
+                "mamori",
+                "-d",
+                database,
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A fast shutdown (sessions ended, no checkpoint wait), by the
+        // cluster's owner; then the server process is reaped.
+        let stopped = command(&self.bin, "pg_ctl", self.as_postgres)
+            .args(["stop", "-m", "fast", "-s", "-D"])
+            .arg(self.dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.server.kill();
+        }
+        let _ = self.server.wait();
+    }
+}
