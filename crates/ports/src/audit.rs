@@ -7,6 +7,17 @@ use mamori_domain::chain::{ChainLink, Chained, ChainedRecord};
 use mamori_domain::AuditRecord;
 use time::OffsetDateTime;
 
+/// What [`AuditStore::newest_audit_by_action`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewestByAction {
+    /// Records of the actions in the window.
+    pub total: u64,
+    /// Of those, the ones whose detail starts with the prefix asked for.
+    pub with_prefix: u64,
+    /// The newest of them, newest first, at most the limit asked for.
+    pub newest: Vec<AuditRecord>,
+}
+
 /// The audit trail: append-only, hash-chained (links computed by `mamori_core::audit::chain`).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -42,6 +53,18 @@ pub trait AuditStore: Send + Sync {
         to: OffsetDateTime,
         actor: Option<&str>,
     ) -> StoreResult<Vec<AuditRecord>>;
+    /// Records of the given actions in [from, to): how many there are, how
+    /// many of those have a detail starting with `detail_prefix`, and the
+    /// newest `limit` of them, newest first. Reads no more than `limit`
+    /// records whatever the count (an alerts page over a busy log).
+    async fn newest_audit_by_action(
+        &self,
+        actions: &[&str],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        detail_prefix: &str,
+        limit: u32,
+    ) -> StoreResult<NewestByAction>;
     /// Feeds `into` every record of the given actions in [from, to),
     /// narrowed by `filter` (one actor, an actor prefix) — only the columns of
     /// `mamori_domain::breach::Access`, in no particular order — and hands it

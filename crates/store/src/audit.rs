@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use mamori_domain::breach::{Access, AccessFilter, ScopeBuilder};
 use mamori_domain::chain::{ChainLink, Chained, ChainedRecord, Checkpoint, GENESIS};
 use mamori_domain::{AuditEvent, AuditRecord};
-use mamori_ports::{AuditStore, StoreError, StoreResult};
+use mamori_ports::{AuditStore, NewestByAction, StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{params, Row};
 
@@ -242,6 +242,53 @@ impl AuditStore for SqliteStore {
                 out.append(&mut recs);
             }
             out.sort_by_key(|r| r.seq);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn newest_audit_by_action(
+        &self,
+        actions: &[&str],
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+        detail_prefix: &str,
+        limit: u32,
+    ) -> StoreResult<NewestByAction> {
+        let actions: Vec<String> = actions.iter().map(|a| (*a).to_owned()).collect();
+        let prefix = detail_prefix.to_owned();
+        self.read_blocking(move |c| {
+            let mut out = NewestByAction::default();
+            let prefix_len = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+            for action in &actions {
+                // Counted in the covering index (action, at, …, detail).
+                let (total, with_prefix) = query_opt(
+                    c,
+                    "SELECT COUNT(*), COALESCE(SUM(substr(detail, 1, ?) = ?), 0) FROM audit_log
+                     WHERE action = ? AND at >= ? AND at < ?",
+                    params![prefix_len, prefix, action, ts(from), ts(to)],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0).map_err(db)?,
+                            r.get::<_, i64>(1).map_err(db)?,
+                        ))
+                    },
+                )?
+                .unwrap_or((0, 0));
+                out.total += u64::try_from(total).unwrap_or(0);
+                out.with_prefix += u64::try_from(with_prefix).unwrap_or(0);
+                let mut recs = query_all(
+                    c,
+                    "SELECT * FROM audit_log WHERE action = ? AND at >= ? AND at < ?
+                     ORDER BY at DESC, seq DESC LIMIT ?",
+                    params![action, ts(from), ts(to), limit],
+                    audit_from_row,
+                )?;
+                out.newest.append(&mut recs);
+            }
+            out.newest.sort_by_key(|r| std::cmp::Reverse(r.seq));
+            out.newest
+                .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             Ok(out)
         })
         .await

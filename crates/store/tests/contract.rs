@@ -2100,6 +2100,43 @@ async fn audit_records_are_found_by_action_time_and_actor() {
     assert_eq!(window.len(), 1, "the end is exclusive");
 }
 
+/// The newest records of some actions in a window, with their counts:
+/// the counts cover the whole window, the records stop at the limit.
+#[tokio::test]
+async fn the_newest_records_of_some_actions_come_with_their_counts() {
+    let (s, _d) = sqlite().await;
+    let ev = |action: &str, detail: Option<&str>, at: OffsetDateTime| AuditEvent {
+        detail: detail.map(str::to_owned),
+        ..event(action, at)
+    };
+    let high = Some("severity=high reads=9");
+    let medium = Some("severity=medium reads=2");
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(ev("alert.a", high, now() + Duration::minutes(i)));
+        events.push(ev("alert.b", medium, now() + Duration::minutes(i)));
+    }
+    events.push(ev("alert.b", None, now() + Duration::minutes(9)));
+    events.push(ev("other", high, now() + Duration::minutes(9)));
+    events.push(ev("alert.a", high, now() + Duration::hours(3)));
+    append_batch(&s, &events).await.unwrap();
+    let to = now() + Duration::hours(1);
+    let found = s
+        .newest_audit_by_action(&["alert.a", "alert.b"], now(), to, "severity=high ", 3)
+        .await
+        .unwrap();
+    assert_eq!((found.total, found.with_prefix), (11, 5));
+    // Newest first, across both actions: seq 11 (alert.b at 9 min), then
+    // the two of minute 4.
+    let seqs: Vec<i64> = found.newest.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [11, 10, 9]);
+    let none = s
+        .newest_audit_by_action(&["alert.c"], now(), to, "severity=high ", 3)
+        .await
+        .unwrap();
+    assert_eq!(none, NewestByAction::default());
+}
+
 #[tokio::test]
 async fn a_sink_cursor_survives_and_never_moves_backwards() {
     let (s, _d) = sqlite().await;

@@ -3,7 +3,8 @@
 //! high-severity alert opens one). Alerts are audit records (actor
 //! `system`, the account or device concerned as target, `severity=…` and
 //! the evidence in the detail), so this reads the audit log through the
-//! store's index on action and time, however long the log.
+//! store's index on action and time: the counts in the store, and only the
+//! newest [`ALERTS_LISTED`] records, however many alerts the period holds.
 
 use crate::access::permit::AuditRead;
 use crate::access::Authorized;
@@ -75,10 +76,17 @@ impl Services {
     ) -> CoreResult<Alerts> {
         let actions = alert_actions();
         let now = self.clock.now();
-        let records = self
+        // Counted in the store; only the newest few are read.
+        let found = self
             .ports
             .audit
-            .audit_by_action(&actions, since, now + time::Duration::seconds(1), None)
+            .newest_audit_by_action(
+                &actions,
+                since,
+                now + time::Duration::seconds(1),
+                "severity=high ",
+                ALERTS_LISTED as u32,
+            )
             .await?;
         let opened: HashMap<i64, String> = self
             .incidents(by)
@@ -87,30 +95,26 @@ impl Services {
             .filter_map(|i| i.alert_seq.map(|seq| (seq, i.id)))
             .collect();
         let mut out = Alerts {
-            total: records.len(),
-            ..Alerts::default()
+            total: usize::try_from(found.total).unwrap_or(usize::MAX),
+            high: usize::try_from(found.with_prefix).unwrap_or(usize::MAX),
+            rows: Vec::new(),
         };
-        for r in records.into_iter().rev() {
+        for r in found.newest {
             let e = r.event;
             let (severity, detail) = severity_of(e.detail.as_deref().unwrap_or(""));
-            if severity == "high" {
-                out.high += 1;
-            }
-            if out.rows.len() < ALERTS_LISTED {
-                out.rows.push(AlertRow {
-                    seq: r.seq,
-                    at: e.at,
-                    rule: e
-                        .action
-                        .strip_prefix("alert.")
-                        .unwrap_or(&e.action)
-                        .to_owned(),
-                    severity,
-                    concerns: e.target,
-                    detail,
-                    incident: opened.get(&r.seq).cloned(),
-                });
-            }
+            out.rows.push(AlertRow {
+                seq: r.seq,
+                at: e.at,
+                rule: e
+                    .action
+                    .strip_prefix("alert.")
+                    .unwrap_or(&e.action)
+                    .to_owned(),
+                severity,
+                concerns: e.target,
+                detail,
+                incident: opened.get(&r.seq).cloned(),
+            });
         }
         Ok(out)
     }
