@@ -129,8 +129,7 @@ struct Baseline {
 /// Runs the device benchmark and prints its report.
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let n = args.devices as usize;
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let ticks_per_s = procfs::clock_ticks_per_second();
 
     // Declared before the server so that it is dropped (removed) after the

@@ -48,7 +48,7 @@ mod workdir;
 use anyhow::Context;
 use clap::Parser;
 use server::Server;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use workdir::WorkDir;
 
 #[derive(Debug, Parser)]
@@ -200,6 +200,15 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     console_people: u32,
 }
+
+impl Args {
+    /// `--server-bin`, as an absolute path (printed in every report).
+    fn server_bin(&self) -> anyhow::Result<PathBuf> {
+        std::fs::canonicalize(&self.server_bin)
+            .with_context(|| format!("--server-bin {}", self.server_bin.display()))
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -234,9 +243,26 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+/// After a benchmark's headline: the command and the machine, the server
+/// (with `note` before its data directory), the report, and where the
+/// data directory was kept, if it was.
+fn print_run(server_bin: &Path, note: &str, work: &WorkDir, report: &str) {
+    report::print_command_and_machine();
+    println!(
+        "server:   {} (RUST_LOG={}; {note}data directory {})",
+        server_bin.display(),
+        server::SERVER_RUST_LOG,
+        work.path().join("data").display()
+    );
+    println!();
+    print!("{report}");
+    if let WorkDir::Kept(dir) = work {
+        println!("data directory and server logs kept in {}", dir.display());
+    }
+}
+
 async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let work = WorkDir::new(args.keep.as_ref())?;
     eprintln!(
         "starting {} serve (RUST_LOG={}) in {}",
@@ -266,8 +292,7 @@ async fn run_login_timing(args: &Args) -> anyhow::Result<()> {
 }
 
 async fn run_people(args: &Args, n: usize) -> anyhow::Result<()> {
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let work = WorkDir::new(args.keep.as_ref())?;
     eprintln!(
         "starting {} serve {} (RUST_LOG={}) in {}",
@@ -316,8 +341,7 @@ async fn run_people(args: &Args, n: usize) -> anyhow::Result<()> {
 }
 
 async fn run_audit(args: &Args, n: u64) -> anyhow::Result<()> {
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let work = WorkDir::new(args.keep.as_ref())?;
     let plan = audit::Plan {
         records: n,
@@ -335,24 +359,12 @@ async fn run_audit(args: &Args, n: u64) -> anyhow::Result<()> {
          `mamori audit verify`, breach-scope over {} days",
         audit::DAYS
     );
-    report::print_command_and_machine();
-    println!(
-        "server:   {} (RUST_LOG={}; data directory {})",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        work.path().join("data").display()
-    );
-    println!();
-    print!("{}", audit::report(&figures));
-    if let WorkDir::Kept(dir) = &work {
-        println!("data directory and server logs kept in {}", dir.display());
-    }
+    print_run(&server_bin, "", &work, &audit::report(&figures));
     Ok(())
 }
 
 async fn run_reconcile(args: &Args, n: usize) -> anyhow::Result<()> {
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let work = WorkDir::new(args.keep.as_ref())?;
     eprintln!(
         "policy reconciliation benchmark with {n} devices in {}",
@@ -366,24 +378,13 @@ async fn run_reconcile(args: &Args, n: usize) -> anyhow::Result<()> {
         reconcile::POLICIES,
         reconcile::BATCH
     );
-    report::print_command_and_machine();
-    println!(
-        "server:   {} (RUST_LOG={}; APNs: in-process stand-in answering 200; data directory {})",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        work.path().join("data").display()
-    );
-    println!();
-    print!("{}", reconcile::report(&figures));
-    if let WorkDir::Kept(dir) = &work {
-        println!("data directory and server logs kept in {}", dir.display());
-    }
+    let apns = "APNs: in-process stand-in answering 200; ";
+    print_run(&server_bin, apns, &work, &reconcile::report(&figures));
     Ok(())
 }
 
 async fn run_console(args: &Args, n: usize) -> anyhow::Result<()> {
-    let server_bin = std::fs::canonicalize(&args.server_bin)
-        .with_context(|| format!("--server-bin {}", args.server_bin.display()))?;
+    let server_bin = args.server_bin()?;
     let work = WorkDir::new(args.keep.as_ref())?;
     let people = args.console_people as usize;
     eprintln!(
@@ -398,17 +399,6 @@ async fn run_console(args: &Args, n: usize) -> anyhow::Result<()> {
         console::WARMUP,
         console::RUNS
     );
-    report::print_command_and_machine();
-    println!(
-        "server:   {} (RUST_LOG={}; data directory {})",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        work.path().join("data").display()
-    );
-    println!();
-    print!("{}", console::report(&figures));
-    if let WorkDir::Kept(dir) = &work {
-        println!("data directory and server logs kept in {}", dir.display());
-    }
+    print_run(&server_bin, "", &work, &console::report(&figures));
     Ok(())
 }
