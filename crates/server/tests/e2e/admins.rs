@@ -184,8 +184,39 @@ pub async fn setup_totp(app: &TestApp, name: &str, otp: &str) -> (Browser, Vec<u
     (b, secret, codes)
 }
 
+/// Registers `key` as a passkey named `label` in `b`'s session: the
+/// answer to `register/finish`.
+async fn register_passkey(
+    app: &TestApp,
+    b: &mut Browser,
+    key: &mut SoftPasskey,
+    label: &str,
+) -> (u16, Value) {
+    let (st, options) = b
+        .post("/api/v1/auth/webauthn/register/start", json!({}))
+        .await;
+    assert_eq!(st, 200, "{options}");
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = key.do_registration(origin(app), options).unwrap();
+    b.post(
+        "/api/v1/auth/webauthn/register/finish",
+        json!({"name": label, "credential": cred}),
+    )
+    .await
+}
+
 /// First login of a WebAuthn account, registering a software passkey.
 pub async fn onboard_webauthn(app: &TestApp, name: &str, role: Role) -> (Browser, SoftPasskey) {
+    let (b, key, _) = onboard_webauthn_with_codes(app, name, role).await;
+    (b, key)
+}
+
+/// As [`onboard_webauthn`], with the recovery codes handed out.
+async fn onboard_webauthn_with_codes(
+    app: &TestApp,
+    name: &str,
+    role: Role,
+) -> (Browser, SoftPasskey, Vec<String>) {
     let otp = create(app, name, role).await;
     let mut b = Browser::new(app);
     let (st, body) = b
@@ -204,22 +235,17 @@ pub async fn onboard_webauthn(app: &TestApp, name: &str, role: Role) -> (Browser
         .await;
     assert_eq!(st, 204);
     let mut key = SoftPasskey::new(true);
-    let (st, options) = b
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    assert_eq!(st, 200, "{options}");
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = key.do_registration(origin(app), options).unwrap();
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "laptop passkey", "credential": cred}),
-        )
-        .await;
+    let (st, body) = register_passkey(app, &mut b, &mut key, "laptop passkey").await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["stage"], "full");
-    assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
-    (b, key)
+    let codes: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (b, key, codes)
 }
 
 async fn login_webauthn(app: &TestApp, name: &str, key: &mut SoftPasskey) -> Browser {
@@ -850,17 +876,7 @@ async fn factors_are_listed_and_the_last_one_cannot_be_removed() {
     assert_eq!(b.delete("/api/v1/auth/totp").await.0, 409);
     // Add a passkey (the login counts as a fresh step-up), then drop TOTP.
     let mut key = SoftPasskey::new(true);
-    let (_, options) = b
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = key.do_registration(origin(&app), options).unwrap();
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "yubikey", "credential": cred}),
-        )
-        .await;
+    let (st, body) = register_passkey(&app, &mut b, &mut key, "yubikey").await;
     assert_eq!(st, 201, "{body}");
     assert!(
         body["recovery_codes"].as_array().unwrap().is_empty(),
@@ -1022,47 +1038,17 @@ async fn sessions_end_when_idle_when_old_and_when_the_password_changes() {
 /// recovery code) registered a new one: the recovery session and the
 /// waiting key's registration answer.
 async fn recovering_owner(app: &TestApp, name: &str) -> (Browser, SoftPasskey, Value) {
-    let otp = create(app, name, Role::Owner).await;
-    let mut b = Browser::new(app);
-    b.post("/api/v1/auth/login", json!({"name": name, "password": otp}))
-        .await;
-    b.post(
-        "/api/v1/auth/password",
-        json!({"current": otp, "new": PASSWORD}),
-    )
-    .await;
-    let mut lost = SoftPasskey::new(true);
-    let (_, options) = b
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = lost.do_registration(origin(app), options).unwrap();
-    let (_, body) = b
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "old phone", "credential": cred}),
-        )
-        .await;
-    let code = body["recovery_codes"][0].as_str().unwrap().to_owned();
+    let (_, _lost, codes) = onboard_webauthn_with_codes(app, name, Role::Owner).await;
     let mut r = Browser::new(app);
     r.post(
         "/api/v1/auth/login",
         json!({"name": name, "password": PASSWORD}),
     )
     .await;
-    r.post("/api/v1/auth/recovery", json!({"code": code})).await;
+    r.post("/api/v1/auth/recovery", json!({"code": codes[0]}))
+        .await;
     let mut new_key = SoftPasskey::new(true);
-    let (_, options) = r
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = new_key.do_registration(origin(app), options).unwrap();
-    let (st, body) = r
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "new phone", "credential": cred}),
-        )
-        .await;
+    let (st, body) = register_passkey(app, &mut r, &mut new_key, "new phone").await;
     assert_eq!(st, 202, "{body}");
     (r, new_key, body)
 }
@@ -1112,33 +1098,8 @@ async fn a_reset_withdraws_the_requests_to_activate_its_removed_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     let app = spawn_app().await;
-    let otp = create(&app, "rin", Role::Owner).await;
-    // Onboard by hand to keep the recovery codes.
-    let mut b = Browser::new(&app);
-    b.post(
-        "/api/v1/auth/login",
-        json!({"name": "rin", "password": otp}),
-    )
-    .await;
-    b.post(
-        "/api/v1/auth/password",
-        json!({"current": otp, "new": PASSWORD}),
-    )
-    .await;
-    let mut lost = SoftPasskey::new(true);
-    let (_, options) = b
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = lost.do_registration(origin(&app), options).unwrap();
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "old phone", "credential": cred}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
-    let code = body["recovery_codes"][0].as_str().unwrap().to_owned();
+    let (_, _lost, codes) = onboard_webauthn_with_codes(&app, "rin", Role::Owner).await;
+    let code = codes[0].clone();
 
     // The passkey is lost; the recovery code opens a recovery session only.
     let mut r = Browser::new(&app);
@@ -1163,17 +1124,7 @@ async fn a_recovery_code_only_lets_an_owner_register_a_new_passkey() {
     assert_eq!(r.get("/api/v1/admins").await.0, 401);
     // The key it registers waits for another owner, and the session ends.
     let mut new_key = SoftPasskey::new(true);
-    let (_, options) = r
-        .post("/api/v1/auth/webauthn/register/start", json!({}))
-        .await;
-    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = new_key.do_registration(origin(&app), options).unwrap();
-    let (st, body) = r
-        .post(
-            "/api/v1/auth/webauthn/register/finish",
-            json!({"name": "new phone", "credential": cred}),
-        )
-        .await;
+    let (st, body) = register_passkey(&app, &mut r, &mut new_key, "new phone").await;
     assert_eq!(st, 202, "{body}");
     assert!(body["credential"]["pending_until"].is_string(), "{body}");
     let approval = body["activation"]["approval"].as_str().unwrap().to_owned();
