@@ -2,7 +2,7 @@
 //! by action, actor or target, paged back; the chain verified on demand;
 //! only for a role that reads the audit log.
 
-use crate::common::{role_token, spawn_app};
+use crate::common::{role_token, spawn_app, TestApp};
 
 #[tokio::test]
 async fn the_log_is_filtered_paged_and_verified() {
@@ -17,19 +17,7 @@ async fn the_log_is_filtered_paged_and_verified() {
             .await;
         assert_eq!(r.status(), 201);
     }
-    let get = |path: String| {
-        app.http
-            .get(app.admin_url(&path))
-            .bearer_auth(&auditor)
-            .header("accept-language", "en")
-            .send()
-    };
-    let page = get("/console/audit".into())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = fetch(&app, "/console/audit", &auditor, "en").await;
     let seqs: Vec<i64> = page
         .split("data-seq=\"")
         .skip(1)
@@ -65,12 +53,8 @@ async fn the_log_is_filtered_paged_and_verified() {
         "{week}"
     );
     // Filtered: only the links, the older page continues.
-    let page = get("/console/audit?action=enrollment.link_create".into())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let filtered = "/console/audit?action=enrollment.link_create";
+    let (_, page) = fetch(&app, filtered, &auditor, "en").await;
     let rows = page.matches("data-seq=").count();
     assert_eq!(rows, 100);
     assert_eq!(
@@ -80,12 +64,11 @@ async fn the_log_is_filtered_paged_and_verified() {
     );
     let at = page.find("rel=\"next\" href=\"").expect("an older page") + 17;
     let older = page[at..].split('"').next().unwrap().replace("&amp;", "&");
-    let older_url = older.clone();
-    let page = get(older).await.unwrap().text().await.unwrap();
+    let (_, page) = fetch(&app, &older, &auditor, "en").await;
     assert_eq!(
         page.matches("<code>enrollment.link_create</code>").count(),
         20,
-        "the rest, further back: {older_url}"
+        "the rest, further back: {older}"
     );
     // Verified on demand.
     let r = app
@@ -99,14 +82,20 @@ async fn the_log_is_filtered_paged_and_verified() {
     let text = r.text().await.unwrap();
     assert!(text.contains("The chain is intact:"), "{text}");
     // Not for a helpdesk.
+    assert_eq!(fetch(&app, "/console/audit", &helpdesk, "en").await.0, 403);
+}
+
+/// `GET path` with `token`, in `lang`: the status and the page.
+async fn fetch(app: &TestApp, path: &str, token: &str, lang: &str) -> (u16, String) {
     let r = app
         .http
-        .get(app.admin_url("/console/audit"))
-        .bearer_auth(&helpdesk)
+        .get(app.admin_url(path))
+        .bearer_auth(token)
+        .header("accept-language", lang)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// The alerts page: the rule in the reader's language, its severity, whom
@@ -117,19 +106,7 @@ async fn alerts_are_listed_with_rule_severity_and_whom_they_concern() {
     let app = spawn_app().await;
     let s = &app.running.services;
     let helpdesk = role_token(s, "console-hd", "helpdesk").await;
-    let get = |path: &str, token: &str, lang: &str| {
-        app.http
-            .get(app.admin_url(path))
-            .bearer_auth(token)
-            .header("accept-language", lang)
-            .send()
-    };
-    let page = get("/console/alerts", &app.token, "en")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = fetch(&app, "/console/alerts", &app.token, "en").await;
     assert!(page.contains("0 alert(s), 0 of high severity."), "{page}");
     // Three wrong second factors in a row: alert.mfa_failures.
     onboard_totp(&app, "mika", mamori_domain::Role::Helpdesk).await;
@@ -140,34 +117,18 @@ async fn alerts_are_listed_with_rule_severity_and_whom_they_concern() {
         let code = serde_json::json!({"code": "000000"});
         assert_eq!(b.post("/api/v1/auth/totp", code).await.0, 401);
     }
-    let page = get("/console/alerts", &app.token, "en")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = fetch(&app, "/console/alerts", &app.token, "en").await;
     assert!(page.contains("1 alert(s), 1 of high severity."), "{page}");
     let row = page.split("<tr data-seq=").nth(1).expect("a row");
     assert!(row.contains("Repeated second-factor failures"), "{row}");
     assert!(row.contains("<code>mfa_failures</code>") && row.contains(">High<"));
     assert!(row.contains("href=\"/console/audit?target=mika\""), "{row}");
     // In Japanese too; any period offered, an unknown one is a week.
-    let ja = get("/console/alerts?days=90", &app.token, "ja")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, ja) = fetch(&app, "/console/alerts?days=90", &app.token, "ja").await;
     assert!(ja.contains("第二要素の連続失敗"));
     assert!(ja.contains("aria-current=\"page\">過去 90 日"), "{ja}");
-    let odd = get("/console/alerts?days=5", &app.token, "en")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, odd) = fetch(&app, "/console/alerts?days=5", &app.token, "en").await;
     assert!(odd.contains("aria-current=\"page\">last 7 days"), "{odd}");
     // Not for a helpdesk.
-    let r = get("/console/alerts", &helpdesk, "en").await.unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(fetch(&app, "/console/alerts", &helpdesk, "en").await.0, 403);
 }
