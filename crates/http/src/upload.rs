@@ -62,20 +62,26 @@ pub(crate) fn boundary(headers: &HeaderMap) -> Option<String> {
     multer::parse_boundary(ct).ok()
 }
 
+/// An upload over [`UPLOAD_LIMIT`] (or a field over its own limit).
+fn too_large() -> CoreError {
+    CoreError::BadRequest(format!(
+        "an upload holds at most {} MiB",
+        UPLOAD_LIMIT / (1024 * 1024)
+    ))
+}
+
 fn refused(e: &multer::Error) -> CoreError {
-    let why = match e {
+    match e {
         multer::Error::UnknownField { .. } => {
-            "the upload has a field the form does not have".into()
+            CoreError::BadRequest("the upload has a field the form does not have".into())
         }
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
-            format!(
-                "an upload holds at most {} MiB",
-                UPLOAD_LIMIT / (1024 * 1024)
-            )
+            too_large()
         }
-        _ => "the upload is not a well-formed multipart/form-data body".to_owned(),
-    };
-    CoreError::BadRequest(why)
+        _ => {
+            CoreError::BadRequest("the upload is not a well-formed multipart/form-data body".into())
+        }
+    }
 }
 
 /// Reads and parses the upload of `req` (bounded while reading), and
@@ -87,12 +93,7 @@ pub(crate) async fn take(req: &mut Request, boundary: String) -> Result<Arc<Uplo
     let body = std::mem::take(req.body_mut());
     let bytes = axum::body::to_bytes(body, UPLOAD_LIMIT)
         .await
-        .map_err(|_| {
-            CoreError::BadRequest(format!(
-                "an upload holds at most {} MiB",
-                UPLOAD_LIMIT / (1024 * 1024)
-            ))
-        })?;
+        .map_err(|_| too_large())?;
     let limits = multer::SizeLimit::new()
         .whole_stream(UPLOAD_LIMIT as u64)
         .per_field(FIELD_LIMIT)

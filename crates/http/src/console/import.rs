@@ -113,6 +113,32 @@ pub(super) async fn index(Auth(_by): Auth<PeopleWrite>, Shell { ctx, csrf }: She
     page(&ctx, StatusCode::OK, "import-title", body)
 }
 
+/// The page again with `text` as an error above `form`; nothing written.
+fn refused(ctx: &PageCtx, text: String, form: Markup) -> Response {
+    let body = html! { (notice("import-error", "error", text)) (form) };
+    page(ctx, StatusCode::BAD_REQUEST, "import-title", body)
+}
+
+/// The check of `csv` (nothing written); a CSV that cannot be read at all
+/// is answered with the reason above `form()`.
+async fn check(
+    s: &Services,
+    by: &Authorized<PeopleWrite>,
+    client: &ClientContext,
+    ctx: &PageCtx,
+    csv: &[u8],
+    form: impl FnOnce() -> Markup,
+) -> Result<ImportPreview, Response> {
+    match s.preview_people_csv(by, client, csv).await {
+        Ok(p) => Ok(p),
+        Err(CoreError::BadRequest(m)) => {
+            let text = super::i18n::text(ctx.lang, "import-unreadable", &[("reason", m.into())]);
+            Err(refused(ctx, text, form()))
+        }
+        Err(e) => Err(crate::error::ApiError(e).into_response()),
+    }
+}
+
 /// Imports `csv` (checked just before); on refused rows, shows them above
 /// `again`.
 async fn import_now(
@@ -161,23 +187,15 @@ pub(super) async fn upload(
     let up = match uploaded {
         Some(Extension(crate::upload::Uploaded(up))) if !up.file.is_empty() => up,
         _ => {
-            let body = html! {
-                (notice("import-error", "error", ctx.t("import-file-missing")))
-                (file_form(&ctx, &csrf, None))
-            };
-            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
+            let form = file_form(&ctx, &csrf, None);
+            return refused(&ctx, ctx.t("import-file-missing"), form);
         }
     };
     let digest = mamori_crypto::sha256_hex(&up.file);
-    let p = match s.preview_people_csv(&by, &client, &up.file).await {
+    let blank = || file_form(&ctx, &csrf, None);
+    let p = match check(&s, &by, &client, &ctx, &up.file, blank).await {
         Ok(p) => p,
-        Err(CoreError::BadRequest(m)) => {
-            let text = super::i18n::text(ctx.lang, "import-unreadable", &[("reason", m.into())]);
-            let body =
-                html! { (notice("import-error", "error", text)) (file_form(&ctx, &csrf, None)) };
-            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
-        }
-        Err(e) => return crate::error::ApiError(e).into_response(),
+        Err(answer) => return answer,
     };
     let ready = p.errors.is_empty() && p.people > 0;
     let checked = Checked {
@@ -223,31 +241,16 @@ pub(super) async fn submit(
     let Shell { ctx, csrf } = shell.at("/console/people/import");
     let f = match form_data {
         Ok(Form(f)) if f.csv.len() <= MAX_CSV => f,
-        _ => {
-            let body = html! {
-                (notice("import-error", "error", ctx.t("import-too-big")))
-                (form(&ctx, &csrf, "", false))
-            };
-            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
-        }
+        _ => return refused(&ctx, ctx.t("import-too-big"), form(&ctx, &csrf, "", false)),
     };
-    let checked = s.preview_people_csv(&by, &client, f.csv.as_bytes()).await;
-    let p = match checked {
+    let again = || form(&ctx, &csrf, &f.csv, false);
+    let p = match check(&s, &by, &client, &ctx, f.csv.as_bytes(), again).await {
         Ok(p) => p,
-        Err(CoreError::BadRequest(m)) => {
-            let text = super::i18n::text(ctx.lang, "import-unreadable", &[("reason", m.into())]);
-            let body = html! {
-                (notice("import-error", "error", text))
-                (form(&ctx, &csrf, &f.csv, false))
-            };
-            return page(&ctx, StatusCode::BAD_REQUEST, "import-title", body);
-        }
-        Err(e) => return crate::error::ApiError(e).into_response(),
+        Err(answer) => return answer,
     };
     let ready = p.errors.is_empty() && p.people > 0;
     if f.step == "import" && ready {
-        let again = form(&ctx, &csrf, &f.csv, false);
-        return import_now(&s, &by, &client, &ctx, f.csv.as_bytes(), again).await;
+        return import_now(&s, &by, &client, &ctx, f.csv.as_bytes(), again()).await;
     }
     let status = if p.errors.is_empty() {
         StatusCode::OK
