@@ -57,6 +57,15 @@ fn severity_of(detail: &str) -> (String, String) {
     }
 }
 
+/// The counts the store found, without rows.
+fn counted(found: &mamori_ports::NewestByAction) -> Alerts {
+    Alerts {
+        total: usize::try_from(found.total).unwrap_or(usize::MAX),
+        high: usize::try_from(found.with_prefix).unwrap_or(usize::MAX),
+        rows: Vec::new(),
+    }
+}
+
 /// Every action of the vocabulary that is an alert.
 pub fn alert_actions() -> Vec<&'static str> {
     AuditAction::ALL
@@ -67,6 +76,31 @@ pub fn alert_actions() -> Vec<&'static str> {
 }
 
 impl Services {
+    /// The alerts of `since` until now in the store: their counts, and the
+    /// newest `listed` records.
+    async fn alert_records(
+        &self,
+        since: OffsetDateTime,
+        listed: u32,
+    ) -> CoreResult<mamori_ports::NewestByAction> {
+        let until = self.clock.now() + time::Duration::seconds(1);
+        Ok(self
+            .ports
+            .audit
+            .newest_audit_by_action(&alert_actions(), since, until, "severity=high ", listed)
+            .await?)
+    }
+
+    /// How many alerts were raised since `since`, and how many of them
+    /// were of high severity (no rows: the overview's figure).
+    pub async fn alert_counts(
+        &self,
+        _by: &Authorized<AuditRead>,
+        since: OffsetDateTime,
+    ) -> CoreResult<Alerts> {
+        Ok(counted(&self.alert_records(since, 0).await?))
+    }
+
     /// The alerts raised since `since`, newest first, with the incident
     /// each opened.
     pub async fn alerts(
@@ -74,31 +108,15 @@ impl Services {
         by: &Authorized<AuditRead>,
         since: OffsetDateTime,
     ) -> CoreResult<Alerts> {
-        let actions = alert_actions();
-        let now = self.clock.now();
         // Counted in the store; only the newest few are read.
-        let found = self
-            .ports
-            .audit
-            .newest_audit_by_action(
-                &actions,
-                since,
-                now + time::Duration::seconds(1),
-                "severity=high ",
-                ALERTS_LISTED as u32,
-            )
-            .await?;
+        let found = self.alert_records(since, ALERTS_LISTED as u32).await?;
         let opened: HashMap<i64, String> = self
             .incidents(by)
             .await?
             .into_iter()
             .filter_map(|i| i.alert_seq.map(|seq| (seq, i.id)))
             .collect();
-        let mut out = Alerts {
-            total: usize::try_from(found.total).unwrap_or(usize::MAX),
-            high: usize::try_from(found.with_prefix).unwrap_or(usize::MAX),
-            rows: Vec::new(),
-        };
+        let mut out = counted(&found);
         for r in found.newest {
             let e = r.event;
             let (severity, detail) = severity_of(e.detail.as_deref().unwrap_or(""));

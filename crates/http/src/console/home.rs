@@ -50,7 +50,7 @@ async fn panels(s: &Services, ctx: &PageCtx, actor: &AdminActor) -> Result<Marku
                         .count(),
                 ),
                 Some(s.audit_head(&proof).await?),
-                Some(s.alerts(&proof, week).await?),
+                Some(s.alert_counts(&proof, week).await?),
             )
         }
         Err(_) => (None, None, None),
