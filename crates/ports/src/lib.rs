@@ -49,6 +49,17 @@ impl StoreError {
         }
     }
 
+    /// A failure caused by `cause`, described by `message`.
+    pub fn with_cause(
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(cause)),
+        }
+    }
+
     /// What failed, without the `storage:` prefix.
     pub fn message(&self) -> &str {
         &self.message

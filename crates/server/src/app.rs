@@ -1,8 +1,11 @@
 //! Wiring: open the store, load keys, build the services, start both
 //! listeners. Used by `mamori serve` and by the integration tests.
 
+mod database;
 mod start;
 mod tasks;
+
+pub use database::Db;
 
 pub use start::start;
 pub use tasks::{KEY_POLL, RECONCILE_BATCH};
@@ -36,7 +39,7 @@ pub struct Running {
     listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
-    store: SqliteStore,
+    store: Db,
     _lock: std::fs::File,
 }
 
@@ -202,7 +205,7 @@ async fn build_services_with_store(
     admin_url: &str,
     pusher: Arc<dyn Pusher>,
     manage_tls: bool,
-) -> anyhow::Result<(Services, keys::TlsMaterial, Keyring, SqliteStore)> {
+) -> anyhow::Result<(Services, keys::TlsMaterial, Keyring, Db)> {
     keys::ensure_dir(&config.data_dir)?;
     let host = public_host(public_url);
     let (pki, tls) = keys::bootstrap(
@@ -210,8 +213,13 @@ async fn build_services_with_store(
         manage_tls.then_some(host.as_str()),
         config.tls.as_ref(),
     )?;
-    let sqlite = open_store(&config.data_dir).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let db = Db::open(config).await?;
+    if manage_tls {
+        // `serve` (the CLI commands manage no TLS): this server alone, or
+        // refused before it reads anything.
+        db.claim(config).await?;
+    }
+    let store: Arc<dyn Store> = db.store();
     let holds_personal_data = store
         .secret(mamori_core::people::INDEX_KEY)
         .await
@@ -222,7 +230,42 @@ async fn build_services_with_store(
         mamori_core::people::vault::LocalKeyring::new(&people_keys)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
-    let core = CoreConfig {
+    let core = core_config(config, public_url, admin_url)?;
+    let auth = Arc::new(mamori_core::admin::AuthState::new(
+        admin_url,
+        &config.organization,
+    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The services are wired over the concrete backend (each context
+    // sees it through its own ports).
+    macro_rules! wired {
+        ($store:expr) => {
+            Services::new(mamori_core::Parts {
+                store: Arc::new($store.clone()),
+                pki: Arc::new(pki),
+                config: Arc::new(core),
+                pusher,
+                clock,
+                auth,
+                vault: Arc::clone(&ring) as Arc<dyn mamori_core::people::vault::KeyProvider>,
+            })
+        };
+    }
+    let services = match &db {
+        Db::Sqlite(s) => wired!(s),
+        Db::Postgres(s) => wired!(s),
+    };
+    services.check_master_key().await.map_err(|e| match e {
+        // At start-up the operator needs the cause itself.
+        mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    Ok((services, tls, Keyring { ring, source }, db))
+}
+
+/// The services' settings from the server's configuration.
+fn core_config(config: &Config, public_url: &str, admin_url: &str) -> anyhow::Result<CoreConfig> {
+    Ok(CoreConfig {
         public_url: public_url.to_owned(),
         push_topic: config
             .push_topic
@@ -254,27 +297,7 @@ async fn build_services_with_store(
                 target: t.describe(),
             })
             .collect(),
-    };
-    let auth = Arc::new(mamori_core::admin::AuthState::new(
-        admin_url,
-        &config.organization,
-    ));
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let services = Services::new(mamori_core::Parts {
-        store: Arc::new(sqlite.clone()),
-        pki: Arc::new(pki),
-        config: Arc::new(core),
-        pusher,
-        clock,
-        auth,
-        vault: Arc::clone(&ring) as Arc<dyn mamori_core::people::vault::KeyProvider>,
-    });
-    services.check_master_key().await.map_err(|e| match e {
-        // At start-up the operator needs the cause itself.
-        mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
-        other => anyhow::anyhow!("{other}"),
-    })?;
-    Ok((services, tls, Keyring { ring, source }, sqlite))
+    })
 }
 
 /// The vulnerable-OS list: `DATA_DIR/vulnerable-os.json` when the operator

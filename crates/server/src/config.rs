@@ -15,6 +15,8 @@ use std::path::PathBuf;
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Where the database is.
+    pub database: Database,
     /// Device listener address.
     pub device_addr: SocketAddr,
     /// Admin listener address.
@@ -73,6 +75,55 @@ pub struct Config {
     pub admin_limits: mamori_http::conn::Limits,
 }
 
+/// Where the database is: the embedded SQLite file in the data directory
+/// (the default), or a PostgreSQL server.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `DATA_DIR/mamori.db`.
+    Embedded,
+    /// A `postgres://` URL (it may hold a password: never logged).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Embedded => f.write_str("Embedded"),
+            Database::Postgres(_) => f.write_str("Postgres(…)"),
+        }
+    }
+}
+
+impl Database {
+    /// The setting as given: unset or empty means the embedded database.
+    pub fn parse(url: Option<String>) -> anyhow::Result<Self> {
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(Database::Embedded);
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url))
+        } else {
+            anyhow::bail!(
+                "the database must be a postgres:// URL (MAMORI_DATABASE_URL, --database), \
+                 or unset for the embedded SQLite database in the data directory"
+            )
+        }
+    }
+
+    /// For messages: which database, without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Embedded => "the embedded SQLite database".into(),
+            Database::Postgres(url) => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                let rest = rest.split('?').next().unwrap_or(rest);
+                format!("PostgreSQL at {rest}")
+            }
+        }
+    }
+}
+
 impl Config {
     /// Resolves the layers.
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
@@ -96,7 +147,9 @@ impl Config {
         let people = people_settings(args, &file)?;
         let audit = audit_settings(args, &file)?;
         let anomaly = anomaly_policy(args, &file);
+        let database = Database::parse(args.database_url.clone().or(file.database_url))?;
         Ok(Self {
+            database,
             device_limits,
             admin_limits,
             reconcile_every: std::time::Duration::from_secs(60),

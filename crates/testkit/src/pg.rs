@@ -11,7 +11,28 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// One cluster for a whole test binary, started by the first test that
+/// asks ([`shared`]); each test takes a database of its own in it
+/// ([`Cluster::fresh_database`]).
+static SHARED: OnceLock<Cluster> = OnceLock::new();
+
+/// Databases made by [`Cluster::fresh_database`] so far.
+static DATABASES: AtomicU64 = AtomicU64::new(0);
+
+/// The test binary's shared cluster, started on first use. A static is
+/// never dropped, so a watchdog process stops the cluster and removes its
+/// directory once this process has exited, however it ends.
+pub fn shared() -> &'static Cluster {
+    SHARED.get_or_init(|| {
+        let cluster = Cluster::start();
+        cluster.watch(std::process::id());
+        cluster
+    })
+}
 
 /// A running cluster; stopped and removed on drop.
 #[derive(Debug)]
@@ -145,6 +166,47 @@ impl Cluster {
         }
     }
 
+    /// A new, empty database; its connection URL. Databases are cheap
+    /// (a copy of `template0`), so every test can have its own.
+    pub fn fresh_database(&self) -> String {
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        self.url(&name)
+    }
+
+    /// Starts a watchdog: once process `pid` is gone, it stops the cluster
+    /// (immediately, it is a throwaway) and removes its directory.
+    fn watch(&self, pid: u32) {
+        let data = self.dir.path().join("data");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_postgres {
+            "runuser -u postgres -- \"$1\" stop -m immediate -s -D \"$2\""
+        } else {
+            "\"$1\" stop -m immediate -s -D \"$2\""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {stop} >/dev/null 2>&1; rm -rf \"$3\""
+        );
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("watchdog")
+            .arg(pg_ctl)
+            .arg(data)
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        assert!(spawned.is_ok(), "the cluster's watchdog could not start");
+    }
+
     /// The directory holding the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
@@ -157,6 +219,28 @@ impl Cluster {
             "postgres://mamori@/{database}?host={}",
             self.socket_dir().display()
         )
+    }
+
+    /// The name of the database a URL of [`Self::url`] names.
+    pub fn database_of(url: &str) -> &str {
+        url.split(['/', '?']).nth(3).unwrap_or_default()
+    }
+
+    /// Everything `database` holds, as `pg_dump` writes it (plain SQL):
+    /// what an attacker with a copy of the database would read.
+    pub fn dump(&self, database: &str) -> Vec<u8> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .arg("-h")
+            .arg(self.socket_dir())
+            .args(["-U", "mamori", "-d", database])
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
     }
 
     /// Runs `sql` with `psql` in `database`; its output (unaligned, tuples

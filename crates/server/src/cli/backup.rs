@@ -38,6 +38,15 @@ pub enum BackupCmd {
 pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
     match cmd {
         BackupCmd::Create { dir, file } => {
+            let config = super::offline_config(&dir.data_dir, None)?;
+            if let mamori::config::Database::Postgres(_) = config.database {
+                anyhow::bail!(
+                    "`mamori backup create` copies the embedded SQLite database; this \
+                     installation is on {}: back the database up with pg_dump and the data \
+                     directory's keys with your file backups",
+                    config.database.describe()
+                );
+            }
             let s = offline_services(&dir.data_dir, None).await?;
             let store = app::open_store(&dir.data_dir).await?;
             let c = mamori::backup::create(&s, &store, &dir.data_dir, &file).await?;

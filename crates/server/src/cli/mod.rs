@@ -40,7 +40,21 @@ pub fn init_logging(json: bool) {
 /// Administration commands work on an existing installation only: `serve`
 /// is the one command that creates one, so that a mistyped `--data-dir`
 /// fails instead of showing (or filling) a new, empty database.
-pub fn require_installation(data_dir: &std::path::Path) -> anyhow::Result<()> {
+///
+/// With PostgreSQL the data directory still holds the keys (the device CA
+/// among them), so it must hold `ca.pem`.
+pub fn require_installation(config: &Config) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    if let mamori::config::Database::Postgres(_) = config.database {
+        if !data_dir.join("ca.pem").is_file() {
+            anyhow::bail!(
+                "no Mamori installation at {} (there is no ca.pem): check --data-dir / \
+                 MAMORI_DATA_DIR; only `mamori serve` creates a new installation",
+                data_dir.display()
+            );
+        }
+        return Ok(());
+    }
     if !app::db_path(data_dir).is_file() {
         anyhow::bail!(
             "no Mamori installation at {} (there is no mamori.db): check --data-dir / \
@@ -56,15 +70,8 @@ pub async fn offline_services_with_ring(
     data_dir: &std::path::Path,
     public_url: Option<String>,
 ) -> anyhow::Result<(mamori_core::Services, app::Keyring)> {
-    require_installation(data_dir)?;
-    // The same layers as `serve`: environment, then the data directory's
-    // mamori.toml, then defaults; the command's own flags on top.
-    let env = ServeArgs::from_env()?;
-    let config = Config::resolve(&ServeArgs {
-        data_dir: Some(data_dir.to_path_buf()),
-        public_url: public_url.or_else(|| env.public_url.clone()),
-        ..env
-    })?;
+    let config = offline_config(data_dir, public_url)?;
+    require_installation(&config)?;
     let url = config
         .public_url
         .clone()
@@ -76,6 +83,21 @@ pub async fn offline_services_with_ring(
         .unwrap_or_else(|| format!("https://localhost:{}", config.admin_addr.port()));
     let (s, _, ring) = app::build_services(&config, &url, &admin_url, pusher, false).await?;
     Ok((s, ring))
+}
+
+/// The configuration of an administration command: the same layers as
+/// `serve` (environment, then the data directory's mamori.toml, then
+/// defaults), the command's own flags on top.
+pub fn offline_config(
+    data_dir: &std::path::Path,
+    public_url: Option<String>,
+) -> anyhow::Result<Config> {
+    let env = ServeArgs::from_env()?;
+    Config::resolve(&ServeArgs {
+        data_dir: Some(data_dir.to_path_buf()),
+        public_url: public_url.or_else(|| env.public_url.clone()),
+        ..env
+    })
 }
 
 /// Services over the data directory for CLI commands (no listeners).

@@ -1,6 +1,8 @@
 //! `mamori token`: admin API tokens (create, list, revoke).
 
-use super::{cli_context, fmt_time, offline_services, require_installation, DataDir};
+use super::{
+    cli_context, fmt_time, offline_config, offline_services, require_installation, DataDir,
+};
 use clap::Subcommand;
 use mamori::app;
 
@@ -77,40 +79,7 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
             println!("It is shown only now; store it in a secret manager:");
             println!("{secret}");
         }
-        TokenCmd::List { dir } => {
-            require_installation(&dir.data_dir)?;
-            let store = app::open_store(&dir.data_dir).await?;
-            use mamori_ports::{AdminStore, TokenStore};
-            let admins = store
-                .list_admins()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            for t in store
-                .list_tokens(None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
-                let owner = admins
-                    .iter()
-                    .find(|a| a.id == t.admin_id)
-                    .map_or("?", |a| a.name.as_str());
-                println!(
-                    "{}\t{}\towner {}\t{}\t{}\texpires {}\tlast used {}",
-                    t.id,
-                    t.name,
-                    owner,
-                    t.role,
-                    state,
-                    t.expires_at,
-                    fmt_time(t.last_used_at)
-                );
-            }
-        }
+        TokenCmd::List { dir } => list(dir).await?,
         TokenCmd::Revoke { dir, id } => {
             let s = offline_services(&dir.data_dir, None).await?;
             let id = mamori_domain::TokenId::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -119,6 +88,44 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
                 .map_err(err)?;
             println!("token {id} revoked");
         }
+    }
+    Ok(())
+}
+
+/// `mamori token list`: every token, its owner and state.
+async fn list(dir: DataDir) -> anyhow::Result<()> {
+    let config = offline_config(&dir.data_dir, None)?;
+    require_installation(&config)?;
+    let db = app::Db::open(&config).await?;
+    let store = db.store();
+    let admins = store
+        .list_admins()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for t in store
+        .list_tokens(None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        let owner = admins
+            .iter()
+            .find(|a| a.id == t.admin_id)
+            .map_or("?", |a| a.name.as_str());
+        println!(
+            "{}\t{}\towner {}\t{}\t{}\texpires {}\tlast used {}",
+            t.id,
+            t.name,
+            owner,
+            t.role,
+            state,
+            t.expires_at,
+            fmt_time(t.last_used_at)
+        );
     }
     Ok(())
 }

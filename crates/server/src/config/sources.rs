@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// Data directory (database, keys, certificates) [default: ./mamori-data]
     #[arg(long, env = "MAMORI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database, postgres://USER@HOST/NAME (prefer the variable:
+    /// a flag is visible to every local user) [default: SQLite in DATA_DIR]
+    #[arg(long = "database", env = "MAMORI_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Device listener (SCEP, check-in, connect) [default: 0.0.0.0:8443]
     #[arg(long, env = "MAMORI_DEVICE_ADDR")]
     pub device_addr: Option<SocketAddr>,
@@ -154,6 +158,7 @@ impl ServeArgs {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
     pub(super) data_dir: Option<PathBuf>,
+    pub(super) database_url: Option<String>,
     pub(super) device_addr: Option<SocketAddr>,
     pub(super) admin_addr: Option<SocketAddr>,
     pub(super) public_url: Option<String>,

@@ -85,3 +85,35 @@ fn the_time_zone_is_asia_tokyo_unless_set_and_must_exist() {
     let err = Config::resolve(&args(Some("Mars/Olympus_Mons"))).unwrap_err();
     assert!(format!("{err:#}").contains("unknown time zone"), "{err:#}");
 }
+
+#[test]
+fn the_database_is_embedded_unless_a_postgres_url_is_given() {
+    assert_eq!(Database::parse(None).unwrap(), Database::Embedded);
+    assert_eq!(
+        Database::parse(Some(" ".into())).unwrap(),
+        Database::Embedded
+    );
+    let pg = Database::parse(Some(
+        "postgres://mamori:s3cret@db.internal:5432/mamori".into(),
+    ))
+    .unwrap();
+    assert!(matches!(pg, Database::Postgres(_)));
+    // The password is in neither the description nor the debug form.
+    assert_eq!(pg.describe(), "PostgreSQL at db.internal:5432/mamori");
+    assert!(!format!("{pg:?}").contains("s3cret"));
+    let err = Database::parse(Some("mysql://db/mamori".into())).unwrap_err();
+    assert!(err.to_string().contains("postgres://"), "{err}");
+    // The file's setting is used when no flag or variable gives one.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mamori.toml"),
+        "database_url = \"postgres://mamori@/mamori?host=/run/postgresql\"\n",
+    )
+    .unwrap();
+    let c = Config::resolve(&ServeArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..ServeArgs::default()
+    })
+    .unwrap();
+    assert_eq!(c.database.describe(), "PostgreSQL at /mamori");
+}

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // Backends implement the ports and know nothing of the services.
     ("mamori-store", &["mamori-domain", "mamori-ports"]),
+    ("mamori-store-pg", &["mamori-domain", "mamori-ports"]),
     ("mamori-push", &["mamori-domain", "mamori-ports"]),
     (
         "mamori-sinks",
@@ -60,6 +61,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mamori-ports",
             "mamori-core",
             "mamori-store",
+            "mamori-store-pg",
             "mamori-push",
             "mamori-sinks",
             "mamori-http",
@@ -163,6 +165,43 @@ fn each_crate_uses_only_the_layers_beneath_it() {
             );
         }
     }
+}
+
+/// SQL stays behind the ports: only the backends link a database driver.
+/// The benchmark is the one exception, and only for its fixture (it writes
+/// ten million audit records straight into a SQLite file, which the server
+/// then reads through its own store).
+#[test]
+fn only_the_storage_backends_link_a_database_driver() {
+    const DRIVERS: &[&str] = &[
+        "rusqlite",
+        "tokio-postgres",
+        "postgres",
+        "deadpool-postgres",
+        "sqlx",
+        "diesel",
+    ];
+    let may = |krate: &str, driver: &str| match krate {
+        "mamori-store" => driver == "rusqlite",
+        "mamori-store-pg" => driver == "tokio-postgres" || driver == "deadpool-postgres",
+        "mamori-bench" => driver == "rusqlite",
+        _ => false,
+    };
+    let m = metadata();
+    let mut wrong = Vec::new();
+    for p in m["packages"].as_array().expect("packages") {
+        let name = p["name"].as_str().expect("name");
+        if name != "mamori" && !name.starts_with("mamori-") {
+            continue;
+        }
+        for d in p["dependencies"].as_array().expect("dependencies") {
+            let dep = d["name"].as_str().expect("name");
+            if d["kind"].is_null() && DRIVERS.contains(&dep) && !may(name, dep) {
+                wrong.push(format!("{name} links {dep}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "SQL outside the backends: {wrong:?}");
 }
 
 /// RUSTSEC-2023-0071: the `rsa` crate's private-key operations leak timing.

@@ -16,9 +16,20 @@ pub struct TestApp {
     pub http: reqwest::Client,
 }
 
+/// A test server's configuration: listeners on loopback, data under
+/// `dir`, the database SQLite, or a fresh PostgreSQL database in the test
+/// binary's throwaway cluster when `MAMORI_E2E_DATABASE=postgres` (a way
+/// to run the whole suite on PostgreSQL by hand).
 pub fn test_config(dir: &std::path::Path) -> Config {
+    let postgres = std::env::var("MAMORI_E2E_DATABASE").is_ok_and(|v| v == "postgres");
+    test_config_on(dir, postgres)
+}
+
+/// [`test_config`] on PostgreSQL (`true`) or SQLite.
+pub fn test_config_on(dir: &std::path::Path, postgres: bool) -> Config {
     Config::resolve(&ServeArgs {
         data_dir: Some(dir.join("data")),
+        database_url: postgres.then(|| mamori_testkit::pg::shared().fresh_database()),
         device_addr: Some("127.0.0.1:0".parse().unwrap()),
         admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         ..ServeArgs::default()
@@ -239,6 +250,18 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     adjust(&mut config);
+    spawn_config(dir, config).await
+}
+
+/// A server on a fresh PostgreSQL database, and its configuration (to
+/// start it again, or another on the same database).
+pub async fn spawn_on_postgres() -> (TestApp, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config_on(dir.path(), true);
+    (spawn_config(dir, config.clone()).await, config)
+}
+
+async fn spawn_config(dir: TempDir, config: Config) -> TestApp {
     let running = app::start(&config).await.unwrap();
     let token = role_token(&running.services, "e2e-owner", "owner").await;
     let tls_ca_pem = std::fs::read(running.tls_ca_path.as_ref().unwrap()).unwrap();

@@ -41,6 +41,7 @@ mod interop;
 mod inventory;
 mod people;
 mod policies;
+mod postgres;
 mod push;
 mod queue;
 mod reenroll;

@@ -1,0 +1,304 @@
+//! Mamori's PostgreSQL backend: the same ports as the SQLite backend
+//! (`mamori-store`), for installations that outgrow one machine. Several
+//! servers may share one database; everything that must happen once (the
+//! audit chain's next link, a challenge's last use) is decided inside
+//! PostgreSQL, never in one server's memory.
+//!
+//! # Execution model
+//!
+//! `tokio-postgres` with a `deadpool-postgres` pool: every statement is an
+//! async round trip on the calling task (no blocking thread), and every
+//! connection caches its prepared statements.
+//!
+//! # Concurrency
+//!
+//! SQLite runs one writer at a time, so a transaction there may read and
+//! then write on what it read. PostgreSQL runs writers at once (READ
+//! COMMITTED), so a transaction here that decides on what it read first
+//! takes the advisory locks of the [`Area`]s it decides on
+//! ([`lock`], held to its commit), from every server alike. A single
+//! statement that checks and changes at once (`UPDATE … WHERE uses <
+//! max_uses`) needs none.
+
+mod admins;
+mod approvals;
+mod audit;
+mod audit_retention;
+mod certs;
+mod compliance;
+mod control;
+mod departments;
+mod devices;
+mod groups;
+mod incidents;
+mod inventory;
+mod people;
+mod policies;
+mod queue;
+mod reenroll;
+mod schema;
+mod sinks;
+mod tokens;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use mamori_ports::{StoreError, StoreResult};
+use std::str::FromStr;
+use time::OffsetDateTime;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::Row;
+
+pub use deadpool_postgres::Transaction;
+
+/// Connections in each server's pool, unless the URL says otherwise
+/// (`pool_max_size`).
+const POOL_SIZE: usize = 16;
+
+/// The PostgreSQL backend.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// The connection holding the sole-server lock, once claimed.
+    sole: std::sync::Arc<std::sync::Mutex<Option<deadpool_postgres::Object>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("connections", &status.size)
+            .field("max_connections", &status.max_size)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database named by `url` (`postgres://…`, or a
+    /// libpq key=value string) and brings its schema up to date. Several
+    /// servers starting at once migrate one after another.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let (url, pool_size) = split_pool_size(url)?;
+        let config = tokio_postgres::Config::from_str(&url).map_err(db)?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .build()
+            .map_err(StoreError::from_cause)?;
+        let store = Self {
+            pool,
+            sole: Default::default(),
+        };
+        let mut c = store.conn().await?;
+        schema::migrate(&mut c).await?;
+        Ok(store)
+    }
+
+    /// Closes the pool: connections in use end when returned, later calls
+    /// fail with a `StoreError`.
+    pub fn close(&self) {
+        if let Ok(mut slot) = self.sole.lock() {
+            slot.take();
+        }
+        self.pool.close();
+    }
+
+    /// Claims the database for this server alone, for as long as the store
+    /// lives (a session-level advisory lock on a connection kept out of the
+    /// pool; PostgreSQL releases it when that connection ends, however the
+    /// process ends). False when another server holds it. Until every
+    /// piece of per-process state is shared, two servers on one database
+    /// would each run the background jobs as if alone.
+    pub async fn claim_sole_server(&self) -> StoreResult<bool> {
+        let c = self.conn().await?;
+        let row = query_opt(
+            &c,
+            "SELECT pg_try_advisory_lock($1) AS held",
+            &[&SOLE_SERVER_LOCK],
+        )
+        .await?
+        .ok_or_else(|| StoreError::new("pg_try_advisory_lock answered no row"))?;
+        let held: bool = col(&row, "held")?;
+        if held {
+            let mut slot = self
+                .sole
+                .lock()
+                .map_err(|_| StoreError::new("the sole-server slot is poisoned"))?;
+            *slot = Some(c);
+        }
+        Ok(held)
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn conn(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(StoreError::from_cause)
+    }
+}
+
+/// Takes `pool_max_size=N` out of a URL's query (deadpool's setting, not
+/// libpq's, which would refuse it).
+fn split_pool_size(url: &str) -> StoreResult<(String, usize)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), POOL_SIZE));
+    };
+    let mut size = POOL_SIZE;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("pool_max_size=") {
+            Some(n) => {
+                size = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| StoreError::new("pool_max_size must be 1 to 1000"))?;
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, size))
+}
+
+/// What a transaction may lock while it decides on what it read. Locks are
+/// transaction-scoped advisory locks, shared by every server on the
+/// database; [`lock`] takes several in this order, so two transactions
+/// never wait on each other crosswise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Area {
+    /// Enrollment profiles, links and issued certificates.
+    Enrollment = 1,
+    /// The command queue.
+    Queue = 3,
+    /// Administrators, their factors, sessions, tokens and control links.
+    Admins = 4,
+    /// People and their keys.
+    People = 5,
+    /// Incidents.
+    Incidents = 7,
+    /// Policies, groups and what each device was sent.
+    Policies = 8,
+    /// The audit chain: its next link, checkpoints and truncations.
+    Audit = 9,
+}
+
+/// The session-level advisory lock of [`PgStore::claim_sole_server`].
+const SOLE_SERVER_LOCK: i64 = LOCK_SPACE | 0xfffe;
+
+/// A namespace for Mamori's advisory locks (the high 32 bits of the key),
+/// so they never collide with another application's on the same database.
+const LOCK_SPACE: i64 = 0x6d61_6d6f << 32;
+
+/// Takes the advisory locks of `areas` (in [`Area`] order), held until the
+/// transaction ends.
+pub(crate) async fn lock(tx: &Transaction<'_>, areas: &[Area]) -> StoreResult<()> {
+    let mut areas = areas.to_vec();
+    areas.sort();
+    areas.dedup();
+    for a in areas {
+        let key = LOCK_SPACE | a as i64;
+        exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&key]).await?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL failure. Its text names the server's SQLSTATE and message
+/// (tokio-postgres's own says only "db error"), never the error's detail,
+/// which may quote stored values.
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
+    let text = match e.as_db_error() {
+        Some(d) => format!("PostgreSQL {}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    };
+    StoreError::with_cause(text, e)
+}
+
+/// Whether `e` is a unique-constraint violation (SQLSTATE 23505).
+pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
+    use std::error::Error as _;
+    e.source()
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .and_then(tokio_postgres::Error::code)
+        .is_some_and(|c| *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// Parameters of a statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Executes a cached statement; returns the number of rows changed.
+pub(crate) async fn exec(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<u64> {
+    let stmt = c.prepare_cached(sql).await.map_err(db)?;
+    c.execute(&stmt, params).await.map_err(db)
+}
+
+/// Runs a cached statement; its first row, if any (more are an error).
+pub(crate) async fn query_opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Option<Row>> {
+    let stmt = c.prepare_cached(sql).await.map_err(db)?;
+    c.query_opt(&stmt, params).await.map_err(db)
+}
+
+/// Runs a cached statement; every row.
+pub(crate) async fn query_all(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Vec<Row>> {
+    let stmt = c.prepare_cached(sql).await.map_err(db)?;
+    c.query(&stmt, params).await.map_err(db)
+}
+
+/// One column of a row by name.
+pub(crate) fn col<'a, T: FromSql<'a>>(r: &'a Row, name: &str) -> StoreResult<T> {
+    r.try_get(name).map_err(db)
+}
+
+pub(crate) fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub(crate) fn from_ts(v: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(v).map_err(StoreError::from_cause)
+}
+
+pub(crate) fn from_opt_ts(v: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    v.map(from_ts).transpose()
+}
+
+pub(crate) fn json_col(v: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    v.map(|s| serde_json::from_str(&s).map_err(StoreError::from_cause))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_size_is_taken_out_of_the_url() {
+        let (url, n) = split_pool_size("postgres://m@h/db?pool_max_size=4&sslmode=disable")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), n), ("postgres://m@h/db?sslmode=disable", 4));
+        let (url, n) =
+            split_pool_size("postgres://m@/db?pool_max_size=8").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), n), ("postgres://m@/db", 8));
+        let (url, n) = split_pool_size("postgres://m@/db").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), n), ("postgres://m@/db", POOL_SIZE));
+        assert!(split_pool_size("postgres://m@/db?pool_max_size=0").is_err());
+        assert!(split_pool_size("postgres://m@/db?pool_max_size=x").is_err());
+    }
+}
