@@ -4,81 +4,16 @@
 //! database per test); the list at the end names them.
 #![allow(clippy::unwrap_used)]
 
+use backends::Backend;
 use mamori_domain::*;
 use mamori_ports::*;
 use mamori_store::SqliteStore;
-use mamori_store_pg::PgStore;
 use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
-/// A backend the suite runs on.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// What a test keeps while it runs: the database, and a way to reach it
-/// beneath the ports (to break a stored row on purpose, or to check what
-/// is stored).
-enum Db {
-    Sqlite(tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Backend {
-    /// A new, empty store.
-    async fn open(self) -> (Arc<dyn Store>, Db) {
-        match self {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-                (Arc::new(store), Db::Sqlite(dir))
-            }
-            Backend::Postgres => {
-                let url = mamori_testkit::pg::shared().fresh_database();
-                let store = PgStore::connect(&url).await.unwrap();
-                (Arc::new(store), Db::Postgres(url))
-            }
-        }
-    }
-}
-
-impl Db {
-    /// Runs `sql` beneath the ports; the error's text when it fails.
-    fn raw(&self, sql: &str) -> Result<(), String> {
-        match self {
-            Db::Sqlite(dir) => Connection::open(dir.path().join("t.db"))
-                .unwrap()
-                .execute_batch(sql)
-                .map_err(|e| e.to_string()),
-            Db::Postgres(url) => {
-                let name = mamori_testkit::pg::Cluster::database_of(url);
-                mamori_testkit::pg::shared().psql(name, sql).map(drop)
-            }
-        }
-    }
-
-    /// The one integer `sql` selects, read beneath the ports.
-    fn raw_i64(&self, sql: &str) -> i64 {
-        match self {
-            Db::Sqlite(dir) => Connection::open(dir.path().join("t.db"))
-                .unwrap()
-                .query_row(sql, [], |r| r.get(0))
-                .unwrap(),
-            Db::Postgres(url) => {
-                let name = mamori_testkit::pg::Cluster::database_of(url);
-                mamori_testkit::pg::shared()
-                    .psql(name, sql)
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            }
-        }
-    }
-}
+mod backends;
 
 /// Links `events` onto the stored end of the audit chain, as the service
 /// layer does (`mamori_core::audit::chain`). A backend compares links and never
@@ -2959,28 +2894,6 @@ async fn an_issuance_chained_onto_a_stale_end_spends_and_writes_nothing(b: Backe
         "the refused issuance spent no use"
     );
     assert_eq!(s.list_audit(0, 10).await.unwrap().len(), 1);
-}
-
-/// Each contract test once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(
