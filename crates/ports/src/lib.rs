@@ -11,15 +11,25 @@ use time::OffsetDateTime;
 
 mod admin;
 mod audit;
+mod copy;
 mod device;
+mod ephemeral;
 mod fleet;
+mod identity;
+mod lease;
 mod people;
+mod reads;
 
 pub use admin::*;
 pub use audit::*;
+pub use copy::*;
 pub use device::*;
+pub use ephemeral::*;
 pub use fleet::*;
+pub use identity::*;
+pub use lease::*;
 pub use people::*;
+pub use reads::*;
 
 /// A storage backend failure. The text is for the log, never for a client;
 /// the backend's own error, when there is one, stays attached as the
@@ -91,6 +101,10 @@ pub trait Store:
     + DepartmentStore
     + ReenrollmentStore
     + ControlStore
+    + EphemeralStore
+    + IdentityFeed
+    + ReadLimitStore
+    + LeaseStore
 {
 }
 impl<T> Store for T where
@@ -114,6 +128,10 @@ impl<T> Store for T where
         + DepartmentStore
         + ReenrollmentStore
         + ControlStore
+        + EphemeralStore
+        + IdentityFeed
+        + ReadLimitStore
+        + LeaseStore
 {
 }
 

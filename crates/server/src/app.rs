@@ -2,13 +2,14 @@
 //! listeners. Used by `mamori serve` and by the integration tests.
 
 mod database;
+pub mod leases;
 mod start;
 mod tasks;
 
 pub use database::Db;
 
 pub use start::start;
-pub use tasks::{KEY_POLL, RECONCILE_BATCH};
+pub use tasks::{JOBS, KEY_POLL, RECONCILE_BATCH};
 
 use crate::config::Config;
 use crate::keys;
@@ -38,26 +39,37 @@ pub struct Running {
     pub public_url: String,
     listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    leases: leases::Leases,
     stop: tokio::sync::watch::Sender<bool>,
     store: Db,
     _lock: std::fs::File,
 }
 
 impl Running {
-    /// Stops both listeners and every background task at once.
+    /// This server's holder identity in the jobs' leases.
+    pub fn job_holder(&self) -> &str {
+        self.leases.holder()
+    }
+
+    /// Stops both listeners and every background task at once (the jobs'
+    /// leases are not released: they run out).
     pub fn shutdown(self) {
+        self.leases.abort();
         for t in self.listeners.into_iter().chain(self.tasks) {
             t.abort();
         }
     }
 
-    /// Stops gracefully: both listeners stop accepting, every connection
-    /// is asked to close once its requests in flight are answered (each has
-    /// its listener's close grace, 10 s), and after at most `bound` the
-    /// background tasks stop and the database is closed, which checkpoints
-    /// the WAL into `mamori.db`.
+    /// Stops gracefully: the leased jobs stop and their leases are
+    /// released (another server takes them over at once), both listeners
+    /// stop accepting, every connection is asked to close once its
+    /// requests in flight are answered (each has its listener's close
+    /// grace, 10 s), and after at most `bound` the other background tasks
+    /// stop and the database is closed, which checkpoints the WAL into
+    /// `mamori.db`.
     pub async fn stop(mut self, bound: std::time::Duration) {
         let _ = self.stop.send(true);
+        self.leases.stop().await;
         let drained = tokio::time::timeout(bound, async {
             for l in &mut self.listeners {
                 let _ = l.await;
@@ -83,8 +95,9 @@ pub const LOCK_FILE: &str = "mamori.lock";
 /// Takes the data directory's exclusive lock (held until the file is
 /// dropped, released by the kernel however the process ends): two servers
 /// on one database would each run the hourly jobs, the reconciler and the
-/// audit chain as if alone.
-fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+/// audit chain as if alone. `mamori migrate` holds it too, so that no
+/// server runs while the installation moves.
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     use std::io::Write;
     let path = dir.join(LOCK_FILE);
     let mut opts = std::fs::OpenOptions::new();
@@ -214,11 +227,6 @@ async fn build_services_with_store(
         config.tls.as_ref(),
     )?;
     let db = Db::open(config).await?;
-    if manage_tls {
-        // `serve` (the CLI commands manage no TLS): this server alone, or
-        // refused before it reads anything.
-        db.claim(config).await?;
-    }
     let store: Arc<dyn Store> = db.store();
     let holds_personal_data = store
         .secret(mamori_core::people::INDEX_KEY)
@@ -257,6 +265,11 @@ async fn build_services_with_store(
     };
     services.check_master_key().await.map_err(|e| match e {
         // At start-up the operator needs the cause itself.
+        mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    // The CSRF key every server on the database shares.
+    services.load_auth_keys().await.map_err(|e| match e {
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
         other => anyhow::anyhow!("{other}"),
     })?;

@@ -5,4 +5,5 @@ pub mod app;
 pub mod backup;
 pub mod config;
 pub mod keys;
+pub mod migrate;
 pub mod operator;

@@ -8,6 +8,7 @@ use cli::audit::AuditCmd;
 use cli::backup::BackupCmd;
 use cli::init_logging;
 use cli::keys::KeysCmd;
+use cli::migrate::MigrateArgs;
 use cli::people::PeopleCmd;
 use cli::profile::ProfileCmd;
 use cli::push_cert::PushCertCmd;
@@ -53,6 +54,10 @@ enum Command {
     /// Install the APNs MDM push certificate.
     #[command(subcommand)]
     PushCert(PushCertCmd),
+    /// Move the installation from the embedded SQLite database to
+    /// PostgreSQL, with the server stopped: every table copied into an
+    /// empty database, compared, and the audit chain verified there.
+    Migrate(MigrateArgs),
 }
 
 #[tokio::main]
@@ -91,6 +96,10 @@ async fn main() -> anyhow::Result<()> {
         Command::PushCert(cmd) => {
             init_logging(false);
             cli::push_cert::run(cmd).await
+        }
+        Command::Migrate(args) => {
+            init_logging(false);
+            cli::migrate::run(args).await
         }
     }
 }

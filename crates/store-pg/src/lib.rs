@@ -27,14 +27,19 @@ mod audit_retention;
 mod certs;
 mod compliance;
 mod control;
+mod copy;
 mod departments;
 mod devices;
+mod ephemeral;
 mod groups;
+mod identity;
 mod incidents;
 mod inventory;
+mod leases;
 mod people;
 mod policies;
 mod queue;
+mod reads;
 mod reenroll;
 mod schema;
 mod sinks;
@@ -57,8 +62,10 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// The connection holding the sole-server lock, once claimed.
-    sole: std::sync::Arc<std::sync::Mutex<Option<deadpool_postgres::Object>>>,
+    /// Where the database is (for connections outside the pool: a watch).
+    config: std::sync::Arc<tokio_postgres::Config>,
+    /// Tasks that live as long as the store (watches), stopped by `close`.
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -79,7 +86,7 @@ impl PgStore {
         let (url, pool_size) = split_pool_size(url)?;
         let config = tokio_postgres::Config::from_str(&url).map_err(db)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -91,7 +98,8 @@ impl PgStore {
             .map_err(StoreError::from_cause)?;
         let store = Self {
             pool,
-            sole: Default::default(),
+            config: std::sync::Arc::new(config),
+            tasks: Default::default(),
         };
         let mut c = store.conn().await?;
         schema::migrate(&mut c).await?;
@@ -101,36 +109,12 @@ impl PgStore {
     /// Closes the pool: connections in use end when returned, later calls
     /// fail with a `StoreError`.
     pub fn close(&self) {
-        if let Ok(mut slot) = self.sole.lock() {
-            slot.take();
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
         }
         self.pool.close();
-    }
-
-    /// Claims the database for this server alone, for as long as the store
-    /// lives (a session-level advisory lock on a connection kept out of the
-    /// pool; PostgreSQL releases it when that connection ends, however the
-    /// process ends). False when another server holds it. Until every
-    /// piece of per-process state is shared, two servers on one database
-    /// would each run the background jobs as if alone.
-    pub async fn claim_sole_server(&self) -> StoreResult<bool> {
-        let c = self.conn().await?;
-        let row = query_opt(
-            &c,
-            "SELECT pg_try_advisory_lock($1) AS held",
-            &[&SOLE_SERVER_LOCK],
-        )
-        .await?
-        .ok_or_else(|| StoreError::new("pg_try_advisory_lock answered no row"))?;
-        let held: bool = col(&row, "held")?;
-        if held {
-            let mut slot = self
-                .sole
-                .lock()
-                .map_err(|_| StoreError::new("the sole-server slot is poisoned"))?;
-            *slot = Some(c);
-        }
-        Ok(held)
     }
 
     /// A pooled connection.
@@ -187,10 +171,9 @@ pub(crate) enum Area {
     Policies = 8,
     /// The audit chain: its next link, checkpoints and truncations.
     Audit = 9,
+    /// The bulk-read limit's windows.
+    Reads = 10,
 }
-
-/// The session-level advisory lock of [`PgStore::claim_sole_server`].
-const SOLE_SERVER_LOCK: i64 = LOCK_SPACE | 0xfffe;
 
 /// A namespace for Mamori's advisory locks (the high 32 bits of the key),
 /// so they never collide with another application's on the same database.

@@ -8,7 +8,18 @@ use crate::{col, db, exec, query_all, StoreError, StoreResult};
 use deadpool_postgres::Object;
 
 /// Every migration, by version, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_schema.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_job_leases.sql"),
+    ),
+    (3, include_str!("../migrations/postgres/0003_ephemeral.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_read_windows.sql"),
+    ),
+];
 
 /// The advisory lock held while migrating (outside the areas' key space
 /// used by `crate::lock`).

@@ -78,6 +78,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         26,
         include_str!("../migrations/sqlite/0026_admin_control_backfill.sql"),
     ),
+    (27, include_str!("../migrations/sqlite/0027_job_leases.sql")),
+    (28, include_str!("../migrations/sqlite/0028_ephemeral.sql")),
+    (
+        29,
+        include_str!("../migrations/sqlite/0029_read_windows.sql"),
+    ),
 ];
 
 /// The newest schema version.

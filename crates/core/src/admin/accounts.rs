@@ -138,7 +138,16 @@ impl Services {
                 "an administrator named {name} exists"
             )));
         }
-        self.auth.throttle.forget(&format!("name:{name}"));
+        // The name is known now: its failures as an unknown one no longer
+        // count (they run out within the hour if this cannot be done).
+        if let Err(e) = self
+            .auth
+            .throttle
+            .forget(&*self.ports.admin, &self.name_throttle_key(name))
+            .await
+        {
+            tracing::warn!(error = %e, "a new account's name throttle was not reset");
+        }
         self.audit(
             self.audit_record(
                 &actor.label(),

@@ -322,9 +322,8 @@ impl Services {
         let (options, state) = rp
             .start_passkey_registration(uuid, &admin.name, &admin.name, Some(exclude))
             .map_err(|e| CoreError::internal("webauthn", e))?;
-        self.auth
-            .ceremonies
-            .put(&session.id, Ceremony::Register(Box::new(state)));
+        self.put_ceremony(&session.id, Ceremony::Register(Box::new(state)))
+            .await?;
         Ok(WebauthnChallenge {
             options: serde_json::to_value(options).map_err(|e| CoreError::Internal(e.into()))?,
         })
@@ -347,7 +346,7 @@ impl Services {
                 "the key's name must be 1-64 printable characters".into(),
             ));
         }
-        let Some(Ceremony::Register(state)) = self.auth.ceremonies.take(&session.id) else {
+        let Some(Ceremony::Register(state)) = self.take_ceremony(&session.id).await? else {
             return Err(CoreError::Passkey(PasskeyProblem::Expired));
         };
         let passkey = self

@@ -14,6 +14,7 @@ mod dead;
 mod login;
 mod mfa;
 mod reinstate;
+mod state;
 mod throttle;
 pub mod tokens;
 mod webauthn;
@@ -24,6 +25,7 @@ pub use dead::DeadCredentials;
 pub use login::ONE_TIME_PASSWORD_TTL;
 pub use login::{LoginOutcome, SessionCookie};
 pub use mfa::{Enrolled, Factors, TotpEnrollment, WebauthnChallenge};
+pub use state::{AuthState, CSRF_KEY};
 pub use throttle::{InFlight, SourceThrottle};
 pub use webauthn::Ceremonies;
 
@@ -32,7 +34,9 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, Role, SessionStage};
 use time::Duration;
 
-use mamori_ports::{AdminStore, ApprovalStore, AuditStore, ControlStore, SecretStore, TokenStore};
+use mamori_ports::{
+    AdminStore, ApprovalStore, AuditStore, ControlStore, EphemeralStore, SecretStore, TokenStore,
+};
 
 /// How administrators authenticate: timeouts, thresholds, required factors.
 #[derive(Debug, Clone)]
@@ -134,56 +138,25 @@ impl Services {
     }
 }
 
-/// Process-wide authentication state: throttles, pending WebAuthn
-/// ceremonies, the CSRF key.
-#[derive(Debug)]
-pub struct AuthState {
-    /// Failure counters per source address and per unknown login name.
-    pub throttle: SourceThrottle,
-    /// Limits the records of dead credentials in use (per credential).
-    pub dead: DeadCredentials,
-    /// The login names whose password is being checked right now.
-    pub checking: InFlight,
-    /// WebAuthn relying party and pending ceremonies.
-    pub ceremonies: Ceremonies,
-    csrf_key: zeroize::Zeroizing<Vec<u8>>,
-}
-
-impl AuthState {
-    /// State for a server reached at `admin_url`.
-    pub fn new(admin_url: &str, organization: &str) -> Self {
-        Self {
-            throttle: SourceThrottle::default(),
-            dead: DeadCredentials::default(),
-            checking: InFlight::default(),
-            ceremonies: Ceremonies::new(admin_url, organization),
-            csrf_key: zeroize::Zeroizing::new(mamori_crypto::random_bytes(32)),
-        }
-    }
-
-    /// The CSRF token of a session: an HMAC of the session secret under a
-    /// per-process key, so it needs no storage and cannot be computed
-    /// without the cookie.
-    pub fn csrf_token(&self, session_secret: &str) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mamori_crypto::hmac_sha256(
-            &self.csrf_key,
-            session_secret.as_bytes(),
-        ))
-    }
-}
-
 /// The storage ports the administrator context uses, and no more: accounts,
 /// tokens, approvals, secrets and control links; the audit log, to tell who
-/// controls whom.
+/// controls whom; the shared short-lived state (throttles, checks in
+/// flight, pending ceremonies).
 /// [`Services`](crate::Services) holds the store as this trait for the
 /// context's files (checked by the architecture tests).
 pub trait AdminPorts:
-    AdminStore + TokenStore + ApprovalStore + SecretStore + ControlStore + AuditStore
+    AdminStore + TokenStore + ApprovalStore + SecretStore + ControlStore + AuditStore + EphemeralStore
 {
 }
 
 impl<T> AdminPorts for T where
-    T: AdminStore + TokenStore + ApprovalStore + SecretStore + ControlStore + AuditStore + ?Sized
+    T: AdminStore
+        + TokenStore
+        + ApprovalStore
+        + SecretStore
+        + ControlStore
+        + AuditStore
+        + EphemeralStore
+        + ?Sized
 {
 }

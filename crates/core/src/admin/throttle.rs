@@ -1,31 +1,33 @@
-//! In-memory throttling of login attempts per source address, and per login
-//! name for names that match no account (so an unknown name is slowed down
-//! exactly like a known one and the responses do not tell them apart).
-//! Per-account counters of real accounts live in the database.
+//! Throttling of login attempts per source address, and per login name for
+//! names that match no account (so an unknown name is slowed down exactly
+//! like a known one and the responses do not tell them apart), and the
+//! one-check-per-name rule. Per-account counters of real accounts live in
+//! the accounts' rows.
+//!
+//! Both live in the shared store (the `EphemeralStore`'s `throttle` and
+//! `sign-in` spaces), so every server behind a load balancer counts the
+//! same failures and sees the same checks in flight: an attacker
+//! alternating servers is slowed down at the same count as against one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::Services;
+use mamori_ports::{EphemeralStore, Space, StoreError, StoreResult, Tally};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// Failures older than this are forgotten.
 const WINDOW: Duration = Duration::hours(1);
-/// Entries kept at most; beyond it, the least recently used one goes (an
-/// attacker who keeps trying stays recently used, so flooding the map with
-/// new sources does not reset anyone's backoff).
-const MAX_ENTRIES: usize = 100_000;
+/// Keys kept at most; beyond it, the least recently used one goes (an
+/// attacker who keeps trying stays recently used, so flooding the store
+/// with new sources does not reset anyone's backoff).
+pub const MAX_ENTRIES: u64 = 100_000;
+/// The store's space of the failure counters.
+const SPACE: &str = "throttle";
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last_failure: OffsetDateTime,
-    blocked_until: Option<OffsetDateTime>,
-}
-
-/// Failure counters with exponential backoff.
+/// Failure counters with exponential backoff, in the shared store.
 #[derive(Debug)]
 pub struct SourceThrottle {
-    entries: Mutex<Lru>,
+    capacity: u64,
 }
 
 impl Default for SourceThrottle {
@@ -61,156 +63,177 @@ pub(crate) fn backoff(n: u32, free: u32, max: Duration) -> Option<Duration> {
     Some(Duration::seconds(1_i64 << exp).min(max))
 }
 
-/// A map bounded by evicting its least recently used entry.
-#[derive(Debug)]
-struct Lru {
-    capacity: usize,
-    /// Key → (entry, the tick of its last use).
-    map: HashMap<String, (Entry, u64)>,
-    /// Tick of last use → key; the first is the least recently used.
-    order: BTreeMap<u64, String>,
-    tick: u64,
-}
-
-impl Lru {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            map: HashMap::new(),
-            order: BTreeMap::new(),
-            tick: 0,
-        }
-    }
-
-    /// The entry of `key`, marked as just used.
-    fn touch(&mut self, key: &str) -> Option<&mut Entry> {
-        let (entry, used) = self.map.get_mut(key)?;
-        self.order.remove(used);
-        self.tick += 1;
-        *used = self.tick;
-        self.order.insert(self.tick, key.to_owned());
-        Some(entry)
-    }
-
-    /// The entry of `key` (a new one from `fresh` if there is none, after
-    /// evicting the least recently used when full), marked as just used.
-    fn touch_or_insert(&mut self, key: &str, fresh: Entry) -> &mut Entry {
-        if !self.map.contains_key(key) {
-            while self.map.len() >= self.capacity {
-                let Some((_, oldest)) = self.order.pop_first() else {
-                    break;
-                };
-                self.map.remove(&oldest);
-            }
-        }
-        self.tick += 1;
-        // Ticks start at 1: 0 marks an entry not yet in `order`.
-        let (entry, used) = self.map.entry(key.to_owned()).or_insert((fresh, 0));
-        self.order.remove(used);
-        *used = self.tick;
-        self.order.insert(self.tick, key.to_owned());
-        entry
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some((_, used)) = self.map.remove(key) {
-            self.order.remove(&used);
-        }
-    }
+/// Seconds a key with the counter `t` waits at `now`, if it must: its
+/// latest failure blocks it for the backoff its count earned.
+fn wait_for(t: Tally, now: OffsetDateTime, free: u32, max: Duration) -> Option<u64> {
+    let until = t.last + backoff(t.count, free, max)?;
+    (until > now).then(|| u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1)
 }
 
 impl SourceThrottle {
     /// A throttle keeping at most `capacity` keys.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(Lru::new(capacity)),
+    pub fn with_capacity(capacity: u64) -> Self {
+        Self { capacity }
+    }
+
+    fn space(&self) -> Space<'static> {
+        Space {
+            name: SPACE,
+            cap: self.capacity,
         }
     }
 
-    /// Seconds to wait before `key` may try again, if it must. Looking a
-    /// key up counts as using it.
-    pub fn wait(&self, key: &str, now: OffsetDateTime) -> Option<u64> {
-        let mut map = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let until = map.touch(key)?.blocked_until?;
-        (until > now).then(|| u64::try_from((until - now).whole_seconds()).unwrap_or(0) + 1)
+    /// Seconds to wait before `key` may try again, if it must, its failures
+    /// counted with `free` and `max`. Looking a key up counts as using it.
+    pub async fn wait<S: EphemeralStore + ?Sized>(
+        &self,
+        store: &S,
+        key: &str,
+        now: OffsetDateTime,
+        free: u32,
+        max: Duration,
+    ) -> StoreResult<Option<u64>> {
+        let tally = store.tally(self.space(), key, now).await?;
+        Ok(tally.and_then(|t| wait_for(t, now, free, max)))
     }
 
-    /// Records a failure for `key`; after `free` failures every further one
-    /// blocks the key for an exponentially growing time.
-    pub fn failure(&self, key: &str, now: OffsetDateTime, free: u32, max: Duration) {
-        let mut map = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = map.touch_or_insert(
-            key,
-            Entry {
-                failures: 0,
-                last_failure: now,
-                blocked_until: None,
-            },
-        );
-        if now - e.last_failure >= WINDOW {
-            e.failures = 0;
-        }
-        e.failures = e.failures.saturating_add(1);
-        e.last_failure = now;
-        e.blocked_until = backoff(e.failures, free, max).map(|d| now + d);
+    /// Records a failure for `key` (one count on every server). Past its
+    /// free failures, every further one blocks the key for an
+    /// exponentially growing time, at most `max` ([`wait`](Self::wait)
+    /// tells how long).
+    pub async fn failure<S: EphemeralStore + ?Sized>(
+        &self,
+        store: &S,
+        key: &str,
+        now: OffsetDateTime,
+        max: Duration,
+    ) -> StoreResult<()> {
+        // Kept while it may still count or block; after that it is as if
+        // there were none.
+        store
+            .count_event(self.space(), key, WINDOW, WINDOW.max(max), now)
+            .await?;
+        Ok(())
     }
 
     /// Forgets `key` (a login name that now exists, say).
-    pub fn forget(&self, key: &str) {
-        let mut map = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(key);
+    pub async fn forget<S: EphemeralStore + ?Sized>(
+        &self,
+        store: &S,
+        key: &str,
+    ) -> StoreResult<()> {
+        store.forget(self.space(), key).await
     }
 }
 
-/// The login names whose password is being checked right now. One check
-/// per name at a time: otherwise parallel guesses all read the account's
-/// backoff before the first failure is written, and each gets its
-/// password checked (and its answer tells a right guess from a wrong one).
-/// It holds only the names in flight, so it stays as small as the number
-/// of concurrent sign-ins.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    names: Mutex<HashSet<String>>,
+impl Services {
+    /// The throttle's key of a login name no account has.
+    pub(crate) fn name_throttle_key(&self, name: &str) -> String {
+        format!("name:{}", self.auth.name_key(name))
+    }
 }
 
-/// A name's turn to be checked; the name is free again when it is dropped.
+/// How long a check holds its name at most: a server that stops in the
+/// middle of one frees the name after this long.
+const CHECK_TTL: Duration = Duration::minutes(1);
+/// Checks in flight at most, across every server (a further one is
+/// answered as if its name were being checked).
+pub const MAX_CHECKS: u64 = 10_000;
+/// The store's space of the checks in flight.
+const CHECKS: &str = "sign-in";
+
+/// The login names whose password is being checked right now, on any
+/// server. One check per name at a time: otherwise parallel guesses all
+/// read the account's backoff before the first failure is written, and
+/// each gets its password checked (and its answer tells a right guess from
+/// a wrong one). It holds only the names in flight, so it stays as small
+/// as the number of concurrent sign-ins.
 #[derive(Debug)]
-pub(crate) struct Turn<'a> {
-    set: &'a InFlight,
-    name: String,
+pub struct InFlight {
+    capacity: u64,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self {
+            capacity: MAX_CHECKS,
+        }
+    }
+}
+
+/// A name's turn to be checked. [`Turn::release`] frees the name; a turn
+/// dropped unreleased (its request ended early) frees it in the
+/// background.
+pub(crate) struct Turn {
+    held: Option<(Arc<dyn EphemeralStore>, String, Vec<u8>)>,
+    capacity: u64,
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("held", &self.held.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InFlight {
-    /// The turn of `name`, or `None` while another check of it runs.
-    pub(crate) fn enter(&self, name: &str) -> Option<Turn<'_>> {
-        let mut names = self
-            .names
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        names.insert(name.to_owned()).then(|| Turn {
-            set: self,
-            name: name.to_owned(),
-        })
+    /// The turn of `key` (a login name's key), or `None` while another
+    /// check of it runs.
+    pub(crate) async fn enter(
+        &self,
+        store: Arc<dyn EphemeralStore>,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Turn>> {
+        let holder = mamori_crypto::try_random_bytes(16)
+            .map_err(|e| StoreError::with_cause("no random holder for a sign-in check", e))?;
+        let space = checks(self.capacity);
+        if !store
+            .claim(space, key, &holder, now + CHECK_TTL, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Turn {
+            held: Some((store, key.to_owned(), holder)),
+            capacity: self.capacity,
+        }))
     }
 }
 
-impl Drop for Turn<'_> {
+fn checks(capacity: u64) -> Space<'static> {
+    Space {
+        name: CHECKS,
+        cap: capacity,
+    }
+}
+
+impl Turn {
+    /// Frees the name. A failure is logged: the claim then runs out by
+    /// itself.
+    pub(crate) async fn release(mut self) {
+        if let Some((store, key, holder)) = self.held.take() {
+            if let Err(e) = store.release(checks(self.capacity), &key, &holder).await {
+                tracing::warn!(error = %e, "a sign-in check was not released; it runs out in a minute");
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
     fn drop(&mut self) {
-        let mut names = self
-            .set
-            .names
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        names.remove(&self.name);
+        let Some((store, key, holder)) = self.held.take() else {
+            return;
+        };
+        let space = checks(self.capacity);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release(space, &key, &holder).await {
+                    tracing::warn!(error = %e, "a sign-in check was not released; it runs out in a minute");
+                }
+            });
+        }
     }
 }
 
@@ -227,29 +250,23 @@ mod tests {
         assert_eq!(backoff(40, 3, max), Some(max));
     }
 
+    /// What `wait` answers for a stored counter (the counting itself, its
+    /// window and its bound are the store's, checked by the store's
+    /// contract tests, `crates/store/tests/ephemeral.rs`).
     #[test]
-    fn blocks_after_free_failures_and_forgets_old_ones() {
-        let t = SourceThrottle::default();
+    fn blocks_after_free_failures_for_the_backoff_earned() {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        for _ in 0..2 {
-            t.failure("1.2.3.4", now, 3, Duration::minutes(15));
-        }
-        assert_eq!(t.wait("1.2.3.4", now), None);
-        t.failure("1.2.3.4", now, 3, Duration::minutes(15));
-        assert_eq!(t.wait("1.2.3.4", now), Some(2));
-        assert_eq!(t.wait("1.2.3.4", now + Duration::seconds(2)), None);
-        assert_eq!(t.wait("5.6.7.8", now), None);
-        // An hour later the count starts again.
-        t.failure("1.2.3.4", now + WINDOW, 3, Duration::minutes(15));
-        assert_eq!(t.wait("1.2.3.4", now + WINDOW), None);
-    }
-
-    fn len(t: &SourceThrottle) -> usize {
-        t.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map
-            .len()
+        let max = Duration::minutes(15);
+        let at = |count| Tally { count, last: now };
+        assert_eq!(wait_for(at(2), now, 3, max), None);
+        assert_eq!(wait_for(at(3), now, 3, max), Some(2));
+        assert_eq!(wait_for(at(3), now + Duration::seconds(1), 3, max), None);
+        assert_eq!(wait_for(at(5), now, 3, max), Some(5));
+        assert_eq!(wait_for(at(40), now, 3, max), Some(901));
+        assert_eq!(wait_for(at(40), now + max, 3, max), None);
+        // The free failures differ by key: ten per source by default.
+        assert_eq!(wait_for(at(9), now, 10, max), None);
+        assert_eq!(wait_for(at(10), now, 10, max), Some(2));
     }
 
     #[test]
@@ -264,87 +281,11 @@ mod tests {
         assert_eq!(source_network("192.0.2.7"), "192.0.2.7");
         assert_eq!(source_network("::1"), "::/64");
         assert_eq!(source_network(""), "");
-
         // An attacker rotating through the addresses of one /64 is one
-        // source: blocked after the free failures, whatever address next.
-        let t = SourceThrottle::default();
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let max = Duration::minutes(15);
+        // source, whatever address next.
         for i in 0..5u32 {
             let addr = format!("2001:db8:1:2:{:x}:{:x}::{:x}", i * 7919, i, i + 1);
-            t.failure(&source_network(&addr), now, 3, max);
+            assert_eq!(source_network(&addr), "2001:db8:1:2::/64");
         }
-        assert_eq!(len(&t), 1);
-        let fresh = source_network("2001:db8:1:2:ffff:ffff:ffff:ffff");
-        assert!(
-            t.wait(&fresh, now).is_some(),
-            "a new address of the same /64"
-        );
-        // The neighbouring /64 and an IPv4 source are others.
-        assert_eq!(t.wait(&source_network("2001:db8:1:3::1"), now), None);
-        assert_eq!(t.wait(&source_network("192.0.2.7"), now), None);
-    }
-
-    #[test]
-    fn a_full_map_evicts_the_least_recently_used_not_everyone() {
-        let t = SourceThrottle::default();
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let max = Duration::minutes(15);
-        let attacker = "source:198.51.100.1";
-        for _ in 0..6 {
-            t.failure(attacker, now, 3, max);
-        }
-        let blocked = t.wait(attacker, now);
-        assert!(blocked.is_some());
-        // Fresh sources flood the map past its size; the attacker keeps
-        // trying (failing, or being told to wait) now and then.
-        let filler = |i: usize| format!("source:10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff);
-        for i in 0..MAX_ENTRIES + 500 {
-            t.failure(&filler(i), now, 3, max);
-            if i % 20_000 == 0 {
-                t.failure(attacker, now, 3, max);
-            }
-            if i % 20_000 == 10_000 {
-                assert!(t.wait(attacker, now).is_some());
-            }
-        }
-        assert_eq!(len(&t), MAX_ENTRIES);
-        assert!(
-            t.wait(attacker, now).unwrap_or(0) >= blocked.unwrap_or(0),
-            "the attacker's backoff survived the flood"
-        );
-        // The least recently used went (501 of them: the fillers and the
-        // attacker are MAX_ENTRIES + 501 keys): the first fillers only.
-        let kept = (0..500).filter(|i| len_has(&t, &filler(*i))).count();
-        assert_eq!(kept, 0);
-        assert!((502..MAX_ENTRIES + 500).all(|i| len_has(&t, &filler(i))));
-        t.forget(attacker);
-        assert_eq!(len(&t), MAX_ENTRIES - 1);
-    }
-
-    fn len_has(t: &SourceThrottle, key: &str) -> bool {
-        t.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map
-            .contains_key(key)
-    }
-
-    #[test]
-    fn lru_order_follows_use() {
-        let t = SourceThrottle::with_capacity(3);
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let max = Duration::minutes(15);
-        for k in ["a", "b", "c"] {
-            t.failure(k, now, 1, max);
-        }
-        // "a" is used again (a lookup counts), so "b" is the oldest.
-        assert!(t.wait("a", now).is_some());
-        t.failure("d", now, 1, max);
-        assert!(len_has(&t, "a") && !len_has(&t, "b"));
-        assert!(len_has(&t, "c") && len_has(&t, "d"));
-        t.failure("e", now, 1, max);
-        assert!(!len_has(&t, "c"));
-        assert_eq!(len(&t), 3);
     }
 }

@@ -20,6 +20,7 @@ use crate::access::{AdminActor, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminId};
 use mamori_domain::{AuditAction, Outcome};
+use mamori_ports::ReadRequest;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -48,55 +49,13 @@ impl Default for DetectionPolicy {
     }
 }
 
-/// Personal-data reads counted in one window (an account's or a
-/// network's).
-#[derive(Debug, Default)]
-struct ReadWindow {
-    /// Reservations, oldest first.
-    entries: VecDeque<Reserved>,
-    /// People in `entries`.
-    total: usize,
-    /// When this window last raised an alert (one alert per burst).
-    alerted_at: Option<OffsetDateTime>,
-}
-
-/// One request's reserved reads.
-#[derive(Debug)]
-struct Reserved {
-    at: OffsetDateTime,
-    id: u64,
-    people: usize,
-    /// The disclosure records, once written (the alert's evidence).
-    seqs: Vec<i64>,
-}
-
-impl ReadWindow {
-    fn expire(&mut self, now: OffsetDateTime, window: Duration) {
-        while let Some(e) = self.entries.front() {
-            if now - e.at < window {
-                break;
-            }
-            self.total = self.total.saturating_sub(e.people);
-            self.entries.pop_front();
-        }
-    }
-
-    fn evidence(&self) -> Vec<i64> {
-        self.entries
-            .iter()
-            .flat_map(|e| e.seqs.iter().copied())
-            .collect()
-    }
-}
-
-/// The bulk-read windows and the accounts the rule suspended.
+/// The accounts the rule suspended (the windows themselves are in the
+/// store, shared by every server: `ReadLimitStore`).
 #[derive(Debug, Default)]
 struct ReadLimits {
-    windows: HashMap<String, ReadWindow>,
     /// Accounts suspended by this process: refused at once, also requests
     /// that were admitted before the suspension was stored.
     blocked: HashSet<String>,
-    next_id: u64,
 }
 
 /// The keys a reader's reads count under.
@@ -115,8 +74,12 @@ impl ReadKeys {
         }
     }
 
-    fn all(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.account).chain(self.network.as_ref())
+    /// The windows, the account's first (it is judged first).
+    fn all(&self) -> Vec<String> {
+        std::iter::once(&self.account)
+            .chain(self.network.as_ref())
+            .cloned()
+            .collect()
     }
 }
 
@@ -124,7 +87,7 @@ impl ReadKeys {
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
     /// Counted; the data may be disclosed.
-    Granted(u64),
+    Granted(i64),
     /// Over the limit of `key` (`account:...` or `network:...`): `read`
     /// people already in its window. `alert` for the first time in this
     /// burst. `granted`: counted anyway (alert-only policy).
@@ -133,7 +96,7 @@ enum Verdict {
         read: usize,
         evidence: Vec<i64>,
         alert: bool,
-        granted: Option<u64>,
+        granted: Option<i64>,
     },
     /// The account was suspended by this rule.
     Blocked,
@@ -143,8 +106,7 @@ enum Verdict {
 /// [`Services::reserve_personal_reads`]).
 #[derive(Debug)]
 pub(crate) struct ReadPermit {
-    id: u64,
-    keys: ReadKeys,
+    id: i64,
 }
 
 /// Per-account and per-network windows of personal-data reads, where each
@@ -226,90 +188,9 @@ impl Detector {
         }
     }
 
-    /// Counts `people` reads under `keys` if every window stays within
-    /// the threshold — all or nothing, under one lock, so concurrent
-    /// requests cannot together pass it.
-    fn reserve(
-        &self,
-        keys: &ReadKeys,
-        people: usize,
-        now: OffsetDateTime,
-        policy: &DetectionPolicy,
-    ) -> Verdict {
-        let mut g = lock(&self.reads);
-        let limits = &mut *g;
-        if limits.blocked.contains(&keys.account) {
-            return Verdict::Blocked;
-        }
-        if limits.windows.len() > 10_000 {
-            limits.windows.retain(|_, w| {
-                w.expire(now, policy.bulk_read_window);
-                !w.entries.is_empty()
-                    || w.alerted_at
-                        .is_some_and(|t| now - t < policy.bulk_read_window)
-            });
-        }
-        let mut over = None;
-        for key in keys.all() {
-            let w = limits.windows.entry(key.clone()).or_default();
-            w.expire(now, policy.bulk_read_window);
-            if over.is_none() && w.total.saturating_add(people) > policy.bulk_read_threshold {
-                let alert = w
-                    .alerted_at
-                    .is_none_or(|t| now - t >= policy.bulk_read_window);
-                if alert {
-                    w.alerted_at = Some(now);
-                }
-                over = Some((key.clone(), w.total, w.evidence(), alert));
-            }
-        }
-        let granted = match &over {
-            Some(_) if policy.suspend_on_bulk_read => {
-                limits.blocked.insert(keys.account.clone());
-                None
-            }
-            _ => {
-                limits.next_id += 1;
-                let id = limits.next_id;
-                for key in keys.all() {
-                    let w = limits.windows.entry(key.clone()).or_default();
-                    w.total = w.total.saturating_add(people);
-                    w.entries.push_back(Reserved {
-                        at: now,
-                        id,
-                        people,
-                        seqs: Vec::new(),
-                    });
-                }
-                Some(id)
-            }
-        };
-        match (over, granted) {
-            (None, Some(id)) => Verdict::Granted(id),
-            (Some((key, read, evidence, alert)), granted) => Verdict::Exceeded {
-                key,
-                read,
-                evidence,
-                alert,
-                granted,
-            },
-            (None, None) => Verdict::Blocked,
-        }
-    }
-
-    /// Attaches the disclosure records of a reservation (evidence for a
-    /// later alert).
-    fn disclosed(&self, permit: &ReadPermit, seqs: &[i64]) {
-        let mut g = lock(&self.reads);
-        for key in permit.keys.all() {
-            if let Some(e) = g
-                .windows
-                .get_mut(key)
-                .and_then(|w| w.entries.iter_mut().find(|e| e.id == permit.id))
-            {
-                e.seqs.extend_from_slice(seqs);
-            }
-        }
+    /// Whether this process suspended the account these keys belong to.
+    fn blocked(&self, keys: &ReadKeys) -> bool {
+        lock(&self.reads).blocked.contains(&keys.account)
     }
 
     /// Forgets that this process suspended `admin` (it was reinstated).
@@ -321,7 +202,12 @@ impl Detector {
 
     /// Remembers that `admin` is suspended.
     fn block(&self, admin: &AdminId) {
-        lock(&self.reads).blocked.insert(format!("account:{admin}"));
+        self.block_key(&format!("account:{admin}"));
+    }
+
+    /// Remembers that the account of this window key is suspended.
+    fn block_key(&self, account: &str) {
+        lock(&self.reads).blocked.insert(account.to_owned());
     }
 }
 
@@ -466,21 +352,17 @@ impl Services {
                     .into(),
             )
         };
-        let (key, read, evidence, alert, granted) =
-            match self
-                .detector
-                .reserve(&keys, people, self.clock.now(), policy)
-            {
-                Verdict::Granted(id) => return Ok(ReadPermit { id, keys }),
-                Verdict::Blocked => return Err(refused()),
-                Verdict::Exceeded {
-                    key,
-                    read,
-                    evidence,
-                    alert,
-                    granted,
-                } => (key, read, evidence, alert, granted),
-            };
+        let (key, read, evidence, alert, granted) = match self.reserve_reads(&keys, people).await? {
+            Verdict::Granted(id) => return Ok(ReadPermit { id }),
+            Verdict::Blocked => return Err(refused()),
+            Verdict::Exceeded {
+                key,
+                read,
+                evidence,
+                alert,
+                granted,
+            } => (key, read, evidence, alert, granted),
+        };
         let label = actor.label();
         let by = match key.strip_prefix("network:") {
             Some(net) => format!("network {net}"),
@@ -515,7 +397,7 @@ impl Services {
         }
         let result = match granted {
             // Alert only (policy): the read goes ahead, counted.
-            Some(id) => Ok(ReadPermit { id, keys }),
+            Some(id) => Ok(ReadPermit { id }),
             None => {
                 self.suspend_account(
                     &actor.admin,
@@ -545,7 +427,7 @@ impl Services {
         seqs: &[i64],
     ) -> CoreResult<()> {
         let permit = self.reserve_personal_reads(actor, ctx, seqs.len()).await?;
-        self.detector.disclosed(&permit, seqs);
+        self.reads_disclosed(&permit, seqs).await;
         Ok(())
     }
 
@@ -572,8 +454,67 @@ impl Services {
             })
             .collect();
         let seqs = self.append_audit(&events).await?;
-        self.detector.disclosed(permit, &seqs);
+        self.reads_disclosed(permit, &seqs).await;
         Ok(())
+    }
+
+    /// Counts `people` reads under `keys` in the shared windows if every
+    /// window stays within the threshold — all or nothing, decided in the
+    /// store for every server at once, so concurrent requests, on one
+    /// server or several, cannot together pass it. Past it, by policy, the
+    /// account is refused here at once from now on.
+    async fn reserve_reads(&self, keys: &ReadKeys, people: usize) -> CoreResult<Verdict> {
+        let policy = &self.config.detection;
+        if self.detector.blocked(keys) {
+            return Ok(Verdict::Blocked);
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&mamori_crypto::random_bytes(8));
+        let id = i64::from_le_bytes(id);
+        let windows = keys.all();
+        let verdict = self
+            .ports
+            .audit
+            .reserve_reads(&ReadRequest {
+                id,
+                keys: &windows,
+                people: u64::try_from(people).unwrap_or(u64::MAX),
+                now: self.clock.now(),
+                window: policy.bulk_read_window,
+                threshold: u64::try_from(policy.bulk_read_threshold).unwrap_or(u64::MAX),
+                count_when_over: !policy.suspend_on_bulk_read,
+            })
+            .await?;
+        Ok(match verdict.over {
+            None if verdict.counted => Verdict::Granted(id),
+            None => Verdict::Blocked,
+            Some(over) => {
+                if policy.suspend_on_bulk_read {
+                    self.detector.block_key(&keys.account);
+                }
+                Verdict::Exceeded {
+                    key: over.key,
+                    read: usize::try_from(over.read).unwrap_or(usize::MAX),
+                    evidence: over.evidence,
+                    alert: over.alert,
+                    granted: verdict.counted.then_some(id),
+                }
+            }
+        })
+    }
+
+    /// Attaches the disclosure records of a counted request to it: the
+    /// evidence of a later alert in its windows. The data has left already;
+    /// a failure here costs only evidence, and is logged.
+    async fn reads_disclosed(&self, permit: &ReadPermit, seqs: &[i64]) {
+        if let Err(e) = self
+            .ports
+            .audit
+            .attach_read_evidence(permit.id, seqs, self.clock.now())
+            .await
+        {
+            tracing::error!(error = %e, "the evidence of a personal-data read could not be kept");
+        }
     }
 }
 

@@ -20,7 +20,8 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, AuditEvent, Outcome};
 
 use mamori_ports::{
-    AdminStore, AuditRetentionStore, AuditStore, IncidentStore, SinkStore, TokenStore,
+    AdminStore, AuditRetentionStore, AuditStore, IncidentStore, ReadLimitStore, SinkStore,
+    TokenStore,
 };
 
 /// An audit record being built (see [`Services::audit_record`]).
@@ -119,7 +120,13 @@ impl Services {
 /// [`Services`](crate::Services) holds the store as this trait for the
 /// context's files (checked by the architecture tests).
 pub trait AuditPorts:
-    AuditStore + SinkStore + AuditRetentionStore + IncidentStore + AdminStore + TokenStore
+    AuditStore
+    + SinkStore
+    + AuditRetentionStore
+    + IncidentStore
+    + AdminStore
+    + TokenStore
+    + ReadLimitStore
 {
 }
 
@@ -130,6 +137,7 @@ impl<T> AuditPorts for T where
         + IncidentStore
         + AdminStore
         + TokenStore
+        + ReadLimitStore
         + ?Sized
 {
 }

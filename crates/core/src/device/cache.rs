@@ -2,16 +2,31 @@
 //! that polls does not pay for certificate chain verification and a database
 //! lookup on every request.
 //!
-//! Correctness rests on two rules: every binding or revocation done by this
-//! process goes through [`Services`](crate::Services), which forgets the
-//! affected entries at once; and entries expire after [`TTL`], which bounds
-//! how long a revocation made by *another* process (a CLI command, another
-//! replica) can go unnoticed.
+//! Correctness rests on three rules: every binding or revocation goes
+//! through [`Services::identity_changed`](crate::Services), which forgets
+//! the affected entries here at once and announces the change to the other
+//! servers on the same database (`IdentityFeed`), whose caches forget them
+//! as the announcement arrives; a cache that watches other servers trusts
+//! nothing while its watch is not listening ([`IdentityCache::on_event`]),
+//! so a missed announcement cannot leave a revoked identity cached; and
+//! entries expire after [`TTL`], which bounds how long a revocation made
+//! by a process that announces nothing (a CLI command on SQLite) can go
+//! unnoticed.
 
 use mamori_domain::{DeviceCertificate, DeviceKey};
+use mamori_ports::{IdentityChange, IdentityEvent};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The cache serves this process alone (no watch): always trusted. The
+/// state a new cache starts in.
+const ALONE: u8 = 0;
+/// A watch reports other servers' changes: trusted.
+const LISTENING: u8 = 1;
+/// A watch exists but is not listening: nothing is trusted.
+const DEAF: u8 = 2;
 
 /// How long a verified identity is trusted without looking again.
 pub const TTL: Duration = Duration::from_secs(30);
@@ -25,19 +40,84 @@ const MAX_ENTRIES: usize = 200_000;
 pub struct IdentityCache {
     certs: Mutex<HashMap<[u8; 32], (DeviceCertificate, Instant)>>,
     touched: Mutex<HashMap<DeviceKey, Instant>>,
+    watch: AtomicU8,
+    /// Moves on with every change forgotten: a lookup that began before a
+    /// change is not cached after it ([`Self::generation`]).
+    generation: AtomicU64,
 }
 
+/// When a lookup began, as [`IdentityCache::generation`] tells.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation(u64);
+
 impl IdentityCache {
+    /// From now on the cache follows a watch on other servers' changes
+    /// ([`Self::on_event`]); until the watch says it is listening, nothing
+    /// is trusted.
+    pub fn follow_watch(&self) {
+        self.watch.store(DEAF, Ordering::SeqCst);
+        self.clear();
+    }
+
+    /// What the watch on other servers' changes reports.
+    pub fn on_event(&self, event: IdentityEvent) {
+        match event {
+            IdentityEvent::Listening => self.watch.store(LISTENING, Ordering::SeqCst),
+            IdentityEvent::Lost => {
+                self.watch.store(DEAF, Ordering::SeqCst);
+                self.clear();
+            }
+            IdentityEvent::Changed(change) => self.forget(&change),
+        }
+    }
+
+    /// Take it before reading an identity from the store, and hand it to
+    /// [`Self::put`]: the identity is cached only if nothing was forgotten
+    /// meanwhile (a revocation committed between the read and the put
+    /// would otherwise be cached over).
+    pub fn generation(&self) -> Generation {
+        Generation(self.generation.load(Ordering::SeqCst))
+    }
+
+    /// Forgets what a change affects.
+    pub fn forget(&self, change: &IdentityChange) {
+        match change {
+            IdentityChange::Device(d) => self.forget_device(d),
+            IdentityChange::Certificate(fp) => self.forget_fingerprint(fp),
+        }
+    }
+
+    fn trusted(&self) -> bool {
+        matches!(self.watch.load(Ordering::SeqCst), ALONE | LISTENING)
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.certs.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            map.clear();
+        }
+    }
+
     /// A cached, still fresh verification of this certificate.
     pub fn get(&self, der_hash: &[u8; 32]) -> Option<DeviceCertificate> {
+        if !self.trusted() {
+            return None;
+        }
         let map = self.certs.lock().ok()?;
         let (rec, at) = map.get(der_hash)?;
         (at.elapsed() < TTL).then(|| rec.clone())
     }
 
-    /// Remembers a verified certificate.
-    pub fn put(&self, der_hash: [u8; 32], rec: DeviceCertificate) {
+    /// Remembers a certificate verified by a lookup that began at `since`
+    /// (not if anything was forgotten since, nor while the watch is deaf).
+    pub fn put(&self, der_hash: [u8; 32], rec: DeviceCertificate, since: Generation) {
         if let Ok(mut map) = self.certs.lock() {
+            // Under the lock that forgetting takes too: a change is either
+            // before this check (and refuses the put) or after the insert
+            // (and removes it).
+            if !self.trusted() || self.generation.load(Ordering::SeqCst) != since.0 {
+                return;
+            }
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
@@ -46,15 +126,17 @@ impl IdentityCache {
     }
 
     /// Forgets one certificate (its binding changed).
-    pub fn forget_fingerprint(&self, fingerprint: &str) {
+    fn forget_fingerprint(&self, fingerprint: &str) {
         if let Ok(mut map) = self.certs.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             map.retain(|_, (rec, _)| rec.fingerprint != fingerprint);
         }
     }
 
     /// Forgets every certificate bound to a device (they were revoked).
-    pub fn forget_device(&self, device: &DeviceKey) {
+    fn forget_device(&self, device: &DeviceKey) {
         if let Ok(mut map) = self.certs.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             map.retain(|_, (rec, _)| rec.device.as_ref() != Some(device));
         }
         if let Ok(mut t) = self.touched.lock() {
@@ -102,13 +184,52 @@ mod tests {
     #[test]
     fn forgetting_a_device_drops_its_certificates() {
         let c = IdentityCache::default();
-        c.put([1; 32], rec("a", Some("D1")));
-        c.put([2; 32], rec("b", Some("D2")));
-        c.forget_device(&DeviceKey::parse("D1").unwrap());
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        c.put([2; 32], rec("b", Some("D2")), c.generation());
+        c.forget(&IdentityChange::Device(DeviceKey::parse("D1").unwrap()));
         assert!(c.get(&[1; 32]).is_none());
         assert!(c.get(&[2; 32]).is_some());
-        c.forget_fingerprint("b");
+        c.forget(&IdentityChange::Certificate("b".into()));
         assert!(c.get(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn a_deaf_watch_trusts_nothing_until_it_listens_again() {
+        let c = IdentityCache::default();
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        assert!(c.get(&[1; 32]).is_some(), "alone, the cache is trusted");
+        c.follow_watch();
+        assert!(c.get(&[1; 32]).is_none(), "following a watch starts empty");
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        assert!(
+            c.get(&[1; 32]).is_none(),
+            "nothing is kept before it listens"
+        );
+        c.on_event(IdentityEvent::Listening);
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        c.put([2; 32], rec("b", Some("D2")), c.generation());
+        assert!(c.get(&[1; 32]).is_some());
+        c.on_event(IdentityEvent::Changed(IdentityChange::Device(
+            DeviceKey::parse("D1").unwrap(),
+        )));
+        assert!(c.get(&[1; 32]).is_none(), "another server's revocation");
+        assert!(c.get(&[2; 32]).is_some());
+        c.on_event(IdentityEvent::Lost);
+        assert!(c.get(&[2; 32]).is_none(), "a lost watch forgets everything");
+        c.on_event(IdentityEvent::Listening);
+        assert!(c.get(&[2; 32]).is_none(), "and does not bring it back");
+    }
+
+    #[test]
+    fn a_lookup_that_raced_a_revocation_is_not_cached() {
+        let c = IdentityCache::default();
+        let before = c.generation();
+        // Another request revokes the device while this one reads it.
+        c.forget(&IdentityChange::Device(DeviceKey::parse("D1").unwrap()));
+        c.put([1; 32], rec("a", Some("D1")), before);
+        assert!(c.get(&[1; 32]).is_none());
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        assert!(c.get(&[1; 32]).is_some());
     }
 
     #[test]
@@ -117,7 +238,7 @@ mod tests {
         let d = DeviceKey::parse("D1").unwrap();
         assert!(c.should_touch(&d));
         assert!(!c.should_touch(&d));
-        c.forget_device(&d);
+        c.forget(&IdentityChange::Device(d.clone()));
         assert!(c.should_touch(&d));
     }
 }

@@ -8,6 +8,7 @@ use mamori_domain::AuditAction;
 use mamori_domain::{
     log_safe, CommandState, CommandUuid, DeviceCertificate, DeviceKey, EnrollmentStatus,
 };
+use mamori_ports::IdentityChange;
 use mamori_ports::{
     AuthenticateRecord, ClearedAssignment, InventoryFields, InventoryKind, PendingPush,
     ResultOutcome, TokenUpdateRecord,
@@ -266,7 +267,8 @@ impl Services {
                 .device
                 .revoke_device_certificates(&key, rec.now)
                 .await?;
-            self.identities.forget_device(&key);
+            self.identity_changed(IdentityChange::Device(key.clone()))
+                .await;
             if revoked > 0 {
                 tracing::warn!(device = %key, revoked, "device re-enrolled; its previous identity certificates were revoked");
             }
@@ -274,7 +276,8 @@ impl Services {
                 .device
                 .bind_certificate(&cert.fingerprint, &key)
                 .await?;
-            self.identities.forget_fingerprint(&cert.fingerprint);
+            self.identity_changed(IdentityChange::Certificate(cert.fingerprint.clone()))
+                .await;
         }
         tracing::info!(device = %key, "device authenticated");
         Ok(())

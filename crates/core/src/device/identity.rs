@@ -7,6 +7,7 @@
 use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{DeviceCertificate, DeviceKey};
+use mamori_ports::IdentityChange;
 
 /// What the transport saw of the client's identity.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +46,7 @@ impl Services {
                 return Ok((rec, cert_der));
             }
         }
+        let since = self.identities.generation();
         let parsed = self
             .pki
             .device_ca
@@ -70,9 +72,21 @@ impl Services {
             return Err(CoreError::Unauthorized);
         }
         if record.device.is_some() {
-            self.identities.put(der_hash, record.clone());
+            self.identities.put(der_hash, record.clone(), since);
         }
         Ok((record, cert_der))
+    }
+
+    /// A device identity changed (revoked, or bound anew): this server's
+    /// cache forgets it at once, and every other server on the database is
+    /// told. The change is already stored; a failed announcement is
+    /// logged, and the other servers' entries expire within the cache's
+    /// TTL.
+    pub(crate) async fn identity_changed(&self, change: IdentityChange) {
+        self.identities.forget(&change);
+        if let Err(e) = self.ports.device.announce_identity_change(&change).await {
+            tracing::error!(error = %e, "a device identity change could not be announced to the other servers");
+        }
     }
 
     /// Checks that the certificate may speak for `claimed`. An unbound

@@ -21,8 +21,8 @@ use crate::{CoreResult, Services};
 use mamori_domain::{CommandState, CommandUuid, DeviceKey};
 
 use mamori_ports::{
-    AuditStore, CertStore, DeviceStore, GroupStore, InventoryStore, PeopleStore, ProfileStore,
-    QueueStore, ReenrollmentStore, SecretStore,
+    AuditStore, CertStore, DeviceStore, GroupStore, IdentityFeed, InventoryStore, PeopleStore,
+    ProfileStore, QueueStore, ReenrollmentStore, SecretStore,
 };
 
 /// What another context does when a device answers. Check-in calls every
@@ -67,6 +67,7 @@ pub trait DevicePorts:
     + GroupStore
     + PeopleStore
     + AuditStore
+    + IdentityFeed
 {
 }
 
@@ -81,6 +82,7 @@ impl<T> DevicePorts for T where
         + GroupStore
         + PeopleStore
         + AuditStore
+        + IdentityFeed
         + ?Sized
 {
 }

@@ -36,6 +36,7 @@ use crate::audit::anomaly::Alert;
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentStatus};
+use mamori_ports::IdentityChange;
 use mamori_ports::{AuthenticateRecord, PendingPush, PendingReenrollment, TokenUpdateRecord};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -156,7 +157,8 @@ impl Services {
             .device
             .revoke_held(&cert.fingerprint, self.clock.now())
             .await?;
-        self.identities.forget_fingerprint(&cert.fingerprint);
+        self.identity_changed(IdentityChange::Certificate(cert.fingerprint.clone()))
+            .await;
         tracing::warn!(device = %key, held_for = %first, identity = short(&cert.fingerprint), "identity held for one device authenticated as another: refused and revoked");
         self.record_alert(&Alert {
             rule: "device_reenrollment_retarget",
@@ -373,7 +375,8 @@ impl Services {
             .device
             .revoke_device_certificates(device, now)
             .await?;
-        self.identities.forget_device(device);
+        self.identity_changed(IdentityChange::Device(device.clone()))
+            .await;
         let mut rec = held.authenticate.clone();
         rec.now = now;
         self.ports.device.authenticate(&rec).await?;
@@ -395,7 +398,8 @@ impl Services {
             .device
             .bind_certificate(&held.fingerprint, device)
             .await?;
-        self.identities.forget_fingerprint(&held.fingerprint);
+        self.identity_changed(IdentityChange::Certificate(held.fingerprint.clone()))
+            .await;
         self.ports
             .device
             .release_reenrollment(&held.fingerprint)
@@ -447,7 +451,8 @@ impl Services {
             .device
             .revoke_held(&held.fingerprint, self.clock.now())
             .await?;
-        self.identities.forget_fingerprint(&held.fingerprint);
+        self.identity_changed(IdentityChange::Certificate(held.fingerprint.clone()))
+            .await;
         tracing::info!(device = %device, identity = short(&held.fingerprint), "held re-enrollment denied");
         Ok(())
     }
@@ -458,7 +463,8 @@ impl Services {
             .device
             .revoke_held(&held.fingerprint, self.clock.now())
             .await?;
-        self.identities.forget_fingerprint(&held.fingerprint);
+        self.identity_changed(IdentityChange::Certificate(held.fingerprint.clone()))
+            .await;
         Ok(())
     }
 

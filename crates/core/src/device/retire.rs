@@ -12,6 +12,7 @@ use crate::{CoreResult, Services};
 use mamori_domain::{
     Approval, AuditAction, CommandState, CommandUuid, DeviceKey, EnrollmentStatus, Outcome,
 };
+use mamori_ports::IdentityChange;
 use time::Duration;
 
 /// How long an offboarded device has to collect its removal command
@@ -43,7 +44,8 @@ impl Services {
             .device
             .revoke_device_certificates(device, self.clock.now())
             .await?;
-        self.identities.forget_device(device);
+        self.identity_changed(IdentityChange::Device(device.clone()))
+            .await;
         self.ports
             .device
             .set_device_offboarding(device, None)

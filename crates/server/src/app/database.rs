@@ -47,27 +47,6 @@ impl Db {
         }
     }
 
-    /// Makes this server the database's only one (PostgreSQL; the data
-    /// directory's lock does it for SQLite): until every piece of
-    /// per-process state is shared, a second server would run the
-    /// background jobs as if alone.
-    pub async fn claim(&self, config: &Config) -> anyhow::Result<()> {
-        if let Db::Postgres(s) = self {
-            let held = s
-                .claim_sole_server()
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", config.database.describe()))?;
-            if !held {
-                anyhow::bail!(
-                    "another mamori server is already running on {}; one server per database \
-                     for now (several stateless servers are not yet supported)",
-                    config.database.describe()
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// Closes the database (SQLite checkpoints its WAL).
     pub async fn close(&self) {
         match self {

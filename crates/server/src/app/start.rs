@@ -38,6 +38,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (services, tls, keyring, store) =
         build_services_with_store(config, &public_url, &admin_url, apns_pusher(config)?, true)
             .await?;
+    watch_identities(&services);
     prepare(&services, config, &admin_url).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = spawn_listeners(
@@ -47,7 +48,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         [device_listener, admin_listener],
         stopped,
     )?;
-    let tasks = tasks::spawn(&services, config, &public_url, &keyring)?;
+    // On SQLite the data directory's lock makes this server the only one.
+    let sole = store.sqlite().is_some();
+    let (tasks, leases) = tasks::spawn(&services, config, &public_url, &keyring, sole).await?;
     let tls_ca_path = config
         .tls
         .is_none()
@@ -61,10 +64,26 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         public_url,
         listeners,
         tasks,
+        leases,
         stop,
         store,
         _lock: lock,
     })
+}
+
+/// The identity cache follows the other servers' identity changes (on
+/// PostgreSQL); until its watch listens, it trusts nothing.
+fn watch_identities(services: &Services) {
+    let cache = Arc::clone(&services.identities);
+    cache.follow_watch();
+    let follower = Arc::clone(&cache);
+    if !services
+        .store
+        .watch_identity_changes(Arc::new(move |e| follower.on_event(e)))
+    {
+        // No other server: this process's own changes are all there are.
+        cache.on_event(mamori_ports::IdentityEvent::Listening);
+    }
 }
 
 /// What runs once before the listeners serve: the WebAuthn warning, the

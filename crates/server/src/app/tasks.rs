@@ -1,11 +1,15 @@
-//! The server's background tasks: the hourly jobs, the reconciler, the
-//! inventory refresh, the audit sinks and the watch on `people.key`.
+//! The server's background tasks: the jobs that run once across the
+//! servers on one database, each while this server holds its lease (the
+//! hourly jobs, anomaly detection, the reconciler, the inventory refresh,
+//! one per audit sink), and the watch on this server's own `people.key`.
 
+use super::leases::{holder_identity, LeaseOptions, LeasedJob, Leases};
 use super::{sink_options, sink_targets, Keyring};
 use crate::config::Config;
 use crate::keys;
 use mamori_core::access::{Job, Operator};
 use mamori_core::Services;
+use mamori_ports::LeaseStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -17,51 +21,98 @@ pub const RECONCILE_BATCH: usize = 5000;
 /// How often the server looks at `people.key` for a rotation.
 pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Starts every background task of a running server.
-pub(super) fn spawn(
+/// The leased jobs every server has (each audit sink adds `sink:NAME`).
+pub const JOBS: [&str; 4] = [
+    "hygiene",
+    "anomaly-detection",
+    "reconciler",
+    "inventory-refresh",
+];
+
+/// Starts every background task of a running server: the per-server ones
+/// as tasks, the others under their leases. `sole`: this server is the
+/// database's only one (SQLite).
+pub(super) async fn spawn(
     services: &Services,
     config: &Config,
     public_url: &str,
     keyring: &Keyring,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = vec![
-        tokio::spawn(hygiene(services.clone(), config.audit_retention_days)),
-        tokio::spawn(
-            services
-                .clone()
-                .run_anomaly_detection(Operator::Job(Job::Detection)),
-        ),
-        tokio::spawn(services.clone().run_reconciler(
-            Operator::Job(Job::Fleet),
-            config.reconcile_every,
-            RECONCILE_BATCH,
-        )),
-        // Inventory: a pass every 5 minutes (new devices within minutes of
-        // enrolling), each device once a day.
-        tokio::spawn(services.clone().run_inventory_refresh(
-            Operator::Job(Job::Fleet),
-            std::time::Duration::from_secs(300),
-            time::Duration::hours(24),
-        )),
-    ];
-    if !config.audit_sinks.is_empty() {
-        let opts = sink_options(config, public_url)?;
-        for (name, target) in sink_targets(config)? {
-            tasks.push(tokio::spawn(mamori_sinks::run(
-                Arc::clone(&services.store),
-                name,
-                target,
-                opts.clone(),
-            )));
-        }
-    }
+    sole: bool,
+) -> anyhow::Result<(Vec<JoinHandle<()>>, Leases)> {
+    let store: Arc<dyn LeaseStore> = Arc::clone(&services.store) as Arc<dyn LeaseStore>;
+    let opts = LeaseOptions {
+        sole,
+        ..LeaseOptions::default()
+    };
+    let leases = Leases::start(
+        store,
+        holder_identity()?,
+        opts,
+        leased_jobs(services, config, public_url)?,
+    )
+    .await?;
+    tracing::info!(holder = %leases.holder(), "background jobs run under leases");
+    let mut tasks = Vec::new();
     if keyring.source == keys::KeySource::File {
         tasks.push(tokio::spawn(watch_people_keys(
             config.data_dir.clone(),
             Arc::clone(&keyring.ring),
         )));
     }
-    Ok(tasks)
+    Ok((tasks, leases))
+}
+
+/// The jobs that run on one server at a time. Each starts afresh when a
+/// server takes its lease, and may be stopped at any await: what it must
+/// remember is in the database (the sinks' cursors; the hourly jobs and
+/// the reconciler recompute what is due on each pass), and anomaly
+/// detection learns its profiles again from the audit log.
+fn leased_jobs(
+    services: &Services,
+    config: &Config,
+    public_url: &str,
+) -> anyhow::Result<Vec<LeasedJob>> {
+    let [hygiene_job, detection, reconciler, inventory] = JOBS;
+    let s = services.clone();
+    let days = config.audit_retention_days;
+    let mut jobs = vec![LeasedJob::new(hygiene_job, move || {
+        hygiene(s.clone(), days)
+    })];
+    let s = services.clone();
+    jobs.push(LeasedJob::new(detection, move || {
+        s.clone()
+            .run_anomaly_detection(Operator::Job(Job::Detection))
+    }));
+    let (s, every) = (services.clone(), config.reconcile_every);
+    jobs.push(LeasedJob::new(reconciler, move || {
+        s.clone()
+            .run_reconciler(Operator::Job(Job::Fleet), every, RECONCILE_BATCH)
+    }));
+    // Inventory: a pass every 5 minutes (new devices within minutes of
+    // enrolling), each device once a day.
+    let s = services.clone();
+    jobs.push(LeasedJob::new(inventory, move || {
+        s.clone().run_inventory_refresh(
+            Operator::Job(Job::Fleet),
+            std::time::Duration::from_secs(300),
+            time::Duration::hours(24),
+        )
+    }));
+    if !config.audit_sinks.is_empty() {
+        let opts = sink_options(config, public_url)?;
+        for (name, target) in sink_targets(config)? {
+            let (store, opts) = (Arc::clone(&services.store), opts.clone());
+            jobs.push(LeasedJob::new(format!("sink:{name}"), move || {
+                mamori_sinks::run(
+                    Arc::clone(&store),
+                    name.clone(),
+                    target.clone(),
+                    opts.clone(),
+                )
+            }));
+        }
+    }
+    Ok(jobs)
 }
 
 /// Follows `people.key`: when a rotation rewrites it, the running server

@@ -1,12 +1,13 @@
 //! The command line's sub-commands, one module per family (`serve`,
 //! `admin`, `token`, `people`, `backup`, `keys`, `audit`, `profile`,
-//! `push-cert`), and what the administration commands share: the data
+//! `push-cert`, `migrate`), and what the administration commands share: the data
 //! directory flag, the offline services over it, the local client context.
 
 pub mod admin;
 pub mod audit;
 pub mod backup;
 pub mod keys;
+pub mod migrate;
 pub mod people;
 pub mod profile;
 pub mod push_cert;
@@ -42,13 +43,13 @@ pub fn init_logging(json: bool) {
 /// fails instead of showing (or filling) a new, empty database.
 ///
 /// With PostgreSQL the data directory still holds the keys (the device CA
-/// among them), so it must hold `ca.pem`.
+/// among them), so it must hold `device-ca.pem`.
 pub fn require_installation(config: &Config) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
     if let mamori::config::Database::Postgres(_) = config.database {
-        if !data_dir.join("ca.pem").is_file() {
+        if !data_dir.join("device-ca.pem").is_file() {
             anyhow::bail!(
-                "no Mamori installation at {} (there is no ca.pem): check --data-dir / \
+                "no Mamori installation at {} (there is no device-ca.pem): check --data-dir / \
                  MAMORI_DATA_DIR; only `mamori serve` creates a new installation",
                 data_dir.display()
             );

@@ -5,9 +5,10 @@
 
 use crate::common::{client_trusting, role_token, spawn_on_postgres, test_config_on};
 use mamori::app;
-use mamori_sim::{DeviceKind, SimOptions};
+use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use mamori_testkit::pg;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,10 +57,11 @@ async fn a_server_on_postgres_enrolls_runs_commands_and_keeps_everything_across_
         )
         .await;
     assert_eq!(st, 204);
-    let mamori::config::Database::Postgres(url) = &config.database else {
-        panic!("the server is not on PostgreSQL");
+    let url = match &config.database {
+        mamori::config::Database::Postgres(url) => url.clone(),
+        mamori::config::Database::Embedded => panic!("the server is not on PostgreSQL"),
     };
-    let dump = pg::shared().dump(pg::Cluster::database_of(url));
+    let dump = pg::shared().dump(pg::Cluster::database_of(&url));
     let dump = String::from_utf8_lossy(&dump);
     assert!(dump.contains(&phone_id), "the dump is of this installation");
     for secret in ["Hanako", "Yamada", "hanako.yamada@example.jp", "hyamada"] {
@@ -114,39 +116,159 @@ async fn a_server_on_postgres_enrolls_runs_commands_and_keeps_everything_across_
     assert_eq!(person["email"], "hanako.yamada@example.jp", "{person}");
     // The device goes on checking in with the identity it enrolled with.
     assert!(phone.connect_idle().await.unwrap().is_none());
+    // The administration commands reach the same database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori"))
+        .args(["token", "list", "--data-dir"])
+        .arg(&config.data_dir)
+        .env("MAMORI_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains("after-restart"),
+        "{listed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = running.services.verify_audit().await.unwrap();
     assert!(after.fault.is_none(), "{:?}", after.fault);
     assert!(after.records > before.records);
     running.stop(Duration::from_secs(5)).await;
 }
 
-/// Two servers on one PostgreSQL database are refused for now, even with
-/// the same keys (a copy of the data directory): the second says another
-/// server runs there, before it listens.
+/// A TCP proxy that sends each new connection to the backend a test
+/// chooses: the load balancer in front of several servers, steered.
+/// Switching closes the connections open so far (clients reconnect, to
+/// the new backend).
+struct Switch {
+    addr: std::net::SocketAddr,
+    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Switch {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(std::sync::Mutex::new(addr));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (chosen, tracked) = (Arc::clone(&target), Arc::clone(&open));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = *chosen.lock().unwrap();
+                tracked.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Self { addr, target, open }
+    }
+
+    async fn to(&self, backend: std::net::SocketAddr) {
+        *self.target.lock().unwrap() = backend;
+        for c in self.open.lock().unwrap().drain(..) {
+            c.abort();
+        }
+        // The clients see their connections closed before they reuse them.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two servers on one database behind one address, as behind a load
+/// balancer: a device enrolled through one is served by the other, and a
+/// device identity retired on one is refused by the other at once — its
+/// cache was told (LISTEN/NOTIFY), it did not wait for its entry to expire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_server_on_the_same_postgres_database_is_refused() {
-    let (first, first_config) = spawn_on_postgres().await;
-    let other = tempfile::tempdir().unwrap();
-    let mut config = test_config_on(other.path(), false);
-    config.database = first_config.database.clone();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    for f in std::fs::read_dir(&first_config.data_dir).unwrap() {
+async fn a_revocation_on_one_server_is_refused_by_the_other_at_once() {
+    let switch = Switch::start().await;
+    let public = format!("https://{}", switch.addr);
+    let dir_a = tempfile::tempdir().unwrap();
+    let mut config_a = test_config_on(dir_a.path(), true);
+    config_a.public_url = Some(public.clone());
+    let a = app::start(&config_a).await.unwrap();
+    // The second server: the same keys (a copy of the data directory), the
+    // same database.
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut config_b = test_config_on(dir_b.path(), false);
+    config_b.database = config_a.database.clone();
+    config_b.public_url = Some(public);
+    std::fs::create_dir_all(&config_b.data_dir).unwrap();
+    for f in std::fs::read_dir(&config_a.data_dir).unwrap() {
         let f = f.unwrap();
         if f.file_type().unwrap().is_file() && f.file_name() != app::LOCK_FILE {
-            std::fs::copy(f.path(), config.data_dir.join(f.file_name())).unwrap();
+            std::fs::copy(f.path(), config_b.data_dir.join(f.file_name())).unwrap();
         }
     }
-    let err = match app::start(&config).await {
-        Ok(_) => panic!("a second server started on the same database"),
-        Err(e) => format!("{e:#}"),
+    let b = app::start(&config_b).await.unwrap();
+    let token = role_token(&a.services, "two-servers", "owner").await;
+    let ca = std::fs::read(a.tls_ca_path.as_ref().unwrap()).unwrap();
+    let http = client_trusting(&ca);
+    let profile = |admin: std::net::SocketAddr| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            http.post(format!("https://{admin}/api/v1/enrollment-profiles"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
     };
-    assert!(err.contains("another mamori server"), "{err}");
-    assert!(
-        !err.contains("mamori@"),
-        "no credentials in the message: {err}"
-    );
-    // Once the first stops, the database is free again.
-    first.running.stop(Duration::from_secs(5)).await;
-    let second = app::start(&config).await.unwrap();
-    second.stop(Duration::from_secs(5)).await;
+
+    // Enrolled through A, served by B (whose cache now holds the identity).
+    switch.to(a.device_addr).await;
+    let mut dev = SimDevice::new(DeviceKind::IPhone, SimOptions::default());
+    dev.enroll(&profile(a.admin_addr).await, Some(&ca))
+        .await
+        .unwrap();
+    switch.to(b.device_addr).await;
+    let old = dev.credentials().unwrap();
+    assert!(dev.connect_idle().await.unwrap().is_none());
+
+    // On A, the device enrolls anew and an administrator approves it: the
+    // old identity is retired there.
+    switch.to(a.device_addr).await;
+    let mut again = SimDevice::with_info(dev.info().clone(), SimOptions::default());
+    again
+        .enroll(&profile(a.admin_addr).await, Some(&ca))
+        .await
+        .unwrap();
+    let r = http
+        .post(format!(
+            "https://{}/api/v1/devices/{}/reenrollment/approve",
+            a.admin_addr,
+            again.udid()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // B refuses the old identity now, not when its cache entry expires
+    // (30 s); the new one is served.
+    switch.to(b.device_addr).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    dev.set_credentials(old);
+    loop {
+        match dev.connect_idle().await {
+            Err(e) => {
+                assert_eq!(e.status(), Some(401));
+                break;
+            }
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "server B still serves the retired identity after 1 s"
+            ),
+        }
+    }
+    assert!(again.connect_idle().await.unwrap().is_none());
+    a.stop(Duration::from_secs(5)).await;
+    b.stop(Duration::from_secs(5)).await;
 }

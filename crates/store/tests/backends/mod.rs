@@ -45,6 +45,15 @@ impl Backend {
 }
 
 impl Db {
+    /// Another handle on the same database: another server's, for the
+    /// rules that must hold across servers.
+    pub async fn another(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap()),
+            Db::Postgres(url) => Arc::new(PgStore::connect(url).await.unwrap()),
+        }
+    }
+
     /// Runs `sql` beneath the ports; the error's text when it fails.
     pub fn raw(&self, sql: &str) -> Result<(), String> {
         match self {

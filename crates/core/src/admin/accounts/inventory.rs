@@ -74,8 +74,14 @@ impl Services {
 
     /// The hygiene job: reports accounts unused for longer than the policy
     /// allows and, when the policy says so, disables them. Returns the names.
+    /// It also sweeps the shared sign-in state that has run out (counters,
+    /// ceremonies, checks a stopped server left).
     pub async fn sweep_stale_admins(&self, _by: &Operator) -> CoreResult<Vec<String>> {
         let now = self.now();
+        match self.ports.admin.sweep_ephemeral(now).await {
+            Ok(n) => tracing::debug!(entries = n, "expired sign-in state swept"),
+            Err(e) => tracing::warn!(error = %e, "expired sign-in state not swept"),
+        }
         let mut stale = Vec::new();
         for admin in self.ports.admin.list_admins().await? {
             if !self.is_stale(&admin, now) {

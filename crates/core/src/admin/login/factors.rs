@@ -60,9 +60,8 @@ impl Services {
         let (challenge, state) = rp
             .start_passkey_authentication(&passkeys)
             .map_err(|e| CoreError::internal("webauthn", e))?;
-        self.auth
-            .ceremonies
-            .put(session, Ceremony::Authenticate(Box::new(state)));
+        self.put_ceremony(session, Ceremony::Authenticate(Box::new(state)))
+            .await?;
         serde_json::to_value(challenge).map_err(|e| CoreError::Internal(e.into()))
     }
 
@@ -77,7 +76,7 @@ impl Services {
         credential: &serde_json::Value,
     ) -> CoreResult<Result<(), PasskeyProblem>> {
         let rp = self.auth.ceremonies.rp()?;
-        let Some(Ceremony::Authenticate(state)) = self.auth.ceremonies.take(session) else {
+        let Some(Ceremony::Authenticate(state)) = self.take_ceremony(session).await? else {
             return Ok(Err(PasskeyProblem::Expired));
         };
         let Ok(cred) = serde_json::from_value::<PublicKeyCredential>(credential.clone()) else {

@@ -21,7 +21,9 @@ use crate::{CoreError, CoreResult, Services};
 use base64::Engine;
 use mamori_domain::{AdminAccount, AdminSession, SessionStage};
 use mamori_domain::{AuditAction, Outcome};
+use mamori_ports::EphemeralStore;
 use serde::Serialize;
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// A session that is not yet fully authenticated lasts at most this long.
@@ -68,7 +70,33 @@ impl Services {
         ctx: &ClientContext,
     ) -> CoreResult<(LoginOutcome, SessionCookie)> {
         let now = self.now();
-        if let Some(wait) = self.auth.throttle.wait(&source_key(ctx), now) {
+        let name = name.trim().to_ascii_lowercase();
+        let target = super::accounts::check_name(&name)
+            .is_ok()
+            .then_some(name.as_str());
+        // The source's backoff, and one password check per name at a time
+        // (on any server), held until its failure (and backoff) is
+        // written: both asked of the shared store at once.
+        let (source, checked_name) = (source_key(ctx), self.auth.name_key(&name));
+        let (wait, turn) = tokio::join!(
+            self.auth.throttle.wait(
+                &*self.ports.admin,
+                &source,
+                now,
+                self.config.auth.source_free_failures,
+                self.config.auth.max_backoff,
+            ),
+            self.auth.checking.enter(
+                Arc::clone(&self.ports.admin) as Arc<dyn EphemeralStore>,
+                &checked_name,
+                now,
+            ),
+        );
+        let turn = turn?;
+        if let Some(wait) = wait? {
+            if let Some(turn) = turn {
+                turn.release().await;
+            }
             self.audit(
                 self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Denied)
                     .detail("source throttled"),
@@ -76,13 +104,7 @@ impl Services {
             .await?;
             return Err(CoreError::TooManyRequests(wait));
         }
-        let name = name.trim().to_ascii_lowercase();
-        let target = super::accounts::check_name(&name)
-            .is_ok()
-            .then_some(name.as_str());
-        // One password check per name at a time, held until its failure
-        // (and backoff) is written.
-        let Some(_turn) = self.auth.checking.enter(&name) else {
+        let Some(turn) = turn else {
             self.audit(
                 self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Denied)
                     .target_opt(target)
@@ -91,8 +113,22 @@ impl Services {
             .await?;
             return Err(CoreError::TooManyRequests(1));
         };
-        let Some(admin) = self.ports.admin.admin_by_name(&name).await? else {
-            return Err(self.unknown_name(&name, target, password, ctx, now).await?);
+        let checked = self.login_checked(&name, target, password, ctx, now).await;
+        turn.release().await;
+        checked
+    }
+
+    /// [`login`](Self::login) during the name's turn.
+    async fn login_checked(
+        &self,
+        name: &str,
+        target: Option<&str>,
+        password: &str,
+        ctx: &ClientContext,
+        now: OffsetDateTime,
+    ) -> CoreResult<(LoginOutcome, SessionCookie)> {
+        let Some(admin) = self.ports.admin.admin_by_name(name).await? else {
+            return Err(self.unknown_name(name, target, password, ctx, now).await?);
         };
         if let Some(until) = admin.throttled_until.filter(|t| *t > now) {
             self.audit(
@@ -375,8 +411,13 @@ impl Services {
     ) -> CoreResult<()> {
         let now = self.now();
         let policy = &self.config.auth;
-        let n = self.ports.admin.add_login_failure(&admin.id).await?;
-        self.source_failure(ctx, now);
+        let (n, source) = tokio::join!(
+            self.ports.admin.add_login_failure(&admin.id),
+            self.source_failure(ctx, now)
+        );
+        // The account's backoff and records are written even if the
+        // source's count failed; that error is returned at the end.
+        let n = n?;
         let lock = n >= policy.lock_after;
         let until = backoff(n, policy.backoff_after, policy.max_backoff).map(|d| now + d);
         self.ports
@@ -419,14 +460,16 @@ impl Services {
             )
             .await?;
         }
-        Ok(())
+        source
     }
 
-    fn source_failure(&self, ctx: &ClientContext, now: OffsetDateTime) {
-        let p = &self.config.auth;
-        self.auth
+    async fn source_failure(&self, ctx: &ClientContext, now: OffsetDateTime) -> CoreResult<()> {
+        let max = self.config.auth.max_backoff;
+        Ok(self
+            .auth
             .throttle
-            .failure(&source_key(ctx), now, p.source_free_failures, p.max_backoff);
+            .failure(&*self.ports.admin, &source_key(ctx), now, max)
+            .await?)
     }
 }
 
@@ -447,21 +490,26 @@ impl Services {
         now: OffsetDateTime,
     ) -> CoreResult<CoreError> {
         let policy = &self.config.auth;
-        let key = format!("name:{name}");
-        if let Some(wait) = self.auth.throttle.wait(&key, now) {
+        let store = &*self.ports.admin;
+        let key = self.name_throttle_key(name);
+        let throttle = &self.auth.throttle;
+        let (free, max) = (policy.backoff_after, policy.max_backoff);
+        if let Some(wait) = throttle.wait(store, &key, now, free, max).await? {
             return Ok(CoreError::TooManyRequests(wait));
         }
         verify_password(password, None).await?;
-        self.auth
-            .throttle
-            .failure(&key, now, policy.backoff_after, policy.max_backoff);
-        self.source_failure(ctx, now);
+        let (named, source) = tokio::join!(
+            throttle.failure(store, &key, now, max),
+            self.source_failure(ctx, now)
+        );
         self.audit(
             self.audit_record("anonymous", ctx, AuditAction::AuthLogin, Outcome::Failure)
                 .target_opt(target)
                 .detail("unknown name"),
         )
         .await?;
+        named?;
+        source?;
         Ok(CoreError::InvalidCredentials)
     }
 

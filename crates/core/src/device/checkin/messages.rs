@@ -1,6 +1,7 @@
 //! The check-in messages, one method each.
 
 use super::*;
+use mamori_ports::IdentityChange;
 
 impl Services {
     /// `Authenticate`: the device (or user enrollment) presents itself
@@ -107,7 +108,8 @@ impl Services {
             .device
             .revoke_device_certificates(&key, now)
             .await?;
-        self.identities.forget_device(&key);
+        self.identity_changed(IdentityChange::Device(key.clone()))
+            .await;
         tracing::info!(device = %key, revoked, "device checked out");
         Ok(DeviceReply::default())
     }
