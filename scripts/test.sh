@@ -5,7 +5,8 @@
 # WebAuthn library, webauthn-rs, builds against the system OpenSSL),
 # Chromium with Japanese fonts and Node.js for the console's browser tests;
 # PostgreSQL's server (the tests start throwaway clusters of their own on
-# a Unix socket and use nothing the package sets up);
+# a Unix socket, one for TLS on a free loopback port, and use nothing the
+# package sets up);
 # then those tests' npm packages (playwright-core, axe-core) at the versions
 # of their package-lock.json. Safe to run again; installs only what is
 # missing.

@@ -92,6 +92,10 @@ where
         wall,
         server_ticks: after.server.saturating_sub(before.server),
         client_ticks: after.client.saturating_sub(before.client),
+        database_ticks: after
+            .database
+            .zip(before.database)
+            .map(|(a, b)| a.saturating_sub(b)),
         memory,
         target_ms,
         nanomdm_ms,

@@ -109,6 +109,14 @@ struct Args {
     /// handshake (the server's worst case)
     #[arg(long)]
     no_tls_resumption: bool,
+    /// Run the server (and the commands the benchmark runs) on PostgreSQL:
+    /// a throwaway cluster of Debian's postgresql on a Unix socket,
+    /// durable like the SQLite default (fsync and synchronous commit on);
+    /// its CPU (every PostgreSQL process) is reported beside the server's.
+    /// With the device benchmark and --people (the other modes write their
+    /// fixtures into SQLite directly)
+    #[arg(long, conflicts_with_all = ["audit", "reconcile", "console", "login_timing"])]
+    postgres: bool,
     /// Instead of the device benchmark: time failed logins for real
     /// administrator accounts (wrong password) against logins for names that
     /// match no account, alternately, one at a time, each from a loopback
@@ -212,6 +220,22 @@ impl Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // Kept for the whole run; stopped and removed when dropped.
+    let _cluster = if args.postgres {
+        let cluster = mamori_testkit::pg::Cluster::start_durable();
+        if let Err(e) = cluster.psql("postgres", "CREATE DATABASE mamori") {
+            eprintln!("mamori-bench: error: cannot create the database: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+        // The server and every command the benchmark runs inherit it.
+        std::env::set_var("MAMORI_DATABASE_URL", cluster.url("mamori"));
+        if let Some(pid) = cluster.pid() {
+            let _ = procfs::DATABASE_PID.set(pid);
+        }
+        Some(cluster)
+    } else {
+        None
+    };
     // reqwest needs a process-wide rustls provider for clients that are not
     // preconfigured; the clients that talk to the server bring their own.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

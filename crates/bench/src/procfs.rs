@@ -102,16 +102,79 @@ pub struct CpuSample {
     pub server: u64,
     /// Benchmark (simulated devices) `utime + stime`, clock ticks.
     pub client: u64,
+    /// The database server's, with its children, when there is one.
+    pub database: Option<u64>,
 }
 
 impl CpuSample {
-    /// Reads both processes.
+    /// Reads both processes, and the database server's when there is one.
     pub fn take(server_pid: u32) -> anyhow::Result<Self> {
         Ok(Self {
             server: cpu_ticks(server_pid)?,
             client: cpu_ticks(std::process::id())?,
+            database: match DATABASE_PID.get() {
+                Some(&pid) => Some(process_tree_ticks(pid)?),
+                None => None,
+            },
         })
     }
+}
+
+/// The PostgreSQL server (postmaster) the benchmarked server uses, when
+/// `--postgres` is given: its CPU is counted too.
+pub static DATABASE_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// CPU of a process and all its children, live and exited: its own
+/// `utime + stime`, its reaped children's (`cutime + cstime`), and each
+/// live child's (found by parent id in `/proc`). PostgreSQL runs one
+/// process per connection and several background workers under one
+/// postmaster.
+pub fn process_tree_ticks(root: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{root}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let mut total = parse_stat_cpu_ticks(&text)? + parse_stat_children_ticks(&text)?;
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if parse_stat_parent(&stat).ok() == Some(root) {
+            total += parse_stat_cpu_ticks(&stat).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// The fields after the command name of a `/proc/PID/stat` line.
+fn stat_fields(stat: &str) -> anyhow::Result<Vec<&str>> {
+    let close = stat
+        .rfind(')')
+        .ok_or_else(|| anyhow!("no ')' after the command name"))?;
+    Ok(stat[close + 1..].split_whitespace().collect())
+}
+
+/// `ppid` (field 4).
+fn parse_stat_parent(stat: &str) -> anyhow::Result<u32> {
+    let f = stat_fields(stat)?;
+    Ok(f.get(1).ok_or_else(|| anyhow!("too few fields"))?.parse()?)
+}
+
+/// `cutime + cstime` (fields 16 and 17): children waited for.
+fn parse_stat_children_ticks(stat: &str) -> anyhow::Result<u64> {
+    let f = stat_fields(stat)?;
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(f.get(i)
+            .ok_or_else(|| anyhow!("too few fields"))?
+            .parse::<u64>()?)
+    };
+    Ok(field(13)? + field(14)?)
 }
 
 /// Run time of each thread of a process in nanoseconds (the first field of

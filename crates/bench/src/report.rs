@@ -24,6 +24,9 @@ pub struct Row {
     pub server_ticks: u64,
     /// Benchmark (simulator) CPU, clock ticks.
     pub client_ticks: u64,
+    /// The database server's CPU (PostgreSQL, all its processes), clock
+    /// ticks, when the server uses one.
+    pub database_ticks: Option<u64>,
     /// Server memory after the phase.
     pub memory: Memory,
     /// Target server CPU per operation, ms.
@@ -43,6 +46,15 @@ impl Row {
         self.server_cpu(ticks_per_s).as_secs_f64() * 1000.0 / self.ops.max(1) as f64
     }
 
+    /// Server and database CPU per operation, ms (the database's counted
+    /// when there is one).
+    pub fn with_database_ms(&self, ticks_per_s: u64) -> Option<f64> {
+        self.database_ticks.map(|d| {
+            ticks_to_duration(self.server_ticks + d, ticks_per_s).as_secs_f64() * 1000.0
+                / self.ops.max(1) as f64
+        })
+    }
+
     /// `Some(true)` when the target is met.
     pub fn meets_target(&self, ticks_per_s: u64) -> Option<bool> {
         self.target_ms.map(|t| self.per_op_ms(ticks_per_s) <= t)
@@ -56,6 +68,7 @@ impl Row {
             wall: a.wall + b.wall,
             server_ticks: a.server_ticks + b.server_ticks,
             client_ticks: a.client_ticks + b.client_ticks,
+            database_ticks: a.database_ticks.zip(b.database_ticks).map(|(a, b)| a + b),
             memory: b.memory,
             target_ms,
             nanomdm_ms: None,
@@ -107,6 +120,7 @@ pub fn table(rows: &[Row], ticks_per_s: u64) -> String {
         "RSS MB",
         "bench CPU s"
     );
+    let with_db = rows.iter().any(|r| r.database_ticks.is_some());
     for r in rows {
         let per_op = r.per_op_ms(ticks_per_s);
         let target = format!(
@@ -127,6 +141,22 @@ pub fn table(rows: &[Row], ticks_per_s: u64) -> String {
             r.memory.rss_mib(),
             ticks_to_duration(r.client_ticks, ticks_per_s).as_secs_f64(),
         );
+    }
+    if with_db {
+        let _ = writeln!(
+            out,
+            "\nwith the database (PostgreSQL, all its processes) counted:\n{:<30} {:>11} {:>14}",
+            "phase", "PG CPU s", "ms/op srv+PG"
+        );
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "{:<30} {:>11.2} {:>14.3}",
+                r.phase,
+                ticks_to_duration(r.database_ticks.unwrap_or(0), ticks_per_s).as_secs_f64(),
+                r.with_database_ms(ticks_per_s).unwrap_or(0.0),
+            );
+        }
     }
     out
 }
@@ -157,6 +187,7 @@ mod tests {
             wall: Duration::from_secs(2),
             server_ticks: ticks,
             client_ticks: 10,
+            database_ticks: None,
             memory: Memory {
                 rss_kib: 10240,
                 peak_kib: 20480,

@@ -1,7 +1,8 @@
 //! The audit log's chain as data: what a record links to, what the store
 //! keeps, what a checkpoint and a truncation mark hold. Computing hashes and
-//! signatures is the service layer's (`mamori_core::audit`); backends only
-//! store these and compare links.
+//! signatures is the service layer's (`mamori_core::audit`); backends store
+//! these and number the records, asking the service layer for each link
+//! (`mamori_ports::ChainLinker`).
 
 use crate::AuditEvent;
 
@@ -26,17 +27,6 @@ impl ChainLink {
             hash: GENESIS.to_vec(),
         }
     }
-}
-
-/// What a write that appends to the chain came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum Chained<T> {
-    /// Written, with the write's own result.
-    Written(T),
-    /// Nothing written: the chain no longer ended where the records link
-    /// (another writer appended first). Chain them again onto the new end.
-    HeadMoved,
 }
 
 /// A signed "truncated up to" mark: records up to `up_to_seq` (older than

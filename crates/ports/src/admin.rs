@@ -206,6 +206,15 @@ pub trait ApprovalStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// Stores or replaces a sealed secret.
     async fn put_secret(&self, name: &str, sealed: &[u8], now: OffsetDateTime) -> StoreResult<()>;
+    /// Stores a sealed secret only if none of that name exists (in one
+    /// statement: of several servers creating it at once, one wins);
+    /// false when one existed.
+    async fn put_secret_if_absent(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Reads a sealed secret.
     async fn secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Deletes a sealed secret; false when there was none.

@@ -3,9 +3,39 @@
 
 use crate::StoreResult;
 use async_trait::async_trait;
-use mamori_domain::chain::{ChainLink, Chained, ChainedRecord};
-use mamori_domain::AuditRecord;
+use mamori_domain::chain::{ChainLink, ChainedRecord};
+use mamori_domain::{AuditEvent, AuditRecord};
 use time::OffsetDateTime;
+
+/// Links records onto the audit chain: the service layer's hash
+/// (`mamori_core::audit::record_hash`), handed to the store, which calls
+/// it while it holds the chain's end (its write lock), so the records are
+/// linked onto the end they are appended to, whoever else appends. A
+/// backend numbers the records and stores the links; it never hashes.
+pub trait ChainLinker: Send + Sync {
+    /// The hash of `event` stored as record `seq` after the record whose
+    /// hash is `prev` (`GENESIS` for the first).
+    fn link(&self, prev: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8>;
+
+    /// `events` linked onto `end`, in order: numbered from the one after
+    /// it, each record's `prev_hash` the hash before it.
+    fn link_onto(&self, end: &ChainLink, events: &[AuditEvent]) -> Vec<ChainedRecord> {
+        let mut prev = end.hash.clone();
+        events
+            .iter()
+            .zip(end.seq + 1..)
+            .map(|(e, seq)| {
+                let hash = self.link(&prev, seq, e);
+                ChainedRecord {
+                    seq,
+                    event: e.clone(),
+                    prev_hash: Some(std::mem::replace(&mut prev, hash.clone())),
+                    hash: Some(hash),
+                }
+            })
+            .collect()
+    }
+}
 
 /// What [`AuditStore::newest_audit_by_action`] found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,13 +51,17 @@ pub struct NewestByAction {
 /// The audit trail: append-only, hash-chained (links computed by `mamori_core::audit::chain`).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends `records`, in order, all or none, iff the first links to
-    /// the end of the stored chain (its `seq` one past the last record's,
-    /// its `prev_hash` that record's hash, or `GENESIS` for an empty log)
-    /// and each next to the one before; `HeadMoved` (nothing written)
-    /// otherwise. The links are computed by the caller
-    /// (`mamori_core::audit::chain`); a backend compares, never hashes.
-    async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>>;
+    /// Appends `events` to the chain, in order, all or none; returns their
+    /// sequence numbers. Holding the chain's write lock (no other writer,
+    /// on any server, appends meanwhile), reads its end and links the
+    /// records onto it with `linker` ([`ChainLinker::link_onto`]), so an
+    /// append never conflicts with another and never forks the chain or
+    /// leaves a gap. No events: nothing written, no sequence numbers.
+    async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+        linker: &dyn ChainLinker,
+    ) -> StoreResult<Vec<i64>>;
     /// The end of the chain: the last record's sequence number and hash
     /// ([`ChainLink::genesis`] for an empty log).
     async fn audit_head(&self) -> StoreResult<ChainLink>;

@@ -61,6 +61,8 @@ pub const COPY_TABLES: &[CopyTable] = &[
     table("read_reservations", &["id", "key"]),
     table("read_evidence", &["id", "seq"]),
     table("read_alerts", &["key"]),
+    table("people_key_choice", &["id"]),
+    table("people_key_holders", &["holder"]),
 ];
 
 const fn table(name: &'static str, key: &'static [&'static str]) -> CopyTable {

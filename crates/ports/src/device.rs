@@ -3,7 +3,6 @@
 
 use crate::StoreResult;
 use async_trait::async_trait;
-use mamori_domain::chain::{Chained, ChainedRecord};
 use mamori_domain::{
     CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey, EnrollmentLink,
     EnrollmentProfile, ProfileId,
@@ -59,17 +58,17 @@ pub trait CertStore: Send + Sync {
     /// Records a SCEP issuance, all of it in one transaction: spends one use
     /// of the enrollment profile `spend` when given (it must exist, be
     /// unexpired at `now` and have uses left), inserts the certificate and
-    /// appends the audit record (chained as `AuditStore::append_audit`
-    /// takes it). `Written(false)`: no use was left to spend;
-    /// `HeadMoved`: the record does not link to the chain's end. Neither
-    /// writes anything, nor does an `Err`.
+    /// appends the audit record, linked onto the chain's end by `linker`
+    /// as [`crate::AuditStore::append_audit`] does. `false`: no use was
+    /// left to spend, and nothing was written (nor on an `Err`).
     async fn record_issuance(
         &self,
         spend: Option<&str>,
         cert: &DeviceCertificate,
-        audit: &ChainedRecord,
+        audit: &mamori_domain::AuditEvent,
+        linker: &dyn crate::ChainLinker,
         now: OffsetDateTime,
-    ) -> StoreResult<Chained<bool>>;
+    ) -> StoreResult<bool>;
     /// Looks a certificate up by SHA-256 fingerprint.
     async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>>;
     /// Binds a certificate to the enrollment that authenticated with it.

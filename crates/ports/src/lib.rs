@@ -16,6 +16,7 @@ mod device;
 mod ephemeral;
 mod fleet;
 mod identity;
+mod keyring;
 mod lease;
 mod people;
 mod reads;
@@ -27,6 +28,7 @@ pub use device::*;
 pub use ephemeral::*;
 pub use fleet::*;
 pub use identity::*;
+pub use keyring::*;
 pub use lease::*;
 pub use people::*;
 pub use reads::*;
@@ -105,6 +107,7 @@ pub trait Store:
     + IdentityFeed
     + ReadLimitStore
     + LeaseStore
+    + KeyRingStore
 {
 }
 impl<T> Store for T where
@@ -132,6 +135,7 @@ impl<T> Store for T where
         + IdentityFeed
         + ReadLimitStore
         + LeaseStore
+        + KeyRingStore
 {
 }
 

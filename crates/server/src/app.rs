@@ -69,6 +69,7 @@ impl Running {
     /// `mamori.db`.
     pub async fn stop(mut self, bound: std::time::Duration) {
         let _ = self.stop.send(true);
+        let holder = self.leases.holder().to_owned();
         self.leases.stop().await;
         let drained = tokio::time::timeout(bound, async {
             for l in &mut self.listeners {
@@ -85,6 +86,8 @@ impl Running {
         for t in self.listeners.iter().chain(&self.tasks) {
             t.abort();
         }
+        // A rotation of the people key no longer waits for this server.
+        let _ = self.services.store.withdraw_people_keys(&holder).await;
         self.store.close().await;
     }
 }
@@ -273,6 +276,8 @@ async fn build_services_with_store(
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
         other => anyhow::anyhow!("{other}"),
     })?;
+    // New data keys are wrapped with the people key the database names.
+    keys::ring::follow_choice(&*services.store, &ring).await?;
     Ok((services, tls, Keyring { ring, source }, db))
 }
 

@@ -12,11 +12,21 @@
 //! ```
 //!
 //! Everything before the stream is bound to every chunk as associated data.
+//! The header does not say which backend the snapshot came from: on
+//! PostgreSQL (`postgres.rs`) the database is first copied, from one
+//! snapshot, into a SQLite database, so every backup holds a SQLite
+//! database, and `Created` (what `backup create` prints) names the source.
+
+mod postgres;
+
+pub use postgres::{create_from_snapshot, create_on_postgres};
 
 use anyhow::{bail, Context};
 use mamori_core::people::Readability;
 use mamori_core::Services;
-use mamori_store::SqliteStore;
+use mamori_domain::PersonId;
+use mamori_ports::PeopleStore;
+use mamori_store::{LiveDataKey, SqliteStore};
 use serde::Serialize;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -25,9 +35,33 @@ use zeroize::Zeroizing;
 const MAGIC: &[u8] = b"MAMORI-BACKUP-1\n";
 const FILE_KEY_AAD: &[u8] = b"mamori/backup-file-key/v1";
 
+/// The database a backup was taken of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The embedded SQLite database, copied whole.
+    Sqlite,
+    /// PostgreSQL, copied from one snapshot into the SQLite format.
+    Postgres,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Sqlite => "SQLite",
+            Source::Postgres => "PostgreSQL",
+        })
+    }
+}
+
 /// What `backup create` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Created {
+    /// The database the backup was taken of.
+    pub source: Source,
+    /// Rows copied out of PostgreSQL's snapshot (0 from SQLite, whose file
+    /// is copied whole).
+    pub rows: u64,
     /// Bytes of the database snapshot.
     pub snapshot_bytes: u64,
     /// Bytes of the backup file.
@@ -185,6 +219,8 @@ pub async fn create(
     let file_bytes = std::fs::metadata(file)?.len();
     tracing::info!(file = %file.display(), bytes = file_bytes, "backup written");
     Ok(Created {
+        source: Source::Sqlite,
+        rows: 0,
         snapshot_bytes,
         file_bytes,
         key_id,
@@ -226,12 +262,12 @@ pub async fn verify(services: &Services, data_dir: &Path, file: &Path) -> anyhow
 }
 
 /// As [`verify`], handing back the scratch directory with the checked
-/// database (`restored.db`) in it.
+/// database (`restored.db`) in it, and the people the backup holds.
 async fn check(
     services: &Services,
     data_dir: &Path,
     file: &Path,
-) -> anyhow::Result<(Verified, tempfile::TempDir)> {
+) -> anyhow::Result<(Verified, tempfile::TempDir, Vec<PersonId>)> {
     let scratch = tempfile::tempdir_in(data_dir).context("cannot make a scratch directory")?;
     let restored = scratch.path().join("restored.db");
     let created_at = decrypt_into(services, file, &restored)?;
@@ -274,7 +310,8 @@ async fn check(
             Readability::Mismatch => v.mismatch += 1,
         }
     }
-    Ok((v, scratch))
+    let people = summary.people.into_iter().map(|(id, _)| id).collect();
+    Ok((v, scratch, people))
 }
 
 /// What `backup restore --into` did.
@@ -292,17 +329,18 @@ pub struct Restored {
 }
 
 /// Restores `file` into a new data directory `into` (absent or empty): the
-/// database from the backup, the key and certificate files from the live
-/// data directory, and the people's data keys from the live database —
+/// database from the backup (SQLite, whatever the live backend), the key
+/// and certificate files from the live data directory, and the people's
+/// data keys from the live database, read through the services' ports —
 /// people purged since the backup stay gone. Start a server on `into` to
-/// use it.
+/// use it (or move it to PostgreSQL with `mamori migrate`).
 pub async fn restore_into(
     services: &Services,
     data_dir: &Path,
     file: &Path,
     into: &Path,
 ) -> anyhow::Result<Restored> {
-    let (checked, scratch) = check(services, data_dir, file).await?;
+    let (checked, scratch, restored) = check(services, data_dir, file).await?;
     anyhow::ensure!(
         !into.exists() || std::fs::read_dir(into)?.next().is_none(),
         "{} is not empty; restore into a new directory",
@@ -337,9 +375,11 @@ pub async fn restore_into(
         .await
         .map_err(|e| anyhow::anyhow!("the restored database does not open: {e}"))?;
     store.close().await;
-    let live = crate::app::db_path(data_dir);
+    let live = live_data_keys(&*services.store, restored)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the live data keys: {e}"))?;
     let (people, removed) =
-        tokio::task::spawn_blocking(move || mamori_store::adopt_live_data_keys(&db, &live))
+        tokio::task::spawn_blocking(move || mamori_store::adopt_data_keys(&db, &live))
             .await?
             .map_err(|e| anyhow::anyhow!("cannot attach the live data keys: {e}"))?;
     tracing::info!(into = %into.display(), people, removed, devices = checked.devices, "backup restored");
@@ -349,4 +389,27 @@ pub async fn restore_into(
         removed,
         files_copied,
     })
+}
+
+/// The data keys the live directory holds for `people` (those it holds no
+/// key for are left out), read a page of people at a time.
+async fn live_data_keys(
+    live: &dyn PeopleStore,
+    people: Vec<PersonId>,
+) -> mamori_ports::StoreResult<Vec<LiveDataKey>> {
+    let wanted: std::collections::HashSet<PersonId> = people.into_iter().collect();
+    let mut keys = Vec::new();
+    let mut after: Option<PersonId> = None;
+    loop {
+        let page = live.list_people(after.as_ref(), 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(keys);
+        };
+        after = Some(last.id.clone());
+        for p in page {
+            if wanted.contains(&p.id) {
+                keys.push((p.id, p.key_id, p.wrapped_key));
+            }
+        }
+    }
 }

@@ -2,9 +2,10 @@
 //! permissions, loaded afterwards. Private keys never leave these files except
 //! into memory.
 
+pub mod ring;
 mod rotate;
 
-pub use rotate::{rotate_people_key, Rotation};
+pub use rotate::{prepare_people_key, rotate_people_key, Prepared, RingAt, Rotation};
 
 use anyhow::{bail, Context};
 use mamori_core::pki::Pki;

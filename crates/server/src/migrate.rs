@@ -99,7 +99,7 @@ pub async fn migrate(data_dir: &Path, url: &str) -> anyhow::Result<Report> {
     let target = PgStore::connect(url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open {destination}: {e}"))?;
-    let copied = copy_checked(&source, &target, &destination).await;
+    let copied = copy_checked(&source, "the SQLite database", &target, &destination).await;
     source.close().await;
     target.close();
     let tables = copied?;
@@ -113,13 +113,14 @@ pub async fn migrate(data_dir: &Path, url: &str) -> anyhow::Result<Report> {
 }
 
 /// The schemas compared, the destination found empty, every table copied
-/// and compared.
-async fn copy_checked(
+/// and compared (also how `backup create` copies PostgreSQL into SQLite).
+pub(crate) async fn copy_checked(
     source: &dyn CopyStore,
+    source_name: &str,
     target: &dyn CopyStore,
     destination: &str,
 ) -> anyhow::Result<Vec<TableReport>> {
-    for (side, store) in [("the SQLite database", source), (destination, target)] {
+    for (side, store) in [(source_name, source), (destination, target)] {
         let tables = store
             .schema_tables()
             .await

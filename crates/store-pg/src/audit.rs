@@ -1,18 +1,18 @@
 //! The audit log: append-only (the schema's triggers refuse UPDATE and
 //! DELETE, so not even a bug in this crate can rewrite history) and
-//! hash-chained: the service layer computes each record's links
-//! (`mamori_core::audit`); an append here is written only if it links to
-//! the last stored record, checked in the writer's transaction under the
-//! audit chain's advisory lock ([`Area::Audit`]), so appends from every
-//! server are serialised and the chain can neither fork nor skip a number.
+//! hash-chained: an append takes the audit chain's advisory lock
+//! ([`Area::Audit`]), reads the chain's end and links the records onto it
+//! with the service layer's hash (`mamori_ports::ChainLinker`), so appends
+//! from every server follow one another, none conflicts, and the chain can
+//! neither fork nor skip a number.
 
 use crate::{col, db, exec, from_ts, lock, query_all, query_opt, ts, Area, PgStore, Transaction};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use mamori_domain::breach::{Access, AccessFilter, ScopeBuilder};
-use mamori_domain::chain::{ChainLink, Chained, ChainedRecord, Checkpoint, GENESIS};
+use mamori_domain::chain::{ChainLink, ChainedRecord, Checkpoint, GENESIS};
 use mamori_domain::{AuditEvent, AuditRecord};
-use mamori_ports::{AuditStore, NewestByAction, StoreError, StoreResult};
+use mamori_ports::{AuditStore, ChainLinker, NewestByAction, StoreResult};
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 
@@ -99,44 +99,28 @@ async fn stored_head(c: &impl GenericClient) -> StoreResult<ChainLink> {
     })
 }
 
-/// Appends `records` inside the caller's transaction, iff they link to the
-/// log's last record: the first must have the sequence number after it and
-/// its hash as `prev_hash`, and each next record the one after that. The
-/// links were computed by the service layer (`mamori_core::audit`); this
-/// only compares them with what is stored, so a writer that chained onto a
-/// stale end is told so and writes nothing (the caller then rolls back).
-///
-/// Takes the audit chain's lock ([`Area::Audit`]) first, held to the
-/// caller's commit: the end read here is still the end when the records
-/// are inserted, whichever server appends at the same time (a transaction
-/// that also locks other areas takes them before calling this, or with
-/// it: `Area::Audit` is last in the locking order).
-pub(crate) async fn append_chained(
+/// Appends `events` inside the caller's transaction: takes the audit
+/// chain's lock ([`Area::Audit`]), held to the caller's commit, reads the
+/// log's last record and links the events onto it with `linker` (the
+/// service layer's hash), so the end read is the end appended to, whichever
+/// server appends at the same time. Returns the records' sequence numbers.
+/// A transaction that also locks other areas takes them before calling
+/// this, or with it: `Area::Audit` is last in the locking order.
+pub(crate) async fn append_linked(
     tx: &Transaction<'_>,
-    records: &[ChainedRecord],
-) -> StoreResult<Chained<()>> {
+    events: &[AuditEvent],
+    linker: &dyn ChainLinker,
+) -> StoreResult<Vec<i64>> {
     lock(tx, &[Area::Audit]).await?;
-    let mut head = stored_head(tx).await?;
+    let records = linker.link_onto(&stored_head(tx).await?, events);
     let mut cols = Columns::default();
-    for rec in records {
-        let (Some(prev), Some(hash)) = (&rec.prev_hash, &rec.hash) else {
-            return Err(StoreError::new(
-                "an appended audit record has no chain link",
-            ));
-        };
-        if rec.seq != head.seq + 1 || *prev != head.hash {
-            return Ok(Chained::HeadMoved);
-        }
-        cols.push(rec, prev, hash);
-        head = ChainLink {
-            seq: rec.seq,
-            hash: hash.clone(),
-        };
+    for rec in &records {
+        cols.push(rec);
     }
     if !records.is_empty() {
         cols.insert(tx).await?;
     }
-    Ok(Chained::Written(()))
+    Ok(records.iter().map(|r| r.seq).collect())
 }
 
 /// The records of an append, column by column: one INSERT for the batch.
@@ -151,12 +135,12 @@ struct Columns<'a> {
     outcome: Vec<&'a str>,
     request_id: Vec<Option<&'a str>>,
     detail: Vec<Option<&'a str>>,
-    prev_hash: Vec<&'a [u8]>,
-    hash: Vec<&'a [u8]>,
+    prev_hash: Vec<Option<&'a [u8]>>,
+    hash: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, rec: &'a ChainedRecord, prev: &'a [u8], hash: &'a [u8]) {
+    fn push(&mut self, rec: &'a ChainedRecord) {
         let e = &rec.event;
         self.seq.push(rec.seq);
         self.at.push(ts(e.at));
@@ -167,8 +151,8 @@ impl<'a> Columns<'a> {
         self.outcome.push(&e.outcome);
         self.request_id.push(e.request_id.as_deref());
         self.detail.push(e.detail.as_deref());
-        self.prev_hash.push(prev);
-        self.hash.push(hash);
+        self.prev_hash.push(rec.prev_hash.as_deref());
+        self.hash.push(rec.hash.as_deref());
     }
 
     async fn insert(&self, tx: &Transaction<'_>) -> StoreResult<()> {
@@ -199,16 +183,19 @@ impl<'a> Columns<'a> {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>> {
+    async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+        linker: &dyn ChainLinker,
+    ) -> StoreResult<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
-        let written = append_chained(&tx, records).await?;
-        if written == Chained::Written(()) {
-            tx.commit().await.map_err(db)?;
-        } else {
-            tx.rollback().await.map_err(db)?;
-        }
-        Ok(written)
+        let seqs = append_linked(&tx, events, linker).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(seqs)
     }
 
     async fn audit_head(&self) -> StoreResult<ChainLink> {

@@ -6,17 +6,19 @@
 //! max_uses`: a second server spending the same profile waits for the
 //! first one's row lock and then re-checks the condition on the committed
 //! count, so `max_uses` uses are spent at most, across servers. An issuance
-//! (`record_issuance`) also appends to the audit chain, whose end it reads
-//! first: it takes the [`Area::Enrollment`] and [`Area::Audit`] locks before
-//! anything else, as every writer of the chain takes the latter, and
-//! appends through the audit store's own `append_chained`.
+//! (`record_issuance`) takes the [`Area::Enrollment`] lock first, then
+//! appends its audit record through the audit store's own `append_linked`,
+//! which takes [`Area::Audit`] (last in the locking order) and links the
+//! record onto the chain's end under it: the chain's lock is held only for
+//! the append and the commit.
 
 use crate::{col, db, exec, from_opt_ts, from_ts, lock, query_all, query_opt, ts, Area, PgStore};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use mamori_domain::chain::{Chained, ChainedRecord};
-use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
-use mamori_ports::{CertStore, ProfileStore, StoreError, StoreResult};
+use mamori_domain::{
+    AuditEvent, DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId,
+};
+use mamori_ports::{CertStore, ChainLinker, ProfileStore, StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -213,16 +215,16 @@ impl CertStore for PgStore {
         &self,
         spend: Option<&str>,
         cert: &DeviceCertificate,
-        audit: &ChainedRecord,
+        audit: &AuditEvent,
+        linker: &dyn ChainLinker,
         now: OffsetDateTime,
-    ) -> StoreResult<Chained<bool>> {
+    ) -> StoreResult<bool> {
         let mut c = self.conn().await?;
         // Dropped without commit on any early return: rolled back.
         let tx = c.transaction().await.map_err(db)?;
-        // First, in the locking order: the chain's end read below must still
-        // be the end when the record is inserted, whichever server appends
-        // next (`append_chained` takes `Area::Audit` again: already held).
-        lock(&tx, &[Area::Enrollment, Area::Audit]).await?;
+        // First in the locking order; `append_linked` takes `Area::Audit`,
+        // the last, so the chain waits only for the append itself.
+        lock(&tx, &[Area::Enrollment]).await?;
         if let Some(profile) = spend {
             let spent = exec(
                 &tx,
@@ -232,17 +234,13 @@ impl CertStore for PgStore {
             )
             .await?;
             if spent != 1 {
-                return Ok(Chained::Written(false));
+                return Ok(false);
             }
         }
         insert_cert(&tx, cert).await?;
-        if crate::audit::append_chained(&tx, std::slice::from_ref(audit)).await?
-            == Chained::HeadMoved
-        {
-            return Ok(Chained::HeadMoved);
-        }
+        crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker).await?;
         tx.commit().await.map_err(db)?;
-        Ok(Chained::Written(true))
+        Ok(true)
     }
 
     async fn certificate(&self, fingerprint: &str) -> StoreResult<Option<DeviceCertificate>> {

@@ -3,7 +3,9 @@
 //! read in key order from a cursor, written in one transaction that holds
 //! every copied table against other writers until it commits. Generated
 //! columns are neither read nor written (PostgreSQL computes them); an
-//! identity column's sequence is set past the copied numbers.
+//! identity column's sequence is set past the copied numbers. The reads
+//! take any client, so a snapshot (`snapshot.rs`) reads through them in
+//! its own transaction.
 
 use crate::{col, db, query_all, query_opt, PgStore};
 use async_trait::async_trait;
@@ -34,32 +36,15 @@ const NAMESPACE: &str = "(SELECT oid FROM pg_namespace WHERE nspname = current_s
 #[async_trait]
 impl CopyStore for PgStore {
     async fn schema_tables(&self) -> StoreResult<Vec<String>> {
-        let c = self.conn().await?;
-        let sql = format!(
-            "SELECT relname::text AS name FROM pg_class \
-             WHERE relnamespace = {NAMESPACE} AND relkind IN ('r', 'p') ORDER BY 1"
-        );
-        query_all(&c, &sql, &[])
-            .await?
-            .iter()
-            .map(|r| col::<String>(r, "name"))
-            .filter(|n| n.as_ref().map_or(true, |n| n != BOOKKEEPING))
-            .collect()
+        schema_tables(&self.conn().await?).await
     }
 
     async fn table_shape(&self, table: CopyTable) -> StoreResult<TableShape> {
-        let c = self.conn().await?;
-        shape(&c, table).await
+        shape(&self.conn().await?, table).await
     }
 
     async fn count_rows(&self, table: CopyTable) -> StoreResult<u64> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT count(*) AS n FROM {}", quoted(table.name));
-        let n: i64 = match query_opt(&c, &sql, &[]).await? {
-            Some(r) => col(&r, "n")?,
-            None => 0,
-        };
-        u64::try_from(n).map_err(StoreError::from_cause)
+        count_rows(&self.conn().await?, table).await
     }
 
     async fn read_rows(
@@ -69,42 +54,7 @@ impl CopyStore for PgStore {
         from: &CopyCursor,
         limit: usize,
     ) -> StoreResult<Vec<Vec<Cell>>> {
-        let c = self.conn().await?;
-        check_columns(&c, table, columns).await?;
-        let key: Vec<String> = key_positions(table, columns)?
-            .into_iter()
-            .map(|p| quoted(&columns[p]))
-            .collect();
-        let list: Vec<String> = columns.iter().map(|n| quoted(n)).collect();
-        let mut sql = format!("SELECT {} FROM {}", list.join(", "), quoted(table.name));
-        let bound = from.key().len();
-        if bound > 0 {
-            let marks: Vec<String> = (1..=bound).map(|i| format!("${i}")).collect();
-            sql.push_str(&format!(
-                " WHERE ({}) >= ({})",
-                key.join(", "),
-                marks.join(", ")
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT ${}",
-            key.join(", "),
-            bound + 1
-        ));
-        let skip = from.seen();
-        let fetch = i64::try_from(limit.saturating_add(skip)).map_err(StoreError::from_cause)?;
-        let stmt = c.prepare_cached(&sql).await.map_err(db)?;
-        let mut params = Vec::with_capacity(bound + 1);
-        for (cell, ty) in from.key().iter().zip(stmt.params()) {
-            params.push(param(cell, ty).map_err(|e| in_table(table, e))?);
-        }
-        params.push(Param::I64(Some(fetch)));
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let rows = c.query(&stmt, &refs).await.map_err(db)?;
-        rows.iter()
-            .skip(skip)
-            .map(|r| cells(r, table, columns))
-            .collect()
+        read_rows(&self.conn().await?, table, columns, from, limit).await
     }
 
     async fn begin_copy(&self) -> StoreResult<CopyStart> {
@@ -137,6 +87,76 @@ impl CopyStore for PgStore {
         }
         Ok(CopyStart::Ready(Box::new(copy)))
     }
+}
+
+/// Every table of the schema but [`BOOKKEEPING`], as `c` sees it.
+pub(crate) async fn schema_tables(c: &impl GenericClient) -> StoreResult<Vec<String>> {
+    let sql = format!(
+        "SELECT relname::text AS name FROM pg_class \
+         WHERE relnamespace = {NAMESPACE} AND relkind IN ('r', 'p') ORDER BY 1"
+    );
+    query_all(c, &sql, &[])
+        .await?
+        .iter()
+        .map(|r| col::<String>(r, "name"))
+        .filter(|n| n.as_ref().map_or(true, |n| n != BOOKKEEPING))
+        .collect()
+}
+
+/// The rows of `table`, as `c` sees them.
+pub(crate) async fn count_rows(c: &impl GenericClient, table: CopyTable) -> StoreResult<u64> {
+    let sql = format!("SELECT count(*) AS n FROM {}", quoted(table.name));
+    let n: i64 = match query_opt(c, &sql, &[]).await? {
+        Some(r) => col(&r, "n")?,
+        None => 0,
+    };
+    u64::try_from(n).map_err(StoreError::from_cause)
+}
+
+/// A batch of `table`'s rows from `from` on, as `c` sees them (see
+/// `CopyStore::read_rows`).
+pub(crate) async fn read_rows(
+    c: &impl GenericClient,
+    table: CopyTable,
+    columns: &[String],
+    from: &CopyCursor,
+    limit: usize,
+) -> StoreResult<Vec<Vec<Cell>>> {
+    check_columns(c, table, columns).await?;
+    let key: Vec<String> = key_positions(table, columns)?
+        .into_iter()
+        .map(|p| quoted(&columns[p]))
+        .collect();
+    let list: Vec<String> = columns.iter().map(|n| quoted(n)).collect();
+    let mut sql = format!("SELECT {} FROM {}", list.join(", "), quoted(table.name));
+    let bound = from.key().len();
+    if bound > 0 {
+        let marks: Vec<String> = (1..=bound).map(|i| format!("${i}")).collect();
+        sql.push_str(&format!(
+            " WHERE ({}) >= ({})",
+            key.join(", "),
+            marks.join(", ")
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {} LIMIT ${}",
+        key.join(", "),
+        bound + 1
+    ));
+    let skip = from.seen();
+    let fetch = i64::try_from(limit.saturating_add(skip)).map_err(StoreError::from_cause)?;
+    let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+    let mut params = Vec::with_capacity(bound + 1);
+    for (cell, ty) in from.key().iter().zip(stmt.params()) {
+        params.push(param(cell, ty).map_err(|e| in_table(table, e))?);
+    }
+    params.push(Param::I64(Some(fetch)));
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+    let rows = c.query(&stmt, &refs).await.map_err(db)?;
+    rows.iter()
+        .skip(skip)
+        .map(|r| cells(r, table, columns))
+        .collect()
 }
 
 /// A copy being written into PostgreSQL, on a connection of its own.
@@ -304,7 +324,7 @@ fn in_table(table: CopyTable, what: String) -> StoreError {
 }
 
 /// How `table` is stored, or an error when there is no such table.
-async fn shape(c: &impl GenericClient, table: CopyTable) -> StoreResult<TableShape> {
+pub(crate) async fn shape(c: &impl GenericClient, table: CopyTable) -> StoreResult<TableShape> {
     // `indkey` is an int2vector, whose first element is at 0.
     let sql = format!(
         "SELECT a.attname::text AS name, a.attgenerated <> '' AS generated, \

@@ -6,6 +6,7 @@
 //! next `Listening`, so a missed notification can never leave a revoked
 //! identity cached.
 
+use crate::tls::Tls;
 use crate::{db, exec, PgStore};
 use async_trait::async_trait;
 use mamori_domain::DeviceKey;
@@ -52,9 +53,10 @@ impl IdentityFeed for PgStore {
 
     fn watch_identity_changes(&self, listener: IdentityListener) -> bool {
         let config = std::sync::Arc::clone(&self.config);
+        let tls = std::sync::Arc::clone(&self.tls);
         let task = tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&config, &listener).await {
+                if let Err(e) = listen(&config, &tls, &listener).await {
                     tracing::warn!(error = %e, "identity watch lost its connection; reconnecting");
                 }
                 listener(IdentityEvent::Lost);
@@ -70,9 +72,17 @@ impl IdentityFeed for PgStore {
 }
 
 /// One connection's life: LISTEN, then report every notification until
-/// the connection ends (an error, or the server closing it).
-async fn listen(config: &tokio_postgres::Config, listener: &IdentityListener) -> StoreResult<()> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await.map_err(db)?;
+/// the connection ends (an error, or the server closing it). It connects
+/// as the pool does, over the same TLS.
+async fn listen(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+    listener: &IdentityListener,
+) -> StoreResult<()> {
+    let (client, mut connection) = config
+        .connect(tls.connector())
+        .await
+        .map_err(|e| tls.connect_error(e))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     // The connection is driven on its own task: it delivers the LISTEN's
     // answer and then the notifications.

@@ -35,6 +35,7 @@ mod groups;
 mod identity;
 mod incidents;
 mod inventory;
+mod keyring;
 mod leases;
 mod people;
 mod policies;
@@ -43,16 +44,44 @@ mod reads;
 mod reenroll;
 mod schema;
 mod sinks;
+mod snapshot;
+mod tls;
 mod tokens;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use mamori_ports::{StoreError, StoreResult};
-use std::str::FromStr;
 use time::OffsetDateTime;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 
 pub use deadpool_postgres::Transaction;
+pub use snapshot::PgSnapshot;
+
+/// How long a request waits for a pooled connection.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long opening a connection may take, unless the URL says otherwise
+/// (`connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bounds what a lost database can make a server wait for: connecting,
+/// and a connection whose peer vanished (a partition, a failover): TCP
+/// keep-alives and a user timeout end it within about 30 s, so its
+/// request fails, the pool opens a new one, and the identity watch
+/// reports itself lost instead of listening to nothing. What the URL sets
+/// is kept.
+fn bound_waits(config: &mut tokio_postgres::Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(10));
+    config.keepalives_interval(std::time::Duration::from_secs(5));
+    config.keepalives_retries(3);
+    #[cfg(target_os = "linux")]
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(std::time::Duration::from_secs(30));
+    }
+}
 
 /// Connections in each server's pool, unless the URL says otherwise
 /// (`pool_max_size`).
@@ -64,6 +93,8 @@ pub struct PgStore {
     pool: Pool,
     /// Where the database is (for connections outside the pool: a watch).
     config: std::sync::Arc<tokio_postgres::Config>,
+    /// How every connection, the pool's and a watch's, reaches it.
+    tls: std::sync::Arc<tls::Tls>,
     /// Tasks that live as long as the store (watches), stopped by `close`.
     tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -81,24 +112,33 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects to the database named by `url` (`postgres://…`, or a
     /// libpq key=value string) and brings its schema up to date. Several
-    /// servers starting at once migrate one after another.
+    /// servers starting at once migrate one after another. TLS follows
+    /// libpq's `sslmode` and `sslrootcert` (module `tls`: over TCP to
+    /// another machine, verified TLS unless `sslmode=disable`).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let (url, pool_size) = split_pool_size(url)?;
-        let config = tokio_postgres::Config::from_str(&url).map_err(db)?;
+        let (mut config, tls) = tls::Tls::from_url(&url)?;
+        bound_waits(&mut config);
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.connector(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
             .max_size(pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            // A request waits this long for a free connection, then fails
+            // (500) instead of hanging.
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(StoreError::from_cause)?;
         let store = Self {
             pool,
             config: std::sync::Arc::new(config),
+            tls: std::sync::Arc::new(tls),
             tasks: Default::default(),
         };
         let mut c = store.conn().await?;
@@ -119,7 +159,10 @@ impl PgStore {
 
     /// A pooled connection.
     pub(crate) async fn conn(&self) -> StoreResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(StoreError::from_cause)
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => self.tls.connect_error(e),
+            e => StoreError::from_cause(e),
+        })
     }
 }
 
@@ -270,6 +313,30 @@ pub(crate) fn json_col(v: Option<String>) -> Result<Option<serde_json::Value>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_database_cannot_make_a_server_wait_forever() {
+        let mut c = "postgres://m@db.example.com/x"
+            .parse::<tokio_postgres::Config>()
+            .unwrap_or_else(|e| panic!("{e}"));
+        bound_waits(&mut c);
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert!(c.get_keepalives());
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            c.get_tcp_user_timeout(),
+            Some(&std::time::Duration::from_secs(30))
+        );
+        // What the operator wrote is kept.
+        let mut c = "postgres://m@db/x?connect_timeout=3"
+            .parse::<tokio_postgres::Config>()
+            .unwrap_or_else(|e| panic!("{e}"));
+        bound_waits(&mut c);
+        assert_eq!(
+            c.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
+    }
 
     #[test]
     fn the_pool_size_is_taken_out_of_the_url() {

@@ -19,6 +19,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_read_windows.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_people_key_ring.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_key_statistics.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating (outside the areas' key space

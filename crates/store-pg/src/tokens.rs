@@ -146,6 +146,23 @@ impl SecretStore for PgStore {
         Ok(())
     }
 
+    async fn put_secret_if_absent(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let c = self.conn().await?;
+        let n = exec(
+            &c,
+            "INSERT INTO secrets (name, sealed, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &sealed, &ts(now)],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
     async fn secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let c = self.conn().await?;
         query_opt(&c, "SELECT sealed FROM secrets WHERE name = $1", &[&name])

@@ -1,15 +1,17 @@
 //! The audit log: append-only (the schema's triggers refuse UPDATE and
 //! DELETE, so not even a bug in this crate can rewrite history) and
-//! hash-chained: the service layer computes each record's links
-//! (`mamori_core::audit`); an append here is written only if it links to
-//! the last stored record, checked in the writer's transaction.
+//! hash-chained: an append reads the chain's end inside its `IMMEDIATE`
+//! transaction (the file's write lock, whoever else writes to it) and
+//! links the records onto it with the service layer's hash
+//! (`mamori_ports::ChainLinker`), so appends never conflict and the chain
+//! neither forks nor skips a number.
 
 use crate::{col, db, exec, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_domain::breach::{Access, AccessFilter, ScopeBuilder};
-use mamori_domain::chain::{ChainLink, Chained, ChainedRecord, Checkpoint, GENESIS};
+use mamori_domain::chain::{ChainLink, ChainedRecord, Checkpoint, GENESIS};
 use mamori_domain::{AuditEvent, AuditRecord};
-use mamori_ports::{AuditStore, NewestByAction, StoreError, StoreResult};
+use mamori_ports::{AuditStore, ChainLinker, NewestByAction, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{params, Row};
 
@@ -57,26 +59,18 @@ fn stored_head(c: &rusqlite::Connection) -> StoreResult<ChainLink> {
     })
 }
 
-/// Appends `records` inside the caller's transaction on the writer
-/// connection, iff they link to the log's last record: the first must have
-/// the sequence number after it and its hash as `prev_hash`, and each next
-/// record the one after that. The links were computed by the service layer
-/// (`mamori_core::audit`); this only compares them with what is stored, so
-/// a writer that chained onto a stale end is told so and writes nothing.
-pub(crate) fn append_chained(
+/// Appends `events` inside the caller's transaction on the writer
+/// connection, which must hold the file's write lock (`BEGIN IMMEDIATE`):
+/// reads the log's last record and links the events onto it with `linker`
+/// (the service layer's hash), so the end read is the end appended to.
+/// Returns the records' sequence numbers.
+pub(crate) fn append_linked(
     tx: &rusqlite::Transaction<'_>,
-    records: &[ChainedRecord],
-) -> StoreResult<Chained<()>> {
-    let mut head = stored_head(tx)?;
-    for rec in records {
-        let (Some(prev), Some(hash)) = (&rec.prev_hash, &rec.hash) else {
-            return Err(StoreError::new(
-                "an appended audit record has no chain link",
-            ));
-        };
-        if rec.seq != head.seq + 1 || *prev != head.hash {
-            return Ok(Chained::HeadMoved);
-        }
+    events: &[AuditEvent],
+    linker: &dyn ChainLinker,
+) -> StoreResult<Vec<i64>> {
+    let records = linker.link_onto(&stored_head(tx)?, events);
+    for rec in &records {
         let e = &rec.event;
         exec(
             tx,
@@ -93,33 +87,34 @@ pub(crate) fn append_chained(
                 e.outcome,
                 e.request_id,
                 e.detail,
-                prev,
-                hash
+                rec.prev_hash,
+                rec.hash
             ],
         )?;
-        head = ChainLink {
-            seq: rec.seq,
-            hash: hash.clone(),
-        };
     }
-    Ok(Chained::Written(()))
+    Ok(records.iter().map(|r| r.seq).collect())
 }
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, records: &[ChainedRecord]) -> StoreResult<Chained<()>> {
+    async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+        linker: &dyn ChainLinker,
+    ) -> StoreResult<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         self.write(|c| {
-            // Immediate: the end read below must still be the end when the
-            // insert runs, whoever else writes to the file (a `mamori`
-            // command); waiting for the lock is the busy timeout's.
+            // Immediate: the end read below is still the end when the
+            // records are inserted, whoever else writes to the file (a
+            // `mamori` command); waiting for the lock is the busy timeout's.
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
-            let written = append_chained(&tx, records)?;
-            if written == Chained::Written(()) {
-                tx.commit().map_err(db)?;
-            }
-            Ok(written)
+            let seqs = append_linked(&tx, events, linker)?;
+            tx.commit().map_err(db)?;
+            Ok(seqs)
         })
         .await
     }
@@ -404,20 +399,22 @@ mod tests {
         serde_json::to_value(b.finish(from, to, actor)).unwrap()
     }
 
-    /// Appends `e` as the next record of the chain (its hash made unique
-    /// by its sequence number).
+    /// A stand-in for the service layer's hash: the previous hash with
+    /// the sequence number written over its start.
+    struct Numbered;
+
+    impl ChainLinker for Numbered {
+        fn link(&self, prev: &[u8], seq: i64, _: &AuditEvent) -> Vec<u8> {
+            let mut hash = prev.to_vec();
+            hash[..8].copy_from_slice(&seq.to_be_bytes());
+            hash
+        }
+    }
+
+    /// Appends `e` as the next record of the chain.
     async fn append_next(s: &SqliteStore, e: AuditEvent) {
-        let head = s.audit_head().await.unwrap();
-        let mut hash = head.hash.clone();
-        hash[..8].copy_from_slice(&(head.seq + 1).to_be_bytes());
-        let rec = ChainedRecord {
-            seq: head.seq + 1,
-            event: e,
-            prev_hash: Some(head.hash),
-            hash: Some(hash),
-        };
-        let written = s.append_audit(std::slice::from_ref(&rec)).await.unwrap();
-        assert_eq!(written, Chained::Written(()));
+        let seqs = s.append_audit(&[e], &Numbered).await.unwrap();
+        assert_eq!(seqs.len(), 1);
     }
 
     #[tokio::test]

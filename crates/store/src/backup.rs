@@ -104,36 +104,47 @@ pub fn schema_version() -> i64 {
     crate::migrate::latest()
 }
 
+/// A live person's data key, as the live directory holds it: (person,
+/// master key ID, wrapped key).
+pub type LiveDataKey = (PersonId, String, Vec<u8>);
+
 /// After a restore into `restored`: gives the restored people the data keys
-/// the live database (`live`) still holds, and removes the people it does
-/// not (purged since the backup, or unknown): their rows go, their device
-/// and account links are cleared, a tombstone stays. Returns (people kept,
-/// people removed).
-pub fn adopt_live_data_keys(restored: &Path, live: &Path) -> StoreResult<(u64, u64)> {
-    let c = Connection::open(restored).map_err(db)?;
+/// the live directory still holds (`live`, read through the ports of
+/// whichever backend it is on; keys of people the backup does not hold are
+/// ignored), and removes the people it does not hold a key for (purged
+/// since the backup, or unknown): their rows go, their device and account
+/// links are cleared, a tombstone stays. Returns (people kept, people
+/// removed).
+pub fn adopt_data_keys(restored: &Path, live: &[LiveDataKey]) -> StoreResult<(u64, u64)> {
+    let mut c = Connection::open(restored).map_err(db)?;
     c.pragma_update(None, "secure_delete", "ON").map_err(db)?;
-    c.execute(
-        "ATTACH DATABASE ? AS live",
-        [live.to_string_lossy().as_ref()],
-    )
-    .map_err(db)?;
-    c.execute_batch(
-        "BEGIN;
-         DELETE FROM person_keys;
-         INSERT INTO person_keys (person_id, key_id, wrapped_key)
-             SELECT k.person_id, k.key_id, k.wrapped_key
-             FROM live.person_keys k JOIN people p ON p.id = k.person_id;
-         INSERT INTO people_tombstones (id, purged_at)
+    let tx = c.transaction().map_err(db)?;
+    tx.execute("DELETE FROM person_keys", []).map_err(db)?;
+    {
+        let mut adopt = tx
+            .prepare(
+                "INSERT INTO person_keys (person_id, key_id, wrapped_key)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM people WHERE id = ?1)",
+            )
+            .map_err(db)?;
+        for (id, key_id, wrapped) in live {
+            adopt
+                .execute(rusqlite::params![id.as_str(), key_id, wrapped])
+                .map_err(db)?;
+        }
+    }
+    tx.execute_batch(
+        "INSERT INTO people_tombstones (id, purged_at)
              SELECT p.id, CAST(strftime('%s', 'now') AS INTEGER) FROM people p
              WHERE p.id NOT IN (SELECT person_id FROM person_keys)
              ON CONFLICT (id) DO NOTHING;
          UPDATE devices SET person_id = NULL
              WHERE person_id IS NOT NULL AND person_id NOT IN (SELECT person_id FROM person_keys);
          UPDATE admins SET person_id = NULL
-             WHERE person_id IS NOT NULL AND person_id NOT IN (SELECT person_id FROM person_keys);
-         COMMIT;",
+             WHERE person_id IS NOT NULL AND person_id NOT IN (SELECT person_id FROM person_keys);",
     )
     .map_err(db)?;
+    tx.commit().map_err(db)?;
     let removed = c
         .execute(
             "DELETE FROM people WHERE id NOT IN (SELECT person_id FROM person_keys)",
@@ -141,7 +152,6 @@ pub fn adopt_live_data_keys(restored: &Path, live: &Path) -> StoreResult<(u64, u
         )
         .map_err(db)? as u64;
     let kept = count(&c, "people")?;
-    c.execute("DETACH DATABASE live", []).map_err(db)?;
     c.execute_batch("VACUUM;").map_err(db)?;
     Ok((kept, removed))
 }

@@ -2,9 +2,10 @@
 
 use crate::{col, db, exec, from_opt_ts, from_ts, query_all, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_domain::chain::{Chained, ChainedRecord};
-use mamori_domain::{DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId};
-use mamori_ports::{CertStore, ProfileStore, StoreError, StoreResult};
+use mamori_domain::{
+    AuditEvent, DeviceCertificate, DeviceKey, EnrollmentLink, EnrollmentProfile, ProfileId,
+};
+use mamori_ports::{CertStore, ChainLinker, ProfileStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 
@@ -199,11 +200,14 @@ impl CertStore for SqliteStore {
         &self,
         spend: Option<&str>,
         cert: &DeviceCertificate,
-        audit: &ChainedRecord,
+        audit: &AuditEvent,
+        linker: &dyn ChainLinker,
         now: OffsetDateTime,
-    ) -> StoreResult<Chained<bool>> {
+    ) -> StoreResult<bool> {
         self.write(|c| {
             // Dropped without commit on any early return: rolled back.
+            // Immediate: the chain's end read by the append is still the end
+            // when the record is inserted.
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
@@ -215,16 +219,13 @@ impl CertStore for SqliteStore {
                     params![profile, ts(now)],
                 )?;
                 if spent != 1 {
-                    return Ok(Chained::Written(false));
+                    return Ok(false);
                 }
             }
             insert_cert(&tx, cert)?;
-            if crate::audit::append_chained(&tx, std::slice::from_ref(audit))? == Chained::HeadMoved
-            {
-                return Ok(Chained::HeadMoved);
-            }
+            crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker)?;
             tx.commit().map_err(db)?;
-            Ok(Chained::Written(true))
+            Ok(true)
         })
         .await
     }

@@ -35,6 +35,7 @@ mod groups;
 mod identity;
 mod incidents;
 mod inventory;
+mod keyring;
 mod leases;
 mod migrate;
 mod people;
@@ -45,7 +46,7 @@ mod reenroll;
 mod sinks;
 mod tokens;
 
-pub use backup::{adopt_live_data_keys, read_snapshot, schema_version, SnapshotSummary};
+pub use backup::{adopt_data_keys, read_snapshot, schema_version, LiveDataKey, SnapshotSummary};
 use mamori_ports::{StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row};

@@ -84,6 +84,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         29,
         include_str!("../migrations/sqlite/0029_read_windows.sql"),
     ),
+    (
+        30,
+        include_str!("../migrations/sqlite/0030_people_key_ring.sql"),
+    ),
 ];
 
 /// The newest schema version.

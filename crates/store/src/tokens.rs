@@ -149,6 +149,25 @@ impl SecretStore for SqliteStore {
         Ok(())
     }
 
+    async fn put_secret_if_absent(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let n = self
+            .write(|c| {
+                exec(
+                    c,
+                    "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
+                     ON CONFLICT (name) DO NOTHING",
+                    params![name, sealed, ts(now)],
+                )
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         self.read(|c| {
             query_opt(

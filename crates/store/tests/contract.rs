@@ -14,39 +14,13 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 mod backends;
+mod linker;
 
-/// Links `events` onto the stored end of the audit chain, as the service
-/// layer does (`mamori_core::audit::chain`). A backend compares links and never
-/// hashes, so any 32 bytes serve as a hash here.
-async fn chained(s: &dyn Store, events: &[AuditEvent]) -> Vec<chain::ChainedRecord> {
-    let head = s.audit_head().await.unwrap();
-    let mut prev = head.hash;
-    events
-        .iter()
-        .zip(head.seq + 1..)
-        .map(|(e, seq)| {
-            let mut hash = prev.clone();
-            hash[..8].copy_from_slice(&seq.to_be_bytes());
-            hash[8] ^= 0x5a;
-            chain::ChainedRecord {
-                seq,
-                event: e.clone(),
-                prev_hash: Some(std::mem::replace(&mut prev, hash.clone())),
-                hash: Some(hash),
-            }
-        })
-        .collect()
-}
-
-/// Appends `events`, chaining again if another writer got there first;
-/// returns their sequence numbers.
+/// Appends `events`, linked by the store onto the chain's end (with a
+/// stand-in for the service layer's hash, `linker::Linker`); returns
+/// their sequence numbers.
 async fn append_batch(s: &dyn Store, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
-    loop {
-        let records = chained(s, events).await;
-        if s.append_audit(&records).await? == chain::Chained::Written(()) {
-            return Ok(records.iter().map(|r| r.seq).collect());
-        }
-    }
+    s.append_audit(events, &linker::Linker::default()).await
 }
 
 /// Appends one record; returns its sequence number.
@@ -54,8 +28,7 @@ async fn append(s: &dyn Store, e: &AuditEvent) -> StoreResult<i64> {
     Ok(append_batch(s, std::slice::from_ref(e)).await?[0])
 }
 
-/// `record_issuance` with its audit record chained onto the end (again if
-/// another writer got there first).
+/// `record_issuance` with its audit record linked by the store.
 async fn issue(
     s: &dyn Store,
     spend: Option<&str>,
@@ -63,14 +36,8 @@ async fn issue(
     e: &AuditEvent,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    loop {
-        let records = chained(s, std::slice::from_ref(e)).await;
-        if let chain::Chained::Written(spent) =
-            s.record_issuance(spend, cert, &records[0], now).await?
-        {
-            return Ok(spent);
-        }
-    }
+    s.record_issuance(spend, cert, e, &linker::Linker::default(), now)
+        .await
 }
 
 fn now() -> OffsetDateTime {
@@ -724,6 +691,10 @@ async fn tokens_and_secrets(b: Backend) {
     assert!(s.delete_secret("x").await.unwrap());
     assert!(!s.delete_secret("x").await.unwrap());
     assert!(s.secret("x").await.unwrap().is_none());
+    // Created once: a second creator learns it lost and keeps the first.
+    assert!(s.put_secret_if_absent("y", b"first", now()).await.unwrap());
+    assert!(!s.put_secret_if_absent("y", b"second", now()).await.unwrap());
+    assert_eq!(s.secret("y").await.unwrap().unwrap(), b"first");
 }
 
 async fn tokens_list_by_owner_oldest_first(b: Backend) {
@@ -2695,6 +2666,8 @@ async fn control_rows_are_backfilled_from_the_audit_log() {
              DROP TABLE read_reservations;
              DROP TABLE read_evidence;
              DROP TABLE read_alerts;
+             DROP TABLE people_key_choice;
+             DROP TABLE people_key_holders;
              PRAGMA user_version = 25;",
         )
         .unwrap();
@@ -2817,66 +2790,67 @@ async fn disabling_keeps_the_last_enabled_owner(b: Backend) {
     );
 }
 
-async fn an_append_that_does_not_link_to_the_end_of_the_chain_writes_nothing(b: Backend) {
-    let (s, _d) = b.open().await;
+/// Each append is linked onto the end the store holds when it writes, not
+/// onto an end its caller saw earlier: another handle (another server)
+/// appending in between changes the links, never refuses the append.
+async fn an_append_is_linked_onto_the_end_the_store_holds(b: Backend) {
+    let (s, d) = b.open().await;
+    let other = d.another().await;
     let e = |n: &str| AuditEvent {
         detail: Some(n.into()),
         ..event("auth.login", now())
     };
-    // Two writers chain onto the same (empty) end; the second is refused.
-    let first = chained(&*s, &[e("a")]).await;
-    let second = chained(&*s, &[e("b")]).await;
+    let seen = s.audit_head().await.unwrap();
+    assert_eq!(seen, chain::ChainLink::genesis());
+    // Another server appends after this one looked at the end.
+    assert_eq!(append(&*other, &e("a")).await.unwrap(), 1);
+    let a = s.audit_head().await.unwrap();
+    assert_eq!(a.seq, 1);
+    // This one's batch goes after it, linked onto it, whole and in order.
+    let asked = linker::Linker::default();
+    let seqs = s.append_audit(&[e("b"), e("c")], &asked).await.unwrap();
+    assert_eq!(seqs, [2, 3]);
+    let chain = linker::verify(&*s).await;
     assert_eq!(
-        s.append_audit(&first).await.unwrap(),
-        chain::Chained::Written(())
+        asked.asked(),
+        [(a.hash.clone(), 2), (chain[1].hash.clone().unwrap(), 3)],
+        "the links were asked for onto the stored end"
+    );
+    // An empty batch asks for nothing and writes nothing.
+    let idle = linker::Linker::default();
+    assert!(s.append_audit(&[], &idle).await.unwrap().is_empty());
+    assert!(idle.asked().is_empty());
+    // Alternating handles, each onto the other's last record.
+    assert_eq!(append(&*other, &e("d")).await.unwrap(), 4);
+    assert_eq!(append(&*s, &e("e")).await.unwrap(), 5);
+    let chain = linker::verify(&*s).await;
+    assert_eq!(
+        chain
+            .iter()
+            .filter_map(|r| r.event.detail.clone())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c", "d", "e"]
     );
     assert_eq!(
-        s.append_audit(&second).await.unwrap(),
-        chain::Chained::HeadMoved
-    );
-    // The right sequence number with another link is refused too.
-    let mut forged = chained(&*s, &[e("c")]).await;
-    forged[0].prev_hash = Some(vec![7; 32]);
-    assert_eq!(
-        s.append_audit(&forged).await.unwrap(),
-        chain::Chained::HeadMoved
-    );
-    // A batch is whole or nothing: its second record does not link to its
-    // first.
-    let mut batch = chained(&*s, &[e("d"), e("e")]).await;
-    batch[1].prev_hash = Some(vec![9; 32]);
-    assert_eq!(
-        s.append_audit(&batch).await.unwrap(),
-        chain::Chained::HeadMoved
-    );
-    // A record without links is an error, not a write.
-    let mut bare = chained(&*s, &[e("f")]).await;
-    bare[0].hash = None;
-    assert!(s.append_audit(&bare).await.is_err());
-    let stored: Vec<_> = s
-        .list_audit(0, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.event.detail)
-        .collect();
-    assert_eq!(stored, ["a"]);
-    assert_eq!(
-        s.audit_head().await.unwrap(),
+        other.audit_head().await.unwrap(),
         chain::ChainLink {
-            seq: 1,
-            hash: first[0].hash.clone().unwrap()
+            seq: 5,
+            hash: chain[4].hash.clone().unwrap()
         }
     );
 }
 
-async fn an_issuance_chained_onto_a_stale_end_spends_and_writes_nothing(b: Backend) {
-    let (s, _d) = b.open().await;
+/// An issuance's audit record is linked onto the end the store holds in
+/// the issuance's own transaction, whoever appended before it; one that
+/// spends no use writes no record.
+async fn an_issuance_is_linked_onto_the_end_the_store_holds(b: Backend) {
+    let (s, d) = b.open().await;
+    let other = d.another().await;
     s.insert_profile(&profile("p1", "h1", 1, Duration::hours(1)))
         .await
         .unwrap();
-    let cert = DeviceCertificate {
-        fingerprint: "fpS".into(),
+    let cert = |fp: &str| DeviceCertificate {
+        fingerprint: fp.into(),
         serial: "01".into(),
         profile_id: Some("p1".into()),
         device: None,
@@ -2885,21 +2859,28 @@ async fn an_issuance_chained_onto_a_stale_end_spends_and_writes_nothing(b: Backe
         issued_at: now(),
         revoked_at: None,
     };
-    let stale = chained(&*s, &[event("device.certificate_issue", now())]).await;
-    append(&*s, &event("auth.login", now())).await.unwrap();
-    assert_eq!(
-        s.record_issuance(Some("p1"), &cert, &stale[0], now())
-            .await
-            .unwrap(),
-        chain::Chained::HeadMoved
-    );
-    assert!(s.certificate("fpS").await.unwrap().is_none());
-    assert_eq!(
-        s.challenge_profile("h1", now()).await.unwrap().as_deref(),
-        Some("p1"),
-        "the refused issuance spent no use"
-    );
-    assert_eq!(s.list_audit(0, 10).await.unwrap().len(), 1);
+    // Another server appends after this one looked at the end.
+    assert_eq!(s.audit_head().await.unwrap().seq, 0);
+    append(&*other, &event("auth.login", now())).await.unwrap();
+    let login = s.audit_head().await.unwrap();
+    let asked = linker::Linker::default();
+    let issued = event("device.certificate_issue", now());
+    assert!(s
+        .record_issuance(Some("p1"), &cert("fpS"), &issued, &asked, now())
+        .await
+        .unwrap());
+    assert!(s.certificate("fpS").await.unwrap().is_some());
+    assert_eq!(asked.asked(), [(login.hash, 2)]);
+    let chain = linker::verify(&*s).await;
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[1].event, issued);
+    // The profile's one use is gone: nothing is written, no record either.
+    assert!(!s
+        .record_issuance(Some("p1"), &cert("fpT"), &issued, &asked, now())
+        .await
+        .unwrap());
+    assert!(s.certificate("fpT").await.unwrap().is_none());
+    assert_eq!(linker::verify(&*s).await.len(), 2);
 }
 
 on_both_backends!(
@@ -2954,6 +2935,6 @@ on_both_backends!(
     a_pending_passkey_is_activated_once,
     control_links_follow_chains_and_shared_controllers,
     disabling_keeps_the_last_enabled_owner,
-    an_append_that_does_not_link_to_the_end_of_the_chain_writes_nothing,
-    an_issuance_chained_onto_a_stale_end_spends_and_writes_nothing,
+    an_append_is_linked_onto_the_end_the_store_holds,
+    an_issuance_is_linked_onto_the_end_the_store_holds,
 );

@@ -3,7 +3,8 @@
 //! a data directory under a temporary directory, listening on a Unix
 //! socket only (no TCP port, so nothing else on the machine can reach it,
 //! and tests running at once never collide), `fsync` off. Stopped and
-//! removed when dropped.
+//! removed when dropped. [`Cluster::start_tls`] adds a TCP listener on
+//! 127.0.0.1 that takes TLS connections only (`pg/tls.rs`).
 //!
 //! PostgreSQL refuses to run as root; run as root (a CI machine), the
 //! cluster belongs to the `postgres` system user that Debian's package
@@ -14,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod tls;
+pub use tls::CERT_HOST;
 
 /// One cluster for a whole test binary, started by the first test that
 /// asks ([`shared`]); each test takes a database of its own in it
@@ -34,6 +38,17 @@ pub fn shared() -> &'static Cluster {
     })
 }
 
+/// The test binary's cluster with a TLS listener ([`Cluster::start_tls`]),
+/// started on first use and removed as [`shared`]'s is.
+pub fn shared_tls() -> &'static Cluster {
+    static SHARED_TLS: OnceLock<Cluster> = OnceLock::new();
+    SHARED_TLS.get_or_init(|| {
+        let cluster = Cluster::start_tls();
+        cluster.watch(std::process::id());
+        cluster
+    })
+}
+
 /// A running cluster; stopped and removed on drop.
 #[derive(Debug)]
 pub struct Cluster {
@@ -41,6 +56,8 @@ pub struct Cluster {
     bin: PathBuf,
     server: Child,
     as_postgres: bool,
+    /// The TLS listener, for a cluster of [`Cluster::start_tls`].
+    tls: Option<tls::Listener>,
 }
 
 /// The newest installed PostgreSQL's server binaries, if any.
@@ -82,9 +99,28 @@ fn command(bin: &Path, program: &str, as_postgres: bool) -> Command {
 
 impl Cluster {
     /// Creates and starts a cluster with one superuser, `mamori`, trusted
-    /// on its socket. Panics (with what is missing) when PostgreSQL is not
+    /// on its socket, without durability (fsync off: a test's data is
+    /// thrown away). Panics (with what is missing) when PostgreSQL is not
     /// installed: `scripts/test.sh` installs it.
     pub fn start() -> Self {
+        Self::start_with(false, false)
+    }
+
+    /// [`Self::start`], but every commit reaches the disk before it
+    /// returns (fsync, synchronous commit, full-page writes: PostgreSQL's
+    /// defaults), for measurements comparable with a durable SQLite.
+    pub fn start_durable() -> Self {
+        Self::start_with(true, false)
+    }
+
+    /// [`Self::start`], plus a TLS listener on 127.0.0.1 ([`Self::port`]):
+    /// a certificate for [`CERT_HOST`] signed by a throwaway CA
+    /// ([`Self::ca_pem`]); TCP connections without TLS are rejected.
+    pub fn start_tls() -> Self {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(durable: bool, with_tls: bool) -> Self {
         let bin = server_bin().expect(
             "PostgreSQL's server is not installed (/usr/lib/postgresql/*/bin): \
              run scripts/test.sh, which installs Debian's postgresql package",
@@ -125,13 +161,24 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        let listener = with_tls.then(|| tls::Listener::prepare(&data, root));
         let server = command(&bin, "postgres", root)
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
-            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(["-c", "listen_addresses="])
+            .args(if durable {
+                ["-c", "fsync=on", "-c", "synchronous_commit=on"]
+            } else {
+                ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            })
+            .args(if durable {
+                ["-c", "full_page_writes=on"]
+            } else {
+                ["-c", "full_page_writes=off"]
+            })
+            .args(listener.iter().flat_map(tls::Listener::settings))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -141,6 +188,7 @@ impl Cluster {
             bin,
             server,
             as_postgres: root,
+            tls: listener,
         };
         cluster.wait_ready(Duration::from_secs(30));
         cluster
@@ -152,6 +200,7 @@ impl Cluster {
             let ready = Command::new(self.bin.join("pg_isready"))
                 .arg("-h")
                 .arg(self.socket_dir())
+                .args(["-p", &self.port().to_string()])
                 .args(["-U", "mamori", "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
@@ -207,6 +256,19 @@ impl Cluster {
         assert!(spawned.is_ok(), "the cluster's watchdog could not start");
     }
 
+    /// The server's (postmaster's) process id, from its `postmaster.pid`
+    /// (run as root, the child this crate started is `runuser`): its
+    /// children are the connections' backends and the background workers.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("data").join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The directory holding the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
@@ -215,9 +277,41 @@ impl Cluster {
     /// A connection URL for `database` (`postgres` always exists) as the
     /// superuser `mamori`, over the Unix socket.
     pub fn url(&self, database: &str) -> String {
+        let port = match &self.tls {
+            Some(l) => format!("&port={}", l.port),
+            None => String::new(),
+        };
         format!(
-            "postgres://mamori@/{database}?host={}",
+            "postgres://mamori@/{database}?host={}{port}",
             self.socket_dir().display()
+        )
+    }
+
+    /// The server's port: its TLS listener's on 127.0.0.1, and its Unix
+    /// socket's (PostgreSQL's default, 5432, for a cluster without TCP).
+    pub fn port(&self) -> u16 {
+        self.tls.as_ref().map_or(5432, |l| l.port)
+    }
+
+    /// The PEM certificate of the CA that signed a [`Self::start_tls`]
+    /// cluster's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|l| l.ca_pem.as_str())
+    }
+
+    /// A URL for `database` as `mamori` over TCP to 127.0.0.1 at
+    /// [`Self::port`], naming the server `host` (the name TLS checks:
+    /// [`CERT_HOST`] is the one its certificate holds), with `query`
+    /// (`sslmode=…&…`, or empty) added.
+    pub fn tcp_url(&self, database: &str, host: &str, query: &str) -> String {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("&{query}")
+        };
+        format!(
+            "postgres://mamori@{host}:{}/{database}?hostaddr=127.0.0.1{query}",
+            self.port()
         )
     }
 
@@ -232,6 +326,7 @@ impl Cluster {
         let out = Command::new(self.bin.join("pg_dump"))
             .arg("-h")
             .arg(self.socket_dir())
+            .args(["-p", &self.port().to_string()])
             .args(["-U", "mamori", "-d", database])
             .output()
             .expect("pg_dump");
@@ -249,6 +344,7 @@ impl Cluster {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(self.socket_dir())
+            .args(["-p", &self.port().to_string()])
             .args([
                 "-U",
                 "mamori",

@@ -100,8 +100,8 @@ async fn append_phase(
             .collect::<anyhow::Result<_>>()?,
     );
     eprintln!("{name}: {} records...", events.len());
-    // The server's path: the chain computed in the service layer, the
-    // store comparing and appending.
+    // The server's path: the store reads the chain's end under its write
+    // lock and links the records with the service layer's hash.
     let writer = Arc::new(ChainWriter::default());
     let start = Instant::now();
     let latency = if tasks <= 1 {

@@ -147,8 +147,8 @@ fn write_notes(out: &mut String, f: &Figures) {
     );
     let _ = writeln!(
         out,
-        "append: ChainWriter::append on a SqliteStore (record_hash in the writer; one transaction \
-         per record: compare the last link, INSERT; WAL, synchronous=FULL: one fsync per commit), events built beforehand."
+        "append: ChainWriter::append on a SqliteStore (one transaction per record: read the last \
+         link, record_hash, INSERT; WAL, synchronous=FULL: one fsync per commit), events built beforehand."
     );
     let _ = writeln!(
         out,

@@ -157,7 +157,17 @@ impl Services {
             .seal(&key, Some(CSRF_KEY.as_bytes()))
             .map_err(|e| CoreError::Internal(e.into()))?;
         let store: &dyn SecretStore = &*self.ports.admin;
-        store.put_secret(CSRF_KEY, &sealed, self.now()).await?;
+        if !store
+            .put_secret_if_absent(CSRF_KEY, &sealed, self.now())
+            .await?
+        {
+            // Another server wrote one after all (its claim ran out while
+            // it stalled): everyone uses the stored key, never two.
+            return self
+                .csrf_key_at_rest()
+                .await?
+                .ok_or_else(|| CoreError::Internal("the CSRF key vanished".into()));
+        }
         tracing::info!("CSRF key created");
         Ok(key)
     }

@@ -1,127 +1,117 @@
-//! The writer's side of the audit chain. Each record's links are computed
-//! here, in one place for every backend: the store only compares a batch's
-//! first link with the end of the stored chain and appends or refuses
-//! (`mamori_ports::AuditStore::append_audit`). Several writers (this
-//! server, a `mamori` CLI command, in time other servers on one database)
-//! can append to one log: the one that chained onto a stale end is told so,
-//! reads the new end and chains again, so the log never forks and never
-//! has a gap.
+//! The writer's side of the audit chain. Each record's hash is computed
+//! here, in one place for every backend ([`ChainHasher`], over
+//! [`record_hash`]); the store calls it while it holds the chain's write
+//! lock (`mamori_ports::AuditStore::append_audit`): it reads the end,
+//! links the records onto it and inserts them in one transaction. Several
+//! writers (every server on one database, a `mamori` command) append to
+//! one log without ever chaining onto a stale end, so an append never
+//! conflicts, is never retried, and the log never forks nor has a gap.
 
 use crate::audit::record_hash;
-use crate::{CoreError, CoreResult};
-use mamori_domain::chain::{ChainLink, Chained, ChainedRecord};
+use crate::CoreResult;
 use mamori_domain::AuditEvent;
-use mamori_ports::{AuditStore, StoreResult};
+use mamori_ports::{AuditStore, ChainLinker, StoreResult};
 use std::future::Future;
 
-/// How often an append chains again after another writer got there first
-/// before it gives up (each retry means someone else's append succeeded).
-const ATTEMPTS: usize = 16;
+/// The chain's hash as the store asks for it: [`record_hash`] over the
+/// previous record's hash, the sequence number and the event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChainHasher;
 
-/// Links `events` onto `head`, in order.
-pub fn chain_onto(head: &ChainLink, events: &[AuditEvent]) -> Vec<ChainedRecord> {
-    let mut prev = head.hash.clone();
-    let mut seq = head.seq;
-    events
-        .iter()
-        .map(|e| {
-            seq += 1;
-            let hash = record_hash(&prev, seq, e).to_vec();
-            ChainedRecord {
-                seq,
-                event: e.clone(),
-                prev_hash: Some(std::mem::replace(&mut prev, hash.clone())),
-                hash: Some(hash),
-            }
-        })
-        .collect()
-}
-
-/// What a write that carried chained records did with them.
-pub trait Appended {
-    /// Whether the records were stored (the chain moved on).
-    fn appended(&self) -> bool;
-}
-
-/// The sequence numbers of the appended records.
-impl Appended for Vec<i64> {
-    fn appended(&self) -> bool {
-        true
+impl ChainLinker for ChainHasher {
+    fn link(&self, prev: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
+        record_hash(prev, seq, event).to_vec()
     }
 }
 
-/// `false`: the write refused for its own reason and stored nothing.
-impl Appended for bool {
-    fn appended(&self) -> bool {
-        *self
-    }
-}
-
-/// The end of the chain as this process last wrote it, behind a lock so the
-/// process's appends follow one another without reading the end each time.
+/// This process's appends to the chain, one at a time.
+///
+/// The store serialises appends itself (SQLite's write lock, PostgreSQL's
+/// advisory lock of the chain), so this turn is not what keeps the chain
+/// whole: it keeps a burst of this process's appends waiting here, on one
+/// in-memory queue, rather than each holding a database connection while
+/// it waits for the chain's lock (on PostgreSQL, a busy server would
+/// otherwise park most of its pool on that lock, and starve everything
+/// else). Each server thus has at most one append waiting on the database,
+/// which is also what shares the chain fairly between servers.
+///
+/// It keeps no copy of the chain's end: the store reads the end under its
+/// lock, in the append's own transaction, which costs one indexed read and
+/// is the only end that cannot be stale.
 #[derive(Debug, Default)]
 pub struct ChainWriter {
-    head: tokio::sync::Mutex<Option<ChainLink>>,
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl ChainWriter {
-    /// Appends `events`; returns their sequence numbers.
+    /// Appends `events`, in order, all or none; returns their sequence
+    /// numbers.
     pub async fn append(
         &self,
         store: &dyn AuditStore,
         events: &[AuditEvent],
     ) -> CoreResult<Vec<i64>> {
-        self.append_with(store, events, |records| async move {
-            let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
-            Ok(match store.append_audit(&records).await? {
-                Chained::Written(()) => Chained::Written(seqs),
-                Chained::HeadMoved => Chained::HeadMoved,
-            })
-        })
-        .await
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.in_turn(|linker| store.append_audit(events, linker))
+            .await
     }
 
-    /// Chains `events` onto the end and hands them to `write`, which stores
-    /// them with whatever else belongs in the same transaction; chains
-    /// again when another writer appended first.
-    pub async fn append_with<T, F, Fut>(
-        &self,
-        store: &dyn AuditStore,
-        events: &[AuditEvent],
-        mut write: F,
-    ) -> CoreResult<T>
+    /// Runs `write` in this process's turn with the chain's hash: a write
+    /// that appends to the chain along with something else in the same
+    /// transaction (a SCEP issuance and its record).
+    pub async fn in_turn<T, F, Fut>(&self, write: F) -> CoreResult<T>
     where
-        T: Appended,
-        F: FnMut(Vec<ChainedRecord>) -> Fut,
-        Fut: Future<Output = StoreResult<Chained<T>>>,
+        F: FnOnce(&'static dyn ChainLinker) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
     {
-        let mut held = self.head.lock().await;
-        for _ in 0..ATTEMPTS {
-            // Taken: on an error or a moved end the next append reads it.
-            let head = match held.take() {
-                Some(h) => h,
-                None => store.audit_head().await?,
-            };
-            let records = chain_onto(&head, events);
-            let end = records.last().map_or_else(
-                || head.clone(),
-                |r| ChainLink {
-                    seq: r.seq,
-                    hash: r.hash.clone().unwrap_or_default(),
-                },
-            );
-            match write(records).await? {
-                Chained::Written(v) => {
-                    *held = Some(if v.appended() { end } else { head });
-                    return Ok(v);
-                }
-                Chained::HeadMoved => {
-                    tracing::debug!("the audit chain moved under this writer; chaining again");
-                }
-            }
+        let _turn = self.turn.lock().await;
+        Ok(write(&ChainHasher).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use mamori_domain::chain::{ChainLink, GENESIS};
+
+    fn event(n: i64) -> AuditEvent {
+        AuditEvent {
+            at: time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + n).unwrap(),
+            actor: "system".into(),
+            source: None,
+            action: "test.append".into(),
+            target: None,
+            outcome: "success".into(),
+            request_id: None,
+            detail: Some(format!("n={n}")),
         }
-        Err(CoreError::Internal(
-            "the audit chain kept moving under this writer".into(),
-        ))
+    }
+
+    /// The links the store asks for are the chain's own: the format
+    /// `verify` checks is unchanged.
+    #[test]
+    fn the_links_handed_to_the_store_are_the_chains_hashes() {
+        let end = ChainLink {
+            seq: 41,
+            hash: vec![3; 32],
+        };
+        let records = ChainHasher.link_onto(&end, &[event(1), event(2)]);
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [42, 43]);
+        assert_eq!(records[0].prev_hash.as_deref(), Some(&end.hash[..]));
+        assert_eq!(
+            records[0].hash.as_deref(),
+            Some(&record_hash(&end.hash, 42, &event(1))[..])
+        );
+        assert_eq!(records[1].prev_hash, records[0].hash);
+        assert_eq!(
+            records[1].hash.as_deref(),
+            Some(&record_hash(records[0].hash.as_deref().unwrap(), 43, &event(2))[..])
+        );
+        let first = ChainHasher.link_onto(&ChainLink::genesis(), &[event(1)]);
+        assert_eq!(first[0].seq, 1);
+        assert_eq!(first[0].prev_hash.as_deref(), Some(&GENESIS[..]));
     }
 }

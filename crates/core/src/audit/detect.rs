@@ -21,7 +21,7 @@ use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AdminAccount, AdminId};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_ports::ReadRequest;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
@@ -53,9 +53,12 @@ impl Default for DetectionPolicy {
 /// store, shared by every server: `ReadLimitStore`).
 #[derive(Debug, Default)]
 struct ReadLimits {
-    /// Accounts suspended by this process: refused at once, also requests
-    /// that were admitted before the suspension was stored.
-    blocked: HashSet<String>,
+    /// Accounts suspended by this process, and when: refused at once, also
+    /// requests that were admitted before the suspension was stored. For
+    /// one window only: by then the suspension in the store refuses them
+    /// on every server, and a reinstatement made on another server must
+    /// not be overruled here.
+    blocked: HashMap<String, OffsetDateTime>,
 }
 
 /// The keys a reader's reads count under.
@@ -189,8 +192,10 @@ impl Detector {
     }
 
     /// Whether this process suspended the account these keys belong to.
-    fn blocked(&self, keys: &ReadKeys) -> bool {
-        lock(&self.reads).blocked.contains(&keys.account)
+    fn blocked(&self, keys: &ReadKeys, now: OffsetDateTime, window: Duration) -> bool {
+        let mut g = lock(&self.reads);
+        g.blocked.retain(|_, at| now - *at < window);
+        g.blocked.contains_key(&keys.account)
     }
 
     /// Forgets that this process suspended `admin` (it was reinstated).
@@ -201,13 +206,13 @@ impl Detector {
     }
 
     /// Remembers that `admin` is suspended.
-    fn block(&self, admin: &AdminId) {
-        self.block_key(&format!("account:{admin}"));
+    fn block(&self, admin: &AdminId, now: OffsetDateTime) {
+        self.block_key(&format!("account:{admin}"), now);
     }
 
     /// Remembers that the account of this window key is suspended.
-    fn block_key(&self, account: &str) {
-        lock(&self.reads).blocked.insert(account.to_owned());
+    fn block_key(&self, account: &str, now: OffsetDateTime) {
+        lock(&self.reads).blocked.insert(account.to_owned(), now);
     }
 }
 
@@ -306,8 +311,8 @@ impl Services {
         reason: &str,
         ctx: &ClientContext,
     ) -> CoreResult<String> {
-        self.detector.block(&admin.id);
         let now = self.clock.now();
+        self.detector.block(&admin.id, now);
         let what = match self
             .ports
             .audit
@@ -465,7 +470,10 @@ impl Services {
     /// account is refused here at once from now on.
     async fn reserve_reads(&self, keys: &ReadKeys, people: usize) -> CoreResult<Verdict> {
         let policy = &self.config.detection;
-        if self.detector.blocked(keys) {
+        if self
+            .detector
+            .blocked(keys, self.clock.now(), policy.bulk_read_window)
+        {
             return Ok(Verdict::Blocked);
         }
         let mut id = [0u8; 8];
@@ -490,7 +498,7 @@ impl Services {
             None => Verdict::Blocked,
             Some(over) => {
                 if policy.suspend_on_bulk_read {
-                    self.detector.block_key(&keys.account);
+                    self.detector.block_key(&keys.account, self.clock.now());
                 }
                 Verdict::Exceeded {
                     key: over.key,

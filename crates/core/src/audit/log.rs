@@ -4,8 +4,9 @@
 //! record; checkpoints — (sequence number, hash) signed with the server's
 //! audit key (ECDSA P-256) — pin the chain, so cutting records off its end
 //! or rewriting all of it is caught up to the last checkpoint. The chain is
-//! computed here and only here: the store compares and appends
-//! (`mamori_ports::AuditStore::append_audit`).
+//! computed here and only here ([`record_hash`]): the store numbers the
+//! records and asks for their links while it holds the chain's end
+//! (`mamori_ports::AuditStore::append_audit`, `chain::ChainHasher`).
 
 mod retention;
 

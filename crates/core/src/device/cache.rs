@@ -62,7 +62,12 @@ impl IdentityCache {
     /// What the watch on other servers' changes reports.
     pub fn on_event(&self, event: IdentityEvent) {
         match event {
-            IdentityEvent::Listening => self.watch.store(LISTENING, Ordering::SeqCst),
+            IdentityEvent::Listening => {
+                // A lookup that began while the watch was deaf may have
+                // read an identity changed in the gap: not cached.
+                self.clear();
+                self.watch.store(LISTENING, Ordering::SeqCst);
+            }
             IdentityEvent::Lost => {
                 self.watch.store(DEAF, Ordering::SeqCst);
                 self.clear();
@@ -218,6 +223,12 @@ mod tests {
         assert!(c.get(&[2; 32]).is_none(), "a lost watch forgets everything");
         c.on_event(IdentityEvent::Listening);
         assert!(c.get(&[2; 32]).is_none(), "and does not bring it back");
+        // A lookup that straddled the gap is not cached either.
+        c.on_event(IdentityEvent::Lost);
+        let during = c.generation();
+        c.on_event(IdentityEvent::Listening);
+        c.put([3; 32], rec("c", Some("D3")), during);
+        assert!(c.get(&[3; 32]).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The MDM push certificate: installed through the API or CLI, kept sealed in
-//! the database, reloaded at start.
+//! the database, loaded at start and followed while the server runs (one
+//! installed or renewed through another server is loaded within seconds).
 
 use crate::access::permit::SettingsWrite;
 use crate::access::{Authorized, ClientContext};
@@ -41,6 +42,14 @@ impl Drop for PendingRequest {
     }
 }
 
+/// What a server last loaded of the stored push certificate, to follow it
+/// when another server installs or renews one.
+#[derive(Debug, Default)]
+pub struct PushFollower {
+    /// The digest of the sealed certificate last seen.
+    seen: Option<[u8; 32]>,
+}
+
 /// Serialises installs of a push certificate in this process.
 static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -65,10 +74,11 @@ impl Services {
         }
         // Devices are bound to the topic they enrolled with: a certificate
         // for another topic would cut every one of them off. The installed
-        // one is in memory, or (for the command line) in the database.
-        let current = match self.pusher.topic() {
+        // one is the stored one (another server, or the command line, may
+        // have installed it since this one loaded its own).
+        let current = match self.push_topic_at_rest().await? {
             Some(t) => Some(t),
-            None => self.push_topic_at_rest().await?,
+            None => self.pusher.topic(),
         };
         if let Some(current) = current.filter(|t| *t != topic) {
             return Err(refused(format!(
@@ -140,11 +150,23 @@ impl Services {
             .map(|(topic, _)| topic))
     }
 
-    /// Loads the stored push certificate into the pusher, if there is one.
-    pub async fn load_push_certificate(&self) -> CoreResult<Option<String>> {
+    /// Loads the stored push certificate into the pusher (at start, with a
+    /// new follower) if it changed since `follower` last saw it (installed or renewed through another
+    /// server on the database, or the command line): its topic when it
+    /// loaded one. A stored certificate that cannot be loaded is an error
+    /// once, not again until it changes.
+    pub async fn follow_push_certificate(
+        &self,
+        follower: &mut PushFollower,
+    ) -> CoreResult<Option<String>> {
         let Some(sealed) = self.ports.device.secret(SECRET_NAME).await? else {
             return Ok(None);
         };
+        let seen = mamori_crypto::sha256(&sealed);
+        if follower.seen == Some(seen) {
+            return Ok(None);
+        }
+        follower.seen = Some(seen);
         let plain = Zeroizing::new(
             self.pki
                 .secret_box

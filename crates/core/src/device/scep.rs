@@ -134,20 +134,11 @@ impl Services {
             )),
         };
         let store = &*self.ports.device;
+        let profile = origin.profile.as_deref();
         let spent = self
             .chain
-            .append_with(store, std::slice::from_ref(&event), |chained| {
-                let (profile, record) = (origin.profile.as_deref(), &record);
-                async move {
-                    let [audit] = chained.as_slice() else {
-                        return Err(mamori_ports::StoreError::new(
-                            "one issuance, one audit record",
-                        ));
-                    };
-                    store
-                        .record_issuance(profile, record, audit, record.issued_at)
-                        .await
-                }
+            .in_turn(|linker| {
+                store.record_issuance(profile, &record, &event, linker, record.issued_at)
             })
             .await
             .map_err(Refusal::Core)?;

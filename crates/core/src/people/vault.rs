@@ -30,9 +30,11 @@ pub trait KeyProvider: Send + Sync {
     fn has(&self, id: &str) -> bool;
 }
 
-/// Master keys held in memory (from a key file or the environment). The
-/// first is current; the others only unwrap (during a rotation). The set
-/// can be replaced while the server runs (a rotation reloads the file).
+/// Master keys held in memory (from a key file or the environment). One is
+/// current (the first loaded, until [`LocalKeyring::set_current`] names
+/// another: the servers on one database wrap with the key the database
+/// names); the others only unwrap (during a rotation). The set can be
+/// replaced while the server runs (a rotation reloads the file).
 pub struct LocalKeyring {
     keys: std::sync::RwLock<Vec<(String, SecretBox)>>,
 }
@@ -77,15 +79,36 @@ impl LocalKeyring {
         Ok(keys)
     }
 
-    /// Replaces the keys (current first), e.g. after a rotation rewrote the
-    /// key file. Wraps in flight finish with the old set.
+    /// Replaces the keys, e.g. after a rotation rewrote the key file. The
+    /// current key stays current if the new set holds it; otherwise the
+    /// first of the new set is. Wraps in flight finish with the old set.
     pub fn replace(&self, masters: &[Zeroizing<Vec<u8>>]) -> CoreResult<()> {
-        let boxes = Self::boxes(masters)?;
+        let mut boxes = Self::boxes(masters)?;
         let mut keys = self
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(current) = keys.first().map(|(id, _)| id.clone()) {
+            if let Some(at) = boxes.iter().position(|(id, _)| *id == current) {
+                boxes[..=at].rotate_right(1);
+            }
+        }
         *keys = boxes;
+        Ok(())
+    }
+
+    /// Makes the loaded key `id` the one new data keys are wrapped with; an
+    /// error (and no change) when it is not loaded.
+    pub fn set_current(&self, id: &str) -> CoreResult<()> {
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = keys
+            .iter()
+            .position(|(k, _)| k == id)
+            .ok_or_else(|| CoreError::Internal(format!("master key {id} is not loaded").into()))?;
+        keys[..=at].rotate_right(1);
         Ok(())
     }
 
@@ -222,6 +245,30 @@ mod tests {
         assert!(both.unwrap(&id1, &w1, b"person:1").is_err());
         assert_eq!(both.ids().len(), 1);
         assert!(LocalKeyring::new(&[Zeroizing::new(vec![0; 31])]).is_err());
+    }
+
+    #[test]
+    fn the_current_key_is_named_and_survives_a_reload() {
+        let ring = LocalKeyring::new(&[master(1), master(2), master(3)]).unwrap();
+        let [k1, k2, k3] = [1, 2, 3].map(|b| LocalKeyring::key_id(&master(b)));
+        assert_eq!(ring.current_id(), k1);
+        ring.set_current(&k3).unwrap();
+        assert_eq!(ring.current_id(), k3);
+        let (id, wrapped) = ring.wrap(b"data-key", b"p").unwrap();
+        assert_eq!(id, k3);
+        // Every key still unwraps; an unknown one cannot be named.
+        assert!(ring.has(&k1) && ring.has(&k2));
+        assert!(ring.set_current("0000000000000000").is_err());
+        assert_eq!(ring.current_id(), k3);
+        // A reloaded file that still holds the current key keeps it current,
+        // whatever its order; one without it makes its first key current.
+        ring.replace(&[master(2), master(1), master(3)]).unwrap();
+        assert_eq!(ring.current_id(), k3);
+        assert_eq!(ring.ids().len(), 3);
+        assert_eq!(&*ring.unwrap(&id, &wrapped, b"p").unwrap(), b"data-key");
+        ring.replace(&[master(2), master(1)]).unwrap();
+        assert_eq!(ring.current_id(), k2);
+        assert!(ring.unwrap(&id, &wrapped, b"p").is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Starting the server: the data directory's lock, both listeners bound,
-//! the services built, TLS configured, listeners and background tasks
-//! spawned.
+//! the services built, the people key ring checked against the database,
+//! TLS configured, listeners and background tasks spawned.
 
 use super::{build_services_with_store, default_public_url, lock_data_dir, tasks, Running};
 use crate::config::Config;
 use crate::keys;
 use anyhow::Context;
+use mamori_core::device::push::PushFollower;
 use mamori_core::Services;
 use mamori_ports::Pusher;
 use rustls_pki_types::pem::PemObject;
@@ -39,7 +40,24 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         build_services_with_store(config, &public_url, &admin_url, apns_pusher(config)?, true)
             .await?;
     watch_identities(&services);
-    prepare(&services, config, &admin_url).await?;
+    // This server joins the others before it serves: it must hold every
+    // people key the database needs, and it counts for a rotation.
+    let holder = tasks::new_holder()?;
+    keys::ring::join(
+        &*services.store,
+        &keyring.ring,
+        &holder,
+        keyring.source,
+        &config.data_dir,
+    )
+    .await?;
+    let push = match prepare(&services, config, &admin_url).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = services.store.withdraw_people_keys(&holder).await;
+            return Err(e);
+        }
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = spawn_listeners(
         &services,
@@ -50,7 +68,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     )?;
     // On SQLite the data directory's lock makes this server the only one.
     let sole = store.sqlite().is_some();
-    let (tasks, leases) = tasks::spawn(&services, config, &public_url, &keyring, sole).await?;
+    let joined = tasks::Joined { holder, push };
+    let (tasks, leases) =
+        tasks::spawn(&services, config, &public_url, &keyring, sole, joined).await?;
     let tls_ca_path = config
         .tls
         .is_none()
@@ -87,8 +107,12 @@ fn watch_identities(services: &Services) {
 }
 
 /// What runs once before the listeners serve: the WebAuthn warning, the
-/// department index, the push certificate.
-async fn prepare(services: &Services, config: &Config, admin_url: &str) -> anyhow::Result<()> {
+/// department index, the push certificate (followed from then on).
+async fn prepare(
+    services: &Services,
+    config: &Config,
+    admin_url: &str,
+) -> anyhow::Result<PushFollower> {
     if !services.auth.ceremonies.enabled() && !config.auth.webauthn_roles.is_empty() {
         tracing::warn!(%admin_url, "WebAuthn is unavailable for this admin URL; roles that require it cannot log in");
     }
@@ -102,10 +126,11 @@ async fn prepare(services: &Services, config: &Config, admin_url: &str) -> anyho
         Ok(n) => tracing::info!(people = n, "department index built"),
         Err(e) => tracing::error!(error = %e, "department index not built"),
     }
-    if let Some(topic) = services.load_push_certificate().await? {
+    let mut push = PushFollower::default();
+    if let Some(topic) = services.follow_push_certificate(&mut push).await? {
         tracing::info!(topic = %topic, "push certificate loaded");
     }
-    Ok(())
+    Ok(push)
 }
 
 /// Serves TLS on both bound listeners (`[device, admin]`) until `stopped`

@@ -1,16 +1,18 @@
 //! The server's background tasks: the jobs that run once across the
 //! servers on one database, each while this server holds its lease (the
 //! hourly jobs, anomaly detection, the reconciler, the inventory refresh,
-//! one per audit sink), and the watch on this server's own `people.key`.
+//! one per audit sink), and on every server: the people key ring followed
+//! (`keys::ring::follow`: its own `people.key`, the key the database names,
+//! its report) and the stored push certificate followed.
 
 use super::leases::{holder_identity, LeaseOptions, LeasedJob, Leases};
 use super::{sink_options, sink_targets, Keyring};
 use crate::config::Config;
 use crate::keys;
 use mamori_core::access::{Job, Operator};
+use mamori_core::device::push::PushFollower;
 use mamori_core::Services;
 use mamori_ports::LeaseStore;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -18,8 +20,12 @@ use tokio::task::JoinHandle;
 /// next pass: no command storms).
 pub const RECONCILE_BATCH: usize = 5000;
 
-/// How often the server looks at `people.key` for a rotation.
-pub const KEY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+pub use crate::keys::ring::KEY_POLL;
+
+/// How often a server looks for a push certificate installed or renewed
+/// through another server (or the command line): a row read by its key,
+/// the certificate loaded only when it changed.
+pub const PUSH_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The leased jobs every server has (each audit sink adds `sink:NAME`).
 pub const JOBS: [&str; 4] = [
@@ -28,6 +34,15 @@ pub const JOBS: [&str; 4] = [
     "reconciler",
     "inventory-refresh",
 ];
+
+/// Who this server is to the others on the database (its holder identity
+/// in the jobs' leases and the people key reports), and what it follows.
+pub(super) struct Joined {
+    /// The holder identity.
+    pub holder: String,
+    /// The push certificate as loaded at start.
+    pub push: PushFollower,
+}
 
 /// Starts every background task of a running server: the per-server ones
 /// as tasks, the others under their leases. `sole`: this server is the
@@ -38,6 +53,7 @@ pub(super) async fn spawn(
     public_url: &str,
     keyring: &Keyring,
     sole: bool,
+    joined: Joined,
 ) -> anyhow::Result<(Vec<JoinHandle<()>>, Leases)> {
     let store: Arc<dyn LeaseStore> = Arc::clone(&services.store) as Arc<dyn LeaseStore>;
     let opts = LeaseOptions {
@@ -46,20 +62,46 @@ pub(super) async fn spawn(
     };
     let leases = Leases::start(
         store,
-        holder_identity()?,
+        joined.holder.clone(),
         opts,
         leased_jobs(services, config, public_url)?,
     )
     .await?;
     tracing::info!(holder = %leases.holder(), "background jobs run under leases");
-    let mut tasks = Vec::new();
-    if keyring.source == keys::KeySource::File {
-        tasks.push(tokio::spawn(watch_people_keys(
-            config.data_dir.clone(),
+    let dir = (keyring.source == keys::KeySource::File).then(|| config.data_dir.clone());
+    let tasks = vec![
+        tokio::spawn(keys::ring::follow(
+            Arc::clone(&services.store),
             Arc::clone(&keyring.ring),
-        )));
-    }
+            dir,
+            joined.holder,
+        )),
+        tokio::spawn(follow_push_certificate(services.clone(), joined.push)),
+    ];
     Ok((tasks, leases))
+}
+
+/// A new holder identity for this server.
+pub(super) fn new_holder() -> anyhow::Result<String> {
+    holder_identity()
+}
+
+/// Follows the stored push certificate: one installed or renewed through
+/// another server is loaded here within [`PUSH_POLL`], so a command queued
+/// through this server wakes its devices with it.
+async fn follow_push_certificate(services: Services, mut follower: PushFollower) {
+    let mut tick = tokio::time::interval(PUSH_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.follow_push_certificate(&mut follower).await {
+            Ok(Some(topic)) => {
+                tracing::info!(topic = %topic, "push certificate loaded from the database");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "the stored push certificate cannot be loaded"),
+        }
+    }
 }
 
 /// The jobs that run on one server at a time. Each starts afresh when a
@@ -113,37 +155,6 @@ fn leased_jobs(
         }
     }
     Ok(jobs)
-}
-
-/// Follows `people.key`: when a rotation rewrites it, the running server
-/// loads the new ring within seconds (no restart, no downtime).
-async fn watch_people_keys(dir: PathBuf, ring: Arc<mamori_core::people::vault::LocalKeyring>) {
-    let path = dir.join(keys::PEOPLE_KEY_FILE);
-    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = stamp(&path);
-    let mut tick = tokio::time::interval(KEY_POLL);
-    loop {
-        tick.tick().await;
-        let now = stamp(&path);
-        if now == seen {
-            continue;
-        }
-        match keys::read_people_key_file(&dir) {
-            Ok(Some(k)) => match ring.replace(&k) {
-                Ok(()) => {
-                    seen = now;
-                    tracing::info!(keys = ?ring.ids(), "people key ring reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "people.key is invalid; keeping the loaded keys");
-                }
-            },
-            Ok(None) => tracing::error!("people.key disappeared; keeping the loaded keys"),
-            Err(e) => {
-                tracing::error!(error = %e, "people.key is unreadable; keeping the loaded keys");
-            }
-        }
-    }
 }
 
 /// The hourly jobs (also at start): account hygiene — administrator

@@ -124,8 +124,8 @@ async fn columns(
     let only_to: Vec<&String> = to.iter().filter(|c| !from.contains(c)).collect();
     if !only_from.is_empty() || !only_to.is_empty() {
         anyhow::bail!(
-            "the table {} differs: columns only on SQLite {only_from:?}, only on PostgreSQL \
-             {only_to:?}",
+            "the table {} differs: columns only in the source {only_from:?}, only in the \
+             destination {only_to:?}",
             table.name
         );
     }

@@ -470,10 +470,10 @@ async fn the_breach_scope_narrows_to_one_token_or_one_network() {
     }
 }
 
-/// The chain is computed by the writer and only compared by the store: a
-/// second writer on the same database (a `mamori` command while the server
-/// runs; in time a second server) makes the other chain again, and the log
-/// neither forks nor has a gap.
+/// The store links each append onto the end it holds under its write lock:
+/// a second writer on the same database (a `mamori` command while the
+/// server runs, another server) refuses nobody, and the log neither forks
+/// nor has a gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_log_never_fork_it() {
     let app = spawn_app().await;

@@ -71,6 +71,30 @@ async fn a_person_purged_after_a_backup_stays_unreadable_in_it() {
     );
     let v = mamori::backup::verify(s, &data, &file).await.unwrap();
     assert_eq!((v.people, v.readable, v.purged), (20, 19, 1), "{v:?}");
+    // Restored, the purged person is left out; the others get their live
+    // data keys.
+    let into = app.dir.path().join("restored");
+    let r = mamori::backup::restore_into(s, &data, &file, &into)
+        .await
+        .unwrap();
+    assert_eq!((r.people, r.removed), (19, 1), "{r:?}");
+    let restored = rusqlite::Connection::open(into.join("mamori.db")).unwrap();
+    let keys: i64 = restored
+        .query_row(
+            "SELECT count(*) FROM person_keys k JOIN people p ON p.id = k.person_id",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 19);
+    let gone: i64 = restored
+        .query_row(
+            "SELECT count(*) FROM people_tombstones WHERE id = ?1",
+            [leaver.id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(gone, 1);
 
     // A damaged or altered backup is refused, as is a foreign master key.
     let mut altered = bytes.clone();

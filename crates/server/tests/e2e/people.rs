@@ -800,8 +800,13 @@ async fn the_people_key_rotates_while_the_server_runs() {
             }
         })
     };
+    let at = mamori::keys::RingAt {
+        ring: &ring.ring,
+        source: ring.source,
+        dir: &data,
+    };
     let rotation =
-        mamori::keys::rotate_people_key(&cli, &ring.ring, &data, std::time::Duration::from_secs(6))
+        mamori::keys::rotate_people_key(&cli, at, None, std::time::Duration::from_secs(6))
             .await
             .unwrap();
     arrivals.await.unwrap();
@@ -819,7 +824,7 @@ async fn the_people_key_rotates_while_the_server_runs() {
     assert_ne!(new_ring, old_ring);
     assert_eq!(new_ring.lines().count(), 1);
     assert_eq!(
-        std::fs::read_to_string(&rotation.retired_file).unwrap(),
+        std::fs::read_to_string(rotation.retired_file.as_ref().unwrap()).unwrap(),
         old_ring
     );
     // The running server reads every person, old and new, and makes more.
