@@ -59,8 +59,13 @@ pub trait CertStore: Send + Sync {
     /// of the enrollment profile `spend` when given (it must exist, be
     /// unexpired at `now` and have uses left), inserts the certificate and
     /// appends the audit record, linked onto the chain's end by `linker`
-    /// as [`crate::AuditStore::append_audit`] does. `false`: no use was
-    /// left to spend, and nothing was written (nor on an `Err`).
+    /// as [`crate::AuditStore::append_audit`] does. A renewal
+    /// (`cert.renewed_from`) is recorded only if the certificate it renews
+    /// is still unrevoked, unexpired, bound to the same device and not held
+    /// for an administrator, checked in the same transaction (and a
+    /// revocation of the device's certificates is ordered with it).
+    /// `false`: no use was left to spend, or the renewed identity was
+    /// retired; nothing was written (nor on an `Err`).
     async fn record_issuance(
         &self,
         spend: Option<&str>,

@@ -237,6 +237,24 @@ impl CertStore for PgStore {
                 return Ok(false);
             }
         }
+        if let Some(from) = &cert.renewed_from {
+            // The identity renewed is still live, checked again under the
+            // enrollment lock, which revocations take too: a retirement
+            // since the request's own check issues nothing, and one after
+            // it revokes this certificate with the device's others.
+            let live = query_opt(
+                &tx,
+                "SELECT 1 AS live FROM device_certificates
+                 WHERE fingerprint = $1 AND revoked_at IS NULL
+                   AND device IS NOT DISTINCT FROM $2 AND not_after > $3
+                   AND NOT EXISTS (SELECT 1 FROM pending_reenrollments WHERE fingerprint = $1)",
+                &[from, &cert.device.as_ref().map(DeviceKey::as_str), &ts(now)],
+            )
+            .await?;
+            if live.is_none() {
+                return Ok(false);
+            }
+        }
         insert_cert(&tx, cert).await?;
         crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker).await?;
         tx.commit().await.map_err(db)?;
@@ -286,13 +304,20 @@ impl CertStore for PgStore {
         device: &DeviceKey,
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let c = self.conn().await?;
-        exec(
-            &c,
+        // Under the enrollment lock, as issuance: a renewal committed just
+        // before is revoked here with the rest, one committed after sees
+        // its signer revoked and issues nothing.
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        lock(&tx, &[Area::Enrollment]).await?;
+        let n = exec(
+            &tx,
             "UPDATE device_certificates SET revoked_at = $1
              WHERE device = $2 AND revoked_at IS NULL",
             &[&ts(now), &device.as_str()],
         )
-        .await
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
     }
 }

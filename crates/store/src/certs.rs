@@ -222,6 +222,27 @@ impl CertStore for SqliteStore {
                     return Ok(false);
                 }
             }
+            if let Some(from) = &cert.renewed_from {
+                // The identity renewed is still live, checked again in the
+                // writing transaction: a retirement since the request's
+                // own check issues nothing.
+                let live = query_opt(
+                    &tx,
+                    "SELECT 1 AS live FROM device_certificates
+                     WHERE fingerprint = ? AND revoked_at IS NULL AND device IS ? AND not_after > ?
+                       AND NOT EXISTS (SELECT 1 FROM pending_reenrollments WHERE fingerprint = ?)",
+                    params![
+                        from,
+                        cert.device.as_ref().map(DeviceKey::as_str),
+                        ts(now),
+                        from
+                    ],
+                    |_| Ok(()),
+                )?;
+                if live.is_none() {
+                    return Ok(false);
+                }
+            }
             insert_cert(&tx, cert)?;
             crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker)?;
             tx.commit().map_err(db)?;

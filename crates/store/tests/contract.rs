@@ -221,6 +221,67 @@ async fn certificates_bind_and_revoke(b: Backend) {
     );
 }
 
+/// A renewal is stored only while the identity it renews is live: one
+/// retired (revoked with its device's certificates) or held between the
+/// request's check and the write issues nothing; a revocation ordered
+/// after a renewal takes the renewed certificate with it.
+async fn a_renewal_of_a_retired_identity_issues_nothing(b: Backend) {
+    let (s, _d) = b.open().await;
+    enroll(&*s, "DEVR").await;
+    let cert = |fp: &str, from: Option<&str>| DeviceCertificate {
+        fingerprint: fp.into(),
+        serial: "01".into(),
+        profile_id: None,
+        device: Some(key("DEVR")),
+        renewed_from: from.map(str::to_owned),
+        not_after: now() + Duration::days(1),
+        issued_at: now(),
+        revoked_at: None,
+    };
+    s.insert_certificate(&cert("live", None)).await.unwrap();
+    let e = event("device.certificate_issue", now());
+    // Live: renewed.
+    assert!(issue(&*s, None, &cert("r1", Some("live")), &e, now())
+        .await
+        .unwrap());
+    // Retired since: nothing issued, nothing recorded.
+    let before = s.list_audit(0, 100).await.unwrap().len();
+    assert_eq!(
+        s.revoke_device_certificates(&key("DEVR"), now())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(!issue(&*s, None, &cert("r2", Some("live")), &e, now())
+        .await
+        .unwrap());
+    assert!(s.certificate("r2").await.unwrap().is_none());
+    assert_eq!(s.list_audit(0, 100).await.unwrap().len(), before);
+    // The renewed one went with the device's others.
+    assert!(s
+        .certificate("r1")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    // A renewal claiming another device's identity is refused too.
+    s.insert_certificate(&cert("live2", None)).await.unwrap();
+    let other = DeviceCertificate {
+        device: Some(key("ELSEWHERE")),
+        ..cert("r3", Some("live2"))
+    };
+    assert!(!issue(&*s, None, &other, &e, now()).await.unwrap());
+    // An unknown or expired signer: nothing.
+    assert!(!issue(&*s, None, &cert("r4", Some("nobody")), &e, now())
+        .await
+        .unwrap());
+    let late = now() + Duration::days(2);
+    assert!(!issue(&*s, None, &cert("r5", Some("live2")), &e, late)
+        .await
+        .unwrap());
+}
+
 /// SCEP issuance: the challenge use, the certificate and the audit record
 /// are written together or not at all.
 async fn scep_issuance_is_one_transaction(b: Backend) {
@@ -2884,6 +2945,7 @@ async fn an_issuance_is_linked_onto_the_end_the_store_holds(b: Backend) {
 }
 
 on_both_backends!(
+    a_renewal_of_a_retired_identity_issues_nothing,
     long_audit_text_is_appended_and_read_back_whole,
     challenges_respect_uses_and_expiry_even_under_concurrency,
     enrollment_links_are_spent_once_per_download,

@@ -143,11 +143,16 @@ impl Services {
             .await
             .map_err(Refusal::Core)?;
         if !spent {
-            // The last use went to a concurrent request since the check.
-            return Err(Refusal::Fail(
-                BAD_REQUEST,
-                "challenge unknown, expired or used up".into(),
-            ));
+            // Since the request's own check, the last use of the challenge
+            // went to a concurrent request, or the identity being renewed
+            // was retired (checked again where the certificate is stored).
+            return Err(match &record.renewed_from {
+                Some(_) => Refusal::Fail(
+                    BAD_CERT_ID,
+                    "renewal signer unknown, revoked or expired".into(),
+                ),
+                None => Refusal::Fail(BAD_REQUEST, "challenge unknown, expired or used up".into()),
+            });
         }
         tracing::info!(
             fingerprint = %record.fingerprint, transaction = %log_safe(&msg.transaction_id),
