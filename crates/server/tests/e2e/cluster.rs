@@ -5,7 +5,7 @@
 //! with SIGKILL mid-load. Nothing acknowledged is lost, the audit chain
 //! verifies, and the dead server's jobs move to the others.
 
-use crate::common::{client_trusting, role_token};
+use crate::common::{client_trusting, copy_keys, role_token};
 use mamori::config::{Config, ServeArgs};
 use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use mamori_testkit::pg;
@@ -121,23 +121,6 @@ async fn proxy(listener: TcpListener, backends: Arc<[SocketAddr]>) {
                 }
             }
         });
-    }
-}
-
-/// Copies a data directory's files (the keys, the certificates), as an
-/// operator gives every server the same keys.
-fn copy_keys(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    for f in std::fs::read_dir(from).unwrap() {
-        let f = f.unwrap();
-        if f.file_type().unwrap().is_file() && f.file_name() != mamori::app::LOCK_FILE {
-            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
-        }
     }
 }
 

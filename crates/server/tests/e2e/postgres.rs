@@ -3,7 +3,7 @@
 //! audit chain verifies, and everything is still there after a restart.
 //! The database lives in the test binary's throwaway cluster.
 
-use crate::common::{client_trusting, role_token, spawn_on_postgres, test_config_on};
+use crate::common::{client_trusting, copy_keys, role_token, spawn_on_postgres, test_config_on};
 use mamori::app;
 use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use mamori_testkit::pg;
@@ -193,13 +193,7 @@ async fn a_revocation_on_one_server_is_refused_by_the_other_at_once() {
     let mut config_b = test_config_on(dir_b.path(), false);
     config_b.database = config_a.database.clone();
     config_b.public_url = Some(public);
-    std::fs::create_dir_all(&config_b.data_dir).unwrap();
-    for f in std::fs::read_dir(&config_a.data_dir).unwrap() {
-        let f = f.unwrap();
-        if f.file_type().unwrap().is_file() && f.file_name() != app::LOCK_FILE {
-            std::fs::copy(f.path(), config_b.data_dir.join(f.file_name())).unwrap();
-        }
-    }
+    copy_keys(&config_a.data_dir, &config_b.data_dir);
     let b = app::start(&config_b).await.unwrap();
     let token = role_token(&a.services, "two-servers", "owner").await;
     let ca = std::fs::read(a.tls_ca_path.as_ref().unwrap()).unwrap();

@@ -4,7 +4,7 @@
 //! on both, before, during and after it, and a push certificate installed
 //! or renewed through one server wakes devices through the other.
 
-use crate::common::{client_trusting, role_token, test_config_on};
+use crate::common::{client_trusting, copy_keys, role_token, test_config_on};
 use mamori::app::{self, Running};
 use mamori::config::Config;
 use mamori_sim::{DeviceKind, SimDevice, SimOptions};
@@ -31,13 +31,7 @@ fn first_config(dir: &Path) -> Config {
 fn copy_config(from: &Config, dir: &Path) -> Config {
     let mut config = from.clone();
     config.data_dir = dir.join("data");
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    for f in std::fs::read_dir(&from.data_dir).unwrap() {
-        let f = f.unwrap();
-        if f.file_type().unwrap().is_file() && f.file_name() != app::LOCK_FILE {
-            std::fs::copy(f.path(), config.data_dir.join(f.file_name())).unwrap();
-        }
-    }
+    copy_keys(&from.data_dir, &config.data_dir);
     config
 }
 
