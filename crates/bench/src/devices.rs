@@ -9,7 +9,7 @@ use crate::workdir::WorkDir;
 use crate::Args;
 use anyhow::{bail, Context};
 use futures::StreamExt as _;
-use mamori_sim::{CommandStatus, DeviceKind, SimDevice, SimOptions};
+use mamori_sim::{CommandStatus, DeviceKind, RsaPrivateKey, SimDevice, SimOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,9 +64,10 @@ where
     Ok((done_devices, results))
 }
 
-/// Measures `phase` (wall time, server and client CPU, server memory after).
+/// Measures `phase` (wall time, the servers' CPU and the client's, the
+/// servers' memory after).
 async fn measure<T, Fut>(
-    server: &Server,
+    servers: &[Server],
     name: &str,
     ops: usize,
     target_ms: Option<f64>,
@@ -76,16 +77,17 @@ async fn measure<T, Fut>(
 where
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    server.check_alive()?;
+    let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+    check_alive(servers)?;
     eprintln!("{name}...");
-    let before = CpuSample::take(server.pid())?;
+    let before = CpuSample::take(&pids)?;
     let start = Instant::now();
     let out = phase.await.with_context(|| format!("phase {name:?}"))?;
     let wall = start.elapsed();
     tokio::time::sleep(SETTLE).await;
-    server.check_alive()?;
-    let after = CpuSample::take(server.pid())?;
-    let memory = procfs::memory(server.pid())?;
+    check_alive(servers)?;
+    let after = CpuSample::take(&pids)?;
+    let memory = total_memory(servers)?;
     let row = Row {
         phase: name.to_owned(),
         ops,
@@ -103,6 +105,24 @@ where
     Ok((row, out))
 }
 
+fn check_alive(servers: &[Server]) -> anyhow::Result<()> {
+    servers.iter().try_for_each(Server::check_alive)
+}
+
+/// The servers' memory, added up.
+fn total_memory(servers: &[Server]) -> anyhow::Result<procfs::Memory> {
+    let mut total = procfs::Memory {
+        rss_kib: 0,
+        peak_kib: 0,
+    };
+    for s in servers {
+        let m = procfs::memory(s.pid())?;
+        total.rss_kib += m.rss_kib;
+        total.peak_kib += m.peak_kib;
+    }
+    Ok(total)
+}
+
 /// Drops the device's TLS connections (its HTTP clients): the next request
 /// opens a new one. Reloading the profile does that and keeps the
 /// credentials. (With the server's profiles, `SignMessage` is set, so the
@@ -113,15 +133,44 @@ fn disconnect(dev: &mut SimDevice, profile: &[u8], tls_ca: &[u8]) -> anyhow::Res
     Ok(())
 }
 
-/// What every device phase shares: the server, the enrollment profile and
-/// TLS CA the devices load, and how the devices talk to the server.
+/// What every device phase shares: the servers, the enrollment profile of
+/// each (a device keeps to the server its profile names, as behind a load
+/// balancer that hashes the source), the TLS CA the devices load, how the
+/// devices talk to the servers, and the key pairs they share, if they do.
 struct Fleet<'a> {
-    server: &'a Server,
-    profile: Arc<[u8]>,
+    servers: &'a [Server],
+    profiles: Vec<Arc<[u8]>>,
     tls_ca: Arc<[u8]>,
     concurrency: usize,
     keep_alive: bool,
+    shared_keys: Arc<[RsaPrivateKey]>,
 }
+
+impl Fleet<'_> {
+    /// The profile of the server `udid` talks to.
+    fn profile_for(&self, udid: &str) -> Arc<[u8]> {
+        Arc::clone(&self.profiles[pick(udid, self.profiles.len())])
+    }
+
+    /// The key pair `udid` enrolls with when keys are shared.
+    fn key_for(&self, udid: &str) -> Option<RsaPrivateKey> {
+        (!self.shared_keys.is_empty())
+            .then(|| self.shared_keys[pick(udid, self.shared_keys.len())].clone())
+    }
+}
+
+/// A stable choice of one of `n` for a device (FNV-1a of its UDID).
+fn pick(udid: &str, n: usize) -> usize {
+    let h = udid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % n.max(1) as u64) as usize
+}
+
+/// The server's settings for this benchmark: no automatic inventory
+/// refresh, whose commands (due 5 minutes after the start) would otherwise
+/// mix with the benchmark's own in a run that long.
+const SERVE_ARGS: [&str; 2] = ["--inventory-refresh-hours", "0"];
 
 /// The server before any device: idle CPU ticks in one second, and memory.
 struct Baseline {
@@ -145,22 +194,35 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         server::SERVER_RUST_LOG,
         work.path().display()
     );
-    let server = Server::start(&server_bin, work.path()).await?;
+    let mut servers = vec![Server::start_with(&server_bin, work.path(), &SERVE_ARGS).await?];
+    for k in 2..=args.servers as usize {
+        let next = Server::start_sharing(&server_bin, &servers[0], work.path(), k, &SERVE_ARGS);
+        servers.push(next.await?);
+    }
+    let mut profiles = Vec::new();
+    for server in &servers {
+        profiles.push(Arc::from(server.enrollment_profile(n).await?));
+    }
+    let shared_keys = (0..args.shared_keys)
+        .map(|_| RsaPrivateKey::generate_2048().context("cannot generate a key pair"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let fleet = Fleet {
-        server: &server,
-        profile: Arc::from(server.enrollment_profile(n).await?),
-        tls_ca: Arc::from(server.tls_ca_pem.clone()),
+        servers: &servers,
+        profiles,
+        tls_ca: Arc::from(servers[0].tls_ca_pem.clone()),
         concurrency: args.concurrency as usize,
         keep_alive: args.keep_alive,
+        shared_keys: Arc::from(shared_keys),
     };
 
-    // Idle baseline: what the server burns doing nothing.
-    let idle_before = procfs::cpu_ticks(server.pid())?;
+    // Idle baseline: what the servers burn doing nothing.
+    let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+    let idle_before = CpuSample::take(&pids)?.server;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline = Baseline {
         ticks_per_s,
-        idle_ticks: procfs::cpu_ticks(server.pid())?.saturating_sub(idle_before),
-        memory: procfs::memory(server.pid())?,
+        idle_ticks: CpuSample::take(&pids)?.server.saturating_sub(idle_before),
+        memory: total_memory(&servers)?,
     };
 
     let devices: Vec<SimDevice> = (0..n)
@@ -180,13 +242,16 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let (command_rows, devices) = command_round_trip(&fleet, devices).await?;
     rows.extend(command_rows);
     rows.push(idle_polls(&fleet, devices, args.idle_polls as usize).await?);
-    let final_memory = procfs::memory(server.pid())?;
+    let final_memory = servers
+        .iter()
+        .map(|s| procfs::memory(s.pid()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
-    print_report(args, &server_bin, &server, &baseline, &rows, final_memory);
+    print_report(args, &server_bin, &servers, &baseline, &rows, &final_memory);
     if let WorkDir::Kept(dir) = &work {
         println!("data directory and server log kept in {}", dir.display());
     }
-    drop(server);
+    drop(servers);
     Ok(())
 }
 
@@ -200,18 +265,22 @@ async fn enroll(
     let n = devices.len();
     let keep_alive = fleet.keep_alive;
     let (row, (devices, _)) = measure(
-        fleet.server,
+        fleet.servers,
         "enroll (SCEP+Auth+TokenUpdate)",
         n,
         Some(ENROLL_TARGET_MS),
         Some(NANOMDM_ENROLL_MS),
         run_phase("enroll", devices, fleet.concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            let (profile, tls_ca) = (fleet.profile_for(d.udid()), Arc::clone(&fleet.tls_ca));
+            let key = fleet.key_for(d.udid());
             async move {
                 let udid = d.udid().to_owned();
                 async {
                     d.load_profile(&profile, Some(&tls_ca))?;
-                    d.scep_enroll().await?;
+                    match &key {
+                        Some(key) => d.scep_enroll_with_key(key).await?,
+                        None => d.scep_enroll().await?,
+                    }
                     // Loading the profile again drops the SCEP connection
                     // (the credentials stay).
                     d.load_profile(&profile, Some(&tls_ca))?;
@@ -241,14 +310,16 @@ async fn command_round_trip(
     devices: Vec<SimDevice>,
 ) -> anyhow::Result<(Vec<Row>, Vec<SimDevice>)> {
     let n = devices.len();
-    let (server, keep_alive) = (fleet.server, fleet.keep_alive);
+    // The API call goes to the first server; with several, most devices
+    // fetch the command from another.
+    let (server, keep_alive) = (&fleet.servers[0], fleet.keep_alive);
     let udids: Vec<String> = devices.iter().map(|d| d.udid().to_owned()).collect();
     let command = serde_json::json!({
         "RequestType": "DeviceInformation",
         "Queries": ["OSVersion", "SerialNumber", "ModelName", "DeviceName"],
     });
     let (enqueue_row, queued) = measure(
-        server,
+        fleet.servers,
         "enqueue (1 API call)",
         n,
         None,
@@ -261,13 +332,13 @@ async fn command_round_trip(
     }
 
     let (rt_row, (devices, _)) = measure(
-        server,
+        fleet.servers,
         "round trip (2 connects)",
         n,
         Some(COMMAND_TARGET_MS),
         None,
         run_phase("round trip", devices, fleet.concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            let (profile, tls_ca) = (fleet.profile_for(d.udid()), Arc::clone(&fleet.tls_ca));
             async move {
                 let handled = d
                     .run_queue()
@@ -310,13 +381,13 @@ async fn idle_polls(
     let n = devices.len();
     let keep_alive = fleet.keep_alive;
     let (row, (_devices, _)) = measure(
-        fleet.server,
+        fleet.servers,
         "idle poll",
         n * idle_polls,
         Some(IDLE_TARGET_MS),
         Some(NANOMDM_IDLE_MS),
         run_phase("idle poll", devices, fleet.concurrency, |mut d| {
-            let (profile, tls_ca) = (Arc::clone(&fleet.profile), Arc::clone(&fleet.tls_ca));
+            let (profile, tls_ca) = (fleet.profile_for(d.udid()), Arc::clone(&fleet.tls_ca));
             async move {
                 for _ in 0..idle_polls {
                     let next = d
@@ -342,14 +413,27 @@ async fn idle_polls(
     Ok(row)
 }
 
+/// How the devices connect.
+fn connections(args: &Args) -> &'static str {
+    match (args.keep_alive, args.no_tls_resumption) {
+        (true, _) => "kept open across phases (HTTP keep-alive)",
+        (false, false) => {
+            "a new TLS connection per device session, closed afterwards; TLS sessions resumed"
+        }
+        (false, true) => {
+            "a new TLS connection per device session, closed afterwards; full handshake every time"
+        }
+    }
+}
+
 /// Prints the run's description, the table and the notes under it.
 fn print_report(
     args: &Args,
     server_bin: &std::path::Path,
-    server: &Server,
+    servers: &[Server],
     baseline: &Baseline,
     rows: &[Row],
-    final_memory: procfs::Memory,
+    final_memory: &[procfs::Memory],
 ) {
     let n = args.devices as usize;
     let ticks_per_s = baseline.ticks_per_s;
@@ -358,26 +442,33 @@ fn print_report(
         args.concurrency, args.idle_polls
     );
     report::print_command_and_machine();
-    println!(
-        "server:   {} (RUST_LOG={}; device listener {}, admin listener {}; log in {})",
-        server_bin.display(),
-        server::SERVER_RUST_LOG,
-        server.device_addr,
-        server.admin_addr,
-        server.log_path.display()
-    );
-    println!(
-        "connections: {}",
-        match (args.keep_alive, args.no_tls_resumption) {
-            (true, _) => "kept open across phases (HTTP keep-alive)",
-            (false, false) => {
-                "a new TLS connection per device session, closed afterwards; TLS sessions resumed"
-            }
-            (false, true) => {
-                "a new TLS connection per device session, closed afterwards; full handshake every time"
-            }
-        }
-    );
+    for (k, server) in servers.iter().enumerate() {
+        println!(
+            "server {}: {} serve {} (RUST_LOG={}; device listener {}, admin listener {}; log in {})",
+            k + 1,
+            server_bin.display(),
+            SERVE_ARGS.join(" "),
+            server::SERVER_RUST_LOG,
+            server.device_addr,
+            server.admin_addr,
+            server.log_path.display()
+        );
+    }
+    if servers.len() > 1 {
+        println!(
+            "{} servers on one PostgreSQL database; each device keeps to one (chosen by a hash \
+             of its UDID); the command is queued through server 1. CPU and RSS: the servers' sum",
+            servers.len()
+        );
+    }
+    println!("connections: {}", connections(args));
+    if args.shared_keys > 0 {
+        println!(
+            "device key pairs: {} generated before the run and shared (each device still gets \
+             its own certificate; the server's work is the same)",
+            args.shared_keys
+        );
+    }
     println!(
         "server at start: {:.1} MB RSS; idle CPU {:.2} s in 1 s; clock ticks {ticks_per_s}/s (CPU resolution {:.0} ms)",
         baseline.memory.rss_mib(),
@@ -387,11 +478,19 @@ fn print_report(
     println!();
     print!("{}", report::table(rows, ticks_per_s));
     println!();
-    println!("{}", report::rss_line(final_memory, n));
+    for (k, memory) in final_memory.iter().enumerate() {
+        let prefix = if servers.len() > 1 {
+            format!("server {}: ", k + 1)
+        } else {
+            String::new()
+        };
+        let per_server = n.div_ceil(servers.len().max(1));
+        println!("{prefix}{}", report::rss_line(*memory, per_server));
+    }
     println!(
         "ms/op = server CPU (utime+stime, all threads) / ops. Wall times include the simulated \
-         devices, which run in this process on the same CPUs (each generates an RSA-2048 key \
-         while enrolling: bench CPU s)."
+         devices, which run in this process on the same CPUs (unless --shared-keys, each \
+         generates an RSA-2048 key while enrolling: bench CPU s)."
     );
     println!(
         "* NanoMDM v0.9.0 + micromdm/scep (2,048-bit CA), 1,000 devices, 2 cores, median of 3: \

@@ -39,6 +39,7 @@ mod console;
 mod devices;
 mod login_timing;
 mod people;
+mod pg;
 mod procfs;
 mod reconcile;
 mod report;
@@ -109,13 +110,28 @@ struct Args {
     /// handshake (the server's worst case)
     #[arg(long)]
     no_tls_resumption: bool,
+    /// With --postgres: run this many servers on the one database (the
+    /// first server's data directory copied to the others, as an operator
+    /// adds servers); each device keeps to one of them
+    #[arg(long, value_name = "S", default_value_t = 1, requires = "postgres",
+          value_parser = clap::value_parser!(u32).range(1..=4))]
+    servers: u32,
+    /// Devices enroll with K key pairs generated before the run instead of
+    /// a new RSA-2048 key each (generating one costs the simulator far more
+    /// CPU than the server spends on the whole enrollment, which is the
+    /// same either way); 0: a new key per device, as real devices do
+    #[arg(long, value_name = "K", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    shared_keys: u32,
     /// Run the server (and the commands the benchmark runs) on PostgreSQL:
     /// a throwaway cluster of Debian's postgresql on a Unix socket,
     /// durable like the SQLite default (fsync and synchronous commit on);
     /// its CPU (every PostgreSQL process) is reported beside the server's.
-    /// With the device benchmark and --people (the other modes write their
-    /// fixtures into SQLite directly)
-    #[arg(long, conflicts_with_all = ["audit", "reconcile", "console", "login_timing"])]
+    /// With the device benchmark and --people; with --audit and
+    /// --reconcile, the fixture is written into SQLite as without it, then
+    /// the installation is moved with `mamori migrate` (timed) and
+    /// everything measured after that runs on PostgreSQL
+    #[arg(long, conflicts_with_all = ["console", "login_timing"])]
     postgres: bool,
     /// Instead of the device benchmark: time failed logins for real
     /// administrator accounts (wrong password) against logins for names that
@@ -227,8 +243,12 @@ async fn main() -> std::process::ExitCode {
             eprintln!("mamori-bench: error: cannot create the database: {e}");
             return std::process::ExitCode::FAILURE;
         }
-        // The server and every command the benchmark runs inherit it.
-        std::env::set_var("MAMORI_DATABASE_URL", cluster.url("mamori"));
+        pg::set(cluster.url("mamori"));
+        // The audit and reconcile benchmarks move to it after writing
+        // their fixtures; the others start on it.
+        if args.audit.is_none() && args.reconcile.is_none() {
+            pg::use_from_now_on();
+        }
         if let Some(pid) = cluster.pid() {
             let _ = procfs::DATABASE_PID.set(pid);
         }

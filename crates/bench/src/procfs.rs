@@ -107,10 +107,15 @@ pub struct CpuSample {
 }
 
 impl CpuSample {
-    /// Reads both processes, and the database server's when there is one.
-    pub fn take(server_pid: u32) -> anyhow::Result<Self> {
+    /// Reads the servers (their sum) and the benchmark, and the database
+    /// server's when there is one.
+    pub fn take(server_pids: &[u32]) -> anyhow::Result<Self> {
+        let mut server = 0;
+        for &pid in server_pids {
+            server += cpu_ticks(pid)?;
+        }
         Ok(Self {
-            server: cpu_ticks(server_pid)?,
+            server,
             client: cpu_ticks(std::process::id())?,
             database: match DATABASE_PID.get() {
                 Some(&pid) => Some(process_tree_ticks(pid)?),

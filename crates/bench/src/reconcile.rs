@@ -122,6 +122,8 @@ pub struct Pass {
 /// Everything `--reconcile` measured.
 #[derive(Debug, Clone)]
 pub struct Figures {
+    /// With --postgres: how long `mamori migrate` took.
+    pub migrated: Option<Duration>,
     /// Enrolled devices.
     pub devices: usize,
     /// Writing the fixture.

@@ -90,6 +90,22 @@ fn client_builder_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::ClientBuild
         .timeout(Duration::from_secs(600)))
 }
 
+/// Copies the files of a data directory (not its lock) into a new private
+/// directory.
+fn copy_data_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() && entry.file_name() != "mamori.lock" {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The last `max` bytes of the server log, for error messages.
 pub fn log_tail(path: &Path, max: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -114,7 +130,13 @@ impl Server {
         work_dir: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut server = Self::launch(server_bin, work_dir, extra_args, "server.log").await?;
+        let mut server = Self::launch(
+            server_bin,
+            &work_dir.join("data"),
+            &work_dir.join("server.log"),
+            extra_args,
+        )
+        .await?;
         server.token = server.create_token(server_bin).await?;
         Ok(server)
     }
@@ -139,21 +161,45 @@ impl Server {
         log_name: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut server = Self::launch(server_bin, work_dir, extra_args, log_name).await?;
+        let mut server = Self::launch(
+            server_bin,
+            &work_dir.join("data"),
+            &work_dir.join(log_name),
+            extra_args,
+        )
+        .await?;
         server.token = token.to_owned();
         Ok(server)
     }
 
-    /// Starts `server_bin serve` with its data in `work_dir/data` and waits
-    /// for `/healthz` (no token yet).
+    /// Starts another server on the same database as `first` (PostgreSQL),
+    /// as an operator adds one: `first`'s data directory copied (its keys
+    /// and certificates) but for its lock, into `work_dir/data-K`; logs to
+    /// `work_dir/server-K.log`. It serves with `first`'s owner token.
+    pub async fn start_sharing(
+        server_bin: &Path,
+        first: &Server,
+        work_dir: &Path,
+        k: usize,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let data_dir = work_dir.join(format!("data-{k}"));
+        copy_data_dir(&first.data_dir, &data_dir)?;
+        let log_path = work_dir.join(format!("server-{k}.log"));
+        let mut server = Self::launch(server_bin, &data_dir, &log_path, extra_args).await?;
+        server.token = first.token.clone();
+        Ok(server)
+    }
+
+    /// Starts `server_bin serve` with its data in `data_dir` and waits for
+    /// `/healthz` (no token yet).
     async fn launch(
         server_bin: &Path,
-        work_dir: &Path,
+        data_dir: &Path,
+        log_path: &Path,
         extra_args: &[&str],
-        log_name: &str,
     ) -> anyhow::Result<Self> {
-        let data_dir = work_dir.join("data");
-        let log_path = work_dir.join(log_name);
+        let (data_dir, log_path) = (data_dir.to_path_buf(), log_path.to_path_buf());
         let device_addr = free_port()?;
         let admin_addr = free_port()?;
         let log = std::fs::File::create(&log_path)

@@ -67,6 +67,9 @@ pub struct Config {
     pub erase_approval_threshold: usize,
     /// Anomaly rules on the audit stream.
     pub anomaly: mamori_core::audit::anomaly::AnomalyPolicy,
+    /// How often each device's inventory is refreshed (None: never
+    /// automatically).
+    pub inventory_refresh: Option<time::Duration>,
     /// How often policy profiles are reconciled (60 s; tests change it).
     pub reconcile_every: std::time::Duration,
     /// Connection caps and timeouts of the device listener.
@@ -128,15 +131,7 @@ impl Config {
     /// Resolves the layers.
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let default_dir = PathBuf::from("mamori-data");
-        let file_path = args.config.clone().or_else(|| {
-            let dir = args.data_dir.clone().unwrap_or_else(|| default_dir.clone());
-            let p = dir.join("mamori.toml");
-            p.exists().then_some(p)
-        });
-        let file = match &file_path {
-            Some(p) => read_file_config(p)?,
-            None => FileConfig::default(),
-        };
+        let file = file_config(args, &default_dir)?;
         // The checks run in this order, so the first bad setting named is
         // always the same one.
         let (device_limits, admin_limits) = listener_limits(args, &file)?;
@@ -147,12 +142,13 @@ impl Config {
         let people = people_settings(args, &file)?;
         let audit = audit_settings(args, &file)?;
         let anomaly = anomaly_policy(args, &file);
-        let database = Database::parse(args.database_url.clone().or(file.database_url))?;
+        let database = Database::parse(args.database_url.clone().or(file.database_url.clone()))?;
         Ok(Self {
             database,
             device_limits,
             admin_limits,
             reconcile_every: std::time::Duration::from_secs(60),
+            inventory_refresh: inventory_refresh(args, &file)?,
             anomaly,
             erase_approval_threshold: audit.erase_approval_threshold as usize,
             audit_retention_days: audit.retention_days,
@@ -300,6 +296,35 @@ fn admin_allow(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<Vec
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Some(nets))
+}
+
+/// The TOML file: `--config`, else `DATA_DIR/mamori.toml` if it exists.
+fn file_config(args: &ServeArgs, default_dir: &std::path::Path) -> anyhow::Result<FileConfig> {
+    let file_path = args.config.clone().or_else(|| {
+        let dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| default_dir.to_path_buf());
+        let p = dir.join("mamori.toml");
+        p.exists().then_some(p)
+    });
+    match &file_path {
+        Some(p) => read_file_config(p),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// `inventory_refresh_hours`: 0 is off, at most 30 days.
+fn inventory_refresh(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<Option<time::Duration>> {
+    let hours = args
+        .inventory_refresh_hours
+        .or(file.inventory_refresh_hours)
+        .unwrap_or(24);
+    anyhow::ensure!(hours <= 720, "inventory_refresh_hours must be 0-720");
+    Ok((hours > 0).then(|| time::Duration::hours(i64::from(hours))))
 }
 
 /// The people directory's settings.

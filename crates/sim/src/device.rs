@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mamori_crypto::DigestAlg;
+use mamori_crypto::{DigestAlg, RsaPrivateKey};
 use mamori_protocol::cms::ContentEncryptionAlg;
 
 use crate::behaviour::{builtin_response, DeviceState, InstalledApp, InstalledProfile};
@@ -352,11 +352,24 @@ impl SimDevice {
     /// SCEP enrollment (PKCSReq with the profile's challenge); keeps the
     /// issued certificate and key.
     pub async fn scep_enroll(&mut self) -> Result<()> {
+        self.scep_enroll_inner(None).await
+    }
+
+    /// [`Self::scep_enroll`] with a key pair the caller supplies instead of
+    /// a new one: for load generation, where generating an RSA-2048 key per
+    /// device would cost the simulator far more CPU than the server spends
+    /// on the enrollment. The server's work is the same; real devices never
+    /// share keys.
+    pub async fn scep_enroll_with_key(&mut self, key: &RsaPrivateKey) -> Result<()> {
+        self.scep_enroll_inner(Some(key)).await
+    }
+
+    async fn scep_enroll_inner(&mut self, key: Option<&RsaPrivateKey>) -> Result<()> {
         self.ensure_alive()?;
         let http = self.client(false)?;
         let (params, cn) = self.scep_params()?;
         let challenge = self.profile.as_ref().and_then(|p| p.scep_challenge.clone());
-        let result = scep::enroll(&http, &params, &cn, challenge.as_deref(), None).await?;
+        let result = scep::enroll(&http, &params, &cn, challenge.as_deref(), None, key).await?;
         self.scep_caps = result.caps;
         self.set_credentials(result.credentials);
         Ok(())
@@ -369,7 +382,7 @@ impl SimDevice {
         let current = self.credentials.clone().ok_or(SimError::NotEnrolled)?;
         let http = self.client(false)?;
         let (params, cn) = self.scep_params()?;
-        let result = scep::enroll(&http, &params, &cn, None, Some(&current)).await?;
+        let result = scep::enroll(&http, &params, &cn, None, Some(&current), None).await?;
         self.scep_caps = result.caps;
         self.set_credentials(result.credentials);
         Ok(())

@@ -40,7 +40,7 @@ pub use device::{
 };
 pub use error::{Result, SimError};
 pub use hardware::{DeviceInfo, DeviceKind};
-pub use mamori_crypto::DigestAlg;
+pub use mamori_crypto::{DigestAlg, RsaPrivateKey};
 pub use mamori_protocol::cms::ContentEncryptionAlg;
 pub use profile::{parse_profile_dict, DeviceProfile};
 pub use scep::ScepMethod;

@@ -180,17 +180,22 @@ async fn pki_operation(
 
 /// Full enrollment (`signer` = `None`: PKCSReq with a throw-away self-signed
 /// signer and `challenge`) or renewal (`signer` = current identity:
-/// RenewalReq, no challenge). Always generates a new RSA-2048 key.
+/// RenewalReq, no challenge). Generates a new RSA-2048 key unless `key`
+/// gives one (load generation: see [`crate::SimDevice::scep_enroll_with_key`]).
 pub(crate) async fn enroll(
     http: &reqwest::Client,
     p: &ScepParams<'_>,
     cn: &str,
     challenge: Option<&str>,
     signer: Option<&Credentials>,
+    key: Option<&RsaPrivateKey>,
 ) -> Result<ScepResult> {
     let caps = get_ca_caps(http, p).await?;
     let ca = get_ca_cert(http, p).await?;
-    let key = RsaPrivateKey::generate_2048()?;
+    let (key, shared) = match key {
+        Some(k) => (k.clone(), true),
+        None => (RsaPrivateKey::generate_2048()?, false),
+    };
     let csr = mamori_protocol::csr::build_csr(&key, cn, challenge)?;
     let (message_type, signer_cert, signer_key) = match signer {
         Some(c) => (MessageType::RenewalReq, c.cert_der.clone(), c.key.clone()),
@@ -200,7 +205,13 @@ pub(crate) async fn enroll(
             key.clone(),
         ),
     };
-    let transaction_id = mamori_crypto::sha256_hex(&key.public_key_spki_der()).to_uppercase();
+    // A device's transaction ID is a hash of its public key; devices sharing
+    // a key (load generation) add their name so that each stays its own.
+    let mut digest_input = key.public_key_spki_der();
+    if shared {
+        digest_input.extend_from_slice(cn.as_bytes());
+    }
+    let transaction_id = mamori_crypto::sha256_hex(&digest_input).to_uppercase();
     let message = build_pki_request(
         message_type,
         &csr,

@@ -76,6 +76,9 @@ pub struct Figures {
     pub queries: Vec<QueryFigures>,
     /// Database after the fixture (WAL checkpointed).
     pub db: DbSize,
+    /// With --postgres: the move of the installation onto PostgreSQL,
+    /// before verify and the breach-scope reports.
+    pub migrated: Option<crate::pg::Migrated>,
 }
 
 /// Appends generator records `range` through `store`, one at a time from
@@ -207,6 +210,12 @@ pub async fn measure(server_bin: &Path, work_dir: &Path, plan: Plan) -> anyhow::
     // 2. and 3. Append phases and the fixture.
     let log = build_log(&data_dir, &fx, plan).await?;
 
+    // With --postgres: everything from here on runs on PostgreSQL.
+    let migrated = match crate::pg::url() {
+        Some(_) => Some(crate::pg::migrate(server_bin, &data_dir)?),
+        None => None,
+    };
+
     // 4. Checkpoint, then verify.
     let (verified, checkpoints, verify_wall) = verify(server_bin, &data_dir, plan).await?;
 
@@ -229,6 +238,7 @@ pub async fn measure(server_bin: &Path, work_dir: &Path, plan: Plan) -> anyhow::
         verify_wall,
         queries,
         db: log.db,
+        migrated,
     })
 }
 

@@ -134,6 +134,25 @@ fn write_query_row(out: &mut String, q: &QueryFigures) {
 /// The notes under the table.
 fn write_notes(out: &mut String, f: &Figures) {
     let _ = writeln!(out);
+    if let Some(m) = &f.migrated {
+        let size = crate::pg::number("SELECT pg_database_size(current_database())")
+            .map_or("?".to_owned(), |b| {
+                format!("{:.2}", b as f64 / (1u64 << 30) as f64)
+            });
+        let _ = writeln!(
+            out,
+            "on PostgreSQL: the log was written into SQLite (appends: SqliteStore), then moved \
+             with `mamori migrate` in {:.1} s ({:.0} records/s; database {size} GiB after); \
+             verify and breach-scope ran on PostgreSQL. migrate said:\n{}",
+            m.wall.as_secs_f64(),
+            f.verified as f64 / m.wall.as_secs_f64().max(1e-9),
+            m.output
+                .lines()
+                .filter(|l| !l.starts_with("  "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     let _ = writeln!(
         out,
         "log: {} records ({} appended through the store, {} written as fixture, the rest by \

@@ -88,20 +88,20 @@ pub(crate) fn write_devices(db: &Path, n: usize, topic: &str) -> anyhow::Result<
     Ok(())
 }
 
+const INSTALLS_SQL: &str = "SELECT COUNT(*) FROM commands WHERE request_type = 'InstallProfile'";
+const INSTALLING_SQL: &str = "SELECT COUNT(*) FROM device_profiles WHERE state = 'installing'";
+
+/// The data directory of the database file `db`.
+fn db_dir(db: &Path) -> PathBuf {
+    db.parent().map_or_else(PathBuf::new, Path::to_path_buf)
+}
+
 /// (InstallProfile commands, `installing` profile rows) in the database.
 fn count_rows(db: &Path) -> anyhow::Result<(u64, u64)> {
     let c =
         rusqlite::Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
-    let installs: i64 = c.query_row(
-        "SELECT COUNT(*) FROM commands WHERE request_type = 'InstallProfile'",
-        [],
-        |r| r.get(0),
-    )?;
-    let rows: i64 = c.query_row(
-        "SELECT COUNT(*) FROM device_profiles WHERE state = 'installing'",
-        [],
-        |r| r.get(0),
-    )?;
+    let installs: i64 = c.query_row(INSTALLS_SQL, [], |r| r.get(0))?;
+    let rows: i64 = c.query_row(INSTALLING_SQL, [], |r| r.get(0))?;
     Ok((installs.max(0) as u64, rows.max(0) as u64))
 }
 
@@ -198,6 +198,11 @@ pub async fn measure(
         .await
         .context("fixture writer panicked")??;
     let fixture = t.elapsed();
+    // With --postgres: the server runs on PostgreSQL from here on.
+    let migrated = match crate::pg::url() {
+        Some(_) => Some(crate::pg::migrate(server_bin, &db_dir(&db))?.wall),
+        None => None,
+    };
 
     // 3. Policies, a group of every device, assignment.
     let server = Server::restart_with(
@@ -217,10 +222,17 @@ pub async fn measure(
     drop(server);
 
     // 6. What the database holds.
-    let (db_installs, db_installing) = count_rows(&db)?;
+    let (db_installs, db_installing) = match migrated {
+        Some(_) => (
+            crate::pg::number(INSTALLS_SQL)?,
+            crate::pg::number(INSTALLING_SQL)?,
+        ),
+        None => count_rows(&db)?,
+    };
     Ok(Figures {
         devices,
         fixture,
+        migrated,
         passes,
         idle,
         ticks_per_s,

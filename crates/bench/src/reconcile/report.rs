@@ -20,6 +20,14 @@ pub fn report(f: &Figures) -> String {
         f.fixture.as_secs_f64(),
         f.start_memory.rss_mib()
     );
+    if let Some(wall) = f.migrated {
+        let _ = writeln!(
+            out,
+            "on PostgreSQL: the data directory moved with `mamori migrate` in {:.1} s; the \
+             server and every pass below ran on PostgreSQL",
+            wall.as_secs_f64()
+        );
+    }
     let _ = writeln!(out);
     write_passes(&mut out, f);
     let _ = writeln!(out);

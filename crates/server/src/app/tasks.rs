@@ -131,15 +131,17 @@ fn leased_jobs(
             .run_reconciler(Operator::Job(Job::Fleet), every, RECONCILE_BATCH)
     }));
     // Inventory: a pass every 5 minutes (new devices within minutes of
-    // enrolling), each device once a day.
-    let s = services.clone();
-    jobs.push(LeasedJob::new(inventory, move || {
-        s.clone().run_inventory_refresh(
-            Operator::Job(Job::Fleet),
-            std::time::Duration::from_secs(300),
-            time::Duration::hours(24),
-        )
-    }));
+    // enrolling), each device once a day unless configured otherwise.
+    if let Some(every) = config.inventory_refresh {
+        let s = services.clone();
+        jobs.push(LeasedJob::new(inventory, move || {
+            s.clone().run_inventory_refresh(
+                Operator::Job(Job::Fleet),
+                std::time::Duration::from_secs(300),
+                every,
+            )
+        }));
+    }
     if !config.audit_sinks.is_empty() {
         let opts = sink_options(config, public_url)?;
         for (name, target) in sink_targets(config)? {

@@ -103,6 +103,9 @@ pub struct ServeArgs {
     /// An EraseDevice for more devices than this waits for a second administrator's approval; 0: every erase does [default: 1]
     #[arg(long, env = "MAMORI_ERASE_APPROVAL_THRESHOLD")]
     pub erase_approval_threshold: Option<u32>,
+    /// Hours between inventory refreshes of one device (DeviceInformation, SecurityInfo, InstalledApplicationList, ProfileList); a device is first asked within minutes of enrolling; 0 turns the automatic refresh off [default: 24]
+    #[arg(long, env = "MAMORI_INVENTORY_REFRESH_HOURS")]
+    pub inventory_refresh_hours: Option<u32>,
     /// Alert when an administrator or token acts from a network (/24, /64) it never used before [default: true]
     #[arg(long, env = "MAMORI_ALERT_NEW_NETWORK")]
     pub alert_new_network: Option<bool>,
@@ -187,6 +190,7 @@ pub(super) struct FileConfig {
     pub(super) audit_sink_ca: Option<PathBuf>,
     pub(super) audit_retention_days: Option<u32>,
     pub(super) erase_approval_threshold: Option<u32>,
+    pub(super) inventory_refresh_hours: Option<u32>,
     pub(super) alert_new_network: Option<bool>,
     pub(super) alert_off_hours: Option<bool>,
     pub(super) alert_mass_command_devices: Option<u32>,

@@ -117,3 +117,33 @@ fn the_database_is_embedded_unless_a_postgres_url_is_given() {
     .unwrap();
     assert_eq!(c.database.describe(), "PostgreSQL at /mamori");
 }
+
+#[test]
+fn the_inventory_refresh_is_daily_unless_set_and_zero_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |hours: Option<u32>| ServeArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        inventory_refresh_hours: hours,
+        ..ServeArgs::default()
+    };
+    let daily = Config::resolve(&args(None)).unwrap().inventory_refresh;
+    assert_eq!(daily, Some(time::Duration::hours(24)));
+    std::fs::write(
+        dir.path().join("mamori.toml"),
+        "inventory_refresh_hours = 0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        Config::resolve(&args(None)).unwrap().inventory_refresh,
+        None
+    );
+    assert_eq!(
+        Config::resolve(&args(Some(6))).unwrap().inventory_refresh,
+        Some(time::Duration::hours(6))
+    );
+    let err = Config::resolve(&args(Some(721))).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("inventory_refresh_hours"),
+        "{err:#}"
+    );
+}
