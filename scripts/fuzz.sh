@@ -15,7 +15,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(plist checkin connect mdm_signature scep ber csr)
+  targets=(plist checkin connect mdm_signature scep ber csr proxy)
 fi
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -3,8 +3,12 @@
 
 use crate::conn::{
     AcceptBackoff, CloseReason, ConnState, Limits, LogThrottle, Permit, Standing, TimedBody,
-    TrackedBody, Tracker,
+    TrackedBody,
 };
+
+pub mod admit;
+use admit::Gate;
+pub use admit::Sources;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -64,14 +68,17 @@ pub async fn serve_tls(
     limits: Limits,
     stop: watch::Receiver<bool>,
 ) {
-    serve_tls_from(listener, acceptor, router, None, limits, stop).await;
+    serve_tls_from(listener, acceptor, router, Sources::default(), limits, stop).await;
 }
 
 /// Accepts connections until the task is dropped or `stop` turns true;
 /// then closes the listening socket, asks every connection to close after
 /// the requests in flight (each has the close grace) and returns once none
-/// is left. With `allow`, a connection
-/// from an address outside every listed network is closed before TLS.
+/// is left. `sources` says whom it serves: with an allow-list, a connection
+/// from a client outside every listed network is closed before TLS; a
+/// connection from a listed load balancer must start with a PROXY protocol
+/// v2 header (read within the handshake timeout) and then counts as the
+/// client it names, for every rule (see [`admit`]).
 /// `limits` caps the connections held (in total and per source address) and
 /// bounds every phase of each connection; a connection over a cap is closed
 /// before TLS. Refusals and accept errors are logged at most once a second,
@@ -81,11 +88,11 @@ pub async fn serve_tls_from(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
-    allow: Option<Arc<Vec<ipnet::IpNet>>>,
+    sources: Sources,
     limits: Limits,
     stop: watch::Receiver<bool>,
 ) {
-    let tracker = Tracker::new(&limits);
+    let gate = Gate::new(sources, &limits);
     let served = Arc::new(Served {
         acceptor,
         router,
@@ -93,10 +100,7 @@ pub async fn serve_tls_from(
         limits,
     });
     let mut backoff = AcceptBackoff::default();
-    let second = Duration::from_secs(1);
-    let mut accept_log = LogThrottle::new(second);
-    let mut allow_log = LogThrottle::new(second);
-    let mut cap_log = LogThrottle::new(second);
+    let mut accept_log = LogThrottle::new(Duration::from_secs(1));
     loop {
         let mut stopping = stop.clone();
         let accepted = tokio::select! {
@@ -120,29 +124,26 @@ pub async fn serve_tls_from(
                 }
             }
         };
-        if let Some(nets) = &allow {
-            let ip = addr.ip().to_canonical();
-            if !nets.iter().any(|n| n.contains(&ip)) {
-                drop(tcp);
-                if let Some(n) = allow_log.hit(std::time::Instant::now()) {
-                    tracing::warn!(peer = %addr, refused = n, "connection from outside the admin allow-list refused");
-                }
+        if gate.is_balancer(addr.ip()) {
+            let Some(reading) = gate.reading_slot(addr) else {
                 continue;
-            }
+            };
+            let (gate, served, stop) = (Arc::clone(&gate), Arc::clone(&served), stop.clone());
+            tokio::spawn(async move {
+                let mut tcp = tcp;
+                let timeout = served.limits.handshake_timeout;
+                let Some(client) = gate.proxied_client(&mut tcp, addr, timeout).await else {
+                    return;
+                };
+                drop(reading);
+                if let Some(permit) = gate.admit(client) {
+                    serve_connection(tcp, client, served, permit, stop).await;
+                }
+            });
+            continue;
         }
-        let permit = match tracker.try_acquire(addr.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                drop(tcp);
-                if let Some(n) = cap_log.hit(std::time::Instant::now()) {
-                    let limit = match why {
-                        crate::conn::Refusal::Total => "max_connections",
-                        crate::conn::Refusal::PerSource => "max_connections_per_ip",
-                    };
-                    tracing::warn!(peer = %addr, refused = n, limit, held = tracker.total(), "connection refused: too many connections");
-                }
-                continue;
-            }
+        let Some(permit) = gate.admit(addr) else {
+            continue;
         };
         tokio::spawn(serve_connection(
             tcp,
@@ -153,7 +154,7 @@ pub async fn serve_tls_from(
         ));
     }
     drop(listener);
-    tracker.drained().await;
+    gate.tracker().drained().await;
 }
 
 /// Resolves once `stop` turns true (never, if its sender is gone without

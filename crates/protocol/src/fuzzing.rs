@@ -89,11 +89,19 @@ pub fn csr(data: &[u8]) {
     let _ = crate::csr::parse_csr(data);
 }
 
+/// A PROXY protocol v2 header from a load balancer: a header that is
+/// accepted is never longer than the cap or the input.
+pub fn proxy(data: &[u8]) {
+    if let Ok((_, len)) = crate::proxy::parse(data) {
+        assert!(len <= crate::proxy::MAX_HEADER_LEN && len <= data.len());
+    }
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by the name of its folder under `fuzz/corpus/`.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("plist", plist),
     ("checkin", checkin),
     ("connect", connect),
@@ -101,6 +109,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("scep", scep),
     ("ber", ber),
     ("csr", csr),
+    ("proxy", proxy),
 ];
 
 #[cfg(test)]

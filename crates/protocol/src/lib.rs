@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod hostile;
 pub mod mobileconfig;
 pub mod plistjson;
+pub mod proxy;
 pub mod reply;
 pub mod results;
 pub mod scep;

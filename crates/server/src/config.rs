@@ -45,6 +45,9 @@ pub struct Config {
     pub admin_url: Option<String>,
     /// Networks allowed on the admin listener (None: any).
     pub admin_allow: Option<Vec<ipnet::IpNet>>,
+    /// Load balancers whose connections start with a PROXY protocol v2
+    /// header (None: no connection may carry one).
+    pub proxy_protocol_from: Option<Vec<ipnet::IpNet>>,
     /// Administrator authentication policy (admin_url filled in at start).
     pub auth: mamori_core::admin::AuthPolicy,
     /// Days after departure at which a person is purged.
@@ -139,6 +142,7 @@ impl Config {
         let days = device_cert_days(args, &file)?;
         let auth = auth_policy(args, &file)?;
         let admin_allow = admin_allow(args, &file)?;
+        let proxy_protocol_from = proxy_protocol_from(args, &file)?;
         let people = people_settings(args, &file)?;
         let audit = audit_settings(args, &file)?;
         let anomaly = anomaly_policy(args, &file);
@@ -161,6 +165,7 @@ impl Config {
             people_retention_days: people.retention_days,
             admin_url: args.admin_url.clone().or(file.admin_url),
             admin_allow,
+            proxy_protocol_from,
             auth,
             data_dir: args
                 .data_dir
@@ -278,11 +283,29 @@ fn auth_policy(
 
 /// Networks allowed on the admin listener (None: any).
 fn admin_allow(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<Vec<ipnet::IpNet>>> {
-    let Some(list) = args
+    let list = args
         .admin_allow
         .clone()
-        .or_else(|| file.admin_allow.clone())
-    else {
+        .or_else(|| file.admin_allow.clone());
+    networks("admin_allow", list)
+}
+
+/// `proxy_protocol_from`: the load balancers that send PROXY headers.
+fn proxy_protocol_from(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<Option<Vec<ipnet::IpNet>>> {
+    let list = args
+        .proxy_protocol_from
+        .clone()
+        .or_else(|| file.proxy_protocol_from.clone());
+    let nets = networks("proxy_protocol_from", list)?;
+    Ok(nets.filter(|n| !n.is_empty()))
+}
+
+/// A comma-separated list of networks (CIDR) or addresses.
+fn networks(setting: &str, list: Option<String>) -> anyhow::Result<Option<Vec<ipnet::IpNet>>> {
+    let Some(list) = list else {
         return Ok(None);
     };
     let nets = list
@@ -292,7 +315,7 @@ fn admin_allow(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<Vec
         .map(|n| {
             n.parse::<ipnet::IpNet>()
                 .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .with_context(|| format!("admin_allow: {n:?} is not a network (CIDR) or address"))
+                .with_context(|| format!("{setting}: {n:?} is not a network (CIDR) or address"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Some(nets))

@@ -8,6 +8,7 @@ use crate::keys;
 use anyhow::Context;
 use mamori_core::device::push::PushFollower;
 use mamori_core::Services;
+use mamori_http::tls::Sources;
 use mamori_ports::Pusher;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -162,11 +163,21 @@ fn spawn_listeners(
     let (device_limits, admin_limits) = listener_limits(config);
     let device_router = mamori_http::device::router(services.clone());
     let admin_router = mamori_http::admin::router(services.clone());
+    let proxy_from = config.proxy_protocol_from.clone().map(Arc::new);
+    let device_sources = Sources {
+        allow: None,
+        proxy_from: proxy_from.clone(),
+    };
+    let admin_sources = Sources {
+        allow: config.admin_allow.clone().map(Arc::new),
+        proxy_from,
+    };
     Ok(vec![
-        tokio::spawn(mamori_http::tls::serve_tls(
+        tokio::spawn(mamori_http::tls::serve_tls_from(
             device_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(device_tls)),
             device_router,
+            device_sources,
             device_limits,
             stopped.clone(),
         )),
@@ -174,7 +185,7 @@ fn spawn_listeners(
             admin_listener,
             tokio_rustls::TlsAcceptor::from(Arc::new(admin_tls)),
             admin_router,
-            config.admin_allow.clone().map(Arc::new),
+            admin_sources,
             admin_limits,
             stopped,
         )),

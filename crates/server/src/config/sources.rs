@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Source networks allowed on the admin listener, comma-separated CIDRs [default: any]
     #[arg(long, env = "MAMORI_ADMIN_ALLOW")]
     pub admin_allow: Option<String>,
+    /// Load balancers passing TCP through, comma-separated networks (CIDR) or addresses: their connections, on both listeners, must start with a PROXY protocol v2 header and count as the client it names (for the allow-list, connection caps, sign-in throttles, the bulk-read network window and the audit log) [default: none; no connection may carry one]
+    #[arg(long, env = "MAMORI_PROXY_PROTOCOL_FROM")]
+    pub proxy_protocol_from: Option<String>,
     /// Minutes of inactivity after which an admin session ends [default: 15]
     #[arg(long, env = "MAMORI_SESSION_IDLE_MINUTES")]
     pub session_idle_minutes: Option<u32>,
@@ -177,6 +180,7 @@ pub(super) struct FileConfig {
     pub(super) log_format: Option<String>,
     pub(super) admin_url: Option<String>,
     pub(super) admin_allow: Option<String>,
+    pub(super) proxy_protocol_from: Option<String>,
     pub(super) session_idle_minutes: Option<u32>,
     pub(super) session_hours: Option<u32>,
     pub(super) lockout_threshold: Option<u32>,

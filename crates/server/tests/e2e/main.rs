@@ -46,6 +46,7 @@ mod migrate;
 mod people;
 mod policies;
 mod postgres;
+mod proxy_protocol;
 mod push;
 mod queue;
 mod reenroll;
