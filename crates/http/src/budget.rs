@@ -6,7 +6,8 @@
 //! bodies in memory at once (100 HTTP/2 streams on each of its
 //! connections). A request reserves its declared `Content-Length` (its
 //! route's cap when it declares none) before its body is read, and gives it
-//! back when its answer is ready; over the budget it gets 503 with
+//! back when its answer is ready; a declared length over the cap is
+//! answered 413 at once; over the budget it gets 503 with
 //! `Retry-After` at once, and one source address (an IPv6 /64 counting as
 //! one, as for the connection caps) may hold at most a quarter of the
 //! budget, so a slow uploader cannot starve every device.
@@ -100,9 +101,16 @@ pub async fn reserve_body(State(st): State<BudgetState>, req: Request, next: Nex
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // A declared length over the cap is refused by the route (413); charge
-    // at most the cap.
-    let bytes = declared.unwrap_or(st.cap).min(st.cap);
+    // A declared length over the cap is refused at once, without reading
+    // or holding anything.
+    if declared.is_some_and(|d| d > st.cap) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large (at most {} bytes)", st.cap),
+        )
+            .into_response();
+    }
+    let bytes = declared.unwrap_or(st.cap);
     let source = req
         .extensions()
         .get::<crate::tls::PeerAddr>()

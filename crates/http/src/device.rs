@@ -26,46 +26,56 @@ pub const SCEP_LIMIT: usize = 64 * 1024;
 
 /// Routes devices use. Nothing administrative is reachable here.
 pub fn router(services: Services) -> Router {
-    // Every body is held in memory until its sender is known: one budget
-    // for all of them (crate::budget).
-    let budget = Arc::new(BodyBudget::default());
-    let reserve = |cap: usize| {
+    // Every body is held in memory until its sender is proven: budgets for
+    // them (crate::budget). Check-in and connect bodies are read only for
+    // a request that claims a recorded device identity (the signature over
+    // the body is checked once it has arrived); SCEP, which comes before
+    // any identity, has a budget of its own, so that filling it delays
+    // enrollments but never an enrolled device.
+    let (scep_budget, device_budget) = (
+        Arc::new(BodyBudget::default()),
+        Arc::new(BodyBudget::default()),
+    );
+    let reserve = |budget: &Arc<BodyBudget>, cap: usize| {
         middleware::from_fn_with_state(
             BudgetState {
-                budget: Arc::clone(&budget),
+                budget: Arc::clone(budget),
                 cap: cap as u64,
             },
             reserve_body,
         )
     };
+    let identified = middleware::from_fn_with_state(services.clone(), identified_first);
     Router::new()
         .route(
             "/scep",
             get(scep_get)
                 .post(scep_post)
                 .layer(DefaultBodyLimit::max(SCEP_LIMIT))
-                .layer(reserve(SCEP_LIMIT)),
+                .layer(reserve(&scep_budget, SCEP_LIMIT)),
         )
         .route(
             "/cgi-bin/pkiclient.exe",
             get(scep_get)
                 .post(scep_post)
                 .layer(DefaultBodyLimit::max(SCEP_LIMIT))
-                .layer(reserve(SCEP_LIMIT)),
+                .layer(reserve(&scep_budget, SCEP_LIMIT)),
         )
         .route(
             "/mdm/checkin",
             put(checkin)
                 .post(checkin)
                 .layer(DefaultBodyLimit::max(CHECKIN_LIMIT))
-                .layer(reserve(CHECKIN_LIMIT)),
+                .layer(reserve(&device_budget, CHECKIN_LIMIT))
+                .layer(identified.clone()),
         )
         .route(
             "/mdm/connect",
             put(connect)
                 .post(connect)
                 .layer(DefaultBodyLimit::max(CONNECT_LIMIT))
-                .layer(reserve(CONNECT_LIMIT)),
+                .layer(reserve(&device_budget, CONNECT_LIMIT))
+                .layer(identified),
         )
         .route("/enroll/{secret}", get(download_profile))
         .fallback(not_found)
@@ -105,6 +115,28 @@ fn evidence<'a>(
         tls_peer: peer.0.as_deref().map(Vec::as_slice),
         source: addr.map(|a| a.0 .0.ip()),
     }
+}
+
+/// Middleware before a check-in or connect body is read: the request must
+/// claim a device identity of ours ([`Services::claims_device_identity`]),
+/// else it is answered at once and its body never read.
+async fn identified_first(
+    State(s): State<Services>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let peer = req
+        .extensions()
+        .get::<PeerCertificate>()
+        .cloned()
+        .unwrap_or_default();
+    let addr = req.extensions().get::<PeerAddr>().copied();
+    let ev = evidence(headers, &peer, addr.map(axum::Extension));
+    if let Err(e) = s.claims_device_identity(ev).await {
+        return DeviceError::from(e).into_response();
+    }
+    next.run(req).await
 }
 
 fn peer_of(req_ext: Option<axum::Extension<PeerCertificate>>) -> PeerCertificate {

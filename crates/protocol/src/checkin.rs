@@ -340,7 +340,7 @@ fn typed_message(
         "TokenUpdate" => CheckinMessage::TokenUpdate {
             ident: Ident::from_dict_required(dict)?,
             topic: req_string(dict, "Topic")?,
-            token: req_data(dict, "Token")?,
+            token: short_data(req_data(dict, "Token")?, "Token")?,
             push_magic: req_string(dict, "PushMagic")?,
             unlock_token: opt_data(dict, "UnlockToken")?,
             awaiting_configuration: opt_bool(dict, "AwaitingConfiguration")?.unwrap_or(false),
@@ -395,12 +395,28 @@ pub(crate) fn schema_to_plist_error(e: SchemaError) -> PlistError {
 // ---------------------------------------------------------------------------
 // Typed key access
 
+/// Longest string a check-in may carry in any key. Identifiers (UDIDs,
+/// user IDs, serial numbers, push magic, topics) are a few dozen bytes and
+/// names a few hundred; several are stored in indexes, where PostgreSQL
+/// refuses an entry over about 2.7 KB: one device's over-long string would
+/// fail its own writes (the outside attack's finding).
+pub const MAX_CHECKIN_STRING: usize = 512;
+
+/// Longest push token (APNs tokens are 32 bytes).
+pub const MAX_PUSH_TOKEN: usize = 256;
+
 pub(crate) fn opt_string(
     dict: &plist::Dictionary,
     key: &str,
 ) -> Result<Option<String>, PlistError> {
     match dict.get(key) {
         None => Ok(None),
+        Some(plist::Value::String(s)) if s.len() > MAX_CHECKIN_STRING => {
+            Err(PlistError::InvalidValue {
+                key: key.to_owned(),
+                reason: format!("longer than {MAX_CHECKIN_STRING} bytes"),
+            })
+        }
         Some(plist::Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(PlistError::WrongType {
             key: key.to_owned(),
@@ -422,6 +438,17 @@ fn opt_data(dict: &plist::Dictionary, key: &str) -> Result<Option<Vec<u8>>, Plis
             expected: "data",
         }),
     }
+}
+
+/// A push token, at most [`MAX_PUSH_TOKEN`] bytes.
+fn short_data(d: Vec<u8>, key: &str) -> Result<Vec<u8>, PlistError> {
+    if d.len() > MAX_PUSH_TOKEN {
+        return Err(PlistError::InvalidValue {
+            key: key.to_owned(),
+            reason: format!("longer than {MAX_PUSH_TOKEN} bytes"),
+        });
+    }
+    Ok(d)
 }
 
 fn req_data(dict: &plist::Dictionary, key: &str) -> Result<Vec<u8>, PlistError> {

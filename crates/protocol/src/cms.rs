@@ -21,8 +21,8 @@ use sha2::Digest as _;
 pub use enveloped::{decrypt_enveloped, encrypt_enveloped, ContentEncryptionAlg};
 pub(crate) use signed::{build_signed, SignFn, SignParams};
 pub use signed::{
-    certs_from_degenerate, degenerate_certs_only, sign_attached, sign_detached, verify_signed_data,
-    VerifiedSignedData,
+    certs_from_degenerate, degenerate_certs_only, sign_attached, sign_detached, signer_certificate,
+    verify_signed_data, VerifiedSignedData,
 };
 
 /// Errors of the CMS, SCEP and CSR modules.

@@ -58,8 +58,18 @@ pub enum InventoryResult {
     Profiles(Vec<String>),
 }
 
+/// Longest text kept from an inventory answer; a longer value counts as
+/// absent. Identifiers and serial numbers are stored in indexes, where
+/// PostgreSQL refuses an entry over about 2.7 KB (the outside attack's
+/// finding: one device's 4 KB app identifier failed its inventory write),
+/// and no real one comes near.
+pub const MAX_TEXT: usize = 512;
+
 fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= MAX_TEXT)
+        .map(str::to_owned)
 }
 
 /// Parses the result of a `request_type` command; `None` for a type the
@@ -110,7 +120,7 @@ fn applications(result: &Value) -> Result<InventoryResult, Malformed> {
         .collect::<Option<Vec<_>>>()
         .map(InventoryResult::Applications)
         .ok_or(Malformed(
-            "an InstalledApplicationList item without an Identifier",
+            "an InstalledApplicationList item without an Identifier of at most 512 bytes",
         ))
 }
 

@@ -98,6 +98,8 @@ impl DeviceStore for PgStore {
                 "INSERT INTO user_channels (udid, user_id, push_token, push_magic, updated_at)
                  SELECT udid, $1::text, $2::bytea, $3::text, $4::bigint FROM devices
                  WHERE udid = $5 AND status != 'checked_out'
+                   AND (EXISTS (SELECT 1 FROM user_channels WHERE udid = $5 AND user_id = $1)
+                        OR (SELECT COUNT(*) FROM user_channels WHERE udid = $5) < $6::bigint)
                  FOR SHARE
                  ON CONFLICT (udid, user_id) DO UPDATE SET push_token = excluded.push_token,
                      push_magic = excluded.push_magic, updated_at = excluded.updated_at",
@@ -107,6 +109,7 @@ impl DeviceStore for PgStore {
                     &rec.push_magic,
                     &ts(rec.now),
                     &rec.device.as_str(),
+                    &mamori_ports::MAX_USER_CHANNELS,
                 ],
             )
             .await?

@@ -87,7 +87,9 @@ impl DeviceStore for SqliteStore {
                     exec(
                         c,
                         "INSERT INTO user_channels (udid, user_id, push_token, push_magic, updated_at)
-                         SELECT udid, ?, ?, ?, ? FROM devices WHERE udid = ? AND status != 'checked_out'
+                         SELECT udid, ?1, ?2, ?3, ?4 FROM devices WHERE udid = ?5 AND status != 'checked_out'
+                           AND (EXISTS (SELECT 1 FROM user_channels WHERE udid = ?5 AND user_id = ?1)
+                                OR (SELECT COUNT(*) FROM user_channels WHERE udid = ?5) < ?6)
                          ON CONFLICT (udid, user_id) DO UPDATE SET push_token = excluded.push_token,
                              push_magic = excluded.push_magic, updated_at = excluded.updated_at",
                         params![
@@ -95,7 +97,8 @@ impl DeviceStore for SqliteStore {
                             rec.push_token,
                             rec.push_magic,
                             ts(rec.now),
-                            rec.device.as_str()
+                            rec.device.as_str(),
+                            mamori_ports::MAX_USER_CHANNELS
                         ],
                     )
                 } else {

@@ -426,6 +426,30 @@ async fn scep_issuance_is_one_transaction(b: Backend) {
     assert_eq!(audit_len(Arc::clone(&s)).await, 3 + 5);
 }
 
+/// One device cannot grow the user-channel table without end: past
+/// `MAX_USER_CHANNELS` a TokenUpdate for a new user is not stored, while
+/// the users it has keep updating their tokens.
+async fn a_device_has_at_most_max_user_channels(b: Backend) {
+    let (s, _d) = b.open().await;
+    enroll(&*s, "SHARED1").await;
+    let update = |user: String| TokenUpdateRecord {
+        device: key("SHARED1"),
+        user_id: Some(user),
+        push_token: vec![7],
+        push_magic: "m".into(),
+        topic: "topic".into(),
+        sealed_unlock_token: None,
+        now: now(),
+    };
+    let max = MAX_USER_CHANNELS;
+    for i in 0..max {
+        assert!(s.token_update(&update(format!("user-{i}"))).await.unwrap());
+    }
+    assert!(!s.token_update(&update("one-more".into())).await.unwrap());
+    assert!(s.token_update(&update("user-0".into())).await.unwrap());
+    assert_eq!(_d.raw_i64("SELECT COUNT(*) FROM user_channels"), max);
+}
+
 async fn enrollment_lifecycle_and_inventory(b: Backend) {
     let (s, _d) = b.open().await;
     assert!(
@@ -2945,6 +2969,7 @@ async fn an_issuance_is_linked_onto_the_end_the_store_holds(b: Backend) {
 }
 
 on_both_backends!(
+    a_device_has_at_most_max_user_channels,
     a_renewal_of_a_retired_identity_issues_nothing,
     long_audit_text_is_appended_and_read_back_whole,
     challenges_respect_uses_and_expiry_even_under_concurrency,

@@ -11,7 +11,9 @@
 //! request that would make it more than the threshold (the N+1-th person)
 //! is refused whole, nobody's data leaves, an alert is recorded (severity
 //! high, evidence: the disclosure records in the window) and — by policy,
-//! on by default — the account is suspended: every session and token
+//! on by default, and only when the account's own window is over, not a
+//! network's, which every account on it shares — the account is
+//! suspended: every session and token
 //! revoked and the suspension kept in the store, so logins, sessions and
 //! tokens are refused until another administrator reinstates the account
 //! (`POST /api/v1/admins/{name}/reinstate`).
@@ -369,7 +371,8 @@ impl Services {
             } => (key, read, evidence, alert, granted),
         };
         let label = actor.label();
-        let by = match key.strip_prefix("network:") {
+        let network = key.strip_prefix("network:");
+        let by = match network {
             Some(net) => format!("network {net}"),
             None => format!("account {}", actor.admin.name),
         };
@@ -403,6 +406,18 @@ impl Services {
         let result = match granted {
             // Alert only (policy): the read goes ahead, counted.
             Some(id) => Ok(ReadPermit { id }),
+            // The network's window is full: the read is refused and the
+            // security officers alerted, but the account is not suspended.
+            // The window is shared by everyone on the network, and the
+            // account that tips it need not be the one that filled it (the
+            // outside attack's finding: one officer kept a /24's window
+            // full and every colleague who then read was suspended).
+            None if network.is_some() => Err(CoreError::Forbidden(
+                "refused: too many people's personal data were read from your network \
+                 within the last minutes; a security officer has been alerted; \
+                 try again later"
+                    .into(),
+            )),
             None => {
                 self.suspend_account(
                     &actor.admin,
@@ -497,7 +512,10 @@ impl Services {
             None if verdict.counted => Verdict::Granted(id),
             None => Verdict::Blocked,
             Some(over) => {
-                if policy.suspend_on_bulk_read {
+                // Only an account's own reads block it: a network's window
+                // is shared by every account on it (see
+                // `reserve_personal_reads`).
+                if policy.suspend_on_bulk_read && over.key == keys.account {
                     self.detector.block_key(&keys.account, self.clock.now());
                 }
                 Verdict::Exceeded {

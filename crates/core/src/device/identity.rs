@@ -32,25 +32,51 @@ impl Services {
         body: &[u8],
     ) -> CoreResult<(DeviceCertificate, Vec<u8>)> {
         let cert_der = match (ev.mdm_signature, ev.tls_peer) {
-            (Some(sig), _) => signer_of(sig, body)?,
+            (Some(sig), _) => signer_of(sig, Some(body))?,
             (None, Some(peer)) => peer.to_vec(),
             (None, None) => {
                 tracing::warn!("device request without a certificate or Mdm-Signature");
                 return Err(CoreError::Unauthorized);
             }
         };
+        let record = self.recorded_identity(&cert_der).await?;
+        Ok((record, cert_der))
+    }
+
+    /// Whether a request claims a device identity of ours — recorded and
+    /// unrevoked — before its body is read: the certificate the
+    /// `Mdm-Signature` header names (its signature over the body is checked
+    /// once the body has arrived, by [`Self::device_certificate`]) or the
+    /// TLS client certificate. A request that claims none is refused
+    /// without its body being read or held, so that nobody without a
+    /// device identity can make the server buffer bodies.
+    pub async fn claims_device_identity(&self, ev: Evidence<'_>) -> CoreResult<()> {
+        let cert_der = match (ev.mdm_signature, ev.tls_peer) {
+            (Some(sig), _) => signer_of(sig, None)?,
+            (None, Some(peer)) => peer.to_vec(),
+            (None, None) => {
+                tracing::warn!("device request without a certificate or Mdm-Signature");
+                return Err(CoreError::Unauthorized);
+            }
+        };
+        self.recorded_identity(&cert_der).await.map(drop)
+    }
+
+    /// The record of a certificate that chains to our device CA, was
+    /// recorded at issue and is unrevoked (cached while it is valid).
+    async fn recorded_identity(&self, cert_der: &[u8]) -> CoreResult<DeviceCertificate> {
         let now = self.clock.now();
-        let der_hash = mamori_crypto::sha256(&cert_der);
+        let der_hash = mamori_crypto::sha256(cert_der);
         if let Some(rec) = self.identities.get(&der_hash) {
             if rec.not_after > now {
-                return Ok((rec, cert_der));
+                return Ok(rec);
             }
         }
         let since = self.identities.generation();
         let parsed = self
             .pki
             .device_ca
-            .verify_issued(&cert_der, now)
+            .verify_issued(cert_der, now)
             .map_err(|e| {
                 tracing::warn!(reason = %mamori_domain::log_safe(&e.to_string()), "device certificate refused");
                 CoreError::Unauthorized
@@ -74,7 +100,7 @@ impl Services {
         if record.device.is_some() {
             self.identities.put(der_hash, record.clone(), since);
         }
-        Ok((record, cert_der))
+        Ok(record)
     }
 
     /// A device identity changed (revoked, or bound anew): this server's
@@ -119,7 +145,9 @@ impl Services {
     }
 }
 
-fn signer_of(header: &str, body: &[u8]) -> CoreResult<Vec<u8>> {
+/// The signer's certificate from an `Mdm-Signature` header: verified over
+/// `body`, or (None: the body has not arrived) only named.
+fn signer_of(header: &str, body: Option<&[u8]>) -> CoreResult<Vec<u8>> {
     if header.len() > MAX_SIGNATURE_LEN {
         return Err(CoreError::BadRequest(
             "Mdm-Signature header too large".into(),
@@ -132,9 +160,14 @@ fn signer_of(header: &str, body: &[u8]) -> CoreResult<Vec<u8>> {
             tracing::warn!("Mdm-Signature is not base64");
             CoreError::BadRequest("Mdm-Signature is not valid base64".into())
         })?;
-    let verified = mamori_protocol::cms::verify_signed_data(&der, Some(body)).map_err(|e| {
+    let signer = match body {
+        Some(body) => {
+            mamori_protocol::cms::verify_signed_data(&der, Some(body)).map(|v| v.signer_cert_der)
+        }
+        None => mamori_protocol::cms::signer_certificate(&der),
+    };
+    signer.map_err(|e| {
         tracing::warn!(reason = %mamori_domain::log_safe(&e.to_string()), "Mdm-Signature does not verify");
         CoreError::Unauthorized
-    })?;
-    Ok(verified.signer_cert_der)
+    })
 }

@@ -53,6 +53,19 @@ fn find_attr<'a>(
         .map(|(_, v)| v.as_slice())
 }
 
+/// The certificate (DER) the first SignerInfo of a ContentInfo(SignedData)
+/// names, among the embedded ones. Nothing is verified: this lets a server
+/// see who claims to have signed a body before the body has arrived (the
+/// signature is checked once it has, with [`verify_signed_data`]).
+pub fn signer_certificate(der: &[u8]) -> Result<Vec<u8>> {
+    let der = super::ber::to_der(der)?;
+    let sd: RawSignedData<'_> = content_info(&der, oids::SIGNED_DATA)?.decode_as()?;
+    let si_any = sd.signer_infos.0.first().ok_or(PkiError::NoSigner)?;
+    let si: RawSignerInfo<'_> = si_any.decode_as()?;
+    let certificates = cert_ders(sd.certificates.as_ref())?;
+    Ok(find_signer(&certificates, &si.sid)?.der)
+}
+
 /// Parses a DER (or BER) ContentInfo(SignedData) and verifies the first SignerInfo
 /// against the certificate it identifies (issuerAndSerialNumber or
 /// subjectKeyIdentifier) among the embedded certificates.

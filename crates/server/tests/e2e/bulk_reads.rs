@@ -148,6 +148,20 @@ async fn many_accounts_on_one_network_are_one_reader() {
     // Another account, another address of the same /24: 200 + 200 > 300.
     let (st, body) = get_from(&app, "127.0.20.77", &b, &page(&ids, 200, 200)).await;
     assert_eq!(st, 403, "{body}");
+    // Refused, but not suspended: the network's window is everyone's on
+    // it, and b did not fill it (the outside attack's finding: one officer
+    // kept the window full and got every colleague who then read
+    // suspended). b still works, and reads again from another network.
+    assert!(
+        !body["error"].as_str().unwrap().contains("suspended"),
+        "{body}"
+    );
+    assert_eq!(
+        get_from(&app, "127.0.20.77", &b, "/api/v1/devices").await.0,
+        200
+    );
+    let (st, body) = get_from(&app, "127.0.22.1", &b, &page(&ids, 200, 10)).await;
+    assert_eq!(st, 200, "{body}");
     // Another network is another reader.
     let (st, _) = get_from(&app, "127.0.21.1", &c, &page(&ids, 400, 200)).await;
     assert_eq!(st, 200);
@@ -166,7 +180,12 @@ async fn many_accounts_on_one_network_are_one_reader() {
         "{alert}"
     );
     let (report, _) = scope(&app, "").await;
-    assert_eq!(report["people_affected"], 400, "{report}");
+    assert_eq!(report["people_affected"], 410, "{report}");
+    assert!(app
+        .audit_records()
+        .await
+        .iter()
+        .all(|r| r["action"] != "actor.suspend"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

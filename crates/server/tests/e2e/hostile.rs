@@ -201,11 +201,12 @@ type Held = (
 /// may hold) and 20 TLS connections each sending a check-in that announces
 /// 8 MB and stops after a few bytes.
 async fn hold_connections(port: u16, tls_ca: &[u8]) -> Held {
-    hold_connections_to(port, tls_ca, "/mdm/checkin", 8_000_000, 300).await
+    hold_connections_to(port, tls_ca, "/mdm/checkin", 8_000_000, 300, None).await
 }
 
 /// From 127.0.0.2: TLS requests to `path` announcing `length` bytes and
-/// sending five (20 of them, or 3 when `idle_count` is 0), then
+/// sending five (20 of them, or 3 when `idle_count` is 0), with
+/// `signature` as their `Mdm-Signature` header if given, then
 /// `idle_count` bare TCP connections.
 async fn hold_connections_to(
     port: u16,
@@ -213,6 +214,7 @@ async fn hold_connections_to(
     path: &str,
     length: usize,
     idle_count: usize,
+    signature: Option<&str>,
 ) -> Held {
     use std::sync::Arc;
     use tokio::io::AsyncWriteExt;
@@ -231,9 +233,10 @@ async fn hold_connections_to(
         let Ok(mut tls) = connector.connect(name, tcp).await else {
             continue;
         };
+        let signed = signature.map_or(String::new(), |s| format!("Mdm-Signature: {s}\r\n"));
         let head = format!(
             "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: application/x-apple-aspen-mdm\r\n\
+             Content-Type: application/x-apple-aspen-mdm\r\n{signed}\
              Content-Length: {length}\r\n\r\n<?xml"
         );
         if tls.write_all(head.as_bytes()).await.is_ok() {
@@ -249,9 +252,10 @@ async fn hold_connections_to(
     (slow, idle)
 }
 
-/// Bodies are held in memory until their sender is known: one address
-/// announcing three 8 MiB connect bodies gets the third refused at once
-/// (a quarter of the 64 MiB budget each), and devices are still served.
+/// Bodies are held in memory until their sender is proven: one address
+/// with a device identity, announcing three 8 MiB connect bodies, gets the
+/// third refused at once (a quarter of the 64 MiB budget each), and
+/// devices are still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_the_body_budget() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -259,23 +263,96 @@ async fn one_address_cannot_hold_the_body_budget() {
     let mut dev = app
         .enrolled(DeviceKind::IPhone, SimOptions::default())
         .await;
+    let attacker = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    // Its signature names its identity; it covers other bytes than the
+    // body, which the server learns only once the body has arrived.
+    let signature = attacker
+        .mdm_signature(b"<?xml", mamori_sim::DigestAlg::Sha256)
+        .unwrap();
+    let port = app.running.device_addr.port();
+    let (mut slow, _) = hold_connections_to(
+        port,
+        &app.tls_ca_pem,
+        "/mdm/connect",
+        8 << 20,
+        0,
+        Some(&signature),
+    )
+    .await;
+    assert_eq!(slow.len(), 3);
+    // Which of the three is refused depends on which is checked last (the
+    // identity checks run side by side): exactly one, at once.
+    async fn answer(
+        s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    ) -> Option<String> {
+        let mut answer = vec![0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(3), s.read(&mut answer)).await {
+            Ok(Ok(n)) => Some(String::from_utf8_lossy(&answer[..n]).to_string()),
+            _ => None,
+        }
+    }
+    let [a, b, c] = &mut slow[..] else {
+        panic!("three connections")
+    };
+    let (a, b, c) = tokio::join!(answer(a), answer(b), answer(c));
+    let answers = [a, b, c];
+    let refused: Vec<_> = answers.iter().flatten().collect();
+    assert_eq!(refused.len(), 1, "{answers:?}");
+    assert!(refused[0].starts_with("HTTP/1.1 503"), "{refused:?}");
+    // The other two are still waiting for their bodies; devices are served.
+    assert!(dev.connect_idle().await.unwrap().is_none());
+    for s in &mut slow {
+        let _ = s.write_all(b"<").await;
+    }
+}
+
+/// The outside attack's finding: four connections announcing 8 MiB
+/// connect bodies and sending ten bytes held the whole body budget, and
+/// every device got 503 for as long as they trickled. Now a check-in or
+/// connect that claims no device identity of ours is answered 401 before
+/// its body is read, and a body longer than its route allows is answered
+/// 413 at once; nothing is held and devices are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_without_a_device_identity_can_hold_a_body() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
     let port = app.running.device_addr.port();
     let (mut slow, _) =
-        hold_connections_to(port, &app.tls_ca_pem, "/mdm/connect", 8 << 20, 0).await;
+        hold_connections_to(port, &app.tls_ca_pem, "/mdm/connect", 8 << 20, 0, None).await;
     assert_eq!(slow.len(), 3);
-    let mut third = slow.pop().unwrap();
+    for s in &mut slow {
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    // Over the route's cap, before any identity is needed (SCEP).
+    let (mut big, _) = hold_connections_to(
+        port,
+        &app.tls_ca_pem,
+        "/scep?operation=PKIOperation",
+        1 << 20,
+        0,
+        None,
+    )
+    .await;
     let mut answer = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut answer))
+    let n = tokio::time::timeout(Duration::from_secs(5), big[0].read(&mut answer))
         .await
         .expect("answered at once")
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    // The first two are still waiting for their bodies; devices are served.
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    big.clear();
     assert!(dev.connect_idle().await.unwrap().is_none());
-    for s in &mut slow {
-        s.write_all(b"<").await.unwrap();
-    }
 }
 
 /// A device names itself with a right-to-left override, an ANSI escape

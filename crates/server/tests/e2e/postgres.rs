@@ -266,3 +266,52 @@ async fn a_revocation_on_one_server_is_refused_by_the_other_at_once() {
     a.stop(Duration::from_secs(5)).await;
     b.stop(Duration::from_secs(5)).await;
 }
+
+/// The outside attack's findings on PostgreSQL, where an index entry over
+/// about 2.7 KB is refused: a device's over-long strings made its own
+/// writes fail with 500, and made-up user IDs grew `user_channels` without
+/// end. Now a check-in string over 512 bytes is refused 400 before
+/// anything is stored, and an inventory answer whose app identifier is
+/// over 512 bytes keeps the last good inventory (the answer is taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_store_strings_postgres_cannot_index() {
+    let (app, _config) = spawn_on_postgres().await;
+    let mut dev = app
+        .enrolled(DeviceKind::IPhone, SimOptions::default())
+        .await;
+    let udid = dev.udid().to_owned();
+    let mut dict = plist::Dictionary::new();
+    dict.insert("MessageType".into(), "TokenUpdate".into());
+    dict.insert("UDID".into(), udid.clone().into());
+    dict.insert("UserID".into(), "u".repeat(3000).into());
+    dict.insert("Token".into(), plist::Value::Data(vec![1; 32]));
+    dict.insert("PushMagic".into(), "magic".into());
+    dict.insert("Topic".into(), "com.apple.mgmt.test".into());
+    let mut xml = Vec::new();
+    plist::to_writer_xml(&mut xml, &plist::Value::Dictionary(dict)).unwrap();
+    let answer = dev.checkin_raw(xml, None).await.unwrap();
+    assert_eq!(
+        answer.status,
+        400,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+
+    let long_id = format!("com.example.{}", "x".repeat(4000));
+    dev.state_mut().apps.push(mamori_sim::InstalledApp {
+        identifier: long_id.clone(),
+        name: "Long".into(),
+        short_version: "1.0".into(),
+        version: "1".into(),
+        bundle_size: 1,
+    });
+    app.enqueue(&[&udid], json!({"RequestType": "InstalledApplicationList"}))
+        .await;
+    let handled = dev.run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    let (st, apps) = app.get(&format!("/api/v1/devices/{udid}/apps")).await;
+    assert_eq!(st, 200, "{apps}");
+    assert!(!apps.to_string().contains(&long_id));
+    // The device is still served.
+    assert!(dev.connect_idle().await.unwrap().is_none());
+}

@@ -70,6 +70,12 @@ impl Services {
             now,
         };
         if !self.ports.device.token_update(&rec).await? {
+            if rec.user_id.is_some() {
+                tracing::warn!(device = %key, "user-channel TokenUpdate refused: device not enrolled, or it has {} user channels already", mamori_ports::MAX_USER_CHANNELS);
+                return Err(CoreError::Forbidden(
+                    "device is not enrolled, or has too many user channels".into(),
+                ));
+            }
             tracing::warn!(device = %key, "TokenUpdate for a device that is not enrolled");
             return Err(CoreError::Forbidden("device is not enrolled".into()));
         }
