@@ -189,7 +189,10 @@ impl PeopleStore for PgStore {
             &c,
             concat!(
                 person_select_sql!(),
-                " WHERE p.id > $1 ORDER BY p.id LIMIT $2"
+                // Both sides seek: with `p.id` alone the planner's merge
+                // join walked person_keys from its start on every page
+                // (13.6 ms at the 15,000th person, 0.2 ms with this).
+                " WHERE p.id > $1 AND k.person_id > $1 ORDER BY p.id LIMIT $2"
             ),
             &[&after, &limit_col(limit)],
         )

@@ -182,11 +182,13 @@ impl Services {
             mamori_crypto::try_random_bytes(32).map_err(|e| CoreError::Internal(e.into()))?,
         );
         let stored = self.wrap_index_key(&raw)?;
-        self.ports
-            .people
-            .put_secret(INDEX_KEY, &stored, self.clock.now())
+        // Of several first uses at once, on one server or several, one
+        // stores its key and every one uses the stored key: an overwrite
+        // would leave the people indexed under the lost one unfindable.
+        let store: &dyn SecretStore = &*self.ports.people;
+        store
+            .put_secret_if_absent(INDEX_KEY, &stored, self.clock.now())
             .await?;
-        // Two first uses racing: whichever wrote last wins; read it back.
         let stored = self
             .ports
             .people
