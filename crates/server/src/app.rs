@@ -271,6 +271,15 @@ async fn build_services_with_store(
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
         other => anyhow::anyhow!("{other}"),
     })?;
+    // The device CA, SCEP RA and audit key every server on the database
+    // shares.
+    services
+        .check_installation_keys()
+        .await
+        .map_err(|e| match e {
+            mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),
+            other => anyhow::anyhow!("{other}"),
+        })?;
     // The CSRF key every server on the database shares.
     services.load_auth_keys().await.map_err(|e| match e {
         mamori_core::CoreError::Internal(cause) => anyhow::anyhow!(cause),

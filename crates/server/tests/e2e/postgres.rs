@@ -315,3 +315,37 @@ async fn a_device_cannot_store_strings_postgres_cannot_index() {
     // The device is still served.
     assert!(dev.connect_idle().await.unwrap().is_none());
 }
+
+/// The outside attack's finding: a server started on the database with a
+/// new data directory, given only `master.key` and `people.key`, ran with
+/// a device CA, SCEP RA and audit key of its own, turning real devices
+/// away. The database records the installation's keys; such a server is
+/// refused at start, naming what differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_other_keys_cannot_join_the_database() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let config_a = test_config_on(dir_a.path(), true);
+    let a = app::start(&config_a).await.unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut config_b = test_config_on(dir_b.path(), false);
+    config_b.database = config_a.database.clone();
+    std::fs::create_dir_all(&config_b.data_dir).unwrap();
+    for f in ["master.key", "people.key"] {
+        std::fs::copy(config_a.data_dir.join(f), config_b.data_dir.join(f)).unwrap();
+    }
+    let Err(refused) = app::start(&config_b).await else {
+        panic!("a server with another device CA joined the database");
+    };
+    let why = format!("{refused:#}");
+    assert!(
+        why.contains("device-ca") && why.contains("audit-key"),
+        "{why}"
+    );
+    // With a copy of the whole data directory, it joins.
+    let dir_c = tempfile::tempdir().unwrap();
+    let mut config_c = test_config_on(dir_c.path(), false);
+    config_c.database = config_a.database.clone();
+    copy_keys(&config_a.data_dir, &config_c.data_dir);
+    let c = app::start(&config_c).await.unwrap();
+    drop((a, c));
+}
