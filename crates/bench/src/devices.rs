@@ -29,6 +29,9 @@ const NANOMDM_ENROLL_MS: f64 = 8.3;
 const NANOMDM_COMMAND_MS: f64 = 1.2;
 const NANOMDM_IDLE_MS: f64 = 0.44;
 
+/// Devices per enqueue call: the most the server takes in one.
+const ENQUEUE_BATCH: usize = 50_000;
+
 /// After a phase, wait this long before reading /proc so that the server
 /// finishes tearing down the phase's connections (counted to the phase).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -318,13 +321,24 @@ async fn command_round_trip(
         "RequestType": "DeviceInformation",
         "Queries": ["OSVersion", "SerialNumber", "ModelName", "DeviceName"],
     });
+    // One API call takes at most 50,000 devices (the server's cap).
+    let calls = udids.chunks(ENQUEUE_BATCH).count();
     let (enqueue_row, queued) = measure(
         fleet.servers,
-        "enqueue (1 API call)",
+        &format!(
+            "enqueue ({calls} API call{})",
+            if calls == 1 { "" } else { "s" }
+        ),
         n,
         None,
         None,
-        server.enqueue(&udids, command),
+        async {
+            let mut queued = 0;
+            for chunk in udids.chunks(ENQUEUE_BATCH) {
+                queued += server.enqueue(chunk, command.clone()).await?;
+            }
+            anyhow::Ok(queued)
+        },
     )
     .await?;
     if queued != n {
