@@ -11,6 +11,7 @@
 mod accounts;
 pub mod approvals;
 mod dead;
+mod installation;
 mod login;
 mod mfa;
 mod reinstate;

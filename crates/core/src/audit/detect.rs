@@ -145,6 +145,12 @@ impl Detector {
         let mut map = lock(&self.device_sources);
         if map.len() > 100_000 {
             map.retain(|_, q| q.back().is_some_and(|(_, t)| now - *t < TWO_PLACES_WINDOW));
+            // Still full of devices seen within the window (a fleet that
+            // large on one server): start over rather than scan every
+            // entry on every request.
+            if map.len() > 100_000 {
+                map.clear();
+            }
         }
         let q = map.entry(device.to_owned()).or_default();
         if q.back().is_some_and(|(last, _)| *last == ip) {
@@ -175,6 +181,11 @@ impl Detector {
         let mut map = lock(&self.rejections);
         if map.len() > 100_000 {
             map.retain(|_, (t, _)| now - *t < Duration::minutes(1));
+            // Still full (that many addresses refused within the minute):
+            // start over rather than scan every entry on every request.
+            if map.len() > 100_000 {
+                map.clear();
+            }
         }
         match map.get_mut(&ip) {
             Some((start, n)) if now - *start < Duration::minutes(1) => {

@@ -35,10 +35,89 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries kept at most; past this the cache starts over.
 const MAX_ENTRIES: usize = 200_000;
 
+/// Verified certificates by SHA-256 of their DER, indexed by fingerprint
+/// and by device too, so that forgetting one change costs the same
+/// whatever the fleet's size (a scan of every entry per change made each
+/// enrollment cost more as the fleet grew: 100,000 devices doubled it).
+#[derive(Debug, Default)]
+struct Entries {
+    by_hash: HashMap<[u8; 32], (DeviceCertificate, Instant)>,
+    by_fingerprint: HashMap<String, Vec<[u8; 32]>>,
+    by_device: HashMap<DeviceKey, Vec<[u8; 32]>>,
+}
+
+/// Removes `hash` from the list under `key`, and the list once empty.
+fn unlink<K: std::hash::Hash + Eq>(
+    index: &mut HashMap<K, Vec<[u8; 32]>>,
+    key: &K,
+    hash: &[u8; 32],
+) {
+    if let Some(list) = index.get_mut(key) {
+        list.retain(|h| h != hash);
+        if list.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<&(DeviceCertificate, Instant)> {
+        self.by_hash.get(hash)
+    }
+
+    fn clear(&mut self) {
+        self.by_hash.clear();
+        self.by_fingerprint.clear();
+        self.by_device.clear();
+    }
+
+    fn insert(&mut self, hash: [u8; 32], rec: DeviceCertificate, at: Instant) {
+        self.remove(&hash);
+        self.by_fingerprint
+            .entry(rec.fingerprint.clone())
+            .or_default()
+            .push(hash);
+        if let Some(d) = &rec.device {
+            self.by_device.entry(d.clone()).or_default().push(hash);
+        }
+        self.by_hash.insert(hash, (rec, at));
+    }
+
+    fn remove(&mut self, hash: &[u8; 32]) {
+        if let Some((rec, _)) = self.by_hash.remove(hash) {
+            unlink(&mut self.by_fingerprint, &rec.fingerprint, hash);
+            if let Some(d) = &rec.device {
+                unlink(&mut self.by_device, d, hash);
+            }
+        }
+    }
+
+    fn remove_fingerprint(&mut self, fingerprint: &str) {
+        for hash in self
+            .by_fingerprint
+            .get(fingerprint)
+            .cloned()
+            .unwrap_or_default()
+        {
+            self.remove(&hash);
+        }
+    }
+
+    fn remove_device(&mut self, device: &DeviceKey) {
+        for hash in self.by_device.get(device).cloned().unwrap_or_default() {
+            self.remove(&hash);
+        }
+    }
+}
+
 /// Verified certificates (by SHA-256 of their DER) and recent touches.
 #[derive(Debug, Default)]
 pub struct IdentityCache {
-    certs: Mutex<HashMap<[u8; 32], (DeviceCertificate, Instant)>>,
+    certs: Mutex<Entries>,
     touched: Mutex<HashMap<DeviceKey, Instant>>,
     watch: AtomicU8,
     /// Moves on with every change forgotten: a lookup that began before a
@@ -126,7 +205,7 @@ impl IdentityCache {
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
-            map.insert(der_hash, (rec, Instant::now()));
+            map.insert(der_hash, rec, Instant::now());
         }
     }
 
@@ -134,7 +213,7 @@ impl IdentityCache {
     fn forget_fingerprint(&self, fingerprint: &str) {
         if let Ok(mut map) = self.certs.lock() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            map.retain(|_, (rec, _)| rec.fingerprint != fingerprint);
+            map.remove_fingerprint(fingerprint);
         }
     }
 
@@ -142,7 +221,7 @@ impl IdentityCache {
     fn forget_device(&self, device: &DeviceKey) {
         if let Ok(mut map) = self.certs.lock() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            map.retain(|_, (rec, _)| rec.device.as_ref() != Some(device));
+            map.remove_device(device);
         }
         if let Ok(mut t) = self.touched.lock() {
             t.remove(device);
@@ -196,6 +275,32 @@ mod tests {
         assert!(c.get(&[2; 32]).is_some());
         c.forget(&IdentityChange::Certificate("b".into()));
         assert!(c.get(&[2; 32]).is_none());
+    }
+
+    /// The indexes follow every change: a certificate cached again under
+    /// another binding is forgotten with its new device, not its old one;
+    /// a device's two certificates (a renewal) go together; and what is
+    /// forgotten leaves no index entry behind.
+    #[test]
+    fn forgetting_follows_rebinding_and_renewal() {
+        let c = IdentityCache::default();
+        c.put([1; 32], rec("a", None), c.generation());
+        c.put([1; 32], rec("a", Some("D1")), c.generation());
+        c.put([2; 32], rec("b", Some("D1")), c.generation());
+        c.put([3; 32], rec("c", Some("D2")), c.generation());
+        c.forget(&IdentityChange::Device(DeviceKey::parse("D9").unwrap()));
+        assert!(c.get(&[1; 32]).is_some() && c.get(&[2; 32]).is_some());
+        c.forget(&IdentityChange::Device(DeviceKey::parse("D1").unwrap()));
+        assert!(c.get(&[1; 32]).is_none() && c.get(&[2; 32]).is_none());
+        assert!(c.get(&[3; 32]).is_some());
+        c.put([3; 32], rec("c", Some("D3")), c.generation());
+        c.forget(&IdentityChange::Device(DeviceKey::parse("D2").unwrap()));
+        assert!(c.get(&[3; 32]).is_some(), "cached again under D3");
+        c.forget(&IdentityChange::Certificate("c".into()));
+        assert!(c.get(&[3; 32]).is_none());
+        let map = c.certs.lock().unwrap();
+        assert_eq!(map.len(), 0);
+        assert!(map.by_fingerprint.is_empty() && map.by_device.is_empty());
     }
 
     #[test]

@@ -120,14 +120,19 @@ async fn malformed_scep_requests() {
     );
     let r = app.http.get(app.device_url(&long)).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = app
+    // Over the cap: answered 413 before the body is read, and the
+    // connection closed; a client still writing the body may see its
+    // write cut off before it reads the answer.
+    match app
         .http
         .post(app.device_url("/scep?operation=PKIOperation"))
         .body(vec![0x30; 70 * 1024])
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+    {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() && !e.is_timeout(), "{e:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
