@@ -114,6 +114,21 @@ pub(crate) struct ReadPermit {
     id: i64,
 }
 
+/// Entries an in-memory detection map holds before it is pruned.
+const PRUNE_AT: usize = 100_000;
+
+/// Once `map` holds more than [`PRUNE_AT`] entries, keeps those `keep`
+/// wants; if it is still that full (every entry recent), starts over
+/// rather than scan every entry on every request.
+fn prune<K, V>(map: &mut HashMap<K, V>, mut keep: impl FnMut(&V) -> bool) {
+    if map.len() > PRUNE_AT {
+        map.retain(|_, v| keep(v));
+        if map.len() > PRUNE_AT {
+            map.clear();
+        }
+    }
+}
+
 /// Per-account and per-network windows of personal-data reads, where each
 /// device identity was last used from, and how many refused device
 /// requests each source made this minute.
@@ -143,15 +158,9 @@ impl Detector {
         now: OffsetDateTime,
     ) -> Option<(IpAddr, IpAddr)> {
         let mut map = lock(&self.device_sources);
-        if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|(_, t)| now - *t < TWO_PLACES_WINDOW));
-            // Still full of devices seen within the window (a fleet that
-            // large on one server): start over rather than scan every
-            // entry on every request.
-            if map.len() > 100_000 {
-                map.clear();
-            }
-        }
+        prune(&mut map, |q| {
+            q.back().is_some_and(|(_, t)| now - *t < TWO_PLACES_WINDOW)
+        });
         let q = map.entry(device.to_owned()).or_default();
         if q.back().is_some_and(|(last, _)| *last == ip) {
             if let Some(b) = q.back_mut() {
@@ -179,14 +188,7 @@ impl Detector {
     /// the minute before (a flood cannot flood the log).
     fn rejection(&self, ip: IpAddr, now: OffsetDateTime) -> Option<u32> {
         let mut map = lock(&self.rejections);
-        if map.len() > 100_000 {
-            map.retain(|_, (t, _)| now - *t < Duration::minutes(1));
-            // Still full (that many addresses refused within the minute):
-            // start over rather than scan every entry on every request.
-            if map.len() > 100_000 {
-                map.clear();
-            }
-        }
+        prune(&mut map, |(t, _)| now - *t < Duration::minutes(1));
         match map.get_mut(&ip) {
             Some((start, n)) if now - *start < Duration::minutes(1) => {
                 *n += 1;

@@ -31,14 +31,7 @@ impl Services {
         ev: Evidence<'_>,
         body: &[u8],
     ) -> CoreResult<(DeviceCertificate, Vec<u8>)> {
-        let cert_der = match (ev.mdm_signature, ev.tls_peer) {
-            (Some(sig), _) => signer_of(sig, Some(body))?,
-            (None, Some(peer)) => peer.to_vec(),
-            (None, None) => {
-                tracing::warn!("device request without a certificate or Mdm-Signature");
-                return Err(CoreError::Unauthorized);
-            }
-        };
+        let cert_der = presented_certificate(ev, Some(body))?;
         let record = self.recorded_identity(&cert_der).await?;
         Ok((record, cert_der))
     }
@@ -51,14 +44,7 @@ impl Services {
     /// without its body being read or held, so that nobody without a
     /// device identity can make the server buffer bodies.
     pub async fn claims_device_identity(&self, ev: Evidence<'_>) -> CoreResult<()> {
-        let cert_der = match (ev.mdm_signature, ev.tls_peer) {
-            (Some(sig), _) => signer_of(sig, None)?,
-            (None, Some(peer)) => peer.to_vec(),
-            (None, None) => {
-                tracing::warn!("device request without a certificate or Mdm-Signature");
-                return Err(CoreError::Unauthorized);
-            }
-        };
+        let cert_der = presented_certificate(ev, None)?;
         self.recorded_identity(&cert_der).await.map(drop)
     }
 
@@ -141,6 +127,20 @@ impl Services {
                 );
                 Err(CoreError::Forbidden("device is not enrolled".into()))
             }
+        }
+    }
+}
+
+/// The certificate a request presents: the `Mdm-Signature` signer's
+/// (verified over `body`, or only named while the body has not arrived),
+/// else the TLS client certificate.
+fn presented_certificate(ev: Evidence<'_>, body: Option<&[u8]>) -> CoreResult<Vec<u8>> {
+    match (ev.mdm_signature, ev.tls_peer) {
+        (Some(sig), _) => signer_of(sig, body),
+        (None, Some(peer)) => Ok(peer.to_vec()),
+        (None, None) => {
+            tracing::warn!("device request without a certificate or Mdm-Signature");
+            Err(CoreError::Unauthorized)
         }
     }
 }
