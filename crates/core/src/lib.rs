@@ -83,6 +83,10 @@ pub struct CoreConfig {
     /// An EraseDevice for more devices than this waits for a second
     /// administrator.
     pub erase_approval_threshold: usize,
+    /// EraseDevice commands all administrators together may queue in any
+    /// 24 hours without a second administrator; past it, each waits for
+    /// one (so one person with several accounts gets no more).
+    pub erase_budget_per_day: u64,
     /// OS versions known to be vulnerable.
     pub vulnerable_os: Arc<fleet::compliance::VulnerableOs>,
 }
@@ -104,6 +108,7 @@ impl Default for CoreConfig {
             anomaly: audit::anomaly::AnomalyPolicy::default(),
             audit_sinks: Vec::new(),
             erase_approval_threshold: 1,
+            erase_budget_per_day: 5,
             vulnerable_os: Arc::new(fleet::compliance::VulnerableOs::shipped()),
         }
     }

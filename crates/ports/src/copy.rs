@@ -63,6 +63,7 @@ pub const COPY_TABLES: &[CopyTable] = &[
     table("read_alerts", &["key"]),
     table("people_key_choice", &["id"]),
     table("people_key_holders", &["holder"]),
+    table("queue_budget", &["name", "command_uuid"]),
 ];
 
 const fn table(name: &'static str, key: &'static [&'static str]) -> CopyTable {

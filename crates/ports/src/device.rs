@@ -7,7 +7,7 @@ use mamori_domain::{
     CommandRecord, CommandState, CommandUuid, Device, DeviceCertificate, DeviceKey, EnrollmentLink,
     EnrollmentProfile, ProfileId,
 };
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 /// Enrollment profiles and their SCEP challenges.
 #[async_trait]
@@ -247,6 +247,19 @@ pub struct NewCommand {
     pub payload: Vec<u8>,
 }
 
+/// A budget of commands queued without a second administrator (an
+/// EraseDevice of one device), shared by every administrator and every
+/// server: at most `at_most` commands in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBudget<'a> {
+    /// The budget's name (`erase`).
+    pub name: &'a str,
+    /// The sliding window: commands queued longer ago no longer count.
+    pub window: Duration,
+    /// Commands the window may hold.
+    pub at_most: u64,
+}
+
 /// A command being delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveredCommand {
@@ -270,6 +283,17 @@ pub enum ResultOutcome {
 pub trait QueueStore: Send + Sync {
     /// Queues commands (all or nothing).
     async fn enqueue(&self, commands: &[NewCommand], now: OffsetDateTime) -> StoreResult<()>;
+    /// Queues commands (all or nothing) if they fit in `budget` beside
+    /// what it spent within its window before `now`, and spends it: `None`.
+    /// When they do not fit, nothing is queued or spent: `Some(spent)`,
+    /// the commands already in the window. Judged and spent atomically
+    /// across every server, so requests at once cannot together overspend.
+    async fn enqueue_within(
+        &self,
+        commands: &[NewCommand],
+        budget: QueueBudget<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<u64>>;
     /// Marks the oldest eligible command Delivered and returns it. NotNow
     /// commands are eligible only when `include_not_now` (the device is Idle).
     async fn next_command(

@@ -314,6 +314,7 @@ fn core_config(config: &Config, public_url: &str, admin_url: &str) -> anyhow::Re
             ..Default::default()
         },
         erase_approval_threshold: config.erase_approval_threshold,
+        erase_budget_per_day: config.erase_budget_per_day,
         vulnerable_os: Arc::new(vulnerable_os_list(&config.data_dir)?),
         anomaly: config.anomaly.clone(),
         audit_sinks: sink_targets(config)?

@@ -68,6 +68,9 @@ pub struct Config {
     pub audit_retention_days: Option<u32>,
     /// Erases of more devices than this need a second administrator.
     pub erase_approval_threshold: usize,
+    /// Erases queued by everyone without a second administrator in any
+    /// 24 hours, at most.
+    pub erase_budget_per_day: u64,
     /// Anomaly rules on the audit stream.
     pub anomaly: mamori_core::audit::anomaly::AnomalyPolicy,
     /// How often each device's inventory is refreshed (None: never
@@ -155,6 +158,7 @@ impl Config {
             inventory_refresh: inventory_refresh(args, &file)?,
             anomaly,
             erase_approval_threshold: audit.erase_approval_threshold as usize,
+            erase_budget_per_day: u64::from(audit.erase_budget_per_day),
             audit_retention_days: audit.retention_days,
             audit_sinks: audit.sinks,
             audit_sink_ca: args.audit_sink_ca.clone().or(file.audit_sink_ca),
@@ -400,6 +404,7 @@ struct AuditSettings {
     sinks: Vec<mamori_sinks::SinkSpec>,
     retention_days: Option<u32>,
     erase_approval_threshold: u32,
+    erase_budget_per_day: u32,
 }
 
 /// Audit sinks and retention, and when an erase needs a second
@@ -428,10 +433,19 @@ fn audit_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<AuditSe
         erase_approval_threshold <= 50_000,
         "erase_approval_threshold must be 0-50000"
     );
+    let erase_budget_per_day = args
+        .erase_budget_per_day
+        .or(file.erase_budget_per_day)
+        .unwrap_or(5);
+    anyhow::ensure!(
+        erase_budget_per_day <= 50_000,
+        "erase_budget_per_day must be 0-50000"
+    );
     Ok(AuditSettings {
         sinks,
         retention_days,
         erase_approval_threshold,
+        erase_budget_per_day,
     })
 }
 

@@ -17,9 +17,10 @@
 
 use crate::{col, db, exec, from_ts, json_col, lock, query_all, query_opt, ts, Area, PgStore};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
 use mamori_ports::{
-    DeliveredCommand, NewCommand, QueueStore, ResultOutcome, StoreError, StoreResult,
+    DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError, StoreResult,
 };
 use time::OffsetDateTime;
 
@@ -31,30 +32,85 @@ fn state_of(state: &str) -> StoreResult<CommandState> {
         .ok_or_else(|| StoreError::new(format!("unknown command state {state}")))
 }
 
+/// Inserts `commands` as Queued, in their order (the caller holds the
+/// [`Area::Queue`] lock).
+async fn insert_commands(
+    tx: &impl GenericClient,
+    commands: &[NewCommand],
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    for chunk in commands.chunks(ENQUEUE_CHUNK) {
+        let uuids: Vec<&str> = chunk.iter().map(|c| c.command_uuid.as_str()).collect();
+        let udids: Vec<&str> = chunk.iter().map(|c| c.device.as_str()).collect();
+        let types: Vec<&str> = chunk.iter().map(|c| c.request_type.as_str()).collect();
+        let payloads: Vec<&[u8]> = chunk.iter().map(|c| c.payload.as_slice()).collect();
+        // In the batch's order: its sequence numbers follow it.
+        exec(
+            tx,
+            "INSERT INTO commands (command_uuid, udid, request_type, payload, state, queued_at, updated_at)
+             SELECT u, d, r, p, 'Queued', $5::bigint, $5::bigint
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[])
+                 WITH ORDINALITY AS t(u, d, r, p, n)
+             ORDER BY n",
+            &[&uuids, &udids, &types, &payloads, &ts(now)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl QueueStore for PgStore {
     async fn enqueue(&self, commands: &[NewCommand], now: OffsetDateTime) -> StoreResult<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         lock(&tx, &[Area::Queue]).await?;
-        for chunk in commands.chunks(ENQUEUE_CHUNK) {
-            let uuids: Vec<&str> = chunk.iter().map(|c| c.command_uuid.as_str()).collect();
-            let udids: Vec<&str> = chunk.iter().map(|c| c.device.as_str()).collect();
-            let types: Vec<&str> = chunk.iter().map(|c| c.request_type.as_str()).collect();
-            let payloads: Vec<&[u8]> = chunk.iter().map(|c| c.payload.as_slice()).collect();
-            // In the batch's order: its sequence numbers follow it.
-            exec(
-                &tx,
-                "INSERT INTO commands (command_uuid, udid, request_type, payload, state, queued_at, updated_at)
-                 SELECT u, d, r, p, 'Queued', $5::bigint, $5::bigint
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[])
-                     WITH ORDINALITY AS t(u, d, r, p, n)
-                 ORDER BY n",
-                &[&uuids, &udids, &types, &payloads, &ts(now)],
-            )
-            .await?;
-        }
+        insert_commands(&tx, commands, now).await?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn enqueue_within(
+        &self,
+        commands: &[NewCommand],
+        budget: QueueBudget<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<u64>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // The queue's lock also serialises every server's spending.
+        lock(&tx, &[Area::Queue]).await?;
+        exec(
+            &tx,
+            "DELETE FROM queue_budget WHERE name = $1 AND at <= $2",
+            &[&budget.name, &ts(now - budget.window)],
+        )
+        .await?;
+        let spent: i64 = match query_opt(
+            &tx,
+            "SELECT COUNT(*)::BIGINT AS n FROM queue_budget WHERE name = $1",
+            &[&budget.name],
+        )
+        .await?
+        {
+            Some(row) => col(&row, "n")?,
+            None => 0,
+        };
+        let spent = u64::try_from(spent).unwrap_or(0);
+        let more = u64::try_from(commands.len()).unwrap_or(u64::MAX);
+        if spent.saturating_add(more) > budget.at_most {
+            return Ok(Some(spent));
+        }
+        insert_commands(&tx, commands, now).await?;
+        let uuids: Vec<&str> = commands.iter().map(|c| c.command_uuid.as_str()).collect();
+        exec(
+            &tx,
+            "INSERT INTO queue_budget (name, command_uuid, at)
+             SELECT $1, u, $3 FROM UNNEST($2::text[]) AS u",
+            &[&budget.name, &uuids, &ts(now)],
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(None)
     }
 
     async fn next_command(

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_key_statistics.sql"),
     ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_queue_budget.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating (outside the areas' key space

@@ -88,6 +88,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         30,
         include_str!("../migrations/sqlite/0030_people_key_ring.sql"),
     ),
+    (
+        31,
+        include_str!("../migrations/sqlite/0031_queue_budget.sql"),
+    ),
 ];
 
 /// The newest schema version.

@@ -4,10 +4,36 @@ use crate::{col, db, exec, from_ts, json_col, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
 use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
 use mamori_ports::{
-    DeliveredCommand, NewCommand, QueueStore, ResultOutcome, StoreError, StoreResult,
+    DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError, StoreResult,
 };
 use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
+
+/// Inserts `commands` as Queued, in their order.
+fn insert_commands(
+    tx: &rusqlite::Transaction<'_>,
+    commands: &[NewCommand],
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO commands (command_uuid, udid, request_type, payload, state, queued_at, updated_at)
+             VALUES (?, ?, ?, ?, 'Queued', ?, ?)",
+        )
+        .map_err(db)?;
+    for cmd in commands {
+        stmt.execute(params![
+            cmd.command_uuid.as_str(),
+            cmd.device.as_str(),
+            cmd.request_type,
+            cmd.payload,
+            ts(now),
+            ts(now)
+        ])
+        .map_err(db)?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl QueueStore for SqliteStore {
@@ -18,26 +44,57 @@ impl QueueStore for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
+            insert_commands(&tx, &commands, now)?;
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn enqueue_within(
+        &self,
+        commands: &[NewCommand],
+        budget: QueueBudget<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<u64>> {
+        let commands = commands.to_vec();
+        let name = budget.name.to_owned();
+        let (window, at_most) = (budget.window, budget.at_most);
+        // One writer: judged and spent in one transaction.
+        self.write_blocking(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            exec(
+                &tx,
+                "DELETE FROM queue_budget WHERE name = ? AND at <= ?",
+                params![name, ts(now - window)],
+            )?;
+            let spent: i64 = query_opt(
+                &tx,
+                "SELECT COUNT(*) AS n FROM queue_budget WHERE name = ?",
+                [&name],
+                |row| col(row, "n"),
+            )?
+            .unwrap_or(0);
+            let spent = u64::try_from(spent).unwrap_or(0);
+            let more = u64::try_from(commands.len()).unwrap_or(u64::MAX);
+            if spent.saturating_add(more) > at_most {
+                return Ok(Some(spent));
+            }
+            insert_commands(&tx, &commands, now)?;
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT INTO commands (command_uuid, udid, request_type, payload, state, queued_at, updated_at)
-                         VALUES (?, ?, ?, ?, 'Queued', ?, ?)",
+                        "INSERT INTO queue_budget (name, command_uuid, at) VALUES (?, ?, ?)",
                     )
                     .map_err(db)?;
                 for cmd in &commands {
-                    stmt.execute(params![
-                        cmd.command_uuid.as_str(),
-                        cmd.device.as_str(),
-                        cmd.request_type,
-                        cmd.payload,
-                        ts(now),
-                        ts(now)
-                    ])
-                    .map_err(db)?;
+                    stmt.execute(params![name, cmd.command_uuid.as_str(), ts(now)])
+                        .map_err(db)?;
                 }
             }
-            tx.commit().map_err(db)
+            tx.commit().map_err(db)?;
+            Ok(None)
         })
         .await
     }

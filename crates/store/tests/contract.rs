@@ -2753,6 +2753,7 @@ async fn control_rows_are_backfilled_from_the_audit_log() {
              DROP TABLE read_alerts;
              DROP TABLE people_key_choice;
              DROP TABLE people_key_holders;
+             DROP TABLE queue_budget;
              PRAGMA user_version = 25;",
         )
         .unwrap();

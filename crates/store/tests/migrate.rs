@@ -14,7 +14,7 @@ const LINKS: &str = include_str!("../migrations/sqlite/0002_enrollment_links.sql
 const ADMINS: &str = include_str!("../migrations/sqlite/0003_admins.sql");
 const PASSWORD_SET_AT: &str = include_str!("../migrations/sqlite/0004_password_set_at.sql");
 /// The latest schema version.
-const LATEST: i64 = 30;
+const LATEST: i64 = 31;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()

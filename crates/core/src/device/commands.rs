@@ -5,7 +5,7 @@ use crate::access::{Actor, Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
-use mamori_ports::NewCommand;
+use mamori_ports::{NewCommand, QueueBudget};
 use mamori_protocol::command::{CommandDict, RequestType};
 
 /// Most devices one enqueue request may target.
@@ -172,27 +172,79 @@ impl Services {
         if kind.is_destructive() {
             self.require_step_up(actor)?;
         }
-        if request_type == "EraseDevice" && devices.len() > self.config.erase_approval_threshold {
-            // Checked now, carried out when a second administrator approves.
-            mamori_protocol::schema::validate_command(command)
-                .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
-            let keys = self.enrolled_keys(devices).await?;
-            let n = keys.len();
-            let approval = self
-                .request_approval(
-                    proof.actor(),
-                    ctx,
-                    crate::admin::approvals::Dangerous::EraseDevices {
-                        devices: keys,
-                        command: command.clone(),
-                    },
-                    &format!("EraseDevice for {n} devices"),
-                )
-                .await?;
-            return Ok(Enqueued::AwaitingApproval(Box::new(approval)));
+        if request_type == "EraseDevice" {
+            return self.erase(proof.actor(), ctx, devices, command, push).await;
         }
         self.queue_and_record(proof.actor(), ctx, request_type, devices, command, push)
             .await
+    }
+
+    /// An administrator's EraseDevice: queued at once while it is for at
+    /// most `erase_approval_threshold` devices and fits in the erase budget
+    /// every administrator shares (`erase_budget_per_day`, decided
+    /// atomically across servers: one person with several accounts, or
+    /// one account on several servers, gets no more); otherwise it waits
+    /// for a second administrator.
+    async fn erase(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        devices: &[String],
+        command: &serde_json::Value,
+        push: bool,
+    ) -> CoreResult<Enqueued> {
+        let reason = if devices.len() > self.config.erase_approval_threshold {
+            None
+        } else {
+            let budget = QueueBudget {
+                name: "erase",
+                window: time::Duration::hours(24),
+                at_most: self.config.erase_budget_per_day,
+            };
+            let (rows, queued) = self.build_commands(devices, command).await?;
+            match self
+                .ports
+                .device
+                .enqueue_within(&rows, budget, self.clock.now())
+                .await?
+            {
+                None => {
+                    self.after_queueing("EraseDevice", &queued, push);
+                    self.record_queued(actor, ctx, "EraseDevice", queued.len())
+                        .await?;
+                    return Ok(Enqueued::Queued(queued));
+                }
+                Some(spent) => Some(format!(
+                    "{spent} erases were queued without a second administrator in the last 24 hours (at most {})",
+                    self.config.erase_budget_per_day
+                )),
+            }
+        };
+        // Checked now, carried out when a second administrator approves.
+        mamori_protocol::schema::validate_command(command)
+            .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
+        let keys = self.enrolled_keys(devices).await?;
+        let n = keys.len();
+        let mut why = format!("EraseDevice for {n} devices");
+        if let Some(reason) = reason {
+            tracing::warn!(
+                devices = n,
+                "erase budget spent: the erase waits for approval"
+            );
+            why = format!("{why}: {reason}");
+        }
+        let approval = self
+            .request_approval(
+                actor,
+                ctx,
+                crate::admin::approvals::Dangerous::EraseDevices {
+                    devices: keys,
+                    command: command.clone(),
+                },
+                &why,
+            )
+            .await?;
+        Ok(Enqueued::AwaitingApproval(Box::new(approval)))
     }
 
     async fn queue_and_record(
@@ -205,6 +257,18 @@ impl Services {
         push: bool,
     ) -> CoreResult<Enqueued> {
         let queued = self.queue_command(devices, command, push).await?;
+        self.record_queued(actor, ctx, request_type, queued.len())
+            .await?;
+        Ok(Enqueued::Queued(queued))
+    }
+
+    async fn record_queued(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        request_type: &str,
+        devices: usize,
+    ) -> CoreResult<()> {
         self.audit(
             self.audit_record(
                 &actor.label(),
@@ -213,10 +277,9 @@ impl Services {
                 Outcome::Success,
             )
             .target(request_type)
-            .detail(format!("devices={}", queued.len())),
+            .detail(format!("devices={devices}")),
         )
-        .await?;
-        Ok(Enqueued::Queued(queued))
+        .await
     }
 
     /// Queues a command for devices for another use-case of this crate,
@@ -227,6 +290,26 @@ impl Services {
         command: &serde_json::Value,
         push: bool,
     ) -> CoreResult<Vec<Queued>> {
+        let (rows, queued) = self.build_commands(devices, command).await?;
+        self.ports.device.enqueue(&rows, self.clock.now()).await?;
+        let request_type = rows.first().map_or("", |r| r.request_type.as_str());
+        self.after_queueing(request_type, &queued, push);
+        Ok(queued)
+    }
+
+    fn after_queueing(&self, request_type: &str, queued: &[Queued], push: bool) {
+        tracing::info!(request_type, devices = queued.len(), push, "command queued");
+        if push {
+            self.push_devices(queued.iter().map(|q| q.udid.clone()).collect());
+        }
+    }
+
+    /// One sealed command per device, checked against Apple's schema.
+    async fn build_commands(
+        &self,
+        devices: &[String],
+        command: &serde_json::Value,
+    ) -> CoreResult<(Vec<NewCommand>, Vec<Queued>)> {
         if devices.is_empty() {
             return Err(CoreError::BadRequest("devices must not be empty".into()));
         }
@@ -292,12 +375,7 @@ impl Services {
                 pin,
             });
         }
-        self.ports.device.enqueue(&rows, self.clock.now()).await?;
-        tracing::info!(request_type, devices = queued.len(), push, "command queued");
-        if push {
-            self.push_devices(queued.iter().map(|q| q.udid.clone()).collect());
-        }
-        Ok(queued)
+        Ok((rows, queued))
     }
 
     /// Wakes devices through APNs without blocking the caller.

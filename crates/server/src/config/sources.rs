@@ -106,6 +106,9 @@ pub struct ServeArgs {
     /// An EraseDevice for more devices than this waits for a second administrator's approval; 0: every erase does [default: 1]
     #[arg(long, env = "MAMORI_ERASE_APPROVAL_THRESHOLD")]
     pub erase_approval_threshold: Option<u32>,
+    /// EraseDevice commands all administrators together may queue in any 24 hours without a second administrator (one person with several accounts gets no more); past it, each erase waits for an approval; 0: every erase does [default: 5]
+    #[arg(long, env = "MAMORI_ERASE_BUDGET_PER_DAY")]
+    pub erase_budget_per_day: Option<u32>,
     /// Hours between inventory refreshes of one device (DeviceInformation, SecurityInfo, InstalledApplicationList, ProfileList); a device is first asked within minutes of enrolling; 0 turns the automatic refresh off [default: 24]
     #[arg(long, env = "MAMORI_INVENTORY_REFRESH_HOURS")]
     pub inventory_refresh_hours: Option<u32>,
@@ -194,6 +197,7 @@ pub(super) struct FileConfig {
     pub(super) audit_sink_ca: Option<PathBuf>,
     pub(super) audit_retention_days: Option<u32>,
     pub(super) erase_approval_threshold: Option<u32>,
+    pub(super) erase_budget_per_day: Option<u32>,
     pub(super) inventory_refresh_hours: Option<u32>,
     pub(super) alert_new_network: Option<bool>,
     pub(super) alert_off_hours: Option<bool>,

@@ -84,6 +84,61 @@ async fn erasing_many_devices_waits_for_a_second_administrator() {
     assert_eq!(by("approval.approve").as_deref(), Some("admin:eri"));
 }
 
+/// One erase at a time stays under the per-request threshold, so the
+/// erases queued alone share a budget over 24 hours, counted for every
+/// account together: a second account (the same person's or not) gets no
+/// more, and past the budget an erase of one device waits for a second
+/// administrator like a bulk erase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erases_one_at_a_time_share_one_budget_across_accounts() {
+    let app = crate::common::spawn_with(|c| c.erase_budget_per_day = 2).await;
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(
+            app.enrolled(DeviceKind::IPhone, SimOptions::default())
+                .await,
+        );
+    }
+    let udids: Vec<String> = devices.iter().map(|d| d.info().udid.clone()).collect();
+    let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
+    let (mut dana2, _, _) = onboard_totp(&app, "dana2", Role::DeviceAdmin).await;
+    let erase = |udid: &str| json!({"devices": [udid], "command": {"RequestType": "EraseDevice"}});
+    let (st, body) = dana
+        .post("/api/v1/commands?push=false", erase(&udids[0]))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = dana2
+        .post("/api/v1/commands?push=false", erase(&udids[1]))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    // The third, from either account, waits.
+    let (st, body) = dana
+        .post("/api/v1/commands?push=false", erase(&udids[2]))
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["approval"]["action"], "erase_devices");
+    let reason = body["approval"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("2 erases"), "{body}");
+    let id = body["approval"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        devices[2].connect_idle().await.unwrap().is_none(),
+        "nothing queued"
+    );
+    let (st, again) = dana2
+        .post("/api/v1/commands?push=false", erase(&udids[2]))
+        .await;
+    assert_eq!(st, 202, "{again}");
+    // A second administrator approves: the erase goes out.
+    let (mut eri, _, _) = onboard_totp(&app, "eri", Role::DeviceAdmin).await;
+    let (st, done) = eri
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let handled = devices[2].run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1);
+    assert_eq!(handled[0].request_type, "EraseDevice");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granting_the_owner_role_needs_a_second_owner() {
     let app = spawn_app().await;
