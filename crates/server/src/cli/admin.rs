@@ -1,5 +1,5 @@
 //! `mamori admin`: administrator accounts (create, list, disable, enable,
-//! reset, link to a person, unlock).
+//! reset, link to a person, unlock, reinstate).
 
 use super::{cli_context, fmt_time, offline_services, DataDir};
 use anyhow::Context;
@@ -70,6 +70,15 @@ pub enum AdminCmd {
         /// Login name
         name: String,
     },
+    /// Lift the suspension detection put on an account (a bulk read, a
+    /// mass command); its revoked sessions and tokens stay revoked.
+    /// `mamori admin list` shows the suspended accounts and why.
+    Reinstate {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Login name
+        name: String,
+    },
 }
 
 fn err(e: mamori_core::CoreError) -> anyhow::Error {
@@ -119,6 +128,11 @@ pub async fn run(cmd: AdminCmd) -> anyhow::Result<()> {
             s.unlock_admin(&by, &ctx, &name).await.map_err(err)?;
             println!("administrator {name} unlocked");
         }
+        AdminCmd::Reinstate { dir, name } => {
+            let s = offline_services(&dir.data_dir, None).await?;
+            s.reinstate_admin(&by, &ctx, &name).await.map_err(err)?;
+            println!("administrator {name} reinstated; sign in again to get a new session");
+        }
     }
     Ok(())
 }
@@ -166,13 +180,20 @@ async fn list(s: &Services, by: &Authorized<AccountsManage>) -> anyhow::Result<(
     println!("NAME\tROLE\tFACTORS\tLAST LOGIN\tLAST SOURCE\tTOKENS\tSTATE");
     for a in s.admin_inventory(by).await.map_err(err)? {
         let state = if a.admin.disabled_at.is_some() {
-            "disabled"
+            "disabled".to_owned()
+        } else if let Some(s) = &a.admin.suspended {
+            // The reason is Mamori's own text (a rule and its figures).
+            format!(
+                "suspended since {} ({})",
+                fmt_time(Some(s.at)),
+                s.reason.escape_debug()
+            )
         } else if a.admin.locked_at.is_some() {
-            "locked"
+            "locked".to_owned()
         } else if a.stale {
-            "stale"
+            "stale".to_owned()
         } else {
-            "active"
+            "active".to_owned()
         };
         let factors = if a.factors.is_empty() {
             "none".to_owned()

@@ -31,15 +31,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &running.tls_ca_path {
         println!("  TLS CA (self-generated): {}", p.display());
     }
+    if !has_owner(&running.services).await {
+        println!(
+            "Create the first owner with:\n  mamori admin create --data-dir {} --name NAME --role owner",
+            config.data_dir.display()
+        );
+    }
+    // The banner's last line (scripts and tests wait for it).
     println!(
-        "Create the first owner with:\n  mamori admin create --data-dir {} --name NAME --role owner",
-        config.data_dir.display()
+        "Ready: the console is at {}/console/",
+        running.services.config.auth.admin_url.trim_end_matches('/')
     );
     terminated.await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     running.stop(SHUTDOWN_BOUND).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Whether an owner account exists that is not disabled (the banner's hint
+/// to create one is for a new installation only). Read as the host; if
+/// the accounts cannot be read, the hint is shown.
+async fn has_owner(services: &mamori_core::Services) -> bool {
+    let Ok(by) =
+        mamori::operator::host_actor().authorize::<mamori_core::access::permit::AccountsManage>()
+    else {
+        return false;
+    };
+    services.admin_inventory(&by).await.is_ok_and(|all| {
+        all.iter()
+            .any(|a| a.admin.role == mamori_domain::Role::Owner && a.admin.disabled_at.is_none())
+    })
 }
 
 /// Longest a stopping server waits for requests in flight before it closes

@@ -51,7 +51,7 @@ fn serve(dir: &std::path::Path, device: u16, admin: u16) -> (Server, Vec<String>
     let deadline = Instant::now() + Duration::from_secs(60);
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        let done = line.contains("mamori admin create");
+        let done = line.starts_with("Ready: ");
         lines.push(line);
         if done || Instant::now() > deadline {
             break;
@@ -132,6 +132,7 @@ async fn serve_starts_from_nothing_and_token_create_prints_a_working_token() {
     assert!(text.contains(&format!("127.0.0.1:{device}")), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{admin}")), "{text}");
     assert!(text.contains("fingerprint"), "{text}");
+    assert!(text.contains("Create the first owner"), "{text}");
 
     #[cfg(unix)]
     {
@@ -646,6 +647,67 @@ fn the_database_files_are_private() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}: {:o}", mode & 0o777);
     }
+    assert!(terminate(&mut server).success());
+}
+
+/// A suspension is seen and lifted on the host: `admin list` says
+/// "suspended" and why (not "active"), `admin reinstate` lifts it and is
+/// recorded; and once an owner exists, `serve` no longer tells the
+/// operator to create the first one.
+#[test]
+fn a_suspension_is_listed_and_lifted_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = installation(tmp.path());
+    let out = mamori_in(
+        &dir,
+        &["admin", "create", "--name", "alice", "--role", "owner"],
+    );
+    assert!(out.status.success());
+    // What detection stores when it suspends an account.
+    rusqlite::Connection::open(dir.join("mamori.db"))
+        .unwrap()
+        .execute(
+            "UPDATE admins SET suspended_at = 1800000000,
+                 suspended_reason = 'read 301 people within 1 h (limit 300)'
+             WHERE name = 'alice'",
+            [],
+        )
+        .unwrap();
+    let listing = |dir: &std::path::Path| {
+        String::from_utf8(mamori_in(dir, &["admin", "list"]).stdout).unwrap()
+    };
+    let before = listing(&dir);
+    assert!(
+        before.contains(
+            "\tsuspended since 2027-01-15T08:00:00Z (read 301 people within 1 h (limit 300))"
+        ),
+        "{before}"
+    );
+    assert!(!before.contains("active"), "{before}");
+    let out = mamori_in(&dir, &["admin", "reinstate", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing(&dir).contains("\tactive"));
+    let out = mamori_in(&dir, &["admin", "reinstate", "alice"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not suspended"));
+    let recorded: i64 = rusqlite::Connection::open(dir.join("mamori.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log
+             WHERE action = 'admin.reinstate' AND target = 'alice' AND actor LIKE 'cli:%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let (mut server, banner) = serve(&dir, free_port(), free_port());
+    let text = banner.join("\n");
+    assert!(text.contains("Ready: the console is at"), "{text}");
+    assert!(!text.contains("Create the first owner"), "{text}");
     assert!(terminate(&mut server).success());
 }
 

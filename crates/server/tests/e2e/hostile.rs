@@ -121,7 +121,7 @@ fn serve_limited(dir: &std::path::Path, device: u16, admin: u16) -> Limited {
     let server = Limited(child);
     let deadline = Instant::now() + Duration::from_secs(90);
     for line in BufReader::new(stdout).lines() {
-        if line.unwrap().contains("mamori admin create") || Instant::now() > deadline {
+        if line.unwrap().starts_with("Ready: ") || Instant::now() > deadline {
             break;
         }
     }
