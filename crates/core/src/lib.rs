@@ -142,6 +142,8 @@ pub struct Services {
     pub chain: Arc<audit::chain::ChainWriter>,
     /// Every group's progress as the last reconciliation pass counted it.
     pub progress: Arc<fleet::groups::ProgressCache>,
+    /// The people blind-index key, once read (see `people::keys`).
+    index_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<Vec<u8>>>>,
 }
 
 /// The store as each context sees it: the ports it uses, and no more.
@@ -205,6 +207,7 @@ impl Services {
             detector: Arc::default(),
             chain: Arc::default(),
             progress: Arc::default(),
+            index_key: Arc::default(),
         }
     }
 }

@@ -5,6 +5,12 @@
 //! with the service layer's hash (`mamori_ports::ChainLinker`), so appends
 //! from every server follow one another, none conflicts, and the chain can
 //! neither fork nor skip a number.
+//!
+//! An append first tries the end this store last left the chain at, in one
+//! round trip (`mamori_append_audit`, migration 8): under the same lock,
+//! the function reads the end afresh and inserts only if it is that end,
+//! else writes nothing and the append goes the usual way. A guess can thus
+//! cost a round trip, never a fork.
 
 use crate::{col, db, exec, from_ts, lock, query_all, query_opt, ts, Area, PgStore, Transaction};
 use async_trait::async_trait;
@@ -111,16 +117,34 @@ pub(crate) async fn append_linked(
     events: &[AuditEvent],
     linker: &dyn ChainLinker,
 ) -> StoreResult<Vec<i64>> {
+    Ok(append_records(tx, events, linker)
+        .await?
+        .iter()
+        .map(|r| r.seq)
+        .collect())
+}
+
+/// [`append_linked`], returning the records as linked.
+async fn append_records(
+    tx: &Transaction<'_>,
+    events: &[AuditEvent],
+    linker: &dyn ChainLinker,
+) -> StoreResult<Vec<ChainedRecord>> {
     lock(tx, &[Area::Audit]).await?;
     let records = linker.link_onto(&stored_head(tx).await?, events);
-    let mut cols = Columns::default();
-    for rec in &records {
-        cols.push(rec);
-    }
     if !records.is_empty() {
-        cols.insert(tx).await?;
+        Columns::of(&records).insert(tx).await?;
     }
-    Ok(records.iter().map(|r| r.seq).collect())
+    Ok(records)
+}
+
+/// The end `records` leave the chain at.
+fn end_of(records: &[ChainedRecord]) -> Option<ChainLink> {
+    let last = records.last()?;
+    Some(ChainLink {
+        seq: last.seq,
+        hash: last.hash.clone()?,
+    })
 }
 
 /// The records of an append, column by column: one INSERT for the batch.
@@ -140,6 +164,14 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
+    fn of(records: &'a [ChainedRecord]) -> Self {
+        let mut cols = Self::default();
+        for rec in records {
+            cols.push(rec);
+        }
+        cols
+    }
+
     fn push(&mut self, rec: &'a ChainedRecord) {
         let e = &rec.event;
         self.seq.push(rec.seq);
@@ -153,6 +185,40 @@ impl<'a> Columns<'a> {
         self.detail.push(e.detail.as_deref());
         self.prev_hash.push(rec.prev_hash.as_deref());
         self.hash.push(rec.hash.as_deref());
+    }
+
+    /// Appends the records in one statement if the chain still ends at
+    /// `end` (`mamori_append_audit`, under the chain's lock); whether it
+    /// did (all of them, or none).
+    async fn append_onto(&self, c: &impl GenericClient, end: &ChainLink) -> StoreResult<bool> {
+        let lock_key = crate::LOCK_SPACE | Area::Audit as i64;
+        let row = query_opt(
+            c,
+            "SELECT mamori_append_audit($1, $2, $3, $4::BIGINT[], $5::BIGINT[], $6::TEXT[],
+                 $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
+                 $13::BYTEA[], $14::BYTEA[]) AS done",
+            &[
+                &lock_key,
+                &end.seq,
+                &end.hash,
+                &self.seq,
+                &self.at,
+                &self.actor,
+                &self.source,
+                &self.action,
+                &self.target,
+                &self.outcome,
+                &self.request_id,
+                &self.detail,
+                &self.prev_hash,
+                &self.hash,
+            ],
+        )
+        .await?;
+        match row {
+            Some(r) => col(&r, "done"),
+            None => Ok(false),
+        }
     }
 
     async fn insert(&self, tx: &Transaction<'_>) -> StoreResult<()> {
@@ -181,6 +247,15 @@ impl<'a> Columns<'a> {
     }
 }
 
+impl PgStore {
+    /// Keeps the end `records` left the chain at, for the next append.
+    fn remember_end(&self, records: &[ChainedRecord]) {
+        if let (Some(end), Ok(mut known)) = (end_of(records), self.chain_end.lock()) {
+            *known = Some(end);
+        }
+    }
+}
+
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(
@@ -192,10 +267,21 @@ impl AuditStore for PgStore {
             return Ok(Vec::new());
         }
         let mut c = self.conn().await?;
+        // Onto the end this store last appended to, in one round trip, if
+        // it is still the end (on one server, nearly always).
+        let known = self.chain_end.lock().ok().and_then(|end| end.clone());
+        if let Some(end) = known {
+            let records = linker.link_onto(&end, events);
+            if Columns::of(&records).append_onto(&c, &end).await? {
+                self.remember_end(&records);
+                return Ok(records.iter().map(|r| r.seq).collect());
+            }
+        }
         let tx = c.transaction().await.map_err(db)?;
-        let seqs = append_linked(&tx, events, linker).await?;
+        let records = append_records(&tx, events, linker).await?;
         tx.commit().await.map_err(db)?;
-        Ok(seqs)
+        self.remember_end(&records);
+        Ok(records.iter().map(|r| r.seq).collect())
     }
 
     async fn audit_head(&self) -> StoreResult<ChainLink> {

@@ -97,6 +97,9 @@ pub struct PgStore {
     tls: std::sync::Arc<tls::Tls>,
     /// Tasks that live as long as the store (watches), stopped by `close`.
     tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Where this store's last append left the audit chain: the next
+    /// append tries it first (`audit.rs`).
+    chain_end: std::sync::Arc<std::sync::Mutex<Option<mamori_domain::chain::ChainLink>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -140,6 +143,7 @@ impl PgStore {
             config: std::sync::Arc::new(config),
             tls: std::sync::Arc::new(tls),
             tasks: Default::default(),
+            chain_end: Default::default(),
         };
         let mut c = store.conn().await?;
         schema::migrate(&mut c).await?;
@@ -220,7 +224,7 @@ pub(crate) enum Area {
 
 /// A namespace for Mamori's advisory locks (the high 32 bits of the key),
 /// so they never collide with another application's on the same database.
-const LOCK_SPACE: i64 = 0x6d61_6d6f << 32;
+pub(crate) const LOCK_SPACE: i64 = 0x6d61_6d6f << 32;
 
 /// Takes the advisory locks of `areas` (in [`Area`] order), held until the
 /// transaction ends.

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_queue_budget.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_audit_append.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating (outside the areas' key space

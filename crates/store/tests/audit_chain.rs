@@ -168,7 +168,33 @@ async fn issuances_and_appends_at_once_all_succeed_and_keep_the_chain_whole(b: B
     }
 }
 
+/// A server whose last append is no longer the end (another appended
+/// since, in a batch and alone, and a certificate issuance appended too)
+/// appends after them, never onto its own old end: on PostgreSQL the end
+/// a store remembers is only a first guess.
+async fn an_append_after_other_servers_links_onto_their_records(b: Backend) {
+    let (s, d) = b.open().await;
+    let other = d.another().await;
+    let linker = linker::Linker::default();
+    for round in 0..3 {
+        let mine = s.append_audit(&[event(0, round)], &linker).await.unwrap();
+        let theirs = other
+            .append_audit(&[event(1, 2 * round), event(1, 2 * round + 1)], &linker)
+            .await
+            .unwrap();
+        assert_eq!(theirs, vec![mine[0] + 1, mine[0] + 2]);
+    }
+    let next = s.append_audit(&[event(0, 3)], &linker).await.unwrap();
+    assert_eq!(next, vec![10]);
+    // Its own end again: the next follows it.
+    let again = s.append_audit(&[event(0, 4)], &linker).await.unwrap();
+    assert_eq!(again, vec![11]);
+    let chain = linker::verify(&*s).await;
+    assert_eq!(chain.len(), 11);
+}
+
 on_both_backends!(
     servers_appending_at_once_all_succeed_and_keep_the_chain_whole,
     issuances_and_appends_at_once_all_succeed_and_keep_the_chain_whole,
+    an_append_after_other_servers_links_onto_their_records,
 );

@@ -37,7 +37,8 @@ impl ChainLinker for ChainHasher {
 ///
 /// It keeps no copy of the chain's end: the store reads the end under its
 /// lock, in the append's own transaction, which costs one indexed read and
-/// is the only end that cannot be stale.
+/// is the only end that cannot be stale. (PostgreSQL's store first tries
+/// the end it last appended to, checked under the same lock.)
 #[derive(Debug, Default)]
 pub struct ChainWriter {
     turn: tokio::sync::Mutex<()>,

@@ -174,7 +174,18 @@ impl Services {
     }
 
     /// The blind-index key, created on first use.
+    /// The blind-index key. Read from the store once per process: its
+    /// value never changes (a master-key rotation re-wraps it, and it is
+    /// never replaced, only stored if absent), so every look-up after the
+    /// first saves a read and an unwrap.
     pub(super) async fn index_key(&self) -> CoreResult<Zeroizing<Vec<u8>>> {
+        self.index_key
+            .get_or_try_init(|| self.load_index_key())
+            .await
+            .cloned()
+    }
+
+    async fn load_index_key(&self) -> CoreResult<Zeroizing<Vec<u8>>> {
         if let Some(stored) = self.ports.people.secret(INDEX_KEY).await? {
             return self.open_index_key(&stored);
         }
