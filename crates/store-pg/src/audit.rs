@@ -22,14 +22,16 @@ use mamori_ports::{AuditStore, ChainLinker, NewestByAction, StoreResult};
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 
-/// The window of one action, `action = $1` and `at` in [$2, $3), spelled
-/// so that only the indexes on (action, at, …) can serve it: the row
-/// comparisons are an index condition there and nowhere else, so a generic
-/// plan cannot walk the whole window of every action through the index on
-/// `at` and filter.
+/// The window of one action, `action = $1` and `at` in [$2, $3): an
+/// equality on the first column of the indexes on (action, at, …) and both
+/// bounds on the second, so a scan starts at the window and stops at its
+/// end, and is more selective there than on the index on `at` alone, for
+/// a custom plan or the generic one. (Spelled as row comparisons, the
+/// bounds were only checked on each entry: every scan walked all of the
+/// action's entries; `tests/audit_scan.rs`.)
 macro_rules! action_window {
     () => {
-        "action = $1 AND (action, at) >= ($1, $2) AND (action, at) < ($1, $3)"
+        "action = $1 AND at >= $2 AND at < $3"
     };
 }
 
