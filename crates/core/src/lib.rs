@@ -46,8 +46,10 @@ pub(crate) static RESULT_HANDLERS: &[&dyn device::ResultHandler] =
 
 /// Who carries out an approved request that the administrator context
 /// does not own (see [`admin::approvals::ApprovalExecutor`]).
-pub(crate) static APPROVAL_EXECUTORS: &[&dyn admin::approvals::ApprovalExecutor] =
-    &[&device::retire::EraseOnApproval];
+pub(crate) static APPROVAL_EXECUTORS: &[&dyn admin::approvals::ApprovalExecutor] = &[
+    &device::retire::EraseOnApproval,
+    &device::wipe::DeleteUsersOnApproval,
+];
 
 /// Settings the use-cases need.
 #[derive(Debug, Clone)]

@@ -25,6 +25,9 @@ pub enum RequestType {
     DeviceLocation,
     /// `EraseDevice`.
     EraseDevice,
+    /// `DeleteUser`: deletes a user (or every user) and their data from a
+    /// Shared iPad or a Mac.
+    DeleteUser,
     /// `ClearPasscode` (needs the device's unlock token).
     ClearPasscode,
     /// `ClearRestrictionsPassword`.
@@ -47,6 +50,7 @@ impl RequestType {
             "PlayLostModeSound" => Self::PlayLostModeSound,
             "DeviceLocation" => Self::DeviceLocation,
             "EraseDevice" => Self::EraseDevice,
+            "DeleteUser" => Self::DeleteUser,
             "ClearPasscode" => Self::ClearPasscode,
             "ClearRestrictionsPassword" => Self::ClearRestrictionsPassword,
             "InstallProfile" => Self::InstallProfile,
@@ -64,6 +68,7 @@ impl RequestType {
             Self::PlayLostModeSound => "PlayLostModeSound",
             Self::DeviceLocation => "DeviceLocation",
             Self::EraseDevice => "EraseDevice",
+            Self::DeleteUser => "DeleteUser",
             Self::ClearPasscode => "ClearPasscode",
             Self::ClearRestrictionsPassword => "ClearRestrictionsPassword",
             Self::InstallProfile => "InstallProfile",
@@ -86,10 +91,13 @@ impl RequestType {
 
     /// Destroys data or removes a protection.
     pub fn is_destructive(&self) -> bool {
-        matches!(
-            self,
-            Self::EraseDevice | Self::ClearPasscode | Self::ClearRestrictionsPassword
-        )
+        self.wipes_data() || matches!(self, Self::ClearPasscode | Self::ClearRestrictionsPassword)
+    }
+
+    /// Wipes what people stored, beyond recovery: the device, or its
+    /// users. One administrator may send these only within a budget.
+    pub fn wipes_data(&self) -> bool {
+        matches!(self, Self::EraseDevice | Self::DeleteUser)
     }
 }
 
@@ -239,13 +247,24 @@ mod tests {
 
     #[test]
     fn request_types_read_back_and_sort_into_their_kinds() {
-        for name in ["DeviceLock", "EraseDevice", "InstallProfile", "ProfileList"] {
+        for name in [
+            "DeviceLock",
+            "EraseDevice",
+            "DeleteUser",
+            "InstallProfile",
+            "ProfileList",
+        ] {
             assert_eq!(RequestType::parse(name).as_str(), name);
         }
         assert!(RequestType::parse("DeviceLocation").is_helpdesk_action());
         assert!(!RequestType::parse("EraseDevice").is_helpdesk_action());
         assert!(RequestType::parse("ClearPasscode").is_destructive());
         assert!(!RequestType::parse("ProfileList").is_destructive());
+        for wipes in ["EraseDevice", "DeleteUser"] {
+            let kind = RequestType::parse(wipes);
+            assert!(kind.wipes_data() && kind.is_destructive(), "{wipes}");
+        }
+        assert!(!RequestType::parse("ClearPasscode").wipes_data());
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl<'a> Columns<'a> {
         let lock_key = crate::LOCK_SPACE | Area::Audit as i64;
         let row = query_opt(
             c,
-            "SELECT mamori_append_audit($1, $2, $3, $4::BIGINT[], $5::BIGINT[], $6::TEXT[],
+            "SELECT mamori_append_audit($1::BIGINT, $2::BIGINT, $3::BYTEA, $4::BIGINT[], $5::BIGINT[], $6::TEXT[],
                  $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
                  $13::BYTEA[], $14::BYTEA[]) AS done",
             &[

@@ -79,16 +79,18 @@ impl QueueStore for PgStore {
         let tx = c.transaction().await.map_err(db)?;
         // The queue's lock also serialises every server's spending.
         lock(&tx, &[Area::Queue]).await?;
+        // Rows a window older than the window are removed: a server whose
+        // clock runs ahead cannot take others' spending away.
         exec(
             &tx,
             "DELETE FROM queue_budget WHERE name = $1 AND at <= $2",
-            &[&budget.name, &ts(now - budget.window)],
+            &[&budget.name, &ts(now - budget.window - budget.window)],
         )
         .await?;
         let spent: i64 = match query_opt(
             &tx,
-            "SELECT COUNT(*)::BIGINT AS n FROM queue_budget WHERE name = $1",
-            &[&budget.name],
+            "SELECT COUNT(*)::BIGINT AS n FROM queue_budget WHERE name = $1 AND at > $2",
+            &[&budget.name, &ts(now - budget.window)],
         )
         .await?
         {

@@ -64,15 +64,17 @@ impl QueueStore for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
+            // Rows a window older than the window are removed: a server
+            // whose clock runs ahead cannot take others' spending away.
             exec(
                 &tx,
                 "DELETE FROM queue_budget WHERE name = ? AND at <= ?",
-                params![name, ts(now - window)],
+                params![name, ts(now - window - window)],
             )?;
             let spent: i64 = query_opt(
                 &tx,
-                "SELECT COUNT(*) AS n FROM queue_budget WHERE name = ?",
-                [&name],
+                "SELECT COUNT(*) AS n FROM queue_budget WHERE name = ? AND at > ?",
+                params![name, ts(now - window)],
                 |row| col(row, "n"),
             )?
             .unwrap_or(0);

@@ -139,6 +139,36 @@ async fn a_spent_budget_outlives_its_commands(b: Backend) {
     );
 }
 
+/// A server whose clock runs a day ahead counts only its own window, but
+/// cannot remove what the others spent: theirs still count for them.
+async fn a_server_ahead_of_time_takes_nothing_away(b: Backend) {
+    let (s, db) = b.open().await;
+    let ahead = db.another().await;
+    let d = enroll(&*s, 4).await;
+    for device in &d[..2] {
+        assert_eq!(
+            s.enqueue_within(&[erase_of(device)], erase(3), t0())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let tomorrow = t0() + Duration::hours(25);
+    assert_eq!(
+        ahead
+            .enqueue_within(&[erase_of(&d[2])], erase(3), tomorrow)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.enqueue_within(&[erase_of(&d[3])], erase(3), t0() + Duration::hours(1))
+            .await
+            .unwrap(),
+        Some(3)
+    );
+}
+
 /// Four handles (four servers) queueing one erase at a time, all at once,
 /// under a budget of 10: exactly 10 are queued, whichever handle each
 /// came through.
@@ -176,5 +206,6 @@ async fn servers_at_once_never_overspend_a_budget(b: Backend) {
 on_both_backends!(
     commands_past_the_budget_are_refused_whole_and_nothing_spent,
     a_spent_budget_outlives_its_commands,
+    a_server_ahead_of_time_takes_nothing_away,
     servers_at_once_never_overspend_a_budget,
 );

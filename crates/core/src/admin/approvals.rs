@@ -59,6 +59,14 @@ pub enum Dangerous {
         /// The command (with its options, e.g. a Mac's PIN).
         command: serde_json::Value,
     },
+    /// Delete users (and their data) from these devices with this
+    /// DeleteUser command.
+    DeleteUsers {
+        /// The devices.
+        devices: Vec<DeviceKey>,
+        /// The command.
+        command: serde_json::Value,
+    },
     /// Make this account an owner.
     GrantOwner {
         /// The account's name.
@@ -114,6 +122,7 @@ impl Dangerous {
     fn action(&self) -> &'static str {
         match self {
             Self::EraseDevices { .. } => "erase_devices",
+            Self::DeleteUsers { .. } => "delete_users",
             Self::GrantOwner { .. } => "grant_owner",
             Self::ExportPersonalData { .. } => "export_personal_data",
             Self::DisableAdmin { .. } => "disable_admin",
@@ -162,7 +171,8 @@ impl Services {
         let now = self.clock.now();
         let action = what.action();
         let (devices, params) = match what {
-            Dangerous::EraseDevices { devices, command } => {
+            Dangerous::EraseDevices { devices, command }
+            | Dangerous::DeleteUsers { devices, command } => {
                 (devices, serde_json::json!({ "command": command }))
             }
             Dangerous::GrantOwner { admin }

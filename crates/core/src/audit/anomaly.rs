@@ -76,6 +76,7 @@ impl Default for AnomalyPolicy {
 pub const MASS_COMMANDS: &[&str] = &[
     "DeviceLock",
     "EraseDevice",
+    "DeleteUser",
     "RemoveProfile",
     "ClearPasscode",
     "EnableLostMode",

@@ -5,7 +5,7 @@ use crate::access::{Actor, Authorized, ClientContext};
 use crate::{CoreError, CoreResult, Services};
 use mamori_domain::{AuditAction, Outcome};
 use mamori_domain::{CommandRecord, CommandUuid, DeviceKey, EnrollmentStatus, Permission};
-use mamori_ports::{NewCommand, QueueBudget};
+use mamori_ports::NewCommand;
 use mamori_protocol::command::{CommandDict, RequestType};
 
 /// Most devices one enqueue request may target.
@@ -172,79 +172,13 @@ impl Services {
         if kind.is_destructive() {
             self.require_step_up(actor)?;
         }
-        if request_type == "EraseDevice" {
-            return self.erase(proof.actor(), ctx, devices, command, push).await;
+        if kind.wipes_data() {
+            return self
+                .wipe(proof.actor(), ctx, &kind, devices, command, push)
+                .await;
         }
         self.queue_and_record(proof.actor(), ctx, request_type, devices, command, push)
             .await
-    }
-
-    /// An administrator's EraseDevice: queued at once while it is for at
-    /// most `erase_approval_threshold` devices and fits in the erase budget
-    /// every administrator shares (`erase_budget_per_day`, decided
-    /// atomically across servers: one person with several accounts, or
-    /// one account on several servers, gets no more); otherwise it waits
-    /// for a second administrator.
-    async fn erase(
-        &self,
-        actor: &Actor,
-        ctx: &ClientContext,
-        devices: &[String],
-        command: &serde_json::Value,
-        push: bool,
-    ) -> CoreResult<Enqueued> {
-        let reason = if devices.len() > self.config.erase_approval_threshold {
-            None
-        } else {
-            let budget = QueueBudget {
-                name: "erase",
-                window: time::Duration::hours(24),
-                at_most: self.config.erase_budget_per_day,
-            };
-            let (rows, queued) = self.build_commands(devices, command).await?;
-            match self
-                .ports
-                .device
-                .enqueue_within(&rows, budget, self.clock.now())
-                .await?
-            {
-                None => {
-                    self.after_queueing("EraseDevice", &queued, push);
-                    self.record_queued(actor, ctx, "EraseDevice", queued.len())
-                        .await?;
-                    return Ok(Enqueued::Queued(queued));
-                }
-                Some(spent) => Some(format!(
-                    "{spent} erases were queued without a second administrator in the last 24 hours (at most {})",
-                    self.config.erase_budget_per_day
-                )),
-            }
-        };
-        // Checked now, carried out when a second administrator approves.
-        mamori_protocol::schema::validate_command(command)
-            .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
-        let keys = self.enrolled_keys(devices).await?;
-        let n = keys.len();
-        let mut why = format!("EraseDevice for {n} devices");
-        if let Some(reason) = reason {
-            tracing::warn!(
-                devices = n,
-                "erase budget spent: the erase waits for approval"
-            );
-            why = format!("{why}: {reason}");
-        }
-        let approval = self
-            .request_approval(
-                actor,
-                ctx,
-                crate::admin::approvals::Dangerous::EraseDevices {
-                    devices: keys,
-                    command: command.clone(),
-                },
-                &why,
-            )
-            .await?;
-        Ok(Enqueued::AwaitingApproval(Box::new(approval)))
     }
 
     async fn queue_and_record(
@@ -262,7 +196,7 @@ impl Services {
         Ok(Enqueued::Queued(queued))
     }
 
-    async fn record_queued(
+    pub(super) async fn record_queued(
         &self,
         actor: &Actor,
         ctx: &ClientContext,
@@ -297,7 +231,7 @@ impl Services {
         Ok(queued)
     }
 
-    fn after_queueing(&self, request_type: &str, queued: &[Queued], push: bool) {
+    pub(super) fn after_queueing(&self, request_type: &str, queued: &[Queued], push: bool) {
         tracing::info!(request_type, devices = queued.len(), push, "command queued");
         if push {
             self.push_devices(queued.iter().map(|q| q.udid.clone()).collect());
@@ -305,7 +239,7 @@ impl Services {
     }
 
     /// One sealed command per device, checked against Apple's schema.
-    async fn build_commands(
+    pub(super) async fn build_commands(
         &self,
         devices: &[String],
         command: &serde_json::Value,
@@ -393,7 +327,7 @@ impl Services {
         });
     }
 
-    async fn enrolled_keys(&self, devices: &[String]) -> CoreResult<Vec<DeviceKey>> {
+    pub(super) async fn enrolled_keys(&self, devices: &[String]) -> CoreResult<Vec<DeviceKey>> {
         let mut keys = Vec::with_capacity(devices.len());
         let mut seen = std::collections::HashSet::with_capacity(devices.len());
         for raw in devices {

@@ -16,6 +16,7 @@ pub mod readiness;
 pub mod reenroll;
 pub mod retire;
 pub mod scep;
+pub mod wipe;
 
 use crate::{CoreResult, Services};
 use mamori_domain::{CommandState, CommandUuid, DeviceKey};

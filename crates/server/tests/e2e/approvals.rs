@@ -139,6 +139,70 @@ async fn erases_one_at_a_time_share_one_budget_across_accounts() {
     assert_eq!(handled[0].request_type, "EraseDevice");
 }
 
+/// Deleting users wipes their data like an erase: it spends the same
+/// budget, and for more devices than the threshold, or past the budget,
+/// it waits for a second administrator, who carries out the command as
+/// asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_users_counts_as_wiping() {
+    let app = crate::common::spawn_with(|c| c.erase_budget_per_day = 2).await;
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(
+            app.enrolled(DeviceKind::IPhone, SimOptions::default())
+                .await,
+        );
+    }
+    let udids: Vec<String> = devices.iter().map(|d| d.info().udid.clone()).collect();
+    let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
+    let delete_all = json!({"RequestType": "DeleteUser", "DeleteAllUsers": true});
+    // Two devices in one request: over the threshold of 1.
+    let (st, body) = dana
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": [udids[0], udids[1]], "command": delete_all}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["approval"]["action"], "delete_users");
+    // One at a time: an erase and a user deletion spend one budget.
+    let (st, body) = dana
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": [udids[0]], "command": {"RequestType": "EraseDevice"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = dana
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": [udids[1]], "command": delete_all}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = dana
+        .post(
+            "/api/v1/commands?push=false",
+            json!({"devices": [udids[2]], "command": delete_all}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["approval"]["action"], "delete_users");
+    let id = body["approval"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        devices[2].connect_idle().await.unwrap().is_none(),
+        "nothing queued"
+    );
+    let (mut eri, _, _) = onboard_totp(&app, "eri", Role::DeviceAdmin).await;
+    let (st, done) = eri
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let handled = devices[2].run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1);
+    assert_eq!(handled[0].request_type, "DeleteUser");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granting_the_owner_role_needs_a_second_owner() {
     let app = spawn_app().await;

@@ -3,7 +3,9 @@
 -- reads the end afresh (a function's statements each see what committed
 -- before them) and inserts the records only if the chain still ends at
 -- (end_seq, end_hash). False, and nothing written, otherwise: the caller
--- then appends the usual way (lock, read the end, link, insert).
+-- then appends the usual way (lock, read the end, link, insert). Its
+-- names resolve in Mamori's schema only, and only its owner (the role the
+-- servers connect as) may call it.
 CREATE FUNCTION mamori_append_audit(
     lock_key   BIGINT,
     end_seq    BIGINT,
@@ -39,3 +41,14 @@ BEGIN
     RETURN TRUE;
 END;
 $$;
+DO $$
+BEGIN
+    EXECUTE format(
+        'ALTER FUNCTION mamori_append_audit(BIGINT, BIGINT, BYTEA, BIGINT[], BIGINT[], '
+        'TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BYTEA[], BYTEA[]) '
+        'SET search_path = %I, pg_temp',
+        current_schema());
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION mamori_append_audit(BIGINT, BIGINT, BYTEA, BIGINT[], BIGINT[],
+    TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BYTEA[], BYTEA[]) FROM PUBLIC;

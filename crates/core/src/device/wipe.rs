@@ -1,0 +1,148 @@
+//! Commands that wipe what people stored (`EraseDevice`, `DeleteUser`):
+//! one administrator sends them alone only for a few devices at a time and
+//! within a budget every administrator shares; anything more waits for a
+//! second administrator, who carries it out on approval.
+
+use super::commands::Enqueued;
+use crate::access::{Actor, AdminActor, ClientContext};
+use crate::admin::approvals::{ApprovalExecutor, Dangerous};
+use crate::{CoreError, CoreResult, Services};
+use mamori_domain::{Approval, AuditAction, DeviceKey, Outcome};
+use mamori_ports::QueueBudget;
+use mamori_protocol::command::RequestType;
+
+/// The budget's name in the store: erases and user deletions count
+/// together.
+const BUDGET: &str = "erase";
+
+/// The budget's window.
+const WINDOW: time::Duration = time::Duration::hours(24);
+
+impl Services {
+    /// An administrator's wiping command: queued at once while it is for
+    /// at most `erase_approval_threshold` devices and fits in the budget
+    /// every administrator shares (`erase_budget_per_day`, decided
+    /// atomically across servers: one person with several accounts, or one
+    /// account on several servers, gets no more); otherwise it waits for a
+    /// second administrator.
+    pub(super) async fn wipe(
+        &self,
+        actor: &Actor,
+        ctx: &ClientContext,
+        kind: &RequestType,
+        devices: &[String],
+        command: &serde_json::Value,
+        push: bool,
+    ) -> CoreResult<Enqueued> {
+        let name = kind.as_str();
+        let reason = if devices.len() > self.config.erase_approval_threshold {
+            None
+        } else {
+            let budget = QueueBudget {
+                name: BUDGET,
+                window: WINDOW,
+                at_most: self.config.erase_budget_per_day,
+            };
+            let (rows, queued) = self.build_commands(devices, command).await?;
+            match self
+                .ports
+                .device
+                .enqueue_within(&rows, budget, self.clock.now())
+                .await?
+            {
+                None => {
+                    self.after_queueing(name, &queued, push);
+                    self.record_queued(actor, ctx, name, queued.len()).await?;
+                    return Ok(Enqueued::Queued(queued));
+                }
+                Some(spent) => Some(format!(
+                    "{spent} erases or user deletions were queued without a second administrator in the last 24 hours (at most {})",
+                    self.config.erase_budget_per_day
+                )),
+            }
+        };
+        // Checked now, carried out when a second administrator approves.
+        mamori_protocol::schema::validate_command(command)
+            .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
+        let keys = self.enrolled_keys(devices).await?;
+        let n = keys.len();
+        let mut why = format!("{name} for {n} devices");
+        if let Some(reason) = reason {
+            tracing::warn!(
+                request_type = name,
+                devices = n,
+                "wipe budget spent: the command waits for approval"
+            );
+            why = format!("{why}: {reason}");
+        }
+        let what = match kind {
+            RequestType::EraseDevice => Dangerous::EraseDevices {
+                devices: keys,
+                command: command.clone(),
+            },
+            _ => Dangerous::DeleteUsers {
+                devices: keys,
+                command: command.clone(),
+            },
+        };
+        let approval = self.request_approval(actor, ctx, what, &why).await?;
+        Ok(Enqueued::AwaitingApproval(Box::new(approval)))
+    }
+}
+
+/// Carries out an approved `delete_users` request: the DeleteUser command
+/// as asked, queued for each device still enrolled.
+pub(crate) struct DeleteUsersOnApproval;
+
+#[async_trait::async_trait]
+impl ApprovalExecutor for DeleteUsersOnApproval {
+    fn action(&self) -> &'static str {
+        "delete_users"
+    }
+
+    async fn carry_out(
+        &self,
+        services: &Services,
+        actor: &AdminActor,
+        ctx: &ClientContext,
+        a: &Approval,
+    ) -> CoreResult<Vec<(DeviceKey, String)>> {
+        let command = match a.params.get("command") {
+            Some(c) if c.get("RequestType").and_then(|t| t.as_str()) == Some("DeleteUser") => {
+                c.clone()
+            }
+            _ => {
+                return Err(CoreError::Internal(
+                    "an approved delete_users request without its DeleteUser command".into(),
+                ))
+            }
+        };
+        let mut devices = Vec::new();
+        for device in &a.devices {
+            if services.is_enrolled(device).await? {
+                devices.push(device.to_string());
+            }
+        }
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = services.queue_command(&devices, &command, true).await?;
+        services
+            .audit(
+                services
+                    .audit_record(
+                        &actor.label(),
+                        ctx,
+                        AuditAction::CommandQueue,
+                        Outcome::Success,
+                    )
+                    .target("DeleteUser")
+                    .detail(format!("devices={} approval={}", queued.len(), a.id)),
+            )
+            .await?;
+        Ok(queued
+            .into_iter()
+            .map(|q| (q.udid, q.command_uuid.to_string()))
+            .collect())
+    }
+}
