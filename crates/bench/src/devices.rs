@@ -242,8 +242,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let (row, devices) = enroll(&fleet, devices).await?;
     rows.push(row);
+    pause(args.pause).await;
     let (command_rows, devices) = command_round_trip(&fleet, devices).await?;
     rows.extend(command_rows);
+    pause(args.pause).await;
     rows.push(idle_polls(&fleet, devices, args.idle_polls as usize).await?);
     let final_memory = servers
         .iter()
@@ -384,6 +386,14 @@ async fn command_round_trip(
         )
     };
     Ok((vec![enqueue_row, rt_row, both], devices))
+}
+
+/// `--pause`: waits between phases (not counted in any phase).
+async fn pause(seconds: u64) {
+    if seconds > 0 {
+        eprintln!("pausing {seconds} s...");
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+    }
 }
 
 /// 4. Idle polls: the server has nothing for them.

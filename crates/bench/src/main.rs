@@ -96,6 +96,13 @@ struct Args {
     #[arg(long, value_name = "K", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     idle_polls: u32,
+    /// Wait this long before the round trip and before the idle polls, so
+    /// that each device's previous request is that long ago, as in a fleet
+    /// whose devices check in minutes apart (past the 30 s of the identity
+    /// cache and the 60 s between last-seen writes)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pause: u64,
     /// Keep the server's data directory and log in DIR (must be empty or
     /// absent) instead of a temporary directory that is removed at the end
     #[arg(long, value_name = "DIR")]

@@ -251,7 +251,8 @@ pub trait CopyWriter: Send {
     ) -> StoreResult<u64>;
 
     /// Makes the copy durable, after setting every counter the backend
-    /// numbers rows with past the copied numbers.
+    /// numbers rows with past the copied numbers; then readies it to be
+    /// served (PostgreSQL: statistics gathered, pages marked visible).
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -264,6 +264,17 @@ impl CopyWriter for PgCopy {
         };
         self.checked(r)?;
         self.committed = true;
+        // A bulk load leaves the planner without statistics and every page
+        // not yet marked all-visible, so scans that should read an index
+        // alone fetch each row from the table until autovacuum gets there
+        // (the whole-year breach scope took half as long again, or more).
+        // Done now, before the first server starts.
+        // The copy is in; if this fails, autovacuum does it later.
+        if let Ok(c) = self.client() {
+            if let Err(e) = c.batch_execute("VACUUM (ANALYZE)").await {
+                tracing::warn!(cause = %db(e), "VACUUM ANALYZE after the copy failed; autovacuum will do it");
+            }
+        }
         Ok(())
     }
 }
