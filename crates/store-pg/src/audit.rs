@@ -249,6 +249,21 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// Folds a batch of the access scan's rows into `into`.
+fn add_accesses(into: &mut ScopeBuilder, rows: &[Row]) -> StoreResult<()> {
+    for r in rows {
+        into.add(Access {
+            seq: pos(r, 0)?,
+            at: from_ts(pos(r, 1)?)?,
+            actor: pos::<Option<&str>>(r, 2)?.unwrap_or_default(),
+            target: pos(r, 3)?,
+            detail: pos(r, 4)?,
+            source: pos(r, 5)?,
+        });
+    }
+    Ok(())
+}
+
 impl PgStore {
     /// Keeps the end `records` left the chain at, for the next append.
     fn remember_end(&self, records: &[ChainedRecord]) {
@@ -531,21 +546,20 @@ impl AuditStore for PgStore {
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![action, &from, &to];
             params.extend(extra.iter().map(|e| e as &(dyn ToSql + Sync)));
             let portal = tx.bind(&stmt, &params).await.map_err(db)?;
+            let mut rows = tx.query_portal(&portal, SCAN_BATCH).await.map_err(db)?;
             loop {
-                let rows = tx.query_portal(&portal, SCAN_BATCH).await.map_err(db)?;
-                for r in &rows {
-                    into.add(Access {
-                        seq: pos(r, 0)?,
-                        at: from_ts(pos(r, 1)?)?,
-                        actor: pos::<Option<&str>>(r, 2)?.unwrap_or_default(),
-                        target: pos(r, 3)?,
-                        detail: pos(r, 4)?,
-                        source: pos(r, 5)?,
-                    });
-                }
                 if rows.len() < SCAN_BATCH as usize {
+                    add_accesses(&mut into, &rows)?;
                     break;
                 }
+                // The next batch is asked for first (the request goes out
+                // when `join!` polls it), so PostgreSQL reads it while this
+                // one is folded in: at most two batches held.
+                let (next, added) = futures::join!(tx.query_portal(&portal, SCAN_BATCH), async {
+                    add_accesses(&mut into, &rows)
+                });
+                added?;
+                rows = next.map_err(db)?;
             }
         }
         tx.commit().await.map_err(db)?;

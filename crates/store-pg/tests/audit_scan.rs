@@ -99,5 +99,18 @@ async fn an_empty_window_reads_a_few_pages_of_a_long_log() {
         .unwrap()
         .finish(at(day), at(day + 86_400), None);
     assert!(scope.people_affected > 300, "{}", scope.people_affected);
+    // The whole year, fifteen batches of the scan: every read counted.
+    let scope = store
+        .scan_audit_access(
+            PERSONAL_DATA_ACTIONS,
+            at(start),
+            at(end + 1),
+            &AccessFilter::default(),
+            ScopeBuilder::default(),
+        )
+        .await
+        .unwrap()
+        .finish(at(start), at(end + 1), None);
+    assert_eq!(scope.people_affected, RECORDS as usize / 2);
     store.close();
 }
