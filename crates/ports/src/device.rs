@@ -284,14 +284,19 @@ pub trait QueueStore: Send + Sync {
     /// Queues commands (all or nothing).
     async fn enqueue(&self, commands: &[NewCommand], now: OffsetDateTime) -> StoreResult<()>;
     /// Queues commands (all or nothing) if they fit in `budget` beside
-    /// what it spent within its window before `now`, and spends it: `None`.
-    /// When they do not fit, nothing is queued or spent: `Some(spent)`,
-    /// the commands already in the window. Judged and spent atomically
-    /// across every server, so requests at once cannot together overspend.
+    /// what it spent within its window before `now`, spends it and appends
+    /// `audit` (linked onto the chain's end by `linker`, as
+    /// [`crate::AuditStore::append_audit`] does), all in one transaction:
+    /// `None`. When they do not fit, nothing is queued, spent or recorded:
+    /// `Some(spent)`, the commands already in the window. Judged and spent
+    /// atomically across every server, so requests at once cannot together
+    /// overspend.
     async fn enqueue_within(
         &self,
         commands: &[NewCommand],
         budget: QueueBudget<'_>,
+        audit: &mamori_domain::AuditEvent,
+        linker: &dyn crate::ChainLinker,
         now: OffsetDateTime,
     ) -> StoreResult<Option<u64>>;
     /// Marks the oldest eligible command Delivered and returns it. NotNow

@@ -18,9 +18,10 @@
 use crate::{col, db, exec, from_ts, json_col, lock, query_all, query_opt, ts, Area, PgStore};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
+use mamori_domain::{AuditEvent, CommandRecord, CommandState, CommandUuid, DeviceKey};
 use mamori_ports::{
-    DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError, StoreResult,
+    ChainLinker, DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError,
+    StoreResult,
 };
 use time::OffsetDateTime;
 
@@ -73,6 +74,8 @@ impl QueueStore for PgStore {
         &self,
         commands: &[NewCommand],
         budget: QueueBudget<'_>,
+        audit: &AuditEvent,
+        linker: &dyn ChainLinker,
         now: OffsetDateTime,
     ) -> StoreResult<Option<u64>> {
         let mut c = self.conn().await?;
@@ -111,6 +114,8 @@ impl QueueStore for PgStore {
             &[&budget.name, &uuids, &ts(now)],
         )
         .await?;
+        // `Area::Audit` comes after `Area::Queue` in the locking order.
+        crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker).await?;
         tx.commit().await.map_err(db)?;
         Ok(None)
     }

@@ -2,9 +2,10 @@
 
 use crate::{col, db, exec, from_ts, json_col, query_opt, ts, SqliteStore};
 use async_trait::async_trait;
-use mamori_domain::{CommandRecord, CommandState, CommandUuid, DeviceKey};
+use mamori_domain::{AuditEvent, CommandRecord, CommandState, CommandUuid, DeviceKey};
 use mamori_ports::{
-    DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError, StoreResult,
+    ChainLinker, DeliveredCommand, NewCommand, QueueBudget, QueueStore, ResultOutcome, StoreError,
+    StoreResult,
 };
 use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
@@ -54,13 +55,15 @@ impl QueueStore for SqliteStore {
         &self,
         commands: &[NewCommand],
         budget: QueueBudget<'_>,
+        audit: &AuditEvent,
+        linker: &dyn ChainLinker,
         now: OffsetDateTime,
     ) -> StoreResult<Option<u64>> {
-        let commands = commands.to_vec();
-        let name = budget.name.to_owned();
+        let name = budget.name;
         let (window, at_most) = (budget.window, budget.at_most);
-        // One writer: judged and spent in one transaction.
-        self.write_blocking(move |c| {
+        // One writer: judged and spent in one transaction (within the
+        // per-request threshold: a few commands, written inline).
+        self.write(|c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
@@ -83,18 +86,19 @@ impl QueueStore for SqliteStore {
             if spent.saturating_add(more) > at_most {
                 return Ok(Some(spent));
             }
-            insert_commands(&tx, &commands, now)?;
+            insert_commands(&tx, commands, now)?;
             {
                 let mut stmt = tx
                     .prepare_cached(
                         "INSERT INTO queue_budget (name, command_uuid, at) VALUES (?, ?, ?)",
                     )
                     .map_err(db)?;
-                for cmd in &commands {
+                for cmd in commands {
                     stmt.execute(params![name, cmd.command_uuid.as_str(), ts(now)])
                         .map_err(db)?;
                 }
             }
+            crate::audit::append_linked(&tx, std::slice::from_ref(audit), linker)?;
             tx.commit().map_err(db)?;
             Ok(None)
         })

@@ -11,6 +11,28 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 mod backends;
+mod linker;
+
+/// `enqueue_within`, with the audit record an erase writes.
+async fn within(
+    s: &dyn Store,
+    commands: &[NewCommand],
+    budget: QueueBudget<'_>,
+    now: OffsetDateTime,
+) -> mamori_ports::StoreResult<Option<u64>> {
+    let event = mamori_domain::AuditEvent {
+        at: now,
+        actor: "admin:dana".into(),
+        source: None,
+        action: "command.queue".into(),
+        target: Some("EraseDevice".into()),
+        outcome: "success".into(),
+        request_id: None,
+        detail: Some(format!("devices={}", commands.len())),
+    };
+    s.enqueue_within(commands, budget, &event, &linker::Linker::default(), now)
+        .await
+}
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -60,7 +82,7 @@ async fn commands_past_the_budget_are_refused_whole_and_nothing_spent(b: Backend
     let (s, _d) = b.open().await;
     let d = enroll(&*s, 6).await;
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[0]), erase_of(&d[1])], erase(3), t0())
+        within(&*s, &[erase_of(&d[0]), erase_of(&d[1])], erase(3), t0())
             .await
             .unwrap(),
         None
@@ -68,7 +90,7 @@ async fn commands_past_the_budget_are_refused_whole_and_nothing_spent(b: Backend
     // Two more would make 4: neither is queued, nothing is spent.
     let late = t0() + Duration::hours(1);
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[2]), erase_of(&d[3])], erase(3), late)
+        within(&*s, &[erase_of(&d[2]), erase_of(&d[3])], erase(3), late)
             .await
             .unwrap(),
         Some(2)
@@ -76,14 +98,14 @@ async fn commands_past_the_budget_are_refused_whole_and_nothing_spent(b: Backend
     assert_eq!(queued(&*s, &d[2]).await + queued(&*s, &d[3]).await, 0);
     // Exactly the budget is allowed, and then it is spent.
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[2])], erase(3), late)
+        within(&*s, &[erase_of(&d[2])], erase(3), late)
             .await
             .unwrap(),
         None
     );
     assert_eq!(queued(&*s, &d[2]).await, 1);
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[3])], erase(3), late)
+        within(&*s, &[erase_of(&d[3])], erase(3), late)
             .await
             .unwrap(),
         Some(3)
@@ -94,15 +116,17 @@ async fn commands_past_the_budget_are_refused_whole_and_nothing_spent(b: Backend
         ..erase(3)
     };
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[3])], other, late)
-            .await
-            .unwrap(),
+        within(&*s, &[erase_of(&d[3])], other, late).await.unwrap(),
         None
     );
+    // One record for each request queued (three so far), none for those
+    // refused.
+    assert_eq!(_d.raw_i64("SELECT COUNT(*) FROM audit_log"), 3);
     // A window after the first two, they no longer count; the third does.
     let next_day = t0() + Duration::hours(24);
     assert_eq!(
-        s.enqueue_within(
+        within(
+            &*s,
             &[erase_of(&d[4]), erase_of(&d[5]), erase_of(&d[5])],
             erase(3),
             next_day
@@ -112,7 +136,7 @@ async fn commands_past_the_budget_are_refused_whole_and_nothing_spent(b: Backend
         Some(1)
     );
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[4]), erase_of(&d[5])], erase(3), next_day)
+        within(&*s, &[erase_of(&d[4]), erase_of(&d[5])], erase(3), next_day)
             .await
             .unwrap(),
         None
@@ -125,14 +149,14 @@ async fn a_spent_budget_outlives_its_commands(b: Backend) {
     let (s, db) = b.open().await;
     let d = enroll(&*s, 2).await;
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[0])], erase(1), t0())
+        within(&*s, &[erase_of(&d[0])], erase(1), t0())
             .await
             .unwrap(),
         None
     );
     db.raw("DELETE FROM commands").unwrap();
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[1])], erase(1), t0())
+        within(&*s, &[erase_of(&d[1])], erase(1), t0())
             .await
             .unwrap(),
         Some(1)
@@ -147,7 +171,7 @@ async fn a_server_ahead_of_time_takes_nothing_away(b: Backend) {
     let d = enroll(&*s, 4).await;
     for device in &d[..2] {
         assert_eq!(
-            s.enqueue_within(&[erase_of(device)], erase(3), t0())
+            within(&*s, &[erase_of(device)], erase(3), t0())
                 .await
                 .unwrap(),
             None
@@ -155,14 +179,13 @@ async fn a_server_ahead_of_time_takes_nothing_away(b: Backend) {
     }
     let tomorrow = t0() + Duration::hours(25);
     assert_eq!(
-        ahead
-            .enqueue_within(&[erase_of(&d[2])], erase(3), tomorrow)
+        within(&*ahead, &[erase_of(&d[2])], erase(3), tomorrow)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        s.enqueue_within(&[erase_of(&d[3])], erase(3), t0() + Duration::hours(1))
+        within(&*s, &[erase_of(&d[3])], erase(3), t0() + Duration::hours(1))
             .await
             .unwrap(),
         Some(3)
@@ -186,8 +209,7 @@ async fn servers_at_once_never_overspend_a_budget(b: Backend) {
         let mine = devices[i * 8..(i + 1) * 8].to_vec();
         tasks.push(tokio::spawn(async move {
             for device in &mine {
-                let verdict = h
-                    .enqueue_within(&[erase_of(device)], erase(10), t0())
+                let verdict = within(&*h, &[erase_of(device)], erase(10), t0())
                     .await
                     .unwrap();
                 if verdict.is_none() {

@@ -196,7 +196,7 @@ impl Services {
         Ok(Enqueued::Queued(queued))
     }
 
-    pub(super) async fn record_queued(
+    async fn record_queued(
         &self,
         actor: &Actor,
         ctx: &ClientContext,

@@ -44,15 +44,28 @@ impl Services {
                 at_most: self.config.erase_budget_per_day,
             };
             let (rows, queued) = self.build_commands(devices, command).await?;
+            // Recorded in the transaction that queues and spends: a wipe
+            // is never queued without its record (a dropped request, a
+            // failed append).
+            let event = self
+                .audit_record(
+                    &actor.label(),
+                    ctx,
+                    AuditAction::CommandQueue,
+                    Outcome::Success,
+                )
+                .target(name)
+                .detail(format!("devices={}", queued.len()))
+                .event();
+            let store = &*self.ports.device;
+            let now = self.clock.now();
             match self
-                .ports
-                .device
-                .enqueue_within(&rows, budget, self.clock.now())
+                .chain
+                .in_turn(|linker| store.enqueue_within(&rows, budget, &event, linker, now))
                 .await?
             {
                 None => {
                     self.after_queueing(name, &queued, push);
-                    self.record_queued(actor, ctx, name, queued.len()).await?;
                     return Ok(Enqueued::Queued(queued));
                 }
                 Some(spent) => Some(format!(

@@ -137,6 +137,15 @@ async fn erases_one_at_a_time_share_one_budget_across_accounts() {
     let handled = devices[2].run_queue().await.unwrap();
     assert_eq!(handled.len(), 1);
     assert_eq!(handled[0].request_type, "EraseDevice");
+    // Each erase queued alone was recorded with it, by its account.
+    let queued: Vec<String> = app
+        .audit_records()
+        .await
+        .iter()
+        .filter(|r| r["action"] == "command.queue" && r["target"] == "EraseDevice")
+        .map(|r| r["actor"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queued[..2], ["admin:dana", "admin:dana2"], "{queued:?}");
 }
 
 /// Deleting users wipes their data like an erase: it spends the same
