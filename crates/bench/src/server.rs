@@ -90,22 +90,6 @@ fn client_builder_trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::ClientBuild
         .timeout(Duration::from_secs(600)))
 }
 
-/// Copies the files of a data directory (not its lock) into a new private
-/// directory.
-fn copy_data_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() && entry.file_name() != "mamori.lock" {
-            std::fs::copy(entry.path(), to.join(entry.file_name()))
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// The last `max` bytes of the server log, for error messages.
 pub fn log_tail(path: &Path, max: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -184,7 +168,8 @@ impl Server {
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
         let data_dir = work_dir.join(format!("data-{k}"));
-        copy_data_dir(&first.data_dir, &data_dir)?;
+        mamori_testkit::datadir::copy_data_dir(&first.data_dir, &data_dir, "mamori.lock")
+            .with_context(|| format!("cannot copy the data directory to {}", data_dir.display()))?;
         let log_path = work_dir.join(format!("server-{k}.log"));
         let mut server = Self::launch(server_bin, &data_dir, &log_path, extra_args).await?;
         server.token = first.token.clone();

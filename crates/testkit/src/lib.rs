@@ -7,5 +7,6 @@
 #![allow(clippy::expect_used)]
 
 pub mod apns;
+pub mod datadir;
 pub mod pg;
 pub mod sink;

@@ -258,18 +258,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 /// server's lock: another server on the same database gets the same keys,
 /// as an operator gives it.
 pub fn copy_keys(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    for f in std::fs::read_dir(from).unwrap() {
-        let f = f.unwrap();
-        if f.file_type().unwrap().is_file() && f.file_name() != app::LOCK_FILE {
-            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
-        }
-    }
+    mamori_testkit::datadir::copy_data_dir(from, to, app::LOCK_FILE).unwrap();
 }
 
 /// A server on a fresh PostgreSQL database, and its configuration (to
