@@ -200,21 +200,10 @@ impl<'a> Columns<'a> {
                  $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
                  $13::BYTEA[], $14::BYTEA[]) AS done",
             &[
-                &lock_key,
-                &end.seq,
-                &end.hash,
-                &self.seq,
-                &self.at,
-                &self.actor,
-                &self.source,
-                &self.action,
-                &self.target,
-                &self.outcome,
-                &self.request_id,
-                &self.detail,
-                &self.prev_hash,
-                &self.hash,
-            ],
+                &[&lock_key as &(dyn ToSql + Sync), &end.seq, &end.hash][..],
+                &self.values(),
+            ]
+            .concat(),
         )
         .await?;
         match row {
@@ -230,22 +219,28 @@ impl<'a> Columns<'a> {
                 (seq, at, actor, source, action, target, outcome, request_id, detail, prev_hash, hash)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
                  $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BYTEA[], $11::BYTEA[])",
-            &[
-                &self.seq,
-                &self.at,
-                &self.actor,
-                &self.source,
-                &self.action,
-                &self.target,
-                &self.outcome,
-                &self.request_id,
-                &self.detail,
-                &self.prev_hash,
-                &self.hash,
-            ],
+            &self.values(),
         )
         .await?;
         Ok(())
+    }
+
+    /// The columns, in the order of `audit_log`'s (and of
+    /// `mamori_append_audit`'s arrays).
+    fn values(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.seq,
+            &self.at,
+            &self.actor,
+            &self.source,
+            &self.action,
+            &self.target,
+            &self.outcome,
+            &self.request_id,
+            &self.detail,
+            &self.prev_hash,
+            &self.hash,
+        ]
     }
 }
 

@@ -35,14 +35,20 @@ impl Services {
         push: bool,
     ) -> CoreResult<Enqueued> {
         let name = kind.as_str();
-        let reason = if devices.len() > self.config.erase_approval_threshold {
-            None
+        // The devices the request will name, and why it waits (when only
+        // the budget holds it back).
+        let (keys, reason) = if devices.len() > self.config.erase_approval_threshold {
+            // Checked now, carried out when a second administrator approves.
+            mamori_protocol::schema::validate_command(command)
+                .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
+            (self.enrolled_keys(devices).await?, None)
         } else {
             let budget = QueueBudget {
                 name: BUDGET,
                 window: WINDOW,
                 at_most: self.config.erase_budget_per_day,
             };
+            // Checks the command and the devices, for either outcome.
             let (rows, queued) = self.build_commands(devices, command).await?;
             // Recorded in the transaction that queues and spends: a wipe
             // is never queued without its record (a dropped request, a
@@ -68,16 +74,15 @@ impl Services {
                     self.after_queueing(name, &queued, push);
                     return Ok(Enqueued::Queued(queued));
                 }
-                Some(spent) => Some(format!(
-                    "{spent} erases or user deletions were queued without a second administrator in the last 24 hours (at most {})",
-                    self.config.erase_budget_per_day
-                )),
+                Some(spent) => (
+                    queued.into_iter().map(|q| q.udid).collect(),
+                    Some(format!(
+                        "{spent} erases or user deletions were queued without a second administrator in the last 24 hours (at most {})",
+                        self.config.erase_budget_per_day
+                    )),
+                ),
             }
         };
-        // Checked now, carried out when a second administrator approves.
-        mamori_protocol::schema::validate_command(command)
-            .map_err(|e| CoreError::BadRequest(format!("invalid command: {e}")))?;
-        let keys = self.enrolled_keys(devices).await?;
         let n = keys.len();
         let mut why = format!("{name} for {n} devices");
         if let Some(reason) = reason {
@@ -88,18 +93,17 @@ impl Services {
             );
             why = format!("{why}: {reason}");
         }
-        let what = match kind {
-            RequestType::EraseDevice => Dangerous::EraseDevices {
-                devices: keys,
-                command: command.clone(),
-            },
-            _ => Dangerous::DeleteUsers {
-                devices: keys,
-                command: command.clone(),
-            },
-        };
+        let what = held_back(kind, keys, command.clone());
         let approval = self.request_approval(actor, ctx, what, &why).await?;
         Ok(Enqueued::AwaitingApproval(Box::new(approval)))
+    }
+}
+
+/// What a held-back wiping command asks a second administrator for.
+fn held_back(kind: &RequestType, devices: Vec<DeviceKey>, command: serde_json::Value) -> Dangerous {
+    match kind {
+        RequestType::EraseDevice => Dangerous::EraseDevices { devices, command },
+        _ => Dangerous::DeleteUsers { devices, command },
     }
 }
 

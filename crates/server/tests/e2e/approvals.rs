@@ -5,10 +5,10 @@
 //! audited.
 
 use crate::admins::{onboard_totp, onboard_webauthn};
-use crate::common::spawn_app;
+use crate::common::{spawn_app, TestApp};
 use crate::people::{csv_of, import};
 use mamori_domain::Role;
-use mamori_sim::{DeviceKind, SimOptions};
+use mamori_sim::{DeviceKind, SimDevice, SimOptions};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,13 +84,9 @@ async fn erasing_many_devices_waits_for_a_second_administrator() {
     assert_eq!(by("approval.approve").as_deref(), Some("admin:eri"));
 }
 
-/// One erase at a time stays under the per-request threshold, so the
-/// erases queued alone share a budget over 24 hours, counted for every
-/// account together: a second account (the same person's or not) gets no
-/// more, and past the budget an erase of one device waits for a second
-/// administrator like a bulk erase.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erases_one_at_a_time_share_one_budget_across_accounts() {
+/// A server whose administrators may wipe 2 devices a day alone, and
+/// three enrolled iPhones with their UDIDs.
+async fn three_iphones_and_a_budget_of_two() -> (TestApp, Vec<SimDevice>, Vec<String>) {
     let app = crate::common::spawn_with(|c| c.erase_budget_per_day = 2).await;
     let mut devices = Vec::new();
     for _ in 0..3 {
@@ -99,7 +95,36 @@ async fn erases_one_at_a_time_share_one_budget_across_accounts() {
                 .await,
         );
     }
-    let udids: Vec<String> = devices.iter().map(|d| d.info().udid.clone()).collect();
+    let udids = devices.iter().map(|d| d.info().udid.clone()).collect();
+    (app, devices, udids)
+}
+
+/// A second device administrator approves request `id`; `device` then
+/// receives exactly the `request_type` it held back.
+async fn approved_and_received(
+    app: &TestApp,
+    id: &str,
+    device: &mut SimDevice,
+    request_type: &str,
+) {
+    let (mut eri, _, _) = onboard_totp(app, "eri", Role::DeviceAdmin).await;
+    let (st, done) = eri
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let handled = device.run_queue().await.unwrap();
+    assert_eq!(handled.len(), 1);
+    assert_eq!(handled[0].request_type, request_type);
+}
+
+/// One erase at a time stays under the per-request threshold, so the
+/// erases queued alone share a budget over 24 hours, counted for every
+/// account together: a second account (the same person's or not) gets no
+/// more, and past the budget an erase of one device waits for a second
+/// administrator like a bulk erase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erases_one_at_a_time_share_one_budget_across_accounts() {
+    let (app, mut devices, udids) = three_iphones_and_a_budget_of_two().await;
     let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
     let (mut dana2, _, _) = onboard_totp(&app, "dana2", Role::DeviceAdmin).await;
     let erase = |udid: &str| json!({"devices": [udid], "command": {"RequestType": "EraseDevice"}});
@@ -129,14 +154,7 @@ async fn erases_one_at_a_time_share_one_budget_across_accounts() {
         .await;
     assert_eq!(st, 202, "{again}");
     // A second administrator approves: the erase goes out.
-    let (mut eri, _, _) = onboard_totp(&app, "eri", Role::DeviceAdmin).await;
-    let (st, done) = eri
-        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
-        .await;
-    assert_eq!(st, 200, "{done}");
-    let handled = devices[2].run_queue().await.unwrap();
-    assert_eq!(handled.len(), 1);
-    assert_eq!(handled[0].request_type, "EraseDevice");
+    approved_and_received(&app, &id, &mut devices[2], "EraseDevice").await;
     // Each erase queued alone was recorded with it, by its account.
     let queued: Vec<String> = app
         .audit_records()
@@ -154,15 +172,7 @@ async fn erases_one_at_a_time_share_one_budget_across_accounts() {
 /// asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_users_counts_as_wiping() {
-    let app = crate::common::spawn_with(|c| c.erase_budget_per_day = 2).await;
-    let mut devices = Vec::new();
-    for _ in 0..3 {
-        devices.push(
-            app.enrolled(DeviceKind::IPhone, SimOptions::default())
-                .await,
-        );
-    }
-    let udids: Vec<String> = devices.iter().map(|d| d.info().udid.clone()).collect();
+    let (app, mut devices, udids) = three_iphones_and_a_budget_of_two().await;
     let (mut dana, _, _) = onboard_totp(&app, "dana", Role::DeviceAdmin).await;
     let delete_all = json!({"RequestType": "DeleteUser", "DeleteAllUsers": true});
     // Two devices in one request: over the threshold of 1.
@@ -202,14 +212,7 @@ async fn deleting_users_counts_as_wiping() {
         devices[2].connect_idle().await.unwrap().is_none(),
         "nothing queued"
     );
-    let (mut eri, _, _) = onboard_totp(&app, "eri", Role::DeviceAdmin).await;
-    let (st, done) = eri
-        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
-        .await;
-    assert_eq!(st, 200, "{done}");
-    let handled = devices[2].run_queue().await.unwrap();
-    assert_eq!(handled.len(), 1);
-    assert_eq!(handled[0].request_type, "DeleteUser");
+    approved_and_received(&app, &id, &mut devices[2], "DeleteUser").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +238,7 @@ async fn granting_the_owner_role_needs_a_second_owner() {
     assert_eq!(st, 202, "{body}");
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
     assert_eq!(body["approval"]["action"], "grant_owner");
-    let role = |app: &crate::common::TestApp| {
+    let role = |app: &TestApp| {
         let s = app.running.services.clone();
         async move {
             s.admin_named(&crate::common::operator(), "hiro")
